@@ -1,0 +1,84 @@
+//! Command-line definitions (raw arguments). Turned into a validated `Config` in main.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "otpbox",
+    version,
+    about = "Self-hosted SMS-verification and virtual-number platform"
+)]
+pub struct Cli {
+    /// Data directory (database, keys)
+    #[arg(long, global = true, env = "OTPBOX_DATA", value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Config file with `key = value` lines (see README)
+    #[arg(long, global = true, env = "OTPBOX_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the server
+    Serve(ServeArgs),
+    /// Create an administrator (already verified)
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// Manage user accounts
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Check the database's integrity; exits non-zero on any problem
+    Check,
+}
+
+#[derive(Args, Debug, Default)]
+pub struct ServeArgs {
+    /// Address to listen on
+    #[arg(long, env = "OTPBOX_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// HTTP worker threads (default: one per core, at least 2)
+    #[arg(long, env = "OTPBOX_WORKERS")]
+    pub workers: Option<usize>,
+    /// Trust X-Forwarded-For and X-Forwarded-Proto from a reverse proxy
+    #[arg(long, env = "OTPBOX_BEHIND_PROXY")]
+    pub behind_proxy: bool,
+    /// Public URL used in e-mailed links
+    #[arg(long, env = "OTPBOX_BASE_URL", value_name = "URL")]
+    pub base_url: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AdminCommand {
+    /// Create an administrator; without --password-stdin a password is generated and printed
+    Create(CreateArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCommand {
+    /// Create an account; without --password-stdin a password is generated and printed
+    Create(UserCreateArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CreateArgs {
+    #[arg(long)]
+    pub email: String,
+    /// Read the password from standard input instead of generating one
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct UserCreateArgs {
+    #[arg(long)]
+    pub email: String,
+    /// user, operator or admin
+    #[arg(long, default_value = "user")]
+    pub role: String,
+    #[arg(long)]
+    pub password_stdin: bool,
+}

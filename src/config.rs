@@ -1,0 +1,516 @@
+//! Validated settings.
+//!
+//! One declarative table ([`SETTINGS`]) names every setting with its default and help text.
+//! Values are layered: defaults < config file < `OTPBOX_*` environment < command-line flags.
+//! Every value is parsed and checked here, at start-up, with an error that names the setting;
+//! the rest of the program only ever sees a [`Config`]. Secrets are never printed.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// One row of the settings table.
+pub struct Setting {
+    pub key: &'static str,
+    pub default: &'static str,
+    pub help: &'static str,
+    pub secret: bool,
+}
+
+const fn s(key: &'static str, default: &'static str, help: &'static str) -> Setting {
+    Setting {
+        key,
+        default,
+        help,
+        secret: false,
+    }
+}
+
+const fn secret(key: &'static str, help: &'static str) -> Setting {
+    Setting {
+        key,
+        default: "",
+        help,
+        secret: true,
+    }
+}
+
+/// Every setting otpbox knows. README.md documents the same table.
+pub const SETTINGS: &[Setting] = &[
+    s(
+        "data",
+        "./data",
+        "Data directory (database, keys, backups); created with mode 0700",
+    ),
+    s("listen", "127.0.0.1:8080", "Address and port to listen on"),
+    s(
+        "workers",
+        "0",
+        "HTTP worker threads; 0 = one per CPU core (at least 2)",
+    ),
+    s(
+        "behind_proxy",
+        "false",
+        "Trust X-Forwarded-For / X-Forwarded-Proto from a reverse proxy",
+    ),
+    s(
+        "base_url",
+        "",
+        "Public URL used in e-mailed links; default http://LISTEN",
+    ),
+    s(
+        "read_timeout",
+        "15s",
+        "Idle / read timeout of a client connection",
+    ),
+    s(
+        "max_connections_body",
+        "64",
+        "Uploads (bodies over 1 KiB) read at once, off the workers",
+    ),
+    s(
+        "site_name",
+        "otpbox",
+        "Name shown in the page header and mails",
+    ),
+    s(
+        "operator_name",
+        "The otpbox operator",
+        "Who runs this install (public pages)",
+    ),
+    s(
+        "operator_contact",
+        "admin@localhost",
+        "Contact address shown on public pages",
+    ),
+    s(
+        "currency",
+        "USD",
+        "ISO 4217 code of the one currency of this install",
+    ),
+    s(
+        "min_age",
+        "18",
+        "Minimum age a person must confirm at sign-up",
+    ),
+    s(
+        "session_idle",
+        "7d",
+        "A session ends after this long without use",
+    ),
+    s(
+        "session_max",
+        "30d",
+        "A session ends this long after login, used or not",
+    ),
+    s(
+        "max_hashes",
+        "0",
+        "Password hashes computed at once; 0 = number of cores",
+    ),
+    s(
+        "login_max_failures",
+        "5",
+        "Failed logins per account before it is throttled",
+    ),
+    s(
+        "login_ip_max_failures",
+        "20",
+        "Failed logins per IP address before it is throttled",
+    ),
+    s(
+        "login_window",
+        "15m",
+        "Window in which failed logins are counted",
+    ),
+    s(
+        "smtp_host",
+        "",
+        "SMTP server; empty = mail goes to the admin outbox and the log",
+    ),
+    s(
+        "smtp_port",
+        "587",
+        "SMTP port (465 = implicit TLS, else STARTTLS when offered)",
+    ),
+    s("smtp_user", "", "SMTP user name"),
+    secret(
+        "smtp_password",
+        "SMTP password (or OTPBOX_SMTP_PASSWORD_FILE)",
+    ),
+    s(
+        "smtp_from",
+        "otpbox@localhost",
+        "From address of outgoing mail",
+    ),
+    s("smtp_tls", "auto", "auto | starttls | tls | none"),
+    s(
+        "log",
+        "info",
+        "Log filter (error, warn, info, debug or env_logger syntax)",
+    ),
+    s(
+        "demo",
+        "false",
+        "Demo mode: simulator on, demo customer seeded",
+    ),
+    s(
+        "sim_delay",
+        "5s",
+        "Simulator: delay before the SMS for an order arrives",
+    ),
+    s(
+        "early_cancel",
+        "2m",
+        "Cancelling is refused this long after a number is issued",
+    ),
+    s("activation_ttl", "20m", "Lifetime of an activation"),
+    s(
+        "sms_retention",
+        "5m",
+        "SMS bodies and codes are deleted this long after an order ends",
+    ),
+    s(
+        "max_active_activations",
+        "20",
+        "Live activations one account may hold",
+    ),
+    s(
+        "dev_clock",
+        "false",
+        "TESTS ONLY: allow moving the clock through /__dev endpoints",
+    ),
+];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SmtpTls {
+    Auto,
+    StartTls,
+    Tls,
+    None,
+}
+
+#[derive(Debug, Clone)]
+pub struct Smtp {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: String,
+    pub from: String,
+    pub tls: SmtpTls,
+}
+
+/// Settings after validation. Cloned freely; read-only after start-up.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data: PathBuf,
+    pub listen: SocketAddr,
+    pub workers: usize,
+    pub behind_proxy: bool,
+    pub base_url: String,
+    pub read_timeout: Duration,
+    pub max_body_readers: usize,
+    pub site_name: String,
+    pub operator_name: String,
+    pub operator_contact: String,
+    pub currency: String,
+    pub min_age: u32,
+    pub session_idle: u64,
+    pub session_max: u64,
+    pub max_hashes: usize,
+    pub login_max_failures: u32,
+    pub login_ip_max_failures: u32,
+    pub login_window: u64,
+    pub smtp: Option<Smtp>,
+    pub log: String,
+    pub demo: bool,
+    pub sim_delay: u64,
+    pub early_cancel: u64,
+    pub activation_ttl: u64,
+    pub sms_retention: u64,
+    pub max_active_activations: u32,
+    pub dev_clock: bool,
+}
+
+/// Raw values before parsing: setting key → text.
+#[derive(Default, Debug)]
+pub struct Layers {
+    pub file: BTreeMap<String, String>,
+    pub env: BTreeMap<String, String>,
+    pub flags: BTreeMap<String, String>,
+}
+
+impl Layers {
+    /// Reads the environment (`OTPBOX_KEY` and `OTPBOX_KEY_FILE` for secrets) and the config
+    /// file (from the `config` flag or `OTPBOX_CONFIG`).
+    pub fn gather(
+        flags: BTreeMap<String, String>,
+        config_file: Option<&Path>,
+    ) -> Result<Layers, String> {
+        let mut layers = Layers {
+            flags,
+            ..Layers::default()
+        };
+        for (name, value) in std::env::vars() {
+            let Some(rest) = name.strip_prefix("OTPBOX_") else {
+                continue;
+            };
+            let key = rest.to_ascii_lowercase();
+            if key == "config" {
+                continue;
+            }
+            if let Some(base) = key.strip_suffix("_file") {
+                if let Some(setting) = SETTINGS.iter().find(|s| s.key == base && s.secret) {
+                    let text = std::fs::read_to_string(&value)
+                        .map_err(|e| format!("OTPBOX_{}: cannot read {value}: {e}", name))?;
+                    layers
+                        .env
+                        .insert(setting.key.to_string(), text.trim_end().to_string());
+                    continue;
+                }
+            }
+            if SETTINGS.iter().any(|s| s.key == key) {
+                layers.env.insert(key, value);
+            } else {
+                log::warn!("ignoring unknown environment variable {name}");
+            }
+        }
+        if let Some(path) = config_file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("config file {}: {e}", path.display()))?;
+            layers.file = parse_config_file(&text)
+                .map_err(|e| format!("config file {}: {e}", path.display()))?;
+        }
+        Ok(layers)
+    }
+
+    fn get(&self, key: &str) -> String {
+        self.flags
+            .get(key)
+            .or_else(|| self.env.get(key))
+            .or_else(|| self.file.get(key))
+            .cloned()
+            .unwrap_or_else(|| {
+                SETTINGS
+                    .iter()
+                    .find(|s| s.key == key)
+                    .map(|s| s.default.to_string())
+                    .unwrap_or_default()
+            })
+    }
+}
+
+/// `key = value` lines; `#` starts a comment; keys are the setting names of [`SETTINGS`].
+pub fn parse_config_file(text: &str) -> Result<BTreeMap<String, String>, String> {
+    let mut out = BTreeMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (k, v) = line
+            .split_once('=')
+            .ok_or_else(|| format!("line {}: expected `key = value`", n + 1))?;
+        let key = k.trim().to_ascii_lowercase().replace('-', "_");
+        if !SETTINGS.iter().any(|s| s.key == key) {
+            return Err(format!("line {}: unknown setting `{}`", n + 1, k.trim()));
+        }
+        let v = v.trim().trim_matches('"').to_string();
+        out.insert(key, v);
+    }
+    Ok(out)
+}
+
+/// `90`, `90s`, `2m`, `1h`, `7d` → seconds.
+pub fn parse_duration(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, 's')) => (&t[..i], 1),
+        Some((i, 'm')) => (&t[..i], 60),
+        Some((i, 'h')) => (&t[..i], 3600),
+        Some((i, 'd')) => (&t[..i], 86_400),
+        Some((i, 'w')) => (&t[..i], 7 * 86_400),
+        _ => (t, 1),
+    };
+    num.trim()
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .ok_or_else(|| format!("`{text}` is not a duration (examples: 90, 90s, 2m, 1h, 7d)"))
+}
+
+fn parse_bool(text: &str) -> Result<bool, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" | "" => Ok(false),
+        _ => Err(format!("`{text}` is not true or false")),
+    }
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+}
+
+impl Config {
+    pub fn from_layers(layers: &Layers) -> Result<Config, String> {
+        let get = |k: &str| layers.get(k);
+        let named = |k: &'static str| move |e: String| format!("setting `{k}`: {e}");
+        let num = |k: &'static str| -> Result<u64, String> {
+            get(k)
+                .trim()
+                .parse::<u64>()
+                .map_err(|_| format!("setting `{k}`: `{}` is not a whole number", get(k)))
+        };
+        let dur = |k: &'static str| parse_duration(&get(k)).map_err(named(k));
+        let listen: SocketAddr = get("listen").trim().parse().map_err(|_| {
+            format!(
+                "setting `listen`: `{}` is not an address like 127.0.0.1:8080",
+                get("listen")
+            )
+        })?;
+        let workers = match num("workers")? {
+            0 => cores().max(2),
+            n => n as usize,
+        };
+        let max_hashes = match num("max_hashes")? {
+            0 => cores(),
+            n => n as usize,
+        };
+        let base_url = match get("base_url").trim().trim_end_matches('/') {
+            "" => format!("http://{listen}"),
+            u if u.starts_with("http://") || u.starts_with("https://") => u.to_string(),
+            u => {
+                return Err(format!(
+                    "setting `base_url`: `{u}` must start with http(s)://"
+                ))
+            }
+        };
+        let currency = get("currency").trim().to_ascii_uppercase();
+        if crate::domain::money::currency_numeric(&currency).is_none() {
+            return Err(format!(
+                "setting `currency`: `{currency}` is not a supported ISO 4217 code"
+            ));
+        }
+        let smtp = match get("smtp_host").trim() {
+            "" => None,
+            host => Some(Smtp {
+                host: host.to_string(),
+                port: get("smtp_port")
+                    .trim()
+                    .parse()
+                    .map_err(|_| "setting `smtp_port`: not a port number".to_string())?,
+                user: get("smtp_user"),
+                password: get("smtp_password"),
+                from: get("smtp_from"),
+                tls: match get("smtp_tls").trim() {
+                    "auto" => SmtpTls::Auto,
+                    "starttls" => SmtpTls::StartTls,
+                    "tls" => SmtpTls::Tls,
+                    "none" => SmtpTls::None,
+                    other => {
+                        return Err(format!(
+                            "setting `smtp_tls`: `{other}` is not auto, starttls, tls or none"
+                        ))
+                    }
+                },
+            }),
+        };
+        let read_timeout = dur("read_timeout")?;
+        if read_timeout == 0 {
+            return Err("setting `read_timeout`: must be at least 1s".into());
+        }
+        let cfg = Config {
+            data: PathBuf::from(get("data")),
+            listen,
+            workers,
+            behind_proxy: parse_bool(&get("behind_proxy")).map_err(named("behind_proxy"))?,
+            base_url,
+            read_timeout: Duration::from_secs(read_timeout),
+            max_body_readers: num("max_connections_body")?.max(1) as usize,
+            site_name: get("site_name"),
+            operator_name: get("operator_name"),
+            operator_contact: get("operator_contact"),
+            currency,
+            min_age: num("min_age")? as u32,
+            session_idle: dur("session_idle")?,
+            session_max: dur("session_max")?,
+            max_hashes: max_hashes.max(1),
+            login_max_failures: num("login_max_failures")?.max(1) as u32,
+            login_ip_max_failures: num("login_ip_max_failures")?.max(1) as u32,
+            login_window: dur("login_window")?,
+            smtp,
+            log: get("log"),
+            demo: parse_bool(&get("demo")).map_err(named("demo"))?,
+            sim_delay: dur("sim_delay")?,
+            early_cancel: dur("early_cancel")?,
+            activation_ttl: dur("activation_ttl")?,
+            sms_retention: dur("sms_retention")?,
+            max_active_activations: num("max_active_activations")? as u32,
+            dev_clock: parse_bool(&get("dev_clock")).map_err(named("dev_clock"))?,
+        };
+        if cfg.early_cancel >= cfg.activation_ttl {
+            return Err("setting `early_cancel` must be shorter than `activation_ttl`".into());
+        }
+        Ok(cfg)
+    }
+
+    /// A configuration with every default, rooted at `data` (tests and tools).
+    pub fn defaults_at(data: &Path) -> Config {
+        let mut layers = Layers::default();
+        layers
+            .flags
+            .insert("data".into(), data.to_string_lossy().into_owned());
+        Config::from_layers(&layers).expect("defaults are valid")
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.data.join("otpbox.sqlite3")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_accept_plain_seconds_and_units() {
+        assert_eq!(parse_duration("90"), Ok(90));
+        assert_eq!(parse_duration("90s"), Ok(90));
+        assert_eq!(parse_duration("2m"), Ok(120));
+        assert_eq!(parse_duration("1h"), Ok(3600));
+        assert_eq!(parse_duration("7d"), Ok(604_800));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("-5s").is_err());
+    }
+
+    #[test]
+    fn flags_beat_env_beat_file_beat_defaults() {
+        let mut l = Layers::default();
+        l.file.insert("listen".into(), "127.0.0.1:1".into());
+        l.file.insert("site_name".into(), "file".into());
+        l.env.insert("listen".into(), "127.0.0.1:2".into());
+        l.flags.insert("listen".into(), "127.0.0.1:3".into());
+        let c = Config::from_layers(&l).unwrap();
+        assert_eq!(c.listen.port(), 3);
+        assert_eq!(c.site_name, "file");
+        assert_eq!(c.sms_retention, 300);
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        let mut l = Layers::default();
+        l.flags.insert("sms_retention".into(), "forever".into());
+        let err = Config::from_layers(&l).unwrap_err();
+        assert!(err.contains("sms_retention"), "{err}");
+    }
+
+    #[test]
+    fn config_file_rejects_unknown_keys() {
+        assert!(parse_config_file("listen = 127.0.0.1:9\n# c\n").is_ok());
+        let err = parse_config_file("nonsense = 1").unwrap_err();
+        assert!(err.contains("unknown setting"));
+    }
+}

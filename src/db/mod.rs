@@ -1,0 +1,175 @@
+//! Opening SQLite, pragmas, migrations and the write-transaction helper.
+//!
+//! Every thread that touches the database owns its own [`Connection`] (they are `Send`, not
+//! `Sync`). Writes go through [`write`], a short `BEGIN IMMEDIATE` transaction, so a writer
+//! never fails half-way with SQLITE_BUSY after reading.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+
+use crate::domain::Error;
+
+/// Forward migrations in order; index + 1 is the schema version they produce.
+/// Version 1 is `schema.sql`. A migration is applied in one transaction with its version bump.
+const MIGRATIONS: &[&str] = &[include_str!("../../schema.sql")];
+
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Opens (creating if needed) the database in `data` and brings its schema up to date.
+/// Creates the directory with private permissions.
+pub fn open(data: &Path) -> Result<Connection, Error> {
+    ensure_private_dir(data)?;
+    let conn = connect(&data.join("otpbox.sqlite3"))?;
+    migrate(&conn)?;
+    Ok(conn)
+}
+
+/// Opens another connection to an already migrated database (one per worker thread).
+pub fn connect(path: &Path) -> Result<Connection, Error> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        log::warn!("SQLite refused WAL mode (got {mode}); concurrent access will be slower");
+    }
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    conn.set_prepared_statement_cache_capacity(128);
+    Ok(conn)
+}
+
+/// An in-memory database with the full schema (unit tests).
+pub fn memory() -> Connection {
+    let conn = Connection::open_in_memory().expect("in-memory database");
+    conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+    migrate(&conn).expect("schema applies");
+    conn
+}
+
+pub fn migrate(conn: &Connection) -> Result<(), Error> {
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if current > SCHEMA_VERSION {
+        return Err(Error::Internal(format!(
+            "database schema version {current} is newer than this otpbox ({SCHEMA_VERSION}); \
+             refusing to downgrade"
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let version = i as i64 + 1;
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        let applied = conn
+            .execute_batch(sql)
+            .and_then(|_| conn.execute_batch(&format!("PRAGMA user_version = {version}")));
+        match applied {
+            Ok(()) => conn.execute_batch("COMMIT")?,
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(Error::Internal(format!(
+                    "migration to version {version}: {e}"
+                )));
+            }
+        }
+        log::info!("database schema at version {version}");
+    }
+    Ok(())
+}
+
+/// Runs `f` in a `BEGIN IMMEDIATE` transaction; commits on `Ok`, rolls back on `Err` or panic.
+pub fn write<T>(
+    conn: &mut Connection,
+    f: impl FnOnce(&Transaction) -> Result<T, Error>,
+) -> Result<T, Error> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let value = f(&tx)?;
+    tx.commit()?;
+    Ok(value)
+}
+
+fn ensure_private_dir(dir: &Path) -> Result<(), Error> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| Error::Internal(format!("cannot create {}: {e}", dir.display())))?;
+    } else if let Ok(meta) = std::fs::metadata(dir) {
+        if meta.permissions().mode() & 0o077 != 0 {
+            let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+        }
+    }
+    Ok(())
+}
+
+/// `PRAGMA integrity_check` and `foreign_key_check`; returns the problems found.
+pub fn integrity_problems(conn: &Connection) -> Result<Vec<String>, Error> {
+    let mut problems = Vec::new();
+    let mut stmt = conn.prepare("PRAGMA integrity_check")?;
+    let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+    for row in rows {
+        let row = row?;
+        if row != "ok" {
+            problems.push(format!("integrity: {row}"));
+        }
+    }
+    let mut stmt = conn.prepare("PRAGMA foreign_key_check")?;
+    let rows = stmt.query_map([], |r| {
+        Ok(format!(
+            "foreign key: table {} row {:?} refers to missing {}",
+            r.get::<_, String>(0)?,
+            r.get::<_, Option<i64>>(1)?,
+            r.get::<_, String>(2)?
+        ))
+    })?;
+    for row in rows {
+        problems.push(row?);
+    }
+    Ok(problems)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_applies_and_records_version() {
+        let conn = memory();
+        let v: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
+        assert!(integrity_problems(&conn).unwrap().is_empty());
+    }
+
+    #[test]
+    fn newer_database_is_refused() {
+        let conn = memory();
+        conn.execute_batch("PRAGMA user_version = 999").unwrap();
+        assert!(migrate(&conn).is_err());
+    }
+
+    #[test]
+    fn write_rolls_back_on_error() {
+        let mut conn = memory();
+        let r: Result<(), Error> = write(&mut conn, |tx| {
+            tx.execute(
+                "INSERT INTO outbox (to_addr, subject, body, created_at) VALUES ('a','b','c',1)",
+                [],
+            )?;
+            Err(Error::Internal("boom".into()))
+        });
+        assert!(r.is_err());
+        let n: i64 = conn
+            .query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 0);
+    }
+}

@@ -1,0 +1,169 @@
+//! Small cryptographic helpers: random tokens, keyed hashes, constant-time comparison, and the
+//! install's secret key (created in the data directory on first start).
+
+use std::path::Path;
+
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::{Digest, Sha256};
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// The install's secret: signs links and CSRF tokens, keys the hashes of tokens and IPs.
+#[derive(Clone)]
+pub struct Keys {
+    secret: [u8; 32],
+}
+
+impl std::fmt::Debug for Keys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Keys(..)")
+    }
+}
+
+impl Keys {
+    pub fn from_bytes(secret: [u8; 32]) -> Keys {
+        Keys { secret }
+    }
+
+    /// Loads `secret.key` from the data directory, creating it (mode 0600) on first start.
+    pub fn load_or_create(data: &Path) -> std::io::Result<Keys> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = data.join("secret.key");
+        match std::fs::read(&path) {
+            Ok(bytes) if bytes.len() == 32 => {
+                let mut secret = [0u8; 32];
+                secret.copy_from_slice(&bytes);
+                Ok(Keys { secret })
+            }
+            Ok(_) => Err(std::io::Error::other(format!(
+                "{} is damaged (expected 32 bytes)",
+                path.display()
+            ))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let secret: [u8; 32] = random_bytes();
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&path)?;
+                f.write_all(&secret)?;
+                f.sync_all()?;
+                Ok(Keys { secret })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Keyed hash for storing a secret token (session, API key, link) so the database alone
+    /// cannot be used to log in.
+    pub fn token_hash(&self, token: &str) -> Vec<u8> {
+        self.mac(b"token", token.as_bytes()).to_vec()
+    }
+
+    /// Keyed hash of an IP address, as stored in logs (privacy promise: no raw IPs).
+    pub fn ip_hash(&self, ip: &str) -> String {
+        hex(&self.mac(b"ip", ip.as_bytes())[..12])
+    }
+
+    /// MAC for a purpose-separated message.
+    pub fn mac(&self, purpose: &[u8], msg: &[u8]) -> [u8; 32] {
+        let mut m = <HmacSha256 as KeyInit>::new_from_slice(&self.secret).expect("any key size");
+        m.update(purpose);
+        m.update(b"\0");
+        m.update(msg);
+        m.finalize().into_bytes().into()
+    }
+}
+
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut b = [0u8; N];
+    getrandom::fill(&mut b).expect("the operating system's random source works");
+    b
+}
+
+/// A random token of `bytes` bytes, as lowercase hex.
+pub fn random_token(bytes: usize) -> String {
+    let mut b = vec![0u8; bytes];
+    getrandom::fill(&mut b).expect("the operating system's random source works");
+    hex(&b)
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[(b >> 4) as usize] as char);
+        s.push(DIGITS[(b & 15) as usize] as char);
+    }
+    s
+}
+
+pub fn unhex(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    Sha256::digest(data).into()
+}
+
+pub fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
+    let mut m = <HmacSha256 as KeyInit>::new_from_slice(key).expect("any key size");
+    m.update(data);
+    m.finalize().into_bytes().into()
+}
+
+/// Compares two byte strings in time independent of where they differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_round_trips() {
+        assert_eq!(hex(&[0, 15, 255]), "000fff");
+        assert_eq!(unhex("000fff"), Some(vec![0, 15, 255]));
+        assert_eq!(unhex("0g"), None);
+        assert_eq!(unhex("abc"), None);
+    }
+
+    #[test]
+    fn hmac_matches_rfc4231_case_2() {
+        let mac = hmac_sha256(b"Jefe", b"what do ya want for nothing?");
+        assert_eq!(
+            hex(&mac),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn tokens_are_random_and_hashes_keyed() {
+        let a = random_token(16);
+        assert_eq!(a.len(), 32);
+        assert_ne!(a, random_token(16));
+        let k1 = Keys::from_bytes([1; 32]);
+        let k2 = Keys::from_bytes([2; 32]);
+        assert_ne!(k1.token_hash("x"), k2.token_hash("x"));
+        assert_eq!(k1.ip_hash("1.2.3.4"), k1.ip_hash("1.2.3.4"));
+        assert_ne!(k1.ip_hash("1.2.3.4"), k1.ip_hash("1.2.3.5"));
+    }
+
+    #[test]
+    fn constant_time_eq_compares() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+    }
+}

@@ -1,0 +1,58 @@
+//! Static files from `assets/`, compiled into the binary by rust-embed (read from disk in
+//! debug builds). ETag from the content hash; revalidation answers 304.
+
+use rust_embed::RustEmbed;
+
+use super::router::Router;
+use super::{Ctx, Request, Response};
+
+#[derive(RustEmbed)]
+#[folder = "assets/"]
+struct Assets;
+
+pub fn routes(r: &mut Router) {
+    r.get("/assets/{*path}", serve);
+    r.get("/favicon.ico", favicon);
+}
+
+fn favicon(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    let mut req = req.clone();
+    req.params = vec![("path".into(), "favicon.svg".into())];
+    serve(ctx, &req)
+}
+
+fn serve(_: &mut Ctx<'_>, req: &Request) -> Response {
+    let path = req.param("path").unwrap_or("");
+    let Some(file) = Assets::get(path) else {
+        return super::error_page(req, 404, "No such file.");
+    };
+    let etag = format!(
+        "\"{}\"",
+        crate::domain::crypto::hex(&file.metadata.sha256_hash()[..12])
+    );
+    if req.header("if-none-match") == Some(etag.as_str()) {
+        return Response::empty(304)
+            .with_header("ETag", &etag)
+            .with_header("Cache-Control", "public, max-age=3600");
+    }
+    let mime = file.metadata.mimetype();
+    let content_type = if mime.starts_with("text/") || mime.contains("javascript") {
+        format!("{mime}; charset=utf-8")
+    } else {
+        mime.to_string()
+    };
+    Response::new(200, &content_type, file.data.into_owned())
+        .with_header("ETag", &etag)
+        .with_header("Cache-Control", "public, max-age=3600")
+}
+
+/// URL of an asset with a content-hash query so browsers refetch it after an upgrade.
+pub fn url(path: &str) -> String {
+    match Assets::get(path) {
+        Some(f) => format!(
+            "/assets/{path}?v={}",
+            crate::domain::crypto::hex(&f.metadata.sha256_hash()[..4])
+        ),
+        None => format!("/assets/{path}"),
+    }
+}

@@ -1,0 +1,33 @@
+//! Test hooks, routed only when the `dev_clock` setting is on (never in production):
+//! move the clock forward and run every scheduled job at once.
+
+use super::router::Router;
+use super::{Ctx, Request, Response};
+
+pub fn routes(r: &mut Router) {
+    r.post("/__dev/clock", advance);
+    r.post("/__dev/jobs", run_jobs);
+}
+
+/// `POST /__dev/clock?advance=SECONDS` → the new clock time.
+fn advance(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    let secs = req
+        .query_param("advance")
+        .and_then(|s| crate::config::parse_duration(&s).ok());
+    match secs {
+        Some(s) if ctx.app.clock.advance(s as i64) => {
+            Response::json(200, &serde_json::json!({"now": ctx.now()}))
+        }
+        _ => Response::json_error(400, "invalid_request", "advance=SECONDS required"),
+    }
+}
+
+/// `POST /__dev/jobs` → runs every job now; their summaries.
+fn run_jobs(ctx: &mut Ctx<'_>, _: &Request) -> Response {
+    let results = ctx.app.jobs.run_all(ctx.app, ctx.db);
+    let out: Vec<_> = results
+        .into_iter()
+        .map(|(name, ok, msg)| serde_json::json!({"job": name, "ok": ok, "message": msg}))
+        .collect();
+    Response::json(200, &out)
+}

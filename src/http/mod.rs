@@ -1,0 +1,98 @@
+//! The only code that knows tiny_http lives in [`server`]. Everything else here works on our
+//! own [`Request`]/[`Response`] types: the router, the session and CSRF guards, and the
+//! handlers per area (public pages, account pages, admin pages, dev hooks).
+
+pub mod assets;
+pub mod auth;
+pub mod dev;
+pub mod net;
+pub mod request;
+pub mod response;
+pub mod router;
+pub mod server;
+pub mod web;
+
+use rusqlite::Connection;
+
+use crate::app::App;
+use crate::config::Config;
+pub use request::{Method, Request};
+pub use response::Response;
+use router::{Found, Router};
+
+/// What a handler gets: the shared app and this thread's database connection.
+pub struct Ctx<'a> {
+    pub app: &'a App,
+    pub db: &'a mut Connection,
+}
+
+impl Ctx<'_> {
+    pub fn now(&self) -> i64 {
+        self.app.now()
+    }
+
+    pub fn ip_hash(&self, req: &Request) -> String {
+        self.app.keys.ip_hash(&req.remote_ip.to_string())
+    }
+}
+
+/// Every route of the application, in one place.
+pub fn build_router(config: &Config) -> Router {
+    let mut r = Router::new();
+    web::routes(&mut r);
+    assets::routes(&mut r);
+    if config.dev_clock {
+        dev::routes(&mut r);
+    }
+    r
+}
+
+/// Runs the matched handler, answering 404/405 and refusing form posts without a valid CSRF
+/// token.
+pub fn route(ctx: &mut Ctx<'_>, req: &mut Request) -> Response {
+    match ctx.app.router.find(req.method, &req.path) {
+        Found::Route {
+            handler,
+            csrf,
+            params,
+            ..
+        } => {
+            req.params = params;
+            if csrf && !auth::csrf_ok(ctx, req) {
+                return error_page(
+                    req,
+                    403,
+                    "This form has expired or did not come from this site. Go back, reload \
+                     the page and try again.",
+                );
+            }
+            handler(ctx, req)
+        }
+        Found::MethodNotAllowed(allowed) => {
+            let allow: Vec<&str> = allowed.iter().map(|m| m.as_str()).collect();
+            error_page(req, 405, "This address does not accept that method.")
+                .with_header("Allow", &allow.join(", "))
+        }
+        Found::NotFound => error_page(req, 404, "There is nothing at this address."),
+    }
+}
+
+/// An error in the caller's form: JSON for API paths and JSON clients, a page otherwise.
+pub fn error_page(req: &Request, status: u16, message: &str) -> Response {
+    if req.path.starts_with("/api/") || req.wants_json() {
+        let code = match status {
+            400 => "invalid_request",
+            401 => "unauthorized",
+            403 => "forbidden",
+            404 => "not_found",
+            405 => "method_not_allowed",
+            409 => "conflict",
+            429 => "rate_limited",
+            503 => "busy",
+            _ => "internal",
+        };
+        Response::json_error(status, code, message)
+    } else {
+        Response::html(crate::views::error_page(status, message)).with_status(status)
+    }
+}

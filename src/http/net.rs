@@ -1,0 +1,144 @@
+//! Socket-level limits tiny_http leaves open, set on the listening socket so every accepted
+//! connection inherits them (Linux copies SO_RCVTIMEO/SO_SNDTIMEO to accepted sockets).
+
+use std::io;
+use std::net::TcpListener;
+use std::os::unix::io::AsRawFd;
+use std::time::Duration;
+
+fn setsockopt<T>(fd: i32, level: i32, name: i32, value: &T) -> io::Result<()> {
+    // SAFETY: `value` points to a live, correctly sized option value for this call.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            value as *const T as *const libc::c_void,
+            std::mem::size_of::<T>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Every read and write on an accepted connection fails after `timeout` without progress:
+/// an idle keep-alive connection, a slow-loris header or a stalled upload ends instead of
+/// holding a thread forever. Also defers accept until the client has sent something.
+pub fn limit_listener(listener: &TcpListener, timeout: Duration) -> io::Result<()> {
+    let fd = listener.as_raw_fd();
+    let tv = libc::timeval {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_usec: timeout.subsec_micros() as libc::suseconds_t,
+    };
+    setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVTIMEO, &tv)?;
+    setsockopt(fd, libc::SOL_SOCKET, libc::SO_SNDTIMEO, &tv)?;
+    let secs: libc::c_int = timeout.as_secs().max(1) as libc::c_int;
+    // Best effort: not every platform has TCP_DEFER_ACCEPT.
+    let _ = setsockopt(fd, libc::IPPROTO_TCP, libc::TCP_DEFER_ACCEPT, &secs);
+    Ok(())
+}
+
+/// Raises the soft open-files limit to the hard limit, so running out of descriptors
+/// (which kills tiny_http's accept loop) takes far more connections. Returns the new limit.
+pub fn raise_open_files_limit() -> Option<u64> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit write/read a properly initialised rlimit struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return None;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let wanted = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) == 0 {
+                return Some(lim.rlim_max as u64);
+            }
+        }
+    }
+    Some(lim.rlim_cur as u64)
+}
+
+fn sockaddr_of(storage: &libc::sockaddr_storage) -> Option<std::net::SocketAddr> {
+    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+    match storage.ss_family as i32 {
+        libc::AF_INET => {
+            // SAFETY: the family says this storage holds a sockaddr_in.
+            let a = unsafe { &*(storage as *const _ as *const libc::sockaddr_in) };
+            let ip = Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
+            Some(SocketAddr::from((ip, u16::from_be(a.sin_port))))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the family says this storage holds a sockaddr_in6.
+            let a = unsafe { &*(storage as *const _ as *const libc::sockaddr_in6) };
+            let ip = Ipv6Addr::from(a.sin6_addr.s6_addr);
+            Some(SocketAddr::from((ip, u16::from_be(a.sin6_port))))
+        }
+        _ => None,
+    }
+}
+
+fn peer_of(fd: i32) -> Option<std::net::SocketAddr> {
+    // SAFETY: getpeername fills at most `len` bytes of a zeroed sockaddr_storage.
+    unsafe {
+        let mut storage: libc::sockaddr_storage = std::mem::zeroed();
+        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        if libc::getpeername(fd, &mut storage as *mut _ as *mut libc::sockaddr, &mut len) != 0 {
+            return None;
+        }
+        sockaddr_of(&storage)
+    }
+}
+
+/// Answers a connection that tiny_http must never see again and closes it at the TCP level.
+///
+/// tiny_http drains an unread body when its request is dropped, and to do so allocates a
+/// buffer of the *announced* remaining length at once: a request announcing
+/// `Content-Length: 100000000000` would abort the whole process on drop. For such requests
+/// the caller forgets the tiny_http request instead of dropping it; this function writes the
+/// response straight to the client's socket (found by its peer address among our open
+/// descriptors) and shuts the socket down. The connection's tiny_http thread stays parked, a
+/// small, logged cost paid only for abusive requests.
+pub fn answer_and_close(peer: std::net::SocketAddr, raw_response: &[u8]) -> bool {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return false;
+    };
+    let mut found = false;
+    for entry in dir.flatten() {
+        let Some(fd) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if peer_of(fd) != Some(peer) {
+            continue;
+        }
+        if !found {
+            // SAFETY: fd is an open socket of this process (tiny_http keeps it open: the
+            // request owning it is never dropped); send does not take ownership.
+            unsafe {
+                libc::send(
+                    fd,
+                    raw_response.as_ptr() as *const libc::c_void,
+                    raw_response.len(),
+                    libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
+                );
+            }
+        }
+        // SAFETY: as above; shutdown ends the TCP connection without closing the descriptor.
+        unsafe {
+            libc::shutdown(fd, libc::SHUT_RDWR);
+        }
+        found = true;
+    }
+    found
+}

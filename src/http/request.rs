@@ -1,0 +1,257 @@
+//! Our own request type: owned, complete (body already read), independent of tiny_http, so
+//! handlers are plain functions that unit tests can call with [`Request::fake`].
+
+use std::net::IpAddr;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Head,
+    Post,
+    Put,
+    Patch,
+    Delete,
+    Options,
+    Other,
+}
+
+impl Method {
+    pub fn parse(s: &str) -> Method {
+        match s {
+            "GET" => Method::Get,
+            "HEAD" => Method::Head,
+            "POST" => Method::Post,
+            "PUT" => Method::Put,
+            "PATCH" => Method::Patch,
+            "DELETE" => Method::Delete,
+            "OPTIONS" => Method::Options,
+            _ => Method::Other,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Head => "HEAD",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Patch => "PATCH",
+            Method::Delete => "DELETE",
+            Method::Options => "OPTIONS",
+            Method::Other => "OTHER",
+        }
+    }
+
+    /// Methods that may change state (CSRF applies to these on web forms).
+    pub fn is_unsafe(self) -> bool {
+        !matches!(self, Method::Get | Method::Head | Method::Options)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: Method,
+    /// Path without the query string, percent-decoded per segment by the router.
+    pub path: String,
+    pub query: String,
+    /// Header names lower-cased.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub remote_ip: IpAddr,
+    /// True when the client reached us over TLS (directly or, with --behind-proxy, per
+    /// X-Forwarded-Proto).
+    pub secure: bool,
+    /// Route parameters (`{id}` segments) filled in by the router.
+    pub params: Vec<(String, String)>,
+}
+
+impl Request {
+    /// A request for unit tests: no socket involved.
+    pub fn fake(method: Method, url: &str, body: &[u8]) -> Request {
+        let (path, query) = url.split_once('?').unwrap_or((url, ""));
+        Request {
+            method,
+            path: path.to_string(),
+            query: query.to_string(),
+            headers: Vec::new(),
+            body: body.to_vec(),
+            remote_ip: IpAddr::from([127, 0, 0, 1]),
+            secure: false,
+            params: Vec::new(),
+        }
+    }
+
+    pub fn with_header(mut self, name: &str, value: &str) -> Request {
+        self.headers
+            .push((name.to_ascii_lowercase(), value.to_string()));
+        self
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Route parameter parsed as an id.
+    pub fn id_param(&self, name: &str) -> Option<i64> {
+        self.param(name)?.parse().ok()
+    }
+
+    pub fn query_pairs(&self) -> Vec<(String, String)> {
+        parse_urlencoded(&self.query)
+    }
+
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        self.query_pairs()
+            .into_iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
+    }
+
+    pub fn is_form(&self) -> bool {
+        self.header("content-type")
+            .map(|c| c.starts_with("application/x-www-form-urlencoded"))
+            .unwrap_or(false)
+    }
+
+    /// Fields of an `application/x-www-form-urlencoded` body.
+    pub fn form(&self) -> Form {
+        Form(if self.is_form() || self.header("content-type").is_none() {
+            parse_urlencoded(&String::from_utf8_lossy(&self.body))
+        } else {
+            Vec::new()
+        })
+    }
+
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k == "cookie")
+            .flat_map(|(_, v)| v.split(';'))
+            .filter_map(|c| c.trim().split_once('='))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.trim_matches('"').to_string())
+    }
+
+    pub fn wants_json(&self) -> bool {
+        self.header("accept")
+            .map(|a| a.contains("application/json"))
+            .unwrap_or(false)
+    }
+
+    pub fn user_agent(&self) -> &str {
+        self.header("user-agent").unwrap_or("")
+    }
+}
+
+/// Decoded form fields, in order.
+#[derive(Debug, Default, Clone)]
+pub struct Form(pub Vec<(String, String)>);
+
+impl Form {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The field, trimmed, or "" when absent.
+    pub fn text(&self, name: &str) -> String {
+        self.get(name).unwrap_or("").trim().to_string()
+    }
+
+    /// A checkbox: present with any value other than "", "0", "off", "false".
+    pub fn checked(&self, name: &str) -> bool {
+        matches!(self.get(name), Some(v) if !matches!(v, "" | "0" | "off" | "false"))
+    }
+}
+
+pub fn parse_urlencoded(s: &str) -> Vec<(String, String)> {
+    s.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (percent_decode(k, true), percent_decode(v, true))
+        })
+        .collect()
+}
+
+/// Decodes `%XX` escapes (and `+` as space when `plus` is set); invalid escapes stay as-is.
+pub fn percent_decode(s: &str, plus: bool) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' if plus => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
+                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+pub fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urlencoded_decoding() {
+        let p = parse_urlencoded("a=1&b=hello+world&c=%41%42&d&e=%zz&f=%4");
+        assert_eq!(p[0], ("a".into(), "1".into()));
+        assert_eq!(p[1], ("b".into(), "hello world".into()));
+        assert_eq!(p[2], ("c".into(), "AB".into()));
+        assert_eq!(p[3], ("d".into(), "".into()));
+        assert_eq!(p[4], ("e".into(), "%zz".into()));
+        assert_eq!(p[5], ("f".into(), "%4".into()));
+    }
+
+    #[test]
+    fn encode_round_trips() {
+        let s = "a b&c=d/é";
+        assert_eq!(percent_decode(&percent_encode(s), false), s);
+    }
+
+    #[test]
+    fn cookies_and_headers() {
+        let r = Request::fake(Method::Get, "/x?q=1", b"")
+            .with_header("Cookie", "a=1; __session=abc; b=2");
+        assert_eq!(r.cookie("__session").as_deref(), Some("abc"));
+        assert_eq!(r.cookie("missing"), None);
+        assert_eq!(r.query_param("q").as_deref(), Some("1"));
+        assert_eq!(r.header("COOKIE").is_some(), true);
+    }
+}

@@ -1,0 +1,455 @@
+//! The HTTP server: tiny_http underneath, our limits and worker pool on top.
+//!
+//! Flow of a request: tiny_http's connection thread reads the request head (bounded in time by
+//! the socket timeouts of [`super::net`]) → a worker takes it from tiny_http's queue → limits
+//! are checked (URL, headers, body size) → the body is read (small bodies are already in
+//! memory; larger uploads are read by a separate, bounded set of upload threads so a slow
+//! client never holds a worker) → the router runs the handler inside `catch_unwind` → security
+//! headers are added → the response is written → one access-log line.
+//!
+//! If tiny_http's accept loop dies (it stops for good on an accept error such as EMFILE), the
+//! worker that sees the error starts a fresh tiny_http server on a clone of the same listening
+//! socket, so the process keeps serving.
+
+use std::io::Read;
+use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use rusqlite::Connection;
+
+use super::request::{Method, Request};
+use super::response::{reason, Response};
+use super::Ctx;
+use crate::app::App;
+
+pub const MAX_BODY: usize = 1024 * 1024;
+pub const MAX_URL: usize = 8 * 1024;
+pub const MAX_HEADERS: usize = 100;
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+/// Above this announced body size an oversized request is never dropped (see
+/// [`super::net::answer_and_close`]); below it, dropping drains at most this much.
+const MAX_DRAIN: usize = 64 * 1024 * 1024;
+/// Threads dropping refused requests at once; past this the worker drops them itself.
+const MAX_DISCARDERS: usize = 32;
+/// tiny_http reads bodies up to this size into memory on its own connection thread.
+const PREREAD: usize = 1024;
+
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                   connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+struct Shared {
+    app: Arc<App>,
+    listener: TcpListener,
+    current: RwLock<(u64, Arc<tiny_http::Server>)>,
+    uploads: AtomicUsize,
+    discarders: AtomicUsize,
+    /// Oversized requests whose connection was shut down and whose tiny_http thread stays
+    /// parked for good (reported in the log).
+    abandoned: AtomicUsize,
+}
+
+/// Binds the listening socket with our limits applied. Separate from [`run`] so the caller
+/// can print the real address (port 0 picks a free port).
+pub fn bind(addr: SocketAddr, timeout: Duration) -> std::io::Result<TcpListener> {
+    let listener = TcpListener::bind(addr)?;
+    super::net::limit_listener(&listener, timeout)?;
+    Ok(listener)
+}
+
+/// Serves until the process ends. Spawns `workers` threads and blocks on them.
+pub fn run(app: Arc<App>, listener: TcpListener) -> std::io::Result<()> {
+    if let Some(n) = super::net::raise_open_files_limit() {
+        log::debug!("open files limit: {n}");
+    }
+    let server = Arc::new(start_tiny(&listener)?);
+    let workers = app.config.workers;
+    let shared = Arc::new(Shared {
+        app,
+        listener,
+        current: RwLock::new((0, server)),
+        uploads: AtomicUsize::new(0),
+        discarders: AtomicUsize::new(0),
+        abandoned: AtomicUsize::new(0),
+    });
+    let handles: Vec<_> = (0..workers)
+        .map(|i| {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name(format!("http-worker-{i}"))
+                .spawn(move || worker(shared))
+        })
+        .collect::<Result<_, _>>()?;
+    for h in handles {
+        let _ = h.join();
+    }
+    Ok(())
+}
+
+fn start_tiny(listener: &TcpListener) -> std::io::Result<tiny_http::Server> {
+    let clone = listener.try_clone()?;
+    tiny_http::Server::from_listener(clone, None).map_err(std::io::Error::other)
+}
+
+fn worker(shared: Arc<Shared>) {
+    let mut db = open_db(&shared.app);
+    loop {
+        let (generation, server) = shared
+            .current
+            .read()
+            .map(|g| (g.0, g.1.clone()))
+            .unwrap_or_else(|p| (p.get_ref().0, p.get_ref().1.clone()));
+        match server.recv() {
+            Ok(rq) => handle_incoming(&shared, &mut db, rq),
+            Err(e) => restart_accept_loop(&shared, generation, &e),
+        }
+    }
+}
+
+fn open_db(app: &App) -> Connection {
+    loop {
+        match crate::db::connect(&app.config.db_path()) {
+            Ok(c) => return c,
+            Err(e) => {
+                log::error!("worker cannot open the database: {e}; retrying");
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+    }
+}
+
+/// The accept loop of `generation` ended (its error was handed to us). Start a new one on
+/// the same socket, once; other workers blocked on the old server are woken to move over.
+fn restart_accept_loop(shared: &Shared, generation: u64, err: &std::io::Error) {
+    let mut cur = shared.current.write().unwrap_or_else(|p| p.into_inner());
+    if cur.0 != generation {
+        return; // someone else already restarted it
+    }
+    log::error!("HTTP accept loop stopped ({err}); restarting it");
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        match start_tiny(&shared.listener) {
+            Ok(server) => {
+                let old = std::mem::replace(&mut cur.1, Arc::new(server));
+                cur.0 += 1;
+                for _ in 0..shared.app.config.workers {
+                    old.unblock();
+                }
+                return;
+            }
+            Err(e) => {
+                log::error!("cannot restart the accept loop yet: {e}");
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+}
+
+/// What the limits say about a request before its body is touched.
+enum Verdict {
+    /// Body already in memory (or none).
+    Small(Request),
+    /// Needs reading from the socket, up to this many bytes.
+    Upload(Request),
+    Refuse(Response),
+}
+
+fn handle_incoming(shared: &Arc<Shared>, db: &mut Connection, mut rq: tiny_http::Request) {
+    let started = Instant::now();
+    match check_limits(&shared.app, &rq) {
+        Verdict::Small(mut req) => {
+            let mut body = Vec::new();
+            if rq.as_reader().read_to_end(&mut body).is_err() {
+                return finish(rq, Response::text(400, "incomplete body"), &req, started);
+            }
+            req.body = body;
+            let resp = dispatch(&shared.app, db, &mut req);
+            finish(rq, resp, &req, started);
+        }
+        Verdict::Upload(req) => {
+            let limit = shared.app.config.max_body_readers;
+            if shared.uploads.fetch_add(1, Ordering::SeqCst) >= limit {
+                shared.uploads.fetch_sub(1, Ordering::SeqCst);
+                let resp = Response::text(503, "too many uploads in progress; retry shortly")
+                    .with_header("Retry-After", "1");
+                return discard(shared, rq, resp, &req, started);
+            }
+            let shared2 = shared.clone();
+            let spawned = std::thread::Builder::new()
+                .name("http-upload".into())
+                .spawn(move || {
+                    upload(&shared2, rq, req, started);
+                    shared2.uploads.fetch_sub(1, Ordering::SeqCst);
+                });
+            if spawned.is_err() {
+                shared.uploads.fetch_sub(1, Ordering::SeqCst);
+                log::error!("cannot start an upload thread");
+            }
+        }
+        Verdict::Refuse(resp) => {
+            let req = shallow(&rq, &shared.app);
+            if rq.body_length().unwrap_or(0) > MAX_DRAIN {
+                return abandon(shared, rq, resp, &req, started);
+            }
+            discard(shared, rq, resp, &req, started)
+        }
+    }
+}
+
+/// Reads a large body off the workers, then handles the request on this thread.
+fn upload(shared: &Arc<Shared>, mut rq: tiny_http::Request, mut req: Request, started: Instant) {
+    let mut body = Vec::new();
+    let read = rq
+        .as_reader()
+        .take(MAX_BODY as u64 + 1)
+        .read_to_end(&mut body);
+    match read {
+        Err(e)
+            if e.kind() == std::io::ErrorKind::WouldBlock
+                || e.kind() == std::io::ErrorKind::TimedOut =>
+        {
+            return discard(
+                shared,
+                rq,
+                Response::text(408, "request body timed out"),
+                &req,
+                started,
+            )
+        }
+        Err(_) => {
+            return discard(
+                shared,
+                rq,
+                Response::text(400, "incomplete body"),
+                &req,
+                started,
+            )
+        }
+        Ok(_) if body.len() > MAX_BODY => {
+            return discard(shared, rq, too_large(), &req, started);
+        }
+        Ok(_) => {}
+    }
+    req.body = body;
+    let mut db = open_db(&shared.app);
+    let resp = dispatch(&shared.app, &mut db, &mut req);
+    finish(rq, resp, &req, started);
+}
+
+fn too_large() -> Response {
+    Response::text(413, "request body larger than 1 MiB")
+}
+
+fn check_limits(app: &App, rq: &tiny_http::Request) -> Verdict {
+    let req = shallow(rq, app);
+    if rq.url().len() > MAX_URL {
+        return Verdict::Refuse(Response::text(414, "URL too long"));
+    }
+    let header_bytes: usize = rq
+        .headers()
+        .iter()
+        .map(|h| h.field.as_str().as_str().len() + h.value.as_str().len() + 4)
+        .sum();
+    if rq.headers().len() > MAX_HEADERS || header_bytes > MAX_HEADER_BYTES {
+        return Verdict::Refuse(Response::text(431, "request headers too large"));
+    }
+    let chunked = req.header("transfer-encoding").is_some();
+    match rq.body_length() {
+        Some(n) if n > MAX_BODY => Verdict::Refuse(too_large()),
+        Some(n) if n > PREREAD => Verdict::Upload(req),
+        _ if chunked => Verdict::Upload(req),
+        _ => Verdict::Small(req),
+    }
+}
+
+/// Our request without its body.
+fn shallow(rq: &tiny_http::Request, app: &App) -> Request {
+    let url = rq.url();
+    let (path, query) = url.split_once('?').unwrap_or((url, ""));
+    let headers: Vec<(String, String)> = rq
+        .headers()
+        .iter()
+        .map(|h| {
+            (
+                h.field.as_str().as_str().to_ascii_lowercase(),
+                h.value.as_str().to_string(),
+            )
+        })
+        .collect();
+    let direct_ip = rq
+        .remote_addr()
+        .map(|a| a.ip())
+        .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+    let mut req = Request {
+        method: Method::parse(rq.method().as_str()),
+        path: path.to_string(),
+        query: query.to_string(),
+        headers,
+        body: Vec::new(),
+        remote_ip: direct_ip,
+        secure: rq.secure(),
+        params: Vec::new(),
+    };
+    if app.config.behind_proxy {
+        if let Some(ip) = req
+            .header("x-forwarded-for")
+            .and_then(|v| v.rsplit(',').next())
+            .and_then(|v| v.trim().parse::<IpAddr>().ok())
+        {
+            req.remote_ip = ip;
+        }
+        if let Some(proto) = req.header("x-forwarded-proto") {
+            req.secure = proto.trim().eq_ignore_ascii_case("https");
+        }
+    }
+    req
+}
+
+/// Routes and runs the handler; a panic becomes a 500 and the worker lives on.
+pub fn dispatch(app: &App, db: &mut Connection, req: &mut Request) -> Response {
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        let mut ctx = Ctx { app, db: &mut *db };
+        super::route(&mut ctx, req)
+    }));
+    let resp = match outcome {
+        Ok(resp) => resp,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            log::error!(
+                "handler panicked on {} {}: {what}",
+                req.method.as_str(),
+                req.path
+            );
+            if !db.is_autocommit() {
+                let _ = db.execute_batch("ROLLBACK");
+            }
+            super::error_page(
+                req,
+                500,
+                "Something went wrong on our side. Please try again.",
+            )
+        }
+    };
+    with_security_headers(resp)
+}
+
+fn with_security_headers(mut resp: Response) -> Response {
+    let defaults = [
+        ("Content-Security-Policy", CSP),
+        ("X-Content-Type-Options", "nosniff"),
+        ("Referrer-Policy", "same-origin"),
+        ("X-Frame-Options", "DENY"),
+        ("Cache-Control", "no-store"),
+    ];
+    for (k, v) in defaults {
+        if !resp.has_header(k) {
+            resp.headers.push((k.to_string(), v.to_string()));
+        }
+    }
+    resp
+}
+
+fn to_tiny(resp: &Response) -> tiny_http::Response<std::io::Cursor<Vec<u8>>> {
+    let mut out = tiny_http::Response::from_data(resp.body.clone())
+        .with_status_code(tiny_http::StatusCode(resp.status));
+    for (k, v) in &resp.headers {
+        if let Ok(h) = tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()) {
+            out.add_header(h);
+        }
+    }
+    if let Ok(h) = tiny_http::Header::from_bytes(&b"Server"[..], &b"otpbox"[..]) {
+        out.add_header(h);
+    }
+    out
+}
+
+fn finish(rq: tiny_http::Request, resp: Response, req: &Request, started: Instant) {
+    access_log(req, resp.status, started);
+    if let Err(e) = rq.respond(to_tiny(&resp)) {
+        log::debug!("client went away before the response was written: {e}");
+    }
+}
+
+/// Answers without reading the body, then lets a short-lived thread drop the request:
+/// tiny_http drains an unread body on drop, which must not hold a worker.
+fn discard(
+    shared: &Arc<Shared>,
+    rq: tiny_http::Request,
+    resp: Response,
+    req: &Request,
+    started: Instant,
+) {
+    let resp = with_security_headers(resp);
+    access_log(req, resp.status, started);
+    let tiny = to_tiny(&resp);
+    if shared.discarders.fetch_add(1, Ordering::SeqCst) >= MAX_DISCARDERS {
+        shared.discarders.fetch_sub(1, Ordering::SeqCst);
+        let _ = rq.respond(tiny);
+        return;
+    }
+    let shared2 = shared.clone();
+    let spawned = std::thread::Builder::new()
+        .name("http-discard".into())
+        .spawn(move || {
+            let _ = rq.respond(tiny);
+            shared2.discarders.fetch_sub(1, Ordering::SeqCst);
+        });
+    if spawned.is_err() {
+        shared.discarders.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A request announcing a body so large that tiny_http would abort the process when
+/// dropping it: answer on the raw socket, shut it down, and never drop the request.
+fn abandon(
+    shared: &Shared,
+    rq: tiny_http::Request,
+    resp: Response,
+    req: &Request,
+    started: Instant,
+) {
+    let resp = with_security_headers(resp);
+    access_log(req, resp.status, started);
+    let mut raw = format!("HTTP/1.1 {} {}\r\n", resp.status, reason(resp.status));
+    for (k, v) in &resp.headers {
+        raw.push_str(&format!("{k}: {v}\r\n"));
+    }
+    raw.push_str(&format!(
+        "Connection: close\r\nContent-Length: {}\r\n\r\n",
+        resp.body.len()
+    ));
+    let mut bytes = raw.into_bytes();
+    bytes.extend_from_slice(&resp.body);
+    let closed = rq
+        .remote_addr()
+        .copied()
+        .map(|peer| super::net::answer_and_close(peer, &bytes))
+        .unwrap_or(false);
+    let n = shared.abandoned.fetch_add(1, Ordering::SeqCst) + 1;
+    log::warn!(
+        "refused a request announcing a {}-byte body; connection {} ({n} so far)",
+        rq.body_length().unwrap_or(0),
+        if closed { "shut down" } else { "not found" }
+    );
+    std::mem::forget(rq);
+}
+
+fn access_log(req: &Request, status: u16, started: Instant) {
+    // Path only: query strings can hold API keys.
+    log::info!(
+        target: "access",
+        "{} {} {} {} {}ms",
+        req.method.as_str(),
+        req.path,
+        status,
+        reason(status),
+        started.elapsed().as_millis()
+    );
+}

@@ -1,0 +1,699 @@
+//! Sign-up, e-mail verification, login and logout, password reset, first-admin setup,
+//! dashboard and settings.
+
+use super::super::auth::{
+    clear_cookie, form_session, require_user, safe_next, session_cookie, visitor, Signed,
+};
+use super::super::router::Router;
+use super::super::{error_page, Ctx, Request, Response};
+use super::{flash_from_query, nav, with_cookie};
+use crate::db;
+use crate::domain::accounts::{self, NewUser, Role, State};
+use crate::domain::audit::{
+    self, LOGIN_FAILED, LOGIN_OK, LOGOUT, PASSWORD_CHANGED, PASSWORD_RESET,
+};
+use crate::domain::passwords::Hasher;
+use crate::domain::{mail, sessions, tokens, Error};
+use crate::views::{account as view, Flash};
+
+const VERIFY_TTL: u64 = 48 * 3600;
+const RESET_TTL: u64 = 3600;
+
+pub fn routes(r: &mut Router) {
+    r.get("/signup", signup_form);
+    r.form("/signup", signup);
+    r.get("/verify/{token}", verify);
+    r.form("/verify/resend", resend_verification);
+    r.get("/login", login_form);
+    r.form("/login", login);
+    r.form("/logout", logout);
+    r.get("/password/forgot", forgot_form);
+    r.form("/password/forgot", forgot);
+    r.get("/password/reset/{token}", reset_form);
+    r.form("/password/reset/{token}", reset);
+    r.get("/setup/{token}", setup_form);
+    r.form("/setup/{token}", setup);
+    r.get("/dashboard", dashboard);
+    r.get("/settings", settings);
+    r.form("/settings/profile", settings_profile);
+    r.form("/settings/password", settings_password);
+    r.form("/settings/sessions/revoke", settings_revoke_sessions);
+}
+
+fn err(msg: impl Into<String>) -> Option<Flash> {
+    Some(Flash::Err(msg.into()))
+}
+
+/// Starts a fresh signed-in session (ending the one the visitor had) and redirects.
+fn sign_in(ctx: &mut Ctx<'_>, req: &Request, user_id: i64, to: &str) -> Result<Response, Error> {
+    let old = visitor(ctx, req).session.map(|s| s.id);
+    let limits = ctx.app.session_limits();
+    let ip = ctx.ip_hash(req);
+    let now = ctx.now();
+    let keys = ctx.app.keys.clone();
+    let token = db::write(ctx.db, |tx| {
+        if let Some(id) = old {
+            sessions::revoke(tx, id)?;
+        }
+        audit::security(tx, Some(user_id), LOGIN_OK, &ip, "", now)?;
+        sessions::create(
+            tx,
+            &keys,
+            Some(user_id),
+            &limits,
+            &ip,
+            req.user_agent(),
+            now,
+        )
+    })?;
+    Ok(Response::redirect(to).with_header(
+        "Set-Cookie",
+        &session_cookie(req, &token, ctx.app.config.session_max),
+    ))
+}
+
+fn verification_mail(ctx: &Ctx<'_>, token: &str) -> (String, String) {
+    let link = format!("{}/verify/{token}", ctx.app.config.base_url);
+    (
+        format!(
+            "Confirm your e-mail address for {}",
+            ctx.app.config.site_name
+        ),
+        format!(
+            "Hello,\n\nplease confirm your e-mail address by opening this link:\n\n{link}\n\n\
+             The link works once and expires in 48 hours. If you did not sign up, ignore this \
+             mail.\n"
+        ),
+    )
+}
+
+fn signup_form(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    let v = visitor(ctx, req);
+    if v.user.is_some() {
+        return Response::redirect("/dashboard");
+    }
+    let (token, cookie) = form_session(ctx, req);
+    let page = view::signup(&nav(ctx, &v), &token, "", ctx.app.config.min_age, &None);
+    with_cookie(Response::html(page), cookie)
+}
+
+fn signup(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    let form = req.form();
+    let email = form.text("email");
+    let password = form.get("password").unwrap_or("").to_string();
+    let v = visitor(ctx, req);
+    let token = v
+        .session
+        .as_ref()
+        .map(|s| s.csrf.clone())
+        .unwrap_or_default();
+    let again = |ctx: &Ctx<'_>, status: u16, msg: String| {
+        Response::html(view::signup(
+            &nav(ctx, &v),
+            &token,
+            &email,
+            ctx.app.config.min_age,
+            &err(msg),
+        ))
+        .with_status(status)
+    };
+    if !form.checked("age") {
+        let msg = format!(
+            "You must confirm that you are at least {} years old.",
+            ctx.app.config.min_age
+        );
+        return again(ctx, 400, msg);
+    }
+    if !form.checked("aup") {
+        return again(
+            ctx,
+            400,
+            "You must accept the acceptable-use policy.".into(),
+        );
+    }
+    if let Err(e) =
+        accounts::normalise_email(&email).and_then(|_| Hasher::check_strength(&password))
+    {
+        return again(ctx, 400, e.to_string());
+    }
+    let phc = match ctx.app.hasher.hash(&password) {
+        Ok(h) => h,
+        Err(e) => return again(ctx, e.http_status(), e.to_string()),
+    };
+    let now = ctx.now();
+    let keys = ctx.app.keys.clone();
+    let smtp = ctx.app.config.smtp.is_some();
+    let created = db::write(ctx.db, |tx| {
+        let user = accounts::create(
+            tx,
+            &NewUser {
+                email: &email,
+                password_hash: Some(&phc),
+                role: Role::User,
+                verified: false,
+                age_confirmed: true,
+                aup_accepted: true,
+            },
+            now,
+        )?;
+        let t = tokens::issue(
+            tx,
+            &keys,
+            tokens::VERIFY_EMAIL,
+            Some(user.id),
+            "",
+            VERIFY_TTL,
+            now,
+        )?;
+        Ok((user, t))
+    });
+    let (user, vtoken) = match created {
+        Ok(x) => x,
+        Err(e) => return again(ctx, e.http_status(), e.to_string()),
+    };
+    let (subject, body) = verification_mail(ctx, &vtoken);
+    if let Err(e) = mail::enqueue(ctx.db, &user.email, &subject, &body, smtp, now) {
+        log::error!("cannot queue the verification mail: {e:?}");
+    }
+    sign_in(ctx, req, user.id, "/dashboard?m=welcome")
+        .unwrap_or_else(|e| error_page(req, e.http_status(), &e.to_string()))
+}
+
+fn verify(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    let v = visitor(ctx, req);
+    let token = req.param("token").unwrap_or("").to_string();
+    let now = ctx.now();
+    let keys = ctx.app.keys.clone();
+    let done = db::write(ctx.db, |tx| {
+        let r = tokens::consume(tx, &keys, tokens::VERIFY_EMAIL, &token, now)?;
+        let uid = r.user_id.ok_or(Error::NotFound("account"))?;
+        accounts::mark_verified(tx, uid, now)?;
+        Ok(())
+    });
+    let n = nav(ctx, &v);
+    match done {
+        Ok(()) if v.user.is_some() => Response::redirect("/dashboard?m=verified"),
+        Ok(()) => Response::html(view::message(
+            &n,
+            "E-mail confirmed",
+            "Thank you: your e-mail address is confirmed.",
+            ("/login", "Log in"),
+        )),
+        Err(e) => Response::html(view::message(
+            &n,
+            "Link not valid",
+            &e.to_string(),
+            ("/login", "Log in"),
+        ))
+        .with_status(400),
+    }
+}
+
+fn resend_verification(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    let s = match require_user(ctx, req) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if s.user.is_verified() {
+        return Response::redirect("/dashboard");
+    }
+    let now = ctx.now();
+    let keys = ctx.app.keys.clone();
+    let issued = db::write(ctx.db, |tx| {
+        tokens::revoke_all(tx, s.user.id, tokens::VERIFY_EMAIL, now)?;
+        tokens::issue(
+            tx,
+            &keys,
+            tokens::VERIFY_EMAIL,
+            Some(s.user.id),
+            "",
+            VERIFY_TTL,
+            now,
+        )
+    });
+    match issued {
+        Ok(t) => {
+            let (subject, body) = verification_mail(ctx, &t);
+            let smtp = ctx.app.config.smtp.is_some();
+            let _ = mail::enqueue(ctx.db, &s.user.email, &subject, &body, smtp, now);
+            Response::redirect("/dashboard?m=verify_sent")
+        }
+        Err(e) => error_page(req, e.http_status(), &e.to_string()),
+    }
+}
+
+fn login_form(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    let v = visitor(ctx, req);
+    if v.user.is_some() {
+        return Response::redirect("/dashboard");
+    }
+    let (token, cookie) = form_session(ctx, req);
+    let next = safe_next(req.query_param("next").as_deref());
+    let page = view::login(&nav(ctx, &v), &token, "", &next, &flash_from_query(req));
+    with_cookie(Response::html(page), cookie)
+}
+
+fn login(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    let form = req.form();
+    let email = form.text("email");
+    let password = form.get("password").unwrap_or("").to_string();
+    let next = safe_next(form.get("next"));
+    let v = visitor(ctx, req);
+    let token = v
+        .session
+        .as_ref()
+        .map(|s| s.csrf.clone())
+        .unwrap_or_default();
+    let page = |ctx: &Ctx<'_>, status: u16, msg: String| {
+        Response::html(view::login(&nav(ctx, &v), &token, &email, &next, &err(msg)))
+            .with_status(status)
+    };
+    let cfg = &ctx.app.config;
+    let (max_acct, max_ip, window) = (
+        cfg.login_max_failures,
+        cfg.login_ip_max_failures,
+        cfg.login_window,
+    );
+    let ip = ctx.ip_hash(req);
+    let now = ctx.now();
+    let user = accounts::find_by_email(ctx.db, &email).ok().flatten();
+    let uid = user.as_ref().map(|u| u.id);
+    let throttled = |ctx: &Ctx<'_>, secs: u64| {
+        let mins = secs.div_ceil(60);
+        page(
+            ctx,
+            429,
+            format!(
+                "Too many failed attempts. Try again in {mins} minute{}.",
+                if mins == 1 { "" } else { "s" }
+            ),
+        )
+        .with_header("Retry-After", &secs.to_string())
+    };
+    match audit::login_retry_after(ctx.db, uid, &ip, max_acct, max_ip, window, now) {
+        Ok(Some(secs)) => return throttled(ctx, secs),
+        Ok(None) => {}
+        Err(e) => return error_page(req, 500, &e.to_string()),
+    }
+    let usable = user.as_ref().filter(|u| u.state != State::Deleted);
+    let ok = match ctx
+        .app
+        .hasher
+        .verify(&password, usable.and_then(|u| u.password_hash.as_deref()))
+    {
+        Ok(ok) => ok,
+        Err(e) => return page(ctx, e.http_status(), e.to_string()),
+    };
+    if !ok {
+        let _ = audit::security(ctx.db, uid, LOGIN_FAILED, &ip, "", now);
+        if let Ok(Some(secs)) =
+            audit::login_retry_after(ctx.db, uid, &ip, max_acct, max_ip, window, now)
+        {
+            return throttled(ctx, secs);
+        }
+        return page(ctx, 401, "Wrong e-mail or password.".into());
+    }
+    let user = usable.expect("verified against a real account");
+    match user.state {
+        State::Active => {}
+        State::Suspended => {
+            return page(
+                ctx,
+                403,
+                "This account is suspended. Contact the operator of this site.".into(),
+            )
+        }
+        State::Terminated | State::Deleted => {
+            return page(ctx, 403, "This account is closed.".into())
+        }
+    }
+    sign_in(ctx, req, user.id, &next)
+        .unwrap_or_else(|e| error_page(req, e.http_status(), &e.to_string()))
+}
+
+fn logout(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    let v = visitor(ctx, req);
+    if let Some(s) = v.session {
+        let ip = ctx.ip_hash(req);
+        let now = ctx.now();
+        let _ = db::write(ctx.db, |tx| {
+            sessions::revoke(tx, s.id)?;
+            if let Some(uid) = s.user_id {
+                audit::security(tx, Some(uid), LOGOUT, &ip, "", now)?;
+            }
+            Ok(())
+        });
+    }
+    Response::redirect("/").with_header("Set-Cookie", &clear_cookie(req))
+}
+
+fn forgot_form(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    let v = visitor(ctx, req);
+    let (token, cookie) = form_session(ctx, req);
+    with_cookie(
+        Response::html(view::forgot(&nav(ctx, &v), &token, &None)),
+        cookie,
+    )
+}
+
+fn forgot(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    let v = visitor(ctx, req);
+    let email = req.form().text("email");
+    let now = ctx.now();
+    if let Ok(Some(user)) = accounts::find_by_email(ctx.db, &email) {
+        let recent: i64 = ctx
+            .db
+            .query_row(
+                "SELECT COUNT(*) FROM tokens WHERE user_id = ?1 AND purpose = ?2 AND created_at > ?3",
+                rusqlite::params![user.id, tokens::RESET_PASSWORD, now - 3600],
+                |r| r.get(0),
+            )
+            .unwrap_or(0);
+        if user.state == State::Active && recent < 3 {
+            let keys = ctx.app.keys.clone();
+            let base = ctx.app.config.base_url.clone();
+            let smtp = ctx.app.config.smtp.is_some();
+            let site = ctx.app.config.site_name.clone();
+            let r = db::write(ctx.db, |tx| {
+                let t = tokens::issue(
+                    tx,
+                    &keys,
+                    tokens::RESET_PASSWORD,
+                    Some(user.id),
+                    "",
+                    RESET_TTL,
+                    now,
+                )?;
+                let body = format!(
+                    "Hello,\n\nsomeone asked to reset the password of your {site} account. \
+                     To choose a new password, open:\n\n{base}/password/reset/{t}\n\n\
+                     The link works once and expires in one hour. If it was not you, ignore \
+                     this mail: your password stays as it is.\n"
+                );
+                mail::enqueue(
+                    tx,
+                    &user.email,
+                    &format!("Reset your {site} password"),
+                    &body,
+                    smtp,
+                    now,
+                )
+            });
+            if let Err(e) = r {
+                log::error!("cannot queue a reset mail: {e:?}");
+            }
+        }
+    }
+    Response::html(view::message(
+        &nav(ctx, &v),
+        "Check your mail",
+        "If an account exists for that address, we sent it a link to choose a new password.",
+        ("/login", "Back to login"),
+    ))
+}
+
+fn reset_form(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    let v = visitor(ctx, req);
+    let t = req.param("token").unwrap_or("");
+    let n = nav(ctx, &v);
+    if let Err(e) = tokens::peek(ctx.db, &ctx.app.keys, tokens::RESET_PASSWORD, t, ctx.now()) {
+        return Response::html(view::message(
+            &n,
+            "Link not valid",
+            &e.to_string(),
+            ("/password/forgot", "Ask for a new link"),
+        ))
+        .with_status(400);
+    }
+    let (token, cookie) = form_session(ctx, req);
+    let action = format!("/password/reset/{t}");
+    with_cookie(
+        Response::html(view::set_password(
+            &n,
+            "Choose a new password",
+            &action,
+            &token,
+            false,
+            &None,
+        )),
+        cookie,
+    )
+}
+
+fn reset(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    let v = visitor(ctx, req);
+    let t = req.param("token").unwrap_or("").to_string();
+    let password = req.form().get("password").unwrap_or("").to_string();
+    let csrf = v
+        .session
+        .as_ref()
+        .map(|s| s.csrf.clone())
+        .unwrap_or_default();
+    let action = format!("/password/reset/{t}");
+    let n = nav(ctx, &v);
+    let again = |status: u16, msg: String| {
+        Response::html(view::set_password(
+            &n,
+            "Choose a new password",
+            &action,
+            &csrf,
+            false,
+            &err(msg),
+        ))
+        .with_status(status)
+    };
+    if let Err(e) = Hasher::check_strength(&password) {
+        return again(400, e.to_string());
+    }
+    let phc = match ctx.app.hasher.hash(&password) {
+        Ok(h) => h,
+        Err(e) => return again(e.http_status(), e.to_string()),
+    };
+    let now = ctx.now();
+    let keys = ctx.app.keys.clone();
+    let ip = ctx.ip_hash(req);
+    let done = db::write(ctx.db, |tx| {
+        let r = tokens::consume(tx, &keys, tokens::RESET_PASSWORD, &t, now)?;
+        let uid = r.user_id.ok_or(Error::NotFound("account"))?;
+        accounts::set_password_hash(tx, uid, &phc)?;
+        // Whoever reads the mailbox proved they own the address.
+        accounts::mark_verified(tx, uid, now)?;
+        tokens::revoke_all(tx, uid, tokens::RESET_PASSWORD, now)?;
+        sessions::revoke_all_for_user(tx, uid, None)?;
+        audit::security(tx, Some(uid), PASSWORD_RESET, &ip, "", now)
+    });
+    match done {
+        Ok(()) => Response::redirect("/login?m=password_changed")
+            .with_header("Set-Cookie", &clear_cookie(req)),
+        Err(e) => again(400, e.to_string()),
+    }
+}
+
+fn setup_form(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    let v = visitor(ctx, req);
+    let t = req.param("token").unwrap_or("");
+    let n = nav(ctx, &v);
+    if let Err(e) = tokens::peek(ctx.db, &ctx.app.keys, tokens::ADMIN_SETUP, t, ctx.now()) {
+        return Response::html(view::message(
+            &n,
+            "Link not valid",
+            &e.to_string(),
+            ("/", "Home"),
+        ))
+        .with_status(400);
+    }
+    let (token, cookie) = form_session(ctx, req);
+    let action = format!("/setup/{t}");
+    with_cookie(
+        Response::html(view::set_password(
+            &n,
+            "Create the first administrator",
+            &action,
+            &token,
+            true,
+            &None,
+        )),
+        cookie,
+    )
+}
+
+fn setup(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    let v = visitor(ctx, req);
+    let t = req.param("token").unwrap_or("").to_string();
+    let form = req.form();
+    let email = form.text("email");
+    let password = form.get("password").unwrap_or("").to_string();
+    let csrf = v
+        .session
+        .as_ref()
+        .map(|s| s.csrf.clone())
+        .unwrap_or_default();
+    let action = format!("/setup/{t}");
+    let n = nav(ctx, &v);
+    let again = |status: u16, msg: String| {
+        Response::html(view::set_password(
+            &n,
+            "Create the first administrator",
+            &action,
+            &csrf,
+            true,
+            &err(msg),
+        ))
+        .with_status(status)
+    };
+    if let Err(e) =
+        accounts::normalise_email(&email).and_then(|_| Hasher::check_strength(&password))
+    {
+        return again(400, e.to_string());
+    }
+    let phc = match ctx.app.hasher.hash(&password) {
+        Ok(h) => h,
+        Err(e) => return again(e.http_status(), e.to_string()),
+    };
+    let now = ctx.now();
+    let keys = ctx.app.keys.clone();
+    let created = db::write(ctx.db, |tx| {
+        tokens::consume(tx, &keys, tokens::ADMIN_SETUP, &t, now)?;
+        let u = accounts::create(
+            tx,
+            &NewUser {
+                email: &email,
+                password_hash: Some(&phc),
+                role: Role::Admin,
+                verified: true,
+                age_confirmed: true,
+                aup_accepted: true,
+            },
+            now,
+        )?;
+        audit::audit(
+            tx,
+            None,
+            Some(u.id),
+            "admin_created",
+            "first-run setup link",
+            "",
+            now,
+        )?;
+        Ok(u)
+    });
+    match created {
+        Ok(u) => sign_in(ctx, req, u.id, "/admin")
+            .unwrap_or_else(|e| error_page(req, 500, &e.to_string())),
+        Err(e) => again(e.http_status(), e.to_string()),
+    }
+}
+
+fn dashboard(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    let s = match require_user(ctx, req) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let v = super::super::auth::Visitor {
+        session: Some(s.session.clone()),
+        user: Some(s.user.clone()),
+    };
+    Response::html(view::dashboard(
+        &nav(ctx, &v),
+        &s.user,
+        s.csrf(),
+        &ctx.app.config.currency,
+        &flash_from_query(req),
+    ))
+}
+
+fn settings_page(ctx: &mut Ctx<'_>, s: &Signed, flash: Option<Flash>, status: u16) -> Response {
+    let events = audit::security_events_for(ctx.db, s.user.id, 20).unwrap_or_default();
+    let v = super::super::auth::Visitor {
+        session: Some(s.session.clone()),
+        user: Some(s.user.clone()),
+    };
+    Response::html(view::settings(
+        &nav(ctx, &v),
+        &s.user,
+        s.csrf(),
+        &events,
+        &flash,
+    ))
+    .with_status(status)
+}
+
+fn settings(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    match require_user(ctx, req) {
+        Ok(s) => settings_page(ctx, &s, flash_from_query(req), 200),
+        Err(r) => r,
+    }
+}
+
+fn settings_profile(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    let s = match require_user(ctx, req) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    match accounts::set_display_name(ctx.db, s.user.id, &req.form().text("display_name")) {
+        Ok(()) => Response::redirect("/settings?m=saved"),
+        Err(e) => settings_page(ctx, &s, err(e.to_string()), 400),
+    }
+}
+
+fn settings_password(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    let s = match require_user(ctx, req) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let form = req.form();
+    let current = form.get("current_password").unwrap_or("");
+    let new = form.get("password").unwrap_or("");
+    match ctx
+        .app
+        .hasher
+        .verify(current, s.user.password_hash.as_deref())
+    {
+        Ok(true) => {}
+        Ok(false) => return settings_page(ctx, &s, err("The current password is wrong."), 400),
+        Err(e) => return settings_page(ctx, &s, err(e.to_string()), e.http_status()),
+    }
+    if let Err(e) = Hasher::check_strength(new) {
+        return settings_page(ctx, &s, err(e.to_string()), 400);
+    }
+    let phc = match ctx.app.hasher.hash(new) {
+        Ok(h) => h,
+        Err(e) => return settings_page(ctx, &s, err(e.to_string()), e.http_status()),
+    };
+    let now = ctx.now();
+    let ip = ctx.ip_hash(req);
+    let smtp = ctx.app.config.smtp.is_some();
+    let site = ctx.app.config.site_name.clone();
+    let done = db::write(ctx.db, |tx| {
+        accounts::set_password_hash(tx, s.user.id, &phc)?;
+        // Every session ends, this one too: the person logs in again with the new password.
+        sessions::revoke_all_for_user(tx, s.user.id, None)?;
+        audit::security(tx, Some(s.user.id), PASSWORD_CHANGED, &ip, "", now)?;
+        mail::enqueue(
+            tx,
+            &s.user.email,
+            &format!("Your {site} password was changed"),
+            "Hello,\n\nthe password of your account was just changed and every session was \
+             signed out. If this was not you, reset your password at once.\n",
+            smtp,
+            now,
+        )?;
+        Ok(())
+    });
+    match done {
+        Ok(()) => Response::redirect("/login?m=password_changed")
+            .with_header("Set-Cookie", &clear_cookie(req)),
+        Err(e) => settings_page(ctx, &s, err(e.to_string()), e.http_status()),
+    }
+}
+
+fn settings_revoke_sessions(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    let s = match require_user(ctx, req) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    match sessions::revoke_all_for_user(ctx.db, s.user.id, Some(s.session.id)) {
+        Ok(_) => Response::redirect("/settings?m=sessions_revoked"),
+        Err(e) => error_page(req, 500, &e.to_string()),
+    }
+}

@@ -1,0 +1,256 @@
+//! Admin pages: users (search, view, role and state changes, audited), job runs, outbox,
+//! audit log.
+
+use super::super::auth::{require_role, Signed, Visitor};
+use super::super::router::Router;
+use super::super::{error_page, Ctx, Request, Response};
+use super::{flash_from_query, nav};
+use crate::db;
+use crate::domain::accounts::{self, Role, State};
+use crate::domain::{audit, mail, sessions, Error};
+use crate::views::{admin as view, Flash, Nav};
+
+pub fn routes(r: &mut Router) {
+    r.get("/admin", overview);
+    r.get("/admin/users", users);
+    r.get("/admin/users/{id}", user);
+    r.form("/admin/users/{id}/role", set_role);
+    r.form("/admin/users/{id}/state", set_state);
+    r.get("/admin/jobs", jobs);
+    r.get("/admin/outbox", outbox);
+    r.get("/admin/audit", audit_log);
+}
+
+fn admin(ctx: &mut Ctx<'_>, req: &Request) -> Result<(Signed, Nav), Response> {
+    let s = require_role(ctx, req, Role::Admin)?;
+    let v = Visitor {
+        session: Some(s.session.clone()),
+        user: Some(s.user.clone()),
+    };
+    let n = nav(ctx, &v);
+    Ok((s, n))
+}
+
+fn count(ctx: &Ctx<'_>, sql: &str, p: i64) -> i64 {
+    ctx.db.query_row(sql, [p], |r| r.get(0)).unwrap_or(0)
+}
+
+fn overview(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    let (_, n) = match admin(ctx, req) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let now = ctx.now();
+    let o = view::Overview {
+        users: count(ctx, "SELECT COUNT(*) FROM users WHERE id > ?1", 0),
+        active_sessions: count(
+            ctx,
+            "SELECT COUNT(*) FROM sessions WHERE user_id IS NOT NULL AND expires_at > ?1",
+            now,
+        ),
+        pending_mail: count(
+            ctx,
+            "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL AND id > ?1",
+            0,
+        ),
+        failed_jobs_24h: count(
+            ctx,
+            "SELECT COUNT(*) FROM job_runs WHERE ok = 0 AND started_at > ?1",
+            now - 86_400,
+        ),
+    };
+    Response::html(view::overview(&n, &o))
+}
+
+fn users(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    let (_, n) = match admin(ctx, req) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let q = req.query_param("q").unwrap_or_default();
+    match accounts::search(ctx.db, &q, 200, 0) {
+        Ok(list) => Response::html(view::users(&n, &q, &list)),
+        Err(e) => error_page(req, 500, &e.to_string()),
+    }
+}
+
+fn user_page(
+    ctx: &mut Ctx<'_>,
+    req: &Request,
+    s: &Signed,
+    n: &Nav,
+    flash: Option<Flash>,
+    status: u16,
+) -> Response {
+    let Some(id) = req.id_param("id") else {
+        return error_page(req, 404, "No such account.");
+    };
+    match accounts::find(ctx.db, id) {
+        Ok(Some(u)) => Response::html(view::user(
+            n,
+            s.csrf(),
+            &u,
+            &ctx.app.config.currency,
+            &flash,
+        ))
+        .with_status(status),
+        _ => error_page(req, 404, "No such account."),
+    }
+}
+
+fn user(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    let (s, n) = match admin(ctx, req) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    user_page(ctx, req, &s, &n, flash_from_query(req), 200)
+}
+
+fn set_role(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    let (s, n) = match admin(ctx, req) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let Some(id) = req.id_param("id") else {
+        return error_page(req, 404, "No such account.");
+    };
+    let Some(role) = Role::parse(&req.form().text("role")) else {
+        return user_page(
+            ctx,
+            req,
+            &s,
+            &n,
+            Some(Flash::Err("Unknown role.".into())),
+            400,
+        );
+    };
+    let now = ctx.now();
+    let ip = ctx.ip_hash(req);
+    let done = db::write(ctx.db, |tx| {
+        let target = accounts::get(tx, id)?;
+        if target.role == Role::Admin && role != Role::Admin && accounts::count_admins(tx)? <= 1 {
+            return Err(Error::Conflict(
+                "The last administrator cannot lose the role.".into(),
+            ));
+        }
+        accounts::set_role(tx, id, role)?;
+        let detail = format!("{} → {}", target.role.as_str(), role.as_str());
+        audit::audit(
+            tx,
+            Some(s.user.id),
+            Some(id),
+            "role_change",
+            &detail,
+            &ip,
+            now,
+        )
+    });
+    match done {
+        Ok(()) => Response::redirect(&format!("/admin/users/{id}?m=role_changed")),
+        Err(e) => user_page(
+            ctx,
+            req,
+            &s,
+            &n,
+            Some(Flash::Err(e.to_string())),
+            e.http_status(),
+        ),
+    }
+}
+
+fn set_state(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    let (s, n) = match admin(ctx, req) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let Some(id) = req.id_param("id") else {
+        return error_page(req, 404, "No such account.");
+    };
+    let form = req.form();
+    let state = match State::parse(&form.text("state")) {
+        Some(st @ (State::Active | State::Suspended)) => st,
+        _ => {
+            return user_page(
+                ctx,
+                req,
+                &s,
+                &n,
+                Some(Flash::Err("Choose active or suspended.".into())),
+                400,
+            )
+        }
+    };
+    let reason: String = form.text("reason").chars().take(200).collect();
+    let now = ctx.now();
+    let ip = ctx.ip_hash(req);
+    let done = db::write(ctx.db, |tx| {
+        let target = accounts::get(tx, id)?;
+        if target.id == s.user.id {
+            return Err(Error::Conflict(
+                "You cannot change the state of your own account.".into(),
+            ));
+        }
+        if matches!(target.state, State::Terminated | State::Deleted) {
+            return Err(Error::Conflict("This account is closed.".into()));
+        }
+        accounts::set_state(tx, id, state, &reason, now)?;
+        if state == State::Suspended {
+            sessions::revoke_all_for_user(tx, id, None)?;
+        }
+        let detail = format!("{} → {}: {reason}", target.state.as_str(), state.as_str());
+        audit::audit(
+            tx,
+            Some(s.user.id),
+            Some(id),
+            "state_change",
+            &detail,
+            &ip,
+            now,
+        )
+    });
+    match done {
+        Ok(()) => Response::redirect(&format!("/admin/users/{id}?m=state_changed")),
+        Err(e) => user_page(
+            ctx,
+            req,
+            &s,
+            &n,
+            Some(Flash::Err(e.to_string())),
+            e.http_status(),
+        ),
+    }
+}
+
+fn jobs(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    let (_, n) = match admin(ctx, req) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let schedule: Vec<(&str, &str, &str)> = ctx
+        .app
+        .jobs
+        .list
+        .iter()
+        .map(|j| (j.name, j.schedule, j.about))
+        .collect();
+    let runs = crate::jobs::recent_runs(ctx.db, 100).unwrap_or_default();
+    Response::html(view::jobs(&n, &schedule, &runs))
+}
+
+fn outbox(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    let (_, n) = match admin(ctx, req) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let rows = mail::recent(ctx.db, 100).unwrap_or_default();
+    Response::html(view::outbox(&n, &rows))
+}
+
+fn audit_log(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    let (_, n) = match admin(ctx, req) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let rows = audit::recent_audit(ctx.db, 200).unwrap_or_default();
+    Response::html(view::audit(&n, &rows, &flash_from_query(req)))
+}

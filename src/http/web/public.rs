@@ -1,0 +1,69 @@
+//! Landing page, policies, health check.
+
+use super::super::auth::visitor;
+use super::super::router::Router;
+use super::super::{Ctx, Request, Response};
+use super::nav;
+use crate::clock::describe_seconds;
+use crate::views::public::{self, Operator, Retention};
+
+pub fn routes(r: &mut Router) {
+    r.get("/", landing);
+    r.get("/healthz", healthz);
+    r.get("/privacy", privacy);
+    r.get("/aup", aup);
+    r.get("/terms", terms);
+}
+
+fn healthz(_: &mut Ctx<'_>, _: &Request) -> Response {
+    Response::text(200, "ok")
+}
+
+fn operator<'a>(ctx: &'a Ctx<'_>) -> Operator<'a> {
+    let c = &ctx.app.config;
+    Operator {
+        name: &c.operator_name,
+        contact: &c.operator_contact,
+        min_age: c.min_age,
+    }
+}
+
+fn landing(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    let v = visitor(ctx, req);
+    Response::html(public::landing(&nav(ctx, &v), &operator(ctx)))
+}
+
+/// The retention rules the scheduled jobs enforce, with the live periods.
+pub fn retention_rules(ctx: &Ctx<'_>) -> Vec<Retention> {
+    let c = &ctx.app.config;
+    vec![
+        Retention {
+            what: "Texts and codes of the SMS your numbers receive, after the order ends".into(),
+            period: describe_seconds(c.sms_retention),
+        },
+        Retention {
+            what: "Signed-in sessions without use".into(),
+            period: describe_seconds(c.session_idle),
+        },
+        Retention {
+            what: "Signed-in sessions at most".into(),
+            period: describe_seconds(c.session_max),
+        },
+    ]
+}
+
+fn privacy(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    let v = visitor(ctx, req);
+    let rules = retention_rules(ctx);
+    Response::html(public::privacy(&nav(ctx, &v), &operator(ctx), &rules))
+}
+
+fn aup(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    let v = visitor(ctx, req);
+    Response::html(public::aup(&nav(ctx, &v), &operator(ctx)))
+}
+
+fn terms(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    let v = visitor(ctx, req);
+    Response::html(public::terms(&nav(ctx, &v), &operator(ctx)))
+}

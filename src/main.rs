@@ -1,0 +1,61 @@
+//! otpbox: parse the command line, build a validated configuration, run the subcommand, map
+//! errors to exit codes (0 ok, 1 failure or problems found, 2 bad usage or configuration).
+
+mod app;
+mod cli;
+mod clock;
+mod commands;
+mod config;
+mod db;
+mod domain;
+mod http;
+mod jobs;
+mod smtp;
+mod views;
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let mut flags = BTreeMap::new();
+    if let Some(d) = &cli.data {
+        flags.insert("data".to_string(), d.to_string_lossy().into_owned());
+    }
+    if let cli::Command::Serve(a) = &cli.command {
+        if let Some(v) = &a.listen {
+            flags.insert("listen".into(), v.clone());
+        }
+        if let Some(v) = a.workers {
+            flags.insert("workers".into(), v.to_string());
+        }
+        if a.behind_proxy {
+            flags.insert("behind_proxy".into(), "true".into());
+        }
+        if let Some(v) = &a.base_url {
+            flags.insert("base_url".into(), v.clone());
+        }
+    }
+    let config = config::Layers::gather(flags, cli.config.as_deref())
+        .and_then(|layers| config::Config::from_layers(&layers));
+    let config = match config {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("otpbox: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    env_logger::Builder::new()
+        .parse_filters(&config.log)
+        .format_timestamp_secs()
+        .init();
+    match commands::run(cli.command, config) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("otpbox: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

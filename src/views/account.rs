@@ -1,0 +1,205 @@
+//! Sign-up, login, password reset, first-admin setup, dashboard and settings pages.
+
+use maud::{html, Markup};
+
+use super::{csrf, flash, page, time, Flash, Nav};
+use crate::domain::accounts::User;
+use crate::domain::audit::SecurityRow;
+
+pub fn signup(nav: &Nav, token: &str, email: &str, min_age: u32, f: &Option<Flash>) -> Markup {
+    page(
+        "Sign up",
+        nav,
+        html! {
+            section.card.narrow {
+                h1 { "Create an account" }
+                (flash(f))
+                form method="post" action="/signup" {
+                    (csrf(token))
+                    label { "E-mail" input type="email" name="email" value=(email) required autocomplete="email"; }
+                    label { "Password (at least 10 characters)" input type="password" name="password" minlength="10" required autocomplete="new-password"; }
+                    label.check { input type="checkbox" name="age" value="1" required; " I am at least " (min_age) " years old" }
+                    label.check { input type="checkbox" name="aup" value="1" required; " I accept the " a href="/aup" target="_blank" { "acceptable-use policy" } " and the " a href="/terms" target="_blank" { "terms" } }
+                    button type="submit" { "Sign up" }
+                }
+                p.muted { "Already have an account? " a href="/login" { "Log in" } }
+            }
+        },
+    )
+}
+
+pub fn login(nav: &Nav, token: &str, email: &str, next: &str, f: &Option<Flash>) -> Markup {
+    page(
+        "Log in",
+        nav,
+        html! {
+            section.card.narrow {
+                h1 { "Log in" }
+                (flash(f))
+                form method="post" action="/login" {
+                    (csrf(token))
+                    input type="hidden" name="next" value=(next);
+                    label { "E-mail" input type="email" name="email" value=(email) required autocomplete="username"; }
+                    label { "Password" input type="password" name="password" required autocomplete="current-password"; }
+                    button type="submit" { "Log in" }
+                }
+                p.muted { a href="/password/forgot" { "Forgot your password?" } " · " a href="/signup" { "Create an account" } }
+            }
+        },
+    )
+}
+
+pub fn forgot(nav: &Nav, token: &str, f: &Option<Flash>) -> Markup {
+    page(
+        "Reset password",
+        nav,
+        html! {
+            section.card.narrow {
+                h1 { "Reset your password" }
+                (flash(f))
+                form method="post" action="/password/forgot" {
+                    (csrf(token))
+                    label { "E-mail" input type="email" name="email" required autocomplete="email"; }
+                    button type="submit" { "Send me a link" }
+                }
+            }
+        },
+    )
+}
+
+/// The form behind a reset or first-admin link: a new password (and e-mail for setup).
+pub fn set_password(
+    nav: &Nav,
+    title: &str,
+    action: &str,
+    token: &str,
+    ask_email: bool,
+    f: &Option<Flash>,
+) -> Markup {
+    page(
+        title,
+        nav,
+        html! {
+            section.card.narrow {
+                h1 { (title) }
+                (flash(f))
+                form method="post" action=(action) {
+                    (csrf(token))
+                    @if ask_email {
+                        label { "E-mail" input type="email" name="email" required autocomplete="email"; }
+                    }
+                    label { "New password (at least 10 characters)" input type="password" name="password" minlength="10" required autocomplete="new-password"; }
+                    button type="submit" { "Save" }
+                }
+            }
+        },
+    )
+}
+
+pub fn message(nav: &Nav, title: &str, text: &str, link: (&str, &str)) -> Markup {
+    page(
+        title,
+        nav,
+        html! {
+            section.card.narrow {
+                h1 { (title) }
+                p { (text) }
+                p { a.button href=(link.0) { (link.1) } }
+            }
+        },
+    )
+}
+
+pub fn verify_notice(user: &User, token: &str) -> Markup {
+    html! {
+        @if !user.is_verified() {
+            div.notice {
+                p { "Please confirm your e-mail address: we sent a link to " strong { (user.email) } "." }
+                form.inline method="post" action="/verify/resend" {
+                    (csrf(token))
+                    button.link type="submit" { "Send the link again" }
+                }
+            }
+        }
+    }
+}
+
+pub fn settings(
+    nav: &Nav,
+    user: &User,
+    token: &str,
+    events: &[SecurityRow],
+    f: &Option<Flash>,
+) -> Markup {
+    page(
+        "Settings",
+        nav,
+        html! {
+            h1 { "Settings" }
+            (flash(f))
+            (verify_notice(user, token))
+            section.card {
+                h2 { "Profile" }
+                p { "E-mail: " strong #email { (user.email) } }
+                form method="post" action="/settings/profile" {
+                    (csrf(token))
+                    label { "Display name" input type="text" name="display_name" value=(user.display_name) maxlength="80"; }
+                    button type="submit" { "Save" }
+                }
+            }
+            section.card {
+                h2 { "Password" }
+                form method="post" action="/settings/password" {
+                    (csrf(token))
+                    label { "Current password" input type="password" name="current_password" required autocomplete="current-password"; }
+                    label { "New password (at least 10 characters)" input type="password" name="password" minlength="10" required autocomplete="new-password"; }
+                    button type="submit" { "Change password" }
+                }
+                p.muted { "Changing the password signs out every other session." }
+            }
+            section.card {
+                h2 { "Sessions" }
+                form method="post" action="/settings/sessions/revoke" {
+                    (csrf(token))
+                    button type="submit" { "Sign out all other sessions" }
+                }
+            }
+            section.card {
+                h2 { "Security events" }
+                @if events.is_empty() {
+                    p.muted { "Nothing yet." }
+                } @else {
+                    table {
+                        thead { tr { th { "When" } th { "Event" } } }
+                        tbody {
+                            @for e in events {
+                                tr { td { (time(e.at)) } td { (e.kind.replace('_', " ")) } }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
+pub fn dashboard(nav: &Nav, user: &User, token: &str, currency: &str, f: &Option<Flash>) -> Markup {
+    let digits = crate::domain::money::currency_digits(currency);
+    page(
+        "Dashboard",
+        nav,
+        html! {
+            h1 { "Dashboard" }
+            (flash(f))
+            (verify_notice(user, token))
+            section.card {
+                h2 { "Your account" }
+                dl {
+                    dt { "E-mail" } dd { (user.email) }
+                    dt { "Balance" } dd #balance { (crate::domain::money::Money(user.balance_minor).decimal(digits)) " " (currency) }
+                    dt { "Member since" } dd { (time(user.created_at)) }
+                }
+            }
+        },
+    )
+}

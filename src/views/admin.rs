@@ -1,0 +1,200 @@
+//! Admin pages: overview, users, job runs, outbox, audit log.
+
+use maud::{html, Markup};
+
+use super::{csrf, flash, opt_time, page, time, Flash, Nav};
+use crate::domain::accounts::User;
+use crate::domain::audit::AuditRow;
+use crate::domain::mail::OutboxRow;
+use crate::jobs::RunRow;
+
+pub fn tabs() -> Markup {
+    html! {
+        nav.tabs {
+            a href="/admin" { "Overview" }
+            a href="/admin/users" { "Users" }
+            a href="/admin/jobs" { "Jobs" }
+            a href="/admin/outbox" { "Outbox" }
+            a href="/admin/audit" { "Audit log" }
+        }
+    }
+}
+
+pub struct Overview {
+    pub users: i64,
+    pub active_sessions: i64,
+    pub pending_mail: i64,
+    pub failed_jobs_24h: i64,
+}
+
+pub fn overview(nav: &Nav, o: &Overview) -> Markup {
+    page(
+        "Admin",
+        nav,
+        html! {
+            h1 { "Admin" }
+            (tabs())
+            section.grid3 {
+                div.card.stat { span.big { (o.users) } " accounts" }
+                div.card.stat { span.big { (o.active_sessions) } " signed-in sessions" }
+                div.card.stat { span.big { (o.pending_mail) } " mails waiting" }
+                div.card.stat { span.big { (o.failed_jobs_24h) } " failed job runs (24 h)" }
+            }
+        },
+    )
+}
+
+pub fn users(nav: &Nav, q: &str, users: &[User]) -> Markup {
+    page(
+        "Users",
+        nav,
+        html! {
+            h1 { "Users" }
+            (tabs())
+            form.search method="get" action="/admin/users" {
+                input type="search" name="q" value=(q) placeholder="e-mail or name";
+                button type="submit" { "Search" }
+            }
+            table #users {
+                thead { tr { th { "E-mail" } th { "Role" } th { "State" } th { "Verified" } th { "Created" } } }
+                tbody {
+                    @for u in users {
+                        tr {
+                            td { a href=(format!("/admin/users/{}", u.id)) { (u.email) } }
+                            td { (u.role.as_str()) }
+                            td { (u.state.as_str()) }
+                            td { @if u.is_verified() { "yes" } @else { "no" } }
+                            td { (time(u.created_at)) }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
+pub fn user(nav: &Nav, token: &str, u: &User, currency: &str, f: &Option<Flash>) -> Markup {
+    let digits = crate::domain::money::currency_digits(currency);
+    page(
+        &u.email,
+        nav,
+        html! {
+            h1 { (u.email) }
+            (tabs())
+            (flash(f))
+            section.card {
+                dl {
+                    dt { "Role" } dd #role { (u.role.as_str()) }
+                    dt { "State" } dd #state { (u.state.as_str()) @if !u.state_reason.is_empty() { " — " (u.state_reason) } }
+                    dt { "Verified" } dd { (opt_time(u.email_verified_at)) }
+                    dt { "Balance" } dd { (crate::domain::money::Money(u.balance_minor).decimal(digits)) " " (currency) }
+                    dt { "Created" } dd { (time(u.created_at)) }
+                }
+            }
+            section.card {
+                h2 { "Role" }
+                form method="post" action=(format!("/admin/users/{}/role", u.id)) {
+                    (csrf(token))
+                    select name="role" {
+                        @for r in ["user", "operator", "admin"] {
+                            option value=(r) selected[r == u.role.as_str()] { (r) }
+                        }
+                    }
+                    button type="submit" { "Change role" }
+                }
+            }
+            section.card {
+                h2 { "State" }
+                form method="post" action=(format!("/admin/users/{}/state", u.id)) {
+                    (csrf(token))
+                    select name="state" {
+                        @for s in ["active", "suspended"] {
+                            option value=(s) selected[s == u.state.as_str()] { (s) }
+                        }
+                    }
+                    label { "Reason (recorded)" input type="text" name="reason" maxlength="200"; }
+                    button type="submit" { "Change state" }
+                }
+            }
+        },
+    )
+}
+
+pub fn jobs(nav: &Nav, schedule: &[(&str, &str, &str)], runs: &[RunRow]) -> Markup {
+    page(
+        "Jobs",
+        nav,
+        html! {
+            h1 { "Scheduled jobs" }
+            (tabs())
+            table {
+                thead { tr { th { "Job" } th { "Schedule" } th { "What it does" } } }
+                tbody {
+                    @for (name, sched, about) in schedule {
+                        tr { td { code { (name) } } td { code { (sched) } } td { (about) } }
+                    }
+                }
+            }
+            h2 { "Recent runs" }
+            table #runs {
+                thead { tr { th { "Job" } th { "Started" } th { "Duration" } th { "Result" } } }
+                tbody {
+                    @for r in runs {
+                        tr class=(if r.ok { "ok" } else { "failed" }) {
+                            td { (r.job) }
+                            td { (time(r.started_at)) }
+                            td { (r.duration_ms) " ms" }
+                            td { @if r.ok { "ok: " } @else { "FAILED: " } (r.message) }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
+pub fn outbox(nav: &Nav, rows: &[OutboxRow]) -> Markup {
+    page(
+        "Outbox",
+        nav,
+        html! {
+            h1 { "Outbox" }
+            (tabs())
+            p.muted { "Every outgoing mail is recorded here. Without SMTP configured, mail is not sent and this is where it can be read." }
+            @for m in rows {
+                article.card.mail {
+                    p { strong { (m.subject) } " → " (m.to_addr) }
+                    p.muted { (time(m.created_at)) " · "
+                        @if let Some(s) = m.sent_at { "sent " (time(s)) } @else if m.attempts > 0 { "failed " (m.attempts) "×: " (m.last_error) } @else { "not sent" } }
+                    pre { (m.body) }
+                }
+            }
+        },
+    )
+}
+
+pub fn audit(nav: &Nav, rows: &[AuditRow], f: &Option<Flash>) -> Markup {
+    page(
+        "Audit log",
+        nav,
+        html! {
+            h1 { "Audit log" }
+            (tabs())
+            (flash(f))
+            table #audit {
+                thead { tr { th { "When" } th { "Who" } th { "Action" } th { "On" } th { "Detail" } } }
+                tbody {
+                    @for r in rows {
+                        tr {
+                            td { (time(r.at)) }
+                            td { (r.actor.as_deref().unwrap_or("command line")) }
+                            td { (r.action) }
+                            td { (r.target.as_deref().unwrap_or("—")) }
+                            td { (r.detail) }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}

@@ -1,0 +1,125 @@
+//! Every HTML template, as functions of plain data. maud escapes by default; there is no
+//! `PreEscaped` anywhere in the views.
+
+pub mod account;
+pub mod admin;
+pub mod public;
+
+use maud::{html, Markup, DOCTYPE};
+
+use crate::clock::{format_datetime, Timestamp};
+use crate::domain::accounts::Role;
+use crate::http::assets;
+
+/// What the page header needs to know about the visitor.
+#[derive(Default, Clone)]
+pub struct Nav {
+    pub site_name: String,
+    pub email: Option<String>,
+    pub role: Option<Role>,
+    /// CSRF token for the logout button.
+    pub csrf: String,
+}
+
+/// A message shown at the top of a page.
+pub enum Flash {
+    Ok(String),
+    Err(String),
+}
+
+pub fn flash(f: &Option<Flash>) -> Markup {
+    html! {
+        @match f {
+            Some(Flash::Ok(m)) => p.flash.ok role="status" { (m) },
+            Some(Flash::Err(m)) => p.flash.err role="alert" { (m) },
+            None => {},
+        }
+    }
+}
+
+pub fn page(title: &str, nav: &Nav, body: Markup) -> Markup {
+    let site = if nav.site_name.is_empty() {
+        "otpbox"
+    } else {
+        nav.site_name.as_str()
+    };
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                meta name="color-scheme" content="light dark";
+                title { (title) " · " (site) }
+                link rel="stylesheet" href=(assets::url("app.css"));
+                link rel="icon" href=(assets::url("favicon.svg")) type="image/svg+xml";
+                script src=(assets::url("app.js")) defer {}
+            }
+            body {
+                header.top {
+                    a.brand href="/" { (site) }
+                    nav {
+                        @if let Some(email) = &nav.email {
+                            a href="/dashboard" { "Dashboard" }
+                            @if nav.role == Some(Role::Admin) {
+                                a href="/admin" { "Admin" }
+                            }
+                            a href="/settings" title=(email) { "Settings" }
+                            form.inline method="post" action="/logout" {
+                                input type="hidden" name="csrf" value=(nav.csrf);
+                                button.link type="submit" { "Log out" }
+                            }
+                        } @else {
+                            a href="/login" { "Log in" }
+                            a.button href="/signup" { "Sign up" }
+                        }
+                    }
+                }
+                main { (body) }
+                footer {
+                    a href="/privacy" { "Privacy" }
+                    a href="/aup" { "Acceptable use" }
+                    a href="/terms" { "Terms" }
+                }
+            }
+        }
+    }
+}
+
+pub fn error_page(status: u16, message: &str) -> Markup {
+    let title = match status {
+        403 => "Not allowed",
+        404 => "Not found",
+        413 => "Too large",
+        429 => "Too many attempts",
+        500 => "Server error",
+        _ => "Something is not right",
+    };
+    page(
+        title,
+        &Nav::default(),
+        html! {
+            section.card.narrow {
+                h1 { (title) }
+                p { (message) }
+                p { a href="/" { "Home" } }
+            }
+        },
+    )
+}
+
+pub fn time(t: Timestamp) -> Markup {
+    html! { time datetime=(crate::clock::format_rfc3339(t)) { (format_datetime(t)) " UTC" } }
+}
+
+pub fn opt_time(t: Option<Timestamp>) -> Markup {
+    match t {
+        Some(t) => time(t),
+        None => html! { "—" },
+    }
+}
+
+/// A hidden CSRF field for a form.
+pub fn csrf(token: &str) -> Markup {
+    html! { input type="hidden" name="csrf" value=(token); }
+}

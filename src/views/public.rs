@@ -1,0 +1,122 @@
+//! Public pages: landing, privacy policy, acceptable-use policy, terms.
+
+use maud::{html, Markup};
+
+use super::{page, Nav};
+
+pub struct Operator<'a> {
+    pub name: &'a str,
+    pub contact: &'a str,
+    pub min_age: u32,
+}
+
+pub fn landing(nav: &Nav, op: &Operator<'_>) -> Markup {
+    page(
+        "Receive SMS codes",
+        nav,
+        html! {
+            section.hero {
+                h1 { "Temporary numbers for one-time codes" }
+                p.lead {
+                    "Order a number for a country and a service, see the code arrive in seconds, "
+                    "and get your money back when none comes."
+                }
+                p {
+                    @if nav.email.is_some() {
+                        a.button href="/dashboard" { "Go to your dashboard" }
+                    } @else {
+                        a.button href="/signup" { "Create an account" }
+                        " "
+                        a href="/login" { "Log in" }
+                    }
+                }
+            }
+            section.grid3 {
+                div.card { h2 { "Pay only for codes" } p { "An order that receives no code is refunded in full, automatically." } }
+                div.card { h2 { "Works with your tools" } p { "Existing SMS-Activate and 5sim clients work by changing only the base URL." } }
+                div.card { h2 { "Private by design" } p { "Message texts are deleted minutes after your order ends. No trackers, no third-party scripts." } }
+            }
+            p.muted { "Operated by " (op.name) " · " a href=(format!("mailto:{}", op.contact)) { (op.contact) } }
+        },
+    )
+}
+
+/// One retention rule as the privacy page states it.
+pub struct Retention {
+    pub what: String,
+    pub period: String,
+}
+
+pub fn privacy(nav: &Nav, op: &Operator<'_>, rules: &[Retention]) -> Markup {
+    page(
+        "Privacy policy",
+        nav,
+        html! {
+            article.prose {
+                h1 { "Privacy policy" }
+                p { "This service is run by " strong { (op.name) } ". Contact: " a href=(format!("mailto:{}", op.contact)) { (op.contact) } "." }
+                h2 { "What we keep, and for how long" }
+                p { "Every period below is enforced by a scheduled job in the software; the numbers on this page are read from its live settings." }
+                table #retention {
+                    thead { tr { th { "Data" } th { "Kept for" } } }
+                    tbody {
+                        @for r in rules {
+                            tr { td { (r.what) } td.period { (r.period) } }
+                        }
+                    }
+                }
+                h2 { "Who can read your messages" }
+                p { "Only the account that ordered a number can read the messages it received. Administrators can see them only through an audited action." }
+                h2 { "Cookies" }
+                p { "One cookie, " code { "__session" } ", keeps you signed in. It is HttpOnly and holds only a random token. There are no tracking cookies, no third-party scripts and no telemetry." }
+                h2 { "Addresses" }
+                p { "IP addresses are never stored as such: logs keep only a keyed hash of them." }
+                h2 { "Your rights" }
+                p { "From the settings page you can correct your e-mail address and name, export everything held about your account as a JSON file, and delete your account." }
+            }
+        },
+    )
+}
+
+pub fn aup(nav: &Nav, op: &Operator<'_>) -> Markup {
+    page(
+        "Acceptable-use policy",
+        nav,
+        html! {
+            article.prose {
+                h1 { "Acceptable-use policy" }
+                p { "You must be at least " (op.min_age) " years old to use this service." }
+                p { "Numbers are for receiving verification codes for accounts you are entitled to create. You must not use them:" }
+                ul {
+                    li { "for fraud, phishing, impersonation or evading a ban imposed on you;" }
+                    li { "to harass anyone or to send or receive unlawful content;" }
+                    li { "to break the terms of the service whose code you receive where that is unlawful;" }
+                    li { "to attack, overload or probe this service." }
+                }
+                p { "Accounts that break these rules are suspended or terminated. A terminated account's balance is forfeited; you may appeal within 30 days." }
+                p { "Report abuse to " a href=(format!("mailto:{}", op.contact)) { (op.contact) } "." }
+            }
+        },
+    )
+}
+
+pub fn terms(nav: &Nav, op: &Operator<'_>) -> Markup {
+    page(
+        "Terms of service",
+        nav,
+        html! {
+            article.prose {
+                h1 { "Terms of service" }
+                p { "This service is provided by " (op.name) "." }
+                h2 { "Orders and refunds" }
+                p { "The price of a number is taken from your balance when the number is issued. If no code arrives before the order ends, or you cancel it before a code arrives, the full price is returned to your balance. After a code has arrived there is no refund." }
+                h2 { "Balance" }
+                p { "Your balance can only be spent on this service. It is not a bank account and earns no interest." }
+                h2 { "Availability" }
+                p { "Numbers come from a limited stock and may not be available for every country and service at all times." }
+                h2 { "Contact" }
+                p { a href=(format!("mailto:{}", op.contact)) { (op.contact) } }
+            }
+        },
+    )
+}

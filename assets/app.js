@@ -1,5 +1,7 @@
 // otpbox: small progressive enhancements; every page works without this file.
 "use strict";
+
+// Copy buttons: <button data-copy="text">.
 document.addEventListener("click", (event) => {
   const button = event.target.closest("[data-copy]");
   if (!button) return;
@@ -9,4 +11,84 @@ document.addEventListener("click", (event) => {
     button.textContent = "Copied";
     setTimeout(() => { button.textContent = old; }, 1500);
   });
+});
+
+// Selects that submit their form when changed (the country picker).
+document.addEventListener("change", (event) => {
+  if (event.target.matches("select[data-autosubmit]")) event.target.form.submit();
+});
+
+const LABELS = {
+  waiting: "Waiting for SMS",
+  received: "Code received",
+  retry: "Waiting for another SMS",
+  completed: "Completed",
+  canceled: "Canceled, refunded",
+  expired: "Expired, refunded",
+};
+
+// Countdowns: the server's clock may differ from the browser's, so keep the offset.
+function startCountdowns() {
+  const items = document.querySelectorAll(".countdown[data-expires]");
+  if (!items.length) return;
+  const skew = Number(items[0].dataset.now) - Date.now() / 1000;
+  const tick = () => {
+    const now = Date.now() / 1000 + skew;
+    items.forEach((el) => {
+      const left = Math.max(0, Math.round(Number(el.dataset.expires) - now));
+      const m = Math.floor(left / 60);
+      const s = String(left % 60).padStart(2, "0");
+      el.textContent = `${m}:${s} left`;
+    });
+  };
+  tick();
+  setInterval(tick, 1000);
+}
+
+// Live orders: ask the API for changes and show a code as soon as it arrives.
+function watchOrders() {
+  const cards = () => Array.from(document.querySelectorAll("article.order[data-id]"))
+    .filter((c) => ["waiting", "received", "retry"].includes(c.dataset.status));
+  if (!cards().length) return;
+  const poll = async () => {
+    const live = cards();
+    if (!live.length) return;
+    try {
+      const res = await fetch("/api/v1/activations?limit=50", { headers: { Accept: "application/json" } });
+      if (!res.ok) return;
+      const data = await res.json();
+      let reload = false;
+      for (const card of live) {
+        const a = data.activations.find((x) => String(x.id) === card.dataset.id);
+        if (!a) continue;
+        if (a.status !== card.dataset.status) {
+          const st = card.querySelector(".state");
+          if (st) st.textContent = LABELS[a.status] || a.status;
+          if (!["waiting", "received", "retry"].includes(a.status)) reload = true;
+          // Buttons depend on the state: refresh them from the server.
+          if (a.status === "received" && card.dataset.status !== "received") reload = true;
+          card.dataset.status = a.status;
+        }
+        const box = card.querySelector(".code-box");
+        if (a.code && box && !box.querySelector(".code")) {
+          box.textContent = "";
+          const code = document.createElement("span");
+          code.className = "code";
+          code.textContent = a.code;
+          const copy = document.createElement("button");
+          copy.type = "button";
+          copy.textContent = "Copy code";
+          copy.setAttribute("data-copy", a.code);
+          box.append(code, " ", copy);
+        }
+      }
+      if (reload) setTimeout(() => location.reload(), 1500);
+    } catch (_) { /* offline for a moment: try again next tick */ }
+  };
+  setInterval(poll, 2500);
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  startCountdowns();
+  watchOrders();
 });

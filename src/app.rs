@@ -12,8 +12,39 @@ use crate::domain::{sessions, Error};
 use crate::http::router::Router;
 use crate::jobs::Jobs;
 
+/// Wakes long-polling readers when an order changes (SMS arrived, expiry). A counter and a
+/// condition variable: waiters remember the counter and sleep until it moves.
+#[derive(Default)]
+pub struct Notifier {
+    version: std::sync::Mutex<u64>,
+    changed: std::sync::Condvar,
+}
+
+impl Notifier {
+    pub fn version(&self) -> u64 {
+        *self.version.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn notify(&self) {
+        let mut v = self.version.lock().unwrap_or_else(|p| p.into_inner());
+        *v += 1;
+        self.changed.notify_all();
+    }
+
+    /// Waits until the version differs from `seen` or `timeout` passes; returns the version.
+    pub fn wait(&self, seen: u64, timeout: std::time::Duration) -> u64 {
+        let v = self.version.lock().unwrap_or_else(|p| p.into_inner());
+        let (v, _) = self
+            .changed
+            .wait_timeout_while(v, timeout, |v| *v == seen)
+            .unwrap_or_else(|p| p.into_inner());
+        *v
+    }
+}
+
 pub struct App {
     pub config: Config,
+    pub notifier: Notifier,
     pub clock: Clock,
     pub keys: Keys,
     pub hasher: Hasher,
@@ -29,7 +60,11 @@ impl App {
         } else {
             Clock::system()
         };
-        crate::db::open(&config.data)?;
+        let conn = crate::db::open(&config.data)?;
+        if crate::domain::catalogue::seed_if_empty(&conn)? {
+            log::info!("catalogue seeded with the default countries, services and prices");
+        }
+        drop(conn);
         let keys = Keys::load_or_create(&config.data)
             .map_err(|e| Error::Internal(format!("secret key: {e}")))?;
         let hasher = Hasher::new(config.max_hashes);
@@ -37,6 +72,7 @@ impl App {
         let jobs = Jobs::standard();
         Ok(Arc::new(App {
             config,
+            notifier: Notifier::default(),
             clock,
             keys,
             hasher,
@@ -45,8 +81,24 @@ impl App {
         }))
     }
 
+    /// Something about orders changed: wake long-poll waiters.
+    pub fn notify(&self) {
+        self.notifier.notify();
+    }
+
     pub fn now(&self) -> i64 {
         self.clock.now()
+    }
+
+    /// The ordering rules in force.
+    pub fn policy(&self) -> crate::domain::activations::Policy {
+        crate::domain::activations::Policy {
+            early_cancel: self.config.early_cancel,
+            default_ttl: self.config.activation_ttl,
+            max_live: self.config.max_active_activations,
+            cooldown: self.config.reuse_cooldown,
+            sim_delay: self.config.sim_delay,
+        }
     }
 
     pub fn session_limits(&self) -> sessions::Limits {

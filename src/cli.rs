@@ -25,6 +25,14 @@ pub struct Cli {
 pub enum Command {
     /// Run the server
     Serve(ServeArgs),
+    /// A ready-to-try instance: simulator on, demo customer with a balance
+    Demo(ServeArgs),
+    /// Manage API keys
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// SMS tools
+    #[command(subcommand)]
+    Sms(SmsCommand),
     /// Create an administrator (already verified)
     #[command(subcommand)]
     Admin(AdminCommand),
@@ -61,6 +69,53 @@ pub enum AdminCommand {
 pub enum UserCommand {
     /// Create an account; without --password-stdin a password is generated and printed
     Create(UserCreateArgs),
+    /// Credit (or with a negative amount, debit) an account's balance; audited
+    Credit(CreditArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CreditArgs {
+    #[arg(long)]
+    pub email: String,
+    /// Amount in major units, e.g. 12.50 (negative to debit)
+    #[arg(long, allow_hyphen_values = true)]
+    pub amount: String,
+    #[arg(long, default_value = "")]
+    pub note: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeyCommand {
+    /// Create an API key for an account and print it (shown once)
+    Create(KeyCreateArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct KeyCreateArgs {
+    #[arg(long)]
+    pub email: String,
+    #[arg(long, default_value = "command line")]
+    pub name: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SmsCommand {
+    /// Deliver an SMS as if a gateway had received it
+    Inject(InjectArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct InjectArgs {
+    /// Receiving number (digits with country code)
+    #[arg(long)]
+    pub to: String,
+    #[arg(long)]
+    pub from: String,
+    #[arg(long)]
+    pub text: String,
+    /// Source message id for de-duplication
+    #[arg(long)]
+    pub id: Option<String>,
 }
 
 #[derive(Args, Debug)]

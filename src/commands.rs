@@ -5,17 +5,22 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use crate::app::App;
-use crate::cli::{AdminCommand, Command, UserCommand};
+use crate::cli::{AdminCommand, Command, KeyCommand, SmsCommand, UserCommand};
 use crate::config::Config;
 use crate::domain::accounts::{self, NewUser, Role};
 use crate::domain::crypto::Keys;
+use crate::domain::money::{currency_digits, Money};
 use crate::domain::passwords::Hasher;
-use crate::domain::{audit, tokens, Error};
+use crate::domain::{apikeys, audit, inbox, simulator, tokens, wallet, Error};
 use crate::{db, http, jobs};
 
 pub fn run(command: Command, config: Config) -> Result<ExitCode, Error> {
     match command {
         Command::Serve(_) => serve(config),
+        Command::Demo(_) => serve(config),
+        Command::User(UserCommand::Credit(a)) => credit(&config, &a.email, &a.amount, &a.note),
+        Command::Key(KeyCommand::Create(a)) => create_key(&config, &a.email, &a.name),
+        Command::Sms(SmsCommand::Inject(a)) => inject(&config, &a.to, &a.from, &a.text, a.id),
         Command::Admin(AdminCommand::Create(a)) => {
             create_account(&config, &a.email, Role::Admin, a.password_stdin)
         }
@@ -35,8 +40,10 @@ fn serve(config: Config) -> Result<ExitCode, Error> {
     let addr = listener
         .local_addr()
         .map_err(|e| Error::Internal(e.to_string()))?;
-    let conn = app.connect()?;
-    if accounts::count(&conn)? == 0 {
+    let mut conn = app.connect()?;
+    if app.config.demo {
+        demo_setup(&app, &mut conn, addr)?;
+    } else if accounts::count(&conn)? == 0 {
         let token = tokens::issue(
             &conn,
             &app.keys,
@@ -67,6 +74,155 @@ fn serve(config: Config) -> Result<ExitCode, Error> {
     );
     http::server::run(app, listener).map_err(|e| Error::Internal(e.to_string()))?;
     Ok(ExitCode::SUCCESS)
+}
+
+pub const DEMO_EMAIL: &str = "demo@example.com";
+pub const DEMO_PASSWORD: &str = "demo-password";
+
+/// Demo mode: the simulator on, a verified demo customer with a balance.
+fn demo_setup(
+    app: &App,
+    conn: &mut rusqlite::Connection,
+    addr: std::net::SocketAddr,
+) -> Result<(), Error> {
+    let now = app.now();
+    let hasher = &app.hasher;
+    let created = db::write(conn, |tx| {
+        simulator::configure(tx, true, simulator::mode(tx)?)?;
+        if accounts::find_by_email(tx, DEMO_EMAIL)?.is_some() {
+            return Ok(false);
+        }
+        let phc = hasher.hash(DEMO_PASSWORD)?;
+        let u = accounts::create(
+            tx,
+            &NewUser {
+                email: DEMO_EMAIL,
+                password_hash: Some(&phc),
+                role: Role::User,
+                verified: true,
+                age_confirmed: true,
+                aup_accepted: true,
+            },
+            now,
+        )?;
+        wallet::post(
+            tx,
+            u.id,
+            5000,
+            wallet::Kind::Adjustment,
+            ("", None),
+            "demo balance",
+            now,
+        )?;
+        Ok(true)
+    })?;
+    println!("Demo mode: the simulator delivers an SMS a few seconds after each order.");
+    println!("  Open http://{addr}/login");
+    println!("  E-mail:   {DEMO_EMAIL}");
+    println!("  Password: {DEMO_PASSWORD}");
+    if created {
+        println!(
+            "  (demo customer created with a balance of 50.00 {})",
+            app.config.currency
+        );
+    }
+    Ok(())
+}
+
+fn open_existing(config: &Config) -> Result<(rusqlite::Connection, Keys), Error> {
+    let conn = db::open(&config.data)?;
+    crate::domain::catalogue::seed_if_empty(&conn)?;
+    let keys = Keys::load_or_create(&config.data).map_err(|e| Error::Internal(e.to_string()))?;
+    Ok((conn, keys))
+}
+
+fn find_user(conn: &rusqlite::Connection, email: &str) -> Result<accounts::User, Error> {
+    accounts::find_by_email(conn, email)?
+        .ok_or_else(|| Error::invalid(format!("no account with e-mail {email}")))
+}
+
+fn credit(config: &Config, email: &str, amount: &str, note: &str) -> Result<ExitCode, Error> {
+    let (mut conn, _) = open_existing(config)?;
+    let digits = currency_digits(&config.currency);
+    let Some(Money(minor)) = Money::parse(amount, digits, true).filter(|m| m.0 != 0) else {
+        return Err(Error::invalid(format!(
+            "`{amount}` is not an amount like 12.50"
+        )));
+    };
+    let user = find_user(&conn, email)?;
+    let now = crate::clock::Clock::system().now();
+    let balance = db::write(&mut conn, |tx| {
+        let b = wallet::post(
+            tx,
+            user.id,
+            minor,
+            wallet::Kind::Adjustment,
+            ("admin", None),
+            note,
+            now,
+        )?;
+        audit::audit(
+            tx,
+            None,
+            Some(user.id),
+            "credit",
+            &format!("{} {note}", Money(minor).decimal(digits)),
+            "",
+            now,
+        )?;
+        Ok(b)
+    })?;
+    println!(
+        "{} balance: {} {}",
+        user.email,
+        Money(balance).decimal(digits),
+        config.currency
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn create_key(config: &Config, email: &str, name: &str) -> Result<ExitCode, Error> {
+    let (mut conn, keys) = open_existing(config)?;
+    let user = find_user(&conn, email)?;
+    let now = crate::clock::Clock::system().now();
+    let (_, secret) = db::write(&mut conn, |tx| {
+        let k = apikeys::create(tx, &keys, user.id, name, now)?;
+        audit::security(tx, Some(user.id), "api_key_created", "", name, now)?;
+        Ok(k)
+    })?;
+    println!("{secret}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn inject(
+    config: &Config,
+    to: &str,
+    from: &str,
+    text: &str,
+    id: Option<String>,
+) -> Result<ExitCode, Error> {
+    let (mut conn, _) = open_existing(config)?;
+    let now = crate::clock::Clock::system().now();
+    let msg = inbox::Inbound {
+        to: to.to_string(),
+        sender: from.to_string(),
+        text: text.to_string(),
+        received_at: now,
+        source: "cli".into(),
+        source_msg_id: id,
+    };
+    let outcome = db::write(&mut conn, |tx| inbox::ingest(tx, &msg, now))?;
+    let (line, code) = match outcome {
+        inbox::Delivered::Activation { id, .. } => (format!("delivered to activation {id}"), 0),
+        inbox::Delivered::Rental { id, .. } => (format!("delivered to rental {id}"), 0),
+        inbox::Delivered::Duplicate => ("duplicate: already received".to_string(), 0),
+        inbox::Delivered::NoLiveOrder => {
+            ("not delivered: no live order on that number".to_string(), 1)
+        }
+        inbox::Delivered::UnknownNumber => ("not delivered: unknown number".to_string(), 1),
+    };
+    println!("{line}");
+    Ok(ExitCode::from(code))
 }
 
 fn read_password(from_stdin: bool) -> Result<(String, bool), Error> {
@@ -137,9 +293,10 @@ fn create_account(
 
 fn check(config: &Config) -> Result<ExitCode, Error> {
     let conn = db::open(&config.data)?;
-    let problems = db::integrity_problems(&conn)?;
+    let mut problems = db::integrity_problems(&conn)?;
+    problems.extend(wallet::check(&conn)?);
     if problems.is_empty() {
-        println!("ok: database integrity checks passed");
+        println!("ok: database integrity and ledger checks passed");
         Ok(ExitCode::SUCCESS)
     } else {
         for p in &problems {

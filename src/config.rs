@@ -177,6 +177,11 @@ pub const SETTINGS: &[Setting] = &[
         "Live activations one account may hold",
     ),
     s(
+        "reuse_cooldown",
+        "0",
+        "A number serves the same service again after this long; 0 = never",
+    ),
+    s(
         "dev_clock",
         "false",
         "TESTS ONLY: allow moving the clock through /__dev endpoints",
@@ -230,6 +235,7 @@ pub struct Config {
     pub activation_ttl: u64,
     pub sms_retention: u64,
     pub max_active_activations: u32,
+    pub reuse_cooldown: u64,
     pub dev_clock: bool,
 }
 
@@ -449,6 +455,7 @@ impl Config {
             activation_ttl: dur("activation_ttl")?,
             sms_retention: dur("sms_retention")?,
             max_active_activations: num("max_active_activations")? as u32,
+            reuse_cooldown: dur("reuse_cooldown")?,
             dev_clock: parse_bool(&get("dev_clock")).map_err(named("dev_clock"))?,
         };
         if cfg.early_cancel >= cfg.activation_ttl {

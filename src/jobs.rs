@@ -11,9 +11,10 @@ use rusqlite::{params, Connection};
 
 use crate::app::App;
 use crate::clock::Timestamp;
-use crate::domain::{mail, sessions, Error, Result};
+use crate::domain::{activations, mail, rentals, retention, sessions, simulator, Error, Result};
 
-/// A job returns a short summary of what it did ("3 sessions removed").
+/// A job returns a short summary of what it did ("3 sessions removed"), or "" when there was
+/// nothing to do: idle runs of frequent jobs are recorded at most once an hour.
 pub type JobFn = fn(&App, &mut Connection) -> Result<String>;
 
 pub struct Job {
@@ -28,6 +29,8 @@ pub struct Jobs {
     pub list: Vec<Job>,
     /// Next due time per job (clock seconds); guarded so one run happens at a time.
     next_due: Mutex<Vec<Option<Timestamp>>>,
+    /// When each job's last idle run was recorded.
+    last_idle_record: Mutex<Vec<Timestamp>>,
 }
 
 /// Parses a 6- or 7-field cron expression (seconds first), with a helpful error.
@@ -62,12 +65,31 @@ impl Jobs {
         Jobs {
             list,
             next_due: Mutex::new(vec![None; n]),
+            last_idle_record: Mutex::new(vec![i64::MIN; n]),
         }
     }
 
     /// The jobs every install runs.
     pub fn standard() -> Jobs {
         Jobs::new(vec![
+            (
+                "expiry",
+                "*/5 * * * * *",
+                "End activations and rentals whose time is up; refund those without a code",
+                job_expiry,
+            ),
+            (
+                "simulator",
+                "* * * * * *",
+                "Deliver the simulator's SMS that are due",
+                job_simulator,
+            ),
+            (
+                "sms_retention",
+                "0 * * * * *",
+                "Delete SMS texts and codes once their retention after the order ended passed",
+                job_sms_retention,
+            ),
             (
                 "sessions",
                 "0 */10 * * * *",
@@ -103,7 +125,7 @@ impl Jobs {
             let next =
                 *due[i].get_or_insert_with(|| Jobs::next_after(job, now).unwrap_or(i64::MAX));
             if next <= now {
-                record(conn, job, app, now);
+                self.record(i, conn, job, app, now);
                 due[i] = Jobs::next_after(job, now);
                 ran += 1;
             }
@@ -117,15 +139,48 @@ impl Jobs {
         let now = app.now();
         self.list
             .iter()
-            .map(|job| {
-                let (ok, msg) = record(conn, job, app, now);
+            .enumerate()
+            .map(|(i, job)| {
+                let (ok, msg) = self.record(i, conn, job, app, now);
                 (job.name.to_string(), ok, msg)
             })
             .collect()
     }
 }
 
-fn record(conn: &mut Connection, job: &Job, app: &App, now: Timestamp) -> (bool, String) {
+impl Jobs {
+    fn record(
+        &self,
+        i: usize,
+        conn: &mut Connection,
+        job: &Job,
+        app: &App,
+        now: Timestamp,
+    ) -> (bool, String) {
+        let (ok, msg, ms) = execute(conn, job, app);
+        let idle = ok && msg.is_empty();
+        if idle {
+            let mut last = self
+                .last_idle_record
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if now.saturating_sub(last[i]) < 3600 {
+                return (ok, msg);
+            }
+            last[i] = now;
+        }
+        let shown = if idle { "nothing to do" } else { msg.as_str() };
+        if let Err(e) = conn.execute(
+            "INSERT INTO job_runs (job, started_at, duration_ms, ok, message) VALUES (?1,?2,?3,?4,?5)",
+            params![job.name, now, ms, ok, shown],
+        ) {
+            log::error!("cannot record the run of job {}: {e}", job.name);
+        }
+        (ok, msg)
+    }
+}
+
+fn execute(conn: &mut Connection, job: &Job, app: &App) -> (bool, String, i64) {
     let started = Instant::now();
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (job.run)(app, conn)));
     let (ok, msg) = match outcome {
@@ -141,14 +196,7 @@ fn record(conn: &mut Connection, job: &Job, app: &App, now: Timestamp) -> (bool,
     } else {
         log::debug!("job {}: {msg}", job.name);
     }
-    let ms = started.elapsed().as_millis() as i64;
-    if let Err(e) = conn.execute(
-        "INSERT INTO job_runs (job, started_at, duration_ms, ok, message) VALUES (?1,?2,?3,?4,?5)",
-        params![job.name, now, ms, ok, msg],
-    ) {
-        log::error!("cannot record the run of job {}: {e}", job.name);
-    }
-    (ok, msg)
+    (ok, msg, started.elapsed().as_millis() as i64)
 }
 
 /// Starts the scheduler thread: checks once a second which jobs are due.
@@ -166,7 +214,16 @@ pub fn spawn(app: Arc<App>) -> std::io::Result<()> {
                 }
             };
             loop {
-                app.jobs.run_due(&app, &mut conn);
+                // The scheduler must outlive any bug in one tick.
+                let tick = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    app.jobs.run_due(&app, &mut conn);
+                }));
+                if tick.is_err() {
+                    log::error!("scheduler tick panicked; continuing");
+                    if !conn.is_autocommit() {
+                        let _ = conn.execute_batch("ROLLBACK");
+                    }
+                }
                 std::thread::sleep(Duration::from_secs(1));
             }
         })
@@ -198,9 +255,57 @@ pub fn recent_runs(conn: &Connection, limit: i64) -> Result<Vec<RunRow>> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+fn job_expiry(app: &App, conn: &mut Connection) -> Result<String> {
+    let now = app.now();
+    let (a, (renewed, expired)) = crate::db::write(conn, |tx| {
+        Ok((
+            activations::expire_due(tx, now)?,
+            rentals::expire_due(tx, now)?,
+        ))
+    })?;
+    if !a.is_empty() {
+        app.notify();
+    }
+    if a.is_empty() && renewed.is_empty() && expired.is_empty() {
+        return Ok(String::new());
+    }
+    Ok(format!(
+        "{} activations ended, {} rentals renewed, {} rentals expired",
+        a.len(),
+        renewed.len(),
+        expired.len()
+    ))
+}
+
+fn job_simulator(app: &App, conn: &mut Connection) -> Result<String> {
+    let now = app.now();
+    let delivered = crate::db::write(conn, |tx| simulator::deliver_due(tx, now))?;
+    if delivered.is_empty() {
+        return Ok(String::new());
+    }
+    app.notify();
+    Ok(format!("{} simulated SMS delivered", delivered.len()))
+}
+
+fn job_sms_retention(app: &App, conn: &mut Connection) -> Result<String> {
+    let now = app.now();
+    let n = crate::db::write(conn, |tx| {
+        retention::purge_messages(tx, app.config.sms_retention, now)
+    })?;
+    Ok(if n == 0 {
+        String::new()
+    } else {
+        format!("{n} messages deleted")
+    })
+}
+
 fn job_sessions(app: &App, conn: &mut Connection) -> Result<String> {
     let n = sessions::purge_expired(conn, app.config.session_idle, app.now())?;
-    Ok(format!("{n} expired sessions removed"))
+    Ok(if n == 0 {
+        String::new()
+    } else {
+        format!("{n} expired sessions removed")
+    })
 }
 
 fn job_prune_runs(app: &App, conn: &mut Connection) -> Result<String> {
@@ -213,9 +318,12 @@ fn job_prune_runs(app: &App, conn: &mut Connection) -> Result<String> {
 
 fn job_mail(app: &App, conn: &mut Connection) -> Result<String> {
     let Some(smtp) = &app.config.smtp else {
-        return Ok("no SMTP configured; mail stays in the outbox".into());
+        return Ok(String::new()); // no SMTP: mail stays in the outbox
     };
     let pending = mail::pending(conn, 20)?;
+    if pending.is_empty() {
+        return Ok(String::new());
+    }
     let (mut sent, mut failed) = (0, 0);
     for m in pending {
         match crate::smtp::send(smtp, &m.to_addr, &m.subject, &m.body) {

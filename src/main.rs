@@ -24,7 +24,10 @@ fn main() -> ExitCode {
     if let Some(d) = &cli.data {
         flags.insert("data".to_string(), d.to_string_lossy().into_owned());
     }
-    if let cli::Command::Serve(a) = &cli.command {
+    if let cli::Command::Demo(_) = &cli.command {
+        flags.insert("demo".into(), "true".into());
+    }
+    if let cli::Command::Serve(a) | cli::Command::Demo(a) = &cli.command {
         if let Some(v) = &a.listen {
             flags.insert("listen".into(), v.clone());
         }

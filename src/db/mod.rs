@@ -13,7 +13,10 @@ use crate::domain::Error;
 
 /// Forward migrations in order; index + 1 is the schema version they produce.
 /// Version 1 is `schema.sql`. A migration is applied in one transaction with its version bump.
-const MIGRATIONS: &[&str] = &[include_str!("../../schema.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../schema.sql"),
+    include_str!("migrations/0002_marketplace.sql"),
+];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 

@@ -2,13 +2,24 @@
 //! transaction, a clock time and plain values, and return plain values or an [`Error`].
 
 pub mod accounts;
+pub mod activations;
+pub mod apikeys;
 pub mod audit;
+pub mod catalogue;
+pub mod codes;
 pub mod crypto;
+pub mod inbox;
 pub mod mail;
 pub mod money;
 pub mod passwords;
+pub mod rentals;
+pub mod retention;
+pub mod seed;
 pub mod sessions;
+pub mod simulator;
 pub mod tokens;
+pub mod vouchers;
+pub mod wallet;
 
 use std::fmt;
 
@@ -27,6 +38,25 @@ pub enum Error {
     },
     /// The server is at a configured limit (e.g. password hashes in flight).
     Busy,
+    /// The balance does not cover the price.
+    NoBalance,
+    /// No free number for the request.
+    NoNumbers,
+    BadService,
+    BadCountry,
+    WrongOperator,
+    /// The price is above the caller's maximum; the minimum that would work.
+    WrongMaxPrice {
+        min_minor: i64,
+    },
+    /// Cancelling is refused this early; seconds until it is allowed.
+    EarlyCancel {
+        seconds_left: u64,
+    },
+    /// The order is not in a state that allows this action.
+    BadStatus(String),
+    /// Too many live orders at once.
+    Limit,
     Db(rusqlite::Error),
     Internal(String),
 }
@@ -42,6 +72,15 @@ impl Error {
             Error::Forbidden(_) => "forbidden",
             Error::Throttled { .. } => "rate_limited",
             Error::Busy => "busy",
+            Error::NoBalance => "no_balance",
+            Error::NoNumbers => "no_numbers",
+            Error::BadService => "bad_service",
+            Error::BadCountry => "bad_country",
+            Error::WrongOperator => "bad_operator",
+            Error::WrongMaxPrice { .. } => "max_price_too_low",
+            Error::EarlyCancel { .. } => "early_cancel_denied",
+            Error::BadStatus(_) => "bad_status",
+            Error::Limit => "too_many_orders",
             Error::Db(_) | Error::Internal(_) => "internal",
         }
     }
@@ -55,6 +94,13 @@ impl Error {
             Error::Forbidden(_) => 403,
             Error::Throttled { .. } => 429,
             Error::Busy => 503,
+            Error::NoBalance => 402,
+            Error::NoNumbers => 409,
+            Error::BadService | Error::BadCountry | Error::WrongOperator => 400,
+            Error::WrongMaxPrice { .. } => 409,
+            Error::EarlyCancel { .. } => 409,
+            Error::BadStatus(_) => 409,
+            Error::Limit => 429,
             Error::Db(_) | Error::Internal(_) => 500,
         }
     }
@@ -77,6 +123,20 @@ impl fmt::Display for Error {
                 write!(f, "too many attempts; try again in {retry_after} seconds")
             }
             Error::Busy => f.write_str("the server is busy; try again shortly"),
+            Error::NoBalance => f.write_str("Your balance is too low for this order."),
+            Error::NoNumbers => f.write_str("No free number for this country and service now."),
+            Error::BadService => f.write_str("Unknown or unavailable service."),
+            Error::BadCountry => f.write_str("Unknown or unavailable country."),
+            Error::WrongOperator => f.write_str("Unknown operator for this country."),
+            Error::WrongMaxPrice { min_minor } => {
+                write!(f, "The price is above your maximum; it is {min_minor} minor units.")
+            }
+            Error::EarlyCancel { seconds_left } => write!(
+                f,
+                "Cancelling is possible in {seconds_left} seconds (numbers cannot be cancelled right after they are issued)."
+            ),
+            Error::BadStatus(m) => f.write_str(m),
+            Error::Limit => f.write_str("You have too many live orders; finish or cancel one first."),
             // Database details stay in the log, not in replies.
             Error::Db(_) => f.write_str("internal error"),
         }

@@ -2,6 +2,7 @@
 //! own [`Request`]/[`Response`] types: the router, the session and CSRF guards, and the
 //! handlers per area (public pages, account pages, admin pages, dev hooks).
 
+pub mod api;
 pub mod assets;
 pub mod auth;
 pub mod dev;
@@ -40,6 +41,7 @@ impl Ctx<'_> {
 pub fn build_router(config: &Config) -> Router {
     let mut r = Router::new();
     web::routes(&mut r);
+    api::routes(&mut r);
     assets::routes(&mut r);
     if config.dev_clock {
         dev::routes(&mut r);

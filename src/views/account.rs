@@ -182,24 +182,3 @@ pub fn settings(
         },
     )
 }
-
-pub fn dashboard(nav: &Nav, user: &User, token: &str, currency: &str, f: &Option<Flash>) -> Markup {
-    let digits = crate::domain::money::currency_digits(currency);
-    page(
-        "Dashboard",
-        nav,
-        html! {
-            h1 { "Dashboard" }
-            (flash(f))
-            (verify_notice(user, token))
-            section.card {
-                h2 { "Your account" }
-                dl {
-                    dt { "E-mail" } dd { (user.email) }
-                    dt { "Balance" } dd #balance { (crate::domain::money::Money(user.balance_minor).decimal(digits)) " " (currency) }
-                    dt { "Member since" } dd { (time(user.created_at)) }
-                }
-            }
-        },
-    )
-}

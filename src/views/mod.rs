@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod admin;
+pub mod market;
 pub mod public;
 
 use maud::{html, Markup, DOCTYPE};

@@ -33,7 +33,6 @@ pub fn routes(r: &mut Router) {
     r.form("/password/reset/{token}", reset);
     r.get("/setup/{token}", setup_form);
     r.form("/setup/{token}", setup);
-    r.get("/dashboard", dashboard);
     r.get("/settings", settings);
     r.form("/settings/profile", settings_profile);
     r.form("/settings/password", settings_password);
@@ -582,24 +581,6 @@ fn setup(ctx: &mut Ctx<'_>, req: &Request) -> Response {
             .unwrap_or_else(|e| error_page(req, 500, &e.to_string())),
         Err(e) => again(e.http_status(), e.to_string()),
     }
-}
-
-fn dashboard(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let s = match require_user(ctx, req) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let v = super::super::auth::Visitor {
-        session: Some(s.session.clone()),
-        user: Some(s.user.clone()),
-    };
-    Response::html(view::dashboard(
-        &nav(ctx, &v),
-        &s.user,
-        s.csrf(),
-        &ctx.app.config.currency,
-        &flash_from_query(req),
-    ))
 }
 
 fn settings_page(ctx: &mut Ctx<'_>, s: &Signed, flash: Option<Flash>, status: u16) -> Response {

@@ -2,6 +2,7 @@
 
 mod account;
 mod admin;
+mod market;
 mod public;
 
 use super::auth::Visitor;
@@ -13,6 +14,7 @@ pub fn routes(r: &mut Router) {
     public::routes(r);
     account::routes(r);
     admin::routes(r);
+    market::routes(r);
 }
 
 /// The page header's view of the visitor.

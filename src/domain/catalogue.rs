@@ -1,0 +1,395 @@
+//! The catalogue: countries, services, operators and prices, and live stock counts computed
+//! from the inventory. Seeded on first start from [`super::seed`]; the admin edits it.
+
+use std::collections::HashMap;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+
+use super::{seed, Error, Result};
+use crate::clock::Timestamp;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Country {
+    pub id: i64,
+    pub iso: String,
+    pub prefix: String,
+    pub name: String,
+    pub fivesim_name: String,
+    pub enabled: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Service {
+    pub code: String,
+    pub name: String,
+    pub fivesim_name: String,
+    pub lifetime_secs: Option<i64>,
+    pub enabled: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Operator {
+    pub country_id: i64,
+    pub code: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Price {
+    pub price_minor: i64,
+    pub rent_hour_minor: i64,
+}
+
+/// Fills an empty catalogue with the seed set; does nothing when countries exist.
+pub fn seed_if_empty(conn: &Connection) -> Result<bool> {
+    let n: i64 = conn.query_row("SELECT COUNT(*) FROM countries", [], |r| r.get(0))?;
+    if n > 0 {
+        return Ok(false);
+    }
+    for c in seed::COUNTRIES {
+        conn.execute(
+            "INSERT INTO countries (id, iso, prefix, name, fivesim_name) VALUES (?1,?2,?3,?4,?5)",
+            params![c.id, c.iso, c.prefix, c.name, c.fivesim],
+        )?;
+    }
+    for s in seed::SERVICES {
+        conn.execute(
+            "INSERT INTO services (code, name, fivesim_name, lifetime_secs) VALUES (?1,?2,?3,?4)",
+            params![
+                s.code,
+                s.name,
+                s.fivesim,
+                s.lifetime_mins.map(|m| m as i64 * 60)
+            ],
+        )?;
+    }
+    for o in seed::OPERATORS {
+        conn.execute(
+            "INSERT OR IGNORE INTO operators (country_id, code, name) VALUES (?1,?2,?3)",
+            params![o.country, o.code, o.name],
+        )?;
+    }
+    let mut stmt = conn.prepare(
+        "INSERT INTO prices (country_id, service, operator, price_minor, rent_hour_minor) \
+         VALUES (?1, ?2, '', ?3, ?4)",
+    )?;
+    for c in seed::COUNTRIES {
+        for s in seed::SERVICES {
+            stmt.execute(params![
+                c.id,
+                s.code,
+                seed::default_price_minor(c.id, s.code),
+                seed::default_rent_hour_minor(c.id, s.code)
+            ])?;
+        }
+    }
+    Ok(true)
+}
+
+fn country_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Country> {
+    Ok(Country {
+        id: r.get(0)?,
+        iso: r.get(1)?,
+        prefix: r.get(2)?,
+        name: r.get(3)?,
+        fivesim_name: r.get(4)?,
+        enabled: r.get(5)?,
+    })
+}
+
+fn service_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Service> {
+    Ok(Service {
+        code: r.get(0)?,
+        name: r.get(1)?,
+        fivesim_name: r.get(2)?,
+        lifetime_secs: r.get(3)?,
+        enabled: r.get(4)?,
+    })
+}
+
+const COUNTRY_COLS: &str = "id, iso, prefix, name, fivesim_name, enabled";
+const SERVICE_COLS: &str = "code, name, fivesim_name, lifetime_secs, enabled";
+
+pub fn countries(conn: &Connection) -> Result<Vec<Country>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COUNTRY_COLS} FROM countries ORDER BY name"
+    ))?;
+    let rows = stmt.query_map([], country_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub fn services(conn: &Connection) -> Result<Vec<Service>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {SERVICE_COLS} FROM services ORDER BY name"
+    ))?;
+    let rows = stmt.query_map([], service_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub fn country(conn: &Connection, id: i64) -> Result<Option<Country>> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {COUNTRY_COLS} FROM countries WHERE id = ?1"
+        ))?
+        .query_row([id], country_row)
+        .optional()?)
+}
+
+pub fn country_by_fivesim(conn: &Connection, name: &str) -> Result<Option<Country>> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {COUNTRY_COLS} FROM countries WHERE fivesim_name = ?1"
+        ))?
+        .query_row([name], country_row)
+        .optional()?)
+}
+
+pub fn service(conn: &Connection, code: &str) -> Result<Option<Service>> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {SERVICE_COLS} FROM services WHERE code = ?1"
+        ))?
+        .query_row([code], service_row)
+        .optional()?)
+}
+
+pub fn service_by_fivesim(conn: &Connection, name: &str) -> Result<Option<Service>> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {SERVICE_COLS} FROM services WHERE fivesim_name = ?1"
+        ))?
+        .query_row([name], service_row)
+        .optional()?)
+}
+
+/// An enabled country, or [`Error::BadCountry`].
+pub fn live_country(conn: &Connection, id: i64) -> Result<Country> {
+    match country(conn, id)? {
+        Some(c) if c.enabled => Ok(c),
+        _ => Err(Error::BadCountry),
+    }
+}
+
+/// An enabled service, or [`Error::BadService`].
+pub fn live_service(conn: &Connection, code: &str) -> Result<Service> {
+    match service(conn, code)? {
+        Some(s) if s.enabled => Ok(s),
+        _ => Err(Error::BadService),
+    }
+}
+
+pub fn operators(conn: &Connection, country_id: Option<i64>) -> Result<Vec<Operator>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT country_id, code, name FROM operators WHERE ?1 IS NULL OR country_id = ?1 \
+         ORDER BY country_id, code",
+    )?;
+    let rows = stmt.query_map([country_id], |r| {
+        Ok(Operator {
+            country_id: r.get(0)?,
+            code: r.get(1)?,
+            name: r.get(2)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub fn operator_exists(conn: &Connection, country_id: i64, code: &str) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM operators WHERE country_id = ?1 AND code = ?2")?
+        .query_row(params![country_id, code], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+/// The price of a pair: the operator's own price when one is set, else the pair's.
+pub fn price(
+    conn: &Connection,
+    country_id: i64,
+    service: &str,
+    operator: &str,
+) -> Result<Option<Price>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT price_minor, rent_hour_minor FROM prices WHERE country_id = ?1 AND service = ?2 \
+             AND operator IN ('', ?3) ORDER BY operator DESC LIMIT 1",
+        )?
+        .query_row(params![country_id, service, operator], |r| {
+            Ok(Price {
+                price_minor: r.get(0)?,
+                rent_hour_minor: r.get(1)?,
+            })
+        })
+        .optional()?)
+}
+
+pub fn set_price(
+    conn: &Connection,
+    country_id: i64,
+    service: &str,
+    operator: &str,
+    price: Price,
+) -> Result<()> {
+    if price.price_minor < 0 || price.rent_hour_minor < 0 {
+        return Err(Error::invalid("Prices cannot be negative."));
+    }
+    live_country(conn, country_id)?;
+    if self::service(conn, service)?.is_none() {
+        return Err(Error::BadService);
+    }
+    conn.execute(
+        "INSERT INTO prices (country_id, service, operator, price_minor, rent_hour_minor) \
+         VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (country_id, service, operator) DO UPDATE \
+         SET price_minor = excluded.price_minor, rent_hour_minor = excluded.rent_hour_minor",
+        params![
+            country_id,
+            service,
+            operator,
+            price.price_minor,
+            price.rent_hour_minor
+        ],
+    )?;
+    Ok(())
+}
+
+pub fn set_enabled(conn: &Connection, table: &str, key: &str, enabled: bool) -> Result<()> {
+    let sql = match table {
+        "countries" => "UPDATE countries SET enabled = ?2 WHERE CAST(id AS TEXT) = ?1",
+        "services" => "UPDATE services SET enabled = ?2 WHERE code = ?1",
+        _ => return Err(Error::invalid("unknown catalogue table")),
+    };
+    if conn.execute(sql, params![key, enabled])? == 0 {
+        return Err(Error::NotFound("catalogue entry"));
+    }
+    Ok(())
+}
+
+/// One row of the price list.
+#[derive(Debug, Clone, Serialize)]
+pub struct Offer {
+    pub country: i64,
+    pub service: String,
+    pub price_minor: i64,
+    pub rent_hour_minor: i64,
+    pub stock: i64,
+}
+
+/// Condition on `n` (numbers) for a number that may be handed out now (its source online).
+pub const NUMBER_USABLE: &str = "n.state = 'free'";
+
+/// Free numbers that could serve each (country, service) right now, for every enabled pair
+/// with a price, in one pass over the inventory.
+pub fn offers(
+    conn: &Connection,
+    country: Option<i64>,
+    service: Option<&str>,
+    cooldown: u64,
+    now: Timestamp,
+) -> Result<Vec<Offer>> {
+    let cutoff = cooldown_cutoff(cooldown, now);
+    let mut free: HashMap<i64, i64> = HashMap::new();
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT n.country_id, COUNT(*) FROM numbers n WHERE {NUMBER_USABLE} GROUP BY n.country_id"
+    ))?;
+    for row in stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))? {
+        let (c, n) = row?;
+        free.insert(c, n);
+    }
+    let mut taken: HashMap<(i64, String), i64> = HashMap::new();
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT n.country_id, u.service, COUNT(*) FROM number_usage u JOIN numbers n \
+         ON n.id = u.number_id WHERE {NUMBER_USABLE} AND (u.blocked = 1 OR u.last_used_at > ?1) \
+         GROUP BY n.country_id, u.service"
+    ))?;
+    for row in stmt.query_map([cutoff], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, i64>(2)?,
+        ))
+    })? {
+        let (c, s, n) = row?;
+        taken.insert((c, s), n);
+    }
+    let mut stmt = conn.prepare_cached(
+        "SELECT p.country_id, p.service, p.price_minor, p.rent_hour_minor FROM prices p \
+         JOIN countries c ON c.id = p.country_id AND c.enabled = 1 \
+         JOIN services s ON s.code = p.service AND s.enabled = 1 \
+         WHERE p.operator = '' AND (?1 IS NULL OR p.country_id = ?1) AND (?2 IS NULL OR p.service = ?2) \
+         ORDER BY p.country_id, p.service",
+    )?;
+    let rows = stmt.query_map(params![country, service], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, i64>(2)?,
+            r.get::<_, i64>(3)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (c, s, price_minor, rent_hour_minor) = row?;
+        let stock =
+            free.get(&c).copied().unwrap_or(0) - taken.get(&(c, s.clone())).copied().unwrap_or(0);
+        out.push(Offer {
+            country: c,
+            service: s,
+            price_minor,
+            rent_hour_minor,
+            stock: stock.max(0),
+        });
+    }
+    Ok(out)
+}
+
+/// Usage newer than this blocks reuse for the same service; cooldown 0 means "never reuse".
+pub fn cooldown_cutoff(cooldown: u64, now: Timestamp) -> Timestamp {
+    if cooldown == 0 {
+        i64::MIN
+    } else {
+        now - cooldown as i64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db;
+
+    #[test]
+    fn seeding_fills_every_pair_with_a_price() {
+        let conn = db::memory();
+        assert!(seed_if_empty(&conn).unwrap());
+        assert!(!seed_if_empty(&conn).unwrap());
+        let pairs: i64 = conn
+            .query_row("SELECT COUNT(*) FROM prices", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(pairs as usize, seed::COUNTRIES.len() * seed::SERVICES.len());
+        assert_eq!(live_country(&conn, 6).unwrap().name, "Indonesia");
+        assert!(matches!(live_service(&conn, "zz"), Err(Error::BadService)));
+        assert!(price(&conn, 6, "tg", "").unwrap().unwrap().price_minor > 0);
+    }
+
+    #[test]
+    fn operator_price_overrides_the_pair_price() {
+        let conn = db::memory();
+        seed_if_empty(&conn).unwrap();
+        let base = price(&conn, 0, "tg", "mts").unwrap().unwrap();
+        set_price(
+            &conn,
+            0,
+            "tg",
+            "mts",
+            Price {
+                price_minor: 999,
+                rent_hour_minor: 9,
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            price(&conn, 0, "tg", "mts").unwrap().unwrap().price_minor,
+            999
+        );
+        assert_eq!(price(&conn, 0, "tg", "beeline").unwrap().unwrap(), base);
+    }
+}

@@ -1,0 +1,569 @@
+//! The native JSON API under `/api/v1`, used by the dashboard's script and by customers.
+//! Authenticated by `Authorization: Bearer <API key>` or by the session cookie (then unsafe
+//! methods also need the `X-CSRF-Token` header). Errors are `{"error":{"code","message"}}`
+//! with a fitting HTTP status.
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::auth::{visitor, COOKIE};
+use super::router::Router;
+use super::{Ctx, Request, Response};
+use crate::clock::format_rfc3339;
+use crate::db;
+use crate::domain::accounts::User;
+use crate::domain::activations::{self, Activation, CancelReason, OrderRequest, Placed, Status};
+use crate::domain::crypto::constant_time_eq;
+use crate::domain::money::{currency_digits, Money};
+use crate::domain::rentals::{self, RentRequest, Rental};
+use crate::domain::{apikeys, catalogue, inbox, vouchers, wallet, Error};
+
+pub fn routes(r: &mut Router) {
+    r.get("/api/v1/catalogue", get_catalogue);
+    r.get("/api/v1/balance", get_balance);
+    r.get("/api/v1/ledger", get_ledger);
+    r.post("/api/v1/activations", post_activation);
+    r.get("/api/v1/activations", list_activations);
+    r.get("/api/v1/activations/{id}", get_activation);
+    r.post("/api/v1/activations/{id}/cancel", cancel_activation);
+    r.post("/api/v1/activations/{id}/used", used_activation);
+    r.post("/api/v1/activations/{id}/complete", complete_activation);
+    r.post("/api/v1/activations/{id}/retry", retry_activation);
+    r.post("/api/v1/activations/{id}/ready", ready_activation);
+    r.post("/api/v1/rentals", post_rental);
+    r.get("/api/v1/rentals", list_rentals);
+    r.get("/api/v1/rentals/{id}", get_rental);
+    r.post("/api/v1/rentals/{id}/cancel", cancel_rental);
+    r.post("/api/v1/rentals/{id}/finish", finish_rental);
+    r.post("/api/v1/rentals/{id}/extend", extend_rental);
+    r.get("/api/v1/keys", list_keys);
+    r.post("/api/v1/keys", create_key);
+    r.delete("/api/v1/keys/{id}", revoke_key);
+    r.post("/api/v1/vouchers/redeem", redeem_voucher);
+}
+
+/// The JSON error for a domain error.
+pub fn error(e: &Error) -> Response {
+    if let Error::Db(inner) = e {
+        log::error!("database error in API: {inner}");
+    }
+    let mut body = json!({"error": {"code": e.code(), "message": e.to_string()}});
+    match e {
+        Error::WrongMaxPrice { min_minor } => body["error"]["min_price_minor"] = json!(min_minor),
+        Error::EarlyCancel { seconds_left } => body["error"]["seconds_left"] = json!(seconds_left),
+        _ => {}
+    }
+    let resp = Response::json(e.http_status(), &body);
+    match e {
+        Error::Throttled { retry_after } => {
+            resp.with_header("Retry-After", &retry_after.to_string())
+        }
+        Error::EarlyCancel { seconds_left } => {
+            resp.with_header("Retry-After", &seconds_left.to_string())
+        }
+        _ => resp,
+    }
+}
+
+/// The account calling: API key first, then the session cookie (with the CSRF header for
+/// unsafe methods, since a cookie rides along on cross-site requests).
+pub fn caller(ctx: &mut Ctx<'_>, req: &Request) -> Result<User, Response> {
+    let bearer = req
+        .header("authorization")
+        .and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+        })
+        .map(str::trim);
+    let user = if let Some(key) = bearer {
+        apikeys::authenticate(ctx.db, &ctx.app.keys, key, ctx.now())
+            .map_err(|e| error(&e))?
+            .ok_or_else(|| {
+                Response::json_error(401, "unauthorized", "Unknown or revoked API key.")
+            })?
+    } else if req.cookie(COOKIE).is_some() {
+        let v = visitor(ctx, req);
+        let (Some(session), Some(user)) = (v.session, v.user) else {
+            return Err(Response::json_error(
+                401,
+                "unauthorized",
+                "Sign in or send an API key.",
+            ));
+        };
+        if req.method.is_unsafe() {
+            let sent = req.header("x-csrf-token").unwrap_or("");
+            if !constant_time_eq(sent.as_bytes(), session.csrf.as_bytes()) {
+                return Err(Response::json_error(
+                    403,
+                    "forbidden",
+                    "Missing or wrong X-CSRF-Token header.",
+                ));
+            }
+        }
+        user
+    } else {
+        return Err(Response::json_error(
+            401,
+            "unauthorized",
+            "Send an API key as `Authorization: Bearer <key>`.",
+        ));
+    };
+    match user.state {
+        crate::domain::accounts::State::Active => Ok(user),
+        _ => Err(Response::json_error(
+            403,
+            "account_inactive",
+            "This account is not active.",
+        )),
+    }
+}
+
+macro_rules! caller_or_return {
+    ($ctx:expr, $req:expr) => {
+        match caller($ctx, $req) {
+            Ok(u) => u,
+            Err(r) => return r,
+        }
+    };
+}
+
+fn body<T: for<'de> Deserialize<'de>>(req: &Request) -> Result<T, Response> {
+    let bytes: &[u8] = if req.body.is_empty() {
+        b"{}"
+    } else {
+        &req.body
+    };
+    serde_json::from_slice(bytes).map_err(|e| {
+        Response::json_error(
+            400,
+            "invalid_request",
+            &format!("The JSON body is not valid: {e}"),
+        )
+    })
+}
+
+fn money(ctx: &Ctx<'_>, minor: i64) -> String {
+    Money(minor).decimal(currency_digits(&ctx.app.config.currency))
+}
+
+/// The activation as the API shows it (messages only to the owner, which callers ensure).
+pub fn activation_json(ctx: &Ctx<'_>, a: &Activation) -> Value {
+    let messages = inbox::for_activation(ctx.db, a.id).unwrap_or_default();
+    let code = messages.iter().rev().find_map(|m| m.code.clone());
+    let now = ctx.now();
+    let cancel_at = a.created_at + ctx.app.config.early_cancel as i64;
+    json!({
+        "id": a.id,
+        "phone": a.phone,
+        "country": a.country_id,
+        "service": a.service,
+        "operator": a.operator,
+        "status": a.status,
+        "price_minor": a.price_minor,
+        "price": money(ctx, a.price_minor),
+        "currency": ctx.app.config.currency,
+        "code": code,
+        "messages": messages.iter().map(|m| json!({
+            "sender": m.sender, "text": m.text, "code": m.code,
+            "received_at": format_rfc3339(m.received_at),
+        })).collect::<Vec<_>>(),
+        "order_id": a.client_order_id,
+        "created_at": format_rfc3339(a.created_at),
+        "expires_at": format_rfc3339(a.expires_at),
+        "ended_at": a.ended_at.map(format_rfc3339),
+        "seconds_left": if a.status.is_live() { (a.expires_at - now).max(0) } else { 0 },
+        "cancel_in": if a.status == Status::Waiting { (cancel_at - now).max(0) } else { 0 },
+    })
+}
+
+pub fn rental_json(ctx: &Ctx<'_>, r: &Rental) -> Value {
+    let messages = inbox::for_rental(ctx.db, r.id).unwrap_or_default();
+    json!({
+        "id": r.id,
+        "phone": r.phone,
+        "country": r.country_id,
+        "service": r.service,
+        "status": r.status,
+        "hours": r.hours,
+        "paid_minor": r.paid_minor,
+        "hour_price_minor": r.hour_minor,
+        "auto_renew": r.auto_renew,
+        "messages": messages.iter().map(|m| json!({
+            "sender": m.sender, "text": m.text, "code": m.code,
+            "received_at": format_rfc3339(m.received_at),
+        })).collect::<Vec<_>>(),
+        "created_at": format_rfc3339(r.created_at),
+        "expires_at": format_rfc3339(r.expires_at),
+        "ended_at": r.ended_at.map(format_rfc3339),
+    })
+}
+
+fn get_catalogue(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    let country = req.query_param("country").and_then(|c| c.parse().ok());
+    let service = req.query_param("service");
+    let now = ctx.now();
+    let result = (|| -> Result<Value, Error> {
+        let countries: Vec<Value> = catalogue::countries(ctx.db)?
+            .into_iter()
+            .filter(|c| c.enabled)
+            .map(|c| json!({"id": c.id, "iso": c.iso, "name": c.name, "prefix": c.prefix}))
+            .collect();
+        let services: Vec<Value> = catalogue::services(ctx.db)?
+            .into_iter()
+            .filter(|s| s.enabled)
+            .map(|s| json!({"code": s.code, "name": s.name}))
+            .collect();
+        let offers = catalogue::offers(
+            ctx.db,
+            country,
+            service.as_deref(),
+            ctx.app.config.reuse_cooldown,
+            now,
+        )?;
+        Ok(json!({
+            "currency": ctx.app.config.currency,
+            "countries": countries,
+            "services": services,
+            "offers": offers,
+        }))
+    })();
+    match result {
+        Ok(v) => Response::json(200, &v),
+        Err(e) => error(&e),
+    }
+}
+
+fn get_balance(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    let user = caller_or_return!(ctx, req);
+    Response::json(
+        200,
+        &json!({
+            "balance_minor": user.balance_minor,
+            "balance": money(ctx, user.balance_minor),
+            "currency": ctx.app.config.currency,
+        }),
+    )
+}
+
+fn get_ledger(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    let user = caller_or_return!(ctx, req);
+    let before = req.query_param("before").and_then(|b| b.parse().ok());
+    let limit = req
+        .query_param("limit")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(50i64)
+        .clamp(1, 500);
+    match wallet::entries(ctx.db, user.id, limit, before) {
+        Ok(rows) => Response::json(200, &json!({"entries": rows})),
+        Err(e) => error(&e),
+    }
+}
+
+#[derive(Deserialize)]
+struct OrderBody {
+    country: i64,
+    service: String,
+    operator: Option<String>,
+    max_price_minor: Option<i64>,
+    order_id: Option<String>,
+    #[serde(default)]
+    exclude_prefixes: Vec<String>,
+}
+
+fn post_activation(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    let user = caller_or_return!(ctx, req);
+    let b: OrderBody = match body(req) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let order = OrderRequest {
+        country: b.country,
+        service: b.service,
+        operator: b.operator,
+        max_price_minor: b.max_price_minor,
+        client_order_id: b.order_id,
+        exclude_prefixes: b.exclude_prefixes,
+    };
+    let policy = ctx.app.policy();
+    let now = ctx.now();
+    match db::write(ctx.db, |tx| {
+        activations::order(tx, &user, &order, &policy, now)
+    }) {
+        Ok(Placed::New(a)) => Response::json(201, &activation_json(ctx, &a)),
+        Ok(Placed::Existing(a)) => Response::json(200, &activation_json(ctx, &a)),
+        Err(e) => error(&e),
+    }
+}
+
+fn list_activations(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    let user = caller_or_return!(ctx, req);
+    let statuses: Vec<Status> = match req.query_param("status").as_deref() {
+        None | Some("") | Some("all") => vec![],
+        Some("live") => vec![Status::Waiting, Status::Received, Status::Retry],
+        Some(list) => {
+            let parsed: Option<Vec<Status>> = list.split(',').map(Status::parse).collect();
+            match parsed {
+                Some(v) => v,
+                None => return Response::json_error(400, "invalid_request", "Unknown status."),
+            }
+        }
+    };
+    let limit = req
+        .query_param("limit")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(50i64)
+        .clamp(1, 200);
+    let offset = req
+        .query_param("offset")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(0i64)
+        .max(0);
+    match activations::list(ctx.db, user.id, &statuses, limit, offset) {
+        Ok(list) => {
+            let items: Vec<Value> = list.iter().map(|a| activation_json(ctx, a)).collect();
+            Response::json(200, &json!({"activations": items}))
+        }
+        Err(e) => error(&e),
+    }
+}
+
+fn with_activation(
+    ctx: &mut Ctx<'_>,
+    req: &Request,
+    f: impl FnOnce(&rusqlite::Transaction<'_>, i64, i64, i64) -> Result<Activation, Error>,
+) -> Response {
+    let user = caller_or_return!(ctx, req);
+    let Some(id) = req.id_param("id") else {
+        return error(&Error::NotFound("activation"));
+    };
+    let now = ctx.now();
+    match db::write(ctx.db, |tx| f(tx, user.id, id, now)) {
+        Ok(a) => {
+            ctx.app.notify();
+            Response::json(200, &activation_json(ctx, &a))
+        }
+        Err(e) => error(&e),
+    }
+}
+
+fn get_activation(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    let user = caller_or_return!(ctx, req);
+    let Some(id) = req.id_param("id") else {
+        return error(&Error::NotFound("activation"));
+    };
+    match activations::get_for(ctx.db, user.id, id) {
+        Ok(a) => Response::json(200, &activation_json(ctx, &a)),
+        Err(e) => error(&e),
+    }
+}
+
+fn cancel_activation(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    let policy = ctx.app.policy();
+    with_activation(ctx, req, |tx, u, id, now| {
+        activations::cancel(tx, u, id, CancelReason::Cancel, &policy, now)
+    })
+}
+
+fn used_activation(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    let policy = ctx.app.policy();
+    with_activation(ctx, req, |tx, u, id, now| {
+        activations::cancel(tx, u, id, CancelReason::NumberUsed, &policy, now)
+    })
+}
+
+fn complete_activation(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    with_activation(ctx, req, |tx, u, id, now| {
+        activations::complete(tx, u, id, now)
+    })
+}
+
+fn retry_activation(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    let policy = ctx.app.policy();
+    with_activation(ctx, req, |tx, u, id, now| {
+        activations::retry(tx, u, id, &policy, now)
+    })
+}
+
+fn ready_activation(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    with_activation(ctx, req, |tx, u, id, now| {
+        activations::mark_ready(tx, u, id, now)
+    })
+}
+
+#[derive(Deserialize)]
+struct RentBody {
+    country: i64,
+    service: String,
+    hours: i64,
+    #[serde(default)]
+    auto_renew: bool,
+    #[serde(default)]
+    webhook_url: String,
+}
+
+fn post_rental(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    let user = caller_or_return!(ctx, req);
+    let b: RentBody = match body(req) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let rr = RentRequest {
+        country: b.country,
+        service: b.service,
+        hours: b.hours,
+        auto_renew: b.auto_renew,
+        webhook_url: b.webhook_url,
+    };
+    let policy = ctx.app.policy();
+    let now = ctx.now();
+    match db::write(ctx.db, |tx| rentals::rent(tx, &user, &rr, &policy, now)) {
+        Ok(r) => Response::json(201, &rental_json(ctx, &r)),
+        Err(e) => error(&e),
+    }
+}
+
+fn list_rentals(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    let user = caller_or_return!(ctx, req);
+    let active = req.query_param("status").as_deref() == Some("active");
+    match rentals::list(ctx.db, user.id, active, 200) {
+        Ok(list) => {
+            let items: Vec<Value> = list.iter().map(|r| rental_json(ctx, r)).collect();
+            Response::json(200, &json!({"rentals": items}))
+        }
+        Err(e) => error(&e),
+    }
+}
+
+fn get_rental(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    let user = caller_or_return!(ctx, req);
+    let Some(id) = req.id_param("id") else {
+        return error(&Error::NotFound("rental"));
+    };
+    match rentals::get_for(ctx.db, user.id, id) {
+        Ok(r) => Response::json(200, &rental_json(ctx, &r)),
+        Err(e) => error(&e),
+    }
+}
+
+fn with_rental(
+    ctx: &mut Ctx<'_>,
+    req: &Request,
+    f: impl FnOnce(&rusqlite::Transaction<'_>, i64, i64, i64) -> Result<Rental, Error>,
+) -> Response {
+    let user = caller_or_return!(ctx, req);
+    let Some(id) = req.id_param("id") else {
+        return error(&Error::NotFound("rental"));
+    };
+    let now = ctx.now();
+    match db::write(ctx.db, |tx| f(tx, user.id, id, now)) {
+        Ok(r) => Response::json(200, &rental_json(ctx, &r)),
+        Err(e) => error(&e),
+    }
+}
+
+fn cancel_rental(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    with_rental(ctx, req, |tx, u, id, now| rentals::cancel(tx, u, id, now))
+}
+
+fn finish_rental(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    with_rental(ctx, req, |tx, u, id, now| rentals::finish(tx, u, id, now))
+}
+
+#[derive(Deserialize)]
+struct ExtendBody {
+    hours: i64,
+}
+
+fn extend_rental(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    let b: ExtendBody = match body(req) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    with_rental(ctx, req, |tx, u, id, now| {
+        rentals::extend(tx, u, id, b.hours, now)
+    })
+}
+
+fn list_keys(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    let user = caller_or_return!(ctx, req);
+    match apikeys::list(ctx.db, user.id) {
+        Ok(keys) => Response::json(200, &json!({"keys": keys})),
+        Err(e) => error(&e),
+    }
+}
+
+#[derive(Deserialize)]
+struct KeyBody {
+    #[serde(default)]
+    name: String,
+}
+
+fn create_key(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    let user = caller_or_return!(ctx, req);
+    let b: KeyBody = match body(req) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let now = ctx.now();
+    let keys = ctx.app.keys.clone();
+    match db::write(ctx.db, |tx| {
+        let k = apikeys::create(tx, &keys, user.id, &b.name, now)?;
+        crate::domain::audit::security(tx, Some(user.id), "api_key_created", "", &k.0.name, now)?;
+        Ok(k)
+    }) {
+        Ok((k, secret)) => Response::json(
+            201,
+            &json!({"key": secret, "id": k.id, "name": k.name, "prefix": k.prefix}),
+        ),
+        Err(e) => error(&e),
+    }
+}
+
+fn revoke_key(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    let user = caller_or_return!(ctx, req);
+    let Some(id) = req.id_param("id") else {
+        return error(&Error::NotFound("API key"));
+    };
+    let now = ctx.now();
+    match db::write(ctx.db, |tx| {
+        apikeys::revoke(tx, user.id, id, now)?;
+        crate::domain::audit::security(
+            tx,
+            Some(user.id),
+            "api_key_revoked",
+            "",
+            &id.to_string(),
+            now,
+        )
+    }) {
+        Ok(()) => Response::empty(204),
+        Err(e) => error(&e),
+    }
+}
+
+#[derive(Deserialize)]
+struct RedeemBody {
+    code: String,
+}
+
+fn redeem_voucher(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    let user = caller_or_return!(ctx, req);
+    let b: RedeemBody = match body(req) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let now = ctx.now();
+    let keys = ctx.app.keys.clone();
+    match db::write(ctx.db, |tx| {
+        vouchers::redeem(tx, &keys, user.id, &b.code, now)
+    }) {
+        Ok(amount) => {
+            let balance = wallet::balance(ctx.db, user.id).unwrap_or(0);
+            Response::json(
+                200,
+                &json!({"credited_minor": amount, "balance_minor": balance}),
+            )
+        }
+        Err(e) => error(&e),
+    }
+}

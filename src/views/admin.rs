@@ -13,6 +13,9 @@ pub fn tabs() -> Markup {
         nav.tabs {
             a href="/admin" { "Overview" }
             a href="/admin/users" { "Users" }
+            a href="/admin/prices" { "Prices" }
+            a href="/admin/vouchers" { "Vouchers" }
+            a href="/admin/numbers" { "Numbers" }
             a href="/admin/jobs" { "Jobs" }
             a href="/admin/outbox" { "Outbox" }
             a href="/admin/audit" { "Audit log" }
@@ -101,6 +104,15 @@ pub fn user(nav: &Nav, token: &str, u: &User, currency: &str, f: &Option<Flash>)
                         }
                     }
                     button type="submit" { "Change role" }
+                }
+            }
+            section.card {
+                h2 { "Credit" }
+                form method="post" action=(format!("/admin/users/{}/credit", u.id)) {
+                    (csrf(token))
+                    label { "Amount (" (currency) "; negative to debit)" input type="text" name="amount" inputmode="decimal" required; }
+                    label { "Note (recorded)" input type="text" name="note" maxlength="200"; }
+                    button type="submit" { "Apply" }
                 }
             }
             section.card {

@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod admin;
+pub mod admin_market;
 pub mod market;
 pub mod public;
 

@@ -2,6 +2,7 @@
 
 mod account;
 mod admin;
+mod admin_market;
 mod market;
 mod public;
 
@@ -14,6 +15,7 @@ pub fn routes(r: &mut Router) {
     public::routes(r);
     account::routes(r);
     admin::routes(r);
+    admin_market::routes(r);
     market::routes(r);
 }
 

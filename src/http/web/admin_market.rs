@@ -1,0 +1,392 @@
+//! Admin handlers of the marketplace: prices and catalogue switches, vouchers, credit,
+//! simulator and numbers. Every change is audited.
+
+use super::super::auth::{require_role, Signed, Visitor};
+use super::super::router::Router;
+use super::super::{error_page, Ctx, Request, Response};
+use super::{flash_from_query, nav};
+use crate::db;
+use crate::domain::accounts::Role;
+use crate::domain::catalogue::{self, Price};
+use crate::domain::money::{currency_digits, Money};
+use crate::domain::simulator::{self, Mode};
+use crate::domain::{audit, vouchers, wallet, Error};
+use crate::views::admin_market as view;
+use crate::views::market::Cur;
+use crate::views::{Flash, Nav};
+
+pub fn routes(r: &mut Router) {
+    r.get("/admin/prices", prices);
+    r.form("/admin/prices", set_price);
+    r.form("/admin/catalogue/toggle", toggle);
+    r.get("/admin/vouchers", vouchers_page);
+    r.form("/admin/vouchers", create_vouchers);
+    r.form("/admin/users/{id}/credit", credit);
+    r.get("/admin/numbers", numbers);
+    r.form("/admin/simulator", set_simulator);
+}
+
+fn admin(ctx: &mut Ctx<'_>, req: &Request) -> Result<(Signed, Nav), Response> {
+    let s = require_role(ctx, req, Role::Admin)?;
+    let v = Visitor {
+        session: Some(s.session.clone()),
+        user: Some(s.user.clone()),
+    };
+    let n = nav(ctx, &v);
+    Ok((s, n))
+}
+
+fn cur(ctx: &Ctx<'_>) -> Cur {
+    Cur {
+        code: ctx.app.config.currency.clone(),
+        digits: currency_digits(&ctx.app.config.currency),
+    }
+}
+
+fn prices_view(
+    ctx: &mut Ctx<'_>,
+    req: &Request,
+    s: &Signed,
+    n: &Nav,
+    country: Option<i64>,
+    flash: Option<Flash>,
+    status: u16,
+) -> Response {
+    let countries = catalogue::countries(ctx.db).unwrap_or_default();
+    let country = country
+        .or_else(|| req.query_param("country").and_then(|c| c.parse().ok()))
+        .or_else(|| countries.first().map(|c| c.id))
+        .unwrap_or(0);
+    let services = catalogue::services(ctx.db).unwrap_or_default();
+    // Disabled entries still show their prices to the admin.
+    let offers: Vec<catalogue::Offer> = services
+        .iter()
+        .filter_map(|sv| {
+            catalogue::price(ctx.db, country, &sv.code, "")
+                .ok()
+                .flatten()
+                .map(|p| catalogue::Offer {
+                    country,
+                    service: sv.code.clone(),
+                    price_minor: p.price_minor,
+                    rent_hour_minor: p.rent_hour_minor,
+                    stock: 0,
+                })
+        })
+        .collect();
+    let stock = catalogue::offers(
+        ctx.db,
+        Some(country),
+        None,
+        ctx.app.config.reuse_cooldown,
+        ctx.now(),
+    )
+    .unwrap_or_default();
+    let offers: Vec<catalogue::Offer> = offers
+        .into_iter()
+        .map(|mut o| {
+            o.stock = stock
+                .iter()
+                .find(|x| x.service == o.service)
+                .map(|x| x.stock)
+                .unwrap_or(0);
+            o
+        })
+        .collect();
+    Response::html(view::prices(
+        n,
+        s.csrf(),
+        &cur(ctx),
+        &countries,
+        country,
+        &services,
+        &offers,
+        &flash,
+    ))
+    .with_status(status)
+}
+
+fn prices(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    match admin(ctx, req) {
+        Ok((s, n)) => prices_view(ctx, req, &s, &n, None, flash_from_query(req), 200),
+        Err(r) => r,
+    }
+}
+
+fn set_price(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    let (s, n) = match admin(ctx, req) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let form = req.form();
+    let digits = currency_digits(&ctx.app.config.currency);
+    let country: i64 = form.text("country").parse().unwrap_or(-1);
+    let service = form.text("service");
+    let (Some(price), Some(rent)) = (
+        Money::parse(&form.text("price"), digits, false),
+        Money::parse(&form.text("rent_hour"), digits, false),
+    ) else {
+        return prices_view(
+            ctx,
+            req,
+            &s,
+            &n,
+            Some(country),
+            Some(Flash::Err("Enter both prices as amounts.".into())),
+            400,
+        );
+    };
+    let now = ctx.now();
+    let ip = ctx.ip_hash(req);
+    let done = db::write(ctx.db, |tx| {
+        catalogue::set_price(
+            tx,
+            country,
+            &service,
+            "",
+            Price {
+                price_minor: price.0,
+                rent_hour_minor: rent.0,
+            },
+        )?;
+        audit::audit(
+            tx,
+            Some(s.user.id),
+            None,
+            "price_change",
+            &format!(
+                "{country}/{service}: {} (rent {} per hour)",
+                price.decimal(digits),
+                rent.decimal(digits)
+            ),
+            &ip,
+            now,
+        )
+    });
+    match done {
+        Ok(()) => Response::redirect(&format!("/admin/prices?country={country}&m=saved")),
+        Err(e) => prices_view(
+            ctx,
+            req,
+            &s,
+            &n,
+            Some(country),
+            Some(Flash::Err(e.to_string())),
+            e.http_status(),
+        ),
+    }
+}
+
+fn toggle(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    let (s, n) = match admin(ctx, req) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let form = req.form();
+    let table = form.text("table");
+    let key = form.text("key");
+    let on = form.text("enabled") == "1";
+    let now = ctx.now();
+    let ip = ctx.ip_hash(req);
+    let done = db::write(ctx.db, |tx| {
+        catalogue::set_enabled(tx, &table, &key, on)?;
+        let what = if on { "enabled" } else { "disabled" };
+        audit::audit(
+            tx,
+            Some(s.user.id),
+            None,
+            "catalogue_change",
+            &format!("{table} {key} {what}"),
+            &ip,
+            now,
+        )
+    });
+    let back = req
+        .header("referer")
+        .and_then(|r| r.find("/admin/prices").map(|i| r[i..].to_string()))
+        .unwrap_or_else(|| "/admin/prices".into());
+    match done {
+        Ok(()) => Response::redirect(&back),
+        Err(e) => prices_view(
+            ctx,
+            req,
+            &s,
+            &n,
+            None,
+            Some(Flash::Err(e.to_string())),
+            e.http_status(),
+        ),
+    }
+}
+
+fn vouchers_view(
+    ctx: &mut Ctx<'_>,
+    s: &Signed,
+    n: &Nav,
+    codes: &[String],
+    flash: Option<Flash>,
+    status: u16,
+) -> Response {
+    let rows = vouchers::recent(ctx.db, 200).unwrap_or_default();
+    Response::html(view::vouchers(n, s.csrf(), &cur(ctx), &rows, codes, &flash)).with_status(status)
+}
+
+fn vouchers_page(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    match admin(ctx, req) {
+        Ok((s, n)) => vouchers_view(ctx, &s, &n, &[], flash_from_query(req), 200),
+        Err(r) => r,
+    }
+}
+
+fn create_vouchers(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    let (s, n) = match admin(ctx, req) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let form = req.form();
+    let digits = currency_digits(&ctx.app.config.currency);
+    let count: u32 = form.text("count").parse().unwrap_or(0);
+    let days: u32 = form.text("days").parse().unwrap_or(0);
+    let Some(amount) = Money::parse(&form.text("amount"), digits, false) else {
+        return vouchers_view(
+            ctx,
+            &s,
+            &n,
+            &[],
+            Some(Flash::Err("Enter the amount, e.g. 10.00.".into())),
+            400,
+        );
+    };
+    let now = ctx.now();
+    let ip = ctx.ip_hash(req);
+    let keys = ctx.app.keys.clone();
+    let done = db::write(ctx.db, |tx| {
+        let (batch, codes) =
+            vouchers::create_batch(tx, &keys, Some(s.user.id), count, amount.0, days, now)?;
+        audit::audit(
+            tx,
+            Some(s.user.id),
+            None,
+            "vouchers_created",
+            &format!("batch {batch}: {count} × {}", amount.decimal(digits)),
+            &ip,
+            now,
+        )?;
+        Ok(codes)
+    });
+    match done {
+        Ok(codes) => vouchers_view(
+            ctx,
+            &s,
+            &n,
+            &codes,
+            Some(Flash::Ok(format!("{} vouchers created.", codes.len()))),
+            201,
+        ),
+        Err(e) => vouchers_view(
+            ctx,
+            &s,
+            &n,
+            &[],
+            Some(Flash::Err(e.to_string())),
+            e.http_status(),
+        ),
+    }
+}
+
+fn credit(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    let (s, _) = match admin(ctx, req) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let Some(id) = req.id_param("id") else {
+        return error_page(req, 404, "No such account.");
+    };
+    let form = req.form();
+    let digits = currency_digits(&ctx.app.config.currency);
+    let note: String = form.text("note").chars().take(200).collect();
+    let Some(amount) = Money::parse(&form.text("amount"), digits, true).filter(|m| m.0 != 0) else {
+        return error_page(req, 400, "Enter a non-zero amount such as 12.50 or -3.00.");
+    };
+    let now = ctx.now();
+    let ip = ctx.ip_hash(req);
+    let done = db::write(ctx.db, |tx| {
+        wallet::post(
+            tx,
+            id,
+            amount.0,
+            wallet::Kind::Adjustment,
+            ("admin", Some(s.user.id)),
+            &note,
+            now,
+        )?;
+        audit::audit(
+            tx,
+            Some(s.user.id),
+            Some(id),
+            "credit",
+            &format!("{} {note}", amount.decimal(digits)),
+            &ip,
+            now,
+        )
+    });
+    match done {
+        Ok(()) => Response::redirect(&format!("/admin/users/{id}?m=saved")),
+        Err(Error::NoBalance) => error_page(req, 409, "The balance cannot go below zero."),
+        Err(e) => error_page(req, e.http_status(), &e.to_string()),
+    }
+}
+
+fn numbers_view(ctx: &mut Ctx<'_>, s: &Signed, n: &Nav, flash: Option<Flash>) -> Response {
+    let rows: Vec<view::NumberRow> = ctx
+        .db
+        .prepare(
+            "SELECT phone, country_id, operator, source, state, last_used_at FROM numbers \
+             ORDER BY last_used_at DESC NULLS LAST, id DESC LIMIT 500",
+        )
+        .and_then(|mut st| {
+            st.query_map([], |r| {
+                Ok(view::NumberRow {
+                    phone: r.get(0)?,
+                    country: r.get(1)?,
+                    operator: r.get(2)?,
+                    source: r.get(3)?,
+                    state: r.get(4)?,
+                    last_used_at: r.get(5)?,
+                })
+            })?
+            .collect()
+        })
+        .unwrap_or_default();
+    let on = simulator::enabled(ctx.db).unwrap_or(false);
+    let mode = simulator::mode(ctx.db).unwrap_or(Mode::Normal);
+    Response::html(view::numbers(n, s.csrf(), on, mode, &rows, &flash))
+}
+
+fn numbers(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    match admin(ctx, req) {
+        Ok((s, n)) => numbers_view(ctx, &s, &n, flash_from_query(req)),
+        Err(r) => r,
+    }
+}
+
+fn set_simulator(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    let (s, n) = match admin(ctx, req) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let form = req.form();
+    let on = form.checked("on");
+    let mode = Mode::parse(&form.text("mode")).unwrap_or(Mode::Normal);
+    let now = ctx.now();
+    let ip = ctx.ip_hash(req);
+    let done = db::write(ctx.db, |tx| {
+        simulator::configure(tx, on, mode)?;
+        let detail = format!("{} ({})", if on { "on" } else { "off" }, mode.as_str());
+        audit::audit(tx, Some(s.user.id), None, "simulator", &detail, &ip, now)
+    });
+    match done {
+        Ok(()) => Response::redirect("/admin/numbers?m=saved"),
+        Err(e) => numbers_view(ctx, &s, &n, Some(Flash::Err(e.to_string()))),
+    }
+}

@@ -37,6 +37,7 @@ impl Clock {
     }
 
     /// A clock standing still at `t` seconds until advanced (unit tests).
+    #[cfg(test)]
     pub fn fixed(t: Timestamp) -> Clock {
         Clock {
             offset_ms: AtomicI64::new(0),
@@ -57,10 +58,6 @@ impl Clock {
 
     pub fn now(&self) -> Timestamp {
         self.now_ms().div_euclid(1000)
-    }
-
-    pub fn is_movable(&self) -> bool {
-        self.movable
     }
 
     /// Moves time forward. Returns false (and does nothing) on the system clock.
@@ -99,17 +96,17 @@ pub fn describe_seconds(secs: u64) -> String {
     const DAY: u64 = 86_400;
     if secs == 0 {
         "0 seconds".into()
-    } else if secs % (365 * DAY) == 0 {
+    } else if secs.is_multiple_of(365 * DAY) {
         plural(secs / (365 * DAY), "year")
-    } else if secs % (30 * DAY) == 0 {
+    } else if secs.is_multiple_of(30 * DAY) {
         plural(secs / (30 * DAY), "month")
-    } else if secs % (7 * DAY) == 0 && secs >= 7 * DAY {
+    } else if secs.is_multiple_of(7 * DAY) && secs >= 7 * DAY {
         plural(secs / (7 * DAY), "week")
-    } else if secs % DAY == 0 {
+    } else if secs.is_multiple_of(DAY) {
         plural(secs / DAY, "day")
-    } else if secs % 3600 == 0 {
+    } else if secs.is_multiple_of(3600) {
         plural(secs / 3600, "hour")
-    } else if secs % 60 == 0 {
+    } else if secs.is_multiple_of(60) {
         plural(secs / 60, "minute")
     } else {
         plural(secs, "second")

@@ -50,6 +50,7 @@ pub fn connect(path: &Path) -> Result<Connection, Error> {
 }
 
 /// An in-memory database with the full schema (unit tests).
+#[cfg(test)]
 pub fn memory() -> Connection {
     let conn = Connection::open_in_memory().expect("in-memory database");
     conn.pragma_update(None, "foreign_keys", "ON").unwrap();

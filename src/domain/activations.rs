@@ -129,14 +129,6 @@ pub enum Placed {
     Existing(Activation),
 }
 
-impl Placed {
-    pub fn activation(&self) -> &Activation {
-        match self {
-            Placed::New(a) | Placed::Existing(a) => a,
-        }
-    }
-}
-
 pub fn get(conn: &Connection, id: i64) -> Result<Option<Activation>> {
     Ok(conn
         .prepare_cached(&format!("SELECT {COLS} FROM activations WHERE id = ?1"))?

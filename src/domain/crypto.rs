@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use hmac::{Hmac, KeyInit, Mac};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -21,6 +21,7 @@ impl std::fmt::Debug for Keys {
 }
 
 impl Keys {
+    #[cfg(test)]
     pub fn from_bytes(secret: [u8; 32]) -> Keys {
         Keys { secret }
     }
@@ -99,8 +100,9 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
+#[cfg(test)]
 pub fn unhex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     (0..text.len())
@@ -109,10 +111,7 @@ pub fn unhex(text: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-pub fn sha256(data: &[u8]) -> [u8; 32] {
-    Sha256::digest(data).into()
-}
-
+#[allow(dead_code)] // signs customer webhooks and verifies gateways
 pub fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
     let mut m = <HmacSha256 as KeyInit>::new_from_slice(key).expect("any key size");
     m.update(data);

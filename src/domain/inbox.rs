@@ -171,6 +171,7 @@ pub fn for_rental(conn: &Connection, rental_id: i64) -> Result<Vec<Message>> {
     message_list(conn, "rental_id", rental_id)
 }
 
+#[allow(dead_code)] // getStatus of the SMS-Activate protocol
 /// The latest code of an activation, if any message carried one.
 pub fn latest_code(conn: &Connection, activation_id: i64) -> Result<Option<String>> {
     Ok(conn
@@ -181,6 +182,7 @@ pub fn latest_code(conn: &Connection, activation_id: i64) -> Result<Option<Strin
         .optional()?)
 }
 
+#[allow(dead_code)] // STATUS_WAIT_RETRY of the SMS-Activate protocol
 /// The code before the latest (for `STATUS_WAIT_RETRY:previous`).
 pub fn codes_of(conn: &Connection, activation_id: i64) -> Result<Vec<String>> {
     let mut stmt = conn.prepare_cached(

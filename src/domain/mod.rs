@@ -30,9 +30,9 @@ pub enum Error {
     Invalid(String),
     NotFound(&'static str),
     Conflict(String),
-    Unauthorized(String),
     Forbidden(String),
     /// Too many attempts; try again after this many seconds.
+    #[allow(dead_code)] // rate limits arrive with the customer APIs
     Throttled {
         retry_after: u64,
     },
@@ -68,7 +68,6 @@ impl Error {
             Error::Invalid(_) => "invalid_request",
             Error::NotFound(_) => "not_found",
             Error::Conflict(_) => "conflict",
-            Error::Unauthorized(_) => "unauthorized",
             Error::Forbidden(_) => "forbidden",
             Error::Throttled { .. } => "rate_limited",
             Error::Busy => "busy",
@@ -90,7 +89,6 @@ impl Error {
             Error::Invalid(_) => 400,
             Error::NotFound(_) => 404,
             Error::Conflict(_) => 409,
-            Error::Unauthorized(_) => 401,
             Error::Forbidden(_) => 403,
             Error::Throttled { .. } => 429,
             Error::Busy => 503,
@@ -115,7 +113,6 @@ impl fmt::Display for Error {
         match self {
             Error::Invalid(m)
             | Error::Conflict(m)
-            | Error::Unauthorized(m)
             | Error::Forbidden(m)
             | Error::Internal(m) => f.write_str(m),
             Error::NotFound(what) => write!(f, "{what} not found"),

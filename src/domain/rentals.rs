@@ -129,15 +129,6 @@ pub struct RentRequest {
     pub webhook_url: String,
 }
 
-/// Price of `hours` of rental for a pair.
-pub fn quote(conn: &Connection, country: i64, service: &str, hours: i64) -> Result<i64> {
-    check_hours(hours)?;
-    let p = catalogue::price(conn, country, service, "")?.ok_or(Error::NoNumbers)?;
-    p.rent_hour_minor
-        .checked_mul(hours)
-        .ok_or_else(|| Error::invalid("too long"))
-}
-
 pub fn rent(
     conn: &Connection,
     user: &User,
@@ -153,9 +144,8 @@ pub fn rent(
     catalogue::live_country(conn, req.country)?;
     let service = catalogue::live_service(conn, &req.service)?;
     check_hours(req.hours)?;
-    if !req.webhook_url.is_empty()
-        && !(req.webhook_url.starts_with("https://") || req.webhook_url.starts_with("http://"))
-    {
+    let is_url = req.webhook_url.starts_with("https://") || req.webhook_url.starts_with("http://");
+    if !req.webhook_url.is_empty() && !is_url {
         return Err(Error::invalid(
             "The webhook URL must start with http:// or https://.",
         ));

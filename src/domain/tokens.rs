@@ -72,7 +72,8 @@ pub fn peek(
     token: &str,
     now: Timestamp,
 ) -> Result<Redeemed> {
-    let row: Option<(String, Option<i64>, String, i64, Option<i64>)> = conn
+    type Row = (String, Option<i64>, String, i64, Option<i64>);
+    let row: Option<Row> = conn
         .query_row(
             "SELECT purpose, user_id, data, expires_at, used_at FROM tokens WHERE token_hash = ?1",
             [keys.token_hash(token)],

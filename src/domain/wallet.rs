@@ -11,6 +11,7 @@ use super::{Error, Result};
 use crate::clock::Timestamp;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(dead_code)] // top-ups by payment, forfeits, operator earnings and payouts come later
 pub enum Kind {
     Topup,
     Charge,

@@ -19,7 +19,7 @@ use crate::app::App;
 use crate::config::Config;
 pub use request::{Method, Request};
 pub use response::Response;
-use router::{Found, Router};
+use router::{Match, Router};
 
 /// What a handler gets: the shared app and this thread's database connection.
 pub struct Ctx<'a> {
@@ -53,7 +53,7 @@ pub fn build_router(config: &Config) -> Router {
 /// token.
 pub fn route(ctx: &mut Ctx<'_>, req: &mut Request) -> Response {
     match ctx.app.router.find(req.method, &req.path) {
-        Found::Route {
+        Match::Route {
             handler,
             csrf,
             params,
@@ -70,12 +70,12 @@ pub fn route(ctx: &mut Ctx<'_>, req: &mut Request) -> Response {
             }
             handler(ctx, req)
         }
-        Found::MethodNotAllowed(allowed) => {
+        Match::MethodNotAllowed(allowed) => {
             let allow: Vec<&str> = allowed.iter().map(|m| m.as_str()).collect();
             error_page(req, 405, "This address does not accept that method.")
                 .with_header("Allow", &allow.join(", "))
         }
-        Found::NotFound => error_page(req, 404, "There is nothing at this address."),
+        Match::NotFound => error_page(req, 404, "There is nothing at this address."),
     }
 }
 

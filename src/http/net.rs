@@ -59,11 +59,11 @@ pub fn raise_open_files_limit() -> Option<u64> {
                 rlim_max: lim.rlim_max,
             };
             if libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) == 0 {
-                return Some(lim.rlim_max as u64);
+                return Some(lim.rlim_max);
             }
         }
     }
-    Some(lim.rlim_cur as u64)
+    Some(lim.rlim_cur)
 }
 
 fn sockaddr_of(storage: &libc::sockaddr_storage) -> Option<std::net::SocketAddr> {

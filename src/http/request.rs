@@ -67,6 +67,7 @@ pub struct Request {
 
 impl Request {
     /// A request for unit tests: no socket involved.
+    #[cfg(test)]
     pub fn fake(method: Method, url: &str, body: &[u8]) -> Request {
         let (path, query) = url.split_once('?').unwrap_or((url, ""));
         Request {
@@ -81,6 +82,7 @@ impl Request {
         }
     }
 
+    #[cfg(test)]
     pub fn with_header(mut self, name: &str, value: &str) -> Request {
         self.headers
             .push((name.to_ascii_lowercase(), value.to_string()));
@@ -252,6 +254,6 @@ mod tests {
         assert_eq!(r.cookie("__session").as_deref(), Some("abc"));
         assert_eq!(r.cookie("missing"), None);
         assert_eq!(r.query_param("q").as_deref(), Some("1"));
-        assert_eq!(r.header("COOKIE").is_some(), true);
+        assert!(r.header("COOKIE").is_some());
     }
 }

@@ -84,10 +84,6 @@ impl Response {
     pub fn has_header(&self, name: &str) -> bool {
         self.header(name).is_some()
     }
-
-    pub fn body_text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
 }
 
 /// Reason phrases for the statuses we send.

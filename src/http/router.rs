@@ -28,7 +28,7 @@ pub struct Router {
     routes: Vec<Route>,
 }
 
-pub enum Found<'r> {
+pub enum Match<'r> {
     Route {
         handler: Handler,
         csrf: bool,
@@ -80,10 +80,6 @@ impl Router {
         self.add(Method::Post, pattern, handler, false);
     }
 
-    pub fn put(&mut self, pattern: &str, handler: Handler) {
-        self.add(Method::Put, pattern, handler, false);
-    }
-
     pub fn delete(&mut self, pattern: &str, handler: Handler) {
         self.add(Method::Delete, pattern, handler, false);
     }
@@ -93,7 +89,7 @@ impl Router {
         self.add(Method::Post, pattern, handler, true);
     }
 
-    pub fn find(&self, method: Method, path: &str) -> Found<'_> {
+    pub fn find(&self, method: Method, path: &str) -> Match<'_> {
         let parts: Vec<&str> = path
             .trim_start_matches('/')
             .split('/')
@@ -107,7 +103,7 @@ impl Router {
             let method_ok =
                 route.method == method || (method == Method::Head && route.method == Method::Get);
             if method_ok {
-                return Found::Route {
+                return Match::Route {
                     handler: route.handler,
                     csrf: route.csrf,
                     params,
@@ -117,9 +113,9 @@ impl Router {
             allowed.push(route.method);
         }
         if allowed.is_empty() {
-            Found::NotFound
+            Match::NotFound
         } else {
-            Found::MethodNotAllowed(allowed)
+            Match::MethodNotAllowed(allowed)
         }
     }
 }
@@ -164,9 +160,11 @@ mod tests {
         Response::text(200, "b")
     }
 
-    fn handler_of(f: Found<'_>) -> Option<(Handler, bool, Vec<(String, String)>)> {
+    type Found = (Handler, bool, Vec<(String, String)>);
+
+    fn handler_of(f: Match<'_>) -> Option<Found> {
         match f {
-            Found::Route {
+            Match::Route {
                 handler,
                 csrf,
                 params,
@@ -209,12 +207,12 @@ mod tests {
         let r = router();
         assert!(matches!(
             r.find(Method::Delete, "/login"),
-            Found::MethodNotAllowed(_)
+            Match::MethodNotAllowed(_)
         ));
-        assert!(matches!(r.find(Method::Get, "/nope"), Found::NotFound));
+        assert!(matches!(r.find(Method::Get, "/nope"), Match::NotFound));
         assert!(matches!(
             r.find(Method::Get, "/api/v1/activations/1/cancel/x"),
-            Found::NotFound
+            Match::NotFound
         ));
     }
 
@@ -223,6 +221,6 @@ mod tests {
         let r = router();
         let (_, _, params) = handler_of(r.find(Method::Get, "/assets/css/app%20x.css")).unwrap();
         assert_eq!(params[0].1, "css/app x.css");
-        assert!(matches!(r.find(Method::Get, "/assets"), Found::NotFound));
+        assert!(matches!(r.find(Method::Get, "/assets"), Match::NotFound));
     }
 }

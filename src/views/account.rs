@@ -173,7 +173,7 @@ pub fn settings(
                         thead { tr { th { "When" } th { "Event" } } }
                         tbody {
                             @for e in events {
-                                tr { td { (time(e.at)) } td { (e.kind.replace('_', " ")) } }
+                                tr { td { (time(e.at)) } td { (e.kind.replace('_', " ")) @if !e.detail.is_empty() { ": " (e.detail) } } }
                             }
                         }
                     }

@@ -10,6 +10,7 @@ use crate::domain::catalogue::{Country, Offer, Service};
 use crate::domain::simulator::Mode;
 use crate::domain::vouchers::VoucherRow;
 
+#[allow(clippy::too_many_arguments)] // a template of plain data
 pub fn prices(
     nav: &Nav,
     token: &str,

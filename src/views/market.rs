@@ -309,6 +309,10 @@ pub fn rentals(
                             form.inline method="post" action=(format!("/rentals/{}/cancel", c.r.id)) {
                                 (csrf(token)) button.secondary type="submit" { "Cancel" }
                             }
+                            @let (renew, renew_label) = if c.r.auto_renew { ("autorenew_off", "Stop auto-renew") } else { ("autorenew_on", "Renew automatically") };
+                            form.inline method="post" action=(format!("/rentals/{}/{renew}", c.r.id)) {
+                                (csrf(token)) button.secondary type="submit" { (renew_label) }
+                            }
                             form.inline method="post" action=(format!("/rentals/{}/finish", c.r.id)) {
                                 (csrf(token)) button.secondary type="submit" { "Finish" }
                             }

@@ -386,6 +386,8 @@ fn rental_action(ctx: &mut Ctx<'_>, req: &Request) -> Response {
         "cancel" => rentals::cancel(tx, uid, id, now),
         "finish" => rentals::finish(tx, uid, id, now),
         "extend" => rentals::extend(tx, uid, id, hours, now),
+        "autorenew_on" => rentals::set_auto_renew(tx, uid, id, true),
+        "autorenew_off" => rentals::set_auto_renew(tx, uid, id, false),
         _ => Err(Error::NotFound("action")),
     });
     match done {

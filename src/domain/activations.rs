@@ -556,3 +556,468 @@ pub fn expire_due(conn: &Connection, now: Timestamp) -> Result<Vec<i64>> {
     }
     Ok(ended_ids)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db;
+    use crate::domain::accounts::{self, NewUser, Role};
+    use crate::domain::inbox::{self, Delivered, Inbound};
+    use crate::domain::{catalogue, retention, wallet};
+
+    const POLICY: Policy = Policy {
+        early_cancel: 120,
+        default_ttl: 1200,
+        max_live: 3,
+        cooldown: 0,
+        sim_delay: 5,
+    };
+    const T0: i64 = 1_000_000;
+
+    struct World {
+        conn: Connection,
+        user: User,
+    }
+
+    fn world(balance: i64) -> World {
+        let conn = db::memory();
+        catalogue::seed_if_empty(&conn).unwrap();
+        let u = accounts::create(
+            &conn,
+            &NewUser {
+                email: "a@example.com",
+                password_hash: None,
+                role: Role::User,
+                verified: true,
+                age_confirmed: true,
+                aup_accepted: true,
+            },
+            T0,
+        )
+        .unwrap();
+        wallet::post(&conn, u.id, balance, Kind::Adjustment, ("", None), "", T0).unwrap();
+        for (i, phone) in ["62811000001", "62811000002", "62822000003"]
+            .iter()
+            .enumerate()
+        {
+            conn.execute(
+                "INSERT INTO numbers (phone, country_id, operator, source, created_at) VALUES (?1, 6, ?2, 'manual', ?3)",
+                params![phone, if i < 2 { "telkomsel" } else { "indosat" }, T0],
+            )
+            .unwrap();
+        }
+        let user = accounts::get(&conn, u.id).unwrap();
+        World { conn, user }
+    }
+
+    impl World {
+        fn order(&mut self, req: &OrderRequest, now: i64) -> Result<Activation> {
+            self.user = accounts::get(&self.conn, self.user.id).unwrap();
+            let tx = self.conn.transaction().unwrap();
+            let r = order(&tx, &self.user, req, &POLICY, now).map(|p| match p {
+                Placed::New(a) | Placed::Existing(a) => a,
+            });
+            if r.is_ok() {
+                tx.commit().unwrap();
+            }
+            r
+        }
+
+        fn sms(&self, to: &str, text: &str, now: i64) -> Delivered {
+            inbox::ingest(
+                &self.conn,
+                &Inbound {
+                    to: to.into(),
+                    sender: "Telegram".into(),
+                    text: text.into(),
+                    received_at: now,
+                    source: "test".into(),
+                    source_msg_id: None,
+                },
+                now,
+            )
+            .unwrap()
+        }
+
+        fn balance(&self) -> i64 {
+            wallet::balance(&self.conn, self.user.id).unwrap()
+        }
+
+        fn ledger_ok(&self) {
+            assert_eq!(wallet::check(&self.conn).unwrap(), Vec::<String>::new());
+        }
+    }
+
+    fn tg() -> OrderRequest {
+        OrderRequest {
+            country: 6,
+            service: "tg".into(),
+            ..Default::default()
+        }
+    }
+
+    fn price(w: &World) -> i64 {
+        catalogue::price(&w.conn, 6, "tg", "")
+            .unwrap()
+            .unwrap()
+            .price_minor
+    }
+
+    #[test]
+    fn order_debits_and_issues_a_free_number() {
+        let mut w = world(1000);
+        let p = price(&w);
+        let a = w.order(&tg(), T0).unwrap();
+        assert_eq!(a.status, Status::Waiting);
+        assert_eq!(a.price_minor, p);
+        assert_eq!(a.expires_at, T0 + 1200);
+        assert_eq!(w.balance(), 1000 - p);
+        w.ledger_ok();
+    }
+
+    #[test]
+    fn code_then_complete_keeps_the_charge() {
+        let mut w = world(1000);
+        let a = w.order(&tg(), T0).unwrap();
+        let d = w.sms(&a.phone, "Telegram code: 12345", T0 + 10);
+        assert_eq!(
+            d,
+            Delivered::Activation {
+                id: a.id,
+                user_id: w.user.id
+            }
+        );
+        assert_eq!(
+            get(&w.conn, a.id).unwrap().unwrap().status,
+            Status::Received
+        );
+        assert_eq!(
+            inbox::latest_code(&w.conn, a.id).unwrap().as_deref(),
+            Some("12345")
+        );
+        let done = complete(&w.conn, w.user.id, a.id, T0 + 20).unwrap();
+        assert_eq!(done.status, Status::Completed);
+        assert_eq!(w.balance(), 1000 - a.price_minor);
+        w.ledger_ok();
+    }
+
+    #[test]
+    fn retry_waits_for_another_code() {
+        let mut w = world(1000);
+        let a = w.order(&tg(), T0).unwrap();
+        assert!(matches!(
+            retry(&w.conn, w.user.id, a.id, &POLICY, T0 + 1),
+            Err(Error::BadStatus(_))
+        ));
+        w.sms(&a.phone, "Telegram code: 11111", T0 + 10);
+        assert_eq!(
+            retry(&w.conn, w.user.id, a.id, &POLICY, T0 + 20)
+                .unwrap()
+                .status,
+            Status::Retry
+        );
+        assert_eq!(inbox::codes_of(&w.conn, a.id).unwrap(), vec!["11111"]);
+        w.sms(&a.phone, "Telegram code: 22222", T0 + 30);
+        assert_eq!(
+            get(&w.conn, a.id).unwrap().unwrap().status,
+            Status::Received
+        );
+        assert_eq!(
+            inbox::latest_code(&w.conn, a.id).unwrap().as_deref(),
+            Some("22222")
+        );
+        // A code arrived, so no cancel and no refund.
+        assert!(matches!(
+            cancel(
+                &w.conn,
+                w.user.id,
+                a.id,
+                CancelReason::Cancel,
+                &POLICY,
+                T0 + 500
+            ),
+            Err(Error::BadStatus(_))
+        ));
+    }
+
+    #[test]
+    fn cancel_within_window_is_refused_with_seconds_left() {
+        let mut w = world(1000);
+        let a = w.order(&tg(), T0).unwrap();
+        let err = cancel(
+            &w.conn,
+            w.user.id,
+            a.id,
+            CancelReason::Cancel,
+            &POLICY,
+            T0 + 30,
+        )
+        .unwrap_err();
+        assert!(matches!(err, Error::EarlyCancel { seconds_left: 90 }));
+        assert_eq!(w.balance(), 1000 - a.price_minor);
+    }
+
+    #[test]
+    fn cancel_refunds_exactly_once() {
+        let mut w = world(1000);
+        let a = w.order(&tg(), T0).unwrap();
+        let c = cancel(
+            &w.conn,
+            w.user.id,
+            a.id,
+            CancelReason::Cancel,
+            &POLICY,
+            T0 + 121,
+        )
+        .unwrap();
+        assert_eq!(c.status, Status::Canceled);
+        assert_eq!(w.balance(), 1000);
+        assert!(matches!(
+            cancel(
+                &w.conn,
+                w.user.id,
+                a.id,
+                CancelReason::Cancel,
+                &POLICY,
+                T0 + 122
+            ),
+            Err(Error::BadStatus(_))
+        ));
+        assert!(expire_due(&w.conn, T0 + 5000).unwrap().is_empty());
+        assert_eq!(w.balance(), 1000);
+        w.ledger_ok();
+    }
+
+    #[test]
+    fn expiry_without_code_refunds_and_with_code_completes() {
+        let mut w = world(1000);
+        let a = w.order(&tg(), T0).unwrap();
+        let b = w
+            .order(
+                &OrderRequest {
+                    service: "wa".into(),
+                    ..tg()
+                },
+                T0,
+            )
+            .unwrap();
+        w.sms(&b.phone, "Your WhatsApp code: 123-456", T0 + 5);
+        assert_eq!(expire_due(&w.conn, T0 + 1199).unwrap(), Vec::<i64>::new());
+        let mut ended = expire_due(&w.conn, T0 + 1200).unwrap();
+        ended.sort();
+        assert_eq!(ended, vec![a.id, b.id]);
+        assert_eq!(get(&w.conn, a.id).unwrap().unwrap().status, Status::Expired);
+        assert_eq!(
+            get(&w.conn, b.id).unwrap().unwrap().status,
+            Status::Completed
+        );
+        assert_eq!(w.balance(), 1000 - b.price_minor);
+        w.ledger_ok();
+    }
+
+    #[test]
+    fn a_late_sms_is_not_delivered_nor_charged() {
+        let mut w = world(1000);
+        let a = w.order(&tg(), T0).unwrap();
+        cancel(
+            &w.conn,
+            w.user.id,
+            a.id,
+            CancelReason::Cancel,
+            &POLICY,
+            T0 + 200,
+        )
+        .unwrap();
+        assert_eq!(
+            w.sms(&a.phone, "Telegram code: 55555", T0 + 300),
+            Delivered::NoLiveOrder
+        );
+        assert!(inbox::for_activation(&w.conn, a.id).unwrap().is_empty());
+        assert_eq!(w.balance(), 1000);
+        assert_eq!(w.sms("999", "x", T0), Delivered::UnknownNumber);
+    }
+
+    #[test]
+    fn number_used_quarantines_the_number_for_that_service() {
+        let mut w = world(1000);
+        let a = w.order(&tg(), T0).unwrap();
+        cancel(
+            &w.conn,
+            w.user.id,
+            a.id,
+            CancelReason::NumberUsed,
+            &POLICY,
+            T0 + 130,
+        )
+        .unwrap();
+        assert_eq!(w.balance(), 1000);
+        // Never reused for tg (all three numbers end up used), still fine for wa.
+        let b = w.order(&tg(), T0 + 140).unwrap();
+        let c = w.order(&tg(), T0 + 141).unwrap();
+        assert!(b.phone != a.phone && c.phone != a.phone);
+        assert!(matches!(w.order(&tg(), T0 + 142), Err(Error::NoNumbers)));
+        let wa = w
+            .order(
+                &OrderRequest {
+                    service: "wa".into(),
+                    ..tg()
+                },
+                T0 + 143,
+            )
+            .unwrap();
+        assert_eq!(wa.phone, a.phone);
+    }
+
+    #[test]
+    fn client_order_id_is_idempotent() {
+        let mut w = world(1000);
+        let req = OrderRequest {
+            client_order_id: Some("abc-1".into()),
+            ..tg()
+        };
+        let a = w.order(&req, T0).unwrap();
+        let b = w.order(&req, T0 + 1).unwrap();
+        assert_eq!(a.id, b.id);
+        assert_eq!(w.balance(), 1000 - a.price_minor);
+    }
+
+    #[test]
+    fn refusals_change_nothing() {
+        let mut w = world(10);
+        assert!(matches!(w.order(&tg(), T0), Err(Error::NoBalance)));
+        let mut w = world(1000);
+        assert!(matches!(
+            w.order(
+                &OrderRequest {
+                    country: 999,
+                    ..tg()
+                },
+                T0
+            ),
+            Err(Error::BadCountry)
+        ));
+        assert!(matches!(
+            w.order(
+                &OrderRequest {
+                    service: "zz".into(),
+                    ..tg()
+                },
+                T0
+            ),
+            Err(Error::BadService)
+        ));
+        assert!(matches!(
+            w.order(
+                &OrderRequest {
+                    operator: Some("nope".into()),
+                    ..tg()
+                },
+                T0
+            ),
+            Err(Error::WrongOperator)
+        ));
+        let p = price(&w);
+        assert!(matches!(
+            w.order(&OrderRequest { max_price_minor: Some(p - 1), ..tg() }, T0),
+            Err(Error::WrongMaxPrice { min_minor }) if min_minor == p
+        ));
+        assert_eq!(w.balance(), 1000);
+        let busy: i64 = w
+            .conn
+            .query_row(
+                "SELECT COUNT(*) FROM numbers WHERE state = 'busy'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(busy, 0);
+    }
+
+    #[test]
+    fn operator_filter_and_excluded_prefixes() {
+        let mut w = world(1000);
+        let a = w
+            .order(
+                &OrderRequest {
+                    operator: Some("indosat".into()),
+                    ..tg()
+                },
+                T0,
+            )
+            .unwrap();
+        assert_eq!(a.phone, "62822000003");
+        let b = w
+            .order(
+                &OrderRequest {
+                    exclude_prefixes: vec!["62811000001".into()],
+                    ..tg()
+                },
+                T0,
+            )
+            .unwrap();
+        assert_eq!(b.phone, "62811000002");
+        assert!(matches!(
+            w.order(
+                &OrderRequest {
+                    exclude_prefixes: vec!["6281".into()],
+                    ..tg()
+                },
+                T0
+            ),
+            Err(Error::NoNumbers)
+        ));
+    }
+
+    #[test]
+    fn live_orders_are_capped() {
+        let mut w = world(10_000);
+        for s in ["tg", "wa", "go"] {
+            w.order(
+                &OrderRequest {
+                    service: s.into(),
+                    ..tg()
+                },
+                T0,
+            )
+            .unwrap();
+        }
+        assert!(matches!(
+            w.order(
+                &OrderRequest {
+                    service: "fb".into(),
+                    ..tg()
+                },
+                T0
+            ),
+            Err(Error::Limit)
+        ));
+    }
+
+    #[test]
+    fn messages_are_purged_after_the_retention() {
+        let mut w = world(1000);
+        let a = w.order(&tg(), T0).unwrap();
+        w.sms(&a.phone, "Telegram code: 12345", T0 + 5);
+        complete(&w.conn, w.user.id, a.id, T0 + 10).unwrap();
+        assert_eq!(
+            retention::purge_messages(&w.conn, 300, T0 + 309).unwrap(),
+            0
+        );
+        assert_eq!(inbox::for_activation(&w.conn, a.id).unwrap().len(), 1);
+        assert_eq!(
+            retention::purge_messages(&w.conn, 300, T0 + 310).unwrap(),
+            1
+        );
+        assert!(inbox::for_activation(&w.conn, a.id).unwrap().is_empty());
+    }
+
+    #[test]
+    fn another_users_order_is_not_found() {
+        let mut w = world(1000);
+        let a = w.order(&tg(), T0).unwrap();
+        assert!(matches!(
+            complete(&w.conn, w.user.id + 1, a.id, T0),
+            Err(Error::NotFound(_))
+        ));
+    }
+}

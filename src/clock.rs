@@ -1,6 +1,6 @@
 //! The one source of "now" for all domain code.
 //!
-//! Production uses the system clock. Tests and the hidden `--dev-clock` mode can move time
+//! Production uses the system clock. Tests (the `dev_clock` setting) can move time
 //! forward, so expiry, refunds and retention are proven without sleeping.
 
 use std::sync::atomic::{AtomicI64, Ordering};

@@ -292,6 +292,12 @@ fn create_account(
 }
 
 fn check(config: &Config) -> Result<ExitCode, Error> {
+    if !config.db_path().exists() {
+        return Err(Error::invalid(format!(
+            "no database in {} (wrong --data?)",
+            config.data.display()
+        )));
+    }
     let conn = db::open(&config.data)?;
     let mut problems = db::integrity_problems(&conn)?;
     problems.extend(wallet::check(&conn)?);

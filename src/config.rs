@@ -43,7 +43,7 @@ pub const SETTINGS: &[Setting] = &[
     s(
         "data",
         "./data",
-        "Data directory (database, keys, backups); created with mode 0700",
+        "Data directory (database and keys); created with mode 0700",
     ),
     s("listen", "127.0.0.1:8080", "Address and port to listen on"),
     s(
@@ -247,6 +247,8 @@ pub struct Layers {
     pub file: BTreeMap<String, String>,
     pub env: BTreeMap<String, String>,
     pub flags: BTreeMap<String, String>,
+    /// Things to warn about once logging is up (unknown variables).
+    pub warnings: Vec<String>,
 }
 
 impl Layers {
@@ -281,7 +283,9 @@ impl Layers {
             if SETTINGS.iter().any(|s| s.key == key) {
                 layers.env.insert(key, value);
             } else {
-                log::warn!("ignoring unknown environment variable {name}");
+                layers
+                    .warnings
+                    .push(format!("ignoring unknown environment variable {name}"));
             }
         }
         if let Some(path) = config_file {

@@ -41,8 +41,11 @@ fn main() -> ExitCode {
             flags.insert("base_url".into(), v.clone());
         }
     }
-    let config = config::Layers::gather(flags, cli.config.as_deref())
-        .and_then(|layers| config::Config::from_layers(&layers));
+    let mut warnings = Vec::new();
+    let config = config::Layers::gather(flags, cli.config.as_deref()).and_then(|layers| {
+        warnings = layers.warnings.clone();
+        config::Config::from_layers(&layers)
+    });
     let config = match config {
         Ok(c) => c,
         Err(e) => {
@@ -54,6 +57,9 @@ fn main() -> ExitCode {
         .parse_filters(&config.log)
         .format_timestamp_secs()
         .init();
+    for w in warnings {
+        log::warn!("{w}");
+    }
     match commands::run(cli.command, config) {
         Ok(code) => code,
         Err(e) => {

@@ -71,13 +71,22 @@ fn sign_in(ctx: &mut Ctx<'_>, req: &Request, user_id: i64, to: &str) -> Result<R
     ))
 }
 
-fn verification_mail(ctx: &Ctx<'_>, token: &str) -> (String, String) {
-    let link = format!("{}/verify/{token}", ctx.app.config.base_url);
+/// Queues the verification mail in the caller's transaction.
+fn queue_verification(
+    tx: &rusqlite::Connection,
+    ctx_cfg: &crate::config::Config,
+    to: &str,
+    token: &str,
+    now: i64,
+) -> Result<i64, Error> {
+    let (subject, body) = verification_mail(&ctx_cfg.base_url, &ctx_cfg.site_name, token);
+    mail::enqueue(tx, to, &subject, &body, ctx_cfg.smtp.is_some(), now)
+}
+
+fn verification_mail(base_url: &str, site: &str, token: &str) -> (String, String) {
+    let link = format!("{base_url}/verify/{token}");
     (
-        format!(
-            "Confirm your e-mail address for {}",
-            ctx.app.config.site_name
-        ),
+        format!("Confirm your e-mail address for {site}"),
         format!(
             "Hello,\n\nplease confirm your e-mail address by opening this link:\n\n{link}\n\n\
              The link works once and expires in 48 hours. If you did not sign up, ignore this \
@@ -141,7 +150,7 @@ fn signup(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     };
     let now = ctx.now();
     let keys = ctx.app.keys.clone();
-    let smtp = ctx.app.config.smtp.is_some();
+    let cfg = &ctx.app.config;
     let created = db::write(ctx.db, |tx| {
         let user = accounts::create(
             tx,
@@ -164,16 +173,13 @@ fn signup(ctx: &mut Ctx<'_>, req: &Request) -> Response {
             VERIFY_TTL,
             now,
         )?;
-        Ok((user, t))
+        queue_verification(tx, cfg, &user.email, &t, now)?;
+        Ok(user)
     });
-    let (user, vtoken) = match created {
+    let user = match created {
         Ok(x) => x,
         Err(e) => return again(ctx, e.http_status(), e.to_string()),
     };
-    let (subject, body) = verification_mail(ctx, &vtoken);
-    if let Err(e) = mail::enqueue(ctx.db, &user.email, &subject, &body, smtp, now) {
-        log::error!("cannot queue the verification mail: {e:?}");
-    }
     sign_in(ctx, req, user.id, "/dashboard?m=welcome")
         .unwrap_or_else(|e| error_page(req, e.http_status(), &e.to_string()))
 }
@@ -218,9 +224,10 @@ fn resend_verification(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     }
     let now = ctx.now();
     let keys = ctx.app.keys.clone();
+    let cfg = &ctx.app.config;
     let issued = db::write(ctx.db, |tx| {
         tokens::revoke_all(tx, s.user.id, tokens::VERIFY_EMAIL, now)?;
-        tokens::issue(
+        let t = tokens::issue(
             tx,
             &keys,
             tokens::VERIFY_EMAIL,
@@ -228,15 +235,11 @@ fn resend_verification(ctx: &mut Ctx<'_>, req: &Request) -> Response {
             "",
             VERIFY_TTL,
             now,
-        )
+        )?;
+        queue_verification(tx, cfg, &s.user.email, &t, now)
     });
     match issued {
-        Ok(t) => {
-            let (subject, body) = verification_mail(ctx, &t);
-            let smtp = ctx.app.config.smtp.is_some();
-            let _ = mail::enqueue(ctx.db, &s.user.email, &subject, &body, smtp, now);
-            Response::redirect("/dashboard?m=verify_sent")
-        }
+        Ok(_) => Response::redirect("/dashboard?m=verify_sent"),
         Err(e) => error_page(req, e.http_status(), &e.to_string()),
     }
 }

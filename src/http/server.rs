@@ -7,9 +7,11 @@
 //! client never holds a worker) → the router runs the handler inside `catch_unwind` → security
 //! headers are added → the response is written → one access-log line.
 //!
-//! If tiny_http's accept loop dies (it stops for good on an accept error such as EMFILE), the
-//! worker that sees the error starts a fresh tiny_http server on a clone of the same listening
-//! socket, so the process keeps serving.
+//! If tiny_http's accept loop dies (it stops for good on an accept error such as EMFILE, and
+//! on the accept timeout the listener's SO_RCVTIMEO sets when no client connects for a while),
+//! the worker that sees the error starts a fresh tiny_http server on a clone of the same
+//! listening socket, so the process keeps serving. Connections the old server accepted keep
+//! sending their requests to its queue; a drain thread serves them until it falls quiet.
 
 use std::io::Read;
 use std::net::{IpAddr, SocketAddr, TcpListener};
@@ -36,6 +38,12 @@ const MAX_DRAIN: usize = 64 * 1024 * 1024;
 const MAX_DISCARDERS: usize = 32;
 /// tiny_http reads bodies up to this size into memory on its own connection thread.
 const PREREAD: usize = 1024;
+/// How often an idle worker looks again at which tiny_http server is current.
+const RECHECK: Duration = Duration::from_secs(1);
+/// A retired server is drained until it has had no request for the read timeout plus this:
+/// a kept-alive connection sends its next request within the read timeout of its previous
+/// answer, and that answer may still be in the making when the server retires.
+const DRAIN_GRACE: Duration = Duration::from_secs(60);
 
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                    connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
@@ -101,8 +109,11 @@ fn worker(shared: Arc<Shared>) {
             .read()
             .map(|g| (g.0, g.1.clone()))
             .unwrap_or_else(|p| (p.get_ref().0, p.get_ref().1.clone()));
-        match server.recv() {
-            Ok(rq) => handle_incoming(&shared, &mut db, rq),
+        // A timeout rather than a plain recv: after a restart, idle workers move to the new
+        // server by themselves, leaving the old queue to its drain thread.
+        match server.recv_timeout(RECHECK) {
+            Ok(Some(rq)) => handle_incoming(&shared, &mut db, rq),
+            Ok(None) => {}
             Err(e) => restart_accept_loop(&shared, generation, &e),
         }
     }
@@ -121,8 +132,8 @@ fn open_db(app: &App) -> Connection {
 }
 
 /// The accept loop of `generation` ended (its error was handed to us). Start a new one on
-/// the same socket, once; other workers blocked on the old server are woken to move over.
-fn restart_accept_loop(shared: &Shared, generation: u64, err: &std::io::Error) {
+/// the same socket, once; the old server's remaining connections are served by a drain thread.
+fn restart_accept_loop(shared: &Arc<Shared>, generation: u64, err: &std::io::Error) {
     let mut cur = shared.current.write().unwrap_or_else(|p| p.into_inner());
     if cur.0 != generation {
         return; // someone else already restarted it
@@ -134,8 +145,12 @@ fn restart_accept_loop(shared: &Shared, generation: u64, err: &std::io::Error) {
             Ok(server) => {
                 let old = std::mem::replace(&mut cur.1, Arc::new(server));
                 cur.0 += 1;
-                for _ in 0..shared.app.config.workers {
-                    old.unblock();
+                let shared2 = shared.clone();
+                let spawned = std::thread::Builder::new()
+                    .name("http-drain".into())
+                    .spawn(move || drain(&shared2, &old));
+                if let Err(e) = spawned {
+                    log::error!("cannot start a drain thread for the old accept loop: {e}");
                 }
                 return;
             }
@@ -144,6 +159,21 @@ fn restart_accept_loop(shared: &Shared, generation: u64, err: &std::io::Error) {
                 std::thread::sleep(backoff);
                 backoff = (backoff * 2).min(Duration::from_secs(2));
             }
+        }
+    }
+}
+
+/// Serves the requests that connections accepted by a retired server still send (HTTP
+/// keep-alive) until it has been quiet for longer than such a connection can stay idle.
+fn drain(shared: &Arc<Shared>, old: &tiny_http::Server) {
+    let quiet = shared.app.config.read_timeout + DRAIN_GRACE;
+    let mut db = None;
+    let mut last = Instant::now();
+    while let Some(left) = quiet.checked_sub(last.elapsed()) {
+        if let Ok(Some(rq)) = old.recv_timeout(left) {
+            let db = db.get_or_insert_with(|| open_db(&shared.app));
+            handle_incoming(shared, db, rq);
+            last = Instant::now();
         }
     }
 }

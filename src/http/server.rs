@@ -16,7 +16,7 @@
 use std::io::Read;
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -57,6 +57,8 @@ struct Shared {
     /// Oversized requests whose connection was shut down and whose tiny_http thread stays
     /// parked for good (reported in the log).
     abandoned: AtomicUsize,
+    /// Set when tiny_http's accept thread panicked (see [`watch_accept_thread`]).
+    accept_panicked: AtomicBool,
 }
 
 /// Binds the listening socket with our limits applied. Separate from [`run`] so the caller
@@ -81,7 +83,9 @@ pub fn run(app: Arc<App>, listener: TcpListener) -> std::io::Result<()> {
         uploads: AtomicUsize::new(0),
         discarders: AtomicUsize::new(0),
         abandoned: AtomicUsize::new(0),
+        accept_panicked: AtomicBool::new(false),
     });
+    watch_accept_thread(&shared);
     let handles: Vec<_> = (0..workers)
         .map(|i| {
             let shared = shared.clone();
@@ -94,6 +98,30 @@ pub fn run(app: Arc<App>, listener: TcpListener) -> std::io::Result<()> {
         let _ = h.join();
     }
     Ok(())
+}
+
+/// tiny_http 0.12's accept thread unwraps `try_clone` on every socket it accepts: out of
+/// descriptors right after a successful accept, that thread panics instead of reporting an
+/// error, and no worker would ever learn that nothing accepts connections any more. A panic
+/// hook notices it (the unwrap is in `refined_tcp_stream.rs`, only called from that thread)
+/// and wakes a worker to restart the accept loop.
+fn watch_accept_thread(shared: &Arc<Shared>) {
+    let shared = Arc::downgrade(shared);
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        previous(info);
+        let in_accept_thread = info
+            .location()
+            .is_some_and(|l| l.file().ends_with("refined_tcp_stream.rs"));
+        if let (true, Some(shared)) = (in_accept_thread, shared.upgrade()) {
+            shared.accept_panicked.store(true, Ordering::SeqCst);
+            // Without the lock (a restart in progress holds it) workers see the flag within
+            // RECHECK anyway.
+            if let Ok(cur) = shared.current.try_read() {
+                cur.1.unblock();
+            }
+        }
+    }));
 }
 
 fn start_tiny(listener: &TcpListener) -> std::io::Result<tiny_http::Server> {
@@ -109,6 +137,11 @@ fn worker(shared: Arc<Shared>) {
             .read()
             .map(|g| (g.0, g.1.clone()))
             .unwrap_or_else(|p| (p.get_ref().0, p.get_ref().1.clone()));
+        if shared.accept_panicked.swap(false, Ordering::SeqCst) {
+            let e = std::io::Error::other("the accept thread panicked");
+            restart_accept_loop(&shared, generation, &e);
+            continue;
+        }
         // A timeout rather than a plain recv: after a restart, idle workers move to the new
         // server by themselves, leaving the old queue to its drain thread.
         match server.recv_timeout(RECHECK) {

@@ -1,5 +1,5 @@
 //! Test hooks, routed only when the `dev_clock` setting is on (never in production):
-//! move the clock forward and run every scheduled job at once.
+//! move the clock forward, run every scheduled job at once, and make a handler panic.
 
 use super::router::Router;
 use super::{Ctx, Request, Response};
@@ -7,6 +7,7 @@ use super::{Ctx, Request, Response};
 pub fn routes(r: &mut Router) {
     r.post("/__dev/clock", advance);
     r.post("/__dev/jobs", run_jobs);
+    r.get("/__dev/panic", panic_now);
 }
 
 /// `POST /__dev/clock?advance=SECONDS` → the new clock time.
@@ -30,4 +31,10 @@ fn run_jobs(ctx: &mut Ctx<'_>, _: &Request) -> Response {
         .map(|(name, ok, msg)| serde_json::json!({"job": name, "ok": ok, "message": msg}))
         .collect();
     Response::json(200, &out)
+}
+
+/// `GET /__dev/panic` → always panics, so tests can prove a panicking handler answers 500
+/// and leaves its worker serving.
+fn panic_now(_: &mut Ctx<'_>, _: &Request) -> Response {
+    panic!("panic requested through /__dev/panic");
 }

@@ -7,14 +7,16 @@
 //! client never holds a worker) → the router runs the handler inside `catch_unwind` → security
 //! headers are added → the response is written → one access-log line.
 //!
-//! If tiny_http's accept loop dies (it stops for good on an accept error such as EMFILE), the
-//! worker that sees the error starts a fresh tiny_http server on a clone of the same listening
-//! socket, so the process keeps serving.
+//! If tiny_http's accept loop dies (it stops for good on an accept error such as EMFILE, and
+//! on the accept timeout the listener's SO_RCVTIMEO sets when no client connects for a while),
+//! the worker that sees the error starts a fresh tiny_http server on a clone of the same
+//! listening socket, so the process keeps serving. Connections the old server accepted keep
+//! sending their requests to its queue; a drain thread serves them until it falls quiet.
 
 use std::io::Read;
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -36,6 +38,12 @@ const MAX_DRAIN: usize = 64 * 1024 * 1024;
 const MAX_DISCARDERS: usize = 32;
 /// tiny_http reads bodies up to this size into memory on its own connection thread.
 const PREREAD: usize = 1024;
+/// How often an idle worker looks again at which tiny_http server is current.
+const RECHECK: Duration = Duration::from_secs(1);
+/// A retired server is drained until it has had no request for the read timeout plus this:
+/// a kept-alive connection sends its next request within the read timeout of its previous
+/// answer, and that answer may still be in the making when the server retires.
+const DRAIN_GRACE: Duration = Duration::from_secs(60);
 
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                    connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
@@ -49,6 +57,8 @@ struct Shared {
     /// Oversized requests whose connection was shut down and whose tiny_http thread stays
     /// parked for good (reported in the log).
     abandoned: AtomicUsize,
+    /// Set when tiny_http's accept thread panicked (see [`watch_accept_thread`]).
+    accept_panicked: AtomicBool,
 }
 
 /// Binds the listening socket with our limits applied. Separate from [`run`] so the caller
@@ -73,7 +83,9 @@ pub fn run(app: Arc<App>, listener: TcpListener) -> std::io::Result<()> {
         uploads: AtomicUsize::new(0),
         discarders: AtomicUsize::new(0),
         abandoned: AtomicUsize::new(0),
+        accept_panicked: AtomicBool::new(false),
     });
+    watch_accept_thread(&shared);
     let handles: Vec<_> = (0..workers)
         .map(|i| {
             let shared = shared.clone();
@@ -86,6 +98,30 @@ pub fn run(app: Arc<App>, listener: TcpListener) -> std::io::Result<()> {
         let _ = h.join();
     }
     Ok(())
+}
+
+/// tiny_http 0.12's accept thread unwraps `try_clone` on every socket it accepts: out of
+/// descriptors right after a successful accept, that thread panics instead of reporting an
+/// error, and no worker would ever learn that nothing accepts connections any more. A panic
+/// hook notices it (the unwrap is in `refined_tcp_stream.rs`, only called from that thread)
+/// and wakes a worker to restart the accept loop.
+fn watch_accept_thread(shared: &Arc<Shared>) {
+    let shared = Arc::downgrade(shared);
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        previous(info);
+        let in_accept_thread = info
+            .location()
+            .is_some_and(|l| l.file().ends_with("refined_tcp_stream.rs"));
+        if let (true, Some(shared)) = (in_accept_thread, shared.upgrade()) {
+            shared.accept_panicked.store(true, Ordering::SeqCst);
+            // Without the lock (a restart in progress holds it) workers see the flag within
+            // RECHECK anyway.
+            if let Ok(cur) = shared.current.try_read() {
+                cur.1.unblock();
+            }
+        }
+    }));
 }
 
 fn start_tiny(listener: &TcpListener) -> std::io::Result<tiny_http::Server> {
@@ -101,8 +137,16 @@ fn worker(shared: Arc<Shared>) {
             .read()
             .map(|g| (g.0, g.1.clone()))
             .unwrap_or_else(|p| (p.get_ref().0, p.get_ref().1.clone()));
-        match server.recv() {
-            Ok(rq) => handle_incoming(&shared, &mut db, rq),
+        if shared.accept_panicked.swap(false, Ordering::SeqCst) {
+            let e = std::io::Error::other("the accept thread panicked");
+            restart_accept_loop(&shared, generation, &e);
+            continue;
+        }
+        // A timeout rather than a plain recv: after a restart, idle workers move to the new
+        // server by themselves, leaving the old queue to its drain thread.
+        match server.recv_timeout(RECHECK) {
+            Ok(Some(rq)) => handle_incoming(&shared, &mut db, rq),
+            Ok(None) => {}
             Err(e) => restart_accept_loop(&shared, generation, &e),
         }
     }
@@ -121,8 +165,8 @@ fn open_db(app: &App) -> Connection {
 }
 
 /// The accept loop of `generation` ended (its error was handed to us). Start a new one on
-/// the same socket, once; other workers blocked on the old server are woken to move over.
-fn restart_accept_loop(shared: &Shared, generation: u64, err: &std::io::Error) {
+/// the same socket, once; the old server's remaining connections are served by a drain thread.
+fn restart_accept_loop(shared: &Arc<Shared>, generation: u64, err: &std::io::Error) {
     let mut cur = shared.current.write().unwrap_or_else(|p| p.into_inner());
     if cur.0 != generation {
         return; // someone else already restarted it
@@ -134,8 +178,12 @@ fn restart_accept_loop(shared: &Shared, generation: u64, err: &std::io::Error) {
             Ok(server) => {
                 let old = std::mem::replace(&mut cur.1, Arc::new(server));
                 cur.0 += 1;
-                for _ in 0..shared.app.config.workers {
-                    old.unblock();
+                let shared2 = shared.clone();
+                let spawned = std::thread::Builder::new()
+                    .name("http-drain".into())
+                    .spawn(move || drain(&shared2, &old));
+                if let Err(e) = spawned {
+                    log::error!("cannot start a drain thread for the old accept loop: {e}");
                 }
                 return;
             }
@@ -144,6 +192,21 @@ fn restart_accept_loop(shared: &Shared, generation: u64, err: &std::io::Error) {
                 std::thread::sleep(backoff);
                 backoff = (backoff * 2).min(Duration::from_secs(2));
             }
+        }
+    }
+}
+
+/// Serves the requests that connections accepted by a retired server still send (HTTP
+/// keep-alive) until it has been quiet for longer than such a connection can stay idle.
+fn drain(shared: &Arc<Shared>, old: &tiny_http::Server) {
+    let quiet = shared.app.config.read_timeout + DRAIN_GRACE;
+    let mut db = None;
+    let mut last = Instant::now();
+    while let Some(left) = quiet.checked_sub(last.elapsed()) {
+        if let Ok(Some(rq)) = old.recv_timeout(left) {
+            let db = db.get_or_insert_with(|| open_db(&shared.app));
+            handle_incoming(shared, db, rq);
+            last = Instant::now();
         }
     }
 }

@@ -54,7 +54,8 @@ fn main() -> ExitCode {
         }
     };
     env_logger::Builder::new()
-        .parse_filters(&config.log)
+        // tiny_http logs its accept-loop ends itself; we log (and handle) them in http::server.
+        .parse_filters(&format!("{},tiny_http=off", config.log))
         .format_timestamp_secs()
         .init();
     for w in warnings {

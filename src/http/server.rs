@@ -171,7 +171,16 @@ fn restart_accept_loop(shared: &Arc<Shared>, generation: u64, err: &std::io::Err
     if cur.0 != generation {
         return; // someone else already restarted it
     }
-    log::error!("HTTP accept loop stopped ({err}); restarting it");
+    // The listener's receive timeout (inherited by accepted sockets, see net.rs) also bounds
+    // accept(): on a quiet server the loop ends every read_timeout, which is routine.
+    if matches!(
+        err.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    ) {
+        log::debug!("HTTP accept loop idle ({err}); restarting it");
+    } else {
+        log::error!("HTTP accept loop stopped ({err}); restarting it");
+    }
     let mut backoff = Duration::from_millis(50);
     loop {
         match start_tiny(&shared.listener) {

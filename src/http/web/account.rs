@@ -6,7 +6,7 @@ use super::super::auth::{
 };
 use super::super::router::Router;
 use super::super::{error_page, Ctx, Request, Response};
-use super::{flash_from_query, nav, with_cookie};
+use super::{flash_from_query, nav, signed_nav, with_cookie};
 use crate::db;
 use crate::domain::accounts::{self, NewUser, Role, State};
 use crate::domain::audit::{
@@ -588,12 +588,8 @@ fn setup(ctx: &mut Ctx<'_>, req: &Request) -> Response {
 
 fn settings_page(ctx: &mut Ctx<'_>, s: &Signed, flash: Option<Flash>, status: u16) -> Response {
     let events = audit::security_events_for(ctx.db, s.user.id, 20).unwrap_or_default();
-    let v = super::super::auth::Visitor {
-        session: Some(s.session.clone()),
-        user: Some(s.user.clone()),
-    };
     Response::html(view::settings(
-        &nav(ctx, &v),
+        &signed_nav(ctx, s),
         &s.user,
         s.csrf(),
         &events,

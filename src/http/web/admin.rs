@@ -1,10 +1,10 @@
 //! Admin pages: users (search, view, role and state changes, audited), job runs, outbox,
 //! audit log.
 
-use super::super::auth::{require_role, Signed, Visitor};
+use super::super::auth::Signed;
 use super::super::router::Router;
 use super::super::{error_page, Ctx, Request, Response};
-use super::{flash_from_query, nav};
+use super::{flash_from_query, page_guard};
 use crate::db;
 use crate::domain::accounts::{self, Role, State};
 use crate::domain::{audit, mail, sessions, Error};
@@ -22,13 +22,7 @@ pub fn routes(r: &mut Router) {
 }
 
 fn admin(ctx: &mut Ctx<'_>, req: &Request) -> Result<(Signed, Nav), Response> {
-    let s = require_role(ctx, req, Role::Admin)?;
-    let v = Visitor {
-        session: Some(s.session.clone()),
-        user: Some(s.user.clone()),
-    };
-    let n = nav(ctx, &v);
-    Ok((s, n))
+    page_guard(ctx, req, Role::Admin)
 }
 
 fn count(ctx: &Ctx<'_>, sql: &str, p: i64) -> i64 {

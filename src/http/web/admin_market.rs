@@ -1,10 +1,10 @@
 //! Admin handlers of the marketplace: prices and catalogue switches, vouchers, credit,
 //! simulator and numbers. Every change is audited.
 
-use super::super::auth::{require_role, Signed, Visitor};
+use super::super::auth::Signed;
 use super::super::router::Router;
 use super::super::{error_page, Ctx, Request, Response};
-use super::{flash_from_query, nav};
+use super::{cur, flash_from_query, page_guard};
 use crate::db;
 use crate::domain::accounts::Role;
 use crate::domain::catalogue::{self, Price};
@@ -12,7 +12,6 @@ use crate::domain::money::{currency_digits, Money};
 use crate::domain::simulator::{self, Mode};
 use crate::domain::{audit, vouchers, wallet, Error};
 use crate::views::admin_market as view;
-use crate::views::market::Cur;
 use crate::views::{Flash, Nav};
 
 pub fn routes(r: &mut Router) {
@@ -27,20 +26,7 @@ pub fn routes(r: &mut Router) {
 }
 
 fn admin(ctx: &mut Ctx<'_>, req: &Request) -> Result<(Signed, Nav), Response> {
-    let s = require_role(ctx, req, Role::Admin)?;
-    let v = Visitor {
-        session: Some(s.session.clone()),
-        user: Some(s.user.clone()),
-    };
-    let n = nav(ctx, &v);
-    Ok((s, n))
-}
-
-fn cur(ctx: &Ctx<'_>) -> Cur {
-    Cur {
-        code: ctx.app.config.currency.clone(),
-        digits: currency_digits(&ctx.app.config.currency),
-    }
+    page_guard(ctx, req, Role::Admin)
 }
 
 fn prices_view(

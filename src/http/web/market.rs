@@ -1,16 +1,17 @@
 //! Customer pages: dashboard with the order form and live orders, history, wallet, rentals,
 //! API keys. Forms post here; the dashboard's script reads `/api/v1` to show codes live.
 
-use super::super::auth::{require_user, Signed, Visitor};
+use super::super::auth::Signed;
 use super::super::router::Router;
 use super::super::{error_page, Ctx, Request, Response};
-use super::{flash_from_query, nav};
+use super::{cur, flash_from_query, page_guard};
 use crate::db;
+use crate::domain::accounts::Role;
 use crate::domain::activations::{self, Activation, CancelReason, OrderRequest, Status};
 use crate::domain::money::{currency_digits, Money};
 use crate::domain::rentals::{self, RentRequest};
 use crate::domain::{apikeys, audit, catalogue, inbox, vouchers, wallet, Error};
-use crate::views::market::{self as view, Cur, Dashboard, OrderCard, RentalCard};
+use crate::views::market::{self as view, Dashboard, OrderCard, RentalCard};
 use crate::views::{account::verify_notice, Flash, Nav};
 
 pub fn routes(r: &mut Router) {
@@ -29,20 +30,7 @@ pub fn routes(r: &mut Router) {
 }
 
 fn signed(ctx: &mut Ctx<'_>, req: &Request) -> Result<(Signed, Nav), Response> {
-    let s = require_user(ctx, req)?;
-    let v = Visitor {
-        session: Some(s.session.clone()),
-        user: Some(s.user.clone()),
-    };
-    let n = nav(ctx, &v);
-    Ok((s, n))
-}
-
-fn cur(ctx: &Ctx<'_>) -> Cur {
-    Cur {
-        code: ctx.app.config.currency.clone(),
-        digits: currency_digits(&ctx.app.config.currency),
-    }
+    page_guard(ctx, req, Role::User)
 }
 
 fn cards(ctx: &Ctx<'_>, list: Vec<Activation>) -> Vec<OrderCard> {

@@ -6,9 +6,12 @@ mod admin_market;
 mod market;
 mod public;
 
-use super::auth::Visitor;
+use super::auth::{require_role, Signed, Visitor};
 use super::router::Router;
 use super::{Ctx, Request, Response};
+use crate::domain::accounts::Role;
+use crate::domain::money::currency_digits;
+use crate::views::market::Cur;
 use crate::views::{Flash, Nav};
 
 pub fn routes(r: &mut Router) {
@@ -30,6 +33,31 @@ pub fn nav(ctx: &Ctx<'_>, v: &Visitor) -> Nav {
             .as_ref()
             .map(|s| s.csrf.clone())
             .unwrap_or_default(),
+    }
+}
+
+/// Guard for a signed-in page: an active account with at least `role`, and the page header
+/// for it.
+pub fn page_guard(ctx: &mut Ctx<'_>, req: &Request, role: Role) -> Result<(Signed, Nav), Response> {
+    let s = require_role(ctx, req, role)?;
+    let n = signed_nav(ctx, &s);
+    Ok((s, n))
+}
+
+/// The page header for a signed-in account.
+pub fn signed_nav(ctx: &Ctx<'_>, s: &Signed) -> Nav {
+    let v = Visitor {
+        session: Some(s.session.clone()),
+        user: Some(s.user.clone()),
+    };
+    nav(ctx, &v)
+}
+
+/// Money formatting of this install.
+pub fn cur(ctx: &Ctx<'_>) -> Cur {
+    Cur {
+        code: ctx.app.config.currency.clone(),
+        digits: currency_digits(&ctx.app.config.currency),
     }
 }
 

@@ -21,7 +21,6 @@ pub struct Notifier {
 }
 
 impl Notifier {
-    #[allow(dead_code)] // long-poll readers arrive with the customer APIs
     pub fn version(&self) -> u64 {
         *self.version.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -32,7 +31,6 @@ impl Notifier {
         self.changed.notify_all();
     }
 
-    #[allow(dead_code)] // long-poll readers arrive with the customer APIs
     /// Waits until the version differs from `seen` or `timeout` passes; returns the version.
     pub fn wait(&self, seen: u64, timeout: std::time::Duration) -> u64 {
         let v = self.version.lock().unwrap_or_else(|p| p.into_inner());

@@ -72,6 +72,11 @@ pub const SETTINGS: &[Setting] = &[
         "Uploads (bodies over 1 KiB) read at once, off the workers",
     ),
     s(
+        "max_waiting",
+        "512",
+        "Long-poll requests that may wait at once (beyond it they are answered at once)",
+    ),
+    s(
         "site_name",
         "otpbox",
         "Name shown in the page header and mails",
@@ -218,6 +223,7 @@ pub struct Config {
     pub base_url: String,
     pub read_timeout: Duration,
     pub max_body_readers: usize,
+    pub max_waiting: usize,
     pub site_name: String,
     pub operator_name: String,
     pub operator_contact: String,
@@ -442,6 +448,7 @@ impl Config {
             base_url,
             read_timeout: Duration::from_secs(read_timeout),
             max_body_readers: num("max_connections_body")?.max(1) as usize,
+            max_waiting: num("max_waiting")? as usize,
             site_name: get("site_name"),
             operator_name: get("operator_name"),
             operator_contact: get("operator_contact"),

@@ -7,8 +7,12 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::auth::{visitor, COOKIE};
+use super::longpoll;
 use super::router::Router;
 use super::{Ctx, Request, Response};
+use rusqlite::Connection;
+
+use crate::app::App;
 use crate::clock::format_rfc3339;
 use crate::db;
 use crate::domain::accounts::User;
@@ -148,10 +152,15 @@ fn money(ctx: &Ctx<'_>, minor: i64) -> String {
 
 /// The activation as the API shows it (messages only to the owner, which callers ensure).
 pub fn activation_json(ctx: &Ctx<'_>, a: &Activation) -> Value {
-    let messages = inbox::for_activation(ctx.db, a.id).unwrap_or_default();
+    activation_view(ctx.app, ctx.db, a)
+}
+
+/// [`activation_json`] from the app and a connection (long-poll renders have no `Ctx`).
+pub fn activation_view(app: &App, db: &Connection, a: &Activation) -> Value {
+    let messages = inbox::for_activation(db, a.id).unwrap_or_default();
     let code = messages.iter().rev().find_map(|m| m.code.clone());
-    let now = ctx.now();
-    let cancel_at = a.created_at + ctx.app.config.early_cancel as i64;
+    let now = app.now();
+    let cancel_at = a.created_at + app.config.early_cancel as i64;
     json!({
         "id": a.id,
         "phone": a.phone,
@@ -160,8 +169,8 @@ pub fn activation_json(ctx: &Ctx<'_>, a: &Activation) -> Value {
         "operator": a.operator,
         "status": a.status,
         "price_minor": a.price_minor,
-        "price": money(ctx, a.price_minor),
-        "currency": ctx.app.config.currency,
+        "price": Money(a.price_minor).decimal(currency_digits(&app.config.currency)),
+        "currency": app.config.currency,
         "code": code,
         "messages": messages.iter().map(|m| json!({
             "sender": m.sender, "text": m.text, "code": m.code,
@@ -351,10 +360,26 @@ fn get_activation(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     let Some(id) = req.id_param("id") else {
         return error(&Error::NotFound("activation"));
     };
-    match activations::get_for(ctx.db, user.id, id) {
-        Ok(a) => Response::json(200, &activation_json(ctx, &a)),
-        Err(e) => error(&e),
-    }
+    // `?wait=N` (seconds, at most 30): answer when the status or the messages change.
+    let user_id = user.id;
+    longpoll::answer(
+        ctx,
+        longpoll::wait_param(req),
+        move |app, db| match activations::get_for(db, user_id, id) {
+            Ok(a) => {
+                let view = activation_view(app, db, &a);
+                let state = a.status.is_live().then(|| {
+                    format!(
+                        "{}:{}",
+                        a.status.as_str(),
+                        view["messages"].as_array().map_or(0, Vec::len)
+                    )
+                });
+                (state, Response::json(200, &view))
+            }
+            Err(e) => (None, error(&e)),
+        },
+    )
 }
 
 fn cancel_activation(ctx: &mut Ctx<'_>, req: &Request) -> Response {

@@ -6,6 +6,7 @@ pub mod api;
 pub mod assets;
 pub mod auth;
 pub mod dev;
+pub mod longpoll;
 pub mod net;
 pub mod request;
 pub mod response;

@@ -1,14 +1,21 @@
 //! Our own response type and its builders. Security headers are added by the server for
 //! every response; handlers only say what is specific to them.
 
+use std::sync::Arc;
+
 use maud::Markup;
 use serde::Serialize;
+
+use super::longpoll::Wait;
 
 #[derive(Debug, Clone)]
 pub struct Response {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// Set by long-poll handlers: hold the answer until the state changes (see
+    /// [`super::longpoll`]).
+    pub wait: Option<Arc<Wait>>,
 }
 
 pub const JSON: &str = "application/json";
@@ -21,6 +28,7 @@ impl Response {
             status,
             headers: vec![("Content-Type".into(), content_type.into())],
             body: body.into(),
+            wait: None,
         }
     }
 
@@ -61,11 +69,18 @@ impl Response {
             status,
             headers: Vec::new(),
             body: Vec::new(),
+            wait: None,
         }
     }
 
     pub fn with_header(mut self, name: &str, value: &str) -> Response {
         self.headers.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// Marks the response as a long-poll answer: sent when the state changes or the wait ends.
+    pub fn with_wait(mut self, wait: Wait) -> Response {
+        self.wait = Some(Arc::new(wait));
         self
     }
 

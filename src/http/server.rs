@@ -17,11 +17,12 @@ use std::io::Read;
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
+use super::longpoll::Wait;
 use super::request::{Method, Request};
 use super::response::{reason, Response};
 use super::Ctx;
@@ -59,6 +60,18 @@ struct Shared {
     abandoned: AtomicUsize,
     /// Set when tiny_http's accept thread panicked (see [`watch_accept_thread`]).
     accept_panicked: AtomicBool,
+    /// Long-poll requests waiting for a change, served by the parking thread.
+    parked: Mutex<Vec<Parked>>,
+}
+
+/// A long-poll request held off the workers until its state changes or its wait ends.
+struct Parked {
+    rq: tiny_http::Request,
+    req: Request,
+    started: Instant,
+    wait: Arc<Wait>,
+    /// The notifier version this request's answer was last rendered at.
+    checked: u64,
 }
 
 /// Binds the listening socket with our limits applied. Separate from [`run`] so the caller
@@ -84,8 +97,13 @@ pub fn run(app: Arc<App>, listener: TcpListener) -> std::io::Result<()> {
         discarders: AtomicUsize::new(0),
         abandoned: AtomicUsize::new(0),
         accept_panicked: AtomicBool::new(false),
+        parked: Mutex::new(Vec::new()),
     });
     watch_accept_thread(&shared);
+    let parking = shared.clone();
+    std::thread::Builder::new()
+        .name("http-longpoll".into())
+        .spawn(move || park_loop(&parking))?;
     let handles: Vec<_> = (0..workers)
         .map(|i| {
             let shared = shared.clone();
@@ -239,7 +257,7 @@ fn handle_incoming(shared: &Arc<Shared>, db: &mut Connection, mut rq: tiny_http:
             }
             req.body = body;
             let resp = dispatch(&shared.app, db, &mut req);
-            finish(rq, resp, &req, started);
+            respond(shared, rq, resp, req, started);
         }
         Verdict::Upload(req) => {
             let limit = shared.app.config.max_body_readers;
@@ -308,7 +326,110 @@ fn upload(shared: &Arc<Shared>, mut rq: tiny_http::Request, mut req: Request, st
     req.body = body;
     let mut db = open_db(&shared.app);
     let resp = dispatch(&shared.app, &mut db, &mut req);
-    finish(rq, resp, &req, started);
+    respond(shared, rq, resp, req, started);
+}
+
+/// Answers now, or parks a long-poll answer while fewer than `max_waiting` requests wait
+/// (past that bound the current state goes out at once).
+fn respond(
+    shared: &Shared,
+    rq: tiny_http::Request,
+    mut resp: Response,
+    req: Request,
+    started: Instant,
+) {
+    let Some(wait) = resp.wait.take() else {
+        return finish(rq, resp, &req, started);
+    };
+    let mut parked = shared.parked.lock().unwrap_or_else(|p| p.into_inner());
+    if parked.len() >= shared.app.config.max_waiting {
+        drop(parked);
+        return finish(rq, resp, &req, started);
+    }
+    let checked = wait.seen;
+    parked.push(Parked {
+        rq,
+        req,
+        started,
+        wait,
+        checked,
+    });
+}
+
+/// How often the parking thread looks for changes made by other processes (the CLI) and for
+/// waits that ran out, when nothing wakes it earlier.
+const PARK_TICK: Duration = Duration::from_millis(250);
+
+/// The parking thread: answers parked long-poll requests when their state changes or their
+/// wait ends. Woken by the notifier at once for changes made in this process; changes other
+/// processes commit are seen through SQLite's `data_version` within [`PARK_TICK`].
+fn park_loop(shared: &Shared) {
+    let app = &shared.app;
+    let mut db = open_db(app);
+    let mut version = app.notifier.version();
+    let mut last_data_version = data_version(&db);
+    loop {
+        version = app.notifier.wait(version, PARK_TICK);
+        let dv = data_version(&db);
+        let committed_elsewhere = dv != last_data_version;
+        last_data_version = dv;
+        let mut list = {
+            let mut guard = shared.parked.lock().unwrap_or_else(|p| p.into_inner());
+            if guard.is_empty() {
+                continue;
+            }
+            std::mem::take(&mut *guard)
+        };
+        let now = Instant::now();
+        let mut keep = Vec::with_capacity(list.len());
+        for mut p in list.drain(..) {
+            let expired = now >= p.wait.until;
+            let answer = if expired || committed_elsewhere || p.checked != version {
+                p.checked = version;
+                render_parked(app, &mut db, &p, expired)
+            } else {
+                None
+            };
+            match answer {
+                Some(resp) => finish(p.rq, resp, &p.req, p.started),
+                None => keep.push(p),
+            }
+        }
+        let mut guard = shared.parked.lock().unwrap_or_else(|p| p.into_inner());
+        keep.append(&mut guard);
+        *guard = keep;
+    }
+}
+
+/// Renders a parked answer: the current one when `last`, otherwise the new one only if the
+/// state changed. A panic while rendering becomes a 500.
+fn render_parked(app: &App, db: &mut Connection, p: &Parked, last: bool) -> Option<Response> {
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        if last {
+            Some(p.wait.current(app, db))
+        } else {
+            p.wait.changed(app, db)
+        }
+    }));
+    match outcome {
+        Ok(resp) => resp.map(with_security_headers),
+        Err(_) => {
+            log::error!("long-poll render panicked on {}", p.req.path);
+            if !db.is_autocommit() {
+                let _ = db.execute_batch("ROLLBACK");
+            }
+            Some(with_security_headers(super::error_page(
+                &p.req,
+                500,
+                "Something went wrong on our side. Please try again.",
+            )))
+        }
+    }
+}
+
+fn data_version(db: &Connection) -> i64 {
+    db.query_row("PRAGMA data_version", [], |r| r.get(0))
+        .unwrap_or(0)
 }
 
 fn too_large() -> Response {

@@ -1,0 +1,111 @@
+//! Long-poll: a read that may wait (up to [`MAX_WAIT`]) for the state it shows to change.
+//!
+//! A handler renders its answer as usual and, when the caller asked to wait and the state is
+//! not final, attaches a [`Wait`] to the response. The server then parks the tiny_http request
+//! with the parking thread instead of answering, and the worker goes back to the queue at once:
+//! waiting requests never occupy workers. The parking thread re-renders a parked answer when
+//! something may have changed (the [`crate::app::Notifier`] moved, or SQLite's `data_version`
+//! says another connection — a CLI `sms inject`, say — committed), answers as soon as the state
+//! differs, and answers with the current state when the wait runs out. How many requests may
+//! wait at once is bounded by the `max_waiting` setting; past it, the answer goes out at once.
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use rusqlite::Connection;
+
+use super::{Ctx, Request, Response};
+use crate::app::App;
+
+/// The longest wait a caller may ask for.
+pub const MAX_WAIT: Duration = Duration::from_secs(30);
+
+/// Renders the answer from current data: the state it shows (`None` when that state is final
+/// and waiting makes no sense) and the response.
+pub type Render = Box<dyn Fn(&App, &mut Connection) -> (Option<String>, Response) + Send + Sync>;
+
+/// What a parked request waits for.
+pub struct Wait {
+    /// When to stop waiting and answer with whatever the state is then.
+    pub until: Instant,
+    /// The notifier's version when the first answer was rendered.
+    pub seen: u64,
+    /// The state the first answer showed.
+    pub state: String,
+    pub render: Render,
+}
+
+impl Wait {
+    /// The new answer if the state moved on, `None` while it is unchanged.
+    pub fn changed(&self, app: &App, db: &mut Connection) -> Option<Response> {
+        let (state, resp) = (self.render)(app, db);
+        (state.as_deref() != Some(self.state.as_str())).then_some(resp)
+    }
+
+    /// The answer when the wait is over.
+    pub fn current(&self, app: &App, db: &mut Connection) -> Response {
+        (self.render)(app, db).1
+    }
+}
+
+impl fmt::Debug for Wait {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Wait")
+            .field("until", &self.until)
+            .field("seen", &self.seen)
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The `wait` parameter (seconds, query string or form body): `None` when absent or zero,
+/// capped at [`MAX_WAIT`]; a value that is not a whole number is ignored.
+pub fn wait_param(req: &Request) -> Option<Duration> {
+    let raw = req
+        .query_param("wait")
+        .or_else(|| req.is_form().then(|| req.form().text("wait")))?;
+    let secs: u64 = raw.trim().parse().ok()?;
+    (secs > 0).then(|| Duration::from_secs(secs).min(MAX_WAIT))
+}
+
+/// Renders the answer now and, when `wait` is given, the answer is a success and its state is
+/// not final, marks it to be held until the state changes or the wait ends.
+pub fn answer(
+    ctx: &mut Ctx<'_>,
+    wait: Option<Duration>,
+    render: impl Fn(&App, &mut Connection) -> (Option<String>, Response) + Send + Sync + 'static,
+) -> Response {
+    let seen = ctx.app.notifier.version();
+    let (state, resp) = render(ctx.app, ctx.db);
+    match (wait, state) {
+        (Some(wait), Some(state)) if resp.status == 200 => {
+            let wait = Wait {
+                until: Instant::now() + wait,
+                seen,
+                state,
+                render: Box::new(render),
+            };
+            resp.with_wait(wait)
+        }
+        _ => resp,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::Method;
+
+    #[test]
+    fn wait_parameter_is_capped_and_optional() {
+        let get = |url: &str| wait_param(&Request::fake(Method::Get, url, b""));
+        assert_eq!(get("/x"), None);
+        assert_eq!(get("/x?wait=0"), None);
+        assert_eq!(get("/x?wait=abc"), None);
+        assert_eq!(get("/x?wait=5"), Some(Duration::from_secs(5)));
+        assert_eq!(get("/x?wait=3600"), Some(MAX_WAIT));
+        let form = Request::fake(Method::Post, "/x", b"wait=7")
+            .with_header("content-type", "application/x-www-form-urlencoded");
+        assert_eq!(wait_param(&form), Some(Duration::from_secs(7)));
+    }
+}

@@ -1,0 +1,206 @@
+//! Long-poll reads (`GET /api/v1/activations/{id}?wait=N`): they answer as soon as the state
+//! changes, whoever changed it (this process or the CLI), they do not occupy workers while
+//! they wait, and past `max_waiting` they are answered at once.
+
+mod common;
+
+use std::process::Command;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{TestServer, BIN};
+
+/// A demo server (simulator on, demo customer with a balance) whose simulated SMS only
+/// arrives when a test moves the clock, with two workers.
+fn server(extra: &[(&str, &str)]) -> TestServer {
+    TestServer::builder()
+        .envs(&[
+            ("OTPBOX_DEMO", "true"),
+            ("OTPBOX_DEV_CLOCK", "true"),
+            ("OTPBOX_SIM_DELAY", "10m"),
+            ("OTPBOX_WORKERS", "2"),
+        ])
+        .envs(extra)
+        .start()
+}
+
+fn cli(s: &TestServer, args: &[&str]) -> String {
+    let out = Command::new(BIN)
+        .args(args)
+        .arg("--data")
+        .arg(s.data_dir())
+        .output()
+        .expect("run otpbox");
+    assert!(
+        out.status.success(),
+        "otpbox {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn demo_key(s: &TestServer) -> String {
+    cli(s, &["key", "create", "--email", "demo@example.com"])
+        .trim()
+        .to_string()
+}
+
+fn json(body: &str) -> serde_json::Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
+}
+
+/// Orders a number through the API; returns (activation id, phone).
+fn order(s: &TestServer, key: &str) -> (i64, String) {
+    let auth = format!("Bearer {key}");
+    let r = s.client().request(
+        "POST",
+        "/api/v1/activations",
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
+        br#"{"country": 6, "service": "tg"}"#,
+    );
+    assert_eq!(r.status, 201, "order: {}", r.text());
+    let v = json(&r.text());
+    (
+        v["id"].as_i64().unwrap(),
+        v["phone"].as_str().unwrap().into(),
+    )
+}
+
+/// Starts a long-poll read on its own thread; joins to (status, body, seconds taken).
+fn poll(s: &TestServer, key: &str, id: i64, wait: u32) -> thread::JoinHandle<(u16, String, f64)> {
+    let mut c = s.client();
+    let auth = format!("Bearer {key}");
+    thread::spawn(move || {
+        let t = Instant::now();
+        let r = c.request(
+            "GET",
+            &format!("/api/v1/activations/{id}?wait={wait}"),
+            &[("Authorization", &auth)],
+            b"",
+        );
+        (r.status, r.text(), t.elapsed().as_secs_f64())
+    })
+}
+
+/// Gives just-started readers time to reach the server and be parked.
+fn settle() {
+    thread::sleep(Duration::from_millis(400));
+}
+
+#[test]
+fn a_waiting_read_returns_when_the_simulated_sms_arrives_and_holds_no_worker() {
+    let s = server(&[]);
+    let key = demo_key(&s);
+    let (id, _) = order(&s, &key);
+
+    // More waiting readers than workers: if they held workers, nothing else would be served.
+    let waiting: Vec<_> = (0..6).map(|_| poll(&s, &key, id, 25)).collect();
+    settle();
+    let t = Instant::now();
+    let health = s.client().get("/healthz");
+    assert_eq!(health.status, 200);
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "healthz took {:?} while 6 reads waited on 2 workers",
+        t.elapsed()
+    );
+    assert!(
+        waiting.iter().all(|h| !h.is_finished()),
+        "nobody answered yet"
+    );
+
+    // The simulator's SMS is due in ten minutes of clock time: move the clock, run the jobs.
+    s.advance_clock(600);
+    s.run_jobs();
+    for h in waiting {
+        let (status, body, secs) = h.join().unwrap();
+        assert_eq!(status, 200, "{body}");
+        let v = json(&body);
+        assert_eq!(v["status"], "received", "{body}");
+        assert!(v["code"].is_string(), "{body}");
+        assert!(secs < 10.0, "answered after {secs:.1}s, not at once");
+    }
+}
+
+#[test]
+fn a_code_injected_by_the_cli_ends_the_wait() {
+    let s = server(&[]);
+    let key = demo_key(&s);
+    let (id, phone) = order(&s, &key);
+    let waiting = poll(&s, &key, id, 25);
+    settle();
+    cli(
+        &s,
+        &[
+            "sms",
+            "inject",
+            "--to",
+            &phone,
+            "--from",
+            "Telegram",
+            "--text",
+            "Telegram code 48213",
+        ],
+    );
+    let (status, body, secs) = waiting.join().unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(json(&body)["code"], "48213", "{body}");
+    assert!(secs < 10.0, "answered after {secs:.1}s");
+}
+
+#[test]
+fn the_wait_ends_with_the_unchanged_state_even_past_the_read_timeout() {
+    // The connection's read timeout is shorter than the wait: the parked answer must still
+    // reach the client.
+    let s = server(&[("OTPBOX_READ_TIMEOUT", "1s")]);
+    let key = demo_key(&s);
+    let (id, _) = order(&s, &key);
+    let (status, body, secs) = poll(&s, &key, id, 3).join().unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(json(&body)["status"], "waiting");
+    assert!((2.5..10.0).contains(&secs), "answered after {secs:.1}s");
+}
+
+#[test]
+fn past_max_waiting_a_read_is_answered_at_once() {
+    let s = server(&[("OTPBOX_MAX_WAITING", "2")]);
+    let key = demo_key(&s);
+    let (id, _) = order(&s, &key);
+    let held: Vec<_> = (0..2).map(|_| poll(&s, &key, id, 20)).collect();
+    settle();
+    let (status, body, secs) = poll(&s, &key, id, 20).join().unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(json(&body)["status"], "waiting");
+    assert!(secs < 2.0, "the third reader waited {secs:.1}s");
+    assert!(held.iter().all(|h| !h.is_finished()));
+
+    // A final state is never held: cancel after the early-cancel window, then wait.
+    s.advance_clock(200);
+    let auth = format!("Bearer {key}");
+    let r = s.client().request(
+        "POST",
+        &format!("/api/v1/activations/{id}/cancel"),
+        &[("Authorization", &auth)],
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    for h in held {
+        let (_, body, _) = h.join().unwrap();
+        assert_eq!(json(&body)["status"], "canceled", "{body}");
+    }
+    let (_, body, secs) = poll(&s, &key, id, 20).join().unwrap();
+    assert_eq!(json(&body)["status"], "canceled");
+    assert!(secs < 2.0, "a final state was held {secs:.1}s");
+}
+
+#[test]
+fn errors_are_not_held() {
+    let s = server(&[]);
+    let key = demo_key(&s);
+    let (status, body, secs) = poll(&s, &key, 999_999, 20).join().unwrap();
+    assert_eq!(status, 404, "{body}");
+    assert!(secs < 2.0);
+}

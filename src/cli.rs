@@ -41,6 +41,21 @@ pub enum Command {
     User(UserCommand),
     /// Check the database's integrity; exits non-zero on any problem
     Check,
+    /// Measure request throughput of the hot paths against a fresh local server
+    Bench(BenchArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Seconds of load per endpoint
+    #[arg(long, default_value_t = 5)]
+    pub seconds: u64,
+    /// Concurrent keep-alive connections
+    #[arg(long, default_value_t = 8)]
+    pub connections: usize,
+    /// Worker threads of the server under test (default: one per core, at least 2)
+    #[arg(long)]
+    pub workers: Option<usize>,
 }
 
 #[derive(Args, Debug, Default)]

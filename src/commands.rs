@@ -30,6 +30,11 @@ pub fn run(command: Command, config: Config) -> Result<ExitCode, Error> {
             create_account(&config, &a.email, role, a.password_stdin)
         }
         Command::Check => check(&config),
+        Command::Bench(a) => crate::bench::run(&crate::bench::Options {
+            seconds: a.seconds.max(1),
+            connections: a.connections.max(1),
+            workers: a.workers.unwrap_or(config.workers),
+        }),
     }
 }
 

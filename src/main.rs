@@ -2,6 +2,7 @@
 //! errors to exit codes (0 ok, 1 failure or problems found, 2 bad usage or configuration).
 
 mod app;
+mod bench;
 mod cli;
 mod clock;
 mod commands;

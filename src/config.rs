@@ -72,6 +72,11 @@ pub const SETTINGS: &[Setting] = &[
         "Uploads (bodies over 1 KiB) read at once, off the workers",
     ),
     s(
+        "max_connections",
+        "1000",
+        "Client connections held at once; beyond it the longest idle ones are closed",
+    ),
+    s(
         "max_waiting",
         "512",
         "Long-poll requests that may wait at once (beyond it they are answered at once)",
@@ -224,6 +229,7 @@ pub struct Config {
     pub read_timeout: Duration,
     pub max_body_readers: usize,
     pub max_waiting: usize,
+    pub max_connections: usize,
     pub site_name: String,
     pub operator_name: String,
     pub operator_contact: String,
@@ -449,6 +455,7 @@ impl Config {
             read_timeout: Duration::from_secs(read_timeout),
             max_body_readers: num("max_connections_body")?.max(1) as usize,
             max_waiting: num("max_waiting")? as usize,
+            max_connections: num("max_connections")?.max(1) as usize,
             site_name: get("site_name"),
             operator_name: get("operator_name"),
             operator_contact: get("operator_contact"),

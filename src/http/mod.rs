@@ -12,6 +12,7 @@ pub mod request;
 pub mod response;
 pub mod router;
 pub mod server;
+pub mod supervisor;
 pub mod web;
 
 use rusqlite::Connection;

@@ -142,3 +142,151 @@ pub fn answer_and_close(peer: std::net::SocketAddr, raw_response: &[u8]) -> bool
     }
     found
 }
+
+fn local_port(fd: i32) -> Option<u16> {
+    // SAFETY: getsockname fills at most `len` bytes of a zeroed sockaddr_storage.
+    unsafe {
+        let mut storage: libc::sockaddr_storage = std::mem::zeroed();
+        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        if libc::getsockname(fd, &mut storage as *mut _ as *mut libc::sockaddr, &mut len) != 0 {
+            return None;
+        }
+        sockaddr_of(&storage).map(|a| a.port())
+    }
+}
+
+/// An accepted client connection of this process, as the kernel sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientSocket {
+    pub fd: i32,
+    /// The socket's inode: tells a reused descriptor number from the same socket.
+    pub inode: u64,
+    pub peer: std::net::SocketAddr,
+}
+
+fn socket_inode(fd: i32) -> Option<u64> {
+    let link = std::fs::read_link(format!("/proc/self/fd/{fd}")).ok()?;
+    let link = link.to_str()?;
+    link.strip_prefix("socket:[")?
+        .strip_suffix(']')?
+        .parse()
+        .ok()
+}
+
+/// Every connected TCP socket of this process whose local port is `port`: the connections
+/// accepted on our listener (outgoing connections use other local ports; the listener itself
+/// has no peer), each once (tiny_http holds two descriptors per connection, a reader and a
+/// writer). `known` maps inodes already seen to their peer, saving two system calls each.
+pub fn client_sockets(
+    port: u16,
+    known: &std::collections::HashMap<u64, std::net::SocketAddr>,
+) -> Vec<ClientSocket> {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut listed = std::collections::HashSet::new();
+    for entry in dir.flatten() {
+        let Some(fd) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Some(inode) = socket_inode(fd) else {
+            continue;
+        };
+        if !listed.insert(inode) {
+            continue;
+        }
+        if let Some(peer) = known.get(&inode) {
+            out.push(ClientSocket {
+                fd,
+                inode,
+                peer: *peer,
+            });
+            continue;
+        }
+        if local_port(fd) != Some(port) {
+            continue;
+        }
+        if let Some(peer) = peer_of(fd) {
+            out.push(ClientSocket { fd, inode, peer });
+        }
+    }
+    out
+}
+
+/// Bytes the kernel has received on a TCP connection so far (TCP_INFO), read or not.
+pub fn bytes_received(fd: i32) -> Option<u64> {
+    // SAFETY: getsockopt writes at most `len` bytes into a zeroed tcp_info.
+    unsafe {
+        let mut info: libc::tcp_info = std::mem::zeroed();
+        let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+        let rc = libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            &mut info as *mut _ as *mut libc::c_void,
+            &mut len,
+        );
+        (rc == 0).then_some(info.tcpi_bytes_received)
+    }
+}
+
+/// Ends a client connection for good, if `fd` is still the socket `inode`.
+///
+/// `shutdown(2)` alone is not enough: Linux keeps queueing what a client sends after
+/// `SHUT_RD`, so tiny_http's thread would go on reading a flood. So every descriptor of the
+/// socket (tiny_http holds a reader and a writer) is replaced, with `dup2`, by one end of a
+/// socket pair whose other end is closed: the TCP socket loses its last descriptor and is
+/// closed (a reset for a client still sending), and tiny_http's next read sees end-of-file,
+/// its thread ends and closes the stand-in. The descriptor numbers stay valid throughout, so
+/// tiny_http never touches a number that could belong to something else.
+pub fn shut_down(sock: &ClientSocket) -> bool {
+    if socket_inode(sock.fd) != Some(sock.inode) {
+        return false;
+    }
+    // SAFETY: fd is an open socket of this process; shutdown does not close the descriptor.
+    unsafe {
+        libc::shutdown(sock.fd, libc::SHUT_RDWR);
+    }
+    let mut pair = [-1; 2];
+    // SAFETY: socketpair writes two new descriptors into `pair`.
+    if unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+            0,
+            pair.as_mut_ptr(),
+        )
+    } != 0
+    {
+        return true; // shut down at least
+    }
+    // SAFETY: pair[1] is ours; closing it makes reads on pair[0] return end-of-file.
+    unsafe {
+        libc::close(pair[1]);
+    }
+    let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+                .filter(|fd| *fd != pair[0] && socket_inode(*fd) == Some(sock.inode))
+                .collect()
+        })
+        .unwrap_or_default();
+    for fd in fds {
+        // SAFETY: fd was just seen to be this socket; dup2 atomically makes it refer to the
+        // stand-in instead, without ever leaving the number closed.
+        unsafe {
+            libc::dup3(pair[0], fd, libc::O_CLOEXEC);
+        }
+    }
+    // SAFETY: pair[0] is ours; the duplicates keep the stand-in open for tiny_http.
+    unsafe {
+        libc::close(pair[0]);
+    }
+    true
+}

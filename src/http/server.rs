@@ -25,6 +25,7 @@ use rusqlite::Connection;
 use super::longpoll::Wait;
 use super::request::{Method, Request};
 use super::response::{reason, Response};
+use super::supervisor::{self, Supervisor};
 use super::Ctx;
 use crate::app::App;
 
@@ -39,6 +40,11 @@ const MAX_DRAIN: usize = 64 * 1024 * 1024;
 const MAX_DISCARDERS: usize = 32;
 /// tiny_http reads bodies up to this size into memory on its own connection thread.
 const PREREAD: usize = 1024;
+/// What a request head may take beyond the URL and header limits (request line, separators).
+const HEAD_SLACK: usize = 8 * 1024;
+/// The body allowance of a chunked upload, whose length is not announced (chunk framing
+/// included).
+const CHUNKED_ALLOWANCE: usize = MAX_BODY + MAX_BODY / 4;
 /// How often an idle worker looks again at which tiny_http server is current.
 const RECHECK: Duration = Duration::from_secs(1);
 /// A retired server is drained until it has had no request for the read timeout plus this:
@@ -62,6 +68,7 @@ struct Shared {
     accept_panicked: AtomicBool,
     /// Long-poll requests waiting for a change, served by the parking thread.
     parked: Mutex<Vec<Parked>>,
+    supervisor: Supervisor,
 }
 
 /// A long-poll request held off the workers until its state changes or its wait ends.
@@ -89,6 +96,14 @@ pub fn run(app: Arc<App>, listener: TcpListener) -> std::io::Result<()> {
     }
     let server = Arc::new(start_tiny(&listener)?);
     let workers = app.config.workers;
+    let supervisor = Supervisor::new(
+        listener.local_addr()?.port(),
+        supervisor::Limits {
+            head_bytes: (MAX_URL + MAX_HEADER_BYTES + HEAD_SLACK) as u64,
+            head_time: app.config.read_timeout,
+            max_connections: app.config.max_connections,
+        },
+    );
     let shared = Arc::new(Shared {
         app,
         listener,
@@ -98,7 +113,12 @@ pub fn run(app: Arc<App>, listener: TcpListener) -> std::io::Result<()> {
         abandoned: AtomicUsize::new(0),
         accept_panicked: AtomicBool::new(false),
         parked: Mutex::new(Vec::new()),
+        supervisor,
     });
+    let supervising = shared.clone();
+    std::thread::Builder::new()
+        .name("http-supervisor".into())
+        .spawn(move || supervising.supervisor.run())?;
     watch_accept_thread(&shared);
     let parking = shared.clone();
     std::thread::Builder::new()
@@ -249,17 +269,29 @@ enum Verdict {
 
 fn handle_incoming(shared: &Arc<Shared>, db: &mut Connection, mut rq: tiny_http::Request) {
     let started = Instant::now();
+    shared.supervisor.started(
+        rq.remote_addr().copied(),
+        head_size(&rq),
+        body_allowance(&rq),
+    );
     match check_limits(&shared.app, &rq) {
         Verdict::Small(mut req) => {
             let mut body = Vec::new();
             if rq.as_reader().read_to_end(&mut body).is_err() {
-                return finish(rq, Response::text(400, "incomplete body"), &req, started);
+                return finish(
+                    shared,
+                    rq,
+                    Response::text(400, "incomplete body"),
+                    &req,
+                    started,
+                );
             }
             req.body = body;
             let resp = dispatch(&shared.app, db, &mut req);
             respond(shared, rq, resp, req, started);
         }
         Verdict::Upload(req) => {
+            let (peer, body) = (rq.remote_addr().copied(), body_allowance(&rq));
             let limit = shared.app.config.max_body_readers;
             if shared.uploads.fetch_add(1, Ordering::SeqCst) >= limit {
                 shared.uploads.fetch_sub(1, Ordering::SeqCst);
@@ -276,6 +308,7 @@ fn handle_incoming(shared: &Arc<Shared>, db: &mut Connection, mut rq: tiny_http:
                 });
             if spawned.is_err() {
                 shared.uploads.fetch_sub(1, Ordering::SeqCst);
+                shared.supervisor.finished(peer, body);
                 log::error!("cannot start an upload thread");
             }
         }
@@ -339,12 +372,12 @@ fn respond(
     started: Instant,
 ) {
     let Some(wait) = resp.wait.take() else {
-        return finish(rq, resp, &req, started);
+        return finish(shared, rq, resp, &req, started);
     };
     let mut parked = shared.parked.lock().unwrap_or_else(|p| p.into_inner());
     if parked.len() >= shared.app.config.max_waiting {
         drop(parked);
-        return finish(rq, resp, &req, started);
+        return finish(shared, rq, resp, &req, started);
     }
     let checked = wait.seen;
     parked.push(Parked {
@@ -391,7 +424,7 @@ fn park_loop(shared: &Shared) {
                 None
             };
             match answer {
-                Some(resp) => finish(p.rq, resp, &p.req, p.started),
+                Some(resp) => finish(shared, p.rq, resp, &p.req, p.started),
                 None => keep.push(p),
             }
         }
@@ -563,10 +596,44 @@ fn to_tiny(resp: &Response) -> tiny_http::Response<std::io::Cursor<Vec<u8>>> {
     out
 }
 
-fn finish(rq: tiny_http::Request, resp: Response, req: &Request, started: Instant) {
+fn finish(
+    shared: &Shared,
+    rq: tiny_http::Request,
+    resp: Response,
+    req: &Request,
+    started: Instant,
+) {
     access_log(req, resp.status, started);
+    let (peer, body) = (rq.remote_addr().copied(), body_allowance(&rq));
     if let Err(e) = rq.respond(to_tiny(&resp)) {
         log::debug!("client went away before the response was written: {e}");
+    }
+    shared.supervisor.finished(peer, body);
+}
+
+/// About how many bytes the request's head took on the wire.
+fn head_size(rq: &tiny_http::Request) -> u64 {
+    let line = rq.method().as_str().len() + rq.url().len() + " HTTP/1.1\r\n ".len();
+    let headers: usize = rq
+        .headers()
+        .iter()
+        .map(|h| h.field.as_str().as_str().len() + h.value.as_str().len() + 4)
+        .sum();
+    (line + headers + 2) as u64
+}
+
+/// The body bytes a request may still send: its announced length, or the chunked allowance.
+fn body_allowance(rq: &tiny_http::Request) -> u64 {
+    match rq.body_length() {
+        Some(n) => n as u64,
+        None if rq
+            .headers()
+            .iter()
+            .any(|h| h.field.equiv("Transfer-Encoding")) =>
+        {
+            CHUNKED_ALLOWANCE as u64
+        }
+        None => 0,
     }
 }
 
@@ -582,9 +649,11 @@ fn discard(
     let resp = with_security_headers(resp);
     access_log(req, resp.status, started);
     let tiny = to_tiny(&resp);
+    let (peer, body) = (rq.remote_addr().copied(), body_allowance(&rq));
     if shared.discarders.fetch_add(1, Ordering::SeqCst) >= MAX_DISCARDERS {
         shared.discarders.fetch_sub(1, Ordering::SeqCst);
         let _ = rq.respond(tiny);
+        shared.supervisor.finished(peer, body);
         return;
     }
     let shared2 = shared.clone();
@@ -593,9 +662,11 @@ fn discard(
         .spawn(move || {
             let _ = rq.respond(tiny);
             shared2.discarders.fetch_sub(1, Ordering::SeqCst);
+            shared2.supervisor.finished(peer, body);
         });
     if spawned.is_err() {
         shared.discarders.fetch_sub(1, Ordering::SeqCst);
+        shared.supervisor.finished(peer, body);
     }
 }
 
@@ -626,6 +697,9 @@ fn abandon(
         .map(|peer| super::net::answer_and_close(peer, &bytes))
         .unwrap_or(false);
     let n = shared.abandoned.fetch_add(1, Ordering::SeqCst) + 1;
+    shared
+        .supervisor
+        .finished(rq.remote_addr().copied(), body_allowance(&rq));
     log::warn!(
         "refused a request announcing a {}-byte body; connection {} ({n} so far)",
         rq.body_length().unwrap_or(0),

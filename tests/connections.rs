@@ -1,0 +1,140 @@
+//! The connection supervisor (src/http/supervisor.rs): limits tiny_http cannot apply while it
+//! reads a request head on its own thread — an endless header line, a head dripped a byte at
+//! a time, and more connections than `max_connections`.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::TestServer;
+
+/// Writes `chunk` until the server closes the connection; the bytes written by then.
+fn write_until_closed(stream: &mut TcpStream, chunk: &[u8], cap: usize) -> usize {
+    let mut sent = 0;
+    while sent < cap {
+        match stream.write(chunk) {
+            Ok(n) => sent += n,
+            Err(_) => return sent,
+        }
+    }
+    panic!("the server accepted {cap} bytes of one header line");
+}
+
+#[test]
+fn an_endless_header_line_is_cut_off_and_memory_stays_bounded() {
+    let server = TestServer::start();
+    let rss_before = server.proc_status("VmRSS");
+    let mut s = server.connect();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Flood: ")
+        .unwrap();
+    let chunk = vec![b'a'; 64 * 1024];
+    // 512 MiB would be far more than the head limit (about 48 KiB) plus what the kernel
+    // buffers; the connection must be shut long before.
+    let sent = write_until_closed(&mut s, &chunk, 512 * 1024 * 1024);
+    let rss_after = server.proc_status("VmRSS");
+    assert!(
+        rss_after < rss_before + 64 * 1024,
+        "RSS grew from {rss_before} KiB to {rss_after} KiB after a {sent}-byte header line"
+    );
+    assert!(server.output().contains("request head over the size limit"));
+    // The server lives on.
+    assert_eq!(server.client().get("/healthz").status, 200);
+}
+
+#[test]
+fn a_head_dripped_byte_by_byte_is_cut_after_the_read_timeout() {
+    // Each byte comes well within the socket's read timeout, so only the supervisor's head
+    // deadline can end this.
+    let server = TestServer::start_with(&[("OTPBOX_READ_TIMEOUT", "2s")]);
+    let mut s = server.connect();
+    s.write_all(b"G").unwrap();
+    let started = Instant::now();
+    let head = b"ET /healthz HTTP/1.1\r\nX-Slow: ";
+    let mut closed = false;
+    for b in head.iter().chain(std::iter::repeat(&b'z')).take(100) {
+        std::thread::sleep(Duration::from_millis(250));
+        if s.write_all(&[*b]).is_err() {
+            closed = true;
+            break;
+        }
+        s.set_nonblocking(true).unwrap();
+        let mut buf = [0u8; 64];
+        let eof = matches!(s.read(&mut buf), Ok(0));
+        s.set_nonblocking(false).unwrap();
+        if eof {
+            closed = true;
+            break;
+        }
+    }
+    let took = started.elapsed();
+    assert!(closed, "the dripping connection was never closed");
+    assert!(
+        took < Duration::from_secs(8),
+        "closed only after {took:?} with a 2 s read timeout"
+    );
+    assert!(server
+        .output()
+        .contains("not complete within the read timeout"));
+}
+
+#[test]
+fn connections_beyond_max_connections_are_closed_and_threads_stay_bounded() {
+    let server = TestServer::start_with(&[("OTPBOX_MAX_CONNECTIONS", "20")]);
+    let threads_before = server.proc_status("Threads");
+    // Each sends half a head so it is accepted and gets a tiny_http thread.
+    let mut conns: Vec<TcpStream> = (0..80)
+        .map(|_| {
+            let mut s = server.connect();
+            s.write_all(b"GET /healthz HTTP/1.1\r\n").unwrap();
+            s
+        })
+        .collect();
+    assert!(
+        common::eventually(Duration::from_secs(5), || {
+            server.proc_status("Threads") <= threads_before + 20 + 8
+        }),
+        "threads: {} before, {} now",
+        threads_before,
+        server.proc_status("Threads")
+    );
+    // Most of the surplus was closed by the server.
+    let mut closed = 0;
+    for s in &mut conns {
+        s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        let mut buf = [0u8; 16];
+        match s.read(&mut buf) {
+            Ok(0) => closed += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => closed += 1,
+            _ => {}
+        }
+    }
+    assert!(closed >= 50, "only {closed} of 80 connections were closed");
+    assert_eq!(server.client().get("/healthz").status, 200);
+    assert!(server
+        .output()
+        .contains("more connections than max_connections"));
+}
+
+#[test]
+fn a_busy_keep_alive_connection_is_never_cut() {
+    // Thousands of requests on one connection add up to far more than the head limit: the
+    // requests account for those bytes.
+    let server = TestServer::start();
+    let mut s = server.connect();
+    s.set_nodelay(true).unwrap();
+    let mut reader = std::io::BufReader::new(s.try_clone().unwrap());
+    let started = Instant::now();
+    let mut n = 0;
+    while started.elapsed() < Duration::from_secs(2) {
+        let pad = "p".repeat(2000);
+        let head = format!("GET /healthz?{pad} HTTP/1.1\r\nHost: x\r\n\r\n");
+        s.write_all(head.as_bytes()).unwrap();
+        let r = common::read_response(&mut reader, false).expect("an answer");
+        assert_eq!(r.status, 200);
+        n += 1;
+    }
+    assert!(n > 100, "only {n} requests");
+    assert!(!server.output().contains("closed the connection"));
+}

@@ -121,7 +121,9 @@ impl TestServer {
     /// Delivers an SMS with `otpbox sms inject`; true when it reached an order. The command's
     /// output must agree with its exit code.
     pub fn inject(&self, to: &str, text: &str) -> bool {
-        let out = self.cli(&["sms", "inject", "--to", to, "--from", "Telegram", "--text", text]);
+        let out = self.cli(&[
+            "sms", "inject", "--to", to, "--from", "Telegram", "--text", text,
+        ]);
         let said = String::from_utf8_lossy(&out.stdout).into_owned();
         let delivered = out.status.success();
         assert_eq!(

@@ -265,6 +265,20 @@ fn every_activation_transition_allowed_and_refused_over_the_api() {
         state(&mut api, id),
         ("received".into(), Some("12345".into()))
     );
+    // Only the customer who ordered the number reads it.
+    let mut stranger = server.customer("mallory@example.com", "1.00");
+    for path in [
+        format!("/api/v1/activations/{id}"),
+        "/api/v1/activations".into(),
+    ] {
+        let r = stranger.get(&path);
+        assert!(!r.text().contains("12345"), "{path}: {}", r.text());
+    }
+    assert_eq!(
+        stranger.get(&format!("/api/v1/activations/{id}")).status,
+        404
+    );
+    assert_eq!(stranger.act(id, "complete").status, 404);
 
     // A code arrived: no cancel (not even after the window), so no refund.
     server.advance_clock(120);
@@ -497,6 +511,14 @@ fn rental_sms_cancel_refused_extend_charges_and_expiry_frees_the_number() {
         1
     );
     assert_eq!(api.order_ok("fb")["phone"], phone);
+    // Its messages go the retention's time after it ended.
+    server.advance_clock(5 * 60);
+    server.run_jobs();
+    assert_eq!(api.get(&path).json()["messages"], json!([]));
+    assert_eq!(
+        server.count("SELECT COUNT(*) FROM messages WHERE rental_id IS NOT NULL"),
+        0
+    );
 
     // A rental with no SMS can be cancelled for a full refund in its first 20 minutes.
     server.add_numbers(COUNTRY, &["6281300000002"]);

@@ -170,6 +170,17 @@ fn demo_flow_order_code_complete_then_cancel_and_refund() {
         card_code(&web.get("/orders").text(), first).as_deref(),
         Some(code.as_str())
     );
+    // What the dashboard's script polls, with the session cookie.
+    let polled = web
+        .request(
+            "GET",
+            "/api/v1/activations?limit=50",
+            &[("Accept", "application/json")],
+            b"",
+        )
+        .json();
+    assert_eq!(polled["activations"][0]["id"], first);
+    assert_eq!(polled["activations"][0]["code"], code.as_str());
 
     // Complete it from the dashboard: the price stays charged, exactly once.
     let r = web.submit("/dashboard", &format!("/orders/{first}/complete"), &[]);

@@ -4,11 +4,10 @@
 
 mod common;
 
-use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{TestServer, BIN};
+use common::TestServer;
 
 /// A demo server (simulator on, demo customer with a balance) whose simulated SMS only
 /// arrives when a test moves the clock, with two workers.
@@ -24,23 +23,8 @@ fn server(extra: &[(&str, &str)]) -> TestServer {
         .start()
 }
 
-fn cli(s: &TestServer, args: &[&str]) -> String {
-    let out = Command::new(BIN)
-        .args(args)
-        .arg("--data")
-        .arg(s.data_dir())
-        .output()
-        .expect("run otpbox");
-    assert!(
-        out.status.success(),
-        "otpbox {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 fn demo_key(s: &TestServer) -> String {
-    cli(s, &["key", "create", "--email", "demo@example.com"])
+    s.cli_ok(&["key", "create", "--email", "demo@example.com"])
         .trim()
         .to_string()
 }
@@ -62,7 +46,7 @@ fn order(s: &TestServer, key: &str) -> (i64, String) {
         br#"{"country": 6, "service": "tg"}"#,
     );
     assert_eq!(r.status, 201, "order: {}", r.text());
-    let v = json(&r.text());
+    let v = r.json();
     (
         v["id"].as_i64().unwrap(),
         v["phone"].as_str().unwrap().into(),
@@ -132,19 +116,16 @@ fn a_code_injected_by_the_cli_ends_the_wait() {
     let (id, phone) = order(&s, &key);
     let waiting = poll(&s, &key, id, 25);
     settle();
-    cli(
-        &s,
-        &[
-            "sms",
-            "inject",
-            "--to",
-            &phone,
-            "--from",
-            "Telegram",
-            "--text",
-            "Telegram code 48213",
-        ],
-    );
+    s.cli_ok(&[
+        "sms",
+        "inject",
+        "--to",
+        &phone,
+        "--from",
+        "Telegram",
+        "--text",
+        "Telegram code 48213",
+    ]);
     let (status, body, secs) = waiting.join().unwrap();
     assert_eq!(status, 200, "{body}");
     assert_eq!(json(&body)["code"], "48213", "{body}");

@@ -478,7 +478,8 @@ pub fn retry(
     match a.status {
         Status::Retry => return Ok(a),
         Status::Received if now < a.expires_at => {}
-        Status::Received => return Err(ended(&a)),
+        // Its time is up even if the expiry job has not marked it yet.
+        Status::Received => return Err(Error::BadStatus("This order has expired.".into())),
         Status::Waiting => {
             return Err(Error::BadStatus(
                 "No code has arrived yet; another SMS can be asked for after the first.".into(),
@@ -738,6 +739,17 @@ mod tests {
             ),
             Err(Error::BadStatus(_))
         ));
+    }
+
+    #[test]
+    fn retry_after_the_lifetime_says_expired() {
+        let mut w = world(1000);
+        let a = w.order(&tg(), T0).unwrap();
+        w.sms(&a.phone, "Telegram code: 11111", T0 + 10);
+        match retry(&w.conn, w.user.id, a.id, &POLICY, a.expires_at) {
+            Err(Error::BadStatus(m)) => assert_eq!(m, "This order has expired."),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

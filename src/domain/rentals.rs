@@ -276,8 +276,12 @@ pub fn extend(
     now: Timestamp,
 ) -> Result<Rental> {
     let r = get_for(conn, user_id, id)?;
-    if r.status != Status::Active || r.expires_at <= now {
+    if r.status != Status::Active {
         return Err(ended(&r));
+    }
+    // Its time is up even if the expiry job has not marked it yet.
+    if r.expires_at <= now {
+        return Err(Error::BadStatus("This rental has expired.".into()));
     }
     if !(1..=MAX_HOURS).contains(&hours)
         || (r.expires_at - r.created_at) / 3600 + hours > MAX_HOURS * 4

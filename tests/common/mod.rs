@@ -6,6 +6,8 @@
 //! Every test file includes this module with `mod common;`; not every file uses every helper.
 #![allow(dead_code)]
 
+pub mod market;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -30,9 +32,16 @@ pub const PASSWORD: &str = "correct horse battery";
 pub struct Builder {
     envs: Vec<(String, String)>,
     open_files: Option<u32>,
+    demo: bool,
 }
 
 impl Builder {
+    /// Runs `otpbox demo` instead of `otpbox serve` (simulator on, demo customer seeded).
+    pub fn demo(mut self) -> Builder {
+        self.demo = true;
+        self
+    }
+
     pub fn env(mut self, key: &str, value: &str) -> Builder {
         self.envs.push((key.to_string(), value.to_string()));
         self
@@ -55,7 +64,7 @@ impl Builder {
     pub fn start(self) -> TestServer {
         let data = unique_temp_dir();
         let args = [
-            "serve".to_string(),
+            if self.demo { "demo" } else { "serve" }.to_string(),
             "--data".to_string(),
             data.to_string_lossy().into_owned(),
             "--listen".to_string(),
@@ -198,6 +207,32 @@ impl TestServer {
         s.set_read_timeout(Some(CLIENT_TIMEOUT)).unwrap();
         s.set_write_timeout(Some(CLIENT_TIMEOUT)).unwrap();
         s
+    }
+
+    /// Runs `otpbox ARGS --data DIR` against this server's data directory (the commands that
+    /// work next to a live server: `key create`, `sms inject`, `user credit`, `check`).
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        let mut cmd = Command::new(BIN);
+        clean_env(&mut cmd);
+        cmd.args(args)
+            .arg("--data")
+            .arg(&self.data)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run the otpbox command line")
+    }
+
+    /// Like [`TestServer::cli`], asserting success; its standard output.
+    pub fn cli_ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "otpbox {args:?} failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// Creates an account through the command line (`otpbox user create`) and returns its id.
@@ -439,6 +474,12 @@ impl Response {
         csrf_of(&self.text()).unwrap_or_else(|| panic!("no csrf field in:\n{}", self.text()))
     }
 
+    /// The body as JSON (panics with the body when it is not).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {} {}", self.status, self.text()))
+    }
+
     pub fn is_html(&self) -> bool {
         self.header("content-type")
             .is_some_and(|c| c.starts_with("text/html"))
@@ -455,6 +496,7 @@ pub fn csrf_of(html: &str) -> Option<String> {
 
 /// A browser stand-in: one connection per request, redirects not followed, keeps the
 /// `__session` cookie.
+#[derive(Clone)]
 pub struct Client {
     addr: SocketAddr,
     session: Option<String>,
@@ -508,6 +550,16 @@ impl Client {
         let mut all = fields.to_vec();
         all.push(("csrf", &csrf));
         self.post_form(action, &all)
+    }
+
+    /// POSTs a JSON body.
+    pub fn post_json(&mut self, path: &str, body: &serde_json::Value) -> Response {
+        self.request(
+            "POST",
+            path,
+            &[("Content-Type", "application/json")],
+            body.to_string().as_bytes(),
+        )
     }
 
     pub fn login(&mut self, email: &str, password: &str) -> Response {

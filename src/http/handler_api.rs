@@ -20,6 +20,7 @@ use serde_json::{json, Value};
 
 use super::router::Router;
 use super::{Ctx, Request, Response};
+use crate::app::App;
 use crate::clock::{format_datetime, Timestamp};
 use crate::db;
 use crate::domain::accounts::{State, User};
@@ -267,7 +268,12 @@ fn token(e: &Error, topic: Topic, digits: u32) -> String {
 
 /// The reply for a failed call: a text token, or the rent actions' JSON error.
 fn fail(ctx: &Ctx<'_>, e: &Error, topic: Topic) -> Response {
-    let t = token(e, topic, digits(ctx));
+    fail_in(ctx.app, e, topic)
+}
+
+/// [`fail`] without a `Ctx` (replies rendered again outside the handler).
+fn fail_in(app: &App, e: &Error, topic: Topic) -> Response {
+    let t = token(e, topic, currency_digits(&app.config.currency));
     match topic {
         Topic::Activation => text(t),
         _ => rent_error(&t),
@@ -668,19 +674,27 @@ fn activation_param(ctx: &Ctx<'_>, user: &User, p: &Params) -> Result<Activation
 
 fn get_status(ctx: &mut Ctx<'_>, user: &User, p: &Params) -> Response {
     match p.int("id") {
-        Some(id) => status_reply(ctx, user.id, id),
+        Some(id) => status_reply(ctx.app, ctx.db, user.id, id).1,
         None => text("NO_ACTIVATION"),
     }
 }
 
 /// The getStatus answer for activation `id` of `user_id`, as it is now:
 /// `STATUS_WAIT_CODE`, `STATUS_WAIT_RETRY:«previous code»`, `STATUS_OK:«code»`,
-/// `STATUS_CANCEL`, or an error token. Callable again (e.g. after a long-poll wait).
-pub fn status_reply(ctx: &Ctx<'_>, user_id: i64, id: i64) -> Response {
-    let result = activations::get_for(ctx.db, user_id, id).and_then(|a| status_text(ctx.db, &a));
+/// `STATUS_CANCEL`, or an error token. Needs no `Ctx`, so it can be rendered again later
+/// (a long-poll's [`super::longpoll::Render`]): the first value is the state the answer
+/// shows while the activation is live, `None` once it has ended or on an error.
+pub fn status_reply(
+    app: &App,
+    db: &Connection,
+    user_id: i64,
+    id: i64,
+) -> (Option<String>, Response) {
+    let result = activations::get_for(db, user_id, id)
+        .and_then(|a| Ok((a.status.is_live(), status_text(db, &a)?)));
     match result {
-        Ok(t) => text(t),
-        Err(e) => fail(ctx, &e, Topic::Activation),
+        Ok((live, t)) => (live.then(|| t.clone()), text(t)),
+        Err(e) => (None, fail_in(app, &e, Topic::Activation)),
     }
 }
 

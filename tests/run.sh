@@ -7,5 +7,36 @@ echo "== cargo test --all-targets"
 cargo test --all-targets
 
 # == Python compatibility suite ==
-# The SMS-Activate / 5sim protocol compatibility suite (Python) will run here, after the Rust
-# tests, once it exists.
+# Unmodified PyPI clients of the SMS-Activate protocol (tests/compat/requirements.txt) against
+# the real binary in demo mode. The virtual environment lives in target/compat-venv.
+echo "== Python compatibility suite (tests/compat)"
+venv=target/compat-venv
+if ! command -v python3 >/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        apt-get update -qq && apt-get install -y -qq python3 python3-venv >/dev/null
+    else
+        echo "FAILED: python3 is needed for tests/compat (install python3 and python3-venv)" >&2
+        exit 1
+    fi
+fi
+if ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 10))'; then
+    echo "FAILED: tests/compat needs Python 3.10 or newer, found $(python3 --version)" >&2
+    exit 1
+fi
+if ! "$venv/bin/python" -c 'import pip' 2>/dev/null; then
+    rm -rf "$venv"
+    if ! python3 -m venv "$venv"; then
+        # Debian and Ubuntu ship venv (ensurepip) separately.
+        rm -rf "$venv"
+        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+            apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
+            python3 -m venv "$venv"
+        else
+            echo "FAILED: \`python3 -m venv\` does not work; install python3-venv" >&2
+            exit 1
+        fi
+    fi
+fi
+"$venv/bin/python" -m pip install -q --disable-pip-version-check -r tests/compat/requirements.txt
+cargo build
+OTPBOX_BIN="$PWD/target/debug/otpbox" "$venv/bin/python" -m pytest -q tests/compat

@@ -167,6 +167,23 @@ pub fn list(
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// A user's activations created within `[from, to]` (inclusive), newest first.
+pub fn created_between(
+    conn: &Connection,
+    user_id: i64,
+    from: Timestamp,
+    to: Timestamp,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<Activation>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLS} FROM activations WHERE user_id = ?1 AND created_at >= ?2 \
+         AND created_at <= ?3 ORDER BY id DESC LIMIT ?4 OFFSET ?5"
+    ))?;
+    let rows = stmt.query_map(params![user_id, from, to, limit, offset], from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 pub fn count_live(conn: &Connection, user_id: i64) -> Result<i64> {
     Ok(conn
         .prepare_cached(

@@ -28,7 +28,6 @@ pub struct Service {
     pub enabled: bool,
 }
 
-#[allow(dead_code)] // listed by getOperators with the customer APIs
 #[derive(Debug, Clone, Serialize)]
 pub struct Operator {
     pub country_id: i64,
@@ -182,7 +181,6 @@ pub fn live_service(conn: &Connection, code: &str) -> Result<Service> {
     }
 }
 
-#[allow(dead_code)] // listed by getOperators with the customer APIs
 pub fn operators(conn: &Connection, country_id: Option<i64>) -> Result<Vec<Operator>> {
     let mut stmt = conn.prepare_cached(
         "SELECT country_id, code, name FROM operators WHERE ?1 IS NULL OR country_id = ?1 \

@@ -171,7 +171,6 @@ pub fn for_rental(conn: &Connection, rental_id: i64) -> Result<Vec<Message>> {
     message_list(conn, "rental_id", rental_id)
 }
 
-#[allow(dead_code)] // getStatus of the SMS-Activate protocol
 /// The latest code of an activation, if any message carried one.
 pub fn latest_code(conn: &Connection, activation_id: i64) -> Result<Option<String>> {
     Ok(conn

@@ -83,7 +83,6 @@ impl Money {
 
     /// The value as a JSON number in major units, for protocols that demand a number
     /// (`activationCost: 12.5`). Exact for every amount below 2^53 minor units.
-    #[allow(dead_code)] // SMS-Activate JSON prices
     pub fn as_major_f64(self, digits: u32) -> f64 {
         self.0 as f64 / 10f64.powi(digits as i32)
     }

@@ -1,11 +1,13 @@
 //! The only code that knows tiny_http lives in [`server`]. Everything else here works on our
 //! own [`Request`]/[`Response`] types: the router, the session and CSRF guards, and the
-//! handlers per area (public pages, account pages, admin pages, dev hooks).
+//! handlers per area (public pages, account pages, admin pages, the native API, the
+//! SMS-Activate protocol, dev hooks).
 
 pub mod api;
 pub mod assets;
 pub mod auth;
 pub mod dev;
+pub mod handler_api;
 pub mod longpoll;
 pub mod net;
 pub mod request;
@@ -44,6 +46,7 @@ pub fn build_router(config: &Config) -> Router {
     let mut r = Router::new();
     web::routes(&mut r);
     api::routes(&mut r);
+    handler_api::routes(&mut r);
     assets::routes(&mut r);
     if config.dev_clock {
         dev::routes(&mut r);

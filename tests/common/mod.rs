@@ -263,6 +263,34 @@ impl TestServer {
         self.user_id(email).expect("the new account exists")
     }
 
+    /// Runs an `otpbox` subcommand on this server's data directory (next to the live
+    /// server) and returns its standard output; panics with its output when it fails.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let mut cmd = Command::new(BIN);
+        clean_env(&mut cmd);
+        let out = cmd
+            .args(args)
+            .arg("--data")
+            .arg(&self.data)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run otpbox");
+        assert!(
+            out.status.success(),
+            "otpbox {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// A new API key for the account (`otpbox key create`).
+    pub fn api_key(&self, email: &str) -> String {
+        self.cli(&["key", "create", "--email", email])
+            .trim()
+            .to_string()
+    }
+
     /// A client signed in as a new account of `role` with [`PASSWORD`].
     pub fn signed_in(&self, email: &str, role: &str) -> (Client, i64) {
         let id = self.create_user(email, role, PASSWORD);

@@ -28,7 +28,6 @@ pub struct Service {
     pub enabled: bool,
 }
 
-#[allow(dead_code)] // listed by getOperators with the customer APIs
 #[derive(Debug, Clone, Serialize)]
 pub struct Operator {
     pub country_id: i64,
@@ -137,7 +136,6 @@ pub fn country(conn: &Connection, id: i64) -> Result<Option<Country>> {
         .optional()?)
 }
 
-#[allow(dead_code)] // 5sim names arrive with the customer APIs
 pub fn country_by_fivesim(conn: &Connection, name: &str) -> Result<Option<Country>> {
     Ok(conn
         .prepare_cached(&format!(
@@ -156,7 +154,6 @@ pub fn service(conn: &Connection, code: &str) -> Result<Option<Service>> {
         .optional()?)
 }
 
-#[allow(dead_code)] // 5sim names arrive with the customer APIs
 pub fn service_by_fivesim(conn: &Connection, name: &str) -> Result<Option<Service>> {
     Ok(conn
         .prepare_cached(&format!(
@@ -182,7 +179,6 @@ pub fn live_service(conn: &Connection, code: &str) -> Result<Service> {
     }
 }
 
-#[allow(dead_code)] // listed by getOperators with the customer APIs
 pub fn operators(conn: &Connection, country_id: Option<i64>) -> Result<Vec<Operator>> {
     let mut stmt = conn.prepare_cached(
         "SELECT country_id, code, name FROM operators WHERE ?1 IS NULL OR country_id = ?1 \
@@ -342,6 +338,83 @@ pub fn offers(
             rent_hour_minor,
             stock: stock.max(0),
         });
+    }
+    Ok(out)
+}
+
+/// Every activation price: (country, service, operator) → minor units. Operator "" is the
+/// pair's own price, which applies to operators without one of their own (see [`price`]).
+pub fn price_table(conn: &Connection) -> Result<HashMap<(i64, String, String), i64>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT country_id, service, operator, price_minor FROM prices")?;
+    let rows = stmt.query_map([], |r| Ok(((r.get(0)?, r.get(1)?, r.get(2)?), r.get(3)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Free numbers by country, operator and service, counted in two passes over the inventory
+/// (the same rules as [`offers`]).
+#[derive(Debug, Default)]
+pub struct Stock {
+    /// (country, operator) → usable numbers.
+    free: HashMap<(i64, String), i64>,
+    /// (country, operator, service) → usable numbers that may not serve that service now.
+    taken: HashMap<(i64, String, String), i64>,
+    /// The same summed over operators.
+    free_any: HashMap<i64, i64>,
+    taken_any: HashMap<(i64, String), i64>,
+}
+
+impl Stock {
+    /// Numbers that could serve `service` in `country`, of `operator` (None: of any).
+    pub fn get(&self, country: i64, operator: Option<&str>, service: &str) -> i64 {
+        let (free, taken) = match operator {
+            Some(op) => (
+                self.free.get(&(country, op.to_string())),
+                self.taken
+                    .get(&(country, op.to_string(), service.to_string())),
+            ),
+            None => (
+                self.free_any.get(&country),
+                self.taken_any.get(&(country, service.to_string())),
+            ),
+        };
+        (free.copied().unwrap_or(0) - taken.copied().unwrap_or(0)).max(0)
+    }
+}
+
+pub fn stock(conn: &Connection, cooldown: u64, now: Timestamp) -> Result<Stock> {
+    let mut out = Stock::default();
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT n.country_id, n.operator, COUNT(*) FROM numbers n WHERE {NUMBER_USABLE} \
+         GROUP BY n.country_id, n.operator"
+    ))?;
+    for row in stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, i64>(2)?,
+        ))
+    })? {
+        let (c, o, n) = row?;
+        *out.free_any.entry(c).or_default() += n;
+        out.free.insert((c, o), n);
+    }
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT n.country_id, n.operator, u.service, COUNT(*) FROM number_usage u JOIN numbers n \
+         ON n.id = u.number_id WHERE {NUMBER_USABLE} AND (u.blocked = 1 OR u.last_used_at > ?1) \
+         GROUP BY n.country_id, n.operator, u.service"
+    ))?;
+    for row in stmt.query_map([cooldown_cutoff(cooldown, now)], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, i64>(3)?,
+        ))
+    })? {
+        let (c, o, s, n) = row?;
+        *out.taken_any.entry((c, s.clone())).or_default() += n;
+        out.taken.insert((c, o, s), n);
     }
     Ok(out)
 }

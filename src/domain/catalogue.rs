@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
-use super::{seed, Error, Result};
+use super::{seed, simulator, Error, Result};
 use crate::clock::Timestamp;
 
 #[derive(Debug, Clone, Serialize)]
@@ -278,7 +278,8 @@ pub struct Offer {
 pub const NUMBER_USABLE: &str = "n.state = 'free'";
 
 /// Free numbers that could serve each (country, service) right now, for every enabled pair
-/// with a price, in one pass over the inventory.
+/// with a price, in one pass over the inventory. While the simulator is on, every pair also
+/// has [`simulator::STOCK`]: it makes a number for any order the inventory cannot serve.
 pub fn offers(
     conn: &Connection,
     country: Option<i64>,
@@ -326,6 +327,11 @@ pub fn offers(
             r.get::<_, i64>(3)?,
         ))
     })?;
+    let simulated = if simulator::enabled(conn)? {
+        simulator::STOCK
+    } else {
+        0
+    };
     let mut out = Vec::new();
     for row in rows {
         let (c, s, price_minor, rent_hour_minor) = row?;
@@ -336,7 +342,7 @@ pub fn offers(
             service: s,
             price_minor,
             rent_hour_minor,
-            stock: stock.max(0),
+            stock: stock.max(0) + simulated,
         });
     }
     Ok(out)
@@ -445,6 +451,18 @@ mod tests {
         assert_eq!(live_country(&conn, 6).unwrap().name, "Indonesia");
         assert!(matches!(live_service(&conn, "zz"), Err(Error::BadService)));
         assert!(price(&conn, 6, "tg", "").unwrap().unwrap().price_minor > 0);
+    }
+
+    #[test]
+    fn the_simulator_stocks_every_pair() {
+        let conn = db::memory();
+        seed_if_empty(&conn).unwrap();
+        let stock = |conn: &Connection| offers(conn, Some(6), Some("tg"), 0, 0).unwrap()[0].stock;
+        assert_eq!(stock(&conn), 0);
+        simulator::configure(&conn, true, simulator::Mode::Normal).unwrap();
+        assert_eq!(stock(&conn), simulator::STOCK);
+        simulator::configure(&conn, false, simulator::Mode::Normal).unwrap();
+        assert_eq!(stock(&conn), 0);
     }
 
     #[test]

@@ -14,6 +14,10 @@ use crate::clock::Timestamp;
 
 pub const SOURCE: &str = "simulator";
 
+/// The stock shown for every (country, service) while the simulator is on: it makes a fresh
+/// number whenever the inventory has none, so no pair runs out.
+pub const STOCK: i64 = 100;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     /// One SMS with a code after the delay.

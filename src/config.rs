@@ -189,12 +189,12 @@ pub const SETTINGS: &[Setting] = &[
         "A number serves the same service again after this long; 0 = never",
     ),
     s(
-        "api_key_rate",
+        "api_rate",
         "50",
         "Customer APIs: requests per second per API key; 0 = no limit",
     ),
     s(
-        "api_key_burst",
+        "api_burst",
         "100",
         "Customer APIs: requests one API key may send at once before the rate applies",
     ),
@@ -494,8 +494,8 @@ impl Config {
             max_active_activations: num("max_active_activations")? as u32,
             reuse_cooldown: dur("reuse_cooldown")?,
             api_key_limit: crate::http::ratelimit::Limit {
-                rate: num("api_key_rate")?,
-                burst: num("api_key_burst")?,
+                rate: num("api_rate")?,
+                burst: num("api_burst")?,
             },
             api_ip_limit: crate::http::ratelimit::Limit {
                 rate: num("api_ip_rate")?,

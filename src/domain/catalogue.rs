@@ -358,7 +358,7 @@ pub fn price_table(conn: &Connection) -> Result<HashMap<(i64, String, String), i
 }
 
 /// Free numbers by country, operator and service, counted in two passes over the inventory
-/// (the same rules as [`offers`]).
+/// (the same rules as [`offers`], the simulator's stock included).
 #[derive(Debug, Default)]
 pub struct Stock {
     /// (country, operator) → usable numbers.
@@ -368,6 +368,8 @@ pub struct Stock {
     /// The same summed over operators.
     free_any: HashMap<i64, i64>,
     taken_any: HashMap<(i64, String), i64>,
+    /// Added to every count while the simulator is on (see [`offers`]).
+    simulated: i64,
 }
 
 impl Stock {
@@ -384,12 +386,19 @@ impl Stock {
                 self.taken_any.get(&(country, service.to_string())),
             ),
         };
-        (free.copied().unwrap_or(0) - taken.copied().unwrap_or(0)).max(0)
+        (free.copied().unwrap_or(0) - taken.copied().unwrap_or(0)).max(0) + self.simulated
     }
 }
 
 pub fn stock(conn: &Connection, cooldown: u64, now: Timestamp) -> Result<Stock> {
-    let mut out = Stock::default();
+    let mut out = Stock {
+        simulated: if simulator::enabled(conn)? {
+            simulator::STOCK
+        } else {
+            0
+        },
+        ..Stock::default()
+    };
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT n.country_id, n.operator, COUNT(*) FROM numbers n WHERE {NUMBER_USABLE} \
          GROUP BY n.country_id, n.operator"
@@ -463,6 +472,45 @@ mod tests {
         assert_eq!(stock(&conn), simulator::STOCK);
         simulator::configure(&conn, false, simulator::Mode::Normal).unwrap();
         assert_eq!(stock(&conn), 0);
+    }
+
+    #[test]
+    fn stock_counts_per_operator_and_in_total() {
+        let conn = db::memory();
+        seed_if_empty(&conn).unwrap();
+        for (phone, op) in [
+            ("62811", "telkomsel"),
+            ("62812", "telkomsel"),
+            ("62855", "indosat"),
+        ] {
+            conn.execute(
+                "INSERT INTO numbers (phone, country_id, operator, source, created_at) \
+                 VALUES (?1, 6, ?2, 'manual', 0)",
+                params![phone, op],
+            )
+            .unwrap();
+        }
+        // One telkomsel number has served Telegram for good.
+        conn.execute(
+            "INSERT INTO number_usage (number_id, service, last_used_at, blocked) \
+             SELECT id, 'tg', 0, 1 FROM numbers WHERE phone = '62811'",
+            [],
+        )
+        .unwrap();
+        let s = stock(&conn, 0, 10).unwrap();
+        assert_eq!(s.get(6, None, "tg"), 2);
+        assert_eq!(s.get(6, Some("telkomsel"), "tg"), 1);
+        assert_eq!(s.get(6, Some("telkomsel"), "wa"), 2);
+        assert_eq!(s.get(6, Some("indosat"), "tg"), 1);
+        assert_eq!(s.get(6, Some("xl"), "tg"), 0);
+        assert_eq!(s.get(0, None, "tg"), 0);
+        let offered = offers(&conn, Some(6), Some("tg"), 0, 10).unwrap()[0].stock;
+        assert_eq!(offered, s.get(6, None, "tg"));
+        simulator::configure(&conn, true, simulator::Mode::Normal).unwrap();
+        assert_eq!(
+            stock(&conn, 0, 10).unwrap().get(0, None, "tg"),
+            simulator::STOCK
+        );
     }
 
     #[test]

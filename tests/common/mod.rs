@@ -185,6 +185,32 @@ impl TestServer {
         s
     }
 
+    /// Runs `otpbox ARGS --data DIR` against this server's data directory (the commands that
+    /// work next to a live server: `key create`, `sms inject`, `user credit`, `check`).
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        let mut cmd = Command::new(BIN);
+        clean_env(&mut cmd);
+        cmd.args(args)
+            .arg("--data")
+            .arg(&self.data)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run the otpbox command line")
+    }
+
+    /// Like [`TestServer::cli`], asserting success; its standard output.
+    pub fn cli_ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "otpbox {args:?} failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// Creates an account through the command line (`otpbox user create`) and returns its id.
     pub fn create_user(&self, email: &str, role: &str, password: &str) -> i64 {
         let mut cmd = Command::new(BIN);
@@ -422,6 +448,12 @@ impl Response {
     /// The CSRF token of the first form on the page.
     pub fn csrf(&self) -> String {
         csrf_of(&self.text()).unwrap_or_else(|| panic!("no csrf field in:\n{}", self.text()))
+    }
+
+    /// The body as JSON (panics with the body when it is not).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {} {}", self.status, self.text()))
     }
 
     pub fn is_html(&self) -> bool {

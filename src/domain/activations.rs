@@ -1107,4 +1107,65 @@ mod tests {
             Err(Error::NotFound(_))
         ));
     }
+
+    #[test]
+    fn a_number_used_cancel_is_told_apart_from_a_plain_one() {
+        let mut w = world(1000);
+        let plain = w.order(&tg(), T0).unwrap();
+        let used = w.order(&tg(), T0).unwrap();
+        let later = T0 + POLICY.early_cancel as i64;
+        cancel(
+            &w.conn,
+            w.user.id,
+            plain.id,
+            CancelReason::Cancel,
+            &POLICY,
+            later,
+        )
+        .unwrap();
+        cancel(
+            &w.conn,
+            w.user.id,
+            used.id,
+            CancelReason::NumberUsed,
+            &POLICY,
+            later,
+        )
+        .unwrap();
+        assert!(!ended_as_used(&w.conn, plain.id).unwrap());
+        assert!(ended_as_used(&w.conn, used.id).unwrap());
+        w.ledger_ok();
+    }
+
+    #[test]
+    fn pages_sort_count_and_outcomes_add_up() {
+        let mut w = world(10_000);
+        let a = w.order(&tg(), T0).unwrap();
+        let b = w
+            .order(
+                &OrderRequest {
+                    service: "wa".into(),
+                    ..tg()
+                },
+                T0,
+            )
+            .unwrap();
+        let c = w.order(&tg(), T0).unwrap();
+        let ids = |v: Vec<Activation>| v.iter().map(|a| a.id).collect::<Vec<_>>();
+        let asc = page(&w.conn, w.user.id, OrderBy::Id, false, 10, 0).unwrap();
+        assert_eq!(ids(asc), [a.id, b.id, c.id]);
+        let desc = page(&w.conn, w.user.id, OrderBy::Id, true, 2, 1).unwrap();
+        assert_eq!(ids(desc), [b.id, a.id]);
+        let by_service = page(&w.conn, w.user.id, OrderBy::Service, false, 10, 0).unwrap();
+        assert_eq!(ids(by_service), [a.id, c.id, b.id]);
+        assert_eq!(count_all(&w.conn, w.user.id).unwrap(), 3);
+
+        w.sms(&a.phone, "Telegram code: 12345", T0 + 5);
+        complete(&w.conn, w.user.id, a.id, T0 + 10).unwrap();
+        expire_due(&w.conn, T0 + 2000).unwrap();
+        let outcomes = outcomes_since(&w.conn, T0).unwrap();
+        assert_eq!(outcomes.get(&(6, "tg".to_string())), Some(&(1, 2)));
+        assert_eq!(outcomes.get(&(6, "wa".to_string())), Some(&(0, 1)));
+        assert!(outcomes_since(&w.conn, T0 + 5000).unwrap().is_empty());
+    }
 }

@@ -9,6 +9,7 @@ use crate::config::Config;
 use crate::domain::crypto::Keys;
 use crate::domain::passwords::Hasher;
 use crate::domain::{sessions, Error};
+use crate::http::ratelimit::RateLimiter;
 use crate::http::router::Router;
 use crate::jobs::Jobs;
 
@@ -50,6 +51,8 @@ pub struct App {
     pub hasher: Hasher,
     pub router: Router,
     pub jobs: Jobs,
+    /// Token buckets of the customer APIs' rate limits.
+    pub limiter: RateLimiter,
 }
 
 impl App {
@@ -70,6 +73,7 @@ impl App {
         let hasher = Hasher::new(config.max_hashes);
         let router = crate::http::build_router(&config);
         let jobs = Jobs::standard();
+        let limiter = RateLimiter::new(config.api_key_limit, config.api_ip_limit);
         Ok(Arc::new(App {
             config,
             notifier: Notifier::default(),
@@ -78,6 +82,7 @@ impl App {
             hasher,
             router,
             jobs,
+            limiter,
         }))
     }
 

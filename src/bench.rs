@@ -99,6 +99,7 @@ fn start(opts: &Options) -> Result<Server, Error> {
         .env("OTPBOX_SIM_DELAY", "1h")
         .env("OTPBOX_WORKERS", opts.workers.to_string())
         .env("OTPBOX_API_RATE", "0")
+        .env("OTPBOX_API_IP_RATE", "0")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

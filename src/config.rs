@@ -194,6 +194,26 @@ pub const SETTINGS: &[Setting] = &[
         "A number serves the same service again after this long; 0 = never",
     ),
     s(
+        "api_rate",
+        "50",
+        "Customer APIs: requests per second per API key; 0 = no limit",
+    ),
+    s(
+        "api_burst",
+        "100",
+        "Customer APIs: requests one API key may send at once before the rate applies",
+    ),
+    s(
+        "api_ip_rate",
+        "100",
+        "Customer APIs: requests per second per client IP (IPv6 per /64); 0 = no limit",
+    ),
+    s(
+        "api_ip_burst",
+        "200",
+        "Customer APIs: requests one IP may send at once before the rate applies",
+    ),
+    s(
         "dev_clock",
         "false",
         "TESTS ONLY: allow moving the clock through /__dev endpoints",
@@ -250,6 +270,10 @@ pub struct Config {
     pub sms_retention: u64,
     pub max_active_activations: u32,
     pub reuse_cooldown: u64,
+    /// Rate limit of the customer APIs per API key.
+    pub api_key_limit: crate::http::ratelimit::Limit,
+    /// Rate limit of the customer APIs per client IP.
+    pub api_ip_limit: crate::http::ratelimit::Limit,
     pub dev_clock: bool,
 }
 
@@ -476,6 +500,14 @@ impl Config {
             sms_retention: dur("sms_retention")?,
             max_active_activations: num("max_active_activations")? as u32,
             reuse_cooldown: dur("reuse_cooldown")?,
+            api_key_limit: crate::http::ratelimit::Limit {
+                rate: num("api_rate")?,
+                burst: num("api_burst")?,
+            },
+            api_ip_limit: crate::http::ratelimit::Limit {
+                rate: num("api_ip_rate")?,
+                burst: num("api_ip_burst")?,
+            },
             dev_clock: parse_bool(&get("dev_clock")).map_err(named("dev_clock"))?,
         };
         if cfg.early_cancel >= cfg.activation_ttl {

@@ -184,6 +184,85 @@ pub fn created_between(
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// Sort orders of [`page`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderBy {
+    Id,
+    Price,
+    Status,
+    Service,
+    Country,
+    Expires,
+}
+
+impl OrderBy {
+    fn column(self) -> &'static str {
+        match self {
+            OrderBy::Id => "id",
+            OrderBy::Price => "price_minor",
+            OrderBy::Status => "status",
+            OrderBy::Service => "service",
+            OrderBy::Country => "country_id",
+            OrderBy::Expires => "expires_at",
+        }
+    }
+}
+
+/// One page of an account's orders in any of the [`OrderBy`] orders (ties by id).
+pub fn page(
+    conn: &Connection,
+    user_id: i64,
+    by: OrderBy,
+    descending: bool,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<Activation>> {
+    let dir = if descending { "DESC" } else { "ASC" };
+    let col = by.column();
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLS} FROM activations WHERE user_id = ?1 ORDER BY {col} {dir}, id {dir} \
+         LIMIT ?2 OFFSET ?3"
+    ))?;
+    let rows = stmt.query_map(params![user_id, limit, offset], from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// How many orders an account has placed.
+pub fn count_all(conn: &Connection, user_id: i64) -> Result<i64> {
+    Ok(conn
+        .prepare_cached("SELECT COUNT(*) FROM activations WHERE user_id = ?1")?
+        .query_row([user_id], |r| r.get(0))?)
+}
+
+/// True when the order was cancelled as "number already used" (its refund says so).
+pub fn ended_as_used(conn: &Connection, id: i64) -> Result<bool> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT 1 FROM ledger WHERE ref_type = 'activation' AND ref_id = ?1 \
+             AND kind = 'refund' AND note = ?2",
+        )?
+        .query_row(params![id, NUMBER_USED_NOTE], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+/// Per (country, service): orders completed and orders ended among those that expire(d)
+/// after `since`, for success rates.
+pub fn outcomes_since(
+    conn: &Connection,
+    since: Timestamp,
+) -> Result<std::collections::HashMap<(i64, String), (i64, i64)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT country_id, service, SUM(status = 'completed'), COUNT(*) FROM activations \
+         WHERE status IN ('completed', 'canceled', 'expired') AND expires_at >= ?1 \
+         GROUP BY country_id, service",
+    )?;
+    let rows = stmt.query_map([since], |r| {
+        Ok(((r.get(0)?, r.get(1)?), (r.get(2)?, r.get(3)?)))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 pub fn count_live(conn: &Connection, user_id: i64) -> Result<i64> {
     Ok(conn
         .prepare_cached(
@@ -403,6 +482,10 @@ fn ended(a: &Activation) -> Error {
     Error::BadStatus(format!("This order is already {}.", a.status.as_str()))
 }
 
+/// The ledger note on the refund of an order cancelled as "number already used"; the 5sim API
+/// shows such an order as `BANNED` ([`ended_as_used`]).
+pub const NUMBER_USED_NOTE: &str = "number used";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CancelReason {
     /// The customer changed their mind.
@@ -437,13 +520,17 @@ pub fn cancel(
         });
     }
     set_status(conn, id, &[Status::Waiting], Status::Canceled, now)?;
+    let note = match reason {
+        CancelReason::Cancel => "canceled",
+        CancelReason::NumberUsed => NUMBER_USED_NOTE,
+    };
     wallet::post(
         conn,
         a.user_id,
         a.price_minor,
         Kind::Refund,
         ("activation", Some(id)),
-        "canceled",
+        note,
         now,
     )?;
     free_number(conn, a.number_id, now)?;
@@ -1048,5 +1135,66 @@ mod tests {
             complete(&w.conn, w.user.id + 1, a.id, T0),
             Err(Error::NotFound(_))
         ));
+    }
+
+    #[test]
+    fn a_number_used_cancel_is_told_apart_from_a_plain_one() {
+        let mut w = world(1000);
+        let plain = w.order(&tg(), T0).unwrap();
+        let used = w.order(&tg(), T0).unwrap();
+        let later = T0 + POLICY.early_cancel as i64;
+        cancel(
+            &w.conn,
+            w.user.id,
+            plain.id,
+            CancelReason::Cancel,
+            &POLICY,
+            later,
+        )
+        .unwrap();
+        cancel(
+            &w.conn,
+            w.user.id,
+            used.id,
+            CancelReason::NumberUsed,
+            &POLICY,
+            later,
+        )
+        .unwrap();
+        assert!(!ended_as_used(&w.conn, plain.id).unwrap());
+        assert!(ended_as_used(&w.conn, used.id).unwrap());
+        w.ledger_ok();
+    }
+
+    #[test]
+    fn pages_sort_count_and_outcomes_add_up() {
+        let mut w = world(10_000);
+        let a = w.order(&tg(), T0).unwrap();
+        let b = w
+            .order(
+                &OrderRequest {
+                    service: "wa".into(),
+                    ..tg()
+                },
+                T0,
+            )
+            .unwrap();
+        let c = w.order(&tg(), T0).unwrap();
+        let ids = |v: Vec<Activation>| v.iter().map(|a| a.id).collect::<Vec<_>>();
+        let asc = page(&w.conn, w.user.id, OrderBy::Id, false, 10, 0).unwrap();
+        assert_eq!(ids(asc), [a.id, b.id, c.id]);
+        let desc = page(&w.conn, w.user.id, OrderBy::Id, true, 2, 1).unwrap();
+        assert_eq!(ids(desc), [b.id, a.id]);
+        let by_service = page(&w.conn, w.user.id, OrderBy::Service, false, 10, 0).unwrap();
+        assert_eq!(ids(by_service), [a.id, c.id, b.id]);
+        assert_eq!(count_all(&w.conn, w.user.id).unwrap(), 3);
+
+        w.sms(&a.phone, "Telegram code: 12345", T0 + 5);
+        complete(&w.conn, w.user.id, a.id, T0 + 10).unwrap();
+        expire_due(&w.conn, T0 + 2000).unwrap();
+        let outcomes = outcomes_since(&w.conn, T0).unwrap();
+        assert_eq!(outcomes.get(&(6, "tg".to_string())), Some(&(1, 2)));
+        assert_eq!(outcomes.get(&(6, "wa".to_string())), Some(&(0, 1)));
+        assert!(outcomes_since(&w.conn, T0 + 5000).unwrap().is_empty());
     }
 }

@@ -136,7 +136,6 @@ pub fn country(conn: &Connection, id: i64) -> Result<Option<Country>> {
         .optional()?)
 }
 
-#[allow(dead_code)] // 5sim names arrive with the customer APIs
 pub fn country_by_fivesim(conn: &Connection, name: &str) -> Result<Option<Country>> {
     Ok(conn
         .prepare_cached(&format!(
@@ -155,7 +154,6 @@ pub fn service(conn: &Connection, code: &str) -> Result<Option<Service>> {
         .optional()?)
 }
 
-#[allow(dead_code)] // 5sim names arrive with the customer APIs
 pub fn service_by_fivesim(conn: &Connection, name: &str) -> Result<Option<Service>> {
     Ok(conn
         .prepare_cached(&format!(
@@ -350,6 +348,92 @@ pub fn offers(
     Ok(out)
 }
 
+/// Every activation price: (country, service, operator) → minor units. Operator "" is the
+/// pair's own price, which applies to operators without one of their own (see [`price`]).
+pub fn price_table(conn: &Connection) -> Result<HashMap<(i64, String, String), i64>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT country_id, service, operator, price_minor FROM prices")?;
+    let rows = stmt.query_map([], |r| Ok(((r.get(0)?, r.get(1)?, r.get(2)?), r.get(3)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Free numbers by country, operator and service, counted in two passes over the inventory
+/// (the same rules as [`offers`], the simulator's stock included).
+#[derive(Debug, Default)]
+pub struct Stock {
+    /// (country, operator) → usable numbers.
+    free: HashMap<(i64, String), i64>,
+    /// (country, operator, service) → usable numbers that may not serve that service now.
+    taken: HashMap<(i64, String, String), i64>,
+    /// The same summed over operators.
+    free_any: HashMap<i64, i64>,
+    taken_any: HashMap<(i64, String), i64>,
+    /// Added to every count while the simulator is on (see [`offers`]).
+    simulated: i64,
+}
+
+impl Stock {
+    /// Numbers that could serve `service` in `country`, of `operator` (None: of any).
+    pub fn get(&self, country: i64, operator: Option<&str>, service: &str) -> i64 {
+        let (free, taken) = match operator {
+            Some(op) => (
+                self.free.get(&(country, op.to_string())),
+                self.taken
+                    .get(&(country, op.to_string(), service.to_string())),
+            ),
+            None => (
+                self.free_any.get(&country),
+                self.taken_any.get(&(country, service.to_string())),
+            ),
+        };
+        (free.copied().unwrap_or(0) - taken.copied().unwrap_or(0)).max(0) + self.simulated
+    }
+}
+
+pub fn stock(conn: &Connection, cooldown: u64, now: Timestamp) -> Result<Stock> {
+    let mut out = Stock {
+        simulated: if simulator::enabled(conn)? {
+            simulator::STOCK
+        } else {
+            0
+        },
+        ..Stock::default()
+    };
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT n.country_id, n.operator, COUNT(*) FROM numbers n WHERE {NUMBER_USABLE} \
+         GROUP BY n.country_id, n.operator"
+    ))?;
+    for row in stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, i64>(2)?,
+        ))
+    })? {
+        let (c, o, n) = row?;
+        *out.free_any.entry(c).or_default() += n;
+        out.free.insert((c, o), n);
+    }
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT n.country_id, n.operator, u.service, COUNT(*) FROM number_usage u JOIN numbers n \
+         ON n.id = u.number_id WHERE {NUMBER_USABLE} AND (u.blocked = 1 OR u.last_used_at > ?1) \
+         GROUP BY n.country_id, n.operator, u.service"
+    ))?;
+    for row in stmt.query_map([cooldown_cutoff(cooldown, now)], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, i64>(3)?,
+        ))
+    })? {
+        let (c, o, s, n) = row?;
+        *out.taken_any.entry((c, s.clone())).or_default() += n;
+        out.taken.insert((c, o, s), n);
+    }
+    Ok(out)
+}
+
 /// Usage newer than this blocks reuse for the same service; cooldown 0 means "never reuse".
 pub fn cooldown_cutoff(cooldown: u64, now: Timestamp) -> Timestamp {
     if cooldown == 0 {
@@ -388,6 +472,45 @@ mod tests {
         assert_eq!(stock(&conn), simulator::STOCK);
         simulator::configure(&conn, false, simulator::Mode::Normal).unwrap();
         assert_eq!(stock(&conn), 0);
+    }
+
+    #[test]
+    fn stock_counts_per_operator_and_in_total() {
+        let conn = db::memory();
+        seed_if_empty(&conn).unwrap();
+        for (phone, op) in [
+            ("62811", "telkomsel"),
+            ("62812", "telkomsel"),
+            ("62855", "indosat"),
+        ] {
+            conn.execute(
+                "INSERT INTO numbers (phone, country_id, operator, source, created_at) \
+                 VALUES (?1, 6, ?2, 'manual', 0)",
+                params![phone, op],
+            )
+            .unwrap();
+        }
+        // One telkomsel number has served Telegram for good.
+        conn.execute(
+            "INSERT INTO number_usage (number_id, service, last_used_at, blocked) \
+             SELECT id, 'tg', 0, 1 FROM numbers WHERE phone = '62811'",
+            [],
+        )
+        .unwrap();
+        let s = stock(&conn, 0, 10).unwrap();
+        assert_eq!(s.get(6, None, "tg"), 2);
+        assert_eq!(s.get(6, Some("telkomsel"), "tg"), 1);
+        assert_eq!(s.get(6, Some("telkomsel"), "wa"), 2);
+        assert_eq!(s.get(6, Some("indosat"), "tg"), 1);
+        assert_eq!(s.get(6, Some("xl"), "tg"), 0);
+        assert_eq!(s.get(0, None, "tg"), 0);
+        let offered = offers(&conn, Some(6), Some("tg"), 0, 10).unwrap()[0].stock;
+        assert_eq!(offered, s.get(6, None, "tg"));
+        simulator::configure(&conn, true, simulator::Mode::Normal).unwrap();
+        assert_eq!(
+            stock(&conn, 0, 10).unwrap().get(0, None, "tg"),
+            simulator::STOCK
+        );
     }
 
     #[test]

@@ -28,7 +28,7 @@ use crate::domain::activations::{self, Activation, CancelReason, OrderRequest, P
 use crate::domain::catalogue::{self, Offer};
 use crate::domain::money::{currency_digits, currency_numeric, Money};
 use crate::domain::rentals::{self, RentRequest, Rental, MAX_HOURS, MIN_HOURS};
-use crate::domain::{apikeys, inbox, simulator, Error};
+use crate::domain::{apikeys, inbox, Error};
 
 pub const PATH: &str = "/stubs/handler_api.php";
 
@@ -36,10 +36,6 @@ pub fn routes(r: &mut Router) {
     r.get(PATH, handle);
     r.post(PATH, handle);
 }
-
-/// Stock shown for every pair while the simulator is on: it creates numbers on demand, so
-/// "0 in stock" would be untrue and would stop clients that pick a country by count.
-const SIMULATED_STOCK: i64 = 100;
 
 /// SMS-Activate's default country when a request names none (Russia).
 const DEFAULT_COUNTRY: i64 = 0;
@@ -311,21 +307,15 @@ fn end_date(t: Timestamp) -> String {
     format_datetime(t).replacen(' ', "T", 1)
 }
 
-/// Offers with the simulator's on-demand stock added.
+/// Offers with live stock (which counts the simulator's on-demand numbers while it is on).
 fn offers(ctx: &Ctx<'_>, country: Option<i64>, service: Option<&str>) -> Result<Vec<Offer>, Error> {
-    let mut list = catalogue::offers(
+    catalogue::offers(
         ctx.db,
         country,
         service,
         ctx.app.config.reuse_cooldown,
         ctx.now(),
-    )?;
-    if simulator::enabled(ctx.db)? {
-        for o in &mut list {
-            o.stock += SIMULATED_STOCK;
-        }
-    }
-    Ok(list)
+    )
 }
 
 // ---------------------------------------------------------------------------------------

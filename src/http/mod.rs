@@ -7,9 +7,11 @@ pub mod api;
 pub mod assets;
 pub mod auth;
 pub mod dev;
+pub mod fivesim;
 pub mod handler_api;
 pub mod longpoll;
 pub mod net;
+pub mod ratelimit;
 pub mod request;
 pub mod response;
 pub mod router;
@@ -47,6 +49,7 @@ pub fn build_router(config: &Config) -> Router {
     web::routes(&mut r);
     api::routes(&mut r);
     handler_api::routes(&mut r);
+    fivesim::routes(&mut r);
     assets::routes(&mut r);
     if config.dev_clock {
         dev::routes(&mut r);
@@ -55,8 +58,11 @@ pub fn build_router(config: &Config) -> Router {
 }
 
 /// Runs the matched handler, answering 404/405 and refusing form posts without a valid CSRF
-/// token.
+/// token. Requests to the customer APIs pass the rate limiter first.
 pub fn route(ctx: &mut Ctx<'_>, req: &mut Request) -> Response {
+    if let Some(refusal) = ratelimit::guard(&ctx.app.limiter, req, ctx.app.clock.now_ms()) {
+        return refusal;
+    }
     match ctx.app.router.find(req.method, &req.path) {
         Match::Route {
             handler,
@@ -84,8 +90,12 @@ pub fn route(ctx: &mut Ctx<'_>, req: &mut Request) -> Response {
     }
 }
 
-/// An error in the caller's form: JSON for API paths and JSON clients, a page otherwise.
+/// An error in the caller's form: plain text for the 5sim API, JSON for API paths and JSON
+/// clients, a page otherwise.
 pub fn error_page(req: &Request, status: u16, message: &str) -> Response {
+    if req.path.starts_with("/v1/") {
+        return fivesim::plain_error(status);
+    }
     if req.path.starts_with("/api/") || req.wants_json() {
         let code = match status {
             400 => "invalid_request",

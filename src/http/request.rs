@@ -96,6 +96,13 @@ impl Request {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The credential of an `Authorization: Bearer <credential>` header (scheme in any case).
+    pub fn bearer(&self) -> Option<&str> {
+        let (scheme, rest) = self.header("authorization")?.trim().split_once(' ')?;
+        let cred = rest.trim();
+        (scheme.eq_ignore_ascii_case("bearer") && !cred.is_empty()).then_some(cred)
+    }
+
     pub fn param(&self, name: &str) -> Option<&str> {
         self.params
             .iter()

@@ -84,7 +84,7 @@ impl Api {
 
     /// Delivers an SMS to `phone` through `otpbox sms inject`.
     fn sms(&self, phone: &str, text: &str) {
-        let out = self.server.cli(&[
+        let out = self.server.cli_ok(&[
             "sms", "inject", "--to", phone, "--from", "Telegram", "--text", text,
         ]);
         assert!(out.starts_with("delivered"), "{out}");
@@ -473,7 +473,7 @@ fn refused_orders_are_tokens_and_charge_nothing() {
 fn without_the_simulator_an_empty_stock_is_no_numbers() {
     let server = TestServer::start();
     server.create_user("buyer@example.com", "user", common::PASSWORD);
-    server.cli(&[
+    server.cli_ok(&[
         "user",
         "credit",
         "--email",

@@ -263,30 +263,9 @@ impl TestServer {
         self.user_id(email).expect("the new account exists")
     }
 
-    /// Runs an `otpbox` subcommand on this server's data directory (next to the live
-    /// server) and returns its standard output; panics with its output when it fails.
-    pub fn cli(&self, args: &[&str]) -> String {
-        let mut cmd = Command::new(BIN);
-        clean_env(&mut cmd);
-        let out = cmd
-            .args(args)
-            .arg("--data")
-            .arg(&self.data)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run otpbox");
-        assert!(
-            out.status.success(),
-            "otpbox {args:?} failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
     /// A new API key for the account (`otpbox key create`).
     pub fn api_key(&self, email: &str) -> String {
-        self.cli(&["key", "create", "--email", email])
+        self.cli_ok(&["key", "create", "--email", email])
             .trim()
             .to_string()
     }

@@ -189,6 +189,11 @@ pub const SETTINGS: &[Setting] = &[
         "A number serves the same service again after this long; 0 = never",
     ),
     s(
+        "webhook_allow_private",
+        "false",
+        "Let customer webhooks call private, loopback and link-local addresses",
+    ),
+    s(
         "dev_clock",
         "false",
         "TESTS ONLY: allow moving the clock through /__dev endpoints",
@@ -244,6 +249,7 @@ pub struct Config {
     pub sms_retention: u64,
     pub max_active_activations: u32,
     pub reuse_cooldown: u64,
+    pub webhook_allow_private: bool,
     pub dev_clock: bool,
 }
 
@@ -469,6 +475,8 @@ impl Config {
             sms_retention: dur("sms_retention")?,
             max_active_activations: num("max_active_activations")? as u32,
             reuse_cooldown: dur("reuse_cooldown")?,
+            webhook_allow_private: parse_bool(&get("webhook_allow_private"))
+                .map_err(named("webhook_allow_private"))?,
             dev_clock: parse_bool(&get("dev_clock")).map_err(named("dev_clock"))?,
         };
         if cfg.early_cancel >= cfg.activation_ttl {

@@ -213,6 +213,39 @@ impl TestServer {
         self.user_id(email).expect("the new account exists")
     }
 
+    /// Runs `otpbox ARGS --data DIR` next to the server and returns its standard output,
+    /// asserting that it succeeded.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let mut cmd = Command::new(BIN);
+        clean_env(&mut cmd);
+        let out = cmd
+            .args(args)
+            .arg("--data")
+            .arg(&self.data)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run the otpbox binary");
+        assert!(
+            out.status.success(),
+            "otpbox {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// A new API key of the account (`otpbox key create`).
+    pub fn api_key(&self, email: &str) -> String {
+        self.cli(&["key", "create", "--email", email])
+            .trim()
+            .to_string()
+    }
+
+    /// Delivers an SMS as a gateway would (`otpbox sms inject`); returns what it printed.
+    pub fn inject_sms(&self, to: &str, from: &str, text: &str) -> String {
+        self.cli(&["sms", "inject", "--to", to, "--from", from, "--text", text])
+    }
+
     /// A client signed in as a new account of `role` with [`PASSWORD`].
     pub fn signed_in(&self, email: &str, role: &str) -> (Client, i64) {
         let id = self.create_user(email, role, PASSWORD);

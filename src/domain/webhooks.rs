@@ -1005,6 +1005,109 @@ mod tests {
         assert!(deliveries(&conn, w.id, 10).unwrap().is_empty());
     }
 
+    fn events(conn: &Connection) -> Vec<String> {
+        let mut stmt = conn
+            .prepare("SELECT event FROM webhook_deliveries WHERE state = 'pending' ORDER BY id")
+            .unwrap();
+        let rows = stmt.query_map([], |r| r.get(0)).unwrap();
+        rows.collect::<rusqlite::Result<_>>().unwrap()
+    }
+
+    #[test]
+    fn events_are_queued_with_the_change_and_sms_forgotten_with_the_retention() {
+        use crate::domain::activations::{OrderRequest, Placed, Policy};
+        use crate::domain::inbox::{self, Inbound};
+        use crate::domain::{catalogue, wallet};
+        let (mut conn, keys, user) = setup();
+        catalogue::seed_if_empty(&conn).unwrap();
+        wallet::post(
+            &conn,
+            user,
+            1000,
+            wallet::Kind::Adjustment,
+            ("", None),
+            "",
+            T0,
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO numbers (phone, country_id, operator, source, created_at) \
+             VALUES ('62811000001', 6, 'telkomsel', 'manual', ?1)",
+            [T0],
+        )
+        .unwrap();
+        create(
+            &conn,
+            &keys,
+            user,
+            "https://example.com/n",
+            &all(),
+            false,
+            T0,
+        )
+        .unwrap();
+        set_sms_activate(&conn, &keys, user, "https://example.com/sa", false, T0).unwrap();
+        let policy = Policy {
+            early_cancel: 120,
+            default_ttl: 1200,
+            max_live: 3,
+            cooldown: 0,
+            sim_delay: 5,
+        };
+        let req = OrderRequest {
+            country: 6,
+            service: "tg".into(),
+            ..Default::default()
+        };
+        let u = accounts::get(&conn, user).unwrap();
+        // A change that is rolled back queues nothing.
+        let undone = db::write(&mut conn, |tx| {
+            activations::order(tx, &u, &req, &policy, T0)?;
+            Err::<(), _>(Error::Internal("rolled back".into()))
+        });
+        assert!(undone.is_err());
+        assert!(events(&conn).is_empty());
+        let Placed::New(a) = db::write(&mut conn, |tx| {
+            activations::order(tx, &u, &req, &policy, T0)
+        })
+        .unwrap() else {
+            panic!("a new order")
+        };
+        assert_eq!(events(&conn), vec![ACTIVATION_UPDATED]);
+        let sms = Inbound {
+            to: a.phone.clone(),
+            sender: "Telegram".into(),
+            text: "Telegram code: 12345".into(),
+            received_at: T0 + 10,
+            source: "test".into(),
+            source_msg_id: None,
+        };
+        db::write(&mut conn, |tx| inbox::ingest(tx, &sms, T0 + 10)).unwrap();
+        activations::complete(&conn, user, a.id, T0 + 20).unwrap();
+        assert_eq!(
+            events(&conn),
+            vec![
+                ACTIVATION_UPDATED,
+                SMS_RECEIVED,
+                SMS_RECEIVED,
+                ACTIVATION_UPDATED,
+                ACTIVATION_UPDATED
+            ]
+        );
+        // The SMS text in the outbox goes when the stored SMS goes.
+        assert_eq!(forget_sms(&conn, 300, T0 + 20 + 299).unwrap(), 0);
+        assert_eq!(forget_sms(&conn, 300, T0 + 20 + 300).unwrap(), 2);
+        assert_eq!(events(&conn), vec![ACTIVATION_UPDATED; 3]);
+        let kept: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM webhook_deliveries WHERE payload IS NOT NULL",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(kept, 3);
+    }
+
     #[test]
     fn deleting_a_webhook_drops_its_pending_deliveries() {
         let (conn, keys, user) = setup();

@@ -273,6 +273,18 @@ pub fn post_json(
         Ok(a) => a,
         Err(e) => return done(None, e),
     };
+    let (status, error) = send_pinned(url, target.host, addrs, headers, body);
+    done(status, error)
+}
+
+/// The POST itself, connecting only to `addrs` whatever `host` resolves to.
+fn send_pinned(
+    url: &str,
+    host: String,
+    addrs: Vec<SocketAddr>,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> (Option<u16>, String) {
     let config = ureq::Agent::config_builder()
         .proxy(None)
         .max_redirects(0)
@@ -281,14 +293,7 @@ pub fn post_json(
         .timeout_global(Some(TOTAL_TIMEOUT))
         .user_agent(concat!("otpbox-webhooks/", env!("CARGO_PKG_VERSION")))
         .build();
-    let agent = ureq::Agent::with_parts(
-        config,
-        DefaultConnector::new(),
-        Pinned {
-            host: target.host.clone(),
-            addrs,
-        },
-    );
+    let agent = ureq::Agent::with_parts(config, DefaultConnector::new(), Pinned { host, addrs });
     let mut request = agent
         .post(url.trim())
         .header("Content-Type", "application/json");
@@ -299,15 +304,15 @@ pub fn post_json(
         Ok(resp) => {
             let status = resp.status().as_u16();
             if (200..300).contains(&status) {
-                done(Some(status), String::new())
+                (Some(status), String::new())
             } else {
-                done(Some(status), format!("HTTP {status}"))
+                (Some(status), format!("HTTP {status}"))
             }
         }
         Err(e) => {
             let mut msg = e.to_string();
             msg.truncate(300);
-            done(None, msg)
+            (None, msg)
         }
     }
 }
@@ -501,6 +506,102 @@ mod tests {
             assert!(addrs.iter().all(|a| !is_public(a.ip())));
             assert!(resolve_checked(&t, false).is_err());
         }
+    }
+
+    /// Answers one request with `status_line` and returns what it received.
+    fn answer_once(
+        listener: std::net::TcpListener,
+        status_line: &'static str,
+    ) -> std::thread::JoinHandle<String> {
+        std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            let (mut s, _) = listener.accept().unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !String::from_utf8_lossy(&got).contains("\r\n\r\n{}") {
+                let n = s.read(&mut buf).unwrap();
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&buf[..n]);
+            }
+            let reply = format!(
+                "{status_line}\r\nLocation: http://127.0.0.1:9/\r\nContent-Length: 0\r\n\r\n"
+            );
+            s.write_all(reply.as_bytes()).unwrap();
+            String::from_utf8_lossy(&got).into_owned()
+        })
+    }
+
+    #[test]
+    fn posts_to_the_checked_address_with_the_headers() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/hook?x=1", listener.local_addr().unwrap());
+        let seen = answer_once(listener, "HTTP/1.1 204 No Content");
+        let out = post_json(&url, &[("X-Otpbox-Event", "ping".into())], b"{}", true);
+        assert_eq!(out.status, Some(204), "{}", out.error);
+        assert_eq!(out.error, "");
+        let req = seen.join().unwrap();
+        assert!(req.starts_with("POST /hook?x=1 HTTP/1.1\r\n"), "{req}");
+        let lower = req.to_ascii_lowercase();
+        assert!(lower.contains("\r\nx-otpbox-event: ping\r\n"), "{req}");
+        assert!(
+            lower.contains("\r\ncontent-type: application/json\r\n"),
+            "{req}"
+        );
+    }
+
+    #[test]
+    fn the_connection_goes_to_the_pinned_address_not_to_what_the_name_resolves_to() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = answer_once(listener, "HTTP/1.1 200 OK");
+        // `.invalid` never resolves (RFC 6761): only the pinned address can be reached.
+        let url = format!("http://hooks.example.invalid:{}/p", addr.port());
+        let (status, error) =
+            send_pinned(&url, "hooks.example.invalid".into(), vec![addr], &[], b"{}");
+        assert_eq!(status, Some(200), "{error}");
+        let req = seen.join().unwrap();
+        assert!(
+            req.to_ascii_lowercase()
+                .contains("\r\nhost: hooks.example.invalid"),
+            "{req}"
+        );
+        // A URL for another host than the one checked is refused, not resolved.
+        let other = format!("http://elsewhere.invalid:{}/p", addr.port());
+        let (status, error) = send_pinned(
+            &other,
+            "hooks.example.invalid".into(),
+            vec![addr],
+            &[],
+            b"{}",
+        );
+        assert_eq!(status, None);
+        assert!(error.contains("host not found"), "{error}");
+    }
+
+    #[test]
+    fn redirects_are_not_followed() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let seen = answer_once(listener, "HTTP/1.1 302 Found");
+        let out = post_json(&url, &[], b"{}", true);
+        assert_eq!(out.status, Some(302));
+        assert_eq!(out.error, "HTTP 302");
+        seen.join().unwrap();
+    }
+
+    #[test]
+    fn ipv6_literals_are_pinned_too() {
+        let Ok(listener) = std::net::TcpListener::bind("[::1]:0") else {
+            return; // no IPv6 on this machine
+        };
+        let url = format!("http://[::1]:{}/v6", listener.local_addr().unwrap().port());
+        let seen = answer_once(listener, "HTTP/1.1 200 OK");
+        let out = post_json(&url, &[], b"{}", true);
+        assert_eq!(out.status, Some(200), "{}", out.error);
+        assert!(seen.join().unwrap().starts_with("POST /v6 "));
     }
 
     #[test]

@@ -321,6 +321,13 @@ fn job_webhooks(app: &App, conn: &mut Connection) -> Result<String> {
     let now = app.now();
     let pruned = crate::db::write(conn, |tx| webhooks::prune(tx, now))?;
     let due = webhooks::due(conn, now, WEBHOOK_BATCH)?;
+    if due.is_empty() {
+        return Ok(if pruned == 0 {
+            String::new()
+        } else {
+            format!("{pruned} old deliveries removed")
+        });
+    }
     let results = send_webhooks(app, &due);
     let (mut delivered, mut retrying, mut failed) = (0, 0, 0);
     crate::db::write(conn, |tx| {
@@ -338,9 +345,6 @@ fn job_webhooks(app: &App, conn: &mut Connection) -> Result<String> {
         }
         Ok(())
     })?;
-    if due.is_empty() && pruned == 0 {
-        return Ok(String::new());
-    }
     Ok(format!(
         "{delivered} delivered, {retrying} to retry, {failed} given up, {pruned} old removed"
     ))

@@ -214,6 +214,11 @@ pub const SETTINGS: &[Setting] = &[
         "Customer APIs: requests one IP may send at once before the rate applies",
     ),
     s(
+        "webhook_allow_private",
+        "false",
+        "Let customer webhooks call private, loopback and link-local addresses",
+    ),
+    s(
         "dev_clock",
         "false",
         "TESTS ONLY: allow moving the clock through /__dev endpoints",
@@ -274,6 +279,7 @@ pub struct Config {
     pub api_key_limit: crate::http::ratelimit::Limit,
     /// Rate limit of the customer APIs per client IP.
     pub api_ip_limit: crate::http::ratelimit::Limit,
+    pub webhook_allow_private: bool,
     pub dev_clock: bool,
 }
 
@@ -508,6 +514,8 @@ impl Config {
                 rate: num("api_ip_rate")?,
                 burst: num("api_ip_burst")?,
             },
+            webhook_allow_private: parse_bool(&get("webhook_allow_private"))
+                .map_err(named("webhook_allow_private"))?,
             dev_clock: parse_bool(&get("dev_clock")).map_err(named("dev_clock"))?,
         };
         if cfg.early_cancel >= cfg.activation_ttl {

@@ -3,6 +3,7 @@
 //! and outcome is written to `job_runs` and shown on the admin's jobs page.
 
 use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -11,7 +12,9 @@ use rusqlite::{params, Connection};
 
 use crate::app::App;
 use crate::clock::Timestamp;
-use crate::domain::{activations, mail, rentals, retention, sessions, simulator, Error, Result};
+use crate::domain::{
+    activations, mail, rentals, retention, sessions, simulator, webhooks, Error, Result,
+};
 
 /// A job returns a short summary of what it did ("3 sessions removed"), or "" when there was
 /// nothing to do: idle runs of frequent jobs are recorded at most once an hour.
@@ -83,6 +86,12 @@ impl Jobs {
                 "* * * * * *",
                 "Deliver the simulator's SMS that are due",
                 job_simulator,
+            ),
+            (
+                "webhooks",
+                "*/5 * * * * *",
+                "Send due webhook deliveries, retrying failures with back-off; forget old ones",
+                job_webhooks,
             ),
             (
                 "sms_retention",
@@ -289,14 +298,97 @@ fn job_simulator(app: &App, conn: &mut Connection) -> Result<String> {
 
 fn job_sms_retention(app: &App, conn: &mut Connection) -> Result<String> {
     let now = app.now();
-    let n = crate::db::write(conn, |tx| {
-        retention::purge_messages(tx, app.config.sms_retention, now)
+    let (n, hooks) = crate::db::write(conn, |tx| {
+        Ok((
+            retention::purge_messages(tx, app.config.sms_retention, now)?,
+            webhooks::forget_sms(tx, app.config.sms_retention, now)?,
+        ))
     })?;
-    Ok(if n == 0 {
-        String::new()
-    } else {
-        format!("{n} messages deleted")
+    Ok(match (n, hooks) {
+        (0, 0) => String::new(),
+        (n, 0) => format!("{n} messages deleted"),
+        (n, h) => format!("{n} messages deleted, {h} pending webhook deliveries given up"),
     })
+}
+
+/// Webhook deliveries sent per run, how many at once, and how long a run keeps starting new
+/// ones: the scheduler thread is shared, so a run of slow receivers must end soon.
+const WEBHOOK_BATCH: i64 = 40;
+const WEBHOOK_SENDERS: usize = 4;
+const WEBHOOK_BUDGET: Duration = Duration::from_secs(12);
+
+fn job_webhooks(app: &App, conn: &mut Connection) -> Result<String> {
+    let now = app.now();
+    let pruned = crate::db::write(conn, |tx| webhooks::prune(tx, now))?;
+    let due = webhooks::due(conn, now, WEBHOOK_BATCH)?;
+    if due.is_empty() {
+        return Ok(if pruned == 0 {
+            String::new()
+        } else {
+            format!("{pruned} old deliveries removed")
+        });
+    }
+    let results = send_webhooks(app, &due);
+    let (mut delivered, mut retrying, mut failed) = (0, 0, 0);
+    crate::db::write(conn, |tx| {
+        for (d, result) in due.iter().zip(results) {
+            // None: not started within the budget; it stays due for the next run.
+            let Some((attempt, at)) = result else {
+                continue;
+            };
+            match webhooks::record(tx, d, &attempt, at)? {
+                Some(webhooks::State::Delivered) => delivered += 1,
+                Some(webhooks::State::Pending) => retrying += 1,
+                Some(webhooks::State::Failed) => failed += 1,
+                None => {}
+            }
+        }
+        Ok(())
+    })?;
+    Ok(format!(
+        "{delivered} delivered, {retrying} to retry, {failed} given up, {pruned} old removed"
+    ))
+}
+
+/// POSTs each due delivery on up to [`WEBHOOK_SENDERS`] threads; each result with the clock
+/// time it ended.
+fn send_webhooks(app: &App, due: &[webhooks::Due]) -> Vec<Option<(webhooks::Attempt, Timestamp)>> {
+    let started = Instant::now();
+    let next = AtomicUsize::new(0);
+    let results: Vec<Mutex<Option<(webhooks::Attempt, Timestamp)>>> =
+        due.iter().map(|_| Mutex::new(None)).collect();
+    std::thread::scope(|s| {
+        for _ in 0..WEBHOOK_SENDERS.min(due.len()) {
+            s.spawn(|| {
+                while started.elapsed() < WEBHOOK_BUDGET {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(d) = due.get(i) else { break };
+                    let headers = d.headers(&app.keys, app.now());
+                    let out = crate::outbound::post_json(
+                        &d.url,
+                        &headers,
+                        d.payload.as_bytes(),
+                        app.config.webhook_allow_private,
+                    );
+                    if !out.error.is_empty() {
+                        // Not the URL: its query string may hold the customer's own token.
+                        log::info!("webhook delivery {}: {}", d.uuid, out.error);
+                    }
+                    let attempt = webhooks::Attempt {
+                        status: out.status,
+                        error: out.error,
+                        duration_ms: out.duration_ms,
+                    };
+                    *results[i].lock().unwrap_or_else(|p| p.into_inner()) =
+                        Some((attempt, app.now()));
+                }
+            });
+        }
+    });
+    results
+        .into_iter()
+        .map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner()))
+        .collect()
 }
 
 fn job_sessions(app: &App, conn: &mut Connection) -> Result<String> {

@@ -11,6 +11,7 @@ mod db;
 mod domain;
 mod http;
 mod jobs;
+mod outbound;
 mod smtp;
 mod views;
 

@@ -16,6 +16,7 @@ use crate::domain::Error;
 const MIGRATIONS: &[&str] = &[
     include_str!("../../schema.sql"),
     include_str!("migrations/0002_marketplace.sql"),
+    include_str!("migrations/0003_webhooks.sql"),
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -4,7 +4,8 @@
 //! Every function takes the caller's transaction (open it with `db::write`, which is
 //! `BEGIN IMMEDIATE`, so concurrent cancels, expiries and arriving SMS serialise). The price
 //! is charged when the number is issued; a cancel or expiry without a code refunds it once
-//! (the ledger's unique refund index backs this up).
+//! (the ledger's unique refund index backs this up). Every status change (and the new order)
+//! queues `activation.updated` for the customer's webhooks in the same transaction.
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
@@ -12,7 +13,7 @@ use serde::Serialize;
 use super::accounts::User;
 use super::catalogue::{self, cooldown_cutoff};
 use super::wallet::{self, Kind};
-use super::{simulator, Error, Result};
+use super::{simulator, webhooks, Error, Result};
 use crate::clock::Timestamp;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -451,6 +452,7 @@ pub fn order(
     if a.source == simulator::SOURCE {
         simulator::schedule_activation(conn, &a, policy.sim_delay, now)?;
     }
+    webhooks::activation_updated(conn, id, None, now)?;
     Ok(Placed::New(a))
 }
 
@@ -462,6 +464,7 @@ fn set_status(
     now: Timestamp,
 ) -> Result<()> {
     let list: Vec<String> = from.iter().map(|s| format!("'{}'", s.as_str())).collect();
+    let previous = get(conn, id)?.map(|a| a.status);
     let ended = if to.is_live() { "ended_at" } else { "?2" };
     let n = conn.execute(
         &format!(
@@ -475,7 +478,7 @@ fn set_status(
             "The order changed meanwhile; reload it.".into(),
         ));
     }
-    Ok(())
+    webhooks::activation_updated(conn, id, previous, now)
 }
 
 fn ended(a: &Activation) -> Error {
@@ -619,6 +622,9 @@ pub fn code_arrived(conn: &Connection, a: &Activation, now: Timestamp) -> Result
          WHERE id = ?1 AND status IN ('waiting','received','retry')",
     )?
     .execute(params![a.id, now])?;
+    if a.status != Status::Received {
+        webhooks::activation_updated(conn, a.id, Some(a.status), now)?;
+    }
     Ok(())
 }
 

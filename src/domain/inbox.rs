@@ -1,13 +1,14 @@
 //! SMS ingestion: the one entry point every number source uses (simulator, gateways, the
 //! command line, upstream providers). It de-duplicates by source message id, finds the live
 //! activation or rental on the receiving number, stores the message with its extracted code
-//! and moves the activation to `received`. A message for an ended order is not delivered.
+//! and moves the activation to `received`, and queues the webhook deliveries the message
+//! causes (in the same transaction). A message for an ended order is not delivered.
 
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
 use super::activations::{self, Activation};
-use super::{codes, Result};
+use super::{codes, rentals, webhooks, Result};
 use crate::clock::Timestamp;
 
 /// A message as a source hands it over.
@@ -78,15 +79,15 @@ pub fn ingest(conn: &Connection, msg: &Inbound, now: Timestamp) -> Result<Delive
     if let Some(id) = live {
         let a: Activation = activations::get(conn, id)?.expect("live activation exists");
         let code = codes::extract(&a.service, &text);
-        store(
-            conn,
-            Some(a.id),
-            None,
-            &sender,
-            &text,
-            code.as_deref(),
-            msg.received_at.min(now),
-        )?;
+        let at = msg.received_at.min(now);
+        store(conn, Some(a.id), None, &sender, &text, code.as_deref(), at)?;
+        let sms = webhooks::Sms {
+            sender: &sender,
+            text: &text,
+            code: code.as_deref(),
+            received_at: at,
+        };
+        webhooks::activation_sms(conn, &a, &sms, now)?;
         if code.is_some() {
             activations::code_arrived(conn, &a, now)?;
         }
@@ -95,27 +96,29 @@ pub fn ingest(conn: &Connection, msg: &Inbound, now: Timestamp) -> Result<Delive
             user_id: a.user_id,
         });
     }
-    let rental: Option<(i64, i64, String)> = conn
+    let rental: Option<i64> = conn
         .prepare_cached(
-            "SELECT id, user_id, service FROM rentals WHERE number_id = ?1 AND status = 'active' \
+            "SELECT id FROM rentals WHERE number_id = ?1 AND status = 'active' \
              AND expires_at > ?2 ORDER BY id DESC LIMIT 1",
         )?
-        .query_row(params![number_id, now], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })
+        .query_row(params![number_id, now], |r| r.get(0))
         .optional()?;
-    if let Some((id, user_id, service)) = rental {
-        let code = codes::extract(&service, &text);
-        store(
-            conn,
-            None,
-            Some(id),
-            &sender,
-            &text,
-            code.as_deref(),
-            msg.received_at.min(now),
-        )?;
-        return Ok(Delivered::Rental { id, user_id });
+    if let Some(id) = rental {
+        let r = rentals::get(conn, id)?.expect("live rental exists");
+        let code = codes::extract(&r.service, &text);
+        let at = msg.received_at.min(now);
+        store(conn, None, Some(id), &sender, &text, code.as_deref(), at)?;
+        let sms = webhooks::Sms {
+            sender: &sender,
+            text: &text,
+            code: code.as_deref(),
+            received_at: at,
+        };
+        webhooks::rental_sms(conn, &r, &sms, now)?;
+        return Ok(Delivered::Rental {
+            id,
+            user_id: r.user_id,
+        });
     }
     Ok(Delivered::NoLiveOrder)
 }

@@ -20,6 +20,7 @@ pub mod simulator;
 pub mod tokens;
 pub mod vouchers;
 pub mod wallet;
+pub mod webhooks;
 
 use std::fmt;
 

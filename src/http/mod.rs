@@ -4,6 +4,7 @@
 //! SMS-Activate protocol, dev hooks).
 
 pub mod api;
+pub mod api_webhooks;
 pub mod assets;
 pub mod auth;
 pub mod dev;
@@ -50,6 +51,7 @@ pub fn build_router(config: &Config) -> Router {
     api::routes(&mut r);
     handler_api::routes(&mut r);
     fivesim::routes(&mut r);
+    api_webhooks::routes(&mut r);
     assets::routes(&mut r);
     if config.dev_clock {
         dev::routes(&mut r);

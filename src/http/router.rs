@@ -80,6 +80,10 @@ impl Router {
         self.add(Method::Post, pattern, handler, false);
     }
 
+    pub fn put(&mut self, pattern: &str, handler: Handler) {
+        self.add(Method::Put, pattern, handler, false);
+    }
+
     pub fn delete(&mut self, pattern: &str, handler: Handler) {
         self.add(Method::Delete, pattern, handler, false);
     }

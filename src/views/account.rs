@@ -157,6 +157,10 @@ pub fn settings(
                 }
                 p.muted { "Changing the password signs out every other session." }
             }
+            section.card #webhooks {
+                h2 { "Webhooks" }
+                p { "Get SMS and order changes POSTed to your own server as they happen. " a href="/settings/webhooks" { "Manage webhooks" } }
+            }
             section.card {
                 h2 { "Sessions" }
                 form method="post" action="/settings/sessions/revoke" {

@@ -270,6 +270,11 @@ impl TestServer {
             .to_string()
     }
 
+    /// Delivers an SMS as a gateway would (`otpbox sms inject`); returns what it printed.
+    pub fn inject_sms(&self, to: &str, from: &str, text: &str) -> String {
+        self.cli_ok(&["sms", "inject", "--to", to, "--from", from, "--text", text])
+    }
+
     /// A client signed in as a new account of `role` with [`PASSWORD`].
     pub fn signed_in(&self, email: &str, role: &str) -> (Client, i64) {
         let id = self.create_user(email, role, PASSWORD);

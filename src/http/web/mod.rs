@@ -5,6 +5,7 @@ mod admin;
 mod admin_market;
 mod market;
 mod public;
+mod webhooks;
 
 use super::auth::{require_role, Signed, Visitor};
 use super::router::Router;
@@ -20,6 +21,7 @@ pub fn routes(r: &mut Router) {
     admin::routes(r);
     admin_market::routes(r);
     market::routes(r);
+    webhooks::routes(r);
 }
 
 /// The page header's view of the visitor.
@@ -82,6 +84,8 @@ pub fn flash_from_query(req: &Request) -> Option<Flash> {
         "welcome" => ok("Welcome! Your account is ready."),
         "role_changed" => ok("Role changed."),
         "state_changed" => ok("State changed."),
+        "webhook_deleted" => ok("Webhook deleted; nothing more is sent to it."),
+        "test_queued" => ok("Test delivery queued; it is sent within a few seconds."),
         _ => None,
     }
 }

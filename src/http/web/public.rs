@@ -42,6 +42,12 @@ pub fn retention_rules(ctx: &Ctx<'_>) -> Vec<Retention> {
             period: describe_seconds(c.sms_retention),
         },
         Retention {
+            what: "Your webhooks' delivery log (times, statuses, errors; the message text \
+                   is removed as soon as a delivery ends), after the delivery ends"
+                .into(),
+            period: describe_seconds(crate::domain::webhooks::KEEP_FINISHED as u64),
+        },
+        Retention {
             what: "Signed-in sessions without use".into(),
             period: describe_seconds(c.session_idle),
         },

@@ -3,6 +3,7 @@
 //! handlers per area (public pages, account pages, admin pages, dev hooks).
 
 pub mod api;
+pub mod api_admin;
 pub mod assets;
 pub mod auth;
 pub mod dev;
@@ -43,6 +44,7 @@ pub fn build_router(config: &Config) -> Router {
     let mut r = Router::new();
     web::routes(&mut r);
     api::routes(&mut r);
+    api_admin::routes(&mut r);
     assets::routes(&mut r);
     if config.dev_clock {
         dev::routes(&mut r);

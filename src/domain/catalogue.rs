@@ -264,6 +264,47 @@ pub fn set_enabled(conn: &Connection, table: &str, key: &str, enabled: bool) -> 
     Ok(())
 }
 
+/// One stored price with the switches of its country and service, for the admin (disabled
+/// entries included, operator prices too).
+#[derive(Debug, Clone, Serialize)]
+pub struct PriceRow {
+    pub country: i64,
+    pub service: String,
+    /// Empty for the pair's own price.
+    pub operator: String,
+    pub price_minor: i64,
+    pub rent_hour_minor: i64,
+    pub country_enabled: bool,
+    pub service_enabled: bool,
+}
+
+/// Every stored price, optionally of one country and/or one service.
+pub fn price_rows(
+    conn: &Connection,
+    country: Option<i64>,
+    service: Option<&str>,
+) -> Result<Vec<PriceRow>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT p.country_id, p.service, p.operator, p.price_minor, p.rent_hour_minor, \
+         c.enabled, s.enabled FROM prices p JOIN countries c ON c.id = p.country_id \
+         JOIN services s ON s.code = p.service \
+         WHERE (?1 IS NULL OR p.country_id = ?1) AND (?2 IS NULL OR p.service = ?2) \
+         ORDER BY p.country_id, p.service, p.operator",
+    )?;
+    let rows = stmt.query_map(params![country, service], |r| {
+        Ok(PriceRow {
+            country: r.get(0)?,
+            service: r.get(1)?,
+            operator: r.get(2)?,
+            price_minor: r.get(3)?,
+            rent_hour_minor: r.get(4)?,
+            country_enabled: r.get(5)?,
+            service_enabled: r.get(6)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 /// One row of the price list.
 #[derive(Debug, Clone, Serialize)]
 pub struct Offer {
@@ -534,5 +575,16 @@ mod tests {
             999
         );
         assert_eq!(price(&conn, 0, "tg", "beeline").unwrap().unwrap(), base);
+        let rows = price_rows(&conn, Some(0), Some("tg")).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(
+            (rows[0].operator.as_str(), rows[0].price_minor),
+            ("", base.price_minor)
+        );
+        assert_eq!(
+            (rows[1].operator.as_str(), rows[1].price_minor),
+            ("mts", 999)
+        );
+        assert!(rows[1].country_enabled && rows[1].service_enabled);
     }
 }

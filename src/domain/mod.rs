@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod activations;
+pub mod admin;
 pub mod apikeys;
 pub mod audit;
 pub mod catalogue;

@@ -1,7 +1,9 @@
 //! The native JSON API under `/api/v1`, used by the dashboard's script and by customers.
 //! Authenticated by `Authorization: Bearer <API key>` or by the session cookie (then unsafe
 //! methods also need the `X-CSRF-Token` header). Errors are `{"error":{"code","message"}}`
-//! with a fitting HTTP status.
+//! with a fitting HTTP status. The admin routes are in `api_admin.rs`. Every route is
+//! described in `openapi.json` (served at `/api/v1/openapi.json`); `tests/openapi.rs` proves
+//! the two agree.
 
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -22,7 +24,11 @@ use crate::domain::money::{currency_digits, Money};
 use crate::domain::rentals::{self, RentRequest, Rental};
 use crate::domain::{apikeys, catalogue, inbox, vouchers, wallet, Error};
 
+/// The OpenAPI 3.0 document of the native API: the one description of every `/api/v1` route.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
 pub fn routes(r: &mut Router) {
+    r.get("/api/v1/openapi.json", get_openapi);
     r.get("/api/v1/catalogue", get_catalogue);
     r.get("/api/v1/balance", get_balance);
     r.get("/api/v1/ledger", get_ledger);
@@ -131,7 +137,8 @@ macro_rules! caller_or_return {
     };
 }
 
-fn body<T: for<'de> Deserialize<'de>>(req: &Request) -> Result<T, Response> {
+/// The JSON body as `T` (an empty body counts as `{}`), or a 400 error.
+pub fn body<T: for<'de> Deserialize<'de>>(req: &Request) -> Result<T, Response> {
     let bytes: &[u8] = if req.body.is_empty() {
         b"{}"
     } else {
@@ -205,6 +212,10 @@ pub fn rental_json(ctx: &Ctx<'_>, r: &Rental) -> Value {
         "expires_at": format_rfc3339(r.expires_at),
         "ended_at": r.ended_at.map(format_rfc3339),
     })
+}
+
+fn get_openapi(_: &mut Ctx<'_>, _: &Request) -> Response {
+    Response::new(200, super::response::JSON, OPENAPI)
 }
 
 fn get_catalogue(ctx: &mut Ctx<'_>, req: &Request) -> Response {
@@ -590,5 +601,35 @@ fn redeem_voucher(ctx: &mut Ctx<'_>, req: &Request) -> Response {
             )
         }
         Err(e) => error(&e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, Layers};
+
+    /// The document parses, and every `/api/v1` route of the router has an operation in it
+    /// (the integration test `tests/openapi.rs` checks the answers against the schemas).
+    #[test]
+    fn the_openapi_document_covers_every_route() {
+        let doc: Value = serde_json::from_str(OPENAPI).expect("openapi.json is JSON");
+        assert_eq!(doc["openapi"], "3.0.3");
+        let config = Config::from_layers(&Layers::default()).unwrap();
+        let router = crate::http::build_router(&config);
+        let mut seen = 0;
+        for (method, path) in router.routes() {
+            if !path.starts_with("/api/v1/") {
+                continue;
+            }
+            seen += 1;
+            let m = method.as_str().to_ascii_lowercase();
+            assert!(
+                doc["paths"][path][&m].is_object(),
+                "{} {path} is not in openapi.json",
+                method.as_str()
+            );
+        }
+        assert!(seen > 30, "only {seen} API routes");
     }
 }

@@ -1,5 +1,6 @@
 //! Test hooks, routed only when the `dev_clock` setting is on (never in production):
-//! move the clock forward, run every scheduled job at once, and make a handler panic.
+//! move the clock forward, run every scheduled job at once, make a handler panic, and list
+//! the routes (so a test can prove every `/api/v1` route is documented).
 
 use super::router::Router;
 use super::{Ctx, Request, Response};
@@ -8,6 +9,19 @@ pub fn routes(r: &mut Router) {
     r.post("/__dev/clock", advance);
     r.post("/__dev/jobs", run_jobs);
     r.get("/__dev/panic", panic_now);
+    r.get("/__dev/routes", list_routes);
+}
+
+/// `GET /__dev/routes` → `[{"method", "path"}]`, every route the router knows.
+fn list_routes(ctx: &mut Ctx<'_>, _: &Request) -> Response {
+    let out: Vec<_> = ctx
+        .app
+        .router
+        .routes()
+        .into_iter()
+        .map(|(m, p)| serde_json::json!({"method": m.as_str(), "path": p}))
+        .collect();
+    Response::json(200, &out)
 }
 
 /// `POST /__dev/clock?advance=SECONDS` → the new clock time.

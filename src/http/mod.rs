@@ -4,6 +4,7 @@
 //! SMS-Activate protocol, dev hooks).
 
 pub mod api;
+pub mod api_admin;
 pub mod api_webhooks;
 pub mod assets;
 pub mod auth;
@@ -52,6 +53,7 @@ pub fn build_router(config: &Config) -> Router {
     handler_api::routes(&mut r);
     fivesim::routes(&mut r);
     api_webhooks::routes(&mut r);
+    api_admin::routes(&mut r);
     assets::routes(&mut r);
     if config.dev_clock {
         dev::routes(&mut r);

@@ -18,6 +18,7 @@ enum Seg {
 
 struct Route {
     method: Method,
+    pattern: String,
     segs: Vec<Seg>,
     handler: Handler,
     csrf: bool,
@@ -64,6 +65,7 @@ impl Router {
     fn add(&mut self, method: Method, pattern: &str, handler: Handler, csrf: bool) {
         self.routes.push(Route {
             method,
+            pattern: pattern.to_string(),
             segs: parse_pattern(pattern),
             handler,
             csrf,
@@ -91,6 +93,14 @@ impl Router {
     /// A web form POST: refused with 403 unless it carries the session's CSRF token.
     pub fn form(&mut self, pattern: &str, handler: Handler) {
         self.add(Method::Post, pattern, handler, true);
+    }
+
+    /// Every registered route as (method, pattern), in registration order.
+    pub fn routes(&self) -> Vec<(Method, &str)> {
+        self.routes
+            .iter()
+            .map(|r| (r.method, r.pattern.as_str()))
+            .collect()
     }
 
     pub fn find(&self, method: Method, path: &str) -> Match<'_> {
@@ -226,5 +236,14 @@ mod tests {
         let (_, _, params) = handler_of(r.find(Method::Get, "/assets/css/app%20x.css")).unwrap();
         assert_eq!(params[0].1, "css/app x.css");
         assert!(matches!(r.find(Method::Get, "/assets"), Match::NotFound));
+    }
+
+    #[test]
+    fn routes_are_listed_with_their_patterns() {
+        let r = router();
+        let list = r.routes();
+        assert_eq!(list.len(), 6);
+        assert!(list.contains(&(Method::Post, "/api/v1/activations/{id}/cancel")));
+        assert!(list.contains(&(Method::Get, "/assets/{*path}")));
     }
 }

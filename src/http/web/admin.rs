@@ -7,7 +7,8 @@ use super::super::{error_page, Ctx, Request, Response};
 use super::{flash_from_query, page_guard};
 use crate::db;
 use crate::domain::accounts::{self, Role, State};
-use crate::domain::{audit, mail, sessions, Error};
+use crate::domain::admin::{self, Actor};
+use crate::domain::{audit, mail};
 use crate::views::{admin as view, Flash, Nav};
 
 pub fn routes(r: &mut Router) {
@@ -120,27 +121,13 @@ fn set_role(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     };
     let now = ctx.now();
     let ip = ctx.ip_hash(req);
-    let done = db::write(ctx.db, |tx| {
-        let target = accounts::get(tx, id)?;
-        if target.role == Role::Admin && role != Role::Admin && accounts::count_admins(tx)? <= 1 {
-            return Err(Error::Conflict(
-                "The last administrator cannot lose the role.".into(),
-            ));
-        }
-        accounts::set_role(tx, id, role)?;
-        let detail = format!("{} → {}", target.role.as_str(), role.as_str());
-        audit::audit(
-            tx,
-            Some(s.user.id),
-            Some(id),
-            "role_change",
-            &detail,
-            &ip,
-            now,
-        )
-    });
+    let actor = Actor {
+        id: s.user.id,
+        ip_hash: &ip,
+    };
+    let done = db::write(ctx.db, |tx| admin::set_role(tx, actor, id, role, now));
     match done {
-        Ok(()) => Response::redirect(&format!("/admin/users/{id}?m=role_changed")),
+        Ok(_) => Response::redirect(&format!("/admin/users/{id}?m=role_changed")),
         Err(e) => user_page(
             ctx,
             req,
@@ -174,36 +161,18 @@ fn set_state(ctx: &mut Ctx<'_>, req: &Request) -> Response {
             )
         }
     };
-    let reason: String = form.text("reason").chars().take(200).collect();
+    let reason = form.text("reason");
     let now = ctx.now();
     let ip = ctx.ip_hash(req);
+    let actor = Actor {
+        id: s.user.id,
+        ip_hash: &ip,
+    };
     let done = db::write(ctx.db, |tx| {
-        let target = accounts::get(tx, id)?;
-        if target.id == s.user.id {
-            return Err(Error::Conflict(
-                "You cannot change the state of your own account.".into(),
-            ));
-        }
-        if matches!(target.state, State::Terminated | State::Deleted) {
-            return Err(Error::Conflict("This account is closed.".into()));
-        }
-        accounts::set_state(tx, id, state, &reason, now)?;
-        if state == State::Suspended {
-            sessions::revoke_all_for_user(tx, id, None)?;
-        }
-        let detail = format!("{} → {}: {reason}", target.state.as_str(), state.as_str());
-        audit::audit(
-            tx,
-            Some(s.user.id),
-            Some(id),
-            "state_change",
-            &detail,
-            &ip,
-            now,
-        )
+        admin::set_state(tx, actor, id, state, &reason, now)
     });
     match done {
-        Ok(()) => Response::redirect(&format!("/admin/users/{id}?m=state_changed")),
+        Ok(_) => Response::redirect(&format!("/admin/users/{id}?m=state_changed")),
         Err(e) => user_page(
             ctx,
             req,

@@ -7,10 +7,11 @@ use super::super::{error_page, Ctx, Request, Response};
 use super::{cur, flash_from_query, page_guard};
 use crate::db;
 use crate::domain::accounts::Role;
+use crate::domain::admin::{self, Actor};
 use crate::domain::catalogue::{self, Price};
 use crate::domain::money::{currency_digits, Money};
 use crate::domain::simulator::{self, Mode};
-use crate::domain::{audit, vouchers, wallet, Error};
+use crate::domain::{audit, vouchers};
 use crate::views::admin_market as view;
 use crate::views::{Flash, Nav};
 
@@ -124,30 +125,16 @@ fn set_price(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     };
     let now = ctx.now();
     let ip = ctx.ip_hash(req);
+    let actor = Actor {
+        id: s.user.id,
+        ip_hash: &ip,
+    };
+    let price = Price {
+        price_minor: price.0,
+        rent_hour_minor: rent.0,
+    };
     let done = db::write(ctx.db, |tx| {
-        catalogue::set_price(
-            tx,
-            country,
-            &service,
-            "",
-            Price {
-                price_minor: price.0,
-                rent_hour_minor: rent.0,
-            },
-        )?;
-        audit::audit(
-            tx,
-            Some(s.user.id),
-            None,
-            "price_change",
-            &format!(
-                "{country}/{service}: {} (rent {} per hour)",
-                price.decimal(digits),
-                rent.decimal(digits)
-            ),
-            &ip,
-            now,
-        )
+        admin::set_price(tx, actor, country, &service, "", price, digits, now)
     });
     match done {
         Ok(()) => Response::redirect(&format!("/admin/prices?country={country}&m=saved")),
@@ -174,18 +161,12 @@ fn toggle(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     let on = form.text("enabled") == "1";
     let now = ctx.now();
     let ip = ctx.ip_hash(req);
+    let actor = Actor {
+        id: s.user.id,
+        ip_hash: &ip,
+    };
     let done = db::write(ctx.db, |tx| {
-        catalogue::set_enabled(tx, &table, &key, on)?;
-        let what = if on { "enabled" } else { "disabled" };
-        audit::audit(
-            tx,
-            Some(s.user.id),
-            None,
-            "catalogue_change",
-            &format!("{table} {key} {what}"),
-            &ip,
-            now,
-        )
+        admin::set_enabled(tx, actor, &table, &key, on, now)
     });
     let back = req
         .header("referer")
@@ -246,19 +227,13 @@ fn create_vouchers(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     let now = ctx.now();
     let ip = ctx.ip_hash(req);
     let keys = ctx.app.keys.clone();
+    let actor = Actor {
+        id: s.user.id,
+        ip_hash: &ip,
+    };
     let done = db::write(ctx.db, |tx| {
-        let (batch, codes) =
-            vouchers::create_batch(tx, &keys, Some(s.user.id), count, amount.0, days, now)?;
-        audit::audit(
-            tx,
-            Some(s.user.id),
-            None,
-            "vouchers_created",
-            &format!("batch {batch}: {count} × {}", amount.decimal(digits)),
-            &ip,
-            now,
-        )?;
-        Ok(codes)
+        admin::create_vouchers(tx, &keys, actor, count, amount.0, days, digits, now)
+            .map(|b| b.codes)
     });
     match done {
         Ok(codes) => vouchers_view(
@@ -290,35 +265,21 @@ fn credit(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     };
     let form = req.form();
     let digits = currency_digits(&ctx.app.config.currency);
-    let note: String = form.text("note").chars().take(200).collect();
+    let note = form.text("note");
     let Some(amount) = Money::parse(&form.text("amount"), digits, true).filter(|m| m.0 != 0) else {
         return error_page(req, 400, "Enter a non-zero amount such as 12.50 or -3.00.");
     };
     let now = ctx.now();
     let ip = ctx.ip_hash(req);
+    let actor = Actor {
+        id: s.user.id,
+        ip_hash: &ip,
+    };
     let done = db::write(ctx.db, |tx| {
-        wallet::post(
-            tx,
-            id,
-            amount.0,
-            wallet::Kind::Adjustment,
-            ("admin", Some(s.user.id)),
-            &note,
-            now,
-        )?;
-        audit::audit(
-            tx,
-            Some(s.user.id),
-            Some(id),
-            "credit",
-            &format!("{} {note}", amount.decimal(digits)),
-            &ip,
-            now,
-        )
+        admin::credit(tx, actor, id, amount.0, &note, digits, now)
     });
     match done {
-        Ok(()) => Response::redirect(&format!("/admin/users/{id}?m=saved")),
-        Err(Error::NoBalance) => error_page(req, 409, "The balance cannot go below zero."),
+        Ok(_) => Response::redirect(&format!("/admin/users/{id}?m=saved")),
         Err(e) => error_page(req, e.http_status(), &e.to_string()),
     }
 }

@@ -1,0 +1,371 @@
+//! The admin's actions on accounts, money and the catalogue, shared by the admin pages
+//! (`http/web/admin*.rs`) and the admin API (`http/api_admin.rs`). Each one checks its rules,
+//! makes the change and writes its audit row, all in the caller's transaction, so both edges
+//! behave and audit exactly alike.
+
+use rusqlite::Connection;
+
+use super::accounts::{self, Role, State, User};
+use super::catalogue::{self, Price};
+use super::crypto::Keys;
+use super::money::Money;
+use super::{audit, sessions, vouchers, wallet, Error, Result};
+use crate::clock::Timestamp;
+
+/// Who acts: the admin's account id and the keyed hash of their IP address (for the audit
+/// log).
+#[derive(Debug, Clone, Copy)]
+pub struct Actor<'a> {
+    pub id: i64,
+    pub ip_hash: &'a str,
+}
+
+/// Free text an admin attaches (state reason, credit note) is cut to this many characters.
+pub const NOTE_MAX: usize = 200;
+
+fn cut(text: &str) -> String {
+    text.chars().take(NOTE_MAX).collect()
+}
+
+/// Gives an account a role. The last active administrator cannot lose the role.
+pub fn set_role(
+    conn: &Connection,
+    actor: Actor<'_>,
+    target_id: i64,
+    role: Role,
+    now: Timestamp,
+) -> Result<User> {
+    let target = accounts::get(conn, target_id)?;
+    if target.role == Role::Admin && role != Role::Admin && accounts::count_admins(conn)? <= 1 {
+        return Err(Error::Conflict(
+            "The last administrator cannot lose the role.".into(),
+        ));
+    }
+    accounts::set_role(conn, target_id, role)?;
+    let detail = format!("{} → {}", target.role.as_str(), role.as_str());
+    audit::audit(
+        conn,
+        Some(actor.id),
+        Some(target_id),
+        "role_change",
+        &detail,
+        actor.ip_hash,
+        now,
+    )?;
+    accounts::get(conn, target_id)
+}
+
+/// Suspends or re-activates an account (not one's own, not a closed one). Suspending signs
+/// the account out everywhere. The reason is cut to [`NOTE_MAX`] characters.
+pub fn set_state(
+    conn: &Connection,
+    actor: Actor<'_>,
+    target_id: i64,
+    state: State,
+    reason: &str,
+    now: Timestamp,
+) -> Result<User> {
+    if !matches!(state, State::Active | State::Suspended) {
+        return Err(Error::invalid("Choose active or suspended."));
+    }
+    let reason = cut(reason);
+    let target = accounts::get(conn, target_id)?;
+    if target.id == actor.id {
+        return Err(Error::Conflict(
+            "You cannot change the state of your own account.".into(),
+        ));
+    }
+    if matches!(target.state, State::Terminated | State::Deleted) {
+        return Err(Error::Conflict("This account is closed.".into()));
+    }
+    accounts::set_state(conn, target_id, state, &reason, now)?;
+    if state == State::Suspended {
+        sessions::revoke_all_for_user(conn, target_id, None)?;
+    }
+    let detail = format!("{} → {}: {reason}", target.state.as_str(), state.as_str());
+    audit::audit(
+        conn,
+        Some(actor.id),
+        Some(target_id),
+        "state_change",
+        &detail,
+        actor.ip_hash,
+        now,
+    )?;
+    accounts::get(conn, target_id)
+}
+
+/// Credits (or, with a negative amount, debits) an account by hand: one `adjustment` ledger
+/// row referring to the admin. The balance never goes below zero. Returns the ledger entry.
+pub fn credit(
+    conn: &Connection,
+    actor: Actor<'_>,
+    target_id: i64,
+    amount_minor: i64,
+    note: &str,
+    digits: u32,
+    now: Timestamp,
+) -> Result<wallet::Entry> {
+    if amount_minor == 0 {
+        return Err(Error::invalid(
+            "Enter a non-zero amount such as 12.50 or -3.00.",
+        ));
+    }
+    accounts::get(conn, target_id)?;
+    let note = cut(note);
+    wallet::post(
+        conn,
+        target_id,
+        amount_minor,
+        wallet::Kind::Adjustment,
+        ("admin", Some(actor.id)),
+        &note,
+        now,
+    )
+    .map_err(|e| match e {
+        Error::NoBalance => Error::Conflict("The balance cannot go below zero.".into()),
+        e => e,
+    })?;
+    audit::audit(
+        conn,
+        Some(actor.id),
+        Some(target_id),
+        "credit",
+        &format!("{} {note}", Money(amount_minor).decimal(digits)),
+        actor.ip_hash,
+        now,
+    )?;
+    wallet::entries(conn, target_id, 1, None)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::Internal("the ledger row just written is missing".into()))
+}
+
+/// A batch of vouchers made by an admin.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    pub batch: String,
+    /// The codes in clear: shown once, only their keyed hashes are stored.
+    pub codes: Vec<String>,
+    pub amount_minor: i64,
+    pub expires_at: Timestamp,
+}
+
+/// Creates `count` vouchers worth `amount_minor`, valid for `valid_days`.
+#[allow(clippy::too_many_arguments)]
+pub fn create_vouchers(
+    conn: &Connection,
+    keys: &Keys,
+    actor: Actor<'_>,
+    count: u32,
+    amount_minor: i64,
+    valid_days: u32,
+    digits: u32,
+    now: Timestamp,
+) -> Result<Batch> {
+    let (batch, codes) = vouchers::create_batch(
+        conn,
+        keys,
+        Some(actor.id),
+        count,
+        amount_minor,
+        valid_days,
+        now,
+    )?;
+    audit::audit(
+        conn,
+        Some(actor.id),
+        None,
+        "vouchers_created",
+        &format!(
+            "batch {batch}: {count} × {}",
+            Money(amount_minor).decimal(digits)
+        ),
+        actor.ip_hash,
+        now,
+    )?;
+    Ok(Batch {
+        batch,
+        codes,
+        amount_minor,
+        expires_at: now + valid_days as i64 * 86_400,
+    })
+}
+
+/// Sets the price of a (country, service) pair, or of one operator of it (`operator`
+/// non-empty: that operator must exist in the country).
+#[allow(clippy::too_many_arguments)]
+pub fn set_price(
+    conn: &Connection,
+    actor: Actor<'_>,
+    country: i64,
+    service: &str,
+    operator: &str,
+    price: Price,
+    digits: u32,
+    now: Timestamp,
+) -> Result<()> {
+    if !operator.is_empty() && !catalogue::operator_exists(conn, country, operator)? {
+        return Err(Error::WrongOperator);
+    }
+    catalogue::set_price(conn, country, service, operator, price)?;
+    let pair = if operator.is_empty() {
+        format!("{country}/{service}")
+    } else {
+        format!("{country}/{service}/{operator}")
+    };
+    audit::audit(
+        conn,
+        Some(actor.id),
+        None,
+        "price_change",
+        &format!(
+            "{pair}: {} (rent {} per hour)",
+            Money(price.price_minor).decimal(digits),
+            Money(price.rent_hour_minor).decimal(digits)
+        ),
+        actor.ip_hash,
+        now,
+    )
+}
+
+/// Switches a catalogue entry on or off: `table` is `countries` (key: the id) or `services`
+/// (key: the code).
+pub fn set_enabled(
+    conn: &Connection,
+    actor: Actor<'_>,
+    table: &str,
+    key: &str,
+    on: bool,
+    now: Timestamp,
+) -> Result<()> {
+    catalogue::set_enabled(conn, table, key, on)?;
+    let what = if on { "enabled" } else { "disabled" };
+    audit::audit(
+        conn,
+        Some(actor.id),
+        None,
+        "catalogue_change",
+        &format!("{table} {key} {what}"),
+        actor.ip_hash,
+        now,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db;
+    use crate::domain::accounts::NewUser;
+
+    fn account(conn: &Connection, email: &str, role: Role) -> i64 {
+        accounts::create(
+            conn,
+            &NewUser {
+                email,
+                password_hash: None,
+                role,
+                verified: true,
+                age_confirmed: true,
+                aup_accepted: true,
+            },
+            1,
+        )
+        .unwrap()
+        .id
+    }
+
+    fn audit_rows(conn: &Connection) -> Vec<(String, String)> {
+        let mut st = conn
+            .prepare("SELECT action, detail FROM audit_log ORDER BY id")
+            .unwrap();
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn the_last_admin_keeps_the_role_and_refusals_write_nothing() {
+        let conn = db::memory();
+        let root = account(&conn, "root@example.com", Role::Admin);
+        let me = Actor {
+            id: root,
+            ip_hash: "ip",
+        };
+        assert!(matches!(
+            set_role(&conn, me, root, Role::User, 5),
+            Err(Error::Conflict(_))
+        ));
+        assert!(matches!(
+            set_state(&conn, me, root, State::Suspended, "", 5),
+            Err(Error::Conflict(_))
+        ));
+        assert!(audit_rows(&conn).is_empty());
+        let ann = account(&conn, "ann@example.com", Role::User);
+        assert!(matches!(
+            set_state(&conn, me, ann, State::Terminated, "", 5),
+            Err(Error::Invalid(_))
+        ));
+        let u = set_state(&conn, me, ann, State::Suspended, &"x".repeat(300), 6).unwrap();
+        assert_eq!(u.state, State::Suspended);
+        assert_eq!(u.state_reason.len(), NOTE_MAX);
+        assert_eq!(audit_rows(&conn)[0].0, "state_change");
+    }
+
+    #[test]
+    fn credit_writes_one_ledger_row_and_never_goes_negative() {
+        let conn = db::memory();
+        let root = account(&conn, "root@example.com", Role::Admin);
+        let ann = account(&conn, "ann@example.com", Role::User);
+        let me = Actor {
+            id: root,
+            ip_hash: "ip",
+        };
+        let e = credit(&conn, me, ann, 1250, "welcome", 2, 10).unwrap();
+        assert_eq!((e.amount_minor, e.balance_after), (1250, 1250));
+        assert_eq!((e.kind.as_str(), e.ref_id), ("adjustment", Some(root)));
+        assert!(matches!(
+            credit(&conn, me, ann, -5000, "", 2, 11),
+            Err(Error::Conflict(_))
+        ));
+        assert!(matches!(
+            credit(&conn, me, ann, 0, "", 2, 11),
+            Err(Error::Invalid(_))
+        ));
+        assert_eq!(wallet::balance(&conn, ann).unwrap(), 1250);
+        assert_eq!(
+            audit_rows(&conn),
+            vec![("credit".to_string(), "12.50 welcome".to_string())]
+        );
+        assert!(wallet::check(&conn).unwrap().is_empty());
+    }
+
+    #[test]
+    fn operator_prices_need_a_known_operator() {
+        let conn = db::memory();
+        catalogue::seed_if_empty(&conn).unwrap();
+        let root = account(&conn, "root@example.com", Role::Admin);
+        let me = Actor {
+            id: root,
+            ip_hash: "ip",
+        };
+        let p = Price {
+            price_minor: 77,
+            rent_hour_minor: 20,
+        };
+        assert!(matches!(
+            set_price(&conn, me, 0, "tg", "nosuch", p, 2, 1),
+            Err(Error::WrongOperator)
+        ));
+        set_price(&conn, me, 0, "tg", "mts", p, 2, 1).unwrap();
+        assert_eq!(catalogue::price(&conn, 0, "tg", "mts").unwrap(), Some(p));
+        assert_eq!(
+            audit_rows(&conn),
+            vec![(
+                "price_change".to_string(),
+                "0/tg/mts: 0.77 (rent 0.20 per hour)".to_string()
+            )]
+        );
+    }
+}

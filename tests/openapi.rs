@@ -1,0 +1,723 @@
+//! The OpenAPI document (`GET /api/v1/openapi.json`) and the server agree:
+//!
+//! - every documented operation is called on a real server with input built from the
+//!   document's examples (a fresh object of the right kind stands in for an `{id}` example
+//!   when the call needs one), answers 2xx, and its JSON validates against the documented
+//!   schema; called without credentials (and, for admin routes, with a customer's key) or
+//!   with a broken JSON body, it answers a documented error status with the documented error
+//!   body;
+//! - every route the router registers under `/api/v1` is documented (read through
+//!   `GET /__dev/routes`, so routes added in any file count);
+//! - the document keeps to the JSON Schema subset the validator below understands: `type`,
+//!   `properties`, `required`, `items`, `nullable`, `enum` and `$ref` (plus the annotations
+//!   `description`, `example` and `format`). An object schema with `properties` lists every
+//!   field: an answer with an undocumented field fails.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::process::Command;
+
+use serde_json::{json, Value};
+
+use common::{Response, TestServer, BIN, PASSWORD};
+
+const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
+const SCHEMA_KEYWORDS: [&str; 10] = [
+    "type",
+    "properties",
+    "required",
+    "items",
+    "nullable",
+    "enum",
+    "$ref",
+    "description",
+    "example",
+    "format",
+];
+
+// ---------------------------------------------------------------------------------------
+// The validator
+
+/// Follows `$ref` (`#/a/b/c`) until a value without one.
+fn resolve<'a>(doc: &'a Value, mut v: &'a Value) -> &'a Value {
+    for _ in 0..20 {
+        let Some(r) = v.get("$ref").and_then(Value::as_str) else {
+            return v;
+        };
+        let pointer = r
+            .strip_prefix('#')
+            .unwrap_or_else(|| panic!("only local $refs are supported: {r}"));
+        v = doc
+            .pointer(pointer)
+            .unwrap_or_else(|| panic!("$ref {r} points nowhere"));
+    }
+    panic!("$ref chain too long");
+}
+
+/// Checks that `schema` (and every schema inside it) uses only the supported keywords.
+fn check_subset(schema: &Value, at: &str, problems: &mut Vec<String>) {
+    let Some(map) = schema.as_object() else {
+        problems.push(format!("{at}: a schema must be an object"));
+        return;
+    };
+    for (k, v) in map {
+        if !SCHEMA_KEYWORDS.contains(&k.as_str()) {
+            problems.push(format!(
+                "{at}: keyword `{k}` is outside the supported subset"
+            ));
+        }
+        match k.as_str() {
+            "properties" => {
+                for (name, s) in v.as_object().into_iter().flatten() {
+                    check_subset(s, &format!("{at}.{name}"), problems);
+                }
+            }
+            "items" => check_subset(v, &format!("{at}[]"), problems),
+            "required" => {
+                for name in v.as_array().into_iter().flatten() {
+                    let name = name.as_str().unwrap_or_default();
+                    if map.get("properties").and_then(|p| p.get(name)).is_none() {
+                        problems.push(format!("{at}: required `{name}` is not a property"));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Validates `value` against `schema`; every mismatch goes to `errors` with its JSON path.
+fn validate(doc: &Value, schema: &Value, value: &Value, at: &str, errors: &mut Vec<String>) {
+    let schema = resolve(doc, schema);
+    if value.is_null() {
+        if schema.get("nullable") != Some(&Value::Bool(true)) {
+            errors.push(format!("{at}: null but not nullable"));
+        }
+        return;
+    }
+    if let Some(allowed) = schema.get("enum").and_then(Value::as_array) {
+        if !allowed.contains(value) {
+            errors.push(format!("{at}: {value} is not one of {allowed:?}"));
+        }
+    }
+    let ty = schema.get("type").and_then(Value::as_str);
+    let type_ok = match ty {
+        None => true,
+        Some("object") => value.is_object(),
+        Some("array") => value.is_array(),
+        Some("string") => value.is_string(),
+        Some("integer") => value.is_i64() || value.is_u64(),
+        Some("number") => value.is_number(),
+        Some("boolean") => value.is_boolean(),
+        Some(other) => {
+            errors.push(format!("{at}: unknown type {other}"));
+            return;
+        }
+    };
+    if !type_ok {
+        errors.push(format!("{at}: expected {}, got {value}", ty.unwrap()));
+        return;
+    }
+    if let (Some(obj), Some(props)) = (
+        value.as_object(),
+        schema.get("properties").and_then(Value::as_object),
+    ) {
+        for name in schema
+            .get("required")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
+            if !obj.contains_key(name) {
+                errors.push(format!("{at}: required field `{name}` is missing"));
+            }
+        }
+        for (k, v) in obj {
+            match props.get(k) {
+                Some(s) => validate(doc, s, v, &format!("{at}.{k}"), errors),
+                None => errors.push(format!("{at}: field `{k}` is not documented")),
+            }
+        }
+    }
+    if let (Some(items), Some(list)) = (schema.get("items"), value.as_array()) {
+        for (i, v) in list.iter().enumerate() {
+            validate(doc, items, v, &format!("{at}[{i}]"), errors);
+        }
+    }
+}
+
+#[test]
+fn the_validator_knows_its_subset() {
+    let doc = json!({"components": {"schemas": {
+        "Thing": {"type": "object", "required": ["id", "tags"], "properties": {
+            "id": {"type": "integer"},
+            "name": {"type": "string", "nullable": true},
+            "kind": {"type": "string", "enum": ["a", "b"]},
+            "tags": {"type": "array", "items": {"type": "string"}}
+        }}
+    }}});
+    let thing = json!({"$ref": "#/components/schemas/Thing"});
+    let errs = |v: Value| {
+        let mut e = Vec::new();
+        validate(&doc, &thing, &v, "$", &mut e);
+        e
+    };
+    assert!(errs(json!({"id": 1, "name": null, "kind": "a", "tags": ["x"]})).is_empty());
+    assert_eq!(errs(json!({"id": 1})).len(), 1, "missing tags");
+    assert_eq!(errs(json!({"id": "1", "tags": []})).len(), 1, "string id");
+    assert_eq!(errs(json!({"id": 1.5, "tags": []})).len(), 1, "float id");
+    assert_eq!(errs(json!({"id": 1, "tags": [2]})).len(), 1, "item type");
+    assert_eq!(
+        errs(json!({"id": 1, "tags": [], "kind": "c"})).len(),
+        1,
+        "enum"
+    );
+    assert_eq!(errs(json!({"id": null, "tags": []})).len(), 1, "null id");
+    assert_eq!(
+        errs(json!({"id": 1, "tags": [], "extra": 0})).len(),
+        1,
+        "extra field"
+    );
+    assert_eq!(errs(json!([1])).len(), 1, "not an object");
+    let mut problems = Vec::new();
+    check_subset(
+        &json!({"type": "object", "required": ["x"], "properties": {"y": {"oneOf": []}}}),
+        "$",
+        &mut problems,
+    );
+    assert_eq!(problems.len(), 2, "{problems:?}");
+}
+
+// ---------------------------------------------------------------------------------------
+// The document
+
+struct Op {
+    method: String,
+    path: String,
+    op: Value,
+}
+
+impl Op {
+    fn name(&self) -> String {
+        format!("{} {}", self.method.to_uppercase(), self.path)
+    }
+
+    fn is_public(&self) -> bool {
+        self.op.get("security") == Some(&json!([]))
+    }
+
+    fn is_admin(&self) -> bool {
+        self.path.starts_with("/api/v1/admin/")
+    }
+
+    fn params<'a>(&'a self, doc: &'a Value, place: &str) -> Vec<&'a Value> {
+        self.op
+            .get("parameters")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|p| resolve(doc, p))
+            .filter(|p| p["in"] == place)
+            .collect()
+    }
+
+    fn body_example<'a>(&'a self, doc: &'a Value) -> Option<&'a Value> {
+        let body = resolve(doc, self.op.get("requestBody")?);
+        Some(
+            body.pointer("/content/application~1json/example")
+                .unwrap_or_else(|| panic!("{}: the request body has no example", self.name())),
+        )
+    }
+}
+
+fn operations(doc: &Value) -> Vec<Op> {
+    let mut ops = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for m in METHODS {
+            if let Some(op) = item.get(m) {
+                ops.push(Op {
+                    method: m.to_string(),
+                    path: path.clone(),
+                    op: op.clone(),
+                });
+            }
+        }
+    }
+    ops
+}
+
+/// Structural rules: the schema subset, examples for every body and path parameter, every
+/// `{param}` declared, at least one 2xx answer, errors in the error schema, unique ids.
+fn check_document(doc: &Value) -> Vec<String> {
+    let mut problems = Vec::new();
+    assert_eq!(doc["openapi"].as_str().map(|v| &v[..4]), Some("3.0."));
+    for (name, s) in doc["components"]["schemas"].as_object().expect("schemas") {
+        check_subset(s, &format!("schema {name}"), &mut problems);
+    }
+    let error_ref = json!({"$ref": "#/components/schemas/Error"});
+    let mut ids = BTreeSet::new();
+    for op in operations(doc) {
+        let name = op.name();
+        if let Some(id) = op.op.get("operationId").and_then(Value::as_str) {
+            if !ids.insert(id.to_string()) {
+                problems.push(format!("{name}: operationId {id} used twice"));
+            }
+        }
+        let declared: Vec<&str> = op
+            .params(doc, "path")
+            .iter()
+            .filter_map(|p| p["name"].as_str())
+            .collect();
+        for seg in op.path.split('/') {
+            if let Some(p) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                if !declared.contains(&p) {
+                    problems.push(format!("{name}: path parameter {p} is not declared"));
+                }
+            }
+        }
+        for p in op.params(doc, "path") {
+            if p.get("example").is_none() {
+                problems.push(format!(
+                    "{name}: path parameter {} has no example",
+                    p["name"]
+                ));
+            }
+        }
+        for p in op
+            .params(doc, "path")
+            .iter()
+            .chain(op.params(doc, "query").iter())
+        {
+            check_subset(&p["schema"], &format!("{name} parameter"), &mut problems);
+        }
+        if let Some(body) = op.op.get("requestBody") {
+            let body = resolve(doc, body);
+            match body.pointer("/content/application~1json") {
+                Some(media) => {
+                    check_subset(&media["schema"], &format!("{name} body"), &mut problems);
+                    match media.get("example") {
+                        None => problems.push(format!("{name}: the request body has no example")),
+                        Some(ex) => {
+                            let mut errs = Vec::new();
+                            validate(doc, &media["schema"], ex, "example", &mut errs);
+                            problems.extend(errs.into_iter().map(|e| format!("{name}: {e}")));
+                        }
+                    }
+                }
+                None => problems.push(format!("{name}: the request body is not JSON")),
+            }
+        }
+        let responses = op.op["responses"].as_object().expect("responses");
+        if !responses.keys().any(|s| s.starts_with('2')) {
+            problems.push(format!("{name}: no 2xx answer documented"));
+        }
+        for (status, r) in responses {
+            let r = resolve(doc, r);
+            if let Some(schema) = r.pointer("/content/application~1json/schema") {
+                check_subset(schema, &format!("{name} {status}"), &mut problems);
+                if !status.starts_with('2') && resolve(doc, schema) != resolve(doc, &error_ref) {
+                    problems.push(format!("{name}: {status} does not use the Error schema"));
+                }
+            }
+        }
+    }
+    problems
+}
+
+// ---------------------------------------------------------------------------------------
+// The server
+
+struct World {
+    server: TestServer,
+    doc: Value,
+    admin_key: String,
+    customer_key: String,
+    customer_id: i64,
+    users_made: usize,
+}
+
+fn cli(s: &TestServer, args: &[&str]) -> String {
+    let out = Command::new(BIN)
+        .args(args)
+        .arg("--data")
+        .arg(s.data_dir())
+        .output()
+        .expect("run otpbox");
+    assert!(
+        out.status.success(),
+        "otpbox {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn json_of(r: &Response) -> Value {
+    serde_json::from_slice(&r.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", r.text()))
+}
+
+impl World {
+    /// A demo server (simulator on, demo customer) whose simulated SMS do not arrive on their
+    /// own during the test, cancellable at once, with an admin.
+    fn start() -> World {
+        let server = TestServer::start_with(&[
+            ("OTPBOX_DEMO", "true"),
+            ("OTPBOX_DEV_CLOCK", "true"),
+            ("OTPBOX_SIM_DELAY", "1h"),
+            ("OTPBOX_EARLY_CANCEL", "0"),
+        ]);
+        server.create_user("root@example.com", "admin", PASSWORD);
+        let admin_key = cli(&server, &["key", "create", "--email", "root@example.com"]);
+        let customer_key = cli(&server, &["key", "create", "--email", "demo@example.com"]);
+        let customer_id = server.user_id("demo@example.com").expect("demo customer");
+        let r = server.client().get("/api/v1/openapi.json");
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("content-type"), Some("application/json"));
+        let doc = json_of(&r);
+        let w = World {
+            server,
+            doc,
+            admin_key,
+            customer_key,
+            customer_id,
+            users_made: 0,
+        };
+        // Enough money for every order the fixtures place.
+        let r = w.call(
+            "POST",
+            &format!("/api/v1/admin/users/{}/credit", w.customer_id),
+            Some(&w.admin_key),
+            Some(&json!({"amount_minor": 100_000, "note": "test money"})),
+        );
+        assert_eq!(r.status, 200, "credit: {}", r.text());
+        w
+    }
+
+    fn call(&self, method: &str, path: &str, key: Option<&str>, body: Option<&Value>) -> Response {
+        let auth = key.map(|k| format!("Bearer {k}"));
+        let mut headers = vec![];
+        if let Some(a) = &auth {
+            headers.push(("Authorization", a.as_str()));
+        }
+        let bytes = body.map(|b| b.to_string()).unwrap_or_default();
+        if body.is_some() {
+            headers.push(("Content-Type", "application/json"));
+        }
+        self.server
+            .client()
+            .request(method, path, &headers, bytes.as_bytes())
+    }
+
+    fn key_for(&self, op: &Op) -> Option<String> {
+        if op.is_public() {
+            None
+        } else if op.is_admin() {
+            Some(self.admin_key.clone())
+        } else {
+            Some(self.customer_key.clone())
+        }
+    }
+
+    /// The documented operation `method path`.
+    fn op(&self, method: &str, path: &str) -> Option<Op> {
+        self.doc["paths"][path].get(method).map(|op| Op {
+            method: method.to_string(),
+            path: path.to_string(),
+            op: op.clone(),
+        })
+    }
+
+    /// Creates a fresh object through the collection's documented POST (with its example
+    /// body) and returns its id.
+    fn create_through(&mut self, collection: &str) -> Option<i64> {
+        let op = self.op("post", collection)?;
+        let body = op.body_example(&self.doc).cloned();
+        let key = self.key_for(&op);
+        let r = self.call("POST", collection, key.as_deref(), body.as_ref());
+        assert!(
+            r.status == 201 || r.status == 200,
+            "fixture POST {collection}: {} {}",
+            r.status,
+            r.text()
+        );
+        json_of(&r)["id"].as_i64()
+    }
+
+    /// The value for path parameter `name` of `op`: a fresh object where the call needs one
+    /// of its own, else the documented example.
+    fn path_value(&mut self, op: &Op, name: &str, example: &Value) -> String {
+        let template = format!("{{{name}}}");
+        let collection = op.path[..op.path.find(&template).unwrap()].trim_end_matches('/');
+        if collection == "/api/v1/admin/users" {
+            self.users_made += 1;
+            let email = format!("target{}@example.com", self.users_made);
+            return self
+                .server
+                .create_user(&email, "user", PASSWORD)
+                .to_string();
+        }
+        if name == "id" {
+            if let Some(id) = self.create_through(collection) {
+                if collection == "/api/v1/activations"
+                    && (op.path.ends_with("/complete") || op.path.ends_with("/retry"))
+                {
+                    self.deliver_sms(id);
+                }
+                return id.to_string();
+            }
+        }
+        match example {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        }
+    }
+
+    /// An SMS with a code for activation `id`, through `otpbox sms inject`.
+    fn deliver_sms(&mut self, id: i64) {
+        let key = self.customer_key.clone();
+        let r = self.call(
+            "GET",
+            &format!("/api/v1/activations/{id}"),
+            Some(&key),
+            None,
+        );
+        let phone = json_of(&r)["phone"].as_str().unwrap().to_string();
+        cli(
+            &self.server,
+            &[
+                "sms",
+                "inject",
+                "--to",
+                &phone,
+                "--from",
+                "Telegram",
+                "--text",
+                "Telegram code: 53127",
+            ],
+        );
+        let r = self.call(
+            "GET",
+            &format!("/api/v1/activations/{id}"),
+            Some(&key),
+            None,
+        );
+        assert_eq!(json_of(&r)["status"], "received", "{}", r.text());
+    }
+
+    /// The request body for `op`: its example, except that a voucher to redeem must exist.
+    fn body_for(&mut self, op: &Op) -> Option<Value> {
+        let mut body = op.body_example(&self.doc).cloned()?;
+        if op.path == "/api/v1/vouchers/redeem" {
+            let key = self.admin_key.clone();
+            let r = self.call(
+                "POST",
+                "/api/v1/admin/vouchers",
+                Some(&key),
+                Some(&json!({"amount_minor": 100, "count": 1, "valid_days": 1})),
+            );
+            assert_eq!(r.status, 201, "voucher fixture: {}", r.text());
+            body["code"] = json_of(&r)["codes"][0].clone();
+        }
+        Some(body)
+    }
+
+    /// `op`'s path with its parameters filled in and the query parameters that have examples.
+    fn url_for(&mut self, op: &Op, fresh: bool) -> String {
+        let doc = self.doc.clone();
+        let mut path = op.path.clone();
+        for p in op.params(&doc, "path") {
+            let name = p["name"].as_str().unwrap();
+            let value = if fresh {
+                self.path_value(op, name, &p["example"])
+            } else {
+                match &p["example"] {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                }
+            };
+            path = path.replace(&format!("{{{name}}}"), &common::url_encode(&value));
+        }
+        let query: Vec<String> = op
+            .params(&doc, "query")
+            .iter()
+            .filter_map(|p| {
+                let ex = p.get("example")?;
+                let v = match ex {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                Some(format!(
+                    "{}={}",
+                    p["name"].as_str()?,
+                    common::url_encode(&v)
+                ))
+            })
+            .collect();
+        if query.is_empty() {
+            path
+        } else {
+            format!("{path}?{}", query.join("&"))
+        }
+    }
+
+    /// Checks an answer against `op`'s documentation; problems are returned.
+    fn check_answer(&self, op: &Op, url: &str, r: &Response) -> Vec<String> {
+        let name = format!("{} {url}", op.method.to_uppercase());
+        let Some(documented) = op.op["responses"].get(r.status.to_string()) else {
+            return vec![format!(
+                "{name}: status {} is not documented ({})",
+                r.status,
+                r.text()
+            )];
+        };
+        let documented = resolve(&self.doc, documented);
+        let Some(schema) = documented.pointer("/content/application~1json/schema") else {
+            if r.body.is_empty() {
+                return vec![];
+            }
+            return vec![format!(
+                "{name}: {} has a body, none is documented",
+                r.status
+            )];
+        };
+        if !r
+            .header("content-type")
+            .is_some_and(|c| c.starts_with("application/json"))
+        {
+            return vec![format!("{name}: {} is not JSON", r.status)];
+        }
+        let Ok(value) = serde_json::from_slice::<Value>(&r.body) else {
+            return vec![format!(
+                "{name}: {} body is not JSON: {}",
+                r.status,
+                r.text()
+            )];
+        };
+        let mut errors = Vec::new();
+        validate(&self.doc, schema, &value, "$", &mut errors);
+        errors
+            .into_iter()
+            .map(|e| format!("{name} → {}: {e}", r.status))
+            .collect()
+    }
+}
+
+#[test]
+fn the_document_follows_its_own_rules() {
+    let doc: Value =
+        serde_json::from_str(include_str!("../src/http/openapi.json")).expect("valid JSON");
+    let problems = check_document(&doc);
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert!(operations(&doc).len() >= 30);
+}
+
+#[test]
+fn every_documented_operation_answers_as_documented() {
+    let mut w = World::start();
+    let problems = check_document(&w.doc);
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    let doc = w.doc.clone();
+    // Creating calls first, so that the lists read afterwards have items to validate.
+    let mut ops = operations(&doc);
+    ops.sort_by_key(|op| op.method != "post" || op.path.contains('{'));
+    let mut problems = Vec::new();
+
+    for op in &ops {
+        // Success with valid input.
+        let url = w.url_for(op, true);
+        let body = w.body_for(op);
+        let key = w.key_for(op);
+        let r = w.call(
+            &op.method.to_uppercase(),
+            &url,
+            key.as_deref(),
+            body.as_ref(),
+        );
+        eprintln!("{} {url} → {}", op.method.to_uppercase(), r.status);
+        if !(200..300).contains(&r.status) {
+            problems.push(format!(
+                "{} {url}: expected success, got {} {}",
+                op.method.to_uppercase(),
+                r.status,
+                r.text()
+            ));
+        }
+        problems.extend(w.check_answer(op, &url, &r));
+
+        let url = w.url_for(op, false);
+        let method = op.method.to_uppercase();
+        if !op.is_public() {
+            // Without credentials.
+            let r = w.call(&method, &url, None, body.as_ref());
+            if r.status != 401 {
+                problems.push(format!("{method} {url} without a key: {}", r.status));
+            }
+            problems.extend(w.check_answer(op, &url, &r));
+        }
+        if op.is_admin() {
+            // A customer's key on an admin route.
+            let key = w.customer_key.clone();
+            let r = w.call(&method, &url, Some(&key), body.as_ref());
+            if r.status != 403 {
+                problems.push(format!("{method} {url} as a customer: {}", r.status));
+            }
+            problems.extend(w.check_answer(op, &url, &r));
+        }
+        if body.is_some() {
+            // A broken body.
+            let auth = key.map(|k| format!("Bearer {k}"));
+            let mut headers = vec![("Content-Type", "application/json")];
+            if let Some(a) = &auth {
+                headers.push(("Authorization", a.as_str()));
+            }
+            let r = w
+                .server
+                .client()
+                .request(&method, &url, &headers, b"{\"oops");
+            if r.status != 400 {
+                problems.push(format!("{method} {url} with a broken body: {}", r.status));
+            }
+            problems.extend(w.check_answer(op, &url, &r));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn every_api_route_is_documented() {
+    let s = TestServer::start_with(&[("OTPBOX_DEV_CLOCK", "true")]);
+    let mut c = s.client();
+    let doc = json_of(&c.get("/api/v1/openapi.json"));
+    let routes = json_of(&c.get("/__dev/routes"));
+    let routes = routes.as_array().expect("a list of routes");
+    let mut registered = BTreeSet::new();
+    let mut missing = Vec::new();
+    for r in routes {
+        let (method, path) = (r["method"].as_str().unwrap(), r["path"].as_str().unwrap());
+        if !path.starts_with("/api/v1/") && path != "/api/v1" {
+            continue;
+        }
+        let m = method.to_ascii_lowercase();
+        registered.insert((m.clone(), path.to_string()));
+        if doc["paths"][path].get(&m).is_none() {
+            missing.push(format!("{method} {path}"));
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "registered but not in openapi.json:\n{}",
+        missing.join("\n")
+    );
+    let ghosts: Vec<String> = operations(&doc)
+        .into_iter()
+        .filter(|op| !registered.contains(&(op.method.clone(), op.path.clone())))
+        .map(|op| op.name())
+        .collect();
+    assert!(
+        ghosts.is_empty(),
+        "documented but not routed:\n{}",
+        ghosts.join("\n")
+    );
+    assert!(registered.len() >= 30, "{registered:?}");
+}

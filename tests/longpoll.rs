@@ -1,4 +1,5 @@
-//! Long-poll reads (`GET /api/v1/activations/{id}?wait=N`): they answer as soon as the state
+//! Long-poll reads (`GET /api/v1/activations/{id}?wait=N` and handler_api's
+//! `getStatus&wait=N`): they answer as soon as the state
 //! changes, whoever changed it (this process or the CLI), they do not occupy workers while
 //! they wait, and past `max_waiting` they are answered at once.
 
@@ -184,4 +185,35 @@ fn errors_are_not_held() {
     let (status, body, secs) = poll(&s, &key, 999_999, 20).join().unwrap();
     assert_eq!(status, 404, "{body}");
     assert!(secs < 2.0);
+}
+
+#[test]
+fn handler_api_get_status_waits_for_the_code() {
+    let s = server(&[]);
+    let key = demo_key(&s);
+    let (id, _) = order(&s, &key);
+    let url = format!("/stubs/handler_api.php?api_key={key}&action=getStatus&id={id}&wait=25");
+    let waiting: Vec<_> = (0..4)
+        .map(|_| {
+            let mut c = s.client();
+            let url = url.clone();
+            thread::spawn(move || {
+                let t = Instant::now();
+                let r = c.get(&url);
+                (r.text(), t.elapsed().as_secs_f64())
+            })
+        })
+        .collect();
+    settle();
+    assert!(waiting.iter().all(|h| !h.is_finished()));
+    // Without wait the answer is immediate and unchanged.
+    let now = s.client().get(&url.replace("&wait=25", ""));
+    assert_eq!(now.text(), "STATUS_WAIT_CODE");
+    s.advance_clock(600);
+    s.run_jobs();
+    for h in waiting {
+        let (body, secs) = h.join().unwrap();
+        assert!(body.starts_with("STATUS_OK:"), "{body}");
+        assert!(secs < 10.0, "answered after {secs:.1}s");
+    }
 }

@@ -18,6 +18,7 @@ use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use super::longpoll;
 use super::router::Router;
 use super::{Ctx, Request, Response};
 use crate::app::App;
@@ -662,11 +663,15 @@ fn activation_param(ctx: &Ctx<'_>, user: &User, p: &Params) -> Result<Activation
     activations::get_for(ctx.db, user.id, id).map_err(|e| fail(ctx, &e, Topic::Activation))
 }
 
+/// getStatus; with `wait=N` (seconds, at most 30) it answers as soon as the status changes,
+/// holding no worker meanwhile (see [`longpoll`]).
 fn get_status(ctx: &mut Ctx<'_>, user: &User, p: &Params) -> Response {
-    match p.int("id") {
-        Some(id) => status_reply(ctx.app, ctx.db, user.id, id).1,
-        None => text("NO_ACTIVATION"),
-    }
+    let Some(id) = p.int("id") else {
+        return text("NO_ACTIVATION");
+    };
+    let wait = p.one("wait").and_then(longpoll::wait_from);
+    let user_id = user.id;
+    longpoll::answer(ctx, wait, move |app, db| status_reply(app, db, user_id, id))
 }
 
 /// The getStatus answer for activation `id` of `user_id`, as it is now:

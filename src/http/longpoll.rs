@@ -64,6 +64,11 @@ pub fn wait_param(req: &Request) -> Option<Duration> {
     let raw = req
         .query_param("wait")
         .or_else(|| req.is_form().then(|| req.form().text("wait")))?;
+    wait_from(&raw)
+}
+
+/// A wait given as whole seconds: `None` when zero or not a number, capped at [`MAX_WAIT`].
+pub fn wait_from(raw: &str) -> Option<Duration> {
     let secs: u64 = raw.trim().parse().ok()?;
     (secs > 0).then(|| Duration::from_secs(secs).min(MAX_WAIT))
 }

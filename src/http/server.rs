@@ -97,7 +97,7 @@ pub fn run(app: Arc<App>, listener: TcpListener) -> std::io::Result<()> {
     let server = Arc::new(start_tiny(&listener)?);
     let workers = app.config.workers;
     let supervisor = Supervisor::new(
-        listener.local_addr()?.port(),
+        listener.local_addr()?,
         supervisor::Limits {
             head_bytes: (MAX_URL + MAX_HEADER_BYTES + HEAD_SLACK) as u64,
             head_time: app.config.read_timeout,

@@ -6,6 +6,8 @@
 //!   schema; called without credentials (and, for admin routes, with a customer's key) or
 //!   with a broken JSON body, it answers a documented error status with the documented error
 //!   body;
+//! - over the rate limit, every documented operation answers the documented 429 with a
+//!   `Retry-After` header (the other tests run with the limits off);
 //! - every route the router registers under `/api/v1` is documented (read through
 //!   `GET /__dev/routes`, so routes added in any file count);
 //! - the document keeps to the JSON Schema subset the validator below understands: `type`,
@@ -359,13 +361,17 @@ fn json_of(r: &Response) -> Value {
 
 impl World {
     /// A demo server (simulator on, demo customer) whose simulated SMS do not arrive on their
-    /// own during the test, cancellable at once, with an admin.
+    /// own during the test, cancellable at once, with an admin; no rate limits (the test sends
+    /// many requests at once), and webhooks may call this machine (the delivery log fixture).
     fn start() -> World {
         let server = TestServer::start_with(&[
             ("OTPBOX_DEMO", "true"),
             ("OTPBOX_DEV_CLOCK", "true"),
             ("OTPBOX_SIM_DELAY", "1h"),
             ("OTPBOX_EARLY_CANCEL", "0"),
+            ("OTPBOX_API_RATE", "0"),
+            ("OTPBOX_API_IP_RATE", "0"),
+            ("OTPBOX_WEBHOOK_ALLOW_PRIVATE", "true"),
         ]);
         server.create_user("root@example.com", "admin", PASSWORD);
         let admin_key = cli(&server, &["key", "create", "--email", "root@example.com"]);
@@ -457,6 +463,9 @@ impl World {
                 .create_user(&email, "user", PASSWORD)
                 .to_string();
         }
+        if name == "id" && op.path == "/api/v1/webhooks/{id}/deliveries" {
+            return self.webhook_with_a_delivery().to_string();
+        }
         if name == "id" {
             if let Some(id) = self.create_through(collection) {
                 if collection == "/api/v1/activations"
@@ -467,9 +476,49 @@ impl World {
                 return id.to_string();
             }
         }
-        match example {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
+        example_text(example)
+    }
+
+    /// A webhook (the documented POST's example, pointed at a closed port of this machine)
+    /// with one test delivery that has been attempted once, so its log has an entry.
+    fn webhook_with_a_delivery(&mut self) -> i64 {
+        let op = self
+            .op("post", "/api/v1/webhooks")
+            .expect("POST /api/v1/webhooks");
+        let mut body = op.body_example(&self.doc).cloned().unwrap();
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        body["url"] = json!(format!("http://{}/hook", closed.local_addr().unwrap()));
+        drop(closed);
+        let key = self.customer_key.clone();
+        let r = self.call("POST", "/api/v1/webhooks", Some(&key), Some(&body));
+        assert_eq!(r.status, 201, "webhook fixture: {}", r.text());
+        let id = json_of(&r)["id"].as_i64().unwrap();
+        let r = self.call(
+            "POST",
+            &format!("/api/v1/webhooks/{id}/test"),
+            Some(&key),
+            None,
+        );
+        assert_eq!(r.status, 202, "test delivery: {}", r.text());
+        self.server.run_jobs();
+        let attempts = self.server.count(&format!(
+            "SELECT COUNT(*) FROM webhook_attempts a JOIN webhook_deliveries d \
+             ON d.id = a.delivery_id WHERE d.webhook_id = {id}"
+        ));
+        assert_eq!(attempts, 1, "the test delivery was attempted once");
+        id
+    }
+
+    /// What `op` reads must exist: the SMS-Activate URL is set through its documented PUT.
+    fn prepare(&mut self, op: &Op) {
+        if op.method == "get" && op.path == "/api/v1/webhooks/sms-activate" {
+            let put = self
+                .op("put", &op.path)
+                .expect("PUT /api/v1/webhooks/sms-activate");
+            let body = put.body_example(&self.doc).cloned();
+            let key = self.customer_key.clone();
+            let r = self.call("PUT", &op.path, Some(&key), body.as_ref());
+            assert_eq!(r.status, 200, "SMS-Activate URL fixture: {}", r.text());
         }
     }
 
@@ -525,82 +574,103 @@ impl World {
     /// `op`'s path with its parameters filled in and the query parameters that have examples.
     fn url_for(&mut self, op: &Op, fresh: bool) -> String {
         let doc = self.doc.clone();
+        if !fresh {
+            return example_url(&doc, op);
+        }
         let mut path = op.path.clone();
         for p in op.params(&doc, "path") {
             let name = p["name"].as_str().unwrap();
-            let value = if fresh {
-                self.path_value(op, name, &p["example"])
-            } else {
-                match &p["example"] {
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                }
-            };
+            let value = self.path_value(op, name, &p["example"]);
             path = path.replace(&format!("{{{name}}}"), &common::url_encode(&value));
         }
-        let query: Vec<String> = op
-            .params(&doc, "query")
-            .iter()
-            .filter_map(|p| {
-                let ex = p.get("example")?;
-                let v = match ex {
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                };
-                Some(format!(
-                    "{}={}",
-                    p["name"].as_str()?,
-                    common::url_encode(&v)
-                ))
-            })
-            .collect();
-        if query.is_empty() {
-            path
-        } else {
-            format!("{path}?{}", query.join("&"))
-        }
+        with_query(&doc, op, path)
     }
 
     /// Checks an answer against `op`'s documentation; problems are returned.
     fn check_answer(&self, op: &Op, url: &str, r: &Response) -> Vec<String> {
-        let name = format!("{} {url}", op.method.to_uppercase());
-        let Some(documented) = op.op["responses"].get(r.status.to_string()) else {
-            return vec![format!(
-                "{name}: status {} is not documented ({})",
-                r.status,
-                r.text()
-            )];
-        };
-        let documented = resolve(&self.doc, documented);
-        let Some(schema) = documented.pointer("/content/application~1json/schema") else {
-            if r.body.is_empty() {
-                return vec![];
-            }
-            return vec![format!(
-                "{name}: {} has a body, none is documented",
-                r.status
-            )];
-        };
-        if !r
-            .header("content-type")
-            .is_some_and(|c| c.starts_with("application/json"))
-        {
-            return vec![format!("{name}: {} is not JSON", r.status)];
-        }
-        let Ok(value) = serde_json::from_slice::<Value>(&r.body) else {
-            return vec![format!(
-                "{name}: {} body is not JSON: {}",
-                r.status,
-                r.text()
-            )];
-        };
-        let mut errors = Vec::new();
-        validate(&self.doc, schema, &value, "$", &mut errors);
-        errors
-            .into_iter()
-            .map(|e| format!("{name} → {}: {e}", r.status))
-            .collect()
+        check_answer(&self.doc, op, url, r)
     }
+}
+
+/// The value of an example as it goes into a URL.
+fn example_text(example: &Value) -> String {
+    match example {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// `op`'s URL built from the documented examples alone.
+fn example_url(doc: &Value, op: &Op) -> String {
+    let mut path = op.path.clone();
+    for p in op.params(doc, "path") {
+        let name = p["name"].as_str().unwrap();
+        let value = example_text(&p["example"]);
+        path = path.replace(&format!("{{{name}}}"), &common::url_encode(&value));
+    }
+    with_query(doc, op, path)
+}
+
+/// `path` followed by `op`'s query parameters that have examples.
+fn with_query(doc: &Value, op: &Op, path: String) -> String {
+    let query: Vec<String> = op
+        .params(doc, "query")
+        .iter()
+        .filter_map(|p| {
+            let v = example_text(p.get("example")?);
+            Some(format!(
+                "{}={}",
+                p["name"].as_str()?,
+                common::url_encode(&v)
+            ))
+        })
+        .collect();
+    if query.is_empty() {
+        path
+    } else {
+        format!("{path}?{}", query.join("&"))
+    }
+}
+
+/// Checks an answer against `op`'s documentation; problems are returned.
+fn check_answer(doc: &Value, op: &Op, url: &str, r: &Response) -> Vec<String> {
+    let name = format!("{} {url}", op.method.to_uppercase());
+    let Some(documented) = op.op["responses"].get(r.status.to_string()) else {
+        return vec![format!(
+            "{name}: status {} is not documented ({})",
+            r.status,
+            r.text()
+        )];
+    };
+    let documented = resolve(doc, documented);
+    let Some(schema) = documented.pointer("/content/application~1json/schema") else {
+        if r.body.is_empty() {
+            return vec![];
+        }
+        return vec![format!(
+            "{name}: {} has a body, none is documented",
+            r.status
+        )];
+    };
+    if !r
+        .header("content-type")
+        .is_some_and(|c| c.starts_with("application/json"))
+    {
+        return vec![format!("{name}: {} is not JSON", r.status)];
+    }
+    let Ok(value) = serde_json::from_slice::<Value>(&r.body) else {
+        return vec![format!(
+            "{name}: {} body is not JSON: {}",
+            r.status,
+            r.text()
+        )];
+    };
+    let mut errors = Vec::new();
+    validate(doc, schema, &value, "$", &mut errors);
+    errors
+        .into_iter()
+        .map(|e| format!("{name} → {}: {e}", r.status))
+        .collect()
 }
 
 #[test]
@@ -625,6 +695,7 @@ fn every_documented_operation_answers_as_documented() {
 
     for op in &ops {
         // Success with valid input.
+        w.prepare(op);
         let url = w.url_for(op, true);
         let body = w.body_for(op);
         let key = w.key_for(op);
@@ -679,6 +750,52 @@ fn every_documented_operation_answers_as_documented() {
                 problems.push(format!("{method} {url} with a broken body: {}", r.status));
             }
             problems.extend(w.check_answer(op, &url, &r));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn every_operation_documents_the_rate_limit() {
+    // One request per second per address, no burst to speak of; keys unlimited, so the
+    // address's bucket is the one that refuses.
+    let s = TestServer::start_with(&[
+        ("OTPBOX_API_RATE", "0"),
+        ("OTPBOX_API_IP_RATE", "1"),
+        ("OTPBOX_API_IP_BURST", "1"),
+    ]);
+    let doc: Value =
+        serde_json::from_str(include_str!("../src/http/openapi.json")).expect("valid JSON");
+    let mut problems = Vec::new();
+    for op in operations(&doc) {
+        let method = op.method.to_uppercase();
+        let url = example_url(&doc, &op);
+        let body = op.body_example(&doc).map(Value::to_string);
+        let headers: &[(&str, &str)] = if body.is_some() {
+            &[("Content-Type", "application/json")]
+        } else {
+            &[]
+        };
+        let bytes = body.unwrap_or_default();
+        // Without a key nothing changes; a token refilled in between lets one through.
+        let refused = (0..5)
+            .map(|_| s.client().request(&method, &url, headers, bytes.as_bytes()))
+            .find(|r| r.status == 429);
+        let Some(r) = refused else {
+            problems.push(format!("{method} {url}: never refused"));
+            continue;
+        };
+        problems.extend(check_answer(&doc, &op, &url, &r));
+        if json_of(&r)["error"]["code"] != "rate_limited" {
+            problems.push(format!("{method} {url}: 429 {}", r.text()));
+        }
+        let retry_after = r.header("retry-after").and_then(|v| v.parse::<u64>().ok());
+        if retry_after.unwrap_or(0) < 1 {
+            problems.push(format!("{method} {url}: no Retry-After in whole seconds"));
+        }
+        let documented = resolve(&doc, &op.op["responses"]["429"]);
+        if documented.pointer("/headers/Retry-After").is_none() {
+            problems.push(format!("{method} {}: 429 without Retry-After", op.path));
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));

@@ -118,8 +118,11 @@ impl fmt::Display for Error {
             | Error::Forbidden(m)
             | Error::Internal(m) => f.write_str(m),
             Error::NotFound(what) => write!(f, "{what} not found"),
+            Error::Throttled { retry_after: 1 } => {
+                f.write_str("too many requests; try again in 1 second")
+            }
             Error::Throttled { retry_after } => {
-                write!(f, "too many attempts; try again in {retry_after} seconds")
+                write!(f, "too many requests; try again in {retry_after} seconds")
             }
             Error::Busy => f.write_str("the server is busy; try again shortly"),
             Error::NoBalance => f.write_str("Your balance is too low for this order."),

@@ -106,6 +106,7 @@ pub fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
         201 => "Created",
+        202 => "Accepted",
         204 => "No Content",
         303 => "See Other",
         304 => "Not Modified",

@@ -107,18 +107,8 @@ fn peer_of(fd: i32) -> Option<std::net::SocketAddr> {
 /// descriptors) and shuts the socket down. The connection's tiny_http thread stays parked, a
 /// small, logged cost paid only for abusive requests.
 pub fn answer_and_close(peer: std::net::SocketAddr, raw_response: &[u8]) -> bool {
-    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
-        return false;
-    };
     let mut found = false;
-    for entry in dir.flatten() {
-        let Some(fd) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
-            continue;
-        };
+    for fd in own_fds() {
         if peer_of(fd) != Some(peer) {
             continue;
         }
@@ -141,6 +131,17 @@ pub fn answer_and_close(peer: std::net::SocketAddr, raw_response: &[u8]) -> bool
         found = true;
     }
     found
+}
+
+/// The descriptors this process has open, from `/proc/self/fd`.
+fn own_fds() -> Vec<i32> {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn local_port(fd: i32) -> Option<u16> {
@@ -181,19 +182,9 @@ pub fn client_sockets(
     port: u16,
     known: &std::collections::HashMap<u64, std::net::SocketAddr>,
 ) -> Vec<ClientSocket> {
-    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
-        return Vec::new();
-    };
     let mut out = Vec::new();
     let mut listed = std::collections::HashSet::new();
-    for entry in dir.flatten() {
-        let Some(fd) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
-            continue;
-        };
+    for fd in own_fds() {
         let Some(inode) = socket_inode(fd) else {
             continue;
         };
@@ -269,14 +260,9 @@ pub fn shut_down(sock: &ClientSocket) -> bool {
     unsafe {
         libc::close(pair[1]);
     }
-    let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
-        .map(|d| {
-            d.flatten()
-                .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-                .filter(|fd| *fd != pair[0] && socket_inode(*fd) == Some(sock.inode))
-                .collect()
-        })
-        .unwrap_or_default();
+    let fds = own_fds()
+        .into_iter()
+        .filter(|fd| *fd != pair[0] && socket_inode(*fd) == Some(sock.inode));
     for fd in fds {
         // SAFETY: fd was just seen to be this socket; dup2 atomically makes it refer to the
         // stand-in instead, without ever leaving the number closed.

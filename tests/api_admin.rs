@@ -4,26 +4,9 @@
 
 mod common;
 
-use std::process::Command;
-
 use serde_json::{json, Value};
 
-use common::{Client, Response, TestServer, BIN, PASSWORD};
-
-fn cli(s: &TestServer, args: &[&str]) -> String {
-    let out = Command::new(BIN)
-        .args(args)
-        .arg("--data")
-        .arg(s.data_dir())
-        .output()
-        .expect("run otpbox");
-    assert!(
-        out.status.success(),
-        "otpbox {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
+use common::{Client, Response, TestServer, PASSWORD};
 
 /// A caller of the JSON API with a Bearer key.
 struct Api {
@@ -34,7 +17,7 @@ impl Api {
     /// A new account of `role` with an API key.
     fn new(s: &TestServer, email: &str, role: &str) -> (Api, i64) {
         let id = s.create_user(email, role, PASSWORD);
-        let key = cli(s, &["key", "create", "--email", email]);
+        let key = s.api_key(email);
         let mut client = s.client();
         client.always_send("Authorization", &format!("Bearer {key}"));
         (Api { client }, id)
@@ -385,7 +368,7 @@ fn credit_moves_the_ledger_exactly() {
         .collect();
     assert_eq!(credits, ["12.50 welcome", "-2.50 fee"]);
     // The ledger sums to every balance.
-    cli(&s, &["check"]);
+    s.cli_ok(&["check"]);
 }
 
 #[test]
@@ -468,14 +451,14 @@ fn voucher_batches_are_shown_once_and_redeem_once() {
             format!("batch {batch}: 3 × 7.00")
         )]
     );
-    cli(&s, &["check"]);
+    s.cli_ok(&["check"]);
 }
 
 #[test]
 fn prices_and_catalogue_switches_are_audited_and_take_effect() {
     let s = TestServer::start_with(&[("OTPBOX_DEMO", "true")]);
     let (mut admin, root) = Api::new(&s, "root@example.com", "admin");
-    let demo_key = cli(&s, &["key", "create", "--email", "demo@example.com"]);
+    let demo_key = s.api_key("demo@example.com");
     let mut demo = Api { client: s.client() };
     demo.client
         .always_send("Authorization", &format!("Bearer {demo_key}"));

@@ -18,11 +18,10 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::process::Command;
 
 use serde_json::{json, Value};
 
-use common::{Response, TestServer, BIN, PASSWORD};
+use common::{Response, TestServer, PASSWORD};
 
 const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
 const SCHEMA_KEYWORDS: [&str; 10] = [
@@ -340,25 +339,6 @@ struct World {
     users_made: usize,
 }
 
-fn cli(s: &TestServer, args: &[&str]) -> String {
-    let out = Command::new(BIN)
-        .args(args)
-        .arg("--data")
-        .arg(s.data_dir())
-        .output()
-        .expect("run otpbox");
-    assert!(
-        out.status.success(),
-        "otpbox {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-fn json_of(r: &Response) -> Value {
-    serde_json::from_slice(&r.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", r.text()))
-}
-
 impl World {
     /// A demo server (simulator on, demo customer) whose simulated SMS do not arrive on their
     /// own during the test, cancellable at once, with an admin; no rate limits (the test sends
@@ -374,13 +354,13 @@ impl World {
             ("OTPBOX_WEBHOOK_ALLOW_PRIVATE", "true"),
         ]);
         server.create_user("root@example.com", "admin", PASSWORD);
-        let admin_key = cli(&server, &["key", "create", "--email", "root@example.com"]);
-        let customer_key = cli(&server, &["key", "create", "--email", "demo@example.com"]);
+        let admin_key = server.api_key("root@example.com");
+        let customer_key = server.api_key("demo@example.com");
         let customer_id = server.user_id("demo@example.com").expect("demo customer");
         let r = server.client().get("/api/v1/openapi.json");
         assert_eq!(r.status, 200);
         assert_eq!(r.header("content-type"), Some("application/json"));
-        let doc = json_of(&r);
+        let doc = r.json();
         let w = World {
             server,
             doc,
@@ -447,7 +427,7 @@ impl World {
             r.status,
             r.text()
         );
-        json_of(&r)["id"].as_i64()
+        r.json()["id"].as_i64()
     }
 
     /// The value for path parameter `name` of `op`: a fresh object where the call needs one
@@ -492,7 +472,7 @@ impl World {
         let key = self.customer_key.clone();
         let r = self.call("POST", "/api/v1/webhooks", Some(&key), Some(&body));
         assert_eq!(r.status, 201, "webhook fixture: {}", r.text());
-        let id = json_of(&r)["id"].as_i64().unwrap();
+        let id = r.json()["id"].as_i64().unwrap();
         let r = self.call(
             "POST",
             &format!("/api/v1/webhooks/{id}/test"),
@@ -531,27 +511,24 @@ impl World {
             Some(&key),
             None,
         );
-        let phone = json_of(&r)["phone"].as_str().unwrap().to_string();
-        cli(
-            &self.server,
-            &[
-                "sms",
-                "inject",
-                "--to",
-                &phone,
-                "--from",
-                "Telegram",
-                "--text",
-                "Telegram code: 53127",
-            ],
-        );
+        let phone = r.json()["phone"].as_str().unwrap().to_string();
+        self.server.cli_ok(&[
+            "sms",
+            "inject",
+            "--to",
+            &phone,
+            "--from",
+            "Telegram",
+            "--text",
+            "Telegram code: 53127",
+        ]);
         let r = self.call(
             "GET",
             &format!("/api/v1/activations/{id}"),
             Some(&key),
             None,
         );
-        assert_eq!(json_of(&r)["status"], "received", "{}", r.text());
+        assert_eq!(r.json()["status"], "received", "{}", r.text());
     }
 
     /// The request body for `op`: its example, except that a voucher to redeem must exist.
@@ -566,7 +543,7 @@ impl World {
                 Some(&json!({"amount_minor": 100, "count": 1, "valid_days": 1})),
             );
             assert_eq!(r.status, 201, "voucher fixture: {}", r.text());
-            body["code"] = json_of(&r)["codes"][0].clone();
+            body["code"] = r.json()["codes"][0].clone();
         }
         Some(body)
     }
@@ -786,7 +763,7 @@ fn every_operation_documents_the_rate_limit() {
             continue;
         };
         problems.extend(check_answer(&doc, &op, &url, &r));
-        if json_of(&r)["error"]["code"] != "rate_limited" {
+        if r.json()["error"]["code"] != "rate_limited" {
             problems.push(format!("{method} {url}: 429 {}", r.text()));
         }
         let retry_after = r.header("retry-after").and_then(|v| v.parse::<u64>().ok());
@@ -805,8 +782,8 @@ fn every_operation_documents_the_rate_limit() {
 fn every_api_route_is_documented() {
     let s = TestServer::start_with(&[("OTPBOX_DEV_CLOCK", "true")]);
     let mut c = s.client();
-    let doc = json_of(&c.get("/api/v1/openapi.json"));
-    let routes = json_of(&c.get("/__dev/routes"));
+    let doc = c.get("/api/v1/openapi.json").json();
+    let routes = c.get("/__dev/routes").json();
     let routes = routes.as_array().expect("a list of routes");
     let mut registered = BTreeSet::new();
     let mut missing = Vec::new();

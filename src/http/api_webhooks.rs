@@ -6,7 +6,7 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::api::{caller, error};
+use super::api::{body, caller, error};
 use super::router::Router;
 use super::{Ctx, Request, Response};
 use crate::clock::format_rfc3339;
@@ -34,21 +34,6 @@ macro_rules! caller_or_return {
             Err(r) => return r,
         }
     };
-}
-
-fn json_body<T: for<'de> Deserialize<'de>>(req: &Request) -> Result<T, Response> {
-    let bytes: &[u8] = if req.body.is_empty() {
-        b"{}"
-    } else {
-        &req.body
-    };
-    serde_json::from_slice(bytes).map_err(|e| {
-        Response::json_error(
-            400,
-            "invalid_request",
-            &format!("The JSON body is not valid: {e}"),
-        )
-    })
 }
 
 pub fn webhook_json(w: &Webhook) -> Value {
@@ -114,7 +99,7 @@ struct CreateBody {
 
 fn create(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     let user = caller_or_return!(ctx, req);
-    let b: CreateBody = match json_body(req) {
+    let b: CreateBody = match body(req) {
         Ok(b) => b,
         Err(r) => return r,
     };
@@ -225,7 +210,7 @@ struct UrlBody {
 
 fn put_sms_activate(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     let user = caller_or_return!(ctx, req);
-    let b: UrlBody = match json_body(req) {
+    let b: UrlBody = match body(req) {
         Ok(b) => b,
         Err(r) => return r,
     };

@@ -17,6 +17,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../schema.sql"),
     include_str!("migrations/0002_marketplace.sql"),
     include_str!("migrations/0003_webhooks.sql"),
+    include_str!("migrations/0004_supply.sql"),
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -315,8 +315,9 @@ pub struct Offer {
     pub stock: i64,
 }
 
-/// Condition on `n` (numbers) for a number that may be handed out now (its source online).
-pub const NUMBER_USABLE: &str = "n.state = 'free'";
+/// Condition on `n` (numbers) for a number of our own stock that may be handed out now: free,
+/// and on sale (its device online; upstream numbers never are).
+pub const NUMBER_USABLE: &str = "n.state = 'free' AND n.on_sale = 1";
 
 /// Free numbers that could serve each (country, service) right now, for every enabled pair
 /// with a price, in one pass over the inventory. While the simulator is on, every pair also

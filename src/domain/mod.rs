@@ -9,6 +9,7 @@ pub mod audit;
 pub mod catalogue;
 pub mod codes;
 pub mod crypto;
+pub mod devices;
 pub mod inbox;
 pub mod mail;
 pub mod money;

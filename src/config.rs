@@ -184,6 +184,26 @@ pub const SETTINGS: &[Setting] = &[
         "SMS bodies and codes are deleted this long after an order ends",
     ),
     s(
+        "order_retention",
+        "24mo",
+        "Orders and rentals older than this are anonymised (number and account removed, totals kept)",
+    ),
+    s(
+        "ledger_retention",
+        "7y",
+        "Ledger and payment rows are deleted after this long (balances carried over)",
+    ),
+    s(
+        "log_retention",
+        "30d",
+        "Operational logs (job runs, webhook attempts, provider calls, sent mail) are kept this long",
+    ),
+    s(
+        "security_log_retention",
+        "12mo",
+        "Security logs (logins, failed logins, admin actions, key changes) are kept this long",
+    ),
+    s(
         "max_active_activations",
         "20",
         "Live activations one account may hold",
@@ -273,6 +293,10 @@ pub struct Config {
     pub early_cancel: u64,
     pub activation_ttl: u64,
     pub sms_retention: u64,
+    pub order_retention: u64,
+    pub ledger_retention: u64,
+    pub log_retention: u64,
+    pub security_log_retention: u64,
     pub max_active_activations: u32,
     pub reuse_cooldown: u64,
     /// Rate limit of the customer APIs per API key.
@@ -379,19 +403,31 @@ pub fn parse_config_file(text: &str) -> Result<BTreeMap<String, String>, String>
 /// `90`, `90s`, `2m`, `1h`, `7d` → seconds.
 pub fn parse_duration(text: &str) -> Result<u64, String> {
     let t = text.trim();
+    const DAY: u64 = 86_400;
+    if let Some(n) = t.strip_suffix("mo") {
+        return parse_duration(n.trim())
+            .ok()
+            .and_then(|n| n.checked_mul(30 * DAY))
+            .ok_or_else(|| {
+                format!("`{text}` is not a duration (examples: 90, 90s, 2m, 1h, 7d, 12mo, 7y)")
+            });
+    }
     let (num, mult) = match t.char_indices().last() {
         Some((i, 's')) => (&t[..i], 1),
         Some((i, 'm')) => (&t[..i], 60),
         Some((i, 'h')) => (&t[..i], 3600),
         Some((i, 'd')) => (&t[..i], 86_400),
         Some((i, 'w')) => (&t[..i], 7 * 86_400),
+        Some((i, 'y')) => (&t[..i], 365 * DAY),
         _ => (t, 1),
     };
     num.trim()
         .parse::<u64>()
         .ok()
         .and_then(|n| n.checked_mul(mult))
-        .ok_or_else(|| format!("`{text}` is not a duration (examples: 90, 90s, 2m, 1h, 7d)"))
+        .ok_or_else(|| {
+            format!("`{text}` is not a duration (examples: 90, 90s, 2m, 1h, 7d, 12mo, 7y)")
+        })
 }
 
 fn parse_bool(text: &str) -> Result<bool, String> {
@@ -504,6 +540,10 @@ impl Config {
             early_cancel: dur("early_cancel")?,
             activation_ttl: dur("activation_ttl")?,
             sms_retention: dur("sms_retention")?,
+            order_retention: dur("order_retention")?,
+            ledger_retention: dur("ledger_retention")?,
+            log_retention: dur("log_retention")?,
+            security_log_retention: dur("security_log_retention")?,
             max_active_activations: num("max_active_activations")? as u32,
             reuse_cooldown: dur("reuse_cooldown")?,
             api_key_limit: crate::http::ratelimit::Limit {
@@ -540,6 +580,9 @@ mod tests {
         assert_eq!(parse_duration("2m"), Ok(120));
         assert_eq!(parse_duration("1h"), Ok(3600));
         assert_eq!(parse_duration("7d"), Ok(604_800));
+        assert_eq!(parse_duration("24mo"), Ok(720 * 86_400));
+        assert_eq!(parse_duration("7y"), Ok(7 * 365 * 86_400));
+        assert!(parse_duration("mo").is_err());
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("-5s").is_err());
     }

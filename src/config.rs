@@ -214,6 +214,11 @@ pub const SETTINGS: &[Setting] = &[
         "A number serves the same service again after this long; 0 = never",
     ),
     s(
+        "operator_share",
+        "70",
+        "Percent of a completed activation or rental's price credited to the number's operator",
+    ),
+    s(
         "api_rate",
         "50",
         "Customer APIs: requests per second per API key; 0 = no limit",
@@ -299,6 +304,8 @@ pub struct Config {
     pub security_log_retention: u64,
     pub max_active_activations: u32,
     pub reuse_cooldown: u64,
+    /// Percent (0–100) of a completed order's price that the number's operator earns.
+    pub operator_share: u32,
     /// Rate limit of the customer APIs per API key.
     pub api_key_limit: crate::http::ratelimit::Limit,
     /// Rate limit of the customer APIs per client IP.
@@ -430,6 +437,18 @@ pub fn parse_duration(text: &str) -> Result<u64, String> {
         })
 }
 
+/// A whole percentage from 0 to 100, with or without `%`.
+fn parse_percent(text: &str) -> Result<u32, String> {
+    let t = text.trim();
+    t.strip_suffix('%')
+        .unwrap_or(t)
+        .trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|p| *p <= 100)
+        .ok_or_else(|| format!("`{text}` is not a percentage from 0 to 100"))
+}
+
 fn parse_bool(text: &str) -> Result<bool, String> {
     match text.trim().to_ascii_lowercase().as_str() {
         "1" | "true" | "yes" | "on" => Ok(true),
@@ -546,6 +565,8 @@ impl Config {
             security_log_retention: dur("security_log_retention")?,
             max_active_activations: num("max_active_activations")? as u32,
             reuse_cooldown: dur("reuse_cooldown")?,
+            operator_share: parse_percent(&get("operator_share"))
+                .map_err(named("operator_share"))?,
             api_key_limit: crate::http::ratelimit::Limit {
                 rate: num("api_rate")?,
                 burst: num("api_burst")?,
@@ -606,6 +627,22 @@ mod tests {
         l.flags.insert("sms_retention".into(), "forever".into());
         let err = Config::from_layers(&l).unwrap_err();
         assert!(err.contains("sms_retention"), "{err}");
+    }
+
+    #[test]
+    fn operator_share_is_a_percentage() {
+        assert_eq!(parse_percent("70"), Ok(70));
+        assert_eq!(parse_percent(" 55% "), Ok(55));
+        assert_eq!(parse_percent("0"), Ok(0));
+        assert_eq!(parse_percent("100"), Ok(100));
+        for bad in ["101", "-1", "12.5", "half", ""] {
+            assert!(parse_percent(bad).is_err(), "{bad}");
+        }
+        let mut l = Layers::default();
+        assert_eq!(Config::from_layers(&l).unwrap().operator_share, 70);
+        l.env.insert("operator_share".into(), "150".into());
+        let err = Config::from_layers(&l).unwrap_err();
+        assert!(err.contains("operator_share"), "{err}");
     }
 
     #[test]

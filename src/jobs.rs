@@ -268,10 +268,11 @@ pub fn recent_runs(conn: &Connection, limit: i64) -> Result<Vec<RunRow>> {
 
 fn job_expiry(app: &App, conn: &mut Connection) -> Result<String> {
     let now = app.now();
+    let policy = app.policy();
     let (a, (renewed, expired)) = crate::db::write(conn, |tx| {
         Ok((
-            activations::expire_due(tx, now)?,
-            rentals::expire_due(tx, now)?,
+            activations::expire_due(tx, &policy, now)?,
+            rentals::expire_due(tx, &policy, now)?,
         ))
     })?;
     if !a.is_empty() {

@@ -6,8 +6,6 @@
 //! impossible. Also the operator's views of its money: ledger rows, totals, and the orders
 //! on its numbers (never the customer nor the SMS).
 
-#![allow(dead_code)] // the operator and admin pages land next
-
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 

@@ -4,8 +4,6 @@
 //! checked on its own and the page reports each one; the good ones go on sale at once. One
 //! audit row per batch. (An operator's SIMs are added through `devices::add_sim` instead.)
 
-#![allow(dead_code)] // the operator and admin pages land next
-
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 

@@ -5,8 +5,6 @@
 //! never exceeds the balance minus the other open requests, and marking one paid is refused
 //! when the balance no longer covers it (the operator spent it meanwhile).
 
-#![allow(dead_code)] // the operator and admin pages land next
-
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 

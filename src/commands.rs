@@ -215,6 +215,7 @@ fn inject(
         received_at: now,
         source: "cli".into(),
         source_msg_id: id,
+        device_id: None,
     };
     let outcome = db::write(&mut conn, |tx| inbox::ingest(tx, &msg, now))?;
     let (line, code) = match outcome {

@@ -10,6 +10,7 @@ pub mod catalogue;
 pub mod codes;
 pub mod crypto;
 pub mod devices;
+pub mod gateway;
 pub mod inbox;
 pub mod mail;
 pub mod money;

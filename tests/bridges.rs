@@ -186,6 +186,10 @@ fn gammu_bridge_delivers_a_multipart_sms_once_and_fails_loudly() {
     assert!(said.contains("not_delivered (unknown_number)"), "{said}");
     assert_eq!(w.messages(), 1);
 
+    // The cron heartbeat.
+    let said = ok(&run("otpbox-gammu", &["--ping"], &env[..2], &scratch));
+    assert!(said.contains("ping"), "{said}");
+
     // A wrong secret, an unreachable server, a missing setting: non-zero, nothing stored.
     let mut bad = env;
     bad[1] = ("OTPBOX_SECRET", "wrong");

@@ -466,6 +466,21 @@ fn textbee_delivery_to_the_devices_sim_signature_and_redelivery() {
         "invalid_request",
     );
     assert_eq!(w.footprint(), before);
+    // The device secret as bearer token is a heartbeat only (textbee sends none itself):
+    // an SMS that way is refused, a ping is taken.
+    let bearer = format!("Bearer {}", d.secret);
+    let r = w
+        .server
+        .ingest(&d.path, &[("Authorization", &bearer)], body.as_bytes());
+    refused(&r, 400, "invalid_request");
+    assert_eq!(w.footprint(), before);
+    let r = w.server.ingest(
+        &d.path,
+        &[("Authorization", &bearer)],
+        br#"{"event":"ping"}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["results"][0]["event"], "ping");
 
     delivered(&post(&d.secret, &body));
     assert_eq!(code(&mut w.api, w.order).as_deref(), Some("12345"));

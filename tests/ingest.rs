@@ -316,6 +316,14 @@ fn capcom6_app_started_registers_sims_and_a_null_recipient_is_found_by_sim_numbe
         "{}",
         r.text()
     );
+    // An SMS on the emptied slot is not the remaining SIM's.
+    let body = capcom6_sms("m-gone", json!(null), json!(2), "Telegram code: 66666");
+    let r = capcom6_post(&server, &d, &body, now, &d.secret);
+    assert_eq!(
+        status_of(&r),
+        ("not_delivered".into(), Some("unknown_number".into()))
+    );
+    assert_eq!(api.activation(id_of(&first))["code"], "44444");
     assert_eq!(
         server
             .count("SELECT COUNT(*) FROM numbers WHERE device_id IS NOT NULL AND slot IS NOT NULL"),

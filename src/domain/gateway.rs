@@ -2,9 +2,9 @@
 //! parsed the gateway's format: SMS to take in, the device's SIM list, heartbeats.
 //!
 //! [`take_in`] runs in the request's transaction. It marks the device seen (its SIMs go back
-//! on sale if it was offline), resolves each SMS's receiving number (the number the gateway
-//! names, else the SIM in the slot it names, else the device's only SIM; textbee: the SIM in
-//! the lowest slot), and hands it to [`inbox::ingest`] scoped to the device, de-duplicated by
+//! on sale if it was offline), resolves each SMS's receiving number ([`receiving_number`]: the
+//! number the gateway names, else the SIM in the slot it names, else the device's only SIM;
+//! textbee: the SIM in the lowest slot), and hands it to [`inbox::ingest`] scoped to the device, de-duplicated by
 //! the gateway's message id under the source `gateway:<device id>`. A SIM list (capcom6's
 //! `app:started`) registers the numbers the phone knows and drops the slots it no longer has.
 
@@ -120,18 +120,29 @@ pub fn take_in(
     Ok(out)
 }
 
-/// The number an SMS reached: the one named (whatever it is; scope is checked by `ingest`),
-/// else the SIM in the named slot, else the device's only SIM. `None` when it cannot tell.
+/// The number an SMS reached. A named number is taken as it is (scope is checked by
+/// `ingest`), except that a national form of one of the device's SIMs (`0812…` for
+/// `62812…`) means that SIM. Else the SIM in the named slot: a slot with no SIM registered
+/// means an unknown number (the SMS reached a SIM nobody sells). Else, with no slot named,
+/// the device's only SIM (textbee: the lowest slot's). `None` when it cannot tell.
 pub fn receiving_number(conn: &Connection, device: &Device, sms: &Sms) -> Result<Option<String>> {
-    if let Some(to) = sms.to.as_deref().filter(|t| !inbox::digits(t).is_empty()) {
-        return Ok(Some(to.to_string()));
-    }
-    if let Some(slot) = sms.slot {
-        if let Some(phone) = devices::sim_in_slot(conn, device.id, slot)? {
-            return Ok(Some(phone));
+    let sims = devices::sims(conn, device.id)?;
+    if let Some(to) = sms.to.as_deref() {
+        let digits = inbox::digits(to);
+        if !digits.is_empty() {
+            let national = digits.trim_start_matches('0');
+            let own = sims.iter().find(|s| {
+                s.phone == digits
+                    || (digits.starts_with('0')
+                        && national.len() >= 7
+                        && s.phone.ends_with(national))
+            });
+            return Ok(Some(own.map_or(digits, |s| s.phone.clone())));
         }
     }
-    let sims = devices::sims(conn, device.id)?;
+    if let Some(slot) = sms.slot {
+        return devices::sim_in_slot(conn, device.id, slot);
+    }
     if sms.lowest_slot {
         // `sims` is ordered by slot.
         return Ok(sims.into_iter().next().map(|s| s.phone));
@@ -330,12 +341,26 @@ mod tests {
         let only = Some("447700900222".to_string());
         assert_eq!(receiving_number(&conn, &d, &sms(None, None)).unwrap(), only);
         assert_eq!(
+            receiving_number(&conn, &d, &sms(None, Some(2))).unwrap(),
+            only
+        );
+        // An SMS to a slot nobody registered is not the only SIM's.
+        assert_eq!(
             receiving_number(&conn, &d, &sms(None, Some(1))).unwrap(),
+            None
+        );
+        // A named number wins over the slot; the national form of an own SIM is that SIM.
+        assert_eq!(
+            receiving_number(&conn, &d, &sms(Some("+1 555"), Some(2))).unwrap(),
+            Some("1555".to_string())
+        );
+        assert_eq!(
+            receiving_number(&conn, &d, &sms(Some("07700 900222"), None)).unwrap(),
             only
         );
         assert_eq!(
-            receiving_number(&conn, &d, &sms(Some("+1 555"), Some(2))).unwrap(),
-            Some("+1 555".to_string())
+            receiving_number(&conn, &d, &sms(Some("0222"), None)).unwrap(),
+            Some("0222".to_string())
         );
         devices::add_sim(
             &conn,

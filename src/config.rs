@@ -244,6 +244,11 @@ pub const SETTINGS: &[Setting] = &[
         "Let customer webhooks call private, loopback and link-local addresses",
     ),
     s(
+        "device_offline_after",
+        "30m",
+        "An operator's device silent this long is offline and its SIMs are not sold",
+    ),
+    s(
         "dev_clock",
         "false",
         "TESTS ONLY: allow moving the clock through /__dev endpoints",
@@ -311,6 +316,8 @@ pub struct Config {
     /// Rate limit of the customer APIs per client IP.
     pub api_ip_limit: crate::http::ratelimit::Limit,
     pub webhook_allow_private: bool,
+    /// A device silent this long (seconds) goes offline; its SIMs leave the stock.
+    pub device_offline_after: u64,
     pub dev_clock: bool,
 }
 
@@ -577,8 +584,12 @@ impl Config {
             },
             webhook_allow_private: parse_bool(&get("webhook_allow_private"))
                 .map_err(named("webhook_allow_private"))?,
+            device_offline_after: dur("device_offline_after")?,
             dev_clock: parse_bool(&get("dev_clock")).map_err(named("dev_clock"))?,
         };
+        if cfg.device_offline_after < 60 {
+            return Err("setting `device_offline_after` must be at least 1m".into());
+        }
         if cfg.early_cancel >= cfg.activation_ttl {
             return Err("setting `early_cancel` must be shorter than `activation_ttl`".into());
         }

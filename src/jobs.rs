@@ -14,7 +14,7 @@ use crate::app::App;
 use crate::clock::Timestamp;
 use crate::domain::retention::Rule;
 use crate::domain::{
-    activations, mail, rentals, retention, sessions, simulator, webhooks, Error, Result,
+    activations, devices, mail, rentals, retention, sessions, simulator, webhooks, Error, Result,
 };
 
 /// A job returns a short summary of what it did ("3 sessions removed"), or "" when there was
@@ -93,6 +93,12 @@ impl Jobs {
                 "*/5 * * * * *",
                 "Send due webhook deliveries, retrying failures with back-off; forget old ones",
                 job_webhooks,
+            ),
+            (
+                "devices",
+                "*/30 * * * * *",
+                "Take devices silent for longer than device_offline_after offline; their SIMs leave the stock",
+                job_devices,
             ),
             (
                 "sms_retention",
@@ -297,6 +303,18 @@ fn job_simulator(app: &App, conn: &mut Connection) -> Result<String> {
     }
     app.notify();
     Ok(format!("{} simulated SMS delivered", delivered.len()))
+}
+
+fn job_devices(app: &App, conn: &mut Connection) -> Result<String> {
+    let now = app.now();
+    let n = crate::db::write(conn, |tx| {
+        devices::mark_silent_offline(tx, app.config.device_offline_after, now)
+    })?;
+    Ok(match n {
+        0 => String::new(),
+        1 => "1 silent device went offline".to_string(),
+        n => format!("{n} silent devices went offline"),
+    })
 }
 
 fn job_sms_retention(app: &App, conn: &mut Connection) -> Result<String> {

@@ -756,6 +756,7 @@ mod tests {
                     received_at: now,
                     source: "test".into(),
                     source_msg_id: None,
+                    device_id: None,
                 },
                 now,
             )

@@ -100,7 +100,7 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
-#[cfg(test)]
+/// Lowercase or uppercase hex to bytes; `None` when it is not hex.
 pub fn unhex(text: &str) -> Option<Vec<u8>> {
     if !text.len().is_multiple_of(2) {
         return None;
@@ -111,7 +111,6 @@ pub fn unhex(text: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-#[allow(dead_code)] // signs customer webhooks and verifies gateways
 pub fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
     let mut m = <HmacSha256 as KeyInit>::new_from_slice(key).expect("any key size");
     m.update(data);

@@ -323,6 +323,7 @@ mod tests {
             received_at: now,
             source: "test".into(),
             source_msg_id: None,
+            device_id: None,
         };
         inbox::ingest(conn, &msg, now).unwrap();
     }

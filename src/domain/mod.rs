@@ -11,6 +11,7 @@ pub mod codes;
 pub mod crypto;
 pub mod devices;
 pub mod earnings;
+pub mod gateway;
 pub mod inbox;
 pub mod mail;
 pub mod money;

@@ -1082,6 +1082,7 @@ mod tests {
             received_at: T0 + 10,
             source: "test".into(),
             source_msg_id: None,
+            device_id: None,
         };
         db::write(&mut conn, |tx| inbox::ingest(tx, &sms, T0 + 10)).unwrap();
         activations::complete(&conn, user, a.id, &policy, T0 + 20).unwrap();

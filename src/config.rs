@@ -204,6 +204,11 @@ pub const SETTINGS: &[Setting] = &[
         "Security logs (logins, failed logins, admin actions, key changes) are kept this long",
     ),
     s(
+        "deletion_cooldown",
+        "30d",
+        "A deleted account's e-mail cannot sign up again for this long; then the account is purged",
+    ),
+    s(
         "max_active_activations",
         "20",
         "Live activations one account may hold",
@@ -297,6 +302,7 @@ pub struct Config {
     pub ledger_retention: u64,
     pub log_retention: u64,
     pub security_log_retention: u64,
+    pub deletion_cooldown: u64,
     pub max_active_activations: u32,
     pub reuse_cooldown: u64,
     /// Rate limit of the customer APIs per API key.
@@ -544,6 +550,7 @@ impl Config {
             ledger_retention: dur("ledger_retention")?,
             log_retention: dur("log_retention")?,
             security_log_retention: dur("security_log_retention")?,
+            deletion_cooldown: dur("deletion_cooldown")?,
             max_active_activations: num("max_active_activations")? as u32,
             reuse_cooldown: dur("reuse_cooldown")?,
             api_key_limit: crate::http::ratelimit::Limit {

@@ -5,6 +5,7 @@ use maud::{html, Markup};
 use super::{csrf, flash, opt_time, page, time, Flash, Nav};
 use crate::domain::accounts::User;
 use crate::domain::audit::AuditRow;
+use crate::domain::lifecycle::RequestRow;
 use crate::domain::mail::OutboxRow;
 use crate::jobs::RunRow;
 
@@ -20,6 +21,7 @@ pub fn tabs() -> Markup {
             a href="/admin/retention" { "Retention" }
             a href="/admin/outbox" { "Outbox" }
             a href="/admin/audit" { "Audit log" }
+            a href="/admin/requests" { "Requests" }
         }
     }
 }
@@ -66,7 +68,7 @@ pub fn users(nav: &Nav, q: &str, users: &[User]) -> Markup {
                         tr {
                             td { a href=(format!("/admin/users/{}", u.id)) { (u.email) } }
                             td { (u.role.as_str()) }
-                            td { (u.state.as_str()) }
+                            td { (u.state.as_str()) @if u.processing_restricted_at.is_some() { " · " span.restricted { "restricted" } } }
                             td { @if u.is_verified() { "yes" } @else { "no" } }
                             td { (time(u.created_at)) }
                         }
@@ -77,7 +79,14 @@ pub fn users(nav: &Nav, q: &str, users: &[User]) -> Markup {
     )
 }
 
-pub fn user(nav: &Nav, token: &str, u: &User, currency: &str, f: &Option<Flash>) -> Markup {
+pub fn user(
+    nav: &Nav,
+    token: &str,
+    u: &User,
+    currency: &str,
+    requests: &[RequestRow],
+    f: &Option<Flash>,
+) -> Markup {
     let digits = crate::domain::money::currency_digits(currency);
     page(
         &u.email,
@@ -129,6 +138,7 @@ pub fn user(nav: &Nav, token: &str, u: &User, currency: &str, f: &Option<Flash>)
                     button type="submit" { "Change state" }
                 }
             }
+            (super::lifecycle::admin_user_panel(u, token, requests))
         },
     )
 }

@@ -43,6 +43,7 @@ pub fn period(ctx: &Ctx<'_>, rule: Rule) -> u64 {
         Rule::Ledger => c.ledger_retention,
         Rule::Logs => c.log_retention,
         Rule::Security => c.security_log_retention,
+        Rule::Accounts => c.deletion_cooldown,
     }
 }
 

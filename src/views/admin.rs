@@ -194,7 +194,7 @@ pub fn retention(nav: &Nav, rows: &[RetentionRow]) -> Markup {
         html! {
             h1 { "Retention rules" }
             (tabs())
-            p.muted { "Each rule is enforced by a scheduled job (" code { "sms_retention" } " every minute, " code { "retention" } " daily); the periods are the live settings and are what " a href="/privacy" { "the privacy page" } " promises." }
+            p.muted { "Each rule is enforced by a scheduled job (" code { "sms_retention" } " every minute, " code { "retention" } " daily, " code { "accounts" } " hourly); the periods are the live settings and are what " a href="/privacy" { "the privacy page" } " promises." }
             table #retention {
                 thead { tr { th { "Rule" } th { "Removes" } th { "Period" } th { "Last run" } th { "Removed then" } th { "Removed in total" } } }
                 tbody {

@@ -24,7 +24,7 @@ pub fn settings_sections(user: &User, token: &str) -> Markup {
         section.card #your-data {
             h2 { "Your data" }
             p { a.button href="/settings/export" download { "Download everything we hold about you (JSON)" } }
-            p.muted { "Profile, orders, rentals, ledger, API keys (names and dates), webhooks, devices, messages still kept, sessions and security events. The format is described in the README of otpbox." }
+            p.muted { "Profile, orders, rentals, ledger, API keys (names and dates), webhooks, devices, messages still kept, sessions and security events, in one JSON file that any program can read." }
             h3 { "Restrict processing" }
             @if let Some(since) = user.processing_restricted_at {
                 p #restriction { strong { "Processing of your data is restricted" } " since " (time(since)) "." }

@@ -204,6 +204,11 @@ pub const SETTINGS: &[Setting] = &[
         "Security logs (logins, failed logins, admin actions, key changes) are kept this long",
     ),
     s(
+        "deletion_cooldown",
+        "30d",
+        "A deleted account's e-mail cannot sign up again for this long; then the account is purged",
+    ),
+    s(
         "max_active_activations",
         "20",
         "Live activations one account may hold",
@@ -307,6 +312,7 @@ pub struct Config {
     pub ledger_retention: u64,
     pub log_retention: u64,
     pub security_log_retention: u64,
+    pub deletion_cooldown: u64,
     pub max_active_activations: u32,
     pub reuse_cooldown: u64,
     /// Percent (0–100) of a completed order's price that the number's operator earns.
@@ -570,6 +576,7 @@ impl Config {
             ledger_retention: dur("ledger_retention")?,
             log_retention: dur("log_retention")?,
             security_log_retention: dur("security_log_retention")?,
+            deletion_cooldown: dur("deletion_cooldown")?,
             max_active_activations: num("max_active_activations")? as u32,
             reuse_cooldown: dur("reuse_cooldown")?,
             operator_share: parse_percent(&get("operator_share"))

@@ -14,7 +14,8 @@ use crate::app::App;
 use crate::clock::Timestamp;
 use crate::domain::retention::Rule;
 use crate::domain::{
-    activations, devices, mail, rentals, retention, sessions, simulator, webhooks, Error, Result,
+    activations, devices, lifecycle, mail, rentals, retention, sessions, simulator, webhooks,
+    Error, Result,
 };
 
 /// A job returns a short summary of what it did ("3 sessions removed"), or "" when there was
@@ -124,6 +125,13 @@ impl Jobs {
                 "Anonymise old orders; delete old ledger rows, operational logs and security logs \
                  (the periods on /privacy)",
                 job_retention,
+            ),
+            (
+                "accounts",
+                "0 41 * * * *",
+                "Purge deleted accounts whose deletion_cooldown has passed: e-mail replaced by a \
+                 placeholder, password hash, name and sign-in secrets cleared",
+                job_accounts,
             ),
         ])
     }
@@ -453,6 +461,22 @@ fn job_retention(app: &App, conn: &mut Connection) -> Result<String> {
     Ok(format!(
         "{orders} orders anonymised; {ledger} ledger, {logs} log and {security} security rows deleted"
     ))
+}
+
+/// Hourly, so an account is final no later than an hour after its cooldown ends (sign-up with
+/// the address purges it on the spot anyway).
+fn job_accounts(app: &App, conn: &mut Connection) -> Result<String> {
+    let now = app.now();
+    let n = crate::db::write(conn, |tx| {
+        let n = lifecycle::purge_deleted(tx, app.config.deletion_cooldown, now)?;
+        retention::record(tx, Rule::Accounts, n, now)?;
+        Ok(n)
+    })?;
+    Ok(if n == 0 {
+        String::new()
+    } else {
+        format!("{n} deleted accounts purged")
+    })
 }
 
 fn job_mail(app: &App, conn: &mut Connection) -> Result<String> {

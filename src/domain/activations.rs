@@ -679,6 +679,57 @@ pub fn expire_due(conn: &Connection, policy: &Policy, now: Timestamp) -> Result<
     Ok(ended_ids)
 }
 
+/// The ledger note on the refund of an order ended because its account was closed.
+pub const CLOSED_NOTE: &str = "account closed";
+
+/// Ends every live activation of an account at once, because the account is being closed
+/// (deleted or terminated): whatever the early-cancel window, an order without a code is
+/// `canceled` and refunded, one with a code is `completed`. Returns (refunded, completed) ids.
+pub fn close_all_for(
+    conn: &Connection,
+    user_id: i64,
+    operator_share: u32,
+    now: Timestamp,
+) -> Result<(Vec<i64>, Vec<i64>)> {
+    let live: Vec<Activation> = {
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {COLS} FROM activations WHERE user_id = ?1 \
+             AND status IN ('waiting','received','retry') ORDER BY id"
+        ))?;
+        let rows = stmt.query_map([user_id], from_row)?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    let (mut refunded, mut completed) = (Vec::new(), Vec::new());
+    for a in live {
+        if a.code_at.is_none() {
+            set_status(conn, a.id, &[Status::Waiting], Status::Canceled, now)?;
+            wallet::post(
+                conn,
+                a.user_id,
+                a.price_minor,
+                Kind::Refund,
+                ("activation", Some(a.id)),
+                CLOSED_NOTE,
+                now,
+            )?;
+            refunded.push(a.id);
+        } else {
+            set_status(
+                conn,
+                a.id,
+                &[Status::Received, Status::Retry],
+                Status::Completed,
+                now,
+            )?;
+            earnings::credit_activation(conn, &a, operator_share, now)?;
+            completed.push(a.id);
+        }
+        free_number(conn, a.number_id, now)?;
+        simulator::forget(conn, Some(a.id), None)?;
+    }
+    Ok((refunded, completed))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

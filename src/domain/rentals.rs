@@ -369,3 +369,42 @@ pub fn expire_due(
     }
     Ok((renewed, expired))
 }
+
+/// Ends every active rental of an account at once, because the account is being closed: one
+/// that received no SMS is `canceled` and refunded in full whatever its age, one that did is
+/// `finished`. Returns (refunded, finished) ids.
+pub fn close_all_for(
+    conn: &Connection,
+    user_id: i64,
+    operator_share: u32,
+    now: Timestamp,
+) -> Result<(Vec<i64>, Vec<i64>)> {
+    let live: Vec<Rental> = {
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {COLS} FROM rentals WHERE user_id = ?1 AND status = 'active' ORDER BY id"
+        ))?;
+        let rows = stmt.query_map([user_id], from_row)?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    let (mut refunded, mut finished) = (Vec::new(), Vec::new());
+    for r in live {
+        if has_messages(conn, r.id)? {
+            end(conn, &r, Status::Finished, now)?;
+            earnings::credit_rental(conn, &r, operator_share, now)?;
+            finished.push(r.id);
+        } else {
+            end(conn, &r, Status::Canceled, now)?;
+            wallet::post(
+                conn,
+                r.user_id,
+                r.paid_minor,
+                Kind::Refund,
+                ("rental", Some(r.id)),
+                super::activations::CLOSED_NOTE,
+                now,
+            )?;
+            refunded.push(r.id);
+        }
+    }
+    Ok((refunded, finished))
+}

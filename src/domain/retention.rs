@@ -12,6 +12,8 @@
 //! - `logs`: operational logs in the database (job runs, provider calls, sent mail, device
 //!   message counters).
 //! - `security`: the security log and the audit log.
+//! - `accounts`: deleted accounts are purged once `deletion_cooldown` has passed (the work is
+//!   `lifecycle::purge_deleted`; the `accounts` job records it here).
 
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
@@ -27,15 +29,17 @@ pub enum Rule {
     Ledger,
     Logs,
     Security,
+    Accounts,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 5] = [
+    pub const ALL: [Rule; 6] = [
         Rule::Sms,
         Rule::Orders,
         Rule::Ledger,
         Rule::Logs,
         Rule::Security,
+        Rule::Accounts,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -45,6 +49,7 @@ impl Rule {
             Rule::Ledger => "ledger",
             Rule::Logs => "logs",
             Rule::Security => "security",
+            Rule::Accounts => "accounts",
         }
     }
 
@@ -64,6 +69,11 @@ impl Rule {
                 "Security logs: logins, failed logins, API key and second-factor changes, \
                  administrators' actions on accounts"
             }
+            Rule::Accounts => {
+                "A deleted account's e-mail address, password hash, name and sign-in secrets, \
+                 after its deletion (until then the address cannot sign up again; the account \
+                 itself is closed at once)"
+            }
         }
     }
 
@@ -75,6 +85,7 @@ impl Rule {
             Rule::Ledger => "ledger_retention",
             Rule::Logs => "log_retention",
             Rule::Security => "security_log_retention",
+            Rule::Accounts => "deletion_cooldown",
         }
     }
 }

@@ -5,6 +5,7 @@ use maud::{html, Markup};
 use super::{csrf, flash, opt_time, page, time, Flash, Nav};
 use crate::domain::accounts::User;
 use crate::domain::audit::AuditRow;
+use crate::domain::lifecycle::RequestRow;
 use crate::domain::mail::OutboxRow;
 use crate::jobs::RunRow;
 
@@ -21,6 +22,7 @@ pub fn tabs() -> Markup {
             a href="/admin/retention" { "Retention" }
             a href="/admin/outbox" { "Outbox" }
             a href="/admin/audit" { "Audit log" }
+            a href="/admin/requests" { "Requests" }
         }
     }
 }
@@ -67,7 +69,7 @@ pub fn users(nav: &Nav, q: &str, users: &[User]) -> Markup {
                         tr {
                             td { a href=(format!("/admin/users/{}", u.id)) { (u.email) } }
                             td { (u.role.as_str()) }
-                            td { (u.state.as_str()) }
+                            td { (u.state.as_str()) @if u.processing_restricted_at.is_some() { " · " span.restricted { "restricted" } } }
                             td { @if u.is_verified() { "yes" } @else { "no" } }
                             td { (time(u.created_at)) }
                         }
@@ -78,7 +80,14 @@ pub fn users(nav: &Nav, q: &str, users: &[User]) -> Markup {
     )
 }
 
-pub fn user(nav: &Nav, token: &str, u: &User, currency: &str, f: &Option<Flash>) -> Markup {
+pub fn user(
+    nav: &Nav,
+    token: &str,
+    u: &User,
+    currency: &str,
+    requests: &[RequestRow],
+    f: &Option<Flash>,
+) -> Markup {
     let digits = crate::domain::money::currency_digits(currency);
     page(
         &u.email,
@@ -130,6 +139,7 @@ pub fn user(nav: &Nav, token: &str, u: &User, currency: &str, f: &Option<Flash>)
                     button type="submit" { "Change state" }
                 }
             }
+            (super::lifecycle::admin_user_panel(u, token, requests))
         },
     )
 }
@@ -185,7 +195,7 @@ pub fn retention(nav: &Nav, rows: &[RetentionRow]) -> Markup {
         html! {
             h1 { "Retention rules" }
             (tabs())
-            p.muted { "Each rule is enforced by a scheduled job (" code { "sms_retention" } " every minute, " code { "retention" } " daily); the periods are the live settings and are what " a href="/privacy" { "the privacy page" } " promises." }
+            p.muted { "Each rule is enforced by a scheduled job (" code { "sms_retention" } " every minute, " code { "retention" } " daily, " code { "accounts" } " hourly); the periods are the live settings and are what " a href="/privacy" { "the privacy page" } " promises." }
             table #retention {
                 thead { tr { th { "Rule" } th { "Removes" } th { "Period" } th { "Last run" } th { "Removed then" } th { "Removed in total" } } }
                 tbody {

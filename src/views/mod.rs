@@ -4,6 +4,7 @@
 pub mod account;
 pub mod admin;
 pub mod admin_market;
+pub mod lifecycle;
 pub mod market;
 pub mod operator;
 pub mod public;

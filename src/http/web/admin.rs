@@ -10,7 +10,7 @@ use crate::db;
 use crate::domain::accounts::{self, Role, State};
 use crate::domain::admin::{self, Actor};
 use crate::domain::retention::{self, Rule};
-use crate::domain::{audit, mail};
+use crate::domain::{audit, lifecycle, mail};
 use crate::views::{admin as view, Flash, Nav};
 
 pub fn routes(r: &mut Router) {
@@ -25,7 +25,7 @@ pub fn routes(r: &mut Router) {
     r.get("/admin/audit", audit_log);
 }
 
-fn admin(ctx: &mut Ctx<'_>, req: &Request) -> Result<(Signed, Nav), Response> {
+pub(super) fn admin(ctx: &mut Ctx<'_>, req: &Request) -> Result<(Signed, Nav), Response> {
     page_guard(ctx, req, Role::Admin)
 }
 
@@ -72,7 +72,7 @@ fn users(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     }
 }
 
-fn user_page(
+pub(super) fn user_page(
     ctx: &mut Ctx<'_>,
     req: &Request,
     s: &Signed,
@@ -83,12 +83,14 @@ fn user_page(
     let Some(id) = req.id_param("id") else {
         return error_page(req, 404, "No such account.");
     };
+    let requests = lifecycle::requests_for(ctx.db, id, 50).unwrap_or_default();
     match accounts::find(ctx.db, id) {
         Ok(Some(u)) => Response::html(view::user(
             n,
             s.csrf(),
             &u,
             &ctx.app.config.currency,
+            &requests,
             &flash,
         ))
         .with_status(status),

@@ -3,6 +3,7 @@
 mod account;
 mod admin;
 mod admin_market;
+mod lifecycle;
 mod market;
 mod operator;
 mod public;
@@ -21,6 +22,7 @@ pub fn routes(r: &mut Router) {
     account::routes(r);
     admin::routes(r);
     admin_market::routes(r);
+    lifecycle::routes(r);
     market::routes(r);
     operator::routes(r);
     webhooks::routes(r);
@@ -95,6 +97,19 @@ pub fn flash_from_query(req: &Request) -> Option<Flash> {
         "payout_withdrawn" => ok("Payout request withdrawn."),
         "payout_paid" => ok("Payout marked paid."),
         "payout_rejected" => ok("Payout rejected."),
+        "account_deleted" => ok(
+            "Your account was deleted and you are signed out. A confirmation went to your \
+             e-mail address.",
+        ),
+        "account_deleted_admin" => ok("Account deleted; its holder was sent a confirmation."),
+        "email_sent" => ok(
+            "We sent a confirmation link to the new address. Your address changes when you \
+             open it.",
+        ),
+        "email_changed" => ok("Your e-mail address was changed."),
+        "restricted" => ok("Processing of your data is now restricted."),
+        "unrestricted" => ok("The restriction of processing is lifted."),
+        "request_handled" => ok("Marked as seen."),
         _ => None,
     }
 }

@@ -43,6 +43,7 @@ pub fn period(ctx: &Ctx<'_>, rule: Rule) -> u64 {
         Rule::Ledger => c.ledger_retention,
         Rule::Logs => c.log_retention,
         Rule::Security => c.security_log_retention,
+        Rule::Accounts => c.deletion_cooldown,
     }
 }
 
@@ -78,7 +79,13 @@ pub fn retention_rules(ctx: &Ctx<'_>) -> Vec<Retention> {
 fn privacy(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     let v = visitor(ctx, req);
     let rules = retention_rules(ctx);
-    Response::html(public::privacy(&nav(ctx, &v), &operator(ctx), &rules))
+    let cooldown = describe_seconds(ctx.app.config.deletion_cooldown);
+    Response::html(public::privacy(
+        &nav(ctx, &v),
+        &operator(ctx),
+        &rules,
+        &cooldown,
+    ))
 }
 
 fn aup(ctx: &mut Ctx<'_>, req: &Request) -> Response {

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod admin_market;
 pub mod market;
 pub mod public;
+pub mod second_factor;
 pub mod webhooks;
 
 use maud::{html, Markup, DOCTYPE};

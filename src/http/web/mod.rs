@@ -5,6 +5,7 @@ mod admin;
 mod admin_market;
 mod market;
 mod public;
+mod second_factor;
 mod webhooks;
 
 use super::auth::{require_role, Signed, Visitor};
@@ -21,6 +22,7 @@ pub fn routes(r: &mut Router) {
     admin::routes(r);
     admin_market::routes(r);
     market::routes(r);
+    second_factor::routes(r);
     webhooks::routes(r);
 }
 
@@ -75,6 +77,7 @@ pub fn with_cookie(resp: Response, cookie: Option<String>) -> Response {
 pub fn flash_from_query(req: &Request) -> Option<Flash> {
     let key = req.query_param("m")?;
     let ok = |s: &str| Some(Flash::Ok(s.to_string()));
+    let bad = |s: &str| Some(Flash::Err(s.to_string()));
     match key.as_str() {
         "saved" => ok("Saved."),
         "verified" => ok("Thank you: your e-mail address is confirmed."),
@@ -86,6 +89,9 @@ pub fn flash_from_query(req: &Request) -> Option<Flash> {
         "state_changed" => ok("State changed."),
         "webhook_deleted" => ok("Webhook deleted; nothing more is sent to it."),
         "test_queued" => ok("Test delivery queued; it is sent within a few seconds."),
+        "second_factor_off" => ok("Two-factor sign-in is off."),
+        "second_factor_expired" => bad("The sign-in took too long. Please log in again."),
+        "second_factor_attempts" => bad("Too many wrong codes. Please log in again."),
         _ => None,
     }
 }

@@ -176,7 +176,8 @@ fn recheck_password(
     }
 }
 
-/// Queues a security notice to the account's address in the caller's transaction.
+/// Queues a security notice to the account's address in the caller's transaction. `subject`
+/// may name the site as `{site}`.
 fn notice(
     tx: &rusqlite::Connection,
     ctx_app: &crate::app::App,
@@ -195,7 +196,7 @@ fn notice(
     mail::enqueue(
         tx,
         to,
-        &format!("{subject} on your {site} account"),
+        &subject.replace("{site}", site),
         &body,
         ctx_app.config.smtp.is_some(),
         now,
@@ -221,7 +222,7 @@ fn enable(ctx: &mut Ctx<'_>, req: &Request) -> Response {
             tx,
             app,
             &s.user.email,
-            "Two-factor sign-in turned on",
+            "Two-factor sign-in is on for your {site} account",
             "two-factor sign-in was turned on for your account: from now on, signing in asks \
              for a code from your authenticator app after the password",
             now,
@@ -321,7 +322,7 @@ fn disable(ctx: &mut Ctx<'_>, req: &Request) -> Response {
             tx,
             app,
             &email,
-            "Two-factor sign-in turned off",
+            "Two-factor sign-in is off for your {site} account",
             "two-factor sign-in was turned off for your account: signing in now asks for the \
              password only",
             now,
@@ -347,7 +348,7 @@ fn regenerate(ctx: &mut Ctx<'_>, req: &Request) -> Response {
             tx,
             app,
             &email,
-            "New recovery codes",
+            "New recovery codes for your {site} account",
             "new recovery codes were made for your account's two-factor sign-in; the old ones \
              no longer work",
             now,
@@ -485,7 +486,7 @@ fn login_code(ctx: &mut Ctx<'_>, req: &Request) -> Response {
                     tx,
                     app,
                     &email,
-                    "A recovery code was used",
+                    "A recovery code was used on your {site} account",
                     &format!(
                         "a recovery code was used to sign in to your account; {left} unused \
                          code{} left",

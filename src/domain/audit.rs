@@ -140,7 +140,7 @@ pub fn security_events_for(
 ) -> Result<Vec<SecurityRow>> {
     let mut stmt = conn.prepare_cached(
         "SELECT at, kind, detail, ip_hash FROM security_events WHERE user_id = ?1 \
-         ORDER BY id DESC LIMIT ?2 OFFSET ?3",
+         ORDER BY at DESC, id DESC LIMIT ?2 OFFSET ?3",
     )?;
     let rows = stmt.query_map(params![user_id, limit, offset], |r| {
         Ok(SecurityRow {

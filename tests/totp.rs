@@ -656,3 +656,70 @@ fn the_settings_forms_need_a_signed_in_session_and_its_csrf_token() {
     assert_eq!(r.status, 403);
     assert_eq!(s.count("SELECT COUNT(*) FROM totp"), 0);
 }
+
+#[test]
+fn an_admin_can_turn_off_a_lost_second_factor_audited_and_mailed() {
+    let s = server();
+    let (mut admin, root) = s.signed_in("root@example.com", "admin");
+    let (mut ann, ann_id) = s.signed_in("ann@example.com", "user");
+    enrol(&s, &mut ann);
+    ann.logout();
+
+    let page = format!("/admin/users/{ann_id}");
+    assert!(admin
+        .get(&page)
+        .text()
+        .contains("<dd id=\"two-factor\">on</dd>"));
+    let r = admin.submit(&page, &format!("{page}/2fa/reset"), &[]);
+    assert_eq!(r.status, 303, "{}", r.text());
+    assert_eq!(
+        r.location(),
+        Some(format!("{page}?m=second_factor_reset").as_str())
+    );
+    assert!(admin
+        .get(&page)
+        .text()
+        .contains("<dd id=\"two-factor\">off</dd>"));
+    assert_eq!(s.count("SELECT COUNT(*) FROM totp"), 0);
+    let (actor, target): (i64, i64) = s
+        .db()
+        .query_row(
+            "SELECT actor_id, target_id FROM audit_log WHERE action = 'second_factor_reset'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((actor, target), (root, ann_id));
+    assert_eq!(
+        events(&s, ann_id).last().unwrap(),
+        &(
+            "totp_disabled".to_string(),
+            "by an administrator".to_string()
+        )
+    );
+    let last = s.outbox().pop().unwrap();
+    assert_eq!(
+        (last.to.as_str(), last.subject.as_str()),
+        (
+            "ann@example.com",
+            "Two-factor sign-in is off for your otpbox account"
+        )
+    );
+    assert_eq!(
+        ann.login("ann@example.com", PASSWORD).location(),
+        Some("/dashboard")
+    );
+
+    // Again: nothing to turn off, nothing written.
+    let r = admin.submit(&page, &format!("{page}/2fa/reset"), &[]);
+    assert_eq!(r.status, 409);
+    assert_eq!(
+        s.count("SELECT COUNT(*) FROM audit_log WHERE action = 'second_factor_reset'"),
+        1
+    );
+    // Only admins.
+    let (mut bob, _) = s.signed_in("bob@example.com", "user");
+    let csrf = bob.get("/dashboard").csrf();
+    let r = bob.post_form(&format!("{page}/2fa/reset"), &[("csrf", &csrf)]);
+    assert_eq!(r.status, 403);
+}

@@ -9,7 +9,7 @@ use super::accounts::{self, Role, State, User};
 use super::catalogue::{self, Price};
 use super::crypto::Keys;
 use super::money::Money;
-use super::{audit, mail, sessions, vouchers, wallet, Error, Result};
+use super::{audit, mail, second_factor, sessions, vouchers, wallet, Error, Result};
 use crate::clock::Timestamp;
 
 /// Who acts: the admin's account id and the keyed hash of their IP address (for the audit
@@ -139,6 +139,42 @@ pub fn credit(
         .into_iter()
         .next()
         .ok_or_else(|| Error::Internal("the ledger row just written is missing".into()))
+}
+
+/// Turns off the second factor of an account whose owner lost both the phone and the
+/// recovery codes (after the admin has checked who is asking). Written to the audit log and
+/// to the owner's security log; the caller mails the owner. Refused when it is off.
+pub fn reset_second_factor(
+    conn: &Connection,
+    actor: Actor<'_>,
+    target_id: i64,
+    now: Timestamp,
+) -> Result<User> {
+    let target = accounts::get(conn, target_id)?;
+    if !second_factor::enabled(conn, target_id)? {
+        return Err(Error::Conflict(
+            "Two-factor sign-in is not on for this account.".into(),
+        ));
+    }
+    second_factor::disable(conn, target_id)?;
+    audit::security(
+        conn,
+        Some(target_id),
+        audit::TOTP_DISABLED,
+        "",
+        "by an administrator",
+        now,
+    )?;
+    audit::audit(
+        conn,
+        Some(actor.id),
+        Some(target_id),
+        audit::SECOND_FACTOR_RESET,
+        "",
+        actor.ip_hash,
+        now,
+    )?;
+    Ok(target)
 }
 
 /// Reads an account's latest `limit` ledger entries for an admin, and audits the reading:

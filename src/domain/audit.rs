@@ -26,6 +26,8 @@ pub const API_KEY_REVOKED: &str = "api_key_revoked";
 /// `domain::admin`).
 pub const LEDGER_VIEWED: &str = "ledger_viewed";
 pub const OUTBOX_VIEWED: &str = "outbox_viewed";
+/// An admin turned off someone's second factor.
+pub const SECOND_FACTOR_RESET: &str = "second_factor_reset";
 
 pub fn audit(
     conn: &Connection,
@@ -234,6 +236,24 @@ mod tests {
         assert_eq!(
             login_retry_after(&conn, None, "ip2", 5, 4, 60, 1010).unwrap(),
             None
+        );
+    }
+
+    #[test]
+    fn wrong_second_factor_codes_count_with_wrong_passwords() {
+        let conn = db::memory();
+        for (t, kind) in [(1000, LOGIN_FAILED), (1001, SECOND_FACTOR_FAILED)] {
+            security(&conn, None, kind, "ip1", "", t).unwrap();
+        }
+        security(&conn, None, TOTP_ENABLED, "ip1", "", 1002).unwrap();
+        assert_eq!(
+            login_retry_after(&conn, None, "ip1", 5, 3, 60, 1003).unwrap(),
+            None
+        );
+        security(&conn, None, SECOND_FACTOR_FAILED, "ip1", "", 1003).unwrap();
+        assert_eq!(
+            login_retry_after(&conn, None, "ip1", 5, 3, 60, 1003).unwrap(),
+            Some(57)
         );
     }
 }

@@ -79,7 +79,14 @@ pub fn users(nav: &Nav, q: &str, users: &[User]) -> Markup {
     )
 }
 
-pub fn user(nav: &Nav, token: &str, u: &User, currency: &str, f: &Option<Flash>) -> Markup {
+pub fn user(
+    nav: &Nav,
+    token: &str,
+    u: &User,
+    two_factor: bool,
+    currency: &str,
+    f: &Option<Flash>,
+) -> Markup {
     let digits = crate::domain::money::currency_digits(currency);
     page(
         &u.email,
@@ -95,6 +102,7 @@ pub fn user(nav: &Nav, token: &str, u: &User, currency: &str, f: &Option<Flash>)
                     dt { "Verified" } dd { (opt_time(u.email_verified_at)) }
                     dt { "Balance" } dd { (crate::domain::money::Money(u.balance_minor).decimal(digits)) " " (currency) }
                     dt { "Created" } dd { (time(u.created_at)) }
+                    dt { "Two-factor" } dd #two-factor { @if two_factor { "on" } @else { "off" } }
                 }
                 p {
                     a href=(format!("/admin/users/{}/ledger", u.id)) { "Ledger" } " (audited) · "
@@ -120,6 +128,16 @@ pub fn user(nav: &Nav, token: &str, u: &User, currency: &str, f: &Option<Flash>)
                     label { "Amount (" (currency) "; negative to debit)" input type="text" name="amount" inputmode="decimal" required; }
                     label { "Note (recorded)" input type="text" name="note" maxlength="200"; }
                     button type="submit" { "Apply" }
+                }
+            }
+            @if two_factor {
+                section.card {
+                    h2 { "Two-factor sign-in" }
+                    p.muted { "For a person who lost both the phone and the recovery codes, once you are sure it is them. They are told by e-mail; the action is audited." }
+                    form method="post" action=(format!("/admin/users/{}/2fa/reset", u.id)) {
+                        (csrf(token))
+                        button.danger type="submit" { "Turn off two-factor sign-in" }
+                    }
                 }
             }
             section.card {

@@ -8,7 +8,7 @@ use super::{flash_from_query, page_guard};
 use crate::db;
 use crate::domain::accounts::{self, Role, State};
 use crate::domain::admin::{self, Actor};
-use crate::domain::audit;
+use crate::domain::{audit, second_factor};
 use crate::views::{admin as view, Flash, Nav};
 
 pub fn routes(r: &mut Router) {
@@ -18,6 +18,7 @@ pub fn routes(r: &mut Router) {
     r.get("/admin/users/{id}/ledger", ledger);
     r.form("/admin/users/{id}/role", set_role);
     r.form("/admin/users/{id}/state", set_state);
+    r.form("/admin/users/{id}/2fa/reset", reset_second_factor);
     r.get("/admin/jobs", jobs);
     r.get("/admin/outbox", outbox);
     r.get("/admin/audit", audit_log);
@@ -89,6 +90,7 @@ fn user_page(
             n,
             s.csrf(),
             &u,
+            second_factor::enabled(ctx.db, u.id).unwrap_or(false),
             &ctx.app.config.currency,
             &flash,
         ))
@@ -177,6 +179,47 @@ fn set_state(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     });
     match done {
         Ok(_) => Response::redirect(&format!("/admin/users/{id}?m=state_changed")),
+        Err(e) => user_page(
+            ctx,
+            req,
+            &s,
+            &n,
+            Some(Flash::Err(e.to_string())),
+            e.http_status(),
+        ),
+    }
+}
+
+/// Turns off the second factor of an account that lost it; audited, and the owner is told.
+fn reset_second_factor(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    let (s, n) = match admin(ctx, req) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let Some(id) = req.id_param("id") else {
+        return error_page(req, 404, "No such account.");
+    };
+    let now = ctx.now();
+    let ip = ctx.ip_hash(req);
+    let actor = Actor {
+        id: s.user.id,
+        ip_hash: &ip,
+    };
+    let app = ctx.app;
+    let done = db::write(ctx.db, |tx| {
+        let u = admin::reset_second_factor(tx, actor, id, now)?;
+        super::second_factor::notice(
+            tx,
+            app,
+            &u.email,
+            "Two-factor sign-in is off for your {site} account",
+            "an administrator turned off two-factor sign-in for your account, as you asked: \
+             signing in now asks for the password only; you can set it up again in the settings",
+            now,
+        )
+    });
+    match done {
+        Ok(_) => Response::redirect(&format!("/admin/users/{id}?m=second_factor_reset")),
         Err(e) => user_page(
             ctx,
             req,

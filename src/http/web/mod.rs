@@ -90,6 +90,7 @@ pub fn flash_from_query(req: &Request) -> Option<Flash> {
         "webhook_deleted" => ok("Webhook deleted; nothing more is sent to it."),
         "test_queued" => ok("Test delivery queued; it is sent within a few seconds."),
         "second_factor_off" => ok("Two-factor sign-in is off."),
+        "second_factor_reset" => ok("Two-factor sign-in turned off; the owner was told by e-mail."),
         "second_factor_expired" => bad("The sign-in took too long. Please log in again."),
         "second_factor_attempts" => bad("Too many wrong codes. Please log in again."),
         _ => None,

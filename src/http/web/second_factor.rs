@@ -178,7 +178,7 @@ fn recheck_password(
 
 /// Queues a security notice to the account's address in the caller's transaction. `subject`
 /// may name the site as `{site}`.
-fn notice(
+pub(super) fn notice(
     tx: &rusqlite::Connection,
     ctx_app: &crate::app::App,
     to: &str,

@@ -11,7 +11,7 @@ use crate::domain::accounts::{self, NewUser, Role};
 use crate::domain::crypto::Keys;
 use crate::domain::money::{currency_digits, Money};
 use crate::domain::passwords::Hasher;
-use crate::domain::{apikeys, audit, inbox, simulator, tokens, wallet, Error};
+use crate::domain::{apikeys, audit, inbox, payouts, simulator, tokens, wallet, Error};
 use crate::{db, http, jobs};
 
 pub fn run(command: Command, config: Config) -> Result<ExitCode, Error> {
@@ -306,6 +306,7 @@ fn check(config: &Config) -> Result<ExitCode, Error> {
     let conn = db::open(&config.data)?;
     let mut problems = db::integrity_problems(&conn)?;
     problems.extend(wallet::check(&conn)?);
+    problems.extend(payouts::check(&conn)?);
     if problems.is_empty() {
         println!("ok: database integrity and ledger checks passed");
         Ok(ExitCode::SUCCESS)

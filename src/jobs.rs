@@ -12,6 +12,7 @@ use rusqlite::{params, Connection};
 
 use crate::app::App;
 use crate::clock::Timestamp;
+use crate::domain::retention::Rule;
 use crate::domain::{
     activations, mail, rentals, retention, sessions, simulator, webhooks, Error, Result,
 };
@@ -112,10 +113,11 @@ impl Jobs {
                 job_mail,
             ),
             (
-                "job_runs",
+                "retention",
                 "0 17 3 * * *",
-                "Forget job-run records older than 30 days",
-                job_prune_runs,
+                "Anonymise old orders; delete old ledger rows, operational logs and security logs \
+                 (the periods on /privacy)",
+                job_retention,
             ),
         ])
     }
@@ -266,10 +268,11 @@ pub fn recent_runs(conn: &Connection, limit: i64) -> Result<Vec<RunRow>> {
 
 fn job_expiry(app: &App, conn: &mut Connection) -> Result<String> {
     let now = app.now();
+    let policy = app.policy();
     let (a, (renewed, expired)) = crate::db::write(conn, |tx| {
         Ok((
-            activations::expire_due(tx, now)?,
-            rentals::expire_due(tx, now)?,
+            activations::expire_due(tx, &policy, now)?,
+            rentals::expire_due(tx, &policy, now)?,
         ))
     })?;
     if !a.is_empty() {
@@ -303,6 +306,10 @@ fn job_sms_retention(app: &App, conn: &mut Connection) -> Result<String> {
             retention::purge_messages(tx, app.config.sms_retention, now)?,
             webhooks::forget_sms(tx, app.config.sms_retention, now)?,
         ))
+        .and_then(|(n, h)| {
+            retention::record(tx, Rule::Sms, n, now)?;
+            Ok((n, h))
+        })
     })?;
     Ok(match (n, hooks) {
         (0, 0) => String::new(),
@@ -400,12 +407,34 @@ fn job_sessions(app: &App, conn: &mut Connection) -> Result<String> {
     })
 }
 
-fn job_prune_runs(app: &App, conn: &mut Connection) -> Result<String> {
-    let n = conn.execute(
-        "DELETE FROM job_runs WHERE started_at < ?1",
-        [app.now() - 30 * 86_400],
-    )?;
-    Ok(format!("{n} old run records removed"))
+/// The daily retention rules (the SMS rule runs every minute in `sms_retention`). Orders are
+/// anonymised in batches, one transaction each, so the writer lock is never held long.
+fn job_retention(app: &App, conn: &mut Connection) -> Result<String> {
+    let now = app.now();
+    let c = &app.config;
+    let mut orders = 0;
+    loop {
+        let n = crate::db::write(conn, |tx| {
+            retention::anonymise_orders(tx, c.order_retention, now)
+        })?;
+        orders += n;
+        if n < retention::BATCH {
+            break;
+        }
+    }
+    let (ledger, logs, security) = crate::db::write(conn, |tx| {
+        let ledger = retention::purge_ledger(tx, c.ledger_retention, now)?;
+        let logs = retention::purge_logs(tx, c.log_retention, now)?;
+        let security = retention::purge_security(tx, c.security_log_retention, now)?;
+        retention::record(tx, Rule::Orders, orders, now)?;
+        retention::record(tx, Rule::Ledger, ledger, now)?;
+        retention::record(tx, Rule::Logs, logs, now)?;
+        retention::record(tx, Rule::Security, security, now)?;
+        Ok((ledger, logs, security))
+    })?;
+    Ok(format!(
+        "{orders} orders anonymised; {ledger} ledger, {logs} log and {security} security rows deleted"
+    ))
 }
 
 fn job_mail(app: &App, conn: &mut Connection) -> Result<String> {

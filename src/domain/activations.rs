@@ -13,7 +13,7 @@ use serde::Serialize;
 use super::accounts::User;
 use super::catalogue::{self, cooldown_cutoff};
 use super::wallet::{self, Kind};
-use super::{simulator, webhooks, Error, Result};
+use super::{earnings, simulator, webhooks, Error, Result};
 use crate::clock::Timestamp;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -109,6 +109,8 @@ pub struct Policy {
     pub max_live: u32,
     pub cooldown: u64,
     pub sim_delay: u64,
+    /// Percent of a completed order's price credited to the number's operator.
+    pub operator_share: u32,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -549,8 +551,15 @@ pub fn cancel(
     get_for(conn, user_id, id)
 }
 
-/// Finishes an order whose code has arrived. No refund.
-pub fn complete(conn: &Connection, user_id: i64, id: i64, now: Timestamp) -> Result<Activation> {
+/// Finishes an order whose code has arrived. No refund; the number's operator earns its
+/// share.
+pub fn complete(
+    conn: &Connection,
+    user_id: i64,
+    id: i64,
+    policy: &Policy,
+    now: Timestamp,
+) -> Result<Activation> {
     let a = get_for(conn, user_id, id)?;
     match a.status {
         Status::Received | Status::Retry => {}
@@ -568,6 +577,7 @@ pub fn complete(conn: &Connection, user_id: i64, id: i64, now: Timestamp) -> Res
         Status::Completed,
         now,
     )?;
+    earnings::credit_activation(conn, &a, policy.operator_share, now)?;
     free_number(conn, a.number_id, now)?;
     simulator::forget(conn, Some(id), None)?;
     get_for(conn, user_id, id)
@@ -629,8 +639,8 @@ pub fn code_arrived(conn: &Connection, a: &Activation, now: Timestamp) -> Result
 }
 
 /// Ends every live activation whose time is up: refunded and `expired` without a code,
-/// `completed` with one. Returns the ids ended.
-pub fn expire_due(conn: &Connection, now: Timestamp) -> Result<Vec<i64>> {
+/// `completed` with one (the number's operator earns its share). Returns the ids ended.
+pub fn expire_due(conn: &Connection, policy: &Policy, now: Timestamp) -> Result<Vec<i64>> {
     let due: Vec<Activation> = {
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {COLS} FROM activations WHERE status IN ('waiting','received','retry') \
@@ -660,6 +670,7 @@ pub fn expire_due(conn: &Connection, now: Timestamp) -> Result<Vec<i64>> {
                 Status::Completed,
                 now,
             )?;
+            earnings::credit_activation(conn, &a, policy.operator_share, now)?;
         }
         free_number(conn, a.number_id, now)?;
         simulator::forget(conn, Some(a.id), None)?;
@@ -682,6 +693,7 @@ mod tests {
         max_live: 3,
         cooldown: 0,
         sim_delay: 5,
+        operator_share: 70,
     };
     const T0: i64 = 1_000_000;
 
@@ -806,7 +818,7 @@ mod tests {
             inbox::latest_code(&w.conn, a.id).unwrap().as_deref(),
             Some("12345")
         );
-        let done = complete(&w.conn, w.user.id, a.id, T0 + 20).unwrap();
+        let done = complete(&w.conn, w.user.id, a.id, &POLICY, T0 + 20).unwrap();
         assert_eq!(done.status, Status::Completed);
         assert_eq!(w.balance(), 1000 - a.price_minor);
         w.ledger_ok();
@@ -905,7 +917,7 @@ mod tests {
             ),
             Err(Error::BadStatus(_))
         ));
-        assert!(expire_due(&w.conn, T0 + 5000).unwrap().is_empty());
+        assert!(expire_due(&w.conn, &POLICY, T0 + 5000).unwrap().is_empty());
         assert_eq!(w.balance(), 1000);
         w.ledger_ok();
     }
@@ -924,8 +936,11 @@ mod tests {
             )
             .unwrap();
         w.sms(&b.phone, "Your WhatsApp code: 123-456", T0 + 5);
-        assert_eq!(expire_due(&w.conn, T0 + 1199).unwrap(), Vec::<i64>::new());
-        let mut ended = expire_due(&w.conn, T0 + 1200).unwrap();
+        assert_eq!(
+            expire_due(&w.conn, &POLICY, T0 + 1199).unwrap(),
+            Vec::<i64>::new()
+        );
+        let mut ended = expire_due(&w.conn, &POLICY, T0 + 1200).unwrap();
         ended.sort();
         assert_eq!(ended, vec![a.id, b.id]);
         assert_eq!(get(&w.conn, a.id).unwrap().unwrap().status, Status::Expired);
@@ -1120,7 +1135,7 @@ mod tests {
         let mut w = world(1000);
         let a = w.order(&tg(), T0).unwrap();
         w.sms(&a.phone, "Telegram code: 12345", T0 + 5);
-        complete(&w.conn, w.user.id, a.id, T0 + 10).unwrap();
+        complete(&w.conn, w.user.id, a.id, &POLICY, T0 + 10).unwrap();
         assert_eq!(
             retention::purge_messages(&w.conn, 300, T0 + 309).unwrap(),
             0
@@ -1138,7 +1153,7 @@ mod tests {
         let mut w = world(1000);
         let a = w.order(&tg(), T0).unwrap();
         assert!(matches!(
-            complete(&w.conn, w.user.id + 1, a.id, T0),
+            complete(&w.conn, w.user.id + 1, a.id, &POLICY, T0),
             Err(Error::NotFound(_))
         ));
     }
@@ -1196,8 +1211,8 @@ mod tests {
         assert_eq!(count_all(&w.conn, w.user.id).unwrap(), 3);
 
         w.sms(&a.phone, "Telegram code: 12345", T0 + 5);
-        complete(&w.conn, w.user.id, a.id, T0 + 10).unwrap();
-        expire_due(&w.conn, T0 + 2000).unwrap();
+        complete(&w.conn, w.user.id, a.id, &POLICY, T0 + 10).unwrap();
+        expire_due(&w.conn, &POLICY, T0 + 2000).unwrap();
         let outcomes = outcomes_since(&w.conn, T0).unwrap();
         assert_eq!(outcomes.get(&(6, "tg".to_string())), Some(&(1, 2)));
         assert_eq!(outcomes.get(&(6, "wa".to_string())), Some(&(0, 1)));

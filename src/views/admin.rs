@@ -19,7 +19,9 @@ pub fn tabs() -> Markup {
             a href="/admin/prices" { "Prices" }
             a href="/admin/vouchers" { "Vouchers" }
             a href="/admin/numbers" { "Numbers" }
+            a href="/admin/payouts" { "Payouts" }
             a href="/admin/jobs" { "Jobs" }
+            a href="/admin/retention" { "Retention" }
             a href="/admin/outbox" { "Outbox" }
             a href="/admin/audit" { "Audit log" }
         }
@@ -212,6 +214,44 @@ pub fn jobs(nav: &Nav, schedule: &[(&str, &str, &str)], runs: &[RunRow]) -> Mark
                             td { (time(r.started_at)) }
                             td { (r.duration_ms) " ms" }
                             td { @if r.ok { "ok: " } @else { "FAILED: " } (r.message) }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// One retention rule as the admin sees it.
+pub struct RetentionRow {
+    pub rule: &'static str,
+    pub what: &'static str,
+    pub setting: &'static str,
+    pub period: String,
+    pub last_run_at: Option<crate::clock::Timestamp>,
+    pub last_removed: i64,
+    pub total_removed: i64,
+}
+
+pub fn retention(nav: &Nav, rows: &[RetentionRow]) -> Markup {
+    page(
+        "Retention",
+        nav,
+        html! {
+            h1 { "Retention rules" }
+            (tabs())
+            p.muted { "Each rule is enforced by a scheduled job (" code { "sms_retention" } " every minute, " code { "retention" } " daily); the periods are the live settings and are what " a href="/privacy" { "the privacy page" } " promises." }
+            table #retention {
+                thead { tr { th { "Rule" } th { "Removes" } th { "Period" } th { "Last run" } th { "Removed then" } th { "Removed in total" } } }
+                tbody {
+                    @for r in rows {
+                        tr data-rule=(r.rule) {
+                            td { code { (r.rule) } }
+                            td { (r.what) }
+                            td { (r.period) br; small.muted { code { (r.setting) } } }
+                            td { (opt_time(r.last_run_at)) }
+                            td.removed { (r.last_removed) }
+                            td.total { (r.total_removed) }
                         }
                     }
                 }

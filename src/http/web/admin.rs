@@ -5,9 +5,11 @@ use super::super::auth::Signed;
 use super::super::router::Router;
 use super::super::{error_page, Ctx, Request, Response};
 use super::{flash_from_query, page_guard};
+use crate::clock::describe_seconds;
 use crate::db;
 use crate::domain::accounts::{self, Role, State};
 use crate::domain::admin::{self, Actor};
+use crate::domain::retention::{self, Rule};
 use crate::domain::{audit, second_factor};
 use crate::views::{admin as view, Flash, Nav};
 
@@ -20,6 +22,7 @@ pub fn routes(r: &mut Router) {
     r.form("/admin/users/{id}/state", set_state);
     r.form("/admin/users/{id}/2fa/reset", reset_second_factor);
     r.get("/admin/jobs", jobs);
+    r.get("/admin/retention", retention_page);
     r.get("/admin/outbox", outbox);
     r.get("/admin/audit", audit_log);
 }
@@ -245,6 +248,30 @@ fn jobs(ctx: &mut Ctx<'_>, req: &Request) -> Response {
         .collect();
     let runs = crate::jobs::recent_runs(ctx.db, 100).unwrap_or_default();
     Response::html(view::jobs(&n, &schedule, &runs))
+}
+
+fn retention_page(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    let (_, n) = match admin(ctx, req) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let mut rows = Vec::new();
+    for rule in Rule::ALL {
+        let run = match retention::last_run(ctx.db, rule) {
+            Ok(r) => r,
+            Err(e) => return error_page(req, 500, &e.to_string()),
+        };
+        rows.push(view::RetentionRow {
+            rule: rule.as_str(),
+            what: rule.what(),
+            setting: rule.setting(),
+            period: describe_seconds(super::public::period(ctx, rule)),
+            last_run_at: run.as_ref().map(|r| r.last_run_at),
+            last_removed: run.as_ref().map_or(0, |r| r.last_removed),
+            total_removed: run.as_ref().map_or(0, |r| r.total_removed),
+        });
+    }
+    Response::html(view::retention(&n, &rows))
 }
 
 /// `/admin/users/{id}/ledger`: an account's money movements; the reading is audited.

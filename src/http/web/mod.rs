@@ -1,9 +1,10 @@
-//! Handlers for the web interface: public pages, account pages, admin pages.
+//! Handlers for the web interface: public pages, account pages, operator pages, admin pages.
 
 mod account;
 mod admin;
 mod admin_market;
 mod market;
+mod operator;
 mod public;
 mod second_factor;
 mod webhooks;
@@ -22,6 +23,7 @@ pub fn routes(r: &mut Router) {
     admin::routes(r);
     admin_market::routes(r);
     market::routes(r);
+    operator::routes(r);
     second_factor::routes(r);
     webhooks::routes(r);
 }
@@ -89,6 +91,13 @@ pub fn flash_from_query(req: &Request) -> Option<Flash> {
         "state_changed" => ok("State changed."),
         "webhook_deleted" => ok("Webhook deleted; nothing more is sent to it."),
         "test_queued" => ok("Test delivery queued; it is sent within a few seconds."),
+        "sim_added" => ok("SIM added; its number is on sale while the device is online."),
+        "sim_removed" => ok("SIM removed; its number is no longer sold."),
+        "device_revoked" => ok("Device revoked; its webhook URL no longer works."),
+        "payout_requested" => ok("Payout requested; the administrator will pay it."),
+        "payout_withdrawn" => ok("Payout request withdrawn."),
+        "payout_paid" => ok("Payout marked paid."),
+        "payout_rejected" => ok("Payout rejected."),
         "second_factor_off" => ok("Two-factor sign-in is off."),
         "second_factor_reset" => ok("Two-factor sign-in turned off; the owner was told by e-mail."),
         "second_factor_expired" => bad("The sign-in took too long. Please log in again."),

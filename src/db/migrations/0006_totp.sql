@@ -1,4 +1,4 @@
--- Version 5: the TOTP second factor (RFC 6238) and its recovery codes, and the half-signed-in
+-- Version 6: the TOTP second factor (RFC 6238) and its recovery codes, and the half-signed-in
 -- state between the password and the code at login.
 
 -- One row per account that started or finished enrolment. The TOTP secret itself is not

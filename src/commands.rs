@@ -195,7 +195,7 @@ fn create_key(config: &Config, email: &str, name: &str) -> Result<ExitCode, Erro
     let now = crate::clock::Clock::system().now();
     let (_, secret) = db::write(&mut conn, |tx| {
         let k = apikeys::create(tx, &keys, user.id, name, now)?;
-        audit::security(tx, Some(user.id), "api_key_created", "", name, now)?;
+        audit::security(tx, Some(user.id), audit::API_KEY_CREATED, "", name, now)?;
         Ok(k)
     })?;
     println!("{secret}");

@@ -12,6 +12,7 @@ mod domain;
 mod http;
 mod jobs;
 mod outbound;
+mod qr;
 mod smtp;
 mod views;
 

@@ -191,7 +191,8 @@ fn keep_alive_connection_is_served_across_idle_periods() {
     // With no other traffic the accept loop restarts every read timeout (the listener's
     // SO_RCVTIMEO also bounds accept); requests on a connection accepted before a restart
     // must still be answered.
-    let server = TestServer::start_with(&[("OTPBOX_READ_TIMEOUT", "2s")]);
+    // 3 s leaves a margin over the 1.5 s pauses for a machine busy with other work.
+    let server = TestServer::start_with(&[("OTPBOX_READ_TIMEOUT", "3s")]);
     let mut conn = server.connect();
     conn.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();

@@ -20,6 +20,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_supply.sql"),
     include_str!("migrations/0005_retention.sql"),
     include_str!("migrations/0006_lifecycle.sql"),
+    include_str!("migrations/0007_totp.sql"),
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -9,7 +9,7 @@ use super::accounts::{self, Role, State, User};
 use super::catalogue::{self, Price};
 use super::crypto::Keys;
 use super::money::Money;
-use super::{audit, sessions, vouchers, wallet, Error, Result};
+use super::{audit, mail, second_factor, sessions, vouchers, wallet, Error, Result};
 use crate::clock::Timestamp;
 
 /// Who acts: the admin's account id and the keyed hash of their IP address (for the audit
@@ -139,6 +139,86 @@ pub fn credit(
         .into_iter()
         .next()
         .ok_or_else(|| Error::Internal("the ledger row just written is missing".into()))
+}
+
+/// Turns off the second factor of an account whose owner lost both the phone and the
+/// recovery codes (after the admin has checked who is asking). Written to the audit log and
+/// to the owner's security log; the caller mails the owner. Refused when it is off.
+pub fn reset_second_factor(
+    conn: &Connection,
+    actor: Actor<'_>,
+    target_id: i64,
+    now: Timestamp,
+) -> Result<User> {
+    let target = accounts::get(conn, target_id)?;
+    if !second_factor::enabled(conn, target_id)? {
+        return Err(Error::Conflict(
+            "Two-factor sign-in is not on for this account.".into(),
+        ));
+    }
+    second_factor::disable(conn, target_id)?;
+    audit::security(
+        conn,
+        Some(target_id),
+        audit::TOTP_DISABLED,
+        "",
+        "by an administrator",
+        now,
+    )?;
+    audit::audit(
+        conn,
+        Some(actor.id),
+        Some(target_id),
+        audit::SECOND_FACTOR_RESET,
+        "",
+        actor.ip_hash,
+        now,
+    )?;
+    Ok(target)
+}
+
+/// Reads an account's latest `limit` ledger entries for an admin, and audits the reading:
+/// money movements are the account's private data.
+pub fn view_ledger(
+    conn: &Connection,
+    actor: Actor<'_>,
+    target_id: i64,
+    limit: i64,
+    now: Timestamp,
+) -> Result<(User, Vec<wallet::Entry>)> {
+    let target = accounts::get(conn, target_id)?;
+    let entries = wallet::entries(conn, target_id, limit, None)?;
+    audit::audit(
+        conn,
+        Some(actor.id),
+        Some(target_id),
+        audit::LEDGER_VIEWED,
+        &format!("{} latest entries", entries.len()),
+        actor.ip_hash,
+        now,
+    )?;
+    Ok((target, entries))
+}
+
+/// Reads the outbox for an admin, and audits the reading: the mails are other people's (with
+/// their links and notices).
+pub fn view_outbox(
+    conn: &Connection,
+    actor: Actor<'_>,
+    limit: i64,
+    now: Timestamp,
+) -> Result<Vec<mail::OutboxRow>> {
+    let rows = mail::recent(conn, limit)?;
+    audit::audit(
+        conn,
+        Some(actor.id),
+        None,
+        audit::OUTBOX_VIEWED,
+        &format!("{} latest mails", rows.len()),
+        actor.ip_hash,
+        now,
+    )?;
+    Ok(rows)
 }
 
 /// A batch of vouchers made by an admin.
@@ -339,6 +419,33 @@ mod tests {
             vec![("credit".to_string(), "12.50 welcome".to_string())]
         );
         assert!(wallet::check(&conn).unwrap().is_empty());
+    }
+
+    #[test]
+    fn reading_a_ledger_or_the_outbox_is_audited() {
+        let conn = db::memory();
+        let root = account(&conn, "root@example.com", Role::Admin);
+        let ann = account(&conn, "ann@example.com", Role::User);
+        let me = Actor {
+            id: root,
+            ip_hash: "ip",
+        };
+        credit(&conn, me, ann, 500, "", 2, 10).unwrap();
+        let (u, entries) = view_ledger(&conn, me, ann, 20, 11).unwrap();
+        assert_eq!((u.id, entries.len()), (ann, 1));
+        assert!(matches!(
+            view_ledger(&conn, me, 999, 20, 11),
+            Err(Error::NotFound(_))
+        ));
+        view_outbox(&conn, me, 100, 12).unwrap();
+        assert_eq!(
+            audit_rows(&conn),
+            vec![
+                ("credit".to_string(), "5.00 ".to_string()),
+                ("ledger_viewed".to_string(), "1 latest entries".to_string()),
+                ("outbox_viewed".to_string(), "0 latest mails".to_string()),
+            ]
+        );
     }
 
     #[test]

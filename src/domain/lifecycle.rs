@@ -37,11 +37,9 @@ pub const FORFEIT_NOTE: &str = "account deleted: balance forfeited";
 /// so features can add theirs here as they land.
 const PERSONAL_TABLES: &[&str] = &["totp", "recovery_codes", "external_identities"];
 
-/// Hook for the TOTP second factor: whether deleting this account must also ask for a code.
-/// Returns false until the second-factor module is merged; then it answers "has an enabled
-/// second factor", and the deletion handler checks the code with that module.
-pub fn second_factor_required(_conn: &Connection, _user: &User) -> Result<bool> {
-    Ok(false)
+/// Whether deleting this account must also ask for a second-factor code (it has one on).
+pub fn second_factor_required(conn: &Connection, user: &User) -> Result<bool> {
+    super::second_factor::enabled(conn, user.id)
 }
 
 /// The placeholder that replaces a purged account's address (`.invalid` never resolves).
@@ -105,7 +103,10 @@ pub fn close_orders(
 /// deliveries are given up, rentals' own URLs included), devices (their SIMs leave the stock),
 /// unused e-mailed links and open payout requests.
 pub fn revoke_access(conn: &Connection, user_id: i64, now: Timestamp) -> Result<()> {
-    conn.execute("DELETE FROM sessions WHERE user_id = ?1", [user_id])?;
+    conn.execute(
+        "DELETE FROM sessions WHERE user_id = ?1 OR pending_user_id = ?1",
+        [user_id],
+    )?;
     conn.execute(
         "UPDATE api_keys SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL",
         params![user_id, now],
@@ -271,7 +272,7 @@ fn purge_one(conn: &Connection, user_id: i64, now: Timestamp) -> Result<()> {
     for sql in [
         "DELETE FROM tokens WHERE user_id = ?1",
         "DELETE FROM api_keys WHERE user_id = ?1",
-        "DELETE FROM sessions WHERE user_id = ?1",
+        "DELETE FROM sessions WHERE user_id = ?1 OR pending_user_id = ?1",
         "DELETE FROM webhook_attempts WHERE delivery_id IN \
          (SELECT id FROM webhook_deliveries WHERE user_id = ?1)",
         "DELETE FROM webhook_deliveries WHERE user_id = ?1",

@@ -4,6 +4,10 @@
 //! can be listed and revoked. Anonymous sessions (no user) exist only to carry the CSRF token
 //! of the sign-up and login forms. Each session has an idle and an absolute expiry; login
 //! always starts a new session.
+//!
+//! Between the password and the second factor, the visitor holds an anonymous session that
+//! names the account it waits for ([`create_pending`]): short-lived, with a bounded number of
+//! tries, and never signed in, so no guard can mistake it for a login.
 
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -59,6 +63,61 @@ pub fn create(
         ua
     ])?;
     Ok(token)
+}
+
+/// An anonymous session waiting for the second factor of `user_id` until `until`.
+#[allow(clippy::too_many_arguments)]
+pub fn create_pending(
+    conn: &Connection,
+    keys: &Keys,
+    user_id: i64,
+    until: Timestamp,
+    limits: &Limits,
+    ip_hash: &str,
+    user_agent: &str,
+    now: Timestamp,
+) -> Result<String> {
+    let token = create(conn, keys, None, limits, ip_hash, user_agent, now)?;
+    conn.prepare_cached(
+        "UPDATE sessions SET pending_user_id = ?2, pending_until = ?3 WHERE token_hash = ?1",
+    )?
+    .execute(params![keys.token_hash(&token), user_id, until])?;
+    Ok(token)
+}
+
+/// The account a session waits for and the wrong codes tried so far, while the wait lasts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pending {
+    pub user_id: i64,
+    pub attempts: u32,
+}
+
+pub fn pending(conn: &Connection, session_id: i64, now: Timestamp) -> Result<Option<Pending>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT pending_user_id, pending_attempts FROM sessions \
+             WHERE id = ?1 AND user_id IS NULL AND pending_user_id IS NOT NULL \
+             AND pending_until > ?2",
+        )?
+        .query_row(params![session_id, now], |r| {
+            Ok(Pending {
+                user_id: r.get(0)?,
+                attempts: r.get(1)?,
+            })
+        })
+        .optional()?)
+}
+
+/// Counts a wrong code against the waiting session; returns the count.
+pub fn pending_failed(conn: &Connection, session_id: i64) -> Result<u32> {
+    Ok(conn
+        .prepare_cached(
+            "UPDATE sessions SET pending_attempts = pending_attempts + 1 WHERE id = ?1 \
+             RETURNING pending_attempts",
+        )?
+        .query_row([session_id], |r| r.get(0))
+        .optional()?
+        .unwrap_or(u32::MAX))
 }
 
 pub fn csrf_for(keys: &Keys, token: &str) -> String {
@@ -162,6 +221,36 @@ mod tests {
         // Unused for the idle limit: gone.
         let t2 = create(&conn, &keys, None, &LIMITS, "", "", 1000).unwrap();
         assert!(lookup(&conn, &keys, &t2, &LIMITS, 1600).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_pending_session_is_anonymous_and_expires() {
+        let conn = db::memory();
+        let keys = Keys::from_bytes([3; 32]);
+        conn.execute(
+            "INSERT INTO users (id, email, created_at) VALUES (7, 'a@example.com', 1)",
+            [],
+        )
+        .unwrap();
+        let t = create_pending(&conn, &keys, 7, 1300, &LIMITS, "", "", 1000).unwrap();
+        let s = lookup(&conn, &keys, &t, &LIMITS, 1001).unwrap().unwrap();
+        assert_eq!(s.user_id, None, "not signed in");
+        assert_eq!(
+            pending(&conn, s.id, 1001).unwrap(),
+            Some(Pending {
+                user_id: 7,
+                attempts: 0
+            })
+        );
+        assert_eq!(pending_failed(&conn, s.id).unwrap(), 1);
+        assert_eq!(pending_failed(&conn, s.id).unwrap(), 2);
+        assert_eq!(pending(&conn, s.id, 1299).unwrap().unwrap().attempts, 2);
+        assert_eq!(pending(&conn, s.id, 1300).unwrap(), None);
+        let plain = create(&conn, &keys, None, &LIMITS, "", "", 1000).unwrap();
+        let p = lookup(&conn, &keys, &plain, &LIMITS, 1001)
+            .unwrap()
+            .unwrap();
+        assert_eq!(pending(&conn, p.id, 1001).unwrap(), None);
     }
 
     #[test]

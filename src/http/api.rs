@@ -22,7 +22,7 @@ use crate::domain::activations::{self, Activation, CancelReason, OrderRequest, P
 use crate::domain::crypto::constant_time_eq;
 use crate::domain::money::{currency_digits, Money};
 use crate::domain::rentals::{self, RentRequest, Rental};
-use crate::domain::{apikeys, catalogue, inbox, vouchers, wallet, Error};
+use crate::domain::{apikeys, audit, catalogue, inbox, vouchers, wallet, Error};
 
 /// The OpenAPI 3.0 document of the native API: the one description of every `/api/v1` route.
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -546,9 +546,17 @@ fn create_key(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     };
     let now = ctx.now();
     let keys = ctx.app.keys.clone();
+    let ip = ctx.ip_hash(req);
     match db::write(ctx.db, |tx| {
         let k = apikeys::create(tx, &keys, user.id, &b.name, now)?;
-        crate::domain::audit::security(tx, Some(user.id), "api_key_created", "", &k.0.name, now)?;
+        audit::security(
+            tx,
+            Some(user.id),
+            audit::API_KEY_CREATED,
+            &ip,
+            &k.0.name,
+            now,
+        )?;
         Ok(k)
     }) {
         Ok((k, secret)) => Response::json(
@@ -565,13 +573,14 @@ fn revoke_key(ctx: &mut Ctx<'_>, req: &Request) -> Response {
         return error(&Error::NotFound("API key"));
     };
     let now = ctx.now();
+    let ip = ctx.ip_hash(req);
     match db::write(ctx.db, |tx| {
         apikeys::revoke(tx, user.id, id, now)?;
-        crate::domain::audit::security(
+        audit::security(
             tx,
             Some(user.id),
-            "api_key_revoked",
-            "",
+            audit::API_KEY_REVOKED,
+            &ip,
             &id.to_string(),
             now,
         )

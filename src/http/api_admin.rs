@@ -16,7 +16,7 @@ use crate::domain::accounts::{self, Role, State, User};
 use crate::domain::admin::{self, Actor};
 use crate::domain::catalogue::{self, Price};
 use crate::domain::money::{currency_digits, Money};
-use crate::domain::{vouchers, wallet, Error};
+use crate::domain::{vouchers, Error};
 
 pub fn routes(r: &mut Router) {
     r.get("/api/v1/admin/users", list_users);
@@ -110,16 +110,21 @@ fn list_users(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     }
 }
 
-/// `GET /api/v1/admin/users/{id}`: the account and its 20 latest ledger entries.
+/// `GET /api/v1/admin/users/{id}`: the account and its 20 latest ledger entries (the
+/// reading of the ledger is audited, like the admin page's).
 fn get_user(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    admin_or_return!(ctx, req);
+    let me = admin_or_return!(ctx, req);
     let Some(id) = req.id_param("id") else {
         return error(&Error::NotFound("account"));
     };
-    let found =
-        accounts::get(ctx.db, id).and_then(|u| Ok((wallet::entries(ctx.db, id, 20, None)?, u)));
-    match found {
-        Ok((ledger, u)) => {
+    let now = ctx.now();
+    let ip = ctx.ip_hash(req);
+    let actor = Actor {
+        id: me.id,
+        ip_hash: &ip,
+    };
+    match db::write(ctx.db, |tx| admin::view_ledger(tx, actor, id, 20, now)) {
+        Ok((u, ledger)) => {
             let mut v = user_json(ctx, &u);
             v["ledger"] = json!(ledger);
             Response::json(200, &v)

@@ -128,6 +128,7 @@ pub fn settings(
     nav: &Nav,
     user: &User,
     token: &str,
+    two_factor: bool,
     events: &[SecurityRow],
     f: &Option<Flash>,
 ) -> Markup {
@@ -157,6 +158,14 @@ pub fn settings(
                 }
                 p.muted { "Changing the password signs out every other session." }
             }
+            section.card #two-factor {
+                h2 { "Two-factor sign-in" }
+                p {
+                    @if two_factor { "On: signing in asks for a code from your authenticator app. " }
+                    @else { "Off: signing in asks for the password only. " }
+                    a href="/settings/2fa" { @if two_factor { "Manage" } @else { "Set up" } }
+                }
+            }
             section.card #webhooks {
                 h2 { "Webhooks" }
                 p { "Get SMS and order changes POSTed to your own server as they happen. " a href="/settings/webhooks" { "Manage webhooks" } }
@@ -169,20 +178,77 @@ pub fn settings(
                 }
             }
             (super::lifecycle::settings_sections(user, token))
-            section.card {
+            section.card #security {
                 h2 { "Security events" }
-                @if events.is_empty() {
-                    p.muted { "Nothing yet." }
-                } @else {
-                    table {
-                        thead { tr { th { "When" } th { "Event" } } }
-                        tbody {
-                            @for e in events {
-                                tr { td { (time(e.at)) } td { (e.kind.replace('_', " ")) @if !e.detail.is_empty() { ": " (e.detail) } } }
-                            }
+                (events_table(events))
+                p { a href="/settings/security" { "All security events" } }
+            }
+        },
+    )
+}
+
+/// What a security event means, in words.
+fn event_label(kind: &str) -> String {
+    match kind {
+        "login" => "Signed in".into(),
+        "login_failed" => "Wrong password".into(),
+        "logout" => "Signed out".into(),
+        "password_changed" => "Password changed".into(),
+        "password_reset" => "Password reset by e-mail link".into(),
+        "second_factor_asked" => "Password accepted; code asked for".into(),
+        "second_factor_failed" => "Wrong two-factor code".into(),
+        "totp_enabled" => "Two-factor sign-in turned on".into(),
+        "totp_disabled" => "Two-factor sign-in turned off".into(),
+        "recovery_codes_regenerated" => "New recovery codes made".into(),
+        "recovery_code_used" => "Recovery code used".into(),
+        "api_key_created" => "API key created".into(),
+        "api_key_revoked" => "API key revoked".into(),
+        "webhook_created" => "Webhook added".into(),
+        "webhook_deleted" => "Webhook deleted".into(),
+        other => {
+            let words = other.replace('_', " ");
+            let mut c = words.chars();
+            c.next()
+                .map(|f| f.to_uppercase().chain(c).collect())
+                .unwrap_or_default()
+        }
+    }
+}
+
+fn events_table(events: &[SecurityRow]) -> Markup {
+    html! {
+        @if events.is_empty() {
+            p.muted { "Nothing yet." }
+        } @else {
+            table.events {
+                thead { tr { th { "When" } th { "Event" } th { "From" } } }
+                tbody {
+                    @for e in events {
+                        tr data-kind=(e.kind) {
+                            td { (time(e.at)) }
+                            td { (event_label(&e.kind)) @if !e.detail.is_empty() { " (" (e.detail) ")" } }
+                            td { @if e.ip_hash.is_empty() { "—" } @else { code title="a keyed hash of the address, not the address" { (e.ip_hash.get(..8).unwrap_or(&e.ip_hash)) } } }
                         }
                     }
                 }
+            }
+        }
+    }
+}
+
+/// `/settings/security`: one page of the account's security events.
+pub fn security_log(nav: &Nav, events: &[SecurityRow], page_no: i64, more: bool) -> Markup {
+    page(
+        "Security events",
+        nav,
+        html! {
+            p { a href="/settings" { "← Settings" } }
+            h1 { "Security events" }
+            p.muted { "Sign-ins, failed attempts and changes to your password, keys and two-factor sign-in, newest first. Addresses are kept only as keyed hashes: the same code means the same address." }
+            (events_table(events))
+            nav.pager {
+                @if page_no > 1 { a rel="prev" href=(format!("/settings/security?page={}", page_no - 1)) { "← Newer" } }
+                @if more { a rel="next" href=(format!("/settings/security?page={}", page_no + 1)) { "Older →" } }
             }
         },
     )

@@ -4,10 +4,13 @@ use maud::{html, Markup};
 
 use super::{csrf, flash, opt_time, page, time, Flash, Nav};
 use crate::domain::accounts::User;
-use crate::domain::audit::AuditRow;
+use crate::domain::audit::{AuditFilter, AuditRow};
 use crate::domain::lifecycle::RequestRow;
 use crate::domain::mail::OutboxRow;
+use crate::domain::wallet::Entry;
+use crate::http::request::percent_encode;
 use crate::jobs::RunRow;
+use crate::views::market::Cur;
 
 pub fn tabs() -> Markup {
     html! {
@@ -84,6 +87,7 @@ pub fn user(
     nav: &Nav,
     token: &str,
     u: &User,
+    two_factor: bool,
     currency: &str,
     requests: &[RequestRow],
     f: &Option<Flash>,
@@ -103,6 +107,11 @@ pub fn user(
                     dt { "Verified" } dd { (opt_time(u.email_verified_at)) }
                     dt { "Balance" } dd { (crate::domain::money::Money(u.balance_minor).decimal(digits)) " " (currency) }
                     dt { "Created" } dd { (time(u.created_at)) }
+                    dt { "Two-factor" } dd #two-factor { @if two_factor { "on" } @else { "off" } }
+                }
+                p {
+                    a href=(format!("/admin/users/{}/ledger", u.id)) { "Ledger" } " (audited) · "
+                    a href=(format!("/admin/audit?target={}", u.id)) { "Audit rows on this account" }
                 }
             }
             section.card {
@@ -126,6 +135,16 @@ pub fn user(
                     button type="submit" { "Apply" }
                 }
             }
+            @if two_factor {
+                section.card {
+                    h2 { "Two-factor sign-in" }
+                    p.muted { "For a person who lost both the phone and the recovery codes, once you are sure it is them. They are told by e-mail; the action is audited." }
+                    form method="post" action=(format!("/admin/users/{}/2fa/reset", u.id)) {
+                        (csrf(token))
+                        button.danger type="submit" { "Turn off two-factor sign-in" }
+                    }
+                }
+            }
             section.card {
                 h2 { "State" }
                 form method="post" action=(format!("/admin/users/{}/state", u.id)) {
@@ -140,6 +159,36 @@ pub fn user(
                 }
             }
             (super::lifecycle::admin_user_panel(u, token, requests))
+        },
+    )
+}
+
+/// An account's ledger as the admin sees it (the reading is audited).
+pub fn ledger(nav: &Nav, u: &User, cur: &Cur, entries: &[Entry]) -> Markup {
+    page(
+        &format!("Ledger of {}", u.email),
+        nav,
+        html! {
+            p { a href=(format!("/admin/users/{}", u.id)) { "← " (u.email) } }
+            h1 { "Ledger of " (u.email) }
+            (tabs())
+            p.muted { "Your reading of this page is recorded in the audit log." }
+            p { "Balance: " strong #balance { (cur.fmt(u.balance_minor)) } }
+            @if entries.is_empty() { p.muted { "No movements." } } @else {
+                table #ledger {
+                    thead { tr { th { "When" } th { "What" } th { "Amount" } th { "Balance" } } }
+                    tbody {
+                        @for e in entries {
+                            tr {
+                                td { (time(e.created_at)) }
+                                td { (e.kind) @if let Some(r) = e.ref_id { " · " (e.ref_type) " #" (r) } @if !e.note.is_empty() { " · " (e.note) } }
+                                td { (cur.fmt(e.amount_minor)) }
+                                td { (cur.fmt(e.balance_after)) }
+                            }
+                        }
+                    }
+                }
+            }
         },
     )
 }
@@ -222,7 +271,7 @@ pub fn outbox(nav: &Nav, rows: &[OutboxRow]) -> Markup {
         html! {
             h1 { "Outbox" }
             (tabs())
-            p.muted { "Every outgoing mail is recorded here. Without SMTP configured, mail is not sent and this is where it can be read." }
+            p.muted { "Every outgoing mail is recorded here. Without SMTP configured, mail is not sent and this is where it can be read. Your reading of this page is recorded in the audit log." }
             @for m in rows {
                 article.card.mail {
                     p { strong { (m.subject) } " → " (m.to_addr) }
@@ -235,7 +284,27 @@ pub fn outbox(nav: &Nav, rows: &[OutboxRow]) -> Markup {
     )
 }
 
-pub fn audit(nav: &Nav, rows: &[AuditRow], f: &Option<Flash>) -> Markup {
+/// One page of the audit log with its filter.
+pub struct AuditPage<'a> {
+    pub rows: &'a [AuditRow],
+    /// Every action in the log, for the filter's list.
+    pub actions: &'a [String],
+    pub filter: &'a AuditFilter,
+    pub page: i64,
+    pub more: bool,
+}
+
+impl AuditPage<'_> {
+    fn link(&self, page: i64) -> String {
+        format!(
+            "/admin/audit?target={}&action={}&page={page}",
+            percent_encode(&self.filter.target),
+            percent_encode(&self.filter.action)
+        )
+    }
+}
+
+pub fn audit(nav: &Nav, p: &AuditPage<'_>, f: &Option<Flash>) -> Markup {
     page(
         "Audit log",
         nav,
@@ -243,10 +312,21 @@ pub fn audit(nav: &Nav, rows: &[AuditRow], f: &Option<Flash>) -> Markup {
             h1 { "Audit log" }
             (tabs())
             (flash(f))
+            p.muted { "Every administrator action that reads or changes someone else's data, newest first." }
+            form.search method="get" action="/admin/audit" {
+                input type="search" name="target" value=(p.filter.target) placeholder="account: e-mail or id" aria-label="Account";
+                select name="action" aria-label="Action" {
+                    option value="" { "any action" }
+                    @for a in p.actions {
+                        option value=(a) selected[*a == p.filter.action] { (a) }
+                    }
+                }
+                button type="submit" { "Filter" }
+            }
             table #audit {
                 thead { tr { th { "When" } th { "Who" } th { "Action" } th { "On" } th { "Detail" } } }
                 tbody {
-                    @for r in rows {
+                    @for r in p.rows {
                         tr {
                             td { (time(r.at)) }
                             td { (r.actor.as_deref().unwrap_or("command line")) }
@@ -256,6 +336,11 @@ pub fn audit(nav: &Nav, rows: &[AuditRow], f: &Option<Flash>) -> Markup {
                         }
                     }
                 }
+            }
+            @if p.rows.is_empty() { p.muted { "No rows." } }
+            nav.pager {
+                @if p.page > 1 { a rel="prev" href=(p.link(p.page - 1)) { "← Newer" } }
+                @if p.more { a rel="next" href=(p.link(p.page + 1)) { "Older →" } }
             }
         },
     )

@@ -8,6 +8,7 @@ pub mod lifecycle;
 pub mod market;
 pub mod operator;
 pub mod public;
+pub mod second_factor;
 pub mod webhooks;
 
 use maud::{html, Markup, DOCTYPE};

@@ -349,6 +349,13 @@ impl TestServer {
         assert_eq!(r.status, 200, "advance the clock: {}", r.text());
     }
 
+    /// The server's clock, Unix seconds (needs `OTPBOX_DEV_CLOCK=1`).
+    pub fn clock_now(&self) -> i64 {
+        let r = self.client().post("/__dev/clock?advance=0", b"");
+        assert_eq!(r.status, 200, "read the clock: {}", r.text());
+        r.json()["now"].as_i64().expect("now")
+    }
+
     /// Runs every scheduled job now (needs `OTPBOX_DEV_CLOCK=1`); their JSON summaries.
     pub fn run_jobs(&self) -> String {
         let r = self.client().post("/__dev/jobs", b"");

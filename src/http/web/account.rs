@@ -13,7 +13,7 @@ use crate::domain::audit::{
     self, LOGIN_FAILED, LOGIN_OK, LOGOUT, PASSWORD_CHANGED, PASSWORD_RESET,
 };
 use crate::domain::passwords::Hasher;
-use crate::domain::{lifecycle, mail, sessions, tokens, Error};
+use crate::domain::{lifecycle, mail, second_factor, sessions, tokens, Error};
 use crate::views::{account as view, Flash};
 
 const VERIFY_TTL: u64 = 48 * 3600;
@@ -37,7 +37,11 @@ pub fn routes(r: &mut Router) {
     r.form("/settings/profile", settings_profile);
     r.form("/settings/password", settings_password);
     r.form("/settings/sessions/revoke", settings_revoke_sessions);
+    r.get("/settings/security", security_log);
 }
+
+/// Security events per page of `/settings/security`.
+const EVENTS_PER_PAGE: i64 = 50;
 
 pub(super) fn err(msg: impl Into<String>) -> Option<Flash> {
     Some(Flash::Err(msg.into()))
@@ -46,29 +50,50 @@ pub(super) fn err(msg: impl Into<String>) -> Option<Flash> {
 /// Starts a fresh signed-in session (ending the one the visitor had) and redirects.
 fn sign_in(ctx: &mut Ctx<'_>, req: &Request, user_id: i64, to: &str) -> Result<Response, Error> {
     let old = visitor(ctx, req).session.map(|s| s.id);
-    let limits = ctx.app.session_limits();
     let ip = ctx.ip_hash(req);
     let now = ctx.now();
-    let keys = ctx.app.keys.clone();
+    let app = ctx.app;
     let token = db::write(ctx.db, |tx| {
-        if let Some(id) = old {
-            sessions::revoke(tx, id)?;
-        }
-        audit::security(tx, Some(user_id), LOGIN_OK, &ip, "", now)?;
-        sessions::create(
-            tx,
-            &keys,
-            Some(user_id),
-            &limits,
-            &ip,
-            req.user_agent(),
-            now,
-        )
+        open_session(tx, app, req, old, user_id, &ip, "", now)
     })?;
-    Ok(Response::redirect(to).with_header(
+    Ok(signed_in_redirect(ctx, req, &token, to))
+}
+
+/// In the caller's transaction: ends the visitor's old session, records the login (`detail`
+/// says how, e.g. with which second factor) and creates the signed-in session; returns the
+/// cookie value.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn open_session(
+    tx: &rusqlite::Connection,
+    app: &crate::app::App,
+    req: &Request,
+    old: Option<i64>,
+    user_id: i64,
+    ip: &str,
+    detail: &str,
+    now: i64,
+) -> Result<String, Error> {
+    if let Some(id) = old {
+        sessions::revoke(tx, id)?;
+    }
+    audit::security(tx, Some(user_id), LOGIN_OK, ip, detail, now)?;
+    sessions::create(
+        tx,
+        &app.keys,
+        Some(user_id),
+        &app.session_limits(),
+        ip,
+        req.user_agent(),
+        now,
+    )
+}
+
+/// The redirect after a login, carrying the new session's cookie.
+pub(super) fn signed_in_redirect(ctx: &Ctx<'_>, req: &Request, token: &str, to: &str) -> Response {
+    Response::redirect(to).with_header(
         "Set-Cookie",
-        &session_cookie(req, &token, ctx.app.config.session_max),
-    ))
+        &session_cookie(req, token, ctx.app.config.session_max),
+    )
 }
 
 /// Queues the verification mail in the caller's transaction.
@@ -331,6 +356,11 @@ fn login(ctx: &mut Ctx<'_>, req: &Request) -> Response {
         State::Terminated | State::Deleted => {
             return page(ctx, 403, "This account is closed.".into())
         }
+    }
+    match second_factor::enabled(ctx.db, user.id) {
+        Ok(true) => return super::second_factor::ask_code(ctx, req, user.id, &next),
+        Ok(false) => {}
+        Err(e) => return error_page(req, e.http_status(), &e.to_string()),
     }
     sign_in(ctx, req, user.id, &next)
         .unwrap_or_else(|e| error_page(req, e.http_status(), &e.to_string()))
@@ -595,15 +625,49 @@ pub(super) fn settings_page(
     flash: Option<Flash>,
     status: u16,
 ) -> Response {
-    let events = audit::security_events_for(ctx.db, s.user.id, 20).unwrap_or_default();
+    let events = audit::security_events_for(ctx.db, s.user.id, 5, 0).unwrap_or_default();
+    let two_factor = second_factor::enabled(ctx.db, s.user.id).unwrap_or(false);
     Response::html(view::settings(
         &signed_nav(ctx, s),
         &s.user,
         s.csrf(),
+        two_factor,
         &events,
         &flash,
     ))
     .with_status(status)
+}
+
+/// `/settings/security?page=N`: the account's own security events, newest first.
+fn security_log(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    let s = match require_user(ctx, req) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let page: i64 = req
+        .query_param("page")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(1)
+        .clamp(1, 100_000);
+    // One more than a page tells whether there is a next one.
+    match audit::security_events_for(
+        ctx.db,
+        s.user.id,
+        EVENTS_PER_PAGE + 1,
+        (page - 1) * EVENTS_PER_PAGE,
+    ) {
+        Ok(mut events) => {
+            let more = events.len() as i64 > EVENTS_PER_PAGE;
+            events.truncate(EVENTS_PER_PAGE as usize);
+            Response::html(view::security_log(
+                &signed_nav(ctx, &s),
+                &events,
+                page,
+                more,
+            ))
+        }
+        Err(e) => error_page(req, 500, &e.to_string()),
+    }
 }
 
 fn settings(ctx: &mut Ctx<'_>, req: &Request) -> Response {

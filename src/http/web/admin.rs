@@ -10,20 +10,25 @@ use crate::db;
 use crate::domain::accounts::{self, Role, State};
 use crate::domain::admin::{self, Actor};
 use crate::domain::retention::{self, Rule};
-use crate::domain::{audit, lifecycle, mail};
+use crate::domain::{audit, lifecycle, second_factor};
 use crate::views::{admin as view, Flash, Nav};
 
 pub fn routes(r: &mut Router) {
     r.get("/admin", overview);
     r.get("/admin/users", users);
     r.get("/admin/users/{id}", user);
+    r.get("/admin/users/{id}/ledger", ledger);
     r.form("/admin/users/{id}/role", set_role);
     r.form("/admin/users/{id}/state", set_state);
+    r.form("/admin/users/{id}/2fa/reset", reset_second_factor);
     r.get("/admin/jobs", jobs);
     r.get("/admin/retention", retention_page);
     r.get("/admin/outbox", outbox);
     r.get("/admin/audit", audit_log);
 }
+
+/// Audit rows per page of `/admin/audit`.
+const AUDIT_PER_PAGE: i64 = 100;
 
 pub(super) fn admin(ctx: &mut Ctx<'_>, req: &Request) -> Result<(Signed, Nav), Response> {
     page_guard(ctx, req, Role::Admin)
@@ -89,6 +94,7 @@ pub(super) fn user_page(
             n,
             s.csrf(),
             &u,
+            second_factor::enabled(ctx.db, u.id).unwrap_or(false),
             &ctx.app.config.currency,
             &requests,
             &flash,
@@ -189,6 +195,47 @@ fn set_state(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     }
 }
 
+/// Turns off the second factor of an account that lost it; audited, and the owner is told.
+fn reset_second_factor(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    let (s, n) = match admin(ctx, req) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let Some(id) = req.id_param("id") else {
+        return error_page(req, 404, "No such account.");
+    };
+    let now = ctx.now();
+    let ip = ctx.ip_hash(req);
+    let actor = Actor {
+        id: s.user.id,
+        ip_hash: &ip,
+    };
+    let app = ctx.app;
+    let done = db::write(ctx.db, |tx| {
+        let u = admin::reset_second_factor(tx, actor, id, now)?;
+        super::second_factor::notice(
+            tx,
+            app,
+            &u.email,
+            "Two-factor sign-in is off for your {site} account",
+            "an administrator turned off two-factor sign-in for your account, as you asked: \
+             signing in now asks for the password only; you can set it up again in the settings",
+            now,
+        )
+    });
+    match done {
+        Ok(_) => Response::redirect(&format!("/admin/users/{id}?m=second_factor_reset")),
+        Err(e) => user_page(
+            ctx,
+            req,
+            &s,
+            &n,
+            Some(Flash::Err(e.to_string())),
+            e.http_status(),
+        ),
+    }
+}
+
 fn jobs(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     let (_, n) = match admin(ctx, req) {
         Ok(x) => x,
@@ -229,13 +276,42 @@ fn retention_page(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     Response::html(view::retention(&n, &rows))
 }
 
-fn outbox(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let (_, n) = match admin(ctx, req) {
+/// `/admin/users/{id}/ledger`: an account's money movements; the reading is audited.
+fn ledger(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    let (s, n) = match admin(ctx, req) {
         Ok(x) => x,
         Err(r) => return r,
     };
-    let rows = mail::recent(ctx.db, 100).unwrap_or_default();
-    Response::html(view::outbox(&n, &rows))
+    let Some(id) = req.id_param("id") else {
+        return error_page(req, 404, "No such account.");
+    };
+    let now = ctx.now();
+    let ip = ctx.ip_hash(req);
+    let actor = Actor {
+        id: s.user.id,
+        ip_hash: &ip,
+    };
+    match db::write(ctx.db, |tx| admin::view_ledger(tx, actor, id, 200, now)) {
+        Ok((u, entries)) => Response::html(view::ledger(&n, &u, &super::cur(ctx), &entries)),
+        Err(e) => error_page(req, e.http_status(), &e.to_string()),
+    }
+}
+
+fn outbox(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    let (s, n) = match admin(ctx, req) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let now = ctx.now();
+    let ip = ctx.ip_hash(req);
+    let actor = Actor {
+        id: s.user.id,
+        ip_hash: &ip,
+    };
+    match db::write(ctx.db, |tx| admin::view_outbox(tx, actor, 100, now)) {
+        Ok(rows) => Response::html(view::outbox(&n, &rows)),
+        Err(e) => error_page(req, e.http_status(), &e.to_string()),
+    }
 }
 
 fn audit_log(ctx: &mut Ctx<'_>, req: &Request) -> Response {
@@ -243,6 +319,35 @@ fn audit_log(ctx: &mut Ctx<'_>, req: &Request) -> Response {
         Ok(x) => x,
         Err(r) => return r,
     };
-    let rows = audit::recent_audit(ctx.db, 200).unwrap_or_default();
-    Response::html(view::audit(&n, &rows, &flash_from_query(req)))
+    let filter = audit::AuditFilter {
+        target: req.query_param("target").unwrap_or_default(),
+        action: req.query_param("action").unwrap_or_default(),
+    };
+    let page: i64 = req
+        .query_param("page")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(1)
+        .clamp(1, 100_000);
+    let rows = audit::audit_rows(
+        ctx.db,
+        &filter,
+        AUDIT_PER_PAGE + 1,
+        (page - 1) * AUDIT_PER_PAGE,
+    );
+    let actions = audit::audit_actions(ctx.db).unwrap_or_default();
+    match rows {
+        Ok(mut rows) => {
+            let more = rows.len() as i64 > AUDIT_PER_PAGE;
+            rows.truncate(AUDIT_PER_PAGE as usize);
+            let p = view::AuditPage {
+                rows: &rows,
+                actions: &actions,
+                filter: &filter,
+                page,
+                more,
+            };
+            Response::html(view::audit(&n, &p, &flash_from_query(req)))
+        }
+        Err(e) => error_page(req, 500, &e.to_string()),
+    }
 }

@@ -73,8 +73,12 @@ fn delete_form(ctx: &mut Ctx<'_>, req: &Request) -> Response {
 /// Hook for the TOTP second factor: checks the code typed on the deletion form. Never reached
 /// while [`lifecycle::second_factor_required`] answers false; the second-factor module
 /// replaces it with its own check (TOTP with replay protection, or a recovery code).
-fn second_factor_ok(_ctx: &mut Ctx<'_>, _s: &Signed, _code: &str) -> Result<bool, Error> {
-    Ok(false)
+/// Checks (and spends) the second-factor code given with a deletion.
+fn second_factor_ok(ctx: &mut Ctx<'_>, s: &Signed, code: &str) -> Result<bool, Error> {
+    let (app, now) = (ctx.app, ctx.now());
+    db::write(ctx.db, |tx| {
+        Ok(crate::domain::second_factor::verify(tx, &app.keys, s.user.id, code, now)?.is_some())
+    })
 }
 
 /// What the confirmation mail of a deletion needs to know about the install.

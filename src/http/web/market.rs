@@ -421,7 +421,14 @@ fn create_key(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     let ip = ctx.ip_hash(req);
     match db::write(ctx.db, |tx| {
         let k = apikeys::create(tx, &keys, s.user.id, &name, now)?;
-        audit::security(tx, Some(s.user.id), "api_key_created", &ip, &k.0.name, now)?;
+        audit::security(
+            tx,
+            Some(s.user.id),
+            audit::API_KEY_CREATED,
+            &ip,
+            &k.0.name,
+            now,
+        )?;
         Ok(k)
     }) {
         Ok((_, secret)) => keys_view(ctx, &s, &n, Some(&secret), None, 201),
@@ -451,7 +458,7 @@ fn revoke_key(ctx: &mut Ctx<'_>, req: &Request) -> Response {
         audit::security(
             tx,
             Some(s.user.id),
-            "api_key_revoked",
+            audit::API_KEY_REVOKED,
             &ip,
             &id.to_string(),
             now,

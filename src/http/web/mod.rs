@@ -7,6 +7,7 @@ mod lifecycle;
 mod market;
 mod operator;
 mod public;
+mod second_factor;
 mod webhooks;
 
 use super::auth::{require_role, Signed, Visitor};
@@ -25,6 +26,7 @@ pub fn routes(r: &mut Router) {
     lifecycle::routes(r);
     market::routes(r);
     operator::routes(r);
+    second_factor::routes(r);
     webhooks::routes(r);
 }
 
@@ -79,6 +81,7 @@ pub fn with_cookie(resp: Response, cookie: Option<String>) -> Response {
 pub fn flash_from_query(req: &Request) -> Option<Flash> {
     let key = req.query_param("m")?;
     let ok = |s: &str| Some(Flash::Ok(s.to_string()));
+    let bad = |s: &str| Some(Flash::Err(s.to_string()));
     match key.as_str() {
         "saved" => ok("Saved."),
         "verified" => ok("Thank you: your e-mail address is confirmed."),
@@ -110,6 +113,10 @@ pub fn flash_from_query(req: &Request) -> Option<Flash> {
         "restricted" => ok("Processing of your data is now restricted."),
         "unrestricted" => ok("The restriction of processing is lifted."),
         "request_handled" => ok("Marked as seen."),
+        "second_factor_off" => ok("Two-factor sign-in is off."),
+        "second_factor_reset" => ok("Two-factor sign-in turned off; the owner was told by e-mail."),
+        "second_factor_expired" => bad("The sign-in took too long. Please log in again."),
+        "second_factor_attempts" => bad("Too many wrong codes. Please log in again."),
         _ => None,
     }
 }

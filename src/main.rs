@@ -13,6 +13,7 @@ mod http;
 mod jobs;
 mod outbound;
 mod smtp;
+mod upstream;
 mod views;
 
 use std::collections::BTreeMap;

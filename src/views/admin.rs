@@ -16,6 +16,7 @@ pub fn tabs() -> Markup {
             a href="/admin/prices" { "Prices" }
             a href="/admin/vouchers" { "Vouchers" }
             a href="/admin/numbers" { "Numbers" }
+            a href="/admin/providers" { "Providers" }
             a href="/admin/jobs" { "Jobs" }
             a href="/admin/outbox" { "Outbox" }
             a href="/admin/audit" { "Audit log" }

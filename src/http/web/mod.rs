@@ -3,6 +3,7 @@
 mod account;
 mod admin;
 mod admin_market;
+mod admin_providers;
 mod market;
 mod public;
 mod webhooks;
@@ -20,6 +21,7 @@ pub fn routes(r: &mut Router) {
     account::routes(r);
     admin::routes(r);
     admin_market::routes(r);
+    admin_providers::routes(r);
     market::routes(r);
     webhooks::routes(r);
 }
@@ -86,6 +88,7 @@ pub fn flash_from_query(req: &Request) -> Option<Flash> {
         "state_changed" => ok("State changed."),
         "webhook_deleted" => ok("Webhook deleted; nothing more is sent to it."),
         "test_queued" => ok("Test delivery queued; it is sent within a few seconds."),
+        "provider_deleted" => ok("Provider deleted."),
         _ => None,
     }
 }

@@ -529,12 +529,15 @@ pub fn place_order(
         }) {
             Ok(raw) => raw,
             Err(f) => {
-                log::info!(
-                    "order {}: provider {} did not sell: {}",
-                    activation.id,
-                    c.provider.id,
-                    f.describe()
-                );
+                // Failures are logged by `call`; refusals are worth a line too.
+                if !matches!(f, Fault::Failed(_)) {
+                    log::info!(
+                        "order {}: provider {} did not sell: {}",
+                        activation.id,
+                        c.provider.id,
+                        f.describe()
+                    );
+                }
                 continue;
             }
         };

@@ -1037,3 +1037,46 @@ fn own_numbers_are_sold_before_upstream_ones() {
     assert_eq!(balance(&s, "own@example.com"), 1000 - 280);
     s.assert_books_balance();
 }
+
+#[test]
+fn concurrent_upstream_orders_charge_exactly_what_the_balance_allows() {
+    let fake = Fake::start(Kind::SmsActivate);
+    let s = Arc::new(server(&[]));
+    add_sms_activate(&s, &fake, "20%");
+    // Enough for five orders at 0.60.
+    let (_, key) = customer(&s, "race@example.com", "3.00");
+    let barrier = Arc::new(std::sync::Barrier::new(8));
+    let answers: Vec<String> = (0..8)
+        .map(|_| {
+            let (s, key, barrier) = (s.clone(), key.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                handler(&s, &key, "getNumber", "service=tg&country=6")
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|t| t.join().unwrap())
+        .collect();
+    let mut phones: Vec<String> = answers
+        .iter()
+        .filter(|a| a.starts_with("ACCESS_NUMBER:"))
+        .map(|a| access_number(a).1)
+        .collect();
+    assert_eq!(phones.len(), 5, "{answers:?}");
+    assert_eq!(
+        answers.iter().filter(|a| *a == "NO_BALANCE").count(),
+        3,
+        "{answers:?}"
+    );
+    phones.sort();
+    phones.dedup();
+    assert_eq!(phones.len(), 5, "each a different number");
+    assert_eq!(
+        fake.count(&["action=getNumber"]),
+        5,
+        "only paid orders are bought"
+    );
+    assert_eq!(balance(&s, "race@example.com"), 0);
+    s.assert_books_balance();
+}

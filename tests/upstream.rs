@@ -1080,3 +1080,104 @@ fn concurrent_upstream_orders_charge_exactly_what_the_balance_allows() {
     assert_eq!(balance(&s, "race@example.com"), 0);
     s.assert_books_balance();
 }
+
+#[test]
+fn the_admin_edits_disables_and_deletes_providers_and_never_sees_the_key() {
+    let fake = Fake::start(Kind::SmsActivate);
+    let s = server(&[]);
+    let pid = add_sms_activate(&s, &fake, "20%");
+    let (_, key) = customer(&s, "ed@example.com", "10.00");
+    let tg = |s: &TestServer| -> Value {
+        let p: Value =
+            serde_json::from_str(&handler(s, &key, "getPrices", "country=6&service=tg")).unwrap();
+        p["6"]["tg"].clone()
+    };
+    let mut adm = admin(&s);
+    let page = format!("/admin/providers/{pid}");
+    let form = adm.get(&page).text();
+    assert!(
+        form.contains(r#"name="key" value="""#),
+        "the key field is empty"
+    );
+    assert_no_key("the edit form", &form);
+    let save = |adm: &mut Client, fields: &[(&str, &str)]| {
+        let mut all = vec![
+            ("name", "FakeActivate"),
+            ("url", "PLACEHOLDER"),
+            ("key", ""),
+            ("markup", "20%"),
+            ("priority", "0"),
+            ("unit", "100"),
+            ("enabled", "1"),
+        ];
+        for (k, v) in fields {
+            all.retain(|(n, _)| n != k);
+            all.push((k, v));
+        }
+        let url = fake.url();
+        let all: Vec<(&str, &str)> = all
+            .into_iter()
+            .map(|(k, v)| (k, if v == "PLACEHOLDER" { url.as_str() } else { v }))
+            .collect();
+        adm.submit(&page, &page, &all)
+    };
+    // A new markup reprices the offers at once.
+    let r = save(&mut adm, &[("markup", "50%")]);
+    assert_eq!(r.status, 303, "{}", r.text());
+    assert_eq!(tg(&s)["cost"], json!(0.75));
+    // A bad markup changes nothing and says why.
+    let r = save(&mut adm, &[("markup", "lots")]);
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("not a markup"), "{}", r.text());
+    assert_eq!(tg(&s)["cost"], json!(0.75));
+    // Disabled: its stock is gone; enabled again: back.
+    let r = save(&mut adm, &[("markup", "50%"), ("enabled", "")]);
+    assert_eq!(r.status, 303);
+    assert_eq!(tg(&s)["count"], json!(0));
+    assert_eq!(save(&mut adm, &[("markup", "50%")]).status, 303);
+    assert_eq!(tg(&s)["count"], json!(7));
+    // A replaced key is used from then on (the fake knows only the first one).
+    assert_eq!(
+        save(&mut adm, &[("markup", "50%"), ("key", "another-KEY-0000")]).status,
+        303
+    );
+    let r = adm.submit(&page, &format!("{page}/sync"), &[]);
+    assert_eq!(r.status, 200);
+    assert!(
+        r.text()
+            .contains("BAD_KEY: the provider refused the API key"),
+        "{}",
+        r.text()
+    );
+    assert!(fake.count(&["another-KEY-0000"]) >= 1);
+    assert_eq!(
+        save(&mut adm, &[("markup", "50%"), ("key", SA_KEY)]).status,
+        303
+    );
+    let r = adm.submit(&page, &format!("{page}/sync"), &[]);
+    assert!(r.text().contains("Synced 2 offers."), "{}", r.text());
+    // The audit log names the changes, never the keys.
+    let audit = adm.get("/admin/audit").text();
+    assert!(
+        audit.contains("key replaced") && audit.contains("markup 50%"),
+        "{audit}"
+    );
+    assert_no_key("the audit log", &audit);
+    assert!(!audit.contains("another-KEY-0000"));
+    // A provider that sold a number cannot be deleted; one that did not can.
+    handler(&s, &key, "getNumber", "service=tg&country=6");
+    let r = adm.submit(&page, &format!("{page}/delete"), &[]);
+    assert_eq!(r.status, 409, "{}", r.text());
+    let other = Fake::start(Kind::FiveSim);
+    let id2 = add_5sim(&s, &other, "10%", "0");
+    let p2 = format!("/admin/providers/{id2}");
+    let r = adm.submit(&p2, &format!("{p2}/delete"), &[]);
+    assert_eq!(r.status, 303, "{}", r.text());
+    assert_eq!(s.count("SELECT COUNT(*) FROM providers"), 1);
+    assert_eq!(
+        s.count("SELECT COUNT(*) FROM provider_offers WHERE provider_id = 2"),
+        0
+    );
+    assert_no_key("the server's output", &s.output());
+    s.assert_books_balance();
+}

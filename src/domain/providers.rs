@@ -617,8 +617,9 @@ pub fn record_call(
     Ok(paused)
 }
 
-/// Call records older than this are pruned.
-pub const CALLS_KEPT: i64 = 7 * 86_400;
+/// Call records older than this are pruned (a live order is polled every few seconds, so
+/// they add up; the health page looks at the last [`HEALTH_CALLS`] only).
+pub const CALLS_KEPT: i64 = 2 * 86_400;
 
 pub fn prune_calls(conn: &Connection, now: Timestamp) -> Result<usize> {
     Ok(conn.execute(

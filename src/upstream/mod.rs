@@ -3,8 +3,9 @@
 //! final state. The bookkeeping is in `domain::providers` and `domain::supply`; this module
 //! is the network side and the orchestration around it.
 //!
-//! Every call goes through ureq with connect, read and total timeouts (`upstream_timeout`),
-//! and is recorded in `provider_calls`; failures move the provider's circuit breaker.
+//! Every call goes through ureq with connect, read and total timeouts (`upstream_timeout`;
+//! three times that in total for a price list), and is recorded in `provider_calls`;
+//! failures move the provider's circuit breaker.
 //! Nothing here runs inside a write transaction while it waits for a provider. Keys are
 //! opened only to build a request, and every error text is scrubbed of them before it is
 //! stored or logged (an SMS-Activate key travels in the query string).
@@ -103,7 +104,7 @@ impl Http {
         Http {
             short: agent(timeout),
             // A full price list may take longer to arrive than one answer.
-            long: agent(timeout * 6),
+            long: agent(timeout * 3),
             secrets,
         }
     }
@@ -700,15 +701,26 @@ pub fn job_orders(app: &App, conn: &mut Connection) -> Result<String> {
     ))
 }
 
+/// A `providers` run starts no new sync after this long (the scheduler thread is shared);
+/// the providers synced longest ago go first, so none is starved.
+const SYNC_BUDGET: Duration = Duration::from_secs(20);
+
 /// The `providers` job: syncs every enabled provider that is not paused, and forgets old
 /// call records.
 pub fn job_sync(app: &App, conn: &mut Connection) -> Result<String> {
     let now = app.now();
     let pruned = providers::prune_calls(conn, now)?;
     let mut said = Vec::new();
-    for p in providers::list(conn)? {
-        if !p.is_selling(now) {
-            continue;
+    let mut list: Vec<Provider> = providers::list(conn)?
+        .into_iter()
+        .filter(|p| p.is_selling(now))
+        .collect();
+    list.sort_by_key(|p| (p.synced_at.unwrap_or(i64::MIN), p.id));
+    let started = Instant::now();
+    for p in list {
+        if started.elapsed() >= SYNC_BUDGET {
+            said.push("the rest next time".into());
+            break;
         }
         match sync(app, conn, &p) {
             Ok(r) => said.push(format!("{}: {}", p.name, r.summary())),

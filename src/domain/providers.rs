@@ -537,6 +537,16 @@ pub fn set_balance(conn: &Connection, id: i64, balance_minor: i64) -> Result<()>
     Ok(())
 }
 
+/// The provider said it has no number for the pair: none on sale until the next sync.
+pub fn sold_out(conn: &Connection, id: i64, country: i64, service: &str) -> Result<()> {
+    conn.execute(
+        "UPDATE provider_offers SET stock = 0 WHERE provider_id = ?1 AND country_id = ?2 \
+         AND service = ?3",
+        params![id, country, service],
+    )?;
+    Ok(())
+}
+
 /// One fewer number in stock after a purchase (the next sync brings the real count).
 pub fn took_one(conn: &Connection, id: i64, country: i64, service: &str) -> Result<()> {
     conn.execute(

@@ -530,6 +530,23 @@ pub fn place_order(
         }) {
             Ok(raw) => raw,
             Err(f) => {
+                // What the provider said holds until its next sync: no stock for the pair,
+                // or no money to buy anything.
+                let (pid, country, service) = (
+                    c.provider.id,
+                    activation.country_id,
+                    activation.service.as_str(),
+                );
+                let noted = match f {
+                    Fault::NoNumbers => {
+                        db::write(conn, |tx| providers::sold_out(tx, pid, country, service))
+                    }
+                    Fault::NoBalance => db::write(conn, |tx| providers::set_balance(tx, pid, 0)),
+                    _ => Ok(()),
+                };
+                if let Err(e) = noted {
+                    log::error!("provider {pid}: {e}");
+                }
                 // Failures are logged by `call`; refusals are worth a line too.
                 if !matches!(f, Fault::Failed(_)) {
                     log::info!(

@@ -103,6 +103,7 @@ impl App {
             max_live: self.config.max_active_activations,
             cooldown: self.config.reuse_cooldown,
             sim_delay: self.config.sim_delay,
+            operator_share: self.config.operator_share,
         }
     }
 

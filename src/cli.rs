@@ -33,6 +33,9 @@ pub enum Command {
     /// SMS tools
     #[command(subcommand)]
     Sms(SmsCommand),
+    /// Operators' devices (phones and modems running gateway software)
+    #[command(subcommand)]
+    Device(DeviceCommand),
     /// Create an administrator (already verified)
     #[command(subcommand)]
     Admin(AdminCommand),
@@ -120,6 +123,30 @@ pub struct KeyCreateArgs {
 pub enum SmsCommand {
     /// Deliver an SMS as if a gateway had received it
     Inject(InjectArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DeviceCommand {
+    /// Register a device for an operator; prints device_id=, secret= (shown once) and
+    /// webhook_url= lines
+    Add(DeviceAddArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct DeviceAddArgs {
+    /// E-mail of the operator (or admin) account the device belongs to
+    #[arg(long)]
+    pub operator: String,
+    /// Gateway software: capcom6 (SMS Gateway for Android), httpsms, textbee or generic
+    #[arg(long)]
+    pub kind: String,
+    /// A name to tell devices apart (default: the gateway's name)
+    #[arg(long, default_value = "")]
+    pub name: String,
+    /// A SIM in the device: SLOT:PHONE:COUNTRY[:OPERATOR], COUNTRY the numeric country id
+    /// (e.g. 1:+6281234567890:6); repeat for more SIMs
+    #[arg(long = "sim", value_name = "SLOT:PHONE:COUNTRY")]
+    pub sims: Vec<String>,
 }
 
 #[derive(Args, Debug)]

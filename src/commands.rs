@@ -5,13 +5,18 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use crate::app::App;
-use crate::cli::{AdminCommand, Command, KeyCommand, ProviderCommand, SmsCommand, UserCommand};
+use crate::cli::{
+    AdminCommand, Command, DeviceAddArgs, DeviceCommand, KeyCommand, ProviderCommand, SmsCommand,
+    UserCommand,
+};
 use crate::config::Config;
 use crate::domain::accounts::{self, NewUser, Role};
 use crate::domain::crypto::Keys;
 use crate::domain::money::{currency_digits, Money};
 use crate::domain::passwords::Hasher;
-use crate::domain::{apikeys, audit, inbox, providers, simulator, tokens, wallet, Error};
+use crate::domain::{
+    apikeys, audit, devices, inbox, payouts, providers, simulator, tokens, wallet, Error,
+};
 use crate::{db, http, jobs};
 
 pub fn run(command: Command, config: Config) -> Result<ExitCode, Error> {
@@ -21,6 +26,7 @@ pub fn run(command: Command, config: Config) -> Result<ExitCode, Error> {
         Command::User(UserCommand::Credit(a)) => credit(&config, &a.email, &a.amount, &a.note),
         Command::Key(KeyCommand::Create(a)) => create_key(&config, &a.email, &a.name),
         Command::Sms(SmsCommand::Inject(a)) => inject(&config, &a.to, &a.from, &a.text, a.id),
+        Command::Device(DeviceCommand::Add(a)) => add_device(&config, &a),
         Command::Admin(AdminCommand::Create(a)) => {
             create_account(&config, &a.email, Role::Admin, a.password_stdin)
         }
@@ -217,6 +223,7 @@ fn inject(
         received_at: now,
         source: "cli".into(),
         source_msg_id: id,
+        device_id: None,
     };
     let outcome = db::write(&mut conn, |tx| inbox::ingest(tx, &msg, now))?;
     let (line, code) = match outcome {
@@ -230,6 +237,77 @@ fn inject(
     };
     println!("{line}");
     Ok(ExitCode::from(code))
+}
+
+/// `device add`: the device and its SIMs in one transaction; prints its id, its secret (the
+/// only time it is shown) and the URL to give the gateway.
+fn add_device(config: &Config, a: &DeviceAddArgs) -> Result<ExitCode, Error> {
+    let kind = devices::Kind::parse(a.kind.trim()).ok_or_else(|| {
+        Error::invalid(format!(
+            "unknown gateway kind `{}`: use capcom6, httpsms, textbee or generic",
+            a.kind
+        ))
+    })?;
+    let sims = a
+        .sims
+        .iter()
+        .map(|s| devices::NewSim::parse(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (mut conn, keys) = open_existing(config)?;
+    let user = find_user(&conn, &a.operator)?;
+    if !matches!(user.role, Role::Operator | Role::Admin) {
+        return Err(Error::invalid(format!(
+            "{} is a {} account; devices belong to operators (give it the operator role first)",
+            user.email,
+            user.role.as_str()
+        )));
+    }
+    if !user.is_active() {
+        return Err(Error::invalid(format!("{} is not active", user.email)));
+    }
+    let now = crate::clock::Clock::system().now();
+    let (device, secret) = db::write(&mut conn, |tx| {
+        let (device, secret) = devices::create(tx, &keys, user.id, &a.name, kind, now)?;
+        for sim in &sims {
+            devices::add_sim(tx, &device, sim, now).map_err(|e| match e {
+                Error::Invalid(m) | Error::Conflict(m) => {
+                    Error::invalid(format!("SIM {}: {m}", sim.phone))
+                }
+                Error::BadCountry => {
+                    Error::invalid(format!("SIM {}: no country {}", sim.phone, sim.country_id))
+                }
+                Error::WrongOperator => Error::invalid(format!(
+                    "SIM {}: no operator `{}` in country {}",
+                    sim.phone, sim.operator, sim.country_id
+                )),
+                e => e,
+            })?;
+        }
+        audit::audit(
+            tx,
+            None,
+            Some(user.id),
+            "device_created",
+            &format!(
+                "{} {} ({} SIMs)",
+                kind.as_str(),
+                device.public_id,
+                sims.len()
+            ),
+            "",
+            now,
+        )?;
+        Ok((device, secret))
+    })?;
+    println!("device_id={}", device.public_id);
+    println!("secret={secret}");
+    println!(
+        "webhook_url={}/ingest/{}/{}",
+        config.base_url,
+        kind.as_str(),
+        device.public_id
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn read_password(from_stdin: bool) -> Result<(String, bool), Error> {
@@ -406,6 +484,7 @@ fn check(config: &Config) -> Result<ExitCode, Error> {
     let conn = db::open(&config.data)?;
     let mut problems = db::integrity_problems(&conn)?;
     problems.extend(wallet::check(&conn)?);
+    problems.extend(payouts::check(&conn)?);
     if problems.is_empty() {
         println!("ok: database integrity and ledger checks passed");
         Ok(ExitCode::SUCCESS)

@@ -184,6 +184,31 @@ pub const SETTINGS: &[Setting] = &[
         "SMS bodies and codes are deleted this long after an order ends",
     ),
     s(
+        "order_retention",
+        "24mo",
+        "Orders and rentals older than this are anonymised (number and account removed, totals kept)",
+    ),
+    s(
+        "ledger_retention",
+        "7y",
+        "Ledger and payment rows are deleted after this long (balances carried over)",
+    ),
+    s(
+        "log_retention",
+        "30d",
+        "Operational logs (job runs, webhook attempts, provider calls, sent mail) are kept this long",
+    ),
+    s(
+        "security_log_retention",
+        "12mo",
+        "Security logs (logins, failed logins, admin actions, key changes) are kept this long",
+    ),
+    s(
+        "deletion_cooldown",
+        "30d",
+        "A deleted account's e-mail cannot sign up again for this long; then the account is purged",
+    ),
+    s(
         "max_active_activations",
         "20",
         "Live activations one account may hold",
@@ -192,6 +217,11 @@ pub const SETTINGS: &[Setting] = &[
         "reuse_cooldown",
         "0",
         "A number serves the same service again after this long; 0 = never",
+    ),
+    s(
+        "operator_share",
+        "70",
+        "Percent of a completed activation or rental's price credited to the number's operator",
     ),
     s(
         "api_rate",
@@ -232,6 +262,11 @@ pub const SETTINGS: &[Setting] = &[
         "provider_pause",
         "5m",
         "How long a failing upstream provider is paused (circuit breaker)",
+    ),
+    s(
+        "device_offline_after",
+        "30m",
+        "An operator's device silent this long is offline and its SIMs are not sold",
     ),
     s(
         "dev_clock",
@@ -288,8 +323,15 @@ pub struct Config {
     pub early_cancel: u64,
     pub activation_ttl: u64,
     pub sms_retention: u64,
+    pub order_retention: u64,
+    pub ledger_retention: u64,
+    pub log_retention: u64,
+    pub security_log_retention: u64,
+    pub deletion_cooldown: u64,
     pub max_active_activations: u32,
     pub reuse_cooldown: u64,
+    /// Percent (0–100) of a completed order's price that the number's operator earns.
+    pub operator_share: u32,
     /// Rate limit of the customer APIs per API key.
     pub api_key_limit: crate::http::ratelimit::Limit,
     /// Rate limit of the customer APIs per client IP.
@@ -301,6 +343,8 @@ pub struct Config {
     pub provider_failures: u32,
     /// How long a paused provider rests (seconds).
     pub provider_pause: u64,
+    /// A device silent this long (seconds) goes offline; its SIMs leave the stock.
+    pub device_offline_after: u64,
     pub dev_clock: bool,
 }
 
@@ -400,19 +444,43 @@ pub fn parse_config_file(text: &str) -> Result<BTreeMap<String, String>, String>
 /// `90`, `90s`, `2m`, `1h`, `7d` → seconds.
 pub fn parse_duration(text: &str) -> Result<u64, String> {
     let t = text.trim();
+    const DAY: u64 = 86_400;
+    if let Some(n) = t.strip_suffix("mo") {
+        return parse_duration(n.trim())
+            .ok()
+            .and_then(|n| n.checked_mul(30 * DAY))
+            .ok_or_else(|| {
+                format!("`{text}` is not a duration (examples: 90, 90s, 2m, 1h, 7d, 12mo, 7y)")
+            });
+    }
     let (num, mult) = match t.char_indices().last() {
         Some((i, 's')) => (&t[..i], 1),
         Some((i, 'm')) => (&t[..i], 60),
         Some((i, 'h')) => (&t[..i], 3600),
         Some((i, 'd')) => (&t[..i], 86_400),
         Some((i, 'w')) => (&t[..i], 7 * 86_400),
+        Some((i, 'y')) => (&t[..i], 365 * DAY),
         _ => (t, 1),
     };
     num.trim()
         .parse::<u64>()
         .ok()
         .and_then(|n| n.checked_mul(mult))
-        .ok_or_else(|| format!("`{text}` is not a duration (examples: 90, 90s, 2m, 1h, 7d)"))
+        .ok_or_else(|| {
+            format!("`{text}` is not a duration (examples: 90, 90s, 2m, 1h, 7d, 12mo, 7y)")
+        })
+}
+
+/// A whole percentage from 0 to 100, with or without `%`.
+fn parse_percent(text: &str) -> Result<u32, String> {
+    let t = text.trim();
+    t.strip_suffix('%')
+        .unwrap_or(t)
+        .trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|p| *p <= 100)
+        .ok_or_else(|| format!("`{text}` is not a percentage from 0 to 100"))
 }
 
 fn parse_bool(text: &str) -> Result<bool, String> {
@@ -525,8 +593,15 @@ impl Config {
             early_cancel: dur("early_cancel")?,
             activation_ttl: dur("activation_ttl")?,
             sms_retention: dur("sms_retention")?,
+            order_retention: dur("order_retention")?,
+            ledger_retention: dur("ledger_retention")?,
+            log_retention: dur("log_retention")?,
+            security_log_retention: dur("security_log_retention")?,
+            deletion_cooldown: dur("deletion_cooldown")?,
             max_active_activations: num("max_active_activations")? as u32,
             reuse_cooldown: dur("reuse_cooldown")?,
+            operator_share: parse_percent(&get("operator_share"))
+                .map_err(named("operator_share"))?,
             api_key_limit: crate::http::ratelimit::Limit {
                 rate: num("api_rate")?,
                 burst: num("api_burst")?,
@@ -543,8 +618,12 @@ impl Config {
             },
             provider_failures: num("provider_failures")?.max(1) as u32,
             provider_pause: dur("provider_pause")?,
+            device_offline_after: dur("device_offline_after")?,
             dev_clock: parse_bool(&get("dev_clock")).map_err(named("dev_clock"))?,
         };
+        if cfg.device_offline_after < 60 {
+            return Err("setting `device_offline_after` must be at least 1m".into());
+        }
         if cfg.early_cancel >= cfg.activation_ttl {
             return Err("setting `early_cancel` must be shorter than `activation_ttl`".into());
         }
@@ -567,6 +646,9 @@ mod tests {
         assert_eq!(parse_duration("2m"), Ok(120));
         assert_eq!(parse_duration("1h"), Ok(3600));
         assert_eq!(parse_duration("7d"), Ok(604_800));
+        assert_eq!(parse_duration("24mo"), Ok(720 * 86_400));
+        assert_eq!(parse_duration("7y"), Ok(7 * 365 * 86_400));
+        assert!(parse_duration("mo").is_err());
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("-5s").is_err());
     }
@@ -590,6 +672,22 @@ mod tests {
         l.flags.insert("sms_retention".into(), "forever".into());
         let err = Config::from_layers(&l).unwrap_err();
         assert!(err.contains("sms_retention"), "{err}");
+    }
+
+    #[test]
+    fn operator_share_is_a_percentage() {
+        assert_eq!(parse_percent("70"), Ok(70));
+        assert_eq!(parse_percent(" 55% "), Ok(55));
+        assert_eq!(parse_percent("0"), Ok(0));
+        assert_eq!(parse_percent("100"), Ok(100));
+        for bad in ["101", "-1", "12.5", "half", ""] {
+            assert!(parse_percent(bad).is_err(), "{bad}");
+        }
+        let mut l = Layers::default();
+        assert_eq!(Config::from_layers(&l).unwrap().operator_share, 70);
+        l.env.insert("operator_share".into(), "150".into());
+        let err = Config::from_layers(&l).unwrap_err();
+        assert!(err.contains("operator_share"), "{err}");
     }
 
     #[test]

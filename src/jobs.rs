@@ -12,8 +12,10 @@ use rusqlite::{params, Connection};
 
 use crate::app::App;
 use crate::clock::Timestamp;
+use crate::domain::retention::Rule;
 use crate::domain::{
-    activations, mail, rentals, retention, sessions, simulator, webhooks, Error, Result,
+    activations, devices, lifecycle, mail, rentals, retention, sessions, simulator, webhooks,
+    Error, Result,
 };
 
 /// A job returns a short summary of what it did ("3 sessions removed"), or "" when there was
@@ -106,6 +108,12 @@ impl Jobs {
                 job_webhooks,
             ),
             (
+                "devices",
+                "*/30 * * * * *",
+                "Take devices silent for longer than device_offline_after offline; their SIMs leave the stock",
+                job_devices,
+            ),
+            (
                 "sms_retention",
                 "0 * * * * *",
                 "Delete SMS texts and codes once their retention after the order ended passed",
@@ -124,10 +132,18 @@ impl Jobs {
                 job_mail,
             ),
             (
-                "job_runs",
+                "retention",
                 "0 17 3 * * *",
-                "Forget job-run records older than 30 days",
-                job_prune_runs,
+                "Anonymise old orders; delete old ledger rows, operational logs and security logs \
+                 (the periods on /privacy)",
+                job_retention,
+            ),
+            (
+                "accounts",
+                "0 41 * * * *",
+                "Purge deleted accounts whose deletion_cooldown has passed: e-mail replaced by a \
+                 placeholder, password hash, name and sign-in secrets cleared",
+                job_accounts,
             ),
         ])
     }
@@ -278,10 +294,11 @@ pub fn recent_runs(conn: &Connection, limit: i64) -> Result<Vec<RunRow>> {
 
 fn job_expiry(app: &App, conn: &mut Connection) -> Result<String> {
     let now = app.now();
+    let policy = app.policy();
     let (a, (renewed, expired)) = crate::db::write(conn, |tx| {
         Ok((
-            activations::expire_due(tx, now)?,
-            rentals::expire_due(tx, now)?,
+            activations::expire_due(tx, &policy, now)?,
+            rentals::expire_due(tx, &policy, now)?,
         ))
     })?;
     if !a.is_empty() {
@@ -316,6 +333,18 @@ fn job_simulator(app: &App, conn: &mut Connection) -> Result<String> {
     Ok(format!("{} simulated SMS delivered", delivered.len()))
 }
 
+fn job_devices(app: &App, conn: &mut Connection) -> Result<String> {
+    let now = app.now();
+    let n = crate::db::write(conn, |tx| {
+        devices::mark_silent_offline(tx, app.config.device_offline_after, now)
+    })?;
+    Ok(match n {
+        0 => String::new(),
+        1 => "1 silent device went offline".to_string(),
+        n => format!("{n} silent devices went offline"),
+    })
+}
+
 fn job_sms_retention(app: &App, conn: &mut Connection) -> Result<String> {
     let now = app.now();
     let (n, hooks) = crate::db::write(conn, |tx| {
@@ -323,6 +352,10 @@ fn job_sms_retention(app: &App, conn: &mut Connection) -> Result<String> {
             retention::purge_messages(tx, app.config.sms_retention, now)?,
             webhooks::forget_sms(tx, app.config.sms_retention, now)?,
         ))
+        .and_then(|(n, h)| {
+            retention::record(tx, Rule::Sms, n, now)?;
+            Ok((n, h))
+        })
     })?;
     Ok(match (n, hooks) {
         (0, 0) => String::new(),
@@ -420,12 +453,50 @@ fn job_sessions(app: &App, conn: &mut Connection) -> Result<String> {
     })
 }
 
-fn job_prune_runs(app: &App, conn: &mut Connection) -> Result<String> {
-    let n = conn.execute(
-        "DELETE FROM job_runs WHERE started_at < ?1",
-        [app.now() - 30 * 86_400],
-    )?;
-    Ok(format!("{n} old run records removed"))
+/// The daily retention rules (the SMS rule runs every minute in `sms_retention`). Orders are
+/// anonymised in batches, one transaction each, so the writer lock is never held long.
+fn job_retention(app: &App, conn: &mut Connection) -> Result<String> {
+    let now = app.now();
+    let c = &app.config;
+    let mut orders = 0;
+    loop {
+        let n = crate::db::write(conn, |tx| {
+            retention::anonymise_orders(tx, c.order_retention, now)
+        })?;
+        orders += n;
+        if n < retention::BATCH {
+            break;
+        }
+    }
+    let (ledger, logs, security) = crate::db::write(conn, |tx| {
+        let ledger = retention::purge_ledger(tx, c.ledger_retention, now)?;
+        let logs = retention::purge_logs(tx, c.log_retention, now)?;
+        let security = retention::purge_security(tx, c.security_log_retention, now)?;
+        retention::record(tx, Rule::Orders, orders, now)?;
+        retention::record(tx, Rule::Ledger, ledger, now)?;
+        retention::record(tx, Rule::Logs, logs, now)?;
+        retention::record(tx, Rule::Security, security, now)?;
+        Ok((ledger, logs, security))
+    })?;
+    Ok(format!(
+        "{orders} orders anonymised; {ledger} ledger, {logs} log and {security} security rows deleted"
+    ))
+}
+
+/// Hourly, so an account is final no later than an hour after its cooldown ends (sign-up with
+/// the address purges it on the spot anyway).
+fn job_accounts(app: &App, conn: &mut Connection) -> Result<String> {
+    let now = app.now();
+    let n = crate::db::write(conn, |tx| {
+        let n = lifecycle::purge_deleted(tx, app.config.deletion_cooldown, now)?;
+        retention::record(tx, Rule::Accounts, n, now)?;
+        Ok(n)
+    })?;
+    Ok(if n == 0 {
+        String::new()
+    } else {
+        format!("{n} deleted accounts purged")
+    })
 }
 
 fn job_mail(app: &App, conn: &mut Connection) -> Result<String> {

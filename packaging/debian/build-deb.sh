@@ -41,6 +41,10 @@ install -D -m 0644 packaging/README.md "$doc/packaging.md"
 install -D -m 0644 packaging/otpbox.conf.example "$doc/examples/otpbox.conf.example"
 install -D -m 0644 packaging/nginx/otpbox.conf "$doc/examples/nginx/otpbox.conf"
 install -D -m 0644 packaging/caddy/Caddyfile "$doc/examples/caddy/Caddyfile"
+# Gateway bridges for gammu-smsd and smstools3 (python3 scripts, used only if installed).
+for bridge in otpbox-gammu otpbox-smstools; do
+    install -D -m 0755 "packaging/bridges/$bridge" "$root/usr/share/otpbox/bridges/$bridge"
+done
 
 install -d -m 0755 "$root/DEBIAN"
 for script in postinst prerm postrm; do

@@ -18,6 +18,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_marketplace.sql"),
     include_str!("migrations/0003_webhooks.sql"),
     include_str!("migrations/0004_supply.sql"),
+    include_str!("migrations/0005_retention.sql"),
+    include_str!("migrations/0006_lifecycle.sql"),
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -72,6 +72,10 @@ pub struct User {
     pub email_verified_at: Option<Timestamp>,
     pub balance_minor: i64,
     pub created_at: Timestamp,
+    /// When the holder deleted the account (state `deleted`); see `domain::lifecycle`.
+    pub deleted_at: Option<Timestamp>,
+    /// Set while the holder restricts optional processing of their data.
+    pub processing_restricted_at: Option<Timestamp>,
 }
 
 impl User {
@@ -85,7 +89,8 @@ impl User {
 }
 
 pub const USER_COLUMNS: &str = "id, email, display_name, password_hash, role, state, \
-     state_reason, email_verified_at, balance_minor, created_at";
+     state_reason, email_verified_at, balance_minor, created_at, deleted_at, \
+     processing_restricted_at";
 
 pub fn from_row(r: &Row<'_>) -> rusqlite::Result<User> {
     let role: String = r.get(4)?;
@@ -101,6 +106,8 @@ pub fn from_row(r: &Row<'_>) -> rusqlite::Result<User> {
         email_verified_at: r.get(7)?,
         balance_minor: r.get(8)?,
         created_at: r.get(9)?,
+        deleted_at: r.get(10)?,
+        processing_restricted_at: r.get(11)?,
     })
 }
 

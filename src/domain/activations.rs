@@ -14,7 +14,7 @@ use super::accounts::User;
 use super::catalogue::{self, cooldown_cutoff};
 use super::supply::{self, Tell};
 use super::wallet::{self, Kind};
-use super::{simulator, webhooks, Error, Result};
+use super::{earnings, simulator, webhooks, Error, Result};
 use crate::clock::Timestamp;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -110,6 +110,8 @@ pub struct Policy {
     pub max_live: u32,
     pub cooldown: u64,
     pub sim_delay: u64,
+    /// Percent of a completed order's price credited to the number's operator.
+    pub operator_share: u32,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -672,8 +674,15 @@ pub fn cancel(
     get_for(conn, user_id, id)
 }
 
-/// Finishes an order whose code has arrived. No refund.
-pub fn complete(conn: &Connection, user_id: i64, id: i64, now: Timestamp) -> Result<Activation> {
+/// Finishes an order whose code has arrived. No refund; the number's operator earns its
+/// share.
+pub fn complete(
+    conn: &Connection,
+    user_id: i64,
+    id: i64,
+    policy: &Policy,
+    now: Timestamp,
+) -> Result<Activation> {
     let a = get_for(conn, user_id, id)?;
     match a.status {
         Status::Received | Status::Retry => {}
@@ -691,6 +700,7 @@ pub fn complete(conn: &Connection, user_id: i64, id: i64, now: Timestamp) -> Res
         Status::Completed,
         now,
     )?;
+    earnings::credit_activation(conn, &a, policy.operator_share, now)?;
     free_number(conn, a.number_id, now)?;
     supply::order_changed(conn, id, Tell::Finish, now)?;
     simulator::forget(conn, Some(id), None)?;
@@ -754,8 +764,8 @@ pub fn code_arrived(conn: &Connection, a: &Activation, now: Timestamp) -> Result
 }
 
 /// Ends every live activation whose time is up: refunded and `expired` without a code,
-/// `completed` with one. Returns the ids ended.
-pub fn expire_due(conn: &Connection, now: Timestamp) -> Result<Vec<i64>> {
+/// `completed` with one (the number's operator earns its share). Returns the ids ended.
+pub fn expire_due(conn: &Connection, policy: &Policy, now: Timestamp) -> Result<Vec<i64>> {
     let due: Vec<Activation> = {
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {COLS} FROM activations WHERE status IN ('waiting','received','retry') \
@@ -785,6 +795,7 @@ pub fn expire_due(conn: &Connection, now: Timestamp) -> Result<Vec<i64>> {
                 Status::Completed,
                 now,
             )?;
+            earnings::credit_activation(conn, &a, policy.operator_share, now)?;
         }
         free_number(conn, a.number_id, now)?;
         let tell = if a.code_at.is_none() {
@@ -797,6 +808,63 @@ pub fn expire_due(conn: &Connection, now: Timestamp) -> Result<Vec<i64>> {
         ended_ids.push(a.id);
     }
     Ok(ended_ids)
+}
+
+/// The ledger note on the refund of an order ended because its account was closed.
+pub const CLOSED_NOTE: &str = "account closed";
+
+/// Ends every live activation of an account at once, because the account is being closed
+/// (deleted or terminated): whatever the early-cancel window, an order without a code is
+/// `canceled` and refunded, one with a code is `completed`. Returns (refunded, completed) ids.
+pub fn close_all_for(
+    conn: &Connection,
+    user_id: i64,
+    operator_share: u32,
+    now: Timestamp,
+) -> Result<(Vec<i64>, Vec<i64>)> {
+    let live: Vec<Activation> = {
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {COLS} FROM activations WHERE user_id = ?1 \
+             AND status IN ('waiting','received','retry') ORDER BY id"
+        ))?;
+        let rows = stmt.query_map([user_id], from_row)?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    let (mut refunded, mut completed) = (Vec::new(), Vec::new());
+    for a in live {
+        if a.code_at.is_none() {
+            set_status(conn, a.id, &[Status::Waiting], Status::Canceled, now)?;
+            wallet::post(
+                conn,
+                a.user_id,
+                a.price_minor,
+                Kind::Refund,
+                ("activation", Some(a.id)),
+                CLOSED_NOTE,
+                now,
+            )?;
+            refunded.push(a.id);
+        } else {
+            set_status(
+                conn,
+                a.id,
+                &[Status::Received, Status::Retry],
+                Status::Completed,
+                now,
+            )?;
+            earnings::credit_activation(conn, &a, operator_share, now)?;
+            completed.push(a.id);
+        }
+        free_number(conn, a.number_id, now)?;
+        let tell = if a.code_at.is_none() {
+            Tell::Cancel
+        } else {
+            Tell::Finish
+        };
+        supply::order_changed(conn, a.id, tell, now)?;
+        simulator::forget(conn, Some(a.id), None)?;
+    }
+    Ok((refunded, completed))
 }
 
 #[cfg(test)]
@@ -813,6 +881,7 @@ mod tests {
         max_live: 3,
         cooldown: 0,
         sim_delay: 5,
+        operator_share: 70,
     };
     const T0: i64 = 1_000_000;
 
@@ -875,6 +944,7 @@ mod tests {
                     received_at: now,
                     source: "test".into(),
                     source_msg_id: None,
+                    device_id: None,
                 },
                 now,
             )
@@ -937,7 +1007,7 @@ mod tests {
             inbox::latest_code(&w.conn, a.id).unwrap().as_deref(),
             Some("12345")
         );
-        let done = complete(&w.conn, w.user.id, a.id, T0 + 20).unwrap();
+        let done = complete(&w.conn, w.user.id, a.id, &POLICY, T0 + 20).unwrap();
         assert_eq!(done.status, Status::Completed);
         assert_eq!(w.balance(), 1000 - a.price_minor);
         w.ledger_ok();
@@ -1036,7 +1106,7 @@ mod tests {
             ),
             Err(Error::BadStatus(_))
         ));
-        assert!(expire_due(&w.conn, T0 + 5000).unwrap().is_empty());
+        assert!(expire_due(&w.conn, &POLICY, T0 + 5000).unwrap().is_empty());
         assert_eq!(w.balance(), 1000);
         w.ledger_ok();
     }
@@ -1055,8 +1125,11 @@ mod tests {
             )
             .unwrap();
         w.sms(&b.phone, "Your WhatsApp code: 123-456", T0 + 5);
-        assert_eq!(expire_due(&w.conn, T0 + 1199).unwrap(), Vec::<i64>::new());
-        let mut ended = expire_due(&w.conn, T0 + 1200).unwrap();
+        assert_eq!(
+            expire_due(&w.conn, &POLICY, T0 + 1199).unwrap(),
+            Vec::<i64>::new()
+        );
+        let mut ended = expire_due(&w.conn, &POLICY, T0 + 1200).unwrap();
         ended.sort();
         assert_eq!(ended, vec![a.id, b.id]);
         assert_eq!(get(&w.conn, a.id).unwrap().unwrap().status, Status::Expired);
@@ -1251,7 +1324,7 @@ mod tests {
         let mut w = world(1000);
         let a = w.order(&tg(), T0).unwrap();
         w.sms(&a.phone, "Telegram code: 12345", T0 + 5);
-        complete(&w.conn, w.user.id, a.id, T0 + 10).unwrap();
+        complete(&w.conn, w.user.id, a.id, &POLICY, T0 + 10).unwrap();
         assert_eq!(
             retention::purge_messages(&w.conn, 300, T0 + 309).unwrap(),
             0
@@ -1269,7 +1342,7 @@ mod tests {
         let mut w = world(1000);
         let a = w.order(&tg(), T0).unwrap();
         assert!(matches!(
-            complete(&w.conn, w.user.id + 1, a.id, T0),
+            complete(&w.conn, w.user.id + 1, a.id, &POLICY, T0),
             Err(Error::NotFound(_))
         ));
     }
@@ -1327,8 +1400,8 @@ mod tests {
         assert_eq!(count_all(&w.conn, w.user.id).unwrap(), 3);
 
         w.sms(&a.phone, "Telegram code: 12345", T0 + 5);
-        complete(&w.conn, w.user.id, a.id, T0 + 10).unwrap();
-        expire_due(&w.conn, T0 + 2000).unwrap();
+        complete(&w.conn, w.user.id, a.id, &POLICY, T0 + 10).unwrap();
+        expire_due(&w.conn, &POLICY, T0 + 2000).unwrap();
         let outcomes = outcomes_since(&w.conn, T0).unwrap();
         assert_eq!(outcomes.get(&(6, "tg".to_string())), Some(&(1, 2)));
         assert_eq!(outcomes.get(&(6, "wa".to_string())), Some(&(0, 1)));

@@ -145,6 +145,7 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
+/// Lowercase or uppercase hex to bytes; `None` when it is not hex.
 pub fn unhex(text: &str) -> Option<Vec<u8>> {
     if !text.len().is_multiple_of(2) {
         return None;

@@ -8,8 +8,6 @@
 //! it has been seen (registered, or any authenticated request) within `offline_after`; the
 //! `devices` job takes silent devices' numbers off sale, and the next request puts them back.
 
-#![allow(dead_code)] // used by gateway ingestion and the operator pages, landing next
-
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 
@@ -175,15 +173,6 @@ pub fn list_for(conn: &Connection, owner_id: i64) -> Result<Vec<Device>> {
         "SELECT {COLS} FROM devices WHERE owner_id = ?1 AND revoked_at IS NULL ORDER BY id DESC"
     ))?;
     let rows = stmt.query_map([owner_id], from_row)?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
-}
-
-/// Every live device, for the admin.
-pub fn list_all(conn: &Connection) -> Result<Vec<Device>> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {COLS} FROM devices WHERE revoked_at IS NULL ORDER BY id DESC"
-    ))?;
-    let rows = stmt.query_map([], from_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 

@@ -22,6 +22,10 @@ pub struct Inbound {
     /// Where it came from (`simulator`, `cli`, `gateway:3`, ...), scoping `source_msg_id`.
     pub source: String,
     pub source_msg_id: Option<String>,
+    /// The device a gateway message came through: it delivers only for its own SIMs and its
+    /// operator's device-less numbers; any other number is unknown to it. `None` (simulator,
+    /// command line, upstream providers) is unscoped.
+    pub device_id: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,8 +76,11 @@ pub fn ingest_coded(
     }
     let phone = digits(&msg.to);
     let number: Option<i64> = conn
-        .prepare_cached("SELECT id FROM numbers WHERE phone = ?1")?
-        .query_row([&phone], |r| r.get(0))
+        .prepare_cached(
+            "SELECT n.id FROM numbers n WHERE n.phone = ?1 AND (?2 IS NULL OR n.device_id = ?2 \
+             OR (n.device_id IS NULL AND n.owner_id = (SELECT owner_id FROM devices WHERE id = ?2)))",
+        )?
+        .query_row(params![phone, msg.device_id], |r| r.get(0))
         .optional()?;
     let Some(number_id) = number else {
         return Ok(Delivered::UnknownNumber);

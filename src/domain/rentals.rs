@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::accounts::User;
 use super::activations::{free_number, pick_number, take_number, Policy};
 use super::wallet::{self, Kind};
-use super::{catalogue, simulator, Error, Result};
+use super::{catalogue, earnings, simulator, Error, Result};
 use crate::clock::Timestamp;
 
 /// Rental lengths allowed, in hours (SMS-Activate: 4 to 1344 hours = 8 weeks).
@@ -257,13 +257,20 @@ pub fn cancel(conn: &Connection, user_id: i64, id: i64, now: Timestamp) -> Resul
     get_for(conn, user_id, id)
 }
 
-/// Ends a rental early, without refund.
-pub fn finish(conn: &Connection, user_id: i64, id: i64, now: Timestamp) -> Result<Rental> {
+/// Ends a rental early, without refund; the number's operator earns its share.
+pub fn finish(
+    conn: &Connection,
+    user_id: i64,
+    id: i64,
+    policy: &Policy,
+    now: Timestamp,
+) -> Result<Rental> {
     let r = get_for(conn, user_id, id)?;
     if r.status != Status::Active {
         return Err(ended(&r));
     }
     end(conn, &r, Status::Finished, now)?;
+    earnings::credit_rental(conn, &r, policy.operator_share, now)?;
     get_for(conn, user_id, id)
 }
 
@@ -317,9 +324,13 @@ pub fn set_auto_renew(conn: &Connection, user_id: i64, id: i64, on: bool) -> Res
     get_for(conn, user_id, id)
 }
 
-/// Renews due auto-renew rentals the balance can pay for, expires the rest. Returns
-/// (renewed, expired) ids.
-pub fn expire_due(conn: &Connection, now: Timestamp) -> Result<(Vec<i64>, Vec<i64>)> {
+/// Renews due auto-renew rentals the balance can pay for, expires the rest (their numbers'
+/// operators earn their share). Returns (renewed, expired) ids.
+pub fn expire_due(
+    conn: &Connection,
+    policy: &Policy,
+    now: Timestamp,
+) -> Result<(Vec<i64>, Vec<i64>)> {
     let due: Vec<Rental> = {
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {COLS} FROM rentals WHERE status = 'active' AND expires_at <= ?1 ORDER BY id LIMIT 500"
@@ -353,7 +364,47 @@ pub fn expire_due(conn: &Connection, now: Timestamp) -> Result<(Vec<i64>, Vec<i6
             }
         }
         end(conn, &r, Status::Expired, now)?;
+        earnings::credit_rental(conn, &r, policy.operator_share, now)?;
         expired.push(r.id);
     }
     Ok((renewed, expired))
+}
+
+/// Ends every active rental of an account at once, because the account is being closed: one
+/// that received no SMS is `canceled` and refunded in full whatever its age, one that did is
+/// `finished`. Returns (refunded, finished) ids.
+pub fn close_all_for(
+    conn: &Connection,
+    user_id: i64,
+    operator_share: u32,
+    now: Timestamp,
+) -> Result<(Vec<i64>, Vec<i64>)> {
+    let live: Vec<Rental> = {
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {COLS} FROM rentals WHERE user_id = ?1 AND status = 'active' ORDER BY id"
+        ))?;
+        let rows = stmt.query_map([user_id], from_row)?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    let (mut refunded, mut finished) = (Vec::new(), Vec::new());
+    for r in live {
+        if has_messages(conn, r.id)? {
+            end(conn, &r, Status::Finished, now)?;
+            earnings::credit_rental(conn, &r, operator_share, now)?;
+            finished.push(r.id);
+        } else {
+            end(conn, &r, Status::Canceled, now)?;
+            wallet::post(
+                conn,
+                r.user_id,
+                r.paid_minor,
+                Kind::Refund,
+                ("rental", Some(r.id)),
+                super::activations::CLOSED_NOTE,
+                now,
+            )?;
+            refunded.push(r.id);
+        }
+    }
+    Ok((refunded, finished))
 }

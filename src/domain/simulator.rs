@@ -247,6 +247,7 @@ pub fn deliver_due(conn: &Connection, now: Timestamp) -> Result<Vec<Delivered>> 
                 received_at: now,
                 source: SOURCE.into(),
                 source_msg_id: Some(key),
+                device_id: None,
             },
             now,
         )?);

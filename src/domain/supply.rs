@@ -431,6 +431,7 @@ pub fn apply_poll(conn: &Connection, d: &Due, p: &Polled, now: Timestamp) -> Res
             received_at: now,
             source: format!("upstream:{}", d.provider.id),
             source_msg_id: Some(format!("{}:{}", d.upstream_id, sms.key)),
+            device_id: None,
         };
         match inbox::ingest_coded(conn, &msg, sms.code.as_deref(), now)? {
             Delivered::Activation { id, .. } if id == d.activation_id => {
@@ -463,6 +464,7 @@ pub fn apply_poll(conn: &Connection, d: &Due, p: &Polled, now: Timestamp) -> Res
                 max_live: 0,
                 cooldown: 0,
                 sim_delay: 0,
+                operator_share: 0,
             };
             activations::cancel(conn, a.user_id, a.id, CancelReason::Cancel, &policy, now)?;
             out.canceled = true;
@@ -611,6 +613,7 @@ mod tests {
         max_live: 10,
         cooldown: 0,
         sim_delay: 5,
+        operator_share: 70,
     };
     const T0: i64 = 1_000_000;
 
@@ -926,7 +929,7 @@ mod tests {
         assert_eq!(w.upstream_state(a.id), ("live".into(), "retry".into()));
         pending_done(&w.conn, a.id, "retry", T0 + 51).unwrap();
         apply_poll(&w.conn, &w.due_one(T0 + 60), &code("5151"), T0 + 60).unwrap();
-        activations::complete(&w.conn, w.user.id, a.id, T0 + 70).unwrap();
+        activations::complete(&w.conn, w.user.id, a.id, &POLICY, T0 + 70).unwrap();
         assert_eq!(w.upstream_state(a.id), ("closing".into(), "finish".into()));
         let d = w.due_one(T0 + 70);
         assert_eq!(d.pending, "finish");
@@ -948,7 +951,7 @@ mod tests {
         let applied = apply_poll(&w.conn, &d, &code("9999"), a.expires_at).unwrap();
         assert_eq!((applied.delivered, applied.late), (0, 1));
         assert_eq!(
-            activations::expire_due(&w.conn, a.expires_at).unwrap(),
+            activations::expire_due(&w.conn, &POLICY, a.expires_at).unwrap(),
             vec![a.id]
         );
         assert!(inbox::for_activation(&w.conn, a.id).unwrap().is_empty());
@@ -987,6 +990,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(w.upstream_state(b.id), ("closing".into(), "ban".into()));
+        // An account closed with a live upstream order: the provider is told to cancel.
+        let (c, cands) = w.reserve(&tg());
+        settle(&w.conn, c.id, &cands[0], &bought("628115550003"), T0).unwrap();
+        activations::close_all_for(&w.conn, w.user.id, 70, T0 + 300).unwrap();
+        assert_eq!(w.upstream_state(c.id), ("closing".into(), "cancel".into()));
         w.ledger_ok();
     }
 
@@ -995,7 +1003,7 @@ mod tests {
         let mut w = world(1000);
         let (a, c) = w.reserve(&tg());
         settle(&w.conn, a.id, &c[0], &bought("628115550001"), T0).unwrap();
-        activations::expire_due(&w.conn, a.expires_at).unwrap();
+        activations::expire_due(&w.conn, &POLICY, a.expires_at).unwrap();
         let rows = routing_table(&w.conn, T0).unwrap();
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].source, "upstream: key-a");

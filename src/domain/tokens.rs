@@ -1,5 +1,5 @@
 //! Single-use, expiring tokens behind e-mailed links (e-mail verification, password reset,
-//! first-admin setup). Only a keyed hash of each token is stored.
+//! first-admin setup, e-mail change). Only a keyed hash of each token is stored.
 
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -10,6 +10,8 @@ use crate::clock::Timestamp;
 pub const VERIFY_EMAIL: &str = "verify_email";
 pub const RESET_PASSWORD: &str = "reset_password";
 pub const ADMIN_SETUP: &str = "admin_setup";
+/// Confirms a new e-mail address; `data` holds the address.
+pub const CHANGE_EMAIL: &str = "change_email";
 
 /// Creates a token and returns its plain value (to put in a link, never stored).
 pub fn issue(

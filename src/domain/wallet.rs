@@ -2,8 +2,8 @@
 //!
 //! Every movement is one ledger row written in the caller's transaction, together with the
 //! state change that caused it, so the cached balance always equals the ledger sum
-//! ([`check`] proves it). Refunds are unique per order by a database index: a second refund
-//! for the same order fails instead of paying twice.
+//! ([`check`] proves it). Refunds and operator earnings are unique per order by database
+//! indexes: a second one for the same order fails instead of paying twice.
 
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -11,7 +11,7 @@ use super::{Error, Result};
 use crate::clock::Timestamp;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(dead_code)] // top-ups by payment, forfeits, operator earnings and payouts come later
+#[allow(dead_code)] // top-ups by payment and forfeits come later
 pub enum Kind {
     Topup,
     Charge,
@@ -112,6 +112,13 @@ fn post_inner(
         {
             Err(Error::BadStatus("This order was already refunded.".into()))
         }
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::ConstraintViolation && kind == Kind::Earning =>
+        {
+            Err(Error::BadStatus(
+                "The operator was already credited for this order.".into(),
+            ))
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -181,7 +188,7 @@ pub fn check(conn: &Connection) -> Result<Vec<String>> {
     })?;
     let mut problems: Vec<String> = rows.collect::<rusqlite::Result<_>>()?;
     let refunds_without_charge: i64 = conn.query_row(
-        "SELECT COUNT(*) FROM ledger r WHERE r.kind = 'refund' AND NOT EXISTS \
+        "SELECT COUNT(*) FROM ledger r WHERE r.kind = 'refund' AND r.ref_id IS NOT NULL AND NOT EXISTS \
          (SELECT 1 FROM ledger c WHERE c.kind = 'charge' AND c.ref_type = r.ref_type \
           AND c.ref_id = r.ref_id AND c.user_id = r.user_id)",
         [],

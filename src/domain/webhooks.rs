@@ -1053,6 +1053,7 @@ mod tests {
             max_live: 3,
             cooldown: 0,
             sim_delay: 5,
+            operator_share: 70,
         };
         let req = OrderRequest {
             country: 6,
@@ -1081,9 +1082,10 @@ mod tests {
             received_at: T0 + 10,
             source: "test".into(),
             source_msg_id: None,
+            device_id: None,
         };
         db::write(&mut conn, |tx| inbox::ingest(tx, &sms, T0 + 10)).unwrap();
-        activations::complete(&conn, user, a.id, T0 + 20).unwrap();
+        activations::complete(&conn, user, a.id, &policy, T0 + 20).unwrap();
         assert_eq!(
             events(&conn),
             vec![

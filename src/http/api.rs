@@ -406,8 +406,9 @@ fn used_activation(ctx: &mut Ctx<'_>, req: &Request) -> Response {
 }
 
 fn complete_activation(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    let policy = ctx.app.policy();
     with_activation(ctx, req, |tx, u, id, now| {
-        activations::complete(tx, u, id, now)
+        activations::complete(tx, u, id, &policy, now)
     })
 }
 
@@ -500,7 +501,10 @@ fn cancel_rental(ctx: &mut Ctx<'_>, req: &Request) -> Response {
 }
 
 fn finish_rental(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    with_rental(ctx, req, |tx, u, id, now| rentals::finish(tx, u, id, now))
+    let policy = ctx.app.policy();
+    with_rental(ctx, req, |tx, u, id, now| {
+        rentals::finish(tx, u, id, &policy, now)
+    })
 }
 
 #[derive(Deserialize)]

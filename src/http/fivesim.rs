@@ -721,6 +721,7 @@ fn bad(text: &str) -> Error {
 }
 
 fn finish(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    let policy = ctx.app.policy();
     act(ctx, req, |tx, a, now| match a.status {
         Status::Completed => Ok(a.clone()),
         Status::Expired => Err(bad("order expired")),
@@ -733,7 +734,7 @@ fn finish(ctx: &mut Ctx<'_>, req: &Request) -> Response {
                     Err(bad("order no sms"))
                 }
             } else {
-                activations::complete(tx, a.user_id, a.id, now)
+                activations::complete(tx, a.user_id, a.id, &policy, now)
             }
         }
     })

@@ -764,7 +764,7 @@ fn set_status(ctx: &mut Ctx<'_>, user: &User, p: &Params) -> Response {
     let result = db::write(ctx.db, |tx| match status {
         "1" => activations::mark_ready(tx, uid, id, now),
         "3" => activations::retry(tx, uid, id, &policy, now),
-        "6" => activations::complete(tx, uid, id, now),
+        "6" => activations::complete(tx, uid, id, &policy, now),
         "8" => activations::cancel(tx, uid, id, CancelReason::NumberUsed, &policy, now),
         _ => activations::cancel(tx, uid, id, CancelReason::Cancel, &policy, now),
     });
@@ -1047,10 +1047,11 @@ fn set_rent_status(ctx: &mut Ctx<'_>, user: &User, p: &Params) -> Response {
         }
     }
     let now = ctx.now();
+    let policy = ctx.app.policy();
     let (uid, id) = (user.id, r.id);
     let (result, topic) = if status == "1" {
         (
-            db::write(ctx.db, |tx| rentals::finish(tx, uid, id, now)),
+            db::write(ctx.db, |tx| rentals::finish(tx, uid, id, &policy, now)),
             Topic::Rent,
         )
     } else {

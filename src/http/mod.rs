@@ -11,6 +11,7 @@ pub mod auth;
 pub mod dev;
 pub mod fivesim;
 pub mod handler_api;
+pub mod ingest;
 pub mod longpoll;
 pub mod net;
 pub mod ratelimit;
@@ -54,6 +55,7 @@ pub fn build_router(config: &Config) -> Router {
     fivesim::routes(&mut r);
     api_webhooks::routes(&mut r);
     api_admin::routes(&mut r);
+    ingest::routes(&mut r);
     assets::routes(&mut r);
     if config.dev_clock {
         dev::routes(&mut r);
@@ -100,7 +102,7 @@ pub fn error_page(req: &Request, status: u16, message: &str) -> Response {
     if req.path.starts_with("/v1/") {
         return fivesim::plain_error(status);
     }
-    if req.path.starts_with("/api/") || req.wants_json() {
+    if req.path.starts_with("/api/") || req.path.starts_with("/ingest/") || req.wants_json() {
         let code = match status {
             400 => "invalid_request",
             401 => "unauthorized",

@@ -168,6 +168,7 @@ pub fn settings(
                     button type="submit" { "Sign out all other sessions" }
                 }
             }
+            (super::lifecycle::settings_sections(user, token))
             section.card {
                 h2 { "Security events" }
                 @if events.is_empty() {

@@ -5,6 +5,7 @@ use maud::{html, Markup};
 use super::{csrf, flash, opt_time, page, time, Flash, Nav};
 use crate::domain::accounts::User;
 use crate::domain::audit::AuditRow;
+use crate::domain::lifecycle::RequestRow;
 use crate::domain::mail::OutboxRow;
 use crate::jobs::RunRow;
 
@@ -17,9 +18,12 @@ pub fn tabs() -> Markup {
             a href="/admin/vouchers" { "Vouchers" }
             a href="/admin/numbers" { "Numbers" }
             a href="/admin/providers" { "Providers" }
+            a href="/admin/payouts" { "Payouts" }
             a href="/admin/jobs" { "Jobs" }
+            a href="/admin/retention" { "Retention" }
             a href="/admin/outbox" { "Outbox" }
             a href="/admin/audit" { "Audit log" }
+            a href="/admin/requests" { "Requests" }
         }
     }
 }
@@ -66,7 +70,7 @@ pub fn users(nav: &Nav, q: &str, users: &[User]) -> Markup {
                         tr {
                             td { a href=(format!("/admin/users/{}", u.id)) { (u.email) } }
                             td { (u.role.as_str()) }
-                            td { (u.state.as_str()) }
+                            td { (u.state.as_str()) @if u.processing_restricted_at.is_some() { " · " span.restricted { "restricted" } } }
                             td { @if u.is_verified() { "yes" } @else { "no" } }
                             td { (time(u.created_at)) }
                         }
@@ -77,7 +81,14 @@ pub fn users(nav: &Nav, q: &str, users: &[User]) -> Markup {
     )
 }
 
-pub fn user(nav: &Nav, token: &str, u: &User, currency: &str, f: &Option<Flash>) -> Markup {
+pub fn user(
+    nav: &Nav,
+    token: &str,
+    u: &User,
+    currency: &str,
+    requests: &[RequestRow],
+    f: &Option<Flash>,
+) -> Markup {
     let digits = crate::domain::money::currency_digits(currency);
     page(
         &u.email,
@@ -129,6 +140,7 @@ pub fn user(nav: &Nav, token: &str, u: &User, currency: &str, f: &Option<Flash>)
                     button type="submit" { "Change state" }
                 }
             }
+            (super::lifecycle::admin_user_panel(u, token, requests))
         },
     )
 }
@@ -158,6 +170,44 @@ pub fn jobs(nav: &Nav, schedule: &[(&str, &str, &str)], runs: &[RunRow]) -> Mark
                             td { (time(r.started_at)) }
                             td { (r.duration_ms) " ms" }
                             td { @if r.ok { "ok: " } @else { "FAILED: " } (r.message) }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// One retention rule as the admin sees it.
+pub struct RetentionRow {
+    pub rule: &'static str,
+    pub what: &'static str,
+    pub setting: &'static str,
+    pub period: String,
+    pub last_run_at: Option<crate::clock::Timestamp>,
+    pub last_removed: i64,
+    pub total_removed: i64,
+}
+
+pub fn retention(nav: &Nav, rows: &[RetentionRow]) -> Markup {
+    page(
+        "Retention",
+        nav,
+        html! {
+            h1 { "Retention rules" }
+            (tabs())
+            p.muted { "Each rule is enforced by a scheduled job (" code { "sms_retention" } " every minute, " code { "retention" } " daily, " code { "accounts" } " hourly); the periods are the live settings and are what " a href="/privacy" { "the privacy page" } " promises." }
+            table #retention {
+                thead { tr { th { "Rule" } th { "Removes" } th { "Period" } th { "Last run" } th { "Removed then" } th { "Removed in total" } } }
+                tbody {
+                    @for r in rows {
+                        tr data-rule=(r.rule) {
+                            td { code { (r.rule) } }
+                            td { (r.what) }
+                            td { (r.period) br; small.muted { code { (r.setting) } } }
+                            td { (opt_time(r.last_run_at)) }
+                            td.removed { (r.last_removed) }
+                            td.total { (r.total_removed) }
                         }
                     }
                 }

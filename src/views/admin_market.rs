@@ -1,12 +1,14 @@
 //! Admin pages of the marketplace: prices, catalogue switches, vouchers, credit, simulator,
-//! numbers.
+//! numbers (with the forms to add them), operators' payouts.
 
 use maud::{html, Markup};
 
 use super::admin::tabs;
 use super::market::Cur;
-use super::{csrf, flash, page, time, Flash, Nav};
+use super::{csrf, flash, opt_time, page, time, Flash, Nav};
 use crate::domain::catalogue::{Country, Offer, Service};
+use crate::domain::numbers::Report;
+use crate::domain::payouts::{Payout, State as PayoutState};
 use crate::domain::simulator::Mode;
 use crate::domain::vouchers::VoucherRow;
 
@@ -130,16 +132,30 @@ pub struct NumberRow {
     pub source: String,
     pub state: String,
     pub last_used_at: Option<i64>,
+    /// The operator who owns it (e-mail).
+    pub owner: Option<String>,
+    pub on_sale: bool,
 }
 
-pub fn numbers(
-    nav: &Nav,
-    token: &str,
-    sim_on: bool,
-    sim_mode: Mode,
-    rows: &[NumberRow],
-    f: &Option<Flash>,
-) -> Markup {
+pub struct NumbersPage<'a> {
+    pub sim_on: bool,
+    pub sim_mode: Mode,
+    pub countries: &'a [Country],
+    pub rows: &'a [NumberRow],
+    /// What the last add did, line by line.
+    pub report: Option<&'a Report>,
+}
+
+fn country_select(countries: &[Country], name: &str, blank: Option<&str>) -> Markup {
+    html! {
+        select name=(name) {
+            @if let Some(b) = blank { option value="" { (b) } }
+            @for c in countries { option value=(c.id) { (c.name) " (" (c.id) ", +" (c.prefix) ")" } }
+        }
+    }
+}
+
+pub fn numbers(nav: &Nav, token: &str, p: &NumbersPage<'_>, f: &Option<Flash>) -> Markup {
     page(
         "Numbers",
         nav,
@@ -147,26 +163,119 @@ pub fn numbers(
             h1 { "Numbers" }
             (tabs())
             (flash(f))
+            @if let Some(r) = p.report {
+                section.card #report {
+                    h2 { "Result" }
+                    @if !r.added.is_empty() {
+                        p { "Added (" (r.added.len()) "): " @for (line, phone) in &r.added { span.ok { "line " (line) ": +" (phone) } " " } }
+                    }
+                    @if !r.refused.is_empty() {
+                        table #refused {
+                            thead { tr { th { "Line" } th { "Text" } th { "Refused because" } } }
+                            tbody { @for (line, text, why) in &r.refused { tr { td { (line) } td { code { (text) } } td.err { (why) } } } }
+                        }
+                    }
+                }
+            }
+            section.card #add-number {
+                h2 { "Add a number" }
+                p.muted { "Numbers added here are on sale at once (source “manual”). Give an operator's e-mail to let that operator earn on them and deliver their SMS from its devices." }
+                form method="post" action="/admin/numbers/add" {
+                    (csrf(token))
+                    label { "Phone number (with country code)" input type="text" name="phone" inputmode="tel" required placeholder="+62 811 0000 001"; }
+                    label { "Country" (country_select(p.countries, "country", None)) }
+                    label { "Mobile operator (optional)" input type="text" name="operator" maxlength="40"; }
+                    label { "Owner: operator's e-mail (optional)" input type="email" name="owner"; }
+                    button type="submit" { "Add number" }
+                }
+            }
+            section.card #bulk {
+                h2 { "Paste numbers" }
+                p.muted { "One number a line: " code { "PHONE[,COUNTRY_ID[,OPERATOR]]" } ", e.g. " code { "+628110000001,6,telkomsel" } ". Lines without a country use the default below; empty lines and lines starting with # are skipped. At most 1000 lines." }
+                form method="post" action="/admin/numbers/bulk" {
+                    (csrf(token))
+                    label { "Numbers" textarea name="lines" rows="8" required {} }
+                    label { "Default country" (country_select(p.countries, "country", Some("— none —"))) }
+                    label { "Owner: operator's e-mail (optional)" input type="email" name="owner"; }
+                    button type="submit" { "Add numbers" }
+                }
+            }
             section.card #simulator {
                 h2 { "Simulator" }
                 p { "The simulator issues virtual numbers and delivers a realistic SMS a few seconds after each order. Use it for demos and tests, never for real customers." }
                 form method="post" action="/admin/simulator" {
                     (csrf(token))
-                    label.check { input type="checkbox" name="on" value="1" checked[sim_on]; " Simulator on" }
+                    label.check { input type="checkbox" name="on" value="1" checked[p.sim_on]; " Simulator on" }
                     label { "Behaviour"
                         select name="mode" {
-                            @for m in Mode::ALL { option value=(m.as_str()) selected[m == sim_mode] { (m.as_str().replace('_', " ")) } }
+                            @for m in Mode::ALL { option value=(m.as_str()) selected[m == p.sim_mode] { (m.as_str().replace('_', " ")) } }
                         }
                     }
                     button type="submit" { "Save" }
                 }
             }
             table #numbers {
-                thead { tr { th { "Number" } th { "Country" } th { "Operator" } th { "Source" } th { "State" } th { "Last used" } } }
+                thead { tr { th { "Number" } th { "Country" } th { "Operator" } th { "Source" } th { "Owner" } th { "State" } th { "On sale" } th { "Last used" } } }
                 tbody {
-                    @for n in rows {
-                        tr { td { "+" (n.phone) } td { (n.country) } td { (n.operator) } td { (n.source) } td { (n.state) }
+                    @for n in p.rows {
+                        tr { td { "+" (n.phone) } td { (n.country) } td { (n.operator) } td { (n.source) }
+                             td { (n.owner.as_deref().unwrap_or("—")) } td { (n.state) } td { @if n.on_sale { "yes" } @else { "no" } }
                              td { @if let Some(t) = n.last_used_at { (time(t)) } @else { "—" } } }
+                    }
+                }
+            }
+        },
+    )
+}
+
+fn payout_state(s: PayoutState) -> Markup {
+    html! {
+        @match s {
+            PayoutState::Requested => strong { "requested" },
+            PayoutState::Paid => span.ok { "paid" },
+            PayoutState::Rejected => span.err { "rejected" },
+            PayoutState::Withdrawn => span.muted { "withdrawn" },
+        }
+    }
+}
+
+pub fn payouts(nav: &Nav, token: &str, cur: &Cur, list: &[Payout], f: &Option<Flash>) -> Markup {
+    page(
+        "Payouts",
+        nav,
+        html! {
+            h1 { "Operators' payouts" }
+            (tabs())
+            (flash(f))
+            p.muted { "Pay the operator outside otpbox first, then mark the request paid: that debits the operator's balance and is audited. Waiting requests come first." }
+            @if list.is_empty() {
+                p.muted { "No payout requests." }
+            } @else {
+                table #payouts {
+                    thead { tr { th { "#" } th { "Operator" } th { "Amount" } th { "Pay to" } th { "Requested" } th { "State" } th {} } }
+                    tbody {
+                        @for p in list {
+                            tr {
+                                td { (p.id) }
+                                td { a href=(format!("/admin/users/{}", p.user_id)) { (p.email) } }
+                                td { (cur.fmt(p.amount_minor)) }
+                                td { code.key { (p.destination) } }
+                                td { (time(p.created_at)) }
+                                td { (payout_state(p.state)) " " (opt_time(p.decided_at)) @if !p.note.is_empty() { br; span.muted { (p.note) } } }
+                                td {
+                                    @if p.state == PayoutState::Requested {
+                                        form.inline method="post" action=(format!("/admin/payouts/{}/paid", p.id)) {
+                                            (csrf(token)) button type="submit" { "Mark paid" }
+                                        }
+                                        form method="post" action=(format!("/admin/payouts/{}/reject", p.id)) {
+                                            (csrf(token))
+                                            input type="text" name="note" maxlength="200" placeholder="Why (shown to the operator)";
+                                            button.secondary type="submit" { "Reject" }
+                                        }
+                                    }
+                                }
+                            }
+                        }
                     }
                 }
             }

@@ -5,7 +5,9 @@ pub mod account;
 pub mod admin;
 pub mod admin_market;
 pub mod admin_providers;
+pub mod lifecycle;
 pub mod market;
+pub mod operator;
 pub mod public;
 pub mod webhooks;
 
@@ -65,6 +67,9 @@ pub fn page(title: &str, nav: &Nav, body: Markup) -> Markup {
                     nav {
                         @if let Some(email) = &nav.email {
                             a href="/dashboard" { "Dashboard" }
+                            @if matches!(nav.role, Some(Role::Operator | Role::Admin)) {
+                                a href="/operator" { "Operator" }
+                            }
                             @if nav.role == Some(Role::Admin) {
                                 a href="/admin" { "Admin" }
                             }

@@ -6,6 +6,7 @@
 //! Every test file includes this module with `mod common;`; not every file uses every helper.
 #![allow(dead_code)]
 
+pub mod gateways;
 pub mod market;
 
 use std::io::{BufRead, BufReader, Read, Write};

@@ -13,7 +13,7 @@ use crate::domain::audit::{
     self, LOGIN_FAILED, LOGIN_OK, LOGOUT, PASSWORD_CHANGED, PASSWORD_RESET,
 };
 use crate::domain::passwords::Hasher;
-use crate::domain::{mail, sessions, tokens, Error};
+use crate::domain::{lifecycle, mail, sessions, tokens, Error};
 use crate::views::{account as view, Flash};
 
 const VERIFY_TTL: u64 = 48 * 3600;
@@ -39,7 +39,7 @@ pub fn routes(r: &mut Router) {
     r.form("/settings/sessions/revoke", settings_revoke_sessions);
 }
 
-fn err(msg: impl Into<String>) -> Option<Flash> {
+pub(super) fn err(msg: impl Into<String>) -> Option<Flash> {
     Some(Flash::Err(msg.into()))
 }
 
@@ -151,7 +151,10 @@ fn signup(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     let now = ctx.now();
     let keys = ctx.app.keys.clone();
     let cfg = &ctx.app.config;
+    let cooldown = cfg.deletion_cooldown;
     let created = db::write(ctx.db, |tx| {
+        // A deleted account's address stays blocked for the cooldown.
+        lifecycle::claim_email(tx, &email, cooldown, now)?;
         let user = accounts::create(
             tx,
             &NewUser {
@@ -586,7 +589,12 @@ fn setup(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     }
 }
 
-fn settings_page(ctx: &mut Ctx<'_>, s: &Signed, flash: Option<Flash>, status: u16) -> Response {
+pub(super) fn settings_page(
+    ctx: &mut Ctx<'_>,
+    s: &Signed,
+    flash: Option<Flash>,
+    status: u16,
+) -> Response {
     let events = audit::security_events_for(ctx.db, s.user.id, 20).unwrap_or_default();
     Response::html(view::settings(
         &signed_nav(ctx, s),

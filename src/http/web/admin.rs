@@ -5,10 +5,12 @@ use super::super::auth::Signed;
 use super::super::router::Router;
 use super::super::{error_page, Ctx, Request, Response};
 use super::{flash_from_query, page_guard};
+use crate::clock::describe_seconds;
 use crate::db;
 use crate::domain::accounts::{self, Role, State};
 use crate::domain::admin::{self, Actor};
-use crate::domain::{audit, mail};
+use crate::domain::retention::{self, Rule};
+use crate::domain::{audit, lifecycle, mail};
 use crate::views::{admin as view, Flash, Nav};
 
 pub fn routes(r: &mut Router) {
@@ -18,11 +20,12 @@ pub fn routes(r: &mut Router) {
     r.form("/admin/users/{id}/role", set_role);
     r.form("/admin/users/{id}/state", set_state);
     r.get("/admin/jobs", jobs);
+    r.get("/admin/retention", retention_page);
     r.get("/admin/outbox", outbox);
     r.get("/admin/audit", audit_log);
 }
 
-fn admin(ctx: &mut Ctx<'_>, req: &Request) -> Result<(Signed, Nav), Response> {
+pub(super) fn admin(ctx: &mut Ctx<'_>, req: &Request) -> Result<(Signed, Nav), Response> {
     page_guard(ctx, req, Role::Admin)
 }
 
@@ -69,7 +72,7 @@ fn users(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     }
 }
 
-fn user_page(
+pub(super) fn user_page(
     ctx: &mut Ctx<'_>,
     req: &Request,
     s: &Signed,
@@ -80,12 +83,14 @@ fn user_page(
     let Some(id) = req.id_param("id") else {
         return error_page(req, 404, "No such account.");
     };
+    let requests = lifecycle::requests_for(ctx.db, id, 50).unwrap_or_default();
     match accounts::find(ctx.db, id) {
         Ok(Some(u)) => Response::html(view::user(
             n,
             s.csrf(),
             &u,
             &ctx.app.config.currency,
+            &requests,
             &flash,
         ))
         .with_status(status),
@@ -198,6 +203,30 @@ fn jobs(ctx: &mut Ctx<'_>, req: &Request) -> Response {
         .collect();
     let runs = crate::jobs::recent_runs(ctx.db, 100).unwrap_or_default();
     Response::html(view::jobs(&n, &schedule, &runs))
+}
+
+fn retention_page(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    let (_, n) = match admin(ctx, req) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let mut rows = Vec::new();
+    for rule in Rule::ALL {
+        let run = match retention::last_run(ctx.db, rule) {
+            Ok(r) => r,
+            Err(e) => return error_page(req, 500, &e.to_string()),
+        };
+        rows.push(view::RetentionRow {
+            rule: rule.as_str(),
+            what: rule.what(),
+            setting: rule.setting(),
+            period: describe_seconds(super::public::period(ctx, rule)),
+            last_run_at: run.as_ref().map(|r| r.last_run_at),
+            last_removed: run.as_ref().map_or(0, |r| r.last_removed),
+            total_removed: run.as_ref().map_or(0, |r| r.total_removed),
+        });
+    }
+    Response::html(view::retention(&n, &rows))
 }
 
 fn outbox(ctx: &mut Ctx<'_>, req: &Request) -> Response {

@@ -1,5 +1,6 @@
 //! Admin handlers of the marketplace: prices and catalogue switches, vouchers, credit,
-//! simulator and numbers. Every change is audited.
+//! simulator, numbers (added one by one or pasted in bulk) and operators' payouts. Every
+//! change is audited.
 
 use super::super::auth::Signed;
 use super::super::router::Router;
@@ -10,8 +11,9 @@ use crate::domain::accounts::Role;
 use crate::domain::admin::{self, Actor};
 use crate::domain::catalogue::{self, Price};
 use crate::domain::money::{currency_digits, Money};
+use crate::domain::numbers::{self, Entry, NewNumber, Report};
 use crate::domain::simulator::{self, Mode};
-use crate::domain::{audit, vouchers};
+use crate::domain::{audit, payouts, vouchers};
 use crate::views::admin_market as view;
 use crate::views::{Flash, Nav};
 
@@ -23,7 +25,12 @@ pub fn routes(r: &mut Router) {
     r.form("/admin/vouchers", create_vouchers);
     r.form("/admin/users/{id}/credit", credit);
     r.get("/admin/numbers", numbers);
+    r.form("/admin/numbers/add", add_number);
+    r.form("/admin/numbers/bulk", add_numbers);
     r.form("/admin/simulator", set_simulator);
+    r.get("/admin/payouts", payouts_page);
+    r.form("/admin/payouts/{id}/paid", payout_paid);
+    r.form("/admin/payouts/{id}/reject", payout_reject);
 }
 
 fn admin(ctx: &mut Ctx<'_>, req: &Request) -> Result<(Signed, Nav), Response> {
@@ -284,12 +291,20 @@ fn credit(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     }
 }
 
-fn numbers_view(ctx: &mut Ctx<'_>, s: &Signed, n: &Nav, flash: Option<Flash>) -> Response {
+fn numbers_view(
+    ctx: &mut Ctx<'_>,
+    s: &Signed,
+    n: &Nav,
+    report: Option<&Report>,
+    flash: Option<Flash>,
+    status: u16,
+) -> Response {
     let rows: Vec<view::NumberRow> = ctx
         .db
         .prepare(
-            "SELECT phone, country_id, operator, source, state, last_used_at FROM numbers \
-             ORDER BY last_used_at DESC NULLS LAST, id DESC LIMIT 500",
+            "SELECT n.phone, n.country_id, n.operator, n.source, n.state, n.last_used_at, \
+             u.email, n.on_sale FROM numbers n LEFT JOIN users u ON u.id = n.owner_id \
+             ORDER BY n.last_used_at DESC NULLS LAST, n.id DESC LIMIT 500",
         )
         .and_then(|mut st| {
             st.query_map([], |r| {
@@ -300,6 +315,8 @@ fn numbers_view(ctx: &mut Ctx<'_>, s: &Signed, n: &Nav, flash: Option<Flash>) ->
                     source: r.get(3)?,
                     state: r.get(4)?,
                     last_used_at: r.get(5)?,
+                    owner: r.get(6)?,
+                    on_sale: r.get(7)?,
                 })
             })?
             .collect()
@@ -307,13 +324,111 @@ fn numbers_view(ctx: &mut Ctx<'_>, s: &Signed, n: &Nav, flash: Option<Flash>) ->
         .unwrap_or_default();
     let on = simulator::enabled(ctx.db).unwrap_or(false);
     let mode = simulator::mode(ctx.db).unwrap_or(Mode::Normal);
-    Response::html(view::numbers(n, s.csrf(), on, mode, &rows, &flash))
+    let countries = catalogue::countries(ctx.db).unwrap_or_default();
+    let page = view::NumbersPage {
+        sim_on: on,
+        sim_mode: mode,
+        countries: &countries,
+        rows: &rows,
+        report,
+    };
+    Response::html(view::numbers(n, s.csrf(), &page, &flash)).with_status(status)
 }
 
 fn numbers(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     match admin(ctx, req) {
-        Ok((s, n)) => numbers_view(ctx, &s, &n, flash_from_query(req)),
+        Ok((s, n)) => numbers_view(ctx, &s, &n, None, flash_from_query(req), 200),
         Err(r) => r,
+    }
+}
+
+/// Adds the entries for the admin (owned by the operator `owner`, if any) and shows the
+/// report: 201 when something was added, 400 when every line was refused.
+fn add_entries(
+    ctx: &mut Ctx<'_>,
+    req: &Request,
+    s: &Signed,
+    n: &Nav,
+    entries: &[Entry],
+    owner: &str,
+) -> Response {
+    let now = ctx.now();
+    let ip = ctx.ip_hash(req);
+    let actor = Actor {
+        id: s.user.id,
+        ip_hash: &ip,
+    };
+    match db::write(ctx.db, |tx| {
+        numbers::add_batch(tx, actor, entries, owner, now)
+    }) {
+        Ok(report) => {
+            let (flash, status) = if report.added.is_empty() {
+                (Flash::Err("No number was added.".into()), 400)
+            } else {
+                let msg = format!(
+                    "{} number(s) added and on sale; {} refused.",
+                    report.added.len(),
+                    report.refused.len()
+                );
+                (Flash::Ok(msg), 201)
+            };
+            numbers_view(ctx, s, n, Some(&report), Some(flash), status)
+        }
+        Err(e) => numbers_view(
+            ctx,
+            s,
+            n,
+            None,
+            Some(Flash::Err(e.to_string())),
+            e.http_status(),
+        ),
+    }
+}
+
+fn add_number(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    let (s, n) = match admin(ctx, req) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let form = req.form();
+    let phone = form.text("phone");
+    let parsed = numbers::phone_digits(&phone).and_then(|digits| {
+        let country_id = form
+            .text("country")
+            .trim()
+            .parse::<i64>()
+            .map_err(|_| "choose a country".to_string())?;
+        Ok(NewNumber {
+            phone: digits,
+            country_id,
+            operator: form.text("operator").trim().to_ascii_lowercase(),
+        })
+    });
+    let entry = Entry {
+        line: 1,
+        text: phone.trim().to_string(),
+        parsed,
+    };
+    add_entries(ctx, req, &s, &n, &[entry], &form.text("owner"))
+}
+
+fn add_numbers(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    let (s, n) = match admin(ctx, req) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let form = req.form();
+    let default_country = form.text("country").trim().parse::<i64>().ok();
+    match numbers::parse_paste(&form.text("lines"), default_country) {
+        Ok(entries) => add_entries(ctx, req, &s, &n, &entries, &form.text("owner")),
+        Err(e) => numbers_view(
+            ctx,
+            &s,
+            &n,
+            None,
+            Some(Flash::Err(e.to_string())),
+            e.http_status(),
+        ),
     }
 }
 
@@ -334,6 +449,79 @@ fn set_simulator(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     });
     match done {
         Ok(()) => Response::redirect("/admin/numbers?m=saved"),
-        Err(e) => numbers_view(ctx, &s, &n, Some(Flash::Err(e.to_string()))),
+        Err(e) => numbers_view(
+            ctx,
+            &s,
+            &n,
+            None,
+            Some(Flash::Err(e.to_string())),
+            e.http_status(),
+        ),
+    }
+}
+
+fn payouts_view(
+    ctx: &mut Ctx<'_>,
+    s: &Signed,
+    n: &Nav,
+    flash: Option<Flash>,
+    status: u16,
+) -> Response {
+    let list = payouts::list_all(ctx.db, 500).unwrap_or_default();
+    Response::html(view::payouts(n, s.csrf(), &cur(ctx), &list, &flash)).with_status(status)
+}
+
+fn payouts_page(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    match admin(ctx, req) {
+        Ok((s, n)) => payouts_view(ctx, &s, &n, flash_from_query(req), 200),
+        Err(r) => r,
+    }
+}
+
+fn payout_paid(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    decide_payout(ctx, req, Decision::Paid)
+}
+
+fn payout_reject(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    decide_payout(ctx, req, Decision::Reject)
+}
+
+enum Decision {
+    Paid,
+    /// With the form's note.
+    Reject,
+}
+
+fn decide_payout(ctx: &mut Ctx<'_>, req: &Request, decision: Decision) -> Response {
+    let (s, n) = match admin(ctx, req) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let Some(id) = req.id_param("id") else {
+        return error_page(req, 404, "No such payout.");
+    };
+    let note = req.form().text("note");
+    let digits = currency_digits(&ctx.app.config.currency);
+    let now = ctx.now();
+    let ip = ctx.ip_hash(req);
+    let actor = Actor {
+        id: s.user.id,
+        ip_hash: &ip,
+    };
+    let done = db::write(ctx.db, |tx| match decision {
+        Decision::Paid => payouts::mark_paid(tx, actor, id, digits, now).map(|_| "payout_paid"),
+        Decision::Reject => {
+            payouts::reject(tx, actor, id, &note, digits, now).map(|_| "payout_rejected")
+        }
+    });
+    match done {
+        Ok(m) => Response::redirect(&format!("/admin/payouts?m={m}")),
+        Err(e) => payouts_view(
+            ctx,
+            &s,
+            &n,
+            Some(Flash::Err(e.to_string())),
+            e.http_status(),
+        ),
     }
 }

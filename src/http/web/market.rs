@@ -192,7 +192,7 @@ fn order_action(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     let done = db::write(ctx.db, |tx| match action.as_str() {
         "cancel" => activations::cancel(tx, uid, id, CancelReason::Cancel, &policy, now),
         "used" => activations::cancel(tx, uid, id, CancelReason::NumberUsed, &policy, now),
-        "complete" => activations::complete(tx, uid, id, now),
+        "complete" => activations::complete(tx, uid, id, &policy, now),
         "retry" => activations::retry(tx, uid, id, &policy, now),
         _ => Err(Error::NotFound("action")),
     });
@@ -369,12 +369,13 @@ fn rental_action(ctx: &mut Ctx<'_>, req: &Request) -> Response {
         return error_page(req, 404, "No such rental.");
     };
     let hours: i64 = req.form().text("hours").parse().unwrap_or(0);
+    let policy = ctx.app.policy();
     let now = ctx.now();
     let uid = s.user.id;
     let action = req.param("action").unwrap_or("").to_string();
     let done = db::write(ctx.db, |tx| match action.as_str() {
         "cancel" => rentals::cancel(tx, uid, id, now),
-        "finish" => rentals::finish(tx, uid, id, now),
+        "finish" => rentals::finish(tx, uid, id, &policy, now),
         "extend" => rentals::extend(tx, uid, id, hours, now),
         "autorenew_on" => rentals::set_auto_renew(tx, uid, id, true),
         "autorenew_off" => rentals::set_auto_renew(tx, uid, id, false),

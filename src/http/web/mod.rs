@@ -1,10 +1,12 @@
-//! Handlers for the web interface: public pages, account pages, admin pages.
+//! Handlers for the web interface: public pages, account pages, operator pages, admin pages.
 
 mod account;
 mod admin;
 mod admin_market;
 mod admin_providers;
+mod lifecycle;
 mod market;
+mod operator;
 mod public;
 mod webhooks;
 
@@ -22,7 +24,9 @@ pub fn routes(r: &mut Router) {
     admin::routes(r);
     admin_market::routes(r);
     admin_providers::routes(r);
+    lifecycle::routes(r);
     market::routes(r);
+    operator::routes(r);
     webhooks::routes(r);
 }
 
@@ -89,6 +93,26 @@ pub fn flash_from_query(req: &Request) -> Option<Flash> {
         "webhook_deleted" => ok("Webhook deleted; nothing more is sent to it."),
         "test_queued" => ok("Test delivery queued; it is sent within a few seconds."),
         "provider_deleted" => ok("Provider deleted."),
+        "sim_added" => ok("SIM added; its number is on sale while the device is online."),
+        "sim_removed" => ok("SIM removed; its number is no longer sold."),
+        "device_revoked" => ok("Device revoked; its webhook URL no longer works."),
+        "payout_requested" => ok("Payout requested; the administrator will pay it."),
+        "payout_withdrawn" => ok("Payout request withdrawn."),
+        "payout_paid" => ok("Payout marked paid."),
+        "payout_rejected" => ok("Payout rejected."),
+        "account_deleted" => ok(
+            "Your account was deleted and you are signed out. A confirmation went to your \
+             e-mail address.",
+        ),
+        "account_deleted_admin" => ok("Account deleted; its holder was sent a confirmation."),
+        "email_sent" => ok(
+            "We sent a confirmation link to the new address. Your address changes when you \
+             open it.",
+        ),
+        "email_changed" => ok("Your e-mail address was changed."),
+        "restricted" => ok("Processing of your data is now restricted."),
+        "unrestricted" => ok("The restriction of processing is lifted."),
+        "request_handled" => ok("Marked as seen."),
         _ => None,
     }
 }

@@ -5,6 +5,7 @@ use super::super::router::Router;
 use super::super::{Ctx, Request, Response};
 use super::nav;
 use crate::clock::describe_seconds;
+use crate::domain::retention::Rule;
 use crate::views::public::{self, Operator, Retention};
 
 pub fn routes(r: &mut Router) {
@@ -33,14 +34,30 @@ fn landing(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     Response::html(public::landing(&nav(ctx, &v), &operator(ctx)))
 }
 
+/// The period of a retention rule, from the live settings.
+pub fn period(ctx: &Ctx<'_>, rule: Rule) -> u64 {
+    let c = &ctx.app.config;
+    match rule {
+        Rule::Sms => c.sms_retention,
+        Rule::Orders => c.order_retention,
+        Rule::Ledger => c.ledger_retention,
+        Rule::Logs => c.log_retention,
+        Rule::Security => c.security_log_retention,
+        Rule::Accounts => c.deletion_cooldown,
+    }
+}
+
 /// The retention rules the scheduled jobs enforce, with the live periods.
 pub fn retention_rules(ctx: &Ctx<'_>) -> Vec<Retention> {
     let c = &ctx.app.config;
-    vec![
-        Retention {
-            what: "Texts and codes of the SMS your numbers receive, after the order ends".into(),
-            period: describe_seconds(c.sms_retention),
-        },
+    let mut rules: Vec<Retention> = Rule::ALL
+        .into_iter()
+        .map(|rule| Retention {
+            what: rule.what().into(),
+            period: describe_seconds(period(ctx, rule)),
+        })
+        .collect();
+    rules.extend([
         Retention {
             what: "Your webhooks' delivery log (times, statuses, errors; the message text \
                    is removed as soon as a delivery ends), after the delivery ends"
@@ -55,13 +72,20 @@ pub fn retention_rules(ctx: &Ctx<'_>) -> Vec<Retention> {
             what: "Signed-in sessions at most".into(),
             period: describe_seconds(c.session_max),
         },
-    ]
+    ]);
+    rules
 }
 
 fn privacy(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     let v = visitor(ctx, req);
     let rules = retention_rules(ctx);
-    Response::html(public::privacy(&nav(ctx, &v), &operator(ctx), &rules))
+    let cooldown = describe_seconds(ctx.app.config.deletion_cooldown);
+    Response::html(public::privacy(
+        &nav(ctx, &v),
+        &operator(ctx),
+        &rules,
+        &cooldown,
+    ))
 }
 
 fn aup(ctx: &mut Ctx<'_>, req: &Request) -> Response {

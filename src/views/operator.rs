@@ -1,0 +1,435 @@
+//! The operator's pages: the health overview, devices (create, SIMs, revoke), the orders on
+//! its numbers, its earnings and its payout requests.
+
+use std::collections::HashMap;
+
+use maud::{html, Markup};
+
+use super::market::Cur;
+use super::{csrf, flash, opt_time, page, time, Flash, Nav};
+use crate::domain::catalogue::Country;
+use crate::domain::devices::{Device, Kind, Sim};
+use crate::domain::earnings::{Row, Sale, Totals};
+use crate::domain::numbers::Owned;
+use crate::domain::payouts::{Payout, State};
+
+/// Country id → name, for tables.
+pub type CountryNames = HashMap<i64, String>;
+
+fn country(names: &CountryNames, id: i64) -> String {
+    names.get(&id).cloned().unwrap_or_else(|| id.to_string())
+}
+
+pub fn tabs() -> Markup {
+    html! {
+        nav.tabs {
+            a href="/operator" { "Overview" }
+            a href="/operator/devices" { "Devices" }
+            a href="/operator/activations" { "Activations" }
+            a href="/operator/earnings" { "Earnings" }
+            a href="/operator/payouts" { "Payouts" }
+        }
+    }
+}
+
+/// A device with what its health line needs.
+pub struct DeviceRow {
+    pub device: Device,
+    pub sims: usize,
+    pub messages_today: i64,
+}
+
+fn online(d: &Device) -> Markup {
+    html! {
+        @if d.online { span.ok { "online" } } @else { span.err { "offline" } }
+    }
+}
+
+fn devices_table(rows: &[DeviceRow]) -> Markup {
+    html! {
+        table #devices {
+            thead { tr { th { "Device" } th { "Gateway" } th { "State" } th { "Last seen" } th { "Last message" } th { "Today" } th { "SIMs" } } }
+            tbody {
+                @for r in rows {
+                    tr {
+                        td { a href=(format!("/operator/devices/{}", r.device.id)) { (r.device.name) } }
+                        td { (r.device.kind.label()) }
+                        td { (online(&r.device)) }
+                        td { (time(r.device.last_seen_at)) }
+                        td { (opt_time(r.device.last_message_at)) }
+                        td { (r.messages_today) }
+                        td { (r.sims) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub fn overview(
+    nav: &Nav,
+    cur: &Cur,
+    totals: &Totals,
+    share: u32,
+    rows: &[DeviceRow],
+    owned: usize,
+) -> Markup {
+    page(
+        "Operator",
+        nav,
+        html! {
+            h1 { "Operator" }
+            (tabs())
+            section.grid3 #totals {
+                div.card.stat { span.big #earned-month { (cur.fmt(totals.earned_since)) } " earned this month" }
+                div.card.stat { span.big #balance { (cur.fmt(totals.balance)) } " balance" }
+                div.card.stat { span.big #pending { (cur.fmt(totals.pending_payouts)) } " in payout requests" }
+            }
+            p.muted { "You earn " (share) " % of every completed activation and every rental on your numbers, credited to your balance when the order ends." }
+            h2 { "Devices" }
+            @if rows.is_empty() {
+                p.muted { "No devices yet. " a href="/operator/devices" { "Add your first phone or modem." } }
+            } @else {
+                (devices_table(rows))
+            }
+            @if owned > 0 {
+                p { (owned) " more number(s) added for you by the administrator; see " a href="/operator/devices" { "Devices" } "." }
+            }
+        },
+    )
+}
+
+/// A device just created: its credentials, shown once.
+pub struct NewDevice<'a> {
+    pub device: &'a Device,
+    pub secret: &'a str,
+    pub webhook_url: &'a str,
+}
+
+fn setup_hint(kind: Kind, url: &str, secret: &str) -> Markup {
+    html! {
+        @match kind {
+            Kind::Capcom6 => {
+                p { "In SMS Gateway for Android set " em { "Settings → Webhooks → Signing Key" } " to the secret, then register the webhook with the app's API (the user name and password are shown in the app):" }
+                pre { "curl -u USER:PASS -H 'Content-Type: application/json' \\\n  -d '{\"url\":\"" (url) "\",\"event\":\"sms:received\"}' \\\n  https://PHONE-IP:8080/webhooks" }
+                p { "Register " code { "app:started" } " the same way to let otpbox learn which number sits in which SIM slot." }
+            }
+            Kind::Httpsms => {
+                p { "In httpSMS add a webhook with the URL above, the event " code { "message.phone.received" } " and the secret as its signing key." }
+            }
+            Kind::Textbee => {
+                p { "In textbee add a webhook with the URL above as delivery URL, the event " code { "MESSAGE_RECEIVED" } " and the secret as signing secret. textbee does not say which SIM got a message: give this device one SIM, or one otpbox device per SIM." }
+            }
+            Kind::Generic => {
+                p { "POST each received SMS as JSON to the URL above with " code { "Authorization: Bearer " (secret) } ". The gammu-smsd and smstools3 bridge scripts in " code { "packaging/" } " do this for a GSM modem." }
+            }
+        }
+        p.muted { "Step by step: README → “Connecting a phone or modem”." }
+    }
+}
+
+pub fn devices(
+    nav: &Nav,
+    token: &str,
+    rows: &[DeviceRow],
+    owned: &[Owned],
+    names: &CountryNames,
+    new: Option<NewDevice<'_>>,
+    f: &Option<Flash>,
+) -> Markup {
+    page(
+        "Devices",
+        nav,
+        html! {
+            h1 { "Devices" }
+            (tabs())
+            (flash(f))
+            @if let Some(n) = &new {
+                div.notice #new-device {
+                    p { strong { (n.device.name) } " is registered. Copy the secret now: it is shown only once." }
+                    dl {
+                        dt { "Device id" } dd { code.key #device-id { (n.device.public_id) } }
+                        dt { "Secret" } dd { code.key #device-secret { (n.secret) } " " button.link type="button" data-copy=(n.secret) { "Copy" } }
+                        dt { "Webhook URL" } dd { code.key #webhook-url { (n.webhook_url) } " " button.link type="button" data-copy=(n.webhook_url) { "Copy" } }
+                    }
+                    (setup_hint(n.device.kind, n.webhook_url, n.secret))
+                    p { a href=(format!("/operator/devices/{}", n.device.id)) { "Add its SIMs →" } }
+                }
+            }
+            section.card {
+                h2 { "Add a device" }
+                p.muted { "A device is a phone or modem running gateway software that forwards the SMS its SIMs receive to otpbox." }
+                form method="post" action="/operator/devices" {
+                    (csrf(token))
+                    label { "Name" input type="text" name="name" maxlength="60" placeholder="e.g. Pixel in the drawer"; }
+                    label { "Gateway software"
+                        select name="kind" {
+                            @for k in Kind::ALL { option value=(k.as_str()) { (k.label()) } }
+                        }
+                    }
+                    button type="submit" { "Add device" }
+                }
+            }
+            @if rows.is_empty() {
+                p.muted { "No devices yet." }
+            } @else {
+                (devices_table(rows))
+            }
+            @if !owned.is_empty() {
+                section.card #owned {
+                    h2 { "Numbers without a device" }
+                    p.muted { "Added for you by the administrator. Their SMS may come from any of your devices." }
+                    table {
+                        thead { tr { th { "Number" } th { "Country" } th { "Operator" } th { "State" } th { "On sale" } } }
+                        tbody {
+                            @for o in owned {
+                                tr { td { "+" (o.phone) } td { (country(names, o.country_id)) } td { (o.operator) } td { (o.state) } td { @if o.on_sale { "yes" } @else { "no" } } }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
+pub struct DevicePage<'a> {
+    pub device: &'a Device,
+    pub webhook_url: &'a str,
+    pub messages_today: i64,
+    pub sims: &'a [Sim],
+    pub countries: &'a [Country],
+}
+
+pub fn device(nav: &Nav, token: &str, p: &DevicePage<'_>, f: &Option<Flash>) -> Markup {
+    let d = p.device;
+    let names: CountryNames = p.countries.iter().map(|c| (c.id, c.name.clone())).collect();
+    let next_slot = (1..=16)
+        .find(|s| !p.sims.iter().any(|x| x.slot == Some(*s)))
+        .unwrap_or(1);
+    page(
+        &d.name,
+        nav,
+        html! {
+            p { a href="/operator/devices" { "← Devices" } }
+            h1 { (d.name) }
+            (flash(f))
+            section.card {
+                dl {
+                    dt { "Gateway" } dd { (d.kind.label()) }
+                    dt { "State" } dd { (online(d)) " · last seen " (time(d.last_seen_at)) }
+                    dt { "Last message" } dd { (opt_time(d.last_message_at)) }
+                    dt { "Messages today" } dd { (p.messages_today) }
+                    dt { "Device id" } dd { code.key { (d.public_id) } }
+                    dt { "Webhook URL" } dd { code.key { (p.webhook_url) } }
+                    dt { "Added" } dd { (time(d.created_at)) }
+                }
+                p.muted { "The secret was shown once, when the device was added. Lost it? Revoke this device and add it again." }
+            }
+            h2 { "SIMs" }
+            @if p.sims.is_empty() {
+                p.muted { "No SIM yet: add the number of each SIM in the device. A SIM is on sale as soon as it is added, while the device is online." }
+            } @else {
+                table #sims {
+                    thead { tr { th { "Slot" } th { "Number" } th { "Country" } th { "Operator" } th { "State" } th { "On sale" } th {} } }
+                    tbody {
+                        @for s in p.sims {
+                            tr {
+                                td { (s.slot.map(|x| x.to_string()).unwrap_or_default()) }
+                                td { "+" (s.phone) }
+                                td { (country(&names, s.country_id)) }
+                                td { (s.operator) }
+                                td { (s.state) }
+                                td { @if s.on_sale { "yes" } @else { "no" } }
+                                td {
+                                    form.inline method="post" action=(format!("/operator/devices/{}/sims/{}/remove", d.id, s.number_id)) {
+                                        (csrf(token)) button.link type="submit" { "Remove" }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            section.card #add-sim {
+                h2 { "Add a SIM" }
+                form method="post" action=(format!("/operator/devices/{}/sims", d.id)) {
+                    (csrf(token))
+                    label { "Slot" input type="number" name="slot" min="1" max="16" value=(next_slot) required; }
+                    label { "Phone number (with country code)" input type="text" name="phone" inputmode="tel" required placeholder="+44 7700 900123"; }
+                    label { "Country"
+                        select name="country" required {
+                            @for c in p.countries { option value=(c.id) { (c.name) " (+" (c.prefix) ")" } }
+                        }
+                    }
+                    label { "Mobile operator (optional)" input type="text" name="operator" maxlength="40" placeholder="e.g. telkomsel"; }
+                    button type="submit" { "Add SIM" }
+                }
+            }
+            section.card #revoke {
+                h2 { "Revoke this device" }
+                p { "Its webhook URL stops working at once and its SIMs leave the stock. Orders running on them end normally." }
+                form method="post" action=(format!("/operator/devices/{}/revoke", d.id)) {
+                    (csrf(token))
+                    label.check { input type="checkbox" name="confirm" value="1" required; " Yes, revoke " (d.name) }
+                    button.danger type="submit" { "Revoke device" }
+                }
+            }
+        },
+    )
+}
+
+fn pager(base: &str, page_no: i64, more: bool) -> Markup {
+    html! {
+        p.pager {
+            @if page_no > 0 { a href=(format!("{base}?page={}", page_no - 1)) { "← Newer" } " " }
+            @if more { a href=(format!("{base}?page={}", page_no + 1)) { "Older →" } }
+        }
+    }
+}
+
+pub fn activations(
+    nav: &Nav,
+    cur: &Cur,
+    sales: &[Sale],
+    names: &CountryNames,
+    page_no: i64,
+    more: bool,
+) -> Markup {
+    page(
+        "Activations on your numbers",
+        nav,
+        html! {
+            h1 { "Activations on your numbers" }
+            (tabs())
+            p.muted { "Orders placed on your numbers. Who ordered and what the messages said stay private to the customer." }
+            @if sales.is_empty() {
+                p.muted { "No orders on your numbers yet." }
+            } @else {
+                table #sales {
+                    thead { tr { th { "When" } th { "Number" } th { "Country" } th { "Service" } th { "Status" } th { "Price" } th { "You earned" } } }
+                    tbody {
+                        @for s in sales {
+                            tr {
+                                td { (time(s.created_at)) @if s.kind == "rental" { br; span.muted { "rental" } } }
+                                td { "+" (s.phone) }
+                                td { (country(names, s.country_id)) }
+                                td { code { (s.service) } }
+                                td { (s.status) }
+                                td { (cur.fmt(s.price_minor)) }
+                                td { @if let Some(e) = s.earned_minor { (cur.fmt(e)) } @else { "—" } }
+                            }
+                        }
+                    }
+                }
+            }
+            (pager("/operator/activations", page_no, more))
+        },
+    )
+}
+
+pub fn earnings(
+    nav: &Nav,
+    cur: &Cur,
+    totals: &Totals,
+    rows: &[Row],
+    page_no: i64,
+    more: bool,
+) -> Markup {
+    page(
+        "Earnings",
+        nav,
+        html! {
+            h1 { "Earnings" }
+            (tabs())
+            section.grid3 {
+                div.card.stat { span.big { (cur.fmt(totals.earned_since)) } " earned this month" }
+                div.card.stat { span.big #earned-total { (cur.fmt(totals.earned_total)) } " earned in all" }
+                div.card.stat { span.big #paid-out { (cur.fmt(totals.paid_out)) } " paid out" }
+            }
+            @if rows.is_empty() {
+                p.muted { "Nothing earned yet." }
+            } @else {
+                table #earnings {
+                    thead { tr { th { "When" } th { "What" } th { "Amount" } th { "Net earned" } th { "Balance after" } } }
+                    tbody {
+                        @for r in rows {
+                            tr {
+                                td { (time(r.created_at)) }
+                                td { (r.kind) @if let Some(id) = r.ref_id { " · " (r.ref_type) " #" (id) } @if r.kind == "earning" && !r.note.is_empty() { " · " (r.note) } }
+                                td { (cur.fmt(r.amount_minor)) }
+                                td { (cur.fmt(r.net_minor)) }
+                                td { (cur.fmt(r.balance_after)) }
+                            }
+                        }
+                    }
+                }
+                p.muted { "Net earned: earnings minus payouts so far. Balance after: your wallet, which your own orders also use." }
+            }
+            (pager("/operator/earnings", page_no, more))
+        },
+    )
+}
+
+fn payout_state(s: State) -> Markup {
+    html! {
+        @match s {
+            State::Requested => span { "requested" },
+            State::Paid => span.ok { "paid" },
+            State::Rejected => span.err { "rejected" },
+            State::Withdrawn => span.muted { "withdrawn" },
+        }
+    }
+}
+
+pub fn payouts(
+    nav: &Nav,
+    token: &str,
+    cur: &Cur,
+    totals: &Totals,
+    available: i64,
+    list: &[Payout],
+    f: &Option<Flash>,
+) -> Markup {
+    page(
+        "Payouts",
+        nav,
+        html! {
+            h1 { "Payouts" }
+            (tabs())
+            (flash(f))
+            section.card {
+                p { "Balance " strong { (cur.fmt(totals.balance)) } " · requested " (cur.fmt(totals.pending_payouts)) " · you can ask for " strong #available { (cur.fmt(available)) } }
+                form method="post" action="/operator/payouts" {
+                    (csrf(token))
+                    label { "Amount (" (cur.code) ")" input type="text" name="amount" inputmode="decimal" required placeholder="e.g. 25.00"; }
+                    label { "Pay to" input type="text" name="destination" maxlength="200" required placeholder="IBAN, wallet address, …"; }
+                    button type="submit" { "Request payout" }
+                }
+                p.muted { "The administrator pays you outside otpbox and then marks the request paid; the amount leaves your balance at that moment." }
+            }
+            @if !list.is_empty() {
+                table #payouts {
+                    thead { tr { th { "Requested" } th { "Amount" } th { "Pay to" } th { "State" } th {} } }
+                    tbody {
+                        @for p in list {
+                            tr {
+                                td { (time(p.created_at)) }
+                                td { (cur.fmt(p.amount_minor)) }
+                                td { (p.destination) }
+                                td { (payout_state(p.state)) @if let Some(t) = p.decided_at { " " (time(t)) } @if !p.note.is_empty() { br; span.muted { (p.note) } } }
+                                td {
+                                    @if p.state == State::Requested {
+                                        form.inline method="post" action=(format!("/operator/payouts/{}/withdraw", p.id)) {
+                                            (csrf(token)) button.link type="submit" { "Withdraw" }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}

@@ -42,6 +42,9 @@ pub enum Command {
     /// Manage user accounts
     #[command(subcommand)]
     User(UserCommand),
+    /// Upstream providers otpbox resells (SMS-Activate compatible, 5sim)
+    #[command(subcommand)]
+    Provider(ProviderCommand),
     /// Check the database's integrity; exits non-zero on any problem
     Check,
     /// Measure request throughput of the hot paths against a fresh local server
@@ -178,4 +181,40 @@ pub struct UserCreateArgs {
     pub role: String,
     #[arg(long)]
     pub password_stdin: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ProviderCommand {
+    /// Add a provider and sync its prices and stock at once
+    Add(ProviderAddArgs),
+    /// List the providers with their health (never their keys)
+    List,
+}
+
+#[derive(Args, Debug)]
+pub struct ProviderAddArgs {
+    /// sms-activate (any handler_api.php clone) or 5sim
+    #[arg(long)]
+    pub kind: String,
+    /// The handler_api.php URL (SMS-Activate) or the API root such as https://5sim.net/v1
+    #[arg(long)]
+    pub url: String,
+    /// The API key (or token); see also --key-stdin
+    #[arg(long, required_unless_present = "key_stdin")]
+    pub key: Option<String>,
+    /// Read the API key from standard input (keeps it out of the process list)
+    #[arg(long)]
+    pub key_stdin: bool,
+    /// Added to the provider's cost, e.g. 20% or 12.5%
+    #[arg(long, default_value = "20%")]
+    pub markup: String,
+    /// Higher is tried first
+    #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
+    pub priority: i64,
+    /// A name for the admin pages (default: the URL's host)
+    #[arg(long, default_value = "")]
+    pub name: String,
+    /// Our minor units per one unit of the provider's currency
+    #[arg(long, default_value_t = 100)]
+    pub unit: i64,
 }

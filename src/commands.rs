@@ -1,4 +1,4 @@
-//! The subcommands: `serve`, `admin create`, `user create`, `check`.
+//! The subcommands: `serve`, `admin create`, `user create`, `provider add|list`, `check`.
 
 use std::io::Read;
 use std::process::ExitCode;
@@ -6,14 +6,17 @@ use std::sync::Arc;
 
 use crate::app::App;
 use crate::cli::{
-    AdminCommand, Command, DeviceAddArgs, DeviceCommand, KeyCommand, SmsCommand, UserCommand,
+    AdminCommand, Command, DeviceAddArgs, DeviceCommand, KeyCommand, ProviderCommand, SmsCommand,
+    UserCommand,
 };
 use crate::config::Config;
 use crate::domain::accounts::{self, NewUser, Role};
 use crate::domain::crypto::Keys;
 use crate::domain::money::{currency_digits, Money};
 use crate::domain::passwords::Hasher;
-use crate::domain::{apikeys, audit, devices, inbox, payouts, simulator, tokens, wallet, Error};
+use crate::domain::{
+    apikeys, audit, devices, inbox, payouts, providers, simulator, tokens, wallet, Error,
+};
 use crate::{db, http, jobs};
 
 pub fn run(command: Command, config: Config) -> Result<ExitCode, Error> {
@@ -32,6 +35,8 @@ pub fn run(command: Command, config: Config) -> Result<ExitCode, Error> {
                 .ok_or_else(|| Error::invalid(format!("unknown role `{}`", a.role)))?;
             create_account(&config, &a.email, role, a.password_stdin)
         }
+        Command::Provider(ProviderCommand::Add(a)) => provider_add(config, &a),
+        Command::Provider(ProviderCommand::List) => provider_list(config),
         Command::Check => check(&config),
         Command::Bench(a) => crate::bench::run(&crate::bench::Options {
             seconds: a.seconds.max(1),
@@ -367,6 +372,104 @@ fn create_account(
     println!("created {} account {}", role.as_str(), user.email);
     if generated {
         println!("password: {password}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `otpbox provider add`: adds the provider and syncs it at once; prints its id and the
+/// offers synced (a failed first sync leaves it added, and says why).
+fn provider_add(config: Config, a: &crate::cli::ProviderAddArgs) -> Result<ExitCode, Error> {
+    let kind = providers::Kind::parse(&a.kind).ok_or_else(|| {
+        Error::invalid(format!("unknown kind `{}` (sms-activate or 5sim)", a.kind))
+    })?;
+    let key = match (&a.key, a.key_stdin) {
+        (_, true) => {
+            let mut s = String::new();
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .map_err(|e| Error::Internal(format!("reading the key: {e}")))?;
+            s.trim().to_string()
+        }
+        (Some(k), false) => k.clone(),
+        (None, false) => return Err(Error::invalid("give --key KEY or --key-stdin")),
+    };
+    let markup_bp = providers::parse_markup(&a.markup)?;
+    let app = App::new(config)?;
+    let mut conn = app.connect()?;
+    let new = providers::NewProvider {
+        kind,
+        name: &a.name,
+        base_url: &a.url,
+        key: &key,
+        markup_bp,
+        priority: a.priority,
+        unit_minor: a.unit,
+    };
+    let (id, report) = crate::upstream::add_and_sync(&app, &mut conn, &new, None)?;
+    let p = providers::get(&conn, id)?.ok_or(Error::NotFound("provider"))?;
+    println!("provider_id={id}");
+    println!(
+        "added {} ({}, markup {}, priority {})",
+        p.name,
+        p.kind.as_str(),
+        providers::markup_text(p.markup_bp),
+        p.priority
+    );
+    match report.offers {
+        Some(n) => println!("offers={n}"),
+        None => println!("offers=0"),
+    }
+    if let Some(b) = report.balance_minor {
+        let digits = currency_digits(&app.config.currency);
+        println!(
+            "balance={} {}",
+            Money(b).decimal(digits),
+            app.config.currency
+        );
+    }
+    if !report.errors.is_empty() {
+        println!(
+            "first sync failed: {}; the provider is added and the scheduler syncs it again",
+            report.errors.join("; ")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `otpbox provider list`: one line per provider, never its key.
+fn provider_list(config: Config) -> Result<ExitCode, Error> {
+    let (conn, _) = open_existing(&config)?;
+    let digits = currency_digits(&config.currency);
+    let now = crate::clock::Clock::system().now();
+    let list = providers::list(&conn)?;
+    if list.is_empty() {
+        println!("no providers (add one with `otpbox provider add`)");
+    }
+    for p in list {
+        let h = providers::health(&conn, p.id)?;
+        let state = if !p.enabled {
+            "disabled".to_string()
+        } else if p.is_paused(now) {
+            "paused".to_string()
+        } else if p.failures > 0 {
+            format!("failing ({} in a row)", p.failures)
+        } else {
+            "ok".to_string()
+        };
+        println!(
+            "{}\t{}\t{}\t{}\tmarkup {}\tpriority {}\t{}\t{} offers\tbalance {}",
+            p.id,
+            p.name,
+            p.kind.as_str(),
+            p.base_url,
+            providers::markup_text(p.markup_bp),
+            p.priority,
+            state,
+            h.offers,
+            p.balance_minor
+                .map(|b| Money(b).decimal(digits))
+                .unwrap_or_else(|| "?".into()),
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -249,6 +249,21 @@ pub const SETTINGS: &[Setting] = &[
         "Let customer webhooks call private, loopback and link-local addresses",
     ),
     s(
+        "upstream_timeout",
+        "10s",
+        "Connect and read timeout of every call to an upstream provider",
+    ),
+    s(
+        "provider_failures",
+        "5",
+        "Failed calls in a row after which an upstream provider is paused",
+    ),
+    s(
+        "provider_pause",
+        "5m",
+        "How long a failing upstream provider is paused (circuit breaker)",
+    ),
+    s(
         "device_offline_after",
         "30m",
         "An operator's device silent this long is offline and its SIMs are not sold",
@@ -322,6 +337,12 @@ pub struct Config {
     /// Rate limit of the customer APIs per client IP.
     pub api_ip_limit: crate::http::ratelimit::Limit,
     pub webhook_allow_private: bool,
+    /// Connect and read timeout of calls to upstream providers (seconds, at least 1).
+    pub upstream_timeout: u64,
+    /// Consecutive failed calls that pause a provider.
+    pub provider_failures: u32,
+    /// How long a paused provider rests (seconds).
+    pub provider_pause: u64,
     /// A device silent this long (seconds) goes offline; its SIMs leave the stock.
     pub device_offline_after: u64,
     pub dev_clock: bool,
@@ -591,6 +612,12 @@ impl Config {
             },
             webhook_allow_private: parse_bool(&get("webhook_allow_private"))
                 .map_err(named("webhook_allow_private"))?,
+            upstream_timeout: match dur("upstream_timeout")? {
+                0 => return Err("setting `upstream_timeout`: must be at least 1s".into()),
+                t => t,
+            },
+            provider_failures: num("provider_failures")?.max(1) as u32,
+            provider_pause: dur("provider_pause")?,
             device_offline_after: dur("device_offline_after")?,
             dev_clock: parse_bool(&get("dev_clock")).map_err(named("dev_clock"))?,
         };

@@ -84,6 +84,18 @@ impl Jobs {
                 job_expiry,
             ),
             (
+                "upstream",
+                "*/5 * * * * *",
+                "Poll live orders bought upstream, deliver their codes, tell providers our cancels and finishes",
+                job_upstream,
+            ),
+            (
+                "providers",
+                "0 */5 * * * *",
+                "Sync the upstream providers' prices, stock and balances; forget old call records",
+                job_providers,
+            ),
+            (
                 "simulator",
                 "* * * * * *",
                 "Deliver the simulator's SMS that are due",
@@ -301,6 +313,14 @@ fn job_expiry(app: &App, conn: &mut Connection) -> Result<String> {
         renewed.len(),
         expired.len()
     ))
+}
+
+fn job_upstream(app: &App, conn: &mut Connection) -> Result<String> {
+    crate::upstream::job_orders(app, conn)
+}
+
+fn job_providers(app: &App, conn: &mut Connection) -> Result<String> {
+    crate::upstream::job_sync(app, conn)
 }
 
 fn job_simulator(app: &App, conn: &mut Connection) -> Result<String> {

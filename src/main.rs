@@ -14,6 +14,7 @@ mod jobs;
 mod outbound;
 mod qr;
 mod smtp;
+mod upstream;
 mod views;
 
 use std::collections::BTreeMap;

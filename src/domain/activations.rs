@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use super::accounts::User;
 use super::catalogue::{self, cooldown_cutoff};
+use super::supply::{self, Tell};
 use super::wallet::{self, Kind};
 use super::{earnings, simulator, webhooks, Error, Result};
 use crate::clock::Timestamp;
@@ -349,11 +350,7 @@ pub fn order(
     policy: &Policy,
     now: Timestamp,
 ) -> Result<Placed> {
-    let client_id = req
-        .client_order_id
-        .as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty());
+    let client_id = client_order_id(req);
     if let Some(cid) = client_id {
         if cid.len() > 100 {
             return Err(Error::invalid(
@@ -418,10 +415,7 @@ pub fn order(
     }
     let (number_id, phone, number_operator, source) = picked.ok_or(Error::NoNumbers)?;
     take_number(conn, number_id, &service.code, now)?;
-    let ttl = service
-        .lifetime_secs
-        .map(|s| s as u64)
-        .unwrap_or(policy.default_ttl);
+    let ttl = lifetime(&service, policy);
     conn.prepare_cached(
         "INSERT INTO activations (user_id, number_id, phone, country_id, service, operator, \
          price_minor, status, client_order_id, source, created_at, expires_at) \
@@ -456,6 +450,126 @@ pub fn order(
     }
     webhooks::activation_updated(conn, id, None, now)?;
     Ok(Placed::New(a))
+}
+
+fn client_order_id(req: &OrderRequest) -> Option<&str> {
+    req.client_order_id
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+}
+
+fn lifetime(service: &catalogue::Service, policy: &Policy) -> u64 {
+    service
+        .lifetime_secs
+        .map(|s| s as u64)
+        .unwrap_or(policy.default_ttl)
+}
+
+/// Reserves an order that will be bought from an upstream provider (see `supply`): the
+/// activation exists with source `upstream` but no number yet, and `hold_minor` is charged.
+/// The caller has run [`order`] for the same request first (all its checks passed and only
+/// stock, price or balance stood in the way), so the request is known to be valid.
+pub fn reserve_upstream(
+    conn: &Connection,
+    user: &User,
+    req: &OrderRequest,
+    hold_minor: i64,
+    policy: &Policy,
+    now: Timestamp,
+) -> Result<Activation> {
+    let service = catalogue::live_service(conn, &req.service)?;
+    conn.prepare_cached(
+        "INSERT INTO activations (user_id, number_id, phone, country_id, service, operator, \
+         price_minor, status, client_order_id, source, created_at, expires_at) \
+         VALUES (?1, NULL, '', ?2, ?3, '', ?4, 'waiting', ?5, 'upstream', ?6, ?7)",
+    )?
+    .execute(params![
+        user.id,
+        req.country,
+        service.code,
+        hold_minor,
+        client_order_id(req),
+        now,
+        now + lifetime(&service, policy) as i64
+    ])?;
+    let id = conn.last_insert_rowid();
+    wallet::post(
+        conn,
+        user.id,
+        -hold_minor,
+        Kind::Charge,
+        ("activation", Some(id)),
+        &service.code,
+        now,
+    )?;
+    get(conn, id)?.ok_or(Error::NotFound("activation"))
+}
+
+/// A reserved upstream order got its number: the number, the provider's operator and the
+/// final price (never above what was held; the difference goes back to the customer). The
+/// order is announced to the customer's webhooks now.
+pub fn issue_upstream(
+    conn: &Connection,
+    a: &Activation,
+    number_id: i64,
+    phone: &str,
+    operator: &str,
+    price_minor: i64,
+    now: Timestamp,
+) -> Result<Activation> {
+    let price = price_minor.min(a.price_minor);
+    let n = conn.execute(
+        "UPDATE activations SET number_id = ?2, phone = ?3, operator = ?4, price_minor = ?5 \
+         WHERE id = ?1 AND status = 'waiting' AND number_id IS NULL",
+        params![a.id, number_id, phone, operator, price],
+    )?;
+    if n != 1 {
+        return Err(Error::BadStatus(
+            "The order changed meanwhile; reload it.".into(),
+        ));
+    }
+    if price < a.price_minor {
+        wallet::post(
+            conn,
+            a.user_id,
+            a.price_minor - price,
+            Kind::Adjustment,
+            ("activation", Some(a.id)),
+            "upstream price",
+            now,
+        )?;
+    }
+    webhooks::activation_updated(conn, a.id, None, now)?;
+    get(conn, a.id)?.ok_or(Error::NotFound("activation"))
+}
+
+/// Closes a reserved upstream order that never got a number (every provider failed, or the
+/// purchase was interrupted): canceled and refunded in full. Its client order id is freed
+/// so the customer may use it again. It was never announced, so no webhook. False when it
+/// had already ended or got a number.
+pub fn close_unissued(conn: &Connection, id: i64, note: &str, now: Timestamp) -> Result<bool> {
+    let Some(a) = get(conn, id)? else {
+        return Ok(false);
+    };
+    let n = conn.execute(
+        "UPDATE activations SET status = 'canceled', ended_at = ?2, client_order_id = NULL \
+         WHERE id = ?1 AND status = 'waiting' AND number_id IS NULL",
+        params![id, now],
+    )?;
+    if n != 1 {
+        return Ok(false);
+    }
+    wallet::post(
+        conn,
+        a.user_id,
+        a.price_minor,
+        Kind::Refund,
+        ("activation", Some(id)),
+        note,
+        now,
+    )?;
+    Ok(true)
 }
 
 fn set_status(
@@ -539,6 +653,15 @@ pub fn cancel(
         now,
     )?;
     free_number(conn, a.number_id, now)?;
+    supply::order_changed(
+        conn,
+        id,
+        match reason {
+            CancelReason::Cancel => Tell::Cancel,
+            CancelReason::NumberUsed => Tell::Ban,
+        },
+        now,
+    )?;
     if reason == CancelReason::NumberUsed {
         if let Some(n) = a.number_id {
             conn.execute(
@@ -579,6 +702,7 @@ pub fn complete(
     )?;
     earnings::credit_activation(conn, &a, policy.operator_share, now)?;
     free_number(conn, a.number_id, now)?;
+    supply::order_changed(conn, id, Tell::Finish, now)?;
     simulator::forget(conn, Some(id), None)?;
     get_for(conn, user_id, id)
 }
@@ -605,6 +729,7 @@ pub fn retry(
         _ => return Err(ended(&a)),
     }
     set_status(conn, id, &[Status::Received], Status::Retry, now)?;
+    supply::order_changed(conn, id, Tell::Retry, now)?;
     let a = get_for(conn, user_id, id)?;
     if a.source == simulator::SOURCE {
         simulator::schedule_activation(conn, &a, policy.sim_delay, now)?;
@@ -673,6 +798,12 @@ pub fn expire_due(conn: &Connection, policy: &Policy, now: Timestamp) -> Result<
             earnings::credit_activation(conn, &a, policy.operator_share, now)?;
         }
         free_number(conn, a.number_id, now)?;
+        let tell = if a.code_at.is_none() {
+            Tell::Cancel
+        } else {
+            Tell::Finish
+        };
+        supply::order_changed(conn, a.id, tell, now)?;
         simulator::forget(conn, Some(a.id), None)?;
         ended_ids.push(a.id);
     }
@@ -725,6 +856,12 @@ pub fn close_all_for(
             completed.push(a.id);
         }
         free_number(conn, a.number_id, now)?;
+        let tell = if a.code_at.is_none() {
+            Tell::Cancel
+        } else {
+            Tell::Finish
+        };
+        supply::order_changed(conn, a.id, tell, now)?;
         simulator::forget(conn, Some(a.id), None)?;
     }
     Ok((refunded, completed))

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
-use super::{seed, simulator, Error, Result};
+use super::{providers, seed, simulator, Error, Result};
 use crate::clock::Timestamp;
 
 #[derive(Debug, Clone, Serialize)]
@@ -322,6 +322,9 @@ pub const NUMBER_USABLE: &str = "n.state = 'free' AND n.on_sale = 1";
 /// Free numbers that could serve each (country, service) right now, for every enabled pair
 /// with a price, in one pass over the inventory. While the simulator is on, every pair also
 /// has [`simulator::STOCK`]: it makes a number for any order the inventory cannot serve.
+/// The stock of upstream providers on sale is added; a pair with no own stock shows the
+/// cheapest upstream price instead of the catalogue's (own stock sells at the catalogue
+/// price).
 pub fn offers(
     conn: &Connection,
     country: Option<i64>,
@@ -374,17 +377,24 @@ pub fn offers(
     } else {
         0
     };
+    let upstream = providers::stock(conn, now)?;
     let mut out = Vec::new();
     for row in rows {
         let (c, s, price_minor, rent_hour_minor) = row?;
         let stock =
             free.get(&c).copied().unwrap_or(0) - taken.get(&(c, s.clone())).copied().unwrap_or(0);
+        let own = stock.max(0) + simulated;
+        let (up_stock, up_price) = upstream.get(&(c, s.clone())).copied().unwrap_or((0, 0));
         out.push(Offer {
             country: c,
             service: s,
-            price_minor,
+            price_minor: if own == 0 && up_stock > 0 {
+                up_price
+            } else {
+                price_minor
+            },
             rent_hour_minor,
-            stock: stock.max(0) + simulated,
+            stock: own + up_stock,
         });
     }
     Ok(out)
@@ -412,11 +422,46 @@ pub struct Stock {
     taken_any: HashMap<(i64, String), i64>,
     /// Added to every count while the simulator is on (see [`offers`]).
     simulated: i64,
+    /// (country, service) → upstream stock on sale and its cheapest price (any operator).
+    upstream: HashMap<(i64, String), (i64, i64)>,
 }
 
 impl Stock {
     /// Numbers that could serve `service` in `country`, of `operator` (None: of any).
     pub fn get(&self, country: i64, operator: Option<&str>, service: &str) -> i64 {
+        let upstream = match operator {
+            Some(_) => 0,
+            None => self.upstream_of(country, service).0,
+        };
+        self.own(country, operator, service) + upstream
+    }
+
+    /// The price shown for an activation whose catalogue price is `catalogue_price`: the
+    /// cheapest upstream price when only upstream providers have stock (see [`offers`]).
+    pub fn shown_price(
+        &self,
+        country: i64,
+        operator: Option<&str>,
+        service: &str,
+        catalogue_price: i64,
+    ) -> i64 {
+        let (up_stock, up_price) = self.upstream_of(country, service);
+        if operator.is_none() && up_stock > 0 && self.own(country, None, service) == 0 {
+            up_price
+        } else {
+            catalogue_price
+        }
+    }
+
+    fn upstream_of(&self, country: i64, service: &str) -> (i64, i64) {
+        self.upstream
+            .get(&(country, service.to_string()))
+            .copied()
+            .unwrap_or((0, 0))
+    }
+
+    /// Our own numbers (the simulator's included).
+    fn own(&self, country: i64, operator: Option<&str>, service: &str) -> i64 {
         let (free, taken) = match operator {
             Some(op) => (
                 self.free.get(&(country, op.to_string())),
@@ -439,6 +484,7 @@ pub fn stock(conn: &Connection, cooldown: u64, now: Timestamp) -> Result<Stock> 
         } else {
             0
         },
+        upstream: providers::stock(conn, now)?,
         ..Stock::default()
     };
     let mut stmt = conn.prepare_cached(&format!(

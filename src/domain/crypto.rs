@@ -67,6 +67,51 @@ impl Keys {
         hex(&self.mac(b"ip", ip.as_bytes())[..12])
     }
 
+    /// Seals a small secret that the server must be able to read back (an upstream
+    /// provider's API key): a random 16-byte nonce, the text XORed with an HMAC-SHA256
+    /// counter keystream, and a 32-byte tag over nonce and ciphertext; hex-encoded. Keys for
+    /// the stream and the tag are derived from the install key with their own purposes.
+    pub fn seal(&self, purpose: &str, plain: &str) -> String {
+        let nonce: [u8; 16] = random_bytes();
+        let mut out = nonce.to_vec();
+        out.extend(self.keystream_xor(purpose, &nonce, plain.as_bytes()));
+        let tag = self.seal_tag(purpose, &out);
+        out.extend_from_slice(&tag);
+        hex(&out)
+    }
+
+    /// Opens what [`Keys::seal`] sealed with the same purpose; None when it was altered, was
+    /// sealed for another purpose or with another install key.
+    pub fn open(&self, purpose: &str, sealed: &str) -> Option<String> {
+        let bytes = unhex(sealed)?;
+        if bytes.len() < 16 + 32 {
+            return None;
+        }
+        let (body, tag) = bytes.split_at(bytes.len() - 32);
+        if !constant_time_eq(&self.seal_tag(purpose, body), tag) {
+            return None;
+        }
+        let (nonce, cipher) = body.split_at(16);
+        String::from_utf8(self.keystream_xor(purpose, nonce, cipher)).ok()
+    }
+
+    fn seal_tag(&self, purpose: &str, body: &[u8]) -> [u8; 32] {
+        let key = self.mac(b"seal-tag", purpose.as_bytes());
+        hmac_sha256(&key, body)
+    }
+
+    fn keystream_xor(&self, purpose: &str, nonce: &[u8], data: &[u8]) -> Vec<u8> {
+        let key = self.mac(b"seal-stream", purpose.as_bytes());
+        let mut out = Vec::with_capacity(data.len());
+        for (i, chunk) in data.chunks(32).enumerate() {
+            let mut block = nonce.to_vec();
+            block.extend_from_slice(&(i as u64).to_be_bytes());
+            let stream = hmac_sha256(&key, &block);
+            out.extend(chunk.iter().zip(stream.iter()).map(|(d, k)| d ^ k));
+        }
+        out
+    }
+
     /// MAC for a purpose-separated message.
     pub fn mac(&self, purpose: &[u8], msg: &[u8]) -> [u8; 32] {
         let mut m = <HmacSha256 as KeyInit>::new_from_slice(&self.secret).expect("any key size");
@@ -156,6 +201,31 @@ mod tests {
         assert_ne!(k1.token_hash("x"), k2.token_hash("x"));
         assert_eq!(k1.ip_hash("1.2.3.4"), k1.ip_hash("1.2.3.4"));
         assert_ne!(k1.ip_hash("1.2.3.4"), k1.ip_hash("1.2.3.5"));
+    }
+
+    #[test]
+    fn sealed_secrets_open_only_with_the_same_key_and_purpose() {
+        let k = Keys::from_bytes([7; 32]);
+        let long = "k".repeat(100);
+        for plain in ["", "abc123", long.as_str(), "ключ"] {
+            let s = k.seal("provider", plain);
+            assert!(!s.contains(plain) || plain.is_empty());
+            assert_eq!(k.open("provider", &s).as_deref(), Some(plain));
+        }
+        let a = k.seal("provider", "secret-key");
+        let b = k.seal("provider", "secret-key");
+        assert_ne!(a, b, "a fresh nonce every time");
+        assert_eq!(k.open("other", &a), None);
+        assert_eq!(Keys::from_bytes([8; 32]).open("provider", &a), None);
+        // Any flipped byte is refused.
+        let mut bytes = unhex(&a).unwrap();
+        for i in [0, 17, bytes.len() - 1] {
+            bytes[i] ^= 1;
+            assert_eq!(k.open("provider", &hex(&bytes)), None);
+            bytes[i] ^= 1;
+        }
+        assert_eq!(k.open("provider", "zz"), None);
+        assert_eq!(k.open("provider", &a[..40]), None);
     }
 
     #[test]

@@ -52,6 +52,17 @@ pub fn digits(phone: &str) -> String {
 const MAX_TEXT: usize = 4096;
 
 pub fn ingest(conn: &Connection, msg: &Inbound, now: Timestamp) -> Result<Delivered> {
+    ingest_coded(conn, msg, None, now)
+}
+
+/// [`ingest`] for a source that extracts the code itself (an upstream provider): its code,
+/// when it gives one, wins over ours.
+pub fn ingest_coded(
+    conn: &Connection,
+    msg: &Inbound,
+    given_code: Option<&str>,
+    now: Timestamp,
+) -> Result<Delivered> {
     if let Some(id) = msg.source_msg_id.as_deref().filter(|s| !s.is_empty()) {
         let key = format!("{}:{id}", msg.source);
         let fresh = conn
@@ -85,7 +96,10 @@ pub fn ingest(conn: &Connection, msg: &Inbound, now: Timestamp) -> Result<Delive
         .optional()?;
     if let Some(id) = live {
         let a: Activation = activations::get(conn, id)?.expect("live activation exists");
-        let code = codes::extract(&a.service, &text);
+        let code = given_code
+            .map(|c| c.trim().chars().take(64).collect::<String>())
+            .filter(|c| !c.is_empty())
+            .or_else(|| codes::extract(&a.service, &text));
         let at = msg.received_at.min(now);
         store(conn, Some(a.id), None, &sender, &text, code.as_deref(), at)?;
         let sms = webhooks::Sms {

@@ -304,10 +304,8 @@ fn post_activation(ctx: &mut Ctx<'_>, req: &Request) -> Response {
         client_order_id: b.order_id,
         exclude_prefixes: b.exclude_prefixes,
     };
-    let policy = ctx.app.policy();
-    let now = ctx.now();
-    match db::write(ctx.db, |tx| {
-        activations::order(tx, &user, &order, &policy, now)
+    match crate::upstream::place_order(ctx.app, ctx.db, &user, std::slice::from_ref(&order), |_| {
+        false
     }) {
         Ok(Placed::New(a)) => Response::json(201, &activation_json(ctx, &a)),
         Ok(Placed::Existing(a)) => Response::json(200, &activation_json(ctx, &a)),

@@ -352,21 +352,21 @@ impl Catalogue {
             .unwrap_or(&[])
     }
 
-    /// The price of an activation (None: not sold there), as `catalogue::price` finds it.
+    /// The price of an activation (None: not sold there), as `catalogue::price` finds it,
+    /// or the cheapest upstream price when only upstream providers have stock.
     fn price(&self, country: i64, service: &str, operator: Option<&str>) -> Option<i64> {
         let base = self
             .prices
             .get(&(country, service.to_string(), String::new()))
             .copied()?;
-        Some(
-            operator
-                .and_then(|op| {
-                    self.prices
-                        .get(&(country, service.to_string(), op.to_string()))
-                        .copied()
-                })
-                .unwrap_or(base),
-        )
+        let price = operator
+            .and_then(|op| {
+                self.prices
+                    .get(&(country, service.to_string(), op.to_string()))
+                    .copied()
+            })
+            .unwrap_or(base);
+        Some(self.stock.shown_price(country, operator, service, price))
     }
 
     /// Operator keys of a country in the price list: `any` and the catalogue's operators.
@@ -650,32 +650,26 @@ fn buy_activation(ctx: &mut Ctx<'_>, req: &Request) -> Response {
         vec![try_or_return!(find_country(ctx.db, &country)).id]
     };
     let op = (operator != ANY).then_some(operator);
-    let policy = ctx.app.policy();
-    let now = ctx.now();
     let many = countries.len() > 1;
-    let placed = db::write(ctx.db, |tx| {
-        let mut last = Error::NoNumbers;
-        for &c in &countries {
-            let order = activations::OrderRequest {
-                country: c,
-                service: service.code.clone(),
-                operator: op.clone(),
-                max_price_minor: max_price,
-                ..Default::default()
-            };
-            match activations::order(tx, &user, &order, &policy, now) {
-                Ok(Placed::New(a)) | Ok(Placed::Existing(a)) => return Ok(a),
-                // With `any` country, try the next one.
-                Err(
-                    e @ (Error::NoNumbers | Error::WrongMaxPrice { .. } | Error::WrongOperator),
-                ) if many => last = e,
-                Err(e) => return Err(e),
-            }
-        }
-        Err(last)
+    let alternatives: Vec<activations::OrderRequest> = countries
+        .iter()
+        .map(|&c| activations::OrderRequest {
+            country: c,
+            service: service.code.clone(),
+            operator: op.clone(),
+            max_price_minor: max_price,
+            ..Default::default()
+        })
+        .collect();
+    // With `any` country, the next one is tried.
+    let placed = crate::upstream::place_order(ctx.app, ctx.db, &user, &alternatives, |e| {
+        many && matches!(
+            e,
+            Error::NoNumbers | Error::WrongMaxPrice { .. } | Error::WrongOperator
+        )
     });
     match placed {
-        Ok(a) => one_order(ctx, &a),
+        Ok(Placed::New(a)) | Ok(Placed::Existing(a)) => one_order(ctx, &a),
         Err(e) => error(&e),
     }
 }

@@ -590,20 +590,16 @@ fn place_order(ctx: &mut Ctx<'_>, user: &User, p: &Params) -> Result<Activation,
         client_order_id: p.one("orderId").map(str::to_string),
         exclude_prefixes,
     };
-    let policy = ctx.app.policy();
-    let now = ctx.now();
-    let placed = db::write(ctx.db, |tx| {
-        for op in &operators {
-            let req = OrderRequest {
-                operator: op.clone(),
-                ..base.clone()
-            };
-            match activations::order(tx, user, &req, &policy, now) {
-                Err(Error::NoNumbers) => continue,
-                other => return other,
-            }
-        }
-        Err(Error::NoNumbers)
+    // Each operator in turn until one has a number.
+    let alternatives: Vec<OrderRequest> = operators
+        .iter()
+        .map(|op| OrderRequest {
+            operator: op.clone(),
+            ..base.clone()
+        })
+        .collect();
+    let placed = crate::upstream::place_order(ctx.app, ctx.db, user, &alternatives, |e| {
+        matches!(e, Error::NoNumbers)
     });
     match placed {
         Ok(Placed::New(a)) => Ok(a),

@@ -4,6 +4,7 @@
 pub mod account;
 pub mod admin;
 pub mod admin_market;
+pub mod admin_providers;
 pub mod lifecycle;
 pub mod market;
 pub mod operator;

@@ -156,11 +156,13 @@ fn place_order(ctx: &mut Ctx<'_>, req: &Request) -> Response {
         client_order_id: None,
         exclude_prefixes: vec![],
     };
-    let policy = ctx.app.policy();
-    let now = ctx.now();
-    match db::write(ctx.db, |tx| {
-        activations::order(tx, &s.user, &order, &policy, now)
-    }) {
+    match crate::upstream::place_order(
+        ctx.app,
+        ctx.db,
+        &s.user,
+        std::slice::from_ref(&order),
+        |_| false,
+    ) {
         Ok(_) => Response::redirect(&format!("/dashboard?country={}", order.country)),
         Err(e) => {
             let msg = match &e {

@@ -3,6 +3,7 @@
 mod account;
 mod admin;
 mod admin_market;
+mod admin_providers;
 mod lifecycle;
 mod market;
 mod operator;
@@ -23,6 +24,7 @@ pub fn routes(r: &mut Router) {
     account::routes(r);
     admin::routes(r);
     admin_market::routes(r);
+    admin_providers::routes(r);
     lifecycle::routes(r);
     market::routes(r);
     operator::routes(r);
@@ -93,6 +95,7 @@ pub fn flash_from_query(req: &Request) -> Option<Flash> {
         "state_changed" => ok("State changed."),
         "webhook_deleted" => ok("Webhook deleted; nothing more is sent to it."),
         "test_queued" => ok("Test delivery queued; it is sent within a few seconds."),
+        "provider_deleted" => ok("Provider deleted."),
         "sim_added" => ok("SIM added; its number is on sale while the device is online."),
         "sim_removed" => ok("SIM removed; its number is no longer sold."),
         "device_revoked" => ok("Device revoked; its webhook URL no longer works."),

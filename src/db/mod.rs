@@ -19,6 +19,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_webhooks.sql"),
     include_str!("migrations/0004_supply.sql"),
     include_str!("migrations/0005_retention.sql"),
+    include_str!("migrations/0007_abuse.sql"),
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -13,7 +13,7 @@ use serde::Serialize;
 use super::accounts::User;
 use super::catalogue::{self, cooldown_cutoff};
 use super::wallet::{self, Kind};
-use super::{simulator, webhooks, Error, Result};
+use super::{blocklist, simulator, webhooks, Error, Result};
 use crate::clock::Timestamp;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -376,6 +376,7 @@ pub fn order(
             "Confirm your e-mail address before ordering.".into(),
         ));
     }
+    blocklist::check(conn, req.country, &req.service)?;
     catalogue::live_country(conn, req.country)?;
     let service = catalogue::live_service(conn, &req.service)?;
     let operator = match req.operator.as_deref().map(str::trim) {

@@ -20,6 +20,10 @@ pub fn tabs() -> Markup {
             a href="/admin/retention" { "Retention" }
             a href="/admin/outbox" { "Outbox" }
             a href="/admin/audit" { "Audit log" }
+            a href="/admin/abuse" { "Abuse" }
+            a href="/admin/flags" { "Flags" }
+            a href="/admin/blocked" { "Blocked" }
+            a href="/admin/legal" { "Legal" }
         }
     }
 }
@@ -77,7 +81,16 @@ pub fn users(nav: &Nav, q: &str, users: &[User]) -> Markup {
     )
 }
 
-pub fn user(nav: &Nav, token: &str, u: &User, currency: &str, f: &Option<Flash>) -> Markup {
+/// A user's page; `enforcement` is the flags, chargebacks and termination section
+/// (`views::abuse::user_section`).
+pub fn user(
+    nav: &Nav,
+    token: &str,
+    u: &User,
+    currency: &str,
+    f: &Option<Flash>,
+    enforcement: Markup,
+) -> Markup {
     let digits = crate::domain::money::currency_digits(currency);
     page(
         &u.email,
@@ -129,6 +142,7 @@ pub fn user(nav: &Nav, token: &str, u: &User, currency: &str, f: &Option<Flash>)
                     button type="submit" { "Change state" }
                 }
             }
+            (enforcement)
         },
     )
 }

@@ -325,9 +325,8 @@ fn login(ctx: &mut Ctx<'_>, req: &Request) -> Response {
                 "This account is suspended. Contact the operator of this site.".into(),
             )
         }
-        State::Terminated | State::Deleted => {
-            return page(ctx, 403, "This account is closed.".into())
-        }
+        State::Terminated => return super::abuse::terminated_page(ctx, req, user),
+        State::Deleted => return page(ctx, 403, "This account is closed.".into()),
     }
     sign_in(ctx, req, user.id, &next)
         .unwrap_or_else(|e| error_page(req, e.http_status(), &e.to_string()))

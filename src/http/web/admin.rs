@@ -90,6 +90,7 @@ fn user_page(
             &u,
             &ctx.app.config.currency,
             &flash,
+            super::admin_abuse::user_section(ctx, s.csrf(), &u),
         ))
         .with_status(status),
         _ => error_page(req, 404, "No such account."),

@@ -1,7 +1,9 @@
 //! Handlers for the web interface: public pages, account pages, admin pages.
 
+mod abuse;
 mod account;
 mod admin;
+mod admin_abuse;
 mod admin_market;
 mod market;
 mod public;
@@ -22,6 +24,8 @@ pub fn routes(r: &mut Router) {
     admin_market::routes(r);
     market::routes(r);
     webhooks::routes(r);
+    abuse::routes(r);
+    admin_abuse::routes(r);
 }
 
 /// The page header's view of the visitor.
@@ -86,6 +90,10 @@ pub fn flash_from_query(req: &Request) -> Option<Flash> {
         "state_changed" => ok("State changed."),
         "webhook_deleted" => ok("Webhook deleted; nothing more is sent to it."),
         "test_queued" => ok("Test delivery queued; it is sent within a few seconds."),
+        "terminated" => {
+            ok("The account is terminated; the person was sent the reason and how to appeal.")
+        }
+        "reinstated" => ok("The account is active again."),
         _ => None,
     }
 }

@@ -62,7 +62,7 @@ CREATE TABLE chargebacks (
     reference    TEXT NOT NULL,
     recorded_by  INTEGER REFERENCES users(id),
     created_at   INTEGER NOT NULL,
-    ledger_id    INTEGER REFERENCES ledger(id)
+    ledger_id    INTEGER REFERENCES ledger(id) ON DELETE SET NULL  -- ledger rows age out
 );
 CREATE INDEX chargebacks_user ON chargebacks(user_id, id);
 

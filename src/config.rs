@@ -244,6 +244,41 @@ pub const SETTINGS: &[Setting] = &[
         "Customer APIs: requests one IP may send at once before the rate applies",
     ),
     s(
+        "abuse_reports_per_hour",
+        "5",
+        "Abuse reports one address may send per hour (more get 429; nothing stored)",
+    ),
+    s(
+        "flag_orders_per_minute",
+        "10",
+        "Anomaly flag: more orders than this in one minute; 0 = off",
+    ),
+    s(
+        "flag_cancel_ratio",
+        "70",
+        "Anomaly flag: percent of orders cancelled in flag_window above which an account is flagged",
+    ),
+    s(
+        "flag_success_rate",
+        "20",
+        "Anomaly flag: percent of finished orders that got a code below which an account is flagged",
+    ),
+    s(
+        "flag_min_orders",
+        "10",
+        "Anomaly flag: orders in flag_window before the cancel ratio and success rate apply",
+    ),
+    s(
+        "flag_accounts_per_ip",
+        "5",
+        "Anomaly flag: this many accounts signing in from one (hashed) address in flag_window; 0 = off",
+    ),
+    s(
+        "flag_window",
+        "24h",
+        "Anomaly flags: how far back the ratios and the shared-address signal look",
+    ),
+    s(
         "webhook_allow_private",
         "false",
         "Let customer webhooks call private, loopback and link-local addresses",
@@ -345,6 +380,9 @@ pub struct Config {
     pub provider_pause: u64,
     /// A device silent this long (seconds) goes offline; its SIMs leave the stock.
     pub device_offline_after: u64,
+    pub abuse_reports_per_hour: u32,
+    /// Thresholds of the anomaly signals (`flag_*`).
+    pub flags: crate::domain::signals::Thresholds,
     pub dev_clock: bool,
 }
 
@@ -508,6 +546,12 @@ impl Config {
                 .map_err(|_| format!("setting `{k}`: `{}` is not a whole number", get(k)))
         };
         let dur = |k: &'static str| parse_duration(&get(k)).map_err(named(k));
+        let percent = |k: &'static str| -> Result<u32, String> {
+            match num(k)? {
+                n @ 0..=100 => Ok(n as u32),
+                _ => Err(format!("setting `{k}`: a percentage from 0 to 100")),
+            }
+        };
         let listen: SocketAddr = get("listen").trim().parse().map_err(|_| {
             format!(
                 "setting `listen`: `{}` is not an address like 127.0.0.1:8080",
@@ -619,6 +663,15 @@ impl Config {
             provider_failures: num("provider_failures")?.max(1) as u32,
             provider_pause: dur("provider_pause")?,
             device_offline_after: dur("device_offline_after")?,
+            abuse_reports_per_hour: num("abuse_reports_per_hour")?.max(1) as u32,
+            flags: crate::domain::signals::Thresholds {
+                orders_per_minute: num("flag_orders_per_minute")? as u32,
+                cancel_ratio: percent("flag_cancel_ratio")?,
+                success_rate: percent("flag_success_rate")?,
+                min_orders: num("flag_min_orders")?.max(1) as u32,
+                accounts_per_address: num("flag_accounts_per_ip")? as u32,
+                window: dur("flag_window")?.max(60),
+            },
             dev_clock: parse_bool(&get("dev_clock")).map_err(named("dev_clock"))?,
         };
         if cfg.device_offline_after < 60 {

@@ -14,8 +14,8 @@ use crate::app::App;
 use crate::clock::Timestamp;
 use crate::domain::retention::Rule;
 use crate::domain::{
-    activations, devices, lifecycle, mail, rentals, retention, sessions, simulator, webhooks,
-    Error, Result,
+    abuse, activations, devices, lifecycle, mail, rentals, retention, sessions, signals, simulator,
+    webhooks, Error, Result,
 };
 
 /// A job returns a short summary of what it did ("3 sessions removed"), or "" when there was
@@ -130,6 +130,13 @@ impl Jobs {
                 "*/15 * * * * *",
                 "Send pending mail over SMTP",
                 job_mail,
+            ),
+            (
+                "abuse",
+                "0 */10 * * * *",
+                "Compute the anomaly signals and raise flags for the admin (never acts on an \
+                 account); forget week-old abuse reporters' address hashes",
+                job_abuse,
             ),
             (
                 "retention",
@@ -321,6 +328,21 @@ fn job_upstream(app: &App, conn: &mut Connection) -> Result<String> {
 
 fn job_providers(app: &App, conn: &mut Connection) -> Result<String> {
     crate::upstream::job_sync(app, conn)
+}
+
+fn job_abuse(app: &App, conn: &mut Connection) -> Result<String> {
+    let now = app.now();
+    let (raised, forgotten) = crate::db::write(conn, |tx| {
+        Ok((
+            signals::scan(tx, &app.config.flags, now)?,
+            abuse::forget_reporter_addresses(tx, now)?,
+        ))
+    })?;
+    Ok(match (raised, forgotten) {
+        (0, 0) => String::new(),
+        (r, 0) => format!("{r} flags raised"),
+        (r, f) => format!("{r} flags raised, {f} reporters' address hashes cleared"),
+    })
 }
 
 fn job_simulator(app: &App, conn: &mut Connection) -> Result<String> {

@@ -14,7 +14,7 @@ use super::accounts::User;
 use super::catalogue::{self, cooldown_cutoff};
 use super::supply::{self, Tell};
 use super::wallet::{self, Kind};
-use super::{earnings, simulator, webhooks, Error, Result};
+use super::{blocklist, earnings, simulator, webhooks, Error, Result};
 use crate::clock::Timestamp;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -375,6 +375,7 @@ pub fn order(
             "Confirm your e-mail address before ordering.".into(),
         ));
     }
+    blocklist::check(conn, req.country, &req.service)?;
     catalogue::live_country(conn, req.country)?;
     let service = catalogue::live_service(conn, &req.service)?;
     let operator = match req.operator.as_deref().map(str::trim) {

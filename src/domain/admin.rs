@@ -6,10 +6,12 @@
 use rusqlite::Connection;
 
 use super::accounts::{self, Role, State, User};
+use super::activations::Policy;
 use super::catalogue::{self, Price};
 use super::crypto::Keys;
+use super::enforcement::{self, Closed};
 use super::money::Money;
-use super::{audit, mail, second_factor, sessions, vouchers, wallet, Error, Result};
+use super::{audit, blocklist, mail, second_factor, sessions, vouchers, wallet, Error, Result};
 use crate::clock::Timestamp;
 
 /// Who acts: the admin's account id and the keyed hash of their IP address (for the audit
@@ -93,6 +95,121 @@ pub fn set_state(
         now,
     )?;
     accounts::get(conn, target_id)
+}
+
+/// Terminates an account for `reason` (required): live orders are ended and refunded, the
+/// balance left is forfeited (one `forfeit` ledger row), and every session, API key, webhook
+/// and device is revoked, all in the caller's transaction; audited. Never one's own account.
+/// The person is told by mail with a link to appeal ([`super::abuse::queue_termination_mail`]).
+#[allow(clippy::too_many_arguments)]
+pub fn terminate(
+    conn: &Connection,
+    actor: Actor<'_>,
+    target_id: i64,
+    reason: &str,
+    policy: &Policy,
+    digits: u32,
+    now: Timestamp,
+) -> Result<(User, Closed)> {
+    let reason = cut(reason.trim());
+    if reason.is_empty() {
+        return Err(Error::invalid(
+            "Give the reason: it is recorded and sent to the person.",
+        ));
+    }
+    let target = accounts::get(conn, target_id)?;
+    if target.id == actor.id {
+        return Err(Error::Conflict(
+            "You cannot terminate your own account.".into(),
+        ));
+    }
+    if matches!(target.state, State::Terminated | State::Deleted) {
+        return Err(Error::Conflict("This account is closed already.".into()));
+    }
+    let closed = enforcement::close_account(conn, target_id, policy, "terminated", now)?;
+    accounts::set_state(conn, target_id, State::Terminated, &reason, now)?;
+    let detail = format!(
+        "{} → terminated: {reason} (orders ended {}, refunded {}, forfeited {})",
+        target.state.as_str(),
+        closed.orders_ended,
+        Money(closed.refunded_minor).decimal(digits),
+        Money(closed.forfeited_minor).decimal(digits)
+    );
+    audit::audit(
+        conn,
+        Some(actor.id),
+        Some(target_id),
+        "terminate",
+        &detail,
+        actor.ip_hash,
+        now,
+    )?;
+    Ok((accounts::get(conn, target_id)?, closed))
+}
+
+/// Lifts a termination (an appeal that succeeded): the account is active again. What was
+/// forfeited and revoked stays so; the admin can credit the balance back. Audited.
+pub fn reinstate(
+    conn: &Connection,
+    actor: Actor<'_>,
+    target_id: i64,
+    reason: &str,
+    now: Timestamp,
+) -> Result<User> {
+    let reason = cut(reason.trim());
+    let target = accounts::get(conn, target_id)?;
+    if target.state != State::Terminated {
+        return Err(Error::Conflict(
+            "Only a terminated account can be reinstated.".into(),
+        ));
+    }
+    accounts::set_state(conn, target_id, State::Active, &reason, now)?;
+    audit::audit(
+        conn,
+        Some(actor.id),
+        Some(target_id),
+        "reinstate",
+        &format!("terminated → active: {reason}"),
+        actor.ip_hash,
+        now,
+    )?;
+    accounts::get(conn, target_id)
+}
+
+/// Blocks a service (everywhere), a country (for every service) or one pair; audited.
+pub fn block(
+    conn: &Connection,
+    actor: Actor<'_>,
+    country: Option<i64>,
+    service: Option<&str>,
+    reason: &str,
+    now: Timestamp,
+) -> Result<blocklist::Entry> {
+    let e = blocklist::add(conn, country, service, &cut(reason), Some(actor.id), now)?;
+    audit::audit(
+        conn,
+        Some(actor.id),
+        None,
+        "block_added",
+        &format!("{}: {}", e.describe(), e.reason),
+        actor.ip_hash,
+        now,
+    )?;
+    Ok(e)
+}
+
+/// Removes a block; audited.
+pub fn unblock(conn: &Connection, actor: Actor<'_>, id: i64, now: Timestamp) -> Result<()> {
+    let e = blocklist::remove(conn, id)?;
+    audit::audit(
+        conn,
+        Some(actor.id),
+        None,
+        "block_removed",
+        &e.describe(),
+        actor.ip_hash,
+        now,
+    )
 }
 
 /// Credits (or, with a negative amount, debits) an account by hand: one `adjustment` ledger

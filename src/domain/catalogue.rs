@@ -357,13 +357,14 @@ pub fn offers(
         let (c, s, n) = row?;
         taken.insert((c, s), n);
     }
-    let mut stmt = conn.prepare_cached(
+    let mut stmt = conn.prepare_cached(&format!(
         "SELECT p.country_id, p.service, p.price_minor, p.rent_hour_minor FROM prices p \
          JOIN countries c ON c.id = p.country_id AND c.enabled = 1 \
          JOIN services s ON s.code = p.service AND s.enabled = 1 \
          WHERE p.operator = '' AND (?1 IS NULL OR p.country_id = ?1) AND (?2 IS NULL OR p.service = ?2) \
-         ORDER BY p.country_id, p.service",
-    )?;
+         AND {} ORDER BY p.country_id, p.service",
+        super::blocklist::not_blocked_sql("p.country_id", "p.service")
+    ))?;
     let rows = stmt.query_map(params![country, service], |r| {
         Ok((
             r.get::<_, i64>(0)?,

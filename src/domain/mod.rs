@@ -1,19 +1,23 @@
 //! The business rules. No HTTP types and no HTML here: functions take a connection or a
 //! transaction, a clock time and plain values, and return plain values or an [`Error`].
 
+pub mod abuse;
 pub mod accounts;
 pub mod activations;
 pub mod admin;
 pub mod apikeys;
 pub mod audit;
+pub mod blocklist;
 pub mod catalogue;
 pub mod codes;
 pub mod crypto;
 pub mod devices;
 pub mod earnings;
+pub mod enforcement;
 pub mod export;
 pub mod gateway;
 pub mod inbox;
+pub mod legal;
 pub mod lifecycle;
 pub mod mail;
 pub mod money;
@@ -26,6 +30,7 @@ pub mod retention;
 pub mod second_factor;
 pub mod seed;
 pub mod sessions;
+pub mod signals;
 pub mod simulator;
 pub mod supply;
 pub mod tokens;
@@ -70,6 +75,9 @@ pub enum Error {
     BadStatus(String),
     /// Too many live orders at once.
     Limit,
+    /// The admin blocked orders for this service, this country or this pair
+    /// ([`blocklist`]).
+    Blocked(blocklist::Scope),
     Db(rusqlite::Error),
     Internal(String),
 }
@@ -93,6 +101,7 @@ impl Error {
             Error::EarlyCancel { .. } => "early_cancel_denied",
             Error::BadStatus(_) => "bad_status",
             Error::Limit => "too_many_orders",
+            Error::Blocked(_) => "blocked",
             Error::Db(_) | Error::Internal(_) => "internal",
         }
     }
@@ -112,6 +121,7 @@ impl Error {
             Error::EarlyCancel { .. } => 409,
             Error::BadStatus(_) => 409,
             Error::Limit => 429,
+            Error::Blocked(_) => 403,
             Error::Db(_) | Error::Internal(_) => 500,
         }
     }
@@ -150,6 +160,7 @@ impl fmt::Display for Error {
             ),
             Error::BadStatus(m) => f.write_str(m),
             Error::Limit => f.write_str("You have too many live orders; finish or cancel one first."),
+            Error::Blocked(scope) => f.write_str(scope.message()),
             // Database details stay in the log, not in replies.
             Error::Db(_) => f.write_str("internal error"),
         }

@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::accounts::User;
 use super::activations::{free_number, pick_number, take_number, Policy};
 use super::wallet::{self, Kind};
-use super::{catalogue, earnings, simulator, Error, Result};
+use super::{blocklist, catalogue, earnings, simulator, Error, Result};
 use crate::clock::Timestamp;
 
 /// Rental lengths allowed, in hours (SMS-Activate: 4 to 1344 hours = 8 weeks).
@@ -141,6 +141,7 @@ pub fn rent(
             "Confirm your e-mail address before renting.".into(),
         ));
     }
+    blocklist::check(conn, req.country, &req.service)?;
     catalogue::live_country(conn, req.country)?;
     let service = catalogue::live_service(conn, &req.service)?;
     check_hours(req.hours)?;

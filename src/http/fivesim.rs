@@ -28,6 +28,7 @@ use super::{Ctx, Request, Response};
 use crate::db;
 use crate::domain::accounts::User;
 use crate::domain::activations::{self, Activation, CancelReason, OrderBy, Placed, Status};
+use crate::domain::blocklist::Scope;
 use crate::domain::catalogue::{self, Country, Service};
 use crate::domain::money::{currency_digits, Money};
 use crate::domain::{apikeys, inbox, Error};
@@ -85,6 +86,10 @@ fn error(e: &Error) -> Response {
         Error::BadCountry => fail(400, "bad country"),
         Error::WrongOperator => fail(400, "bad operator"),
         Error::BadService => fail(400, "no product"),
+        // An admin's block reads like a country or product this site does not sell, which
+        // clients already treat as "do not retry".
+        Error::Blocked(Scope::Country) => fail(400, "bad country"),
+        Error::Blocked(_) => fail(400, "no product"),
         Error::NotFound(_) => fail(400, "order not found"),
         Error::EarlyCancel { seconds_left } => {
             fail(400, EARLY_CANCEL).with_header("Retry-After", &seconds_left.max(&1).to_string())

@@ -26,6 +26,7 @@ use crate::clock::{format_datetime, Timestamp};
 use crate::db;
 use crate::domain::accounts::{State, User};
 use crate::domain::activations::{self, Activation, CancelReason, OrderRequest, Placed, Status};
+use crate::domain::blocklist::Scope;
 use crate::domain::catalogue::{self, Offer};
 use crate::domain::money::{currency_digits, currency_numeric, Money};
 use crate::domain::rentals::{self, RentRequest, Rental, MAX_HOURS, MIN_HOURS};
@@ -247,6 +248,11 @@ fn token(e: &Error, topic: Topic, digits: u32) -> String {
         Error::NoNumbers => "NO_NUMBERS",
         Error::BadService => "BAD_SERVICE",
         Error::BadCountry => "BAD_COUNTRY",
+        // An admin's block answers like a service (or country) this site does not sell:
+        // BAD_SERVICE is in every client's list, and neither token invites a retry loop the
+        // way NO_NUMBERS would.
+        Error::Blocked(Scope::Country) => "BAD_COUNTRY",
+        Error::Blocked(_) => "BAD_SERVICE",
         Error::WrongOperator => "WRONG_OPERATOR",
         Error::WrongMaxPrice { min_minor } => {
             return format!("WRONG_MAX_PRICE:{}", Money(*min_minor).decimal(digits))

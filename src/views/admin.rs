@@ -5,7 +5,6 @@ use maud::{html, Markup};
 use super::{csrf, flash, opt_time, page, time, Flash, Nav};
 use crate::domain::accounts::User;
 use crate::domain::audit::{AuditFilter, AuditRow};
-use crate::domain::lifecycle::RequestRow;
 use crate::domain::mail::OutboxRow;
 use crate::domain::wallet::Entry;
 use crate::http::request::percent_encode;
@@ -27,6 +26,10 @@ pub fn tabs() -> Markup {
             a href="/admin/outbox" { "Outbox" }
             a href="/admin/audit" { "Audit log" }
             a href="/admin/requests" { "Requests" }
+            a href="/admin/abuse" { "Abuse" }
+            a href="/admin/flags" { "Flags" }
+            a href="/admin/blocked" { "Blocked" }
+            a href="/admin/legal" { "Legal" }
         }
     }
 }
@@ -84,14 +87,17 @@ pub fn users(nav: &Nav, q: &str, users: &[User]) -> Markup {
     )
 }
 
+/// A user's page; `panels` are the sections of other areas below the account's own: the
+/// lifecycle requests (`views::lifecycle::admin_user_panel`) and the flags, chargebacks and
+/// termination (`views::abuse::user_section`).
 pub fn user(
     nav: &Nav,
     token: &str,
     u: &User,
     two_factor: bool,
     currency: &str,
-    requests: &[RequestRow],
     f: &Option<Flash>,
+    panels: Markup,
 ) -> Markup {
     let digits = crate::domain::money::currency_digits(currency);
     page(
@@ -159,7 +165,7 @@ pub fn user(
                     button type="submit" { "Change state" }
                 }
             }
-            (super::lifecycle::admin_user_panel(u, token, requests))
+            (panels)
         },
     )
 }

@@ -1,6 +1,7 @@
 //! Every HTML template, as functions of plain data. maud escapes by default; there is no
 //! `PreEscaped` anywhere in the views.
 
+pub mod abuse;
 pub mod account;
 pub mod admin;
 pub mod admin_market;
@@ -90,6 +91,8 @@ pub fn page(title: &str, nav: &Nav, body: Markup) -> Markup {
                     a href="/privacy" { "Privacy" }
                     a href="/aup" { "Acceptable use" }
                     a href="/terms" { "Terms" }
+                    a href="/abuse" { "Report abuse" }
+                    a href="/transparency" { "Transparency" }
                 }
             }
         }

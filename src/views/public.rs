@@ -105,7 +105,8 @@ pub fn aup(nav: &Nav, op: &Operator<'_>) -> Markup {
                     li { "to attack, overload or probe this service." }
                 }
                 p { "Accounts that break these rules are suspended or terminated. A terminated account's balance is forfeited; you may appeal within 30 days." }
-                p { "Report abuse to " a href=(format!("mailto:{}", op.contact)) { (op.contact) } "." }
+                p { "Report abuse of a number through " a href="/abuse" { "the abuse report form" } "; for anything else write to " a href=(format!("mailto:{}", op.contact)) { (op.contact) } "." }
+                p { "We publish how many requests for data we receive from authorities, and how we answer them, on " a href="/transparency" { "the transparency page" } "." }
             }
         },
     )

@@ -353,9 +353,8 @@ fn login(ctx: &mut Ctx<'_>, req: &Request) -> Response {
                 "This account is suspended. Contact the operator of this site.".into(),
             )
         }
-        State::Terminated | State::Deleted => {
-            return page(ctx, 403, "This account is closed.".into())
-        }
+        State::Terminated => return super::abuse::terminated_page(ctx, req, user),
+        State::Deleted => return page(ctx, 403, "This account is closed.".into()),
     }
     match second_factor::enabled(ctx.db, user.id) {
         Ok(true) => return super::second_factor::ask_code(ctx, req, user.id, &next),

@@ -90,16 +90,22 @@ pub(super) fn user_page(
     };
     let requests = lifecycle::requests_for(ctx.db, id, 50).unwrap_or_default();
     match accounts::find(ctx.db, id) {
-        Ok(Some(u)) => Response::html(view::user(
-            n,
-            s.csrf(),
-            &u,
-            second_factor::enabled(ctx.db, u.id).unwrap_or(false),
-            &ctx.app.config.currency,
-            &requests,
-            &flash,
-        ))
-        .with_status(status),
+        Ok(Some(u)) => {
+            let panels = maud::html! {
+                (crate::views::lifecycle::admin_user_panel(&u, s.csrf(), &requests))
+                (super::admin_abuse::user_section(ctx, s.csrf(), &u))
+            };
+            Response::html(view::user(
+                n,
+                s.csrf(),
+                &u,
+                second_factor::enabled(ctx.db, u.id).unwrap_or(false),
+                &ctx.app.config.currency,
+                &flash,
+                panels,
+            ))
+            .with_status(status)
+        }
         _ => error_page(req, 404, "No such account."),
     }
 }

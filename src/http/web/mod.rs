@@ -1,7 +1,9 @@
 //! Handlers for the web interface: public pages, account pages, operator pages, admin pages.
 
+mod abuse;
 mod account;
 mod admin;
+mod admin_abuse;
 mod admin_market;
 mod admin_providers;
 mod lifecycle;
@@ -30,6 +32,8 @@ pub fn routes(r: &mut Router) {
     operator::routes(r);
     second_factor::routes(r);
     webhooks::routes(r);
+    abuse::routes(r);
+    admin_abuse::routes(r);
 }
 
 /// The page header's view of the visitor.
@@ -120,6 +124,10 @@ pub fn flash_from_query(req: &Request) -> Option<Flash> {
         "second_factor_reset" => ok("Two-factor sign-in turned off; the owner was told by e-mail."),
         "second_factor_expired" => bad("The sign-in took too long. Please log in again."),
         "second_factor_attempts" => bad("Too many wrong codes. Please log in again."),
+        "terminated" => {
+            ok("The account is terminated; the person was sent the reason and how to appeal.")
+        }
+        "reinstated" => ok("The account is active again."),
         _ => None,
     }
 }

@@ -65,6 +65,12 @@ pub fn retention_rules(ctx: &Ctx<'_>) -> Vec<Retention> {
             period: describe_seconds(crate::domain::webhooks::KEEP_FINISHED as u64),
         },
         Retention {
+            what: "The keyed hash of the address an abuse report was sent from (kept only to \
+                   limit floods of reports)"
+                .into(),
+            period: describe_seconds(crate::domain::abuse::KEEP_REPORTER_HASH as u64),
+        },
+        Retention {
             what: "Signed-in sessions without use".into(),
             period: describe_seconds(c.session_idle),
         },

@@ -1,0 +1,209 @@
+//! Public abuse pages: the abuse report form (`/abuse`, CSRF-protected like every form and
+//! limited per hashed address), the transparency report (`/transparency`), and the appeal of
+//! a terminated account (`/appeal/{token}`, reached from the termination mail or from the
+//! page a terminated person sees after logging in).
+
+use super::super::auth::{form_session, visitor};
+use super::super::router::Router;
+use super::super::{error_page, Ctx, Request, Response};
+use super::{nav, with_cookie};
+use crate::db;
+use crate::domain::abuse::{self, Appeal, NewReport, APPEAL_TOKEN};
+use crate::domain::accounts::{self, User};
+use crate::domain::{legal, tokens, Error};
+use crate::views::{abuse as view, Flash};
+
+pub fn routes(r: &mut Router) {
+    r.get("/abuse", report_form);
+    r.form("/abuse", submit_report);
+    r.get("/abuse/sent", report_sent);
+    r.get("/transparency", transparency);
+    r.get("/appeal", appeal_info);
+    r.get("/appeal/{token}", appeal_form);
+    r.form("/appeal/{token}", submit_appeal);
+}
+
+fn report_form(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    let v = visitor(ctx, req);
+    let (token, cookie) = form_session(ctx, req);
+    let page = view::report_form(&nav(ctx, &v), &token, &NewReport::default(), &None);
+    with_cookie(Response::html(page), cookie)
+}
+
+fn submit_report(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    let form = req.form();
+    let report = NewReport {
+        phone: form.text("number"),
+        service: form.text("service"),
+        description: form.text("description"),
+        contact: form.text("contact"),
+    };
+    let v = visitor(ctx, req);
+    let token = v
+        .session
+        .as_ref()
+        .map(|s| s.csrf.clone())
+        .unwrap_or_default();
+    let ip = ctx.ip_hash(req);
+    let now = ctx.now();
+    let per_hour = ctx.app.config.abuse_reports_per_hour;
+    match db::write(ctx.db, |tx| {
+        abuse::submit_report(tx, &report, &ip, per_hour, now)
+    }) {
+        Ok(_) => Response::redirect("/abuse/sent"),
+        Err(Error::Throttled { retry_after }) => {
+            let mins = retry_after.div_ceil(60);
+            error_page(
+                req,
+                429,
+                &format!(
+                    "You have sent {per_hour} reports in the last hour, the most we take from one \
+                     address. Nothing was stored; try again in {mins} minute{}.",
+                    if mins == 1 { "" } else { "s" }
+                ),
+            )
+            .with_header("Retry-After", &retry_after.to_string())
+        }
+        Err(e) => Response::html(view::report_form(
+            &nav(ctx, &v),
+            &token,
+            &report,
+            &Some(Flash::Err(e.to_string())),
+        ))
+        .with_status(e.http_status()),
+    }
+}
+
+fn report_sent(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    let v = visitor(ctx, req);
+    Response::html(view::report_sent(&nav(ctx, &v)))
+}
+
+fn transparency(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    let v = visitor(ctx, req);
+    match legal::yearly_counts(ctx.db) {
+        Ok(years) => Response::html(view::transparency(
+            &nav(ctx, &v),
+            &ctx.app.config.operator_name,
+            &years,
+        )),
+        Err(e) => error_page(req, 500, &e.to_string()),
+    }
+}
+
+/// The page a terminated person sees after giving the right password: why, and the way to
+/// appeal (a fresh link, valid until the deadline) while they still can.
+pub fn terminated_page(ctx: &mut Ctx<'_>, req: &Request, user: &User) -> Response {
+    let v = visitor(ctx, req);
+    let now = ctx.now();
+    let keys = ctx.app.keys.clone();
+    let found = db::write(ctx.db, |tx| {
+        let appeal = abuse::appeal_status(tx, user.id, now)?;
+        let link = abuse::appeal_token(tx, &keys, user.id, now)?.map(|t| format!("/appeal/{t}"));
+        Ok((appeal, link))
+    });
+    let (appeal, link) = match found {
+        Ok(x) => x,
+        Err(e) => return error_page(req, 500, &e.to_string()),
+    };
+    let terminated_at = match &appeal {
+        Appeal::Open { terminated_at, .. } | Appeal::Expired { terminated_at, .. } => {
+            Some(*terminated_at)
+        }
+        _ => None,
+    };
+    Response::html(view::terminated(
+        &nav(ctx, &v),
+        user,
+        terminated_at,
+        &appeal,
+        link.as_deref(),
+    ))
+    .with_status(403)
+}
+
+fn appeal_info(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    let v = visitor(ctx, req);
+    let sent = req.query_param("sent").is_some();
+    Response::html(view::appeal_info(&nav(ctx, &v), sent))
+}
+
+/// The account behind an appeal link, or the page saying the link is not valid.
+fn appeal_account(ctx: &mut Ctx<'_>, req: &Request) -> Result<User, Response> {
+    let t = req.param("token").unwrap_or("");
+    let found = tokens::peek(ctx.db, &ctx.app.keys, APPEAL_TOKEN, t, ctx.now())
+        .and_then(|r| r.user_id.ok_or(Error::NotFound("account")))
+        .and_then(|id| accounts::get(ctx.db, id));
+    found.map_err(|e| {
+        error_page(
+            req,
+            400,
+            &format!(
+                "This appeal link is not valid ({e}). Log in with your e-mail address and \
+                 password to see whether you can still appeal."
+            ),
+        )
+    })
+}
+
+fn appeal_form(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    let user = match appeal_account(ctx, req) {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let v = visitor(ctx, req);
+    let appeal = match abuse::appeal_status(ctx.db, user.id, ctx.now()) {
+        Ok(a) => a,
+        Err(e) => return error_page(req, 500, &e.to_string()),
+    };
+    let (token, cookie) = form_session(ctx, req);
+    let page = view::appeal_form(
+        &nav(ctx, &v),
+        &token,
+        &req.path,
+        &user.email,
+        &appeal,
+        "",
+        &None,
+    );
+    with_cookie(Response::html(page), cookie)
+}
+
+fn submit_appeal(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    let user = match appeal_account(ctx, req) {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let text = req.form().text("appeal");
+    let t = req.param("token").unwrap_or("").to_string();
+    let now = ctx.now();
+    let keys = ctx.app.keys.clone();
+    let done = db::write(ctx.db, |tx| {
+        let id = abuse::submit_appeal(tx, user.id, &text, now)?;
+        tokens::consume(tx, &keys, APPEAL_TOKEN, &t, now)?;
+        Ok(id)
+    });
+    match done {
+        Ok(_) => Response::redirect("/appeal?sent=1"),
+        Err(e) => {
+            let v = visitor(ctx, req);
+            let csrf = v
+                .session
+                .as_ref()
+                .map(|s| s.csrf.clone())
+                .unwrap_or_default();
+            let appeal =
+                abuse::appeal_status(ctx.db, user.id, now).unwrap_or(Appeal::NotTerminated);
+            Response::html(view::appeal_form(
+                &nav(ctx, &v),
+                &csrf,
+                &req.path,
+                &user.email,
+                &appeal,
+                &text,
+                &Some(Flash::Err(e.to_string())),
+            ))
+            .with_status(e.http_status())
+        }
+    }
+}

@@ -607,24 +607,8 @@ pub fn queue_termination_mail(
 mod tests {
     use super::*;
     use crate::db;
-    use crate::domain::accounts::{NewUser, Role};
-
-    fn account(conn: &Connection, email: &str, role: Role) -> i64 {
-        accounts::create(
-            conn,
-            &NewUser {
-                email,
-                password_hash: None,
-                role,
-                verified: true,
-                age_confirmed: true,
-                aup_accepted: true,
-            },
-            1,
-        )
-        .unwrap()
-        .id
-    }
+    use crate::domain::accounts::Role;
+    use crate::domain::testing::account;
 
     fn report() -> NewReport {
         NewReport {

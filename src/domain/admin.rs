@@ -453,24 +453,7 @@ pub fn set_enabled(
 mod tests {
     use super::*;
     use crate::db;
-    use crate::domain::accounts::NewUser;
-
-    fn account(conn: &Connection, email: &str, role: Role) -> i64 {
-        accounts::create(
-            conn,
-            &NewUser {
-                email,
-                password_hash: None,
-                role,
-                verified: true,
-                age_confirmed: true,
-                aup_accepted: true,
-            },
-            1,
-        )
-        .unwrap()
-        .id
-    }
+    use crate::domain::testing::account;
 
     fn audit_rows(conn: &Connection) -> Vec<(String, String)> {
         let mut st = conn

@@ -33,6 +33,8 @@ pub mod sessions;
 pub mod signals;
 pub mod simulator;
 pub mod supply;
+#[cfg(test)]
+pub mod testing;
 pub mod tokens;
 pub mod totp;
 pub mod vouchers;

@@ -251,24 +251,7 @@ pub fn owned_without_device(conn: &Connection, owner_id: i64) -> Result<Vec<Owne
 mod tests {
     use super::*;
     use crate::db;
-    use crate::domain::accounts::NewUser;
-
-    fn account(conn: &Connection, email: &str, role: Role) -> i64 {
-        accounts::create(
-            conn,
-            &NewUser {
-                email,
-                password_hash: None,
-                role,
-                verified: true,
-                age_confirmed: true,
-                aup_accepted: true,
-            },
-            1,
-        )
-        .unwrap()
-        .id
-    }
+    use crate::domain::testing::account;
 
     #[test]
     fn lines_parse_with_a_default_country() {

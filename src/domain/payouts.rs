@@ -308,24 +308,8 @@ pub fn check(conn: &Connection) -> Result<Vec<String>> {
 mod tests {
     use super::*;
     use crate::db;
-    use crate::domain::accounts::{self, NewUser, Role};
-
-    fn account(conn: &Connection, email: &str, role: Role) -> i64 {
-        accounts::create(
-            conn,
-            &NewUser {
-                email,
-                password_hash: None,
-                role,
-                verified: true,
-                age_confirmed: true,
-                aup_accepted: true,
-            },
-            1,
-        )
-        .unwrap()
-        .id
-    }
+    use crate::domain::accounts::Role;
+    use crate::domain::testing::account;
 
     fn world() -> (Connection, i64, i64) {
         let conn = db::memory();

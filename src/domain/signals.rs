@@ -521,24 +521,8 @@ pub fn record_chargeback(
 mod tests {
     use super::*;
     use crate::db;
-    use crate::domain::accounts::{NewUser, Role};
-
-    fn account(conn: &Connection, email: &str, role: Role) -> i64 {
-        accounts::create(
-            conn,
-            &NewUser {
-                email,
-                password_hash: None,
-                role,
-                verified: true,
-                age_confirmed: true,
-                aup_accepted: true,
-            },
-            1,
-        )
-        .unwrap()
-        .id
-    }
+    use crate::domain::accounts::Role;
+    use crate::domain::testing::account;
 
     const T: Thresholds = Thresholds {
         orders_per_minute: 3,

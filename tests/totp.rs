@@ -723,3 +723,46 @@ fn an_admin_can_turn_off_a_lost_second_factor_audited_and_mailed() {
     let r = bob.post_form(&format!("{page}/2fa/reset"), &[("csrf", &csrf)]);
     assert_eq!(r.status, 403);
 }
+
+#[test]
+fn deleting_an_account_with_a_second_factor_needs_a_current_code() {
+    let s = server();
+    let (mut c, id) = s.signed_in("gone@example.com", "user");
+    let enrolled = enrol(&s, &mut c);
+    let state = |s: &TestServer| -> String {
+        s.db()
+            .query_row("SELECT state FROM users WHERE id = ?1", [id], |r| r.get(0))
+            .unwrap()
+    };
+    // The form asks for the code; without it, or with a wrong one, nothing happens.
+    assert!(c.get("/settings/delete").text().contains("name=\"code\""));
+    let step = fresh_step(&s);
+    // The code of the step that turned the factor on was used then: refused like a wrong one.
+    let used = totp_at_step(&enrolled.secret, step - 1);
+    for code in ["", "000000", used.as_str()] {
+        let r = c.submit(
+            "/settings/delete",
+            "/settings/delete",
+            &[("password", PASSWORD), ("code", code)],
+        );
+        assert!(r.status >= 400, "deleted with code {code:?}: {}", r.status);
+        assert_eq!(state(&s), "active");
+    }
+    // A current code deletes the account.
+    let r = c.submit(
+        "/settings/delete",
+        "/settings/delete",
+        &[
+            ("password", PASSWORD),
+            ("code", &totp_at_step(&enrolled.secret, step)),
+        ],
+    );
+    assert_eq!(r.status, 303, "{}", r.text());
+    assert_eq!(state(&s), "deleted");
+    assert_eq!(
+        s.count(&format!(
+            "SELECT COUNT(*) FROM sessions WHERE user_id = {id} OR pending_user_id = {id}"
+        )),
+        0
+    );
+}

@@ -764,6 +764,47 @@ pub fn code_arrived(conn: &Connection, a: &Activation, now: Timestamp) -> Result
     Ok(())
 }
 
+/// Ends a live activation regardless of its windows: without a code it becomes
+/// `no_code` (expired or canceled) and is refunded with `note`; with one it is `completed`
+/// and its number's operator earns the share. Frees the number, tells an upstream provider
+/// and forgets simulated SMS. True when it was refunded.
+fn end_live(
+    conn: &Connection,
+    a: &Activation,
+    no_code: Status,
+    note: &str,
+    operator_share: u32,
+    now: Timestamp,
+) -> Result<bool> {
+    let refunded = a.code_at.is_none();
+    if refunded {
+        set_status(conn, a.id, &[Status::Waiting], no_code, now)?;
+        wallet::post(
+            conn,
+            a.user_id,
+            a.price_minor,
+            Kind::Refund,
+            ("activation", Some(a.id)),
+            note,
+            now,
+        )?;
+    } else {
+        set_status(
+            conn,
+            a.id,
+            &[Status::Received, Status::Retry],
+            Status::Completed,
+            now,
+        )?;
+        earnings::credit_activation(conn, a, operator_share, now)?;
+    }
+    free_number(conn, a.number_id, now)?;
+    let tell = if refunded { Tell::Cancel } else { Tell::Finish };
+    supply::order_changed(conn, a.id, tell, now)?;
+    simulator::forget(conn, Some(a.id), None)?;
+    Ok(refunded)
+}
+
 /// Ends every live activation whose time is up: refunded and `expired` without a code,
 /// `completed` with one (the number's operator earns its share). Returns the ids ended.
 pub fn expire_due(conn: &Connection, policy: &Policy, now: Timestamp) -> Result<Vec<i64>> {
@@ -777,35 +818,14 @@ pub fn expire_due(conn: &Connection, policy: &Policy, now: Timestamp) -> Result<
     };
     let mut ended_ids = Vec::with_capacity(due.len());
     for a in due {
-        if a.code_at.is_none() {
-            set_status(conn, a.id, &[Status::Waiting], Status::Expired, now)?;
-            wallet::post(
-                conn,
-                a.user_id,
-                a.price_minor,
-                Kind::Refund,
-                ("activation", Some(a.id)),
-                "expired",
-                now,
-            )?;
-        } else {
-            set_status(
-                conn,
-                a.id,
-                &[Status::Received, Status::Retry],
-                Status::Completed,
-                now,
-            )?;
-            earnings::credit_activation(conn, &a, policy.operator_share, now)?;
-        }
-        free_number(conn, a.number_id, now)?;
-        let tell = if a.code_at.is_none() {
-            Tell::Cancel
-        } else {
-            Tell::Finish
-        };
-        supply::order_changed(conn, a.id, tell, now)?;
-        simulator::forget(conn, Some(a.id), None)?;
+        end_live(
+            conn,
+            &a,
+            Status::Expired,
+            "expired",
+            policy.operator_share,
+            now,
+        )?;
         ended_ids.push(a.id);
     }
     Ok(ended_ids)
@@ -833,37 +853,11 @@ pub fn close_all_for(
     };
     let (mut refunded, mut completed) = (Vec::new(), Vec::new());
     for a in live {
-        if a.code_at.is_none() {
-            set_status(conn, a.id, &[Status::Waiting], Status::Canceled, now)?;
-            wallet::post(
-                conn,
-                a.user_id,
-                a.price_minor,
-                Kind::Refund,
-                ("activation", Some(a.id)),
-                CLOSED_NOTE,
-                now,
-            )?;
+        if end_live(conn, &a, Status::Canceled, CLOSED_NOTE, operator_share, now)? {
             refunded.push(a.id);
         } else {
-            set_status(
-                conn,
-                a.id,
-                &[Status::Received, Status::Retry],
-                Status::Completed,
-                now,
-            )?;
-            earnings::credit_activation(conn, &a, operator_share, now)?;
             completed.push(a.id);
         }
-        free_number(conn, a.number_id, now)?;
-        let tell = if a.code_at.is_none() {
-            Tell::Cancel
-        } else {
-            Tell::Finish
-        };
-        supply::order_changed(conn, a.id, tell, now)?;
-        simulator::forget(conn, Some(a.id), None)?;
     }
     Ok((refunded, completed))
 }

@@ -32,10 +32,9 @@ pub const PROCESSING_UNRESTRICTED: &str = "processing_unrestricted";
 /// The ledger note of the final forfeit row.
 pub const FORFEIT_NOTE: &str = "account deleted: balance forfeited";
 
-/// Tables that hold an account's personal secrets (second factor, external sign-in), emptied
-/// for the account at the purge. A table that this install's schema does not have is skipped,
-/// so features can add theirs here as they land.
-const PERSONAL_TABLES: &[&str] = &["totp", "recovery_codes", "external_identities"];
+/// Tables that hold an account's personal secrets (the second factor), emptied for the account
+/// at the purge. A feature that adds such a table lists it here.
+const PERSONAL_TABLES: &[&str] = &["totp", "recovery_codes"];
 
 /// Whether deleting this account must also ask for a second-factor code (it has one on).
 pub fn second_factor_required(conn: &Connection, user: &User) -> Result<bool> {
@@ -283,21 +282,11 @@ fn purge_one(conn: &Connection, user_id: i64, now: Timestamp) -> Result<()> {
     }
     conn.execute("DELETE FROM outbox WHERE lower(to_addr) = lower(?1)", [old])?;
     for table in PERSONAL_TABLES {
-        let exists: bool = conn
-            .query_row(
-                "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1",
-                [table],
-                |_| Ok(()),
-            )
-            .optional()?
-            .is_some();
-        if exists {
-            // The name comes from the constant list above, never from input.
-            conn.execute(
-                &format!("DELETE FROM \"{table}\" WHERE user_id = ?1"),
-                [user_id],
-            )?;
-        }
+        // The name comes from the constant list above, never from input.
+        conn.execute(
+            &format!("DELETE FROM \"{table}\" WHERE user_id = ?1"),
+            [user_id],
+        )?;
     }
     Ok(())
 }

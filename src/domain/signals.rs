@@ -198,31 +198,14 @@ pub fn review(conn: &Connection, actor: Actor<'_>, flag_id: i64, now: Timestamp)
 }
 
 /// The SQL condition (on `users u`) for the accounts a signal of `kind` may look at:
-/// everyone for fraud prevention, else only accounts whose processing is not restricted.
-fn allowed_for(conn: &Connection, kind: Kind) -> Result<&'static str> {
+/// everyone for fraud prevention, else only accounts whose processing is not restricted
+/// (see `lifecycle::set_restricted`).
+fn allowed_for(kind: Kind) -> &'static str {
     if kind.fraud_prevention() {
-        Ok("1")
-    } else {
-        unrestricted(conn)
-    }
-}
-
-/// HOOK (account lifecycle): the condition that leaves out accounts whose processing is
-/// restricted. The `processing_restricted_at` column comes with the lifecycle work; until it
-/// exists nobody is restricted.
-fn unrestricted(conn: &Connection) -> Result<&'static str> {
-    let has: bool = conn
-        .prepare_cached(
-            "SELECT 1 FROM pragma_table_info('users') WHERE name = 'processing_restricted_at'",
-        )?
-        .query_row([], |_| Ok(()))
-        .optional()?
-        .is_some();
-    Ok(if has {
-        "u.processing_restricted_at IS NULL"
-    } else {
         "1"
-    })
+    } else {
+        "u.processing_restricted_at IS NULL"
+    }
 }
 
 /// Accounts the signals look at: open accounts, administrators left out.
@@ -252,7 +235,7 @@ pub fn scan(conn: &Connection, t: &Thresholds, now: Timestamp) -> Result<usize> 
                      UNION ALL SELECT user_id, created_at FROM rentals WHERE created_at > ?1) \
                    GROUP BY user_id, minute HAVING COUNT(*) > ?2) o \
                  JOIN users u ON u.id = o.user_id WHERE {SCANNED} AND {} ORDER BY o.n DESC",
-                allowed_for(conn, Kind::Velocity)?
+                allowed_for(Kind::Velocity)
             ))?;
             let rows = stmt
                 .query_map(params![now - VELOCITY_LOOKBACK, t.orders_per_minute], |r| {
@@ -285,8 +268,8 @@ pub fn scan(conn: &Connection, t: &Thresholds, now: Timestamp) -> Result<usize> 
              FROM activations a JOIN users u ON u.id = a.user_id \
              WHERE a.created_at > ?1 AND {SCANNED} AND {} AND {} \
              GROUP BY a.user_id HAVING COUNT(*) >= ?2",
-            allowed_for(conn, Kind::CancelRatio)?,
-            allowed_for(conn, Kind::LowSuccess)?
+            allowed_for(Kind::CancelRatio),
+            allowed_for(Kind::LowSuccess)
         ))?;
         let rows = stmt.query_map(params![since, t.min_orders.max(1)], |r| {
             Ok((
@@ -356,7 +339,7 @@ pub fn scan(conn: &Connection, t: &Thresholds, now: Timestamp) -> Result<usize> 
                    WHERE user_id IS NOT NULL AND created_at > ?1 AND ip_hash != '') \
                    GROUP BY h HAVING COUNT(DISTINCT uid) >= ?2) \
                  ORDER BY x.ip_hash, x.user_id",
-                allowed_for(conn, Kind::SharedAddress)?
+                allowed_for(Kind::SharedAddress)
             ))?;
             let rows = stmt.query_map(params![since, t.accounts_per_address], |r| {
                 Ok((r.get(0)?, r.get(1)?))

@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::domain::crypto::Keys;
-use crate::domain::passwords::Hasher;
-use crate::domain::{sessions, Error};
+use crate::domain::accounts::passwords::Hasher;
+use crate::domain::base::crypto::Keys;
+use crate::domain::{accounts::sessions, Error};
 use crate::http::ratelimit::RateLimiter;
 use crate::http::router::Router;
 use crate::jobs::Jobs;
@@ -64,7 +64,7 @@ impl App {
             Clock::system()
         };
         let conn = crate::db::open(&config.data)?;
-        if crate::domain::catalogue::seed_if_empty(&conn)? {
+        if crate::domain::market::catalogue::seed_if_empty(&conn)? {
             log::info!("catalogue seeded with the default countries, services and prices");
         }
         drop(conn);
@@ -96,8 +96,8 @@ impl App {
     }
 
     /// The ordering rules in force.
-    pub fn policy(&self) -> crate::domain::activations::Policy {
-        crate::domain::activations::Policy {
+    pub fn policy(&self) -> crate::domain::market::activations::Policy {
+        crate::domain::market::activations::Policy {
             early_cancel: self.config.early_cancel,
             default_ttl: self.config.activation_ttl,
             max_live: self.config.max_active_activations,

@@ -10,12 +10,13 @@ use crate::cli::{
     UserCommand,
 };
 use crate::config::Config;
+use crate::domain::accounts::passwords::Hasher;
 use crate::domain::accounts::{self, NewUser, Role};
-use crate::domain::crypto::Keys;
-use crate::domain::money::{currency_digits, Money};
-use crate::domain::passwords::Hasher;
+use crate::domain::base::crypto::Keys;
+use crate::domain::base::money::{currency_digits, Money};
 use crate::domain::{
-    apikeys, audit, devices, inbox, payouts, providers, simulator, tokens, wallet, Error,
+    accounts::apikeys, accounts::tokens, base::audit, market::inbox, market::simulator,
+    market::wallet, supply::devices, supply::payouts, supply::providers, Error,
 };
 use crate::{db, http, jobs};
 
@@ -144,7 +145,7 @@ fn demo_setup(
 
 fn open_existing(config: &Config) -> Result<(rusqlite::Connection, Keys), Error> {
     let conn = db::open(&config.data)?;
-    crate::domain::catalogue::seed_if_empty(&conn)?;
+    crate::domain::market::catalogue::seed_if_empty(&conn)?;
     let keys = Keys::load_or_create(&config.data).map_err(|e| Error::Internal(e.to_string()))?;
     Ok((conn, keys))
 }
@@ -327,7 +328,7 @@ fn read_password(from_stdin: bool) -> Result<(String, bool), Error> {
 /// 20 characters from an alphabet without look-alikes (about 115 bits).
 pub fn generate_password() -> String {
     const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-    let bytes: [u8; 20] = crate::domain::crypto::random_bytes();
+    let bytes: [u8; 20] = crate::domain::base::crypto::random_bytes();
     bytes
         .iter()
         .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)

@@ -382,7 +382,7 @@ pub struct Config {
     pub device_offline_after: u64,
     pub abuse_reports_per_hour: u32,
     /// Thresholds of the anomaly signals (`flag_*`).
-    pub flags: crate::domain::signals::Thresholds,
+    pub flags: crate::domain::trust::signals::Thresholds,
     pub dev_clock: bool,
 }
 
@@ -576,7 +576,7 @@ impl Config {
             }
         };
         let currency = get("currency").trim().to_ascii_uppercase();
-        if crate::domain::money::currency_numeric(&currency).is_none() {
+        if crate::domain::base::money::currency_numeric(&currency).is_none() {
             return Err(format!(
                 "setting `currency`: `{currency}` is not a supported ISO 4217 code"
             ));
@@ -664,7 +664,7 @@ impl Config {
             provider_pause: dur("provider_pause")?,
             device_offline_after: dur("device_offline_after")?,
             abuse_reports_per_hour: num("abuse_reports_per_hour")?.max(1) as u32,
-            flags: crate::domain::signals::Thresholds {
+            flags: crate::domain::trust::signals::Thresholds {
                 orders_per_minute: num("flag_orders_per_minute")? as u32,
                 cancel_ratio: percent("flag_cancel_ratio")?,
                 success_rate: percent("flag_success_rate")?,

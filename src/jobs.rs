@@ -12,10 +12,11 @@ use rusqlite::{params, Connection};
 
 use crate::app::App;
 use crate::clock::Timestamp;
-use crate::domain::retention::Rule;
+use crate::domain::trust::retention::Rule;
 use crate::domain::{
-    abuse, activations, devices, lifecycle, mail, rentals, retention, sessions, signals, simulator,
-    webhooks, Error, Result,
+    accounts::sessions, base::mail, market::activations, market::rentals, market::simulator,
+    market::webhooks, supply::devices, trust::abuse, trust::lifecycle, trust::retention,
+    trust::signals, Error, Result,
 };
 
 /// A job returns a short summary of what it did ("3 sessions removed"), or "" when there was

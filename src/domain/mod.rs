@@ -1,45 +1,11 @@
 //! The business rules. No HTTP types and no HTML here: functions take a connection or a
 //! transaction, a clock time and plain values, and return plain values or an [`Error`].
 
-pub mod abuse;
 pub mod accounts;
-pub mod activations;
-pub mod admin;
-pub mod apikeys;
-pub mod audit;
-pub mod blocklist;
-pub mod catalogue;
-pub mod codes;
-pub mod crypto;
-pub mod devices;
-pub mod earnings;
-pub mod enforcement;
-pub mod export;
-pub mod gateway;
-pub mod inbox;
-pub mod legal;
-pub mod lifecycle;
-pub mod mail;
-pub mod money;
-pub mod numbers;
-pub mod passwords;
-pub mod payouts;
-pub mod providers;
-pub mod rentals;
-pub mod retention;
-pub mod second_factor;
-pub mod seed;
-pub mod sessions;
-pub mod signals;
-pub mod simulator;
+pub mod base;
+pub mod market;
 pub mod supply;
-#[cfg(test)]
-pub mod testing;
-pub mod tokens;
-pub mod totp;
-pub mod vouchers;
-pub mod wallet;
-pub mod webhooks;
+pub mod trust;
 
 use std::fmt;
 
@@ -78,8 +44,8 @@ pub enum Error {
     /// Too many live orders at once.
     Limit,
     /// The admin blocked orders for this service, this country or this pair
-    /// ([`blocklist`]).
-    Blocked(blocklist::Scope),
+    /// ([`market::blocklist`]).
+    Blocked(market::blocklist::Scope),
     Db(rusqlite::Error),
     Internal(String),
 }

@@ -18,11 +18,16 @@ use crate::app::App;
 use crate::clock::format_rfc3339;
 use crate::db;
 use crate::domain::accounts::User;
-use crate::domain::activations::{self, Activation, CancelReason, OrderRequest, Placed, Status};
-use crate::domain::crypto::constant_time_eq;
-use crate::domain::money::{currency_digits, Money};
-use crate::domain::rentals::{self, RentRequest, Rental};
-use crate::domain::{apikeys, audit, catalogue, inbox, vouchers, wallet, Error};
+use crate::domain::base::crypto::constant_time_eq;
+use crate::domain::base::money::{currency_digits, Money};
+use crate::domain::market::activations::{
+    self, Activation, CancelReason, OrderRequest, Placed, Status,
+};
+use crate::domain::market::rentals::{self, RentRequest, Rental};
+use crate::domain::{
+    accounts::apikeys, base::audit, market::catalogue, market::inbox, market::vouchers,
+    market::wallet, Error,
+};
 
 /// The OpenAPI 3.0 document of the native API: the one description of every `/api/v1` route.
 pub const OPENAPI: &str = include_str!("openapi.json");

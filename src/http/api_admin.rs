@@ -1,7 +1,7 @@
 //! The admin part of the native API, under `/api/v1/admin`: accounts (list, show, role,
 //! state), credit, vouchers, prices and catalogue switches. Same authentication as the rest
 //! of the API ([`caller`]), and the account must be an administrator (403 otherwise).
-//! Every change goes through `domain::admin`, the same functions the admin pages use, so it
+//! Every change goes through `domain::trust::admin`, the same functions the admin pages use, so it
 //! is checked and audited exactly like them.
 
 use serde::Deserialize;
@@ -13,10 +13,10 @@ use super::{Ctx, Request, Response};
 use crate::clock::format_rfc3339;
 use crate::db;
 use crate::domain::accounts::{self, Role, State, User};
-use crate::domain::admin::{self, Actor};
-use crate::domain::catalogue::{self, Price};
-use crate::domain::money::{currency_digits, Money};
-use crate::domain::{vouchers, Error};
+use crate::domain::base::money::{currency_digits, Money};
+use crate::domain::market::catalogue::{self, Price};
+use crate::domain::trust::admin::{self, Actor};
+use crate::domain::{market::vouchers, Error};
 
 pub fn routes(r: &mut Router) {
     r.get("/api/v1/admin/users", list_users);

@@ -11,8 +11,8 @@ use super::router::Router;
 use super::{Ctx, Request, Response};
 use crate::clock::format_rfc3339;
 use crate::db;
-use crate::domain::webhooks::{self, Created, Delivery, Webhook};
-use crate::domain::{audit, Error};
+use crate::domain::market::webhooks::{self, Created, Delivery, Webhook};
+use crate::domain::{base::audit, Error};
 
 pub fn routes(r: &mut Router) {
     r.get("/api/v1/webhooks", list);

@@ -28,7 +28,7 @@ fn serve(_: &mut Ctx<'_>, req: &Request) -> Response {
     };
     let etag = format!(
         "\"{}\"",
-        crate::domain::crypto::hex(&file.metadata.sha256_hash()[..12])
+        crate::domain::base::crypto::hex(&file.metadata.sha256_hash()[..12])
     );
     if req.header("if-none-match") == Some(etag.as_str()) {
         return Response::empty(304)
@@ -51,7 +51,7 @@ pub fn url(path: &str) -> String {
     match Assets::get(path) {
         Some(f) => format!(
             "/assets/{path}?v={}",
-            crate::domain::crypto::hex(&f.metadata.sha256_hash()[..4])
+            crate::domain::base::crypto::hex(&f.metadata.sha256_hash()[..4])
         ),
         None => format!("/assets/{path}"),
     }

@@ -2,9 +2,9 @@
 //! account states. Web handlers call these; the router calls [`csrf_ok`] for every form.
 
 use super::{error_page, Ctx, Request, Response};
+use crate::domain::accounts::sessions::{self, Session};
 use crate::domain::accounts::{self, Role, State, User};
-use crate::domain::crypto::constant_time_eq;
-use crate::domain::sessions::{self, Session};
+use crate::domain::base::crypto::constant_time_eq;
 
 pub const COOKIE: &str = "__session";
 

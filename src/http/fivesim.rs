@@ -27,11 +27,11 @@ use super::router::Router;
 use super::{Ctx, Request, Response};
 use crate::db;
 use crate::domain::accounts::User;
-use crate::domain::activations::{self, Activation, CancelReason, OrderBy, Placed, Status};
-use crate::domain::blocklist::Scope;
-use crate::domain::catalogue::{self, Country, Service};
-use crate::domain::money::{currency_digits, Money};
-use crate::domain::{apikeys, inbox, Error};
+use crate::domain::base::money::{currency_digits, Money};
+use crate::domain::market::activations::{self, Activation, CancelReason, OrderBy, Placed, Status};
+use crate::domain::market::blocklist::Scope;
+use crate::domain::market::catalogue::{self, Country, Service};
+use crate::domain::{accounts::apikeys, market::inbox, Error};
 
 pub fn routes(r: &mut Router) {
     r.get("/v1/guest/countries", guest_countries);

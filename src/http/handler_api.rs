@@ -25,12 +25,14 @@ use crate::app::App;
 use crate::clock::{format_datetime, Timestamp};
 use crate::db;
 use crate::domain::accounts::{State, User};
-use crate::domain::activations::{self, Activation, CancelReason, OrderRequest, Placed, Status};
-use crate::domain::blocklist::Scope;
-use crate::domain::catalogue::{self, Offer};
-use crate::domain::money::{currency_digits, currency_numeric, Money};
-use crate::domain::rentals::{self, RentRequest, Rental, MAX_HOURS, MIN_HOURS};
-use crate::domain::{apikeys, inbox, Error};
+use crate::domain::base::money::{currency_digits, currency_numeric, Money};
+use crate::domain::market::activations::{
+    self, Activation, CancelReason, OrderRequest, Placed, Status,
+};
+use crate::domain::market::blocklist::Scope;
+use crate::domain::market::catalogue::{self, Offer};
+use crate::domain::market::rentals::{self, RentRequest, Rental, MAX_HOURS, MIN_HOURS};
+use crate::domain::{accounts::apikeys, market::inbox, Error};
 
 pub const PATH: &str = "/stubs/handler_api.php";
 

@@ -24,10 +24,10 @@ use super::router::Router;
 use super::{api, Ctx, Request, Response};
 use crate::clock::Timestamp;
 use crate::db;
-use crate::domain::crypto::{constant_time_eq, hmac_sha256, unhex};
-use crate::domain::devices::{self, Kind};
-use crate::domain::gateway::{self, Event, Outcome, ReportedSim, Sms};
-use crate::domain::inbox::Delivered;
+use crate::domain::base::crypto::{constant_time_eq, hmac_sha256, unhex};
+use crate::domain::market::inbox::Delivered;
+use crate::domain::supply::devices::{self, Kind};
+use crate::domain::supply::gateway::{self, Event, Outcome, ReportedSim, Sms};
 
 pub fn routes(r: &mut Router) {
     r.post("/ingest/{kind}/{device_id}", ingest);
@@ -600,7 +600,7 @@ fn generic(body: &[u8]) -> Result<Vec<Event>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::crypto::hex;
+    use crate::domain::base::crypto::hex;
     use crate::http::Method;
 
     fn b64url(data: &[u8]) -> String {

@@ -9,8 +9,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::{encode, Answer, Fault, Http, Names, RawBought, RawOffer};
-use crate::domain::providers;
-use crate::domain::supply::{Ended, Polled, UpstreamSms};
+use crate::domain::supply::providers;
+use crate::domain::supply::routing::{Ended, Polled, UpstreamSms};
 
 pub struct Client {
     http: Http,

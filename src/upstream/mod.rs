@@ -1,6 +1,6 @@
 //! Calling upstream providers (SMS-Activate compatible and 5sim) as a client: syncing their
 //! catalogues, buying numbers for orders, polling the orders' status and telling them our
-//! final state. The bookkeeping is in `domain::providers` and `domain::supply`; this module
+//! final state. The bookkeeping is in `domain::supply::providers` and `domain::supply::routing`; this module
 //! is the network side and the orchestration around it.
 //!
 //! Every call goes through ureq with connect, read and total timeouts (`upstream_timeout`;
@@ -24,11 +24,11 @@ use rusqlite::Connection;
 use crate::app::App;
 use crate::db;
 use crate::domain::accounts::User;
-use crate::domain::activations::{OrderRequest, Placed};
-use crate::domain::crypto::Keys;
-use crate::domain::providers::{self, Breaker, Kind, OfferIn, Outcome, Provider};
-use crate::domain::supply::{self, Bought, Polled, Routed, Settled, Tell};
-use crate::domain::{catalogue, Error, Result};
+use crate::domain::base::crypto::Keys;
+use crate::domain::market::activations::{OrderRequest, Placed};
+use crate::domain::supply::providers::{self, Breaker, Kind, OfferIn, Outcome, Provider};
+use crate::domain::supply::routing::{self, Bought, Polled, Routed, Settled, Tell};
+use crate::domain::{market::catalogue, Error, Result};
 
 /// Why a call did not give what was asked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -460,7 +460,7 @@ pub fn add_and_sync(
             providers::markup_text(p.markup_bp),
             p.priority
         );
-        crate::domain::audit::audit(
+        crate::domain::base::audit::audit(
             tx,
             audit.map(|a| a.0),
             None,
@@ -496,7 +496,7 @@ pub fn place_order(
     let routed = db::write(conn, |tx| {
         let mut last = Error::NoNumbers;
         for req in alternatives {
-            match supply::route(tx, user, req, &policy, now) {
+            match routing::route(tx, user, req, &policy, now) {
                 Ok(r) => return Ok(r),
                 Err(e) if keep_going(&e) => last = e,
                 Err(e) => return Err(e),
@@ -569,7 +569,7 @@ pub fn place_order(
             operator: raw.operator,
         };
         let settled = db::write(conn, |tx| {
-            supply::settle(tx, activation.id, c, &bought, app.now())
+            routing::settle(tx, activation.id, c, &bought, app.now())
         });
         match settled {
             Ok(Settled::Live(a)) => {
@@ -598,7 +598,7 @@ pub fn place_order(
         }
     }
     let now = app.now();
-    db::write(conn, |tx| supply::fail(tx, activation.id, now))?;
+    db::write(conn, |tx| routing::fail(tx, activation.id, now))?;
     Err(Error::NoNumbers)
 }
 
@@ -615,8 +615,8 @@ const ORDERS_BUDGET: Duration = Duration::from_secs(12);
 pub fn job_orders(app: &App, conn: &mut Connection) -> Result<String> {
     let now = app.now();
     let stale_before = now - 2 * app.config.upstream_timeout as i64 - 30;
-    let recovered = db::write(conn, |tx| supply::recover_stale(tx, stale_before, now))?;
-    let due = supply::due(conn, now, ORDERS_BATCH)?;
+    let recovered = db::write(conn, |tx| routing::recover_stale(tx, stale_before, now))?;
+    let due = routing::due(conn, now, ORDERS_BATCH)?;
     let started = Instant::now();
     let mut failing: HashSet<i64> = HashSet::new();
     let (mut polled, mut delivered, mut late, mut canceled, mut told, mut given_up) =
@@ -641,7 +641,7 @@ pub fn job_orders(app: &App, conn: &mut Connection) -> Result<String> {
             ("closing", Some(t)) => Some(t),
             ("closing", None) => {
                 db::write(conn, |tx| {
-                    supply::pending_done(tx, d.activation_id, &d.pending, app.now())
+                    routing::pending_done(tx, d.activation_id, &d.pending, app.now())
                 })?;
                 continue;
             }
@@ -660,7 +660,7 @@ pub fn job_orders(app: &App, conn: &mut Connection) -> Result<String> {
             match result {
                 Ok(()) | Err(Fault::Refused(_) | Fault::NoNumbers | Fault::NoBalance) => {
                     db::write(conn, |tx| {
-                        supply::pending_done(tx, d.activation_id, what, app.now())
+                        routing::pending_done(tx, d.activation_id, what, app.now())
                     })?;
                     told += 1;
                 }
@@ -669,7 +669,7 @@ pub fn job_orders(app: &App, conn: &mut Connection) -> Result<String> {
                         failing.insert(d.provider.id);
                     }
                     let gave_up = db::write(conn, |tx| {
-                        supply::pending_later(tx, d.activation_id, what, d.attempts, app.now())
+                        routing::pending_later(tx, d.activation_id, what, d.attempts, app.now())
                     })?;
                     if gave_up {
                         log::warn!(
@@ -691,7 +691,7 @@ pub fn job_orders(app: &App, conn: &mut Connection) -> Result<String> {
         }) {
             Ok(p) => {
                 polled += 1;
-                let applied = db::write(conn, |tx| supply::apply_poll(tx, &d, &p, app.now()))?;
+                let applied = db::write(conn, |tx| routing::apply_poll(tx, &d, &p, app.now()))?;
                 if applied.delivered > 0 || applied.canceled {
                     app.notify();
                 }
@@ -704,7 +704,7 @@ pub fn job_orders(app: &App, conn: &mut Connection) -> Result<String> {
                     failing.insert(d.provider.id);
                 }
                 db::write(conn, |tx| {
-                    supply::poll_later(tx, d.activation_id, app.now())
+                    routing::poll_later(tx, d.activation_id, app.now())
                 })?;
             }
         }

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::{encode, Answer, Fault, Http, RawBought, RawOffer};
-use crate::domain::supply::{Ended, Polled, UpstreamSms};
+use crate::domain::supply::routing::{Ended, Polled, UpstreamSms};
 
 pub struct Client {
     http: Http,

@@ -7,13 +7,13 @@ use maud::{html, Markup};
 use super::admin::tabs;
 use super::{csrf, flash, opt_time, page, time, Flash, Nav};
 use crate::clock::{format_datetime, Timestamp};
-use crate::domain::abuse::{Appeal, Kind, NewReport, Note, NumberLookup, Report, State};
 use crate::domain::accounts::{State as AccountState, User};
-use crate::domain::blocklist::Entry;
-use crate::domain::catalogue::{Country, Service};
-use crate::domain::legal::{Outcome, Request as LegalRequest, Year};
-use crate::domain::money::Money;
-use crate::domain::signals::{Chargeback, Flag};
+use crate::domain::base::money::Money;
+use crate::domain::market::blocklist::Entry;
+use crate::domain::market::catalogue::{Country, Service};
+use crate::domain::trust::abuse::{Appeal, Kind, NewReport, Note, NumberLookup, Report, State};
+use crate::domain::trust::legal::{Outcome, Request as LegalRequest, Year};
+use crate::domain::trust::signals::{Chargeback, Flag};
 
 // ---------------------------------------------------------------------------------------
 // Public

@@ -4,7 +4,7 @@ use maud::{html, Markup};
 
 use super::{csrf, flash, page, time, Flash, Nav};
 use crate::domain::accounts::User;
-use crate::domain::audit::SecurityRow;
+use crate::domain::base::audit::SecurityRow;
 
 pub fn signup(nav: &Nav, token: &str, email: &str, min_age: u32, f: &Option<Flash>) -> Markup {
     page(

@@ -4,9 +4,9 @@ use maud::{html, Markup};
 
 use super::{csrf, flash, opt_time, page, time, Flash, Nav};
 use crate::domain::accounts::User;
-use crate::domain::audit::{AuditFilter, AuditRow};
-use crate::domain::mail::OutboxRow;
-use crate::domain::wallet::Entry;
+use crate::domain::base::audit::{AuditFilter, AuditRow};
+use crate::domain::base::mail::OutboxRow;
+use crate::domain::market::wallet::Entry;
 use crate::http::request::percent_encode;
 use crate::jobs::RunRow;
 use crate::views::market::Cur;
@@ -99,7 +99,7 @@ pub fn user(
     f: &Option<Flash>,
     panels: Markup,
 ) -> Markup {
-    let digits = crate::domain::money::currency_digits(currency);
+    let digits = crate::domain::base::money::currency_digits(currency);
     page(
         &u.email,
         nav,
@@ -112,7 +112,7 @@ pub fn user(
                     dt { "Role" } dd #role { (u.role.as_str()) }
                     dt { "State" } dd #state { (u.state.as_str()) @if !u.state_reason.is_empty() { " — " (u.state_reason) } }
                     dt { "Verified" } dd { (opt_time(u.email_verified_at)) }
-                    dt { "Balance" } dd { (crate::domain::money::Money(u.balance_minor).decimal(digits)) " " (currency) }
+                    dt { "Balance" } dd { (crate::domain::base::money::Money(u.balance_minor).decimal(digits)) " " (currency) }
                     dt { "Created" } dd { (time(u.created_at)) }
                     dt { "Two-factor" } dd #two-factor { @if two_factor { "on" } @else { "off" } }
                 }

@@ -6,11 +6,11 @@ use maud::{html, Markup};
 use super::admin::tabs;
 use super::market::Cur;
 use super::{csrf, flash, opt_time, page, time, Flash, Nav};
-use crate::domain::catalogue::{Country, Offer, Service};
-use crate::domain::numbers::Report;
-use crate::domain::payouts::{Payout, State as PayoutState};
-use crate::domain::simulator::Mode;
-use crate::domain::vouchers::VoucherRow;
+use crate::domain::market::catalogue::{Country, Offer, Service};
+use crate::domain::market::simulator::Mode;
+use crate::domain::market::vouchers::VoucherRow;
+use crate::domain::supply::numbers::Report;
+use crate::domain::supply::payouts::{Payout, State as PayoutState};
 
 #[allow(clippy::too_many_arguments)] // a template of plain data
 pub fn prices(
@@ -58,9 +58,9 @@ pub fn prices(
                                     (csrf(token))
                                     input type="hidden" name="country" value=(country);
                                     input type="hidden" name="service" value=(s.code);
-                                    input type="text" name="price" inputmode="decimal" size="6" value=(o.map(|o| crate::domain::money::Money(o.price_minor).decimal(cur.digits)).unwrap_or_default());
+                                    input type="text" name="price" inputmode="decimal" size="6" value=(o.map(|o| crate::domain::base::money::Money(o.price_minor).decimal(cur.digits)).unwrap_or_default());
                                 }
-                                td { input type="text" name="rent_hour" inputmode="decimal" size="6" value=(o.map(|o| crate::domain::money::Money(o.rent_hour_minor).decimal(cur.digits)).unwrap_or_default()); }
+                                td { input type="text" name="rent_hour" inputmode="decimal" size="6" value=(o.map(|o| crate::domain::base::money::Money(o.rent_hour_minor).decimal(cur.digits)).unwrap_or_default()); }
                                 td { button type="submit" { "Save" } }
                             }
                             td {

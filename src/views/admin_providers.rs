@@ -8,8 +8,8 @@ use super::admin::tabs;
 use super::market::Cur;
 use super::{csrf, flash, opt_time, page, time, Flash, Nav};
 use crate::clock::Timestamp;
-use crate::domain::providers::{markup_text, CallRow, Health, Kind, Provider};
-use crate::domain::supply::RouteRow;
+use crate::domain::supply::providers::{markup_text, CallRow, Health, Kind, Provider};
+use crate::domain::supply::routing::RouteRow;
 
 /// A provider with its health, as listed.
 pub struct Row {

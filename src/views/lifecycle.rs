@@ -6,7 +6,7 @@ use maud::{html, Markup};
 
 use super::{csrf, flash, opt_time, page, time, Flash, Nav};
 use crate::domain::accounts::{State, User};
-use crate::domain::lifecycle::RequestRow;
+use crate::domain::trust::lifecycle::RequestRow;
 
 /// The settings page's sections about the account's data.
 pub fn settings_sections(user: &User, token: &str) -> Markup {

@@ -4,13 +4,13 @@
 use maud::{html, Markup};
 
 use super::{csrf, flash, page, time, Flash, Nav};
-use crate::domain::activations::{Activation, Status};
-use crate::domain::apikeys::ApiKey;
-use crate::domain::catalogue::{Country, Offer, Service};
-use crate::domain::inbox::Message;
-use crate::domain::money::Money;
-use crate::domain::rentals::{Rental, Status as RentalStatus};
-use crate::domain::wallet::Entry;
+use crate::domain::accounts::apikeys::ApiKey;
+use crate::domain::base::money::Money;
+use crate::domain::market::activations::{Activation, Status};
+use crate::domain::market::catalogue::{Country, Offer, Service};
+use crate::domain::market::inbox::Message;
+use crate::domain::market::rentals::{Rental, Status as RentalStatus};
+use crate::domain::market::wallet::Entry;
 
 /// Money formatting for this install.
 #[derive(Clone)]

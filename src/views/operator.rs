@@ -7,11 +7,11 @@ use maud::{html, Markup};
 
 use super::market::Cur;
 use super::{csrf, flash, opt_time, page, time, Flash, Nav};
-use crate::domain::catalogue::Country;
-use crate::domain::devices::{Device, Kind, Sim};
-use crate::domain::earnings::{Row, Sale, Totals};
-use crate::domain::numbers::Owned;
-use crate::domain::payouts::{Payout, State};
+use crate::domain::market::catalogue::Country;
+use crate::domain::market::earnings::{Row, Sale, Totals};
+use crate::domain::supply::devices::{Device, Kind, Sim};
+use crate::domain::supply::numbers::Owned;
+use crate::domain::supply::payouts::{Payout, State};
 
 /// Country id → name, for tables.
 pub type CountryNames = HashMap<i64, String>;

@@ -8,9 +8,9 @@ use super::super::router::Router;
 use super::super::{error_page, Ctx, Request, Response};
 use super::{nav, with_cookie};
 use crate::db;
-use crate::domain::abuse::{self, Appeal, NewReport, APPEAL_TOKEN};
 use crate::domain::accounts::{self, User};
-use crate::domain::{legal, tokens, Error};
+use crate::domain::trust::abuse::{self, Appeal, NewReport, APPEAL_TOKEN};
+use crate::domain::{accounts::tokens, trust::legal, Error};
 use crate::views::{abuse as view, Flash};
 
 pub fn routes(r: &mut Router) {

@@ -8,12 +8,15 @@ use super::super::router::Router;
 use super::super::{error_page, Ctx, Request, Response};
 use super::{flash_from_query, nav, signed_nav, with_cookie};
 use crate::db;
+use crate::domain::accounts::passwords::Hasher;
 use crate::domain::accounts::{self, NewUser, Role, State};
-use crate::domain::audit::{
+use crate::domain::base::audit::{
     self, LOGIN_FAILED, LOGIN_OK, LOGOUT, PASSWORD_CHANGED, PASSWORD_RESET,
 };
-use crate::domain::passwords::Hasher;
-use crate::domain::{lifecycle, mail, second_factor, sessions, tokens, Error};
+use crate::domain::{
+    accounts::second_factor, accounts::sessions, accounts::tokens, base::mail, trust::lifecycle,
+    Error,
+};
 use crate::views::{account as view, Flash};
 
 const VERIFY_TTL: u64 = 48 * 3600;

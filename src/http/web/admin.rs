@@ -8,9 +8,9 @@ use super::{flash_from_query, page_guard};
 use crate::clock::describe_seconds;
 use crate::db;
 use crate::domain::accounts::{self, Role, State};
-use crate::domain::admin::{self, Actor};
-use crate::domain::retention::{self, Rule};
-use crate::domain::{audit, lifecycle, second_factor};
+use crate::domain::trust::admin::{self, Actor};
+use crate::domain::trust::retention::{self, Rule};
+use crate::domain::{accounts::second_factor, base::audit, trust::lifecycle};
 use crate::views::{admin as view, Flash, Nav};
 
 pub fn routes(r: &mut Router) {

@@ -12,12 +12,12 @@ use super::super::{error_page, Ctx, Request, Response};
 use super::{flash_from_query, page_guard};
 use crate::clock::format_datetime;
 use crate::db;
-use crate::domain::abuse::{self, State};
 use crate::domain::accounts::{Role, User};
-use crate::domain::admin::{self, Actor};
-use crate::domain::legal::{self, NewRequest, Outcome};
-use crate::domain::money::{currency_digits, Money};
-use crate::domain::{blocklist, catalogue, signals, Error};
+use crate::domain::base::money::{currency_digits, Money};
+use crate::domain::trust::abuse::{self, State};
+use crate::domain::trust::admin::{self, Actor};
+use crate::domain::trust::legal::{self, NewRequest, Outcome};
+use crate::domain::{market::blocklist, market::catalogue, trust::signals, Error};
 use crate::views::abuse::{self as view, UserEnforcement};
 use crate::views::Nav;
 

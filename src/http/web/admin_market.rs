@@ -8,12 +8,12 @@ use super::super::{error_page, Ctx, Request, Response};
 use super::{cur, flash_from_query, page_guard};
 use crate::db;
 use crate::domain::accounts::Role;
-use crate::domain::admin::{self, Actor};
-use crate::domain::catalogue::{self, Price};
-use crate::domain::money::{currency_digits, Money};
-use crate::domain::numbers::{self, Entry, NewNumber, Report};
-use crate::domain::simulator::{self, Mode};
-use crate::domain::{audit, payouts, vouchers};
+use crate::domain::base::money::{currency_digits, Money};
+use crate::domain::market::catalogue::{self, Price};
+use crate::domain::market::simulator::{self, Mode};
+use crate::domain::supply::numbers::{self, Entry, NewNumber, Report};
+use crate::domain::trust::admin::{self, Actor};
+use crate::domain::{base::audit, market::vouchers, supply::payouts};
 use crate::views::admin_market as view;
 use crate::views::{Flash, Nav};
 

@@ -8,8 +8,8 @@ use super::super::{error_page, Ctx, Request, Response};
 use super::{cur, flash_from_query, page_guard};
 use crate::db;
 use crate::domain::accounts::Role;
-use crate::domain::providers::{self, Changes, Kind, NewProvider};
-use crate::domain::{audit, supply, Error};
+use crate::domain::supply::providers::{self, Changes, Kind, NewProvider};
+use crate::domain::{base::audit, supply::routing, Error};
 use crate::views::admin_providers::{self as view, AddForm};
 use crate::views::{Flash, Nav};
 
@@ -46,7 +46,7 @@ fn list_view(
             provider: p,
         })
         .collect();
-    let routing = supply::routing_table(ctx.db, now - ROUTING_WINDOW).unwrap_or_default();
+    let routing = routing::routing_table(ctx.db, now - ROUTING_WINDOW).unwrap_or_default();
     Response::html(view::list(
         n,
         s.csrf(),

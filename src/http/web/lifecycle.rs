@@ -9,12 +9,12 @@ use super::account::{err, settings_page};
 use super::{admin, cur, flash_from_query, nav, signed_nav};
 use crate::clock::{describe_seconds, format_datetime, Timestamp};
 use crate::db;
-use crate::domain::admin::Actor;
-use crate::domain::audit::{self, LOGIN_FAILED};
-use crate::domain::export::{self, Meta};
-use crate::domain::lifecycle::{self, By, Closed};
-use crate::domain::money::Money;
-use crate::domain::{accounts, activations, mail, Error};
+use crate::domain::base::audit::{self, LOGIN_FAILED};
+use crate::domain::base::money::Money;
+use crate::domain::trust::admin::Actor;
+use crate::domain::trust::export::{self, Meta};
+use crate::domain::trust::lifecycle::{self, By, Closed};
+use crate::domain::{accounts, base::mail, market::activations, Error};
 use crate::views::{account as account_view, lifecycle as view, Flash};
 
 pub fn routes(r: &mut Router) {
@@ -77,7 +77,10 @@ fn delete_form(ctx: &mut Ctx<'_>, req: &Request) -> Response {
 fn second_factor_ok(ctx: &mut Ctx<'_>, s: &Signed, code: &str) -> Result<bool, Error> {
     let (app, now) = (ctx.app, ctx.now());
     db::write(ctx.db, |tx| {
-        Ok(crate::domain::second_factor::verify(tx, &app.keys, s.user.id, code, now)?.is_some())
+        Ok(
+            crate::domain::accounts::second_factor::verify(tx, &app.keys, s.user.id, code, now)?
+                .is_some(),
+        )
     })
 }
 

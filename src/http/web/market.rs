@@ -7,10 +7,13 @@ use super::super::{error_page, Ctx, Request, Response};
 use super::{cur, flash_from_query, page_guard};
 use crate::db;
 use crate::domain::accounts::Role;
-use crate::domain::activations::{self, Activation, CancelReason, OrderRequest, Status};
-use crate::domain::money::{currency_digits, Money};
-use crate::domain::rentals::{self, RentRequest};
-use crate::domain::{apikeys, audit, catalogue, inbox, vouchers, wallet, Error};
+use crate::domain::base::money::{currency_digits, Money};
+use crate::domain::market::activations::{self, Activation, CancelReason, OrderRequest, Status};
+use crate::domain::market::rentals::{self, RentRequest};
+use crate::domain::{
+    accounts::apikeys, base::audit, market::catalogue, market::inbox, market::vouchers,
+    market::wallet, Error,
+};
 use crate::views::market::{self as view, Dashboard, OrderCard, RentalCard};
 use crate::views::{account::verify_notice, Flash, Nav};
 

@@ -17,7 +17,7 @@ use super::auth::{require_role, Signed, Visitor};
 use super::router::Router;
 use super::{Ctx, Request, Response};
 use crate::domain::accounts::Role;
-use crate::domain::money::currency_digits;
+use crate::domain::base::money::currency_digits;
 use crate::views::market::Cur;
 use crate::views::{Flash, Nav};
 

@@ -9,10 +9,10 @@ use super::super::{error_page, Ctx, Request, Response};
 use super::{cur, flash_from_query, page_guard};
 use crate::db;
 use crate::domain::accounts::Role;
-use crate::domain::devices::{self, Device, Kind, NewSim};
-use crate::domain::earnings::{self, Totals};
-use crate::domain::money::{currency_digits, Money};
-use crate::domain::{audit, catalogue, numbers, payouts, Error};
+use crate::domain::base::money::{currency_digits, Money};
+use crate::domain::market::earnings::{self, Totals};
+use crate::domain::supply::devices::{self, Device, Kind, NewSim};
+use crate::domain::{base::audit, market::catalogue, supply::numbers, supply::payouts, Error};
 use crate::views::operator::{self as view, CountryNames, DevicePage, DeviceRow, NewDevice};
 use crate::views::{Flash, Nav};
 

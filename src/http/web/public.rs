@@ -5,7 +5,7 @@ use super::super::router::Router;
 use super::super::{Ctx, Request, Response};
 use super::nav;
 use crate::clock::describe_seconds;
-use crate::domain::retention::Rule;
+use crate::domain::trust::retention::Rule;
 use crate::views::public::{self, Operator, Retention};
 
 pub fn routes(r: &mut Router) {
@@ -62,13 +62,13 @@ pub fn retention_rules(ctx: &Ctx<'_>) -> Vec<Retention> {
             what: "Your webhooks' delivery log (times, statuses, errors; the message text \
                    is removed as soon as a delivery ends), after the delivery ends"
                 .into(),
-            period: describe_seconds(crate::domain::webhooks::KEEP_FINISHED as u64),
+            period: describe_seconds(crate::domain::market::webhooks::KEEP_FINISHED as u64),
         },
         Retention {
             what: "The keyed hash of the address an abuse report was sent from (kept only to \
                    limit floods of reports)"
                 .into(),
-            period: describe_seconds(crate::domain::abuse::KEEP_REPORTER_HASH as u64),
+            period: describe_seconds(crate::domain::trust::abuse::KEEP_REPORTER_HASH as u64),
         },
         Retention {
             what: "Signed-in sessions without use".into(),

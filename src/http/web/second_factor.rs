@@ -10,13 +10,13 @@ use super::account::{open_session, signed_in_redirect};
 use super::{flash_from_query, nav, page_guard};
 use crate::clock::format_datetime;
 use crate::db;
+use crate::domain::accounts::second_factor::{self, Proof, Status};
 use crate::domain::accounts::{self, Role, State as AccountState};
-use crate::domain::audit::{
+use crate::domain::base::audit::{
     self, LOGIN_FAILED, RECOVERY_CODES_REGENERATED, RECOVERY_CODE_USED, SECOND_FACTOR_ASKED,
     SECOND_FACTOR_FAILED, TOTP_DISABLED, TOTP_ENABLED,
 };
-use crate::domain::second_factor::{self, Proof, Status};
-use crate::domain::{mail, sessions, totp, Error};
+use crate::domain::{accounts::sessions, accounts::totp, base::mail, Error};
 use crate::qr::QrCode;
 use crate::views::second_factor::{self as view, State};
 use crate::views::{Flash, Nav};

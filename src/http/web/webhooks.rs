@@ -8,8 +8,8 @@ use super::super::{error_page, Ctx, Request, Response};
 use super::{flash_from_query, page_guard};
 use crate::db;
 use crate::domain::accounts::Role;
-use crate::domain::webhooks::{self, Created};
-use crate::domain::{audit, Error};
+use crate::domain::market::webhooks::{self, Created};
+use crate::domain::{base::audit, Error};
 use crate::views::webhooks::{self as view, NewSecret, Row};
 use crate::views::{Flash, Nav};
 

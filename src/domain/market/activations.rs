@@ -1,0 +1,1407 @@
+//! Activations, the core lifecycle (SPEC §3):
+//! `waiting → received → (retry → received)* → completed`, or `canceled` / `expired`.
+//!
+//! Every function takes the caller's transaction (open it with `db::write`, which is
+//! `BEGIN IMMEDIATE`, so concurrent cancels, expiries and arriving SMS serialise). The price
+//! is charged when the number is issued; a cancel or expiry without a code refunds it once
+//! (the ledger's unique refund index backs this up). Every status change (and the new order)
+//! queues `activation.updated` for the customer's webhooks in the same transaction.
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde::Serialize;
+
+use crate::clock::Timestamp;
+use crate::domain::accounts::User;
+use crate::domain::market::catalogue::{self, cooldown_cutoff};
+use crate::domain::market::wallet::{self, Kind};
+use crate::domain::supply::routing::{self, Tell};
+use crate::domain::{
+    market::blocklist, market::earnings, market::simulator, market::webhooks, Error, Result,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Waiting,
+    Received,
+    Retry,
+    Completed,
+    Canceled,
+    Expired,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Waiting => "waiting",
+            Status::Received => "received",
+            Status::Retry => "retry",
+            Status::Completed => "completed",
+            Status::Canceled => "canceled",
+            Status::Expired => "expired",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Status> {
+        Some(match s {
+            "waiting" => Status::Waiting,
+            "received" => Status::Received,
+            "retry" => Status::Retry,
+            "completed" => Status::Completed,
+            "canceled" => Status::Canceled,
+            "expired" => Status::Expired,
+            _ => return None,
+        })
+    }
+
+    pub fn is_live(self) -> bool {
+        matches!(self, Status::Waiting | Status::Received | Status::Retry)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Activation {
+    pub id: i64,
+    pub user_id: i64,
+    pub number_id: Option<i64>,
+    pub phone: String,
+    pub country_id: i64,
+    pub service: String,
+    pub operator: String,
+    pub price_minor: i64,
+    pub status: Status,
+    pub client_order_id: Option<String>,
+    pub source: String,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub code_at: Option<Timestamp>,
+    pub ended_at: Option<Timestamp>,
+    pub ready_at: Option<Timestamp>,
+}
+
+const COLS: &str = "id, user_id, number_id, phone, country_id, service, operator, price_minor, \
+                    status, client_order_id, source, created_at, expires_at, code_at, ended_at, ready_at";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<Activation> {
+    let status: String = r.get(8)?;
+    Ok(Activation {
+        id: r.get(0)?,
+        user_id: r.get(1)?,
+        number_id: r.get(2)?,
+        phone: r.get(3)?,
+        country_id: r.get(4)?,
+        service: r.get(5)?,
+        operator: r.get(6)?,
+        price_minor: r.get(7)?,
+        status: Status::parse(&status).unwrap_or(Status::Expired),
+        client_order_id: r.get(9)?,
+        source: r.get(10)?,
+        created_at: r.get(11)?,
+        expires_at: r.get(12)?,
+        code_at: r.get(13)?,
+        ended_at: r.get(14)?,
+        ready_at: r.get(15)?,
+    })
+}
+
+/// The install's rules for orders (from the configuration and runtime settings).
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub early_cancel: u64,
+    pub default_ttl: u64,
+    pub max_live: u32,
+    pub cooldown: u64,
+    pub sim_delay: u64,
+    /// Percent of a completed order's price credited to the number's operator.
+    pub operator_share: u32,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct OrderRequest {
+    pub country: i64,
+    pub service: String,
+    /// None or "any": any operator.
+    pub operator: Option<String>,
+    pub max_price_minor: Option<i64>,
+    pub client_order_id: Option<String>,
+    /// Phone prefixes (with country code) the number must not start with.
+    pub exclude_prefixes: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Placed {
+    New(Activation),
+    /// The same client order id was used before: that order, unchanged, not charged again.
+    Existing(Activation),
+}
+
+pub fn get(conn: &Connection, id: i64) -> Result<Option<Activation>> {
+    Ok(conn
+        .prepare_cached(&format!("SELECT {COLS} FROM activations WHERE id = ?1"))?
+        .query_row([id], from_row)
+        .optional()?)
+}
+
+/// The activation if it belongs to `user_id` (someone else's is "not found").
+pub fn get_for(conn: &Connection, user_id: i64, id: i64) -> Result<Activation> {
+    match get(conn, id)? {
+        Some(a) if a.user_id == user_id => Ok(a),
+        _ => Err(Error::NotFound("activation")),
+    }
+}
+
+pub fn list(
+    conn: &Connection,
+    user_id: i64,
+    statuses: &[Status],
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<Activation>> {
+    let filter = if statuses.is_empty() {
+        String::new()
+    } else {
+        let list: Vec<String> = statuses
+            .iter()
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect();
+        format!("AND status IN ({})", list.join(","))
+    };
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLS} FROM activations WHERE user_id = ?1 {filter} ORDER BY id DESC LIMIT ?2 OFFSET ?3"
+    ))?;
+    let rows = stmt.query_map(params![user_id, limit, offset], from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// A user's activations created within `[from, to]` (inclusive), newest first.
+pub fn created_between(
+    conn: &Connection,
+    user_id: i64,
+    from: Timestamp,
+    to: Timestamp,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<Activation>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLS} FROM activations WHERE user_id = ?1 AND created_at >= ?2 \
+         AND created_at <= ?3 ORDER BY id DESC LIMIT ?4 OFFSET ?5"
+    ))?;
+    let rows = stmt.query_map(params![user_id, from, to, limit, offset], from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Sort orders of [`page`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderBy {
+    Id,
+    Price,
+    Status,
+    Service,
+    Country,
+    Expires,
+}
+
+impl OrderBy {
+    fn column(self) -> &'static str {
+        match self {
+            OrderBy::Id => "id",
+            OrderBy::Price => "price_minor",
+            OrderBy::Status => "status",
+            OrderBy::Service => "service",
+            OrderBy::Country => "country_id",
+            OrderBy::Expires => "expires_at",
+        }
+    }
+}
+
+/// One page of an account's orders in any of the [`OrderBy`] orders (ties by id).
+pub fn page(
+    conn: &Connection,
+    user_id: i64,
+    by: OrderBy,
+    descending: bool,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<Activation>> {
+    let dir = if descending { "DESC" } else { "ASC" };
+    let col = by.column();
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLS} FROM activations WHERE user_id = ?1 ORDER BY {col} {dir}, id {dir} \
+         LIMIT ?2 OFFSET ?3"
+    ))?;
+    let rows = stmt.query_map(params![user_id, limit, offset], from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// How many orders an account has placed.
+pub fn count_all(conn: &Connection, user_id: i64) -> Result<i64> {
+    Ok(conn
+        .prepare_cached("SELECT COUNT(*) FROM activations WHERE user_id = ?1")?
+        .query_row([user_id], |r| r.get(0))?)
+}
+
+/// True when the order was cancelled as "number already used" (its refund says so).
+pub fn ended_as_used(conn: &Connection, id: i64) -> Result<bool> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT 1 FROM ledger WHERE ref_type = 'activation' AND ref_id = ?1 \
+             AND kind = 'refund' AND note = ?2",
+        )?
+        .query_row(params![id, NUMBER_USED_NOTE], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+/// Per (country, service): orders completed and orders ended among those that expire(d)
+/// after `since`, for success rates.
+pub fn outcomes_since(
+    conn: &Connection,
+    since: Timestamp,
+) -> Result<std::collections::HashMap<(i64, String), (i64, i64)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT country_id, service, SUM(status = 'completed'), COUNT(*) FROM activations \
+         WHERE status IN ('completed', 'canceled', 'expired') AND expires_at >= ?1 \
+         GROUP BY country_id, service",
+    )?;
+    let rows = stmt.query_map([since], |r| {
+        Ok(((r.get(0)?, r.get(1)?), (r.get(2)?, r.get(3)?)))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub fn count_live(conn: &Connection, user_id: i64) -> Result<i64> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT COUNT(*) FROM activations WHERE user_id = ?1 \
+             AND status IN ('waiting','received','retry')",
+        )?
+        .query_row([user_id], |r| r.get(0))?)
+}
+
+/// A free number for `service` in `country`: not busy, never used for that service (or not
+/// within the cooldown), not quarantined for it, of the operator asked for, outside the
+/// excluded prefixes. Least recently used first.
+pub fn pick_number(
+    conn: &Connection,
+    country: i64,
+    service: &str,
+    operator: &str,
+    exclude: &[String],
+    cooldown: u64,
+    now: Timestamp,
+) -> Result<Option<(i64, String, String, String)>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT n.id, n.phone, n.operator, n.source FROM numbers n \
+         WHERE n.country_id = ?1 AND {} AND (?2 = '' OR n.operator = ?2) \
+         AND NOT EXISTS (SELECT 1 FROM number_usage u WHERE u.number_id = n.id \
+                         AND u.service = ?3 AND (u.blocked = 1 OR u.last_used_at > ?4)) \
+         ORDER BY n.last_used_at IS NOT NULL, n.last_used_at, n.id",
+        catalogue::NUMBER_USABLE
+    ))?;
+    let mut rows = stmt.query(params![
+        country,
+        operator,
+        service,
+        cooldown_cutoff(cooldown, now)
+    ])?;
+    while let Some(r) = rows.next()? {
+        let phone: String = r.get(1)?;
+        if exclude
+            .iter()
+            .any(|p| !p.is_empty() && phone.starts_with(p.as_str()))
+        {
+            continue;
+        }
+        return Ok(Some((r.get(0)?, phone, r.get(2)?, r.get(3)?)));
+    }
+    Ok(None)
+}
+
+/// Marks a number busy and remembers it served `service`.
+pub fn take_number(conn: &Connection, number_id: i64, service: &str, now: Timestamp) -> Result<()> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE numbers SET state = 'busy', last_used_at = ?2 WHERE id = ?1 AND state = 'free'",
+        )?
+        .execute(params![number_id, now])?;
+    if n != 1 {
+        return Err(Error::NoNumbers);
+    }
+    conn.prepare_cached(
+        "INSERT INTO number_usage (number_id, service, last_used_at) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (number_id, service) DO UPDATE SET last_used_at = excluded.last_used_at",
+    )?
+    .execute(params![number_id, service, now])?;
+    Ok(())
+}
+
+pub fn free_number(conn: &Connection, number_id: Option<i64>, now: Timestamp) -> Result<()> {
+    if let Some(id) = number_id {
+        conn.prepare_cached(
+            "UPDATE numbers SET state = 'free', last_used_at = ?2 WHERE id = ?1 AND state = 'busy'",
+        )?
+        .execute(params![id, now])?;
+    }
+    Ok(())
+}
+
+pub fn order(
+    conn: &Connection,
+    user: &User,
+    req: &OrderRequest,
+    policy: &Policy,
+    now: Timestamp,
+) -> Result<Placed> {
+    let client_id = client_order_id(req);
+    if let Some(cid) = client_id {
+        if cid.len() > 100 {
+            return Err(Error::invalid(
+                "The order id must be at most 100 characters.",
+            ));
+        }
+        let existing = conn
+            .prepare_cached(&format!(
+                "SELECT {COLS} FROM activations WHERE user_id = ?1 AND client_order_id = ?2"
+            ))?
+            .query_row(params![user.id, cid], from_row)
+            .optional()?;
+        if let Some(a) = existing {
+            return Ok(Placed::Existing(a));
+        }
+    }
+    if !user.is_active() {
+        return Err(Error::Forbidden("This account cannot place orders.".into()));
+    }
+    if !user.is_verified() {
+        return Err(Error::Forbidden(
+            "Confirm your e-mail address before ordering.".into(),
+        ));
+    }
+    blocklist::check(conn, req.country, &req.service)?;
+    catalogue::live_country(conn, req.country)?;
+    let service = catalogue::live_service(conn, &req.service)?;
+    let operator = match req.operator.as_deref().map(str::trim) {
+        None | Some("") | Some("any") => String::new(),
+        Some(op) => {
+            let op = op.to_ascii_lowercase();
+            if !catalogue::operator_exists(conn, req.country, &op)? {
+                return Err(Error::WrongOperator);
+            }
+            op
+        }
+    };
+    if count_live(conn, user.id)? >= policy.max_live as i64 {
+        return Err(Error::Limit);
+    }
+    let price = catalogue::price(conn, req.country, &service.code, &operator)?
+        .ok_or(Error::NoNumbers)?
+        .price_minor;
+    if let Some(max) = req.max_price_minor {
+        if price > max {
+            return Err(Error::WrongMaxPrice { min_minor: price });
+        }
+    }
+    if user.balance_minor < price {
+        return Err(Error::NoBalance);
+    }
+    let mut picked = pick_number(
+        conn,
+        req.country,
+        &service.code,
+        &operator,
+        &req.exclude_prefixes,
+        policy.cooldown,
+        now,
+    )?;
+    if picked.is_none() && simulator::enabled(conn)? {
+        picked = simulator::new_number(conn, req.country, &operator, &req.exclude_prefixes, now)?;
+    }
+    let (number_id, phone, number_operator, source) = picked.ok_or(Error::NoNumbers)?;
+    take_number(conn, number_id, &service.code, now)?;
+    let ttl = lifetime(&service, policy);
+    conn.prepare_cached(
+        "INSERT INTO activations (user_id, number_id, phone, country_id, service, operator, \
+         price_minor, status, client_order_id, source, created_at, expires_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'waiting', ?8, ?9, ?10, ?11)",
+    )?
+    .execute(params![
+        user.id,
+        number_id,
+        phone,
+        req.country,
+        service.code,
+        number_operator,
+        price,
+        client_id,
+        source,
+        now,
+        now + ttl as i64
+    ])?;
+    let id = conn.last_insert_rowid();
+    wallet::post(
+        conn,
+        user.id,
+        -price,
+        Kind::Charge,
+        ("activation", Some(id)),
+        &service.code,
+        now,
+    )?;
+    let a = get(conn, id)?.ok_or(Error::NotFound("activation"))?;
+    if a.source == simulator::SOURCE {
+        simulator::schedule_activation(conn, &a, policy.sim_delay, now)?;
+    }
+    webhooks::activation_updated(conn, id, None, now)?;
+    Ok(Placed::New(a))
+}
+
+fn client_order_id(req: &OrderRequest) -> Option<&str> {
+    req.client_order_id
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+}
+
+fn lifetime(service: &catalogue::Service, policy: &Policy) -> u64 {
+    service
+        .lifetime_secs
+        .map(|s| s as u64)
+        .unwrap_or(policy.default_ttl)
+}
+
+/// Reserves an order that will be bought from an upstream provider (see `supply`): the
+/// activation exists with source `upstream` but no number yet, and `hold_minor` is charged.
+/// The caller has run [`order`] for the same request first (all its checks passed and only
+/// stock, price or balance stood in the way), so the request is known to be valid.
+pub fn reserve_upstream(
+    conn: &Connection,
+    user: &User,
+    req: &OrderRequest,
+    hold_minor: i64,
+    policy: &Policy,
+    now: Timestamp,
+) -> Result<Activation> {
+    let service = catalogue::live_service(conn, &req.service)?;
+    conn.prepare_cached(
+        "INSERT INTO activations (user_id, number_id, phone, country_id, service, operator, \
+         price_minor, status, client_order_id, source, created_at, expires_at) \
+         VALUES (?1, NULL, '', ?2, ?3, '', ?4, 'waiting', ?5, 'upstream', ?6, ?7)",
+    )?
+    .execute(params![
+        user.id,
+        req.country,
+        service.code,
+        hold_minor,
+        client_order_id(req),
+        now,
+        now + lifetime(&service, policy) as i64
+    ])?;
+    let id = conn.last_insert_rowid();
+    wallet::post(
+        conn,
+        user.id,
+        -hold_minor,
+        Kind::Charge,
+        ("activation", Some(id)),
+        &service.code,
+        now,
+    )?;
+    get(conn, id)?.ok_or(Error::NotFound("activation"))
+}
+
+/// A reserved upstream order got its number: the number, the provider's operator and the
+/// final price (never above what was held; the difference goes back to the customer). The
+/// order is announced to the customer's webhooks now.
+pub fn issue_upstream(
+    conn: &Connection,
+    a: &Activation,
+    number_id: i64,
+    phone: &str,
+    operator: &str,
+    price_minor: i64,
+    now: Timestamp,
+) -> Result<Activation> {
+    let price = price_minor.min(a.price_minor);
+    let n = conn.execute(
+        "UPDATE activations SET number_id = ?2, phone = ?3, operator = ?4, price_minor = ?5 \
+         WHERE id = ?1 AND status = 'waiting' AND number_id IS NULL",
+        params![a.id, number_id, phone, operator, price],
+    )?;
+    if n != 1 {
+        return Err(Error::BadStatus(
+            "The order changed meanwhile; reload it.".into(),
+        ));
+    }
+    if price < a.price_minor {
+        wallet::post(
+            conn,
+            a.user_id,
+            a.price_minor - price,
+            Kind::Adjustment,
+            ("activation", Some(a.id)),
+            "upstream price",
+            now,
+        )?;
+    }
+    webhooks::activation_updated(conn, a.id, None, now)?;
+    get(conn, a.id)?.ok_or(Error::NotFound("activation"))
+}
+
+/// Closes a reserved upstream order that never got a number (every provider failed, or the
+/// purchase was interrupted): canceled and refunded in full. Its client order id is freed
+/// so the customer may use it again. It was never announced, so no webhook. False when it
+/// had already ended or got a number.
+pub fn close_unissued(conn: &Connection, id: i64, note: &str, now: Timestamp) -> Result<bool> {
+    let Some(a) = get(conn, id)? else {
+        return Ok(false);
+    };
+    let n = conn.execute(
+        "UPDATE activations SET status = 'canceled', ended_at = ?2, client_order_id = NULL \
+         WHERE id = ?1 AND status = 'waiting' AND number_id IS NULL",
+        params![id, now],
+    )?;
+    if n != 1 {
+        return Ok(false);
+    }
+    wallet::post(
+        conn,
+        a.user_id,
+        a.price_minor,
+        Kind::Refund,
+        ("activation", Some(id)),
+        note,
+        now,
+    )?;
+    Ok(true)
+}
+
+fn set_status(
+    conn: &Connection,
+    id: i64,
+    from: &[Status],
+    to: Status,
+    now: Timestamp,
+) -> Result<()> {
+    let list: Vec<String> = from.iter().map(|s| format!("'{}'", s.as_str())).collect();
+    let previous = get(conn, id)?.map(|a| a.status);
+    let ended = if to.is_live() { "ended_at" } else { "?2" };
+    let n = conn.execute(
+        &format!(
+            "UPDATE activations SET status = ?3, ended_at = {ended} WHERE id = ?1 AND status IN ({})",
+            list.join(",")
+        ),
+        params![id, now, to.as_str()],
+    )?;
+    if n != 1 {
+        return Err(Error::BadStatus(
+            "The order changed meanwhile; reload it.".into(),
+        ));
+    }
+    webhooks::activation_updated(conn, id, previous, now)
+}
+
+fn ended(a: &Activation) -> Error {
+    Error::BadStatus(format!("This order is already {}.", a.status.as_str()))
+}
+
+/// The ledger note on the refund of an order cancelled as "number already used"; the 5sim API
+/// shows such an order as `BANNED` ([`ended_as_used`]).
+pub const NUMBER_USED_NOTE: &str = "number used";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelReason {
+    /// The customer changed their mind.
+    Cancel,
+    /// The service said the number is already used: also keep the number away from it.
+    NumberUsed,
+}
+
+/// Cancels an order that has received no code, refunding it; refused during the
+/// early-cancel window (the error says how long is left).
+pub fn cancel(
+    conn: &Connection,
+    user_id: i64,
+    id: i64,
+    reason: CancelReason,
+    policy: &Policy,
+    now: Timestamp,
+) -> Result<Activation> {
+    let a = get_for(conn, user_id, id)?;
+    if !a.status.is_live() {
+        return Err(ended(&a));
+    }
+    if a.code_at.is_some() {
+        return Err(Error::BadStatus(
+            "A code has arrived for this order; it can only be completed.".into(),
+        ));
+    }
+    let allowed_at = a.created_at + policy.early_cancel as i64;
+    if now < allowed_at {
+        return Err(Error::EarlyCancel {
+            seconds_left: (allowed_at - now) as u64,
+        });
+    }
+    set_status(conn, id, &[Status::Waiting], Status::Canceled, now)?;
+    let note = match reason {
+        CancelReason::Cancel => "canceled",
+        CancelReason::NumberUsed => NUMBER_USED_NOTE,
+    };
+    wallet::post(
+        conn,
+        a.user_id,
+        a.price_minor,
+        Kind::Refund,
+        ("activation", Some(id)),
+        note,
+        now,
+    )?;
+    free_number(conn, a.number_id, now)?;
+    routing::order_changed(
+        conn,
+        id,
+        match reason {
+            CancelReason::Cancel => Tell::Cancel,
+            CancelReason::NumberUsed => Tell::Ban,
+        },
+        now,
+    )?;
+    if reason == CancelReason::NumberUsed {
+        if let Some(n) = a.number_id {
+            conn.execute(
+                "UPDATE number_usage SET blocked = 1 WHERE number_id = ?1 AND service = ?2",
+                params![n, a.service],
+            )?;
+        }
+    }
+    simulator::forget(conn, Some(id), None)?;
+    get_for(conn, user_id, id)
+}
+
+/// Finishes an order whose code has arrived. No refund; the number's operator earns its
+/// share.
+pub fn complete(
+    conn: &Connection,
+    user_id: i64,
+    id: i64,
+    policy: &Policy,
+    now: Timestamp,
+) -> Result<Activation> {
+    let a = get_for(conn, user_id, id)?;
+    match a.status {
+        Status::Received | Status::Retry => {}
+        Status::Waiting => {
+            return Err(Error::BadStatus(
+                "No code has arrived yet; wait for it or cancel the order.".into(),
+            ))
+        }
+        _ => return Err(ended(&a)),
+    }
+    set_status(
+        conn,
+        id,
+        &[Status::Received, Status::Retry],
+        Status::Completed,
+        now,
+    )?;
+    earnings::credit_activation(conn, &a, policy.operator_share, now)?;
+    free_number(conn, a.number_id, now)?;
+    routing::order_changed(conn, id, Tell::Finish, now)?;
+    simulator::forget(conn, Some(id), None)?;
+    get_for(conn, user_id, id)
+}
+
+/// Asks for another SMS on the same number (free, within the lifetime).
+pub fn retry(
+    conn: &Connection,
+    user_id: i64,
+    id: i64,
+    policy: &Policy,
+    now: Timestamp,
+) -> Result<Activation> {
+    let a = get_for(conn, user_id, id)?;
+    match a.status {
+        Status::Retry => return Ok(a),
+        Status::Received if now < a.expires_at => {}
+        // Its time is up even if the expiry job has not marked it yet.
+        Status::Received => return Err(Error::BadStatus("This order has expired.".into())),
+        Status::Waiting => {
+            return Err(Error::BadStatus(
+                "No code has arrived yet; another SMS can be asked for after the first.".into(),
+            ))
+        }
+        _ => return Err(ended(&a)),
+    }
+    set_status(conn, id, &[Status::Received], Status::Retry, now)?;
+    routing::order_changed(conn, id, Tell::Retry, now)?;
+    let a = get_for(conn, user_id, id)?;
+    if a.source == simulator::SOURCE {
+        simulator::schedule_activation(conn, &a, policy.sim_delay, now)?;
+    }
+    Ok(a)
+}
+
+/// The customer says the SMS was requested (SMS-Activate status 1). Changes no state.
+pub fn mark_ready(conn: &Connection, user_id: i64, id: i64, now: Timestamp) -> Result<Activation> {
+    let a = get_for(conn, user_id, id)?;
+    if !a.status.is_live() {
+        return Err(ended(&a));
+    }
+    conn.execute(
+        "UPDATE activations SET ready_at = COALESCE(ready_at, ?2) WHERE id = ?1",
+        params![id, now],
+    )?;
+    get_for(conn, user_id, id)
+}
+
+/// A code arrived for a live activation: waiting/retry → received.
+pub fn code_arrived(conn: &Connection, a: &Activation, now: Timestamp) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE activations SET status = 'received', code_at = COALESCE(code_at, ?2) \
+         WHERE id = ?1 AND status IN ('waiting','received','retry')",
+    )?
+    .execute(params![a.id, now])?;
+    if a.status != Status::Received {
+        webhooks::activation_updated(conn, a.id, Some(a.status), now)?;
+    }
+    Ok(())
+}
+
+/// Ends a live activation regardless of its windows: without a code it becomes
+/// `no_code` (expired or canceled) and is refunded with `note`; with one it is `completed`
+/// and its number's operator earns the share. Frees the number, tells an upstream provider
+/// and forgets simulated SMS. True when it was refunded.
+fn end_live(
+    conn: &Connection,
+    a: &Activation,
+    no_code: Status,
+    note: &str,
+    operator_share: u32,
+    now: Timestamp,
+) -> Result<bool> {
+    let refunded = a.code_at.is_none();
+    if refunded {
+        set_status(conn, a.id, &[Status::Waiting], no_code, now)?;
+        wallet::post(
+            conn,
+            a.user_id,
+            a.price_minor,
+            Kind::Refund,
+            ("activation", Some(a.id)),
+            note,
+            now,
+        )?;
+    } else {
+        set_status(
+            conn,
+            a.id,
+            &[Status::Received, Status::Retry],
+            Status::Completed,
+            now,
+        )?;
+        earnings::credit_activation(conn, a, operator_share, now)?;
+    }
+    free_number(conn, a.number_id, now)?;
+    let tell = if refunded { Tell::Cancel } else { Tell::Finish };
+    routing::order_changed(conn, a.id, tell, now)?;
+    simulator::forget(conn, Some(a.id), None)?;
+    Ok(refunded)
+}
+
+/// Ends every live activation whose time is up: refunded and `expired` without a code,
+/// `completed` with one (the number's operator earns its share). Returns the ids ended.
+pub fn expire_due(conn: &Connection, policy: &Policy, now: Timestamp) -> Result<Vec<i64>> {
+    let due: Vec<Activation> = {
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {COLS} FROM activations WHERE status IN ('waiting','received','retry') \
+             AND expires_at <= ?1 ORDER BY id LIMIT 500"
+        ))?;
+        let rows = stmt.query_map([now], from_row)?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    let mut ended_ids = Vec::with_capacity(due.len());
+    for a in due {
+        end_live(
+            conn,
+            &a,
+            Status::Expired,
+            "expired",
+            policy.operator_share,
+            now,
+        )?;
+        ended_ids.push(a.id);
+    }
+    Ok(ended_ids)
+}
+
+/// The ledger note on the refund of an order ended because its account was closed.
+pub const CLOSED_NOTE: &str = "account closed";
+
+/// Ends every live activation of an account at once, because the account is being closed
+/// (deleted or terminated): whatever the early-cancel window, an order without a code is
+/// `canceled` and refunded, one with a code is `completed`. Returns (refunded, completed) ids.
+pub fn close_all_for(
+    conn: &Connection,
+    user_id: i64,
+    operator_share: u32,
+    now: Timestamp,
+) -> Result<(Vec<i64>, Vec<i64>)> {
+    let live: Vec<Activation> = {
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {COLS} FROM activations WHERE user_id = ?1 \
+             AND status IN ('waiting','received','retry') ORDER BY id"
+        ))?;
+        let rows = stmt.query_map([user_id], from_row)?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    let (mut refunded, mut completed) = (Vec::new(), Vec::new());
+    for a in live {
+        if end_live(conn, &a, Status::Canceled, CLOSED_NOTE, operator_share, now)? {
+            refunded.push(a.id);
+        } else {
+            completed.push(a.id);
+        }
+    }
+    Ok((refunded, completed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db;
+    use crate::domain::accounts::{self, NewUser, Role};
+    use crate::domain::market::inbox::{self, Delivered, Inbound};
+    use crate::domain::{market::catalogue, market::wallet, trust::retention};
+
+    const POLICY: Policy = Policy {
+        early_cancel: 120,
+        default_ttl: 1200,
+        max_live: 3,
+        cooldown: 0,
+        sim_delay: 5,
+        operator_share: 70,
+    };
+    const T0: i64 = 1_000_000;
+
+    struct World {
+        conn: Connection,
+        user: User,
+    }
+
+    fn world(balance: i64) -> World {
+        let conn = db::memory();
+        catalogue::seed_if_empty(&conn).unwrap();
+        let u = accounts::create(
+            &conn,
+            &NewUser {
+                email: "a@example.com",
+                password_hash: None,
+                role: Role::User,
+                verified: true,
+                age_confirmed: true,
+                aup_accepted: true,
+            },
+            T0,
+        )
+        .unwrap();
+        wallet::post(&conn, u.id, balance, Kind::Adjustment, ("", None), "", T0).unwrap();
+        for (i, phone) in ["62811000001", "62811000002", "62822000003"]
+            .iter()
+            .enumerate()
+        {
+            conn.execute(
+                "INSERT INTO numbers (phone, country_id, operator, source, created_at) VALUES (?1, 6, ?2, 'manual', ?3)",
+                params![phone, if i < 2 { "telkomsel" } else { "indosat" }, T0],
+            )
+            .unwrap();
+        }
+        let user = accounts::get(&conn, u.id).unwrap();
+        World { conn, user }
+    }
+
+    impl World {
+        fn order(&mut self, req: &OrderRequest, now: i64) -> Result<Activation> {
+            self.user = accounts::get(&self.conn, self.user.id).unwrap();
+            let tx = self.conn.transaction().unwrap();
+            let r = order(&tx, &self.user, req, &POLICY, now).map(|p| match p {
+                Placed::New(a) | Placed::Existing(a) => a,
+            });
+            if r.is_ok() {
+                tx.commit().unwrap();
+            }
+            r
+        }
+
+        fn sms(&self, to: &str, text: &str, now: i64) -> Delivered {
+            inbox::ingest(
+                &self.conn,
+                &Inbound {
+                    to: to.into(),
+                    sender: "Telegram".into(),
+                    text: text.into(),
+                    received_at: now,
+                    source: "test".into(),
+                    source_msg_id: None,
+                    device_id: None,
+                },
+                now,
+            )
+            .unwrap()
+        }
+
+        fn balance(&self) -> i64 {
+            wallet::balance(&self.conn, self.user.id).unwrap()
+        }
+
+        fn ledger_ok(&self) {
+            assert_eq!(wallet::check(&self.conn).unwrap(), Vec::<String>::new());
+        }
+    }
+
+    fn tg() -> OrderRequest {
+        OrderRequest {
+            country: 6,
+            service: "tg".into(),
+            ..Default::default()
+        }
+    }
+
+    fn price(w: &World) -> i64 {
+        catalogue::price(&w.conn, 6, "tg", "")
+            .unwrap()
+            .unwrap()
+            .price_minor
+    }
+
+    #[test]
+    fn order_debits_and_issues_a_free_number() {
+        let mut w = world(1000);
+        let p = price(&w);
+        let a = w.order(&tg(), T0).unwrap();
+        assert_eq!(a.status, Status::Waiting);
+        assert_eq!(a.price_minor, p);
+        assert_eq!(a.expires_at, T0 + 1200);
+        assert_eq!(w.balance(), 1000 - p);
+        w.ledger_ok();
+    }
+
+    #[test]
+    fn code_then_complete_keeps_the_charge() {
+        let mut w = world(1000);
+        let a = w.order(&tg(), T0).unwrap();
+        let d = w.sms(&a.phone, "Telegram code: 12345", T0 + 10);
+        assert_eq!(
+            d,
+            Delivered::Activation {
+                id: a.id,
+                user_id: w.user.id
+            }
+        );
+        assert_eq!(
+            get(&w.conn, a.id).unwrap().unwrap().status,
+            Status::Received
+        );
+        assert_eq!(
+            inbox::latest_code(&w.conn, a.id).unwrap().as_deref(),
+            Some("12345")
+        );
+        let done = complete(&w.conn, w.user.id, a.id, &POLICY, T0 + 20).unwrap();
+        assert_eq!(done.status, Status::Completed);
+        assert_eq!(w.balance(), 1000 - a.price_minor);
+        w.ledger_ok();
+    }
+
+    #[test]
+    fn retry_waits_for_another_code() {
+        let mut w = world(1000);
+        let a = w.order(&tg(), T0).unwrap();
+        assert!(matches!(
+            retry(&w.conn, w.user.id, a.id, &POLICY, T0 + 1),
+            Err(Error::BadStatus(_))
+        ));
+        w.sms(&a.phone, "Telegram code: 11111", T0 + 10);
+        assert_eq!(
+            retry(&w.conn, w.user.id, a.id, &POLICY, T0 + 20)
+                .unwrap()
+                .status,
+            Status::Retry
+        );
+        assert_eq!(inbox::codes_of(&w.conn, a.id).unwrap(), vec!["11111"]);
+        w.sms(&a.phone, "Telegram code: 22222", T0 + 30);
+        assert_eq!(
+            get(&w.conn, a.id).unwrap().unwrap().status,
+            Status::Received
+        );
+        assert_eq!(
+            inbox::latest_code(&w.conn, a.id).unwrap().as_deref(),
+            Some("22222")
+        );
+        // A code arrived, so no cancel and no refund.
+        assert!(matches!(
+            cancel(
+                &w.conn,
+                w.user.id,
+                a.id,
+                CancelReason::Cancel,
+                &POLICY,
+                T0 + 500
+            ),
+            Err(Error::BadStatus(_))
+        ));
+    }
+
+    #[test]
+    fn retry_after_the_lifetime_says_expired() {
+        let mut w = world(1000);
+        let a = w.order(&tg(), T0).unwrap();
+        w.sms(&a.phone, "Telegram code: 11111", T0 + 10);
+        match retry(&w.conn, w.user.id, a.id, &POLICY, a.expires_at) {
+            Err(Error::BadStatus(m)) => assert_eq!(m, "This order has expired."),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn cancel_within_window_is_refused_with_seconds_left() {
+        let mut w = world(1000);
+        let a = w.order(&tg(), T0).unwrap();
+        let err = cancel(
+            &w.conn,
+            w.user.id,
+            a.id,
+            CancelReason::Cancel,
+            &POLICY,
+            T0 + 30,
+        )
+        .unwrap_err();
+        assert!(matches!(err, Error::EarlyCancel { seconds_left: 90 }));
+        assert_eq!(w.balance(), 1000 - a.price_minor);
+    }
+
+    #[test]
+    fn cancel_refunds_exactly_once() {
+        let mut w = world(1000);
+        let a = w.order(&tg(), T0).unwrap();
+        let c = cancel(
+            &w.conn,
+            w.user.id,
+            a.id,
+            CancelReason::Cancel,
+            &POLICY,
+            T0 + 121,
+        )
+        .unwrap();
+        assert_eq!(c.status, Status::Canceled);
+        assert_eq!(w.balance(), 1000);
+        assert!(matches!(
+            cancel(
+                &w.conn,
+                w.user.id,
+                a.id,
+                CancelReason::Cancel,
+                &POLICY,
+                T0 + 122
+            ),
+            Err(Error::BadStatus(_))
+        ));
+        assert!(expire_due(&w.conn, &POLICY, T0 + 5000).unwrap().is_empty());
+        assert_eq!(w.balance(), 1000);
+        w.ledger_ok();
+    }
+
+    #[test]
+    fn expiry_without_code_refunds_and_with_code_completes() {
+        let mut w = world(1000);
+        let a = w.order(&tg(), T0).unwrap();
+        let b = w
+            .order(
+                &OrderRequest {
+                    service: "wa".into(),
+                    ..tg()
+                },
+                T0,
+            )
+            .unwrap();
+        w.sms(&b.phone, "Your WhatsApp code: 123-456", T0 + 5);
+        assert_eq!(
+            expire_due(&w.conn, &POLICY, T0 + 1199).unwrap(),
+            Vec::<i64>::new()
+        );
+        let mut ended = expire_due(&w.conn, &POLICY, T0 + 1200).unwrap();
+        ended.sort();
+        assert_eq!(ended, vec![a.id, b.id]);
+        assert_eq!(get(&w.conn, a.id).unwrap().unwrap().status, Status::Expired);
+        assert_eq!(
+            get(&w.conn, b.id).unwrap().unwrap().status,
+            Status::Completed
+        );
+        assert_eq!(w.balance(), 1000 - b.price_minor);
+        w.ledger_ok();
+    }
+
+    #[test]
+    fn a_late_sms_is_not_delivered_nor_charged() {
+        let mut w = world(1000);
+        let a = w.order(&tg(), T0).unwrap();
+        cancel(
+            &w.conn,
+            w.user.id,
+            a.id,
+            CancelReason::Cancel,
+            &POLICY,
+            T0 + 200,
+        )
+        .unwrap();
+        assert_eq!(
+            w.sms(&a.phone, "Telegram code: 55555", T0 + 300),
+            Delivered::NoLiveOrder
+        );
+        assert!(inbox::for_activation(&w.conn, a.id).unwrap().is_empty());
+        assert_eq!(w.balance(), 1000);
+        assert_eq!(w.sms("999", "x", T0), Delivered::UnknownNumber);
+    }
+
+    #[test]
+    fn number_used_quarantines_the_number_for_that_service() {
+        let mut w = world(1000);
+        let a = w.order(&tg(), T0).unwrap();
+        cancel(
+            &w.conn,
+            w.user.id,
+            a.id,
+            CancelReason::NumberUsed,
+            &POLICY,
+            T0 + 130,
+        )
+        .unwrap();
+        assert_eq!(w.balance(), 1000);
+        // Never reused for tg (all three numbers end up used), still fine for wa.
+        let b = w.order(&tg(), T0 + 140).unwrap();
+        let c = w.order(&tg(), T0 + 141).unwrap();
+        assert!(b.phone != a.phone && c.phone != a.phone);
+        assert!(matches!(w.order(&tg(), T0 + 142), Err(Error::NoNumbers)));
+        let wa = w
+            .order(
+                &OrderRequest {
+                    service: "wa".into(),
+                    ..tg()
+                },
+                T0 + 143,
+            )
+            .unwrap();
+        assert_eq!(wa.phone, a.phone);
+    }
+
+    #[test]
+    fn client_order_id_is_idempotent() {
+        let mut w = world(1000);
+        let req = OrderRequest {
+            client_order_id: Some("abc-1".into()),
+            ..tg()
+        };
+        let a = w.order(&req, T0).unwrap();
+        let b = w.order(&req, T0 + 1).unwrap();
+        assert_eq!(a.id, b.id);
+        assert_eq!(w.balance(), 1000 - a.price_minor);
+    }
+
+    #[test]
+    fn refusals_change_nothing() {
+        let mut w = world(10);
+        assert!(matches!(w.order(&tg(), T0), Err(Error::NoBalance)));
+        let mut w = world(1000);
+        assert!(matches!(
+            w.order(
+                &OrderRequest {
+                    country: 999,
+                    ..tg()
+                },
+                T0
+            ),
+            Err(Error::BadCountry)
+        ));
+        assert!(matches!(
+            w.order(
+                &OrderRequest {
+                    service: "zz".into(),
+                    ..tg()
+                },
+                T0
+            ),
+            Err(Error::BadService)
+        ));
+        assert!(matches!(
+            w.order(
+                &OrderRequest {
+                    operator: Some("nope".into()),
+                    ..tg()
+                },
+                T0
+            ),
+            Err(Error::WrongOperator)
+        ));
+        let p = price(&w);
+        assert!(matches!(
+            w.order(&OrderRequest { max_price_minor: Some(p - 1), ..tg() }, T0),
+            Err(Error::WrongMaxPrice { min_minor }) if min_minor == p
+        ));
+        assert_eq!(w.balance(), 1000);
+        let busy: i64 = w
+            .conn
+            .query_row(
+                "SELECT COUNT(*) FROM numbers WHERE state = 'busy'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(busy, 0);
+    }
+
+    #[test]
+    fn operator_filter_and_excluded_prefixes() {
+        let mut w = world(1000);
+        let a = w
+            .order(
+                &OrderRequest {
+                    operator: Some("indosat".into()),
+                    ..tg()
+                },
+                T0,
+            )
+            .unwrap();
+        assert_eq!(a.phone, "62822000003");
+        let b = w
+            .order(
+                &OrderRequest {
+                    exclude_prefixes: vec!["62811000001".into()],
+                    ..tg()
+                },
+                T0,
+            )
+            .unwrap();
+        assert_eq!(b.phone, "62811000002");
+        assert!(matches!(
+            w.order(
+                &OrderRequest {
+                    exclude_prefixes: vec!["6281".into()],
+                    ..tg()
+                },
+                T0
+            ),
+            Err(Error::NoNumbers)
+        ));
+    }
+
+    #[test]
+    fn live_orders_are_capped() {
+        let mut w = world(10_000);
+        for s in ["tg", "wa", "go"] {
+            w.order(
+                &OrderRequest {
+                    service: s.into(),
+                    ..tg()
+                },
+                T0,
+            )
+            .unwrap();
+        }
+        assert!(matches!(
+            w.order(
+                &OrderRequest {
+                    service: "fb".into(),
+                    ..tg()
+                },
+                T0
+            ),
+            Err(Error::Limit)
+        ));
+    }
+
+    #[test]
+    fn messages_are_purged_after_the_retention() {
+        let mut w = world(1000);
+        let a = w.order(&tg(), T0).unwrap();
+        w.sms(&a.phone, "Telegram code: 12345", T0 + 5);
+        complete(&w.conn, w.user.id, a.id, &POLICY, T0 + 10).unwrap();
+        assert_eq!(
+            retention::purge_messages(&w.conn, 300, T0 + 309).unwrap(),
+            0
+        );
+        assert_eq!(inbox::for_activation(&w.conn, a.id).unwrap().len(), 1);
+        assert_eq!(
+            retention::purge_messages(&w.conn, 300, T0 + 310).unwrap(),
+            1
+        );
+        assert!(inbox::for_activation(&w.conn, a.id).unwrap().is_empty());
+    }
+
+    #[test]
+    fn another_users_order_is_not_found() {
+        let mut w = world(1000);
+        let a = w.order(&tg(), T0).unwrap();
+        assert!(matches!(
+            complete(&w.conn, w.user.id + 1, a.id, &POLICY, T0),
+            Err(Error::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn a_number_used_cancel_is_told_apart_from_a_plain_one() {
+        let mut w = world(1000);
+        let plain = w.order(&tg(), T0).unwrap();
+        let used = w.order(&tg(), T0).unwrap();
+        let later = T0 + POLICY.early_cancel as i64;
+        cancel(
+            &w.conn,
+            w.user.id,
+            plain.id,
+            CancelReason::Cancel,
+            &POLICY,
+            later,
+        )
+        .unwrap();
+        cancel(
+            &w.conn,
+            w.user.id,
+            used.id,
+            CancelReason::NumberUsed,
+            &POLICY,
+            later,
+        )
+        .unwrap();
+        assert!(!ended_as_used(&w.conn, plain.id).unwrap());
+        assert!(ended_as_used(&w.conn, used.id).unwrap());
+        w.ledger_ok();
+    }
+
+    #[test]
+    fn pages_sort_count_and_outcomes_add_up() {
+        let mut w = world(10_000);
+        let a = w.order(&tg(), T0).unwrap();
+        let b = w
+            .order(
+                &OrderRequest {
+                    service: "wa".into(),
+                    ..tg()
+                },
+                T0,
+            )
+            .unwrap();
+        let c = w.order(&tg(), T0).unwrap();
+        let ids = |v: Vec<Activation>| v.iter().map(|a| a.id).collect::<Vec<_>>();
+        let asc = page(&w.conn, w.user.id, OrderBy::Id, false, 10, 0).unwrap();
+        assert_eq!(ids(asc), [a.id, b.id, c.id]);
+        let desc = page(&w.conn, w.user.id, OrderBy::Id, true, 2, 1).unwrap();
+        assert_eq!(ids(desc), [b.id, a.id]);
+        let by_service = page(&w.conn, w.user.id, OrderBy::Service, false, 10, 0).unwrap();
+        assert_eq!(ids(by_service), [a.id, c.id, b.id]);
+        assert_eq!(count_all(&w.conn, w.user.id).unwrap(), 3);
+
+        w.sms(&a.phone, "Telegram code: 12345", T0 + 5);
+        complete(&w.conn, w.user.id, a.id, &POLICY, T0 + 10).unwrap();
+        expire_due(&w.conn, &POLICY, T0 + 2000).unwrap();
+        let outcomes = outcomes_since(&w.conn, T0).unwrap();
+        assert_eq!(outcomes.get(&(6, "tg".to_string())), Some(&(1, 2)));
+        assert_eq!(outcomes.get(&(6, "wa".to_string())), Some(&(0, 1)));
+        assert!(outcomes_since(&w.conn, T0 + 5000).unwrap().is_empty());
+    }
+}

@@ -1,0 +1,638 @@
+//! The catalogue: countries, services, operators and prices, and live stock counts computed
+//! from the inventory. Seeded on first start from [`crate::domain::market::seed`]; the admin edits it.
+
+use std::collections::HashMap;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+
+use crate::clock::Timestamp;
+use crate::domain::{market::seed, market::simulator, supply::providers, Error, Result};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Country {
+    pub id: i64,
+    pub iso: String,
+    pub prefix: String,
+    pub name: String,
+    pub fivesim_name: String,
+    pub enabled: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Service {
+    pub code: String,
+    pub name: String,
+    pub fivesim_name: String,
+    pub lifetime_secs: Option<i64>,
+    pub enabled: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Operator {
+    pub country_id: i64,
+    pub code: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Price {
+    pub price_minor: i64,
+    pub rent_hour_minor: i64,
+}
+
+/// Fills an empty catalogue with the seed set; does nothing when countries exist.
+pub fn seed_if_empty(conn: &Connection) -> Result<bool> {
+    let n: i64 = conn.query_row("SELECT COUNT(*) FROM countries", [], |r| r.get(0))?;
+    if n > 0 {
+        return Ok(false);
+    }
+    for c in seed::COUNTRIES {
+        conn.execute(
+            "INSERT INTO countries (id, iso, prefix, name, fivesim_name) VALUES (?1,?2,?3,?4,?5)",
+            params![c.id, c.iso, c.prefix, c.name, c.fivesim],
+        )?;
+    }
+    for s in seed::SERVICES {
+        conn.execute(
+            "INSERT INTO services (code, name, fivesim_name, lifetime_secs) VALUES (?1,?2,?3,?4)",
+            params![
+                s.code,
+                s.name,
+                s.fivesim,
+                s.lifetime_mins.map(|m| m as i64 * 60)
+            ],
+        )?;
+    }
+    for o in seed::OPERATORS {
+        conn.execute(
+            "INSERT OR IGNORE INTO operators (country_id, code, name) VALUES (?1,?2,?3)",
+            params![o.country, o.code, o.name],
+        )?;
+    }
+    let mut stmt = conn.prepare(
+        "INSERT INTO prices (country_id, service, operator, price_minor, rent_hour_minor) \
+         VALUES (?1, ?2, '', ?3, ?4)",
+    )?;
+    for c in seed::COUNTRIES {
+        for s in seed::SERVICES {
+            stmt.execute(params![
+                c.id,
+                s.code,
+                seed::default_price_minor(c.id, s.code),
+                seed::default_rent_hour_minor(c.id, s.code)
+            ])?;
+        }
+    }
+    Ok(true)
+}
+
+fn country_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Country> {
+    Ok(Country {
+        id: r.get(0)?,
+        iso: r.get(1)?,
+        prefix: r.get(2)?,
+        name: r.get(3)?,
+        fivesim_name: r.get(4)?,
+        enabled: r.get(5)?,
+    })
+}
+
+fn service_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Service> {
+    Ok(Service {
+        code: r.get(0)?,
+        name: r.get(1)?,
+        fivesim_name: r.get(2)?,
+        lifetime_secs: r.get(3)?,
+        enabled: r.get(4)?,
+    })
+}
+
+const COUNTRY_COLS: &str = "id, iso, prefix, name, fivesim_name, enabled";
+const SERVICE_COLS: &str = "code, name, fivesim_name, lifetime_secs, enabled";
+
+pub fn countries(conn: &Connection) -> Result<Vec<Country>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COUNTRY_COLS} FROM countries ORDER BY name"
+    ))?;
+    let rows = stmt.query_map([], country_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub fn services(conn: &Connection) -> Result<Vec<Service>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {SERVICE_COLS} FROM services ORDER BY name"
+    ))?;
+    let rows = stmt.query_map([], service_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub fn country(conn: &Connection, id: i64) -> Result<Option<Country>> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {COUNTRY_COLS} FROM countries WHERE id = ?1"
+        ))?
+        .query_row([id], country_row)
+        .optional()?)
+}
+
+pub fn country_by_fivesim(conn: &Connection, name: &str) -> Result<Option<Country>> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {COUNTRY_COLS} FROM countries WHERE fivesim_name = ?1"
+        ))?
+        .query_row([name], country_row)
+        .optional()?)
+}
+
+pub fn service(conn: &Connection, code: &str) -> Result<Option<Service>> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {SERVICE_COLS} FROM services WHERE code = ?1"
+        ))?
+        .query_row([code], service_row)
+        .optional()?)
+}
+
+pub fn service_by_fivesim(conn: &Connection, name: &str) -> Result<Option<Service>> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {SERVICE_COLS} FROM services WHERE fivesim_name = ?1"
+        ))?
+        .query_row([name], service_row)
+        .optional()?)
+}
+
+/// An enabled country, or [`Error::BadCountry`].
+pub fn live_country(conn: &Connection, id: i64) -> Result<Country> {
+    match country(conn, id)? {
+        Some(c) if c.enabled => Ok(c),
+        _ => Err(Error::BadCountry),
+    }
+}
+
+/// An enabled service, or [`Error::BadService`].
+pub fn live_service(conn: &Connection, code: &str) -> Result<Service> {
+    match service(conn, code)? {
+        Some(s) if s.enabled => Ok(s),
+        _ => Err(Error::BadService),
+    }
+}
+
+pub fn operators(conn: &Connection, country_id: Option<i64>) -> Result<Vec<Operator>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT country_id, code, name FROM operators WHERE ?1 IS NULL OR country_id = ?1 \
+         ORDER BY country_id, code",
+    )?;
+    let rows = stmt.query_map([country_id], |r| {
+        Ok(Operator {
+            country_id: r.get(0)?,
+            code: r.get(1)?,
+            name: r.get(2)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub fn operator_exists(conn: &Connection, country_id: i64, code: &str) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM operators WHERE country_id = ?1 AND code = ?2")?
+        .query_row(params![country_id, code], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+/// The price of a pair: the operator's own price when one is set, else the pair's.
+pub fn price(
+    conn: &Connection,
+    country_id: i64,
+    service: &str,
+    operator: &str,
+) -> Result<Option<Price>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT price_minor, rent_hour_minor FROM prices WHERE country_id = ?1 AND service = ?2 \
+             AND operator IN ('', ?3) ORDER BY operator DESC LIMIT 1",
+        )?
+        .query_row(params![country_id, service, operator], |r| {
+            Ok(Price {
+                price_minor: r.get(0)?,
+                rent_hour_minor: r.get(1)?,
+            })
+        })
+        .optional()?)
+}
+
+pub fn set_price(
+    conn: &Connection,
+    country_id: i64,
+    service: &str,
+    operator: &str,
+    price: Price,
+) -> Result<()> {
+    if price.price_minor < 0 || price.rent_hour_minor < 0 {
+        return Err(Error::invalid("Prices cannot be negative."));
+    }
+    live_country(conn, country_id)?;
+    if self::service(conn, service)?.is_none() {
+        return Err(Error::BadService);
+    }
+    conn.execute(
+        "INSERT INTO prices (country_id, service, operator, price_minor, rent_hour_minor) \
+         VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (country_id, service, operator) DO UPDATE \
+         SET price_minor = excluded.price_minor, rent_hour_minor = excluded.rent_hour_minor",
+        params![
+            country_id,
+            service,
+            operator,
+            price.price_minor,
+            price.rent_hour_minor
+        ],
+    )?;
+    Ok(())
+}
+
+pub fn set_enabled(conn: &Connection, table: &str, key: &str, enabled: bool) -> Result<()> {
+    let sql = match table {
+        "countries" => "UPDATE countries SET enabled = ?2 WHERE CAST(id AS TEXT) = ?1",
+        "services" => "UPDATE services SET enabled = ?2 WHERE code = ?1",
+        _ => return Err(Error::invalid("unknown catalogue table")),
+    };
+    if conn.execute(sql, params![key, enabled])? == 0 {
+        return Err(Error::NotFound("catalogue entry"));
+    }
+    Ok(())
+}
+
+/// One stored price with the switches of its country and service, for the admin (disabled
+/// entries included, operator prices too).
+#[derive(Debug, Clone, Serialize)]
+pub struct PriceRow {
+    pub country: i64,
+    pub service: String,
+    /// Empty for the pair's own price.
+    pub operator: String,
+    pub price_minor: i64,
+    pub rent_hour_minor: i64,
+    pub country_enabled: bool,
+    pub service_enabled: bool,
+}
+
+/// Every stored price, optionally of one country and/or one service.
+pub fn price_rows(
+    conn: &Connection,
+    country: Option<i64>,
+    service: Option<&str>,
+) -> Result<Vec<PriceRow>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT p.country_id, p.service, p.operator, p.price_minor, p.rent_hour_minor, \
+         c.enabled, s.enabled FROM prices p JOIN countries c ON c.id = p.country_id \
+         JOIN services s ON s.code = p.service \
+         WHERE (?1 IS NULL OR p.country_id = ?1) AND (?2 IS NULL OR p.service = ?2) \
+         ORDER BY p.country_id, p.service, p.operator",
+    )?;
+    let rows = stmt.query_map(params![country, service], |r| {
+        Ok(PriceRow {
+            country: r.get(0)?,
+            service: r.get(1)?,
+            operator: r.get(2)?,
+            price_minor: r.get(3)?,
+            rent_hour_minor: r.get(4)?,
+            country_enabled: r.get(5)?,
+            service_enabled: r.get(6)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// One row of the price list.
+#[derive(Debug, Clone, Serialize)]
+pub struct Offer {
+    pub country: i64,
+    pub service: String,
+    pub price_minor: i64,
+    pub rent_hour_minor: i64,
+    pub stock: i64,
+}
+
+/// Condition on `n` (numbers) for a number of our own stock that may be handed out now: free,
+/// and on sale (its device online; upstream numbers never are).
+pub const NUMBER_USABLE: &str = "n.state = 'free' AND n.on_sale = 1";
+
+/// Free numbers that could serve each (country, service) right now, for every enabled pair
+/// with a price, in one pass over the inventory. While the simulator is on, every pair also
+/// has [`simulator::STOCK`]: it makes a number for any order the inventory cannot serve.
+/// The stock of upstream providers on sale is added; a pair with no own stock shows the
+/// cheapest upstream price instead of the catalogue's (own stock sells at the catalogue
+/// price).
+pub fn offers(
+    conn: &Connection,
+    country: Option<i64>,
+    service: Option<&str>,
+    cooldown: u64,
+    now: Timestamp,
+) -> Result<Vec<Offer>> {
+    let cutoff = cooldown_cutoff(cooldown, now);
+    let mut free: HashMap<i64, i64> = HashMap::new();
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT n.country_id, COUNT(*) FROM numbers n WHERE {NUMBER_USABLE} GROUP BY n.country_id"
+    ))?;
+    for row in stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))? {
+        let (c, n) = row?;
+        free.insert(c, n);
+    }
+    let mut taken: HashMap<(i64, String), i64> = HashMap::new();
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT n.country_id, u.service, COUNT(*) FROM number_usage u JOIN numbers n \
+         ON n.id = u.number_id WHERE {NUMBER_USABLE} AND (u.blocked = 1 OR u.last_used_at > ?1) \
+         GROUP BY n.country_id, u.service"
+    ))?;
+    for row in stmt.query_map([cutoff], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, i64>(2)?,
+        ))
+    })? {
+        let (c, s, n) = row?;
+        taken.insert((c, s), n);
+    }
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT p.country_id, p.service, p.price_minor, p.rent_hour_minor FROM prices p \
+         JOIN countries c ON c.id = p.country_id AND c.enabled = 1 \
+         JOIN services s ON s.code = p.service AND s.enabled = 1 \
+         WHERE p.operator = '' AND (?1 IS NULL OR p.country_id = ?1) AND (?2 IS NULL OR p.service = ?2) \
+         AND {} ORDER BY p.country_id, p.service",
+        crate::domain::market::blocklist::not_blocked_sql("p.country_id", "p.service")
+    ))?;
+    let rows = stmt.query_map(params![country, service], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, i64>(2)?,
+            r.get::<_, i64>(3)?,
+        ))
+    })?;
+    let simulated = if simulator::enabled(conn)? {
+        simulator::STOCK
+    } else {
+        0
+    };
+    let upstream = providers::stock(conn, now)?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (c, s, price_minor, rent_hour_minor) = row?;
+        let stock =
+            free.get(&c).copied().unwrap_or(0) - taken.get(&(c, s.clone())).copied().unwrap_or(0);
+        let own = stock.max(0) + simulated;
+        let (up_stock, up_price) = upstream.get(&(c, s.clone())).copied().unwrap_or((0, 0));
+        out.push(Offer {
+            country: c,
+            service: s,
+            price_minor: if own == 0 && up_stock > 0 {
+                up_price
+            } else {
+                price_minor
+            },
+            rent_hour_minor,
+            stock: own + up_stock,
+        });
+    }
+    Ok(out)
+}
+
+/// Every activation price: (country, service, operator) → minor units. Operator "" is the
+/// pair's own price, which applies to operators without one of their own (see [`price`]).
+pub fn price_table(conn: &Connection) -> Result<HashMap<(i64, String, String), i64>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT country_id, service, operator, price_minor FROM prices")?;
+    let rows = stmt.query_map([], |r| Ok(((r.get(0)?, r.get(1)?, r.get(2)?), r.get(3)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Free numbers by country, operator and service, counted in two passes over the inventory
+/// (the same rules as [`offers`], the simulator's stock included).
+#[derive(Debug, Default)]
+pub struct Stock {
+    /// (country, operator) → usable numbers.
+    free: HashMap<(i64, String), i64>,
+    /// (country, operator, service) → usable numbers that may not serve that service now.
+    taken: HashMap<(i64, String, String), i64>,
+    /// The same summed over operators.
+    free_any: HashMap<i64, i64>,
+    taken_any: HashMap<(i64, String), i64>,
+    /// Added to every count while the simulator is on (see [`offers`]).
+    simulated: i64,
+    /// (country, service) → upstream stock on sale and its cheapest price (any operator).
+    upstream: HashMap<(i64, String), (i64, i64)>,
+}
+
+impl Stock {
+    /// Numbers that could serve `service` in `country`, of `operator` (None: of any).
+    pub fn get(&self, country: i64, operator: Option<&str>, service: &str) -> i64 {
+        let upstream = match operator {
+            Some(_) => 0,
+            None => self.upstream_of(country, service).0,
+        };
+        self.own(country, operator, service) + upstream
+    }
+
+    /// The price shown for an activation whose catalogue price is `catalogue_price`: the
+    /// cheapest upstream price when only upstream providers have stock (see [`offers`]).
+    pub fn shown_price(
+        &self,
+        country: i64,
+        operator: Option<&str>,
+        service: &str,
+        catalogue_price: i64,
+    ) -> i64 {
+        let (up_stock, up_price) = self.upstream_of(country, service);
+        if operator.is_none() && up_stock > 0 && self.own(country, None, service) == 0 {
+            up_price
+        } else {
+            catalogue_price
+        }
+    }
+
+    fn upstream_of(&self, country: i64, service: &str) -> (i64, i64) {
+        self.upstream
+            .get(&(country, service.to_string()))
+            .copied()
+            .unwrap_or((0, 0))
+    }
+
+    /// Our own numbers (the simulator's included).
+    fn own(&self, country: i64, operator: Option<&str>, service: &str) -> i64 {
+        let (free, taken) = match operator {
+            Some(op) => (
+                self.free.get(&(country, op.to_string())),
+                self.taken
+                    .get(&(country, op.to_string(), service.to_string())),
+            ),
+            None => (
+                self.free_any.get(&country),
+                self.taken_any.get(&(country, service.to_string())),
+            ),
+        };
+        (free.copied().unwrap_or(0) - taken.copied().unwrap_or(0)).max(0) + self.simulated
+    }
+}
+
+pub fn stock(conn: &Connection, cooldown: u64, now: Timestamp) -> Result<Stock> {
+    let mut out = Stock {
+        simulated: if simulator::enabled(conn)? {
+            simulator::STOCK
+        } else {
+            0
+        },
+        upstream: providers::stock(conn, now)?,
+        ..Stock::default()
+    };
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT n.country_id, n.operator, COUNT(*) FROM numbers n WHERE {NUMBER_USABLE} \
+         GROUP BY n.country_id, n.operator"
+    ))?;
+    for row in stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, i64>(2)?,
+        ))
+    })? {
+        let (c, o, n) = row?;
+        *out.free_any.entry(c).or_default() += n;
+        out.free.insert((c, o), n);
+    }
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT n.country_id, n.operator, u.service, COUNT(*) FROM number_usage u JOIN numbers n \
+         ON n.id = u.number_id WHERE {NUMBER_USABLE} AND (u.blocked = 1 OR u.last_used_at > ?1) \
+         GROUP BY n.country_id, n.operator, u.service"
+    ))?;
+    for row in stmt.query_map([cooldown_cutoff(cooldown, now)], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, i64>(3)?,
+        ))
+    })? {
+        let (c, o, s, n) = row?;
+        *out.taken_any.entry((c, s.clone())).or_default() += n;
+        out.taken.insert((c, o, s), n);
+    }
+    Ok(out)
+}
+
+/// Usage newer than this blocks reuse for the same service; cooldown 0 means "never reuse".
+pub fn cooldown_cutoff(cooldown: u64, now: Timestamp) -> Timestamp {
+    if cooldown == 0 {
+        i64::MIN
+    } else {
+        now - cooldown as i64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db;
+
+    #[test]
+    fn seeding_fills_every_pair_with_a_price() {
+        let conn = db::memory();
+        assert!(seed_if_empty(&conn).unwrap());
+        assert!(!seed_if_empty(&conn).unwrap());
+        let pairs: i64 = conn
+            .query_row("SELECT COUNT(*) FROM prices", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(pairs as usize, seed::COUNTRIES.len() * seed::SERVICES.len());
+        assert_eq!(live_country(&conn, 6).unwrap().name, "Indonesia");
+        assert!(matches!(live_service(&conn, "zz"), Err(Error::BadService)));
+        assert!(price(&conn, 6, "tg", "").unwrap().unwrap().price_minor > 0);
+    }
+
+    #[test]
+    fn the_simulator_stocks_every_pair() {
+        let conn = db::memory();
+        seed_if_empty(&conn).unwrap();
+        let stock = |conn: &Connection| offers(conn, Some(6), Some("tg"), 0, 0).unwrap()[0].stock;
+        assert_eq!(stock(&conn), 0);
+        simulator::configure(&conn, true, simulator::Mode::Normal).unwrap();
+        assert_eq!(stock(&conn), simulator::STOCK);
+        simulator::configure(&conn, false, simulator::Mode::Normal).unwrap();
+        assert_eq!(stock(&conn), 0);
+    }
+
+    #[test]
+    fn stock_counts_per_operator_and_in_total() {
+        let conn = db::memory();
+        seed_if_empty(&conn).unwrap();
+        for (phone, op) in [
+            ("62811", "telkomsel"),
+            ("62812", "telkomsel"),
+            ("62855", "indosat"),
+        ] {
+            conn.execute(
+                "INSERT INTO numbers (phone, country_id, operator, source, created_at) \
+                 VALUES (?1, 6, ?2, 'manual', 0)",
+                params![phone, op],
+            )
+            .unwrap();
+        }
+        // One telkomsel number has served Telegram for good.
+        conn.execute(
+            "INSERT INTO number_usage (number_id, service, last_used_at, blocked) \
+             SELECT id, 'tg', 0, 1 FROM numbers WHERE phone = '62811'",
+            [],
+        )
+        .unwrap();
+        let s = stock(&conn, 0, 10).unwrap();
+        assert_eq!(s.get(6, None, "tg"), 2);
+        assert_eq!(s.get(6, Some("telkomsel"), "tg"), 1);
+        assert_eq!(s.get(6, Some("telkomsel"), "wa"), 2);
+        assert_eq!(s.get(6, Some("indosat"), "tg"), 1);
+        assert_eq!(s.get(6, Some("xl"), "tg"), 0);
+        assert_eq!(s.get(0, None, "tg"), 0);
+        let offered = offers(&conn, Some(6), Some("tg"), 0, 10).unwrap()[0].stock;
+        assert_eq!(offered, s.get(6, None, "tg"));
+        simulator::configure(&conn, true, simulator::Mode::Normal).unwrap();
+        assert_eq!(
+            stock(&conn, 0, 10).unwrap().get(0, None, "tg"),
+            simulator::STOCK
+        );
+    }
+
+    #[test]
+    fn operator_price_overrides_the_pair_price() {
+        let conn = db::memory();
+        seed_if_empty(&conn).unwrap();
+        let base = price(&conn, 0, "tg", "mts").unwrap().unwrap();
+        set_price(
+            &conn,
+            0,
+            "tg",
+            "mts",
+            Price {
+                price_minor: 999,
+                rent_hour_minor: 9,
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            price(&conn, 0, "tg", "mts").unwrap().unwrap().price_minor,
+            999
+        );
+        assert_eq!(price(&conn, 0, "tg", "beeline").unwrap().unwrap(), base);
+        let rows = price_rows(&conn, Some(0), Some("tg")).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(
+            (rows[0].operator.as_str(), rows[0].price_minor),
+            ("", base.price_minor)
+        );
+        assert_eq!(
+            (rows[1].operator.as_str(), rows[1].price_minor),
+            ("mts", 999)
+        );
+        assert!(rows[1].country_enabled && rows[1].service_enabled);
+    }
+}

@@ -1,0 +1,454 @@
+//! Operators' earnings (SPEC §5): the operator who owns a number (`numbers.owner_id`) earns
+//! `operator_share` percent of every completed activation and every rental that ran its
+//! course on it (finished or expired; not cancelled), as one `earning` ledger row referring to
+//! the order. The row is written through the wallet in the transaction that ends the order,
+//! and the ledger's unique `ledger_one_earning` index makes a second one for the same order
+//! impossible. Also the operator's views of its money: ledger rows, totals, and the orders
+//! on its numbers (never the customer nor the SMS).
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+
+use crate::clock::Timestamp;
+use crate::domain::market::activations::Activation;
+use crate::domain::market::rentals::Rental;
+use crate::domain::market::wallet::{self, Kind};
+use crate::domain::Result;
+
+/// `percent` of `amount_minor`, rounded down to whole minor units.
+pub fn share_of(amount_minor: i64, percent: u32) -> i64 {
+    if amount_minor <= 0 {
+        return 0;
+    }
+    (amount_minor as i128 * percent.min(100) as i128 / 100) as i64
+}
+
+/// The operator who should be paid for an order on `number_id`: the number's owner, unless
+/// that account is closed (its balance was forfeited; nothing more accrues to it).
+fn payee(conn: &Connection, number_id: Option<i64>) -> Result<Option<i64>> {
+    let Some(number_id) = number_id else {
+        return Ok(None);
+    };
+    Ok(conn
+        .prepare_cached(
+            "SELECT u.id FROM numbers n JOIN users u ON u.id = n.owner_id \
+             WHERE n.id = ?1 AND u.state NOT IN ('terminated', 'deleted')",
+        )?
+        .query_row([number_id], |r| r.get(0))
+        .optional()?)
+}
+
+fn credit(
+    conn: &Connection,
+    number_id: Option<i64>,
+    amount_minor: i64,
+    percent: u32,
+    reference: wallet::Ref<'_>,
+    note: &str,
+    now: Timestamp,
+) -> Result<Option<i64>> {
+    let earned = share_of(amount_minor, percent);
+    if earned == 0 {
+        return Ok(None);
+    }
+    let Some(operator) = payee(conn, number_id)? else {
+        return Ok(None);
+    };
+    wallet::post(conn, operator, earned, Kind::Earning, reference, note, now)?;
+    Ok(Some(earned))
+}
+
+/// Credits the owner of the activation's number its share of the price; call it in the
+/// transaction that completes the activation. Returns the amount credited, if any.
+pub fn credit_activation(
+    conn: &Connection,
+    a: &Activation,
+    percent: u32,
+    now: Timestamp,
+) -> Result<Option<i64>> {
+    credit(
+        conn,
+        a.number_id,
+        a.price_minor,
+        percent,
+        ("activation", Some(a.id)),
+        &a.service,
+        now,
+    )
+}
+
+/// Credits the owner of the rental's number its share of everything the renter paid
+/// (extensions and renewals included); call it in the transaction that finishes or expires
+/// the rental.
+pub fn credit_rental(
+    conn: &Connection,
+    r: &Rental,
+    percent: u32,
+    now: Timestamp,
+) -> Result<Option<i64>> {
+    credit(
+        conn,
+        r.number_id,
+        r.paid_minor,
+        percent,
+        ("rental", Some(r.id)),
+        &format!("{} rental", r.service),
+        now,
+    )
+}
+
+/// An operator's money at a glance.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Totals {
+    /// Earnings credited since `since` (the start of the month).
+    pub earned_since: i64,
+    /// Every earning ever credited.
+    pub earned_total: i64,
+    /// Payouts paid so far (a positive number).
+    pub paid_out: i64,
+    /// The wallet balance.
+    pub balance: i64,
+    /// Payout requests still waiting for the admin.
+    pub pending_payouts: i64,
+}
+
+pub fn totals(conn: &Connection, user_id: i64, since: Timestamp) -> Result<Totals> {
+    let (earned_since, earned_total, paid_out): (i64, i64, i64) = conn
+        .prepare_cached(
+            "SELECT COALESCE(SUM(CASE WHEN kind = 'earning' AND created_at >= ?2 \
+                                  THEN amount_minor END), 0), \
+                    COALESCE(SUM(CASE WHEN kind = 'earning' THEN amount_minor END), 0), \
+                    COALESCE(-SUM(CASE WHEN kind = 'payout' THEN amount_minor END), 0) \
+             FROM ledger WHERE user_id = ?1 AND kind IN ('earning', 'payout')",
+        )?
+        .query_row(params![user_id, since], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
+    Ok(Totals {
+        earned_since,
+        earned_total,
+        paid_out,
+        balance: wallet::balance(conn, user_id)?,
+        pending_payouts: crate::domain::supply::payouts::requested_total(conn, user_id)?,
+    })
+}
+
+/// The start (00:00 UTC on the 1st) of the month that contains `now`.
+pub fn month_start(now: Timestamp) -> Timestamp {
+    use chrono::{Datelike, TimeZone, Utc};
+    let Some(d) = chrono::DateTime::from_timestamp(now, 0) else {
+        return now;
+    };
+    Utc.with_ymd_and_hms(d.year(), d.month(), 1, 0, 0, 0)
+        .single()
+        .map(|m| m.timestamp())
+        .unwrap_or(now)
+}
+
+/// A row of the operator's earnings page: an earning or a payout, with the running sum of
+/// both kinds up to and including it ("net earned") and the wallet balance after it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    pub id: i64,
+    pub created_at: Timestamp,
+    pub kind: String,
+    pub ref_type: String,
+    pub ref_id: Option<i64>,
+    pub note: String,
+    pub amount_minor: i64,
+    pub net_minor: i64,
+    pub balance_after: i64,
+}
+
+/// One page (newest first) of an operator's earning and payout rows.
+pub fn rows(conn: &Connection, user_id: i64, limit: i64, offset: i64) -> Result<Vec<Row>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, created_at, kind, ref_type, ref_id, note, amount_minor, net, balance_after \
+         FROM (SELECT *, SUM(amount_minor) OVER (ORDER BY id) AS net FROM ledger \
+               WHERE user_id = ?1 AND kind IN ('earning', 'payout')) \
+         ORDER BY id DESC LIMIT ?2 OFFSET ?3",
+    )?;
+    let rows = stmt.query_map(params![user_id, limit, offset], |r| {
+        Ok(Row {
+            id: r.get(0)?,
+            created_at: r.get(1)?,
+            kind: r.get(2)?,
+            ref_type: r.get(3)?,
+            ref_id: r.get(4)?,
+            note: r.get(5)?,
+            amount_minor: r.get(6)?,
+            net_minor: r.get(7)?,
+            balance_after: r.get(8)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// An order on one of the operator's numbers, as the operator may see it: no customer, no
+/// message text.
+#[derive(Debug, Clone, Serialize)]
+pub struct Sale {
+    /// `activation` or `rental`.
+    pub kind: &'static str,
+    pub id: i64,
+    pub created_at: Timestamp,
+    pub phone: String,
+    pub country_id: i64,
+    pub service: String,
+    pub status: String,
+    pub price_minor: i64,
+    /// What the operator earned on it (None: nothing, or not yet).
+    pub earned_minor: Option<i64>,
+}
+
+/// One page (newest first) of the activations and rentals on numbers the operator owns.
+pub fn sales(conn: &Connection, owner_id: i64, limit: i64, offset: i64) -> Result<Vec<Sale>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT s.kind, s.id, s.created_at, s.phone, s.country_id, s.service, s.status, \
+                s.price, (SELECT l.amount_minor FROM ledger l WHERE l.kind = 'earning' \
+                          AND l.ref_type = s.kind AND l.ref_id = s.id AND l.user_id = ?1) \
+         FROM (SELECT 'activation' AS kind, a.id, a.created_at, a.phone, a.country_id, \
+                      a.service, a.status, a.price_minor AS price \
+               FROM activations a JOIN numbers n ON n.id = a.number_id WHERE n.owner_id = ?1 \
+               UNION ALL \
+               SELECT 'rental', r.id, r.created_at, r.phone, r.country_id, r.service, \
+                      r.status, r.paid_minor \
+               FROM rentals r JOIN numbers n ON n.id = r.number_id WHERE n.owner_id = ?1) s \
+         ORDER BY s.created_at DESC, s.id DESC LIMIT ?2 OFFSET ?3",
+    )?;
+    let rows = stmt.query_map(params![owner_id, limit, offset], |r| {
+        let kind: String = r.get(0)?;
+        Ok(Sale {
+            kind: if kind == "rental" {
+                "rental"
+            } else {
+                "activation"
+            },
+            id: r.get(1)?,
+            created_at: r.get(2)?,
+            phone: r.get(3)?,
+            country_id: r.get(4)?,
+            service: r.get(5)?,
+            status: r.get(6)?,
+            price_minor: r.get(7)?,
+            earned_minor: r.get(8)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db;
+    use crate::domain::accounts::{self, NewUser, Role};
+    use crate::domain::market::activations::{self, CancelReason, OrderRequest, Placed, Policy};
+    use crate::domain::market::catalogue;
+    use crate::domain::market::inbox::{self, Inbound};
+    use crate::domain::market::rentals::{self, RentRequest};
+
+    const T0: i64 = 1_000_000;
+    const POLICY: Policy = Policy {
+        early_cancel: 120,
+        default_ttl: 1200,
+        max_live: 5,
+        cooldown: 0,
+        sim_delay: 5,
+        operator_share: 70,
+    };
+
+    fn account(conn: &Connection, email: &str, role: Role) -> i64 {
+        accounts::create(
+            conn,
+            &NewUser {
+                email,
+                password_hash: None,
+                role,
+                verified: true,
+                age_confirmed: true,
+                aup_accepted: true,
+            },
+            T0,
+        )
+        .unwrap()
+        .id
+    }
+
+    /// A customer with 100.00, an operator owning three numbers in Indonesia (a number serves
+    /// a service once: the policy has no reuse cooldown).
+    fn world() -> (Connection, i64, i64) {
+        let conn = db::memory();
+        catalogue::seed_if_empty(&conn).unwrap();
+        let customer = account(&conn, "c@example.com", Role::User);
+        let op = account(&conn, "op@example.com", Role::Operator);
+        wallet::post(
+            &conn,
+            customer,
+            10_000,
+            Kind::Adjustment,
+            ("", None),
+            "",
+            T0,
+        )
+        .unwrap();
+        for phone in ["62811000001", "62811000002", "62811000003"] {
+            conn.execute(
+                "INSERT INTO numbers (phone, country_id, source, owner_id, created_at) \
+                 VALUES (?1, 6, 'manual', ?2, ?3)",
+                params![phone, op, T0],
+            )
+            .unwrap();
+        }
+        (conn, customer, op)
+    }
+
+    fn order(conn: &Connection, customer: i64, now: i64) -> Activation {
+        let user = accounts::get(conn, customer).unwrap();
+        let req = OrderRequest {
+            country: 6,
+            service: "tg".into(),
+            ..Default::default()
+        };
+        match activations::order(conn, &user, &req, &POLICY, now).unwrap() {
+            Placed::New(a) => a,
+            Placed::Existing(a) => a,
+        }
+    }
+
+    fn sms(conn: &Connection, to: &str, now: i64) {
+        let msg = Inbound {
+            to: to.into(),
+            sender: "Telegram".into(),
+            text: "Telegram code: 12345".into(),
+            received_at: now,
+            source: "test".into(),
+            source_msg_id: None,
+            device_id: None,
+        };
+        inbox::ingest(conn, &msg, now).unwrap();
+    }
+
+    fn earnings_of(conn: &Connection, op: i64) -> Vec<(String, Option<i64>, i64)> {
+        conn.prepare("SELECT ref_type, ref_id, amount_minor FROM ledger WHERE user_id = ?1 AND kind = 'earning' ORDER BY id")
+            .unwrap()
+            .query_map([op], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_completed_activation_earns_the_share_once() {
+        let (conn, customer, op) = world();
+        let a = order(&conn, customer, T0);
+        sms(&conn, &a.phone, T0 + 10);
+        activations::complete(&conn, customer, a.id, &POLICY, T0 + 20).unwrap();
+        let want = share_of(a.price_minor, 70);
+        assert!(want > 0);
+        assert_eq!(
+            earnings_of(&conn, op),
+            [("activation".into(), Some(a.id), want)]
+        );
+        // Never twice for the same order, whatever path tries.
+        assert!(credit_activation(&conn, &a, 70, T0 + 30).is_err());
+        assert_eq!(wallet::balance(&conn, op).unwrap(), want);
+        // A second order that expires with its code also earns.
+        let b = order(&conn, customer, T0 + 100);
+        sms(&conn, &b.phone, T0 + 110);
+        activations::expire_due(&conn, &POLICY, b.expires_at).unwrap();
+        assert_eq!(earnings_of(&conn, op).len(), 2);
+        let t = totals(&conn, op, month_start(T0)).unwrap();
+        assert_eq!(t.earned_total, 2 * want);
+        assert_eq!(t.balance, 2 * want);
+        let page = rows(&conn, op, 10, 0).unwrap();
+        assert_eq!(page[0].net_minor, 2 * want);
+        assert_eq!(page[1].net_minor, want);
+        let sold = sales(&conn, op, 10, 0).unwrap();
+        assert_eq!(sold.len(), 2);
+        assert_eq!(sold[0].earned_minor, Some(want));
+        assert_eq!(sold[0].status, "completed");
+        assert!(wallet::check(&conn).unwrap().is_empty());
+    }
+
+    #[test]
+    fn no_earning_without_a_code_or_without_an_owner() {
+        let (conn, customer, op) = world();
+        let a = order(&conn, customer, T0);
+        activations::cancel(
+            &conn,
+            customer,
+            a.id,
+            CancelReason::Cancel,
+            &POLICY,
+            T0 + 200,
+        )
+        .unwrap();
+        let b = order(&conn, customer, T0 + 300);
+        activations::expire_due(&conn, &POLICY, b.expires_at).unwrap();
+        assert!(earnings_of(&conn, op).is_empty());
+        conn.execute("UPDATE numbers SET owner_id = NULL", [])
+            .unwrap();
+        let c = order(&conn, customer, T0 + 5000);
+        sms(&conn, &c.phone, T0 + 5010);
+        activations::complete(&conn, customer, c.id, &POLICY, T0 + 5020).unwrap();
+        let total: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM ledger WHERE kind = 'earning'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(total, 0);
+        let sold = sales(&conn, op, 10, 0).unwrap();
+        assert!(sold.iter().all(|s| s.earned_minor.is_none()));
+    }
+
+    #[test]
+    fn rentals_earn_when_they_run_their_course_not_when_cancelled() {
+        let (conn, customer, op) = world();
+        let rent = |now| {
+            let user = accounts::get(&conn, customer).unwrap();
+            let req = RentRequest {
+                country: 6,
+                service: "tg".into(),
+                hours: 4,
+                auto_renew: false,
+                webhook_url: String::new(),
+            };
+            rentals::rent(&conn, &user, &req, &POLICY, now).unwrap()
+        };
+        let r = rent(T0);
+        rentals::cancel(&conn, customer, r.id, T0 + 60).unwrap();
+        assert!(earnings_of(&conn, op).is_empty());
+        let r = rent(T0 + 100);
+        rentals::finish(&conn, customer, r.id, &POLICY, T0 + 200).unwrap();
+        let r2 = rent(T0 + 300);
+        rentals::expire_due(&conn, &POLICY, r2.expires_at).unwrap();
+        assert_eq!(
+            earnings_of(&conn, op),
+            [
+                ("rental".into(), Some(r.id), share_of(r.paid_minor, 70)),
+                ("rental".into(), Some(r2.id), share_of(r2.paid_minor, 70))
+            ]
+        );
+        assert!(wallet::check(&conn).unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_share_rounds_down() {
+        assert_eq!(share_of(100, 70), 70);
+        assert_eq!(share_of(15, 70), 10); // 10.5
+        assert_eq!(share_of(1, 99), 0);
+        assert_eq!(share_of(999, 100), 999);
+        assert_eq!(share_of(999, 0), 0);
+        assert_eq!(share_of(-50, 70), 0);
+        assert_eq!(share_of(i64::MAX, 100), i64::MAX);
+    }
+
+    #[test]
+    fn month_start_is_the_first_at_midnight_utc() {
+        // 2024-02-29 13:14:15 UTC → 2024-02-01 00:00:00 UTC
+        assert_eq!(month_start(1_709_212_455), 1_706_745_600);
+        assert_eq!(month_start(1_706_745_600), 1_706_745_600);
+    }
+}

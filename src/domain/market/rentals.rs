@@ -1,0 +1,413 @@
+//! Rentals (SPEC §4): a number for hours to weeks; every SMS to it during the rental reaches
+//! the renter. Cancel with a full refund within the first 20 minutes if no SMS came; extend
+//! while active; optional auto-renew while the balance lasts; expiry frees the number.
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde::Serialize;
+
+use crate::clock::Timestamp;
+use crate::domain::accounts::User;
+use crate::domain::market::activations::{free_number, pick_number, take_number, Policy};
+use crate::domain::market::wallet::{self, Kind};
+use crate::domain::{
+    market::blocklist, market::catalogue, market::earnings, market::simulator, Error, Result,
+};
+
+/// Rental lengths allowed, in hours (SMS-Activate: 4 to 1344 hours = 8 weeks).
+pub const MIN_HOURS: i64 = 4;
+pub const MAX_HOURS: i64 = 1344;
+/// A rental without SMS can be cancelled with a refund this long after it began.
+pub const CANCEL_WINDOW: i64 = 20 * 60;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Active,
+    Finished,
+    Canceled,
+    Expired,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Active => "active",
+            Status::Finished => "finished",
+            Status::Canceled => "canceled",
+            Status::Expired => "expired",
+        }
+    }
+
+    fn parse(s: &str) -> Status {
+        match s {
+            "active" => Status::Active,
+            "finished" => Status::Finished,
+            "canceled" => Status::Canceled,
+            _ => Status::Expired,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Rental {
+    pub id: i64,
+    pub user_id: i64,
+    pub number_id: Option<i64>,
+    pub phone: String,
+    pub country_id: i64,
+    pub service: String,
+    pub hours: i64,
+    pub hour_minor: i64,
+    pub paid_minor: i64,
+    pub status: Status,
+    pub auto_renew: bool,
+    pub webhook_url: String,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub ended_at: Option<Timestamp>,
+}
+
+const COLS: &str =
+    "id, user_id, number_id, phone, country_id, service, hours, hour_minor, paid_minor, \
+                    status, auto_renew, webhook_url, created_at, expires_at, ended_at";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<Rental> {
+    let status: String = r.get(9)?;
+    Ok(Rental {
+        id: r.get(0)?,
+        user_id: r.get(1)?,
+        number_id: r.get(2)?,
+        phone: r.get(3)?,
+        country_id: r.get(4)?,
+        service: r.get(5)?,
+        hours: r.get(6)?,
+        hour_minor: r.get(7)?,
+        paid_minor: r.get(8)?,
+        status: Status::parse(&status),
+        auto_renew: r.get(10)?,
+        webhook_url: r.get(11)?,
+        created_at: r.get(12)?,
+        expires_at: r.get(13)?,
+        ended_at: r.get(14)?,
+    })
+}
+
+pub fn get(conn: &Connection, id: i64) -> Result<Option<Rental>> {
+    Ok(conn
+        .prepare_cached(&format!("SELECT {COLS} FROM rentals WHERE id = ?1"))?
+        .query_row([id], from_row)
+        .optional()?)
+}
+
+pub fn get_for(conn: &Connection, user_id: i64, id: i64) -> Result<Rental> {
+    match get(conn, id)? {
+        Some(r) if r.user_id == user_id => Ok(r),
+        _ => Err(Error::NotFound("rental")),
+    }
+}
+
+pub fn list(conn: &Connection, user_id: i64, active_only: bool, limit: i64) -> Result<Vec<Rental>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLS} FROM rentals WHERE user_id = ?1 AND (?2 = 0 OR status = 'active') ORDER BY id DESC LIMIT ?3"
+    ))?;
+    let rows = stmt.query_map(params![user_id, active_only, limit], from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+fn check_hours(hours: i64) -> Result<()> {
+    if !(MIN_HOURS..=MAX_HOURS).contains(&hours) {
+        return Err(Error::invalid(format!(
+            "A rental lasts from {MIN_HOURS} to {MAX_HOURS} hours."
+        )));
+    }
+    Ok(())
+}
+
+pub struct RentRequest {
+    pub country: i64,
+    pub service: String,
+    pub hours: i64,
+    pub auto_renew: bool,
+    pub webhook_url: String,
+}
+
+pub fn rent(
+    conn: &Connection,
+    user: &User,
+    req: &RentRequest,
+    policy: &Policy,
+    now: Timestamp,
+) -> Result<Rental> {
+    if !user.is_active() || !user.is_verified() {
+        return Err(Error::Forbidden(
+            "Confirm your e-mail address before renting.".into(),
+        ));
+    }
+    blocklist::check(conn, req.country, &req.service)?;
+    catalogue::live_country(conn, req.country)?;
+    let service = catalogue::live_service(conn, &req.service)?;
+    check_hours(req.hours)?;
+    let is_url = req.webhook_url.starts_with("https://") || req.webhook_url.starts_with("http://");
+    if !req.webhook_url.is_empty() && !is_url {
+        return Err(Error::invalid(
+            "The webhook URL must start with http:// or https://.",
+        ));
+    }
+    let hour = catalogue::price(conn, req.country, &service.code, "")?
+        .ok_or(Error::NoNumbers)?
+        .rent_hour_minor;
+    let total = hour * req.hours;
+    if user.balance_minor < total {
+        return Err(Error::NoBalance);
+    }
+    let mut picked = pick_number(
+        conn,
+        req.country,
+        &service.code,
+        "",
+        &[],
+        policy.cooldown,
+        now,
+    )?;
+    if picked.is_none() && simulator::enabled(conn)? {
+        picked = simulator::new_number(conn, req.country, "", &[], now)?;
+    }
+    let (number_id, phone, _, source) = picked.ok_or(Error::NoNumbers)?;
+    take_number(conn, number_id, &service.code, now)?;
+    conn.execute(
+        "INSERT INTO rentals (user_id, number_id, phone, country_id, service, hours, hour_minor, \
+         paid_minor, status, auto_renew, webhook_url, created_at, expires_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'active', ?9, ?10, ?11, ?12)",
+        params![
+            user.id,
+            number_id,
+            phone,
+            req.country,
+            service.code,
+            req.hours,
+            hour,
+            total,
+            req.auto_renew,
+            req.webhook_url,
+            now,
+            now + req.hours * 3600
+        ],
+    )?;
+    let id = conn.last_insert_rowid();
+    wallet::post(
+        conn,
+        user.id,
+        -total,
+        Kind::Charge,
+        ("rental", Some(id)),
+        &format!("{} h", req.hours),
+        now,
+    )?;
+    if source == simulator::SOURCE {
+        simulator::schedule_rental(conn, id, &service.code, policy.sim_delay, now)?;
+    }
+    get_for(conn, user.id, id)
+}
+
+fn has_messages(conn: &Connection, id: i64) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM messages WHERE rental_id = ?1 LIMIT 1")?
+        .query_row([id], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+fn end(conn: &Connection, r: &Rental, to: Status, now: Timestamp) -> Result<()> {
+    let n = conn.execute(
+        "UPDATE rentals SET status = ?2, ended_at = ?3 WHERE id = ?1 AND status = 'active'",
+        params![r.id, to.as_str(), now],
+    )?;
+    if n != 1 {
+        return Err(Error::BadStatus(
+            "The rental changed meanwhile; reload it.".into(),
+        ));
+    }
+    free_number(conn, r.number_id, now)?;
+    simulator::forget(conn, None, Some(r.id))
+}
+
+fn ended(r: &Rental) -> Error {
+    Error::BadStatus(format!("This rental is already {}.", r.status.as_str()))
+}
+
+/// Cancels with a full refund: only within 20 minutes of the start and before any SMS.
+pub fn cancel(conn: &Connection, user_id: i64, id: i64, now: Timestamp) -> Result<Rental> {
+    let r = get_for(conn, user_id, id)?;
+    if r.status != Status::Active {
+        return Err(ended(&r));
+    }
+    if now - r.created_at > CANCEL_WINDOW || has_messages(conn, id)? {
+        return Err(Error::BadStatus(
+            "A rental can be cancelled only in its first 20 minutes and before any SMS arrived."
+                .into(),
+        ));
+    }
+    end(conn, &r, Status::Canceled, now)?;
+    wallet::post(
+        conn,
+        r.user_id,
+        r.paid_minor,
+        Kind::Refund,
+        ("rental", Some(id)),
+        "canceled",
+        now,
+    )?;
+    get_for(conn, user_id, id)
+}
+
+/// Ends a rental early, without refund; the number's operator earns its share.
+pub fn finish(
+    conn: &Connection,
+    user_id: i64,
+    id: i64,
+    policy: &Policy,
+    now: Timestamp,
+) -> Result<Rental> {
+    let r = get_for(conn, user_id, id)?;
+    if r.status != Status::Active {
+        return Err(ended(&r));
+    }
+    end(conn, &r, Status::Finished, now)?;
+    earnings::credit_rental(conn, &r, policy.operator_share, now)?;
+    get_for(conn, user_id, id)
+}
+
+/// Adds `hours` to an active rental, charging them.
+pub fn extend(
+    conn: &Connection,
+    user_id: i64,
+    id: i64,
+    hours: i64,
+    now: Timestamp,
+) -> Result<Rental> {
+    let r = get_for(conn, user_id, id)?;
+    if r.status != Status::Active {
+        return Err(ended(&r));
+    }
+    // Its time is up even if the expiry job has not marked it yet.
+    if r.expires_at <= now {
+        return Err(Error::BadStatus("This rental has expired.".into()));
+    }
+    if !(1..=MAX_HOURS).contains(&hours)
+        || (r.expires_at - r.created_at) / 3600 + hours > MAX_HOURS * 4
+    {
+        return Err(Error::invalid(format!("Extend by 1 to {MAX_HOURS} hours.")));
+    }
+    let cost = r.hour_minor * hours;
+    wallet::post(
+        conn,
+        r.user_id,
+        -cost,
+        Kind::Charge,
+        ("rental", Some(id)),
+        &format!("extend {hours} h"),
+        now,
+    )?;
+    conn.execute(
+        "UPDATE rentals SET expires_at = expires_at + ?2, paid_minor = paid_minor + ?3 WHERE id = ?1",
+        params![id, hours * 3600, cost],
+    )?;
+    get_for(conn, user_id, id)
+}
+
+pub fn set_auto_renew(conn: &Connection, user_id: i64, id: i64, on: bool) -> Result<Rental> {
+    let r = get_for(conn, user_id, id)?;
+    if r.status != Status::Active {
+        return Err(ended(&r));
+    }
+    conn.execute(
+        "UPDATE rentals SET auto_renew = ?2 WHERE id = ?1",
+        params![id, on],
+    )?;
+    get_for(conn, user_id, id)
+}
+
+/// Renews due auto-renew rentals the balance can pay for, expires the rest (their numbers'
+/// operators earn their share). Returns (renewed, expired) ids.
+pub fn expire_due(
+    conn: &Connection,
+    policy: &Policy,
+    now: Timestamp,
+) -> Result<(Vec<i64>, Vec<i64>)> {
+    let due: Vec<Rental> = {
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {COLS} FROM rentals WHERE status = 'active' AND expires_at <= ?1 ORDER BY id LIMIT 500"
+        ))?;
+        let rows = stmt.query_map([now], from_row)?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    let (mut renewed, mut expired) = (Vec::new(), Vec::new());
+    for r in due {
+        if r.auto_renew {
+            let cost = r.hour_minor * r.hours;
+            match wallet::post(
+                conn,
+                r.user_id,
+                -cost,
+                Kind::Charge,
+                ("rental", Some(r.id)),
+                "auto-renew",
+                now,
+            ) {
+                Ok(_) => {
+                    conn.execute(
+                        "UPDATE rentals SET expires_at = expires_at + ?2, paid_minor = paid_minor + ?3 WHERE id = ?1",
+                        params![r.id, r.hours * 3600, cost],
+                    )?;
+                    renewed.push(r.id);
+                    continue;
+                }
+                Err(Error::NoBalance) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        end(conn, &r, Status::Expired, now)?;
+        earnings::credit_rental(conn, &r, policy.operator_share, now)?;
+        expired.push(r.id);
+    }
+    Ok((renewed, expired))
+}
+
+/// Ends every active rental of an account at once, because the account is being closed: one
+/// that received no SMS is `canceled` and refunded in full whatever its age, one that did is
+/// `finished`. Returns (refunded, finished) ids.
+pub fn close_all_for(
+    conn: &Connection,
+    user_id: i64,
+    operator_share: u32,
+    now: Timestamp,
+) -> Result<(Vec<i64>, Vec<i64>)> {
+    let live: Vec<Rental> = {
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {COLS} FROM rentals WHERE user_id = ?1 AND status = 'active' ORDER BY id"
+        ))?;
+        let rows = stmt.query_map([user_id], from_row)?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    let (mut refunded, mut finished) = (Vec::new(), Vec::new());
+    for r in live {
+        if has_messages(conn, r.id)? {
+            end(conn, &r, Status::Finished, now)?;
+            earnings::credit_rental(conn, &r, operator_share, now)?;
+            finished.push(r.id);
+        } else {
+            end(conn, &r, Status::Canceled, now)?;
+            wallet::post(
+                conn,
+                r.user_id,
+                r.paid_minor,
+                Kind::Refund,
+                ("rental", Some(r.id)),
+                crate::domain::market::activations::CLOSED_NOTE,
+                now,
+            )?;
+            refunded.push(r.id);
+        }
+    }
+    Ok((refunded, finished))
+}

@@ -1,0 +1,1015 @@
+//! Where an order's number comes from, and the bookkeeping of orders bought upstream.
+//!
+//! Routing ([`route`]): our own numbers first (the operators' SIMs, manual numbers, the
+//! simulator) at the catalogue price, when that price fits the customer's maximum; otherwise
+//! the upstream providers selling the pair at a price within it, higher priority first, then
+//! cheaper. Operator-specific orders are served from own stock only.
+//!
+//! An upstream purchase never holds the write transaction across the network:
+//! 1. [`route`] (transaction 1) validates, reserves the order (an activation with source
+//!    `upstream` and no number, an `upstream_orders` row in state `buying`) and charges the
+//!    highest price among the providers it may try;
+//! 2. `crate::upstream` calls the providers outside any transaction, in order;
+//! 3. [`settle`] (transaction 2) gives the order its number (`live`), or [`fail`] closes and
+//!    refunds it. A purchase interrupted between 1 and 3 is closed by [`recover_stale`].
+//!
+//! While an upstream order is live its status is polled ([`due`], [`apply_poll`]); a code
+//! goes through the one ingestion path (`inbox::ingest_coded`). When our order ends, the
+//! hook [`order_changed`] (called by `activations` in the same transaction) queues what the
+//! provider must be told, and the job sends it ([`pending_done`], [`pending_later`]).
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+
+use crate::clock::Timestamp;
+use crate::domain::accounts::User;
+use crate::domain::market::activations::{
+    self, Activation, CancelReason, OrderRequest, Placed, Policy, Status,
+};
+use crate::domain::market::inbox::{self, Delivered, Inbound};
+use crate::domain::supply::providers::{self, Candidate, Provider};
+use crate::domain::{Error, Result};
+
+/// At most this many providers are tried for one order.
+pub const MAX_CANDIDATES: usize = 3;
+/// Seconds between two status polls of a live upstream order without a code.
+pub const POLL_EVERY: i64 = 5;
+/// Seconds between polls once a code arrived (another may come after a retry).
+pub const POLL_AFTER_CODE: i64 = 30;
+/// Attempts to tell a provider our final state before giving up.
+pub const MAX_ATTEMPTS: i64 = 8;
+
+/// What a provider must be told about one of its orders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tell {
+    /// Our order completed (setStatus 6 / finish).
+    Finish,
+    /// Our order was cancelled or expired without a code (setStatus 8 / cancel).
+    Cancel,
+    /// The customer said the number was already used (setStatus 8 / ban).
+    Ban,
+    /// The customer asked for another code (setStatus 3; nothing to send on 5sim).
+    Retry,
+}
+
+impl Tell {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tell::Finish => "finish",
+            Tell::Cancel => "cancel",
+            Tell::Ban => "ban",
+            Tell::Retry => "retry",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Tell> {
+        Some(match s {
+            "finish" => Tell::Finish,
+            "cancel" => Tell::Cancel,
+            "ban" | "used" => Tell::Ban,
+            "retry" => Tell::Retry,
+            _ => return None,
+        })
+    }
+}
+
+/// The hook `activations` calls, in its transaction, when an order ends or asks for another
+/// code. Nothing happens for orders of our own numbers. An ending order moves its upstream
+/// order to `closing` with what to tell; an order still being bought keeps `buying` with the
+/// note, and [`settle`] then cancels the purchase.
+pub fn order_changed(
+    conn: &Connection,
+    activation_id: i64,
+    tell: Tell,
+    now: Timestamp,
+) -> Result<()> {
+    if tell == Tell::Retry {
+        conn.prepare_cached(
+            "UPDATE upstream_orders SET pending = 'retry', next_poll_at = ?2 \
+             WHERE activation_id = ?1 AND state = 'live'",
+        )?
+        .execute(params![activation_id, now])?;
+        return Ok(());
+    }
+    conn.prepare_cached(
+        "UPDATE upstream_orders SET pending = ?2, attempts = 0, next_poll_at = ?3, \
+         state = CASE state WHEN 'live' THEN 'closing' ELSE state END \
+         WHERE activation_id = ?1 AND state IN ('buying', 'live')",
+    )?
+    .execute(params![activation_id, tell.as_str(), now])?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Routing and buying
+
+/// Where an order goes.
+#[derive(Debug)]
+pub enum Routed {
+    /// Served from our own numbers (or the same client order id again).
+    Own(Placed),
+    /// Reserved and charged; to be bought from `candidates`, in order.
+    Upstream {
+        activation: Activation,
+        candidates: Vec<Candidate>,
+    },
+}
+
+/// Transaction 1 of an order: our own numbers if they can serve it, else a reservation for
+/// an upstream purchase. Errors are those of [`activations::order`]; when neither source can
+/// serve, the own-stock error (`NoNumbers`, `WrongMaxPrice` with the lowest price on offer,
+/// `NoBalance`).
+pub fn route(
+    conn: &Connection,
+    user: &User,
+    req: &OrderRequest,
+    policy: &Policy,
+    now: Timestamp,
+) -> Result<Routed> {
+    // A savepoint: a failed attempt on our own stock leaves nothing behind, whatever it
+    // wrote before failing, so the transaction can go on to an upstream reservation.
+    conn.execute_batch("SAVEPOINT own_order")?;
+    let own = activations::order(conn, user, req, policy, now);
+    if own.is_ok() {
+        conn.execute_batch("RELEASE own_order")?;
+    } else {
+        conn.execute_batch("ROLLBACK TO own_order; RELEASE own_order")?;
+    }
+    let own = match own {
+        Ok(placed) => return Ok(Routed::Own(placed)),
+        Err(e @ (Error::NoNumbers | Error::WrongMaxPrice { .. } | Error::NoBalance)) => e,
+        Err(e) => return Err(e),
+    };
+    let any_operator = matches!(
+        req.operator.as_deref().map(str::trim),
+        None | Some("" | "any")
+    );
+    if !any_operator {
+        return Err(own);
+    }
+    let service = req.service.trim().to_ascii_lowercase();
+    let all = providers::candidates(conn, req.country, &service, now)?;
+    let Some(cheapest) = all.iter().map(|c| c.price_minor).min() else {
+        return Err(own);
+    };
+    let fitting: Vec<Candidate> = all
+        .into_iter()
+        .filter(|c| req.max_price_minor.is_none_or(|m| c.price_minor <= m))
+        .collect();
+    if fitting.is_empty() {
+        let min_minor = match own {
+            Error::WrongMaxPrice { min_minor } => min_minor.min(cheapest),
+            _ => cheapest,
+        };
+        return Err(Error::WrongMaxPrice { min_minor });
+    }
+    let candidates: Vec<Candidate> = fitting
+        .into_iter()
+        .filter(|c| c.price_minor <= user.balance_minor)
+        .take(MAX_CANDIDATES)
+        .collect();
+    let Some(hold) = candidates.iter().map(|c| c.price_minor).max() else {
+        return Err(Error::NoBalance);
+    };
+    let req = OrderRequest {
+        service,
+        ..req.clone()
+    };
+    let activation = activations::reserve_upstream(conn, user, &req, hold, policy, now)?;
+    conn.prepare_cached(
+        "INSERT INTO upstream_orders (activation_id, provider_id, cost_minor, state, next_poll_at, \
+         created_at) VALUES (?1, ?2, ?3, 'buying', ?4, ?4)",
+    )?
+    .execute(params![
+        activation.id,
+        candidates[0].provider.id,
+        candidates[0].cost_minor,
+        now
+    ])?;
+    Ok(Routed::Upstream {
+        activation,
+        candidates,
+    })
+}
+
+/// A number a provider sold us.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bought {
+    pub upstream_id: String,
+    /// As the provider wrote it; digits are kept.
+    pub phone: String,
+    pub operator: String,
+    /// What the provider says it charged, when it says so (our minor units).
+    pub cost_minor: Option<i64>,
+}
+
+/// How transaction 2 went.
+#[derive(Debug)]
+pub enum Settled {
+    /// The order has its number.
+    Live(Box<Activation>),
+    /// Our order ended meanwhile (or the purchase was given up): the provider's order is
+    /// queued for cancelling.
+    Gone,
+    /// The number is busy with another live order of ours; the caller cancels this purchase
+    /// and tries the next provider.
+    NumberBusy,
+}
+
+/// Transaction 2 after a purchase from `c`.
+pub fn settle(
+    conn: &Connection,
+    activation_id: i64,
+    c: &Candidate,
+    b: &Bought,
+    now: Timestamp,
+) -> Result<Settled> {
+    let cost = b.cost_minor.unwrap_or(c.cost_minor);
+    let state: Option<(String, String)> = conn
+        .prepare_cached("SELECT state, pending FROM upstream_orders WHERE activation_id = ?1")?
+        .query_row([activation_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let a = activations::get(conn, activation_id)?;
+    let still_buying = matches!(&state, Some((s, p)) if s == "buying" && p.is_empty());
+    let a = match a {
+        Some(a) if still_buying && a.status == Status::Waiting && a.number_id.is_none() => a,
+        _ => {
+            conn.execute(
+                "UPDATE upstream_orders SET provider_id = ?2, upstream_id = ?3, cost_minor = ?4, \
+                 state = 'closing', pending = 'cancel', attempts = 0, next_poll_at = ?5 \
+                 WHERE activation_id = ?1",
+                params![activation_id, c.provider.id, b.upstream_id, cost, now],
+            )?;
+            return Ok(Settled::Gone);
+        }
+    };
+    let phone = inbox::digits(&b.phone);
+    let existing: Option<(i64, String)> = conn
+        .prepare_cached("SELECT id, state FROM numbers WHERE phone = ?1")?
+        .query_row([&phone], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let number_id = match existing {
+        Some((_, state)) if state != "free" => return Ok(Settled::NumberBusy),
+        Some((id, _)) => {
+            conn.execute(
+                "UPDATE numbers SET state = 'busy', last_used_at = ?2, \
+                 provider_id = CASE source WHEN 'upstream' THEN ?3 ELSE provider_id END, \
+                 operator = CASE source WHEN 'upstream' THEN ?4 ELSE operator END \
+                 WHERE id = ?1 AND state = 'free'",
+                params![id, now, c.provider.id, b.operator],
+            )?;
+            id
+        }
+        None => {
+            conn.execute(
+                "INSERT INTO numbers (phone, country_id, operator, source, provider_id, on_sale, \
+                 state, created_at, last_used_at) VALUES (?1, ?2, ?3, 'upstream', ?4, 0, 'busy', ?5, ?5)",
+                params![phone, a.country_id, b.operator, c.provider.id, now],
+            )?;
+            conn.last_insert_rowid()
+        }
+    };
+    conn.prepare_cached(
+        "INSERT INTO number_usage (number_id, service, last_used_at) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (number_id, service) DO UPDATE SET last_used_at = excluded.last_used_at",
+    )?
+    .execute(params![number_id, a.service, now])?;
+    let a =
+        activations::issue_upstream(conn, &a, number_id, &phone, &b.operator, c.price_minor, now)?;
+    conn.execute(
+        "UPDATE upstream_orders SET provider_id = ?2, upstream_id = ?3, cost_minor = ?4, \
+         state = 'live', pending = '', next_poll_at = ?5 WHERE activation_id = ?1",
+        params![
+            activation_id,
+            c.provider.id,
+            b.upstream_id,
+            cost,
+            now + POLL_EVERY
+        ],
+    )?;
+    providers::took_one(conn, c.provider.id, a.country_id, &a.service)?;
+    Ok(Settled::Live(Box::new(a)))
+}
+
+/// Transaction 2 when no provider sold a number: the order is closed and refunded.
+pub fn fail(conn: &Connection, activation_id: i64, now: Timestamp) -> Result<()> {
+    activations::close_unissued(conn, activation_id, "no upstream number", now)?;
+    conn.execute(
+        "UPDATE upstream_orders SET state = 'closed', pending = '' \
+         WHERE activation_id = ?1 AND state = 'buying'",
+        [activation_id],
+    )?;
+    Ok(())
+}
+
+/// Closes and refunds purchases still `buying` that started at or before `before` (the
+/// process stopped between transactions 1 and 2); how many.
+pub fn recover_stale(conn: &Connection, before: Timestamp, now: Timestamp) -> Result<usize> {
+    let ids: Vec<i64> = {
+        let mut stmt = conn.prepare_cached(
+            "SELECT activation_id FROM upstream_orders WHERE state = 'buying' AND created_at <= ?1 \
+             ORDER BY activation_id LIMIT 100",
+        )?;
+        let rows = stmt.query_map([before], |r| r.get(0))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    for &id in &ids {
+        activations::close_unissued(conn, id, "upstream purchase interrupted", now)?;
+        conn.execute(
+            "UPDATE upstream_orders SET state = 'closed', pending = '' WHERE activation_id = ?1",
+            [id],
+        )?;
+    }
+    Ok(ids.len())
+}
+
+// ---------------------------------------------------------------------------------------
+// Polling and telling
+
+/// An upstream order the job should look at now.
+#[derive(Debug, Clone)]
+pub struct Due {
+    pub activation_id: i64,
+    pub provider: Provider,
+    pub upstream_id: String,
+    /// `live` (poll; send a pending retry) or `closing` (send `pending`).
+    pub state: String,
+    pub pending: String,
+    pub attempts: i64,
+    pub phone: String,
+}
+
+/// Upstream orders due for a poll or a message, of providers not paused, oldest first.
+pub fn due(conn: &Connection, now: Timestamp, limit: i64) -> Result<Vec<Due>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT u.activation_id, u.provider_id, COALESCE(u.upstream_id, ''), u.state, u.pending, \
+         u.attempts, a.phone FROM upstream_orders u \
+         JOIN activations a ON a.id = u.activation_id JOIN providers p ON p.id = u.provider_id \
+         WHERE u.state IN ('live', 'closing') AND u.next_poll_at <= ?1 \
+         AND (p.paused_until IS NULL OR p.paused_until <= ?1) \
+         ORDER BY u.next_poll_at, u.activation_id LIMIT ?2",
+    )?;
+    let rows: Vec<(i64, i64, String, String, String, i64, String)> = stmt
+        .query_map(params![now, limit], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut out = Vec::with_capacity(rows.len());
+    for (activation_id, pid, upstream_id, state, pending, attempts, phone) in rows {
+        let Some(provider) = providers::get(conn, pid)? else {
+            continue;
+        };
+        out.push(Due {
+            activation_id,
+            provider,
+            upstream_id,
+            state,
+            pending,
+            attempts,
+            phone,
+        });
+    }
+    Ok(out)
+}
+
+/// An SMS a provider reports for an order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamSms {
+    /// Identifies it among the order's messages (de-duplication).
+    pub key: String,
+    pub sender: String,
+    /// The text when the provider gives it; else a short text built around the code.
+    pub text: String,
+    /// The code as the provider extracted it (wins over our own extraction).
+    pub code: Option<String>,
+}
+
+/// What a status poll found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Polled {
+    pub sms: Vec<UpstreamSms>,
+    /// The provider ended the order on its side.
+    pub ended: Option<Ended>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// Cancelled, expired or banned upstream.
+    Canceled,
+    /// Finished upstream.
+    Finished,
+}
+
+/// What a poll changed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// Messages delivered to the order.
+    pub delivered: usize,
+    /// Messages that came too late (our order had ended): not delivered, not charged.
+    pub late: usize,
+    /// Our order was cancelled and refunded because the provider ended it.
+    pub canceled: bool,
+}
+
+/// Applies a poll's result to a live upstream order (one transaction): each new SMS goes
+/// through the one ingestion path; a provider-side end cancels and refunds our order when it
+/// has no code (and closes the upstream order either way).
+pub fn apply_poll(conn: &Connection, d: &Due, p: &Polled, now: Timestamp) -> Result<Applied> {
+    let mut out = Applied::default();
+    let mut got_code = false;
+    for sms in &p.sms {
+        let msg = Inbound {
+            to: d.phone.clone(),
+            sender: sms.sender.clone(),
+            text: sms.text.clone(),
+            received_at: now,
+            source: format!("upstream:{}", d.provider.id),
+            source_msg_id: Some(format!("{}:{}", d.upstream_id, sms.key)),
+            device_id: None,
+        };
+        match inbox::ingest_coded(conn, &msg, sms.code.as_deref(), now)? {
+            Delivered::Activation { id, .. } if id == d.activation_id => {
+                out.delivered += 1;
+                got_code |= sms.code.is_some();
+                if let Some(code) = &sms.code {
+                    conn.execute(
+                        "UPDATE upstream_orders SET last_code = ?2 WHERE activation_id = ?1",
+                        params![d.activation_id, code],
+                    )?;
+                }
+            }
+            Delivered::Duplicate => got_code |= sms.code.is_some(),
+            Delivered::Activation { id, .. } => {
+                log::warn!(
+                    "upstream SMS for order {} reached order {id} on the same number",
+                    d.activation_id
+                );
+            }
+            _ => out.late += 1,
+        }
+    }
+    if let Some(ended) = p.ended {
+        let a = activations::get(conn, d.activation_id)?.ok_or(Error::NotFound("activation"))?;
+        if ended == Ended::Canceled && a.status.is_live() && a.code_at.is_none() {
+            // The provider gave up the number: no wait for the customer's cancel window.
+            let policy = Policy {
+                early_cancel: 0,
+                default_ttl: 0,
+                max_live: 0,
+                cooldown: 0,
+                sim_delay: 0,
+                operator_share: 0,
+            };
+            activations::cancel(conn, a.user_id, a.id, CancelReason::Cancel, &policy, now)?;
+            out.canceled = true;
+        }
+        conn.execute(
+            "UPDATE upstream_orders SET state = 'closed', pending = '' WHERE activation_id = ?1",
+            [d.activation_id],
+        )?;
+        return Ok(out);
+    }
+    let next = if got_code {
+        POLL_AFTER_CODE
+    } else {
+        POLL_EVERY
+    };
+    conn.execute(
+        "UPDATE upstream_orders SET next_poll_at = ?2 WHERE activation_id = ?1 AND state = 'live'",
+        params![d.activation_id, now + next],
+    )?;
+    Ok(out)
+}
+
+/// A poll or message that failed: try again later.
+pub fn poll_later(conn: &Connection, activation_id: i64, now: Timestamp) -> Result<()> {
+    conn.execute(
+        "UPDATE upstream_orders SET next_poll_at = ?2 WHERE activation_id = ?1",
+        params![activation_id, now + POLL_EVERY],
+    )?;
+    Ok(())
+}
+
+/// The provider took `what` (or has nothing more to hear about the order).
+pub fn pending_done(
+    conn: &Connection,
+    activation_id: i64,
+    what: &str,
+    now: Timestamp,
+) -> Result<()> {
+    conn.execute(
+        "UPDATE upstream_orders SET pending = '', attempts = 0, next_poll_at = ?3, \
+         state = CASE state WHEN 'closing' THEN 'closed' ELSE state END \
+         WHERE activation_id = ?1 AND pending = ?2",
+        params![activation_id, what, now + POLL_EVERY],
+    )?;
+    Ok(())
+}
+
+/// Telling the provider `what` failed: again later with back-off, given up after
+/// [`MAX_ATTEMPTS`] (the order is closed on our side whatever the provider thinks). True
+/// when given up.
+pub fn pending_later(
+    conn: &Connection,
+    activation_id: i64,
+    what: &str,
+    attempts: i64,
+    now: Timestamp,
+) -> Result<bool> {
+    let attempts = attempts + 1;
+    if attempts >= MAX_ATTEMPTS {
+        conn.execute(
+            "UPDATE upstream_orders SET pending = '', attempts = ?3, \
+             state = CASE state WHEN 'closing' THEN 'closed' ELSE state END \
+             WHERE activation_id = ?1 AND pending = ?2",
+            params![activation_id, what, attempts],
+        )?;
+        return Ok(true);
+    }
+    let wait = (POLL_EVERY << attempts.min(8)).min(3600);
+    conn.execute(
+        "UPDATE upstream_orders SET attempts = ?3, next_poll_at = ?4 \
+         WHERE activation_id = ?1 AND pending = ?2",
+        params![activation_id, what, attempts, now + wait],
+    )?;
+    Ok(false)
+}
+
+// ---------------------------------------------------------------------------------------
+// Routing table
+
+/// Where an order's number came from, for the routing table.
+pub fn source_label(source: &str, provider: Option<&str>) -> String {
+    match (source, provider) {
+        ("upstream", Some(name)) => format!("upstream: {name}"),
+        ("sim", _) => "own SIM".to_string(),
+        (other, _) => other.to_string(),
+    }
+}
+
+/// Success of ended orders per (country, service, source) since `since`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RouteRow {
+    pub country: i64,
+    pub service: String,
+    /// `own SIM`, `manual`, `simulator` or `upstream: NAME`.
+    pub source: String,
+    pub completed: i64,
+    pub ended: i64,
+}
+
+impl RouteRow {
+    pub fn success_percent(&self) -> i64 {
+        if self.ended == 0 {
+            0
+        } else {
+            self.completed * 100 / self.ended
+        }
+    }
+}
+
+/// Orders that got a number and ended since `since`, grouped by where the number came from.
+pub fn routing_table(conn: &Connection, since: Timestamp) -> Result<Vec<RouteRow>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT a.country_id, a.service, a.source, p.name, SUM(a.status = 'completed'), COUNT(*) \
+         FROM activations a LEFT JOIN upstream_orders u ON u.activation_id = a.id \
+         LEFT JOIN providers p ON p.id = u.provider_id \
+         WHERE a.status IN ('completed', 'canceled', 'expired') AND a.number_id IS NOT NULL \
+         AND a.ended_at >= ?1 GROUP BY a.country_id, a.service, a.source, p.id \
+         ORDER BY a.country_id, a.service, a.source, p.name",
+    )?;
+    let rows = stmt.query_map([since], |r| {
+        let source: String = r.get(2)?;
+        let provider: Option<String> = r.get(3)?;
+        Ok(RouteRow {
+            country: r.get(0)?,
+            service: r.get(1)?,
+            source: source_label(&source, provider.as_deref()),
+            completed: r.get(4)?,
+            ended: r.get(5)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db;
+    use crate::domain::accounts::{self, NewUser, Role};
+    use crate::domain::base::crypto::Keys;
+    use crate::domain::supply::providers::{NewProvider, OfferIn};
+    use crate::domain::{market::catalogue, market::inbox, market::wallet};
+
+    const POLICY: Policy = Policy {
+        early_cancel: 120,
+        default_ttl: 1200,
+        max_live: 10,
+        cooldown: 0,
+        sim_delay: 5,
+        operator_share: 70,
+    };
+    const T0: i64 = 1_000_000;
+
+    struct World {
+        conn: Connection,
+        user: User,
+        /// Providers: a (priority 0, cost 100 → 120), b (priority 0, cost 150 → 180).
+        a: i64,
+        b: i64,
+    }
+
+    fn world(balance: i64) -> World {
+        let conn = db::memory();
+        catalogue::seed_if_empty(&conn).unwrap();
+        let u = accounts::create(
+            &conn,
+            &NewUser {
+                email: "c@example.com",
+                password_hash: None,
+                role: Role::User,
+                verified: true,
+                age_confirmed: true,
+                aup_accepted: true,
+            },
+            T0,
+        )
+        .unwrap();
+        wallet::post(
+            &conn,
+            u.id,
+            balance,
+            wallet::Kind::Adjustment,
+            ("", None),
+            "",
+            T0,
+        )
+        .unwrap();
+        let keys = Keys::from_bytes([1; 32]);
+        let mut ids = Vec::new();
+        for (key, cost) in [("key-a", 100), ("key-b", 150)] {
+            let id = providers::add(
+                &conn,
+                &keys,
+                &NewProvider {
+                    kind: providers::Kind::SmsActivate,
+                    name: key,
+                    base_url: "http://up.example",
+                    key,
+                    markup_bp: 2000,
+                    priority: 0,
+                    unit_minor: 100,
+                },
+                T0,
+            )
+            .unwrap();
+            providers::store_offers(
+                &conn,
+                id,
+                &[OfferIn {
+                    country: 6,
+                    service: "tg".into(),
+                    cost_minor: cost,
+                    stock: 10,
+                }],
+                T0,
+            )
+            .unwrap();
+            ids.push(id);
+        }
+        let user = accounts::get(&conn, u.id).unwrap();
+        World {
+            conn,
+            user,
+            a: ids[0],
+            b: ids[1],
+        }
+    }
+
+    fn tg() -> OrderRequest {
+        OrderRequest {
+            country: 6,
+            service: "tg".into(),
+            ..Default::default()
+        }
+    }
+
+    impl World {
+        fn route(&mut self, req: &OrderRequest) -> Result<Routed> {
+            self.user = accounts::get(&self.conn, self.user.id).unwrap();
+            let tx = self.conn.transaction().unwrap();
+            let r = route(&tx, &self.user, req, &POLICY, T0);
+            if r.is_ok() {
+                tx.commit().unwrap();
+            }
+            r
+        }
+
+        fn reserve(&mut self, req: &OrderRequest) -> (Activation, Vec<Candidate>) {
+            match self.route(req).unwrap() {
+                Routed::Upstream {
+                    activation,
+                    candidates,
+                } => (activation, candidates),
+                other => panic!("not upstream: {other:?}"),
+            }
+        }
+
+        fn balance(&self) -> i64 {
+            wallet::balance(&self.conn, self.user.id).unwrap()
+        }
+
+        fn upstream_state(&self, id: i64) -> (String, String) {
+            self.conn
+                .query_row(
+                    "SELECT state, pending FROM upstream_orders WHERE activation_id = ?1",
+                    [id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .unwrap()
+        }
+
+        fn ledger_ok(&self) {
+            assert_eq!(wallet::check(&self.conn).unwrap(), Vec::<String>::new());
+        }
+
+        fn due_one(&self, now: Timestamp) -> Due {
+            let mut d = due(&self.conn, now, 10).unwrap();
+            assert_eq!(d.len(), 1, "{d:?}");
+            d.remove(0)
+        }
+    }
+
+    fn bought(phone: &str) -> Bought {
+        Bought {
+            upstream_id: "777".into(),
+            phone: phone.into(),
+            operator: String::new(),
+            cost_minor: None,
+        }
+    }
+
+    fn code(c: &str) -> Polled {
+        Polled {
+            sms: vec![UpstreamSms {
+                key: c.into(),
+                sender: "upstream".into(),
+                text: format!("Code: {c}"),
+                code: Some(c.into()),
+            }],
+            ended: None,
+        }
+    }
+
+    #[test]
+    fn own_numbers_come_first_when_their_price_fits() {
+        let mut w = world(10_000);
+        w.conn
+            .execute(
+                "INSERT INTO numbers (phone, country_id, source, created_at) VALUES ('6281', 6, 'manual', 0)",
+                [],
+            )
+            .unwrap();
+        let price = catalogue::price(&w.conn, 6, "tg", "")
+            .unwrap()
+            .unwrap()
+            .price_minor;
+        match w.route(&tg()).unwrap() {
+            Routed::Own(Placed::New(a)) => {
+                assert_eq!((a.phone.as_str(), a.price_minor), ("6281", price))
+            }
+            other => panic!("{other:?}"),
+        }
+        // Own stock gone: upstream, the cheaper first, charged the dearest that may be tried.
+        let (a, c) = w.reserve(&tg());
+        assert_eq!(
+            c.iter().map(|c| c.provider.id).collect::<Vec<_>>(),
+            [w.a, w.b]
+        );
+        assert_eq!(a.price_minor, 180);
+        assert_eq!(a.source, "upstream");
+        assert_eq!(w.balance(), 10_000 - price - 180);
+        // A maximum below the catalogue price but above an upstream price goes upstream too.
+        w.conn
+            .execute(
+                "DELETE FROM numbers WHERE phone = '6281' AND state = 'free'",
+                [],
+            )
+            .unwrap();
+        let (_, c) = w.reserve(&OrderRequest {
+            max_price_minor: Some(150),
+            ..tg()
+        });
+        assert_eq!(c.len(), 1);
+        assert!(matches!(
+            w.route(&OrderRequest {
+                max_price_minor: Some(100),
+                ..tg()
+            }),
+            Err(Error::WrongMaxPrice { min_minor: 120 })
+        ));
+        // An operator-specific order is never bought upstream.
+        assert!(matches!(
+            w.route(&OrderRequest {
+                operator: Some("telkomsel".into()),
+                ..tg()
+            }),
+            Err(Error::NoNumbers)
+        ));
+        w.ledger_ok();
+    }
+
+    #[test]
+    fn a_purchase_settles_at_its_price_and_the_difference_goes_back() {
+        let mut w = world(1000);
+        let (a, c) = w.reserve(&tg());
+        assert_eq!(w.balance(), 1000 - 180);
+        // The first candidate (120) sold: 60 of the 180 held go back.
+        let s = settle(&w.conn, a.id, &c[0], &bought("+62 811 5550001"), T0 + 1).unwrap();
+        let Settled::Live(live) = s else {
+            panic!("{s:?}")
+        };
+        assert_eq!(
+            (live.phone.as_str(), live.price_minor),
+            ("628115550001", 120)
+        );
+        assert!(live.number_id.is_some());
+        assert_eq!(w.balance(), 1000 - 120);
+        assert_eq!(w.upstream_state(a.id), ("live".into(), String::new()));
+        let (on_sale, provider): (bool, i64) = w
+            .conn
+            .query_row(
+                "SELECT on_sale, provider_id FROM numbers WHERE phone = '628115550001'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert!(!on_sale);
+        assert_eq!(provider, w.a);
+        // The number is busy: another purchase of it cannot settle.
+        let (b, c2) = w.reserve(&tg());
+        assert!(matches!(
+            settle(&w.conn, b.id, &c2[0], &bought("628115550001"), T0 + 2).unwrap(),
+            Settled::NumberBusy
+        ));
+        fail(&w.conn, b.id, T0 + 3).unwrap();
+        assert_eq!(
+            activations::get(&w.conn, b.id).unwrap().unwrap().status,
+            Status::Canceled
+        );
+        assert_eq!(w.balance(), 1000 - 120);
+        w.ledger_ok();
+    }
+
+    #[test]
+    fn a_failed_purchase_is_refunded_and_its_order_id_freed() {
+        let mut w = world(1000);
+        let req = OrderRequest {
+            client_order_id: Some("x-1".into()),
+            ..tg()
+        };
+        let (a, _) = w.reserve(&req);
+        fail(&w.conn, a.id, T0 + 5).unwrap();
+        assert_eq!(w.balance(), 1000);
+        assert_eq!(w.upstream_state(a.id).0, "closed");
+        let (again, _) = w.reserve(&req);
+        assert_ne!(again.id, a.id, "the order id can be used again");
+        // An interrupted purchase is closed by the recovery.
+        assert_eq!(recover_stale(&w.conn, T0 - 1, T0 + 100).unwrap(), 0);
+        assert_eq!(recover_stale(&w.conn, T0, T0 + 100).unwrap(), 1);
+        assert_eq!(w.balance(), 1000);
+        // A purchase that lands after the recovery is queued for cancelling upstream.
+        let c = providers::candidates(&w.conn, 6, "tg", T0).unwrap();
+        assert!(matches!(
+            settle(&w.conn, again.id, &c[0], &bought("628115550009"), T0 + 101).unwrap(),
+            Settled::Gone
+        ));
+        assert_eq!(
+            w.upstream_state(again.id),
+            ("closing".into(), "cancel".into())
+        );
+        w.ledger_ok();
+    }
+
+    #[test]
+    fn codes_are_delivered_and_our_end_is_told_upstream() {
+        let mut w = world(1000);
+        let (a, c) = w.reserve(&tg());
+        settle(&w.conn, a.id, &c[0], &bought("628115550001"), T0).unwrap();
+        assert!(due(&w.conn, T0, 10).unwrap().is_empty(), "not due yet");
+        let d = w.due_one(T0 + POLL_EVERY);
+        assert_eq!(d.upstream_id, "777");
+        assert_eq!(
+            apply_poll(&w.conn, &d, &Polled::default(), T0 + 5).unwrap(),
+            Applied::default()
+        );
+        let d = w.due_one(T0 + 10);
+        let applied = apply_poll(&w.conn, &d, &code("4242"), T0 + 10).unwrap();
+        assert_eq!(applied.delivered, 1);
+        assert_eq!(
+            inbox::latest_code(&w.conn, a.id).unwrap().as_deref(),
+            Some("4242")
+        );
+        // Polled again: the same code is not delivered twice.
+        let d = w.due_one(T0 + 10 + POLL_AFTER_CODE);
+        assert_eq!(
+            apply_poll(&w.conn, &d, &code("4242"), T0 + 40)
+                .unwrap()
+                .delivered,
+            0
+        );
+        // A retry is forwarded, then the finish.
+        activations::retry(&w.conn, w.user.id, a.id, &POLICY, T0 + 50).unwrap();
+        assert_eq!(w.upstream_state(a.id), ("live".into(), "retry".into()));
+        pending_done(&w.conn, a.id, "retry", T0 + 51).unwrap();
+        apply_poll(&w.conn, &w.due_one(T0 + 60), &code("5151"), T0 + 60).unwrap();
+        activations::complete(&w.conn, w.user.id, a.id, &POLICY, T0 + 70).unwrap();
+        assert_eq!(w.upstream_state(a.id), ("closing".into(), "finish".into()));
+        let d = w.due_one(T0 + 70);
+        assert_eq!(d.pending, "finish");
+        assert!(!pending_later(&w.conn, a.id, "finish", d.attempts, T0 + 70).unwrap());
+        assert!(due(&w.conn, T0 + 71, 10).unwrap().is_empty(), "backing off");
+        pending_done(&w.conn, a.id, "finish", T0 + 100).unwrap();
+        assert_eq!(w.upstream_state(a.id), ("closed".into(), String::new()));
+        assert_eq!(w.balance(), 1000 - 120);
+        w.ledger_ok();
+    }
+
+    #[test]
+    fn a_code_after_our_expiry_is_not_delivered_and_the_provider_is_told_to_cancel() {
+        let mut w = world(1000);
+        let (a, c) = w.reserve(&tg());
+        settle(&w.conn, a.id, &c[0], &bought("628115550001"), T0).unwrap();
+        let d = w.due_one(a.expires_at);
+        // The code comes once our time is up (the expiry job has not run yet).
+        let applied = apply_poll(&w.conn, &d, &code("9999"), a.expires_at).unwrap();
+        assert_eq!((applied.delivered, applied.late), (0, 1));
+        assert_eq!(
+            activations::expire_due(&w.conn, &POLICY, a.expires_at).unwrap(),
+            vec![a.id]
+        );
+        assert!(inbox::for_activation(&w.conn, a.id).unwrap().is_empty());
+        assert_eq!(w.balance(), 1000, "refunded, nothing charged");
+        assert_eq!(w.upstream_state(a.id), ("closing".into(), "cancel".into()));
+        w.ledger_ok();
+    }
+
+    #[test]
+    fn a_provider_side_cancel_refunds_an_order_without_a_code() {
+        let mut w = world(1000);
+        let (a, c) = w.reserve(&tg());
+        settle(&w.conn, a.id, &c[0], &bought("628115550001"), T0).unwrap();
+        let ended = Polled {
+            sms: vec![],
+            ended: Some(Ended::Canceled),
+        };
+        let applied = apply_poll(&w.conn, &w.due_one(T0 + 5), &ended, T0 + 5).unwrap();
+        assert!(applied.canceled);
+        assert_eq!(
+            activations::get(&w.conn, a.id).unwrap().unwrap().status,
+            Status::Canceled
+        );
+        assert_eq!(w.upstream_state(a.id), ("closed".into(), String::new()));
+        assert_eq!(w.balance(), 1000);
+        // Used as "number already used": the provider is told to ban it.
+        let (b, c) = w.reserve(&tg());
+        settle(&w.conn, b.id, &c[0], &bought("628115550002"), T0).unwrap();
+        activations::cancel(
+            &w.conn,
+            w.user.id,
+            b.id,
+            CancelReason::NumberUsed,
+            &POLICY,
+            T0 + 200,
+        )
+        .unwrap();
+        assert_eq!(w.upstream_state(b.id), ("closing".into(), "ban".into()));
+        // An account closed with a live upstream order: the provider is told to cancel.
+        let (c, cands) = w.reserve(&tg());
+        settle(&w.conn, c.id, &cands[0], &bought("628115550003"), T0).unwrap();
+        activations::close_all_for(&w.conn, w.user.id, 70, T0 + 300).unwrap();
+        assert_eq!(w.upstream_state(c.id), ("closing".into(), "cancel".into()));
+        w.ledger_ok();
+    }
+
+    #[test]
+    fn the_routing_table_names_each_source() {
+        let mut w = world(1000);
+        let (a, c) = w.reserve(&tg());
+        settle(&w.conn, a.id, &c[0], &bought("628115550001"), T0).unwrap();
+        activations::expire_due(&w.conn, &POLICY, a.expires_at).unwrap();
+        let rows = routing_table(&w.conn, T0).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].source, "upstream: key-a");
+        assert_eq!((rows[0].completed, rows[0].ended), (0, 1));
+        assert_eq!(source_label("sim", None), "own SIM");
+    }
+}

@@ -1,0 +1,16 @@
+//! Trust, privacy and the admin's hand: abuse reports and appeals ([`abuse`]), anomaly
+//! flags ([`signals`]), termination ([`enforcement`]), the law-enforcement register
+//! ([`legal`]), the account lifecycle (deletion, purge, e-mail change: [`lifecycle`]) and the
+//! data export ([`export`]), retention of old rows ([`retention`]), and the admin's audited
+//! actions on accounts and the catalogue ([`admin`]).
+//!
+//! May use every other area of the domain; no other area uses `trust`.
+
+pub mod abuse;
+pub mod admin;
+pub mod enforcement;
+pub mod export;
+pub mod legal;
+pub mod lifecycle;
+pub mod retention;
+pub mod signals;

@@ -1,0 +1,476 @@
+//! Retention: deleting what the privacy page promises to delete, when it promises. Each rule
+//! has a period (a setting), is enforced by a scheduled job, and records its last run and how
+//! many rows it removed in `retention_runs` (shown on the admin's retention page).
+//!
+//! - `sms`: SMS texts and codes, a few minutes after their order ended.
+//! - `orders`: orders and rentals older than the period are anonymised: their totals go to
+//!   `order_totals` (month, country, service, source, status), the rows are deleted, and the
+//!   ledger rows that pointed at them lose the reference and the service note.
+//! - `ledger`: ledger rows (and payouts, redeemed or expired vouchers) older than the period are
+//!   deleted; each account keeps one carried-over row with their sum, so its balance still
+//!   equals its ledger.
+//! - `logs`: operational logs in the database (job runs, provider calls, sent mail, device
+//!   message counters).
+//! - `security`: the security log and the audit log.
+//! - `accounts`: deleted accounts are purged once `deletion_cooldown` has passed (the work is
+//!   `lifecycle::purge_deleted`; the `accounts` job records it here).
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+
+use crate::clock::Timestamp;
+use crate::domain::Result;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Rule {
+    Sms,
+    Orders,
+    Ledger,
+    Logs,
+    Security,
+    Accounts,
+}
+
+impl Rule {
+    pub const ALL: [Rule; 6] = [
+        Rule::Sms,
+        Rule::Orders,
+        Rule::Ledger,
+        Rule::Logs,
+        Rule::Security,
+        Rule::Accounts,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rule::Sms => "sms",
+            Rule::Orders => "orders",
+            Rule::Ledger => "ledger",
+            Rule::Logs => "logs",
+            Rule::Security => "security",
+            Rule::Accounts => "accounts",
+        }
+    }
+
+    /// What the rule removes, as the privacy page and the admin page say it.
+    pub fn what(self) -> &'static str {
+        match self {
+            Rule::Sms => "Texts and codes of the SMS your numbers receive, after the order ends",
+            Rule::Orders => {
+                "Your orders and rentals (number, service, times): then anonymised, with no \
+                 number and no link to your account; only totals are kept for accounting"
+            }
+            Rule::Ledger => "Ledger and payment records (top-ups, charges, refunds, payouts)",
+            Rule::Logs => {
+                "Operational logs (scheduled job runs, calls to upstream providers, e-mail sent)"
+            }
+            Rule::Security => {
+                "Security logs: logins, failed logins, API key and second-factor changes, \
+                 administrators' actions on accounts"
+            }
+            Rule::Accounts => {
+                "A deleted account's e-mail address, password hash, name and sign-in secrets, \
+                 after its deletion (until then the address cannot sign up again; the account \
+                 itself is closed at once)"
+            }
+        }
+    }
+
+    /// The setting that holds the rule's period.
+    pub fn setting(self) -> &'static str {
+        match self {
+            Rule::Sms => "sms_retention",
+            Rule::Orders => "order_retention",
+            Rule::Ledger => "ledger_retention",
+            Rule::Logs => "log_retention",
+            Rule::Security => "security_log_retention",
+            Rule::Accounts => "deletion_cooldown",
+        }
+    }
+}
+
+/// Deletes the SMS of activations and rentals that ended more than `retention` seconds
+/// ago. Returns how many messages were deleted.
+pub fn purge_messages(conn: &Connection, retention: u64, now: Timestamp) -> Result<usize> {
+    let cutoff = now - retention as i64;
+    let a = conn.execute(
+        "DELETE FROM messages WHERE activation_id IN \
+         (SELECT id FROM activations WHERE ended_at IS NOT NULL AND ended_at <= ?1)",
+        params![cutoff],
+    )?;
+    let r = conn.execute(
+        "DELETE FROM messages WHERE rental_id IN \
+         (SELECT id FROM rentals WHERE ended_at IS NOT NULL AND ended_at <= ?1)",
+        params![cutoff],
+    )?;
+    // De-duplication memory is only needed while a gateway may redeliver.
+    conn.execute(
+        "DELETE FROM inbound_seen WHERE seen_at <= ?1",
+        params![now - 7 * 86_400],
+    )?;
+    Ok(a + r)
+}
+
+/// Rows anonymised per call; the job calls again while a batch comes back full.
+pub const BATCH: usize = 500;
+
+fn month_of(t: Timestamp) -> String {
+    chrono::DateTime::from_timestamp(t, 0)
+        .map(|d| d.format("%Y-%m").to_string())
+        .unwrap_or_else(|| "0000-00".into())
+}
+
+fn refunded(conn: &Connection, ref_type: &str, id: i64) -> Result<i64> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT COALESCE(SUM(amount_minor), 0) FROM ledger WHERE ref_type = ?1 AND ref_id = ?2 \
+             AND kind = 'refund'",
+        )?
+        .query_row(params![ref_type, id], |r| r.get(0))?)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn add_total(
+    conn: &Connection,
+    created_at: Timestamp,
+    kind: &str,
+    country: i64,
+    service: &str,
+    source: &str,
+    status: &str,
+    charged: i64,
+    refunded: i64,
+) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO order_totals (month, kind, country_id, service, source, status, orders, \
+         charged_minor, refunded_minor) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7, ?8) \
+         ON CONFLICT (month, kind, country_id, service, source, status) DO UPDATE SET \
+         orders = orders + 1, charged_minor = charged_minor + excluded.charged_minor, \
+         refunded_minor = refunded_minor + excluded.refunded_minor",
+    )?
+    .execute(params![
+        month_of(created_at),
+        kind,
+        country,
+        service,
+        source,
+        status,
+        charged,
+        refunded
+    ])?;
+    Ok(())
+}
+
+/// The ledger keeps the amounts but no longer says which order (or service) they were for.
+fn unlink_ledger(conn: &Connection, ref_type: &str, id: i64) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE ledger SET ref_id = NULL, note = '' WHERE ref_type = ?1 AND ref_id = ?2",
+    )?
+    .execute(params![ref_type, id])?;
+    Ok(())
+}
+
+/// Anonymises up to [`BATCH`] ended activations and rentals created more than `retention`
+/// seconds ago. Returns how many orders were anonymised.
+pub fn anonymise_orders(conn: &Connection, retention: u64, now: Timestamp) -> Result<usize> {
+    let cutoff = now - retention as i64;
+    type Row = (i64, Timestamp, i64, String, String, String, i64);
+    let activations: Vec<Row> = {
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, created_at, country_id, service, source, status, price_minor \
+             FROM activations WHERE created_at < ?1 AND ended_at IS NOT NULL ORDER BY id LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![cutoff, BATCH as i64], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+            ))
+        })?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    for (id, created, country, service, source, status, price) in &activations {
+        let back = refunded(conn, "activation", *id)?;
+        add_total(
+            conn,
+            *created,
+            "activation",
+            *country,
+            service,
+            source,
+            status,
+            *price,
+            back,
+        )?;
+        unlink_ledger(conn, "activation", *id)?;
+        for sql in [
+            "DELETE FROM messages WHERE activation_id = ?1",
+            "DELETE FROM sim_outbox WHERE activation_id = ?1",
+            "DELETE FROM upstream_orders WHERE activation_id = ?1",
+            "DELETE FROM webhook_deliveries WHERE ref_type = 'activation' AND ref_id = ?1",
+            "DELETE FROM activations WHERE id = ?1",
+        ] {
+            conn.prepare_cached(sql)?.execute([id])?;
+        }
+    }
+    let left = BATCH - activations.len();
+    let rentals: Vec<Row> = {
+        let mut stmt = conn.prepare_cached(
+            "SELECT r.id, r.created_at, r.country_id, r.service, COALESCE(n.source, ''), r.status, \
+             r.paid_minor FROM rentals r LEFT JOIN numbers n ON n.id = r.number_id \
+             WHERE r.created_at < ?1 AND r.ended_at IS NOT NULL ORDER BY r.id LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![cutoff, left as i64], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+            ))
+        })?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    for (id, created, country, service, source, status, paid) in &rentals {
+        let back = refunded(conn, "rental", *id)?;
+        add_total(
+            conn, *created, "rental", *country, service, source, status, *paid, back,
+        )?;
+        unlink_ledger(conn, "rental", *id)?;
+        for sql in [
+            "DELETE FROM messages WHERE rental_id = ?1",
+            "DELETE FROM sim_outbox WHERE rental_id = ?1",
+            "DELETE FROM webhook_deliveries WHERE ref_type = 'rental' AND ref_id = ?1",
+            "DELETE FROM rentals WHERE id = ?1",
+        ] {
+            conn.prepare_cached(sql)?.execute([id])?;
+        }
+    }
+    Ok(activations.len() + rentals.len())
+}
+
+/// The note of the row that replaces an account's deleted old ledger rows.
+pub const CARRIED_NOTE: &str = "carried over: older ledger rows deleted";
+
+/// Deletes ledger rows older than `retention` seconds (a group of rows about one order is
+/// deleted only when all of it is old), replacing each account's deleted rows by one row with
+/// their sum, in their place (the id and time of the newest deleted row). Also deletes decided
+/// payouts and redeemed or expired vouchers that old. Returns the rows deleted.
+pub fn purge_ledger(conn: &Connection, retention: u64, now: Timestamp) -> Result<usize> {
+    let cutoff = now - retention as i64;
+    let old = "FROM ledger l WHERE l.created_at < ?1 AND NOT (l.ref_id IS NOT NULL AND EXISTS \
+               (SELECT 1 FROM ledger m WHERE m.ref_type = l.ref_type AND m.ref_id = l.ref_id \
+                AND m.created_at >= ?1))";
+    let groups: Vec<(i64, i64, i64, i64)> = {
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT l.user_id, COUNT(*), SUM(l.amount_minor), MAX(l.id) {old} GROUP BY l.user_id"
+        ))?;
+        let rows = stmt.query_map([cutoff], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    let mut deleted = 0;
+    for (user, count, sum, last_id) in groups {
+        let (balance_after, at): (i64, Timestamp) = conn
+            .prepare_cached("SELECT balance_after, created_at FROM ledger WHERE id = ?1")?
+            .query_row([last_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let n = conn
+            .prepare_cached(&format!(
+                "DELETE FROM ledger WHERE id IN (SELECT l.id {old} AND l.user_id = ?2)"
+            ))?
+            .execute(params![cutoff, user])?;
+        debug_assert_eq!(n as i64, count);
+        deleted += n;
+        if sum != 0 {
+            conn.prepare_cached(
+                "INSERT INTO ledger (id, user_id, amount_minor, kind, note, balance_after, created_at) \
+                 VALUES (?1, ?2, ?3, 'adjustment', ?4, ?5, ?6)",
+            )?
+            .execute(params![last_id, user, sum, CARRIED_NOTE, balance_after, at])?;
+            // The carried row replaces some of the deleted ones; count only the net removal.
+            deleted -= 1;
+        }
+    }
+    deleted += conn.execute(
+        "DELETE FROM payouts WHERE state <> 'requested' AND COALESCE(decided_at, created_at) < ?1",
+        [cutoff],
+    )?;
+    deleted += conn.execute(
+        "DELETE FROM vouchers WHERE COALESCE(redeemed_at, expires_at) < ?1",
+        [cutoff],
+    )?;
+    Ok(deleted)
+}
+
+/// Deletes operational log rows older than `retention` seconds.
+pub fn purge_logs(conn: &Connection, retention: u64, now: Timestamp) -> Result<usize> {
+    let cutoff = now - retention as i64;
+    let mut n = conn.execute("DELETE FROM job_runs WHERE started_at < ?1", [cutoff])?;
+    n += conn.execute("DELETE FROM provider_calls WHERE at < ?1", [cutoff])?;
+    n += conn.execute(
+        "DELETE FROM outbox WHERE COALESCE(sent_at, created_at) < ?1",
+        [cutoff],
+    )?;
+    n += conn.execute(
+        "DELETE FROM device_days WHERE day < ?1",
+        [cutoff.div_euclid(86_400)],
+    )?;
+    Ok(n)
+}
+
+/// Deletes security-log and audit-log rows older than `retention` seconds.
+pub fn purge_security(conn: &Connection, retention: u64, now: Timestamp) -> Result<usize> {
+    let cutoff = now - retention as i64;
+    let n = conn.execute("DELETE FROM security_events WHERE at < ?1", [cutoff])?;
+    Ok(n + conn.execute("DELETE FROM audit_log WHERE at < ?1", [cutoff])?)
+}
+
+/// Records a run of `rule` that removed `removed` rows.
+pub fn record(conn: &Connection, rule: Rule, removed: usize, now: Timestamp) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO retention_runs (rule, last_run_at, last_removed, total_removed) \
+         VALUES (?1, ?2, ?3, ?3) ON CONFLICT (rule) DO UPDATE SET last_run_at = excluded.last_run_at, \
+         last_removed = excluded.last_removed, total_removed = total_removed + excluded.last_removed",
+    )?
+    .execute(params![rule.as_str(), now, removed as i64])?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Run {
+    pub last_run_at: Timestamp,
+    pub last_removed: i64,
+    pub total_removed: i64,
+}
+
+/// The last run of a rule, if it ran.
+pub fn last_run(conn: &Connection, rule: Rule) -> Result<Option<Run>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT last_run_at, last_removed, total_removed FROM retention_runs WHERE rule = ?1",
+        )?
+        .query_row([rule.as_str()], |r| {
+            Ok(Run {
+                last_run_at: r.get(0)?,
+                last_removed: r.get(1)?,
+                total_removed: r.get(2)?,
+            })
+        })
+        .optional()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db;
+    use crate::domain::accounts::{self, NewUser, Role};
+    use crate::domain::market::wallet::{self, Kind};
+
+    fn user(conn: &Connection, email: &str) -> i64 {
+        accounts::create(
+            conn,
+            &NewUser {
+                email,
+                password_hash: None,
+                role: Role::User,
+                verified: true,
+                age_confirmed: true,
+                aup_accepted: true,
+            },
+            1,
+        )
+        .unwrap()
+        .id
+    }
+
+    const YEAR: i64 = 365 * 86_400;
+
+    #[test]
+    fn old_ledger_rows_fold_into_one_carried_row() {
+        let conn = db::memory();
+        let u = user(&conn, "a@example.com");
+        let v = user(&conn, "b@example.com");
+        wallet::post(&conn, u, 1000, Kind::Topup, ("", None), "", 10).unwrap();
+        wallet::post(
+            &conn,
+            u,
+            -300,
+            Kind::Charge,
+            ("activation", Some(1)),
+            "tg",
+            20,
+        )
+        .unwrap();
+        // A charge just before the cutoff with its refund after it: the pair stays.
+        wallet::post(
+            &conn,
+            u,
+            -100,
+            Kind::Charge,
+            ("activation", Some(2)),
+            "tg",
+            7 * YEAR - 5,
+        )
+        .unwrap();
+        wallet::post(
+            &conn,
+            u,
+            100,
+            Kind::Refund,
+            ("activation", Some(2)),
+            "",
+            7 * YEAR + 5,
+        )
+        .unwrap();
+        wallet::post(&conn, v, 50, Kind::Topup, ("", None), "", 10).unwrap();
+        wallet::post(&conn, v, -50, Kind::Charge, ("activation", Some(3)), "", 11).unwrap();
+        let removed = purge_ledger(&conn, 7 * YEAR as u64, 14 * YEAR).unwrap();
+        // u: 2 rows became 1 carried row; v: 2 rows with sum 0 simply went.
+        assert_eq!(removed, 3);
+        assert!(wallet::check(&conn).unwrap().is_empty());
+        assert_eq!(wallet::balance(&conn, u).unwrap(), 700);
+        let notes: Vec<String> = conn
+            .prepare("SELECT note FROM ledger WHERE user_id = ?1 ORDER BY id")
+            .unwrap()
+            .query_map([u], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(notes, vec![CARRIED_NOTE, "tg", ""]);
+        let v_rows: i64 = conn
+            .query_row("SELECT COUNT(*) FROM ledger WHERE user_id = ?1", [v], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(v_rows, 0);
+        // Idempotent: a second run changes nothing.
+        assert_eq!(purge_ledger(&conn, 7 * YEAR as u64, 14 * YEAR).unwrap(), 0);
+    }
+
+    #[test]
+    fn runs_are_recorded() {
+        let conn = db::memory();
+        assert!(last_run(&conn, Rule::Logs).unwrap().is_none());
+        record(&conn, Rule::Logs, 3, 100).unwrap();
+        record(&conn, Rule::Logs, 2, 200).unwrap();
+        let r = last_run(&conn, Rule::Logs).unwrap().unwrap();
+        assert_eq!(
+            (r.last_run_at, r.last_removed, r.total_removed),
+            (200, 2, 5)
+        );
+    }
+
+    #[test]
+    fn months_are_utc() {
+        assert_eq!(month_of(0), "1970-01");
+        assert_eq!(month_of(1_700_000_000), "2023-11");
+    }
+}

@@ -13,9 +13,10 @@ use super::{Ctx, Request, Response};
 use crate::clock::format_rfc3339;
 use crate::db;
 use crate::domain::accounts::{self, Role, State, User};
+use crate::domain::base::audit::Actor;
 use crate::domain::base::money::{currency_digits, Money};
 use crate::domain::market::catalogue::{self, Price};
-use crate::domain::trust::admin::{self, Actor};
+use crate::domain::trust::admin;
 use crate::domain::{market::vouchers, Error};
 
 pub fn routes(r: &mut Router) {

@@ -25,9 +25,10 @@ use crate::app::App;
 use crate::db;
 use crate::domain::accounts::User;
 use crate::domain::base::crypto::Keys;
+use crate::domain::market::activations::Tell;
 use crate::domain::market::activations::{OrderRequest, Placed};
 use crate::domain::supply::providers::{self, Breaker, Kind, OfferIn, Outcome, Provider};
-use crate::domain::supply::routing::{self, Bought, Polled, Routed, Settled, Tell};
+use crate::domain::supply::routing::{self, Bought, Polled, Routed, Settled};
 use crate::domain::{market::catalogue, Error, Result};
 
 /// Why a call did not give what was asked.

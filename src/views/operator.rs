@@ -8,9 +8,10 @@ use maud::{html, Markup};
 use super::market::Cur;
 use super::{csrf, flash, opt_time, page, time, Flash, Nav};
 use crate::domain::market::catalogue::Country;
-use crate::domain::market::earnings::{Row, Sale, Totals};
+use crate::domain::market::earnings::{Row, Sale};
 use crate::domain::supply::devices::{Device, Kind, Sim};
 use crate::domain::supply::numbers::Owned;
+use crate::domain::supply::payouts::Totals;
 use crate::domain::supply::payouts::{Payout, State};
 
 /// Country id → name, for tables.

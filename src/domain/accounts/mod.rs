@@ -10,6 +10,8 @@ pub mod apikeys;
 pub mod passwords;
 pub mod second_factor;
 pub mod sessions;
+#[cfg(test)]
+pub mod testing;
 pub mod tokens;
 pub mod totp;
 

@@ -29,6 +29,17 @@ pub const OUTBOX_VIEWED: &str = "outbox_viewed";
 /// An admin turned off someone's second factor.
 pub const SECOND_FACTOR_RESET: &str = "second_factor_reset";
 
+/// Who acts: the admin's account id and the keyed hash of their IP address (for the audit
+/// log).
+#[derive(Debug, Clone, Copy)]
+pub struct Actor<'a> {
+    pub id: i64,
+    pub ip_hash: &'a str,
+}
+
+/// Free text an admin attaches (state reason, credit note) is cut to this many characters.
+pub const NOTE_MAX: usize = 200;
+
 pub fn audit(
     conn: &Connection,
     actor_id: Option<i64>,

@@ -9,5 +9,3 @@ pub mod audit;
 pub mod crypto;
 pub mod mail;
 pub mod money;
-#[cfg(test)]
-pub mod testing;

@@ -14,7 +14,6 @@ use crate::clock::Timestamp;
 use crate::domain::accounts::User;
 use crate::domain::market::catalogue::{self, cooldown_cutoff};
 use crate::domain::market::wallet::{self, Kind};
-use crate::domain::supply::routing::{self, Tell};
 use crate::domain::{
     market::blocklist, market::earnings, market::simulator, market::webhooks, Error, Result,
 };
@@ -656,7 +655,7 @@ pub fn cancel(
         now,
     )?;
     free_number(conn, a.number_id, now)?;
-    routing::order_changed(
+    order_changed(
         conn,
         id,
         match reason {
@@ -705,7 +704,7 @@ pub fn complete(
     )?;
     earnings::credit_activation(conn, &a, policy.operator_share, now)?;
     free_number(conn, a.number_id, now)?;
-    routing::order_changed(conn, id, Tell::Finish, now)?;
+    order_changed(conn, id, Tell::Finish, now)?;
     simulator::forget(conn, Some(id), None)?;
     get_for(conn, user_id, id)
 }
@@ -732,7 +731,7 @@ pub fn retry(
         _ => return Err(ended(&a)),
     }
     set_status(conn, id, &[Status::Received], Status::Retry, now)?;
-    routing::order_changed(conn, id, Tell::Retry, now)?;
+    order_changed(conn, id, Tell::Retry, now)?;
     let a = get_for(conn, user_id, id)?;
     if a.source == simulator::SOURCE {
         simulator::schedule_activation(conn, &a, policy.sim_delay, now)?;
@@ -802,7 +801,7 @@ fn end_live(
     }
     free_number(conn, a.number_id, now)?;
     let tell = if refunded { Tell::Cancel } else { Tell::Finish };
-    routing::order_changed(conn, a.id, tell, now)?;
+    order_changed(conn, a.id, tell, now)?;
     simulator::forget(conn, Some(a.id), None)?;
     Ok(refunded)
 }
@@ -862,6 +861,70 @@ pub fn close_all_for(
         }
     }
     Ok((refunded, completed))
+}
+
+// ---------------------------------------------------------------------------------------
+// Orders bought from an upstream provider: what the provider must be told
+
+/// What a provider must be told about one of its orders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tell {
+    /// Our order completed (setStatus 6 / finish).
+    Finish,
+    /// Our order was cancelled or expired without a code (setStatus 8 / cancel).
+    Cancel,
+    /// The customer said the number was already used (setStatus 8 / ban).
+    Ban,
+    /// The customer asked for another code (setStatus 3; nothing to send on 5sim).
+    Retry,
+}
+
+impl Tell {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tell::Finish => "finish",
+            Tell::Cancel => "cancel",
+            Tell::Ban => "ban",
+            Tell::Retry => "retry",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Tell> {
+        Some(match s {
+            "finish" => Tell::Finish,
+            "cancel" => Tell::Cancel,
+            "ban" | "used" => Tell::Ban,
+            "retry" => Tell::Retry,
+            _ => return None,
+        })
+    }
+}
+
+/// Called in the transaction of an order change when an order ends or asks for another
+/// code. Nothing happens for orders of our own numbers. An ending order moves its upstream
+/// order to `closing` with what to tell; an order still being bought keeps `buying` with the
+/// note, and [`settle`] then cancels the purchase.
+pub fn order_changed(
+    conn: &Connection,
+    activation_id: i64,
+    tell: Tell,
+    now: Timestamp,
+) -> Result<()> {
+    if tell == Tell::Retry {
+        conn.prepare_cached(
+            "UPDATE upstream_orders SET pending = 'retry', next_poll_at = ?2 \
+             WHERE activation_id = ?1 AND state = 'live'",
+        )?
+        .execute(params![activation_id, now])?;
+        return Ok(());
+    }
+    conn.prepare_cached(
+        "UPDATE upstream_orders SET pending = ?2, attempts = 0, next_poll_at = ?3, \
+         state = CASE state WHEN 'live' THEN 'closing' ELSE state END \
+         WHERE activation_id = ?1 AND state IN ('buying', 'live')",
+    )?
+    .execute(params![activation_id, tell.as_str(), now])?;
+    Ok(())
 }
 
 #[cfg(test)]

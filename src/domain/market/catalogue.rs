@@ -7,7 +7,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
 use crate::clock::Timestamp;
-use crate::domain::{market::seed, market::simulator, supply::providers, Error, Result};
+use crate::domain::{market::seed, market::simulator, Error, Result};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Country {
@@ -378,7 +378,7 @@ pub fn offers(
     } else {
         0
     };
-    let upstream = providers::stock(conn, now)?;
+    let upstream = upstream_stock(conn, now)?;
     let mut out = Vec::new();
     for row in rows {
         let (c, s, price_minor, rent_hour_minor) = row?;
@@ -485,7 +485,7 @@ pub fn stock(conn: &Connection, cooldown: u64, now: Timestamp) -> Result<Stock> 
         } else {
             0
         },
-        upstream: providers::stock(conn, now)?,
+        upstream: upstream_stock(conn, now)?,
         ..Stock::default()
     };
     let mut stmt = conn.prepare_cached(&format!(
@@ -530,6 +530,31 @@ pub fn cooldown_cutoff(cooldown: u64, now: Timestamp) -> Timestamp {
     } else {
         now - cooldown as i64
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Upstream stock
+
+/// Condition on `p` (providers) and `o` (provider_offers) for stock that is on sale at `?now`:
+/// the provider enabled and not paused, the offer in stock, and the provider's last known
+/// balance able to pay for one.
+pub const PROVIDER_SELLING: &str = "p.enabled = 1 AND (p.paused_until IS NULL OR p.paused_until <= :now) \
+                       AND o.stock > 0 AND (p.balance_minor IS NULL OR p.balance_minor >= o.cost_minor)";
+
+/// Upstream stock per (country, service): numbers on sale and the cheapest price. The
+/// tables are `supply::providers`' (written by its sync); the catalogue only reads them.
+pub fn upstream_stock(
+    conn: &Connection,
+    now: Timestamp,
+) -> Result<HashMap<(i64, String), (i64, i64)>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT o.country_id, o.service, SUM(o.stock), MIN(o.price_minor) FROM provider_offers o \
+         JOIN providers p ON p.id = o.provider_id WHERE {PROVIDER_SELLING} GROUP BY o.country_id, o.service"
+    ))?;
+    let rows = stmt.query_map(rusqlite::named_params! {":now": now}, |r| {
+        Ok(((r.get(0)?, r.get(1)?), (r.get(2)?, r.get(3)?)))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 #[cfg(test)]

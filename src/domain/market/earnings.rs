@@ -97,42 +97,6 @@ pub fn credit_rental(
     )
 }
 
-/// An operator's money at a glance.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Totals {
-    /// Earnings credited since `since` (the start of the month).
-    pub earned_since: i64,
-    /// Every earning ever credited.
-    pub earned_total: i64,
-    /// Payouts paid so far (a positive number).
-    pub paid_out: i64,
-    /// The wallet balance.
-    pub balance: i64,
-    /// Payout requests still waiting for the admin.
-    pub pending_payouts: i64,
-}
-
-pub fn totals(conn: &Connection, user_id: i64, since: Timestamp) -> Result<Totals> {
-    let (earned_since, earned_total, paid_out): (i64, i64, i64) = conn
-        .prepare_cached(
-            "SELECT COALESCE(SUM(CASE WHEN kind = 'earning' AND created_at >= ?2 \
-                                  THEN amount_minor END), 0), \
-                    COALESCE(SUM(CASE WHEN kind = 'earning' THEN amount_minor END), 0), \
-                    COALESCE(-SUM(CASE WHEN kind = 'payout' THEN amount_minor END), 0) \
-             FROM ledger WHERE user_id = ?1 AND kind IN ('earning', 'payout')",
-        )?
-        .query_row(params![user_id, since], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })?;
-    Ok(Totals {
-        earned_since,
-        earned_total,
-        paid_out,
-        balance: wallet::balance(conn, user_id)?,
-        pending_payouts: crate::domain::supply::payouts::requested_total(conn, user_id)?,
-    })
-}
-
 /// The start (00:00 UTC on the 1st) of the month that contains `now`.
 pub fn month_start(now: Timestamp) -> Timestamp {
     use chrono::{Datelike, TimeZone, Utc};
@@ -357,7 +321,7 @@ mod tests {
         sms(&conn, &b.phone, T0 + 110);
         activations::expire_due(&conn, &POLICY, b.expires_at).unwrap();
         assert_eq!(earnings_of(&conn, op).len(), 2);
-        let t = totals(&conn, op, month_start(T0)).unwrap();
+        let t = crate::domain::supply::payouts::totals(&conn, op, month_start(T0)).unwrap();
         assert_eq!(t.earned_total, 2 * want);
         assert_eq!(t.balance, 2 * want);
         let page = rows(&conn, op, 10, 0).unwrap();

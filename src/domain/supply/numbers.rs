@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::clock::Timestamp;
 use crate::domain::accounts::{self, Role, State};
-use crate::domain::trust::admin::Actor;
+use crate::domain::base::audit::Actor;
 use crate::domain::{base::audit, market::catalogue, Error, Result};
 
 pub const MANUAL_SOURCE: &str = "manual";
@@ -251,7 +251,7 @@ pub fn owned_without_device(conn: &Connection, owner_id: i64) -> Result<Vec<Owne
 mod tests {
     use super::*;
     use crate::db;
-    use crate::domain::base::testing::account;
+    use crate::domain::accounts::testing::account;
 
     #[test]
     fn lines_parse_with_a_default_country() {

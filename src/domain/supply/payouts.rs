@@ -9,9 +9,9 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 
 use crate::clock::Timestamp;
+use crate::domain::base::audit::{Actor, NOTE_MAX};
 use crate::domain::base::money::Money;
 use crate::domain::market::wallet::{self, Kind};
-use crate::domain::trust::admin::{Actor, NOTE_MAX};
 use crate::domain::{base::audit, Error, Result};
 
 /// The longest destination text accepted.
@@ -83,6 +83,42 @@ pub fn get(conn: &Connection, id: i64) -> Result<Option<Payout>> {
         .prepare_cached(&format!("{SELECT} WHERE p.id = ?1"))?
         .query_row([id], from_row)
         .optional()?)
+}
+
+/// An operator's money at a glance.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Totals {
+    /// Earnings credited since `since` (the start of the month).
+    pub earned_since: i64,
+    /// Every earning ever credited.
+    pub earned_total: i64,
+    /// Payouts paid so far (a positive number).
+    pub paid_out: i64,
+    /// The wallet balance.
+    pub balance: i64,
+    /// Payout requests still waiting for the admin.
+    pub pending_payouts: i64,
+}
+
+pub fn totals(conn: &Connection, user_id: i64, since: Timestamp) -> Result<Totals> {
+    let (earned_since, earned_total, paid_out): (i64, i64, i64) = conn
+        .prepare_cached(
+            "SELECT COALESCE(SUM(CASE WHEN kind = 'earning' AND created_at >= ?2 \
+                                  THEN amount_minor END), 0), \
+                    COALESCE(SUM(CASE WHEN kind = 'earning' THEN amount_minor END), 0), \
+                    COALESCE(-SUM(CASE WHEN kind = 'payout' THEN amount_minor END), 0) \
+             FROM ledger WHERE user_id = ?1 AND kind IN ('earning', 'payout')",
+        )?
+        .query_row(params![user_id, since], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
+    Ok(Totals {
+        earned_since,
+        earned_total,
+        paid_out,
+        balance: wallet::balance(conn, user_id)?,
+        pending_payouts: requested_total(conn, user_id)?,
+    })
 }
 
 /// The sum of an account's requests still waiting for the admin.
@@ -308,8 +344,8 @@ pub fn check(conn: &Connection) -> Result<Vec<String>> {
 mod tests {
     use super::*;
     use crate::db;
+    use crate::domain::accounts::testing::account;
     use crate::domain::accounts::Role;
-    use crate::domain::base::testing::account;
 
     fn world() -> (Connection, i64, i64) {
         let conn = db::memory();

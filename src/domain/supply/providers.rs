@@ -8,13 +8,12 @@
 //! ceil(cost × unit_minor)`, `price_minor = ceil(cost_minor × (10000 + markup_bp) / 10000)`.
 //! No network here: `crate::upstream` calls the providers.
 
-use std::collections::HashMap;
-
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 
 use crate::clock::Timestamp;
 use crate::domain::base::crypto::Keys;
+use crate::domain::market::catalogue::PROVIDER_SELLING;
 use crate::domain::{Error, Result};
 
 /// The purpose a provider key is sealed under.
@@ -721,24 +720,6 @@ pub fn health(conn: &Connection, id: i64) -> Result<Health> {
 // ---------------------------------------------------------------------------------------
 // What is on sale
 
-/// Condition on `p` (providers) and `o` (provider_offers) for stock that is on sale at `?now`:
-/// the provider enabled and not paused, the offer in stock, and the provider's last known
-/// balance able to pay for one.
-const SELLING: &str = "p.enabled = 1 AND (p.paused_until IS NULL OR p.paused_until <= :now) \
-                       AND o.stock > 0 AND (p.balance_minor IS NULL OR p.balance_minor >= o.cost_minor)";
-
-/// Upstream stock per (country, service): numbers on sale and the cheapest price.
-pub fn stock(conn: &Connection, now: Timestamp) -> Result<HashMap<(i64, String), (i64, i64)>> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT o.country_id, o.service, SUM(o.stock), MIN(o.price_minor) FROM provider_offers o \
-         JOIN providers p ON p.id = o.provider_id WHERE {SELLING} GROUP BY o.country_id, o.service"
-    ))?;
-    let rows = stmt.query_map(rusqlite::named_params! {":now": now}, |r| {
-        Ok(((r.get(0)?, r.get(1)?), (r.get(2)?, r.get(3)?)))
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
-}
-
 /// A provider an order may be bought from, with its offer.
 #[derive(Clone)]
 pub struct Candidate {
@@ -773,7 +754,7 @@ pub fn candidates(
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {cols}, o.cost_minor, o.price_minor FROM provider_offers o \
          JOIN providers p ON p.id = o.provider_id \
-         WHERE o.country_id = :country AND o.service = :service AND {SELLING} \
+         WHERE o.country_id = :country AND o.service = :service AND {PROVIDER_SELLING} \
          ORDER BY p.priority DESC, o.price_minor, p.id"
     ))?;
     let rows = stmt.query_map(
@@ -935,7 +916,11 @@ mod tests {
         let c = candidates(&conn, 6, "tg", 30).unwrap();
         assert_eq!(ids(c.clone()), [b, a], "cheaper first at equal priority");
         assert_eq!((c[0].cost_minor, c[0].price_minor), (80, 96));
-        assert_eq!(stock(&conn, 30).unwrap()[&(6, "tg".to_string())], (8, 96));
+        assert_eq!(
+            crate::domain::market::catalogue::upstream_stock(&conn, 30).unwrap()
+                [&(6, "tg".to_string())],
+            (8, 96)
+        );
         edit(
             &conn,
             &k,
@@ -964,7 +949,9 @@ mod tests {
         )
         .unwrap();
         assert!(candidates(&conn, 6, "tg", 30).unwrap().is_empty());
-        assert!(stock(&conn, 30).unwrap().is_empty());
+        assert!(crate::domain::market::catalogue::upstream_stock(&conn, 30)
+            .unwrap()
+            .is_empty());
         // A sync replaces the offers: vanished pairs disappear.
         set_balance(&conn, a, 1000).unwrap();
         store_offers(&conn, a, &[], 40).unwrap();

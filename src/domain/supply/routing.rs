@@ -39,67 +39,6 @@ pub const POLL_AFTER_CODE: i64 = 30;
 /// Attempts to tell a provider our final state before giving up.
 pub const MAX_ATTEMPTS: i64 = 8;
 
-/// What a provider must be told about one of its orders.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tell {
-    /// Our order completed (setStatus 6 / finish).
-    Finish,
-    /// Our order was cancelled or expired without a code (setStatus 8 / cancel).
-    Cancel,
-    /// The customer said the number was already used (setStatus 8 / ban).
-    Ban,
-    /// The customer asked for another code (setStatus 3; nothing to send on 5sim).
-    Retry,
-}
-
-impl Tell {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Tell::Finish => "finish",
-            Tell::Cancel => "cancel",
-            Tell::Ban => "ban",
-            Tell::Retry => "retry",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Tell> {
-        Some(match s {
-            "finish" => Tell::Finish,
-            "cancel" => Tell::Cancel,
-            "ban" | "used" => Tell::Ban,
-            "retry" => Tell::Retry,
-            _ => return None,
-        })
-    }
-}
-
-/// The hook `activations` calls, in its transaction, when an order ends or asks for another
-/// code. Nothing happens for orders of our own numbers. An ending order moves its upstream
-/// order to `closing` with what to tell; an order still being bought keeps `buying` with the
-/// note, and [`settle`] then cancels the purchase.
-pub fn order_changed(
-    conn: &Connection,
-    activation_id: i64,
-    tell: Tell,
-    now: Timestamp,
-) -> Result<()> {
-    if tell == Tell::Retry {
-        conn.prepare_cached(
-            "UPDATE upstream_orders SET pending = 'retry', next_poll_at = ?2 \
-             WHERE activation_id = ?1 AND state = 'live'",
-        )?
-        .execute(params![activation_id, now])?;
-        return Ok(());
-    }
-    conn.prepare_cached(
-        "UPDATE upstream_orders SET pending = ?2, attempts = 0, next_poll_at = ?3, \
-         state = CASE state WHEN 'live' THEN 'closing' ELSE state END \
-         WHERE activation_id = ?1 AND state IN ('buying', 'live')",
-    )?
-    .execute(params![activation_id, tell.as_str(), now])?;
-    Ok(())
-}
-
 // ---------------------------------------------------------------------------------------
 // Routing and buying
 

@@ -9,8 +9,8 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::clock::{format_datetime, Timestamp};
 use crate::domain::accounts::{self, State as AccountState, User};
+use crate::domain::base::audit::Actor;
 use crate::domain::base::crypto::Keys;
-use crate::domain::trust::admin::Actor;
 use crate::domain::{accounts::tokens, base::audit, base::mail, Error, Result};
 
 /// A terminated person may appeal once, within this long of the termination.
@@ -607,8 +607,8 @@ pub fn queue_termination_mail(
 mod tests {
     use super::*;
     use crate::db;
+    use crate::domain::accounts::testing::account;
     use crate::domain::accounts::Role;
-    use crate::domain::base::testing::account;
 
     fn report() -> NewReport {
         NewReport {

@@ -7,6 +7,7 @@ use rusqlite::Connection;
 
 use crate::clock::Timestamp;
 use crate::domain::accounts::{self, Role, State, User};
+use crate::domain::base::audit::{Actor, NOTE_MAX};
 use crate::domain::base::crypto::Keys;
 use crate::domain::base::money::Money;
 use crate::domain::market::activations::Policy;
@@ -16,17 +17,6 @@ use crate::domain::{
     accounts::second_factor, accounts::sessions, base::audit, base::mail, market::blocklist,
     market::vouchers, market::wallet, Error, Result,
 };
-
-/// Who acts: the admin's account id and the keyed hash of their IP address (for the audit
-/// log).
-#[derive(Debug, Clone, Copy)]
-pub struct Actor<'a> {
-    pub id: i64,
-    pub ip_hash: &'a str,
-}
-
-/// Free text an admin attaches (state reason, credit note) is cut to this many characters.
-pub const NOTE_MAX: usize = 200;
 
 fn cut(text: &str) -> String {
     text.chars().take(NOTE_MAX).collect()
@@ -456,7 +446,7 @@ pub fn set_enabled(
 mod tests {
     use super::*;
     use crate::db;
-    use crate::domain::base::testing::account;
+    use crate::domain::accounts::testing::account;
 
     fn audit_rows(conn: &Connection) -> Vec<(String, String)> {
         let mut st = conn

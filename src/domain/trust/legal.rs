@@ -5,7 +5,7 @@
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::clock::Timestamp;
-use crate::domain::trust::admin::Actor;
+use crate::domain::base::audit::Actor;
 use crate::domain::{base::audit, Error, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

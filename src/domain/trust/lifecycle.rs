@@ -17,9 +17,9 @@ use serde::Serialize;
 
 use crate::clock::{format_datetime, Timestamp};
 use crate::domain::accounts::{self, Role, State, User};
+use crate::domain::base::audit::Actor;
 use crate::domain::base::crypto::Keys;
 use crate::domain::market::wallet::{self, Kind};
-use crate::domain::trust::admin::Actor;
 use crate::domain::{
     accounts::tokens, base::audit, market::activations, market::rentals, market::webhooks,
     supply::devices, Error, Result,

@@ -13,9 +13,9 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{json, Value};
 
 use crate::clock::{describe_seconds, format_datetime, Timestamp};
+use crate::domain::base::audit::Actor;
 use crate::domain::base::money::Money;
 use crate::domain::market::wallet::{self, Kind as LedgerKind};
-use crate::domain::trust::admin::Actor;
 use crate::domain::{accounts, base::audit, Error, Result};
 
 /// How far back the velocity signal looks on each run (the job runs every ten minutes).
@@ -504,8 +504,8 @@ pub fn record_chargeback(
 mod tests {
     use super::*;
     use crate::db;
+    use crate::domain::accounts::testing::account;
     use crate::domain::accounts::Role;
-    use crate::domain::base::testing::account;
 
     const T: Thresholds = Thresholds {
         orders_per_minute: 3,

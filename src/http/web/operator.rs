@@ -10,8 +10,9 @@ use super::{cur, flash_from_query, page_guard};
 use crate::db;
 use crate::domain::accounts::Role;
 use crate::domain::base::money::{currency_digits, Money};
-use crate::domain::market::earnings::{self, Totals};
+use crate::domain::market::earnings;
 use crate::domain::supply::devices::{self, Device, Kind, NewSim};
+use crate::domain::supply::payouts::Totals;
 use crate::domain::{base::audit, market::catalogue, supply::numbers, supply::payouts, Error};
 use crate::views::operator::{self as view, CountryNames, DevicePage, DeviceRow, NewDevice};
 use crate::views::{Flash, Nav};
@@ -65,7 +66,7 @@ fn country_names(ctx: &Ctx<'_>) -> CountryNames {
 
 fn totals(ctx: &Ctx<'_>, user_id: i64) -> Totals {
     let since = earnings::month_start(ctx.now());
-    earnings::totals(ctx.db, user_id, since).unwrap_or_default()
+    payouts::totals(ctx.db, user_id, since).unwrap_or_default()
 }
 
 fn device_rows(ctx: &Ctx<'_>, owner_id: i64) -> Vec<DeviceRow> {

@@ -1,5 +1,5 @@
-//! The application's shared, read-mostly state: settings, clock, keys, password hasher,
-//! router and the job registry. One `Arc<App>` is shared by every thread; each thread owns
+//! The application's shared, read-mostly state: settings, clock, keys, password hasher and
+//! the long-poll notifier. One `Arc<App>` is shared by every thread; each thread owns
 //! its own database connection.
 
 use std::sync::Arc;
@@ -9,9 +9,6 @@ use crate::config::Config;
 use crate::domain::accounts::passwords::Hasher;
 use crate::domain::base::crypto::Keys;
 use crate::domain::{accounts::sessions, Error};
-use crate::http::ratelimit::RateLimiter;
-use crate::http::router::Router;
-use crate::jobs::Jobs;
 
 /// Wakes long-polling readers when an order changes (SMS arrived, expiry). A counter and a
 /// condition variable: waiters remember the counter and sleep until it moves.
@@ -49,14 +46,10 @@ pub struct App {
     pub clock: Clock,
     pub keys: Keys,
     pub hasher: Hasher,
-    pub router: Router,
-    pub jobs: Jobs,
-    /// Token buckets of the customer APIs' rate limits.
-    pub limiter: RateLimiter,
 }
 
 impl App {
-    /// Opens (and migrates) the database, loads the keys and builds the router.
+    /// Opens (and migrates) the database and loads the keys.
     pub fn new(config: Config) -> Result<Arc<App>, Error> {
         let clock = if config.dev_clock {
             Clock::movable()
@@ -71,18 +64,12 @@ impl App {
         let keys = Keys::load_or_create(&config.data)
             .map_err(|e| Error::Internal(format!("secret key: {e}")))?;
         let hasher = Hasher::new(config.max_hashes);
-        let router = crate::http::build_router(&config);
-        let jobs = Jobs::standard();
-        let limiter = RateLimiter::new(config.api_key_limit, config.api_ip_limit);
         Ok(Arc::new(App {
             config,
             notifier: Notifier::default(),
             clock,
             keys,
             hasher,
-            router,
-            jobs,
-            limiter,
         }))
     }
 

@@ -135,7 +135,7 @@ fn create_key(server: &Server) -> Result<String, Error> {
             "key",
             "create",
             "--email",
-            crate::commands::DEMO_EMAIL,
+            crate::config::DEMO_EMAIL,
             "--data",
         ])
         .arg(&server.data)

@@ -79,19 +79,19 @@ fn serve(config: Config) -> Result<ExitCode, Error> {
         println!("(or run `otpbox admin create --email you@example.com`)");
     }
     drop(conn);
-    jobs::spawn(app.clone()).map_err(|e| Error::Internal(e.to_string()))?;
+    let jobs = Arc::new(jobs::Jobs::standard());
+    jobs::spawn(app.clone(), jobs.clone()).map_err(|e| Error::Internal(e.to_string()))?;
     println!("otpbox listening on http://{addr}");
     log::info!(
         "listening on http://{addr} with {} workers, data in {}",
         app.config.workers,
         app.config.data.display()
     );
-    http::server::run(app, listener).map_err(|e| Error::Internal(e.to_string()))?;
+    http::server::run(app, jobs, listener).map_err(|e| Error::Internal(e.to_string()))?;
     Ok(ExitCode::SUCCESS)
 }
 
-pub const DEMO_EMAIL: &str = "demo@example.com";
-pub const DEMO_PASSWORD: &str = "demo-password";
+use crate::config::{DEMO_EMAIL, DEMO_PASSWORD};
 
 /// Demo mode: the simulator on, a verified demo customer with a balance.
 fn demo_setup(

@@ -328,6 +328,24 @@ pub struct Smtp {
     pub tls: SmtpTls,
 }
 
+/// The customer account `otpbox demo` creates (and the benchmark signs in as).
+pub const DEMO_EMAIL: &str = "demo@example.com";
+pub const DEMO_PASSWORD: &str = "demo-password";
+
+/// A rate and a burst. `rate` whole requests per second refill the bucket, which holds at
+/// most `burst` requests. Either 0 turns the limit off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit {
+    pub rate: u64,
+    pub burst: u64,
+}
+
+impl Limit {
+    pub fn is_off(self) -> bool {
+        self.rate == 0 || self.burst == 0
+    }
+}
+
 /// Settings after validation. Cloned freely; read-only after start-up.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -368,9 +386,9 @@ pub struct Config {
     /// Percent (0–100) of a completed order's price that the number's operator earns.
     pub operator_share: u32,
     /// Rate limit of the customer APIs per API key.
-    pub api_key_limit: crate::http::ratelimit::Limit,
+    pub api_key_limit: Limit,
     /// Rate limit of the customer APIs per client IP.
-    pub api_ip_limit: crate::http::ratelimit::Limit,
+    pub api_ip_limit: Limit,
     pub webhook_allow_private: bool,
     /// Connect and read timeout of calls to upstream providers (seconds, at least 1).
     pub upstream_timeout: u64,
@@ -646,11 +664,11 @@ impl Config {
             reuse_cooldown: dur("reuse_cooldown")?,
             operator_share: parse_percent(&get("operator_share"))
                 .map_err(named("operator_share"))?,
-            api_key_limit: crate::http::ratelimit::Limit {
+            api_key_limit: Limit {
                 rate: num("api_rate")?,
                 burst: num("api_burst")?,
             },
-            api_ip_limit: crate::http::ratelimit::Limit {
+            api_ip_limit: Limit {
                 rate: num("api_ip_rate")?,
                 burst: num("api_ip_burst")?,
             },

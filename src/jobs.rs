@@ -245,7 +245,7 @@ fn execute(conn: &mut Connection, job: &Job, app: &App) -> (bool, String, i64) {
 }
 
 /// Starts the scheduler thread: checks once a second which jobs are due.
-pub fn spawn(app: Arc<App>) -> std::io::Result<()> {
+pub fn spawn(app: Arc<App>, jobs: Arc<Jobs>) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("scheduler".into())
         .spawn(move || {
@@ -261,7 +261,7 @@ pub fn spawn(app: Arc<App>) -> std::io::Result<()> {
             loop {
                 // The scheduler must outlive any bug in one tick.
                 let tick = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    app.jobs.run_due(&app, &mut conn);
+                    jobs.run_due(&app, &mut conn);
                 }));
                 if tick.is_err() {
                     log::error!("scheduler tick panicked; continuing");

@@ -2,6 +2,7 @@
 //! errors to exit codes (0 ok, 1 failure or problems found, 2 bad usage or configuration).
 
 mod app;
+mod assets;
 mod bench;
 mod cli;
 mod clock;
@@ -15,6 +16,7 @@ mod outbound;
 mod qr;
 mod smtp;
 mod upstream;
+mod url;
 mod views;
 
 use std::collections::BTreeMap;

@@ -1,14 +1,8 @@
-//! Static files from `assets/`, compiled into the binary by rust-embed (read from disk in
-//! debug builds). ETag from the content hash; revalidation answers 304.
-
-use rust_embed::RustEmbed;
+//! Serves the static files of [`crate::assets`]. ETag from the content hash; revalidation
+//! answers 304.
 
 use super::router::Router;
 use super::{Ctx, Request, Response};
-
-#[derive(RustEmbed)]
-#[folder = "assets/"]
-struct Assets;
 
 pub fn routes(r: &mut Router) {
     r.get("/assets/{*path}", serve);
@@ -23,7 +17,7 @@ fn favicon(ctx: &mut Ctx<'_>, req: &Request) -> Response {
 
 fn serve(_: &mut Ctx<'_>, req: &Request) -> Response {
     let path = req.param("path").unwrap_or("");
-    let Some(file) = Assets::get(path) else {
+    let Some(file) = crate::assets::get(path) else {
         return super::error_page(req, 404, "No such file.");
     };
     let etag = format!(
@@ -44,15 +38,4 @@ fn serve(_: &mut Ctx<'_>, req: &Request) -> Response {
     Response::new(200, &content_type, file.data.into_owned())
         .with_header("ETag", &etag)
         .with_header("Cache-Control", "public, max-age=3600")
-}
-
-/// URL of an asset with a content-hash query so browsers refetch it after an upgrade.
-pub fn url(path: &str) -> String {
-    match Assets::get(path) {
-        Some(f) => format!(
-            "/assets/{path}?v={}",
-            crate::domain::base::crypto::hex(&f.metadata.sha256_hash()[..4])
-        ),
-        None => format!("/assets/{path}"),
-    }
 }

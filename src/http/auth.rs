@@ -117,7 +117,7 @@ pub fn require_user(ctx: &mut Ctx<'_>, req: &Request) -> Result<Signed, Response
         },
         _ => {
             if req.method == super::Method::Get && !req.path.starts_with("/api/") {
-                let next = super::request::percent_encode(&req.path);
+                let next = crate::url::percent_encode(&req.path);
                 Err(Response::redirect(&format!("/login?next={next}")))
             } else {
                 Err(error_page(req, 401, "Sign in first."))

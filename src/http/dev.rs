@@ -15,7 +15,7 @@ pub fn routes(r: &mut Router) {
 /// `GET /__dev/routes` → `[{"method", "path"}]`, every route the router knows.
 fn list_routes(ctx: &mut Ctx<'_>, _: &Request) -> Response {
     let out: Vec<_> = ctx
-        .app
+        .site
         .router
         .routes()
         .into_iter()
@@ -39,7 +39,7 @@ fn advance(ctx: &mut Ctx<'_>, req: &Request) -> Response {
 
 /// `POST /__dev/jobs` → runs every job now; their summaries.
 fn run_jobs(ctx: &mut Ctx<'_>, _: &Request) -> Response {
-    let results = ctx.app.jobs.run_all(ctx.app, ctx.db);
+    let results = ctx.site.jobs.run_all(ctx.app, ctx.db);
     let out: Vec<_> = results
         .into_iter()
         .map(|(name, ok, msg)| serde_json::json!({"job": name, "ok": ok, "message": msg}))

@@ -22,17 +22,40 @@ pub mod server;
 pub mod supervisor;
 pub mod web;
 
+use std::sync::Arc;
+
 use rusqlite::Connection;
 
 use crate::app::App;
 use crate::config::Config;
+use crate::jobs::Jobs;
 pub use request::{Method, Request};
 pub use response::Response;
 use router::{Match, Router};
 
-/// What a handler gets: the shared app and this thread's database connection.
+/// What the HTTP side owns beside the [`App`]: the route table, the customer APIs' rate
+/// limiter and the job registry (the admin's jobs page and the dev hooks run jobs by hand).
+pub struct Site {
+    pub router: Router,
+    /// Token buckets of the customer APIs' rate limits.
+    pub limiter: ratelimit::RateLimiter,
+    pub jobs: Arc<Jobs>,
+}
+
+impl Site {
+    pub fn new(config: &Config, jobs: Arc<Jobs>) -> Site {
+        Site {
+            router: build_router(config),
+            limiter: ratelimit::RateLimiter::new(config.api_key_limit, config.api_ip_limit),
+            jobs,
+        }
+    }
+}
+
+/// What a handler gets: the shared app, the site and this thread's database connection.
 pub struct Ctx<'a> {
     pub app: &'a App,
+    pub site: &'a Site,
     pub db: &'a mut Connection,
 }
 
@@ -66,10 +89,10 @@ pub fn build_router(config: &Config) -> Router {
 /// Runs the matched handler, answering 404/405 and refusing form posts without a valid CSRF
 /// token. Requests to the customer APIs pass the rate limiter first.
 pub fn route(ctx: &mut Ctx<'_>, req: &mut Request) -> Response {
-    if let Some(refusal) = ratelimit::guard(&ctx.app.limiter, req, ctx.app.clock.now_ms()) {
+    if let Some(refusal) = ratelimit::guard(&ctx.site.limiter, req, ctx.app.clock.now_ms()) {
         return refusal;
     }
-    match ctx.app.router.find(req.method, &req.path) {
+    match ctx.site.router.find(req.method, &req.path) {
         Match::Route {
             handler,
             csrf,

@@ -20,6 +20,7 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 
 use super::{Request, Response};
+use crate::config::Limit;
 use crate::domain::Error;
 
 /// Buckets per table (keys, IPs) at most.
@@ -32,22 +33,9 @@ const FULL_SWEEP_PAUSE_MS: i64 = 1_000;
 /// Thousandths of a request: the unit of bucket contents.
 const MILLI: u64 = 1_000;
 
-/// A rate and a burst. `rate` whole requests per second refill the bucket, which holds at
-/// most `burst` requests. Either 0 turns the limit off.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limit {
-    pub rate: u64,
-    pub burst: u64,
-}
-
-impl Limit {
-    pub fn is_off(self) -> bool {
-        self.rate == 0 || self.burst == 0
-    }
-
-    fn capacity(self) -> u64 {
-        self.burst.saturating_mul(MILLI)
-    }
+/// Tokens in a full bucket, in thousandths of a request.
+fn capacity(limit: Limit) -> u64 {
+    limit.burst.saturating_mul(MILLI)
 }
 
 /// One token bucket: its contents (thousandths of a request) as of `at_ms`.
@@ -61,7 +49,7 @@ impl Bucket {
     /// A new client's bucket: full.
     pub fn full(limit: Limit, now_ms: i64) -> Bucket {
         Bucket {
-            tokens: limit.capacity(),
+            tokens: capacity(limit),
             at_ms: now_ms,
         }
     }
@@ -72,7 +60,7 @@ impl Bucket {
         // `rate` requests per second = `rate` thousandths per millisecond.
         self.tokens
             .saturating_add(elapsed.saturating_mul(limit.rate))
-            .min(limit.capacity())
+            .min(capacity(limit))
     }
 
     /// Takes one request. `Err(seconds)` when the bucket is empty: when the next request will
@@ -91,7 +79,7 @@ impl Bucket {
 
     /// True when the bucket has refilled to its burst: forgetting it changes nothing.
     fn is_idle(&self, limit: Limit, now_ms: i64) -> bool {
-        self.level(limit, now_ms) >= limit.capacity()
+        self.level(limit, now_ms) >= capacity(limit)
     }
 }
 

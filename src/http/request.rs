@@ -220,22 +220,10 @@ pub fn percent_decode(s: &str, plus: bool) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-pub fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::url::percent_encode;
 
     #[test]
     fn urlencoded_decoding() {

@@ -26,8 +26,9 @@ use super::longpoll::Wait;
 use super::request::{Method, Request};
 use super::response::{reason, Response};
 use super::supervisor::{self, Supervisor};
-use super::Ctx;
+use super::{Ctx, Site};
 use crate::app::App;
+use crate::jobs::Jobs;
 
 pub const MAX_BODY: usize = 1024 * 1024;
 pub const MAX_URL: usize = 8 * 1024;
@@ -57,6 +58,7 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
 
 struct Shared {
     app: Arc<App>,
+    site: Site,
     listener: TcpListener,
     current: RwLock<(u64, Arc<tiny_http::Server>)>,
     uploads: AtomicUsize,
@@ -90,7 +92,7 @@ pub fn bind(addr: SocketAddr, timeout: Duration) -> std::io::Result<TcpListener>
 }
 
 /// Serves until the process ends. Spawns `workers` threads and blocks on them.
-pub fn run(app: Arc<App>, listener: TcpListener) -> std::io::Result<()> {
+pub fn run(app: Arc<App>, jobs: Arc<Jobs>, listener: TcpListener) -> std::io::Result<()> {
     if let Some(n) = super::net::raise_open_files_limit() {
         log::debug!("open files limit: {n}");
     }
@@ -104,8 +106,10 @@ pub fn run(app: Arc<App>, listener: TcpListener) -> std::io::Result<()> {
             max_connections: app.config.max_connections,
         },
     );
+    let site = Site::new(&app.config, jobs);
     let shared = Arc::new(Shared {
         app,
+        site,
         listener,
         current: RwLock::new((0, server)),
         uploads: AtomicUsize::new(0),
@@ -287,7 +291,7 @@ fn handle_incoming(shared: &Arc<Shared>, db: &mut Connection, mut rq: tiny_http:
                 );
             }
             req.body = body;
-            let resp = dispatch(&shared.app, db, &mut req);
+            let resp = dispatch(&shared.app, &shared.site, db, &mut req);
             respond(shared, rq, resp, req, started);
         }
         Verdict::Upload(req) => {
@@ -358,7 +362,7 @@ fn upload(shared: &Arc<Shared>, mut rq: tiny_http::Request, mut req: Request, st
     }
     req.body = body;
     let mut db = open_db(&shared.app);
-    let resp = dispatch(&shared.app, &mut db, &mut req);
+    let resp = dispatch(&shared.app, &shared.site, &mut db, &mut req);
     respond(shared, rq, resp, req, started);
 }
 
@@ -535,9 +539,13 @@ fn shallow(rq: &tiny_http::Request, app: &App) -> Request {
 }
 
 /// Routes and runs the handler; a panic becomes a 500 and the worker lives on.
-pub fn dispatch(app: &App, db: &mut Connection, req: &mut Request) -> Response {
+pub fn dispatch(app: &App, site: &Site, db: &mut Connection, req: &mut Request) -> Response {
     let outcome = catch_unwind(AssertUnwindSafe(|| {
-        let mut ctx = Ctx { app, db: &mut *db };
+        let mut ctx = Ctx {
+            app,
+            site,
+            db: &mut *db,
+        };
         super::route(&mut ctx, req)
     }));
     let resp = match outcome {

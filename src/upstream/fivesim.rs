@@ -8,9 +8,10 @@ use std::collections::HashMap;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::{encode, Answer, Fault, Http, Names, RawBought, RawOffer};
+use super::{Answer, Fault, Http, Names, RawBought, RawOffer};
 use crate::domain::supply::providers;
 use crate::domain::supply::routing::{Ended, Polled, UpstreamSms};
+use crate::url::percent_encode;
 
 pub struct Client {
     http: Http,
@@ -163,8 +164,8 @@ impl Client {
     pub fn buy(&self, country: &str, product: &str) -> Answer<RawBought> {
         let path = format!(
             "/user/buy/activation/{}/any/{}",
-            encode(country),
-            encode(product)
+            percent_encode(country),
+            percent_encode(product)
         );
         let body = self.get(&path, false)?;
         // An old server behaviour: 200 with the refusal as the body.
@@ -187,7 +188,7 @@ impl Client {
 
     /// `/user/check/{id}` → its SMS and whether it ended.
     pub fn check(&self, id: &str) -> Answer<Polled> {
-        let body = self.get(&format!("/user/check/{}", encode(id)), false)?;
+        let body = self.get(&format!("/user/check/{}", percent_encode(id)), false)?;
         let o: Order = serde_json::from_str(&body).map_err(|_| self.garbage(&body))?;
         let mut polled = Polled::default();
         for s in o.sms.unwrap_or_default() {
@@ -225,7 +226,7 @@ impl Client {
 
     /// `/user/{finish|cancel|ban}/{id}`.
     pub fn order_action(&self, action: &str, id: &str) -> Answer<()> {
-        self.get(&format!("/user/{action}/{}", encode(id)), false)
+        self.get(&format!("/user/{action}/{}", percent_encode(id)), false)
             .map(|_| ())
     }
 }

@@ -30,6 +30,7 @@ use crate::domain::market::activations::{OrderRequest, Placed};
 use crate::domain::supply::providers::{self, Breaker, Kind, OfferIn, Outcome, Provider};
 use crate::domain::supply::routing::{self, Bought, Polled, Routed, Settled};
 use crate::domain::{market::catalogue, Error, Result};
+use crate::url::percent_encode;
 
 /// Why a call did not give what was asked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,7 +98,7 @@ impl Http {
         let mut secrets = Vec::new();
         if !secret.is_empty() {
             secrets.push(secret.to_string());
-            let encoded = encode(secret);
+            let encoded = percent_encode(secret);
             if encoded != secret {
                 secrets.push(encoded);
             }
@@ -161,20 +162,6 @@ impl Http {
             format!("`{t}`")
         }
     }
-}
-
-/// Percent-encodes a query value.
-pub(crate) fn encode(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
 }
 
 /// Our catalogue's names, for mapping a provider's countries and services onto ours (only
@@ -773,7 +760,9 @@ mod tests {
 
     #[test]
     fn query_values_are_percent_encoded() {
-        assert_eq!(encode("a b&c=d/é"), "a%20b%26c%3Dd%2F%C3%A9");
-        assert_eq!(encode("Az09-_.~"), "Az09-_.~");
+        assert_eq!(
+            crate::url::percent_encode("a b&c=d/é"),
+            "a%20b%26c%3Dd%2F%C3%A9"
+        );
     }
 }

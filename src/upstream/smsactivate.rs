@@ -8,8 +8,9 @@ use std::collections::HashMap;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::{encode, Answer, Fault, Http, RawBought, RawOffer};
+use super::{Answer, Fault, Http, RawBought, RawOffer};
 use crate::domain::supply::routing::{Ended, Polled, UpstreamSms};
+use crate::url::percent_encode;
 
 pub struct Client {
     http: Http,
@@ -73,11 +74,11 @@ impl Client {
         url.push(if url.contains('?') { '&' } else { '?' });
         url.push_str(&format!(
             "api_key={}&action={}",
-            encode(&self.key),
-            encode(action)
+            percent_encode(&self.key),
+            percent_encode(action)
         ));
         for (k, v) in params {
-            url.push_str(&format!("&{}={}", encode(k), encode(v)));
+            url.push_str(&format!("&{}={}", percent_encode(k), percent_encode(v)));
         }
         let (status, body) = self.http.get(&url, &[], long)?;
         if status >= 500 {

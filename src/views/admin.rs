@@ -7,8 +7,8 @@ use crate::domain::accounts::User;
 use crate::domain::base::audit::{AuditFilter, AuditRow};
 use crate::domain::base::mail::OutboxRow;
 use crate::domain::market::wallet::Entry;
-use crate::http::request::percent_encode;
 use crate::jobs::RunRow;
+use crate::url::percent_encode;
 use crate::views::market::Cur;
 
 pub fn tabs() -> Markup {

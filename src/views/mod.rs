@@ -15,9 +15,9 @@ pub mod webhooks;
 
 use maud::{html, Markup, DOCTYPE};
 
+use crate::assets;
 use crate::clock::{format_datetime, Timestamp};
 use crate::domain::accounts::Role;
-use crate::http::assets;
 
 /// What the page header needs to know about the visitor.
 #[derive(Default, Clone)]

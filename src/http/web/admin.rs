@@ -249,7 +249,7 @@ fn jobs(ctx: &mut Ctx<'_>, req: &Request) -> Response {
         Err(r) => return r,
     };
     let schedule: Vec<(&str, &str, &str)> = ctx
-        .app
+        .site
         .jobs
         .list
         .iter()

@@ -398,10 +398,7 @@ pub(super) fn ask_code(ctx: &mut Ctx<'_>, req: &Request, user_id: i64, next: &st
             let to = if next == "/dashboard" {
                 "/login/2fa".to_string()
             } else {
-                format!(
-                    "/login/2fa?next={}",
-                    super::super::request::percent_encode(next)
-                )
+                format!("/login/2fa?next={}", crate::url::percent_encode(next))
             };
             // The waiting session lives as long as an anonymous one; the wait itself ends
             // after PENDING_TTL.

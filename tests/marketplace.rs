@@ -206,7 +206,7 @@ fn demo_flow_order_code_complete_then_cancel_and_refund() {
     assert_eq!(api.balance(), DEMO_BALANCE - 2 * price);
     let cancel = format!("/orders/{second}/cancel");
     let r = web.submit("/dashboard", &cancel, &[]);
-    assert_eq!(r.status, 409, "{}", r.text());
+    let r = web.follow(&r);
     assert!(
         r.text().contains("Cancelling is possible in"),
         "{}",

@@ -8,17 +8,16 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::auth::{visitor, COOKIE};
 use super::longpoll;
 use super::router::Router;
+use super::Method;
 use super::{Ctx, Request, Response};
 use rusqlite::Connection;
 
 use crate::app::App;
 use crate::clock::format_rfc3339;
 use crate::db;
-use crate::domain::accounts::User;
-use crate::domain::base::crypto::constant_time_eq;
+use crate::domain::accounts::{Role, User};
 use crate::domain::base::money::{currency_digits, Money};
 use crate::domain::market::activations::{
     self, Activation, CancelReason, OrderRequest, Placed, Status,
@@ -33,28 +32,88 @@ use crate::domain::{
 pub const OPENAPI: &str = include_str!("openapi.json");
 
 pub fn routes(r: &mut Router) {
-    r.get("/api/v1/openapi.json", get_openapi);
-    r.get("/api/v1/catalogue", get_catalogue);
-    r.get("/api/v1/balance", get_balance);
-    r.get("/api/v1/ledger", get_ledger);
-    r.post("/api/v1/activations", post_activation);
-    r.get("/api/v1/activations", list_activations);
-    r.get("/api/v1/activations/{id}", get_activation);
-    r.post("/api/v1/activations/{id}/cancel", cancel_activation);
-    r.post("/api/v1/activations/{id}/used", used_activation);
-    r.post("/api/v1/activations/{id}/complete", complete_activation);
-    r.post("/api/v1/activations/{id}/retry", retry_activation);
-    r.post("/api/v1/activations/{id}/ready", ready_activation);
-    r.post("/api/v1/rentals", post_rental);
-    r.get("/api/v1/rentals", list_rentals);
-    r.get("/api/v1/rentals/{id}", get_rental);
-    r.post("/api/v1/rentals/{id}/cancel", cancel_rental);
-    r.post("/api/v1/rentals/{id}/finish", finish_rental);
-    r.post("/api/v1/rentals/{id}/extend", extend_rental);
-    r.get("/api/v1/keys", list_keys);
-    r.post("/api/v1/keys", create_key);
-    r.delete("/api/v1/keys/{id}", revoke_key);
-    r.post("/api/v1/vouchers/redeem", redeem_voucher);
+    r.public(Method::Get, "/api/v1/openapi.json", get_openapi);
+    r.public(Method::Get, "/api/v1/catalogue", get_catalogue);
+    r.api(Method::Get, "/api/v1/balance", Role::User, get_balance);
+    r.api(Method::Get, "/api/v1/ledger", Role::User, get_ledger);
+    r.api(
+        Method::Post,
+        "/api/v1/activations",
+        Role::User,
+        post_activation,
+    );
+    r.api(
+        Method::Get,
+        "/api/v1/activations",
+        Role::User,
+        list_activations,
+    );
+    r.api(
+        Method::Get,
+        "/api/v1/activations/{id}",
+        Role::User,
+        get_activation,
+    );
+    r.api(
+        Method::Post,
+        "/api/v1/activations/{id}/cancel",
+        Role::User,
+        cancel_activation,
+    );
+    r.api(
+        Method::Post,
+        "/api/v1/activations/{id}/used",
+        Role::User,
+        used_activation,
+    );
+    r.api(
+        Method::Post,
+        "/api/v1/activations/{id}/complete",
+        Role::User,
+        complete_activation,
+    );
+    r.api(
+        Method::Post,
+        "/api/v1/activations/{id}/retry",
+        Role::User,
+        retry_activation,
+    );
+    r.api(
+        Method::Post,
+        "/api/v1/activations/{id}/ready",
+        Role::User,
+        ready_activation,
+    );
+    r.api(Method::Post, "/api/v1/rentals", Role::User, post_rental);
+    r.api(Method::Get, "/api/v1/rentals", Role::User, list_rentals);
+    r.api(Method::Get, "/api/v1/rentals/{id}", Role::User, get_rental);
+    r.api(
+        Method::Post,
+        "/api/v1/rentals/{id}/cancel",
+        Role::User,
+        cancel_rental,
+    );
+    r.api(
+        Method::Post,
+        "/api/v1/rentals/{id}/finish",
+        Role::User,
+        finish_rental,
+    );
+    r.api(
+        Method::Post,
+        "/api/v1/rentals/{id}/extend",
+        Role::User,
+        extend_rental,
+    );
+    r.api(Method::Get, "/api/v1/keys", Role::User, list_keys);
+    r.api(Method::Post, "/api/v1/keys", Role::User, create_key);
+    r.api(Method::Delete, "/api/v1/keys/{id}", Role::User, revoke_key);
+    r.api(
+        Method::Post,
+        "/api/v1/vouchers/redeem",
+        Role::User,
+        redeem_voucher,
+    );
 }
 
 /// The JSON error for a domain error.
@@ -78,68 +137,6 @@ pub fn error(e: &Error) -> Response {
         }
         _ => resp,
     }
-}
-
-/// The account calling: API key first, then the session cookie (with the CSRF header for
-/// unsafe methods, since a cookie rides along on cross-site requests).
-pub fn caller(ctx: &mut Ctx<'_>, req: &Request) -> Result<User, Response> {
-    let bearer = req
-        .header("authorization")
-        .and_then(|h| {
-            h.strip_prefix("Bearer ")
-                .or_else(|| h.strip_prefix("bearer "))
-        })
-        .map(str::trim);
-    let user = if let Some(key) = bearer {
-        apikeys::authenticate(ctx.db, &ctx.app.keys, key, ctx.now())
-            .map_err(|e| error(&e))?
-            .ok_or_else(|| {
-                Response::json_error(401, "unauthorized", "Unknown or revoked API key.")
-            })?
-    } else if req.cookie(COOKIE).is_some() {
-        let v = visitor(ctx, req);
-        let (Some(session), Some(user)) = (v.session, v.user) else {
-            return Err(Response::json_error(
-                401,
-                "unauthorized",
-                "Sign in or send an API key.",
-            ));
-        };
-        if req.method.is_unsafe() {
-            let sent = req.header("x-csrf-token").unwrap_or("");
-            if !constant_time_eq(sent.as_bytes(), session.csrf.as_bytes()) {
-                return Err(Response::json_error(
-                    403,
-                    "forbidden",
-                    "Missing or wrong X-CSRF-Token header.",
-                ));
-            }
-        }
-        user
-    } else {
-        return Err(Response::json_error(
-            401,
-            "unauthorized",
-            "Send an API key as `Authorization: Bearer <key>`.",
-        ));
-    };
-    match user.state {
-        crate::domain::accounts::State::Active => Ok(user),
-        _ => Err(Response::json_error(
-            403,
-            "account_inactive",
-            "This account is not active.",
-        )),
-    }
-}
-
-macro_rules! caller_or_return {
-    ($ctx:expr, $req:expr) => {
-        match caller($ctx, $req) {
-            Ok(u) => u,
-            Err(r) => return r,
-        }
-    };
 }
 
 /// The JSON body as `T` (an empty body counts as `{}`), or a 400 error.
@@ -258,8 +255,7 @@ fn get_catalogue(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     }
 }
 
-fn get_balance(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let user = caller_or_return!(ctx, req);
+fn get_balance(ctx: &mut Ctx<'_>, _req: &Request, user: &User) -> Response {
     Response::json(
         200,
         &json!({
@@ -270,8 +266,7 @@ fn get_balance(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     )
 }
 
-fn get_ledger(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let user = caller_or_return!(ctx, req);
+fn get_ledger(ctx: &mut Ctx<'_>, req: &Request, user: &User) -> Response {
     let before = req.query_param("before").and_then(|b| b.parse().ok());
     let limit = req
         .query_param("limit")
@@ -295,8 +290,7 @@ struct OrderBody {
     exclude_prefixes: Vec<String>,
 }
 
-fn post_activation(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let user = caller_or_return!(ctx, req);
+fn post_activation(ctx: &mut Ctx<'_>, req: &Request, user: &User) -> Response {
     let b: OrderBody = match body(req) {
         Ok(b) => b,
         Err(r) => return r,
@@ -309,7 +303,7 @@ fn post_activation(ctx: &mut Ctx<'_>, req: &Request) -> Response {
         client_order_id: b.order_id,
         exclude_prefixes: b.exclude_prefixes,
     };
-    match crate::upstream::place_order(ctx.app, ctx.db, &user, std::slice::from_ref(&order), |_| {
+    match crate::upstream::place_order(ctx.app, ctx.db, user, std::slice::from_ref(&order), |_| {
         false
     }) {
         Ok(Placed::New(a)) => Response::json(201, &activation_json(ctx, &a)),
@@ -318,8 +312,7 @@ fn post_activation(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     }
 }
 
-fn list_activations(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let user = caller_or_return!(ctx, req);
+fn list_activations(ctx: &mut Ctx<'_>, req: &Request, user: &User) -> Response {
     let statuses: Vec<Status> = match req.query_param("status").as_deref() {
         None | Some("") | Some("all") => vec![],
         Some("live") => vec![Status::Waiting, Status::Received, Status::Retry],
@@ -353,9 +346,9 @@ fn list_activations(ctx: &mut Ctx<'_>, req: &Request) -> Response {
 fn with_activation(
     ctx: &mut Ctx<'_>,
     req: &Request,
+    user: &User,
     f: impl FnOnce(&rusqlite::Transaction<'_>, i64, i64, i64) -> Result<Activation, Error>,
 ) -> Response {
-    let user = caller_or_return!(ctx, req);
     let Some(id) = req.id_param("id") else {
         return error(&Error::NotFound("activation"));
     };
@@ -369,8 +362,7 @@ fn with_activation(
     }
 }
 
-fn get_activation(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let user = caller_or_return!(ctx, req);
+fn get_activation(ctx: &mut Ctx<'_>, req: &Request, user: &User) -> Response {
     let Some(id) = req.id_param("id") else {
         return error(&Error::NotFound("activation"));
     };
@@ -396,36 +388,36 @@ fn get_activation(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     )
 }
 
-fn cancel_activation(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+fn cancel_activation(ctx: &mut Ctx<'_>, req: &Request, user: &User) -> Response {
     let policy = ctx.app.policy();
-    with_activation(ctx, req, |tx, u, id, now| {
+    with_activation(ctx, req, user, |tx, u, id, now| {
         activations::cancel(tx, u, id, CancelReason::Cancel, &policy, now)
     })
 }
 
-fn used_activation(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+fn used_activation(ctx: &mut Ctx<'_>, req: &Request, user: &User) -> Response {
     let policy = ctx.app.policy();
-    with_activation(ctx, req, |tx, u, id, now| {
+    with_activation(ctx, req, user, |tx, u, id, now| {
         activations::cancel(tx, u, id, CancelReason::NumberUsed, &policy, now)
     })
 }
 
-fn complete_activation(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+fn complete_activation(ctx: &mut Ctx<'_>, req: &Request, user: &User) -> Response {
     let policy = ctx.app.policy();
-    with_activation(ctx, req, |tx, u, id, now| {
+    with_activation(ctx, req, user, |tx, u, id, now| {
         activations::complete(tx, u, id, &policy, now)
     })
 }
 
-fn retry_activation(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+fn retry_activation(ctx: &mut Ctx<'_>, req: &Request, user: &User) -> Response {
     let policy = ctx.app.policy();
-    with_activation(ctx, req, |tx, u, id, now| {
+    with_activation(ctx, req, user, |tx, u, id, now| {
         activations::retry(tx, u, id, &policy, now)
     })
 }
 
-fn ready_activation(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    with_activation(ctx, req, |tx, u, id, now| {
+fn ready_activation(ctx: &mut Ctx<'_>, req: &Request, user: &User) -> Response {
+    with_activation(ctx, req, user, |tx, u, id, now| {
         activations::mark_ready(tx, u, id, now)
     })
 }
@@ -441,8 +433,7 @@ struct RentBody {
     webhook_url: String,
 }
 
-fn post_rental(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let user = caller_or_return!(ctx, req);
+fn post_rental(ctx: &mut Ctx<'_>, req: &Request, user: &User) -> Response {
     let b: RentBody = match body(req) {
         Ok(b) => b,
         Err(r) => return r,
@@ -456,14 +447,13 @@ fn post_rental(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     };
     let policy = ctx.app.policy();
     let now = ctx.now();
-    match db::write(ctx.db, |tx| rentals::rent(tx, &user, &rr, &policy, now)) {
+    match db::write(ctx.db, |tx| rentals::rent(tx, user, &rr, &policy, now)) {
         Ok(r) => Response::json(201, &rental_json(ctx, &r)),
         Err(e) => error(&e),
     }
 }
 
-fn list_rentals(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let user = caller_or_return!(ctx, req);
+fn list_rentals(ctx: &mut Ctx<'_>, req: &Request, user: &User) -> Response {
     let active = req.query_param("status").as_deref() == Some("active");
     match rentals::list(ctx.db, user.id, active, 200) {
         Ok(list) => {
@@ -474,8 +464,7 @@ fn list_rentals(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     }
 }
 
-fn get_rental(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let user = caller_or_return!(ctx, req);
+fn get_rental(ctx: &mut Ctx<'_>, req: &Request, user: &User) -> Response {
     let Some(id) = req.id_param("id") else {
         return error(&Error::NotFound("rental"));
     };
@@ -488,9 +477,9 @@ fn get_rental(ctx: &mut Ctx<'_>, req: &Request) -> Response {
 fn with_rental(
     ctx: &mut Ctx<'_>,
     req: &Request,
+    user: &User,
     f: impl FnOnce(&rusqlite::Transaction<'_>, i64, i64, i64) -> Result<Rental, Error>,
 ) -> Response {
-    let user = caller_or_return!(ctx, req);
     let Some(id) = req.id_param("id") else {
         return error(&Error::NotFound("rental"));
     };
@@ -501,13 +490,15 @@ fn with_rental(
     }
 }
 
-fn cancel_rental(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    with_rental(ctx, req, |tx, u, id, now| rentals::cancel(tx, u, id, now))
+fn cancel_rental(ctx: &mut Ctx<'_>, req: &Request, user: &User) -> Response {
+    with_rental(ctx, req, user, |tx, u, id, now| {
+        rentals::cancel(tx, u, id, now)
+    })
 }
 
-fn finish_rental(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+fn finish_rental(ctx: &mut Ctx<'_>, req: &Request, user: &User) -> Response {
     let policy = ctx.app.policy();
-    with_rental(ctx, req, |tx, u, id, now| {
+    with_rental(ctx, req, user, |tx, u, id, now| {
         rentals::finish(tx, u, id, &policy, now)
     })
 }
@@ -517,18 +508,17 @@ struct ExtendBody {
     hours: i64,
 }
 
-fn extend_rental(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+fn extend_rental(ctx: &mut Ctx<'_>, req: &Request, user: &User) -> Response {
     let b: ExtendBody = match body(req) {
         Ok(b) => b,
         Err(r) => return r,
     };
-    with_rental(ctx, req, |tx, u, id, now| {
+    with_rental(ctx, req, user, |tx, u, id, now| {
         rentals::extend(tx, u, id, b.hours, now)
     })
 }
 
-fn list_keys(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let user = caller_or_return!(ctx, req);
+fn list_keys(ctx: &mut Ctx<'_>, _req: &Request, user: &User) -> Response {
     match apikeys::list(ctx.db, user.id) {
         Ok(keys) => Response::json(200, &json!({"keys": keys})),
         Err(e) => error(&e),
@@ -541,8 +531,7 @@ struct KeyBody {
     name: String,
 }
 
-fn create_key(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let user = caller_or_return!(ctx, req);
+fn create_key(ctx: &mut Ctx<'_>, req: &Request, user: &User) -> Response {
     let b: KeyBody = match body(req) {
         Ok(b) => b,
         Err(r) => return r,
@@ -570,8 +559,7 @@ fn create_key(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     }
 }
 
-fn revoke_key(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let user = caller_or_return!(ctx, req);
+fn revoke_key(ctx: &mut Ctx<'_>, req: &Request, user: &User) -> Response {
     let Some(id) = req.id_param("id") else {
         return error(&Error::NotFound("API key"));
     };
@@ -598,8 +586,7 @@ struct RedeemBody {
     code: String,
 }
 
-fn redeem_voucher(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let user = caller_or_return!(ctx, req);
+fn redeem_voucher(ctx: &mut Ctx<'_>, req: &Request, user: &User) -> Response {
     let b: RedeemBody = match body(req) {
         Ok(b) => b,
         Err(r) => return r,
@@ -634,7 +621,8 @@ mod tests {
         let config = Config::from_layers(&Layers::default()).unwrap();
         let router = crate::http::build_router(&config);
         let mut seen = 0;
-        for (method, path) in router.routes() {
+        for route in router.routes() {
+            let (method, path) = (route.method, route.pattern.as_str());
             if !path.starts_with("/api/v1/") {
                 continue;
             }

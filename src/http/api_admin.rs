@@ -7,8 +7,9 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::api::{body, caller, error};
+use super::api::{body, error};
 use super::router::Router;
+use super::Method;
 use super::{Ctx, Request, Response};
 use crate::clock::format_rfc3339;
 use crate::db;
@@ -20,40 +21,62 @@ use crate::domain::trust::admin;
 use crate::domain::{market::vouchers, Error};
 
 pub fn routes(r: &mut Router) {
-    r.get("/api/v1/admin/users", list_users);
-    r.get("/api/v1/admin/users/{id}", get_user);
-    r.post("/api/v1/admin/users/{id}/role", set_role);
-    r.post("/api/v1/admin/users/{id}/state", set_state);
-    r.post("/api/v1/admin/users/{id}/credit", credit);
-    r.get("/api/v1/admin/vouchers", list_vouchers);
-    r.post("/api/v1/admin/vouchers", create_vouchers);
-    r.get("/api/v1/admin/prices", list_prices);
-    r.post("/api/v1/admin/prices", set_price);
-    r.post("/api/v1/admin/catalogue/countries/{id}", switch_country);
-    r.post("/api/v1/admin/catalogue/services/{code}", switch_service);
-}
-
-/// The calling account, if it is an active administrator.
-fn admin_caller(ctx: &mut Ctx<'_>, req: &Request) -> Result<User, Response> {
-    let user = caller(ctx, req)?;
-    if user.role != Role::Admin {
-        return Err(Response::json_error(
-            403,
-            "forbidden",
-            "This needs an administrator account.",
-        ));
-    }
-    Ok(user)
-}
-
-/// The calling admin, or return the error response.
-macro_rules! admin_or_return {
-    ($ctx:expr, $req:expr) => {
-        match admin_caller($ctx, $req) {
-            Ok(u) => u,
-            Err(r) => return r,
-        }
-    };
+    r.api(Method::Get, "/api/v1/admin/users", Role::Admin, list_users);
+    r.api(
+        Method::Get,
+        "/api/v1/admin/users/{id}",
+        Role::Admin,
+        get_user,
+    );
+    r.api(
+        Method::Post,
+        "/api/v1/admin/users/{id}/role",
+        Role::Admin,
+        set_role,
+    );
+    r.api(
+        Method::Post,
+        "/api/v1/admin/users/{id}/state",
+        Role::Admin,
+        set_state,
+    );
+    r.api(
+        Method::Post,
+        "/api/v1/admin/users/{id}/credit",
+        Role::Admin,
+        credit,
+    );
+    r.api(
+        Method::Get,
+        "/api/v1/admin/vouchers",
+        Role::Admin,
+        list_vouchers,
+    );
+    r.api(
+        Method::Post,
+        "/api/v1/admin/vouchers",
+        Role::Admin,
+        create_vouchers,
+    );
+    r.api(
+        Method::Get,
+        "/api/v1/admin/prices",
+        Role::Admin,
+        list_prices,
+    );
+    r.api(Method::Post, "/api/v1/admin/prices", Role::Admin, set_price);
+    r.api(
+        Method::Post,
+        "/api/v1/admin/catalogue/countries/{id}",
+        Role::Admin,
+        switch_country,
+    );
+    r.api(
+        Method::Post,
+        "/api/v1/admin/catalogue/services/{code}",
+        Role::Admin,
+        switch_service,
+    );
 }
 
 macro_rules! body_or_return {
@@ -94,8 +117,7 @@ fn int_param(req: &Request, name: &str, default: i64, min: i64, max: i64) -> i64
 
 /// `GET /api/v1/admin/users?q=&limit=&offset=`: search by e-mail or name fragment, newest
 /// first.
-fn list_users(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    admin_or_return!(ctx, req);
+fn list_users(ctx: &mut Ctx<'_>, req: &Request, _user: &User) -> Response {
     let q = req.query_param("q").unwrap_or_default();
     let limit = int_param(req, "limit", 50, 1, 200);
     let offset = int_param(req, "offset", 0, 0, i64::MAX);
@@ -113,8 +135,7 @@ fn list_users(ctx: &mut Ctx<'_>, req: &Request) -> Response {
 
 /// `GET /api/v1/admin/users/{id}`: the account and its 20 latest ledger entries (the
 /// reading of the ledger is audited, like the admin page's).
-fn get_user(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let me = admin_or_return!(ctx, req);
+fn get_user(ctx: &mut Ctx<'_>, req: &Request, me: &User) -> Response {
     let Some(id) = req.id_param("id") else {
         return error(&Error::NotFound("account"));
     };
@@ -161,13 +182,12 @@ struct RoleBody {
     role: String,
 }
 
-fn set_role(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let me = admin_or_return!(ctx, req);
+fn set_role(ctx: &mut Ctx<'_>, req: &Request, me: &User) -> Response {
     let b: RoleBody = body_or_return!(req);
     let Some(role) = Role::parse(&b.role) else {
         return error(&Error::invalid("The role must be user, operator or admin."));
     };
-    change_user(ctx, req, &me, |tx, actor, id, now| {
+    change_user(ctx, req, me, |tx, actor, id, now| {
         admin::set_role(tx, actor, id, role, now)
     })
 }
@@ -179,13 +199,12 @@ struct StateBody {
     reason: String,
 }
 
-fn set_state(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let me = admin_or_return!(ctx, req);
+fn set_state(ctx: &mut Ctx<'_>, req: &Request, me: &User) -> Response {
     let b: StateBody = body_or_return!(req);
     let Some(state @ (State::Active | State::Suspended)) = State::parse(&b.state) else {
         return error(&Error::invalid("The state must be active or suspended."));
     };
-    change_user(ctx, req, &me, |tx, actor, id, now| {
+    change_user(ctx, req, me, |tx, actor, id, now| {
         admin::set_state(tx, actor, id, state, &b.reason, now)
     })
 }
@@ -199,8 +218,7 @@ struct CreditBody {
 
 /// `POST /api/v1/admin/users/{id}/credit`: one `adjustment` ledger row (negative amounts
 /// debit, never below zero).
-fn credit(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let me = admin_or_return!(ctx, req);
+fn credit(ctx: &mut Ctx<'_>, req: &Request, me: &User) -> Response {
     let b: CreditBody = body_or_return!(req);
     let Some(id) = req.id_param("id") else {
         return error(&Error::NotFound("account"));
@@ -229,8 +247,7 @@ fn credit(ctx: &mut Ctx<'_>, req: &Request) -> Response {
 }
 
 /// `GET /api/v1/admin/vouchers?limit=`: the newest vouchers (codes are never shown again).
-fn list_vouchers(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    admin_or_return!(ctx, req);
+fn list_vouchers(ctx: &mut Ctx<'_>, req: &Request, _user: &User) -> Response {
     let limit = int_param(req, "limit", 100, 1, 1000);
     match vouchers::recent(ctx.db, limit) {
         Ok(rows) => {
@@ -263,8 +280,7 @@ struct VoucherBody {
 }
 
 /// `POST /api/v1/admin/vouchers`: a batch; the codes are in this answer and nowhere else.
-fn create_vouchers(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let me = admin_or_return!(ctx, req);
+fn create_vouchers(ctx: &mut Ctx<'_>, req: &Request, me: &User) -> Response {
     let b: VoucherBody = body_or_return!(req);
     let now = ctx.now();
     let ip = ctx.ip_hash(req);
@@ -302,8 +318,7 @@ fn create_vouchers(ctx: &mut Ctx<'_>, req: &Request) -> Response {
 
 /// `GET /api/v1/admin/prices?country=&service=`: every stored price, disabled entries and
 /// operator prices included.
-fn list_prices(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    admin_or_return!(ctx, req);
+fn list_prices(ctx: &mut Ctx<'_>, req: &Request, _user: &User) -> Response {
     let country = req.query_param("country").and_then(|c| c.parse().ok());
     let service = req.query_param("service").filter(|s| !s.is_empty());
     match catalogue::price_rows(ctx.db, country, service.as_deref()) {
@@ -327,8 +342,7 @@ struct PriceBody {
 
 /// `POST /api/v1/admin/prices`: sets the price of a pair (or of one operator of it); answers
 /// with the stored row.
-fn set_price(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let me = admin_or_return!(ctx, req);
+fn set_price(ctx: &mut Ctx<'_>, req: &Request, me: &User) -> Response {
     let b: PriceBody = body_or_return!(req);
     let now = ctx.now();
     let ip = ctx.ip_hash(req);
@@ -364,8 +378,7 @@ struct SwitchBody {
 
 /// Switches a catalogue entry; `table` is `countries` or `services`, `key` the path
 /// parameter.
-fn switch(ctx: &mut Ctx<'_>, req: &Request, table: &str, param: &str) -> Response {
-    let me = admin_or_return!(ctx, req);
+fn switch(ctx: &mut Ctx<'_>, req: &Request, me: &User, table: &str, param: &str) -> Response {
     let b: SwitchBody = body_or_return!(req);
     let key = req.param(param).unwrap_or_default().to_string();
     let now = ctx.now();
@@ -394,10 +407,10 @@ fn switch(ctx: &mut Ctx<'_>, req: &Request, table: &str, param: &str) -> Respons
     }
 }
 
-fn switch_country(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    switch(ctx, req, "countries", "id")
+fn switch_country(ctx: &mut Ctx<'_>, req: &Request, user: &User) -> Response {
+    switch(ctx, req, user, "countries", "id")
 }
 
-fn switch_service(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    switch(ctx, req, "services", "code")
+fn switch_service(ctx: &mut Ctx<'_>, req: &Request, user: &User) -> Response {
+    switch(ctx, req, user, "services", "code")
 }

@@ -6,34 +6,47 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::api::{body, caller, error};
+use super::api::{body, error};
 use super::router::Router;
+use super::Method;
 use super::{Ctx, Request, Response};
 use crate::clock::format_rfc3339;
 use crate::db;
+use crate::domain::accounts::{Role, User};
 use crate::domain::market::webhooks::{self, Created, Delivery, Webhook};
 use crate::domain::{base::audit, Error};
 
 pub fn routes(r: &mut Router) {
-    r.get("/api/v1/webhooks", list);
-    r.post("/api/v1/webhooks", create);
+    r.api(Method::Get, "/api/v1/webhooks", Role::User, list);
+    r.api(Method::Post, "/api/v1/webhooks", Role::User, create);
     // Before `{id}`: the first matching pattern wins.
-    r.get("/api/v1/webhooks/sms-activate", get_sms_activate);
-    r.put("/api/v1/webhooks/sms-activate", put_sms_activate);
-    r.delete("/api/v1/webhooks/sms-activate", delete_sms_activate);
-    r.get("/api/v1/webhooks/{id}", get_one);
-    r.delete("/api/v1/webhooks/{id}", delete);
-    r.get("/api/v1/webhooks/{id}/deliveries", deliveries);
-    r.post("/api/v1/webhooks/{id}/test", test);
-}
-
-macro_rules! caller_or_return {
-    ($ctx:expr, $req:expr) => {
-        match caller($ctx, $req) {
-            Ok(u) => u,
-            Err(r) => return r,
-        }
-    };
+    r.api(
+        Method::Get,
+        "/api/v1/webhooks/sms-activate",
+        Role::User,
+        get_sms_activate,
+    );
+    r.api(
+        Method::Put,
+        "/api/v1/webhooks/sms-activate",
+        Role::User,
+        put_sms_activate,
+    );
+    r.api(
+        Method::Delete,
+        "/api/v1/webhooks/sms-activate",
+        Role::User,
+        delete_sms_activate,
+    );
+    r.api(Method::Get, "/api/v1/webhooks/{id}", Role::User, get_one);
+    r.api(Method::Delete, "/api/v1/webhooks/{id}", Role::User, delete);
+    r.api(
+        Method::Get,
+        "/api/v1/webhooks/{id}/deliveries",
+        Role::User,
+        deliveries,
+    );
+    r.api(Method::Post, "/api/v1/webhooks/{id}/test", Role::User, test);
 }
 
 pub fn webhook_json(w: &Webhook) -> Value {
@@ -72,8 +85,7 @@ fn delivery_json(d: &Delivery) -> Value {
     })
 }
 
-fn list(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let user = caller_or_return!(ctx, req);
+fn list(ctx: &mut Ctx<'_>, _req: &Request, user: &User) -> Response {
     let result = (|| -> Result<Value, Error> {
         let hooks = webhooks::list(ctx.db, user.id)?;
         let sa = webhooks::sms_activate(ctx.db, user.id)?;
@@ -97,8 +109,7 @@ struct CreateBody {
     events: Option<Vec<String>>,
 }
 
-fn create(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let user = caller_or_return!(ctx, req);
+fn create(ctx: &mut Ctx<'_>, req: &Request, user: &User) -> Response {
     let b: CreateBody = match body(req) {
         Ok(b) => b,
         Err(r) => return r,
@@ -126,8 +137,7 @@ fn id_of(req: &Request) -> Result<i64, Response> {
         .ok_or_else(|| error(&Error::NotFound("webhook")))
 }
 
-fn get_one(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let user = caller_or_return!(ctx, req);
+fn get_one(ctx: &mut Ctx<'_>, req: &Request, user: &User) -> Response {
     let id = match id_of(req) {
         Ok(id) => id,
         Err(r) => return r,
@@ -138,8 +148,7 @@ fn get_one(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     }
 }
 
-fn delete(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let user = caller_or_return!(ctx, req);
+fn delete(ctx: &mut Ctx<'_>, req: &Request, user: &User) -> Response {
     let id = match id_of(req) {
         Ok(id) => id,
         Err(r) => return r,
@@ -156,8 +165,7 @@ fn delete(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     }
 }
 
-fn deliveries(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let user = caller_or_return!(ctx, req);
+fn deliveries(ctx: &mut Ctx<'_>, req: &Request, user: &User) -> Response {
     let id = match id_of(req) {
         Ok(id) => id,
         Err(r) => return r,
@@ -178,8 +186,7 @@ fn deliveries(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     }
 }
 
-fn test(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let user = caller_or_return!(ctx, req);
+fn test(ctx: &mut Ctx<'_>, req: &Request, user: &User) -> Response {
     let id = match id_of(req) {
         Ok(id) => id,
         Err(r) => return r,
@@ -194,8 +201,7 @@ fn test(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     }
 }
 
-fn get_sms_activate(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let user = caller_or_return!(ctx, req);
+fn get_sms_activate(ctx: &mut Ctx<'_>, _req: &Request, user: &User) -> Response {
     match webhooks::sms_activate(ctx.db, user.id) {
         Ok(Some(w)) => Response::json(200, &webhook_json(&w)),
         Ok(None) => error(&Error::NotFound("SMS-Activate webhook URL")),
@@ -208,8 +214,7 @@ struct UrlBody {
     url: String,
 }
 
-fn put_sms_activate(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let user = caller_or_return!(ctx, req);
+fn put_sms_activate(ctx: &mut Ctx<'_>, req: &Request, user: &User) -> Response {
     let b: UrlBody = match body(req) {
         Ok(b) => b,
         Err(r) => return r,
@@ -217,8 +222,7 @@ fn put_sms_activate(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     set_sms_activate(ctx, req, user.id, &b.url)
 }
 
-fn delete_sms_activate(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let user = caller_or_return!(ctx, req);
+fn delete_sms_activate(ctx: &mut Ctx<'_>, req: &Request, user: &User) -> Response {
     set_sms_activate(ctx, req, user.id, "")
 }
 

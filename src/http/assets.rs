@@ -2,11 +2,11 @@
 //! answers 304.
 
 use super::router::Router;
-use super::{Ctx, Request, Response};
+use super::{Ctx, Method, Request, Response};
 
 pub fn routes(r: &mut Router) {
-    r.get("/assets/{*path}", serve);
-    r.get("/favicon.ico", favicon);
+    r.public(Method::Get, "/assets/{*path}", serve);
+    r.public(Method::Get, "/favicon.ico", favicon);
 }
 
 fn favicon(ctx: &mut Ctx<'_>, req: &Request) -> Response {

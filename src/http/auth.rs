@@ -1,10 +1,14 @@
-//! Who is calling: the `__session` cookie, CSRF tokens, and route guards for roles and
-//! account states. Web handlers call these; the router calls [`csrf_ok`] for every form.
+//! Who is calling: the `__session` cookie, CSRF tokens, and the checks behind each
+//! [`Access`](super::router::Access): [`visiting`] for public pages, [`page`] for signed-in
+//! pages, [`api_caller`] for the native API (5sim's key is checked in `fivesim`, a gateway's
+//! signature in `ingest`). Only the router (`super::route`) runs them; handlers receive
+//! what they return.
 
 use super::{error_page, Ctx, Request, Response};
 use crate::domain::accounts::sessions::{self, Session};
-use crate::domain::accounts::{self, Role, State, User};
+use crate::domain::accounts::{self, apikeys, Role, State, User};
 use crate::domain::base::crypto::constant_time_eq;
+use crate::views::{Flash, Kept, Nav};
 
 pub const COOKIE: &str = "__session";
 
@@ -12,6 +16,10 @@ pub const COOKIE: &str = "__session";
 pub struct Visitor {
     pub session: Option<Session>,
     pub user: Option<User>,
+    /// The message to show: left by a form that failed (`web::form`) or named by `?m=`.
+    pub flash: Option<Flash>,
+    /// What the person typed into the form that failed, to fill it in again.
+    pub kept: Kept,
 }
 
 /// A signed-in, active account.
@@ -26,11 +34,30 @@ impl Signed {
     }
 }
 
+/// What a signed-in page's handler gets: the account and session, the page header, and
+/// the message and typed values a failed form left for this page.
+pub struct Page {
+    pub signed: Signed,
+    pub nav: Nav,
+    pub flash: Option<Flash>,
+    pub kept: Kept,
+}
+
+impl std::ops::Deref for Page {
+    type Target = Signed;
+
+    fn deref(&self) -> &Signed {
+        &self.signed
+    }
+}
+
 pub fn visitor(ctx: &mut Ctx<'_>, req: &Request) -> Visitor {
     let Some(token) = req.cookie(COOKIE) else {
         return Visitor {
             session: None,
             user: None,
+            flash: None,
+            kept: Kept::default(),
         };
     };
     let limits = ctx.app.session_limits();
@@ -43,7 +70,29 @@ pub fn visitor(ctx: &mut Ctx<'_>, req: &Request) -> Visitor {
         .as_ref()
         .and_then(|s| s.user_id)
         .and_then(|id| accounts::find(ctx.db, id).ok().flatten());
-    Visitor { session, user }
+    Visitor {
+        session,
+        user,
+        flash: None,
+        kept: Kept::default(),
+    }
+}
+
+/// The visitor of a public page, with the message and typed values a failed form left for
+/// it (on GET and HEAD only: a POST's answer is a redirect).
+pub fn visiting(ctx: &mut Ctx<'_>, req: &Request) -> Visitor {
+    let mut v = visitor(ctx, req);
+    if !req.method.is_unsafe() {
+        let stash = v
+            .session
+            .as_ref()
+            .and_then(|s| ctx.site.stashes.take(s.id, &req.path, ctx.now()));
+        (v.flash, v.kept) = match stash {
+            Some(s) => (Some(s.flash), s.kept),
+            None => (super::web::flash_from_query(req), Kept::default()),
+        };
+    }
+    v
 }
 
 /// `Set-Cookie` value for a session token.
@@ -86,8 +135,8 @@ pub fn form_session(ctx: &mut Ctx<'_>, req: &Request) -> (String, Option<String>
 
 /// True when the request carries the CSRF token of its session (form field `csrf` or
 /// header `X-CSRF-Token`).
-pub fn csrf_ok(ctx: &mut Ctx<'_>, req: &Request) -> bool {
-    let Some(session) = visitor(ctx, req).session else {
+pub fn csrf_ok(session: Option<&Session>, req: &Request) -> bool {
+    let Some(session) = session else {
         return false;
     };
     let sent = req
@@ -98,10 +147,9 @@ pub fn csrf_ok(ctx: &mut Ctx<'_>, req: &Request) -> bool {
     !sent.is_empty() && constant_time_eq(sent.as_bytes(), session.csrf.as_bytes())
 }
 
-/// Guard: a signed-in account in good standing. Pages redirect to the login form; API calls
+/// A signed-in account in good standing. Pages redirect to the login form; other requests
 /// get 401.
-pub fn require_user(ctx: &mut Ctx<'_>, req: &Request) -> Result<Signed, Response> {
-    let v = visitor(ctx, req);
+fn signed_in(ctx: &mut Ctx<'_>, req: &Request, v: Visitor) -> Result<Signed, Response> {
     match (v.session, v.user) {
         (Some(session), Some(user)) => match user.state {
             State::Active => Ok(Signed { user, session }),
@@ -126,20 +174,84 @@ pub fn require_user(ctx: &mut Ctx<'_>, req: &Request) -> Result<Signed, Response
     }
 }
 
-/// Guard: a signed-in account with at least `role` (admin ⊇ operator ⊇ user for pages that
-/// say so; callers pass the exact minimum).
-pub fn require_role(ctx: &mut Ctx<'_>, req: &Request, role: Role) -> Result<Signed, Response> {
-    let signed = require_user(ctx, req)?;
-    let allowed = match role {
+/// Whether `role` may enter where `needed` is asked (admin ⊇ operator ⊇ user).
+pub fn role_allows(role: Role, needed: Role) -> bool {
+    match needed {
         Role::User => true,
-        Role::Operator => matches!(signed.user.role, Role::Operator | Role::Admin),
-        Role::Admin => signed.user.role == Role::Admin,
-    };
-    if allowed {
-        Ok(signed)
-    } else {
-        Err(error_page(req, 403, "You do not have access to this page."))
+        Role::Operator => matches!(role, Role::Operator | Role::Admin),
+        Role::Admin => role == Role::Admin,
     }
+}
+
+/// [`Access::Page`](super::router::Access::Page): a signed-in account in good standing with
+/// at least `role`, from the visitor the router already looked up.
+pub fn page(ctx: &mut Ctx<'_>, req: &Request, v: Visitor, role: Role) -> Result<Page, Response> {
+    let (flash, kept) = (v.flash.clone(), v.kept.clone());
+    let signed = signed_in(ctx, req, v)?;
+    if !role_allows(signed.user.role, role) {
+        return Err(error_page(req, 403, "You do not have access to this page."));
+    }
+    let nav = super::web::signed_nav(ctx, &signed);
+    Ok(Page {
+        signed,
+        nav,
+        flash,
+        kept,
+    })
+}
+
+/// [`Access::Api`](super::router::Access::Api): the account calling the native API with at
+/// least `role`. An API key first, then the session cookie (with the CSRF header for unsafe
+/// methods, since a cookie rides along on cross-site requests).
+pub fn api_caller(ctx: &mut Ctx<'_>, req: &Request, role: Role) -> Result<User, Response> {
+    let user = if let Some(key) = req.bearer() {
+        apikeys::authenticate(ctx.db, &ctx.app.keys, key, ctx.now())
+            .map_err(|e| super::api::error(&e))?
+            .ok_or_else(|| {
+                Response::json_error(401, "unauthorized", "Unknown or revoked API key.")
+            })?
+    } else if req.cookie(COOKIE).is_some() {
+        let v = visitor(ctx, req);
+        let (Some(session), Some(user)) = (v.session, v.user) else {
+            return Err(Response::json_error(
+                401,
+                "unauthorized",
+                "Sign in or send an API key.",
+            ));
+        };
+        if req.method.is_unsafe() {
+            let sent = req.header("x-csrf-token").unwrap_or("");
+            if !constant_time_eq(sent.as_bytes(), session.csrf.as_bytes()) {
+                return Err(Response::json_error(
+                    403,
+                    "forbidden",
+                    "Missing or wrong X-CSRF-Token header.",
+                ));
+            }
+        }
+        user
+    } else {
+        return Err(Response::json_error(
+            401,
+            "unauthorized",
+            "Send an API key as `Authorization: Bearer <key>`.",
+        ));
+    };
+    if user.state != State::Active {
+        return Err(Response::json_error(
+            403,
+            "account_inactive",
+            "This account is not active.",
+        ));
+    }
+    if !role_allows(user.role, role) {
+        return Err(Response::json_error(
+            403,
+            "forbidden",
+            "This needs an administrator account.",
+        ));
+    }
+    Ok(user)
 }
 
 /// A local path to go to after login; anything else (other hosts, `//evil`) becomes the

@@ -3,23 +3,30 @@
 //! the routes (so a test can prove every `/api/v1` route is documented).
 
 use super::router::Router;
-use super::{Ctx, Request, Response};
+use super::{Ctx, Method, Request, Response};
 
 pub fn routes(r: &mut Router) {
-    r.post("/__dev/clock", advance);
-    r.post("/__dev/jobs", run_jobs);
-    r.get("/__dev/panic", panic_now);
-    r.get("/__dev/routes", list_routes);
+    r.dev(Method::Post, "/__dev/clock", advance);
+    r.dev(Method::Post, "/__dev/jobs", run_jobs);
+    r.dev(Method::Get, "/__dev/panic", panic_now);
+    r.dev(Method::Get, "/__dev/routes", list_routes);
 }
 
-/// `GET /__dev/routes` → `[{"method", "path"}]`, every route the router knows.
+/// `GET /__dev/routes` → `[{"method", "path", "access"}]`, every route the router knows with
+/// the access it declares (the route-access test walks it).
 fn list_routes(ctx: &mut Ctx<'_>, _: &Request) -> Response {
     let out: Vec<_> = ctx
         .site
         .router
         .routes()
-        .into_iter()
-        .map(|(m, p)| serde_json::json!({"method": m.as_str(), "path": p}))
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "method": r.method.as_str(),
+                "path": r.pattern,
+                "access": format!("{:?}", r.access),
+            })
+        })
         .collect();
     Response::json(200, &out)
 }

@@ -24,6 +24,7 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use super::router::Router;
+use super::Method;
 use super::{Ctx, Request, Response};
 use crate::db;
 use crate::domain::accounts::User;
@@ -34,19 +35,24 @@ use crate::domain::market::catalogue::{self, Country, Service};
 use crate::domain::{accounts::apikeys, market::inbox, Error};
 
 pub fn routes(r: &mut Router) {
-    r.get("/v1/guest/countries", guest_countries);
-    r.get("/v1/guest/products/{country}/{operator}", guest_products);
-    r.get("/v1/guest/prices", guest_prices);
-    r.get("/v1/user/profile", profile);
-    r.get(
+    r.public(Method::Get, "/v1/guest/countries", guest_countries);
+    r.public(
+        Method::Get,
+        "/v1/guest/products/{country}/{operator}",
+        guest_products,
+    );
+    r.public(Method::Get, "/v1/guest/prices", guest_prices);
+    r.fivesim(Method::Get, "/v1/user/profile", profile);
+    r.fivesim(
+        Method::Get,
         "/v1/user/buy/activation/{country}/{operator}/{product}",
         buy_activation,
     );
-    r.get("/v1/user/check/{id}", check);
-    r.get("/v1/user/finish/{id}", finish);
-    r.get("/v1/user/cancel/{id}", cancel);
-    r.get("/v1/user/ban/{id}", ban);
-    r.get("/v1/user/orders", orders);
+    r.fivesim(Method::Get, "/v1/user/check/{id}", check);
+    r.fivesim(Method::Get, "/v1/user/finish/{id}", finish);
+    r.fivesim(Method::Get, "/v1/user/cancel/{id}", cancel);
+    r.fivesim(Method::Get, "/v1/user/ban/{id}", ban);
+    r.fivesim(Method::Get, "/v1/user/orders", orders);
 }
 
 /// `any`: any country or any operator.
@@ -111,8 +117,8 @@ fn error(e: &Error) -> Response {
     }
 }
 
-/// The account behind the Bearer key.
-fn caller(ctx: &mut Ctx<'_>, req: &Request) -> Result<User, Response> {
+/// [`Access::FiveSimKey`](super::router::Access::FiveSimKey): the account behind the bearer key.
+pub fn caller(ctx: &mut Ctx<'_>, req: &Request) -> Result<User, Response> {
     let Some(key) = req.bearer() else {
         return Err(fail(401, "unauthorized"));
     };
@@ -123,15 +129,6 @@ fn caller(ctx: &mut Ctx<'_>, req: &Request) -> Result<User, Response> {
         return Err(fail(403, "account is not active"));
     }
     Ok(user)
-}
-
-macro_rules! caller_or_return {
-    ($ctx:expr, $req:expr) => {
-        match caller($ctx, $req) {
-            Ok(u) => u,
-            Err(r) => return r,
-        }
-    };
 }
 
 macro_rules! try_or_return {
@@ -537,8 +534,7 @@ fn guest_prices(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     Response::json(200, &out)
 }
 
-fn profile(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let user = caller_or_return!(ctx, req);
+fn profile(ctx: &mut Ctx<'_>, _req: &Request, user: &User) -> Response {
     let digits = currency_digits(&ctx.app.config.currency);
     let live = try_or_return!(activations::count_live(ctx.db, user.id));
     let recent = try_or_return!(activations::list(ctx.db, user.id, &[], 100, 0));
@@ -625,8 +621,7 @@ fn profile(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     )
 }
 
-fn buy_activation(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let user = caller_or_return!(ctx, req);
+fn buy_activation(ctx: &mut Ctx<'_>, req: &Request, user: &User) -> Response {
     let country = segment(req, "country");
     let operator = segment(req, "operator");
     let product = segment(req, "product");
@@ -667,7 +662,7 @@ fn buy_activation(ctx: &mut Ctx<'_>, req: &Request) -> Response {
         })
         .collect();
     // With `any` country, the next one is tried.
-    let placed = crate::upstream::place_order(ctx.app, ctx.db, &user, &alternatives, |e| {
+    let placed = crate::upstream::place_order(ctx.app, ctx.db, user, &alternatives, |e| {
         many && matches!(
             e,
             Error::NoNumbers | Error::WrongMaxPrice { .. } | Error::WrongOperator
@@ -684,8 +679,7 @@ fn order_id(req: &Request) -> Result<i64, Response> {
         .ok_or_else(|| error(&Error::NotFound("order")))
 }
 
-fn check(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let user = caller_or_return!(ctx, req);
+fn check(ctx: &mut Ctx<'_>, req: &Request, user: &User) -> Response {
     let id = match order_id(req) {
         Ok(id) => id,
         Err(r) => return r,
@@ -700,9 +694,9 @@ fn check(ctx: &mut Ctx<'_>, req: &Request) -> Response {
 fn act(
     ctx: &mut Ctx<'_>,
     req: &Request,
+    user: &User,
     f: impl FnOnce(&rusqlite::Transaction<'_>, &Activation, i64) -> Result<Activation, Error>,
 ) -> Response {
-    let user = caller_or_return!(ctx, req);
     let id = match order_id(req) {
         Ok(id) => id,
         Err(r) => return r,
@@ -725,9 +719,9 @@ fn bad(text: &str) -> Error {
     Error::BadStatus(text.to_string())
 }
 
-fn finish(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+fn finish(ctx: &mut Ctx<'_>, req: &Request, user: &User) -> Response {
     let policy = ctx.app.policy();
-    act(ctx, req, |tx, a, now| match a.status {
+    act(ctx, req, user, |tx, a, now| match a.status {
         Status::Completed => Ok(a.clone()),
         Status::Expired => Err(bad("order expired")),
         Status::Canceled => Err(bad("order no sms")),
@@ -746,9 +740,9 @@ fn finish(ctx: &mut Ctx<'_>, req: &Request) -> Response {
 }
 
 /// `cancel` and `ban`: refunded, refused once a code has arrived or the order has ended.
-fn end(ctx: &mut Ctx<'_>, req: &Request, reason: CancelReason) -> Response {
+fn end(ctx: &mut Ctx<'_>, req: &Request, user: &User, reason: CancelReason) -> Response {
     let policy = ctx.app.policy();
-    act(ctx, req, |tx, a, now| match a.status {
+    act(ctx, req, user, |tx, a, now| match a.status {
         // Already off: the order as it is (a retried cancel succeeds).
         Status::Canceled => Ok(a.clone()),
         Status::Expired => Err(bad("order expired")),
@@ -765,19 +759,18 @@ fn end(ctx: &mut Ctx<'_>, req: &Request, reason: CancelReason) -> Response {
     })
 }
 
-fn cancel(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    end(ctx, req, CancelReason::Cancel)
+fn cancel(ctx: &mut Ctx<'_>, req: &Request, user: &User) -> Response {
+    end(ctx, req, user, CancelReason::Cancel)
 }
 
 /// `ban`: the number was already used at the service: cancelled, refunded, and the number is
 /// never offered for that service again.
-fn ban(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    end(ctx, req, CancelReason::NumberUsed)
+fn ban(ctx: &mut Ctx<'_>, req: &Request, user: &User) -> Response {
+    end(ctx, req, user, CancelReason::NumberUsed)
 }
 
 /// `/user/orders?category=activation|hosting&limit&offset&order&reverse`.
-fn orders(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let user = caller_or_return!(ctx, req);
+fn orders(ctx: &mut Ctx<'_>, req: &Request, user: &User) -> Response {
     let category = req
         .query_param("category")
         .map(|c| c.trim().to_ascii_lowercase())

@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 
 use super::longpoll;
 use super::router::Router;
-use super::{Ctx, Request, Response};
+use super::{Ctx, Method, Request, Response};
 use crate::app::App;
 use crate::clock::{format_datetime, Timestamp};
 use crate::db;
@@ -37,8 +37,8 @@ use crate::domain::{accounts::apikeys, market::inbox, Error};
 pub const PATH: &str = "/stubs/handler_api.php";
 
 pub fn routes(r: &mut Router) {
-    r.get(PATH, handle);
-    r.post(PATH, handle);
+    r.actions(Method::Get, PATH, handle);
+    r.actions(Method::Post, PATH, handle);
 }
 
 /// SMS-Activate's default country when a request names none (Russia).

@@ -21,16 +21,16 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::router::Router;
-use super::{api, Ctx, Request, Response};
+use super::{api, Ctx, Method, Request, Response};
 use crate::clock::Timestamp;
 use crate::db;
 use crate::domain::base::crypto::{constant_time_eq, hmac_sha256, unhex};
 use crate::domain::market::inbox::Delivered;
-use crate::domain::supply::devices::{self, Kind};
+use crate::domain::supply::devices::{self, Device, Kind};
 use crate::domain::supply::gateway::{self, Event, Outcome, ReportedSim, Sms};
 
 pub fn routes(r: &mut Router) {
-    r.post("/ingest/{kind}/{device_id}", ingest);
+    r.gateway(Method::Post, "/ingest/{kind}/{device_id}", ingest);
 }
 
 /// How far capcom6's `X-Timestamp` may be from our clock.
@@ -38,18 +38,29 @@ const MAX_SKEW: i64 = 300;
 /// Clock leeway for a JWT's `exp` and `nbf`.
 const JWT_LEEWAY: i64 = 60;
 
-fn ingest(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+/// A delivery whose signature (or heartbeat token) checked out: the device it came from.
+pub struct Sender {
+    pub device: Device,
+    /// A `{"event": "ping"}` authenticated by the device secret as bearer token.
+    pub heartbeat: bool,
+}
+
+/// [`Access::Gateway`](super::router::Access::Gateway): the device named by the path, if
+/// the request is signed with its secret the way its gateway kind signs (or is a heartbeat
+/// with the secret as bearer token). 404 for an unknown device or kind, 401 for a bad
+/// signature, checked before anything is read or written.
+pub fn sender(ctx: &mut Ctx<'_>, req: &Request) -> Result<Sender, Response> {
     let kind = req.param("kind").and_then(Kind::parse);
     let public_id = req.param("device_id").unwrap_or("");
     let device = match kind.map(|_| devices::by_public_id(ctx.db, public_id)) {
         Some(Ok(Some(d))) if Some(d.kind) == kind => d,
-        Some(Err(e)) => return api::error(&e),
+        Some(Err(e)) => return Err(api::error(&e)),
         _ => {
-            return Response::json_error(
+            return Err(Response::json_error(
                 404,
                 "not_found",
                 "No device with this id and gateway kind: check the webhook URL.",
-            )
+            ))
         }
     };
     let kind = device.kind;
@@ -68,9 +79,16 @@ fn ingest(ctx: &mut Ctx<'_>, req: &Request) -> Response {
                 kind.as_str(),
                 device.public_id
             );
-            return Response::json_error(401, "unauthorized", &why);
+            return Err(Response::json_error(401, "unauthorized", &why));
         }
     }
+    Ok(Sender { device, heartbeat })
+}
+
+fn ingest(ctx: &mut Ctx<'_>, req: &Request, sender: &Sender) -> Response {
+    let (device, heartbeat) = (&sender.device, sender.heartbeat);
+    let kind = device.kind;
+    let now = ctx.now();
     let parsed = if heartbeat {
         parse_heartbeat(&req.body)
     } else {
@@ -87,7 +105,7 @@ fn ingest(ctx: &mut Ctx<'_>, req: &Request) -> Response {
             return Response::json_error(400, "invalid_request", &why);
         }
     };
-    let outcomes = match db::write(ctx.db, |tx| gateway::take_in(tx, &device, &events, now)) {
+    let outcomes = match db::write(ctx.db, |tx| gateway::take_in(tx, device, &events, now)) {
         Ok(o) => o,
         Err(e) => return api::error(&e),
     };

@@ -31,7 +31,7 @@ use crate::config::Config;
 use crate::jobs::Jobs;
 pub use request::{Method, Request};
 pub use response::Response;
-use router::{Match, Router};
+use router::{Access, Handler, Match, Router};
 
 /// What the HTTP side owns beside the [`App`]: the route table, the customer APIs' rate
 /// limiter and the job registry (the admin's jobs page and the dev hooks run jobs by hand).
@@ -40,6 +40,8 @@ pub struct Site {
     /// Token buckets of the customer APIs' rate limits.
     pub limiter: ratelimit::RateLimiter,
     pub jobs: Arc<Jobs>,
+    /// Errors and typed values of failed forms, waiting for their pages (`web::form`).
+    pub stashes: web::form::Stashes,
 }
 
 impl Site {
@@ -48,6 +50,7 @@ impl Site {
             router: build_router(config),
             limiter: ratelimit::RateLimiter::new(config.api_key_limit, config.api_ip_limit),
             jobs,
+            stashes: Default::default(),
         }
     }
 }
@@ -66,6 +69,16 @@ impl Ctx<'_> {
 
     pub fn ip_hash(&self, req: &Request) -> String {
         self.app.keys.ip_hash(&req.remote_ip.to_string())
+    }
+
+    /// Places an order from the first of `alternatives` that can be served.
+    pub fn place_order(
+        &mut self,
+        user: &crate::domain::accounts::User,
+        alternatives: &[crate::domain::market::activations::OrderRequest],
+        keep_going: impl Fn(&crate::domain::Error) -> bool,
+    ) -> crate::domain::Result<crate::domain::market::activations::Placed> {
+        crate::upstream::place_order(self.app, self.db, user, alternatives, keep_going)
     }
 }
 
@@ -86,21 +99,29 @@ pub fn build_router(config: &Config) -> Router {
     r
 }
 
-/// Runs the matched handler, answering 404/405 and refusing form posts without a valid CSRF
-/// token. Requests to the customer APIs pass the rate limiter first.
+/// Runs the matched route: the rate limiter for the customer APIs, then the route's
+/// [`Access`](router::Access) check (and the CSRF check of browser forms), then the handler
+/// with the checked caller. Unknown paths get 404, known paths with another method 405.
 pub fn route(ctx: &mut Ctx<'_>, req: &mut Request) -> Response {
     if let Some(refusal) = ratelimit::guard(&ctx.site.limiter, req, ctx.app.clock.now_ms()) {
         return refusal;
     }
-    match ctx.site.router.find(req.method, &req.path) {
-        Match::Route {
-            handler,
-            csrf,
-            params,
-            ..
-        } => {
+    let route = match ctx.site.router.find(req.method, &req.path) {
+        Match::Route { route, params } => {
             req.params = params;
-            if csrf && !auth::csrf_ok(ctx, req) {
+            route
+        }
+        Match::MethodNotAllowed(allowed) => {
+            let allow: Vec<&str> = allowed.iter().map(|m| m.as_str()).collect();
+            return error_page(req, 405, "This address does not accept that method.")
+                .with_header("Allow", &allow.join(", "));
+        }
+        Match::NotFound => return error_page(req, 404, "There is nothing at this address."),
+    };
+    let visitor = match route.access {
+        Access::Visitor | Access::Page(_) => {
+            let v = auth::visiting(ctx, req);
+            if route.needs_csrf() && !auth::csrf_ok(v.session.as_ref(), req) {
                 return error_page(
                     req,
                     403,
@@ -108,14 +129,31 @@ pub fn route(ctx: &mut Ctx<'_>, req: &mut Request) -> Response {
                      the page and try again.",
                 );
             }
-            handler(ctx, req)
+            Some(v)
         }
-        Match::MethodNotAllowed(allowed) => {
-            let allow: Vec<&str> = allowed.iter().map(|m| m.as_str()).collect();
-            error_page(req, 405, "This address does not accept that method.")
-                .with_header("Allow", &allow.join(", "))
-        }
-        Match::NotFound => error_page(req, 404, "There is nothing at this address."),
+        _ => None,
+    };
+    match (route.handler, route.access, visitor) {
+        (Handler::Open(h), _, _) => h(ctx, req),
+        (Handler::Visitor(h), _, Some(v)) => h(ctx, req, &v),
+        (Handler::Page(h), Access::Page(role), Some(v)) => match auth::page(ctx, req, v, role) {
+            Ok(page) => h(ctx, req, &page),
+            Err(refusal) => refusal,
+        },
+        (Handler::User(h), Access::Api(role), _) => match auth::api_caller(ctx, req, role) {
+            Ok(user) => h(ctx, req, &user),
+            Err(refusal) => refusal,
+        },
+        (Handler::User(h), Access::FiveSimKey, _) => match fivesim::caller(ctx, req) {
+            Ok(user) => h(ctx, req, &user),
+            Err(refusal) => refusal,
+        },
+        (Handler::Gateway(h), Access::Gateway, _) => match ingest::sender(ctx, req) {
+            Ok(sender) => h(ctx, req, &sender),
+            Err(refusal) => refusal,
+        },
+        // `Router::add` refuses a handler that does not take what its access checks.
+        _ => error_page(req, 500, "This route is misconfigured."),
     }
 }
 

@@ -1,12 +1,58 @@
-//! A small router: method + path pattern (`/api/v1/activations/{id}/cancel`) → handler.
-//! Routes registered with [`Router::form`] are web forms: their unsafe methods require the
-//! session's CSRF token, checked here before the handler runs, so no form can forget it.
+//! A small router: method + path pattern (`/api/v1/activations/{id}/cancel`) → the access
+//! the route needs and its handler. Access is data: every route declares an [`Access`], the
+//! handler's type says what the check hands it, and `super::route` runs the check (and the
+//! CSRF check of browser forms) before any handler runs.
 
+use super::auth::{Page, Visitor};
+use super::ingest::Sender;
 use super::request::{percent_decode, Method, Request};
 use super::response::Response;
 use super::Ctx;
+use crate::domain::accounts::{Role, User};
 
-pub type Handler = fn(&mut Ctx<'_>, &Request) -> Response;
+/// Who may enter a route. Every route is registered with one; the router checks it before
+/// the handler runs and hands the handler the checked caller, answering a refusal in the
+/// caller's own protocol (see [`super::auth`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone; no session is looked up (assets, health, guest catalogues).
+    Public,
+    /// Anyone; the handler gets the [`Visitor`] (the page header of a signed-in visitor, the
+    /// session of a form).
+    Visitor,
+    /// A signed-in account in good standing with at least this role; the handler gets a
+    /// [`Page`]. Anonymous page views go to the login form, other anonymous requests get
+    /// 401, a lower role 403.
+    Page(Role),
+    /// The native API with at least this role: an API key (`Authorization: Bearer`) or a
+    /// signed-in session (unsafe methods also need `X-CSRF-Token`); the handler gets the
+    /// [`User`]. Refusals are JSON 401/403.
+    Api(Role),
+    /// The 5sim protocol's `/v1/user/` calls: an API key as bearer token; the handler gets the
+    /// [`User`]. Refusals are 5sim's plain-text 401/403.
+    FiveSimKey,
+    /// The SMS-Activate protocol: one path for every action. Its action table
+    /// (`handler_api::ACTIONS`) says which actions need `api_key`, and the protocol's
+    /// dispatcher checks the key with [`super::auth::action_key`] before running them.
+    ActionKey,
+    /// A gateway's delivery to `/ingest/{kind}/{device_id}`, signed with the device's secret;
+    /// the handler gets the verified [`Sender`].
+    Gateway,
+    /// Test hooks, registered only when the movable dev clock is on.
+    Dev,
+}
+
+/// A handler receives what its route's [`Access`] checked.
+#[derive(Clone, Copy)]
+pub enum Handler {
+    /// [`Access::Public`], [`Access::ActionKey`] and [`Access::Dev`].
+    Open(fn(&mut Ctx<'_>, &Request) -> Response),
+    Visitor(fn(&mut Ctx<'_>, &Request, &Visitor) -> Response),
+    Page(fn(&mut Ctx<'_>, &Request, &Page) -> Response),
+    /// [`Access::Api`] and [`Access::FiveSimKey`].
+    User(fn(&mut Ctx<'_>, &Request, &User) -> Response),
+    Gateway(fn(&mut Ctx<'_>, &Request, &Sender) -> Response),
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Seg {
@@ -16,12 +62,21 @@ enum Seg {
     Rest(String),
 }
 
-struct Route {
-    method: Method,
-    pattern: String,
+pub struct Route {
+    pub method: Method,
+    pub pattern: String,
+    pub access: Access,
     segs: Vec<Seg>,
-    handler: Handler,
-    csrf: bool,
+    pub handler: Handler,
+}
+
+impl Route {
+    /// Unsafe methods of browser routes need the session's CSRF token (form field `csrf` or
+    /// header `X-CSRF-Token`), checked by the router before the handler runs, so no form can
+    /// forget it. The native API checks it for session callers in its own guard.
+    pub fn needs_csrf(&self) -> bool {
+        self.method.is_unsafe() && matches!(self.access, Access::Visitor | Access::Page(_))
+    }
 }
 
 #[derive(Default)]
@@ -31,10 +86,8 @@ pub struct Router {
 
 pub enum Match<'r> {
     Route {
-        handler: Handler,
-        csrf: bool,
+        route: &'r Route,
         params: Vec<(String, String)>,
-        _marker: std::marker::PhantomData<&'r ()>,
     },
     MethodNotAllowed(Vec<Method>),
     NotFound,
@@ -62,45 +115,115 @@ impl Router {
         Router::default()
     }
 
-    fn add(&mut self, method: Method, pattern: &str, handler: Handler, csrf: bool) {
+    fn add(&mut self, method: Method, pattern: &str, access: Access, handler: Handler) {
+        let consistent = matches!(
+            (access, handler),
+            (
+                Access::Public | Access::ActionKey | Access::Dev,
+                Handler::Open(_)
+            ) | (Access::Visitor, Handler::Visitor(_))
+                | (Access::Page(_), Handler::Page(_))
+                | (Access::Api(_) | Access::FiveSimKey, Handler::User(_))
+                | (Access::Gateway, Handler::Gateway(_))
+        );
+        assert!(
+            consistent,
+            "{pattern}: the handler does not take what {access:?} checks"
+        );
         self.routes.push(Route {
             method,
             pattern: pattern.to_string(),
+            access,
             segs: parse_pattern(pattern),
             handler,
-            csrf,
         });
     }
 
-    /// A read-only route (also answers HEAD).
-    pub fn get(&mut self, pattern: &str, handler: Handler) {
-        self.add(Method::Get, pattern, handler, false);
+    /// For anyone, without looking up a session.
+    pub fn public(
+        &mut self,
+        method: Method,
+        pattern: &str,
+        h: fn(&mut Ctx<'_>, &Request) -> Response,
+    ) {
+        self.add(method, pattern, Access::Public, Handler::Open(h));
     }
 
-    /// An API route: authenticated by key or session in the handler, no CSRF token.
-    pub fn post(&mut self, pattern: &str, handler: Handler) {
-        self.add(Method::Post, pattern, handler, false);
+    /// For anyone; the handler gets the visitor (session and account, if any).
+    pub fn visitor(
+        &mut self,
+        method: Method,
+        pattern: &str,
+        h: fn(&mut Ctx<'_>, &Request, &Visitor) -> Response,
+    ) {
+        self.add(method, pattern, Access::Visitor, Handler::Visitor(h));
     }
 
-    pub fn put(&mut self, pattern: &str, handler: Handler) {
-        self.add(Method::Put, pattern, handler, false);
+    /// A page or form for signed-in accounts with at least `role`.
+    pub fn page(
+        &mut self,
+        method: Method,
+        pattern: &str,
+        role: Role,
+        h: fn(&mut Ctx<'_>, &Request, &Page) -> Response,
+    ) {
+        self.add(method, pattern, Access::Page(role), Handler::Page(h));
     }
 
-    pub fn delete(&mut self, pattern: &str, handler: Handler) {
-        self.add(Method::Delete, pattern, handler, false);
+    /// A native API call for accounts with at least `role`.
+    pub fn api(
+        &mut self,
+        method: Method,
+        pattern: &str,
+        role: Role,
+        h: fn(&mut Ctx<'_>, &Request, &User) -> Response,
+    ) {
+        self.add(method, pattern, Access::Api(role), Handler::User(h));
     }
 
-    /// A web form POST: refused with 403 unless it carries the session's CSRF token.
-    pub fn form(&mut self, pattern: &str, handler: Handler) {
-        self.add(Method::Post, pattern, handler, true);
+    /// A 5sim call authenticated by its bearer key.
+    pub fn fivesim(
+        &mut self,
+        method: Method,
+        pattern: &str,
+        h: fn(&mut Ctx<'_>, &Request, &User) -> Response,
+    ) {
+        self.add(method, pattern, Access::FiveSimKey, Handler::User(h));
     }
 
-    /// Every registered route as (method, pattern), in registration order.
-    pub fn routes(&self) -> Vec<(Method, &str)> {
-        self.routes
-            .iter()
-            .map(|r| (r.method, r.pattern.as_str()))
-            .collect()
+    /// The SMS-Activate protocol's one path; its action table declares each action's access.
+    pub fn actions(
+        &mut self,
+        method: Method,
+        pattern: &str,
+        h: fn(&mut Ctx<'_>, &Request) -> Response,
+    ) {
+        self.add(method, pattern, Access::ActionKey, Handler::Open(h));
+    }
+
+    /// A gateway's signed delivery.
+    pub fn gateway(
+        &mut self,
+        method: Method,
+        pattern: &str,
+        h: fn(&mut Ctx<'_>, &Request, &Sender) -> Response,
+    ) {
+        self.add(method, pattern, Access::Gateway, Handler::Gateway(h));
+    }
+
+    /// A test hook (only registered with the dev clock).
+    pub fn dev(
+        &mut self,
+        method: Method,
+        pattern: &str,
+        h: fn(&mut Ctx<'_>, &Request) -> Response,
+    ) {
+        self.add(method, pattern, Access::Dev, Handler::Open(h));
+    }
+
+    /// Every registered route, in registration order.
+    pub fn routes(&self) -> &[Route] {
+        &self.routes
     }
 
     pub fn find(&self, method: Method, path: &str) -> Match<'_> {
@@ -117,12 +240,7 @@ impl Router {
             let method_ok =
                 route.method == method || (method == Method::Head && route.method == Method::Get);
             if method_ok {
-                return Match::Route {
-                    handler: route.handler,
-                    csrf: route.csrf,
-                    params,
-                    _marker: std::marker::PhantomData,
-                };
+                return Match::Route { route, params };
             }
             allowed.push(route.method);
         }
@@ -170,50 +288,63 @@ mod tests {
     fn a(_: &mut Ctx<'_>, _: &Request) -> Response {
         Response::text(200, "a")
     }
-    fn b(_: &mut Ctx<'_>, _: &Request) -> Response {
+    fn b(_: &mut Ctx<'_>, _: &Request, _: &Page) -> Response {
         Response::text(200, "b")
     }
+    fn c(_: &mut Ctx<'_>, _: &Request, _: &User) -> Response {
+        Response::text(200, "c")
+    }
+    fn v(_: &mut Ctx<'_>, _: &Request, _: &Visitor) -> Response {
+        Response::text(200, "v")
+    }
 
-    type Found = (Handler, bool, Vec<(String, String)>);
-
-    fn handler_of(f: Match<'_>) -> Option<Found> {
-        match f {
-            Match::Route {
-                handler,
-                csrf,
-                params,
-                ..
-            } => Some((handler, csrf, params)),
+    fn found(m: Match<'_>) -> Option<(&Route, Vec<(String, String)>)> {
+        match m {
+            Match::Route { route, params } => Some((route, params)),
             _ => None,
         }
     }
 
     fn router() -> Router {
         let mut r = Router::new();
-        r.get("/", a);
-        r.get("/api/v1/activations/{id}", a);
-        r.post("/api/v1/activations/{id}/cancel", b);
-        r.form("/login", b);
-        r.get("/login", a);
-        r.get("/assets/{*path}", b);
+        r.public(Method::Get, "/", a);
+        r.api(Method::Get, "/api/v1/activations/{id}", Role::User, c);
+        r.api(
+            Method::Post,
+            "/api/v1/activations/{id}/cancel",
+            Role::User,
+            c,
+        );
+        r.visitor(Method::Post, "/login", v);
+        r.visitor(Method::Get, "/login", v);
+        r.page(Method::Post, "/admin/users/{id}/role", Role::Admin, b);
+        r.public(Method::Get, "/assets/{*path}", a);
         r
     }
 
     #[test]
     fn literal_and_parameter_routes() {
         let r = router();
-        let (_, csrf, params) = handler_of(r.find(Method::Get, "/api/v1/activations/42")).unwrap();
-        assert!(!csrf);
+        let (route, params) = found(r.find(Method::Get, "/api/v1/activations/42")).unwrap();
+        assert_eq!(route.access, Access::Api(Role::User));
         assert_eq!(params, vec![("id".to_string(), "42".to_string())]);
-        assert!(handler_of(r.find(Method::Get, "/")).is_some());
-        assert!(handler_of(r.find(Method::Head, "/")).is_some());
+        assert!(found(r.find(Method::Get, "/")).is_some());
+        assert!(found(r.find(Method::Head, "/")).is_some());
     }
 
     #[test]
-    fn forms_are_marked_for_csrf() {
+    fn browser_posts_need_csrf_and_api_posts_do_not() {
         let r = router();
-        let (_, csrf, _) = handler_of(r.find(Method::Post, "/login")).unwrap();
-        assert!(csrf);
+        assert!(found(r.find(Method::Post, "/login"))
+            .unwrap()
+            .0
+            .needs_csrf());
+        assert!(!found(r.find(Method::Get, "/login")).unwrap().0.needs_csrf());
+        let (admin, _) = found(r.find(Method::Post, "/admin/users/1/role")).unwrap();
+        assert!(admin.needs_csrf());
+        assert_eq!(admin.access, Access::Page(Role::Admin));
+        let (api, _) = found(r.find(Method::Post, "/api/v1/activations/1/cancel")).unwrap();
+        assert!(!api.needs_csrf());
     }
 
     #[test]
@@ -233,17 +364,37 @@ mod tests {
     #[test]
     fn rest_parameters_take_the_tail() {
         let r = router();
-        let (_, _, params) = handler_of(r.find(Method::Get, "/assets/css/app%20x.css")).unwrap();
+        let (_, params) = found(r.find(Method::Get, "/assets/css/app%20x.css")).unwrap();
         assert_eq!(params[0].1, "css/app x.css");
         assert!(matches!(r.find(Method::Get, "/assets"), Match::NotFound));
     }
 
     #[test]
-    fn routes_are_listed_with_their_patterns() {
+    fn routes_are_listed_with_their_patterns_and_access() {
         let r = router();
-        let list = r.routes();
-        assert_eq!(list.len(), 6);
-        assert!(list.contains(&(Method::Post, "/api/v1/activations/{id}/cancel")));
-        assert!(list.contains(&(Method::Get, "/assets/{*path}")));
+        let list: Vec<_> = r
+            .routes()
+            .iter()
+            .map(|r| (r.method, r.pattern.as_str(), r.access))
+            .collect();
+        assert_eq!(list.len(), 7);
+        assert!(list.contains(&(
+            Method::Post,
+            "/api/v1/activations/{id}/cancel",
+            Access::Api(Role::User)
+        )));
+        assert!(list.contains(&(Method::Get, "/assets/{*path}", Access::Public)));
+    }
+
+    #[test]
+    #[should_panic(expected = "does not take what")]
+    fn a_handler_must_take_what_its_access_checks() {
+        let mut r = Router::new();
+        r.add(
+            Method::Get,
+            "/x",
+            Access::Page(Role::User),
+            Handler::Open(a),
+        );
     }
 }

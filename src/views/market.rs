@@ -3,7 +3,7 @@
 
 use maud::{html, Markup};
 
-use super::{csrf, flash, page, time, Flash, Nav};
+use super::{csrf, flash, page, time, Flash, Kept, Nav};
 use crate::domain::accounts::apikeys::ApiKey;
 use crate::domain::base::money::Money;
 use crate::domain::market::activations::{Activation, Status};
@@ -42,6 +42,8 @@ pub struct Dashboard<'a> {
     pub offers: &'a [Offer],
     pub live: Vec<OrderCard>,
     pub now: i64,
+    /// What was typed into the order form before it failed.
+    pub kept: &'a Kept,
 }
 
 fn order_form(d: &Dashboard<'_>, token: &str) -> Markup {
@@ -68,13 +70,13 @@ fn order_form(d: &Dashboard<'_>, token: &str) -> Markup {
                         select name="service" required {
                             @for o in d.offers {
                                 @let name = d.services.iter().find(|s| s.code == o.service).map(|s| s.name.as_str()).unwrap_or(o.service.as_str());
-                                option value=(o.service) disabled[o.stock == 0] {
+                                option value=(o.service) disabled[o.stock == 0] selected[d.kept.get("service") == Some(o.service.as_str())] {
                                     (name) " — " (d.cur.fmt(o.price_minor)) " · " (o.stock) " in stock"
                                 }
                             }
                         }
                     }
-                    label { "Maximum price (optional)" input type="text" name="max_price" inputmode="decimal" placeholder="e.g. 1.00"; }
+                    label { "Maximum price (optional)" input type="text" name="max_price" inputmode="decimal" placeholder="e.g. 1.00" value=(d.kept.or("max_price", "")); }
                     button type="submit" disabled[!d.verified] { "Order" }
                     @if !d.verified { p.muted { "Confirm your e-mail address to order." } }
                 }

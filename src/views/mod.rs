@@ -30,9 +30,30 @@ pub struct Nav {
 }
 
 /// A message shown at the top of a page.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Flash {
     Ok(String),
     Err(String),
+}
+
+/// The values a person typed into a form that failed, shown again when the page comes back
+/// (never passwords, codes or tokens: see `http::web::form`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Kept(pub Vec<(String, String)>);
+
+impl Kept {
+    /// The value typed into field `name`, if the form failed.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The typed value or, when nothing was kept, `default`.
+    pub fn or<'a>(&'a self, name: &str, default: &'a str) -> &'a str {
+        self.get(name).unwrap_or(default)
+    }
 }
 
 pub fn flash(f: &Option<Flash>) -> Markup {

@@ -572,6 +572,13 @@ impl Client {
         self.post_form(action, &all)
     }
 
+    /// GETs where a redirect points (a form's POST/redirect/GET).
+    pub fn follow(&mut self, r: &Response) -> Response {
+        assert_eq!(r.status, 303, "expected a redirect: {}", r.text());
+        let to = r.location().expect("a Location header").to_string();
+        self.get(&to)
+    }
+
     /// POSTs a JSON body.
     pub fn post_json(&mut self, path: &str, body: &serde_json::Value) -> Response {
         self.request(

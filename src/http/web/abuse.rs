@@ -3,9 +3,9 @@
 //! a terminated account (`/appeal/{token}`, reached from the termination mail or from the
 //! page a terminated person sees after logging in).
 
-use super::super::auth::{form_session, visitor};
+use super::super::auth::{form_session, visitor, Visitor};
 use super::super::router::Router;
-use super::super::{error_page, Ctx, Request, Response};
+use super::super::{error_page, Ctx, Method, Request, Response};
 use super::{nav, with_cookie};
 use crate::db;
 use crate::domain::accounts::{self, User};
@@ -14,23 +14,22 @@ use crate::domain::{accounts::tokens, trust::legal, Error};
 use crate::views::{abuse as view, Flash};
 
 pub fn routes(r: &mut Router) {
-    r.get("/abuse", report_form);
-    r.form("/abuse", submit_report);
-    r.get("/abuse/sent", report_sent);
-    r.get("/transparency", transparency);
-    r.get("/appeal", appeal_info);
-    r.get("/appeal/{token}", appeal_form);
-    r.form("/appeal/{token}", submit_appeal);
+    r.visitor(Method::Get, "/abuse", report_form);
+    r.visitor(Method::Post, "/abuse", submit_report);
+    r.visitor(Method::Get, "/abuse/sent", report_sent);
+    r.visitor(Method::Get, "/transparency", transparency);
+    r.visitor(Method::Get, "/appeal", appeal_info);
+    r.visitor(Method::Get, "/appeal/{token}", appeal_form);
+    r.visitor(Method::Post, "/appeal/{token}", submit_appeal);
 }
 
-fn report_form(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let v = visitor(ctx, req);
+fn report_form(ctx: &mut Ctx<'_>, req: &Request, v: &Visitor) -> Response {
     let (token, cookie) = form_session(ctx, req);
-    let page = view::report_form(&nav(ctx, &v), &token, &NewReport::default(), &None);
+    let page = view::report_form(&nav(ctx, v), &token, &NewReport::default(), &None);
     with_cookie(Response::html(page), cookie)
 }
 
-fn submit_report(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+fn submit_report(ctx: &mut Ctx<'_>, req: &Request, v: &Visitor) -> Response {
     let form = req.form();
     let report = NewReport {
         phone: form.text("number"),
@@ -38,7 +37,7 @@ fn submit_report(ctx: &mut Ctx<'_>, req: &Request) -> Response {
         description: form.text("description"),
         contact: form.text("contact"),
     };
-    let v = visitor(ctx, req);
+
     let token = v
         .session
         .as_ref()
@@ -65,7 +64,7 @@ fn submit_report(ctx: &mut Ctx<'_>, req: &Request) -> Response {
             .with_header("Retry-After", &retry_after.to_string())
         }
         Err(e) => Response::html(view::report_form(
-            &nav(ctx, &v),
+            &nav(ctx, v),
             &token,
             &report,
             &Some(Flash::Err(e.to_string())),
@@ -74,16 +73,14 @@ fn submit_report(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     }
 }
 
-fn report_sent(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let v = visitor(ctx, req);
-    Response::html(view::report_sent(&nav(ctx, &v)))
+fn report_sent(ctx: &mut Ctx<'_>, _req: &Request, v: &Visitor) -> Response {
+    Response::html(view::report_sent(&nav(ctx, v)))
 }
 
-fn transparency(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let v = visitor(ctx, req);
+fn transparency(ctx: &mut Ctx<'_>, req: &Request, v: &Visitor) -> Response {
     match legal::yearly_counts(ctx.db) {
         Ok(years) => Response::html(view::transparency(
-            &nav(ctx, &v),
+            &nav(ctx, v),
             &ctx.app.config.operator_name,
             &years,
         )),
@@ -122,10 +119,9 @@ pub fn terminated_page(ctx: &mut Ctx<'_>, req: &Request, user: &User) -> Respons
     .with_status(403)
 }
 
-fn appeal_info(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let v = visitor(ctx, req);
+fn appeal_info(ctx: &mut Ctx<'_>, req: &Request, v: &Visitor) -> Response {
     let sent = req.query_param("sent").is_some();
-    Response::html(view::appeal_info(&nav(ctx, &v), sent))
+    Response::html(view::appeal_info(&nav(ctx, v), sent))
 }
 
 /// The account behind an appeal link, or the page saying the link is not valid.
@@ -146,19 +142,19 @@ fn appeal_account(ctx: &mut Ctx<'_>, req: &Request) -> Result<User, Response> {
     })
 }
 
-fn appeal_form(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+fn appeal_form(ctx: &mut Ctx<'_>, req: &Request, v: &Visitor) -> Response {
     let user = match appeal_account(ctx, req) {
         Ok(u) => u,
         Err(r) => return r,
     };
-    let v = visitor(ctx, req);
+
     let appeal = match abuse::appeal_status(ctx.db, user.id, ctx.now()) {
         Ok(a) => a,
         Err(e) => return error_page(req, 500, &e.to_string()),
     };
     let (token, cookie) = form_session(ctx, req);
     let page = view::appeal_form(
-        &nav(ctx, &v),
+        &nav(ctx, v),
         &token,
         &req.path,
         &user.email,
@@ -169,7 +165,7 @@ fn appeal_form(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     with_cookie(Response::html(page), cookie)
 }
 
-fn submit_appeal(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+fn submit_appeal(ctx: &mut Ctx<'_>, req: &Request, v: &Visitor) -> Response {
     let user = match appeal_account(ctx, req) {
         Ok(u) => u,
         Err(r) => return r,
@@ -186,7 +182,6 @@ fn submit_appeal(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     match done {
         Ok(_) => Response::redirect("/appeal?sent=1"),
         Err(e) => {
-            let v = visitor(ctx, req);
             let csrf = v
                 .session
                 .as_ref()
@@ -195,7 +190,7 @@ fn submit_appeal(ctx: &mut Ctx<'_>, req: &Request) -> Response {
             let appeal =
                 abuse::appeal_status(ctx.db, user.id, now).unwrap_or(Appeal::NotTerminated);
             Response::html(view::appeal_form(
-                &nav(ctx, &v),
+                &nav(ctx, v),
                 &csrf,
                 &req.path,
                 &user.email,

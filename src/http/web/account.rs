@@ -2,10 +2,10 @@
 //! dashboard and settings.
 
 use super::super::auth::{
-    clear_cookie, form_session, require_user, safe_next, session_cookie, visitor, Signed,
+    clear_cookie, form_session, safe_next, session_cookie, visitor, Page, Signed, Visitor,
 };
 use super::super::router::Router;
-use super::super::{error_page, Ctx, Request, Response};
+use super::super::{error_page, Ctx, Method, Request, Response};
 use super::{flash_from_query, nav, signed_nav, with_cookie};
 use crate::db;
 use crate::domain::accounts::passwords::Hasher;
@@ -23,24 +23,44 @@ const VERIFY_TTL: u64 = 48 * 3600;
 const RESET_TTL: u64 = 3600;
 
 pub fn routes(r: &mut Router) {
-    r.get("/signup", signup_form);
-    r.form("/signup", signup);
-    r.get("/verify/{token}", verify);
-    r.form("/verify/resend", resend_verification);
-    r.get("/login", login_form);
-    r.form("/login", login);
-    r.form("/logout", logout);
-    r.get("/password/forgot", forgot_form);
-    r.form("/password/forgot", forgot);
-    r.get("/password/reset/{token}", reset_form);
-    r.form("/password/reset/{token}", reset);
-    r.get("/setup/{token}", setup_form);
-    r.form("/setup/{token}", setup);
-    r.get("/settings", settings);
-    r.form("/settings/profile", settings_profile);
-    r.form("/settings/password", settings_password);
-    r.form("/settings/sessions/revoke", settings_revoke_sessions);
-    r.get("/settings/security", security_log);
+    r.visitor(Method::Get, "/signup", signup_form);
+    r.visitor(Method::Post, "/signup", signup);
+    r.visitor(Method::Get, "/verify/{token}", verify);
+    r.page(
+        Method::Post,
+        "/verify/resend",
+        Role::User,
+        resend_verification,
+    );
+    r.visitor(Method::Get, "/login", login_form);
+    r.visitor(Method::Post, "/login", login);
+    r.visitor(Method::Post, "/logout", logout);
+    r.visitor(Method::Get, "/password/forgot", forgot_form);
+    r.visitor(Method::Post, "/password/forgot", forgot);
+    r.visitor(Method::Get, "/password/reset/{token}", reset_form);
+    r.visitor(Method::Post, "/password/reset/{token}", reset);
+    r.visitor(Method::Get, "/setup/{token}", setup_form);
+    r.visitor(Method::Post, "/setup/{token}", setup);
+    r.page(Method::Get, "/settings", Role::User, settings);
+    r.page(
+        Method::Post,
+        "/settings/profile",
+        Role::User,
+        settings_profile,
+    );
+    r.page(
+        Method::Post,
+        "/settings/password",
+        Role::User,
+        settings_password,
+    );
+    r.page(
+        Method::Post,
+        "/settings/sessions/revoke",
+        Role::User,
+        settings_revoke_sessions,
+    );
+    r.page(Method::Get, "/settings/security", Role::User, security_log);
 }
 
 /// Security events per page of `/settings/security`.
@@ -123,21 +143,20 @@ fn verification_mail(base_url: &str, site: &str, token: &str) -> (String, String
     )
 }
 
-fn signup_form(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let v = visitor(ctx, req);
+fn signup_form(ctx: &mut Ctx<'_>, req: &Request, v: &Visitor) -> Response {
     if v.user.is_some() {
         return Response::redirect("/dashboard");
     }
     let (token, cookie) = form_session(ctx, req);
-    let page = view::signup(&nav(ctx, &v), &token, "", ctx.app.config.min_age, &None);
+    let page = view::signup(&nav(ctx, v), &token, "", ctx.app.config.min_age, &None);
     with_cookie(Response::html(page), cookie)
 }
 
-fn signup(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+fn signup(ctx: &mut Ctx<'_>, req: &Request, v: &Visitor) -> Response {
     let form = req.form();
     let email = form.text("email");
     let password = form.get("password").unwrap_or("").to_string();
-    let v = visitor(ctx, req);
+
     let token = v
         .session
         .as_ref()
@@ -145,7 +164,7 @@ fn signup(ctx: &mut Ctx<'_>, req: &Request) -> Response {
         .unwrap_or_default();
     let again = |ctx: &Ctx<'_>, status: u16, msg: String| {
         Response::html(view::signup(
-            &nav(ctx, &v),
+            &nav(ctx, v),
             &token,
             &email,
             ctx.app.config.min_age,
@@ -215,8 +234,7 @@ fn signup(ctx: &mut Ctx<'_>, req: &Request) -> Response {
         .unwrap_or_else(|e| error_page(req, e.http_status(), &e.to_string()))
 }
 
-fn verify(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let v = visitor(ctx, req);
+fn verify(ctx: &mut Ctx<'_>, req: &Request, v: &Visitor) -> Response {
     let token = req.param("token").unwrap_or("").to_string();
     let now = ctx.now();
     let keys = ctx.app.keys.clone();
@@ -226,7 +244,7 @@ fn verify(ctx: &mut Ctx<'_>, req: &Request) -> Response {
         accounts::mark_verified(tx, uid, now)?;
         Ok(())
     });
-    let n = nav(ctx, &v);
+    let n = nav(ctx, v);
     match done {
         Ok(()) if v.user.is_some() => Response::redirect("/dashboard?m=verified"),
         Ok(()) => Response::html(view::message(
@@ -245,11 +263,8 @@ fn verify(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     }
 }
 
-fn resend_verification(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let s = match require_user(ctx, req) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+fn resend_verification(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let s = &p.signed;
     if s.user.is_verified() {
         return Response::redirect("/dashboard");
     }
@@ -275,30 +290,29 @@ fn resend_verification(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     }
 }
 
-fn login_form(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let v = visitor(ctx, req);
+fn login_form(ctx: &mut Ctx<'_>, req: &Request, v: &Visitor) -> Response {
     if v.user.is_some() {
         return Response::redirect("/dashboard");
     }
     let (token, cookie) = form_session(ctx, req);
     let next = safe_next(req.query_param("next").as_deref());
-    let page = view::login(&nav(ctx, &v), &token, "", &next, &flash_from_query(req));
+    let page = view::login(&nav(ctx, v), &token, "", &next, &flash_from_query(req));
     with_cookie(Response::html(page), cookie)
 }
 
-fn login(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+fn login(ctx: &mut Ctx<'_>, req: &Request, v: &Visitor) -> Response {
     let form = req.form();
     let email = form.text("email");
     let password = form.get("password").unwrap_or("").to_string();
     let next = safe_next(form.get("next"));
-    let v = visitor(ctx, req);
+
     let token = v
         .session
         .as_ref()
         .map(|s| s.csrf.clone())
         .unwrap_or_default();
     let page = |ctx: &Ctx<'_>, status: u16, msg: String| {
-        Response::html(view::login(&nav(ctx, &v), &token, &email, &next, &err(msg)))
+        Response::html(view::login(&nav(ctx, v), &token, &email, &next, &err(msg)))
             .with_status(status)
     };
     let cfg = &ctx.app.config;
@@ -368,9 +382,8 @@ fn login(ctx: &mut Ctx<'_>, req: &Request) -> Response {
         .unwrap_or_else(|e| error_page(req, e.http_status(), &e.to_string()))
 }
 
-fn logout(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let v = visitor(ctx, req);
-    if let Some(s) = v.session {
+fn logout(ctx: &mut Ctx<'_>, req: &Request, v: &Visitor) -> Response {
+    if let Some(s) = &v.session {
         let ip = ctx.ip_hash(req);
         let now = ctx.now();
         let _ = db::write(ctx.db, |tx| {
@@ -384,17 +397,15 @@ fn logout(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     Response::redirect("/").with_header("Set-Cookie", &clear_cookie(req))
 }
 
-fn forgot_form(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let v = visitor(ctx, req);
+fn forgot_form(ctx: &mut Ctx<'_>, req: &Request, v: &Visitor) -> Response {
     let (token, cookie) = form_session(ctx, req);
     with_cookie(
-        Response::html(view::forgot(&nav(ctx, &v), &token, &None)),
+        Response::html(view::forgot(&nav(ctx, v), &token, &None)),
         cookie,
     )
 }
 
-fn forgot(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let v = visitor(ctx, req);
+fn forgot(ctx: &mut Ctx<'_>, req: &Request, v: &Visitor) -> Response {
     let email = req.form().text("email");
     let now = ctx.now();
     if let Ok(Some(user)) = accounts::find_by_email(ctx.db, &email) {
@@ -442,17 +453,16 @@ fn forgot(ctx: &mut Ctx<'_>, req: &Request) -> Response {
         }
     }
     Response::html(view::message(
-        &nav(ctx, &v),
+        &nav(ctx, v),
         "Check your mail",
         "If an account exists for that address, we sent it a link to choose a new password.",
         ("/login", "Back to login"),
     ))
 }
 
-fn reset_form(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let v = visitor(ctx, req);
+fn reset_form(ctx: &mut Ctx<'_>, req: &Request, v: &Visitor) -> Response {
     let t = req.param("token").unwrap_or("");
-    let n = nav(ctx, &v);
+    let n = nav(ctx, v);
     if let Err(e) = tokens::peek(ctx.db, &ctx.app.keys, tokens::RESET_PASSWORD, t, ctx.now()) {
         return Response::html(view::message(
             &n,
@@ -477,8 +487,7 @@ fn reset_form(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     )
 }
 
-fn reset(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let v = visitor(ctx, req);
+fn reset(ctx: &mut Ctx<'_>, req: &Request, v: &Visitor) -> Response {
     let t = req.param("token").unwrap_or("").to_string();
     let password = req.form().get("password").unwrap_or("").to_string();
     let csrf = v
@@ -487,7 +496,7 @@ fn reset(ctx: &mut Ctx<'_>, req: &Request) -> Response {
         .map(|s| s.csrf.clone())
         .unwrap_or_default();
     let action = format!("/password/reset/{t}");
-    let n = nav(ctx, &v);
+    let n = nav(ctx, v);
     let again = |status: u16, msg: String| {
         Response::html(view::set_password(
             &n,
@@ -526,10 +535,9 @@ fn reset(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     }
 }
 
-fn setup_form(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let v = visitor(ctx, req);
+fn setup_form(ctx: &mut Ctx<'_>, req: &Request, v: &Visitor) -> Response {
     let t = req.param("token").unwrap_or("");
-    let n = nav(ctx, &v);
+    let n = nav(ctx, v);
     if let Err(e) = tokens::peek(ctx.db, &ctx.app.keys, tokens::ADMIN_SETUP, t, ctx.now()) {
         return Response::html(view::message(
             &n,
@@ -554,8 +562,7 @@ fn setup_form(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     )
 }
 
-fn setup(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let v = visitor(ctx, req);
+fn setup(ctx: &mut Ctx<'_>, req: &Request, v: &Visitor) -> Response {
     let t = req.param("token").unwrap_or("").to_string();
     let form = req.form();
     let email = form.text("email");
@@ -566,7 +573,7 @@ fn setup(ctx: &mut Ctx<'_>, req: &Request) -> Response {
         .map(|s| s.csrf.clone())
         .unwrap_or_default();
     let action = format!("/setup/{t}");
-    let n = nav(ctx, &v);
+    let n = nav(ctx, v);
     let again = |status: u16, msg: String| {
         Response::html(view::set_password(
             &n,
@@ -641,11 +648,8 @@ pub(super) fn settings_page(
 }
 
 /// `/settings/security?page=N`: the account's own security events, newest first.
-fn security_log(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let s = match require_user(ctx, req) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+fn security_log(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let s = &p.signed;
     let page: i64 = req
         .query_param("page")
         .and_then(|p| p.parse().ok())
@@ -661,40 +665,27 @@ fn security_log(ctx: &mut Ctx<'_>, req: &Request) -> Response {
         Ok(mut events) => {
             let more = events.len() as i64 > EVENTS_PER_PAGE;
             events.truncate(EVENTS_PER_PAGE as usize);
-            Response::html(view::security_log(
-                &signed_nav(ctx, &s),
-                &events,
-                page,
-                more,
-            ))
+            Response::html(view::security_log(&signed_nav(ctx, s), &events, page, more))
         }
         Err(e) => error_page(req, 500, &e.to_string()),
     }
 }
 
-fn settings(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    match require_user(ctx, req) {
-        Ok(s) => settings_page(ctx, &s, flash_from_query(req), 200),
-        Err(r) => r,
-    }
+fn settings(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let s = &p.signed;
+    settings_page(ctx, s, flash_from_query(req), 200)
 }
 
-fn settings_profile(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let s = match require_user(ctx, req) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+fn settings_profile(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let s = &p.signed;
     match accounts::set_display_name(ctx.db, s.user.id, &req.form().text("display_name")) {
         Ok(()) => Response::redirect("/settings?m=saved"),
-        Err(e) => settings_page(ctx, &s, err(e.to_string()), 400),
+        Err(e) => settings_page(ctx, s, err(e.to_string()), 400),
     }
 }
 
-fn settings_password(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let s = match require_user(ctx, req) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+fn settings_password(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let s = &p.signed;
     let form = req.form();
     let current = form.get("current_password").unwrap_or("");
     let new = form.get("password").unwrap_or("");
@@ -704,15 +695,15 @@ fn settings_password(ctx: &mut Ctx<'_>, req: &Request) -> Response {
         .verify(current, s.user.password_hash.as_deref())
     {
         Ok(true) => {}
-        Ok(false) => return settings_page(ctx, &s, err("The current password is wrong."), 400),
-        Err(e) => return settings_page(ctx, &s, err(e.to_string()), e.http_status()),
+        Ok(false) => return settings_page(ctx, s, err("The current password is wrong."), 400),
+        Err(e) => return settings_page(ctx, s, err(e.to_string()), e.http_status()),
     }
     if let Err(e) = Hasher::check_strength(new) {
-        return settings_page(ctx, &s, err(e.to_string()), 400);
+        return settings_page(ctx, s, err(e.to_string()), 400);
     }
     let phc = match ctx.app.hasher.hash(new) {
         Ok(h) => h,
-        Err(e) => return settings_page(ctx, &s, err(e.to_string()), e.http_status()),
+        Err(e) => return settings_page(ctx, s, err(e.to_string()), e.http_status()),
     };
     let now = ctx.now();
     let ip = ctx.ip_hash(req);
@@ -737,15 +728,12 @@ fn settings_password(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     match done {
         Ok(()) => Response::redirect("/login?m=password_changed")
             .with_header("Set-Cookie", &clear_cookie(req)),
-        Err(e) => settings_page(ctx, &s, err(e.to_string()), e.http_status()),
+        Err(e) => settings_page(ctx, s, err(e.to_string()), e.http_status()),
     }
 }
 
-fn settings_revoke_sessions(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let s = match require_user(ctx, req) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+fn settings_revoke_sessions(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let s = &p.signed;
     match sessions::revoke_all_for_user(ctx.db, s.user.id, Some(s.session.id)) {
         Ok(_) => Response::redirect("/settings?m=sessions_revoked"),
         Err(e) => error_page(req, 500, &e.to_string()),

@@ -1,10 +1,10 @@
 //! Admin pages: users (search, view, role and state changes, audited), job runs, outbox,
 //! audit log.
 
-use super::super::auth::Signed;
+use super::super::auth::{Page, Signed};
 use super::super::router::Router;
-use super::super::{error_page, Ctx, Request, Response};
-use super::{flash_from_query, page_guard};
+use super::super::{error_page, Ctx, Method, Request, Response};
+use super::flash_from_query;
 use crate::clock::describe_seconds;
 use crate::db;
 use crate::domain::accounts::{self, Role, State};
@@ -15,35 +15,43 @@ use crate::domain::{accounts::second_factor, base::audit, trust::lifecycle};
 use crate::views::{admin as view, Flash, Nav};
 
 pub fn routes(r: &mut Router) {
-    r.get("/admin", overview);
-    r.get("/admin/users", users);
-    r.get("/admin/users/{id}", user);
-    r.get("/admin/users/{id}/ledger", ledger);
-    r.form("/admin/users/{id}/role", set_role);
-    r.form("/admin/users/{id}/state", set_state);
-    r.form("/admin/users/{id}/2fa/reset", reset_second_factor);
-    r.get("/admin/jobs", jobs);
-    r.get("/admin/retention", retention_page);
-    r.get("/admin/outbox", outbox);
-    r.get("/admin/audit", audit_log);
+    r.page(Method::Get, "/admin", Role::Admin, overview);
+    r.page(Method::Get, "/admin/users", Role::Admin, users);
+    r.page(Method::Get, "/admin/users/{id}", Role::Admin, user);
+    r.page(Method::Get, "/admin/users/{id}/ledger", Role::Admin, ledger);
+    r.page(
+        Method::Post,
+        "/admin/users/{id}/role",
+        Role::Admin,
+        set_role,
+    );
+    r.page(
+        Method::Post,
+        "/admin/users/{id}/state",
+        Role::Admin,
+        set_state,
+    );
+    r.page(
+        Method::Post,
+        "/admin/users/{id}/2fa/reset",
+        Role::Admin,
+        reset_second_factor,
+    );
+    r.page(Method::Get, "/admin/jobs", Role::Admin, jobs);
+    r.page(Method::Get, "/admin/retention", Role::Admin, retention_page);
+    r.page(Method::Get, "/admin/outbox", Role::Admin, outbox);
+    r.page(Method::Get, "/admin/audit", Role::Admin, audit_log);
 }
 
 /// Audit rows per page of `/admin/audit`.
 const AUDIT_PER_PAGE: i64 = 100;
 
-pub(super) fn admin(ctx: &mut Ctx<'_>, req: &Request) -> Result<(Signed, Nav), Response> {
-    page_guard(ctx, req, Role::Admin)
-}
-
 fn count(ctx: &Ctx<'_>, sql: &str, p: i64) -> i64 {
     ctx.db.query_row(sql, [p], |r| r.get(0)).unwrap_or(0)
 }
 
-fn overview(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let (_, n) = match admin(ctx, req) {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+fn overview(ctx: &mut Ctx<'_>, _req: &Request, p: &Page) -> Response {
+    let n = &p.nav;
     let now = ctx.now();
     let o = view::Overview {
         users: count(ctx, "SELECT COUNT(*) FROM users WHERE id > ?1", 0),
@@ -63,17 +71,14 @@ fn overview(ctx: &mut Ctx<'_>, req: &Request) -> Response {
             now - 86_400,
         ),
     };
-    Response::html(view::overview(&n, &o))
+    Response::html(view::overview(n, &o))
 }
 
-fn users(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let (_, n) = match admin(ctx, req) {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+fn users(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let n = &p.nav;
     let q = req.query_param("q").unwrap_or_default();
     match accounts::search(ctx.db, &q, 200, 0) {
-        Ok(list) => Response::html(view::users(&n, &q, &list)),
+        Ok(list) => Response::html(view::users(n, &q, &list)),
         Err(e) => error_page(req, 500, &e.to_string()),
     }
 }
@@ -111,19 +116,13 @@ pub(super) fn user_page(
     }
 }
 
-fn user(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let (s, n) = match admin(ctx, req) {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    user_page(ctx, req, &s, &n, flash_from_query(req), 200)
+fn user(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let (s, n) = (&p.signed, &p.nav);
+    user_page(ctx, req, s, n, flash_from_query(req), 200)
 }
 
-fn set_role(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let (s, n) = match admin(ctx, req) {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+fn set_role(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let (s, n) = (&p.signed, &p.nav);
     let Some(id) = req.id_param("id") else {
         return error_page(req, 404, "No such account.");
     };
@@ -131,8 +130,8 @@ fn set_role(ctx: &mut Ctx<'_>, req: &Request) -> Response {
         return user_page(
             ctx,
             req,
-            &s,
-            &n,
+            s,
+            n,
             Some(Flash::Err("Unknown role.".into())),
             400,
         );
@@ -149,19 +148,16 @@ fn set_role(ctx: &mut Ctx<'_>, req: &Request) -> Response {
         Err(e) => user_page(
             ctx,
             req,
-            &s,
-            &n,
+            s,
+            n,
             Some(Flash::Err(e.to_string())),
             e.http_status(),
         ),
     }
 }
 
-fn set_state(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let (s, n) = match admin(ctx, req) {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+fn set_state(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let (s, n) = (&p.signed, &p.nav);
     let Some(id) = req.id_param("id") else {
         return error_page(req, 404, "No such account.");
     };
@@ -172,8 +168,8 @@ fn set_state(ctx: &mut Ctx<'_>, req: &Request) -> Response {
             return user_page(
                 ctx,
                 req,
-                &s,
-                &n,
+                s,
+                n,
                 Some(Flash::Err("Choose active or suspended.".into())),
                 400,
             )
@@ -194,8 +190,8 @@ fn set_state(ctx: &mut Ctx<'_>, req: &Request) -> Response {
         Err(e) => user_page(
             ctx,
             req,
-            &s,
-            &n,
+            s,
+            n,
             Some(Flash::Err(e.to_string())),
             e.http_status(),
         ),
@@ -203,11 +199,8 @@ fn set_state(ctx: &mut Ctx<'_>, req: &Request) -> Response {
 }
 
 /// Turns off the second factor of an account that lost it; audited, and the owner is told.
-fn reset_second_factor(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let (s, n) = match admin(ctx, req) {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+fn reset_second_factor(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let (s, n) = (&p.signed, &p.nav);
     let Some(id) = req.id_param("id") else {
         return error_page(req, 404, "No such account.");
     };
@@ -235,19 +228,16 @@ fn reset_second_factor(ctx: &mut Ctx<'_>, req: &Request) -> Response {
         Err(e) => user_page(
             ctx,
             req,
-            &s,
-            &n,
+            s,
+            n,
             Some(Flash::Err(e.to_string())),
             e.http_status(),
         ),
     }
 }
 
-fn jobs(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let (_, n) = match admin(ctx, req) {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+fn jobs(ctx: &mut Ctx<'_>, _req: &Request, p: &Page) -> Response {
+    let n = &p.nav;
     let schedule: Vec<(&str, &str, &str)> = ctx
         .site
         .jobs
@@ -256,14 +246,11 @@ fn jobs(ctx: &mut Ctx<'_>, req: &Request) -> Response {
         .map(|j| (j.name, j.schedule, j.about))
         .collect();
     let runs = crate::jobs::recent_runs(ctx.db, 100).unwrap_or_default();
-    Response::html(view::jobs(&n, &schedule, &runs))
+    Response::html(view::jobs(n, &schedule, &runs))
 }
 
-fn retention_page(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let (_, n) = match admin(ctx, req) {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+fn retention_page(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let n = &p.nav;
     let mut rows = Vec::new();
     for rule in Rule::ALL {
         let run = match retention::last_run(ctx.db, rule) {
@@ -280,15 +267,12 @@ fn retention_page(ctx: &mut Ctx<'_>, req: &Request) -> Response {
             total_removed: run.as_ref().map_or(0, |r| r.total_removed),
         });
     }
-    Response::html(view::retention(&n, &rows))
+    Response::html(view::retention(n, &rows))
 }
 
 /// `/admin/users/{id}/ledger`: an account's money movements; the reading is audited.
-fn ledger(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let (s, n) = match admin(ctx, req) {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+fn ledger(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let (s, n) = (&p.signed, &p.nav);
     let Some(id) = req.id_param("id") else {
         return error_page(req, 404, "No such account.");
     };
@@ -299,16 +283,13 @@ fn ledger(ctx: &mut Ctx<'_>, req: &Request) -> Response {
         ip_hash: &ip,
     };
     match db::write(ctx.db, |tx| admin::view_ledger(tx, actor, id, 200, now)) {
-        Ok((u, entries)) => Response::html(view::ledger(&n, &u, &super::cur(ctx), &entries)),
+        Ok((u, entries)) => Response::html(view::ledger(n, &u, &super::cur(ctx), &entries)),
         Err(e) => error_page(req, e.http_status(), &e.to_string()),
     }
 }
 
-fn outbox(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let (s, n) = match admin(ctx, req) {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+fn outbox(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let (s, n) = (&p.signed, &p.nav);
     let now = ctx.now();
     let ip = ctx.ip_hash(req);
     let actor = Actor {
@@ -316,16 +297,13 @@ fn outbox(ctx: &mut Ctx<'_>, req: &Request) -> Response {
         ip_hash: &ip,
     };
     match db::write(ctx.db, |tx| admin::view_outbox(tx, actor, 100, now)) {
-        Ok(rows) => Response::html(view::outbox(&n, &rows)),
+        Ok(rows) => Response::html(view::outbox(n, &rows)),
         Err(e) => error_page(req, e.http_status(), &e.to_string()),
     }
 }
 
-fn audit_log(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let (_, n) = match admin(ctx, req) {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+fn audit_log(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let n = &p.nav;
     let filter = audit::AuditFilter {
         target: req.query_param("target").unwrap_or_default(),
         action: req.query_param("action").unwrap_or_default(),
@@ -353,7 +331,7 @@ fn audit_log(ctx: &mut Ctx<'_>, req: &Request) -> Response {
                 page,
                 more,
             };
-            Response::html(view::audit(&n, &p, &flash_from_query(req)))
+            Response::html(view::audit(n, &p, &flash_from_query(req)))
         }
         Err(e) => error_page(req, 500, &e.to_string()),
     }

@@ -6,10 +6,10 @@
 
 use maud::Markup;
 
-use super::super::auth::Signed;
+use super::super::auth::{Page, Signed};
 use super::super::router::Router;
-use super::super::{error_page, Ctx, Request, Response};
-use super::{flash_from_query, page_guard};
+use super::super::{error_page, Ctx, Method, Request, Response};
+use super::flash_from_query;
 use crate::clock::format_datetime;
 use crate::db;
 use crate::domain::accounts::{Role, User};
@@ -20,38 +20,64 @@ use crate::domain::trust::admin;
 use crate::domain::trust::legal::{self, NewRequest, Outcome};
 use crate::domain::{market::blocklist, market::catalogue, trust::signals, Error};
 use crate::views::abuse::{self as view, UserEnforcement};
-use crate::views::Nav;
 
 pub fn routes(r: &mut Router) {
-    r.get("/admin/abuse", queue);
-    r.get("/admin/abuse/{id}", report);
-    r.get("/admin/abuse/{id}/orders", report_orders);
-    r.form("/admin/abuse/{id}/state", set_state);
-    r.form("/admin/abuse/{id}/note", add_note);
-    r.get("/admin/flags", flags);
-    r.form("/admin/flags/{id}/review", review_flag);
-    r.get("/admin/blocked", blocked);
-    r.form("/admin/blocked", add_block);
-    r.form("/admin/blocked/{id}/remove", remove_block);
-    r.get("/admin/legal", legal_page);
-    r.form("/admin/legal", add_legal);
-    r.form("/admin/legal/{id}", update_legal);
-    r.form("/admin/users/{id}/terminate", terminate);
-    r.form("/admin/users/{id}/reinstate", reinstate);
-    r.form("/admin/users/{id}/chargeback", chargeback);
-}
-
-fn admin(ctx: &mut Ctx<'_>, req: &Request) -> Result<(Signed, Nav), Response> {
-    page_guard(ctx, req, Role::Admin)
-}
-
-macro_rules! admin_or_return {
-    ($ctx:expr, $req:expr) => {
-        match admin($ctx, $req) {
-            Ok(x) => x,
-            Err(r) => return r,
-        }
-    };
+    r.page(Method::Get, "/admin/abuse", Role::Admin, queue);
+    r.page(Method::Get, "/admin/abuse/{id}", Role::Admin, report);
+    r.page(
+        Method::Get,
+        "/admin/abuse/{id}/orders",
+        Role::Admin,
+        report_orders,
+    );
+    r.page(
+        Method::Post,
+        "/admin/abuse/{id}/state",
+        Role::Admin,
+        set_state,
+    );
+    r.page(
+        Method::Post,
+        "/admin/abuse/{id}/note",
+        Role::Admin,
+        add_note,
+    );
+    r.page(Method::Get, "/admin/flags", Role::Admin, flags);
+    r.page(
+        Method::Post,
+        "/admin/flags/{id}/review",
+        Role::Admin,
+        review_flag,
+    );
+    r.page(Method::Get, "/admin/blocked", Role::Admin, blocked);
+    r.page(Method::Post, "/admin/blocked", Role::Admin, add_block);
+    r.page(
+        Method::Post,
+        "/admin/blocked/{id}/remove",
+        Role::Admin,
+        remove_block,
+    );
+    r.page(Method::Get, "/admin/legal", Role::Admin, legal_page);
+    r.page(Method::Post, "/admin/legal", Role::Admin, add_legal);
+    r.page(Method::Post, "/admin/legal/{id}", Role::Admin, update_legal);
+    r.page(
+        Method::Post,
+        "/admin/users/{id}/terminate",
+        Role::Admin,
+        terminate,
+    );
+    r.page(
+        Method::Post,
+        "/admin/users/{id}/reinstate",
+        Role::Admin,
+        reinstate,
+    );
+    r.page(
+        Method::Post,
+        "/admin/users/{id}/chargeback",
+        Role::Admin,
+        chargeback,
+    );
 }
 
 /// Runs an audited admin change in one transaction and redirects to `to` (with `?m=`), or
@@ -97,8 +123,8 @@ pub fn user_section(ctx: &Ctx<'_>, token: &str, u: &User) -> Markup {
 // ---------------------------------------------------------------------------------------
 // The queue
 
-fn queue(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let (_, n) = admin_or_return!(ctx, req);
+fn queue(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let n = &p.nav;
     let filter = req.query_param("state").and_then(|s| State::parse(&s));
     let (counts, list) = match abuse::counts(ctx.db).and_then(|c| {
         let l = abuse::list(ctx.db, filter, 500)?;
@@ -108,7 +134,7 @@ fn queue(ctx: &mut Ctx<'_>, req: &Request) -> Response {
         Err(e) => return error_page(req, 500, &e.to_string()),
     };
     Response::html(view::queue(
-        &n,
+        n,
         filter,
         &counts,
         &list,
@@ -116,8 +142,8 @@ fn queue(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     ))
 }
 
-fn report_page(ctx: &mut Ctx<'_>, req: &Request, lookup: bool) -> Response {
-    let (s, n) = admin_or_return!(ctx, req);
+fn report_page(ctx: &mut Ctx<'_>, req: &Request, p: &Page, lookup: bool) -> Response {
+    let (s, n) = (&p.signed, &p.nav);
     let Some(id) = req.id_param("id") else {
         return error_page(req, 404, "No such report.");
     };
@@ -141,7 +167,7 @@ fn report_page(ctx: &mut Ctx<'_>, req: &Request, lookup: bool) -> Response {
     };
     let notes = abuse::notes(ctx.db, id).unwrap_or_default();
     Response::html(view::report(
-        &n,
+        n,
         s.csrf(),
         &r,
         &notes,
@@ -150,17 +176,17 @@ fn report_page(ctx: &mut Ctx<'_>, req: &Request, lookup: bool) -> Response {
     ))
 }
 
-fn report(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    report_page(ctx, req, false)
+fn report(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    report_page(ctx, req, p, false)
 }
 
 /// The report with the orders that used its number: reading them is audited.
-fn report_orders(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    report_page(ctx, req, true)
+fn report_orders(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    report_page(ctx, req, p, true)
 }
 
-fn set_state(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let (s, _) = admin_or_return!(ctx, req);
+fn set_state(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let s = &p.signed;
     let Some(id) = req.id_param("id") else {
         return error_page(req, 404, "No such report.");
     };
@@ -172,14 +198,14 @@ fn set_state(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     change(
         ctx,
         req,
-        &s,
+        s,
         &format!("/admin/abuse/{id}?m=saved"),
         |tx, actor, now| abuse::set_state(tx, actor, id, to, &note, now),
     )
 }
 
-fn add_note(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let (s, _) = admin_or_return!(ctx, req);
+fn add_note(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let s = &p.signed;
     let Some(id) = req.id_param("id") else {
         return error_page(req, 404, "No such report.");
     };
@@ -187,7 +213,7 @@ fn add_note(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     change(
         ctx,
         req,
-        &s,
+        s,
         &format!("/admin/abuse/{id}?m=saved"),
         |tx, actor, now| abuse::add_note(tx, actor, id, &text, now),
     )
@@ -196,14 +222,14 @@ fn add_note(ctx: &mut Ctx<'_>, req: &Request) -> Response {
 // ---------------------------------------------------------------------------------------
 // Flags
 
-fn flags(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let (s, n) = admin_or_return!(ctx, req);
+fn flags(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let (s, n) = (&p.signed, &p.nav);
     let state = req
         .query_param("state")
         .filter(|s| s == "open" || s == "reviewed");
     match signals::list(ctx.db, state.as_deref(), None, 500) {
         Ok(list) => Response::html(view::flags(
-            &n,
+            n,
             s.csrf(),
             state.as_deref(),
             &list,
@@ -213,8 +239,8 @@ fn flags(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     }
 }
 
-fn review_flag(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let (s, _) = admin_or_return!(ctx, req);
+fn review_flag(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let s = &p.signed;
     let Some(id) = req.id_param("id") else {
         return error_page(req, 404, "No such flag.");
     };
@@ -224,25 +250,21 @@ fn review_flag(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     } else {
         "/admin/flags".into()
     };
-    change(
-        ctx,
-        req,
-        &s,
-        &format!("{back}?m=saved"),
-        |tx, actor, now| signals::review(tx, actor, id, now),
-    )
+    change(ctx, req, s, &format!("{back}?m=saved"), |tx, actor, now| {
+        signals::review(tx, actor, id, now)
+    })
 }
 
 // ---------------------------------------------------------------------------------------
 // Blocked services and countries
 
-fn blocked(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let (s, n) = admin_or_return!(ctx, req);
+fn blocked(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let (s, n) = (&p.signed, &p.nav);
     let entries = blocklist::list(ctx.db).unwrap_or_default();
     let countries = catalogue::countries(ctx.db).unwrap_or_default();
     let services = catalogue::services(ctx.db).unwrap_or_default();
     Response::html(view::blocked(
-        &n,
+        n,
         s.csrf(),
         &entries,
         &countries,
@@ -251,8 +273,8 @@ fn blocked(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     ))
 }
 
-fn add_block(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let (s, _) = admin_or_return!(ctx, req);
+fn add_block(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let s = &p.signed;
     let form = req.form();
     let country = match form.text("country").as_str() {
         "" => None,
@@ -264,17 +286,17 @@ fn add_block(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     let service = form.text("service");
     let service = (!service.is_empty()).then_some(service);
     let reason = form.text("reason");
-    change(ctx, req, &s, "/admin/blocked?m=saved", |tx, actor, now| {
+    change(ctx, req, s, "/admin/blocked?m=saved", |tx, actor, now| {
         admin::block(tx, actor, country, service.as_deref(), &reason, now)
     })
 }
 
-fn remove_block(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let (s, _) = admin_or_return!(ctx, req);
+fn remove_block(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let s = &p.signed;
     let Some(id) = req.id_param("id") else {
         return error_page(req, 404, "No such block.");
     };
-    change(ctx, req, &s, "/admin/blocked?m=saved", |tx, actor, now| {
+    change(ctx, req, s, "/admin/blocked?m=saved", |tx, actor, now| {
         admin::unblock(tx, actor, id, now)
     })
 }
@@ -282,12 +304,12 @@ fn remove_block(ctx: &mut Ctx<'_>, req: &Request) -> Response {
 // ---------------------------------------------------------------------------------------
 // Law-enforcement register
 
-fn legal_page(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let (s, n) = admin_or_return!(ctx, req);
+fn legal_page(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let (s, n) = (&p.signed, &p.nav);
     let list = legal::list(ctx.db).unwrap_or_default();
     let today: String = format_datetime(ctx.now()).chars().take(10).collect();
     Response::html(view::legal(
-        &n,
+        n,
         s.csrf(),
         &today,
         &list,
@@ -309,19 +331,19 @@ fn legal_form(req: &Request) -> Result<NewRequest, Response> {
     })
 }
 
-fn add_legal(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let (s, _) = admin_or_return!(ctx, req);
+fn add_legal(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let s = &p.signed;
     let r = match legal_form(req) {
         Ok(r) => r,
         Err(resp) => return resp,
     };
-    change(ctx, req, &s, "/admin/legal?m=saved", |tx, actor, now| {
+    change(ctx, req, s, "/admin/legal?m=saved", |tx, actor, now| {
         legal::add(tx, actor, &r, now)
     })
 }
 
-fn update_legal(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let (s, _) = admin_or_return!(ctx, req);
+fn update_legal(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let s = &p.signed;
     let Some(id) = req.id_param("id") else {
         return error_page(req, 404, "No such request.");
     };
@@ -329,7 +351,7 @@ fn update_legal(ctx: &mut Ctx<'_>, req: &Request) -> Response {
         Ok(r) => r,
         Err(resp) => return resp,
     };
-    change(ctx, req, &s, "/admin/legal?m=saved", |tx, actor, now| {
+    change(ctx, req, s, "/admin/legal?m=saved", |tx, actor, now| {
         legal::update(tx, actor, id, &r, now)
     })
 }
@@ -337,8 +359,8 @@ fn update_legal(ctx: &mut Ctx<'_>, req: &Request) -> Response {
 // ---------------------------------------------------------------------------------------
 // The user page's forms
 
-fn terminate(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let (s, _) = admin_or_return!(ctx, req);
+fn terminate(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let s = &p.signed;
     let Some(id) = req.id_param("id") else {
         return error_page(req, 404, "No such account.");
     };
@@ -355,7 +377,7 @@ fn terminate(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     let resp = change(
         ctx,
         req,
-        &s,
+        s,
         &format!("/admin/users/{id}?m=terminated"),
         |tx, actor, now| {
             let (user, _) = admin::terminate(tx, actor, id, &reason, &policy, digits, now)?;
@@ -372,8 +394,8 @@ fn terminate(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     resp
 }
 
-fn reinstate(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let (s, _) = admin_or_return!(ctx, req);
+fn reinstate(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let s = &p.signed;
     let Some(id) = req.id_param("id") else {
         return error_page(req, 404, "No such account.");
     };
@@ -381,14 +403,14 @@ fn reinstate(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     change(
         ctx,
         req,
-        &s,
+        s,
         &format!("/admin/users/{id}?m=reinstated"),
         |tx, actor, now| admin::reinstate(tx, actor, id, &reason, now),
     )
 }
 
-fn chargeback(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let (s, _) = admin_or_return!(ctx, req);
+fn chargeback(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let s = &p.signed;
     let Some(id) = req.id_param("id") else {
         return error_page(req, 404, "No such account.");
     };
@@ -402,7 +424,7 @@ fn chargeback(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     change(
         ctx,
         req,
-        &s,
+        s,
         &format!("/admin/users/{id}?m=saved"),
         |tx, actor, now| {
             signals::record_chargeback(tx, actor, id, amount.0, &reference, debit, digits, now)

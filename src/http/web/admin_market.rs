@@ -2,10 +2,10 @@
 //! simulator, numbers (added one by one or pasted in bulk) and operators' payouts. Every
 //! change is audited.
 
-use super::super::auth::Signed;
+use super::super::auth::{Page, Signed};
 use super::super::router::Router;
-use super::super::{error_page, Ctx, Request, Response};
-use super::{cur, flash_from_query, page_guard};
+use super::super::{error_page, Ctx, Method, Request, Response};
+use super::{cur, flash_from_query};
 use crate::db;
 use crate::domain::accounts::Role;
 use crate::domain::base::audit::Actor;
@@ -19,23 +19,44 @@ use crate::views::admin_market as view;
 use crate::views::{Flash, Nav};
 
 pub fn routes(r: &mut Router) {
-    r.get("/admin/prices", prices);
-    r.form("/admin/prices", set_price);
-    r.form("/admin/catalogue/toggle", toggle);
-    r.get("/admin/vouchers", vouchers_page);
-    r.form("/admin/vouchers", create_vouchers);
-    r.form("/admin/users/{id}/credit", credit);
-    r.get("/admin/numbers", numbers);
-    r.form("/admin/numbers/add", add_number);
-    r.form("/admin/numbers/bulk", add_numbers);
-    r.form("/admin/simulator", set_simulator);
-    r.get("/admin/payouts", payouts_page);
-    r.form("/admin/payouts/{id}/paid", payout_paid);
-    r.form("/admin/payouts/{id}/reject", payout_reject);
-}
-
-fn admin(ctx: &mut Ctx<'_>, req: &Request) -> Result<(Signed, Nav), Response> {
-    page_guard(ctx, req, Role::Admin)
+    r.page(Method::Get, "/admin/prices", Role::Admin, prices);
+    r.page(Method::Post, "/admin/prices", Role::Admin, set_price);
+    r.page(Method::Post, "/admin/catalogue/toggle", Role::Admin, toggle);
+    r.page(Method::Get, "/admin/vouchers", Role::Admin, vouchers_page);
+    r.page(
+        Method::Post,
+        "/admin/vouchers",
+        Role::Admin,
+        create_vouchers,
+    );
+    r.page(
+        Method::Post,
+        "/admin/users/{id}/credit",
+        Role::Admin,
+        credit,
+    );
+    r.page(Method::Get, "/admin/numbers", Role::Admin, numbers);
+    r.page(Method::Post, "/admin/numbers/add", Role::Admin, add_number);
+    r.page(
+        Method::Post,
+        "/admin/numbers/bulk",
+        Role::Admin,
+        add_numbers,
+    );
+    r.page(Method::Post, "/admin/simulator", Role::Admin, set_simulator);
+    r.page(Method::Get, "/admin/payouts", Role::Admin, payouts_page);
+    r.page(
+        Method::Post,
+        "/admin/payouts/{id}/paid",
+        Role::Admin,
+        payout_paid,
+    );
+    r.page(
+        Method::Post,
+        "/admin/payouts/{id}/reject",
+        Role::Admin,
+        payout_reject,
+    );
 }
 
 fn prices_view(
@@ -101,18 +122,13 @@ fn prices_view(
     .with_status(status)
 }
 
-fn prices(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    match admin(ctx, req) {
-        Ok((s, n)) => prices_view(ctx, req, &s, &n, None, flash_from_query(req), 200),
-        Err(r) => r,
-    }
+fn prices(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let (s, n) = (&p.signed, &p.nav);
+    prices_view(ctx, req, s, n, None, flash_from_query(req), 200)
 }
 
-fn set_price(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let (s, n) = match admin(ctx, req) {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+fn set_price(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let (s, n) = (&p.signed, &p.nav);
     let form = req.form();
     let digits = currency_digits(&ctx.app.config.currency);
     let country: i64 = form.text("country").parse().unwrap_or(-1);
@@ -124,8 +140,8 @@ fn set_price(ctx: &mut Ctx<'_>, req: &Request) -> Response {
         return prices_view(
             ctx,
             req,
-            &s,
-            &n,
+            s,
+            n,
             Some(country),
             Some(Flash::Err("Enter both prices as amounts.".into())),
             400,
@@ -149,8 +165,8 @@ fn set_price(ctx: &mut Ctx<'_>, req: &Request) -> Response {
         Err(e) => prices_view(
             ctx,
             req,
-            &s,
-            &n,
+            s,
+            n,
             Some(country),
             Some(Flash::Err(e.to_string())),
             e.http_status(),
@@ -158,11 +174,8 @@ fn set_price(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     }
 }
 
-fn toggle(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let (s, n) = match admin(ctx, req) {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+fn toggle(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let (s, n) = (&p.signed, &p.nav);
     let form = req.form();
     let table = form.text("table");
     let key = form.text("key");
@@ -185,8 +198,8 @@ fn toggle(ctx: &mut Ctx<'_>, req: &Request) -> Response {
         Err(e) => prices_view(
             ctx,
             req,
-            &s,
-            &n,
+            s,
+            n,
             None,
             Some(Flash::Err(e.to_string())),
             e.http_status(),
@@ -206,18 +219,13 @@ fn vouchers_view(
     Response::html(view::vouchers(n, s.csrf(), &cur(ctx), &rows, codes, &flash)).with_status(status)
 }
 
-fn vouchers_page(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    match admin(ctx, req) {
-        Ok((s, n)) => vouchers_view(ctx, &s, &n, &[], flash_from_query(req), 200),
-        Err(r) => r,
-    }
+fn vouchers_page(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let (s, n) = (&p.signed, &p.nav);
+    vouchers_view(ctx, s, n, &[], flash_from_query(req), 200)
 }
 
-fn create_vouchers(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let (s, n) = match admin(ctx, req) {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+fn create_vouchers(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let (s, n) = (&p.signed, &p.nav);
     let form = req.form();
     let digits = currency_digits(&ctx.app.config.currency);
     let count: u32 = form.text("count").parse().unwrap_or(0);
@@ -225,8 +233,8 @@ fn create_vouchers(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     let Some(amount) = Money::parse(&form.text("amount"), digits, false) else {
         return vouchers_view(
             ctx,
-            &s,
-            &n,
+            s,
+            n,
             &[],
             Some(Flash::Err("Enter the amount, e.g. 10.00.".into())),
             400,
@@ -246,16 +254,16 @@ fn create_vouchers(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     match done {
         Ok(codes) => vouchers_view(
             ctx,
-            &s,
-            &n,
+            s,
+            n,
             &codes,
             Some(Flash::Ok(format!("{} vouchers created.", codes.len()))),
             201,
         ),
         Err(e) => vouchers_view(
             ctx,
-            &s,
-            &n,
+            s,
+            n,
             &[],
             Some(Flash::Err(e.to_string())),
             e.http_status(),
@@ -263,11 +271,8 @@ fn create_vouchers(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     }
 }
 
-fn credit(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let (s, _) = match admin(ctx, req) {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+fn credit(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let s = &p.signed;
     let Some(id) = req.id_param("id") else {
         return error_page(req, 404, "No such account.");
     };
@@ -336,11 +341,9 @@ fn numbers_view(
     Response::html(view::numbers(n, s.csrf(), &page, &flash)).with_status(status)
 }
 
-fn numbers(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    match admin(ctx, req) {
-        Ok((s, n)) => numbers_view(ctx, &s, &n, None, flash_from_query(req), 200),
-        Err(r) => r,
-    }
+fn numbers(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let (s, n) = (&p.signed, &p.nav);
+    numbers_view(ctx, s, n, None, flash_from_query(req), 200)
 }
 
 /// Adds the entries for the admin (owned by the operator `owner`, if any) and shows the
@@ -386,11 +389,8 @@ fn add_entries(
     }
 }
 
-fn add_number(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let (s, n) = match admin(ctx, req) {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+fn add_number(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let (s, n) = (&p.signed, &p.nav);
     let form = req.form();
     let phone = form.text("phone");
     let parsed = numbers::phone_digits(&phone).and_then(|digits| {
@@ -410,22 +410,19 @@ fn add_number(ctx: &mut Ctx<'_>, req: &Request) -> Response {
         text: phone.trim().to_string(),
         parsed,
     };
-    add_entries(ctx, req, &s, &n, &[entry], &form.text("owner"))
+    add_entries(ctx, req, s, n, &[entry], &form.text("owner"))
 }
 
-fn add_numbers(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let (s, n) = match admin(ctx, req) {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+fn add_numbers(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let (s, n) = (&p.signed, &p.nav);
     let form = req.form();
     let default_country = form.text("country").trim().parse::<i64>().ok();
     match numbers::parse_paste(&form.text("lines"), default_country) {
-        Ok(entries) => add_entries(ctx, req, &s, &n, &entries, &form.text("owner")),
+        Ok(entries) => add_entries(ctx, req, s, n, &entries, &form.text("owner")),
         Err(e) => numbers_view(
             ctx,
-            &s,
-            &n,
+            s,
+            n,
             None,
             Some(Flash::Err(e.to_string())),
             e.http_status(),
@@ -433,11 +430,8 @@ fn add_numbers(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     }
 }
 
-fn set_simulator(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let (s, n) = match admin(ctx, req) {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+fn set_simulator(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let (s, n) = (&p.signed, &p.nav);
     let form = req.form();
     let on = form.checked("on");
     let mode = Mode::parse(&form.text("mode")).unwrap_or(Mode::Normal);
@@ -452,8 +446,8 @@ fn set_simulator(ctx: &mut Ctx<'_>, req: &Request) -> Response {
         Ok(()) => Response::redirect("/admin/numbers?m=saved"),
         Err(e) => numbers_view(
             ctx,
-            &s,
-            &n,
+            s,
+            n,
             None,
             Some(Flash::Err(e.to_string())),
             e.http_status(),
@@ -472,19 +466,17 @@ fn payouts_view(
     Response::html(view::payouts(n, s.csrf(), &cur(ctx), &list, &flash)).with_status(status)
 }
 
-fn payouts_page(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    match admin(ctx, req) {
-        Ok((s, n)) => payouts_view(ctx, &s, &n, flash_from_query(req), 200),
-        Err(r) => r,
-    }
+fn payouts_page(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let (s, n) = (&p.signed, &p.nav);
+    payouts_view(ctx, s, n, flash_from_query(req), 200)
 }
 
-fn payout_paid(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    decide_payout(ctx, req, Decision::Paid)
+fn payout_paid(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    decide_payout(ctx, req, p, Decision::Paid)
 }
 
-fn payout_reject(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    decide_payout(ctx, req, Decision::Reject)
+fn payout_reject(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    decide_payout(ctx, req, p, Decision::Reject)
 }
 
 enum Decision {
@@ -493,11 +485,8 @@ enum Decision {
     Reject,
 }
 
-fn decide_payout(ctx: &mut Ctx<'_>, req: &Request, decision: Decision) -> Response {
-    let (s, n) = match admin(ctx, req) {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+fn decide_payout(ctx: &mut Ctx<'_>, req: &Request, p: &Page, decision: Decision) -> Response {
+    let (s, n) = (&p.signed, &p.nav);
     let Some(id) = req.id_param("id") else {
         return error_page(req, 404, "No such payout.");
     };
@@ -517,12 +506,6 @@ fn decide_payout(ctx: &mut Ctx<'_>, req: &Request, decision: Decision) -> Respon
     });
     match done {
         Ok(m) => Response::redirect(&format!("/admin/payouts?m={m}")),
-        Err(e) => payouts_view(
-            ctx,
-            &s,
-            &n,
-            Some(Flash::Err(e.to_string())),
-            e.http_status(),
-        ),
+        Err(e) => payouts_view(ctx, s, n, Some(Flash::Err(e.to_string())), e.http_status()),
     }
 }

@@ -2,10 +2,10 @@
 //! (and sync at once), settings, "sync now", delete. Changes are audited; the key is never
 //! shown back (the form's key field is always empty) nor written to the audit log.
 
-use super::super::auth::Signed;
+use super::super::auth::{Page, Signed};
 use super::super::router::Router;
-use super::super::{error_page, Ctx, Request, Response};
-use super::{cur, flash_from_query, page_guard};
+use super::super::{error_page, Ctx, Method, Request, Response};
+use super::{cur, flash_from_query};
 use crate::db;
 use crate::domain::accounts::Role;
 use crate::domain::supply::providers::{self, Changes, Kind, NewProvider};
@@ -14,20 +14,26 @@ use crate::views::admin_providers::{self as view, AddForm};
 use crate::views::{Flash, Nav};
 
 pub fn routes(r: &mut Router) {
-    r.get("/admin/providers", list);
-    r.form("/admin/providers", add);
-    r.get("/admin/providers/{id}", detail);
-    r.form("/admin/providers/{id}", edit);
-    r.form("/admin/providers/{id}/sync", sync_now);
-    r.form("/admin/providers/{id}/delete", delete);
+    r.page(Method::Get, "/admin/providers", Role::Admin, list);
+    r.page(Method::Post, "/admin/providers", Role::Admin, add);
+    r.page(Method::Get, "/admin/providers/{id}", Role::Admin, detail);
+    r.page(Method::Post, "/admin/providers/{id}", Role::Admin, edit);
+    r.page(
+        Method::Post,
+        "/admin/providers/{id}/sync",
+        Role::Admin,
+        sync_now,
+    );
+    r.page(
+        Method::Post,
+        "/admin/providers/{id}/delete",
+        Role::Admin,
+        delete,
+    );
 }
 
 /// The routing table covers orders that ended this recently.
 const ROUTING_WINDOW: i64 = 7 * 86_400;
-
-fn admin(ctx: &mut Ctx<'_>, req: &Request) -> Result<(Signed, Nav), Response> {
-    page_guard(ctx, req, Role::Admin)
-}
 
 fn list_view(
     ctx: &mut Ctx<'_>,
@@ -60,11 +66,9 @@ fn list_view(
     .with_status(status)
 }
 
-fn list(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    match admin(ctx, req) {
-        Ok((s, n)) => list_view(ctx, &s, &n, &AddForm::default(), flash_from_query(req), 200),
-        Err(r) => r,
-    }
+fn list(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let (s, n) = (&p.signed, &p.nav);
+    list_view(ctx, s, n, &AddForm::default(), flash_from_query(req), 200)
 }
 
 fn detail_view(
@@ -96,15 +100,12 @@ fn detail_view(
     .with_status(status)
 }
 
-fn detail(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let (s, n) = match admin(ctx, req) {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+fn detail(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let (s, n) = (&p.signed, &p.nav);
     let Some(id) = req.id_param("id") else {
         return error_page(req, 404, "No such provider.");
     };
-    detail_view(ctx, req, &s, &n, id, flash_from_query(req), 200)
+    detail_view(ctx, req, s, n, id, flash_from_query(req), 200)
 }
 
 /// "Synced 12 offers, balance …" or why the sync failed.
@@ -122,11 +123,8 @@ fn sync_flash(report: &crate::upstream::SyncReport) -> Flash {
     }
 }
 
-fn add(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let (s, n) = match admin(ctx, req) {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+fn add(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let (s, n) = (&p.signed, &p.nav);
     let f = req.form();
     let form = AddForm {
         kind: f.text("kind"),
@@ -137,7 +135,7 @@ fn add(ctx: &mut Ctx<'_>, req: &Request) -> Response {
         unit: f.text("unit"),
     };
     let refuse = |ctx: &mut Ctx<'_>, msg: String, status: u16| {
-        list_view(ctx, &s, &n, &form, Some(Flash::Err(msg)), status)
+        list_view(ctx, s, n, &form, Some(Flash::Err(msg)), status)
     };
     let Some(kind) = Kind::parse(&form.kind) else {
         return refuse(ctx, "Choose the kind of provider.".into(), 400);
@@ -171,7 +169,7 @@ fn add(ctx: &mut Ctx<'_>, req: &Request) -> Response {
                 Flash::Ok(m) => Flash::Ok(format!("Provider added. {m}")),
                 Flash::Err(m) => Flash::Err(format!("Provider added. {m}")),
             };
-            detail_view(ctx, req, &s, &n, id, Some(flash), 201)
+            detail_view(ctx, req, s, n, id, Some(flash), 201)
         }
         Err(e) => refuse(ctx, e.to_string(), e.http_status()),
     }
@@ -184,18 +182,15 @@ fn number_or(text: &str, default: i64) -> Result<i64, ()> {
     }
 }
 
-fn edit(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let (s, n) = match admin(ctx, req) {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+fn edit(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let (s, n) = (&p.signed, &p.nav);
     let Some(id) = req.id_param("id") else {
         return error_page(req, 404, "No such provider.");
     };
     let f = req.form();
     let markup_bp = match providers::parse_markup(&f.text("markup")) {
         Ok(bp) => bp,
-        Err(e) => return detail_view(ctx, req, &s, &n, id, Some(Flash::Err(e.to_string())), 400),
+        Err(e) => return detail_view(ctx, req, s, n, id, Some(Flash::Err(e.to_string())), 400),
     };
     let (Ok(priority), Ok(unit)) = (
         f.text("priority").trim().parse(),
@@ -204,8 +199,8 @@ fn edit(ctx: &mut Ctx<'_>, req: &Request) -> Response {
         return detail_view(
             ctx,
             req,
-            &s,
-            &n,
+            s,
+            n,
             id,
             Some(Flash::Err(
                 "Priority and unit must be whole numbers.".into(),
@@ -246,24 +241,13 @@ fn edit(ctx: &mut Ctx<'_>, req: &Request) -> Response {
         Err(Error::NotFound(_)) => error_page(req, 404, "No such provider."),
         Err(e) => {
             let status = e.http_status();
-            detail_view(
-                ctx,
-                req,
-                &s,
-                &n,
-                id,
-                Some(Flash::Err(e.to_string())),
-                status,
-            )
+            detail_view(ctx, req, s, n, id, Some(Flash::Err(e.to_string())), status)
         }
     }
 }
 
-fn sync_now(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let (s, n) = match admin(ctx, req) {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+fn sync_now(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let (s, n) = (&p.signed, &p.nav);
     let Some(id) = req.id_param("id") else {
         return error_page(req, 404, "No such provider.");
     };
@@ -275,14 +259,11 @@ fn sync_now(ctx: &mut Ctx<'_>, req: &Request) -> Response {
         Ok(report) => sync_flash(&report),
         Err(e) => Flash::Err(e.to_string()),
     };
-    detail_view(ctx, req, &s, &n, id, Some(flash), 200)
+    detail_view(ctx, req, s, n, id, Some(flash), 200)
 }
 
-fn delete(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let (s, n) = match admin(ctx, req) {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+fn delete(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let (s, n) = (&p.signed, &p.nav);
     let Some(id) = req.id_param("id") else {
         return error_page(req, 404, "No such provider.");
     };
@@ -306,15 +287,7 @@ fn delete(ctx: &mut Ctx<'_>, req: &Request) -> Response {
         Err(Error::NotFound(_)) => error_page(req, 404, "No such provider."),
         Err(e) => {
             let status = e.http_status();
-            detail_view(
-                ctx,
-                req,
-                &s,
-                &n,
-                id,
-                Some(Flash::Err(e.to_string())),
-                status,
-            )
+            detail_view(ctx, req, s, n, id, Some(Flash::Err(e.to_string())), status)
         }
     }
 }

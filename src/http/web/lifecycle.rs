@@ -1,10 +1,10 @@
 //! The account lifecycle pages (SPEC §9): deletion, export, e-mail change and the processing
 //! restriction for the holder; export, deletion and the requests list for the admin.
 
-use super::super::auth::{clear_cookie, require_user, visitor, Signed};
+use super::super::auth::{clear_cookie, Page, Signed, Visitor};
 use super::super::response::JSON;
 use super::super::router::Router;
-use super::super::{error_page, Ctx, Request, Response};
+use super::super::{error_page, Ctx, Method, Request, Response};
 use super::account::{err, settings_page};
 use super::{admin, cur, flash_from_query, nav, signed_nav};
 use crate::clock::{describe_seconds, format_datetime, Timestamp};
@@ -17,17 +17,38 @@ use crate::domain::trust::lifecycle::{self, By, Closed};
 use crate::domain::{accounts, base::mail, market::activations, Error};
 use crate::views::{account as account_view, lifecycle as view, Flash};
 
+use crate::domain::accounts::Role;
+
 pub fn routes(r: &mut Router) {
-    r.get("/settings/delete", delete_form);
-    r.form("/settings/delete", delete);
-    r.get("/settings/export", export_own);
-    r.form("/settings/email", email_change);
-    r.get("/settings/email/confirm/{token}", email_confirm);
-    r.form("/settings/restrict", restrict);
-    r.get("/admin/requests", admin_requests);
-    r.form("/admin/requests/{id}/handled", admin_request_handled);
-    r.get("/admin/users/{id}/export", admin_export);
-    r.form("/admin/users/{id}/delete", admin_delete);
+    r.page(Method::Get, "/settings/delete", Role::User, delete_form);
+    r.page(Method::Post, "/settings/delete", Role::User, delete);
+    r.page(Method::Get, "/settings/export", Role::User, export_own);
+    r.page(Method::Post, "/settings/email", Role::User, email_change);
+    r.visitor(
+        Method::Get,
+        "/settings/email/confirm/{token}",
+        email_confirm,
+    );
+    r.page(Method::Post, "/settings/restrict", Role::User, restrict);
+    r.page(Method::Get, "/admin/requests", Role::Admin, admin_requests);
+    r.page(
+        Method::Post,
+        "/admin/requests/{id}/handled",
+        Role::Admin,
+        admin_request_handled,
+    );
+    r.page(
+        Method::Get,
+        "/admin/users/{id}/export",
+        Role::Admin,
+        admin_export,
+    );
+    r.page(
+        Method::Post,
+        "/admin/users/{id}/delete",
+        Role::Admin,
+        admin_delete,
+    );
 }
 
 fn live_orders(ctx: &Ctx<'_>, user_id: i64) -> i64 {
@@ -63,11 +84,9 @@ fn delete_page(ctx: &mut Ctx<'_>, s: &Signed, flash: Option<Flash>, status: u16)
     .with_status(status)
 }
 
-fn delete_form(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    match require_user(ctx, req) {
-        Ok(s) => delete_page(ctx, &s, None, 200),
-        Err(r) => r,
-    }
+fn delete_form(ctx: &mut Ctx<'_>, _req: &Request, p: &Page) -> Response {
+    let s = &p.signed;
+    delete_page(ctx, s, None, 200)
 }
 
 /// Hook for the TOTP second factor: checks the code typed on the deletion form. Never reached
@@ -140,11 +159,8 @@ impl MailCtx {
     }
 }
 
-fn delete(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let s = match require_user(ctx, req) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+fn delete(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let s = &p.signed;
     let form = req.form();
     let password = form.get("password").unwrap_or("").to_string();
     let code = form.text("code");
@@ -163,7 +179,7 @@ fn delete(ctx: &mut Ctx<'_>, req: &Request) -> Response {
         let mins = secs.div_ceil(60);
         return delete_page(
             ctx,
-            &s,
+            s,
             err(format!(
                 "Too many wrong passwords. Try again in {mins} minute{}.",
                 if mins == 1 { "" } else { "s" }
@@ -187,18 +203,18 @@ fn delete(ctx: &mut Ctx<'_>, req: &Request) -> Response {
                 "account deletion",
                 now,
             );
-            return delete_page(ctx, &s, err("The password is wrong."), 400);
+            return delete_page(ctx, s, err("The password is wrong."), 400);
         }
-        Err(e) => return delete_page(ctx, &s, err(e.to_string()), e.http_status()),
+        Err(e) => return delete_page(ctx, s, err(e.to_string()), e.http_status()),
     }
     match lifecycle::second_factor_required(ctx.db, &s.user) {
         Ok(false) => {}
-        Ok(true) => match second_factor_ok(ctx, &s, &code) {
+        Ok(true) => match second_factor_ok(ctx, s, &code) {
             Ok(true) => {}
-            Ok(false) => return delete_page(ctx, &s, err("The code is wrong."), 400),
-            Err(e) => return delete_page(ctx, &s, err(e.to_string()), e.http_status()),
+            Ok(false) => return delete_page(ctx, s, err("The code is wrong."), 400),
+            Err(e) => return delete_page(ctx, s, err(e.to_string()), e.http_status()),
         },
-        Err(e) => return delete_page(ctx, &s, err(e.to_string()), e.http_status()),
+        Err(e) => return delete_page(ctx, s, err(e.to_string()), e.http_status()),
     }
     let m = MailCtx::of(ctx);
     let share = ctx.app.config.operator_share;
@@ -213,7 +229,7 @@ fn delete(ctx: &mut Ctx<'_>, req: &Request) -> Response {
             Response::redirect("/login?m=account_deleted")
                 .with_header("Set-Cookie", &clear_cookie(req))
         }
-        Err(e) => delete_page(ctx, &s, err(e.to_string()), e.http_status()),
+        Err(e) => delete_page(ctx, s, err(e.to_string()), e.http_status()),
     }
 }
 
@@ -237,11 +253,8 @@ fn export_response(ctx: &Ctx<'_>, user_id: i64, now: Timestamp) -> Response {
     }
 }
 
-fn export_own(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let s = match require_user(ctx, req) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+fn export_own(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let s = &p.signed;
     let now = ctx.now();
     let ip = ctx.ip_hash(req);
     // In the security log, so a holder sees an export they did not make.
@@ -249,11 +262,8 @@ fn export_own(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     export_response(ctx, s.user.id, now)
 }
 
-fn email_change(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let s = match require_user(ctx, req) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+fn email_change(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let s = &p.signed;
     let form = req.form();
     let new_email = form.text("email");
     let password = form.get("password").unwrap_or("").to_string();
@@ -263,8 +273,8 @@ fn email_change(ctx: &mut Ctx<'_>, req: &Request) -> Response {
         .verify(&password, s.user.password_hash.as_deref())
     {
         Ok(true) => {}
-        Ok(false) => return settings_page(ctx, &s, err("The current password is wrong."), 400),
-        Err(e) => return settings_page(ctx, &s, err(e.to_string()), e.http_status()),
+        Ok(false) => return settings_page(ctx, s, err("The current password is wrong."), 400),
+        Err(e) => return settings_page(ctx, s, err(e.to_string()), e.http_status()),
     }
     let now = ctx.now();
     let ip = ctx.ip_hash(req);
@@ -305,12 +315,11 @@ fn email_change(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     });
     match done {
         Ok(()) => Response::redirect("/settings?m=email_sent"),
-        Err(e) => settings_page(ctx, &s, err(e.to_string()), e.http_status()),
+        Err(e) => settings_page(ctx, s, err(e.to_string()), e.http_status()),
     }
 }
 
-fn email_confirm(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let v = visitor(ctx, req);
+fn email_confirm(ctx: &mut Ctx<'_>, req: &Request, v: &Visitor) -> Response {
     let token = req.param("token").unwrap_or("").to_string();
     let now = ctx.now();
     let ip = ctx.ip_hash(req);
@@ -334,7 +343,7 @@ fn email_confirm(ctx: &mut Ctx<'_>, req: &Request) -> Response {
         )?;
         Ok(before.id)
     });
-    let n = nav(ctx, &v);
+    let n = nav(ctx, v);
     match done {
         Ok(id) if v.user.as_ref().is_some_and(|u| u.id == id) => {
             Response::redirect("/settings?m=email_changed")
@@ -355,15 +364,12 @@ fn email_confirm(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     }
 }
 
-fn restrict(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let s = match require_user(ctx, req) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+fn restrict(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let s = &p.signed;
     let on = match req.form().text("restrict").as_str() {
         "1" => true,
         "0" => false,
-        _ => return settings_page(ctx, &s, err("Choose to restrict or not."), 400),
+        _ => return settings_page(ctx, s, err("Choose to restrict or not."), 400),
     };
     let ip = ctx.ip_hash(req);
     let now = ctx.now();
@@ -372,33 +378,27 @@ fn restrict(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     }) {
         Ok(_) if on => Response::redirect("/settings?m=restricted"),
         Ok(_) => Response::redirect("/settings?m=unrestricted"),
-        Err(e) => settings_page(ctx, &s, err(e.to_string()), e.http_status()),
+        Err(e) => settings_page(ctx, s, err(e.to_string()), e.http_status()),
     }
 }
 
 // ---------------------------------------------------------------------------------------
 // Admin
 
-fn requests_page(ctx: &mut Ctx<'_>, req: &Request, flash: Option<Flash>) -> Response {
-    let (s, n) = match admin::admin(ctx, req) {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+fn requests_page(ctx: &mut Ctx<'_>, req: &Request, p: &Page, flash: Option<Flash>) -> Response {
+    let (s, n) = (&p.signed, &p.nav);
     match lifecycle::requests(ctx.db, 200) {
-        Ok(rows) => Response::html(view::admin_requests(&n, s.csrf(), &rows, &flash)),
+        Ok(rows) => Response::html(view::admin_requests(n, s.csrf(), &rows, &flash)),
         Err(e) => error_page(req, 500, &e.to_string()),
     }
 }
 
-fn admin_requests(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    requests_page(ctx, req, flash_from_query(req))
+fn admin_requests(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    requests_page(ctx, req, p, flash_from_query(req))
 }
 
-fn admin_request_handled(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let (s, _) = match admin::admin(ctx, req) {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+fn admin_request_handled(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let s = &p.signed;
     let Some(id) = req.id_param("id") else {
         return error_page(req, 404, "No such request.");
     };
@@ -410,15 +410,12 @@ fn admin_request_handled(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     };
     match db::write(ctx.db, |tx| lifecycle::mark_handled(tx, actor, id, now)) {
         Ok(()) => Response::redirect("/admin/requests?m=request_handled"),
-        Err(e) => requests_page(ctx, req, Some(Flash::Err(e.to_string()))),
+        Err(e) => requests_page(ctx, req, p, Some(Flash::Err(e.to_string()))),
     }
 }
 
-fn admin_export(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let (s, _) = match admin::admin(ctx, req) {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+fn admin_export(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let s = &p.signed;
     let Some(id) = req.id_param("id") else {
         return error_page(req, 404, "No such account.");
     };
@@ -434,11 +431,8 @@ fn admin_export(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     export_response(ctx, id, now)
 }
 
-fn admin_delete(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let (s, n) = match admin::admin(ctx, req) {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+fn admin_delete(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let (s, n) = (&p.signed, &p.nav);
     let Some(id) = req.id_param("id") else {
         return error_page(req, 404, "No such account.");
     };
@@ -447,7 +441,7 @@ fn admin_delete(ctx: &mut Ctx<'_>, req: &Request) -> Response {
         _ => return error_page(req, 404, "No such account."),
     };
     let fail = |ctx: &mut Ctx<'_>, msg: String, status: u16| {
-        admin::user_page(ctx, req, &s, &n, Some(Flash::Err(msg)), status)
+        admin::user_page(ctx, req, s, n, Some(Flash::Err(msg)), status)
     };
     if !req
         .form()

@@ -6,6 +6,7 @@ mod admin;
 mod admin_abuse;
 mod admin_market;
 mod admin_providers;
+pub mod form;
 mod lifecycle;
 mod market;
 mod operator;
@@ -13,10 +14,9 @@ mod public;
 mod second_factor;
 mod webhooks;
 
-use super::auth::{require_role, Signed, Visitor};
+use super::auth::{Signed, Visitor};
 use super::router::Router;
 use super::{Ctx, Request, Response};
-use crate::domain::accounts::Role;
 use crate::domain::base::money::currency_digits;
 use crate::views::market::Cur;
 use crate::views::{Flash, Nav};
@@ -50,19 +50,13 @@ pub fn nav(ctx: &Ctx<'_>, v: &Visitor) -> Nav {
     }
 }
 
-/// Guard for a signed-in page: an active account with at least `role`, and the page header
-/// for it.
-pub fn page_guard(ctx: &mut Ctx<'_>, req: &Request, role: Role) -> Result<(Signed, Nav), Response> {
-    let s = require_role(ctx, req, role)?;
-    let n = signed_nav(ctx, &s);
-    Ok((s, n))
-}
-
 /// The page header for a signed-in account.
 pub fn signed_nav(ctx: &Ctx<'_>, s: &Signed) -> Nav {
     let v = Visitor {
         session: Some(s.session.clone()),
         user: Some(s.user.clone()),
+        flash: None,
+        kept: Default::default(),
     };
     nav(ctx, &v)
 }

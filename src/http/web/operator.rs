@@ -3,10 +3,10 @@
 //! that created it, never in a URL), orders on its numbers, earnings and payout requests.
 //! Another operator's device is "not found".
 
-use super::super::auth::Signed;
+use super::super::auth::{Page, Signed};
 use super::super::router::Router;
-use super::super::{error_page, Ctx, Request, Response};
-use super::{cur, flash_from_query, page_guard};
+use super::super::{error_page, Ctx, Method, Request, Response};
+use super::{cur, flash_from_query};
 use crate::db;
 use crate::domain::accounts::Role;
 use crate::domain::base::money::{currency_digits, Money};
@@ -21,22 +21,73 @@ use crate::views::{Flash, Nav};
 const PAGE: i64 = 50;
 
 pub fn routes(r: &mut Router) {
-    r.get("/operator", overview);
-    r.get("/operator/devices", devices_page);
-    r.form("/operator/devices", create_device);
-    r.get("/operator/devices/{id}", device_page);
-    r.form("/operator/devices/{id}/sims", add_sim);
-    r.form("/operator/devices/{id}/sims/{number}/remove", remove_sim);
-    r.form("/operator/devices/{id}/revoke", revoke);
-    r.get("/operator/activations", activations);
-    r.get("/operator/earnings", earnings_page);
-    r.get("/operator/payouts", payouts_page);
-    r.form("/operator/payouts", request_payout);
-    r.form("/operator/payouts/{id}/withdraw", withdraw_payout);
-}
-
-fn operator(ctx: &mut Ctx<'_>, req: &Request) -> Result<(Signed, Nav), Response> {
-    page_guard(ctx, req, Role::Operator)
+    r.page(Method::Get, "/operator", Role::Operator, overview);
+    r.page(
+        Method::Get,
+        "/operator/devices",
+        Role::Operator,
+        devices_page,
+    );
+    r.page(
+        Method::Post,
+        "/operator/devices",
+        Role::Operator,
+        create_device,
+    );
+    r.page(
+        Method::Get,
+        "/operator/devices/{id}",
+        Role::Operator,
+        device_page,
+    );
+    r.page(
+        Method::Post,
+        "/operator/devices/{id}/sims",
+        Role::Operator,
+        add_sim,
+    );
+    r.page(
+        Method::Post,
+        "/operator/devices/{id}/sims/{number}/remove",
+        Role::Operator,
+        remove_sim,
+    );
+    r.page(
+        Method::Post,
+        "/operator/devices/{id}/revoke",
+        Role::Operator,
+        revoke,
+    );
+    r.page(
+        Method::Get,
+        "/operator/activations",
+        Role::Operator,
+        activations,
+    );
+    r.page(
+        Method::Get,
+        "/operator/earnings",
+        Role::Operator,
+        earnings_page,
+    );
+    r.page(
+        Method::Get,
+        "/operator/payouts",
+        Role::Operator,
+        payouts_page,
+    );
+    r.page(
+        Method::Post,
+        "/operator/payouts",
+        Role::Operator,
+        request_payout,
+    );
+    r.page(
+        Method::Post,
+        "/operator/payouts/{id}/withdraw",
+        Role::Operator,
+        withdraw_payout,
+    );
 }
 
 /// `base_url` + `/ingest/{kind}/{device_id}`: where the gateway posts.
@@ -82,15 +133,12 @@ fn device_rows(ctx: &Ctx<'_>, owner_id: i64) -> Vec<DeviceRow> {
         .collect()
 }
 
-fn overview(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let (s, n) = match operator(ctx, req) {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+fn overview(ctx: &mut Ctx<'_>, _req: &Request, p: &Page) -> Response {
+    let (s, n) = (&p.signed, &p.nav);
     let rows = device_rows(ctx, s.user.id);
     let owned = numbers::owned_without_device(ctx.db, s.user.id).map_or(0, |o| o.len());
     Response::html(view::overview(
-        &n,
+        n,
         &cur(ctx),
         &totals(ctx, s.user.id),
         ctx.app.config.operator_share,
@@ -122,22 +170,17 @@ fn devices_view(
     .with_status(status)
 }
 
-fn devices_page(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    match operator(ctx, req) {
-        Ok((s, n)) => devices_view(ctx, &s, &n, None, flash_from_query(req), 200),
-        Err(r) => r,
-    }
+fn devices_page(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let (s, n) = (&p.signed, &p.nav);
+    devices_view(ctx, s, n, None, flash_from_query(req), 200)
 }
 
-fn create_device(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let (s, n) = match operator(ctx, req) {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+fn create_device(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let (s, n) = (&p.signed, &p.nav);
     let form = req.form();
     let Some(kind) = Kind::parse(&form.text("kind")) else {
         let f = Flash::Err("Choose the gateway software the device runs.".into());
-        return devices_view(ctx, &s, &n, None, Some(f), 400);
+        return devices_view(ctx, s, n, None, Some(f), 400);
     };
     let name = form.text("name");
     let now = ctx.now();
@@ -157,12 +200,12 @@ fn create_device(ctx: &mut Ctx<'_>, req: &Request) -> Response {
                 secret: &secret,
                 webhook_url: &url,
             };
-            devices_view(ctx, &s, &n, Some(new), None, 201)
+            devices_view(ctx, s, n, Some(new), None, 201)
         }
         Err(e) => devices_view(
             ctx,
-            &s,
-            &n,
+            s,
+            n,
             None,
             Some(Flash::Err(e.to_string())),
             e.http_status(),
@@ -199,23 +242,17 @@ fn device_view(
     Response::html(view::device(n, s.csrf(), &p, &flash)).with_status(status)
 }
 
-fn device_page(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let (s, n) = match operator(ctx, req) {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    match own_device(ctx, req, &s) {
-        Ok(d) => device_view(ctx, &s, &n, &d, flash_from_query(req), 200),
+fn device_page(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let (s, n) = (&p.signed, &p.nav);
+    match own_device(ctx, req, s) {
+        Ok(d) => device_view(ctx, s, n, &d, flash_from_query(req), 200),
         Err(r) => r,
     }
 }
 
-fn add_sim(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let (s, n) = match operator(ctx, req) {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    let d = match own_device(ctx, req, &s) {
+fn add_sim(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let (s, n) = (&p.signed, &p.nav);
+    let d = match own_device(ctx, req, s) {
         Ok(d) => d,
         Err(r) => return r,
     };
@@ -232,20 +269,20 @@ fn add_sim(ctx: &mut Ctx<'_>, req: &Request) -> Response {
         },
         _ => {
             let f = Flash::Err("Enter the slot number and choose the country.".into());
-            return device_view(ctx, &s, &n, &d, Some(f), 400);
+            return device_view(ctx, s, n, &d, Some(f), 400);
         }
     };
     if let Err(why) = numbers::phone_digits(&sim.phone) {
         let f = Flash::Err(format!("The phone number: {why}."));
-        return device_view(ctx, &s, &n, &d, Some(f), 400);
+        return device_view(ctx, s, n, &d, Some(f), 400);
     }
     let now = ctx.now();
     match db::write(ctx.db, |tx| devices::add_sim(tx, &d, &sim, now)) {
         Ok(_) => Response::redirect(&format!("/operator/devices/{}?m=sim_added", d.id)),
         Err(e) => device_view(
             ctx,
-            &s,
-            &n,
+            s,
+            n,
             &d,
             Some(Flash::Err(e.to_string())),
             e.http_status(),
@@ -253,12 +290,9 @@ fn add_sim(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     }
 }
 
-fn remove_sim(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let (s, _) = match operator(ctx, req) {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    let d = match own_device(ctx, req, &s) {
+fn remove_sim(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let s = &p.signed;
+    let d = match own_device(ctx, req, s) {
         Ok(d) => d,
         Err(r) => return r,
     };
@@ -271,18 +305,15 @@ fn remove_sim(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     }
 }
 
-fn revoke(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let (s, n) = match operator(ctx, req) {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    let d = match own_device(ctx, req, &s) {
+fn revoke(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let (s, n) = (&p.signed, &p.nav);
+    let d = match own_device(ctx, req, s) {
         Ok(d) => d,
         Err(r) => return r,
     };
     if !req.form().checked("confirm") {
         let f = Flash::Err("Tick the box to confirm that the device is to be revoked.".into());
-        return device_view(ctx, &s, &n, &d, Some(f), 400);
+        return device_view(ctx, s, n, &d, Some(f), 400);
     }
     let now = ctx.now();
     let ip = ctx.ip_hash(req);
@@ -303,11 +334,8 @@ fn revoke(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     }
 }
 
-fn activations(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let (s, n) = match operator(ctx, req) {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+fn activations(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let (s, n) = (&p.signed, &p.nav);
     let page_no = page_no(req);
     let mut sales =
         earnings::sales(ctx.db, s.user.id, PAGE + 1, page_no * PAGE).unwrap_or_default();
@@ -315,7 +343,7 @@ fn activations(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     sales.truncate(PAGE as usize);
     let names = country_names(ctx);
     Response::html(view::activations(
-        &n,
+        n,
         &cur(ctx),
         &sales,
         &names,
@@ -324,17 +352,14 @@ fn activations(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     ))
 }
 
-fn earnings_page(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let (s, n) = match operator(ctx, req) {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+fn earnings_page(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let (s, n) = (&p.signed, &p.nav);
     let page_no = page_no(req);
     let mut rows = earnings::rows(ctx.db, s.user.id, PAGE + 1, page_no * PAGE).unwrap_or_default();
     let more = rows.len() as i64 > PAGE;
     rows.truncate(PAGE as usize);
     Response::html(view::earnings(
-        &n,
+        n,
         &cur(ctx),
         &totals(ctx, s.user.id),
         &rows,
@@ -364,23 +389,18 @@ fn payouts_view(
     .with_status(status)
 }
 
-fn payouts_page(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    match operator(ctx, req) {
-        Ok((s, n)) => payouts_view(ctx, &s, &n, flash_from_query(req), 200),
-        Err(r) => r,
-    }
+fn payouts_page(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let (s, n) = (&p.signed, &p.nav);
+    payouts_view(ctx, s, n, flash_from_query(req), 200)
 }
 
-fn request_payout(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let (s, n) = match operator(ctx, req) {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+fn request_payout(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let (s, n) = (&p.signed, &p.nav);
     let form = req.form();
     let digits = currency_digits(&ctx.app.config.currency);
     let Some(amount) = Money::parse(&form.text("amount"), digits, false) else {
         let f = Flash::Err("Enter the amount, e.g. 25.00.".into());
-        return payouts_view(ctx, &s, &n, Some(f), 400);
+        return payouts_view(ctx, s, n, Some(f), 400);
     };
     let destination = form.text("destination");
     let now = ctx.now();
@@ -389,21 +409,12 @@ fn request_payout(ctx: &mut Ctx<'_>, req: &Request) -> Response {
         payouts::request(tx, uid, amount.0, &destination, digits, now)
     }) {
         Ok(_) => Response::redirect("/operator/payouts?m=payout_requested"),
-        Err(e) => payouts_view(
-            ctx,
-            &s,
-            &n,
-            Some(Flash::Err(e.to_string())),
-            e.http_status(),
-        ),
+        Err(e) => payouts_view(ctx, s, n, Some(Flash::Err(e.to_string())), e.http_status()),
     }
 }
 
-fn withdraw_payout(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let (s, _) = match operator(ctx, req) {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+fn withdraw_payout(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let s = &p.signed;
     let Some(id) = req.id_param("id") else {
         return error_page(req, 404, "No such payout.");
     };

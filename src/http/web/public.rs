@@ -1,19 +1,19 @@
 //! Landing page, policies, health check.
 
-use super::super::auth::visitor;
+use super::super::auth::Visitor;
 use super::super::router::Router;
-use super::super::{Ctx, Request, Response};
+use super::super::{Ctx, Method, Request, Response};
 use super::nav;
 use crate::clock::describe_seconds;
 use crate::domain::trust::retention::Rule;
 use crate::views::public::{self, Operator, Retention};
 
 pub fn routes(r: &mut Router) {
-    r.get("/", landing);
-    r.get("/healthz", healthz);
-    r.get("/privacy", privacy);
-    r.get("/aup", aup);
-    r.get("/terms", terms);
+    r.visitor(Method::Get, "/", landing);
+    r.public(Method::Get, "/healthz", healthz);
+    r.visitor(Method::Get, "/privacy", privacy);
+    r.visitor(Method::Get, "/aup", aup);
+    r.visitor(Method::Get, "/terms", terms);
 }
 
 fn healthz(_: &mut Ctx<'_>, _: &Request) -> Response {
@@ -29,9 +29,8 @@ fn operator<'a>(ctx: &'a Ctx<'_>) -> Operator<'a> {
     }
 }
 
-fn landing(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let v = visitor(ctx, req);
-    Response::html(public::landing(&nav(ctx, &v), &operator(ctx)))
+fn landing(ctx: &mut Ctx<'_>, _req: &Request, v: &Visitor) -> Response {
+    Response::html(public::landing(&nav(ctx, v), &operator(ctx)))
 }
 
 /// The period of a retention rule, from the live settings.
@@ -82,24 +81,21 @@ pub fn retention_rules(ctx: &Ctx<'_>) -> Vec<Retention> {
     rules
 }
 
-fn privacy(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let v = visitor(ctx, req);
+fn privacy(ctx: &mut Ctx<'_>, _req: &Request, v: &Visitor) -> Response {
     let rules = retention_rules(ctx);
     let cooldown = describe_seconds(ctx.app.config.deletion_cooldown);
     Response::html(public::privacy(
-        &nav(ctx, &v),
+        &nav(ctx, v),
         &operator(ctx),
         &rules,
         &cooldown,
     ))
 }
 
-fn aup(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let v = visitor(ctx, req);
-    Response::html(public::aup(&nav(ctx, &v), &operator(ctx)))
+fn aup(ctx: &mut Ctx<'_>, _req: &Request, v: &Visitor) -> Response {
+    Response::html(public::aup(&nav(ctx, v), &operator(ctx)))
 }
 
-fn terms(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let v = visitor(ctx, req);
-    Response::html(public::terms(&nav(ctx, &v), &operator(ctx)))
+fn terms(ctx: &mut Ctx<'_>, _req: &Request, v: &Visitor) -> Response {
+    Response::html(public::terms(&nav(ctx, v), &operator(ctx)))
 }

@@ -3,11 +3,11 @@
 //! current code too, and each sends a security e-mail), and the code step of the login at
 //! `/login/2fa`, reached from the password step with a short-lived waiting session.
 
-use super::super::auth::{clear_cookie, safe_next, session_cookie, visitor, Signed};
+use super::super::auth::{clear_cookie, safe_next, session_cookie, visitor, Page, Signed, Visitor};
 use super::super::router::Router;
-use super::super::{error_page, Ctx, Request, Response};
+use super::super::{error_page, Ctx, Method, Request, Response};
 use super::account::{open_session, signed_in_redirect};
-use super::{flash_from_query, nav, page_guard};
+use super::{flash_from_query, nav};
 use crate::clock::format_datetime;
 use crate::db;
 use crate::domain::accounts::second_factor::{self, Proof, Status};
@@ -27,21 +27,22 @@ const PENDING_TTL: i64 = 300;
 const PENDING_ATTEMPTS: u32 = 5;
 
 pub fn routes(r: &mut Router) {
-    r.get("/settings/2fa", page);
-    r.form("/settings/2fa/start", start);
-    r.form("/settings/2fa/enable", enable);
-    r.form("/settings/2fa/disable", disable);
-    r.form("/settings/2fa/recovery", regenerate);
-    r.get("/login/2fa", login_form);
-    r.form("/login/2fa", login_code);
+    r.page(Method::Get, "/settings/2fa", Role::User, page);
+    r.page(Method::Post, "/settings/2fa/start", Role::User, start);
+    r.page(Method::Post, "/settings/2fa/enable", Role::User, enable);
+    r.page(Method::Post, "/settings/2fa/disable", Role::User, disable);
+    r.page(
+        Method::Post,
+        "/settings/2fa/recovery",
+        Role::User,
+        regenerate,
+    );
+    r.visitor(Method::Get, "/login/2fa", login_form);
+    r.visitor(Method::Post, "/login/2fa", login_code);
 }
 
 fn err(msg: impl Into<String>) -> Option<Flash> {
     Some(Flash::Err(msg.into()))
-}
-
-fn signed(ctx: &mut Ctx<'_>, req: &Request) -> Result<(Signed, Nav), Response> {
-    page_guard(ctx, req, Role::User)
 }
 
 fn view(
@@ -95,23 +96,18 @@ fn error_page_for(e: Error) -> Response {
         .with_status(e.http_status())
 }
 
-fn page(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    match signed(ctx, req) {
-        Ok((s, n)) => view(ctx, &s, &n, None, flash_from_query(req), 200),
-        Err(r) => r,
-    }
+fn page(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let (s, n) = (&p.signed, &p.nav);
+    view(ctx, s, n, None, flash_from_query(req), 200)
 }
 
-fn start(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let (s, n) = match signed(ctx, req) {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+fn start(ctx: &mut Ctx<'_>, _req: &Request, p: &Page) -> Response {
+    let (s, n) = (&p.signed, &p.nav);
     let now = ctx.now();
     let keys = ctx.app.keys.clone();
     match db::write(ctx.db, |tx| second_factor::start(tx, &keys, s.user.id, now)) {
         Ok(_) => Response::redirect("/settings/2fa#enrol"),
-        Err(e) => view(ctx, &s, &n, None, err(e.to_string()), e.http_status()),
+        Err(e) => view(ctx, s, n, None, err(e.to_string()), e.http_status()),
     }
 }
 
@@ -203,12 +199,9 @@ pub(super) fn notice(
     )
 }
 
-fn enable(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let (s, n) = match signed(ctx, req) {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    let ip = match recheck_password(ctx, req, &s, &n) {
+fn enable(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let (s, n) = (&p.signed, &p.nav);
+    let ip = match recheck_password(ctx, req, s, n) {
         Ok(ip) => ip,
         Err(r) => return r,
     };
@@ -232,8 +225,8 @@ fn enable(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     match done {
         Ok(codes) => view(
             ctx,
-            &s,
-            &n,
+            s,
+            n,
             Some(&codes),
             Some(Flash::Ok("Two-factor sign-in is on.".into())),
             200,
@@ -247,9 +240,9 @@ fn enable(ctx: &mut Ctx<'_>, req: &Request) -> Response {
                 "set-up",
                 now,
             );
-            view(ctx, &s, &n, None, err(e.to_string()), 400)
+            view(ctx, s, n, None, err(e.to_string()), 400)
         }
-        Err(e) => view(ctx, &s, &n, None, err(e.to_string()), e.http_status()),
+        Err(e) => view(ctx, s, n, None, err(e.to_string()), e.http_status()),
     }
 }
 
@@ -309,11 +302,8 @@ fn with_code<T>(
     }
 }
 
-fn disable(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let (s, n) = match signed(ctx, req) {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+fn disable(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let (s, n) = (&p.signed, &p.nav);
     let (app, now, uid, email) = (ctx.app, ctx.now(), s.user.id, s.user.email.clone());
     let change = Box::new(move |tx: &rusqlite::Transaction<'_>, ip: &str| {
         second_factor::disable(tx, uid)?;
@@ -329,17 +319,14 @@ fn disable(ctx: &mut Ctx<'_>, req: &Request) -> Response {
         )?;
         Ok(())
     });
-    match with_code(ctx, req, &s, &n, change) {
+    match with_code(ctx, req, s, n, change) {
         Ok(()) => Response::redirect("/settings/2fa?m=second_factor_off"),
         Err(r) => r,
     }
 }
 
-fn regenerate(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let (s, n) = match signed(ctx, req) {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+fn regenerate(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let (s, n) = (&p.signed, &p.nav);
     let (app, now, uid, email) = (ctx.app, ctx.now(), s.user.id, s.user.email.clone());
     let change = Box::new(move |tx: &rusqlite::Transaction<'_>, ip: &str| {
         let codes = second_factor::regenerate(tx, &app.keys, uid, now)?;
@@ -355,11 +342,11 @@ fn regenerate(ctx: &mut Ctx<'_>, req: &Request) -> Response {
         )?;
         Ok(codes)
     });
-    match with_code(ctx, req, &s, &n, change) {
+    match with_code(ctx, req, s, n, change) {
         Ok(codes) => view(
             ctx,
-            &s,
-            &n,
+            s,
+            n,
             Some(&codes),
             Some(Flash::Ok(
                 "New recovery codes made; the old ones no longer work.".into(),
@@ -415,8 +402,7 @@ fn waiting(ctx: &mut Ctx<'_>, req: &Request) -> Option<(sessions::Session, sessi
     Some((session, pending))
 }
 
-fn login_form(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let v = visitor(ctx, req);
+fn login_form(ctx: &mut Ctx<'_>, req: &Request, v: &Visitor) -> Response {
     if v.user.is_some() {
         return Response::redirect("/dashboard");
     }
@@ -424,20 +410,20 @@ fn login_form(ctx: &mut Ctx<'_>, req: &Request) -> Response {
         return Response::redirect("/login?m=second_factor_expired");
     };
     let next = safe_next(req.query_param("next").as_deref());
-    Response::html(view::login_code(&nav(ctx, &v), &session.csrf, &next, &None))
+    Response::html(view::login_code(&nav(ctx, v), &session.csrf, &next, &None))
 }
 
-fn login_code(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+fn login_code(ctx: &mut Ctx<'_>, req: &Request, v: &Visitor) -> Response {
     let Some((session, pending)) = waiting(ctx, req) else {
         return Response::redirect("/login?m=second_factor_expired");
     };
     let form = req.form();
     let code = form.text("code");
     let next = safe_next(form.get("next"));
-    let v = visitor(ctx, req);
+
     let again = |ctx: &Ctx<'_>, status: u16, msg: String| {
         Response::html(view::login_code(
-            &nav(ctx, &v),
+            &nav(ctx, v),
             &session.csrf,
             &next,
             &err(msg),

@@ -2,10 +2,10 @@
 //! set the SMS-Activate-compatible URL, read a webhook's delivery log. Forms only queue and
 //! store; the `webhooks` job does the sending.
 
-use super::super::auth::Signed;
+use super::super::auth::{Page, Signed};
 use super::super::router::Router;
-use super::super::{error_page, Ctx, Request, Response};
-use super::{flash_from_query, page_guard};
+use super::super::{error_page, Ctx, Method, Request, Response};
+use super::flash_from_query;
 use crate::db;
 use crate::domain::accounts::Role;
 use crate::domain::market::webhooks::{self, Created};
@@ -14,16 +14,27 @@ use crate::views::webhooks::{self as view, NewSecret, Row};
 use crate::views::{Flash, Nav};
 
 pub fn routes(r: &mut Router) {
-    r.get("/settings/webhooks", page);
-    r.form("/settings/webhooks", create);
-    r.form("/settings/webhooks/sms-activate", set_sms_activate);
-    r.get("/settings/webhooks/{id}", log_page);
-    r.form("/settings/webhooks/{id}/test", test);
-    r.form("/settings/webhooks/{id}/delete", delete);
-}
-
-fn signed(ctx: &mut Ctx<'_>, req: &Request) -> Result<(Signed, Nav), Response> {
-    page_guard(ctx, req, Role::User)
+    r.page(Method::Get, "/settings/webhooks", Role::User, page);
+    r.page(Method::Post, "/settings/webhooks", Role::User, create);
+    r.page(
+        Method::Post,
+        "/settings/webhooks/sms-activate",
+        Role::User,
+        set_sms_activate,
+    );
+    r.page(Method::Get, "/settings/webhooks/{id}", Role::User, log_page);
+    r.page(
+        Method::Post,
+        "/settings/webhooks/{id}/test",
+        Role::User,
+        test,
+    );
+    r.page(
+        Method::Post,
+        "/settings/webhooks/{id}/delete",
+        Role::User,
+        delete,
+    );
 }
 
 fn row(ctx: &Ctx<'_>, webhook: webhooks::Webhook) -> Row {
@@ -56,18 +67,13 @@ fn view(
     Response::html(view::list(n, s.csrf(), &rows, sa.as_ref(), secret, &flash)).with_status(status)
 }
 
-fn page(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    match signed(ctx, req) {
-        Ok((s, n)) => view(ctx, &s, &n, None, flash_from_query(req), 200),
-        Err(r) => r,
-    }
+fn page(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let (s, n) = (&p.signed, &p.nav);
+    view(ctx, s, n, None, flash_from_query(req), 200)
 }
 
-fn create(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let (s, n) = match signed(ctx, req) {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+fn create(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let (s, n) = (&p.signed, &p.nav);
     let form = req.form();
     let url = form.text("url");
     let events: Vec<String> = form
@@ -86,11 +92,11 @@ fn create(ctx: &mut Ctx<'_>, req: &Request) -> Response {
         audit::security(tx, Some(s.user.id), "webhook_created", &ip, &host, now)?;
         Ok(c)
     }) {
-        Ok(c) => view(ctx, &s, &n, Some(&c), None, 201),
+        Ok(c) => view(ctx, s, n, Some(&c), None, 201),
         Err(e) => view(
             ctx,
-            &s,
-            &n,
+            s,
+            n,
             None,
             Some(Flash::Err(e.to_string())),
             e.http_status(),
@@ -98,11 +104,8 @@ fn create(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     }
 }
 
-fn set_sms_activate(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let (s, n) = match signed(ctx, req) {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+fn set_sms_activate(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let (s, n) = (&p.signed, &p.nav);
     let url = req.form().text("url");
     let now = ctx.now();
     let keys = ctx.app.keys.clone();
@@ -124,12 +127,12 @@ fn set_sms_activate(ctx: &mut Ctx<'_>, req: &Request) -> Response {
         )?;
         Ok(c)
     }) {
-        Ok(Some(c)) => view(ctx, &s, &n, Some(&c), None, 200),
+        Ok(Some(c)) => view(ctx, s, n, Some(&c), None, 200),
         Ok(None) => Response::redirect("/settings/webhooks?m=saved"),
         Err(e) => view(
             ctx,
-            &s,
-            &n,
+            s,
+            n,
             None,
             Some(Flash::Err(e.to_string())),
             e.http_status(),
@@ -137,11 +140,8 @@ fn set_sms_activate(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     }
 }
 
-fn log_page(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let (s, n) = match signed(ctx, req) {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+fn log_page(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let (s, n) = (&p.signed, &p.nav);
     let found = req
         .id_param("id")
         .ok_or(Error::NotFound("webhook"))
@@ -152,7 +152,7 @@ fn log_page(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     };
     let deliveries = webhooks::deliveries(ctx.db, w.id, 100).unwrap_or_default();
     Response::html(view::log(
-        &n,
+        n,
         s.csrf(),
         &w,
         &deliveries,
@@ -160,11 +160,8 @@ fn log_page(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     ))
 }
 
-fn test(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let (s, _) = match signed(ctx, req) {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+fn test(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let s = &p.signed;
     let Some(id) = req.id_param("id") else {
         return error_page(req, 404, "No such webhook.");
     };
@@ -175,11 +172,8 @@ fn test(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     }
 }
 
-fn delete(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let (s, _) = match signed(ctx, req) {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+fn delete(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let s = &p.signed;
     let Some(id) = req.id_param("id") else {
         return error_page(req, 404, "No such webhook.");
     };

@@ -1,0 +1,211 @@
+//! The one shape of a page form: POST → one write transaction → redirect → GET.
+//!
+//! [`submit`] runs the form's change in one `BEGIN IMMEDIATE` transaction. On success the
+//! browser is redirected where the handler says (a `?m=` key names a fixed message, see
+//! [`super::flash_from_query`]); on failure it is redirected back to the form's page, and
+//! the error and what the person typed wait for that page in a [`Stash`] kept in memory
+//! for the session. The next GET of that page takes them (the router hands them to the
+//! handler as `Page::flash` and `Page::kept`), so a refresh never re-submits and no error
+//! page is rendered at a POST URL.
+//!
+//! Stashes are small and short-lived: one per session, taken at the next view of the page,
+//! dropped after [`STASH_TTL`] seconds, at most [`MAX_STASHES`] in all (the oldest go
+//! first). Losing one (a restart) loses only a message.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use rusqlite::Transaction;
+
+use super::super::request::Form;
+use super::super::{Ctx, Request, Response};
+use crate::clock::Timestamp;
+use crate::domain::accounts::sessions::Session;
+use crate::views::{Flash, Kept};
+
+/// How long a stash waits for its page.
+pub const STASH_TTL: Timestamp = 600;
+/// Stashes kept at most (one per session).
+pub const MAX_STASHES: usize = 10_000;
+
+/// Fields never kept for the next view: secrets and one-time values.
+const SECRET_FIELDS: [&str; 9] = [
+    "csrf",
+    "password",
+    "new_password",
+    "current_password",
+    "password_confirm",
+    "code",
+    "totp",
+    "recovery_code",
+    "key",
+];
+
+/// What a form that failed leaves for its page.
+pub struct Stash {
+    path: String,
+    at: Timestamp,
+    pub flash: Flash,
+    pub kept: Kept,
+}
+
+/// The stashes waiting for their pages, by session id.
+#[derive(Default)]
+pub struct Stashes(Mutex<HashMap<i64, Stash>>);
+
+impl Stashes {
+    fn put(&self, session_id: i64, stash: Stash) {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= MAX_STASHES && !map.contains_key(&session_id) {
+            let now = stash.at;
+            map.retain(|_, s| now - s.at < STASH_TTL);
+            if map.len() >= MAX_STASHES {
+                if let Some(oldest) = map.iter().min_by_key(|(_, s)| s.at).map(|(k, _)| *k) {
+                    map.remove(&oldest);
+                }
+            }
+        }
+        map.insert(session_id, stash);
+    }
+
+    /// The stash this session left for `path`, if it is still fresh; it is gone afterwards.
+    pub fn take(&self, session_id: i64, path: &str, now: Timestamp) -> Option<Stash> {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if map.get(&session_id)?.path != path {
+            return None;
+        }
+        let stash = map.remove(&session_id)?;
+        (now - stash.at < STASH_TTL).then_some(stash)
+    }
+}
+
+/// The fields worth showing again: everything but secrets, each cut to a sane length.
+fn keepable(form: &Form) -> Kept {
+    Kept(
+        form.0
+            .iter()
+            .filter(|(k, _)| !SECRET_FIELDS.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.chars().take(2000).collect()))
+            .collect(),
+    )
+}
+
+/// Sends the browser back to `back` (a local path, query allowed) with `message` and the
+/// typed values waiting there.
+pub fn fail(
+    ctx: &Ctx<'_>,
+    req: &Request,
+    session: &Session,
+    back: &str,
+    message: impl std::fmt::Display,
+) -> Response {
+    let path = back.split('?').next().unwrap_or(back).to_string();
+    ctx.site.stashes.put(
+        session.id,
+        Stash {
+            path,
+            at: ctx.now(),
+            flash: Flash::Err(message.to_string()),
+            kept: keepable(&req.form()),
+        },
+    );
+    Response::redirect(back)
+}
+
+/// Redirects to `to` with `flash` waiting there: a success message that names amounts or
+/// other values (fixed messages use `?m=`).
+pub fn tell(ctx: &Ctx<'_>, session: &Session, to: &str, flash: Flash) -> Response {
+    let path = to.split('?').next().unwrap_or(to).to_string();
+    ctx.site.stashes.put(
+        session.id,
+        Stash {
+            path,
+            at: ctx.now(),
+            flash,
+            kept: Kept::default(),
+        },
+    );
+    Response::redirect(to)
+}
+
+/// Runs `write` in one write transaction with the parsed form and the clock's time. On
+/// success `done` makes the answer (usually a redirect); on failure the browser goes back
+/// to `back` with the error and the typed values (see [`fail`]).
+pub fn submit<T>(
+    ctx: &mut Ctx<'_>,
+    req: &Request,
+    session: &Session,
+    back: &str,
+    write: impl FnOnce(&Transaction, &Form, Timestamp) -> crate::domain::Result<T>,
+    done: impl FnOnce(&mut Ctx<'_>, T) -> Response,
+) -> Response {
+    let form = req.form();
+    let now = ctx.now();
+    match crate::db::write(ctx.db, |tx| write(tx, &form, now)) {
+        Ok(value) => done(ctx, value),
+        Err(e) => fail(ctx, req, session, back, e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stash(path: &str, at: Timestamp) -> Stash {
+        Stash {
+            path: path.into(),
+            at,
+            flash: Flash::Err("no".into()),
+            kept: Kept(vec![("email".into(), "a@b.c".into())]),
+        }
+    }
+
+    #[test]
+    fn a_stash_is_taken_once_by_its_own_page() {
+        let s = Stashes::default();
+        s.put(1, stash("/dashboard", 100));
+        assert!(
+            s.take(1, "/wallet", 101).is_none(),
+            "another page leaves it"
+        );
+        assert!(s.take(2, "/dashboard", 101).is_none(), "another session");
+        let got = s.take(1, "/dashboard", 101).unwrap();
+        assert_eq!(got.kept.get("email"), Some("a@b.c"));
+        assert!(s.take(1, "/dashboard", 102).is_none(), "taken once");
+    }
+
+    #[test]
+    fn a_stale_stash_is_not_shown() {
+        let s = Stashes::default();
+        s.put(1, stash("/x", 100));
+        assert!(s.take(1, "/x", 100 + STASH_TTL).is_none());
+    }
+
+    #[test]
+    fn the_store_stays_bounded() {
+        let s = Stashes::default();
+        for i in 0..(MAX_STASHES as i64 + 5) {
+            s.put(i, stash("/x", 100 + i));
+        }
+        assert!(s.0.lock().unwrap().len() <= MAX_STASHES);
+        assert!(s.take(0, "/x", 200).is_none(), "the oldest went first");
+        let last = MAX_STASHES as i64 + 4;
+        assert!(
+            s.take(last, "/x", 100 + last).is_some(),
+            "the newest is kept"
+        );
+    }
+
+    #[test]
+    fn secrets_are_never_kept() {
+        let form = Form(vec![
+            ("email".into(), "a@b.c".into()),
+            ("password".into(), "hunter2".into()),
+            ("csrf".into(), "t".into()),
+        ]);
+        assert_eq!(
+            keepable(&form),
+            Kept(vec![("email".into(), "a@b.c".into())])
+        );
+    }
+}

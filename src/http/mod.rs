@@ -26,6 +26,10 @@ use rusqlite::Connection;
 
 use crate::app::App;
 use crate::config::Config;
+use crate::domain::accounts::User;
+use crate::domain::market::activations::{OrderRequest, Placed};
+use crate::domain::supply::routing;
+use crate::domain::Error;
 pub use request::{Method, Request};
 pub use response::Response;
 use router::{Match, Router};
@@ -43,6 +47,26 @@ impl Ctx<'_> {
 
     pub fn ip_hash(&self, req: &Request) -> String {
         self.app.keys.ip_hash(&req.remote_ip.to_string())
+    }
+
+    /// Places an order for `user` through [`routing::place_order`] (own numbers, else bought
+    /// upstream), with the install's policy and clock. Every ordering edge calls this.
+    pub fn place_order(
+        &mut self,
+        user: &User,
+        alternatives: &[OrderRequest],
+        keep_going: impl Fn(&Error) -> bool,
+    ) -> Result<Placed, Error> {
+        let app = self.app;
+        routing::place_order(
+            self.db,
+            user,
+            alternatives,
+            keep_going,
+            &app.policy(),
+            || app.now(),
+            &mut crate::upstream::Buyer::new(app),
+        )
     }
 }
 

@@ -159,13 +159,7 @@ fn place_order(ctx: &mut Ctx<'_>, req: &Request) -> Response {
         client_order_id: None,
         exclude_prefixes: vec![],
     };
-    match crate::upstream::place_order(
-        ctx.app,
-        ctx.db,
-        &s.user,
-        std::slice::from_ref(&order),
-        |_| false,
-    ) {
+    match ctx.place_order(&s.user, std::slice::from_ref(&order), |_| false) {
         Ok(_) => Response::redirect(&format!("/dashboard?country={}", order.country)),
         Err(e) => {
             let msg = match &e {

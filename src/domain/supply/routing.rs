@@ -682,7 +682,8 @@ pub fn routing_table(conn: &Connection, since: Timestamp) -> Result<Vec<RouteRow
 mod tests {
     use super::*;
     use crate::db;
-    use crate::domain::accounts::{self, NewUser, Role};
+    use crate::domain::accounts::testing::account_at;
+    use crate::domain::accounts::{self, Role};
     use crate::domain::base::crypto::Keys;
     use crate::domain::supply::providers::{NewProvider, OfferIn};
     use crate::domain::{market::catalogue, market::inbox, market::wallet};
@@ -708,22 +709,10 @@ mod tests {
     fn world(balance: i64) -> World {
         let conn = db::memory();
         catalogue::seed_if_empty(&conn).unwrap();
-        let u = accounts::create(
-            &conn,
-            &NewUser {
-                email: "c@example.com",
-                password_hash: None,
-                role: Role::User,
-                verified: true,
-                age_confirmed: true,
-                aup_accepted: true,
-            },
-            T0,
-        )
-        .unwrap();
+        let customer = account_at(&conn, "c@example.com", Role::User, T0);
         wallet::post(
             &conn,
-            u.id,
+            customer,
             balance,
             wallet::Kind::Adjustment,
             ("", None),
@@ -763,7 +752,7 @@ mod tests {
             .unwrap();
             ids.push(id);
         }
-        let user = accounts::get(&conn, u.id).unwrap();
+        let user = accounts::get(&conn, customer).unwrap();
         World {
             conn,
             user,

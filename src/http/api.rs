@@ -303,9 +303,7 @@ fn post_activation(ctx: &mut Ctx<'_>, req: &Request, user: &User) -> Response {
         client_order_id: b.order_id,
         exclude_prefixes: b.exclude_prefixes,
     };
-    match crate::upstream::place_order(ctx.app, ctx.db, user, std::slice::from_ref(&order), |_| {
-        false
-    }) {
+    match ctx.place_order(user, std::slice::from_ref(&order), |_| false) {
         Ok(Placed::New(a)) => Response::json(201, &activation_json(ctx, &a)),
         Ok(Placed::Existing(a)) => Response::json(200, &activation_json(ctx, &a)),
         Err(e) => error(&e),

@@ -662,7 +662,7 @@ fn buy_activation(ctx: &mut Ctx<'_>, req: &Request, user: &User) -> Response {
         })
         .collect();
     // With `any` country, the next one is tried.
-    let placed = crate::upstream::place_order(ctx.app, ctx.db, user, &alternatives, |e| {
+    let placed = ctx.place_order(user, &alternatives, |e| {
         many && matches!(
             e,
             Error::NoNumbers | Error::WrongMaxPrice { .. } | Error::WrongOperator

@@ -606,9 +606,7 @@ fn place_order(ctx: &mut Ctx<'_>, user: &User, p: &Params) -> Result<Activation,
             ..base.clone()
         })
         .collect();
-    let placed = crate::upstream::place_order(ctx.app, ctx.db, user, &alternatives, |e| {
-        matches!(e, Error::NoNumbers)
-    });
+    let placed = ctx.place_order(user, &alternatives, |e| matches!(e, Error::NoNumbers));
     match placed {
         Ok(Placed::New(a)) => Ok(a),
         // The same orderId again (protocols.md §1.2): nothing new is charged.

@@ -28,6 +28,10 @@ use rusqlite::Connection;
 
 use crate::app::App;
 use crate::config::Config;
+use crate::domain::accounts::User;
+use crate::domain::market::activations::{OrderRequest, Placed};
+use crate::domain::supply::routing;
+use crate::domain::Error;
 use crate::jobs::Jobs;
 pub use request::{Method, Request};
 pub use response::Response;
@@ -71,14 +75,24 @@ impl Ctx<'_> {
         self.app.keys.ip_hash(&req.remote_ip.to_string())
     }
 
-    /// Places an order from the first of `alternatives` that can be served.
+    /// Places an order for `user` through [`routing::place_order`] (own numbers, else bought
+    /// upstream), with the install's policy and clock. Every ordering edge calls this.
     pub fn place_order(
         &mut self,
-        user: &crate::domain::accounts::User,
-        alternatives: &[crate::domain::market::activations::OrderRequest],
-        keep_going: impl Fn(&crate::domain::Error) -> bool,
-    ) -> crate::domain::Result<crate::domain::market::activations::Placed> {
-        crate::upstream::place_order(self.app, self.db, user, alternatives, keep_going)
+        user: &User,
+        alternatives: &[OrderRequest],
+        keep_going: impl Fn(&Error) -> bool,
+    ) -> Result<Placed, Error> {
+        let app = self.app;
+        routing::place_order(
+            self.db,
+            user,
+            alternatives,
+            keep_going,
+            &app.policy(),
+            || app.now(),
+            &mut crate::upstream::Buyer::new(app),
+        )
     }
 }
 

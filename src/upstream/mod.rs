@@ -1,7 +1,9 @@
 //! Calling upstream providers (SMS-Activate compatible and 5sim) as a client: syncing their
 //! catalogues, buying numbers for orders, polling the orders' status and telling them our
-//! final state. The bookkeeping is in `domain::supply::providers` and `domain::supply::routing`; this module
-//! is the network side and the orchestration around it.
+//! final state. The bookkeeping is in `domain::supply::providers` and `domain::supply::routing`
+//! (which also decides where an order is served from and runs its purchase,
+//! `routing::place_order`); this module is the network side: the providers' protocols, the
+//! [`Buyer`] that `routing` buys through, sync and the jobs.
 //!
 //! Every call goes through ureq with connect, read and total timeouts (`upstream_timeout`;
 //! three times that in total for a price list), and is recorded in `provider_calls`;
@@ -23,12 +25,12 @@ use rusqlite::Connection;
 
 use crate::app::App;
 use crate::db;
-use crate::domain::accounts::User;
 use crate::domain::base::crypto::Keys;
-use crate::domain::market::activations::Tell;
-use crate::domain::market::activations::{OrderRequest, Placed};
-use crate::domain::supply::providers::{self, Breaker, Kind, OfferIn, Outcome, Provider};
-use crate::domain::supply::routing::{self, Bought, Polled, Routed, Settled};
+use crate::domain::market::activations::{Activation, Tell};
+use crate::domain::supply::providers::{
+    self, Breaker, Candidate, Kind, OfferIn, Outcome, Provider,
+};
+use crate::domain::supply::routing::{self, Bought, BuyFailure, Polled};
 use crate::domain::{market::catalogue, Error, Result};
 use crate::url::percent_encode;
 
@@ -467,87 +469,79 @@ pub fn add_and_sync(
 // ---------------------------------------------------------------------------------------
 // Ordering
 
-/// Places an order for `user`: the first of `alternatives` that can be served (the next is
-/// tried when `keep_going` accepts the error of one), from our own numbers or bought
-/// upstream. The four ordering edges (native API, SMS-Activate API, 5sim API, web form) call
-/// this instead of `activations::order`. When every provider fails, the reserved order is
-/// closed and refunded and the answer is `NoNumbers`.
-pub fn place_order(
-    app: &App,
-    conn: &mut Connection,
-    user: &User,
-    alternatives: &[OrderRequest],
-    keep_going: impl Fn(&Error) -> bool,
-) -> Result<Placed> {
-    let policy = app.policy();
-    let now = app.now();
-    let routed = db::write(conn, |tx| {
-        let mut last = Error::NoNumbers;
-        for req in alternatives {
-            match routing::route(tx, user, req, &policy, now) {
-                Ok(r) => return Ok(r),
-                Err(e) if keep_going(&e) => last = e,
-                Err(e) => return Err(e),
-            }
+/// The providers' side of an order's purchase, for [`routing::place_order`]: each buy and
+/// give-back is one recorded [`call`] to the candidate's provider, and no new candidate is
+/// tried once one `upstream_timeout` has passed since the order was reserved.
+pub struct Buyer<'a> {
+    app: &'a App,
+    /// Loaded when an order is reserved for buying upstream (not for own-stock orders).
+    names: Option<Names>,
+    started: Instant,
+    /// The client of the last buy, kept to give its number back.
+    api: Option<(i64, Api)>,
+}
+
+impl<'a> Buyer<'a> {
+    pub fn new(app: &'a App) -> Buyer<'a> {
+        Buyer {
+            app,
+            names: None,
+            started: Instant::now(),
+            api: None,
         }
-        Err(last)
-    })?;
-    let (activation, candidates) = match routed {
-        Routed::Own(placed) => return Ok(placed),
-        Routed::Upstream {
-            activation,
-            candidates,
-        } => (activation, candidates),
-    };
-    let names = Names::load(conn)?;
-    let started = Instant::now();
-    for (i, c) in candidates.iter().enumerate() {
-        // Keep the customer's wait bounded: no new attempt after one timeout has passed.
-        if i > 0 && started.elapsed() >= timeout(app) {
-            break;
-        }
+    }
+}
+
+impl routing::Upstream for Buyer<'_> {
+    fn begin(&mut self, conn: &mut Connection) -> Result<()> {
+        self.names = Some(Names::load(conn)?);
+        self.started = Instant::now();
+        Ok(())
+    }
+
+    fn buy(
+        &mut self,
+        conn: &mut Connection,
+        c: &Candidate,
+        order: &Activation,
+    ) -> std::result::Result<Bought, BuyFailure> {
+        let app = self.app;
+        self.api = None;
         let api = match api_for(app, &c.provider) {
             Ok(api) => api,
             Err(e) => {
                 log::error!("provider {}: {e}", c.provider.id);
-                continue;
+                return Err(BuyFailure::Other);
             }
         };
-        let raw = match call(app, conn, &c.provider, "buy", || {
-            api.buy(&names, activation.country_id, &activation.service)
-        }) {
+        let names = match &self.names {
+            Some(names) => names,
+            None => return Err(BuyFailure::Other),
+        };
+        let raw = call(app, conn, &c.provider, "buy", || {
+            api.buy(names, order.country_id, &order.service)
+        });
+        let raw = match raw {
             Ok(raw) => raw,
             Err(f) => {
-                // What the provider said holds until its next sync: no stock for the pair,
-                // or no money to buy anything.
-                let (pid, country, service) = (
-                    c.provider.id,
-                    activation.country_id,
-                    activation.service.as_str(),
-                );
-                let noted = match f {
-                    Fault::NoNumbers => {
-                        db::write(conn, |tx| providers::sold_out(tx, pid, country, service))
-                    }
-                    Fault::NoBalance => db::write(conn, |tx| providers::set_balance(tx, pid, 0)),
-                    _ => Ok(()),
-                };
-                if let Err(e) = noted {
-                    log::error!("provider {pid}: {e}");
-                }
                 // Failures are logged by `call`; refusals are worth a line too.
                 if !matches!(f, Fault::Failed(_)) {
                     log::info!(
                         "order {}: provider {} did not sell: {}",
-                        activation.id,
+                        order.id,
                         c.provider.id,
                         f.describe()
                     );
                 }
-                continue;
+                return Err(match f {
+                    Fault::NoNumbers => BuyFailure::NoNumbers,
+                    Fault::NoBalance => BuyFailure::NoBalance,
+                    _ => BuyFailure::Other,
+                });
             }
         };
-        let bought = Bought {
+        self.api = Some((c.provider.id, api));
+        Ok(Bought {
             cost_minor: raw
                 .cost
                 .as_deref()
@@ -555,39 +549,32 @@ pub fn place_order(
             upstream_id: raw.id,
             phone: raw.phone,
             operator: raw.operator,
-        };
-        let settled = db::write(conn, |tx| {
-            routing::settle(tx, activation.id, c, &bought, app.now())
-        });
-        match settled {
-            Ok(Settled::Live(a)) => {
-                app.notify();
-                return Ok(Placed::New(*a));
-            }
-            Ok(Settled::Gone) => return Err(Error::NoNumbers),
-            Ok(Settled::NumberBusy) => {
-                log::warn!(
-                    "order {}: provider {} sold a number that is busy here; cancelling it",
-                    activation.id,
-                    c.provider.id
-                );
-                let _ = call(app, conn, &c.provider, "cancel", || {
-                    api.tell(&bought.upstream_id, Tell::Cancel)
-                });
-            }
-            Err(e) => {
-                // Bought but not recorded: give it back; the job refunds the reservation.
-                log::error!("order {}: cannot record the purchase: {e}", activation.id);
-                let _ = call(app, conn, &c.provider, "cancel", || {
-                    api.tell(&bought.upstream_id, Tell::Cancel)
-                });
-                return Err(e);
-            }
-        }
+        })
     }
-    let now = app.now();
-    db::write(conn, |tx| routing::fail(tx, activation.id, now))?;
-    Err(Error::NoNumbers)
+
+    fn give_back(&mut self, conn: &mut Connection, c: &Candidate, bought: &Bought) {
+        let api = match self.api.take() {
+            Some((pid, api)) if pid == c.provider.id => api,
+            _ => match api_for(self.app, &c.provider) {
+                Ok(api) => api,
+                Err(e) => {
+                    log::error!("provider {}: {e}", c.provider.id);
+                    return;
+                }
+            },
+        };
+        let _ = call(self.app, conn, &c.provider, "cancel", || {
+            api.tell(&bought.upstream_id, Tell::Cancel)
+        });
+    }
+
+    fn may_try_another(&self) -> bool {
+        self.started.elapsed() < timeout(self.app)
+    }
+
+    fn notify(&self) {
+        self.app.notify();
+    }
 }
 
 // ---------------------------------------------------------------------------------------

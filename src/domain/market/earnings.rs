@@ -205,7 +205,8 @@ pub fn sales(conn: &Connection, owner_id: i64, limit: i64, offset: i64) -> Resul
 mod tests {
     use super::*;
     use crate::db;
-    use crate::domain::accounts::{self, NewUser, Role};
+    use crate::domain::accounts::testing::account_at;
+    use crate::domain::accounts::{self, Role};
     use crate::domain::market::activations::{self, CancelReason, OrderRequest, Placed, Policy};
     use crate::domain::market::catalogue;
     use crate::domain::market::inbox::{self, Inbound};
@@ -221,30 +222,13 @@ mod tests {
         operator_share: 70,
     };
 
-    fn account(conn: &Connection, email: &str, role: Role) -> i64 {
-        accounts::create(
-            conn,
-            &NewUser {
-                email,
-                password_hash: None,
-                role,
-                verified: true,
-                age_confirmed: true,
-                aup_accepted: true,
-            },
-            T0,
-        )
-        .unwrap()
-        .id
-    }
-
     /// A customer with 100.00, an operator owning three numbers in Indonesia (a number serves
     /// a service once: the policy has no reuse cooldown).
     fn world() -> (Connection, i64, i64) {
         let conn = db::memory();
         catalogue::seed_if_empty(&conn).unwrap();
-        let customer = account(&conn, "c@example.com", Role::User);
-        let op = account(&conn, "op@example.com", Role::Operator);
+        let customer = account_at(&conn, "c@example.com", Role::User, T0);
+        let op = account_at(&conn, "op@example.com", Role::Operator, T0);
         wallet::post(
             &conn,
             customer,

@@ -383,6 +383,41 @@ fn subscribed(conn: &Connection, user_id: i64, event: &str) -> Result<Vec<Webhoo
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// Queues `event` for each of the account's native webhooks that chose it, with the payload
+/// data `data` builds (only when one did).
+fn enqueue_subscribed(
+    conn: &Connection,
+    user_id: i64,
+    event: &str,
+    data: impl FnOnce() -> Value,
+    order: OrderRef<'_>,
+    now: Timestamp,
+) -> Result<()> {
+    let hooks = subscribed(conn, user_id, event)?;
+    if hooks.is_empty() {
+        return Ok(());
+    }
+    let data = data();
+    for w in &hooks {
+        enqueue_native(conn, w, event, &data, order, now)?;
+    }
+    Ok(())
+}
+
+/// Queues `event` with `body` (an SMS-Activate compatible body, as JSON) to one URL.
+fn enqueue_body(
+    conn: &Connection,
+    to: To<'_>,
+    event: &str,
+    body: &impl Serialize,
+    order: OrderRef<'_>,
+    now: Timestamp,
+) -> Result<()> {
+    let body = serde_json::to_string(body).expect("JSON of plain values");
+    enqueue(conn, to, event, |_| body, order, now)?;
+    Ok(())
+}
+
 /// An SMS as it was stored.
 #[derive(Debug, Clone, Copy)]
 pub struct Sms<'a> {
@@ -390,6 +425,22 @@ pub struct Sms<'a> {
     pub text: &'a str,
     pub code: Option<&'a str>,
     pub received_at: Timestamp,
+}
+
+impl Sms<'_> {
+    /// `order`'s fields of a native payload (an object) with the SMS's added.
+    fn native_data(&self, mut order: Value) -> Value {
+        if let Value::Object(fields) = &mut order {
+            fields.insert("sender".into(), json!(self.sender));
+            fields.insert("text".into(), json!(self.text));
+            fields.insert("code".into(), json!(self.code));
+            fields.insert(
+                "received_at".into(),
+                json!(format_rfc3339(self.received_at)),
+            );
+        }
+        order
+    }
 }
 
 /// The SMS-Activate activation webhook body (protocols §1.5): these names, these types, and
@@ -409,23 +460,16 @@ struct SmsActivateBody<'a> {
 /// it, and the SMS-Activate body for the account's compatible URL.
 pub fn activation_sms(conn: &Connection, a: &Activation, sms: &Sms, now: Timestamp) -> Result<()> {
     let order = ("activation", Some(a.id));
-    let hooks = subscribed(conn, a.user_id, SMS_RECEIVED)?;
-    if !hooks.is_empty() {
-        let data = json!({
+    let data = || {
+        sms.native_data(json!({
             "activation_id": a.id,
             "phone": a.phone,
             "country": a.country_id,
             "service": a.service,
             "operator": a.operator,
-            "sender": sms.sender,
-            "text": sms.text,
-            "code": sms.code,
-            "received_at": format_rfc3339(sms.received_at),
-        });
-        for w in &hooks {
-            enqueue_native(conn, w, SMS_RECEIVED, &data, order, now)?;
-        }
-    }
+        }))
+    };
+    enqueue_subscribed(conn, a.user_id, SMS_RECEIVED, data, order, now)?;
     if let Some(w) = sms_activate(conn, a.user_id)? {
         let body = SmsActivateBody {
             activation_id: a.id,
@@ -437,8 +481,7 @@ pub fn activation_sms(conn: &Connection, a: &Activation, sms: &Sms, now: Timesta
                 .map(|d| d.format("%Y-%m-%dT%H:%M:%S+00:00").to_string())
                 .unwrap_or_default(),
         };
-        let body = serde_json::to_string(&body).expect("JSON of plain values");
-        enqueue(conn, To::hook(&w), SMS_RECEIVED, |_| body, order, now)?;
+        enqueue_body(conn, To::hook(&w), SMS_RECEIVED, &body, order, now)?;
     }
     Ok(())
 }
@@ -457,27 +500,22 @@ pub fn activation_updated(
     if previous == Some(a.status) {
         return Ok(());
     }
-    let hooks = subscribed(conn, a.user_id, ACTIVATION_UPDATED)?;
-    if hooks.is_empty() {
-        return Ok(());
-    }
-    let data = json!({
-        "activation_id": a.id,
-        "status": a.status,
-        "previous_status": previous,
-        "phone": a.phone,
-        "country": a.country_id,
-        "service": a.service,
-        "operator": a.operator,
-        "price_minor": a.price_minor,
-        "created_at": format_rfc3339(a.created_at),
-        "expires_at": format_rfc3339(a.expires_at),
-        "ended_at": a.ended_at.map(format_rfc3339),
-    });
-    for w in &hooks {
-        enqueue_native(conn, w, ACTIVATION_UPDATED, &data, ("", None), now)?;
-    }
-    Ok(())
+    let data = || {
+        json!({
+            "activation_id": a.id,
+            "status": a.status,
+            "previous_status": previous,
+            "phone": a.phone,
+            "country": a.country_id,
+            "service": a.service,
+            "operator": a.operator,
+            "price_minor": a.price_minor,
+            "created_at": format_rfc3339(a.created_at),
+            "expires_at": format_rfc3339(a.expires_at),
+            "ended_at": a.ended_at.map(format_rfc3339),
+        })
+    };
+    enqueue_subscribed(conn, a.user_id, ACTIVATION_UPDATED, data, ("", None), now)
 }
 
 #[derive(Serialize)]
@@ -499,22 +537,15 @@ struct RentSms<'a> {
 /// the SMS-Activate rent body for the rental's own URL, if it has one.
 pub fn rental_sms(conn: &Connection, r: &Rental, sms: &Sms, now: Timestamp) -> Result<()> {
     let order = ("rental", Some(r.id));
-    let hooks = subscribed(conn, r.user_id, RENTAL_SMS)?;
-    if !hooks.is_empty() {
-        let data = json!({
+    let data = || {
+        sms.native_data(json!({
             "rental_id": r.id,
             "phone": r.phone,
             "country": r.country_id,
             "service": r.service,
-            "sender": sms.sender,
-            "text": sms.text,
-            "code": sms.code,
-            "received_at": format_rfc3339(sms.received_at),
-        });
-        for w in &hooks {
-            enqueue_native(conn, w, RENTAL_SMS, &data, order, now)?;
-        }
-    }
+        }))
+    };
+    enqueue_subscribed(conn, r.user_id, RENTAL_SMS, data, order, now)?;
     if !r.webhook_url.is_empty() {
         let body = RentBody {
             rent_id: r.id.to_string(),
@@ -524,13 +555,12 @@ pub fn rental_sms(conn: &Connection, r: &Rental, sms: &Sms, now: Timestamp) -> R
                 date: format_datetime(sms.received_at),
             },
         };
-        let body = serde_json::to_string(&body).expect("JSON of plain values");
         let to = To {
             user_id: r.user_id,
             webhook: None,
             url: &r.webhook_url,
         };
-        enqueue(conn, to, RENTAL_SMS, |_| body, order, now)?;
+        enqueue_body(conn, to, RENTAL_SMS, &body, order, now)?;
     }
     Ok(())
 }
@@ -856,6 +886,27 @@ mod tests {
 
     fn all() -> Vec<String> {
         EVENTS.iter().map(|e| e.to_string()).collect()
+    }
+
+    #[test]
+    fn an_sms_payload_is_the_order_fields_and_the_sms_fields() {
+        let sms = Sms {
+            sender: "Telegram",
+            text: "Code: 12345",
+            code: Some("12345"),
+            received_at: T0,
+        };
+        let data = sms.native_data(json!({"rental_id": 7, "phone": "62811", "country": 6}));
+        let whole = json!({
+            "rental_id": 7,
+            "phone": "62811",
+            "country": 6,
+            "sender": "Telegram",
+            "text": "Code: 12345",
+            "code": "12345",
+            "received_at": format_rfc3339(T0),
+        });
+        assert_eq!(data.to_string(), whole.to_string());
     }
 
     #[test]

@@ -275,31 +275,15 @@ pub fn country_for(conn: &Connection, device_id: i64, phone: &str) -> Result<Opt
 mod tests {
     use super::*;
     use crate::db;
-    use crate::domain::accounts::{self, NewUser, Role};
+    use crate::domain::accounts::testing::account_at;
+    use crate::domain::accounts::Role;
     use crate::domain::base::crypto::Keys;
     use crate::domain::supply::devices::Kind;
-
-    fn account(conn: &Connection, email: &str, role: Role) -> i64 {
-        accounts::create(
-            conn,
-            &NewUser {
-                email,
-                password_hash: None,
-                role,
-                verified: true,
-                age_confirmed: true,
-                aup_accepted: true,
-            },
-            1000,
-        )
-        .unwrap()
-        .id
-    }
 
     fn world() -> (Connection, Keys, i64) {
         let conn = db::memory();
         catalogue::seed_if_empty(&conn).unwrap();
-        let op = account(&conn, "op@example.com", Role::Operator);
+        let op = account_at(&conn, "op@example.com", Role::Operator, 1000);
         (conn, Keys::from_bytes([7; 32]), op)
     }
 
@@ -384,7 +368,7 @@ mod tests {
     #[test]
     fn a_device_delivers_only_within_its_scope() {
         let (conn, keys, op) = world();
-        let other = account(&conn, "other@example.com", Role::Operator);
+        let other = account_at(&conn, "other@example.com", Role::Operator, 1000);
         let (d, _) = devices::create(&conn, &keys, op, "A", Kind::Generic, 1000).unwrap();
         let (d2, _) = devices::create(&conn, &keys, op, "B", Kind::Generic, 1000).unwrap();
         devices::add_sim(

@@ -4,9 +4,10 @@
 //! order is served from (own SIMs, the simulator, an upstream provider) and keeping the
 //! upstream orders' books.
 //!
-//! May use: [`crate::domain::market`], [`crate::domain::accounts`], [`crate::domain::base`].
-//! No network here: `crate::upstream` speaks to providers and hands [`routing`] what they
-//! answered through the [`routing::Upstream`] trait.
+//! May use: [`crate::domain::market`], [`crate::domain::accounts`], [`crate::domain::base`],
+//! `crate::clock`, `crate::db`. No network here: `crate::upstream` speaks to providers and
+//! hands [`routing`] what they answered through the [`routing::Upstream`] trait
+//! ([`routing::place_order`] runs an order's purchase).
 
 pub mod devices;
 pub mod gateway;

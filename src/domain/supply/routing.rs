@@ -1,17 +1,27 @@
-//! Where an order's number comes from, and the bookkeeping of orders bought upstream.
+//! The one place that decides where an order is served from, and the bookkeeping of orders
+//! bought upstream. Every ordering edge (native API, SMS-Activate API, 5sim API, web form)
+//! goes through [`place_order`].
 //!
 //! Routing ([`route`]): our own numbers first (the operators' SIMs, manual numbers, the
 //! simulator) at the catalogue price, when that price fits the customer's maximum; otherwise
 //! the upstream providers selling the pair at a price within it, higher priority first, then
-//! cheaper. Operator-specific orders are served from own stock only.
+//! cheaper. Operator-specific orders are served from own stock only. A partner hub will be
+//! the next source, decided here too.
 //!
-//! An upstream purchase never holds the write transaction across the network:
-//! 1. [`route`] (transaction 1) validates, reserves the order (an activation with source
-//!    `upstream` and no number, an `upstream_orders` row in state `buying`) and charges the
-//!    highest price among the providers it may try;
-//! 2. `crate::upstream` calls the providers outside any transaction, in order;
-//! 3. [`settle`] (transaction 2) gives the order its number (`live`), or [`fail`] closes and
-//!    refunds it. A purchase interrupted between 1 and 3 is closed by [`recover_stale`].
+//! An upstream purchase never holds the write transaction across the network; [`place_order`]
+//! runs three steps:
+//! 1. reserve, in a transaction: [`route`] validates, reserves the order (an activation with
+//!    source `upstream` and no number, an `upstream_orders` row in state `buying`) and
+//!    charges the highest price among the providers it may try (an order served from our own
+//!    numbers is done here);
+//! 2. buy, outside any transaction: the [`Upstream`] (`crate::upstream` in the program, a
+//!    fake in tests) calls the providers in order; what a provider's refusal says (no stock
+//!    for the pair, no money at the provider) is noted here until its next sync;
+//! 3. settle, in a transaction: [`settle`] gives the order its number (`live`), or [`fail`]
+//!    closes and refunds it when no provider sold one.
+//!
+//! A purchase interrupted between 1 and 3 (the process stopped) is closed and refunded by the
+//! `upstream` job through [`recover_stale`].
 //!
 //! While an upstream order is live its status is polled ([`due`], [`apply_poll`]); a code
 //! goes through the one ingestion path (`inbox::ingest_coded`). When our order ends, the
@@ -22,6 +32,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
 use crate::clock::Timestamp;
+use crate::db;
 use crate::domain::accounts::User;
 use crate::domain::market::activations::{
     self, Activation, CancelReason, OrderRequest, Placed, Policy, Status,
@@ -52,6 +63,134 @@ pub enum Routed {
         activation: Activation,
         candidates: Vec<Candidate>,
     },
+}
+
+/// Why a provider did not sell a number. The first two are noted against the provider until
+/// its next sync; every kind moves on to the next candidate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BuyFailure {
+    /// The provider has no number for the pair: its offer is marked sold out.
+    NoNumbers,
+    /// Our account at the provider cannot pay: its balance is set to zero.
+    NoBalance,
+    /// Anything else (a refusal, a failed call, an unreadable key).
+    Other,
+}
+
+/// The providers' side of an upstream purchase, as [`place_order`] needs it: the program's is
+/// `crate::upstream::Buyer`. Its calls are made outside any transaction; it may write its own
+/// short transactions on `conn` (call records, the circuit breaker).
+pub trait Upstream {
+    /// Called once an order is reserved for buying upstream, before the first [`buy`]
+    /// (the customer's wait is counted from here). An error ends the attempt; the
+    /// reservation is then closed by the job ([`recover_stale`]).
+    ///
+    /// [`buy`]: Upstream::buy
+    fn begin(&mut self, conn: &mut Connection) -> Result<()>;
+    /// Buys a number for `order` from candidate `c`.
+    fn buy(
+        &mut self,
+        conn: &mut Connection,
+        c: &Candidate,
+        order: &Activation,
+    ) -> std::result::Result<Bought, BuyFailure>;
+    /// Gives back to `c` a number it sold that cannot be used (best effort).
+    fn give_back(&mut self, conn: &mut Connection, c: &Candidate, bought: &Bought);
+    /// False once the customer has waited long enough: no further candidate is tried.
+    fn may_try_another(&self) -> bool;
+    /// An order got its number (wakes whoever waits for changes).
+    fn notify(&self);
+}
+
+/// Places an order for `user`: the first of `alternatives` that can be served (the next is
+/// tried when `keep_going` accepts the error of one), from our own numbers or bought from
+/// `upstream` (see the module's three steps). `now` is read afresh for each step. When every
+/// provider fails, the reserved order is closed and refunded and the answer is `NoNumbers`.
+pub fn place_order(
+    conn: &mut Connection,
+    user: &User,
+    alternatives: &[OrderRequest],
+    keep_going: impl Fn(&Error) -> bool,
+    policy: &Policy,
+    now: impl Fn() -> Timestamp,
+    upstream: &mut dyn Upstream,
+) -> Result<Placed> {
+    let t = now();
+    let routed = db::write(conn, |tx| {
+        let mut last = Error::NoNumbers;
+        for req in alternatives {
+            match route(tx, user, req, policy, t) {
+                Ok(r) => return Ok(r),
+                Err(e) if keep_going(&e) => last = e,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last)
+    })?;
+    let (activation, candidates) = match routed {
+        Routed::Own(placed) => return Ok(placed),
+        Routed::Upstream {
+            activation,
+            candidates,
+        } => (activation, candidates),
+    };
+    upstream.begin(conn)?;
+    for (i, c) in candidates.iter().enumerate() {
+        // Keep the customer's wait bounded.
+        if i > 0 && !upstream.may_try_another() {
+            break;
+        }
+        let bought = match upstream.buy(conn, c, &activation) {
+            Ok(bought) => bought,
+            Err(failure) => {
+                // What the provider said holds until its next sync: no stock for the pair,
+                // or no money to buy anything.
+                let (pid, country, service) = (
+                    c.provider.id,
+                    activation.country_id,
+                    activation.service.as_str(),
+                );
+                let noted = match failure {
+                    BuyFailure::NoNumbers => {
+                        db::write(conn, |tx| providers::sold_out(tx, pid, country, service))
+                    }
+                    BuyFailure::NoBalance => {
+                        db::write(conn, |tx| providers::set_balance(tx, pid, 0))
+                    }
+                    BuyFailure::Other => Ok(()),
+                };
+                if let Err(e) = noted {
+                    log::error!("provider {pid}: {e}");
+                }
+                continue;
+            }
+        };
+        let settled = db::write(conn, |tx| settle(tx, activation.id, c, &bought, now()));
+        match settled {
+            Ok(Settled::Live(a)) => {
+                upstream.notify();
+                return Ok(Placed::New(*a));
+            }
+            Ok(Settled::Gone) => return Err(Error::NoNumbers),
+            Ok(Settled::NumberBusy) => {
+                log::warn!(
+                    "order {}: provider {} sold a number that is busy here; cancelling it",
+                    activation.id,
+                    c.provider.id
+                );
+                upstream.give_back(conn, c, &bought);
+            }
+            Err(e) => {
+                // Bought but not recorded: give it back; the job refunds the reservation.
+                log::error!("order {}: cannot record the purchase: {e}", activation.id);
+                upstream.give_back(conn, c, &bought);
+                return Err(e);
+            }
+        }
+    }
+    let t = now();
+    db::write(conn, |tx| fail(tx, activation.id, t))?;
+    Err(Error::NoNumbers)
 }
 
 /// Transaction 1 of an order: our own numbers if they can serve it, else a reservation for
@@ -543,7 +682,8 @@ pub fn routing_table(conn: &Connection, since: Timestamp) -> Result<Vec<RouteRow
 mod tests {
     use super::*;
     use crate::db;
-    use crate::domain::accounts::{self, NewUser, Role};
+    use crate::domain::accounts::testing::account_at;
+    use crate::domain::accounts::{self, Role};
     use crate::domain::base::crypto::Keys;
     use crate::domain::supply::providers::{NewProvider, OfferIn};
     use crate::domain::{market::catalogue, market::inbox, market::wallet};
@@ -569,22 +709,10 @@ mod tests {
     fn world(balance: i64) -> World {
         let conn = db::memory();
         catalogue::seed_if_empty(&conn).unwrap();
-        let u = accounts::create(
-            &conn,
-            &NewUser {
-                email: "c@example.com",
-                password_hash: None,
-                role: Role::User,
-                verified: true,
-                age_confirmed: true,
-                aup_accepted: true,
-            },
-            T0,
-        )
-        .unwrap();
+        let customer = account_at(&conn, "c@example.com", Role::User, T0);
         wallet::post(
             &conn,
-            u.id,
+            customer,
             balance,
             wallet::Kind::Adjustment,
             ("", None),
@@ -624,7 +752,7 @@ mod tests {
             .unwrap();
             ids.push(id);
         }
-        let user = accounts::get(&conn, u.id).unwrap();
+        let user = accounts::get(&conn, customer).unwrap();
         World {
             conn,
             user,
@@ -706,6 +834,216 @@ mod tests {
             }],
             ended: None,
         }
+    }
+
+    /// An [`Upstream`] without a network: each buy takes the next of `answers`.
+    #[derive(Default)]
+    struct Fake {
+        answers: Vec<std::result::Result<Bought, BuyFailure>>,
+        /// Stop after the first candidate (the customer waited long enough).
+        impatient: bool,
+        begun: bool,
+        /// The providers asked, in order.
+        asked: Vec<i64>,
+        /// Upstream ids given back.
+        given_back: Vec<String>,
+        notified: std::cell::Cell<usize>,
+    }
+
+    impl Fake {
+        fn answering(answers: Vec<std::result::Result<Bought, BuyFailure>>) -> Fake {
+            Fake {
+                answers,
+                ..Fake::default()
+            }
+        }
+    }
+
+    impl Upstream for Fake {
+        fn begin(&mut self, _: &mut Connection) -> Result<()> {
+            self.begun = true;
+            Ok(())
+        }
+
+        fn buy(
+            &mut self,
+            _: &mut Connection,
+            c: &Candidate,
+            order: &Activation,
+        ) -> std::result::Result<Bought, BuyFailure> {
+            assert!(self.begun);
+            assert_eq!((order.country_id, order.service.as_str()), (6, "tg"));
+            self.asked.push(c.provider.id);
+            self.answers.remove(0)
+        }
+
+        fn give_back(&mut self, _: &mut Connection, _: &Candidate, bought: &Bought) {
+            self.given_back.push(bought.upstream_id.clone());
+        }
+
+        fn may_try_another(&self) -> bool {
+            !self.impatient
+        }
+
+        fn notify(&self) {
+            self.notified.set(self.notified.get() + 1);
+        }
+    }
+
+    fn sold(upstream_id: &str, phone: &str) -> std::result::Result<Bought, BuyFailure> {
+        Ok(Bought {
+            upstream_id: upstream_id.into(),
+            ..bought(phone)
+        })
+    }
+
+    impl World {
+        fn place(&mut self, req: &OrderRequest, up: &mut Fake) -> Result<Placed> {
+            self.user = accounts::get(&self.conn, self.user.id).unwrap();
+            place_order(
+                &mut self.conn,
+                &self.user,
+                std::slice::from_ref(req),
+                |_| false,
+                &POLICY,
+                || T0,
+                up,
+            )
+        }
+
+        fn stock(&self, provider: i64) -> i64 {
+            self.conn
+                .query_row(
+                    "SELECT stock FROM provider_offers WHERE provider_id = ?1",
+                    [provider],
+                    |r| r.get(0),
+                )
+                .unwrap()
+        }
+    }
+
+    #[test]
+    fn an_order_bought_upstream_is_settled_with_what_was_sold() {
+        let mut w = world(1000);
+        // Own stock serves first; the providers are not asked.
+        w.conn
+            .execute(
+                "INSERT INTO numbers (phone, country_id, source, created_at) VALUES ('6281', 6, 'manual', 0)",
+                [],
+            )
+            .unwrap();
+        let mut up = Fake::default();
+        let Placed::New(own) = w.place(&tg(), &mut up).unwrap() else {
+            panic!("not new")
+        };
+        assert_eq!(
+            (own.source.as_str(), own.phone.as_str()),
+            ("manual", "6281")
+        );
+        assert!(!up.begun && up.asked.is_empty());
+        let before = w.balance();
+        // Own stock gone: bought from the first candidate at its price.
+        let mut up = Fake::answering(vec![Ok(Bought {
+            cost_minor: Some(90),
+            ..bought("+62 811 5550001")
+        })]);
+        let Placed::New(a) = w.place(&tg(), &mut up).unwrap() else {
+            panic!("not new")
+        };
+        assert_eq!(up.asked, [w.a]);
+        assert_eq!(up.notified.get(), 1);
+        assert!(up.given_back.is_empty());
+        assert_eq!(
+            (a.source.as_str(), a.phone.as_str(), a.price_minor),
+            ("upstream", "628115550001", 120)
+        );
+        assert_eq!(w.balance(), before - 120);
+        assert_eq!(w.upstream_state(a.id), ("live".into(), String::new()));
+        let (upstream_id, cost): (String, i64) = w
+            .conn
+            .query_row(
+                "SELECT upstream_id, cost_minor FROM upstream_orders WHERE activation_id = ?1",
+                [a.id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((upstream_id.as_str(), cost), ("777", 90));
+        assert_eq!(w.stock(w.a), 9);
+        w.ledger_ok();
+    }
+
+    #[test]
+    fn a_provider_without_numbers_is_marked_sold_out_and_the_next_one_tried() {
+        let mut w = world(1000);
+        let mut up = Fake::answering(vec![
+            Err(BuyFailure::NoNumbers),
+            sold("888", "628115550002"),
+        ]);
+        let Placed::New(a) = w.place(&tg(), &mut up).unwrap() else {
+            panic!("not new")
+        };
+        assert_eq!(up.asked, [w.a, w.b]);
+        assert_eq!((a.phone.as_str(), a.price_minor), ("628115550002", 180));
+        assert_eq!(w.stock(w.a), 0, "sold out until the next sync");
+        assert_eq!(w.stock(w.b), 9);
+        assert_eq!(w.balance(), 1000 - 180);
+        w.ledger_ok();
+        // A number busy with another of our orders is given back and the next one tried.
+        let mut w = world(1000);
+        w.conn
+            .execute(
+                "INSERT INTO numbers (phone, country_id, source, state, created_at) \
+                 VALUES ('628115550002', 6, 'manual', 'busy', 0)",
+                [],
+            )
+            .unwrap();
+        let mut up = Fake::answering(vec![
+            sold("901", "628115550002"),
+            sold("902", "628115550003"),
+        ]);
+        let Placed::New(c) = w.place(&tg(), &mut up).unwrap() else {
+            panic!("not new")
+        };
+        assert_eq!(up.asked, [w.a, w.b]);
+        assert_eq!(up.given_back, ["901"]);
+        assert_eq!((c.phone.as_str(), c.price_minor), ("628115550003", 180));
+        assert_eq!(w.balance(), 1000 - 180);
+        w.ledger_ok();
+    }
+
+    #[test]
+    fn when_no_provider_sells_the_order_is_refunded_and_no_numbers_answered() {
+        let mut w = world(1000);
+        let mut up = Fake::answering(vec![Err(BuyFailure::NoBalance), Err(BuyFailure::Other)]);
+        assert!(matches!(w.place(&tg(), &mut up), Err(Error::NoNumbers)));
+        assert_eq!(up.asked, [w.a, w.b]);
+        assert_eq!(up.notified.get(), 0);
+        assert_eq!(w.balance(), 1000);
+        assert_eq!(
+            providers::get(&w.conn, w.a).unwrap().unwrap().balance_minor,
+            Some(0)
+        );
+        assert_eq!((w.stock(w.a), w.stock(w.b)), (10, 10));
+        let a: i64 = w
+            .conn
+            .query_row("SELECT MAX(id) FROM activations", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(
+            activations::get(&w.conn, a).unwrap().unwrap().status,
+            Status::Canceled
+        );
+        assert_eq!(w.upstream_state(a).0, "closed");
+        w.ledger_ok();
+        // Once the customer waited long enough, no further provider is asked.
+        let mut w = world(1000);
+        let mut up = Fake {
+            impatient: true,
+            ..Fake::answering(vec![Err(BuyFailure::NoNumbers)])
+        };
+        assert!(matches!(w.place(&tg(), &mut up), Err(Error::NoNumbers)));
+        assert_eq!(up.asked, [w.a]);
+        assert_eq!(w.balance(), 1000);
+        w.ledger_ok();
     }
 
     #[test]

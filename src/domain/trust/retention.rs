@@ -130,18 +130,45 @@ fn refunded(conn: &Connection, ref_type: &str, id: i64) -> Result<i64> {
         .query_row(params![ref_type, id], |r| r.get(0))?)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn add_total(
-    conn: &Connection,
+/// An ended order as the monthly totals count it.
+struct EndedOrder {
+    id: i64,
     created_at: Timestamp,
-    kind: &str,
     country: i64,
-    service: &str,
-    source: &str,
-    status: &str,
+    service: String,
+    source: String,
+    status: String,
+    /// What the customer was charged (an activation's price, a rental's paid amount).
     charged: i64,
-    refunded: i64,
-) -> Result<()> {
+}
+
+/// The ended orders `select` lists (columns: id, created_at, country, service, source, status,
+/// charged; parameters: the cutoff and the limit).
+fn ended_orders(
+    conn: &Connection,
+    select: &str,
+    cutoff: Timestamp,
+    limit: usize,
+) -> Result<Vec<EndedOrder>> {
+    let mut stmt = conn.prepare_cached(select)?;
+    let rows = stmt.query_map(params![cutoff, limit as i64], |r| {
+        Ok(EndedOrder {
+            id: r.get(0)?,
+            created_at: r.get(1)?,
+            country: r.get(2)?,
+            service: r.get(3)?,
+            source: r.get(4)?,
+            status: r.get(5)?,
+            charged: r.get(6)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Counts an ended order of `kind` (`activation` or `rental`, also its ledger `ref_type`) in
+/// the monthly totals, unlinks its ledger rows and runs `deletes` (each takes the order id).
+fn anonymise(conn: &Connection, kind: &str, o: &EndedOrder, deletes: &[&str]) -> Result<()> {
+    let refunded = refunded(conn, kind, o.id)?;
     conn.prepare_cached(
         "INSERT INTO order_totals (month, kind, country_id, service, source, status, orders, \
          charged_minor, refunded_minor) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7, ?8) \
@@ -150,15 +177,19 @@ fn add_total(
          refunded_minor = refunded_minor + excluded.refunded_minor",
     )?
     .execute(params![
-        month_of(created_at),
+        month_of(o.created_at),
         kind,
-        country,
-        service,
-        source,
-        status,
-        charged,
+        o.country,
+        o.service,
+        o.source,
+        o.status,
+        o.charged,
         refunded
     ])?;
+    unlink_ledger(conn, kind, o.id)?;
+    for sql in deletes {
+        conn.prepare_cached(sql)?.execute([o.id])?;
+    }
     Ok(())
 }
 
@@ -175,83 +206,47 @@ fn unlink_ledger(conn: &Connection, ref_type: &str, id: i64) -> Result<()> {
 /// seconds ago. Returns how many orders were anonymised.
 pub fn anonymise_orders(conn: &Connection, retention: u64, now: Timestamp) -> Result<usize> {
     let cutoff = now - retention as i64;
-    type Row = (i64, Timestamp, i64, String, String, String, i64);
-    let activations: Vec<Row> = {
-        let mut stmt = conn.prepare_cached(
-            "SELECT id, created_at, country_id, service, source, status, price_minor \
-             FROM activations WHERE created_at < ?1 AND ended_at IS NOT NULL ORDER BY id LIMIT ?2",
-        )?;
-        let rows = stmt.query_map(params![cutoff, BATCH as i64], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-                r.get(6)?,
-            ))
-        })?;
-        rows.collect::<rusqlite::Result<_>>()?
-    };
-    for (id, created, country, service, source, status, price) in &activations {
-        let back = refunded(conn, "activation", *id)?;
-        add_total(
+    let activations = ended_orders(
+        conn,
+        "SELECT id, created_at, country_id, service, source, status, price_minor \
+         FROM activations WHERE created_at < ?1 AND ended_at IS NOT NULL ORDER BY id LIMIT ?2",
+        cutoff,
+        BATCH,
+    )?;
+    for o in &activations {
+        anonymise(
             conn,
-            *created,
             "activation",
-            *country,
-            service,
-            source,
-            status,
-            *price,
-            back,
+            o,
+            &[
+                "DELETE FROM messages WHERE activation_id = ?1",
+                "DELETE FROM sim_outbox WHERE activation_id = ?1",
+                "DELETE FROM upstream_orders WHERE activation_id = ?1",
+                "DELETE FROM webhook_deliveries WHERE ref_type = 'activation' AND ref_id = ?1",
+                "DELETE FROM activations WHERE id = ?1",
+            ],
         )?;
-        unlink_ledger(conn, "activation", *id)?;
-        for sql in [
-            "DELETE FROM messages WHERE activation_id = ?1",
-            "DELETE FROM sim_outbox WHERE activation_id = ?1",
-            "DELETE FROM upstream_orders WHERE activation_id = ?1",
-            "DELETE FROM webhook_deliveries WHERE ref_type = 'activation' AND ref_id = ?1",
-            "DELETE FROM activations WHERE id = ?1",
-        ] {
-            conn.prepare_cached(sql)?.execute([id])?;
-        }
     }
-    let left = BATCH - activations.len();
-    let rentals: Vec<Row> = {
-        let mut stmt = conn.prepare_cached(
-            "SELECT r.id, r.created_at, r.country_id, r.service, COALESCE(n.source, ''), r.status, \
-             r.paid_minor FROM rentals r LEFT JOIN numbers n ON n.id = r.number_id \
-             WHERE r.created_at < ?1 AND r.ended_at IS NOT NULL ORDER BY r.id LIMIT ?2",
+    let rentals = ended_orders(
+        conn,
+        "SELECT r.id, r.created_at, r.country_id, r.service, COALESCE(n.source, ''), r.status, \
+         r.paid_minor FROM rentals r LEFT JOIN numbers n ON n.id = r.number_id \
+         WHERE r.created_at < ?1 AND r.ended_at IS NOT NULL ORDER BY r.id LIMIT ?2",
+        cutoff,
+        BATCH - activations.len(),
+    )?;
+    for o in &rentals {
+        anonymise(
+            conn,
+            "rental",
+            o,
+            &[
+                "DELETE FROM messages WHERE rental_id = ?1",
+                "DELETE FROM sim_outbox WHERE rental_id = ?1",
+                "DELETE FROM webhook_deliveries WHERE ref_type = 'rental' AND ref_id = ?1",
+                "DELETE FROM rentals WHERE id = ?1",
+            ],
         )?;
-        let rows = stmt.query_map(params![cutoff, left as i64], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-                r.get(6)?,
-            ))
-        })?;
-        rows.collect::<rusqlite::Result<_>>()?
-    };
-    for (id, created, country, service, source, status, paid) in &rentals {
-        let back = refunded(conn, "rental", *id)?;
-        add_total(
-            conn, *created, "rental", *country, service, source, status, *paid, back,
-        )?;
-        unlink_ledger(conn, "rental", *id)?;
-        for sql in [
-            "DELETE FROM messages WHERE rental_id = ?1",
-            "DELETE FROM sim_outbox WHERE rental_id = ?1",
-            "DELETE FROM webhook_deliveries WHERE ref_type = 'rental' AND ref_id = ?1",
-            "DELETE FROM rentals WHERE id = ?1",
-        ] {
-            conn.prepare_cached(sql)?.execute([id])?;
-        }
     }
     Ok(activations.len() + rentals.len())
 }

@@ -1,17 +1,11 @@
 //! Every HTML template, as functions of plain data. maud escapes by default; there is no
 //! `PreEscaped` anywhere in the views.
 
-pub mod abuse;
-pub mod account;
-pub mod admin;
-pub mod admin_market;
-pub mod admin_providers;
-pub mod lifecycle;
+pub mod accounts;
 pub mod market;
-pub mod operator;
 pub mod public;
-pub mod second_factor;
-pub mod webhooks;
+pub mod supply;
+pub mod trust;
 
 use maud::{html, Markup, DOCTYPE};
 

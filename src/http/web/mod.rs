@@ -1,39 +1,33 @@
 //! Handlers for the web interface: public pages, account pages, operator pages, admin pages.
 
-mod abuse;
-mod account;
-mod admin;
-mod admin_abuse;
-mod admin_market;
-mod admin_providers;
+mod accounts;
 pub mod form;
-mod lifecycle;
 mod market;
-mod operator;
 mod public;
-mod second_factor;
-mod webhooks;
+mod supply;
+mod trust;
 
 use super::auth::{Signed, Visitor};
 use super::router::Router;
 use super::{Ctx, Request, Response};
 use crate::domain::base::money::currency_digits;
-use crate::views::market::Cur;
+use crate::views::market::orders::Cur;
 use crate::views::{Flash, Nav};
 
 pub fn routes(r: &mut Router) {
+    // In the order the flat module list had: the first matching pattern wins.
     public::routes(r);
-    account::routes(r);
-    admin::routes(r);
-    admin_market::routes(r);
-    admin_providers::routes(r);
-    lifecycle::routes(r);
-    market::routes(r);
-    operator::routes(r);
-    second_factor::routes(r);
-    webhooks::routes(r);
-    abuse::routes(r);
-    admin_abuse::routes(r);
+    accounts::account::routes(r);
+    trust::admin::routes(r);
+    market::admin::routes(r);
+    supply::providers::routes(r);
+    trust::lifecycle::routes(r);
+    market::orders::routes(r);
+    supply::operator::routes(r);
+    accounts::second_factor::routes(r);
+    market::webhooks::routes(r);
+    trust::abuse::routes(r);
+    trust::abuse_queue::routes(r);
 }
 
 /// The page header's view of the visitor.

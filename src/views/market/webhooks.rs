@@ -3,9 +3,9 @@
 
 use maud::{html, Markup};
 
-use super::{csrf, flash, opt_time, page, time, Flash, Nav};
 use crate::clock::Timestamp;
 use crate::domain::market::webhooks::{Delivery, State, Webhook, EVENTS, MAX_PER_ACCOUNT};
+use crate::views::{csrf, flash, opt_time, page, time, Flash, Nav};
 
 /// A webhook in the list with the state of its newest delivery.
 pub struct Row {

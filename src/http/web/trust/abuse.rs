@@ -3,15 +3,15 @@
 //! a terminated account (`/appeal/{token}`, reached from the termination mail or from the
 //! page a terminated person sees after logging in).
 
-use super::super::auth::{form_session, visitor, Visitor};
-use super::super::router::Router;
-use super::super::{error_page, Ctx, Method, Request, Response};
-use super::{nav, with_cookie};
 use crate::db;
 use crate::domain::accounts::{self, User};
 use crate::domain::trust::abuse::{self, Appeal, NewReport, APPEAL_TOKEN};
 use crate::domain::{accounts::tokens, trust::legal, Error};
-use crate::views::{abuse as view, Flash};
+use crate::http::auth::{form_session, visitor, Visitor};
+use crate::http::router::Router;
+use crate::http::web::{nav, with_cookie};
+use crate::http::{error_page, Ctx, Method, Request, Response};
+use crate::views::{trust::abuse as view, Flash};
 
 pub fn routes(r: &mut Router) {
     r.visitor(Method::Get, "/abuse", report_form);

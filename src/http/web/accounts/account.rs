@@ -1,12 +1,6 @@
 //! Sign-up, e-mail verification, login and logout, password reset, first-admin setup,
 //! dashboard and settings.
 
-use super::super::auth::{
-    clear_cookie, form_session, safe_next, session_cookie, visitor, Page, Signed, Visitor,
-};
-use super::super::router::Router;
-use super::super::{error_page, Ctx, Method, Request, Response};
-use super::{flash_from_query, nav, signed_nav, with_cookie};
 use crate::db;
 use crate::domain::accounts::passwords::Hasher;
 use crate::domain::accounts::{self, NewUser, Role, State};
@@ -17,7 +11,13 @@ use crate::domain::{
     accounts::second_factor, accounts::sessions, accounts::tokens, base::mail, trust::lifecycle,
     Error,
 };
-use crate::views::{account as view, Flash};
+use crate::http::auth::{
+    clear_cookie, form_session, safe_next, session_cookie, visitor, Page, Signed, Visitor,
+};
+use crate::http::router::Router;
+use crate::http::web::{flash_from_query, nav, signed_nav, with_cookie};
+use crate::http::{error_page, Ctx, Method, Request, Response};
+use crate::views::{accounts::account as view, Flash};
 
 const VERIFY_TTL: u64 = 48 * 3600;
 const RESET_TTL: u64 = 3600;
@@ -66,7 +66,7 @@ pub fn routes(r: &mut Router) {
 /// Security events per page of `/settings/security`.
 const EVENTS_PER_PAGE: i64 = 50;
 
-pub(super) fn err(msg: impl Into<String>) -> Option<Flash> {
+pub(in crate::http::web) fn err(msg: impl Into<String>) -> Option<Flash> {
     Some(Flash::Err(msg.into()))
 }
 
@@ -86,7 +86,7 @@ fn sign_in(ctx: &mut Ctx<'_>, req: &Request, user_id: i64, to: &str) -> Result<R
 /// says how, e.g. with which second factor) and creates the signed-in session; returns the
 /// cookie value.
 #[allow(clippy::too_many_arguments)]
-pub(super) fn open_session(
+pub(in crate::http::web) fn open_session(
     tx: &rusqlite::Connection,
     app: &crate::app::App,
     req: &Request,
@@ -112,7 +112,12 @@ pub(super) fn open_session(
 }
 
 /// The redirect after a login, carrying the new session's cookie.
-pub(super) fn signed_in_redirect(ctx: &Ctx<'_>, req: &Request, token: &str, to: &str) -> Response {
+pub(in crate::http::web) fn signed_in_redirect(
+    ctx: &Ctx<'_>,
+    req: &Request,
+    token: &str,
+    to: &str,
+) -> Response {
     Response::redirect(to).with_header(
         "Set-Cookie",
         &session_cookie(req, token, ctx.app.config.session_max),
@@ -370,11 +375,15 @@ fn login(ctx: &mut Ctx<'_>, req: &Request, v: &Visitor) -> Response {
                 "This account is suspended. Contact the operator of this site.".into(),
             )
         }
-        State::Terminated => return super::abuse::terminated_page(ctx, req, user),
+        State::Terminated => {
+            return crate::http::web::trust::abuse::terminated_page(ctx, req, user)
+        }
         State::Deleted => return page(ctx, 403, "This account is closed.".into()),
     }
     match second_factor::enabled(ctx.db, user.id) {
-        Ok(true) => return super::second_factor::ask_code(ctx, req, user.id, &next),
+        Ok(true) => {
+            return crate::http::web::accounts::second_factor::ask_code(ctx, req, user.id, &next)
+        }
         Ok(false) => {}
         Err(e) => return error_page(req, e.http_status(), &e.to_string()),
     }
@@ -628,7 +637,7 @@ fn setup(ctx: &mut Ctx<'_>, req: &Request, v: &Visitor) -> Response {
     }
 }
 
-pub(super) fn settings_page(
+pub(in crate::http::web) fn settings_page(
     ctx: &mut Ctx<'_>,
     s: &Signed,
     flash: Option<Flash>,

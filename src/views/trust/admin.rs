@@ -2,14 +2,14 @@
 
 use maud::{html, Markup};
 
-use super::{csrf, flash, opt_time, page, time, Flash, Nav};
 use crate::domain::accounts::User;
 use crate::domain::base::audit::{AuditFilter, AuditRow};
 use crate::domain::base::mail::OutboxRow;
 use crate::domain::market::wallet::Entry;
 use crate::jobs::RunRow;
 use crate::url::percent_encode;
-use crate::views::market::Cur;
+use crate::views::market::orders::Cur;
+use crate::views::{csrf, flash, opt_time, page, time, Flash, Nav};
 
 pub fn tabs() -> Markup {
     html! {

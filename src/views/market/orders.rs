@@ -3,7 +3,6 @@
 
 use maud::{html, Markup};
 
-use super::{csrf, flash, page, time, Flash, Kept, Nav};
 use crate::domain::accounts::apikeys::ApiKey;
 use crate::domain::base::money::Money;
 use crate::domain::market::activations::{Activation, Status};
@@ -11,6 +10,7 @@ use crate::domain::market::catalogue::{Country, Offer, Service};
 use crate::domain::market::inbox::Message;
 use crate::domain::market::rentals::{Rental, Status as RentalStatus};
 use crate::domain::market::wallet::Entry;
+use crate::views::{csrf, flash, page, time, Flash, Kept, Nav};
 
 /// Money formatting for this install.
 #[derive(Clone)]

@@ -2,15 +2,15 @@
 //! set the SMS-Activate-compatible URL, read a webhook's delivery log. Forms only queue and
 //! store; the `webhooks` job does the sending.
 
-use super::super::auth::{Page, Signed};
-use super::super::router::Router;
-use super::super::{error_page, Ctx, Method, Request, Response};
-use super::flash_from_query;
 use crate::db;
 use crate::domain::accounts::Role;
 use crate::domain::market::webhooks::{self, Created};
 use crate::domain::{base::audit, Error};
-use crate::views::webhooks::{self as view, NewSecret, Row};
+use crate::http::auth::{Page, Signed};
+use crate::http::router::Router;
+use crate::http::web::flash_from_query;
+use crate::http::{error_page, Ctx, Method, Request, Response};
+use crate::views::market::webhooks::{self as view, NewSecret, Row};
 use crate::views::{Flash, Nav};
 
 pub fn routes(r: &mut Router) {

@@ -1,12 +1,6 @@
 //! The account lifecycle pages (SPEC §9): deletion, export, e-mail change and the processing
 //! restriction for the holder; export, deletion and the requests list for the admin.
 
-use super::super::auth::{clear_cookie, Page, Signed, Visitor};
-use super::super::response::JSON;
-use super::super::router::Router;
-use super::super::{error_page, Ctx, Method, Request, Response};
-use super::account::{err, settings_page};
-use super::{admin, cur, flash_from_query, nav, signed_nav};
 use crate::clock::{describe_seconds, format_datetime, Timestamp};
 use crate::db;
 use crate::domain::base::audit::Actor;
@@ -15,7 +9,13 @@ use crate::domain::base::money::Money;
 use crate::domain::trust::export::{self, Meta};
 use crate::domain::trust::lifecycle::{self, By, Closed};
 use crate::domain::{accounts, base::mail, market::activations, Error};
-use crate::views::{account as account_view, lifecycle as view, Flash};
+use crate::http::auth::{clear_cookie, Page, Signed, Visitor};
+use crate::http::response::JSON;
+use crate::http::router::Router;
+use crate::http::web::accounts::account::{err, settings_page};
+use crate::http::web::{cur, flash_from_query, nav, signed_nav, trust::admin};
+use crate::http::{error_page, Ctx, Method, Request, Response};
+use crate::views::{accounts::account as account_view, trust::lifecycle as view, Flash};
 
 use crate::domain::accounts::Role;
 
@@ -106,7 +106,7 @@ fn second_factor_ok(ctx: &mut Ctx<'_>, s: &Signed, code: &str) -> Result<bool, E
 /// What the confirmation mail of a deletion needs to know about the install.
 struct MailCtx {
     site: String,
-    cur: crate::views::market::Cur,
+    cur: crate::views::market::orders::Cur,
     cooldown: u64,
     smtp: bool,
 }

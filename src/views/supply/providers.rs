@@ -4,12 +4,12 @@
 
 use maud::{html, Markup};
 
-use super::admin::tabs;
-use super::market::Cur;
-use super::{csrf, flash, opt_time, page, time, Flash, Nav};
 use crate::clock::Timestamp;
 use crate::domain::supply::providers::{markup_text, CallRow, Health, Kind, Provider};
 use crate::domain::supply::routing::RouteRow;
+use crate::views::market::orders::Cur;
+use crate::views::trust::admin::tabs;
+use crate::views::{csrf, flash, opt_time, page, time, Flash, Nav};
 
 /// A provider with its health, as listed.
 pub struct Row {

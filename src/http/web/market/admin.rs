@@ -2,10 +2,6 @@
 //! simulator, numbers (added one by one or pasted in bulk) and operators' payouts. Every
 //! change is audited.
 
-use super::super::auth::{Page, Signed};
-use super::super::router::Router;
-use super::super::{error_page, Ctx, Method, Request, Response};
-use super::{cur, flash_from_query};
 use crate::db;
 use crate::domain::accounts::Role;
 use crate::domain::base::audit::Actor;
@@ -15,7 +11,11 @@ use crate::domain::market::simulator::{self, Mode};
 use crate::domain::supply::numbers::{self, Entry, NewNumber, Report};
 use crate::domain::trust::admin;
 use crate::domain::{base::audit, market::vouchers, supply::payouts};
-use crate::views::admin_market as view;
+use crate::http::auth::{Page, Signed};
+use crate::http::router::Router;
+use crate::http::web::{cur, flash_from_query};
+use crate::http::{error_page, Ctx, Method, Request, Response};
+use crate::views::market::admin as view;
 use crate::views::{Flash, Nav};
 
 pub fn routes(r: &mut Router) {

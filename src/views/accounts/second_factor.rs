@@ -4,9 +4,9 @@
 
 use maud::{html, Markup};
 
-use super::{csrf, flash, page, time, Flash, Nav};
 use crate::clock::Timestamp;
 use crate::qr::QrCode;
+use crate::views::{csrf, flash, page, time, Flash, Nav};
 
 /// Light modules around the symbol, as the standard asks.
 const QUIET_ZONE: usize = 4;

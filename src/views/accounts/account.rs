@@ -2,9 +2,9 @@
 
 use maud::{html, Markup};
 
-use super::{csrf, flash, page, time, Flash, Nav};
 use crate::domain::accounts::User;
 use crate::domain::base::audit::SecurityRow;
+use crate::views::{csrf, flash, page, time, Flash, Nav};
 
 pub fn signup(nav: &Nav, token: &str, email: &str, min_age: u32, f: &Option<Flash>) -> Markup {
     page(
@@ -177,7 +177,7 @@ pub fn settings(
                     button type="submit" { "Sign out all other sessions" }
                 }
             }
-            (super::lifecycle::settings_sections(user, token))
+            (crate::views::trust::lifecycle::settings_sections(user, token))
             section.card #security {
                 h2 { "Security events" }
                 (events_table(events))

@@ -6,10 +6,6 @@
 
 use maud::Markup;
 
-use super::super::auth::{Page, Signed};
-use super::super::router::Router;
-use super::super::{error_page, Ctx, Method, Request, Response};
-use super::flash_from_query;
 use crate::clock::format_datetime;
 use crate::db;
 use crate::domain::accounts::{Role, User};
@@ -19,7 +15,11 @@ use crate::domain::trust::abuse::{self, State};
 use crate::domain::trust::admin;
 use crate::domain::trust::legal::{self, NewRequest, Outcome};
 use crate::domain::{market::blocklist, market::catalogue, trust::signals, Error};
-use crate::views::abuse::{self as view, UserEnforcement};
+use crate::http::auth::{Page, Signed};
+use crate::http::router::Router;
+use crate::http::web::flash_from_query;
+use crate::http::{error_page, Ctx, Method, Request, Response};
+use crate::views::trust::abuse::{self as view, UserEnforcement};
 
 pub fn routes(r: &mut Router) {
     r.page(Method::Get, "/admin/abuse", Role::Admin, queue);

@@ -1,10 +1,6 @@
 //! Admin pages: users (search, view, role and state changes, audited), job runs, outbox,
 //! audit log.
 
-use super::super::auth::{Page, Signed};
-use super::super::router::Router;
-use super::super::{error_page, Ctx, Method, Request, Response};
-use super::flash_from_query;
 use crate::clock::describe_seconds;
 use crate::db;
 use crate::domain::accounts::{self, Role, State};
@@ -12,7 +8,11 @@ use crate::domain::base::audit::Actor;
 use crate::domain::trust::admin;
 use crate::domain::trust::retention::{self, Rule};
 use crate::domain::{accounts::second_factor, base::audit, trust::lifecycle};
-use crate::views::{admin as view, Flash, Nav};
+use crate::http::auth::{Page, Signed};
+use crate::http::router::Router;
+use crate::http::web::flash_from_query;
+use crate::http::{error_page, Ctx, Method, Request, Response};
+use crate::views::{trust::admin as view, Flash, Nav};
 
 pub fn routes(r: &mut Router) {
     r.page(Method::Get, "/admin", Role::Admin, overview);
@@ -83,7 +83,7 @@ fn users(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
     }
 }
 
-pub(super) fn user_page(
+pub(in crate::http::web) fn user_page(
     ctx: &mut Ctx<'_>,
     req: &Request,
     s: &Signed,
@@ -98,8 +98,8 @@ pub(super) fn user_page(
     match accounts::find(ctx.db, id) {
         Ok(Some(u)) => {
             let panels = maud::html! {
-                (crate::views::lifecycle::admin_user_panel(&u, s.csrf(), &requests))
-                (super::admin_abuse::user_section(ctx, s.csrf(), &u))
+                (crate::views::trust::lifecycle::admin_user_panel(&u, s.csrf(), &requests))
+                (crate::http::web::trust::abuse_queue::user_section(ctx, s.csrf(), &u))
             };
             Response::html(view::user(
                 n,
@@ -213,7 +213,7 @@ fn reset_second_factor(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
     let app = ctx.app;
     let done = db::write(ctx.db, |tx| {
         let u = admin::reset_second_factor(tx, actor, id, now)?;
-        super::second_factor::notice(
+        crate::http::web::accounts::second_factor::notice(
             tx,
             app,
             &u.email,
@@ -261,7 +261,7 @@ fn retention_page(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
             rule: rule.as_str(),
             what: rule.what(),
             setting: rule.setting(),
-            period: describe_seconds(super::public::period(ctx, rule)),
+            period: describe_seconds(crate::http::web::public::period(ctx, rule)),
             last_run_at: run.as_ref().map(|r| r.last_run_at),
             last_removed: run.as_ref().map_or(0, |r| r.last_removed),
             total_removed: run.as_ref().map_or(0, |r| r.total_removed),
@@ -283,7 +283,9 @@ fn ledger(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
         ip_hash: &ip,
     };
     match db::write(ctx.db, |tx| admin::view_ledger(tx, actor, id, 200, now)) {
-        Ok((u, entries)) => Response::html(view::ledger(n, &u, &super::cur(ctx), &entries)),
+        Ok((u, entries)) => {
+            Response::html(view::ledger(n, &u, &crate::http::web::cur(ctx), &entries))
+        }
         Err(e) => error_page(req, e.http_status(), &e.to_string()),
     }
 }

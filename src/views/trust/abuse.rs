@@ -4,8 +4,6 @@
 
 use maud::{html, Markup};
 
-use super::admin::tabs;
-use super::{csrf, flash, opt_time, page, time, Flash, Nav};
 use crate::clock::{format_datetime, Timestamp};
 use crate::domain::accounts::{State as AccountState, User};
 use crate::domain::base::money::Money;
@@ -14,6 +12,8 @@ use crate::domain::market::catalogue::{Country, Service};
 use crate::domain::trust::abuse::{Appeal, Kind, NewReport, Note, NumberLookup, Report, State};
 use crate::domain::trust::legal::{Outcome, Request as LegalRequest, Year};
 use crate::domain::trust::signals::{Chargeback, Flag};
+use crate::views::trust::admin::tabs;
+use crate::views::{csrf, flash, opt_time, page, time, Flash, Nav};
 
 // ---------------------------------------------------------------------------------------
 // Public

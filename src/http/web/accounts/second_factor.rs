@@ -3,11 +3,6 @@
 //! current code too, and each sends a security e-mail), and the code step of the login at
 //! `/login/2fa`, reached from the password step with a short-lived waiting session.
 
-use super::super::auth::{clear_cookie, safe_next, session_cookie, visitor, Page, Signed, Visitor};
-use super::super::router::Router;
-use super::super::{error_page, Ctx, Method, Request, Response};
-use super::account::{open_session, signed_in_redirect};
-use super::{flash_from_query, nav};
 use crate::clock::format_datetime;
 use crate::db;
 use crate::domain::accounts::second_factor::{self, Proof, Status};
@@ -17,8 +12,13 @@ use crate::domain::base::audit::{
     SECOND_FACTOR_FAILED, TOTP_DISABLED, TOTP_ENABLED,
 };
 use crate::domain::{accounts::sessions, accounts::totp, base::mail, Error};
+use crate::http::auth::{clear_cookie, safe_next, session_cookie, visitor, Page, Signed, Visitor};
+use crate::http::router::Router;
+use crate::http::web::accounts::account::{open_session, signed_in_redirect};
+use crate::http::web::{flash_from_query, nav};
+use crate::http::{error_page, Ctx, Method, Request, Response};
 use crate::qr::QrCode;
-use crate::views::second_factor::{self as view, State};
+use crate::views::accounts::second_factor::{self as view, State};
 use crate::views::{Flash, Nav};
 
 /// How long the code step waits after the password.
@@ -174,7 +174,7 @@ fn recheck_password(
 
 /// Queues a security notice to the account's address in the caller's transaction. `subject`
 /// may name the site as `{site}`.
-pub(super) fn notice(
+pub(in crate::http::web) fn notice(
     tx: &rusqlite::Connection,
     ctx_app: &crate::app::App,
     to: &str,
@@ -359,7 +359,12 @@ fn regenerate(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
 
 /// Called by the password step when the account has a second factor: swaps the visitor's
 /// session for an anonymous one that waits for the code, and sends them to the code form.
-pub(super) fn ask_code(ctx: &mut Ctx<'_>, req: &Request, user_id: i64, next: &str) -> Response {
+pub(in crate::http::web) fn ask_code(
+    ctx: &mut Ctx<'_>,
+    req: &Request,
+    user_id: i64,
+    next: &str,
+) -> Response {
     let old = visitor(ctx, req).session.map(|s| s.id);
     let ip = ctx.ip_hash(req);
     let now = ctx.now();

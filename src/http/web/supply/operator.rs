@@ -3,10 +3,6 @@
 //! that created it, never in a URL), orders on its numbers, earnings and payout requests.
 //! Another operator's device is "not found".
 
-use super::super::auth::{Page, Signed};
-use super::super::router::Router;
-use super::super::{error_page, Ctx, Method, Request, Response};
-use super::{cur, flash_from_query};
 use crate::db;
 use crate::domain::accounts::Role;
 use crate::domain::base::money::{currency_digits, Money};
@@ -14,7 +10,13 @@ use crate::domain::market::earnings;
 use crate::domain::supply::devices::{self, Device, Kind, NewSim};
 use crate::domain::supply::payouts::Totals;
 use crate::domain::{base::audit, market::catalogue, supply::numbers, supply::payouts, Error};
-use crate::views::operator::{self as view, CountryNames, DevicePage, DeviceRow, NewDevice};
+use crate::http::auth::{Page, Signed};
+use crate::http::router::Router;
+use crate::http::web::{cur, flash_from_query};
+use crate::http::{error_page, Ctx, Method, Request, Response};
+use crate::views::supply::operator::{
+    self as view, CountryNames, DevicePage, DeviceRow, NewDevice,
+};
 use crate::views::{Flash, Nav};
 
 /// Rows per page of the long lists.

@@ -2,15 +2,15 @@
 //! (and sync at once), settings, "sync now", delete. Changes are audited; the key is never
 //! shown back (the form's key field is always empty) nor written to the audit log.
 
-use super::super::auth::{Page, Signed};
-use super::super::router::Router;
-use super::super::{error_page, Ctx, Method, Request, Response};
-use super::{cur, flash_from_query};
 use crate::db;
 use crate::domain::accounts::Role;
 use crate::domain::supply::providers::{self, Changes, Kind, NewProvider};
 use crate::domain::{base::audit, supply::routing, Error};
-use crate::views::admin_providers::{self as view, AddForm};
+use crate::http::auth::{Page, Signed};
+use crate::http::router::Router;
+use crate::http::web::{cur, flash_from_query};
+use crate::http::{error_page, Ctx, Method, Request, Response};
+use crate::views::supply::providers::{self as view, AddForm};
 use crate::views::{Flash, Nav};
 
 pub fn routes(r: &mut Router) {

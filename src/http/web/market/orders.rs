@@ -1,10 +1,6 @@
 //! Customer pages: dashboard with the order form and live orders, history, wallet, rentals,
 //! API keys. Forms post here; the dashboard's script reads `/api/v1` to show codes live.
 
-use super::super::auth::Page;
-use super::super::router::Router;
-use super::super::{Ctx, Method, Request, Response};
-use super::{cur, form};
 use crate::domain::accounts::Role;
 use crate::domain::base::money::{currency_digits, Money};
 use crate::domain::market::activations::{self, Activation, CancelReason, OrderRequest, Status};
@@ -13,8 +9,12 @@ use crate::domain::{
     accounts::apikeys, base::audit, market::catalogue, market::inbox, market::vouchers,
     market::wallet, Error,
 };
-use crate::views::market::{self as view, Dashboard, OrderCard, RentalCard};
-use crate::views::{account::verify_notice, Flash};
+use crate::http::auth::Page;
+use crate::http::router::Router;
+use crate::http::web::{cur, form};
+use crate::http::{Ctx, Method, Request, Response};
+use crate::views::market::orders::{self as view, Dashboard, OrderCard, RentalCard};
+use crate::views::{accounts::account::verify_notice, Flash};
 
 pub fn routes(r: &mut Router) {
     r.page(Method::Get, "/dashboard", Role::User, dashboard);

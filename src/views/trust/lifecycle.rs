@@ -4,9 +4,9 @@
 
 use maud::{html, Markup};
 
-use super::{csrf, flash, opt_time, page, time, Flash, Nav};
 use crate::domain::accounts::{State, User};
 use crate::domain::trust::lifecycle::RequestRow;
+use crate::views::{csrf, flash, opt_time, page, time, Flash, Nav};
 
 /// The settings page's sections about the account's data.
 pub fn settings_sections(user: &User, token: &str) -> Markup {
@@ -139,7 +139,7 @@ pub fn admin_requests(nav: &Nav, token: &str, rows: &[RequestRow], f: &Option<Fl
         nav,
         html! {
             h1 { "Account holders' requests" }
-            (super::admin::tabs())
+            (crate::views::trust::admin::tabs())
             (flash(f))
             p.muted { "Restrictions of processing (switched on or off in the holder's settings) and deletions. Restriction takes effect at once; mark a request seen once you have taken note of it." }
             table #requests {

@@ -5,14 +5,14 @@ use std::collections::HashMap;
 
 use maud::{html, Markup};
 
-use super::market::Cur;
-use super::{csrf, flash, opt_time, page, time, Flash, Nav};
 use crate::domain::market::catalogue::Country;
 use crate::domain::market::earnings::{Row, Sale};
 use crate::domain::supply::devices::{Device, Kind, Sim};
 use crate::domain::supply::numbers::Owned;
 use crate::domain::supply::payouts::Totals;
 use crate::domain::supply::payouts::{Payout, State};
+use crate::views::market::orders::Cur;
+use crate::views::{csrf, flash, opt_time, page, time, Flash, Nav};
 
 /// Country id → name, for tables.
 pub type CountryNames = HashMap<i64, String>;

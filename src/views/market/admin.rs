@@ -3,14 +3,14 @@
 
 use maud::{html, Markup};
 
-use super::admin::tabs;
-use super::market::Cur;
-use super::{csrf, flash, opt_time, page, time, Flash, Nav};
 use crate::domain::market::catalogue::{Country, Offer, Service};
 use crate::domain::market::simulator::Mode;
 use crate::domain::market::vouchers::VoucherRow;
 use crate::domain::supply::numbers::Report;
 use crate::domain::supply::payouts::{Payout, State as PayoutState};
+use crate::views::market::orders::Cur;
+use crate::views::trust::admin::tabs;
+use crate::views::{csrf, flash, opt_time, page, time, Flash, Nav};
 
 #[allow(clippy::too_many_arguments)] // a template of plain data
 pub fn prices(

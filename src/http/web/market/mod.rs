@@ -1,0 +1,8 @@
+//! Pages of the marketplace: the dashboard with the order form, order history, wallet,
+//! rentals and API keys ([`orders`]), the customer's webhooks ([`webhooks`]), and the
+//! admin's prices, catalogue switches, vouchers, numbers and payouts ([`admin`]).
+//! Templates: `views::market`.
+
+pub mod admin;
+pub mod orders;
+pub mod webhooks;

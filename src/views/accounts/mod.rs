@@ -1,0 +1,4 @@
+//! Templates of one's own account (handlers: `http::web::accounts`).
+
+pub mod account;
+pub mod second_factor;

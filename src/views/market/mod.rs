@@ -1,0 +1,5 @@
+//! Templates of the marketplace (handlers: `http::web::market`).
+
+pub mod admin;
+pub mod orders;
+pub mod webhooks;

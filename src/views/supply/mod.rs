@@ -1,0 +1,4 @@
+//! Templates of number supply (handlers: `http::web::supply`).
+
+pub mod operator;
+pub mod providers;

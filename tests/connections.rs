@@ -1,4 +1,4 @@
-//! The connection supervisor (src/http/supervisor.rs): limits tiny_http cannot apply while it
+//! The connection supervisor (src/http/server/supervisor.rs): limits tiny_http cannot apply while it
 //! reads a request head on its own thread — an endless header line, a head dripped a byte at
 //! a time, and more connections than `max_connections`.
 

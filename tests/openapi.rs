@@ -653,7 +653,7 @@ fn check_answer(doc: &Value, op: &Op, url: &str, r: &Response) -> Vec<String> {
 #[test]
 fn the_document_follows_its_own_rules() {
     let doc: Value =
-        serde_json::from_str(include_str!("../src/http/openapi.json")).expect("valid JSON");
+        serde_json::from_str(include_str!("../src/http/api/openapi.json")).expect("valid JSON");
     let problems = check_document(&doc);
     assert!(problems.is_empty(), "{}", problems.join("\n"));
     assert!(operations(&doc).len() >= 30);
@@ -742,7 +742,7 @@ fn every_operation_documents_the_rate_limit() {
         ("OTPBOX_API_IP_BURST", "1"),
     ]);
     let doc: Value =
-        serde_json::from_str(include_str!("../src/http/openapi.json")).expect("valid JSON");
+        serde_json::from_str(include_str!("../src/http/api/openapi.json")).expect("valid JSON");
     let mut problems = Vec::new();
     for op in operations(&doc) {
         let method = op.method.to_uppercase();

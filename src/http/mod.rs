@@ -4,22 +4,15 @@
 //! SMS-Activate protocol, dev hooks).
 
 pub mod api;
-pub mod api_admin;
-pub mod api_webhooks;
 pub mod assets;
 pub mod auth;
 pub mod dev;
-pub mod fivesim;
-pub mod handler_api;
-pub mod ingest;
-pub mod longpoll;
-pub mod net;
+pub mod protocols;
 pub mod ratelimit;
 pub mod request;
 pub mod response;
 pub mod router;
 pub mod server;
-pub mod supervisor;
 pub mod web;
 
 use std::sync::Arc;
@@ -101,11 +94,11 @@ pub fn build_router(config: &Config) -> Router {
     let mut r = Router::new();
     web::routes(&mut r);
     api::routes(&mut r);
-    handler_api::routes(&mut r);
-    fivesim::routes(&mut r);
-    api_webhooks::routes(&mut r);
-    api_admin::routes(&mut r);
-    ingest::routes(&mut r);
+    protocols::handler_api::routes(&mut r);
+    protocols::fivesim::routes(&mut r);
+    api::webhooks::routes(&mut r);
+    api::admin::routes(&mut r);
+    protocols::ingest::routes(&mut r);
     assets::routes(&mut r);
     if config.dev_clock {
         dev::routes(&mut r);
@@ -158,11 +151,11 @@ pub fn route(ctx: &mut Ctx<'_>, req: &mut Request) -> Response {
             Ok(user) => h(ctx, req, &user),
             Err(refusal) => refusal,
         },
-        (Handler::User(h), Access::FiveSimKey, _) => match fivesim::caller(ctx, req) {
+        (Handler::User(h), Access::FiveSimKey, _) => match protocols::fivesim::caller(ctx, req) {
             Ok(user) => h(ctx, req, &user),
             Err(refusal) => refusal,
         },
-        (Handler::Gateway(h), Access::Gateway, _) => match ingest::sender(ctx, req) {
+        (Handler::Gateway(h), Access::Gateway, _) => match protocols::ingest::sender(ctx, req) {
             Ok(sender) => h(ctx, req, &sender),
             Err(refusal) => refusal,
         },
@@ -175,7 +168,7 @@ pub fn route(ctx: &mut Ctx<'_>, req: &mut Request) -> Response {
 /// clients, a page otherwise.
 pub fn error_page(req: &Request, status: u16, message: &str) -> Response {
     if req.path.starts_with("/v1/") {
-        return fivesim::plain_error(status);
+        return protocols::fivesim::plain_error(status);
     }
     if req.path.starts_with("/api/") || req.path.starts_with("/ingest/") || req.wants_json() {
         let code = match status {

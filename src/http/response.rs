@@ -6,7 +6,7 @@ use std::sync::Arc;
 use maud::Markup;
 use serde::Serialize;
 
-use super::longpoll::Wait;
+use super::server::longpoll::Wait;
 
 #[derive(Debug, Clone)]
 pub struct Response {
@@ -14,7 +14,7 @@ pub struct Response {
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
     /// Set by long-poll handlers: hold the answer until the state changes (see
-    /// [`super::longpoll`]).
+    /// [`super::server::longpoll`]).
     pub wait: Option<Arc<Wait>>,
 }
 

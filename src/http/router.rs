@@ -4,7 +4,7 @@
 //! CSRF check of browser forms) before any handler runs.
 
 use super::auth::{Page, Visitor};
-use super::ingest::Sender;
+use super::protocols::ingest::Sender;
 use super::request::{percent_decode, Method, Request};
 use super::response::Response;
 use super::Ctx;

@@ -1,7 +1,7 @@
 //! The HTTP server: tiny_http underneath, our limits and worker pool on top.
 //!
 //! Flow of a request: tiny_http's connection thread reads the request head (bounded in time by
-//! the socket timeouts of [`super::net`]) → a worker takes it from tiny_http's queue → limits
+//! the socket timeouts of [`crate::http::server::net`]) → a worker takes it from tiny_http's queue → limits
 //! are checked (URL, headers, body size) → the body is read (small bodies are already in
 //! memory; larger uploads are read by a separate, bounded set of upload threads so a slow
 //! client never holds a worker) → the router runs the handler inside `catch_unwind` → security
@@ -13,6 +13,10 @@
 //! listening socket, so the process keeps serving. Connections the old server accepted keep
 //! sending their requests to its queue; a drain thread serves them until it falls quiet.
 
+pub mod longpoll;
+pub mod net;
+pub mod supervisor;
+
 use std::io::Read;
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -22,20 +26,20 @@ use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
-use super::longpoll::Wait;
-use super::request::{Method, Request};
-use super::response::{reason, Response};
-use super::supervisor::{self, Supervisor};
-use super::{Ctx, Site};
 use crate::app::App;
+use crate::http::request::{Method, Request};
+use crate::http::response::{reason, Response};
+use crate::http::{Ctx, Site};
 use crate::jobs::Jobs;
+use longpoll::Wait;
+use supervisor::Supervisor;
 
 pub const MAX_BODY: usize = 1024 * 1024;
 pub const MAX_URL: usize = 8 * 1024;
 pub const MAX_HEADERS: usize = 100;
 pub const MAX_HEADER_BYTES: usize = 32 * 1024;
 /// Above this announced body size an oversized request is never dropped (see
-/// [`super::net::answer_and_close`]); below it, dropping drains at most this much.
+/// [`crate::http::server::net::answer_and_close`]); below it, dropping drains at most this much.
 const MAX_DRAIN: usize = 64 * 1024 * 1024;
 /// Threads dropping refused requests at once; past this the worker drops them itself.
 const MAX_DISCARDERS: usize = 32;
@@ -87,13 +91,13 @@ struct Parked {
 /// can print the real address (port 0 picks a free port).
 pub fn bind(addr: SocketAddr, timeout: Duration) -> std::io::Result<TcpListener> {
     let listener = TcpListener::bind(addr)?;
-    super::net::limit_listener(&listener, timeout)?;
+    crate::http::server::net::limit_listener(&listener, timeout)?;
     Ok(listener)
 }
 
 /// Serves until the process ends. Spawns `workers` threads and blocks on them.
 pub fn run(app: Arc<App>, jobs: Arc<Jobs>, listener: TcpListener) -> std::io::Result<()> {
-    if let Some(n) = super::net::raise_open_files_limit() {
+    if let Some(n) = crate::http::server::net::raise_open_files_limit() {
         log::debug!("open files limit: {n}");
     }
     let server = Arc::new(start_tiny(&listener)?);
@@ -455,7 +459,7 @@ fn render_parked(app: &App, db: &mut Connection, p: &Parked, last: bool) -> Opti
             if !db.is_autocommit() {
                 let _ = db.execute_batch("ROLLBACK");
             }
-            Some(with_security_headers(super::error_page(
+            Some(with_security_headers(crate::http::error_page(
                 &p.req,
                 500,
                 "Something went wrong on our side. Please try again.",
@@ -546,7 +550,7 @@ pub fn dispatch(app: &App, site: &Site, db: &mut Connection, req: &mut Request) 
             site,
             db: &mut *db,
         };
-        super::route(&mut ctx, req)
+        crate::http::route(&mut ctx, req)
     }));
     let resp = match outcome {
         Ok(resp) => resp,
@@ -564,7 +568,7 @@ pub fn dispatch(app: &App, site: &Site, db: &mut Connection, req: &mut Request) 
             if !db.is_autocommit() {
                 let _ = db.execute_batch("ROLLBACK");
             }
-            super::error_page(
+            crate::http::error_page(
                 req,
                 500,
                 "Something went wrong on our side. Please try again.",
@@ -702,7 +706,7 @@ fn abandon(
     let closed = rq
         .remote_addr()
         .copied()
-        .map(|peer| super::net::answer_and_close(peer, &bytes))
+        .map(|peer| crate::http::server::net::answer_and_close(peer, &bytes))
         .unwrap_or(false);
     let n = shared.abandoned.fetch_add(1, Ordering::SeqCst) + 1;
     shared

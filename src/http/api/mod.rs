@@ -1,17 +1,17 @@
 //! The native JSON API under `/api/v1`, used by the dashboard's script and by customers.
 //! Authenticated by `Authorization: Bearer <API key>` or by the session cookie (then unsafe
 //! methods also need the `X-CSRF-Token` header). Errors are `{"error":{"code","message"}}`
-//! with a fitting HTTP status. The admin routes are in `api_admin.rs`. Every route is
+//! with a fitting HTTP status. The admin routes are in [`admin`], the webhook routes in [`webhooks`]. Every route is
 //! described in `openapi.json` (served at `/api/v1/openapi.json`); `tests/openapi.rs` proves
 //! the two agree.
 
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::longpoll;
-use super::router::Router;
-use super::Method;
-use super::{Ctx, Request, Response};
+use crate::http::router::Router;
+use crate::http::server::longpoll;
+use crate::http::Method;
+use crate::http::{Ctx, Request, Response};
 use rusqlite::Connection;
 
 use crate::app::App;
@@ -27,6 +27,9 @@ use crate::domain::{
     accounts::apikeys, base::audit, market::catalogue, market::inbox, market::vouchers,
     market::wallet, Error,
 };
+
+pub mod admin;
+pub mod webhooks;
 
 /// The OpenAPI 3.0 document of the native API: the one description of every `/api/v1` route.
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -217,7 +220,7 @@ pub fn rental_json(ctx: &Ctx<'_>, r: &Rental) -> Value {
 }
 
 fn get_openapi(_: &mut Ctx<'_>, _: &Request) -> Response {
-    Response::new(200, super::response::JSON, OPENAPI)
+    Response::new(200, crate::http::response::JSON, OPENAPI)
 }
 
 fn get_catalogue(ctx: &mut Ctx<'_>, req: &Request) -> Response {

@@ -7,10 +7,6 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::api::{body, error};
-use super::router::Router;
-use super::Method;
-use super::{Ctx, Request, Response};
 use crate::clock::format_rfc3339;
 use crate::db;
 use crate::domain::accounts::{self, Role, State, User};
@@ -19,6 +15,10 @@ use crate::domain::base::money::{currency_digits, Money};
 use crate::domain::market::catalogue::{self, Price};
 use crate::domain::trust::admin;
 use crate::domain::{market::vouchers, Error};
+use crate::http::api::{body, error};
+use crate::http::router::Router;
+use crate::http::Method;
+use crate::http::{Ctx, Request, Response};
 
 pub fn routes(r: &mut Router) {
     r.api(Method::Get, "/api/v1/admin/users", Role::Admin, list_users);

@@ -6,15 +6,15 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::api::{body, error};
-use super::router::Router;
-use super::Method;
-use super::{Ctx, Request, Response};
 use crate::clock::format_rfc3339;
 use crate::db;
 use crate::domain::accounts::{Role, User};
 use crate::domain::market::webhooks::{self, Created, Delivery, Webhook};
 use crate::domain::{base::audit, Error};
+use crate::http::api::{body, error};
+use crate::http::router::Router;
+use crate::http::Method;
+use crate::http::{Ctx, Request, Response};
 
 pub fn routes(r: &mut Router) {
     r.api(Method::Get, "/api/v1/webhooks", Role::User, list);

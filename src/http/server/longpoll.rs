@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
-use super::{Ctx, Request, Response};
 use crate::app::App;
+use crate::http::{Ctx, Request, Response};
 
 /// The longest wait a caller may ask for.
 pub const MAX_WAIT: Duration = Duration::from_secs(30);

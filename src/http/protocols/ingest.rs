@@ -20,14 +20,14 @@
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::router::Router;
-use super::{api, Ctx, Method, Request, Response};
 use crate::clock::Timestamp;
 use crate::db;
 use crate::domain::base::crypto::{constant_time_eq, hmac_sha256, unhex};
 use crate::domain::market::inbox::Delivered;
 use crate::domain::supply::devices::{self, Device, Kind};
 use crate::domain::supply::gateway::{self, Event, Outcome, ReportedSim, Sms};
+use crate::http::router::Router;
+use crate::http::{api, Ctx, Method, Request, Response};
 
 pub fn routes(r: &mut Router) {
     r.gateway(Method::Post, "/ingest/{kind}/{device_id}", ingest);
@@ -45,7 +45,7 @@ pub struct Sender {
     pub heartbeat: bool,
 }
 
-/// [`Access::Gateway`](super::router::Access::Gateway): the device named by the path, if
+/// [`Access::Gateway`](crate::http::router::Access::Gateway): the device named by the path, if
 /// the request is signed with its secret the way its gateway kind signs (or is a heartbeat
 /// with the secret as bearer token). 404 for an unknown device or kind, 401 for a bad
 /// signature, checked before anything is read or written.

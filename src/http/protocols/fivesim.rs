@@ -23,9 +23,6 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use super::router::Router;
-use super::Method;
-use super::{Ctx, Request, Response};
 use crate::db;
 use crate::domain::accounts::User;
 use crate::domain::base::money::{currency_digits, Money};
@@ -33,6 +30,9 @@ use crate::domain::market::activations::{self, Activation, CancelReason, OrderBy
 use crate::domain::market::blocklist::Scope;
 use crate::domain::market::catalogue::{self, Country, Service};
 use crate::domain::{accounts::apikeys, market::inbox, Error};
+use crate::http::router::Router;
+use crate::http::Method;
+use crate::http::{Ctx, Request, Response};
 
 pub fn routes(r: &mut Router) {
     r.public(Method::Get, "/v1/guest/countries", guest_countries);
@@ -117,7 +117,7 @@ fn error(e: &Error) -> Response {
     }
 }
 
-/// [`Access::FiveSimKey`](super::router::Access::FiveSimKey): the account behind the bearer key.
+/// [`Access::FiveSimKey`](crate::http::router::Access::FiveSimKey): the account behind the bearer key.
 pub fn caller(ctx: &mut Ctx<'_>, req: &Request) -> Result<User, Response> {
     let Some(key) = req.bearer() else {
         return Err(fail(401, "unauthorized"));

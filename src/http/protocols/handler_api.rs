@@ -18,9 +18,6 @@ use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::longpoll;
-use super::router::Router;
-use super::{Ctx, Method, Request, Response};
 use crate::app::App;
 use crate::clock::{format_datetime, Timestamp};
 use crate::db;
@@ -33,6 +30,9 @@ use crate::domain::market::blocklist::Scope;
 use crate::domain::market::catalogue::{self, Offer};
 use crate::domain::market::rentals::{self, RentRequest, Rental, MAX_HOURS, MIN_HOURS};
 use crate::domain::{accounts::apikeys, market::inbox, Error};
+use crate::http::router::Router;
+use crate::http::server::longpoll;
+use crate::http::{Ctx, Method, Request, Response};
 
 pub const PATH: &str = "/stubs/handler_api.php";
 
@@ -679,7 +679,7 @@ fn get_status(ctx: &mut Ctx<'_>, user: &User, p: &Params) -> Response {
 /// The getStatus answer for activation `id` of `user_id`, as it is now:
 /// `STATUS_WAIT_CODE`, `STATUS_WAIT_RETRY:«previous code»`, `STATUS_OK:«code»`,
 /// `STATUS_CANCEL`, or an error token. Needs no `Ctx`, so it can be rendered again later
-/// (a long-poll's [`super::longpoll::Render`]): the first value is the state the answer
+/// (a long-poll's [`crate::http::server::longpoll::Render`]): the first value is the state the answer
 /// shows while the activation is live, `None` once it has ended or on an error.
 pub fn status_reply(
     app: &App,

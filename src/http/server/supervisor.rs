@@ -31,7 +31,7 @@ use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::net::{self, ClientSocket};
+use crate::http::server::net::{self, ClientSocket};
 
 /// How often connections are looked at.
 pub const TICK: Duration = Duration::from_millis(100);

@@ -1,4 +1,4 @@
-//! What an operator's device tells us, once `http/ingest.rs` has authenticated the request and
+//! What an operator's device tells us, once `http/protocols/ingest.rs` has authenticated the request and
 //! parsed the gateway's format: SMS to take in, the device's SIM list, heartbeats.
 //!
 //! [`take_in`] runs in the request's transaction. It marks the device seen (its SIMs go back

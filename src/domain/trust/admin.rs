@@ -1,5 +1,5 @@
 //! The admin's actions on accounts, money and the catalogue, shared by the admin pages
-//! (`http/web/admin*.rs`) and the admin API (`http/api_admin.rs`). Each one checks its rules,
+//! (`http/web/admin*.rs`) and the admin API (`http/api/admin.rs`). Each one checks its rules,
 //! makes the change and writes its audit row, all in the caller's transaction, so both edges
 //! behave and audit exactly alike.
 

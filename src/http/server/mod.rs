@@ -12,6 +12,39 @@
 //! the worker that sees the error starts a fresh tiny_http server on a clone of the same
 //! listening socket, so the process keeps serving. Connections the old server accepted keep
 //! sending their requests to its queue; a drain thread serves them until it falls quiet.
+//!
+//! # The tiny_http gaps we close
+//!
+//! tiny_http 0.12 is small and synchronous, which suits us, but on its own it trusts its clients
+//! too much. What we add, and where:
+//!
+//! | Gap in tiny_http | What otpbox does | Where |
+//! | --- | --- | --- |
+//! | Connections never time out: an idle or stalled client holds its thread forever. | `SO_RCVTIMEO`/`SO_SNDTIMEO` (`read_timeout`) are set on the listening socket; Linux copies them to every accepted socket, so each read and write gives up after that long without progress. | `net::limit_listener` |
+//! | Every connection gets a thread as soon as it is accepted, even one that sends nothing. | `TCP_DEFER_ACCEPT`: the kernel hands a connection over only once its first bytes arrive (or the timeout passes). | `net::limit_listener` |
+//! | Bodies over 1 KiB are read by the worker straight from the socket with no limit, so a few slow uploads block every worker. | Such bodies are read by a bounded set of upload threads, through `take(1 MiB + 1)`; the workers go on serving. | `server::handle_incoming`, `server::upload` |
+//! | An oversized body is accepted. | 413 from `Content-Length` before reading; chunked bodies are cut at 1 MiB. | `server::check_limits`, `server::upload` |
+//! | Dropping an unanswered request drains its body on the dropping thread. | Refused requests are dropped on short-lived discard threads (at most 32). | `server::discard` |
+//! | Dropping a request that announced a huge `Content-Length` allocates that much at once and aborts the process. | Above 64 MiB announced, the request is never dropped: the answer is written straight to the client's socket, found by peer address among our descriptors, the socket is shut down, and the tiny_http request is forgotten (its connection thread stays parked; each case is logged). | `server::abandon`, `net::answer_and_close` |
+//! | An `accept` error such as EMFILE ends the accept loop for good while the process lives on. | The worker that sees `recv()` fail starts a new tiny_http server on a clone of the same listening socket and wakes the other workers to move over, with back-off. | `server::restart_accept_loop` |
+//! | The receive timeout we set on the listening socket (so accepted sockets inherit it) also times out `accept()`, so a quiet server's accept loop ends every `read_timeout`; and tiny_http's accept thread panics (`try_clone().unwrap()`) when exactly one descriptor is left. | Workers wait with a 1 s timeout and move to a fresh accept loop; a short-lived thread keeps answering the old loop's kept-alive connections until they go quiet. A panic hook recognises the accept-thread panic and triggers the same restart. Idle restarts log at debug level only. | `server::restart_accept_loop` |
+//! | Running out of file descriptors is easy. | The soft `RLIMIT_NOFILE` is raised to the hard limit at start-up. | `net::raise_open_files_limit` |
+//! | No limits on URL length or header count and size. | 414 over 8 KiB of URL, 431 over 100 fields or 32 KiB, checked after tiny_http has parsed the head. | `server::check_limits` |
+//! | A panicking handler would take the worker down. | `catch_unwind` per request (and per job), a 500 page, rollback of an open transaction. The release profile keeps `panic = "unwind"` for this. | `server::dispatch` |
+//! | It adds its own `Server:` header. | We set `Server: otpbox`. | `server::to_tiny` |
+//! | Every connection gets its own thread, with no ceiling on how many. | The supervisor counts our client sockets every 100 ms and cuts the idle ones beyond `max_connections` (half-sent heads first). | `supervisor.rs` |
+//! | A request head is read with no size cap (an endless header line grows its buffer without end), and a head dripped a byte at a time holds its thread as long as the client likes. | The supervisor compares each socket's received bytes (`TCP_INFO`) with what its requests account for: over about 48 KiB unaccounted, or a head arriving for longer than `read_timeout`, and the connection is cut (its descriptors swapped for a dead stand-in, so tiny_http's thread ends). | `supervisor.rs`, `net::shut_down` |
+//! | Its connection pool can leave a new connection queued behind busy kept-alive ones indefinitely. | The supervisor opens a throwaway connection to itself when bytes wait 250 ms unserved, so the pool starts a thread. | `supervisor.rs` |
+//!
+//! ## What stays open
+//!
+//! - Limits on a head in progress are enforced per supervisor tick: a very fast client can send
+//!   one tick's worth of traffic (plus kernel buffers) past the head limit before it is cut.
+//! - A request refused by `abandon` leaves its tiny_http connection thread parked for the life of
+//!   the process.
+//!
+//! For an install on the open internet, put a reverse proxy in front (examples in `packaging/`):
+//! it terminates TLS and adds its own limits in front of tiny_http.
 
 pub mod longpoll;
 pub mod net;

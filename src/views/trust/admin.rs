@@ -88,7 +88,7 @@ pub fn users(nav: &Nav, q: &str, users: &[User]) -> Markup {
 }
 
 /// A user's page; `panels` are the sections of other areas below the account's own: the
-/// lifecycle requests (`views::lifecycle::admin_user_panel`) and the flags, chargebacks and
+/// lifecycle requests (`views::trust::lifecycle::admin_user_panel`) and the flags, chargebacks and
 /// termination (`views::abuse::user_section`).
 pub fn user(
     nav: &Nav,

@@ -188,3 +188,40 @@ fn other_paths_are_not_limited_and_zero_turns_limits_off() {
         assert_eq!(r.status, 200);
     }
 }
+
+/// Another spelling of a limited path is the same route and the same bucket: doubled and
+/// trailing slashes are served as the canonical path and counted with it, and a key sent
+/// as ` api_key ` (which the protocol trims) is the key's bucket, not the address's.
+#[test]
+fn every_spelling_of_a_limited_path_takes_from_the_same_bucket() {
+    let s = server(100);
+    let key = customer_key(&s, "spelling@example.com");
+    let spellings = [
+        "//stubs//handler_api.php?action=getBalance&api_key=KEY".to_string(),
+        "/stubs/handler_api.php/?action=getBalance&api_key=KEY".to_string(),
+        "/stubs/./handler_api.php?action=getBalance&%20api_key%20=KEY".to_string(),
+    ];
+    let mut served = 0;
+    for i in 0..40 {
+        let path = spellings[i % spellings.len()].replace("KEY", &key);
+        let r = hit(&s, "198.51.100.7", None, &path);
+        assert_eq!(r.status, 200, "{path}");
+        if r.text().starts_with("ACCESS_BALANCE") {
+            served += 1;
+        } else {
+            assert_eq!(r.text(), "TOO_MANY_REQUESTS", "{path}");
+        }
+    }
+    // The key's burst is 3; a slow machine may refill one or two tokens meanwhile.
+    assert!((3..=5).contains(&served), "{served} of 40 served");
+    for path in ["//api/v1/balance", "/api/v1/balance/", "//v1/user/profile"] {
+        let mut refused = false;
+        for _ in 0..8 {
+            if is_refusal(&hit(&s, "198.51.100.8", Some(&key), path)) {
+                refused = true;
+                break;
+            }
+        }
+        assert!(refused, "{path} is limited");
+    }
+}

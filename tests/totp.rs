@@ -49,7 +49,11 @@ fn fresh_step(s: &TestServer) -> i64 {
     let now = s.clock_now();
     s.advance_clock((STEP - now.rem_euclid(STEP) + 1) as u64);
     let now = s.clock_now();
-    assert_eq!(now.rem_euclid(STEP), 1, "the clock moved to a step start");
+    // A loaded machine may let a few real seconds pass; most of the step is still ahead.
+    assert!(
+        (1..=5).contains(&now.rem_euclid(STEP)),
+        "the clock moved to a step start"
+    );
     now / STEP
 }
 

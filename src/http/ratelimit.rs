@@ -230,9 +230,7 @@ impl Protocol {
     pub fn key(self, req: &Request) -> Option<String> {
         match self {
             Protocol::Native | Protocol::FiveSim => req.bearer().map(str::to_string),
-            Protocol::HandlerApi => req
-                .query_param("api_key")
-                .or_else(|| req.form().get("api_key").map(str::to_string)),
+            Protocol::HandlerApi => req.api_param("api_key").map(str::to_string),
         }
     }
 

@@ -51,7 +51,8 @@ impl Method {
 #[derive(Debug, Clone)]
 pub struct Request {
     pub method: Method,
-    /// Path without the query string, percent-decoded per segment by the router.
+    /// Path without the query string, canonical ([`canonical_path`]): the one spelling the
+    /// router, the rate limiter and the handlers see.
     pub path: String,
     pub query: String,
     /// Header names lower-cased.
@@ -63,9 +64,34 @@ pub struct Request {
     pub secure: bool,
     /// Route parameters (`{id}` segments) filled in by the router.
     pub params: Vec<(String, String)>,
+    /// The protocol parameters, parsed once ([`Request::api_params`]).
+    api_params: std::cell::OnceCell<Vec<(String, String)>>,
 }
 
 impl Request {
+    /// A request as it arrives: `path` is made canonical ([`canonical_path`]); the body
+    /// follows when it is read.
+    pub fn new(
+        method: Method,
+        path: &str,
+        query: &str,
+        headers: Vec<(String, String)>,
+        remote_ip: IpAddr,
+        secure: bool,
+    ) -> Request {
+        Request {
+            method,
+            path: canonical_path(path),
+            query: query.to_string(),
+            headers,
+            body: Vec::new(),
+            remote_ip,
+            secure,
+            params: Vec::new(),
+            api_params: Default::default(),
+        }
+    }
+
     /// A request for unit tests: no socket involved.
     #[cfg(test)]
     pub fn fake(method: Method, url: &str, body: &[u8]) -> Request {
@@ -79,6 +105,7 @@ impl Request {
             remote_ip: IpAddr::from([127, 0, 0, 1]),
             secure: false,
             params: Vec::new(),
+            api_params: Default::default(),
         }
     }
 
@@ -113,6 +140,28 @@ impl Request {
     /// Route parameter parsed as an id.
     pub fn id_param(&self, name: &str) -> Option<i64> {
         self.param(name)?.parse().ok()
+    }
+
+    /// The request's parameters as the customer protocols read them: the query string, then
+    /// a form body, names and values trimmed. Parsed once; the rate limiter and the
+    /// protocol handlers read the same list, so a spelling one accepts the other sees.
+    pub fn api_params(&self) -> &[(String, String)] {
+        self.api_params.get_or_init(|| {
+            let mut pairs = self.query_pairs();
+            pairs.extend(self.form().0);
+            pairs
+                .into_iter()
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                .collect()
+        })
+    }
+
+    /// The first non-empty [`Request::api_params`] value named `name`.
+    pub fn api_param(&self, name: &str) -> Option<&str> {
+        self.api_params()
+            .iter()
+            .find(|(k, v)| k == name && !v.is_empty())
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn query_pairs(&self) -> Vec<(String, String)> {
@@ -220,9 +269,55 @@ pub fn percent_decode(s: &str, plus: bool) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// The one spelling of a request path that the router, the rate limiter and the handlers
+/// all see: empty segments (`//`, a trailing `/`) and `.` segments dropped, `..` resolved.
+/// Other spellings of a route are served as this one, and limited as it.
+pub fn canonical_path(raw: &str) -> String {
+    let mut segs: Vec<&str> = Vec::new();
+    for seg in raw.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                segs.pop();
+            }
+            s => segs.push(s),
+        }
+    }
+    format!("/{}", segs.join("/"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_spelling_of_a_path_has_one_canonical_form() {
+        for raw in [
+            "/stubs/handler_api.php",
+            "//stubs//handler_api.php",
+            "/stubs/handler_api.php/",
+            "/stubs/./handler_api.php",
+            "/x/../stubs/handler_api.php",
+        ] {
+            assert_eq!(canonical_path(raw), "/stubs/handler_api.php", "{raw}");
+        }
+        assert_eq!(canonical_path("//api/v1/balance"), "/api/v1/balance");
+        assert_eq!(canonical_path("/"), "/");
+        assert_eq!(canonical_path(""), "/");
+        assert_eq!(canonical_path("/../.."), "/");
+    }
+
+    #[test]
+    fn protocol_parameters_are_trimmed_and_parsed_once() {
+        let req = Request::fake(
+            Method::Post,
+            "/stubs/handler_api.php?%20api_key%20=%20k1%20&action=getBalance",
+            b"api_key=k2",
+        );
+        assert_eq!(req.api_param("api_key"), Some("k1"));
+        assert_eq!(req.api_param("action"), Some("getBalance"));
+        assert_eq!(req.api_params().len(), 3);
+    }
     use crate::url::percent_encode;
 
     #[test]

@@ -122,14 +122,7 @@ struct Params(Vec<(String, String)>);
 
 impl Params {
     fn of(req: &Request) -> Params {
-        let mut pairs = req.query_pairs();
-        pairs.extend(req.form().0);
-        Params(
-            pairs
-                .into_iter()
-                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-                .collect(),
-        )
+        Params(req.api_params().to_vec())
     }
 
     /// The first non-empty value under any of `names`.

@@ -550,16 +550,14 @@ fn shallow(rq: &tiny_http::Request, app: &App) -> Request {
         .remote_addr()
         .map(|a| a.ip())
         .unwrap_or(IpAddr::from([127, 0, 0, 1]));
-    let mut req = Request {
-        method: Method::parse(rq.method().as_str()),
-        path: path.to_string(),
-        query: query.to_string(),
+    let mut req = Request::new(
+        Method::parse(rq.method().as_str()),
+        path,
+        query,
         headers,
-        body: Vec::new(),
-        remote_ip: direct_ip,
-        secure: rq.secure(),
-        params: Vec::new(),
-    };
+        direct_ip,
+        rq.secure(),
+    );
     if app.config.behind_proxy {
         if let Some(ip) = req
             .header("x-forwarded-for")

@@ -91,6 +91,7 @@ impl App {
             cooldown: self.config.reuse_cooldown,
             sim_delay: self.config.sim_delay,
             operator_share: self.config.operator_share,
+            allow_private_urls: self.config.webhook_allow_private,
         }
     }
 

@@ -750,3 +750,41 @@ fn rent_cancel_refunds_and_rent_errors_are_json_tokens() {
         serde_json::json!({"status": "error", "message": "CANT_CANCEL"})
     );
 }
+
+/// A rental's webhook URL is checked at registration like every customer URL: a loopback
+/// or private address is refused and nothing is rented or charged, on handler_api and on
+/// the native API alike.
+#[test]
+fn a_rental_webhook_to_an_internal_address_is_refused_at_registration() {
+    let api = demo();
+    let before = api.balance();
+    for url in [
+        "http%3A%2F%2F127.0.0.1%3A9%2Fhook",
+        "http%3A%2F%2Flocalhost%2Fhook",
+        "http%3A%2F%2F10.0.0.7%2Fhook",
+    ] {
+        let r = api.json(
+            "getRentNumber",
+            &format!("service=tg&country=6&time=4&url={url}"),
+        );
+        assert_eq!(r["status"], "error", "{url}: {r}");
+    }
+    assert_eq!(api.balance(), before);
+    let mut native = api.server.client();
+    native.always_send("Authorization", &format!("Bearer {}", api.key));
+    let r = native.post_json(
+        "/api/v1/rentals",
+        &serde_json::json!({"country": 6, "service": "tg", "hours": 4,
+                            "webhook_url": "http://127.0.0.1:9/hook"}),
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.json()["error"]["code"], "invalid_request");
+    assert_eq!(api.balance(), before);
+    assert_eq!(api.server.count("SELECT COUNT(*) FROM rentals"), 0);
+    // A public URL is still taken.
+    let ok = api.json(
+        "getRentNumber",
+        "service=tg&country=6&time=4&url=https%3A%2F%2Fbot.example%2Fhook",
+    );
+    assert_eq!(ok["status"], "success", "{ok}");
+}

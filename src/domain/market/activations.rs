@@ -113,6 +113,9 @@ pub struct Policy {
     pub sim_delay: u64,
     /// Percent of a completed order's price credited to the number's operator.
     pub operator_share: u32,
+    /// Customer URLs (a rental's webhook) may point at private addresses
+    /// (`webhook_allow_private`).
+    pub allow_private_urls: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -942,6 +945,7 @@ mod tests {
         cooldown: 0,
         sim_delay: 5,
         operator_share: 70,
+        allow_private_urls: false,
     };
     const T0: i64 = 1_000_000;
 

@@ -220,6 +220,7 @@ mod tests {
         cooldown: 0,
         sim_delay: 5,
         operator_share: 70,
+        allow_private_urls: false,
     };
 
     /// A customer with 100.00, an operator owning three numbers in Indonesia (a number serves

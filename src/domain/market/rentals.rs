@@ -10,7 +10,8 @@ use crate::domain::accounts::User;
 use crate::domain::market::activations::{free_number, pick_number, take_number, Policy};
 use crate::domain::market::wallet::{self, Kind};
 use crate::domain::{
-    market::blocklist, market::catalogue, market::earnings, market::simulator, Error, Result,
+    market::blocklist, market::catalogue, market::earnings, market::simulator, market::webhooks,
+    Error, Result,
 };
 
 /// Rental lengths allowed, in hours (SMS-Activate: 4 to 1344 hours = 8 weeks).
@@ -147,11 +148,9 @@ pub fn rent(
     catalogue::live_country(conn, req.country)?;
     let service = catalogue::live_service(conn, &req.service)?;
     check_hours(req.hours)?;
-    let is_url = req.webhook_url.starts_with("https://") || req.webhook_url.starts_with("http://");
-    if !req.webhook_url.is_empty() && !is_url {
-        return Err(Error::invalid(
-            "The webhook URL must start with http:// or https://.",
-        ));
+    if !req.webhook_url.is_empty() {
+        // The same check as every other customer URL, at registration (sending checks again).
+        webhooks::check_url(&req.webhook_url, policy.allow_private_urls)?;
     }
     let hour = catalogue::price(conn, req.country, &service.code, "")?
         .ok_or(Error::NoNumbers)?

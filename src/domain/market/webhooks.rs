@@ -116,7 +116,9 @@ pub fn host_of(url: &str) -> String {
         .unwrap_or_default()
 }
 
-fn check_url(url: &str, allow_private: bool) -> Result<String> {
+/// A customer-supplied URL, checked the one way every customer URL is (`outbound::check_url`):
+/// http(s), no credentials, no private or loopback address unless `allow_private`.
+pub fn check_url(url: &str, allow_private: bool) -> Result<String> {
     crate::outbound::check_url(url, allow_private).map_err(Error::Invalid)?;
     Ok(url.trim().to_string())
 }
@@ -1105,6 +1107,7 @@ mod tests {
             cooldown: 0,
             sim_delay: 5,
             operator_share: 70,
+            allow_private_urls: false,
         };
         let req = OrderRequest {
             country: 6,

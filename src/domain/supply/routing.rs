@@ -545,6 +545,7 @@ pub fn apply_poll(conn: &Connection, d: &Due, p: &Polled, now: Timestamp) -> Res
                 cooldown: 0,
                 sim_delay: 0,
                 operator_share: 0,
+                allow_private_urls: false,
             };
             activations::cancel(conn, a.user_id, a.id, CancelReason::Cancel, &policy, now)?;
             out.canceled = true;
@@ -695,6 +696,7 @@ mod tests {
         cooldown: 0,
         sim_delay: 5,
         operator_share: 70,
+        allow_private_urls: false,
     };
     const T0: i64 = 1_000_000;
 

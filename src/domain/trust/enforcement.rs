@@ -79,6 +79,7 @@ mod tests {
         cooldown: 0,
         sim_delay: 5,
         operator_share: 70,
+        allow_private_urls: false,
     };
 
     #[test]

@@ -223,12 +223,18 @@ fn smstools_bridge_reads_message_files_with_settings_from_its_config_file() {
         .as_bytes(),
     );
     let conf_env = [("OTPBOX_BRIDGE_CONF", conf.to_str().unwrap())];
+    // smsd writes local times; the test machine runs in UTC. Received a minute ago (otpbox
+    // refuses times far from its clock).
+    let at = (chrono::Utc::now() - chrono::Duration::minutes(1)).format("%y-%m-%d %H:%M:%S");
     let file = scratch.write(
         "GSM1.aB3dE9",
-        b"From: 6281999\nFrom_TOA: 91 international, ISDN/telephone\nFrom_SMSC: 6281100000\n\
-          Sent: 24-06-22 15:46:09\nReceived: 24-06-22 15:46:11\nSubject: GSM1\n\
-          Modem: GSM1\nIMSI: 510101234567890\nAlphabet: ISO8859-15\nLength: 20\nUDH: false\n\n\
-          Telegram code: 24680\n",
+        format!(
+            "From: 6281999\nFrom_TOA: 91 international, ISDN/telephone\nFrom_SMSC: 6281100000\n\
+             Sent: {at}\nReceived: {at}\nSubject: GSM1\n\
+             Modem: GSM1\nIMSI: 510101234567890\nAlphabet: ISO8859-15\nLength: 20\nUDH: false\n\n\
+             Telegram code: 24680\n"
+        )
+        .as_bytes(),
     );
     let path = file.to_str().unwrap();
     // Events other than RECEIVED are none of its business.
@@ -256,9 +262,8 @@ fn smstools_bridge_reads_message_files_with_settings_from_its_config_file() {
     assert_eq!(w.messages(), 1);
 
     // A UCS-2 message from the second modem (stored as raw big-endian UTF-16).
-    let mut ucs2 = b"From: 6281999\nReceived: 24-06-22 15:47:00\nSubject: GSM2\n\
-                     Alphabet: UCS2\n\n"
-        .to_vec();
+    let mut ucs2 =
+        format!("From: 6281999\nReceived: {at}\nSubject: GSM2\nAlphabet: UCS2\n\n").into_bytes();
     for unit in "Код Telegram: 13579".encode_utf16() {
         ucs2.extend_from_slice(&unit.to_be_bytes());
     }

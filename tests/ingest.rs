@@ -17,6 +17,13 @@ const SIM_A: &str = "6281200000001";
 const SIM_B: &str = "6281200000002";
 const OPERATOR: &str = "op@example.com";
 
+/// Yesterday's date (UTC): gateways report receive times near our clock.
+fn day() -> String {
+    (chrono::Utc::now() - chrono::Duration::days(1))
+        .format("%Y-%m-%d")
+        .to_string()
+}
+
 fn server() -> TestServer {
     TestServer::builder().env("OTPBOX_DEV_CLOCK", "1").start()
 }
@@ -102,7 +109,7 @@ fn capcom6_sms(id: &str, recipient: Value, sim: Value, text: &str) -> String {
             "sender": "Telegram",
             "recipient": recipient,
             "simNumber": sim,
-            "receivedAt": "2024-06-22T15:46:11.000+07:00",
+            "receivedAt": format!("{}T15:46:11.000+07:00", day()),
         }
     })
     .to_string()
@@ -341,14 +348,14 @@ fn httpsms_event(message_id: &str, owner: &str, text: &str) -> String {
         "source": "/v1/messages/receive",
         "type": "message.phone.received",
         "datacontenttype": "application/json",
-        "time": "2024-06-22T08:46:11.527976Z",
+        "time": format!("{}T08:46:11.527976Z", day()),
         "data": {
             "message_id": message_id,
             "user_id": "WB7DRDWrJZRGbYrv2CKGkqbzvqdC",
             "owner": owner,
             "encrypted": false,
             "contact": "+18005550199",
-            "timestamp": "2024-06-22T08:46:11.527976Z",
+            "timestamp": format!("{}T08:46:11.527976Z", day()),
             "content": text,
             "sim": "SIM1",
         }
@@ -441,7 +448,7 @@ fn textbee_delivery_to_the_devices_sim_signature_and_redelivery() {
     let body = json!({
         "smsId": "6650f8a1", "message": "Telegram code: 12345", "deviceId": "664f",
         "webhookSubscriptionId": "w1", "webhookEvent": "MESSAGE_RECEIVED",
-        "idempotencyKey": "3f1c6d4e-0000", "sender": "+6281999", "receivedAt": "2024-06-22T08:46:11.000Z"
+        "idempotencyKey": "3f1c6d4e-0000", "sender": "+6281999", "receivedAt": format!("{}T08:46:11.000Z", day())
     })
     .to_string();
     let post = |key: &str, body: &str| {
@@ -518,7 +525,7 @@ fn generic_delivery_ping_refusals_and_scope() {
         )
     };
     let sms = json!({"id": "gammu-IN20240622_154611_00", "to": format!("+{SIM_A}"), "from": "Telegram",
-                     "text": "Telegram code: 12345", "received_at": "2024-06-22T15:46:11+07:00"});
+                     "text": "Telegram code: 12345", "received_at": format!("{}T15:46:11+07:00", day())});
     let before = w.footprint();
     refused(&post("Bearer wrong", &sms), 401, "unauthorized");
     refused(
@@ -751,4 +758,127 @@ fn device_add_needs_an_operator_and_valid_sims_and_creates_nothing_otherwise() {
         })
         .unwrap();
     assert!(!salts.contains(secret));
+}
+
+/// A delivery without an id is the same message when it is replayed: textbee without
+/// `smsId`/`idempotencyKey` and capcom6 without an envelope id are stored once however often
+/// they come; a generic delivery with neither id nor time is the same message within the
+/// de-duplication window and a new one after it.
+#[test]
+fn deliveries_without_an_id_are_stored_once_however_often_they_are_replayed() {
+    let w = world("textbee");
+    let d = w.device.clone();
+    let body = json!({"message": "Telegram code: 12345", "sender": "+6281999",
+                      "webhookEvent": "MESSAGE_RECEIVED",
+                      "receivedAt": format!("{}T08:46:11.000Z", day())})
+    .to_string();
+    let sig = hmac_hex(d.secret.as_bytes(), body.as_bytes());
+    for _ in 0..50 {
+        let r = w
+            .server
+            .ingest(&d.path, &[("X-Signature", &sig)], body.as_bytes());
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    assert_eq!(w.stored(), 1);
+
+    let w = world("capcom6");
+    let d = w.device.clone();
+    let body = capcom6_sms(
+        "",
+        json!(format!("+{SIM_A}")),
+        json!(1),
+        "Telegram code: 54321",
+    );
+    let body = body.replace(r#""id":"","#, "");
+    assert!(!body.contains(r#""id""#), "{body}");
+    for _ in 0..20 {
+        let ts = w.server.now();
+        let r = capcom6_post(&w.server, &d, &body, ts, &d.secret);
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    assert_eq!(w.stored(), 1);
+
+    let w = world("generic");
+    let d = w.device.clone();
+    let auth = format!("Bearer {}", d.secret);
+    let sms =
+        json!({"to": format!("+{SIM_A}"), "from": "Telegram", "text": "Telegram code: 11111"})
+            .to_string();
+    let post = || {
+        let r = w
+            .server
+            .ingest(&d.path, &[("Authorization", &auth)], sms.as_bytes());
+        assert_eq!(r.status, 200, "{}", r.text());
+        status_of(&r).0
+    };
+    assert_eq!(post(), "delivered");
+    assert_eq!(post(), "duplicate");
+    w.server.advance_clock(9 * 60);
+    assert_eq!(
+        post(),
+        "duplicate",
+        "a replay within the window is the same message"
+    );
+    assert_eq!(w.stored(), 1);
+    w.server.advance_clock(25 * 60);
+    assert_ne!(
+        post(),
+        "duplicate",
+        "after the window the same text is a new message"
+    );
+}
+
+/// Every field of a delivery is bounded before anything is written: a receive time far from
+/// our clock, an over-long id, text or sender, an absurd SIM slot get a 400 that says which.
+#[test]
+fn out_of_range_fields_are_refused_and_change_nothing() {
+    let w = world("generic");
+    let d = w.device.clone();
+    let auth = format!("Bearer {}", d.secret);
+    let post = |body: &Value| {
+        w.server.ingest(
+            &d.path,
+            &[("Authorization", auth.as_str())],
+            body.to_string().as_bytes(),
+        )
+    };
+    let to = format!("+{SIM_A}");
+    let before = w.footprint();
+    let cases = [
+        (
+            json!({"to": to, "from": "A", "text": "t", "received_at": -99_999_999_999i64}),
+            "received time",
+        ),
+        (
+            json!({"to": to, "from": "A", "text": "t", "received_at": 4_102_444_800i64}),
+            "received time",
+        ),
+        (
+            json!({"id": "x".repeat(201), "to": to, "from": "A", "text": "t"}),
+            "message id",
+        ),
+        (
+            json!({"id": "x".repeat(500_000), "to": to, "from": "A", "text": "t"}),
+            "message id",
+        ),
+        (
+            json!({"to": to, "from": "A".repeat(65), "text": "t"}),
+            "sender",
+        ),
+        (
+            json!({"to": to, "from": "A", "text": "t".repeat(255 * 153 + 1)}),
+            "text",
+        ),
+    ];
+    for (body, what) in cases {
+        let r = post(&body);
+        refused(&r, 400, "invalid_request");
+        assert!(r.text().contains(what), "{what}: {}", r.text());
+    }
+    assert_eq!(w.footprint(), before);
+    // At the edges: an id of 200 bytes and a time a minute ago are taken.
+    let now = w.server.now();
+    let r = post(&json!({"id": "x".repeat(200), "to": to, "from": "A",
+                         "text": "Telegram code: 777", "received_at": now - 60}));
+    delivered(&r);
 }

@@ -57,6 +57,16 @@ pub fn ingest(conn: &Connection, msg: &Inbound, now: Timestamp) -> Result<Delive
 
 /// [`ingest`] for a source that extracts the code itself (an upstream provider): its code,
 /// when it gives one, wins over ours.
+/// Whether a message with this source and id was taken in (and is still remembered: seen
+/// ids are kept seven days, see `trust::retention`).
+pub fn seen(conn: &Connection, source: &str, id: &str) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM inbound_seen WHERE dedup_key = ?1")?
+        .query_row([format!("{source}:{id}")], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
 pub fn ingest_coded(
     conn: &Connection,
     msg: &Inbound,

@@ -7,10 +7,16 @@
 //! textbee: the SIM in the lowest slot), and hands it to [`inbox::ingest`] scoped to the device, de-duplicated by
 //! the gateway's message id under the source `gateway:<device id>`. A SIM list (capcom6's
 //! `app:started`) registers the numbers the phone knows and drops the slots it no longer has.
+//!
+//! Every field is bounded before anything is written ([`check`]: ids, texts, numbers,
+//! times, slots). A delivery without an id is de-duplicated by a hash of what it says
+//! ([`dedup_id`]), so a gateway replaying it does not store it again.
 
 use rusqlite::Connection;
+use sha2::{Digest, Sha256};
 
 use crate::clock::Timestamp;
+use crate::domain::base::crypto::hex;
 use crate::domain::market::inbox::{self, Delivered, Inbound};
 use crate::domain::supply::devices::{self, Device, NewSim};
 use crate::domain::{market::catalogue, Error, Result};
@@ -78,6 +84,99 @@ pub fn source(device: &Device) -> String {
     format!("gateway:{}", device.id)
 }
 
+/// Longest gateway message id accepted, in bytes.
+pub const MAX_ID: usize = 200;
+/// Longest SMS text accepted: a concatenated SMS of 255 parts of 153 GSM characters.
+pub const MAX_TEXT: usize = 255 * 153;
+/// Longest sender or receiving number accepted (alphanumeric senders are at most 11).
+pub const MAX_ADDRESS: usize = 64;
+/// How far a reported receive time may lie from our clock: a phone that was offline for
+/// months may still deliver what it queued; nothing comes from the future.
+pub const MAX_AGE: Timestamp = 366 * 86_400;
+pub const MAX_AHEAD: Timestamp = 86_400;
+/// Highest SIM slot a device may name.
+pub const MAX_SLOT: i64 = 512;
+/// An id-less delivery without a time is the same message when it repeats within this
+/// window (checked against the current and the previous window).
+pub const IDLESS_WINDOW: Timestamp = 600;
+
+/// Refuses a delivery with a field out of range, saying which (a 400 for the gateway).
+pub fn check(events: &[Event], now: Timestamp) -> std::result::Result<(), String> {
+    for event in events {
+        match event {
+            Event::Sms(sms) => {
+                if sms.id.as_ref().is_some_and(|id| id.len() > MAX_ID) {
+                    return Err(format!("message id longer than {MAX_ID} bytes"));
+                }
+                if sms.text.chars().count() > MAX_TEXT {
+                    return Err(format!("text longer than {MAX_TEXT} characters"));
+                }
+                if sms.sender.chars().count() > MAX_ADDRESS
+                    || sms
+                        .to
+                        .as_ref()
+                        .is_some_and(|t| t.chars().count() > MAX_ADDRESS)
+                {
+                    return Err(format!(
+                        "sender or number longer than {MAX_ADDRESS} characters"
+                    ));
+                }
+                if sms.slot.is_some_and(|s| !(0..=MAX_SLOT).contains(&s)) {
+                    return Err(format!("SIM slot outside 0..{MAX_SLOT}"));
+                }
+                if let Some(t) = sms.received_at {
+                    if t < now - MAX_AGE || t > now + MAX_AHEAD {
+                        return Err(
+                            "received time more than a year before or a day after now".into()
+                        );
+                    }
+                }
+            }
+            Event::Sims(cards) => {
+                for c in cards {
+                    if !(0..=MAX_SLOT).contains(&c.slot)
+                        || c.phone
+                            .as_ref()
+                            .is_some_and(|p| p.chars().count() > MAX_ADDRESS)
+                        || c.carrier.chars().count() > MAX_ADDRESS
+                    {
+                        return Err("SIM entry out of range (slot, number or carrier)".into());
+                    }
+                }
+            }
+            Event::Ping | Event::Ignored(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// The de-duplication id of an SMS: the gateway's own, else `h:` and a hash of the device,
+/// receiving number, sender, text and reported time, or, without a time, the window of now
+/// it arrived in (then `previous` is the id it would have had in the window before).
+pub fn dedup_id(device_id: i64, to: &str, sms: &Sms, now: Timestamp) -> (String, Option<String>) {
+    if let Some(id) = sms.id.as_ref().filter(|s| !s.is_empty()) {
+        return (id.clone(), None);
+    }
+    let hash = |when: &str| {
+        let mut h = Sha256::new();
+        for part in [&device_id.to_string(), to, &sms.sender, &sms.text, when] {
+            h.update(part.as_bytes());
+            h.update([0]);
+        }
+        format!("h:{}", hex(&h.finalize()[..16]))
+    };
+    match sms.received_at {
+        Some(t) => (hash(&format!("at {t}")), None),
+        None => {
+            let window = now.div_euclid(IDLESS_WINDOW);
+            (
+                hash(&format!("window {window}")),
+                Some(hash(&format!("window {}", window - 1))),
+            )
+        }
+    }
+}
+
 /// Takes in what an authenticated request of `device` carried. Call inside `db::write`.
 pub fn take_in(
     conn: &Connection,
@@ -91,19 +190,26 @@ pub fn take_in(
         out.push(match event {
             Event::Sms(sms) => {
                 let to = receiving_number(conn, device, sms)?.unwrap_or_default();
-                let delivered = inbox::ingest(
-                    conn,
-                    &Inbound {
-                        to,
-                        sender: sms.sender.clone(),
-                        text: sms.text.clone(),
-                        received_at: sms.received_at.unwrap_or(now),
-                        source: source(device),
-                        source_msg_id: sms.id.clone(),
-                        device_id: Some(device.id),
-                    },
-                    now,
-                )?;
+                let (id, previous) = dedup_id(device.id, &to, sms, now);
+                let delivered = if previous
+                    .is_some_and(|p| inbox::seen(conn, &source(device), &p).unwrap_or(false))
+                {
+                    Delivered::Duplicate
+                } else {
+                    inbox::ingest(
+                        conn,
+                        &Inbound {
+                            to,
+                            sender: sms.sender.clone(),
+                            text: sms.text.clone(),
+                            received_at: sms.received_at.unwrap_or(now),
+                            source: source(device),
+                            source_msg_id: Some(id),
+                            device_id: Some(device.id),
+                        },
+                        now,
+                    )?
+                };
                 if delivered != Delivered::Duplicate {
                     devices::message_taken(conn, device.id, now)?;
                 }

@@ -94,7 +94,7 @@ fn ingest(ctx: &mut Ctx<'_>, req: &Request, sender: &Sender) -> Response {
     } else {
         parse(kind, &req.body)
     };
-    let events = match parsed {
+    let events = match parsed.and_then(|events| gateway::check(&events, now).map(|()| events)) {
         Ok(events) => events,
         Err(why) => {
             log::info!(

@@ -2,10 +2,16 @@
 //! set the SMS-Activate-compatible URL, read a webhook's delivery log. Forms only queue and
 //! store; the `webhooks` job does the sending.
 
+use rusqlite::Transaction;
+
+use crate::clock::Timestamp;
 use crate::domain::accounts::Role;
+use crate::domain::base::crypto::Keys;
 use crate::domain::market::webhooks::{self, Created};
+use crate::domain::Result as DomainResult;
 use crate::domain::{base::audit, Error};
 use crate::http::auth::Page;
+use crate::http::request::Form;
 use crate::http::router::Router;
 use crate::http::web::form;
 use crate::http::{error_page, Ctx, Method, Request, Response};
@@ -79,8 +85,22 @@ fn page(ctx: &mut Ctx<'_>, _: &Request, p: &Page) -> Response {
     view(ctx, p, None, &p.flash)
 }
 
-/// Answers this POST with the page itself: the new secret is shown only now.
-fn create(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+/// What a webhook form stores, in its transaction: the webhook with its new secret, if one
+/// was made.
+type Save<'f> = dyn FnOnce(&Transaction<'_>, &Keys, i64, &Form, bool, Timestamp) -> DomainResult<Option<Created>>
+    + 'f;
+
+/// Stores a webhook form in one transaction and records `event` with the URL's host. A new
+/// secret is shown in the answer to this POST (with `status`), the only time it is shown;
+/// otherwise the browser goes back to the list.
+fn save(
+    ctx: &mut Ctx<'_>,
+    req: &Request,
+    p: &Page,
+    event: &str,
+    status: u16,
+    store: Box<Save<'_>>,
+) -> Response {
     let keys = ctx.app.keys.clone();
     let allow = ctx.app.config.webhook_allow_private;
     let ip = ctx.ip_hash(req);
@@ -91,45 +111,43 @@ fn create(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
         &p.session,
         BACK,
         |tx, f, now| {
+            let c = store(tx, &keys, uid, f, allow, now)?;
+            let host = c
+                .as_ref()
+                .map(|c| webhooks::host_of(&c.webhook.url))
+                .unwrap_or_default();
+            audit::security(tx, Some(uid), event, &ip, &host, now)?;
+            Ok(c)
+        },
+        |ctx, c| match c {
+            Some(c) => view(ctx, p, Some(&c), &None).with_status(status),
+            None => Response::redirect("/settings/webhooks?m=saved"),
+        },
+    )
+}
+
+fn create(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let store = Box::new(
+        |tx: &Transaction<'_>, keys: &Keys, uid, f: &Form, allow, now| {
             let events: Vec<String> =
                 f.0.iter()
                     .filter(|(k, _)| k == "events")
                     .map(|(_, v)| v.clone())
                     .collect();
-            let c = webhooks::create(tx, &keys, uid, &f.text("url"), &events, allow, now)?;
-            let host = webhooks::host_of(&c.webhook.url);
-            audit::security(tx, Some(uid), "webhook_created", &ip, &host, now)?;
-            Ok(c)
+            webhooks::create(tx, keys, uid, &f.text("url"), &events, allow, now).map(Some)
         },
-        |ctx, c| view(ctx, p, Some(&c), &None).with_status(201),
-    )
+    );
+    save(ctx, req, p, "webhook_created", 201, store)
 }
 
-/// A new URL's secret is shown in the answer to this POST only; removing the URL redirects.
+/// Saving a URL makes a new secret; an empty URL removes the webhook.
 fn set_sms_activate(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let keys = ctx.app.keys.clone();
-    let allow = ctx.app.config.webhook_allow_private;
-    let ip = ctx.ip_hash(req);
-    let uid = p.user.id;
-    form::submit(
-        ctx,
-        req,
-        &p.session,
-        BACK,
-        |tx, f, now| {
-            let c = webhooks::set_sms_activate(tx, &keys, uid, &f.text("url"), allow, now)?;
-            let detail = c
-                .as_ref()
-                .map(|c| webhooks::host_of(&c.webhook.url))
-                .unwrap_or_default();
-            audit::security(tx, Some(uid), "webhook_sms_activate_set", &ip, &detail, now)?;
-            Ok(c)
+    let store = Box::new(
+        |tx: &Transaction<'_>, keys: &Keys, uid, f: &Form, allow, now| {
+            webhooks::set_sms_activate(tx, keys, uid, &f.text("url"), allow, now)
         },
-        |ctx, c| match c {
-            Some(c) => view(ctx, p, Some(&c), &None),
-            None => Response::redirect("/settings/webhooks?m=saved"),
-        },
-    )
+    );
+    save(ctx, req, p, "webhook_sms_activate_set", 200, store)
 }
 
 fn log_page(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {

@@ -102,7 +102,8 @@ fn verification_link_works_once() {
 #[test]
 fn signup_without_age_confirmation_is_refused() {
     let server = TestServer::start();
-    let r = server.client().submit(
+    let mut c = server.client();
+    let r = c.submit(
         "/signup",
         "/signup",
         &[
@@ -111,7 +112,7 @@ fn signup_without_age_confirmation_is_refused() {
             ("aup", "1"),
         ],
     );
-    assert_eq!(r.status, 400);
+    let r = c.back_to(&r, "/signup");
     assert!(r
         .text()
         .contains("You must confirm that you are at least 18 years old."));
@@ -122,7 +123,8 @@ fn signup_without_age_confirmation_is_refused() {
 #[test]
 fn signup_without_accepting_the_aup_is_refused() {
     let server = TestServer::start();
-    let r = server.client().submit(
+    let mut c = server.client();
+    let r = c.submit(
         "/signup",
         "/signup",
         &[
@@ -131,7 +133,7 @@ fn signup_without_accepting_the_aup_is_refused() {
             ("age", "1"),
         ],
     );
-    assert_eq!(r.status, 400);
+    let r = c.back_to(&r, "/signup");
     assert!(r
         .text()
         .contains("You must accept the acceptable-use policy."));
@@ -142,8 +144,9 @@ fn signup_without_accepting_the_aup_is_refused() {
 #[test]
 fn signup_with_a_password_under_10_characters_is_refused() {
     let server = TestServer::start();
-    let r = server.client().signup("ann@example.com", "123456789");
-    assert_eq!(r.status, 400);
+    let mut c = server.client();
+    let r = c.signup("ann@example.com", "123456789");
+    let r = c.back_to(&r, "/signup");
     assert!(r
         .text()
         .contains("The password must have at least 10 characters."));
@@ -156,12 +159,15 @@ fn signup_with_a_password_under_10_characters_is_refused() {
 fn signup_with_an_existing_email_in_another_case_is_refused() {
     let server = TestServer::start();
     assert_eq!(
-        server.client().signup("ann@example.com", PASSWORD).status,
-        303
+        server
+            .client()
+            .signup("ann@example.com", PASSWORD)
+            .location(),
+        Some("/dashboard?m=welcome")
     );
     let mut other = server.client();
     let r = other.signup("ANN@Example.COM", "someone else's password");
-    assert_eq!(r.status, 409);
+    let r = other.back_to(&r, "/signup");
     assert!(r
         .text()
         .contains("An account with this e-mail address already exists."));
@@ -171,12 +177,11 @@ fn signup_with_an_existing_email_in_another_case_is_refused() {
 }
 
 #[test]
-fn wrong_password_answers_401_and_says_so() {
+fn wrong_password_sends_back_to_the_login_and_says_so() {
     let server = TestServer::start();
     server.create_user("ann@example.com", "user", PASSWORD);
     let mut c = server.client();
-    let r = c.login("ann@example.com", "not the password");
-    assert_eq!(r.status, 401);
+    let r = c.login_refused("ann@example.com", "not the password");
     assert!(r.text().contains("Wrong e-mail or password."));
     assert_eq!(signed_in_sessions(&server), 0);
     assert_signed_out(&mut c);
@@ -185,8 +190,9 @@ fn wrong_password_answers_401_and_says_so() {
 #[test]
 fn unknown_email_answers_like_a_wrong_password() {
     let server = TestServer::start();
-    let r = server.client().login("nobody@example.com", PASSWORD);
-    assert_eq!(r.status, 401);
+    let r = server
+        .client()
+        .login_refused("nobody@example.com", PASSWORD);
     assert!(r.text().contains("Wrong e-mail or password."));
 }
 
@@ -196,17 +202,19 @@ fn account_is_throttled_after_max_failures_even_for_the_right_password() {
     server.create_user("ann@example.com", "user", PASSWORD);
     let mut c = server.client();
     for attempt in 1..=2 {
-        let r = c.login("ann@example.com", "not the password");
-        assert_eq!(r.status, 401, "attempt {attempt}");
+        let r = c.login_refused("ann@example.com", "not the password");
+        assert!(
+            r.text().contains("Wrong e-mail or password."),
+            "attempt {attempt}"
+        );
     }
-    let third = c.login("ann@example.com", "not the password");
-    let right = c.login("ann@example.com", PASSWORD);
-    for r in [&third, &right] {
-        assert_eq!(r.status, 429);
+    for password in ["not the password", PASSWORD] {
+        let r = c.login("ann@example.com", password);
         // The default window is 15 minutes, counted from the oldest counted failure.
         let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
         assert!((840..=900).contains(&retry), "Retry-After: {retry}");
-        assert!(r
+        assert!(c
+            .back_to(&r, "/login")
             .text()
             .contains("Too many failed attempts. Try again in 15 minutes."));
     }
@@ -226,10 +234,13 @@ fn account_throttle_lifts_when_the_window_has_passed() {
     for _ in 0..3 {
         c.login("ann@example.com", "not the password");
     }
-    assert_eq!(c.login("ann@example.com", PASSWORD).status, 429);
+    assert!(c
+        .login_refused("ann@example.com", PASSWORD)
+        .text()
+        .contains("Too many failed attempts."));
     server.advance_clock(15 * 60 + 1);
     let r = c.login("ann@example.com", PASSWORD);
-    assert_eq!(r.status, 303, "{}", r.text());
+    assert_eq!(r.location(), Some("/dashboard"), "{}", r.text());
     assert_signed_in_as(&mut c, "ann@example.com");
 }
 
@@ -239,14 +250,18 @@ fn address_is_throttled_after_max_failures_across_emails() {
     server.create_user("ann@example.com", "user", PASSWORD);
     server.create_user("bob@example.com", "user", PASSWORD);
     let mut c = server.client();
-    assert_eq!(c.login("bob@example.com", "wrong password").status, 401);
-    assert_eq!(c.login("carol@example.com", "wrong password").status, 401);
+    for email in ["bob@example.com", "carol@example.com"] {
+        let r = c.login_refused(email, "wrong password");
+        assert!(r.text().contains("Wrong e-mail or password."), "{email}");
+    }
     let third = c.login("dave@example.com", "wrong password");
-    assert_eq!(third.status, 429);
     assert!(third.header("retry-after").is_some());
+    assert!(c
+        .back_to(&third, "/login")
+        .text()
+        .contains("Too many failed attempts."));
     // Ann never failed, but her login comes from the same address.
-    let r = server.client().login("ann@example.com", PASSWORD);
-    assert_eq!(r.status, 429);
+    let r = server.client().login_refused("ann@example.com", PASSWORD);
     assert!(r
         .text()
         .contains("Too many failed attempts. Try again in 15 minutes."));
@@ -363,7 +378,10 @@ fn every_login_issues_a_new_session_token_and_ends_the_old_one() {
     let mut c = server.client();
     c.get("/login");
     let before_login = c.session().unwrap().to_string();
-    assert_eq!(c.login("ann@example.com", PASSWORD).status, 303);
+    assert_eq!(
+        c.login("ann@example.com", PASSWORD).location(),
+        Some("/dashboard")
+    );
     let first = c.session().unwrap().to_string();
     assert_ne!(first, before_login);
 
@@ -409,7 +427,10 @@ fn password_change_ends_every_session() {
     let server = TestServer::start();
     let (mut here, _) = server.signed_in("ann@example.com", "user");
     let mut elsewhere = server.client();
-    assert_eq!(elsewhere.login("ann@example.com", PASSWORD).status, 303);
+    assert_eq!(
+        elsewhere.login("ann@example.com", PASSWORD).location(),
+        Some("/dashboard")
+    );
 
     let r = here.submit(
         "/settings",
@@ -425,8 +446,14 @@ fn password_change_ends_every_session() {
     assert_eq!(mail.subject, "Your otpbox password was changed");
 
     let mut c = server.client();
-    assert_eq!(c.login("ann@example.com", PASSWORD).status, 401);
-    assert_eq!(c.login("ann@example.com", NEW_PASSWORD).status, 303);
+    assert!(c
+        .login_refused("ann@example.com", PASSWORD)
+        .text()
+        .contains("Wrong e-mail or password."));
+    assert_eq!(
+        c.login("ann@example.com", NEW_PASSWORD).location(),
+        Some("/dashboard")
+    );
 }
 
 #[test]
@@ -441,12 +468,15 @@ fn password_change_needs_the_current_password() {
             ("password", NEW_PASSWORD),
         ],
     );
-    assert_eq!(r.status, 400);
+    let r = c.back_to(&r, "/settings");
     assert!(r.text().contains("The current password is wrong."));
     assert_signed_in_as(&mut c, "ann@example.com");
     assert_eq!(
-        server.client().login("ann@example.com", PASSWORD).status,
-        303
+        server
+            .client()
+            .login("ann@example.com", PASSWORD)
+            .location(),
+        Some("/dashboard")
     );
 }
 
@@ -455,7 +485,10 @@ fn password_reset_link_sets_a_new_password_once() {
     let server = TestServer::start();
     server.create_user("ann@example.com", "user", PASSWORD);
     let mut signed_in = server.client();
-    assert_eq!(signed_in.login("ann@example.com", PASSWORD).status, 303);
+    assert_eq!(
+        signed_in.login("ann@example.com", PASSWORD).location(),
+        Some("/dashboard")
+    );
 
     let mut c = server.client();
     let r = c.submit(
@@ -463,6 +496,7 @@ fn password_reset_link_sets_a_new_password_once() {
         "/password/forgot",
         &[("email", "ann@example.com")],
     );
+    let r = c.follow(&r);
     assert_eq!(r.status, 200);
     assert!(r.text().contains("If an account exists for that address"));
     let mail = server.outbox().pop().unwrap();
@@ -486,26 +520,33 @@ fn password_reset_link_sets_a_new_password_once() {
         &link,
         &[("password", "yet another password"), ("csrf", &csrf)],
     );
+    let r = replay.back_to(&r, &link);
     assert_eq!(r.status, 400);
     assert!(r.text().contains("This link has already been used."));
 
     let mut c = server.client();
-    assert_eq!(c.login("ann@example.com", PASSWORD).status, 401);
+    for refused in [PASSWORD, "yet another password"] {
+        assert!(c
+            .login_refused("ann@example.com", refused)
+            .text()
+            .contains("Wrong e-mail or password."));
+    }
     assert_eq!(
-        c.login("ann@example.com", "yet another password").status,
-        401
+        c.login("ann@example.com", NEW_PASSWORD).location(),
+        Some("/dashboard")
     );
-    assert_eq!(c.login("ann@example.com", NEW_PASSWORD).status, 303);
 }
 
 #[test]
 fn password_reset_for_an_unknown_address_sends_nothing_and_says_the_same() {
     let server = TestServer::start();
-    let r = server.client().submit(
+    let mut c = server.client();
+    let r = c.submit(
         "/password/forgot",
         "/password/forgot",
         &[("email", "nobody@example.com")],
     );
+    let r = c.follow(&r);
     assert_eq!(r.status, 200);
     assert!(r.text().contains("If an account exists for that address"));
     assert!(server.outbox().is_empty());
@@ -547,6 +588,7 @@ fn setup_link_creates_the_first_admin_once() {
             ("csrf", &csrf),
         ],
     );
+    let r = second.back_to(&r, &link);
     assert_eq!(r.status, 400);
     assert!(r.text().contains("This link has already been used."));
     assert_eq!(server.count("SELECT COUNT(*) FROM users"), 1);
@@ -577,4 +619,61 @@ fn idle_sessions_are_deleted_by_the_sessions_job() {
     assert!(report.contains("\"job\":\"sessions\""), "{report}");
     assert!(!report.contains("\"ok\":false"), "{report}");
     assert_eq!(signed_in_sessions(&server), 0);
+}
+
+#[test]
+fn a_failed_form_keeps_the_email_never_the_password_and_says_so_once() {
+    let server = TestServer::start();
+    server.create_user("ann@example.com", "user", PASSWORD);
+
+    let mut c = server.client();
+    let r = c.signup("new@example.com", "short-pw");
+    // No error page at the POST address: the browser goes back to the form.
+    let page = c.back_to(&r, "/signup");
+    let html = page.text();
+    assert!(html.contains("The password must have at least 10 characters."));
+    assert!(html.contains(r#"value="new@example.com""#), "{html}");
+    assert!(!html.contains("short-pw"), "the password is never echoed");
+    let again = c.get("/signup").text();
+    assert!(
+        !again.contains("The password must have at least 10 characters."),
+        "a refresh shows the form without the message"
+    );
+    assert!(!again.contains("new@example.com"), "nor the typed values");
+
+    let secret = "not the password at all";
+    let r = c.login("ann@example.com", secret);
+    let page = c.back_to(&r, "/login");
+    let html = page.text();
+    assert!(html.contains("Wrong e-mail or password."));
+    assert!(html.contains(r#"value="ann@example.com""#), "{html}");
+    assert!(!html.contains(secret), "the password is never echoed");
+    let again = c.get("/login").text();
+    assert!(!again.contains("Wrong e-mail or password."), "shown once");
+    assert!(!again.contains("ann@example.com"));
+
+    // Where to go after the login survives the failed attempt.
+    let form = c.get("/login?next=%2Fwallet");
+    let csrf = form.csrf();
+    let r = c.post_form(
+        "/login",
+        &[
+            ("email", "ann@example.com"),
+            ("password", secret),
+            ("next", "/wallet"),
+            ("csrf", &csrf),
+        ],
+    );
+    let page = c.back_to(&r, "/login?next=%2Fwallet");
+    assert!(page.text().contains(r#"name="next" value="/wallet""#));
+    let r = c.submit(
+        "/login?next=%2Fwallet",
+        "/login",
+        &[
+            ("email", "ann@example.com"),
+            ("password", PASSWORD),
+            ("next", "/wallet"),
+        ],
+    );
+    assert_eq!(r.location(), Some("/wallet"));
 }

@@ -378,7 +378,10 @@ fn expiry_refunds_and_sms_are_purged_after_the_retention() {
     server.add_numbers(COUNTRY, &[num_a, num_b]);
     let mut api = server.customer("bob@example.com", "10.00");
     let mut web = server.client();
-    assert_eq!(web.login("bob@example.com", common::PASSWORD).status, 303);
+    assert_eq!(
+        web.login("bob@example.com", common::PASSWORD).location(),
+        Some("/dashboard")
+    );
     let price = server.price("tg");
 
     let silent = id_of(&api.order_ok("tg"));

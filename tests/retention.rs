@@ -63,7 +63,10 @@ fn every_rule_runs_on_the_clock() {
     server.add_numbers(COUNTRY, &["6281100000001", "6281100000002"]);
     let mut api = server.customer("keep@example.com", "10.00");
     let mut web = server.client();
-    assert_eq!(web.login("keep@example.com", common::PASSWORD).status, 303);
+    assert_eq!(
+        web.login("keep@example.com", common::PASSWORD).location(),
+        Some("/dashboard")
+    );
 
     // One order completed with a code, one cancelled and refunded.
     let done = api.order_ok("tg");

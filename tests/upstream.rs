@@ -450,7 +450,7 @@ fn tick(s: &TestServer) {
 /// The customer's web session (the order form).
 fn web(s: &TestServer, email: &str) -> Client {
     let mut c = s.client();
-    assert_eq!(c.login(email, PASSWORD).status, 303);
+    assert_eq!(c.login(email, PASSWORD).location(), Some("/dashboard"));
     c
 }
 

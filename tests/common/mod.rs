@@ -281,7 +281,12 @@ impl TestServer {
         let id = self.create_user(email, role, PASSWORD);
         let mut c = self.client();
         let r = c.login(email, PASSWORD);
-        assert_eq!(r.status, 303, "login of {email}: {}", r.text());
+        assert_eq!(
+            r.location(),
+            Some("/dashboard"),
+            "login of {email}: {}",
+            r.text()
+        );
         (c, id)
     }
 
@@ -577,6 +582,25 @@ impl Client {
         assert_eq!(r.status, 303, "expected a redirect: {}", r.text());
         let to = r.location().expect("a Location header").to_string();
         self.get(&to)
+    }
+
+    /// Follows a failed form's redirect back to its page `page` and returns that page, which
+    /// shows the error.
+    pub fn back_to(&mut self, r: &Response, page: &str) -> Response {
+        assert_eq!(r.status, 303, "expected a redirect back: {}", r.text());
+        assert_eq!(
+            r.location(),
+            Some(page),
+            "expected to be sent back to {page}"
+        );
+        self.follow(r)
+    }
+
+    /// Logs in with a refused password or account and returns the login page it is sent
+    /// back to, with the message.
+    pub fn login_refused(&mut self, email: &str, password: &str) -> Response {
+        let r = self.login(email, password);
+        self.back_to(&r, "/login")
     }
 
     /// POSTs a JSON body.

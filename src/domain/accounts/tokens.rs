@@ -96,6 +96,20 @@ pub fn peek(
     }
 }
 
+/// How many tokens of a purpose were issued to a user after `since` (to cap reset mails).
+pub fn issued_since(
+    conn: &Connection,
+    user_id: i64,
+    purpose: &str,
+    since: Timestamp,
+) -> Result<i64> {
+    Ok(conn.query_row(
+        "SELECT COUNT(*) FROM tokens WHERE user_id = ?1 AND purpose = ?2 AND created_at > ?3",
+        params![user_id, purpose, since],
+        |r| r.get(0),
+    )?)
+}
+
 /// Voids every unused token of a purpose for a user (e.g. older reset links after a reset).
 pub fn revoke_all(conn: &Connection, user_id: i64, purpose: &str, now: Timestamp) -> Result<()> {
     conn.execute(

@@ -4,67 +4,100 @@ use maud::{html, Markup};
 
 use crate::domain::accounts::User;
 use crate::domain::base::audit::SecurityRow;
-use crate::views::{csrf, flash, page, time, Flash, Nav};
+use crate::views::{csrf, flash, page, time, Flash, Kept, Nav};
 
-pub fn signup(nav: &Nav, token: &str, email: &str, min_age: u32, f: &Option<Flash>) -> Markup {
+/// A narrow card with one form posting to `action`: the page of a public form (sign-up,
+/// login, password reset, the login's code step). `fields` go inside the form after the
+/// CSRF token, `after` below it.
+pub struct FormCard<'a> {
+    pub title: &'a str,
+    pub heading: &'a str,
+    pub action: &'a str,
+    pub submit: &'a str,
+}
+
+pub fn form_card(
+    nav: &Nav,
+    card: &FormCard<'_>,
+    token: &str,
+    f: &Option<Flash>,
+    fields: Markup,
+    after: Markup,
+) -> Markup {
     page(
-        "Sign up",
+        card.title,
         nav,
         html! {
             section.card.narrow {
-                h1 { "Create an account" }
+                h1 { (card.heading) }
                 (flash(f))
-                form method="post" action="/signup" {
+                form method="post" action=(card.action) {
                     (csrf(token))
-                    label { "E-mail" input type="email" name="email" value=(email) required autocomplete="email"; }
-                    label { "Password (at least 10 characters)" input type="password" name="password" minlength="10" required autocomplete="new-password"; }
-                    label.check { input type="checkbox" name="age" value="1" required; " I am at least " (min_age) " years old" }
-                    label.check { input type="checkbox" name="aup" value="1" required; " I accept the " a href="/aup" target="_blank" { "acceptable-use policy" } " and the " a href="/terms" target="_blank" { "terms" } }
-                    button type="submit" { "Sign up" }
+                    (fields)
+                    button type="submit" { (card.submit) }
                 }
-                p.muted { "Already have an account? " a href="/login" { "Log in" } }
+                (after)
             }
         },
     )
 }
 
-pub fn login(nav: &Nav, token: &str, email: &str, next: &str, f: &Option<Flash>) -> Markup {
-    page(
-        "Log in",
-        nav,
-        html! {
-            section.card.narrow {
-                h1 { "Log in" }
-                (flash(f))
-                form method="post" action="/login" {
-                    (csrf(token))
-                    input type="hidden" name="next" value=(next);
-                    label { "E-mail" input type="email" name="email" value=(email) required autocomplete="username"; }
-                    label { "Password" input type="password" name="password" required autocomplete="current-password"; }
-                    button type="submit" { "Log in" }
-                }
-                p.muted { a href="/password/forgot" { "Forgot your password?" } " · " a href="/signup" { "Create an account" } }
-            }
-        },
-    )
+/// The e-mail field, filled with what was typed before the form failed.
+fn email_field(kept: &Kept, autocomplete: &str) -> Markup {
+    html! {
+        label { "E-mail" input type="email" name="email" value=(kept.or("email", "")) required autocomplete=(autocomplete); }
+    }
 }
 
-pub fn forgot(nav: &Nav, token: &str, f: &Option<Flash>) -> Markup {
-    page(
-        "Reset password",
-        nav,
-        html! {
-            section.card.narrow {
-                h1 { "Reset your password" }
-                (flash(f))
-                form method="post" action="/password/forgot" {
-                    (csrf(token))
-                    label { "E-mail" input type="email" name="email" required autocomplete="email"; }
-                    button type="submit" { "Send me a link" }
-                }
-            }
-        },
-    )
+fn new_password_field() -> Markup {
+    html! {
+        label { "New password (at least 10 characters)" input type="password" name="password" minlength="10" required autocomplete="new-password"; }
+    }
+}
+
+pub fn signup(nav: &Nav, token: &str, kept: &Kept, min_age: u32, f: &Option<Flash>) -> Markup {
+    let card = FormCard {
+        title: "Sign up",
+        heading: "Create an account",
+        action: "/signup",
+        submit: "Sign up",
+    };
+    let fields = html! {
+        (email_field(kept, "email"))
+        label { "Password (at least 10 characters)" input type="password" name="password" minlength="10" required autocomplete="new-password"; }
+        label.check { input type="checkbox" name="age" value="1" required checked[kept.get("age").is_some()]; " I am at least " (min_age) " years old" }
+        label.check { input type="checkbox" name="aup" value="1" required checked[kept.get("aup").is_some()]; " I accept the " a href="/aup" target="_blank" { "acceptable-use policy" } " and the " a href="/terms" target="_blank" { "terms" } }
+    };
+    let after = html! { p.muted { "Already have an account? " a href="/login" { "Log in" } } };
+    form_card(nav, &card, token, f, fields, after)
+}
+
+pub fn login(nav: &Nav, token: &str, kept: &Kept, next: &str, f: &Option<Flash>) -> Markup {
+    let card = FormCard {
+        title: "Log in",
+        heading: "Log in",
+        action: "/login",
+        submit: "Log in",
+    };
+    let fields = html! {
+        input type="hidden" name="next" value=(next);
+        (email_field(kept, "username"))
+        label { "Password" input type="password" name="password" required autocomplete="current-password"; }
+    };
+    let after = html! {
+        p.muted { a href="/password/forgot" { "Forgot your password?" } " · " a href="/signup" { "Create an account" } }
+    };
+    form_card(nav, &card, token, f, fields, after)
+}
+
+pub fn forgot(nav: &Nav, token: &str, kept: &Kept, f: &Option<Flash>) -> Markup {
+    let card = FormCard {
+        title: "Reset password",
+        heading: "Reset your password",
+        action: "/password/forgot",
+        submit: "Send me a link",
+    };
+    form_card(nav, &card, token, f, email_field(kept, "email"), html! {})
 }
 
 /// The form behind a reset or first-admin link: a new password (and e-mail for setup).
@@ -74,26 +107,20 @@ pub fn set_password(
     action: &str,
     token: &str,
     ask_email: bool,
+    kept: &Kept,
     f: &Option<Flash>,
 ) -> Markup {
-    page(
+    let card = FormCard {
         title,
-        nav,
-        html! {
-            section.card.narrow {
-                h1 { (title) }
-                (flash(f))
-                form method="post" action=(action) {
-                    (csrf(token))
-                    @if ask_email {
-                        label { "E-mail" input type="email" name="email" required autocomplete="email"; }
-                    }
-                    label { "New password (at least 10 characters)" input type="password" name="password" minlength="10" required autocomplete="new-password"; }
-                    button type="submit" { "Save" }
-                }
-            }
-        },
-    )
+        heading: title,
+        action,
+        submit: "Save",
+    };
+    let fields = html! {
+        @if ask_email { (email_field(kept, "email")) }
+        (new_password_field())
+    };
+    form_card(nav, &card, token, f, fields, html! {})
 }
 
 pub fn message(nav: &Nav, title: &str, text: &str, link: (&str, &str)) -> Markup {
@@ -130,6 +157,7 @@ pub fn settings(
     token: &str,
     two_factor: bool,
     events: &[SecurityRow],
+    kept: &Kept,
     f: &Option<Flash>,
 ) -> Markup {
     page(
@@ -144,7 +172,7 @@ pub fn settings(
                 p { "E-mail: " strong #email { (user.email) } }
                 form method="post" action="/settings/profile" {
                     (csrf(token))
-                    label { "Display name" input type="text" name="display_name" value=(user.display_name) maxlength="80"; }
+                    label { "Display name" input type="text" name="display_name" value=(kept.or("display_name", &user.display_name)) maxlength="80"; }
                     button type="submit" { "Save" }
                 }
             }
@@ -153,7 +181,7 @@ pub fn settings(
                 form method="post" action="/settings/password" {
                     (csrf(token))
                     label { "Current password" input type="password" name="current_password" required autocomplete="current-password"; }
-                    label { "New password (at least 10 characters)" input type="password" name="password" minlength="10" required autocomplete="new-password"; }
+                    (new_password_field())
                     button type="submit" { "Change password" }
                 }
                 p.muted { "Changing the password signs out every other session." }
@@ -177,7 +205,7 @@ pub fn settings(
                     button type="submit" { "Sign out all other sessions" }
                 }
             }
-            (crate::views::trust::lifecycle::settings_sections(user, token))
+            (crate::views::trust::lifecycle::settings_sections(user, token, kept))
             section.card #security {
                 h2 { "Security events" }
                 (events_table(events))

@@ -6,6 +6,7 @@ use maud::{html, Markup};
 
 use crate::clock::Timestamp;
 use crate::qr::QrCode;
+use crate::views::accounts::account::{form_card, FormCard};
 use crate::views::{csrf, flash, page, time, Flash, Nav};
 
 /// Light modules around the symbol, as the standard asks.
@@ -175,27 +176,24 @@ pub fn settings(
 
 /// The second step of the login.
 pub fn login_code(nav: &Nav, token: &str, next: &str, f: &Option<Flash>) -> Markup {
-    page(
-        "Two-factor sign-in",
-        nav,
-        html! {
-            section.card.narrow {
-                h1 { "Enter your code" }
-                (flash(f))
-                form method="post" action="/login/2fa" {
-                    (csrf(token))
-                    input type="hidden" name="next" value=(next);
-                    label { "Six-digit code from your authenticator app"
-                        input type="text" name="code" required autofocus autocomplete="one-time-code"
-                            spellcheck="false" autocapitalize="off" maxlength="20";
-                    }
-                    button type="submit" { "Sign in" }
-                }
-                p.muted { "Lost your phone? Type one of your recovery codes instead." }
-                p.muted { a href="/login" { "Start again" } }
-            }
-        },
-    )
+    let card = FormCard {
+        title: "Two-factor sign-in",
+        heading: "Enter your code",
+        action: "/login/2fa",
+        submit: "Sign in",
+    };
+    let fields = html! {
+        input type="hidden" name="next" value=(next);
+        label { "Six-digit code from your authenticator app"
+            input type="text" name="code" required autofocus autocomplete="one-time-code"
+                spellcheck="false" autocapitalize="off" maxlength="20";
+        }
+    };
+    let after = html! {
+        p.muted { "Lost your phone? Type one of your recovery codes instead." }
+        p.muted { a href="/login" { "Start again" } }
+    };
+    form_card(nav, &card, token, f, fields, after)
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use maud::{html, Markup};
 
 use crate::clock::Timestamp;
 use crate::domain::market::webhooks::{Delivery, State, Webhook, EVENTS, MAX_PER_ACCOUNT};
-use crate::views::{csrf, flash, opt_time, page, time, Flash, Nav};
+use crate::views::{csrf, flash, opt_time, page, time, Flash, Kept, Nav};
 
 /// A webhook in the list with the state of its newest delivery.
 pub struct Row {
@@ -29,6 +29,14 @@ fn state(s: State) -> Markup {
     }
 }
 
+/// The SMS-Activate form says so in a hidden field: both forms have a `url`.
+const SMS_ACTIVATE_FORM: &str = "sms-activate";
+
+/// What was typed into the add form before it failed, if it did.
+fn typed_into_add_form(kept: &Kept) -> Option<&Kept> {
+    (!kept.0.is_empty() && kept.get("form") != Some(SMS_ACTIVATE_FORM)).then_some(kept)
+}
+
 fn about_event(e: &str) -> &'static str {
     match e {
         "sms.received" => "an SMS arrived for an activation",
@@ -44,8 +52,15 @@ pub fn list(
     rows: &[Row],
     sms_activate: Option<&Row>,
     new: Option<NewSecret<'_>>,
+    kept: &Kept,
     f: &Option<Flash>,
 ) -> Markup {
+    let add = typed_into_add_form(kept);
+    let sms_url = if kept.get("form") == Some(SMS_ACTIVATE_FORM) {
+        kept.get("url")
+    } else {
+        sms_activate.map(|r| r.webhook.url.as_str())
+    };
     page(
         "Webhooks",
         nav,
@@ -70,11 +85,11 @@ pub fn list(
                 @if (rows.len() as i64) < MAX_PER_ACCOUNT {
                     form method="post" action="/settings/webhooks" {
                         (csrf(token))
-                        label { "URL" input type="text" name="url" required maxlength="2000" placeholder="https://example.com/otpbox-hook"; }
+                        label { "URL" input type="text" name="url" value=(add.map_or("", |k| k.or("url", ""))) required maxlength="2000" placeholder="https://example.com/otpbox-hook"; }
                         fieldset {
                             legend { "Events" }
                             @for e in EVENTS {
-                                label.check { input type="checkbox" name="events" value=(e) checked; code { (e) } " — " (about_event(e)) }
+                                label.check { input type="checkbox" name="events" value=(e) checked[add.is_none_or(|k| k.0.iter().any(|(n, v)| n == "events" && v == e))]; code { (e) } " — " (about_event(e)) }
                             }
                         }
                         button type="submit" { "Add webhook" }
@@ -109,7 +124,8 @@ pub fn list(
                 }
                 form method="post" action="/settings/webhooks/sms-activate" {
                     (csrf(token))
-                    label { "URL" input type="text" name="url" maxlength="2000" value=[sms_activate.map(|r| r.webhook.url.as_str())] placeholder="https://example.com/sms-activate-hook"; }
+                    input type="hidden" name="form" value=(SMS_ACTIVATE_FORM);
+                    label { "URL" input type="text" name="url" maxlength="2000" value=[sms_url] placeholder="https://example.com/sms-activate-hook"; }
                     button type="submit" { "Save" }
                 }
                 @if let Some(r) = sms_activate {

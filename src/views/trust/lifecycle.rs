@@ -6,17 +6,17 @@ use maud::{html, Markup};
 
 use crate::domain::accounts::{State, User};
 use crate::domain::trust::lifecycle::RequestRow;
-use crate::views::{csrf, flash, opt_time, page, time, Flash, Nav};
+use crate::views::{csrf, flash, opt_time, page, time, Flash, Kept, Nav};
 
 /// The settings page's sections about the account's data.
-pub fn settings_sections(user: &User, token: &str) -> Markup {
+pub fn settings_sections(user: &User, token: &str, kept: &Kept) -> Markup {
     html! {
         section.card #email-change {
             h2 { "E-mail address" }
             p { "We send a link to the new address; the change happens when you open it, and your current address gets a notice." }
             form method="post" action="/settings/email" {
                 (csrf(token))
-                label { "New e-mail address" input type="email" name="email" required autocomplete="email"; }
+                label { "New e-mail address" input type="email" name="email" value=(kept.or("email", "")) required autocomplete="email"; }
                 label { "Current password" input type="password" name="password" required autocomplete="current-password"; }
                 button type="submit" { "Send the confirmation link" }
             }

@@ -11,13 +11,11 @@ use crate::domain::{
     accounts::second_factor, accounts::sessions, accounts::tokens, base::mail, trust::lifecycle,
     Error,
 };
-use crate::http::auth::{
-    clear_cookie, form_session, safe_next, session_cookie, visitor, Page, Signed, Visitor,
-};
+use crate::http::auth::{clear_cookie, form_session, safe_next, session_cookie, Page, Visitor};
 use crate::http::router::Router;
-use crate::http::web::{flash_from_query, nav, signed_nav, with_cookie};
+use crate::http::web::{form, nav, with_cookie};
 use crate::http::{error_page, Ctx, Method, Request, Response};
-use crate::views::{accounts::account as view, Flash};
+use crate::views::accounts::account as view;
 
 const VERIFY_TTL: u64 = 48 * 3600;
 const RESET_TTL: u64 = 3600;
@@ -66,13 +64,56 @@ pub fn routes(r: &mut Router) {
 /// Security events per page of `/settings/security`.
 const EVENTS_PER_PAGE: i64 = 50;
 
-pub(in crate::http::web) fn err(msg: impl Into<String>) -> Option<Flash> {
-    Some(Flash::Err(msg.into()))
+/// Sends a public form's visitor back to `back` with `message` and what they typed. The
+/// router let the POST in with its session's CSRF token, so the visitor has a session.
+pub(in crate::http::web) fn again(
+    ctx: &Ctx<'_>,
+    req: &Request,
+    v: &Visitor,
+    back: &str,
+    message: impl std::fmt::Display,
+) -> Response {
+    match &v.session {
+        Some(session) => form::fail(ctx, req, session, back, message),
+        None => Response::redirect(back),
+    }
 }
 
-/// Starts a fresh signed-in session (ending the one the visitor had) and redirects.
-fn sign_in(ctx: &mut Ctx<'_>, req: &Request, user_id: i64, to: &str) -> Result<Response, Error> {
-    let old = visitor(ctx, req).session.map(|s| s.id);
+/// The hash of a new password that is long enough.
+pub(in crate::http::web) fn new_password_hash(
+    ctx: &Ctx<'_>,
+    password: &str,
+) -> Result<String, Error> {
+    Hasher::check_strength(password)?;
+    ctx.app.hasher.hash(password)
+}
+
+/// "Try again in N minutes" after too many failures.
+pub(in crate::http::web) fn try_again_in(secs: u64) -> String {
+    let mins = secs.div_ceil(60);
+    format!(
+        "Try again in {mins} minute{}.",
+        if mins == 1 { "" } else { "s" }
+    )
+}
+
+/// A step of the login at `path`, keeping where to go afterwards.
+pub(in crate::http::web) fn with_next(path: &str, next: &str) -> String {
+    if next == "/dashboard" {
+        path.to_string()
+    } else {
+        format!("{path}?next={}", crate::url::percent_encode(next))
+    }
+}
+
+/// Starts a fresh signed-in session (ending the visitor's `old` one) and redirects.
+fn sign_in(
+    ctx: &mut Ctx<'_>,
+    req: &Request,
+    old: Option<i64>,
+    user_id: i64,
+    to: &str,
+) -> Result<Response, Error> {
     let ip = ctx.ip_hash(req);
     let now = ctx.now();
     let app = ctx.app;
@@ -124,16 +165,25 @@ pub(in crate::http::web) fn signed_in_redirect(
     )
 }
 
-/// Queues the verification mail in the caller's transaction.
-fn queue_verification(
+/// Issues a verification link and queues its mail in the caller's transaction.
+fn send_verification(
     tx: &rusqlite::Connection,
-    ctx_cfg: &crate::config::Config,
-    to: &str,
-    token: &str,
+    app: &crate::app::App,
+    user: &accounts::User,
     now: i64,
 ) -> Result<i64, Error> {
-    let (subject, body) = verification_mail(&ctx_cfg.base_url, &ctx_cfg.site_name, token);
-    mail::enqueue(tx, to, &subject, &body, ctx_cfg.smtp.is_some(), now)
+    let t = tokens::issue(
+        tx,
+        &app.keys,
+        tokens::VERIFY_EMAIL,
+        Some(user.id),
+        "",
+        VERIFY_TTL,
+        now,
+    )?;
+    let cfg = &app.config;
+    let (subject, body) = verification_mail(&cfg.base_url, &cfg.site_name, &t);
+    mail::enqueue(tx, &user.email, &subject, &body, cfg.smtp.is_some(), now)
 }
 
 fn verification_mail(base_url: &str, site: &str, token: &str) -> (String, String) {
@@ -153,57 +203,34 @@ fn signup_form(ctx: &mut Ctx<'_>, req: &Request, v: &Visitor) -> Response {
         return Response::redirect("/dashboard");
     }
     let (token, cookie) = form_session(ctx, req);
-    let page = view::signup(&nav(ctx, v), &token, "", ctx.app.config.min_age, &None);
+    let min_age = ctx.app.config.min_age;
+    let page = view::signup(&nav(ctx, v), &token, &v.kept, min_age, &v.flash);
     with_cookie(Response::html(page), cookie)
 }
 
 fn signup(ctx: &mut Ctx<'_>, req: &Request, v: &Visitor) -> Response {
     let form = req.form();
     let email = form.text("email");
-    let password = form.get("password").unwrap_or("").to_string();
-
-    let token = v
-        .session
-        .as_ref()
-        .map(|s| s.csrf.clone())
-        .unwrap_or_default();
-    let again = |ctx: &Ctx<'_>, status: u16, msg: String| {
-        Response::html(view::signup(
-            &nav(ctx, v),
-            &token,
-            &email,
-            ctx.app.config.min_age,
-            &err(msg),
-        ))
-        .with_status(status)
-    };
+    let password = form.get("password").unwrap_or("");
+    let back = |ctx: &Ctx<'_>, msg: String| again(ctx, req, v, "/signup", msg);
     if !form.checked("age") {
         let msg = format!(
             "You must confirm that you are at least {} years old.",
             ctx.app.config.min_age
         );
-        return again(ctx, 400, msg);
+        return back(ctx, msg);
     }
     if !form.checked("aup") {
-        return again(
-            ctx,
-            400,
-            "You must accept the acceptable-use policy.".into(),
-        );
+        return back(ctx, "You must accept the acceptable-use policy.".into());
     }
-    if let Err(e) =
-        accounts::normalise_email(&email).and_then(|_| Hasher::check_strength(&password))
+    let phc = match accounts::normalise_email(&email).and_then(|_| new_password_hash(ctx, password))
     {
-        return again(ctx, 400, e.to_string());
-    }
-    let phc = match ctx.app.hasher.hash(&password) {
         Ok(h) => h,
-        Err(e) => return again(ctx, e.http_status(), e.to_string()),
+        Err(e) => return back(ctx, e.to_string()),
     };
     let now = ctx.now();
-    let keys = ctx.app.keys.clone();
-    let cfg = &ctx.app.config;
-    let cooldown = cfg.deletion_cooldown;
+    let app = ctx.app;
+    let cooldown = app.config.deletion_cooldown;
     let created = db::write(ctx.db, |tx| {
         // A deleted account's address stays blocked for the cooldown.
         lifecycle::claim_email(tx, &email, cooldown, now)?;
@@ -219,24 +246,14 @@ fn signup(ctx: &mut Ctx<'_>, req: &Request, v: &Visitor) -> Response {
             },
             now,
         )?;
-        let t = tokens::issue(
-            tx,
-            &keys,
-            tokens::VERIFY_EMAIL,
-            Some(user.id),
-            "",
-            VERIFY_TTL,
-            now,
-        )?;
-        queue_verification(tx, cfg, &user.email, &t, now)?;
+        send_verification(tx, app, &user, now)?;
         Ok(user)
     });
-    let user = match created {
-        Ok(x) => x,
-        Err(e) => return again(ctx, e.http_status(), e.to_string()),
-    };
-    sign_in(ctx, req, user.id, "/dashboard?m=welcome")
-        .unwrap_or_else(|e| error_page(req, e.http_status(), &e.to_string()))
+    let old = v.session.as_ref().map(|s| s.id);
+    match created.and_then(|user| sign_in(ctx, req, old, user.id, "/dashboard?m=welcome")) {
+        Ok(r) => r,
+        Err(e) => back(ctx, e.to_string()),
+    }
 }
 
 fn verify(ctx: &mut Ctx<'_>, req: &Request, v: &Visitor) -> Response {
@@ -269,30 +286,21 @@ fn verify(ctx: &mut Ctx<'_>, req: &Request, v: &Visitor) -> Response {
 }
 
 fn resend_verification(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let s = &p.signed;
-    if s.user.is_verified() {
+    if p.user.is_verified() {
         return Response::redirect("/dashboard");
     }
-    let now = ctx.now();
-    let keys = ctx.app.keys.clone();
-    let cfg = &ctx.app.config;
-    let issued = db::write(ctx.db, |tx| {
-        tokens::revoke_all(tx, s.user.id, tokens::VERIFY_EMAIL, now)?;
-        let t = tokens::issue(
-            tx,
-            &keys,
-            tokens::VERIFY_EMAIL,
-            Some(s.user.id),
-            "",
-            VERIFY_TTL,
-            now,
-        )?;
-        queue_verification(tx, cfg, &s.user.email, &t, now)
-    });
-    match issued {
-        Ok(_) => Response::redirect("/dashboard?m=verify_sent"),
-        Err(e) => error_page(req, e.http_status(), &e.to_string()),
-    }
+    let app = ctx.app;
+    form::submit(
+        ctx,
+        req,
+        &p.session,
+        "/dashboard",
+        |tx, _, now| {
+            tokens::revoke_all(tx, p.user.id, tokens::VERIFY_EMAIL, now)?;
+            send_verification(tx, app, &p.user, now)
+        },
+        |_, _| Response::redirect("/dashboard?m=verify_sent"),
+    )
 }
 
 fn login_form(ctx: &mut Ctx<'_>, req: &Request, v: &Visitor) -> Response {
@@ -301,24 +309,23 @@ fn login_form(ctx: &mut Ctx<'_>, req: &Request, v: &Visitor) -> Response {
     }
     let (token, cookie) = form_session(ctx, req);
     let next = safe_next(req.query_param("next").as_deref());
-    let page = view::login(&nav(ctx, v), &token, "", &next, &flash_from_query(req));
+    let page = view::login(&nav(ctx, v), &token, &v.kept, &next, &v.flash);
     with_cookie(Response::html(page), cookie)
 }
 
 fn login(ctx: &mut Ctx<'_>, req: &Request, v: &Visitor) -> Response {
     let form = req.form();
     let email = form.text("email");
-    let password = form.get("password").unwrap_or("").to_string();
+    let password = form.get("password").unwrap_or("");
     let next = safe_next(form.get("next"));
-
-    let token = v
-        .session
-        .as_ref()
-        .map(|s| s.csrf.clone())
-        .unwrap_or_default();
-    let page = |ctx: &Ctx<'_>, status: u16, msg: String| {
-        Response::html(view::login(&nav(ctx, v), &token, &email, &next, &err(msg)))
-            .with_status(status)
+    let back_url = with_next("/login", &next);
+    let back = |ctx: &Ctx<'_>, msg: String| again(ctx, req, v, &back_url, msg);
+    let throttled = |ctx: &Ctx<'_>, secs: u64| {
+        back(
+            ctx,
+            format!("Too many failed attempts. {}", try_again_in(secs)),
+        )
+        .with_header("Retry-After", &secs.to_string())
     };
     let cfg = &ctx.app.config;
     let (max_acct, max_ip, window) = (
@@ -330,31 +337,19 @@ fn login(ctx: &mut Ctx<'_>, req: &Request, v: &Visitor) -> Response {
     let now = ctx.now();
     let user = accounts::find_by_email(ctx.db, &email).ok().flatten();
     let uid = user.as_ref().map(|u| u.id);
-    let throttled = |ctx: &Ctx<'_>, secs: u64| {
-        let mins = secs.div_ceil(60);
-        page(
-            ctx,
-            429,
-            format!(
-                "Too many failed attempts. Try again in {mins} minute{}.",
-                if mins == 1 { "" } else { "s" }
-            ),
-        )
-        .with_header("Retry-After", &secs.to_string())
-    };
     match audit::login_retry_after(ctx.db, uid, &ip, max_acct, max_ip, window, now) {
         Ok(Some(secs)) => return throttled(ctx, secs),
         Ok(None) => {}
-        Err(e) => return error_page(req, 500, &e.to_string()),
+        Err(e) => return back(ctx, e.to_string()),
     }
     let usable = user.as_ref().filter(|u| u.state != State::Deleted);
     let ok = match ctx
         .app
         .hasher
-        .verify(&password, usable.and_then(|u| u.password_hash.as_deref()))
+        .verify(password, usable.and_then(|u| u.password_hash.as_deref()))
     {
         Ok(ok) => ok,
-        Err(e) => return page(ctx, e.http_status(), e.to_string()),
+        Err(e) => return back(ctx, e.to_string()),
     };
     if !ok {
         let _ = audit::security(ctx.db, uid, LOGIN_FAILED, &ip, "", now);
@@ -363,32 +358,32 @@ fn login(ctx: &mut Ctx<'_>, req: &Request, v: &Visitor) -> Response {
         {
             return throttled(ctx, secs);
         }
-        return page(ctx, 401, "Wrong e-mail or password.".into());
+        return back(ctx, "Wrong e-mail or password.".into());
     }
     let user = usable.expect("verified against a real account");
     match user.state {
         State::Active => {}
         State::Suspended => {
-            return page(
+            return back(
                 ctx,
-                403,
                 "This account is suspended. Contact the operator of this site.".into(),
             )
         }
+        // The appeal link on that page is made for this answer only.
         State::Terminated => {
             return crate::http::web::trust::abuse::terminated_page(ctx, req, user)
         }
-        State::Deleted => return page(ctx, 403, "This account is closed.".into()),
+        State::Deleted => return back(ctx, "This account is closed.".into()),
     }
-    match second_factor::enabled(ctx.db, user.id) {
-        Ok(true) => {
-            return crate::http::web::accounts::second_factor::ask_code(ctx, req, user.id, &next)
+    let old = v.session.as_ref().map(|s| s.id);
+    let signed = second_factor::enabled(ctx.db, user.id).and_then(|two_factor| {
+        if two_factor {
+            crate::http::web::accounts::second_factor::ask_code(ctx, req, old, user.id, &next)
+        } else {
+            sign_in(ctx, req, old, user.id, &next)
         }
-        Ok(false) => {}
-        Err(e) => return error_page(req, e.http_status(), &e.to_string()),
-    }
-    sign_in(ctx, req, user.id, &next)
-        .unwrap_or_else(|e| error_page(req, e.http_status(), &e.to_string()))
+    });
+    signed.unwrap_or_else(|e| back(ctx, e.to_string()))
 }
 
 fn logout(ctx: &mut Ctx<'_>, req: &Request, v: &Visitor) -> Response {
@@ -407,25 +402,29 @@ fn logout(ctx: &mut Ctx<'_>, req: &Request, v: &Visitor) -> Response {
 }
 
 fn forgot_form(ctx: &mut Ctx<'_>, req: &Request, v: &Visitor) -> Response {
+    let n = nav(ctx, v);
+    if req.query_param("sent").is_some() {
+        return Response::html(view::message(
+            &n,
+            "Check your mail",
+            "If an account exists for that address, we sent it a link to choose a new password.",
+            ("/login", "Back to login"),
+        ));
+    }
     let (token, cookie) = form_session(ctx, req);
     with_cookie(
-        Response::html(view::forgot(&nav(ctx, v), &token, &None)),
+        Response::html(view::forgot(&n, &token, &v.kept, &v.flash)),
         cookie,
     )
 }
 
-fn forgot(ctx: &mut Ctx<'_>, req: &Request, v: &Visitor) -> Response {
+/// Answers the same whether or not the address has an account.
+fn forgot(ctx: &mut Ctx<'_>, req: &Request, _: &Visitor) -> Response {
     let email = req.form().text("email");
     let now = ctx.now();
     if let Ok(Some(user)) = accounts::find_by_email(ctx.db, &email) {
-        let recent: i64 = ctx
-            .db
-            .query_row(
-                "SELECT COUNT(*) FROM tokens WHERE user_id = ?1 AND purpose = ?2 AND created_at > ?3",
-                rusqlite::params![user.id, tokens::RESET_PASSWORD, now - 3600],
-                |r| r.get(0),
-            )
-            .unwrap_or(0);
+        let recent =
+            tokens::issued_since(ctx.db, user.id, tokens::RESET_PASSWORD, now - 3600).unwrap_or(0);
         if user.state == State::Active && recent < 3 {
             let keys = ctx.app.keys.clone();
             let base = ctx.app.config.base_url.clone();
@@ -461,68 +460,53 @@ fn forgot(ctx: &mut Ctx<'_>, req: &Request, v: &Visitor) -> Response {
             }
         }
     }
-    Response::html(view::message(
-        &nav(ctx, v),
-        "Check your mail",
-        "If an account exists for that address, we sent it a link to choose a new password.",
-        ("/login", "Back to login"),
-    ))
+    Response::redirect("/password/forgot?sent=1")
+}
+
+/// A page behind an e-mailed link (`purpose`): the form to set a password, or the page
+/// saying the link is not valid (with `elsewhere` to go instead).
+fn link_form(
+    ctx: &mut Ctx<'_>,
+    req: &Request,
+    v: &Visitor,
+    purpose: &str,
+    title: &str,
+    elsewhere: (&str, &str),
+) -> Response {
+    let n = nav(ctx, v);
+    if let Err(e) = tokens::peek(
+        ctx.db,
+        &ctx.app.keys,
+        purpose,
+        req.param("token").unwrap_or(""),
+        ctx.now(),
+    ) {
+        let page = view::message(&n, "Link not valid", &e.to_string(), elsewhere);
+        return Response::html(page).with_status(400);
+    }
+    let (token, cookie) = form_session(ctx, req);
+    let ask_email = purpose == tokens::ADMIN_SETUP;
+    let page = view::set_password(&n, title, &req.path, &token, ask_email, &v.kept, &v.flash);
+    with_cookie(Response::html(page), cookie)
 }
 
 fn reset_form(ctx: &mut Ctx<'_>, req: &Request, v: &Visitor) -> Response {
-    let t = req.param("token").unwrap_or("");
-    let n = nav(ctx, v);
-    if let Err(e) = tokens::peek(ctx.db, &ctx.app.keys, tokens::RESET_PASSWORD, t, ctx.now()) {
-        return Response::html(view::message(
-            &n,
-            "Link not valid",
-            &e.to_string(),
-            ("/password/forgot", "Ask for a new link"),
-        ))
-        .with_status(400);
-    }
-    let (token, cookie) = form_session(ctx, req);
-    let action = format!("/password/reset/{t}");
-    with_cookie(
-        Response::html(view::set_password(
-            &n,
-            "Choose a new password",
-            &action,
-            &token,
-            false,
-            &None,
-        )),
-        cookie,
+    let elsewhere = ("/password/forgot", "Ask for a new link");
+    link_form(
+        ctx,
+        req,
+        v,
+        tokens::RESET_PASSWORD,
+        "Choose a new password",
+        elsewhere,
     )
 }
 
 fn reset(ctx: &mut Ctx<'_>, req: &Request, v: &Visitor) -> Response {
     let t = req.param("token").unwrap_or("").to_string();
-    let password = req.form().get("password").unwrap_or("").to_string();
-    let csrf = v
-        .session
-        .as_ref()
-        .map(|s| s.csrf.clone())
-        .unwrap_or_default();
-    let action = format!("/password/reset/{t}");
-    let n = nav(ctx, v);
-    let again = |status: u16, msg: String| {
-        Response::html(view::set_password(
-            &n,
-            "Choose a new password",
-            &action,
-            &csrf,
-            false,
-            &err(msg),
-        ))
-        .with_status(status)
-    };
-    if let Err(e) = Hasher::check_strength(&password) {
-        return again(400, e.to_string());
-    }
-    let phc = match ctx.app.hasher.hash(&password) {
+    let phc = match new_password_hash(ctx, req.form().get("password").unwrap_or("")) {
         Ok(h) => h,
-        Err(e) => return again(e.http_status(), e.to_string()),
+        Err(e) => return again(ctx, req, v, &req.path, e),
     };
     let now = ctx.now();
     let keys = ctx.app.keys.clone();
@@ -540,68 +524,24 @@ fn reset(ctx: &mut Ctx<'_>, req: &Request, v: &Visitor) -> Response {
     match done {
         Ok(()) => Response::redirect("/login?m=password_changed")
             .with_header("Set-Cookie", &clear_cookie(req)),
-        Err(e) => again(400, e.to_string()),
+        Err(e) => again(ctx, req, v, &req.path, e),
     }
 }
 
 fn setup_form(ctx: &mut Ctx<'_>, req: &Request, v: &Visitor) -> Response {
-    let t = req.param("token").unwrap_or("");
-    let n = nav(ctx, v);
-    if let Err(e) = tokens::peek(ctx.db, &ctx.app.keys, tokens::ADMIN_SETUP, t, ctx.now()) {
-        return Response::html(view::message(
-            &n,
-            "Link not valid",
-            &e.to_string(),
-            ("/", "Home"),
-        ))
-        .with_status(400);
-    }
-    let (token, cookie) = form_session(ctx, req);
-    let action = format!("/setup/{t}");
-    with_cookie(
-        Response::html(view::set_password(
-            &n,
-            "Create the first administrator",
-            &action,
-            &token,
-            true,
-            &None,
-        )),
-        cookie,
-    )
+    let title = "Create the first administrator";
+    link_form(ctx, req, v, tokens::ADMIN_SETUP, title, ("/", "Home"))
 }
 
 fn setup(ctx: &mut Ctx<'_>, req: &Request, v: &Visitor) -> Response {
     let t = req.param("token").unwrap_or("").to_string();
     let form = req.form();
     let email = form.text("email");
-    let password = form.get("password").unwrap_or("").to_string();
-    let csrf = v
-        .session
-        .as_ref()
-        .map(|s| s.csrf.clone())
-        .unwrap_or_default();
-    let action = format!("/setup/{t}");
-    let n = nav(ctx, v);
-    let again = |status: u16, msg: String| {
-        Response::html(view::set_password(
-            &n,
-            "Create the first administrator",
-            &action,
-            &csrf,
-            true,
-            &err(msg),
-        ))
-        .with_status(status)
-    };
-    if let Err(e) =
-        accounts::normalise_email(&email).and_then(|_| Hasher::check_strength(&password))
-    {
-        return again(400, e.to_string());
-    }
-    let phc = match ctx.app.hasher.hash(&password) {
+    let hashed = accounts::normalise_email(&email)
+        .and_then(|_| new_password_hash(ctx, form.get("password").unwrap_or("")));
+    let phc = match hashed {
         Ok(h) => h,
-        Err(e) => return again(e.http_status(), e.to_string()),
+        Err(e) => return again(ctx, req, v, &req.path, e),
     };
     let now = ctx.now();
     let keys = ctx.app.keys.clone();
@@ -630,35 +570,29 @@ fn setup(ctx: &mut Ctx<'_>, req: &Request, v: &Visitor) -> Response {
         )?;
         Ok(u)
     });
-    match created {
-        Ok(u) => sign_in(ctx, req, u.id, "/admin")
-            .unwrap_or_else(|e| error_page(req, 500, &e.to_string())),
-        Err(e) => again(e.http_status(), e.to_string()),
+    let old = v.session.as_ref().map(|s| s.id);
+    match created.and_then(|u| sign_in(ctx, req, old, u.id, "/admin")) {
+        Ok(r) => r,
+        Err(e) => again(ctx, req, v, &req.path, e),
     }
 }
 
-pub(in crate::http::web) fn settings_page(
-    ctx: &mut Ctx<'_>,
-    s: &Signed,
-    flash: Option<Flash>,
-    status: u16,
-) -> Response {
-    let events = audit::security_events_for(ctx.db, s.user.id, 5, 0).unwrap_or_default();
-    let two_factor = second_factor::enabled(ctx.db, s.user.id).unwrap_or(false);
+fn settings(ctx: &mut Ctx<'_>, _: &Request, p: &Page) -> Response {
+    let events = audit::security_events_for(ctx.db, p.user.id, 5, 0).unwrap_or_default();
+    let two_factor = second_factor::enabled(ctx.db, p.user.id).unwrap_or(false);
     Response::html(view::settings(
-        &signed_nav(ctx, s),
-        &s.user,
-        s.csrf(),
+        &p.nav,
+        &p.user,
+        p.csrf(),
         two_factor,
         &events,
-        &flash,
+        &p.kept,
+        &p.flash,
     ))
-    .with_status(status)
 }
 
 /// `/settings/security?page=N`: the account's own security events, newest first.
 fn security_log(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let s = &p.signed;
     let page: i64 = req
         .query_param("page")
         .and_then(|p| p.parse().ok())
@@ -667,84 +601,97 @@ fn security_log(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
     // One more than a page tells whether there is a next one.
     match audit::security_events_for(
         ctx.db,
-        s.user.id,
+        p.user.id,
         EVENTS_PER_PAGE + 1,
         (page - 1) * EVENTS_PER_PAGE,
     ) {
         Ok(mut events) => {
             let more = events.len() as i64 > EVENTS_PER_PAGE;
             events.truncate(EVENTS_PER_PAGE as usize);
-            Response::html(view::security_log(&signed_nav(ctx, s), &events, page, more))
+            Response::html(view::security_log(&p.nav, &events, page, more))
         }
         Err(e) => error_page(req, 500, &e.to_string()),
     }
 }
 
-fn settings(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let s = &p.signed;
-    settings_page(ctx, s, flash_from_query(req), 200)
+fn settings_profile(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    form::submit(
+        ctx,
+        req,
+        &p.session,
+        "/settings",
+        |tx, f, _| accounts::set_display_name(tx, p.user.id, &f.text("display_name")),
+        |_, ()| Response::redirect("/settings?m=saved"),
+    )
 }
 
-fn settings_profile(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let s = &p.signed;
-    match accounts::set_display_name(ctx.db, s.user.id, &req.form().text("display_name")) {
-        Ok(()) => Response::redirect("/settings?m=saved"),
-        Err(e) => settings_page(ctx, s, err(e.to_string()), 400),
+/// Checks the current password typed into a settings form; `Err` holds the message.
+pub(in crate::http::web) fn current_password_ok(
+    ctx: &Ctx<'_>,
+    p: &Page,
+    typed: &str,
+) -> Result<(), String> {
+    match ctx
+        .app
+        .hasher
+        .verify(typed, p.user.password_hash.as_deref())
+    {
+        Ok(true) => Ok(()),
+        Ok(false) => Err("The current password is wrong.".into()),
+        Err(e) => Err(e.to_string()),
     }
 }
 
 fn settings_password(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let s = &p.signed;
     let form = req.form();
-    let current = form.get("current_password").unwrap_or("");
-    let new = form.get("password").unwrap_or("");
-    match ctx
-        .app
-        .hasher
-        .verify(current, s.user.password_hash.as_deref())
-    {
-        Ok(true) => {}
-        Ok(false) => return settings_page(ctx, s, err("The current password is wrong."), 400),
-        Err(e) => return settings_page(ctx, s, err(e.to_string()), e.http_status()),
-    }
-    if let Err(e) = Hasher::check_strength(new) {
-        return settings_page(ctx, s, err(e.to_string()), 400);
-    }
-    let phc = match ctx.app.hasher.hash(new) {
+    let checked =
+        current_password_ok(ctx, p, form.get("current_password").unwrap_or("")).and_then(|()| {
+            new_password_hash(ctx, form.get("password").unwrap_or("")).map_err(|e| e.to_string())
+        });
+    let phc = match checked {
         Ok(h) => h,
-        Err(e) => return settings_page(ctx, s, err(e.to_string()), e.http_status()),
+        Err(msg) => return form::fail(ctx, req, &p.session, "/settings", msg),
     };
-    let now = ctx.now();
     let ip = ctx.ip_hash(req);
     let smtp = ctx.app.config.smtp.is_some();
     let site = ctx.app.config.site_name.clone();
-    let done = db::write(ctx.db, |tx| {
-        accounts::set_password_hash(tx, s.user.id, &phc)?;
-        // Every session ends, this one too: the person logs in again with the new password.
-        sessions::revoke_all_for_user(tx, s.user.id, None)?;
-        audit::security(tx, Some(s.user.id), PASSWORD_CHANGED, &ip, "", now)?;
-        mail::enqueue(
-            tx,
-            &s.user.email,
-            &format!("Your {site} password was changed"),
-            "Hello,\n\nthe password of your account was just changed and every session was \
-             signed out. If this was not you, reset your password at once.\n",
-            smtp,
-            now,
-        )?;
-        Ok(())
-    });
-    match done {
-        Ok(()) => Response::redirect("/login?m=password_changed")
-            .with_header("Set-Cookie", &clear_cookie(req)),
-        Err(e) => settings_page(ctx, s, err(e.to_string()), e.http_status()),
-    }
+    let uid = p.user.id;
+    form::submit(
+        ctx,
+        req,
+        &p.session,
+        "/settings",
+        |tx, _, now| {
+            accounts::set_password_hash(tx, uid, &phc)?;
+            // Every session ends, this one too: the person logs in again with the new password.
+            sessions::revoke_all_for_user(tx, uid, None)?;
+            audit::security(tx, Some(uid), PASSWORD_CHANGED, &ip, "", now)?;
+            mail::enqueue(
+                tx,
+                &p.user.email,
+                &format!("Your {site} password was changed"),
+                "Hello,\n\nthe password of your account was just changed and every session was \
+                 signed out. If this was not you, reset your password at once.\n",
+                smtp,
+                now,
+            )?;
+            Ok(())
+        },
+        |_, ()| {
+            Response::redirect("/login?m=password_changed")
+                .with_header("Set-Cookie", &clear_cookie(req))
+        },
+    )
 }
 
 fn settings_revoke_sessions(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let s = &p.signed;
-    match sessions::revoke_all_for_user(ctx.db, s.user.id, Some(s.session.id)) {
-        Ok(_) => Response::redirect("/settings?m=sessions_revoked"),
-        Err(e) => error_page(req, 500, &e.to_string()),
-    }
+    let (uid, sid) = (p.user.id, p.session.id);
+    form::submit(
+        ctx,
+        req,
+        &p.session,
+        "/settings",
+        |tx, _, _| sessions::revoke_all_for_user(tx, uid, Some(sid)).map(|_| ()),
+        |_, ()| Response::redirect("/settings?m=sessions_revoked"),
+    )
 }

@@ -6,20 +6,23 @@
 use crate::clock::format_datetime;
 use crate::db;
 use crate::domain::accounts::second_factor::{self, Proof, Status};
+use crate::domain::accounts::sessions::Session;
 use crate::domain::accounts::{self, Role, State as AccountState};
 use crate::domain::base::audit::{
     self, LOGIN_FAILED, RECOVERY_CODES_REGENERATED, RECOVERY_CODE_USED, SECOND_FACTOR_ASKED,
     SECOND_FACTOR_FAILED, TOTP_DISABLED, TOTP_ENABLED,
 };
 use crate::domain::{accounts::sessions, accounts::totp, base::mail, Error};
-use crate::http::auth::{clear_cookie, safe_next, session_cookie, visitor, Page, Signed, Visitor};
+use crate::http::auth::{clear_cookie, safe_next, session_cookie, Page, Visitor};
 use crate::http::router::Router;
-use crate::http::web::accounts::account::{open_session, signed_in_redirect};
-use crate::http::web::{flash_from_query, nav};
+use crate::http::web::accounts::account::{
+    open_session, signed_in_redirect, try_again_in, with_next,
+};
+use crate::http::web::{form, nav};
 use crate::http::{error_page, Ctx, Method, Request, Response};
 use crate::qr::QrCode;
 use crate::views::accounts::second_factor::{self as view, State};
-use crate::views::{Flash, Nav};
+use crate::views::Flash;
 
 /// How long the code step waits after the password.
 const PENDING_TTL: i64 = 300;
@@ -41,30 +44,27 @@ pub fn routes(r: &mut Router) {
     r.visitor(Method::Post, "/login/2fa", login_code);
 }
 
-fn err(msg: impl Into<String>) -> Option<Flash> {
-    Some(Flash::Err(msg.into()))
-}
-
+/// The settings page, with the recovery codes just made (shown this once).
 fn view(
     ctx: &mut Ctx<'_>,
-    s: &Signed,
-    n: &Nav,
+    req: &Request,
+    p: &Page,
     new_codes: Option<&[String]>,
-    flash: Option<Flash>,
-    status: u16,
+    flash: &Option<Flash>,
 ) -> Response {
-    let st = match second_factor::status(ctx.db, s.user.id) {
+    let uid = p.user.id;
+    let st = match second_factor::status(ctx.db, uid) {
         Ok(st) => st,
-        Err(e) => return error_page_for(e),
+        Err(e) => return error_page(req, e.http_status(), &e.to_string()),
     };
     let enrolling = match &st {
         Some(Status {
             enabled_at: None, ..
-        }) => second_factor::pending_secret(ctx.db, &ctx.app.keys, s.user.id)
+        }) => second_factor::pending_secret(ctx.db, &ctx.app.keys, uid)
             .ok()
             .flatten()
             .map(|secret| {
-                let uri = totp::otpauth_uri(&ctx.app.config.site_name, &s.user.email, &secret);
+                let uri = totp::otpauth_uri(&ctx.app.config.site_name, &p.user.email, &secret);
                 let qr = QrCode::encode(uri.as_bytes());
                 (uri, totp::base32_encode(&secret), qr)
             }),
@@ -88,36 +88,32 @@ fn view(
         },
         _ => State::Off,
     };
-    Response::html(view::settings(n, s.csrf(), &state, new_codes, &flash)).with_status(status)
+    Response::html(view::settings(&p.nav, p.csrf(), &state, new_codes, flash))
 }
 
-fn error_page_for(e: Error) -> Response {
-    Response::html(crate::views::error_page(e.http_status(), &e.to_string()))
-        .with_status(e.http_status())
-}
+/// Where the settings forms go back to when they fail.
+const BACK: &str = "/settings/2fa";
 
 fn page(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let (s, n) = (&p.signed, &p.nav);
-    view(ctx, s, n, None, flash_from_query(req), 200)
+    view(ctx, req, p, None, &p.flash)
 }
 
-fn start(ctx: &mut Ctx<'_>, _req: &Request, p: &Page) -> Response {
-    let (s, n) = (&p.signed, &p.nav);
-    let now = ctx.now();
+fn start(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
     let keys = ctx.app.keys.clone();
-    match db::write(ctx.db, |tx| second_factor::start(tx, &keys, s.user.id, now)) {
-        Ok(_) => Response::redirect("/settings/2fa#enrol"),
-        Err(e) => view(ctx, s, n, None, err(e.to_string()), e.http_status()),
-    }
+    let uid = p.user.id;
+    form::submit(
+        ctx,
+        req,
+        &p.session,
+        BACK,
+        |tx, _, now| second_factor::start(tx, &keys, uid, now),
+        |_, _| Response::redirect("/settings/2fa#enrol"),
+    )
 }
 
 /// The answer when the account or its address has too many recent failures.
 fn throttled(secs: u64) -> String {
-    let mins = secs.div_ceil(60);
-    format!(
-        "Too many failed attempts. Try again in {mins} minute{}.",
-        if mins == 1 { "" } else { "s" }
-    )
+    format!("Too many failed attempts. {}", try_again_in(secs))
 }
 
 fn retry_after(ctx: &Ctx<'_>, user_id: i64, ip: &str) -> Option<u64> {
@@ -137,38 +133,50 @@ fn retry_after(ctx: &Ctx<'_>, user_id: i64, ip: &str) -> Option<u64> {
     })
 }
 
-/// Asks for the password again before a change to the second factor: throttled like the
-/// login, and a wrong password counts as a failed login. `Err` holds the page to answer.
-fn recheck_password(
-    ctx: &mut Ctx<'_>,
+/// Sends a throttled form back to `back`, saying when to try again.
+fn fail_throttled(
+    ctx: &Ctx<'_>,
     req: &Request,
-    s: &Signed,
-    n: &Nav,
-) -> Result<String, Response> {
+    session: &Session,
+    back: &str,
+    secs: u64,
+) -> Response {
+    form::fail(ctx, req, session, back, throttled(secs))
+        .with_header("Retry-After", &secs.to_string())
+}
+
+/// Asks for the password again before a change to the second factor: throttled like the
+/// login, and a wrong password counts as a failed login. `Err` holds the answer.
+fn recheck_password(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Result<String, Response> {
     let ip = ctx.ip_hash(req);
-    if let Some(secs) = retry_after(ctx, s.user.id, &ip) {
-        return Err(view(ctx, s, n, None, err(throttled(secs)), 429)
-            .with_header("Retry-After", &secs.to_string()));
+    if let Some(secs) = retry_after(ctx, p.user.id, &ip) {
+        return Err(fail_throttled(ctx, req, &p.session, BACK, secs));
     }
     let password = req.form().get("password").unwrap_or("").to_string();
     match ctx
         .app
         .hasher
-        .verify(&password, s.user.password_hash.as_deref())
+        .verify(&password, p.user.password_hash.as_deref())
     {
         Ok(true) => Ok(ip),
         Ok(false) => {
             let _ = audit::security(
                 ctx.db,
-                Some(s.user.id),
+                Some(p.user.id),
                 LOGIN_FAILED,
                 &ip,
                 "2fa settings",
                 ctx.now(),
             );
-            Err(view(ctx, s, n, None, err("The password is wrong."), 400))
+            Err(form::fail(
+                ctx,
+                req,
+                &p.session,
+                BACK,
+                "The password is wrong.",
+            ))
         }
-        Err(e) => Err(view(ctx, s, n, None, err(e.to_string()), e.http_status())),
+        Err(e) => Err(form::fail(ctx, req, &p.session, BACK, e)),
     }
 }
 
@@ -199,22 +207,23 @@ pub(in crate::http::web) fn notice(
     )
 }
 
+/// Answers this POST with the page itself: the recovery codes are shown only now.
 fn enable(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let (s, n) = (&p.signed, &p.nav);
-    let ip = match recheck_password(ctx, req, s, n) {
+    let ip = match recheck_password(ctx, req, p) {
         Ok(ip) => ip,
         Err(r) => return r,
     };
     let code = req.form().text("code");
     let now = ctx.now();
     let app = ctx.app;
+    let uid = p.user.id;
     let done = db::write(ctx.db, |tx| {
-        let codes = second_factor::confirm(tx, &app.keys, s.user.id, &code, now)?;
-        audit::security(tx, Some(s.user.id), TOTP_ENABLED, &ip, "", now)?;
+        let codes = second_factor::confirm(tx, &app.keys, uid, &code, now)?;
+        audit::security(tx, Some(uid), TOTP_ENABLED, &ip, "", now)?;
         notice(
             tx,
             app,
-            &s.user.email,
+            &p.user.email,
             "Two-factor sign-in is on for your {site} account",
             "two-factor sign-in was turned on for your account: from now on, signing in asks \
              for a code from your authenticator app after the password",
@@ -223,53 +232,44 @@ fn enable(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
         Ok(codes)
     });
     match done {
-        Ok(codes) => view(
-            ctx,
-            s,
-            n,
-            Some(&codes),
-            Some(Flash::Ok("Two-factor sign-in is on.".into())),
-            200,
-        ),
-        Err(e @ Error::Invalid(_)) => {
-            let _ = audit::security(
-                ctx.db,
-                Some(s.user.id),
-                SECOND_FACTOR_FAILED,
-                &ip,
-                "set-up",
-                now,
-            );
-            view(ctx, s, n, None, err(e.to_string()), 400)
+        Ok(codes) => {
+            let on = Some(Flash::Ok("Two-factor sign-in is on.".into()));
+            view(ctx, req, p, Some(&codes), &on)
         }
-        Err(e) => view(ctx, s, n, None, err(e.to_string()), e.http_status()),
+        Err(e) => {
+            if let Error::Invalid(_) = e {
+                let _ =
+                    audit::security(ctx.db, Some(uid), SECOND_FACTOR_FAILED, &ip, "set-up", now);
+            }
+            form::fail(ctx, req, &p.session, BACK, e)
+        }
     }
 }
 
 /// What a change guarded by a code does, in the transaction that spends the code.
 type Change<'f, T> = dyn FnOnce(&rusqlite::Transaction<'_>, &str) -> Result<T, Error> + 'f;
 
-/// Checks the password and a current code (or a recovery code) of `s`, then runs `change` in
-/// the transaction that spends the code. `Ok(None)` after answering a wrong code.
+/// Checks the password and a current code (or a recovery code) of the account, then runs
+/// `change` in the transaction that spends the code. `Err` holds the answer.
 fn with_code<T>(
     ctx: &mut Ctx<'_>,
     req: &Request,
-    s: &Signed,
-    n: &Nav,
+    p: &Page,
     change: Box<Change<'_, T>>,
 ) -> Result<T, Response> {
-    let ip = recheck_password(ctx, req, s, n)?;
+    let ip = recheck_password(ctx, req, p)?;
     let code = req.form().text("code");
     let now = ctx.now();
     let app = ctx.app;
+    let uid = p.user.id;
     let done = db::write(ctx.db, |tx| {
-        let Some(proof) = second_factor::verify(tx, &app.keys, s.user.id, &code, now)? else {
+        let Some(proof) = second_factor::verify(tx, &app.keys, uid, &code, now)? else {
             return Ok(None);
         };
         if let Proof::Recovery { left } = proof {
             audit::security(
                 tx,
-                Some(s.user.id),
+                Some(uid),
                 RECOVERY_CODE_USED,
                 &ip,
                 &format!("{left} left"),
@@ -283,28 +283,23 @@ fn with_code<T>(
         Ok(None) => {
             let _ = audit::security(
                 ctx.db,
-                Some(s.user.id),
+                Some(uid),
                 SECOND_FACTOR_FAILED,
                 &ip,
                 "settings",
                 now,
             );
-            Err(view(
-                ctx,
-                s,
-                n,
-                None,
-                err("That code is not valid (or was already used)."),
-                400,
-            ))
+            Err(form::fail(ctx, req, &p.session, BACK, NOT_VALID))
         }
-        Err(e) => Err(view(ctx, s, n, None, err(e.to_string()), e.http_status())),
+        Err(e) => Err(form::fail(ctx, req, &p.session, BACK, e)),
     }
 }
 
+/// A wrong or spent code.
+const NOT_VALID: &str = "That code is not valid (or was already used).";
+
 fn disable(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let (s, n) = (&p.signed, &p.nav);
-    let (app, now, uid, email) = (ctx.app, ctx.now(), s.user.id, s.user.email.clone());
+    let (app, now, uid, email) = (ctx.app, ctx.now(), p.user.id, p.user.email.clone());
     let change = Box::new(move |tx: &rusqlite::Transaction<'_>, ip: &str| {
         second_factor::disable(tx, uid)?;
         audit::security(tx, Some(uid), TOTP_DISABLED, ip, "", now)?;
@@ -319,15 +314,15 @@ fn disable(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
         )?;
         Ok(())
     });
-    match with_code(ctx, req, s, n, change) {
+    match with_code(ctx, req, p, change) {
         Ok(()) => Response::redirect("/settings/2fa?m=second_factor_off"),
         Err(r) => r,
     }
 }
 
+/// Answers this POST with the page itself: the new recovery codes are shown only now.
 fn regenerate(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let (s, n) = (&p.signed, &p.nav);
-    let (app, now, uid, email) = (ctx.app, ctx.now(), s.user.id, s.user.email.clone());
+    let (app, now, uid, email) = (ctx.app, ctx.now(), p.user.id, p.user.email.clone());
     let change = Box::new(move |tx: &rusqlite::Transaction<'_>, ip: &str| {
         let codes = second_factor::regenerate(tx, &app.keys, uid, now)?;
         audit::security(tx, Some(uid), RECOVERY_CODES_REGENERATED, ip, "", now)?;
@@ -342,34 +337,31 @@ fn regenerate(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
         )?;
         Ok(codes)
     });
-    match with_code(ctx, req, s, n, change) {
-        Ok(codes) => view(
-            ctx,
-            s,
-            n,
-            Some(&codes),
-            Some(Flash::Ok(
+    match with_code(ctx, req, p, change) {
+        Ok(codes) => {
+            let made = Some(Flash::Ok(
                 "New recovery codes made; the old ones no longer work.".into(),
-            )),
-            200,
-        ),
+            ));
+            view(ctx, req, p, Some(&codes), &made)
+        }
         Err(r) => r,
     }
 }
 
 /// Called by the password step when the account has a second factor: swaps the visitor's
-/// session for an anonymous one that waits for the code, and sends them to the code form.
+/// `old` session for an anonymous one that waits for the code, and sends them to the code
+/// form.
 pub(in crate::http::web) fn ask_code(
     ctx: &mut Ctx<'_>,
     req: &Request,
+    old: Option<i64>,
     user_id: i64,
     next: &str,
-) -> Response {
-    let old = visitor(ctx, req).session.map(|s| s.id);
+) -> Result<Response, Error> {
     let ip = ctx.ip_hash(req);
     let now = ctx.now();
     let app = ctx.app;
-    let made = db::write(ctx.db, |tx| {
+    let token = db::write(ctx.db, |tx| {
         if let Some(id) = old {
             sessions::revoke(tx, id)?;
         }
@@ -384,25 +376,16 @@ pub(in crate::http::web) fn ask_code(
             req.user_agent(),
             now,
         )
-    });
-    match made {
-        Ok(token) => {
-            let to = if next == "/dashboard" {
-                "/login/2fa".to_string()
-            } else {
-                format!("/login/2fa?next={}", crate::url::percent_encode(next))
-            };
-            // The waiting session lives as long as an anonymous one; the wait itself ends
-            // after PENDING_TTL.
-            Response::redirect(&to).with_header("Set-Cookie", &session_cookie(req, &token, 86_400))
-        }
-        Err(e) => error_page(req, e.http_status(), &e.to_string()),
-    }
+    })?;
+    // The waiting session lives as long as an anonymous one; the wait itself ends after
+    // PENDING_TTL.
+    Ok(Response::redirect(&with_next("/login/2fa", next))
+        .with_header("Set-Cookie", &session_cookie(req, &token, 86_400)))
 }
 
-/// The waiting session of the visitor: its id and what it waits for.
-fn waiting(ctx: &mut Ctx<'_>, req: &Request) -> Option<(sessions::Session, sessions::Pending)> {
-    let session = visitor(ctx, req).session?;
+/// The visitor's session when it waits for a code, and what it waits for.
+fn waiting<'v>(ctx: &Ctx<'_>, v: &'v Visitor) -> Option<(&'v Session, sessions::Pending)> {
+    let session = v.session.as_ref()?;
     let pending = sessions::pending(ctx.db, session.id, ctx.now()).ok()??;
     Some((session, pending))
 }
@@ -411,35 +394,31 @@ fn login_form(ctx: &mut Ctx<'_>, req: &Request, v: &Visitor) -> Response {
     if v.user.is_some() {
         return Response::redirect("/dashboard");
     }
-    let Some((session, _)) = waiting(ctx, req) else {
+    let Some((session, _)) = waiting(ctx, v) else {
         return Response::redirect("/login?m=second_factor_expired");
     };
     let next = safe_next(req.query_param("next").as_deref());
-    Response::html(view::login_code(&nav(ctx, v), &session.csrf, &next, &None))
+    Response::html(view::login_code(
+        &nav(ctx, v),
+        &session.csrf,
+        &next,
+        &v.flash,
+    ))
 }
 
 fn login_code(ctx: &mut Ctx<'_>, req: &Request, v: &Visitor) -> Response {
-    let Some((session, pending)) = waiting(ctx, req) else {
+    let Some((session, pending)) = waiting(ctx, v) else {
         return Response::redirect("/login?m=second_factor_expired");
     };
     let form = req.form();
     let code = form.text("code");
     let next = safe_next(form.get("next"));
-
-    let again = |ctx: &Ctx<'_>, status: u16, msg: String| {
-        Response::html(view::login_code(
-            &nav(ctx, v),
-            &session.csrf,
-            &next,
-            &err(msg),
-        ))
-        .with_status(status)
-    };
+    let back = with_next("/login/2fa", &next);
     let uid = pending.user_id;
     let ip = ctx.ip_hash(req);
     let now = ctx.now();
     if let Some(secs) = retry_after(ctx, uid, &ip) {
-        return again(ctx, 429, throttled(secs)).with_header("Retry-After", &secs.to_string());
+        return fail_throttled(ctx, req, session, &back, secs);
     }
     let give_up = |ctx: &mut Ctx<'_>, why: &str| {
         let _ = sessions::revoke(ctx.db, session.id);
@@ -451,7 +430,7 @@ fn login_code(ctx: &mut Ctx<'_>, req: &Request, v: &Visitor) -> Response {
     match accounts::find(ctx.db, uid) {
         Ok(Some(u)) if u.state == AccountState::Active => {}
         Ok(_) => return give_up(ctx, "second_factor_expired"),
-        Err(e) => return error_page(req, 500, &e.to_string()),
+        Err(e) => return form::fail(ctx, req, session, &back, e),
     }
     let app = ctx.app;
     let signed = db::write(ctx.db, |tx| {
@@ -495,16 +474,11 @@ fn login_code(ctx: &mut Ctx<'_>, req: &Request, v: &Visitor) -> Response {
             if tries >= PENDING_ATTEMPTS {
                 return give_up(ctx, "second_factor_attempts");
             }
-            if let Some(secs) = retry_after(ctx, uid, &ip) {
-                return again(ctx, 429, throttled(secs))
-                    .with_header("Retry-After", &secs.to_string());
+            match retry_after(ctx, uid, &ip) {
+                Some(secs) => fail_throttled(ctx, req, session, &back, secs),
+                None => form::fail(ctx, req, session, &back, NOT_VALID),
             }
-            again(
-                ctx,
-                401,
-                "That code is not valid (or was already used).".into(),
-            )
         }
-        Err(e) => error_page(req, e.http_status(), &e.to_string()),
+        Err(e) => form::fail(ctx, req, session, &back, e),
     }
 }

@@ -118,7 +118,7 @@ pub(in crate::http::web) fn user_page(
 
 fn user(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
     let (s, n) = (&p.signed, &p.nav);
-    user_page(ctx, req, s, n, flash_from_query(req), 200)
+    user_page(ctx, req, s, n, p.flash.clone(), 200)
 }
 
 fn set_role(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {

@@ -5,17 +5,16 @@ use crate::clock::{describe_seconds, format_datetime, Timestamp};
 use crate::db;
 use crate::domain::base::audit::Actor;
 use crate::domain::base::audit::{self, LOGIN_FAILED};
-use crate::domain::base::money::Money;
 use crate::domain::trust::export::{self, Meta};
 use crate::domain::trust::lifecycle::{self, By, Closed};
 use crate::domain::{accounts, base::mail, market::activations, Error};
-use crate::http::auth::{clear_cookie, Page, Signed, Visitor};
+use crate::http::auth::{clear_cookie, Page, Visitor};
 use crate::http::response::JSON;
 use crate::http::router::Router;
-use crate::http::web::accounts::account::{err, settings_page};
-use crate::http::web::{cur, flash_from_query, nav, signed_nav, trust::admin};
+use crate::http::web::accounts::account::{current_password_ok, try_again_in};
+use crate::http::web::{cur, form, nav};
 use crate::http::{error_page, Ctx, Method, Request, Response};
-use crate::views::{accounts::account as account_view, trust::lifecycle as view, Flash};
+use crate::views::{accounts::account as account_view, trust::lifecycle as view};
 
 use crate::domain::accounts::Role;
 
@@ -63,41 +62,23 @@ fn live_orders(ctx: &Ctx<'_>, user_id: i64) -> i64 {
     activations::count_live(ctx.db, user_id).unwrap_or(0) + rentals
 }
 
-fn delete_page(ctx: &mut Ctx<'_>, s: &Signed, flash: Option<Flash>, status: u16) -> Response {
+fn delete_form(ctx: &mut Ctx<'_>, _: &Request, p: &Page) -> Response {
     let c = cur(ctx);
     let facts = view::DeletionFacts {
-        balance: format!(
-            "{} {}",
-            Money(s.user.balance_minor).decimal(c.digits),
-            c.code
-        ),
-        live_orders: live_orders(ctx, s.user.id),
+        balance: c.fmt(p.user.balance_minor),
+        live_orders: live_orders(ctx, p.user.id),
         cooldown: describe_seconds(ctx.app.config.deletion_cooldown),
-        ask_code: lifecycle::second_factor_required(ctx.db, &s.user).unwrap_or(true),
+        ask_code: lifecycle::second_factor_required(ctx.db, &p.user).unwrap_or(true),
     };
-    Response::html(view::delete_page(
-        &signed_nav(ctx, s),
-        s.csrf(),
-        &facts,
-        &flash,
-    ))
-    .with_status(status)
+    Response::html(view::delete_page(&p.nav, p.csrf(), &facts, &p.flash))
 }
 
-fn delete_form(ctx: &mut Ctx<'_>, _req: &Request, p: &Page) -> Response {
-    let s = &p.signed;
-    delete_page(ctx, s, None, 200)
-}
-
-/// Hook for the TOTP second factor: checks the code typed on the deletion form. Never reached
-/// while [`lifecycle::second_factor_required`] answers false; the second-factor module
-/// replaces it with its own check (TOTP with replay protection, or a recovery code).
 /// Checks (and spends) the second-factor code given with a deletion.
-fn second_factor_ok(ctx: &mut Ctx<'_>, s: &Signed, code: &str) -> Result<bool, Error> {
+fn second_factor_ok(ctx: &mut Ctx<'_>, user_id: i64, code: &str) -> Result<bool, Error> {
     let (app, now) = (ctx.app, ctx.now());
     db::write(ctx.db, |tx| {
         Ok(
-            crate::domain::accounts::second_factor::verify(tx, &app.keys, s.user.id, code, now)?
+            crate::domain::accounts::second_factor::verify(tx, &app.keys, user_id, code, now)?
                 .is_some(),
         )
     })
@@ -132,7 +113,7 @@ impl MailCtx {
         by_admin: bool,
         now: Timestamp,
     ) -> Result<(), Error> {
-        let money = |m: i64| format!("{} {}", Money(m).decimal(self.cur.digits), self.cur.code);
+        let money = |m: i64| self.cur.fmt(m);
         let who = if by_admin {
             "An administrator deleted your account"
         } else {
@@ -160,12 +141,13 @@ impl MailCtx {
 }
 
 fn delete(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let s = &p.signed;
+    const BACK: &str = "/settings/delete";
     let form = req.form();
     let password = form.get("password").unwrap_or("").to_string();
     let code = form.text("code");
     let ip = ctx.ip_hash(req);
     let now = ctx.now();
+    let uid = p.user.id;
     let cfg = &ctx.app.config;
     // Password guesses here count like failed logins, and are throttled alike.
     let (max_acct, max_ip, window) = (
@@ -174,63 +156,56 @@ fn delete(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
         cfg.login_window,
     );
     if let Ok(Some(secs)) =
-        audit::login_retry_after(ctx.db, Some(s.user.id), &ip, max_acct, max_ip, window, now)
+        audit::login_retry_after(ctx.db, Some(uid), &ip, max_acct, max_ip, window, now)
     {
-        let mins = secs.div_ceil(60);
-        return delete_page(
-            ctx,
-            s,
-            err(format!(
-                "Too many wrong passwords. Try again in {mins} minute{}.",
-                if mins == 1 { "" } else { "s" }
-            )),
-            429,
-        )
-        .with_header("Retry-After", &secs.to_string());
+        let msg = format!("Too many wrong passwords. {}", try_again_in(secs));
+        return form::fail(ctx, req, &p.session, BACK, msg)
+            .with_header("Retry-After", &secs.to_string());
     }
     match ctx
         .app
         .hasher
-        .verify(&password, s.user.password_hash.as_deref())
+        .verify(&password, p.user.password_hash.as_deref())
     {
         Ok(true) => {}
         Ok(false) => {
             let _ = audit::security(
                 ctx.db,
-                Some(s.user.id),
+                Some(uid),
                 LOGIN_FAILED,
                 &ip,
                 "account deletion",
                 now,
             );
-            return delete_page(ctx, s, err("The password is wrong."), 400);
+            return form::fail(ctx, req, &p.session, BACK, "The password is wrong.");
         }
-        Err(e) => return delete_page(ctx, s, err(e.to_string()), e.http_status()),
+        Err(e) => return form::fail(ctx, req, &p.session, BACK, e),
     }
-    match lifecycle::second_factor_required(ctx.db, &s.user) {
-        Ok(false) => {}
-        Ok(true) => match second_factor_ok(ctx, s, &code) {
-            Ok(true) => {}
-            Ok(false) => return delete_page(ctx, s, err("The code is wrong."), 400),
-            Err(e) => return delete_page(ctx, s, err(e.to_string()), e.http_status()),
-        },
-        Err(e) => return delete_page(ctx, s, err(e.to_string()), e.http_status()),
+    let code_ok = lifecycle::second_factor_required(ctx.db, &p.user)
+        .and_then(|required| Ok(!required || second_factor_ok(ctx, uid, &code)?));
+    match code_ok {
+        Ok(true) => {}
+        Ok(false) => return form::fail(ctx, req, &p.session, BACK, "The code is wrong."),
+        Err(e) => return form::fail(ctx, req, &p.session, BACK, e),
     }
     let m = MailCtx::of(ctx);
     let share = ctx.app.config.operator_share;
-    let done = db::write(ctx.db, |tx| {
-        let closed =
-            lifecycle::delete_account(tx, s.user.id, By::Holder { ip_hash: &ip }, share, now)?;
-        m.queue_deletion(tx, &s.user.email, &closed, false, now)
-    });
-    match done {
-        Ok(()) => {
+    form::submit(
+        ctx,
+        req,
+        &p.session,
+        BACK,
+        |tx, _, now| {
+            let closed =
+                lifecycle::delete_account(tx, uid, By::Holder { ip_hash: &ip }, share, now)?;
+            m.queue_deletion(tx, &p.user.email, &closed, false, now)
+        },
+        |ctx, ()| {
             ctx.app.notify();
             Response::redirect("/login?m=account_deleted")
                 .with_header("Set-Cookie", &clear_cookie(req))
-        }
-        Err(e) => delete_page(ctx, s, err(e.to_string()), e.http_status()),
-    }
+        },
+    )
 }
 
 /// The export as a download.
@@ -254,69 +229,63 @@ fn export_response(ctx: &Ctx<'_>, user_id: i64, now: Timestamp) -> Response {
 }
 
 fn export_own(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let s = &p.signed;
     let now = ctx.now();
     let ip = ctx.ip_hash(req);
     // In the security log, so a holder sees an export they did not make.
-    let _ = audit::security(ctx.db, Some(s.user.id), "data_exported", &ip, "", now);
-    export_response(ctx, s.user.id, now)
+    let _ = audit::security(ctx.db, Some(p.user.id), "data_exported", &ip, "", now);
+    export_response(ctx, p.user.id, now)
 }
 
 fn email_change(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let s = &p.signed;
-    let form = req.form();
-    let new_email = form.text("email");
-    let password = form.get("password").unwrap_or("").to_string();
-    match ctx
-        .app
-        .hasher
-        .verify(&password, s.user.password_hash.as_deref())
-    {
-        Ok(true) => {}
-        Ok(false) => return settings_page(ctx, s, err("The current password is wrong."), 400),
-        Err(e) => return settings_page(ctx, s, err(e.to_string()), e.http_status()),
+    let password = req.form().get("password").unwrap_or("").to_string();
+    if let Err(msg) = current_password_ok(ctx, p, &password) {
+        return form::fail(ctx, req, &p.session, "/settings", msg);
     }
-    let now = ctx.now();
     let ip = ctx.ip_hash(req);
     let keys = ctx.app.keys.clone();
     let cfg = &ctx.app.config;
     let (site, base, smtp) = (&cfg.site_name, &cfg.base_url, cfg.smtp.is_some());
     let cooldown = cfg.deletion_cooldown;
-    let done = db::write(ctx.db, |tx| {
-        let (email, token) =
-            lifecycle::request_email_change(tx, &keys, &s.user, &new_email, cooldown, &ip, now)?;
-        mail::enqueue(
-            tx,
-            &email,
-            &format!("Confirm your new e-mail address for {site}"),
-            &format!(
-                "Hello,\n\nto make this the e-mail address of your {site} account, open:\n\n\
-                 {base}/settings/email/confirm/{token}\n\n\
-                 The link works once and expires in 48 hours. Until then the account keeps its \
-                 old address. If you did not ask for this, ignore this mail.\n"
-            ),
-            smtp,
-            now,
-        )?;
-        mail::enqueue(
-            tx,
-            &s.user.email,
-            &format!("A change of your {site} e-mail address was requested"),
-            &format!(
-                "Hello,\n\nsomeone signed in to your {site} account asked to change its e-mail \
-                 address to {email}. Nothing changes unless the link sent to that address is \
-                 opened. If this was not you, change your password now and sign out every \
-                 other session in the settings.\n"
-            ),
-            smtp,
-            now,
-        )?;
-        Ok(())
-    });
-    match done {
-        Ok(()) => Response::redirect("/settings?m=email_sent"),
-        Err(e) => settings_page(ctx, s, err(e.to_string()), e.http_status()),
-    }
+    form::submit(
+        ctx,
+        req,
+        &p.session,
+        "/settings",
+        |tx, f, now| {
+            let new_email = f.text("email");
+            let (email, token) = lifecycle::request_email_change(
+                tx, &keys, &p.user, &new_email, cooldown, &ip, now,
+            )?;
+            mail::enqueue(
+                tx,
+                &email,
+                &format!("Confirm your new e-mail address for {site}"),
+                &format!(
+                    "Hello,\n\nto make this the e-mail address of your {site} account, open:\n\n\
+                     {base}/settings/email/confirm/{token}\n\n\
+                     The link works once and expires in 48 hours. Until then the account keeps \
+                     its old address. If you did not ask for this, ignore this mail.\n"
+                ),
+                smtp,
+                now,
+            )?;
+            mail::enqueue(
+                tx,
+                &p.user.email,
+                &format!("A change of your {site} e-mail address was requested"),
+                &format!(
+                    "Hello,\n\nsomeone signed in to your {site} account asked to change its \
+                     e-mail address to {email}. Nothing changes unless the link sent to that \
+                     address is opened. If this was not you, change your password now and sign \
+                     out every other session in the settings.\n"
+                ),
+                smtp,
+                now,
+            )?;
+            Ok(())
+        },
+        |_, ()| Response::redirect("/settings?m=email_sent"),
+    )
 }
 
 fn email_confirm(ctx: &mut Ctx<'_>, req: &Request, v: &Visitor) -> Response {
@@ -365,57 +334,68 @@ fn email_confirm(ctx: &mut Ctx<'_>, req: &Request, v: &Visitor) -> Response {
 }
 
 fn restrict(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let s = &p.signed;
     let on = match req.form().text("restrict").as_str() {
         "1" => true,
         "0" => false,
-        _ => return settings_page(ctx, s, err("Choose to restrict or not."), 400),
+        _ => {
+            return form::fail(
+                ctx,
+                req,
+                &p.session,
+                "/settings",
+                "Choose to restrict or not.",
+            )
+        }
     };
     let ip = ctx.ip_hash(req);
-    let now = ctx.now();
-    match db::write(ctx.db, |tx| {
-        lifecycle::set_restricted(tx, s.user.id, on, &ip, now)
-    }) {
-        Ok(_) if on => Response::redirect("/settings?m=restricted"),
-        Ok(_) => Response::redirect("/settings?m=unrestricted"),
-        Err(e) => settings_page(ctx, s, err(e.to_string()), e.http_status()),
-    }
+    let uid = p.user.id;
+    form::submit(
+        ctx,
+        req,
+        &p.session,
+        "/settings",
+        |tx, _, now| lifecycle::set_restricted(tx, uid, on, &ip, now),
+        |_, _| match on {
+            true => Response::redirect("/settings?m=restricted"),
+            false => Response::redirect("/settings?m=unrestricted"),
+        },
+    )
 }
 
 // ---------------------------------------------------------------------------------------
 // Admin
 
-fn requests_page(ctx: &mut Ctx<'_>, req: &Request, p: &Page, flash: Option<Flash>) -> Response {
-    let (s, n) = (&p.signed, &p.nav);
+fn admin_requests(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
     match lifecycle::requests(ctx.db, 200) {
-        Ok(rows) => Response::html(view::admin_requests(n, s.csrf(), &rows, &flash)),
+        Ok(rows) => Response::html(view::admin_requests(&p.nav, p.csrf(), &rows, &p.flash)),
         Err(e) => error_page(req, 500, &e.to_string()),
     }
 }
 
-fn admin_requests(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    requests_page(ctx, req, p, flash_from_query(req))
-}
-
 fn admin_request_handled(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let s = &p.signed;
+    const BACK: &str = "/admin/requests";
     let Some(id) = req.id_param("id") else {
-        return error_page(req, 404, "No such request.");
+        return form::fail(ctx, req, &p.session, BACK, "No such request.");
     };
     let ip = ctx.ip_hash(req);
-    let now = ctx.now();
-    let actor = Actor {
-        id: s.user.id,
-        ip_hash: &ip,
-    };
-    match db::write(ctx.db, |tx| lifecycle::mark_handled(tx, actor, id, now)) {
-        Ok(()) => Response::redirect("/admin/requests?m=request_handled"),
-        Err(e) => requests_page(ctx, req, p, Some(Flash::Err(e.to_string()))),
-    }
+    let uid = p.user.id;
+    form::submit(
+        ctx,
+        req,
+        &p.session,
+        BACK,
+        |tx, _, now| {
+            let actor = Actor {
+                id: uid,
+                ip_hash: &ip,
+            };
+            lifecycle::mark_handled(tx, actor, id, now)
+        },
+        |_, ()| Response::redirect("/admin/requests?m=request_handled"),
+    )
 }
 
 fn admin_export(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let s = &p.signed;
     let Some(id) = req.id_param("id") else {
         return error_page(req, 404, "No such account.");
     };
@@ -424,7 +404,7 @@ fn admin_export(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
     }
     let now = ctx.now();
     let ip = ctx.ip_hash(req);
-    if let Err(e) = audit::audit(ctx.db, Some(s.user.id), Some(id), "export", "", &ip, now) {
+    if let Err(e) = audit::audit(ctx.db, Some(p.user.id), Some(id), "export", "", &ip, now) {
         // No export without its audit row.
         return error_page(req, 500, &e.to_string());
     }
@@ -432,44 +412,42 @@ fn admin_export(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
 }
 
 fn admin_delete(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let (s, n) = (&p.signed, &p.nav);
-    let Some(id) = req.id_param("id") else {
-        return error_page(req, 404, "No such account.");
+    let target = req
+        .id_param("id")
+        .and_then(|id| accounts::find(ctx.db, id).ok().flatten());
+    let Some(target) = target else {
+        return form::fail(ctx, req, &p.session, "/admin/users", "No such account.");
     };
-    let target = match accounts::find(ctx.db, id) {
-        Ok(Some(u)) => u,
-        _ => return error_page(req, 404, "No such account."),
-    };
-    let fail = |ctx: &mut Ctx<'_>, msg: String, status: u16| {
-        admin::user_page(ctx, req, s, n, Some(Flash::Err(msg)), status)
-    };
+    let id = target.id;
+    let back = format!("/admin/users/{id}");
     if !req
         .form()
         .text("confirm")
         .eq_ignore_ascii_case(&target.email)
     {
-        return fail(
-            ctx,
-            "Type the account's e-mail address to confirm the deletion.".into(),
-            400,
-        );
+        let msg = "Type the account's e-mail address to confirm the deletion.";
+        return form::fail(ctx, req, &p.session, &back, msg);
     }
     let ip = ctx.ip_hash(req);
-    let now = ctx.now();
-    let actor = Actor {
-        id: s.user.id,
-        ip_hash: &ip,
-    };
+    let admin = p.user.id;
     let m = MailCtx::of(ctx);
     let share = ctx.app.config.operator_share;
-    match db::write(ctx.db, |tx| {
-        let closed = lifecycle::delete_account(tx, id, By::Admin(actor), share, now)?;
-        m.queue_deletion(tx, &target.email, &closed, true, now)
-    }) {
-        Ok(()) => {
+    form::submit(
+        ctx,
+        req,
+        &p.session,
+        &back,
+        |tx, _, now| {
+            let actor = Actor {
+                id: admin,
+                ip_hash: &ip,
+            };
+            let closed = lifecycle::delete_account(tx, id, By::Admin(actor), share, now)?;
+            m.queue_deletion(tx, &target.email, &closed, true, now)
+        },
+        |ctx, ()| {
             ctx.app.notify();
             Response::redirect(&format!("/admin/users/{id}?m=account_deleted_admin"))
-        }
-        Err(e) => fail(ctx, e.to_string(), e.http_status()),
-    }
+        },
+    )
 }

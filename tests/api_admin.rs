@@ -646,3 +646,63 @@ fn a_signed_in_admin_uses_the_session_with_the_csrf_header() {
     assert_eq!(r.status, 403);
     assert_eq!(answer(r).1["error"]["code"], "forbidden");
 }
+
+/// A refused form of the admin pages goes back to its page, which shows the error once and
+/// what was typed into that form (not into the page's other forms); nothing changed.
+#[test]
+fn a_refused_credit_form_goes_back_to_the_user_page_with_the_error_and_the_typed_values() {
+    let s = TestServer::start();
+    let (mut admin, _) = s.signed_in("root@example.com", "admin");
+    let ann = s.create_user("ann@example.com", "user", PASSWORD);
+    let page = format!("/admin/users/{ann}");
+    assert!(admin
+        .get(&page)
+        .text()
+        .contains(r#"name="form" value="credit""#));
+    let credit = |admin: &mut Client, amount: &str| {
+        admin.submit(
+            &page,
+            &format!("{page}/credit"),
+            &[
+                ("form", "credit"),
+                ("amount", amount),
+                ("note", "goodwill for ticket 42"),
+            ],
+        )
+    };
+    let nothing_changed = |s: &TestServer| {
+        assert_eq!(balance(s, ann), 0);
+        assert_eq!(s.count("SELECT COUNT(*) FROM ledger"), 0);
+        assert!(audit(s).iter().all(|r| r.0 != "credit"), "{:?}", audit(s));
+    };
+
+    // Refused before any change (not an amount) and by the domain (below zero): both times
+    // back to the page, with the message once and the typed values in the credit form only.
+    for (amount, message) in [
+        ("twelve", "Enter a non-zero amount such as 12.50 or -3.00."),
+        ("-5.00", "The balance cannot go below zero."),
+    ] {
+        let r = credit(&mut admin, amount);
+        assert_eq!(r.status, 303, "{}", r.text());
+        assert_eq!(r.location(), Some(page.as_str()));
+        let back = admin.follow(&r);
+        assert_eq!(back.status, 200);
+        let html = back.text();
+        assert_eq!(html.matches(message).count(), 1, "{html}");
+        assert_eq!(html.matches(r#"role="alert""#).count(), 1, "{html}");
+        let typed = format!("value=\"{amount}\"");
+        assert_eq!(
+            html.matches(&typed).count(),
+            1,
+            "only the credit form: {html}"
+        );
+        assert!(html.contains(r#"value="goodwill for ticket 42""#), "{html}");
+        nothing_changed(&s);
+
+        // Shown once: the next view of the page is clean.
+        let again = admin.get(&page).text();
+        assert!(!again.contains(message), "{again}");
+        assert!(!again.contains("goodwill for ticket 42"), "{again}");
+    }
+    nothing_changed(&s);
+}

@@ -185,8 +185,14 @@ fn a_device_created_on_the_pages_shows_its_secret_once_and_its_sim_earns_the_sha
     assert!(page.contains("Indonesia"));
     // A bad SIM changes nothing and says why.
     let r = add_sim(&mut op, device.id, "2", "+44 7700 900123", "6");
-    assert_eq!(r.status, 400);
-    assert!(r.text().contains("starts with +62"), "{}", r.text());
+    let back = format!("/operator/devices/{}", device.id);
+    assert_eq!(r.location(), Some(back.as_str()), "{}", r.text());
+    let page = op.follow(&r).text();
+    assert!(page.contains("starts with +62"), "{page}");
+    assert!(
+        page.contains("value=\"+44 7700 900123\""),
+        "the number is kept: {page}"
+    );
     assert_eq!(server.count("SELECT COUNT(*) FROM numbers"), 1);
 
     // A customer orders that pair and gets the SIM's number; the code comes, it completes.
@@ -351,18 +357,25 @@ fn payouts_stay_within_the_balance_and_the_admin_pays_or_rejects_them_with_audit
     let amount = |minor: i64| format!("{}.{:02}", minor / 100, minor % 100);
 
     // Over the balance, junk amounts and no destination are refused and change nothing.
-    for (amt, dest, status) in [
-        (amount(earned + 1), "IBAN DE02 1203 0000 0000 2020 51", 409),
-        ("abc".to_string(), "IBAN", 400),
-        ("0".to_string(), "IBAN", 400),
-        (amount(earned), "", 400),
+    for (amt, dest, why) in [
+        (
+            amount(earned + 1),
+            "IBAN DE02 1203 0000 0000 2020 51",
+            "You can ask for at most",
+        ),
+        ("abc".to_string(), "IBAN", "Enter the amount, e.g. 25.00."),
+        ("0".to_string(), "IBAN", "Enter an amount above zero"),
+        (amount(earned), "", "Say where to pay"),
     ] {
         let r = op.submit(
             "/operator/payouts",
             "/operator/payouts",
             &[("amount", &amt), ("destination", dest)],
         );
-        assert_eq!(r.status, status, "{amt} {dest}: {}", r.text());
+        assert_eq!(r.location(), Some("/operator/payouts"), "{}", r.text());
+        let page = op.follow(&r).text();
+        assert!(page.contains(why), "{amt} {dest}: {page}");
+        assert!(page.contains(&format!("value=\"{amt}\"")), "kept: {page}");
     }
     assert_eq!(server.count("SELECT COUNT(*) FROM payouts"), 0);
 
@@ -391,8 +404,8 @@ fn payouts_stay_within_the_balance_and_the_admin_pays_or_rejects_them_with_audit
     assert_eq!(r.status, 303, "{}", r.text());
     let paid = last_payout(&server);
     let r = ask(&mut op, "0.01");
-    assert_eq!(r.status, 409, "{}", r.text());
-    assert!(r.text().contains("at most 0.00"), "{}", r.text());
+    let page = op.follow(&r).text();
+    assert!(page.contains("at most 0.00"), "{page}");
 
     // The admin sees it first and marks it paid: one payout ledger row, one audit row.
     let (mut admin, admin_id) = server.signed_in("root@example.com", "admin");
@@ -440,7 +453,8 @@ fn payouts_stay_within_the_balance_and_the_admin_pays_or_rejects_them_with_audit
         &format!("/admin/payouts/{paid}/paid"),
         &[],
     );
-    assert_eq!(r.status, 409, "{}", r.text());
+    let page = admin.follow(&r).text();
+    assert!(page.contains("This payout is already paid."), "{page}");
     assert_eq!(server.ledger_of("payout", paid).len(), 1);
     let page = op.get("/operator/payouts").text();
     assert!(page.contains("paid"), "{page}");
@@ -503,7 +517,14 @@ fn another_operators_device_is_not_found_and_plain_users_are_refused() {
                 ("confirm", "1"),
             ],
         );
-        assert_eq!(r.status, 404, "{action}: {}", r.text());
+        assert_eq!(
+            r.location(),
+            Some("/operator/devices"),
+            "{action}: {}",
+            r.text()
+        );
+        let list = b.follow(&r).text();
+        assert!(list.contains("No such device."), "{action}: {list}");
     }
     assert!(!b
         .get("/operator/devices")
@@ -533,7 +554,11 @@ fn another_operators_device_is_not_found_and_plain_users_are_refused() {
 
     // Revoking needs the confirmation; then the device and its SIM leave the stock.
     let r = a.submit(&page, &format!("{page}/revoke"), &[]);
-    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.location(), Some(page.as_str()), "{}", r.text());
+    assert!(a
+        .follow(&r)
+        .text()
+        .contains("Tick the box to confirm that the device is to be revoked."));
     let r = a.submit(&page, &format!("{page}/revoke"), &[("confirm", "1")]);
     assert_eq!(r.status, 303, "{}", r.text());
     assert_eq!(a.get(&page).status, 404);
@@ -625,22 +650,38 @@ fn the_admin_adds_numbers_one_by_one_and_in_bulk_and_is_told_why_lines_were_refu
     let r = admin.submit(
         "/admin/numbers",
         "/admin/numbers/bulk",
-        &[("lines", paste), ("country", "6"), ("owner", "")],
+        &[
+            ("form", "bulk"),
+            ("lines", paste),
+            ("country", "6"),
+            ("owner", ""),
+        ],
     );
-    assert_eq!(r.status, 400, "{}", r.text());
-    assert!(r.text().contains("+628117770002 is already registered"));
+    assert_eq!(r.location(), Some("/admin/numbers"), "{}", r.text());
+    let page = admin.follow(&r).text();
+    assert!(page.contains("No number was added: line 1"), "{page}");
+    assert!(
+        page.contains("+628117770002 is already registered"),
+        "{page}"
+    );
+    assert!(
+        page.contains("# from the supplier"),
+        "the paste is kept: {page}"
+    );
     // An owner who is not an operator refuses the whole batch.
     let r = admin.submit(
         "/admin/numbers",
         "/admin/numbers/bulk",
         &[
+            ("form", "bulk"),
             ("lines", "628117770009"),
             ("country", "6"),
             ("owner", "ann@example.com"),
         ],
     );
-    assert_eq!(r.status, 400, "{}", r.text());
-    assert!(r.text().contains("not an active operator"), "{}", r.text());
+    let page = admin.follow(&r).text();
+    assert!(page.contains("not an active operator"), "{page}");
+    assert!(page.contains("value=\"ann@example.com\""), "{page}");
     assert_eq!(server.count("SELECT COUNT(*) FROM numbers"), 3);
     assert_eq!(
         server.count("SELECT COUNT(*) FROM audit_log WHERE action = 'numbers_added'"),

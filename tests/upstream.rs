@@ -632,7 +632,15 @@ fn a_full_order_through_a_5sim_provider_added_in_the_admin_pages() {
             ("unit", "100"),
         ],
     );
-    assert_eq!(r.status, 201, "{}", r.text());
+    assert!(
+        r.location()
+            .is_some_and(|l| l.starts_with("/admin/providers/")),
+        "{}",
+        r.text()
+    );
+    assert_no_key("the redirect after adding", &r.text());
+    let r = adm.follow(&r);
+    assert_eq!(r.status, 200, "{}", r.text());
     assert!(
         r.text().contains("Provider added. Synced 1 offers."),
         "{}",
@@ -1145,8 +1153,14 @@ fn the_admin_edits_disables_and_deletes_providers_and_never_sees_the_key() {
     assert_eq!(tg(&s)["cost"], json!(0.75));
     // A bad markup changes nothing and says why.
     let r = save(&mut adm, &[("markup", "lots")]);
-    assert_eq!(r.status, 400);
-    assert!(r.text().contains("not a markup"), "{}", r.text());
+    assert_eq!(r.location(), Some(page.as_str()), "{}", r.text());
+    let back = adm.follow(&r).text();
+    assert!(back.contains("not a markup"), "{back}");
+    assert!(
+        back.contains("value=\"lots\""),
+        "the markup is kept: {back}"
+    );
+    assert_no_key("the page after a refused edit", &back);
     assert_eq!(tg(&s)["cost"], json!(0.75));
     // Disabled: its stock is gone; enabled again: back.
     let r = save(&mut adm, &[("markup", "50%"), ("enabled", "")]);
@@ -1160,6 +1174,7 @@ fn the_admin_edits_disables_and_deletes_providers_and_never_sees_the_key() {
         303
     );
     let r = adm.submit(&page, &format!("{page}/sync"), &[]);
+    let r = adm.follow(&r);
     assert_eq!(r.status, 200);
     assert!(
         r.text()
@@ -1173,6 +1188,7 @@ fn the_admin_edits_disables_and_deletes_providers_and_never_sees_the_key() {
         303
     );
     let r = adm.submit(&page, &format!("{page}/sync"), &[]);
+    let r = adm.follow(&r);
     assert!(r.text().contains("Synced 2 offers."), "{}", r.text());
     // The audit log names the changes, never the keys.
     let audit = adm.get("/admin/audit").text();
@@ -1185,7 +1201,12 @@ fn the_admin_edits_disables_and_deletes_providers_and_never_sees_the_key() {
     // A provider that sold a number cannot be deleted; one that did not can.
     handler(&s, &key, "getNumber", "service=tg&country=6");
     let r = adm.submit(&page, &format!("{page}/delete"), &[]);
-    assert_eq!(r.status, 409, "{}", r.text());
+    let back = adm.follow(&r).text();
+    assert!(
+        back.contains("This provider has orders; disable it instead of deleting it."),
+        "{back}"
+    );
+    assert_eq!(s.count("SELECT COUNT(*) FROM providers"), 1);
     let other = Fake::start(Kind::FiveSim);
     let id2 = add_5sim(&s, &other, "10%", "0");
     let p2 = format!("/admin/providers/{id2}");

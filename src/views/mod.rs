@@ -48,6 +48,20 @@ impl Kept {
     pub fn or<'a>(&'a self, name: &str, default: &'a str) -> &'a str {
         self.get(name).unwrap_or(default)
     }
+
+    /// The value typed into field `name` when the form that failed is the one marked `form`
+    /// (by [`form_mark`]): for pages whose forms share field names.
+    pub fn of(&self, form: &str, name: &str) -> Option<&str> {
+        (self.get("form") == Some(form))
+            .then(|| self.get(name))
+            .flatten()
+    }
+}
+
+/// A hidden field naming a form, so that its page refills only this form after it failed
+/// (see [`Kept::of`]).
+pub fn form_mark(name: &str) -> Markup {
+    html! { input type="hidden" name="form" value=(name); }
 }
 
 pub fn flash(f: &Option<Flash>) -> Markup {

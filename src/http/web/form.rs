@@ -17,10 +17,12 @@ use std::sync::Mutex;
 
 use rusqlite::Transaction;
 
+use super::super::auth::Page;
 use super::super::request::Form;
 use super::super::{Ctx, Request, Response};
 use crate::clock::Timestamp;
 use crate::domain::accounts::sessions::Session;
+use crate::domain::base::audit::Actor;
 use crate::views::{Flash, Kept};
 
 /// How long a stash waits for its page.
@@ -145,6 +147,39 @@ pub fn submit<T>(
         Ok(value) => done(ctx, value),
         Err(e) => fail(ctx, req, session, back, e),
     }
+}
+
+/// [`submit`] for a change the domain audits: `write` also gets the acting account (the
+/// page's account and its hashed address).
+pub fn audited<T>(
+    ctx: &mut Ctx<'_>,
+    req: &Request,
+    p: &Page,
+    back: &str,
+    write: impl FnOnce(&Transaction, &Form, Actor<'_>, Timestamp) -> crate::domain::Result<T>,
+    done: impl FnOnce(&mut Ctx<'_>, T) -> Response,
+) -> Response {
+    let (id, ip) = (p.user.id, ctx.ip_hash(req));
+    submit(
+        ctx,
+        req,
+        &p.session,
+        back,
+        |tx, form, now| write(tx, form, Actor { id, ip_hash: &ip }, now),
+        done,
+    )
+}
+
+/// Runs `f` in one write transaction as the page's account: an audited reading of someone
+/// else's data by a page (not a form).
+pub fn acting<T>(
+    ctx: &mut Ctx<'_>,
+    req: &Request,
+    p: &Page,
+    f: impl FnOnce(&Transaction, Actor<'_>, Timestamp) -> crate::domain::Result<T>,
+) -> crate::domain::Result<T> {
+    let (id, ip, now) = (p.user.id, ctx.ip_hash(req), ctx.now());
+    crate::db::write(ctx.db, |tx| f(tx, Actor { id, ip_hash: &ip }, now))
 }
 
 #[cfg(test)]

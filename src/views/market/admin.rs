@@ -10,19 +10,31 @@ use crate::domain::supply::numbers::Report;
 use crate::domain::supply::payouts::{Payout, State as PayoutState};
 use crate::views::market::orders::Cur;
 use crate::views::trust::admin::tabs;
-use crate::views::{csrf, flash, opt_time, page, time, Flash, Nav};
+use crate::views::{csrf, flash, form_mark, opt_time, page, time, Flash, Kept, Nav};
 
-#[allow(clippy::too_many_arguments)] // a template of plain data
+/// The catalogue of one country with its prices.
+pub struct PricesPage<'a> {
+    pub countries: &'a [Country],
+    pub country: i64,
+    pub services: &'a [Service],
+    pub offers: &'a [Offer],
+}
+
+/// `kept` refills the price row whose form failed.
 pub fn prices(
     nav: &Nav,
     token: &str,
     cur: &Cur,
-    countries: &[Country],
-    country: i64,
-    services: &[Service],
-    offers: &[Offer],
+    p: &PricesPage<'_>,
     f: &Option<Flash>,
+    kept: &Kept,
 ) -> Markup {
+    let (countries, country, services, offers) = (p.countries, p.country, p.services, p.offers);
+    let amount = |minor: Option<i64>| {
+        minor
+            .map(|m| crate::domain::base::money::Money(m).decimal(cur.digits))
+            .unwrap_or_default()
+    };
     page(
         "Prices",
         nav,
@@ -50,6 +62,9 @@ pub fn prices(
                 tbody {
                     @for s in services {
                         @let o = offers.iter().find(|o| o.service == s.code);
+                        @let failed = kept.get("service") == Some(s.code.as_str()) && kept.get("price").is_some();
+                        @let price = if failed { kept.or("price", "").to_string() } else { amount(o.map(|o| o.price_minor)) };
+                        @let rent = if failed { kept.or("rent_hour", "").to_string() } else { amount(o.map(|o| o.rent_hour_minor)) };
                         tr {
                             td { (s.name) " " code { (s.code) } @if !s.enabled { " (off)" } }
                             td { (o.map(|o| o.stock).unwrap_or(0)) }
@@ -58,9 +73,9 @@ pub fn prices(
                                     (csrf(token))
                                     input type="hidden" name="country" value=(country);
                                     input type="hidden" name="service" value=(s.code);
-                                    input type="text" name="price" inputmode="decimal" size="6" value=(o.map(|o| crate::domain::base::money::Money(o.price_minor).decimal(cur.digits)).unwrap_or_default());
+                                    input type="text" name="price" inputmode="decimal" size="6" value=(price);
                                 }
-                                td { input type="text" name="rent_hour" inputmode="decimal" size="6" value=(o.map(|o| crate::domain::base::money::Money(o.rent_hour_minor).decimal(cur.digits)).unwrap_or_default()); }
+                                td { input type="text" name="rent_hour" inputmode="decimal" size="6" value=(rent); }
                                 td { button type="submit" { "Save" } }
                             }
                             td {
@@ -87,6 +102,7 @@ pub fn vouchers(
     rows: &[VoucherRow],
     new_codes: &[String],
     f: &Option<Flash>,
+    kept: &Kept,
 ) -> Markup {
     page(
         "Vouchers",
@@ -104,9 +120,9 @@ pub fn vouchers(
             section.card {
                 form method="post" action="/admin/vouchers" {
                     (csrf(token))
-                    label { "How many" input type="number" name="count" value="10" min="1" max="1000"; }
-                    label { "Amount each (" (cur.code) ")" input type="text" name="amount" inputmode="decimal" required; }
-                    label { "Valid for (days)" input type="number" name="days" value="365" min="1" max="3650"; }
+                    label { "How many" input type="number" name="count" value=(kept.or("count", "10")) min="1" max="1000"; }
+                    label { "Amount each (" (cur.code) ")" input type="text" name="amount" inputmode="decimal" required value=(kept.or("amount", "")); }
+                    label { "Valid for (days)" input type="number" name="days" value=(kept.or("days", "365")) min="1" max="3650"; }
                     button type="submit" { "Create vouchers" }
                 }
             }
@@ -146,16 +162,29 @@ pub struct NumbersPage<'a> {
     pub report: Option<&'a Report>,
 }
 
-fn country_select(countries: &[Country], name: &str, blank: Option<&str>) -> Markup {
+fn country_select(
+    countries: &[Country],
+    name: &str,
+    blank: Option<&str>,
+    chosen: Option<&str>,
+) -> Markup {
     html! {
         select name=(name) {
             @if let Some(b) = blank { option value="" { (b) } }
-            @for c in countries { option value=(c.id) { (c.name) " (" (c.id) ", +" (c.prefix) ")" } }
+            @for c in countries { option value=(c.id) selected[chosen == Some(c.id.to_string().as_str())] { (c.name) " (" (c.id) ", +" (c.prefix) ")" } }
         }
     }
 }
 
-pub fn numbers(nav: &Nav, token: &str, p: &NumbersPage<'_>, f: &Option<Flash>) -> Markup {
+/// `kept` refills the add form that failed.
+pub fn numbers(
+    nav: &Nav,
+    token: &str,
+    p: &NumbersPage<'_>,
+    f: &Option<Flash>,
+    kept: &Kept,
+) -> Markup {
+    let typed = |form: &str, name: &str| kept.of(form, name).unwrap_or("").to_string();
     page(
         "Numbers",
         nav,
@@ -182,10 +211,11 @@ pub fn numbers(nav: &Nav, token: &str, p: &NumbersPage<'_>, f: &Option<Flash>) -
                 p.muted { "Numbers added here are on sale at once (source “manual”). Give an operator's e-mail to let that operator earn on them and deliver their SMS from its devices." }
                 form method="post" action="/admin/numbers/add" {
                     (csrf(token))
-                    label { "Phone number (with country code)" input type="text" name="phone" inputmode="tel" required placeholder="+62 811 0000 001"; }
-                    label { "Country" (country_select(p.countries, "country", None)) }
-                    label { "Mobile operator (optional)" input type="text" name="operator" maxlength="40"; }
-                    label { "Owner: operator's e-mail (optional)" input type="email" name="owner"; }
+                    (form_mark("number"))
+                    label { "Phone number (with country code)" input type="text" name="phone" inputmode="tel" required placeholder="+62 811 0000 001" value=(typed("number", "phone")); }
+                    label { "Country" (country_select(p.countries, "country", None, kept.of("number", "country"))) }
+                    label { "Mobile operator (optional)" input type="text" name="operator" maxlength="40" value=(typed("number", "operator")); }
+                    label { "Owner: operator's e-mail (optional)" input type="email" name="owner" value=(typed("number", "owner")); }
                     button type="submit" { "Add number" }
                 }
             }
@@ -194,9 +224,10 @@ pub fn numbers(nav: &Nav, token: &str, p: &NumbersPage<'_>, f: &Option<Flash>) -
                 p.muted { "One number a line: " code { "PHONE[,COUNTRY_ID[,OPERATOR]]" } ", e.g. " code { "+628110000001,6,telkomsel" } ". Lines without a country use the default below; empty lines and lines starting with # are skipped. At most 1000 lines." }
                 form method="post" action="/admin/numbers/bulk" {
                     (csrf(token))
-                    label { "Numbers" textarea name="lines" rows="8" required {} }
-                    label { "Default country" (country_select(p.countries, "country", Some("— none —"))) }
-                    label { "Owner: operator's e-mail (optional)" input type="email" name="owner"; }
+                    (form_mark("bulk"))
+                    label { "Numbers" textarea name="lines" rows="8" required { (typed("bulk", "lines")) } }
+                    label { "Default country" (country_select(p.countries, "country", Some("— none —"), kept.of("bulk", "country"))) }
+                    label { "Owner: operator's e-mail (optional)" input type="email" name="owner" value=(typed("bulk", "owner")); }
                     button type="submit" { "Add numbers" }
                 }
             }
@@ -239,7 +270,15 @@ fn payout_state(s: PayoutState) -> Markup {
     }
 }
 
-pub fn payouts(nav: &Nav, token: &str, cur: &Cur, list: &[Payout], f: &Option<Flash>) -> Markup {
+/// `kept` refills the rejection note whose form failed.
+pub fn payouts(
+    nav: &Nav,
+    token: &str,
+    cur: &Cur,
+    list: &[Payout],
+    f: &Option<Flash>,
+    kept: &Kept,
+) -> Markup {
     page(
         "Payouts",
         nav,
@@ -269,7 +308,9 @@ pub fn payouts(nav: &Nav, token: &str, cur: &Cur, list: &[Payout], f: &Option<Fl
                                         }
                                         form method="post" action=(format!("/admin/payouts/{}/reject", p.id)) {
                                             (csrf(token))
-                                            input type="text" name="note" maxlength="200" placeholder="Why (shown to the operator)";
+                                            @let mark = format!("reject-{}", p.id);
+                                            (form_mark(&mark))
+                                            input type="text" name="note" maxlength="200" placeholder="Why (shown to the operator)" value=(kept.of(&mark, "note").unwrap_or(""));
                                             button.secondary type="submit" { "Reject" }
                                         }
                                     }

@@ -12,7 +12,7 @@ use crate::domain::supply::numbers::Owned;
 use crate::domain::supply::payouts::Totals;
 use crate::domain::supply::payouts::{Payout, State};
 use crate::views::market::orders::Cur;
-use crate::views::{csrf, flash, opt_time, page, time, Flash, Nav};
+use crate::views::{csrf, flash, opt_time, page, time, Flash, Kept, Nav};
 
 /// Country id → name, for tables.
 pub type CountryNames = HashMap<i64, String>;
@@ -129,15 +129,25 @@ fn setup_hint(kind: Kind, url: &str, secret: &str) -> Markup {
     }
 }
 
+/// The devices page.
+pub struct DevicesPage<'a> {
+    pub rows: &'a [DeviceRow],
+    /// Numbers the administrator added for the operator without a device.
+    pub owned: &'a [Owned],
+    pub names: &'a CountryNames,
+    /// A device just created, shown once.
+    pub new: Option<NewDevice<'a>>,
+}
+
+/// `kept` refills the add form after it failed.
 pub fn devices(
     nav: &Nav,
     token: &str,
-    rows: &[DeviceRow],
-    owned: &[Owned],
-    names: &CountryNames,
-    new: Option<NewDevice<'_>>,
+    p: &DevicesPage<'_>,
     f: &Option<Flash>,
+    kept: &Kept,
 ) -> Markup {
+    let (rows, owned, names, new) = (p.rows, p.owned, p.names, &p.new);
     page(
         "Devices",
         nav,
@@ -145,7 +155,7 @@ pub fn devices(
             h1 { "Devices" }
             (tabs())
             (flash(f))
-            @if let Some(n) = &new {
+            @if let Some(n) = new {
                 div.notice #new-device {
                     p { strong { (n.device.name) } " is registered. Copy the secret now: it is shown only once." }
                     dl {
@@ -162,10 +172,10 @@ pub fn devices(
                 p.muted { "A device is a phone or modem running gateway software that forwards the SMS its SIMs receive to otpbox." }
                 form method="post" action="/operator/devices" {
                     (csrf(token))
-                    label { "Name" input type="text" name="name" maxlength="60" placeholder="e.g. Pixel in the drawer"; }
+                    label { "Name" input type="text" name="name" maxlength="60" placeholder="e.g. Pixel in the drawer" value=(kept.or("name", "")); }
                     label { "Gateway software"
                         select name="kind" {
-                            @for k in Kind::ALL { option value=(k.as_str()) { (k.label()) } }
+                            @for k in Kind::ALL { option value=(k.as_str()) selected[kept.get("kind") == Some(k.as_str())] { (k.label()) } }
                         }
                     }
                     button type="submit" { "Add device" }
@@ -202,12 +212,20 @@ pub struct DevicePage<'a> {
     pub countries: &'a [Country],
 }
 
-pub fn device(nav: &Nav, token: &str, p: &DevicePage<'_>, f: &Option<Flash>) -> Markup {
+/// `kept` refills the SIM form after it failed.
+pub fn device(
+    nav: &Nav,
+    token: &str,
+    p: &DevicePage<'_>,
+    f: &Option<Flash>,
+    kept: &Kept,
+) -> Markup {
     let d = p.device;
     let names: CountryNames = p.countries.iter().map(|c| (c.id, c.name.clone())).collect();
     let next_slot = (1..=16)
         .find(|s| !p.sims.iter().any(|x| x.slot == Some(*s)))
-        .unwrap_or(1);
+        .unwrap_or(1)
+        .to_string();
     page(
         &d.name,
         nav,
@@ -256,14 +274,14 @@ pub fn device(nav: &Nav, token: &str, p: &DevicePage<'_>, f: &Option<Flash>) -> 
                 h2 { "Add a SIM" }
                 form method="post" action=(format!("/operator/devices/{}/sims", d.id)) {
                     (csrf(token))
-                    label { "Slot" input type="number" name="slot" min="1" max="16" value=(next_slot) required; }
-                    label { "Phone number (with country code)" input type="text" name="phone" inputmode="tel" required placeholder="+44 7700 900123"; }
+                    label { "Slot" input type="number" name="slot" min="1" max="16" value=(kept.or("slot", &next_slot)) required; }
+                    label { "Phone number (with country code)" input type="text" name="phone" inputmode="tel" required placeholder="+44 7700 900123" value=(kept.or("phone", "")); }
                     label { "Country"
                         select name="country" required {
-                            @for c in p.countries { option value=(c.id) { (c.name) " (+" (c.prefix) ")" } }
+                            @for c in p.countries { option value=(c.id) selected[kept.get("country") == Some(c.id.to_string().as_str())] { (c.name) " (+" (c.prefix) ")" } }
                         }
                     }
-                    label { "Mobile operator (optional)" input type="text" name="operator" maxlength="40" placeholder="e.g. telkomsel"; }
+                    label { "Mobile operator (optional)" input type="text" name="operator" maxlength="40" placeholder="e.g. telkomsel" value=(kept.or("operator", "")); }
                     button type="submit" { "Add SIM" }
                 }
             }
@@ -383,15 +401,24 @@ fn payout_state(s: State) -> Markup {
     }
 }
 
+/// What the operator has and may ask for.
+pub struct Balance {
+    pub totals: Totals,
+    /// The balance minus the payouts already requested.
+    pub available: i64,
+}
+
+/// `kept` refills the request form after it failed.
 pub fn payouts(
     nav: &Nav,
     token: &str,
     cur: &Cur,
-    totals: &Totals,
-    available: i64,
+    balance: &Balance,
     list: &[Payout],
     f: &Option<Flash>,
+    kept: &Kept,
 ) -> Markup {
+    let (totals, available) = (&balance.totals, balance.available);
     page(
         "Payouts",
         nav,
@@ -403,8 +430,8 @@ pub fn payouts(
                 p { "Balance " strong { (cur.fmt(totals.balance)) } " · requested " (cur.fmt(totals.pending_payouts)) " · you can ask for " strong #available { (cur.fmt(available)) } }
                 form method="post" action="/operator/payouts" {
                     (csrf(token))
-                    label { "Amount (" (cur.code) ")" input type="text" name="amount" inputmode="decimal" required placeholder="e.g. 25.00"; }
-                    label { "Pay to" input type="text" name="destination" maxlength="200" required placeholder="IBAN, wallet address, …"; }
+                    label { "Amount (" (cur.code) ")" input type="text" name="amount" inputmode="decimal" required placeholder="e.g. 25.00" value=(kept.or("amount", "")); }
+                    label { "Pay to" input type="text" name="destination" maxlength="200" required placeholder="IBAN, wallet address, …" value=(kept.or("destination", "")); }
                     button type="submit" { "Request payout" }
                 }
                 p.muted { "The administrator pays you outside otpbox and then marks the request paid; the amount leaves your balance at that moment." }

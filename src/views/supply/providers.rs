@@ -9,23 +9,12 @@ use crate::domain::supply::providers::{markup_text, CallRow, Health, Kind, Provi
 use crate::domain::supply::routing::RouteRow;
 use crate::views::market::orders::Cur;
 use crate::views::trust::admin::tabs;
-use crate::views::{csrf, flash, opt_time, page, time, Flash, Nav};
+use crate::views::{csrf, flash, opt_time, page, time, Flash, Kept, Nav};
 
 /// A provider with its health, as listed.
 pub struct Row {
     pub provider: Provider,
     pub health: Health,
-}
-
-/// What the add form shows again after a refusal (never the key).
-#[derive(Default)]
-pub struct AddForm {
-    pub kind: String,
-    pub name: String,
-    pub url: String,
-    pub markup: String,
-    pub priority: String,
-    pub unit: String,
 }
 
 /// `ok`, `failing (N in a row)`, `paused until …` or `disabled`.
@@ -50,6 +39,14 @@ fn health_cells(h: &Health) -> Markup {
     }
 }
 
+/// The typed value of `name`, or `default` when nothing (or nothing but blanks) was typed.
+fn non_empty<'a>(kept: &'a Kept, name: &str, default: &'a str) -> &'a str {
+    kept.get(name)
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or(default)
+}
+
+/// The list; `kept` refills the add form after it failed (never the key).
 #[allow(clippy::too_many_arguments)] // a template of plain data
 pub fn list(
     nav: &Nav,
@@ -57,9 +54,9 @@ pub fn list(
     cur: &Cur,
     rows: &[Row],
     routing: &[RouteRow],
-    form: &AddForm,
     now: Timestamp,
     f: &Option<Flash>,
+    kept: &Kept,
 ) -> Markup {
     page(
         "Providers",
@@ -103,18 +100,18 @@ pub fn list(
                     label { "Kind"
                         select name="kind" {
                             @for k in Kind::ALL {
-                                option value=(k.as_str()) selected[form.kind == k.as_str()] {
+                                option value=(k.as_str()) selected[kept.get("kind") == Some(k.as_str())] {
                                     @match k { Kind::SmsActivate => "SMS-Activate compatible (handler_api.php)", Kind::FiveSim => "5sim" }
                                 }
                             }
                         }
                     }
-                    label { "Name" input type="text" name="name" value=(form.name) placeholder="default: the URL's host"; }
-                    label { "URL" input type="url" name="url" value=(form.url) required placeholder="https://api.example/stubs/handler_api.php or https://5sim.net/v1"; }
+                    label { "Name" input type="text" name="name" value=(kept.or("name", "")) placeholder="default: the URL's host"; }
+                    label { "URL" input type="url" name="url" value=(kept.or("url", "")) required placeholder="https://api.example/stubs/handler_api.php or https://5sim.net/v1"; }
                     label { "API key" input type="password" name="key" value="" required autocomplete="off"; }
-                    label { "Markup" input type="text" name="markup" value=(if form.markup.is_empty() { "20%" } else { form.markup.as_str() }) size="6"; }
-                    label { "Priority" input type="number" name="priority" value=(if form.priority.is_empty() { "0" } else { form.priority.as_str() }) min="-1000" max="1000"; }
-                    label { "Unit (our minor units per one unit of the provider's currency)" input type="number" name="unit" value=(if form.unit.is_empty() { "100" } else { form.unit.as_str() }) min="1"; }
+                    label { "Markup" input type="text" name="markup" value=(non_empty(kept, "markup", "20%")) size="6"; }
+                    label { "Priority" input type="number" name="priority" value=(non_empty(kept, "priority", "0")) min="-1000" max="1000"; }
+                    label { "Unit (our minor units per one unit of the provider's currency)" input type="number" name="unit" value=(non_empty(kept, "unit", "100")) min="1"; }
                     button type="submit" { "Add and sync" }
                 }
             }
@@ -147,7 +144,11 @@ pub fn detail(
     calls: &[CallRow],
     now: Timestamp,
     f: &Option<Flash>,
+    kept: &Kept,
 ) -> Markup {
+    // After a refused edit the settings show what was typed (never the key).
+    let edited = kept.get("name").is_some();
+    let typed = |name: &str, saved: String| kept.get(name).map_or(saved, str::to_string);
     page(
         &p.name,
         nav,
@@ -177,13 +178,13 @@ pub fn detail(
                 form method="post" action=(format!("/admin/providers/{}", p.id)) autocomplete="off" {
                     (csrf(token))
                     p { "Kind: " (p.kind.as_str()) }
-                    label { "Name" input type="text" name="name" value=(p.name) required; }
-                    label { "URL" input type="url" name="url" value=(p.base_url) required; }
+                    label { "Name" input type="text" name="name" value=(typed("name", p.name.clone())) required; }
+                    label { "URL" input type="url" name="url" value=(typed("url", p.base_url.clone())) required; }
                     label { "Replace the API key" input type="password" name="key" value="" autocomplete="off" placeholder="leave empty to keep the current key"; }
-                    label { "Markup" input type="text" name="markup" value=(markup_text(p.markup_bp)) size="6"; }
-                    label { "Priority" input type="number" name="priority" value=(p.priority) min="-1000" max="1000"; }
-                    label { "Unit" input type="number" name="unit" value=(p.unit_minor) min="1"; }
-                    label.check { input type="checkbox" name="enabled" value="1" checked[p.enabled]; " Enabled (its stock is sold)" }
+                    label { "Markup" input type="text" name="markup" value=(typed("markup", markup_text(p.markup_bp))) size="6"; }
+                    label { "Priority" input type="number" name="priority" value=(typed("priority", p.priority.to_string())) min="-1000" max="1000"; }
+                    label { "Unit" input type="number" name="unit" value=(typed("unit", p.unit_minor.to_string())) min="1"; }
+                    label.check { input type="checkbox" name="enabled" value="1" checked[if edited { kept.get("enabled").is_some() } else { p.enabled }]; " Enabled (its stock is sold)" }
                     button type="submit" { "Save" }
                 }
             }

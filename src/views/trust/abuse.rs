@@ -13,7 +13,7 @@ use crate::domain::trust::abuse::{Appeal, Kind, NewReport, Note, NumberLookup, R
 use crate::domain::trust::legal::{Outcome, Request as LegalRequest, Year};
 use crate::domain::trust::signals::{Chargeback, Flag};
 use crate::views::trust::admin::tabs;
-use crate::views::{csrf, flash, opt_time, page, time, Flash, Nav};
+use crate::views::{csrf, flash, form_mark, opt_time, page, time, Flash, Kept, Nav};
 
 // ---------------------------------------------------------------------------------------
 // Public
@@ -230,6 +230,7 @@ pub fn report(
     notes: &[Note],
     lookup: Option<&NumberLookup>,
     f: &Option<Flash>,
+    kept: &Kept,
 ) -> Markup {
     page(
         &format!("Report #{}", r.id),
@@ -295,9 +296,9 @@ pub fn report(
                     form method="post" action=(format!("/admin/abuse/{}/state", r.id)) #state-form {
                         (csrf(token))
                         select name="state" {
-                            @for st in r.state.next() { option value=(st.as_str()) { (st.as_str()) } }
+                            @for st in r.state.next() { option value=(st.as_str()) selected[kept.get("state") == Some(st.as_str())] { (st.as_str()) } }
                         }
-                        label { "Note (optional, kept with the report)" textarea name="note" rows="2" maxlength="5000" {} }
+                        label { "Note (optional, kept with the report)" textarea name="note" rows="2" maxlength="5000" { (kept.or("note", "")) } }
                         button type="submit" { "Change state" }
                     }
                 }
@@ -312,7 +313,7 @@ pub fn report(
                 }
                 form method="post" action=(format!("/admin/abuse/{}/note", r.id)) #note-form {
                     (csrf(token))
-                    label { "Add a note (notes cannot be edited or removed)" textarea name="text" rows="3" required maxlength="5000" {} }
+                    label { "Add a note (notes cannot be edited or removed)" textarea name="text" rows="3" required maxlength="5000" { (kept.or("text", "")) } }
                     button type="submit" { "Add note" }
                 }
             }
@@ -386,6 +387,7 @@ pub fn blocked(
     countries: &[Country],
     services: &[Service],
     f: &Option<Flash>,
+    kept: &Kept,
 ) -> Markup {
     let country_name = |id: i64| {
         countries
@@ -416,16 +418,16 @@ pub fn blocked(
                     label { "Service"
                         select name="service" {
                             option value="" { "— every service —" }
-                            @for s in services { option value=(s.code) { (s.name) " (" (s.code) ")" } }
+                            @for s in services { option value=(s.code) selected[kept.get("service") == Some(s.code.as_str())] { (s.name) " (" (s.code) ")" } }
                         }
                     }
                     label { "Country"
                         select name="country" {
                             option value="" { "— every country —" }
-                            @for c in countries { option value=(c.id) { (c.name) " (" (c.id) ")" } }
+                            @for c in countries { option value=(c.id) selected[kept.get("country") == Some(c.id.to_string().as_str())] { (c.name) " (" (c.id) ")" } }
                         }
                     }
-                    label { "Reason (recorded)" input type="text" name="reason" maxlength="200"; }
+                    label { "Reason (recorded)" input type="text" name="reason" maxlength="200" value=(kept.or("reason", "")); }
                     button type="submit" { "Block" }
                 }
             }
@@ -456,11 +458,27 @@ pub fn blocked(
 // ---------------------------------------------------------------------------------------
 // Admin: law-enforcement register
 
-fn outcome_select(current: Outcome) -> Markup {
+fn outcome_select(current: &str) -> Markup {
     html! {
         select name="outcome" {
-            @for o in Outcome::ALL { option value=(o.as_str()) selected[o == current] { (o.label()) } }
+            @for o in Outcome::ALL { option value=(o.as_str()) selected[o.as_str() == current] { (o.label()) } }
         }
+    }
+}
+
+/// The fields of a register form marked `mark`: `values` (date, agency, scope, outcome,
+/// notes) or, when this form failed, what was typed.
+fn legal_fields(mark: &str, scope_label: &str, values: [&str; 5], kept: &Kept) -> Markup {
+    let names = ["received_on", "agency", "scope", "outcome", "notes"];
+    let [received_on, agency, scope, outcome, notes] =
+        std::array::from_fn(|i| kept.of(mark, names[i]).unwrap_or(values[i]));
+    html! {
+        (form_mark(mark))
+        label { "Date received" input type="date" name="received_on" value=(received_on) required; }
+        label { "Agency" input type="text" name="agency" value=(agency) required maxlength="200"; }
+        label { (scope_label) textarea name="scope" rows="3" required maxlength="2000" { (scope) } }
+        label { "Outcome" (outcome_select(outcome)) }
+        label { "Notes" textarea name="notes" rows="2" maxlength="5000" { (notes) } }
     }
 }
 
@@ -470,6 +488,7 @@ pub fn legal(
     today: &str,
     requests: &[LegalRequest],
     f: &Option<Flash>,
+    kept: &Kept,
 ) -> Markup {
     page(
         "Legal requests",
@@ -483,11 +502,8 @@ pub fn legal(
                 h2 { "Register a request" }
                 form method="post" action="/admin/legal" #legal-form {
                     (csrf(token))
-                    label { "Date received" input type="date" name="received_on" value=(today) required; }
-                    label { "Agency" input type="text" name="agency" required maxlength="200"; }
-                    label { "Scope (what they asked for)" textarea name="scope" rows="3" required maxlength="2000" {} }
-                    label { "Outcome" (outcome_select(Outcome::Pending)) }
-                    label { "Notes" textarea name="notes" rows="2" maxlength="5000" {} }
+                    @let blank = [today, "", "", Outcome::Pending.as_str(), ""];
+                    (legal_fields("legal-new", "Scope (what they asked for)", blank, kept))
                     button type="submit" { "Register" }
                 }
             }
@@ -501,14 +517,12 @@ pub fn legal(
                             td.pre-wrap { (r.scope) }
                             td { (r.outcome.label()) }
                             td.pre-wrap { (r.notes)
-                                details { summary { "Edit" }
+                                @let mark = format!("legal-{}", r.id);
+                                details open[kept.get("form") == Some(mark.as_str())] { summary { "Edit" }
                                     form method="post" action=(format!("/admin/legal/{}", r.id)) {
                                         (csrf(token))
-                                        label { "Date received" input type="date" name="received_on" value=(r.received_on) required; }
-                                        label { "Agency" input type="text" name="agency" value=(r.agency) required maxlength="200"; }
-                                        label { "Scope" textarea name="scope" rows="3" required maxlength="2000" { (r.scope) } }
-                                        label { "Outcome" (outcome_select(r.outcome)) }
-                                        label { "Notes" textarea name="notes" rows="2" maxlength="5000" { (r.notes) } }
+                                        @let saved = [r.received_on.as_str(), r.agency.as_str(), r.scope.as_str(), r.outcome.as_str(), r.notes.as_str()];
+                                        (legal_fields(&mark, "Scope", saved, kept))
                                         button type="submit" { "Save" }
                                     }
                                 }
@@ -534,7 +548,8 @@ pub struct UserEnforcement<'a> {
     pub digits: u32,
 }
 
-pub fn user_section(token: &str, e: &UserEnforcement<'_>) -> Markup {
+/// The enforcement sections; `kept` refills the one whose form failed.
+pub fn user_section(token: &str, e: &UserEnforcement<'_>, kept: &Kept) -> Markup {
     let u = e.user;
     let back = format!("/admin/users/{}", u.id);
     html! {
@@ -562,9 +577,10 @@ pub fn user_section(token: &str, e: &UserEnforcement<'_>) -> Markup {
             }
             form method="post" action=(format!("/admin/users/{}/chargeback", u.id)) #chargeback-form {
                 (csrf(token))
-                label { "Amount (" (e.currency) ")" input type="text" name="amount" inputmode="decimal" required; }
-                label { "Payment reference" input type="text" name="reference" required maxlength="100"; }
-                label.check { input type="checkbox" name="debit" value="1"; " Also debit the balance (an adjustment in the ledger)" }
+                (form_mark("chargeback"))
+                label { "Amount (" (e.currency) ")" input type="text" name="amount" inputmode="decimal" required value=(kept.of("chargeback", "amount").unwrap_or("")); }
+                label { "Payment reference" input type="text" name="reference" required maxlength="100" value=(kept.of("chargeback", "reference").unwrap_or("")); }
+                label.check { input type="checkbox" name="debit" value="1" checked[kept.of("chargeback", "debit").is_some()]; " Also debit the balance (an adjustment in the ledger)" }
                 button type="submit" { "Record chargeback" }
             }
         }
@@ -575,7 +591,8 @@ pub fn user_section(token: &str, e: &UserEnforcement<'_>) -> Markup {
                 (appeal_admin(e.appeal))
                 form method="post" action=(format!("/admin/users/{}/reinstate", u.id)) #reinstate-form {
                     (csrf(token))
-                    label { "Reason for reinstating (recorded)" input type="text" name="reason" maxlength="200"; }
+                    (form_mark("reinstate"))
+                    label { "Reason for reinstating (recorded)" input type="text" name="reason" maxlength="200" value=(kept.of("reinstate", "reason").unwrap_or("")); }
                     button type="submit" { "Reinstate the account" }
                 }
                 p.muted { "The forfeited balance is not restored by reinstating; credit it by hand if the appeal succeeded." }
@@ -585,7 +602,8 @@ pub fn user_section(token: &str, e: &UserEnforcement<'_>) -> Markup {
                 p { "Terminating ends the account's live orders (refunding those without a code), forfeits the remaining balance, revokes every session, API key, webhook and device, and mails the person the reason with a link to appeal once within 30 days." }
                 form method="post" action=(format!("/admin/users/{}/terminate", u.id)) #terminate-form {
                     (csrf(token))
-                    label { "Reason (required; sent to the person)" input type="text" name="reason" required maxlength="200"; }
+                    (form_mark("terminate"))
+                    label { "Reason (required; sent to the person)" input type="text" name="reason" required maxlength="200" value=(kept.of("terminate", "reason").unwrap_or("")); }
                     button.danger type="submit" { "Terminate the account" }
                 }
             }

@@ -9,7 +9,7 @@ use crate::domain::market::wallet::Entry;
 use crate::jobs::RunRow;
 use crate::url::percent_encode;
 use crate::views::market::orders::Cur;
-use crate::views::{csrf, flash, opt_time, page, time, Flash, Nav};
+use crate::views::{csrf, flash, form_mark, opt_time, page, time, Flash, Kept, Nav};
 
 pub fn tabs() -> Markup {
     html! {
@@ -87,18 +87,20 @@ pub fn users(nav: &Nav, q: &str, users: &[User]) -> Markup {
     )
 }
 
-/// A user's page; `panels` are the sections of other areas below the account's own: the
-/// lifecycle requests (`views::trust::lifecycle::admin_user_panel`) and the flags, chargebacks and
-/// termination (`views::abuse::user_section`).
-pub fn user(
-    nav: &Nav,
-    token: &str,
-    u: &User,
-    two_factor: bool,
-    currency: &str,
-    f: &Option<Flash>,
-    panels: Markup,
-) -> Markup {
+/// A user's page.
+pub struct UserPage<'a> {
+    pub user: &'a User,
+    pub two_factor: bool,
+    pub currency: &'a str,
+    /// The sections of other areas below the account's own: the lifecycle requests
+    /// (`views::lifecycle::admin_user_panel`) and the flags, chargebacks and termination
+    /// (`views::abuse::user_section`).
+    pub panels: Markup,
+}
+
+/// A user's page; `kept` refills the form that failed.
+pub fn user(nav: &Nav, token: &str, p: &UserPage<'_>, f: &Option<Flash>, kept: &Kept) -> Markup {
+    let (u, two_factor, currency) = (p.user, p.two_factor, p.currency);
     let digits = crate::domain::base::money::currency_digits(currency);
     page(
         &u.email,
@@ -137,8 +139,9 @@ pub fn user(
                 h2 { "Credit" }
                 form method="post" action=(format!("/admin/users/{}/credit", u.id)) {
                     (csrf(token))
-                    label { "Amount (" (currency) "; negative to debit)" input type="text" name="amount" inputmode="decimal" required; }
-                    label { "Note (recorded)" input type="text" name="note" maxlength="200"; }
+                    (form_mark("credit"))
+                    label { "Amount (" (currency) "; negative to debit)" input type="text" name="amount" inputmode="decimal" required value=(kept.of("credit", "amount").unwrap_or("")); }
+                    label { "Note (recorded)" input type="text" name="note" maxlength="200" value=(kept.of("credit", "note").unwrap_or("")); }
                     button type="submit" { "Apply" }
                 }
             }
@@ -156,16 +159,17 @@ pub fn user(
                 h2 { "State" }
                 form method="post" action=(format!("/admin/users/{}/state", u.id)) {
                     (csrf(token))
+                    (form_mark("state"))
                     select name="state" {
                         @for s in ["active", "suspended"] {
-                            option value=(s) selected[s == u.state.as_str()] { (s) }
+                            option value=(s) selected[s == kept.of("state", "state").unwrap_or(u.state.as_str())] { (s) }
                         }
                     }
-                    label { "Reason (recorded)" input type="text" name="reason" maxlength="200"; }
+                    label { "Reason (recorded)" input type="text" name="reason" maxlength="200" value=(kept.of("state", "reason").unwrap_or("")); }
                     button type="submit" { "Change state" }
                 }
             }
-            (panels)
+            (p.panels)
         },
     )
 }

@@ -1,22 +1,22 @@
 //! Admin handlers of the marketplace: prices and catalogue switches, vouchers, credit,
 //! simulator, numbers (added one by one or pasted in bulk) and operators' payouts. Every
-//! change is audited.
+//! change is audited. New voucher codes and the report of added numbers are shown once, in
+//! the answer to the POST that created them.
 
-use crate::db;
 use crate::domain::accounts::Role;
-use crate::domain::base::audit::Actor;
 use crate::domain::base::money::{currency_digits, Money};
 use crate::domain::market::catalogue::{self, Price};
 use crate::domain::market::simulator::{self, Mode};
 use crate::domain::supply::numbers::{self, Entry, NewNumber, Report};
 use crate::domain::trust::admin;
 use crate::domain::{base::audit, market::vouchers, supply::payouts};
-use crate::http::auth::{Page, Signed};
+use crate::http::auth::Page;
 use crate::http::router::Router;
-use crate::http::web::{cur, flash_from_query};
-use crate::http::{error_page, Ctx, Method, Request, Response};
+use crate::http::web::trust::admin::{user_back, user_form};
+use crate::http::web::{cur, form};
+use crate::http::{Ctx, Method, Request, Response};
 use crate::views::market::admin as view;
-use crate::views::{Flash, Nav};
+use crate::views::Flash;
 
 pub fn routes(r: &mut Router) {
     r.page(Method::Get, "/admin/prices", Role::Admin, prices);
@@ -59,18 +59,11 @@ pub fn routes(r: &mut Router) {
     );
 }
 
-fn prices_view(
-    ctx: &mut Ctx<'_>,
-    req: &Request,
-    s: &Signed,
-    n: &Nav,
-    country: Option<i64>,
-    flash: Option<Flash>,
-    status: u16,
-) -> Response {
+fn prices(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
     let countries = catalogue::countries(ctx.db).unwrap_or_default();
-    let country = country
-        .or_else(|| req.query_param("country").and_then(|c| c.parse().ok()))
+    let country = req
+        .query_param("country")
+        .and_then(|c| c.parse().ok())
         .or_else(|| countries.first().map(|c| c.id))
         .unwrap_or(0);
     let services = catalogue::services(ctx.db).unwrap_or_default();
@@ -109,201 +102,122 @@ fn prices_view(
             o
         })
         .collect();
-    Response::html(view::prices(
-        n,
-        s.csrf(),
-        &cur(ctx),
-        &countries,
+    let page = view::PricesPage {
+        countries: &countries,
         country,
-        &services,
-        &offers,
-        &flash,
+        services: &services,
+        offers: &offers,
+    };
+    Response::html(view::prices(
+        &p.nav,
+        p.csrf(),
+        &cur(ctx),
+        &page,
+        &p.flash,
+        &p.kept,
     ))
-    .with_status(status)
-}
-
-fn prices(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let (s, n) = (&p.signed, &p.nav);
-    prices_view(ctx, req, s, n, None, flash_from_query(req), 200)
 }
 
 fn set_price(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let (s, n) = (&p.signed, &p.nav);
     let form = req.form();
     let digits = currency_digits(&ctx.app.config.currency);
     let country: i64 = form.text("country").parse().unwrap_or(-1);
     let service = form.text("service");
+    let back = format!("/admin/prices?country={country}");
     let (Some(price), Some(rent)) = (
         Money::parse(&form.text("price"), digits, false),
         Money::parse(&form.text("rent_hour"), digits, false),
     ) else {
-        return prices_view(
-            ctx,
-            req,
-            s,
-            n,
-            Some(country),
-            Some(Flash::Err("Enter both prices as amounts.".into())),
-            400,
-        );
-    };
-    let now = ctx.now();
-    let ip = ctx.ip_hash(req);
-    let actor = Actor {
-        id: s.user.id,
-        ip_hash: &ip,
+        return form::fail(ctx, req, &p.session, &back, "Enter both prices as amounts.");
     };
     let price = Price {
         price_minor: price.0,
         rent_hour_minor: rent.0,
     };
-    let done = db::write(ctx.db, |tx| {
-        admin::set_price(tx, actor, country, &service, "", price, digits, now)
-    });
-    match done {
-        Ok(()) => Response::redirect(&format!("/admin/prices?country={country}&m=saved")),
-        Err(e) => prices_view(
-            ctx,
-            req,
-            s,
-            n,
-            Some(country),
-            Some(Flash::Err(e.to_string())),
-            e.http_status(),
-        ),
-    }
+    form::audited(
+        ctx,
+        req,
+        p,
+        &back,
+        |tx, _, actor, now| admin::set_price(tx, actor, country, &service, "", price, digits, now),
+        |_, ()| Response::redirect(&format!("{back}&m=saved")),
+    )
 }
 
 fn toggle(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let (s, n) = (&p.signed, &p.nav);
-    let form = req.form();
-    let table = form.text("table");
-    let key = form.text("key");
-    let on = form.text("enabled") == "1";
-    let now = ctx.now();
-    let ip = ctx.ip_hash(req);
-    let actor = Actor {
-        id: s.user.id,
-        ip_hash: &ip,
-    };
-    let done = db::write(ctx.db, |tx| {
-        admin::set_enabled(tx, actor, &table, &key, on, now)
-    });
     let back = req
         .header("referer")
         .and_then(|r| r.find("/admin/prices").map(|i| r[i..].to_string()))
         .unwrap_or_else(|| "/admin/prices".into());
-    match done {
-        Ok(()) => Response::redirect(&back),
-        Err(e) => prices_view(
-            ctx,
-            req,
-            s,
-            n,
-            None,
-            Some(Flash::Err(e.to_string())),
-            e.http_status(),
-        ),
-    }
+    form::audited(
+        ctx,
+        req,
+        p,
+        &back,
+        |tx, f, actor, now| {
+            let on = f.text("enabled") == "1";
+            admin::set_enabled(tx, actor, &f.text("table"), &f.text("key"), on, now)
+        },
+        |_, ()| Response::redirect(&back),
+    )
 }
 
-fn vouchers_view(
-    ctx: &mut Ctx<'_>,
-    s: &Signed,
-    n: &Nav,
-    codes: &[String],
-    flash: Option<Flash>,
-    status: u16,
-) -> Response {
+/// The vouchers page; `codes` are the ones just created, shown once.
+fn vouchers_view(ctx: &mut Ctx<'_>, p: &Page, codes: &[String], flash: &Option<Flash>) -> Response {
     let rows = vouchers::recent(ctx.db, 200).unwrap_or_default();
-    Response::html(view::vouchers(n, s.csrf(), &cur(ctx), &rows, codes, &flash)).with_status(status)
+    let page = view::vouchers(&p.nav, p.csrf(), &cur(ctx), &rows, codes, flash, &p.kept);
+    Response::html(page)
 }
 
-fn vouchers_page(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let (s, n) = (&p.signed, &p.nav);
-    vouchers_view(ctx, s, n, &[], flash_from_query(req), 200)
+fn vouchers_page(ctx: &mut Ctx<'_>, _req: &Request, p: &Page) -> Response {
+    vouchers_view(ctx, p, &[], &p.flash)
 }
 
+/// The new codes are shown once, in the answer to this POST.
 fn create_vouchers(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let (s, n) = (&p.signed, &p.nav);
     let form = req.form();
     let digits = currency_digits(&ctx.app.config.currency);
     let count: u32 = form.text("count").parse().unwrap_or(0);
     let days: u32 = form.text("days").parse().unwrap_or(0);
     let Some(amount) = Money::parse(&form.text("amount"), digits, false) else {
-        return vouchers_view(
-            ctx,
-            s,
-            n,
-            &[],
-            Some(Flash::Err("Enter the amount, e.g. 10.00.".into())),
-            400,
-        );
+        let msg = "Enter the amount, e.g. 10.00.";
+        return form::fail(ctx, req, &p.session, "/admin/vouchers", msg);
     };
-    let now = ctx.now();
-    let ip = ctx.ip_hash(req);
     let keys = ctx.app.keys.clone();
-    let actor = Actor {
-        id: s.user.id,
-        ip_hash: &ip,
-    };
-    let done = db::write(ctx.db, |tx| {
-        admin::create_vouchers(tx, &keys, actor, count, amount.0, days, digits, now)
-            .map(|b| b.codes)
-    });
-    match done {
-        Ok(codes) => vouchers_view(
-            ctx,
-            s,
-            n,
-            &codes,
-            Some(Flash::Ok(format!("{} vouchers created.", codes.len()))),
-            201,
-        ),
-        Err(e) => vouchers_view(
-            ctx,
-            s,
-            n,
-            &[],
-            Some(Flash::Err(e.to_string())),
-            e.http_status(),
-        ),
-    }
+    form::audited(
+        ctx,
+        req,
+        p,
+        "/admin/vouchers",
+        |tx, _, actor, now| {
+            admin::create_vouchers(tx, &keys, actor, count, amount.0, days, digits, now)
+                .map(|b| b.codes)
+        },
+        |ctx, codes| {
+            let flash = Some(Flash::Ok(format!("{} vouchers created.", codes.len())));
+            vouchers_view(ctx, p, &codes, &flash).with_status(201)
+        },
+    )
 }
 
 fn credit(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let s = &p.signed;
-    let Some(id) = req.id_param("id") else {
-        return error_page(req, 404, "No such account.");
-    };
     let form = req.form();
     let digits = currency_digits(&ctx.app.config.currency);
-    let note = form.text("note");
     let Some(amount) = Money::parse(&form.text("amount"), digits, true).filter(|m| m.0 != 0) else {
-        return error_page(req, 400, "Enter a non-zero amount such as 12.50 or -3.00.");
+        let msg = "Enter a non-zero amount such as 12.50 or -3.00.";
+        return form::fail(ctx, req, &p.session, &user_back(req), msg);
     };
-    let now = ctx.now();
-    let ip = ctx.ip_hash(req);
-    let actor = Actor {
-        id: s.user.id,
-        ip_hash: &ip,
-    };
-    let done = db::write(ctx.db, |tx| {
-        admin::credit(tx, actor, id, amount.0, &note, digits, now)
-    });
-    match done {
-        Ok(_) => Response::redirect(&format!("/admin/users/{id}?m=saved")),
-        Err(e) => error_page(req, e.http_status(), &e.to_string()),
-    }
+    user_form(ctx, req, p, "saved", |tx, f, actor, id, now| {
+        admin::credit(tx, actor, id, amount.0, &f.text("note"), digits, now)
+    })
 }
 
+/// The numbers page; `report` is what an add just did, shown once.
 fn numbers_view(
     ctx: &mut Ctx<'_>,
-    s: &Signed,
-    n: &Nav,
+    p: &Page,
     report: Option<&Report>,
-    flash: Option<Flash>,
-    status: u16,
+    flash: &Option<Flash>,
 ) -> Response {
     let rows: Vec<view::NumberRow> = ctx
         .db
@@ -328,69 +242,58 @@ fn numbers_view(
             .collect()
         })
         .unwrap_or_default();
-    let on = simulator::enabled(ctx.db).unwrap_or(false);
-    let mode = simulator::mode(ctx.db).unwrap_or(Mode::Normal);
     let countries = catalogue::countries(ctx.db).unwrap_or_default();
     let page = view::NumbersPage {
-        sim_on: on,
-        sim_mode: mode,
+        sim_on: simulator::enabled(ctx.db).unwrap_or(false),
+        sim_mode: simulator::mode(ctx.db).unwrap_or(Mode::Normal),
         countries: &countries,
         rows: &rows,
         report,
     };
-    Response::html(view::numbers(n, s.csrf(), &page, &flash)).with_status(status)
+    Response::html(view::numbers(&p.nav, p.csrf(), &page, flash, &p.kept))
 }
 
-fn numbers(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let (s, n) = (&p.signed, &p.nav);
-    numbers_view(ctx, s, n, None, flash_from_query(req), 200)
+fn numbers(ctx: &mut Ctx<'_>, _req: &Request, p: &Page) -> Response {
+    numbers_view(ctx, p, None, &p.flash)
 }
 
 /// Adds the entries for the admin (owned by the operator `owner`, if any) and shows the
-/// report: 201 when something was added, 400 when every line was refused.
+/// report (201) when something was added; when every line was refused, back to the form
+/// with the reasons.
 fn add_entries(
     ctx: &mut Ctx<'_>,
     req: &Request,
-    s: &Signed,
-    n: &Nav,
+    p: &Page,
     entries: &[Entry],
     owner: &str,
 ) -> Response {
-    let now = ctx.now();
-    let ip = ctx.ip_hash(req);
-    let actor = Actor {
-        id: s.user.id,
-        ip_hash: &ip,
-    };
-    match db::write(ctx.db, |tx| {
-        numbers::add_batch(tx, actor, entries, owner, now)
-    }) {
-        Ok(report) => {
-            let (flash, status) = if report.added.is_empty() {
-                (Flash::Err("No number was added.".into()), 400)
-            } else {
-                let msg = format!(
-                    "{} number(s) added and on sale; {} refused.",
-                    report.added.len(),
-                    report.refused.len()
-                );
-                (Flash::Ok(msg), 201)
-            };
-            numbers_view(ctx, s, n, Some(&report), Some(flash), status)
-        }
-        Err(e) => numbers_view(
-            ctx,
-            s,
-            n,
-            None,
-            Some(Flash::Err(e.to_string())),
-            e.http_status(),
-        ),
-    }
+    form::audited(
+        ctx,
+        req,
+        p,
+        "/admin/numbers",
+        |tx, _, actor, now| numbers::add_batch(tx, actor, entries, owner, now),
+        |ctx, report| {
+            if report.added.is_empty() {
+                let why: Vec<String> = report
+                    .refused
+                    .iter()
+                    .map(|(line, text, why)| format!("line {line} ({text}): {why}"))
+                    .collect();
+                let msg = format!("No number was added: {}.", why.join("; "));
+                return form::fail(ctx, req, &p.session, "/admin/numbers", msg);
+            }
+            let msg = format!(
+                "{} number(s) added and on sale; {} refused.",
+                report.added.len(),
+                report.refused.len()
+            );
+            numbers_view(ctx, p, Some(&report), &Some(Flash::Ok(msg))).with_status(201)
+        },
+    )
 }
 
 fn add_number(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let (s, n) = (&p.signed, &p.nav);
     let form = req.form();
     let phone = form.text("phone");
     let parsed = numbers::phone_digits(&phone).and_then(|digits| {
@@ -410,65 +313,47 @@ fn add_number(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
         text: phone.trim().to_string(),
         parsed,
     };
-    add_entries(ctx, req, s, n, &[entry], &form.text("owner"))
+    add_entries(ctx, req, p, &[entry], &form.text("owner"))
 }
 
 fn add_numbers(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let (s, n) = (&p.signed, &p.nav);
     let form = req.form();
     let default_country = form.text("country").trim().parse::<i64>().ok();
     match numbers::parse_paste(&form.text("lines"), default_country) {
-        Ok(entries) => add_entries(ctx, req, s, n, &entries, &form.text("owner")),
-        Err(e) => numbers_view(
-            ctx,
-            s,
-            n,
-            None,
-            Some(Flash::Err(e.to_string())),
-            e.http_status(),
-        ),
+        Ok(entries) => add_entries(ctx, req, p, &entries, &form.text("owner")),
+        Err(e) => form::fail(ctx, req, &p.session, "/admin/numbers", e),
     }
 }
 
 fn set_simulator(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let (s, n) = (&p.signed, &p.nav);
-    let form = req.form();
-    let on = form.checked("on");
-    let mode = Mode::parse(&form.text("mode")).unwrap_or(Mode::Normal);
-    let now = ctx.now();
-    let ip = ctx.ip_hash(req);
-    let done = db::write(ctx.db, |tx| {
-        simulator::configure(tx, on, mode)?;
-        let detail = format!("{} ({})", if on { "on" } else { "off" }, mode.as_str());
-        audit::audit(tx, Some(s.user.id), None, "simulator", &detail, &ip, now)
-    });
-    match done {
-        Ok(()) => Response::redirect("/admin/numbers?m=saved"),
-        Err(e) => numbers_view(
-            ctx,
-            s,
-            n,
-            None,
-            Some(Flash::Err(e.to_string())),
-            e.http_status(),
-        ),
-    }
+    form::audited(
+        ctx,
+        req,
+        p,
+        "/admin/numbers",
+        |tx, f, actor, now| {
+            let on = f.checked("on");
+            let mode = Mode::parse(&f.text("mode")).unwrap_or(Mode::Normal);
+            simulator::configure(tx, on, mode)?;
+            let detail = format!("{} ({})", if on { "on" } else { "off" }, mode.as_str());
+            audit::audit(
+                tx,
+                Some(actor.id),
+                None,
+                "simulator",
+                &detail,
+                actor.ip_hash,
+                now,
+            )
+        },
+        |_, ()| Response::redirect("/admin/numbers?m=saved"),
+    )
 }
 
-fn payouts_view(
-    ctx: &mut Ctx<'_>,
-    s: &Signed,
-    n: &Nav,
-    flash: Option<Flash>,
-    status: u16,
-) -> Response {
+fn payouts_page(ctx: &mut Ctx<'_>, _req: &Request, p: &Page) -> Response {
     let list = payouts::list_all(ctx.db, 500).unwrap_or_default();
-    Response::html(view::payouts(n, s.csrf(), &cur(ctx), &list, &flash)).with_status(status)
-}
-
-fn payouts_page(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let (s, n) = (&p.signed, &p.nav);
-    payouts_view(ctx, s, n, flash_from_query(req), 200)
+    let page = view::payouts(&p.nav, p.csrf(), &cur(ctx), &list, &p.flash, &p.kept);
+    Response::html(page)
 }
 
 fn payout_paid(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
@@ -486,26 +371,20 @@ enum Decision {
 }
 
 fn decide_payout(ctx: &mut Ctx<'_>, req: &Request, p: &Page, decision: Decision) -> Response {
-    let (s, n) = (&p.signed, &p.nav);
     let Some(id) = req.id_param("id") else {
-        return error_page(req, 404, "No such payout.");
+        return form::fail(ctx, req, &p.session, "/admin/payouts", "No such payout.");
     };
-    let note = req.form().text("note");
     let digits = currency_digits(&ctx.app.config.currency);
-    let now = ctx.now();
-    let ip = ctx.ip_hash(req);
-    let actor = Actor {
-        id: s.user.id,
-        ip_hash: &ip,
-    };
-    let done = db::write(ctx.db, |tx| match decision {
-        Decision::Paid => payouts::mark_paid(tx, actor, id, digits, now).map(|_| "payout_paid"),
-        Decision::Reject => {
-            payouts::reject(tx, actor, id, &note, digits, now).map(|_| "payout_rejected")
-        }
-    });
-    match done {
-        Ok(m) => Response::redirect(&format!("/admin/payouts?m={m}")),
-        Err(e) => payouts_view(ctx, s, n, Some(Flash::Err(e.to_string())), e.http_status()),
-    }
+    form::audited(
+        ctx,
+        req,
+        p,
+        "/admin/payouts",
+        |tx, f, actor, now| match decision {
+            Decision::Paid => payouts::mark_paid(tx, actor, id, digits, now).map(|_| "payout_paid"),
+            Decision::Reject => payouts::reject(tx, actor, id, &f.text("note"), digits, now)
+                .map(|_| "payout_rejected"),
+        },
+        |_, m| Response::redirect(&format!("/admin/payouts?m={m}")),
+    )
 }

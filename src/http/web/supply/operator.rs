@@ -3,21 +3,22 @@
 //! that created it, never in a URL), orders on its numbers, earnings and payout requests.
 //! Another operator's device is "not found".
 
-use crate::db;
+use rusqlite::Transaction;
+
+use crate::clock::Timestamp;
 use crate::domain::accounts::Role;
 use crate::domain::base::money::{currency_digits, Money};
 use crate::domain::market::earnings;
 use crate::domain::supply::devices::{self, Device, Kind, NewSim};
 use crate::domain::supply::payouts::Totals;
-use crate::domain::{base::audit, market::catalogue, supply::numbers, supply::payouts, Error};
-use crate::http::auth::{Page, Signed};
+use crate::domain::{base::audit, market::catalogue, supply::numbers, supply::payouts};
+use crate::http::auth::Page;
 use crate::http::router::Router;
-use crate::http::web::{cur, flash_from_query};
+use crate::http::web::{cur, form};
 use crate::http::{error_page, Ctx, Method, Request, Response};
 use crate::views::supply::operator::{
     self as view, CountryNames, DevicePage, DeviceRow, NewDevice,
 };
-use crate::views::{Flash, Nav};
 
 /// Rows per page of the long lists.
 const PAGE: i64 = 50;
@@ -136,216 +137,189 @@ fn device_rows(ctx: &Ctx<'_>, owner_id: i64) -> Vec<DeviceRow> {
 }
 
 fn overview(ctx: &mut Ctx<'_>, _req: &Request, p: &Page) -> Response {
-    let (s, n) = (&p.signed, &p.nav);
-    let rows = device_rows(ctx, s.user.id);
-    let owned = numbers::owned_without_device(ctx.db, s.user.id).map_or(0, |o| o.len());
+    let rows = device_rows(ctx, p.user.id);
+    let owned = numbers::owned_without_device(ctx.db, p.user.id).map_or(0, |o| o.len());
     Response::html(view::overview(
-        n,
+        &p.nav,
         &cur(ctx),
-        &totals(ctx, s.user.id),
+        &totals(ctx, p.user.id),
         ctx.app.config.operator_share,
         &rows,
         owned,
     ))
 }
 
-fn devices_view(
-    ctx: &mut Ctx<'_>,
-    s: &Signed,
-    n: &Nav,
-    new: Option<NewDevice<'_>>,
-    flash: Option<Flash>,
-    status: u16,
-) -> Response {
-    let rows = device_rows(ctx, s.user.id);
-    let owned = numbers::owned_without_device(ctx.db, s.user.id).unwrap_or_default();
+/// The devices page; `new` is a device just created, its secret shown once.
+fn devices_view(ctx: &mut Ctx<'_>, p: &Page, new: Option<NewDevice<'_>>) -> Response {
+    let rows = device_rows(ctx, p.user.id);
+    let owned = numbers::owned_without_device(ctx.db, p.user.id).unwrap_or_default();
     let names = country_names(ctx);
-    Response::html(view::devices(
-        n,
-        s.csrf(),
-        &rows,
-        &owned,
-        &names,
+    let page = view::DevicesPage {
+        rows: &rows,
+        owned: &owned,
+        names: &names,
         new,
-        &flash,
-    ))
-    .with_status(status)
-}
-
-fn devices_page(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let (s, n) = (&p.signed, &p.nav);
-    devices_view(ctx, s, n, None, flash_from_query(req), 200)
-}
-
-fn create_device(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let (s, n) = (&p.signed, &p.nav);
-    let form = req.form();
-    let Some(kind) = Kind::parse(&form.text("kind")) else {
-        let f = Flash::Err("Choose the gateway software the device runs.".into());
-        return devices_view(ctx, s, n, None, Some(f), 400);
     };
-    let name = form.text("name");
-    let now = ctx.now();
+    Response::html(view::devices(&p.nav, p.csrf(), &page, &p.flash, &p.kept))
+}
+
+fn devices_page(ctx: &mut Ctx<'_>, _req: &Request, p: &Page) -> Response {
+    devices_view(ctx, p, None)
+}
+
+/// The secret of the new device is shown once, in the answer to this POST.
+fn create_device(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let Some(kind) = Kind::parse(&req.form().text("kind")) else {
+        let msg = "Choose the gateway software the device runs.";
+        return form::fail(ctx, req, &p.session, "/operator/devices", msg);
+    };
     let keys = ctx.app.keys.clone();
     let ip = ctx.ip_hash(req);
-    let created = db::write(ctx.db, |tx| {
-        let (d, secret) = devices::create(tx, &keys, s.user.id, &name, kind, now)?;
-        let detail = format!("{} ({})", d.public_id, kind.as_str());
-        audit::security(tx, Some(s.user.id), "device_created", &ip, &detail, now)?;
-        Ok((d, secret))
-    });
-    match created {
-        Ok((d, secret)) => {
+    let uid = p.user.id;
+    form::submit(
+        ctx,
+        req,
+        &p.session,
+        "/operator/devices",
+        |tx, f, now| {
+            let (d, secret) = devices::create(tx, &keys, uid, &f.text("name"), kind, now)?;
+            let detail = format!("{} ({})", d.public_id, kind.as_str());
+            audit::security(tx, Some(uid), "device_created", &ip, &detail, now)?;
+            Ok((d, secret))
+        },
+        |ctx, (d, secret)| {
             let url = webhook_url(ctx, &d);
             let new = NewDevice {
                 device: &d,
                 secret: &secret,
                 webhook_url: &url,
             };
-            devices_view(ctx, s, n, Some(new), None, 201)
-        }
-        Err(e) => devices_view(
-            ctx,
-            s,
-            n,
-            None,
-            Some(Flash::Err(e.to_string())),
-            e.http_status(),
-        ),
-    }
+            devices_view(ctx, p, Some(new)).with_status(201)
+        },
+    )
 }
 
-/// The caller's own live device named by `{id}`, or the 404 page.
-fn own_device(ctx: &Ctx<'_>, req: &Request, s: &Signed) -> Result<Device, Response> {
-    req.id_param("id")
-        .ok_or(Error::NotFound("device"))
-        .and_then(|id| devices::get_for(ctx.db, s.user.id, id))
-        .map_err(|_| error_page(req, 404, "No such device."))
+/// The caller's own live device named by `{id}`.
+fn own_device(ctx: &Ctx<'_>, req: &Request, p: &Page) -> Option<Device> {
+    let id = req.id_param("id")?;
+    devices::get_for(ctx.db, p.user.id, id).ok()
 }
 
-fn device_view(
-    ctx: &mut Ctx<'_>,
-    s: &Signed,
-    n: &Nav,
-    d: &Device,
-    flash: Option<Flash>,
-    status: u16,
-) -> Response {
+fn device_page(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let Some(d) = own_device(ctx, req, p) else {
+        return error_page(req, 404, "No such device.");
+    };
     let sims = devices::sims(ctx.db, d.id).unwrap_or_default();
     let countries = catalogue::countries(ctx.db).unwrap_or_default();
-    let url = webhook_url(ctx, d);
-    let p = DevicePage {
-        device: d,
+    let url = webhook_url(ctx, &d);
+    let page = DevicePage {
+        device: &d,
         webhook_url: &url,
         messages_today: devices::messages_today(ctx.db, d.id, ctx.now()).unwrap_or(0),
         sims: &sims,
         countries: &countries,
     };
-    Response::html(view::device(n, s.csrf(), &p, &flash)).with_status(status)
+    Response::html(view::device(&p.nav, p.csrf(), &page, &p.flash, &p.kept))
 }
 
-fn device_page(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let (s, n) = (&p.signed, &p.nav);
-    match own_device(ctx, req, s) {
-        Ok(d) => device_view(ctx, s, n, &d, flash_from_query(req), 200),
-        Err(r) => r,
-    }
+/// A form of the caller's device `{id}`: `input` is what the form asks for, or why it is
+/// refused before any change; `write` makes the change in one transaction; success goes to
+/// `to`, a refusal back to the device's page.
+fn device_form<I, T>(
+    ctx: &mut Ctx<'_>,
+    req: &Request,
+    p: &Page,
+    input: Result<I, String>,
+    write: impl FnOnce(&Transaction, &Device, I, Timestamp) -> crate::domain::Result<T>,
+    to: impl FnOnce(&Device) -> String,
+) -> Response {
+    let Some(d) = own_device(ctx, req, p) else {
+        return form::fail(ctx, req, &p.session, "/operator/devices", "No such device.");
+    };
+    let back = format!("/operator/devices/{}", d.id);
+    let input = match input {
+        Ok(i) => i,
+        Err(msg) => return form::fail(ctx, req, &p.session, &back, msg),
+    };
+    form::submit(
+        ctx,
+        req,
+        &p.session,
+        &back,
+        |tx, _, now| write(tx, &d, input, now),
+        |_, _| Response::redirect(&to(&d)),
+    )
 }
 
 fn add_sim(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let (s, n) = (&p.signed, &p.nav);
-    let d = match own_device(ctx, req, s) {
-        Ok(d) => d,
-        Err(r) => return r,
-    };
     let form = req.form();
     let sim = match (
         form.text("slot").trim().parse::<i64>(),
         form.text("country").trim().parse::<i64>(),
     ) {
-        (Ok(slot), Ok(country_id)) => NewSim {
+        (Ok(slot), Ok(country_id)) => Ok(NewSim {
             slot,
             phone: form.text("phone"),
             country_id,
             operator: form.text("operator").trim().to_ascii_lowercase(),
-        },
-        _ => {
-            let f = Flash::Err("Enter the slot number and choose the country.".into());
-            return device_view(ctx, s, n, &d, Some(f), 400);
-        }
+        }),
+        _ => Err("Enter the slot number and choose the country.".to_string()),
     };
-    if let Err(why) = numbers::phone_digits(&sim.phone) {
-        let f = Flash::Err(format!("The phone number: {why}."));
-        return device_view(ctx, s, n, &d, Some(f), 400);
-    }
-    let now = ctx.now();
-    match db::write(ctx.db, |tx| devices::add_sim(tx, &d, &sim, now)) {
-        Ok(_) => Response::redirect(&format!("/operator/devices/{}?m=sim_added", d.id)),
-        Err(e) => device_view(
-            ctx,
-            s,
-            n,
-            &d,
-            Some(Flash::Err(e.to_string())),
-            e.http_status(),
-        ),
-    }
+    let sim = sim.and_then(|sim| match numbers::phone_digits(&sim.phone) {
+        Ok(_) => Ok(sim),
+        Err(why) => Err(format!("The phone number: {why}.")),
+    });
+    device_form(
+        ctx,
+        req,
+        p,
+        sim,
+        |tx, d, sim, now| devices::add_sim(tx, d, &sim, now),
+        |d| format!("/operator/devices/{}?m=sim_added", d.id),
+    )
 }
 
 fn remove_sim(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let s = &p.signed;
-    let d = match own_device(ctx, req, s) {
-        Ok(d) => d,
-        Err(r) => return r,
-    };
-    let Some(number) = req.id_param("number") else {
-        return error_page(req, 404, "No such SIM.");
-    };
-    match db::write(ctx.db, |tx| devices::remove_sim(tx, &d, number)) {
-        Ok(()) => Response::redirect(&format!("/operator/devices/{}?m=sim_removed", d.id)),
-        Err(e) => error_page(req, e.http_status(), &e.to_string()),
-    }
+    let number = req.id_param("number").ok_or("No such SIM.".to_string());
+    device_form(
+        ctx,
+        req,
+        p,
+        number,
+        |tx, d, number, _| devices::remove_sim(tx, d, number),
+        |d| format!("/operator/devices/{}?m=sim_removed", d.id),
+    )
 }
 
 fn revoke(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let (s, n) = (&p.signed, &p.nav);
-    let d = match own_device(ctx, req, s) {
-        Ok(d) => d,
-        Err(r) => return r,
+    let confirmed = match req.form().checked("confirm") {
+        true => Ok(()),
+        false => Err("Tick the box to confirm that the device is to be revoked.".to_string()),
     };
-    if !req.form().checked("confirm") {
-        let f = Flash::Err("Tick the box to confirm that the device is to be revoked.".into());
-        return device_view(ctx, s, n, &d, Some(f), 400);
-    }
-    let now = ctx.now();
     let ip = ctx.ip_hash(req);
-    let done = db::write(ctx.db, |tx| {
-        devices::revoke(tx, &d, now)?;
-        audit::security(
-            tx,
-            Some(s.user.id),
-            "device_revoked",
-            &ip,
-            &d.public_id,
-            now,
-        )
-    });
-    match done {
-        Ok(()) => Response::redirect("/operator/devices?m=device_revoked"),
-        Err(e) => error_page(req, e.http_status(), &e.to_string()),
-    }
+    let uid = p.user.id;
+    device_form(
+        ctx,
+        req,
+        p,
+        confirmed,
+        |tx, d, (), now| {
+            devices::revoke(tx, d, now)?;
+            audit::security(tx, Some(uid), "device_revoked", &ip, &d.public_id, now)
+        },
+        |_| "/operator/devices?m=device_revoked".into(),
+    )
 }
 
 fn activations(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let (s, n) = (&p.signed, &p.nav);
     let page_no = page_no(req);
     let mut sales =
-        earnings::sales(ctx.db, s.user.id, PAGE + 1, page_no * PAGE).unwrap_or_default();
+        earnings::sales(ctx.db, p.user.id, PAGE + 1, page_no * PAGE).unwrap_or_default();
     let more = sales.len() as i64 > PAGE;
     sales.truncate(PAGE as usize);
     let names = country_names(ctx);
     Response::html(view::activations(
-        n,
+        &p.nav,
         &cur(ctx),
         &sales,
         &names,
@@ -355,75 +329,66 @@ fn activations(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
 }
 
 fn earnings_page(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let (s, n) = (&p.signed, &p.nav);
     let page_no = page_no(req);
-    let mut rows = earnings::rows(ctx.db, s.user.id, PAGE + 1, page_no * PAGE).unwrap_or_default();
+    let mut rows = earnings::rows(ctx.db, p.user.id, PAGE + 1, page_no * PAGE).unwrap_or_default();
     let more = rows.len() as i64 > PAGE;
     rows.truncate(PAGE as usize);
     Response::html(view::earnings(
-        n,
+        &p.nav,
         &cur(ctx),
-        &totals(ctx, s.user.id),
+        &totals(ctx, p.user.id),
         &rows,
         page_no,
         more,
     ))
 }
 
-fn payouts_view(
-    ctx: &mut Ctx<'_>,
-    s: &Signed,
-    n: &Nav,
-    flash: Option<Flash>,
-    status: u16,
-) -> Response {
-    let list = payouts::list_for(ctx.db, s.user.id, 200).unwrap_or_default();
-    let available = payouts::available(ctx.db, s.user.id).unwrap_or(0);
-    Response::html(view::payouts(
-        n,
-        s.csrf(),
-        &cur(ctx),
-        &totals(ctx, s.user.id),
+fn payouts_page(ctx: &mut Ctx<'_>, _req: &Request, p: &Page) -> Response {
+    let list = payouts::list_for(ctx.db, p.user.id, 200).unwrap_or_default();
+    let available = payouts::available(ctx.db, p.user.id).unwrap_or(0);
+    let balance = view::Balance {
+        totals: totals(ctx, p.user.id),
         available,
+    };
+    Response::html(view::payouts(
+        &p.nav,
+        p.csrf(),
+        &cur(ctx),
+        &balance,
         &list,
-        &flash,
+        &p.flash,
+        &p.kept,
     ))
-    .with_status(status)
-}
-
-fn payouts_page(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let (s, n) = (&p.signed, &p.nav);
-    payouts_view(ctx, s, n, flash_from_query(req), 200)
 }
 
 fn request_payout(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let (s, n) = (&p.signed, &p.nav);
-    let form = req.form();
     let digits = currency_digits(&ctx.app.config.currency);
-    let Some(amount) = Money::parse(&form.text("amount"), digits, false) else {
-        let f = Flash::Err("Enter the amount, e.g. 25.00.".into());
-        return payouts_view(ctx, s, n, Some(f), 400);
+    let Some(amount) = Money::parse(&req.form().text("amount"), digits, false) else {
+        let msg = "Enter the amount, e.g. 25.00.";
+        return form::fail(ctx, req, &p.session, "/operator/payouts", msg);
     };
-    let destination = form.text("destination");
-    let now = ctx.now();
-    let uid = s.user.id;
-    match db::write(ctx.db, |tx| {
-        payouts::request(tx, uid, amount.0, &destination, digits, now)
-    }) {
-        Ok(_) => Response::redirect("/operator/payouts?m=payout_requested"),
-        Err(e) => payouts_view(ctx, s, n, Some(Flash::Err(e.to_string())), e.http_status()),
-    }
+    let uid = p.user.id;
+    form::submit(
+        ctx,
+        req,
+        &p.session,
+        "/operator/payouts",
+        |tx, f, now| payouts::request(tx, uid, amount.0, &f.text("destination"), digits, now),
+        |_, _| Response::redirect("/operator/payouts?m=payout_requested"),
+    )
 }
 
 fn withdraw_payout(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let s = &p.signed;
     let Some(id) = req.id_param("id") else {
-        return error_page(req, 404, "No such payout.");
+        return form::fail(ctx, req, &p.session, "/operator/payouts", "No such payout.");
     };
-    let now = ctx.now();
-    let uid = s.user.id;
-    match db::write(ctx.db, |tx| payouts::withdraw(tx, uid, id, now)) {
-        Ok(_) => Response::redirect("/operator/payouts?m=payout_withdrawn"),
-        Err(e) => error_page(req, e.http_status(), &e.to_string()),
-    }
+    let uid = p.user.id;
+    form::submit(
+        ctx,
+        req,
+        &p.session,
+        "/operator/payouts",
+        |tx, _, now| payouts::withdraw(tx, uid, id, now),
+        |_, _| Response::redirect("/operator/payouts?m=payout_withdrawn"),
+    )
 }

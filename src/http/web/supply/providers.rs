@@ -2,16 +2,18 @@
 //! (and sync at once), settings, "sync now", delete. Changes are audited; the key is never
 //! shown back (the form's key field is always empty) nor written to the audit log.
 
-use crate::db;
+use rusqlite::Transaction;
+
 use crate::domain::accounts::Role;
 use crate::domain::supply::providers::{self, Changes, Kind, NewProvider};
 use crate::domain::{base::audit, supply::routing, Error};
-use crate::http::auth::{Page, Signed};
+use crate::http::auth::Page;
+use crate::http::request::Form;
 use crate::http::router::Router;
-use crate::http::web::{cur, flash_from_query};
+use crate::http::web::{cur, form};
 use crate::http::{error_page, Ctx, Method, Request, Response};
-use crate::views::supply::providers::{self as view, AddForm};
-use crate::views::{Flash, Nav};
+use crate::views::supply::providers as view;
+use crate::views::Flash;
 
 pub fn routes(r: &mut Router) {
     r.page(Method::Get, "/admin/providers", Role::Admin, list);
@@ -32,17 +34,13 @@ pub fn routes(r: &mut Router) {
     );
 }
 
+/// The list of providers, where a form about a provider that is gone goes back to.
+const LIST: &str = "/admin/providers";
+
 /// The routing table covers orders that ended this recently.
 const ROUTING_WINDOW: i64 = 7 * 86_400;
 
-fn list_view(
-    ctx: &mut Ctx<'_>,
-    s: &Signed,
-    n: &Nav,
-    form: &AddForm,
-    flash: Option<Flash>,
-    status: u16,
-) -> Response {
+fn list(ctx: &mut Ctx<'_>, _req: &Request, p: &Page) -> Response {
     let now = ctx.now();
     let rows: Vec<view::Row> = providers::list(ctx.db)
         .unwrap_or_default()
@@ -54,159 +52,145 @@ fn list_view(
         .collect();
     let routing = routing::routing_table(ctx.db, now - ROUTING_WINDOW).unwrap_or_default();
     Response::html(view::list(
-        n,
-        s.csrf(),
+        &p.nav,
+        p.csrf(),
         &cur(ctx),
         &rows,
         &routing,
-        form,
         now,
-        &flash,
+        &p.flash,
+        &p.kept,
     ))
-    .with_status(status)
-}
-
-fn list(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let (s, n) = (&p.signed, &p.nav);
-    list_view(ctx, s, n, &AddForm::default(), flash_from_query(req), 200)
-}
-
-fn detail_view(
-    ctx: &mut Ctx<'_>,
-    req: &Request,
-    s: &Signed,
-    n: &Nav,
-    id: i64,
-    flash: Option<Flash>,
-    status: u16,
-) -> Response {
-    let p = match providers::get(ctx.db, id) {
-        Ok(Some(p)) => p,
-        _ => return error_page(req, 404, "No such provider."),
-    };
-    let h = providers::health(ctx.db, id).unwrap_or_default();
-    let calls = providers::recent_calls(ctx.db, id, 30).unwrap_or_default();
-    let now = ctx.now();
-    Response::html(view::detail(
-        n,
-        s.csrf(),
-        &cur(ctx),
-        &p,
-        &h,
-        &calls,
-        now,
-        &flash,
-    ))
-    .with_status(status)
 }
 
 fn detail(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let (s, n) = (&p.signed, &p.nav);
-    let Some(id) = req.id_param("id") else {
+    let found = req.id_param("id").map(|id| providers::get(ctx.db, id));
+    let Some(Ok(Some(provider))) = found else {
         return error_page(req, 404, "No such provider.");
     };
-    detail_view(ctx, req, s, n, id, flash_from_query(req), 200)
+    let h = providers::health(ctx.db, provider.id).unwrap_or_default();
+    let calls = providers::recent_calls(ctx.db, provider.id, 30).unwrap_or_default();
+    Response::html(view::detail(
+        &p.nav,
+        p.csrf(),
+        &cur(ctx),
+        &provider,
+        &h,
+        &calls,
+        ctx.now(),
+        &p.flash,
+        &p.kept,
+    ))
 }
 
-/// "Synced 12 offers, balance …" or why the sync failed.
-fn sync_flash(report: &crate::upstream::SyncReport) -> Flash {
+/// "Synced 12 offers." or why the sync failed, after `prefix`.
+fn sync_flash(prefix: &str, report: &crate::upstream::SyncReport) -> Flash {
     if report.errors.is_empty() {
         Flash::Ok(format!(
-            "Synced {} offers.",
+            "{prefix}Synced {} offers.",
             report.offers.unwrap_or_default()
         ))
     } else {
         Flash::Err(format!(
-            "The sync failed: {}. The scheduler tries again every five minutes.",
+            "{prefix}The sync failed: {}. The scheduler tries again every five minutes.",
             report.errors.join("; ")
         ))
     }
 }
 
+/// Markup, priority and unit as typed (an empty field is its entry in `defaults`, if any),
+/// or why not.
+fn settings(f: &Form, defaults: Option<[&str; 3]>) -> Result<(i64, i64, i64), String> {
+    let field = |name: &str, i: usize| match (f.text(name), defaults) {
+        (t, Some(d)) if t.trim().is_empty() => d[i].to_string(),
+        (t, _) => t,
+    };
+    let markup_bp = providers::parse_markup(&field("markup", 0)).map_err(|e| e.to_string())?;
+    match (
+        field("priority", 1).trim().parse(),
+        field("unit", 2).trim().parse(),
+    ) {
+        (Ok(priority), Ok(unit)) => Ok((markup_bp, priority, unit)),
+        _ => Err("Priority and unit must be whole numbers.".into()),
+    }
+}
+
 fn add(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let (s, n) = (&p.signed, &p.nav);
     let f = req.form();
-    let form = AddForm {
-        kind: f.text("kind"),
-        name: f.text("name"),
-        url: f.text("url"),
-        markup: f.text("markup"),
-        priority: f.text("priority"),
-        unit: f.text("unit"),
+    let back = LIST;
+    let Some(kind) = Kind::parse(&f.text("kind")) else {
+        return form::fail(ctx, req, &p.session, back, "Choose the kind of provider.");
     };
-    let refuse = |ctx: &mut Ctx<'_>, msg: String, status: u16| {
-        list_view(ctx, s, n, &form, Some(Flash::Err(msg)), status)
+    let (markup_bp, priority, unit_minor) = match settings(&f, Some(["20%", "0", "100"])) {
+        Ok(n) => n,
+        Err(msg) => return form::fail(ctx, req, &p.session, back, msg),
     };
-    let Some(kind) = Kind::parse(&form.kind) else {
-        return refuse(ctx, "Choose the kind of provider.".into(), 400);
-    };
-    let markup_bp = match providers::parse_markup(if form.markup.trim().is_empty() {
-        "20%"
-    } else {
-        &form.markup
-    }) {
-        Ok(bp) => bp,
-        Err(e) => return refuse(ctx, e.to_string(), 400),
-    };
-    let (Ok(priority), Ok(unit)) = (number_or(&form.priority, 0), number_or(&form.unit, 100))
-    else {
-        return refuse(ctx, "Priority and unit must be whole numbers.".into(), 400);
-    };
-    let key = f.text("key");
+    let (name, url, key) = (f.text("name"), f.text("url"), f.text("key"));
     let new = NewProvider {
         kind,
-        name: &form.name,
-        base_url: &form.url,
+        name: &name,
+        base_url: &url,
         key: &key,
         markup_bp,
         priority,
-        unit_minor: unit,
+        unit_minor,
     };
+    // Not one transaction: the provider is stored, then synced over the network.
     let ip = ctx.ip_hash(req);
-    match crate::upstream::add_and_sync(ctx.app, ctx.db, &new, Some((s.user.id, &ip))) {
+    match crate::upstream::add_and_sync(ctx.app, ctx.db, &new, Some((p.user.id, &ip))) {
         Ok((id, report)) => {
-            let flash = match sync_flash(&report) {
-                Flash::Ok(m) => Flash::Ok(format!("Provider added. {m}")),
-                Flash::Err(m) => Flash::Err(format!("Provider added. {m}")),
-            };
-            detail_view(ctx, req, s, n, id, Some(flash), 201)
+            let flash = sync_flash("Provider added. ", &report);
+            form::tell(ctx, &p.session, &format!("/admin/providers/{id}"), flash)
         }
-        Err(e) => refuse(ctx, e.to_string(), e.http_status()),
+        Err(e) => form::fail(ctx, req, &p.session, back, e),
     }
 }
 
-fn number_or(text: &str, default: i64) -> Result<i64, ()> {
-    match text.trim() {
-        "" => Ok(default),
-        t => t.parse().map_err(|_| ()),
-    }
+/// A form of provider `{id}`'s page: `write` changes it in one transaction and returns the
+/// audit row to write (action and detail), if any; then the browser goes to `to`, or back
+/// to the page with the error.
+fn provider_form(
+    ctx: &mut Ctx<'_>,
+    req: &Request,
+    p: &Page,
+    write: impl FnOnce(&Transaction, i64) -> crate::domain::Result<Option<(&'static str, String)>>,
+    to: impl FnOnce(i64) -> String,
+) -> Response {
+    let Some(id) = req.id_param("id") else {
+        return form::fail(ctx, req, &p.session, LIST, "No such provider.");
+    };
+    form::audited(
+        ctx,
+        req,
+        p,
+        &format!("/admin/providers/{id}"),
+        |tx, _, actor, now| match write(tx, id)? {
+            Some((action, detail)) => audit::audit(
+                tx,
+                Some(actor.id),
+                None,
+                action,
+                &detail,
+                actor.ip_hash,
+                now,
+            ),
+            None => Ok(()),
+        },
+        |_, ()| Response::redirect(&to(id)),
+    )
 }
 
 fn edit(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let (s, n) = (&p.signed, &p.nav);
-    let Some(id) = req.id_param("id") else {
-        return error_page(req, 404, "No such provider.");
-    };
     let f = req.form();
-    let markup_bp = match providers::parse_markup(&f.text("markup")) {
-        Ok(bp) => bp,
-        Err(e) => return detail_view(ctx, req, s, n, id, Some(Flash::Err(e.to_string())), 400),
-    };
-    let (Ok(priority), Ok(unit)) = (
-        f.text("priority").trim().parse(),
-        f.text("unit").trim().parse(),
-    ) else {
-        return detail_view(
-            ctx,
-            req,
-            s,
-            n,
-            id,
-            Some(Flash::Err(
-                "Priority and unit must be whole numbers.".into(),
-            )),
-            400,
-        );
+    let (markup_bp, priority, unit) = match settings(&f, None) {
+        Ok(n) => n,
+        Err(msg) => {
+            let back = match req.id_param("id") {
+                Some(id) => format!("/admin/providers/{id}"),
+                None => LIST.into(),
+            };
+            return form::fail(ctx, req, &p.session, &back, msg);
+        }
     };
     let (name, url, key) = (f.text("name"), f.text("url"), f.text("key"));
     let changes = Changes {
@@ -218,76 +202,47 @@ fn edit(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
         unit_minor: Some(unit),
         enabled: Some(f.checked("enabled")),
     };
-    let now = ctx.now();
-    let ip = ctx.ip_hash(req);
     let keys = ctx.app.keys.clone();
-    let done = db::write(ctx.db, |tx| {
-        let said = providers::edit(tx, &keys, id, &changes)?;
-        if !said.is_empty() {
-            audit::audit(
-                tx,
-                Some(s.user.id),
-                None,
-                "provider_changed",
-                &format!("provider {id}: {said}"),
-                &ip,
-                now,
-            )?;
-        }
-        Ok(())
-    });
-    match done {
-        Ok(()) => Response::redirect(&format!("/admin/providers/{id}?m=saved")),
-        Err(Error::NotFound(_)) => error_page(req, 404, "No such provider."),
-        Err(e) => {
-            let status = e.http_status();
-            detail_view(ctx, req, s, n, id, Some(Flash::Err(e.to_string())), status)
-        }
-    }
+    provider_form(
+        ctx,
+        req,
+        p,
+        |tx, id| {
+            let said = providers::edit(tx, &keys, id, &changes)?;
+            let detail = format!("provider {id}: {said}");
+            Ok((!said.is_empty()).then_some(("provider_changed", detail)))
+        },
+        |id| format!("/admin/providers/{id}?m=saved"),
+    )
 }
 
 fn sync_now(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let (s, n) = (&p.signed, &p.nav);
-    let Some(id) = req.id_param("id") else {
-        return error_page(req, 404, "No such provider.");
+    let found = req.id_param("id").map(|id| providers::get(ctx.db, id));
+    let Some(Ok(Some(provider))) = found else {
+        return form::fail(ctx, req, &p.session, LIST, "No such provider.");
     };
-    let p = match providers::get(ctx.db, id) {
-        Ok(Some(p)) => p,
-        _ => return error_page(req, 404, "No such provider."),
-    };
-    let flash = match crate::upstream::sync(ctx.app, ctx.db, &p) {
-        Ok(report) => sync_flash(&report),
+    // Not one transaction: the sync calls the provider over the network.
+    let flash = match crate::upstream::sync(ctx.app, ctx.db, &provider) {
+        Ok(report) => sync_flash("", &report),
         Err(e) => Flash::Err(e.to_string()),
     };
-    detail_view(ctx, req, s, n, id, Some(flash), 200)
+    let to = format!("/admin/providers/{}", provider.id);
+    form::tell(ctx, &p.session, &to, flash)
 }
 
 fn delete(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let (s, n) = (&p.signed, &p.nav);
-    let Some(id) = req.id_param("id") else {
-        return error_page(req, 404, "No such provider.");
-    };
-    let now = ctx.now();
-    let ip = ctx.ip_hash(req);
-    let done = db::write(ctx.db, |tx| {
-        let p = providers::get(tx, id)?.ok_or(Error::NotFound("provider"))?;
-        providers::delete(tx, id)?;
-        audit::audit(
-            tx,
-            Some(s.user.id),
-            None,
-            "provider_deleted",
-            &format!("provider {id}: {}", p.name),
-            &ip,
-            now,
-        )
-    });
-    match done {
-        Ok(()) => Response::redirect("/admin/providers?m=provider_deleted"),
-        Err(Error::NotFound(_)) => error_page(req, 404, "No such provider."),
-        Err(e) => {
-            let status = e.http_status();
-            detail_view(ctx, req, s, n, id, Some(Flash::Err(e.to_string())), status)
-        }
-    }
+    provider_form(
+        ctx,
+        req,
+        p,
+        |tx, id| {
+            let p = providers::get(tx, id)?.ok_or(Error::NotFound("provider"))?;
+            providers::delete(tx, id)?;
+            Ok(Some((
+                "provider_deleted",
+                format!("provider {id}: {}", p.name),
+            )))
+        },
+        |_| "/admin/providers?m=provider_deleted".into(),
+    )
 }

@@ -9,9 +9,9 @@ use crate::domain::trust::abuse::{self, Appeal, NewReport, APPEAL_TOKEN};
 use crate::domain::{accounts::tokens, trust::legal, Error};
 use crate::http::auth::{form_session, visitor, Visitor};
 use crate::http::router::Router;
-use crate::http::web::{nav, with_cookie};
+use crate::http::web::{form, nav, with_cookie};
 use crate::http::{error_page, Ctx, Method, Request, Response};
-use crate::views::{trust::abuse as view, Flash};
+use crate::views::trust::abuse as view;
 
 pub fn routes(r: &mut Router) {
     r.visitor(Method::Get, "/abuse", report_form);
@@ -25,8 +25,30 @@ pub fn routes(r: &mut Router) {
 
 fn report_form(ctx: &mut Ctx<'_>, req: &Request, v: &Visitor) -> Response {
     let (token, cookie) = form_session(ctx, req);
-    let page = view::report_form(&nav(ctx, v), &token, &NewReport::default(), &None);
+    let typed = |name| v.kept.or(name, "").to_string();
+    let report = NewReport {
+        phone: typed("number"),
+        service: typed("service"),
+        description: typed("description"),
+        contact: typed("contact"),
+    };
+    let page = view::report_form(&nav(ctx, v), &token, &report, &v.flash);
     with_cookie(Response::html(page), cookie)
+}
+
+/// Back to `back` with `message` and the typed values (a form's POST has a session: the
+/// router checked its CSRF token).
+fn fail(
+    ctx: &Ctx<'_>,
+    req: &Request,
+    v: &Visitor,
+    back: &str,
+    message: impl std::fmt::Display,
+) -> Response {
+    match &v.session {
+        Some(session) => form::fail(ctx, req, session, back, message),
+        None => Response::redirect(back),
+    }
 }
 
 fn submit_report(ctx: &mut Ctx<'_>, req: &Request, v: &Visitor) -> Response {
@@ -37,12 +59,6 @@ fn submit_report(ctx: &mut Ctx<'_>, req: &Request, v: &Visitor) -> Response {
         description: form.text("description"),
         contact: form.text("contact"),
     };
-
-    let token = v
-        .session
-        .as_ref()
-        .map(|s| s.csrf.clone())
-        .unwrap_or_default();
     let ip = ctx.ip_hash(req);
     let now = ctx.now();
     let per_hour = ctx.app.config.abuse_reports_per_hour;
@@ -52,24 +68,14 @@ fn submit_report(ctx: &mut Ctx<'_>, req: &Request, v: &Visitor) -> Response {
         Ok(_) => Response::redirect("/abuse/sent"),
         Err(Error::Throttled { retry_after }) => {
             let mins = retry_after.div_ceil(60);
-            error_page(
-                req,
-                429,
-                &format!(
-                    "You have sent {per_hour} reports in the last hour, the most we take from one \
-                     address. Nothing was stored; try again in {mins} minute{}.",
-                    if mins == 1 { "" } else { "s" }
-                ),
-            )
-            .with_header("Retry-After", &retry_after.to_string())
+            let msg = format!(
+                "You have sent {per_hour} reports in the last hour, the most we take from one \
+                 address. Nothing was stored; try again in {mins} minute{}.",
+                if mins == 1 { "" } else { "s" }
+            );
+            fail(ctx, req, v, "/abuse", msg)
         }
-        Err(e) => Response::html(view::report_form(
-            &nav(ctx, v),
-            &token,
-            &report,
-            &Some(Flash::Err(e.to_string())),
-        ))
-        .with_status(e.http_status()),
+        Err(e) => fail(ctx, req, v, "/abuse", e),
     }
 }
 
@@ -159,46 +165,30 @@ fn appeal_form(ctx: &mut Ctx<'_>, req: &Request, v: &Visitor) -> Response {
         &req.path,
         &user.email,
         &appeal,
-        "",
-        &None,
+        v.kept.or("appeal", ""),
+        &v.flash,
     );
     with_cookie(Response::html(page), cookie)
 }
 
+/// Back to the appeal form when the link is no longer valid (its page says why) or the
+/// appeal was refused.
 fn submit_appeal(ctx: &mut Ctx<'_>, req: &Request, v: &Visitor) -> Response {
-    let user = match appeal_account(ctx, req) {
-        Ok(u) => u,
-        Err(r) => return r,
+    let (Ok(user), Some(session)) = (appeal_account(ctx, req), v.session.as_ref()) else {
+        return Response::redirect(&req.path);
     };
-    let text = req.form().text("appeal");
     let t = req.param("token").unwrap_or("").to_string();
-    let now = ctx.now();
     let keys = ctx.app.keys.clone();
-    let done = db::write(ctx.db, |tx| {
-        let id = abuse::submit_appeal(tx, user.id, &text, now)?;
-        tokens::consume(tx, &keys, APPEAL_TOKEN, &t, now)?;
-        Ok(id)
-    });
-    match done {
-        Ok(_) => Response::redirect("/appeal?sent=1"),
-        Err(e) => {
-            let csrf = v
-                .session
-                .as_ref()
-                .map(|s| s.csrf.clone())
-                .unwrap_or_default();
-            let appeal =
-                abuse::appeal_status(ctx.db, user.id, now).unwrap_or(Appeal::NotTerminated);
-            Response::html(view::appeal_form(
-                &nav(ctx, v),
-                &csrf,
-                &req.path,
-                &user.email,
-                &appeal,
-                &text,
-                &Some(Flash::Err(e.to_string())),
-            ))
-            .with_status(e.http_status())
-        }
-    }
+    form::submit(
+        ctx,
+        req,
+        session,
+        &req.path,
+        |tx, f, now| {
+            let id = abuse::submit_appeal(tx, user.id, &f.text("appeal"), now)?;
+            tokens::consume(tx, &keys, APPEAL_TOKEN, &t, now)?;
+            Ok(id)
+        },
+        |_, _| Response::redirect("/appeal?sent=1"),
+    )
 }

@@ -5,9 +5,9 @@
 //! audits it.
 
 use maud::Markup;
+use rusqlite::Transaction;
 
-use crate::clock::format_datetime;
-use crate::db;
+use crate::clock::{format_datetime, Timestamp};
 use crate::domain::accounts::{Role, User};
 use crate::domain::base::audit::Actor;
 use crate::domain::base::money::{currency_digits, Money};
@@ -15,11 +15,13 @@ use crate::domain::trust::abuse::{self, State};
 use crate::domain::trust::admin;
 use crate::domain::trust::legal::{self, NewRequest, Outcome};
 use crate::domain::{market::blocklist, market::catalogue, trust::signals, Error};
-use crate::http::auth::{Page, Signed};
+use crate::http::auth::Page;
 use crate::http::router::Router;
-use crate::http::web::flash_from_query;
+use crate::http::web::form;
+use crate::http::web::trust::admin::{user_back, user_form};
 use crate::http::{error_page, Ctx, Method, Request, Response};
 use crate::views::trust::abuse::{self as view, UserEnforcement};
+use crate::views::Kept;
 
 pub fn routes(r: &mut Router) {
     r.page(Method::Get, "/admin/abuse", Role::Admin, queue);
@@ -80,29 +82,27 @@ pub fn routes(r: &mut Router) {
     );
 }
 
-/// Runs an audited admin change in one transaction and redirects to `to` (with `?m=`), or
-/// answers the error as a page.
+/// An audited admin change in one transaction: back to `back` with "Saved.", or with the
+/// error and the typed values.
 fn change<T>(
     ctx: &mut Ctx<'_>,
     req: &Request,
-    s: &Signed,
-    to: &str,
-    f: impl FnOnce(&rusqlite::Transaction<'_>, Actor<'_>, i64) -> crate::domain::Result<T>,
+    p: &Page,
+    back: &str,
+    write: impl FnOnce(&Transaction, Actor<'_>, Timestamp) -> crate::domain::Result<T>,
 ) -> Response {
-    let now = ctx.now();
-    let ip = ctx.ip_hash(req);
-    let actor = Actor {
-        id: s.user.id,
-        ip_hash: &ip,
-    };
-    match db::write(ctx.db, |tx| f(tx, actor, now)) {
-        Ok(_) => Response::redirect(to),
-        Err(e) => error_page(req, e.http_status(), &e.to_string()),
-    }
+    form::audited(
+        ctx,
+        req,
+        p,
+        back,
+        |tx, _, actor, now| write(tx, actor, now),
+        |_, _| Response::redirect(&format!("{back}?m=saved")),
+    )
 }
 
 /// The enforcement section of the admin's user page (flags, chargebacks, termination).
-pub fn user_section(ctx: &Ctx<'_>, token: &str, u: &User) -> Markup {
+pub fn user_section(ctx: &Ctx<'_>, token: &str, u: &User, kept: &Kept) -> Markup {
     let flags = signals::list(ctx.db, None, Some(u.id), 100).unwrap_or_default();
     let chargebacks = signals::chargebacks_for(ctx.db, u.id).unwrap_or_default();
     let appeal =
@@ -117,6 +117,7 @@ pub fn user_section(ctx: &Ctx<'_>, token: &str, u: &User) -> Markup {
             currency: &ctx.app.config.currency,
             digits: currency_digits(&ctx.app.config.currency),
         },
+        kept,
     )
 }
 
@@ -124,7 +125,6 @@ pub fn user_section(ctx: &Ctx<'_>, token: &str, u: &User) -> Markup {
 // The queue
 
 fn queue(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let n = &p.nav;
     let filter = req.query_param("state").and_then(|s| State::parse(&s));
     let (counts, list) = match abuse::counts(ctx.db).and_then(|c| {
         let l = abuse::list(ctx.db, filter, 500)?;
@@ -133,17 +133,10 @@ fn queue(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
         Ok(x) => x,
         Err(e) => return error_page(req, 500, &e.to_string()),
     };
-    Response::html(view::queue(
-        n,
-        filter,
-        &counts,
-        &list,
-        &flash_from_query(req),
-    ))
+    Response::html(view::queue(&p.nav, filter, &counts, &list, &p.flash))
 }
 
 fn report_page(ctx: &mut Ctx<'_>, req: &Request, p: &Page, lookup: bool) -> Response {
-    let (s, n) = (&p.signed, &p.nav);
     let Some(id) = req.id_param("id") else {
         return error_page(req, 404, "No such report.");
     };
@@ -152,13 +145,9 @@ fn report_page(ctx: &mut Ctx<'_>, req: &Request, p: &Page, lookup: bool) -> Resp
         Err(e) => return error_page(req, e.http_status(), &e.to_string()),
     };
     let found = if lookup {
-        let now = ctx.now();
-        let ip = ctx.ip_hash(req);
-        let actor = Actor {
-            id: s.user.id,
-            ip_hash: &ip,
-        };
-        match db::write(ctx.db, |tx| abuse::orders_on_number(tx, actor, id, now)) {
+        match form::acting(ctx, req, p, |tx, actor, now| {
+            abuse::orders_on_number(tx, actor, id, now)
+        }) {
             Ok(l) => Some(l),
             Err(e) => return error_page(req, e.http_status(), &e.to_string()),
         }
@@ -167,12 +156,13 @@ fn report_page(ctx: &mut Ctx<'_>, req: &Request, p: &Page, lookup: bool) -> Resp
     };
     let notes = abuse::notes(ctx.db, id).unwrap_or_default();
     Response::html(view::report(
-        n,
-        s.csrf(),
+        &p.nav,
+        p.csrf(),
         &r,
         &notes,
         found.as_ref(),
-        &flash_from_query(req),
+        &p.flash,
+        &p.kept,
     ))
 }
 
@@ -185,72 +175,77 @@ fn report_orders(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
     report_page(ctx, req, p, true)
 }
 
-fn set_state(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let s = &p.signed;
+/// A form of report `{id}`'s page.
+fn report_form<T>(
+    ctx: &mut Ctx<'_>,
+    req: &Request,
+    p: &Page,
+    write: impl FnOnce(&Transaction, Actor<'_>, i64, Timestamp) -> crate::domain::Result<T>,
+) -> Response {
     let Some(id) = req.id_param("id") else {
-        return error_page(req, 404, "No such report.");
+        return form::fail(ctx, req, &p.session, "/admin/abuse", "No such report.");
     };
-    let form = req.form();
-    let Some(to) = State::parse(&form.text("state")) else {
-        return error_page(req, 400, "Choose a state.");
-    };
-    let note = form.text("note");
     change(
         ctx,
         req,
-        s,
-        &format!("/admin/abuse/{id}?m=saved"),
-        |tx, actor, now| abuse::set_state(tx, actor, id, to, &note, now),
+        p,
+        &format!("/admin/abuse/{id}"),
+        |tx, actor, now| write(tx, actor, id, now),
     )
 }
 
-fn add_note(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let s = &p.signed;
-    let Some(id) = req.id_param("id") else {
-        return error_page(req, 404, "No such report.");
+fn set_state(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let form = req.form();
+    let Some(to) = State::parse(&form.text("state")) else {
+        let back = match req.id_param("id") {
+            Some(id) => format!("/admin/abuse/{id}"),
+            None => "/admin/abuse".into(),
+        };
+        return form::fail(ctx, req, &p.session, &back, "Choose a state.");
     };
+    let note = form.text("note");
+    report_form(ctx, req, p, |tx, actor, id, now| {
+        abuse::set_state(tx, actor, id, to, &note, now)
+    })
+}
+
+fn add_note(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
     let text = req.form().text("text");
-    change(
-        ctx,
-        req,
-        s,
-        &format!("/admin/abuse/{id}?m=saved"),
-        |tx, actor, now| abuse::add_note(tx, actor, id, &text, now),
-    )
+    report_form(ctx, req, p, |tx, actor, id, now| {
+        abuse::add_note(tx, actor, id, &text, now)
+    })
 }
 
 // ---------------------------------------------------------------------------------------
 // Flags
 
 fn flags(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let (s, n) = (&p.signed, &p.nav);
     let state = req
         .query_param("state")
         .filter(|s| s == "open" || s == "reviewed");
     match signals::list(ctx.db, state.as_deref(), None, 500) {
         Ok(list) => Response::html(view::flags(
-            n,
-            s.csrf(),
+            &p.nav,
+            p.csrf(),
             state.as_deref(),
             &list,
-            &flash_from_query(req),
+            &p.flash,
         )),
         Err(e) => error_page(req, 500, &e.to_string()),
     }
 }
 
 fn review_flag(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let s = &p.signed;
-    let Some(id) = req.id_param("id") else {
-        return error_page(req, 404, "No such flag.");
-    };
     let back = req.form().text("back");
     let back = if back.starts_with("/admin/") && !back.contains("//") {
         back
     } else {
         "/admin/flags".into()
     };
-    change(ctx, req, s, &format!("{back}?m=saved"), |tx, actor, now| {
+    let Some(id) = req.id_param("id") else {
+        return form::fail(ctx, req, &p.session, &back, "No such flag.");
+    };
+    change(ctx, req, p, &back, |tx, actor, now| {
         signals::review(tx, actor, id, now)
     })
 }
@@ -258,45 +253,43 @@ fn review_flag(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
 // ---------------------------------------------------------------------------------------
 // Blocked services and countries
 
-fn blocked(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let (s, n) = (&p.signed, &p.nav);
+fn blocked(ctx: &mut Ctx<'_>, _req: &Request, p: &Page) -> Response {
     let entries = blocklist::list(ctx.db).unwrap_or_default();
     let countries = catalogue::countries(ctx.db).unwrap_or_default();
     let services = catalogue::services(ctx.db).unwrap_or_default();
     Response::html(view::blocked(
-        n,
-        s.csrf(),
+        &p.nav,
+        p.csrf(),
         &entries,
         &countries,
         &services,
-        &flash_from_query(req),
+        &p.flash,
+        &p.kept,
     ))
 }
 
 fn add_block(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let s = &p.signed;
     let form = req.form();
     let country = match form.text("country").as_str() {
         "" => None,
         c => match c.parse::<i64>() {
             Ok(id) => Some(id),
-            Err(_) => return error_page(req, 400, &Error::BadCountry.to_string()),
+            Err(_) => return form::fail(ctx, req, &p.session, "/admin/blocked", Error::BadCountry),
         },
     };
     let service = form.text("service");
     let service = (!service.is_empty()).then_some(service);
     let reason = form.text("reason");
-    change(ctx, req, s, "/admin/blocked?m=saved", |tx, actor, now| {
+    change(ctx, req, p, "/admin/blocked", |tx, actor, now| {
         admin::block(tx, actor, country, service.as_deref(), &reason, now)
     })
 }
 
 fn remove_block(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let s = &p.signed;
     let Some(id) = req.id_param("id") else {
-        return error_page(req, 404, "No such block.");
+        return form::fail(ctx, req, &p.session, "/admin/blocked", "No such block.");
     };
-    change(ctx, req, s, "/admin/blocked?m=saved", |tx, actor, now| {
+    change(ctx, req, p, "/admin/blocked", |tx, actor, now| {
         admin::unblock(tx, actor, id, now)
     })
 }
@@ -304,55 +297,54 @@ fn remove_block(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
 // ---------------------------------------------------------------------------------------
 // Law-enforcement register
 
-fn legal_page(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let (s, n) = (&p.signed, &p.nav);
+fn legal_page(ctx: &mut Ctx<'_>, _req: &Request, p: &Page) -> Response {
     let list = legal::list(ctx.db).unwrap_or_default();
     let today: String = format_datetime(ctx.now()).chars().take(10).collect();
     Response::html(view::legal(
-        n,
-        s.csrf(),
+        &p.nav,
+        p.csrf(),
         &today,
         &list,
-        &flash_from_query(req),
+        &p.flash,
+        &p.kept,
     ))
 }
 
-fn legal_form(req: &Request) -> Result<NewRequest, Response> {
+/// A form of the register: `write` gets the request as typed; back to the register.
+fn legal_form<T>(
+    ctx: &mut Ctx<'_>,
+    req: &Request,
+    p: &Page,
+    write: impl FnOnce(&Transaction, Actor<'_>, &NewRequest, Timestamp) -> crate::domain::Result<T>,
+) -> Response {
     let form = req.form();
     let Some(outcome) = Outcome::parse(&form.text("outcome")) else {
-        return Err(error_page(req, 400, "Choose an outcome."));
+        return form::fail(ctx, req, &p.session, "/admin/legal", "Choose an outcome.");
     };
-    Ok(NewRequest {
+    let r = NewRequest {
         received_on: form.text("received_on"),
         agency: form.text("agency"),
         scope: form.text("scope"),
         outcome,
         notes: form.text("notes"),
+    };
+    change(ctx, req, p, "/admin/legal", |tx, actor, now| {
+        write(tx, actor, &r, now)
     })
 }
 
 fn add_legal(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let s = &p.signed;
-    let r = match legal_form(req) {
-        Ok(r) => r,
-        Err(resp) => return resp,
-    };
-    change(ctx, req, s, "/admin/legal?m=saved", |tx, actor, now| {
-        legal::add(tx, actor, &r, now)
+    legal_form(ctx, req, p, |tx, actor, r, now| {
+        legal::add(tx, actor, r, now)
     })
 }
 
 fn update_legal(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let s = &p.signed;
     let Some(id) = req.id_param("id") else {
-        return error_page(req, 404, "No such request.");
+        return form::fail(ctx, req, &p.session, "/admin/legal", "No such request.");
     };
-    let r = match legal_form(req) {
-        Ok(r) => r,
-        Err(resp) => return resp,
-    };
-    change(ctx, req, s, "/admin/legal?m=saved", |tx, actor, now| {
-        legal::update(tx, actor, id, &r, now)
+    legal_form(ctx, req, p, |tx, actor, r, now| {
+        legal::update(tx, actor, id, r, now)
     })
 }
 
@@ -360,11 +352,6 @@ fn update_legal(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
 // The user page's forms
 
 fn terminate(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let s = &p.signed;
-    let Some(id) = req.id_param("id") else {
-        return error_page(req, 404, "No such account.");
-    };
-    let reason = req.form().text("reason");
     let policy = ctx.app.policy();
     let cfg = &ctx.app.config;
     let digits = currency_digits(&cfg.currency);
@@ -374,60 +361,36 @@ fn terminate(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
         cfg.site_name.clone(),
         cfg.smtp.is_some(),
     );
-    let resp = change(
-        ctx,
-        req,
-        s,
-        &format!("/admin/users/{id}?m=terminated"),
-        |tx, actor, now| {
-            let (user, _) = admin::terminate(tx, actor, id, &reason, &policy, digits, now)?;
-            let site = abuse::MailSite {
-                base_url: &base_url,
-                site_name: &site_name,
-                smtp,
-            };
-            abuse::queue_termination_mail(tx, &keys, &user, &user.state_reason, &site, now)
-        },
-    );
+    let resp = user_form(ctx, req, p, "terminated", |tx, f, actor, id, now| {
+        let reason = f.text("reason");
+        let (user, _) = admin::terminate(tx, actor, id, &reason, &policy, digits, now)?;
+        let site = abuse::MailSite {
+            base_url: &base_url,
+            site_name: &site_name,
+            smtp,
+        };
+        abuse::queue_termination_mail(tx, &keys, &user, &user.state_reason, &site, now)
+    });
     // Ended orders may have parked long-poll readers.
     ctx.app.notify();
     resp
 }
 
 fn reinstate(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let s = &p.signed;
-    let Some(id) = req.id_param("id") else {
-        return error_page(req, 404, "No such account.");
-    };
-    let reason = req.form().text("reason");
-    change(
-        ctx,
-        req,
-        s,
-        &format!("/admin/users/{id}?m=reinstated"),
-        |tx, actor, now| admin::reinstate(tx, actor, id, &reason, now),
-    )
+    user_form(ctx, req, p, "reinstated", |tx, f, actor, id, now| {
+        admin::reinstate(tx, actor, id, &f.text("reason"), now)
+    })
 }
 
 fn chargeback(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let s = &p.signed;
-    let Some(id) = req.id_param("id") else {
-        return error_page(req, 404, "No such account.");
-    };
     let form = req.form();
     let digits = currency_digits(&ctx.app.config.currency);
     let Some(amount) = Money::parse(&form.text("amount"), digits, false).filter(|m| m.0 > 0) else {
-        return error_page(req, 400, "Enter the amount charged back, such as 25.00.");
+        let msg = "Enter the amount charged back, such as 25.00.";
+        return form::fail(ctx, req, &p.session, &user_back(req), msg);
     };
-    let reference = form.text("reference");
-    let debit = form.checked("debit");
-    change(
-        ctx,
-        req,
-        s,
-        &format!("/admin/users/{id}?m=saved"),
-        |tx, actor, now| {
-            signals::record_chargeback(tx, actor, id, amount.0, &reference, debit, digits, now)
-        },
-    )
+    let (reference, debit) = (form.text("reference"), form.checked("debit"));
+    user_form(ctx, req, p, "saved", |tx, _, actor, id, now| {
+        signals::record_chargeback(tx, actor, id, amount.0, &reference, debit, digits, now)
+    })
 }

@@ -1,18 +1,20 @@
 //! Admin pages: users (search, view, role and state changes, audited), job runs, outbox,
 //! audit log.
 
-use crate::clock::describe_seconds;
-use crate::db;
+use rusqlite::Transaction;
+
+use crate::clock::{describe_seconds, Timestamp};
 use crate::domain::accounts::{self, Role, State};
 use crate::domain::base::audit::Actor;
 use crate::domain::trust::admin;
 use crate::domain::trust::retention::{self, Rule};
 use crate::domain::{accounts::second_factor, base::audit, trust::lifecycle};
-use crate::http::auth::{Page, Signed};
+use crate::http::auth::Page;
+use crate::http::request::Form;
 use crate::http::router::Router;
-use crate::http::web::flash_from_query;
+use crate::http::web::form;
 use crate::http::{error_page, Ctx, Method, Request, Response};
-use crate::views::{trust::admin as view, Flash, Nav};
+use crate::views::{trust::admin as view, Flash, Kept, Nav};
 
 pub fn routes(r: &mut Router) {
     r.page(Method::Get, "/admin", Role::Admin, overview);
@@ -51,7 +53,6 @@ fn count(ctx: &Ctx<'_>, sql: &str, p: i64) -> i64 {
 }
 
 fn overview(ctx: &mut Ctx<'_>, _req: &Request, p: &Page) -> Response {
-    let n = &p.nav;
     let now = ctx.now();
     let o = view::Overview {
         users: count(ctx, "SELECT COUNT(*) FROM users WHERE id > ?1", 0),
@@ -71,173 +72,125 @@ fn overview(ctx: &mut Ctx<'_>, _req: &Request, p: &Page) -> Response {
             now - 86_400,
         ),
     };
-    Response::html(view::overview(n, &o))
+    Response::html(view::overview(&p.nav, &o))
 }
 
 fn users(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let n = &p.nav;
     let q = req.query_param("q").unwrap_or_default();
     match accounts::search(ctx.db, &q, 200, 0) {
-        Ok(list) => Response::html(view::users(n, &q, &list)),
+        Ok(list) => Response::html(view::users(&p.nav, &q, &list)),
         Err(e) => error_page(req, 500, &e.to_string()),
     }
 }
 
-pub(in crate::http::web) fn user_page(
+/// The admin's page of account `{id}`, with the sections of the other areas below.
+fn user_view(
     ctx: &mut Ctx<'_>,
     req: &Request,
-    s: &Signed,
-    n: &Nav,
-    flash: Option<Flash>,
-    status: u16,
+    nav: &Nav,
+    token: &str,
+    flash: &Option<Flash>,
+    kept: &Kept,
 ) -> Response {
-    let Some(id) = req.id_param("id") else {
+    let found = req.id_param("id").map(|id| accounts::find(ctx.db, id));
+    let Some(Ok(Some(u))) = found else {
         return error_page(req, 404, "No such account.");
     };
-    let requests = lifecycle::requests_for(ctx.db, id, 50).unwrap_or_default();
-    match accounts::find(ctx.db, id) {
-        Ok(Some(u)) => {
-            let panels = maud::html! {
-                (crate::views::trust::lifecycle::admin_user_panel(&u, s.csrf(), &requests))
-                (crate::http::web::trust::abuse_queue::user_section(ctx, s.csrf(), &u))
-            };
-            Response::html(view::user(
-                n,
-                s.csrf(),
-                &u,
-                second_factor::enabled(ctx.db, u.id).unwrap_or(false),
-                &ctx.app.config.currency,
-                &flash,
-                panels,
-            ))
-            .with_status(status)
-        }
-        _ => error_page(req, 404, "No such account."),
-    }
+    let requests = lifecycle::requests_for(ctx.db, u.id, 50).unwrap_or_default();
+    let page = view::UserPage {
+        user: &u,
+        two_factor: second_factor::enabled(ctx.db, u.id).unwrap_or(false),
+        currency: &ctx.app.config.currency,
+        panels: maud::html! {
+            (crate::views::trust::lifecycle::admin_user_panel(&u, token, &requests))
+            (crate::http::web::trust::abuse_queue::user_section(ctx, token, &u, kept))
+        },
+    };
+    Response::html(view::user(nav, token, &page, flash, kept))
 }
 
 fn user(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let (s, n) = (&p.signed, &p.nav);
-    user_page(ctx, req, s, n, p.flash.clone(), 200)
+    user_view(ctx, req, &p.nav, p.csrf(), &p.flash, &p.kept)
+}
+
+/// Where a form of the user page `{id}` goes back to.
+pub(in crate::http::web) fn user_back(req: &Request) -> String {
+    match req.id_param("id") {
+        Some(id) => format!("/admin/users/{id}"),
+        None => "/admin/users".into(),
+    }
+}
+
+/// A form of the admin's user page: `write` changes account `{id}` as the page's account
+/// (the domain audits it); success goes back to the page with the fixed message `m`, a
+/// failure with the error and the typed values.
+pub(in crate::http::web) fn user_form<T>(
+    ctx: &mut Ctx<'_>,
+    req: &Request,
+    p: &Page,
+    m: &str,
+    write: impl FnOnce(&Transaction, &Form, Actor<'_>, i64, Timestamp) -> crate::domain::Result<T>,
+) -> Response {
+    let back = user_back(req);
+    let Some(id) = req.id_param("id") else {
+        return form::fail(ctx, req, &p.session, &back, "No such account.");
+    };
+    form::audited(
+        ctx,
+        req,
+        p,
+        &back,
+        |tx, f, actor, now| write(tx, f, actor, id, now),
+        |_, _| Response::redirect(&format!("{back}?m={m}")),
+    )
 }
 
 fn set_role(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let (s, n) = (&p.signed, &p.nav);
-    let Some(id) = req.id_param("id") else {
-        return error_page(req, 404, "No such account.");
-    };
     let Some(role) = Role::parse(&req.form().text("role")) else {
-        return user_page(
-            ctx,
-            req,
-            s,
-            n,
-            Some(Flash::Err("Unknown role.".into())),
-            400,
-        );
+        return form::fail(ctx, req, &p.session, &user_back(req), "Unknown role.");
     };
-    let now = ctx.now();
-    let ip = ctx.ip_hash(req);
-    let actor = Actor {
-        id: s.user.id,
-        ip_hash: &ip,
-    };
-    let done = db::write(ctx.db, |tx| admin::set_role(tx, actor, id, role, now));
-    match done {
-        Ok(_) => Response::redirect(&format!("/admin/users/{id}?m=role_changed")),
-        Err(e) => user_page(
-            ctx,
-            req,
-            s,
-            n,
-            Some(Flash::Err(e.to_string())),
-            e.http_status(),
-        ),
-    }
+    user_form(ctx, req, p, "role_changed", |tx, _, actor, id, now| {
+        admin::set_role(tx, actor, id, role, now)
+    })
 }
 
 fn set_state(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let (s, n) = (&p.signed, &p.nav);
-    let Some(id) = req.id_param("id") else {
-        return error_page(req, 404, "No such account.");
-    };
-    let form = req.form();
-    let state = match State::parse(&form.text("state")) {
+    let state = match State::parse(&req.form().text("state")) {
         Some(st @ (State::Active | State::Suspended)) => st,
         _ => {
-            return user_page(
-                ctx,
-                req,
-                s,
-                n,
-                Some(Flash::Err("Choose active or suspended.".into())),
-                400,
-            )
+            let back = user_back(req);
+            return form::fail(ctx, req, &p.session, &back, "Choose active or suspended.");
         }
     };
-    let reason = form.text("reason");
-    let now = ctx.now();
-    let ip = ctx.ip_hash(req);
-    let actor = Actor {
-        id: s.user.id,
-        ip_hash: &ip,
-    };
-    let done = db::write(ctx.db, |tx| {
-        admin::set_state(tx, actor, id, state, &reason, now)
-    });
-    match done {
-        Ok(_) => Response::redirect(&format!("/admin/users/{id}?m=state_changed")),
-        Err(e) => user_page(
-            ctx,
-            req,
-            s,
-            n,
-            Some(Flash::Err(e.to_string())),
-            e.http_status(),
-        ),
-    }
+    user_form(ctx, req, p, "state_changed", |tx, f, actor, id, now| {
+        admin::set_state(tx, actor, id, state, &f.text("reason"), now)
+    })
 }
 
 /// Turns off the second factor of an account that lost it; audited, and the owner is told.
 fn reset_second_factor(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let (s, n) = (&p.signed, &p.nav);
-    let Some(id) = req.id_param("id") else {
-        return error_page(req, 404, "No such account.");
-    };
-    let now = ctx.now();
-    let ip = ctx.ip_hash(req);
-    let actor = Actor {
-        id: s.user.id,
-        ip_hash: &ip,
-    };
     let app = ctx.app;
-    let done = db::write(ctx.db, |tx| {
-        let u = admin::reset_second_factor(tx, actor, id, now)?;
-        crate::http::web::accounts::second_factor::notice(
-            tx,
-            app,
-            &u.email,
-            "Two-factor sign-in is off for your {site} account",
-            "an administrator turned off two-factor sign-in for your account, as you asked: \
+    user_form(
+        ctx,
+        req,
+        p,
+        "second_factor_reset",
+        |tx, _, actor, id, now| {
+            let u = admin::reset_second_factor(tx, actor, id, now)?;
+            crate::http::web::accounts::second_factor::notice(
+                tx,
+                app,
+                &u.email,
+                "Two-factor sign-in is off for your {site} account",
+                "an administrator turned off two-factor sign-in for your account, as you asked: \
              signing in now asks for the password only; you can set it up again in the settings",
-            now,
-        )
-    });
-    match done {
-        Ok(_) => Response::redirect(&format!("/admin/users/{id}?m=second_factor_reset")),
-        Err(e) => user_page(
-            ctx,
-            req,
-            s,
-            n,
-            Some(Flash::Err(e.to_string())),
-            e.http_status(),
-        ),
-    }
+                now,
+            )
+        },
+    )
 }
 
 fn jobs(ctx: &mut Ctx<'_>, _req: &Request, p: &Page) -> Response {
-    let n = &p.nav;
     let schedule: Vec<(&str, &str, &str)> = ctx
         .site
         .jobs
@@ -246,11 +199,10 @@ fn jobs(ctx: &mut Ctx<'_>, _req: &Request, p: &Page) -> Response {
         .map(|j| (j.name, j.schedule, j.about))
         .collect();
     let runs = crate::jobs::recent_runs(ctx.db, 100).unwrap_or_default();
-    Response::html(view::jobs(n, &schedule, &runs))
+    Response::html(view::jobs(&p.nav, &schedule, &runs))
 }
 
 fn retention_page(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let n = &p.nav;
     let mut rows = Vec::new();
     for rule in Rule::ALL {
         let run = match retention::last_run(ctx.db, rule) {
@@ -267,45 +219,37 @@ fn retention_page(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
             total_removed: run.as_ref().map_or(0, |r| r.total_removed),
         });
     }
-    Response::html(view::retention(n, &rows))
+    Response::html(view::retention(&p.nav, &rows))
 }
 
 /// `/admin/users/{id}/ledger`: an account's money movements; the reading is audited.
 fn ledger(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let (s, n) = (&p.signed, &p.nav);
     let Some(id) = req.id_param("id") else {
         return error_page(req, 404, "No such account.");
     };
-    let now = ctx.now();
-    let ip = ctx.ip_hash(req);
-    let actor = Actor {
-        id: s.user.id,
-        ip_hash: &ip,
-    };
-    match db::write(ctx.db, |tx| admin::view_ledger(tx, actor, id, 200, now)) {
-        Ok((u, entries)) => {
-            Response::html(view::ledger(n, &u, &crate::http::web::cur(ctx), &entries))
-        }
+    match form::acting(ctx, req, p, |tx, actor, now| {
+        admin::view_ledger(tx, actor, id, 200, now)
+    }) {
+        Ok((u, entries)) => Response::html(view::ledger(
+            &p.nav,
+            &u,
+            &crate::http::web::cur(ctx),
+            &entries,
+        )),
         Err(e) => error_page(req, e.http_status(), &e.to_string()),
     }
 }
 
 fn outbox(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let (s, n) = (&p.signed, &p.nav);
-    let now = ctx.now();
-    let ip = ctx.ip_hash(req);
-    let actor = Actor {
-        id: s.user.id,
-        ip_hash: &ip,
-    };
-    match db::write(ctx.db, |tx| admin::view_outbox(tx, actor, 100, now)) {
-        Ok(rows) => Response::html(view::outbox(n, &rows)),
+    match form::acting(ctx, req, p, |tx, actor, now| {
+        admin::view_outbox(tx, actor, 100, now)
+    }) {
+        Ok(rows) => Response::html(view::outbox(&p.nav, &rows)),
         Err(e) => error_page(req, e.http_status(), &e.to_string()),
     }
 }
 
 fn audit_log(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let n = &p.nav;
     let filter = audit::AuditFilter {
         target: req.query_param("target").unwrap_or_default(),
         action: req.query_param("action").unwrap_or_default(),
@@ -326,14 +270,14 @@ fn audit_log(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
         Ok(mut rows) => {
             let more = rows.len() as i64 > AUDIT_PER_PAGE;
             rows.truncate(AUDIT_PER_PAGE as usize);
-            let p = view::AuditPage {
+            let a = view::AuditPage {
                 rows: &rows,
                 actions: &actions,
                 filter: &filter,
                 page,
                 more,
             };
-            Response::html(view::audit(n, &p, &flash_from_query(req)))
+            Response::html(view::audit(&p.nav, &a, &p.flash))
         }
         Err(e) => error_page(req, 500, &e.to_string()),
     }

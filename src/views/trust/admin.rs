@@ -93,9 +93,9 @@ pub struct UserPage<'a> {
     pub two_factor: bool,
     pub currency: &'a str,
     /// The sections of other areas below the account's own: the lifecycle requests
-    /// (`views::lifecycle::admin_user_panel`) and the flags, chargebacks and termination
-    /// (`views::abuse::user_section`).
-    pub panels: Markup,
+    /// (`views::trust::lifecycle::admin_user_panel`) and the flags, chargebacks and termination
+    /// (`views::trust::abuse::user_section`), in that order.
+    pub panels: Vec<Markup>,
 }
 
 /// A user's page; `kept` refills the form that failed.
@@ -169,7 +169,7 @@ pub fn user(nav: &Nav, token: &str, p: &UserPage<'_>, f: &Option<Flash>, kept: &
                     button type="submit" { "Change state" }
                 }
             }
-            (p.panels)
+            @for panel in &p.panels { (panel) }
         },
     )
 }

@@ -101,10 +101,10 @@ fn user_view(
         user: &u,
         two_factor: second_factor::enabled(ctx.db, u.id).unwrap_or(false),
         currency: &ctx.app.config.currency,
-        panels: maud::html! {
-            (crate::views::trust::lifecycle::admin_user_panel(&u, token, &requests))
-            (crate::http::web::trust::abuse_queue::user_section(ctx, token, &u, kept))
-        },
+        panels: vec![
+            crate::views::trust::lifecycle::admin_user_panel(&u, token, &requests),
+            crate::http::web::trust::abuse_queue::user_section(ctx, token, &u, kept),
+        ],
     };
     Response::html(view::user(nav, token, &page, flash, kept))
 }

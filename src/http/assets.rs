@@ -5,8 +5,11 @@ use super::router::Router;
 use super::{Ctx, Method, Request, Response};
 
 pub fn routes(r: &mut Router) {
-    r.public(Method::Get, "/assets/{*path}", serve);
-    r.public(Method::Get, "/favicon.ico", favicon);
+    use Method::Get;
+    r.publics(&[
+        (Get, "/assets/{*path}", serve),
+        (Get, "/favicon.ico", favicon),
+    ]);
 }
 
 fn favicon(ctx: &mut Ctx<'_>, req: &Request) -> Response {

@@ -42,6 +42,15 @@ pub enum Access {
     Dev,
 }
 
+/// The handler of an open route (public, SMS-Activate actions, dev hooks).
+pub type OpenFn = fn(&mut Ctx<'_>, &Request) -> Response;
+/// The handler of a public page that shows the visitor's header or session.
+pub type VisitorFn = fn(&mut Ctx<'_>, &Request, &Visitor) -> Response;
+/// The handler of a signed-in page.
+pub type PageFn = fn(&mut Ctx<'_>, &Request, &Page) -> Response;
+/// The handler of a keyed API call (native or 5sim).
+pub type UserFn = fn(&mut Ctx<'_>, &Request, &User) -> Response;
+
 /// A handler receives what its route's [`Access`] checked.
 #[derive(Clone, Copy)]
 pub enum Handler {
@@ -209,6 +218,41 @@ impl Router {
         h: fn(&mut Ctx<'_>, &Request, &Sender) -> Response,
     ) {
         self.add(method, pattern, Access::Gateway, Handler::Gateway(h));
+    }
+
+    /// A table of routes for anyone, in order.
+    pub fn publics(&mut self, routes: &[(Method, &str, OpenFn)]) {
+        for &(method, pattern, h) in routes {
+            self.public(method, pattern, h);
+        }
+    }
+
+    /// A table of routes for anyone that get the visitor, in order.
+    pub fn visitors(&mut self, routes: &[(Method, &str, VisitorFn)]) {
+        for &(method, pattern, h) in routes {
+            self.visitor(method, pattern, h);
+        }
+    }
+
+    /// A table of pages and forms for signed-in accounts with at least `role`, in order.
+    pub fn pages(&mut self, role: Role, routes: &[(Method, &str, PageFn)]) {
+        for &(method, pattern, h) in routes {
+            self.page(method, pattern, role, h);
+        }
+    }
+
+    /// A table of native API calls for accounts with at least `role`, in order.
+    pub fn apis(&mut self, role: Role, routes: &[(Method, &str, UserFn)]) {
+        for &(method, pattern, h) in routes {
+            self.api(method, pattern, role, h);
+        }
+    }
+
+    /// A table of 5sim calls authenticated by the bearer key, in order.
+    pub fn fivesims(&mut self, routes: &[(Method, &str, UserFn)]) {
+        for &(method, pattern, h) in routes {
+            self.fivesim(method, pattern, h);
+        }
     }
 
     /// A test hook (only registered with the dev clock).

@@ -21,61 +21,30 @@ use crate::http::Method;
 use crate::http::{Ctx, Request, Response};
 
 pub fn routes(r: &mut Router) {
-    r.api(Method::Get, "/api/v1/admin/users", Role::Admin, list_users);
-    r.api(
-        Method::Get,
-        "/api/v1/admin/users/{id}",
+    use Method::{Get, Post};
+    r.apis(
         Role::Admin,
-        get_user,
-    );
-    r.api(
-        Method::Post,
-        "/api/v1/admin/users/{id}/role",
-        Role::Admin,
-        set_role,
-    );
-    r.api(
-        Method::Post,
-        "/api/v1/admin/users/{id}/state",
-        Role::Admin,
-        set_state,
-    );
-    r.api(
-        Method::Post,
-        "/api/v1/admin/users/{id}/credit",
-        Role::Admin,
-        credit,
-    );
-    r.api(
-        Method::Get,
-        "/api/v1/admin/vouchers",
-        Role::Admin,
-        list_vouchers,
-    );
-    r.api(
-        Method::Post,
-        "/api/v1/admin/vouchers",
-        Role::Admin,
-        create_vouchers,
-    );
-    r.api(
-        Method::Get,
-        "/api/v1/admin/prices",
-        Role::Admin,
-        list_prices,
-    );
-    r.api(Method::Post, "/api/v1/admin/prices", Role::Admin, set_price);
-    r.api(
-        Method::Post,
-        "/api/v1/admin/catalogue/countries/{id}",
-        Role::Admin,
-        switch_country,
-    );
-    r.api(
-        Method::Post,
-        "/api/v1/admin/catalogue/services/{code}",
-        Role::Admin,
-        switch_service,
+        &[
+            (Get, "/api/v1/admin/users", list_users),
+            (Get, "/api/v1/admin/users/{id}", get_user),
+            (Post, "/api/v1/admin/users/{id}/role", set_role),
+            (Post, "/api/v1/admin/users/{id}/state", set_state),
+            (Post, "/api/v1/admin/users/{id}/credit", credit),
+            (Get, "/api/v1/admin/vouchers", list_vouchers),
+            (Post, "/api/v1/admin/vouchers", create_vouchers),
+            (Get, "/api/v1/admin/prices", list_prices),
+            (Post, "/api/v1/admin/prices", set_price),
+            (
+                Post,
+                "/api/v1/admin/catalogue/countries/{id}",
+                switch_country,
+            ),
+            (
+                Post,
+                "/api/v1/admin/catalogue/services/{code}",
+                switch_service,
+            ),
+        ],
     );
 }
 

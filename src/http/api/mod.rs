@@ -35,87 +35,39 @@ pub mod webhooks;
 pub const OPENAPI: &str = include_str!("openapi.json");
 
 pub fn routes(r: &mut Router) {
-    r.public(Method::Get, "/api/v1/openapi.json", get_openapi);
-    r.public(Method::Get, "/api/v1/catalogue", get_catalogue);
-    r.api(Method::Get, "/api/v1/balance", Role::User, get_balance);
-    r.api(Method::Get, "/api/v1/ledger", Role::User, get_ledger);
-    r.api(
-        Method::Post,
-        "/api/v1/activations",
+    use Method::{Delete, Get, Post};
+    r.publics(&[
+        (Get, "/api/v1/openapi.json", get_openapi),
+        (Get, "/api/v1/catalogue", get_catalogue),
+    ]);
+    r.apis(
         Role::User,
-        post_activation,
-    );
-    r.api(
-        Method::Get,
-        "/api/v1/activations",
-        Role::User,
-        list_activations,
-    );
-    r.api(
-        Method::Get,
-        "/api/v1/activations/{id}",
-        Role::User,
-        get_activation,
-    );
-    r.api(
-        Method::Post,
-        "/api/v1/activations/{id}/cancel",
-        Role::User,
-        cancel_activation,
-    );
-    r.api(
-        Method::Post,
-        "/api/v1/activations/{id}/used",
-        Role::User,
-        used_activation,
-    );
-    r.api(
-        Method::Post,
-        "/api/v1/activations/{id}/complete",
-        Role::User,
-        complete_activation,
-    );
-    r.api(
-        Method::Post,
-        "/api/v1/activations/{id}/retry",
-        Role::User,
-        retry_activation,
-    );
-    r.api(
-        Method::Post,
-        "/api/v1/activations/{id}/ready",
-        Role::User,
-        ready_activation,
-    );
-    r.api(Method::Post, "/api/v1/rentals", Role::User, post_rental);
-    r.api(Method::Get, "/api/v1/rentals", Role::User, list_rentals);
-    r.api(Method::Get, "/api/v1/rentals/{id}", Role::User, get_rental);
-    r.api(
-        Method::Post,
-        "/api/v1/rentals/{id}/cancel",
-        Role::User,
-        cancel_rental,
-    );
-    r.api(
-        Method::Post,
-        "/api/v1/rentals/{id}/finish",
-        Role::User,
-        finish_rental,
-    );
-    r.api(
-        Method::Post,
-        "/api/v1/rentals/{id}/extend",
-        Role::User,
-        extend_rental,
-    );
-    r.api(Method::Get, "/api/v1/keys", Role::User, list_keys);
-    r.api(Method::Post, "/api/v1/keys", Role::User, create_key);
-    r.api(Method::Delete, "/api/v1/keys/{id}", Role::User, revoke_key);
-    r.api(
-        Method::Post,
-        "/api/v1/vouchers/redeem",
-        Role::User,
-        redeem_voucher,
+        &[
+            (Get, "/api/v1/balance", get_balance),
+            (Get, "/api/v1/ledger", get_ledger),
+            (Post, "/api/v1/activations", post_activation),
+            (Get, "/api/v1/activations", list_activations),
+            (Get, "/api/v1/activations/{id}", get_activation),
+            (Post, "/api/v1/activations/{id}/cancel", cancel_activation),
+            (Post, "/api/v1/activations/{id}/used", used_activation),
+            (
+                Post,
+                "/api/v1/activations/{id}/complete",
+                complete_activation,
+            ),
+            (Post, "/api/v1/activations/{id}/retry", retry_activation),
+            (Post, "/api/v1/activations/{id}/ready", ready_activation),
+            (Post, "/api/v1/rentals", post_rental),
+            (Get, "/api/v1/rentals", list_rentals),
+            (Get, "/api/v1/rentals/{id}", get_rental),
+            (Post, "/api/v1/rentals/{id}/cancel", cancel_rental),
+            (Post, "/api/v1/rentals/{id}/finish", finish_rental),
+            (Post, "/api/v1/rentals/{id}/extend", extend_rental),
+            (Get, "/api/v1/keys", list_keys),
+            (Post, "/api/v1/keys", create_key),
+            (Delete, "/api/v1/keys/{id}", revoke_key),
+            (Post, "/api/v1/vouchers/redeem", redeem_voucher),
+        ],
     );
 }
 

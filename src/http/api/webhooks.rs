@@ -17,36 +17,27 @@ use crate::http::Method;
 use crate::http::{Ctx, Request, Response};
 
 pub fn routes(r: &mut Router) {
-    r.api(Method::Get, "/api/v1/webhooks", Role::User, list);
-    r.api(Method::Post, "/api/v1/webhooks", Role::User, create);
+    use Method::{Delete, Get, Post, Put};
+    r.apis(
+        Role::User,
+        &[
+            (Get, "/api/v1/webhooks", list),
+            (Post, "/api/v1/webhooks", create),
+        ],
+    );
     // Before `{id}`: the first matching pattern wins.
-    r.api(
-        Method::Get,
-        "/api/v1/webhooks/sms-activate",
+    r.apis(
         Role::User,
-        get_sms_activate,
+        &[
+            (Get, "/api/v1/webhooks/sms-activate", get_sms_activate),
+            (Put, "/api/v1/webhooks/sms-activate", put_sms_activate),
+            (Delete, "/api/v1/webhooks/sms-activate", delete_sms_activate),
+            (Get, "/api/v1/webhooks/{id}", get_one),
+            (Delete, "/api/v1/webhooks/{id}", delete),
+            (Get, "/api/v1/webhooks/{id}/deliveries", deliveries),
+            (Post, "/api/v1/webhooks/{id}/test", test),
+        ],
     );
-    r.api(
-        Method::Put,
-        "/api/v1/webhooks/sms-activate",
-        Role::User,
-        put_sms_activate,
-    );
-    r.api(
-        Method::Delete,
-        "/api/v1/webhooks/sms-activate",
-        Role::User,
-        delete_sms_activate,
-    );
-    r.api(Method::Get, "/api/v1/webhooks/{id}", Role::User, get_one);
-    r.api(Method::Delete, "/api/v1/webhooks/{id}", Role::User, delete);
-    r.api(
-        Method::Get,
-        "/api/v1/webhooks/{id}/deliveries",
-        Role::User,
-        deliveries,
-    );
-    r.api(Method::Post, "/api/v1/webhooks/{id}/test", Role::User, test);
 }
 
 pub fn webhook_json(w: &Webhook) -> Value {

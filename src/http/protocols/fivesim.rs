@@ -35,24 +35,29 @@ use crate::http::Method;
 use crate::http::{Ctx, Request, Response};
 
 pub fn routes(r: &mut Router) {
-    r.public(Method::Get, "/v1/guest/countries", guest_countries);
-    r.public(
-        Method::Get,
-        "/v1/guest/products/{country}/{operator}",
-        guest_products,
-    );
-    r.public(Method::Get, "/v1/guest/prices", guest_prices);
-    r.fivesim(Method::Get, "/v1/user/profile", profile);
-    r.fivesim(
-        Method::Get,
-        "/v1/user/buy/activation/{country}/{operator}/{product}",
-        buy_activation,
-    );
-    r.fivesim(Method::Get, "/v1/user/check/{id}", check);
-    r.fivesim(Method::Get, "/v1/user/finish/{id}", finish);
-    r.fivesim(Method::Get, "/v1/user/cancel/{id}", cancel);
-    r.fivesim(Method::Get, "/v1/user/ban/{id}", ban);
-    r.fivesim(Method::Get, "/v1/user/orders", orders);
+    use Method::Get;
+    r.publics(&[
+        (Get, "/v1/guest/countries", guest_countries),
+        (
+            Get,
+            "/v1/guest/products/{country}/{operator}",
+            guest_products,
+        ),
+        (Get, "/v1/guest/prices", guest_prices),
+    ]);
+    r.fivesims(&[
+        (Get, "/v1/user/profile", profile),
+        (
+            Get,
+            "/v1/user/buy/activation/{country}/{operator}/{product}",
+            buy_activation,
+        ),
+        (Get, "/v1/user/check/{id}", check),
+        (Get, "/v1/user/finish/{id}", finish),
+        (Get, "/v1/user/cancel/{id}", cancel),
+        (Get, "/v1/user/ban/{id}", ban),
+        (Get, "/v1/user/orders", orders),
+    ]);
 }
 
 /// `any`: any country or any operator.

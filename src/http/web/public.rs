@@ -9,11 +9,14 @@ use crate::domain::trust::retention::Rule;
 use crate::views::public::{self, Operator, Retention};
 
 pub fn routes(r: &mut Router) {
-    r.visitor(Method::Get, "/", landing);
-    r.public(Method::Get, "/healthz", healthz);
-    r.visitor(Method::Get, "/privacy", privacy);
-    r.visitor(Method::Get, "/aup", aup);
-    r.visitor(Method::Get, "/terms", terms);
+    use Method::Get;
+    r.visitors(&[(Get, "/", landing)]);
+    r.publics(&[(Get, "/healthz", healthz)]);
+    r.visitors(&[
+        (Get, "/privacy", privacy),
+        (Get, "/aup", aup),
+        (Get, "/terms", terms),
+    ]);
 }
 
 fn healthz(_: &mut Ctx<'_>, _: &Request) -> Response {

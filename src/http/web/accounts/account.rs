@@ -21,44 +21,34 @@ const VERIFY_TTL: u64 = 48 * 3600;
 const RESET_TTL: u64 = 3600;
 
 pub fn routes(r: &mut Router) {
-    r.visitor(Method::Get, "/signup", signup_form);
-    r.visitor(Method::Post, "/signup", signup);
-    r.visitor(Method::Get, "/verify/{token}", verify);
-    r.page(
-        Method::Post,
-        "/verify/resend",
+    use Method::{Get, Post};
+    r.visitors(&[
+        (Get, "/signup", signup_form),
+        (Post, "/signup", signup),
+        (Get, "/verify/{token}", verify),
+    ]);
+    r.pages(Role::User, &[(Post, "/verify/resend", resend_verification)]);
+    r.visitors(&[
+        (Get, "/login", login_form),
+        (Post, "/login", login),
+        (Post, "/logout", logout),
+        (Get, "/password/forgot", forgot_form),
+        (Post, "/password/forgot", forgot),
+        (Get, "/password/reset/{token}", reset_form),
+        (Post, "/password/reset/{token}", reset),
+        (Get, "/setup/{token}", setup_form),
+        (Post, "/setup/{token}", setup),
+    ]);
+    r.pages(
         Role::User,
-        resend_verification,
+        &[
+            (Get, "/settings", settings),
+            (Post, "/settings/profile", settings_profile),
+            (Post, "/settings/password", settings_password),
+            (Post, "/settings/sessions/revoke", settings_revoke_sessions),
+            (Get, "/settings/security", security_log),
+        ],
     );
-    r.visitor(Method::Get, "/login", login_form);
-    r.visitor(Method::Post, "/login", login);
-    r.visitor(Method::Post, "/logout", logout);
-    r.visitor(Method::Get, "/password/forgot", forgot_form);
-    r.visitor(Method::Post, "/password/forgot", forgot);
-    r.visitor(Method::Get, "/password/reset/{token}", reset_form);
-    r.visitor(Method::Post, "/password/reset/{token}", reset);
-    r.visitor(Method::Get, "/setup/{token}", setup_form);
-    r.visitor(Method::Post, "/setup/{token}", setup);
-    r.page(Method::Get, "/settings", Role::User, settings);
-    r.page(
-        Method::Post,
-        "/settings/profile",
-        Role::User,
-        settings_profile,
-    );
-    r.page(
-        Method::Post,
-        "/settings/password",
-        Role::User,
-        settings_password,
-    );
-    r.page(
-        Method::Post,
-        "/settings/sessions/revoke",
-        Role::User,
-        settings_revoke_sessions,
-    );
-    r.page(Method::Get, "/settings/security", Role::User, security_log);
 }
 
 /// Security events per page of `/settings/security`.

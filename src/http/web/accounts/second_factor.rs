@@ -30,18 +30,21 @@ const PENDING_TTL: i64 = 300;
 const PENDING_ATTEMPTS: u32 = 5;
 
 pub fn routes(r: &mut Router) {
-    r.page(Method::Get, "/settings/2fa", Role::User, page);
-    r.page(Method::Post, "/settings/2fa/start", Role::User, start);
-    r.page(Method::Post, "/settings/2fa/enable", Role::User, enable);
-    r.page(Method::Post, "/settings/2fa/disable", Role::User, disable);
-    r.page(
-        Method::Post,
-        "/settings/2fa/recovery",
+    use Method::{Get, Post};
+    r.pages(
         Role::User,
-        regenerate,
+        &[
+            (Get, "/settings/2fa", page),
+            (Post, "/settings/2fa/start", start),
+            (Post, "/settings/2fa/enable", enable),
+            (Post, "/settings/2fa/disable", disable),
+            (Post, "/settings/2fa/recovery", regenerate),
+        ],
     );
-    r.visitor(Method::Get, "/login/2fa", login_form);
-    r.visitor(Method::Post, "/login/2fa", login_code);
+    r.visitors(&[
+        (Get, "/login/2fa", login_form),
+        (Post, "/login/2fa", login_code),
+    ]);
 }
 
 /// The settings page, with the recovery codes just made (shown this once).

@@ -19,43 +19,24 @@ use crate::views::market::admin as view;
 use crate::views::Flash;
 
 pub fn routes(r: &mut Router) {
-    r.page(Method::Get, "/admin/prices", Role::Admin, prices);
-    r.page(Method::Post, "/admin/prices", Role::Admin, set_price);
-    r.page(Method::Post, "/admin/catalogue/toggle", Role::Admin, toggle);
-    r.page(Method::Get, "/admin/vouchers", Role::Admin, vouchers_page);
-    r.page(
-        Method::Post,
-        "/admin/vouchers",
+    use Method::{Get, Post};
+    r.pages(
         Role::Admin,
-        create_vouchers,
-    );
-    r.page(
-        Method::Post,
-        "/admin/users/{id}/credit",
-        Role::Admin,
-        credit,
-    );
-    r.page(Method::Get, "/admin/numbers", Role::Admin, numbers);
-    r.page(Method::Post, "/admin/numbers/add", Role::Admin, add_number);
-    r.page(
-        Method::Post,
-        "/admin/numbers/bulk",
-        Role::Admin,
-        add_numbers,
-    );
-    r.page(Method::Post, "/admin/simulator", Role::Admin, set_simulator);
-    r.page(Method::Get, "/admin/payouts", Role::Admin, payouts_page);
-    r.page(
-        Method::Post,
-        "/admin/payouts/{id}/paid",
-        Role::Admin,
-        payout_paid,
-    );
-    r.page(
-        Method::Post,
-        "/admin/payouts/{id}/reject",
-        Role::Admin,
-        payout_reject,
+        &[
+            (Get, "/admin/prices", prices),
+            (Post, "/admin/prices", set_price),
+            (Post, "/admin/catalogue/toggle", toggle),
+            (Get, "/admin/vouchers", vouchers_page),
+            (Post, "/admin/vouchers", create_vouchers),
+            (Post, "/admin/users/{id}/credit", credit),
+            (Get, "/admin/numbers", numbers),
+            (Post, "/admin/numbers/add", add_number),
+            (Post, "/admin/numbers/bulk", add_numbers),
+            (Post, "/admin/simulator", set_simulator),
+            (Get, "/admin/payouts", payouts_page),
+            (Post, "/admin/payouts/{id}/paid", payout_paid),
+            (Post, "/admin/payouts/{id}/reject", payout_reject),
+        ],
     );
 }
 

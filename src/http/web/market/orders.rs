@@ -17,28 +17,24 @@ use crate::views::market::orders::{self as view, Dashboard, OrderCard, RentalCar
 use crate::views::{accounts::account::verify_notice, Flash};
 
 pub fn routes(r: &mut Router) {
-    r.page(Method::Get, "/dashboard", Role::User, dashboard);
-    r.page(Method::Post, "/orders", Role::User, place_order);
-    r.page(Method::Get, "/orders", Role::User, history);
-    r.page(
-        Method::Post,
-        "/orders/{id}/{action}",
+    use Method::{Get, Post};
+    r.pages(
         Role::User,
-        order_action,
+        &[
+            (Get, "/dashboard", dashboard),
+            (Post, "/orders", place_order),
+            (Get, "/orders", history),
+            (Post, "/orders/{id}/{action}", order_action),
+            (Get, "/wallet", wallet_page),
+            (Post, "/wallet/redeem", redeem),
+            (Get, "/rentals", rentals_page),
+            (Post, "/rentals", rent),
+            (Post, "/rentals/{id}/{action}", rental_action),
+            (Get, "/keys", keys_page),
+            (Post, "/keys", create_key),
+            (Post, "/keys/{id}/revoke", revoke_key),
+        ],
     );
-    r.page(Method::Get, "/wallet", Role::User, wallet_page);
-    r.page(Method::Post, "/wallet/redeem", Role::User, redeem);
-    r.page(Method::Get, "/rentals", Role::User, rentals_page);
-    r.page(Method::Post, "/rentals", Role::User, rent);
-    r.page(
-        Method::Post,
-        "/rentals/{id}/{action}",
-        Role::User,
-        rental_action,
-    );
-    r.page(Method::Get, "/keys", Role::User, keys_page);
-    r.page(Method::Post, "/keys", Role::User, create_key);
-    r.page(Method::Post, "/keys/{id}/revoke", Role::User, revoke_key);
 }
 
 fn cards(ctx: &Ctx<'_>, list: Vec<Activation>) -> Vec<OrderCard> {

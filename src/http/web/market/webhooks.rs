@@ -19,26 +19,17 @@ use crate::views::market::webhooks::{self as view, NewSecret, Row};
 use crate::views::{Flash, Kept};
 
 pub fn routes(r: &mut Router) {
-    r.page(Method::Get, "/settings/webhooks", Role::User, page);
-    r.page(Method::Post, "/settings/webhooks", Role::User, create);
-    r.page(
-        Method::Post,
-        "/settings/webhooks/sms-activate",
+    use Method::{Get, Post};
+    r.pages(
         Role::User,
-        set_sms_activate,
-    );
-    r.page(Method::Get, "/settings/webhooks/{id}", Role::User, log_page);
-    r.page(
-        Method::Post,
-        "/settings/webhooks/{id}/test",
-        Role::User,
-        test,
-    );
-    r.page(
-        Method::Post,
-        "/settings/webhooks/{id}/delete",
-        Role::User,
-        delete,
+        &[
+            (Get, "/settings/webhooks", page),
+            (Post, "/settings/webhooks", create),
+            (Post, "/settings/webhooks/sms-activate", set_sms_activate),
+            (Get, "/settings/webhooks/{id}", log_page),
+            (Post, "/settings/webhooks/{id}/test", test),
+            (Post, "/settings/webhooks/{id}/delete", delete),
+        ],
     );
 }
 

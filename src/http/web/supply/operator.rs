@@ -24,72 +24,27 @@ use crate::views::supply::operator::{
 const PAGE: i64 = 50;
 
 pub fn routes(r: &mut Router) {
-    r.page(Method::Get, "/operator", Role::Operator, overview);
-    r.page(
-        Method::Get,
-        "/operator/devices",
+    use Method::{Get, Post};
+    r.pages(
         Role::Operator,
-        devices_page,
-    );
-    r.page(
-        Method::Post,
-        "/operator/devices",
-        Role::Operator,
-        create_device,
-    );
-    r.page(
-        Method::Get,
-        "/operator/devices/{id}",
-        Role::Operator,
-        device_page,
-    );
-    r.page(
-        Method::Post,
-        "/operator/devices/{id}/sims",
-        Role::Operator,
-        add_sim,
-    );
-    r.page(
-        Method::Post,
-        "/operator/devices/{id}/sims/{number}/remove",
-        Role::Operator,
-        remove_sim,
-    );
-    r.page(
-        Method::Post,
-        "/operator/devices/{id}/revoke",
-        Role::Operator,
-        revoke,
-    );
-    r.page(
-        Method::Get,
-        "/operator/activations",
-        Role::Operator,
-        activations,
-    );
-    r.page(
-        Method::Get,
-        "/operator/earnings",
-        Role::Operator,
-        earnings_page,
-    );
-    r.page(
-        Method::Get,
-        "/operator/payouts",
-        Role::Operator,
-        payouts_page,
-    );
-    r.page(
-        Method::Post,
-        "/operator/payouts",
-        Role::Operator,
-        request_payout,
-    );
-    r.page(
-        Method::Post,
-        "/operator/payouts/{id}/withdraw",
-        Role::Operator,
-        withdraw_payout,
+        &[
+            (Get, "/operator", overview),
+            (Get, "/operator/devices", devices_page),
+            (Post, "/operator/devices", create_device),
+            (Get, "/operator/devices/{id}", device_page),
+            (Post, "/operator/devices/{id}/sims", add_sim),
+            (
+                Post,
+                "/operator/devices/{id}/sims/{number}/remove",
+                remove_sim,
+            ),
+            (Post, "/operator/devices/{id}/revoke", revoke),
+            (Get, "/operator/activations", activations),
+            (Get, "/operator/earnings", earnings_page),
+            (Get, "/operator/payouts", payouts_page),
+            (Post, "/operator/payouts", request_payout),
+            (Post, "/operator/payouts/{id}/withdraw", withdraw_payout),
+        ],
     );
 }
 

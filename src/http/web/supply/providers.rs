@@ -16,21 +16,17 @@ use crate::views::supply::providers as view;
 use crate::views::Flash;
 
 pub fn routes(r: &mut Router) {
-    r.page(Method::Get, "/admin/providers", Role::Admin, list);
-    r.page(Method::Post, "/admin/providers", Role::Admin, add);
-    r.page(Method::Get, "/admin/providers/{id}", Role::Admin, detail);
-    r.page(Method::Post, "/admin/providers/{id}", Role::Admin, edit);
-    r.page(
-        Method::Post,
-        "/admin/providers/{id}/sync",
+    use Method::{Get, Post};
+    r.pages(
         Role::Admin,
-        sync_now,
-    );
-    r.page(
-        Method::Post,
-        "/admin/providers/{id}/delete",
-        Role::Admin,
-        delete,
+        &[
+            (Get, "/admin/providers", list),
+            (Post, "/admin/providers", add),
+            (Get, "/admin/providers/{id}", detail),
+            (Post, "/admin/providers/{id}", edit),
+            (Post, "/admin/providers/{id}/sync", sync_now),
+            (Post, "/admin/providers/{id}/delete", delete),
+        ],
     );
 }
 

@@ -14,13 +14,16 @@ use crate::http::{error_page, Ctx, Method, Request, Response};
 use crate::views::trust::abuse as view;
 
 pub fn routes(r: &mut Router) {
-    r.visitor(Method::Get, "/abuse", report_form);
-    r.visitor(Method::Post, "/abuse", submit_report);
-    r.visitor(Method::Get, "/abuse/sent", report_sent);
-    r.visitor(Method::Get, "/transparency", transparency);
-    r.visitor(Method::Get, "/appeal", appeal_info);
-    r.visitor(Method::Get, "/appeal/{token}", appeal_form);
-    r.visitor(Method::Post, "/appeal/{token}", submit_appeal);
+    use Method::{Get, Post};
+    r.visitors(&[
+        (Get, "/abuse", report_form),
+        (Post, "/abuse", submit_report),
+        (Get, "/abuse/sent", report_sent),
+        (Get, "/transparency", transparency),
+        (Get, "/appeal", appeal_info),
+        (Get, "/appeal/{token}", appeal_form),
+        (Post, "/appeal/{token}", submit_appeal),
+    ]);
 }
 
 fn report_form(ctx: &mut Ctx<'_>, req: &Request, v: &Visitor) -> Response {

@@ -24,61 +24,27 @@ use crate::views::trust::abuse::{self as view, UserEnforcement};
 use crate::views::Kept;
 
 pub fn routes(r: &mut Router) {
-    r.page(Method::Get, "/admin/abuse", Role::Admin, queue);
-    r.page(Method::Get, "/admin/abuse/{id}", Role::Admin, report);
-    r.page(
-        Method::Get,
-        "/admin/abuse/{id}/orders",
+    use Method::{Get, Post};
+    r.pages(
         Role::Admin,
-        report_orders,
-    );
-    r.page(
-        Method::Post,
-        "/admin/abuse/{id}/state",
-        Role::Admin,
-        set_state,
-    );
-    r.page(
-        Method::Post,
-        "/admin/abuse/{id}/note",
-        Role::Admin,
-        add_note,
-    );
-    r.page(Method::Get, "/admin/flags", Role::Admin, flags);
-    r.page(
-        Method::Post,
-        "/admin/flags/{id}/review",
-        Role::Admin,
-        review_flag,
-    );
-    r.page(Method::Get, "/admin/blocked", Role::Admin, blocked);
-    r.page(Method::Post, "/admin/blocked", Role::Admin, add_block);
-    r.page(
-        Method::Post,
-        "/admin/blocked/{id}/remove",
-        Role::Admin,
-        remove_block,
-    );
-    r.page(Method::Get, "/admin/legal", Role::Admin, legal_page);
-    r.page(Method::Post, "/admin/legal", Role::Admin, add_legal);
-    r.page(Method::Post, "/admin/legal/{id}", Role::Admin, update_legal);
-    r.page(
-        Method::Post,
-        "/admin/users/{id}/terminate",
-        Role::Admin,
-        terminate,
-    );
-    r.page(
-        Method::Post,
-        "/admin/users/{id}/reinstate",
-        Role::Admin,
-        reinstate,
-    );
-    r.page(
-        Method::Post,
-        "/admin/users/{id}/chargeback",
-        Role::Admin,
-        chargeback,
+        &[
+            (Get, "/admin/abuse", queue),
+            (Get, "/admin/abuse/{id}", report),
+            (Get, "/admin/abuse/{id}/orders", report_orders),
+            (Post, "/admin/abuse/{id}/state", set_state),
+            (Post, "/admin/abuse/{id}/note", add_note),
+            (Get, "/admin/flags", flags),
+            (Post, "/admin/flags/{id}/review", review_flag),
+            (Get, "/admin/blocked", blocked),
+            (Post, "/admin/blocked", add_block),
+            (Post, "/admin/blocked/{id}/remove", remove_block),
+            (Get, "/admin/legal", legal_page),
+            (Post, "/admin/legal", add_legal),
+            (Post, "/admin/legal/{id}", update_legal),
+            (Post, "/admin/users/{id}/terminate", terminate),
+            (Post, "/admin/users/{id}/reinstate", reinstate),
+            (Post, "/admin/users/{id}/chargeback", chargeback),
+        ],
     );
 }
 

@@ -17,32 +17,23 @@ use crate::http::{error_page, Ctx, Method, Request, Response};
 use crate::views::{trust::admin as view, Flash, Kept, Nav};
 
 pub fn routes(r: &mut Router) {
-    r.page(Method::Get, "/admin", Role::Admin, overview);
-    r.page(Method::Get, "/admin/users", Role::Admin, users);
-    r.page(Method::Get, "/admin/users/{id}", Role::Admin, user);
-    r.page(Method::Get, "/admin/users/{id}/ledger", Role::Admin, ledger);
-    r.page(
-        Method::Post,
-        "/admin/users/{id}/role",
+    use Method::{Get, Post};
+    r.pages(
         Role::Admin,
-        set_role,
+        &[
+            (Get, "/admin", overview),
+            (Get, "/admin/users", users),
+            (Get, "/admin/users/{id}", user),
+            (Get, "/admin/users/{id}/ledger", ledger),
+            (Post, "/admin/users/{id}/role", set_role),
+            (Post, "/admin/users/{id}/state", set_state),
+            (Post, "/admin/users/{id}/2fa/reset", reset_second_factor),
+            (Get, "/admin/jobs", jobs),
+            (Get, "/admin/retention", retention_page),
+            (Get, "/admin/outbox", outbox),
+            (Get, "/admin/audit", audit_log),
+        ],
     );
-    r.page(
-        Method::Post,
-        "/admin/users/{id}/state",
-        Role::Admin,
-        set_state,
-    );
-    r.page(
-        Method::Post,
-        "/admin/users/{id}/2fa/reset",
-        Role::Admin,
-        reset_second_factor,
-    );
-    r.page(Method::Get, "/admin/jobs", Role::Admin, jobs);
-    r.page(Method::Get, "/admin/retention", Role::Admin, retention_page);
-    r.page(Method::Get, "/admin/outbox", Role::Admin, outbox);
-    r.page(Method::Get, "/admin/audit", Role::Admin, audit_log);
 }
 
 /// Audit rows per page of `/admin/audit`.

@@ -19,34 +19,26 @@ use crate::views::{accounts::account as account_view, trust::lifecycle as view};
 use crate::domain::accounts::Role;
 
 pub fn routes(r: &mut Router) {
-    r.page(Method::Get, "/settings/delete", Role::User, delete_form);
-    r.page(Method::Post, "/settings/delete", Role::User, delete);
-    r.page(Method::Get, "/settings/export", Role::User, export_own);
-    r.page(Method::Post, "/settings/email", Role::User, email_change);
-    r.visitor(
-        Method::Get,
-        "/settings/email/confirm/{token}",
-        email_confirm,
+    use Method::{Get, Post};
+    r.pages(
+        Role::User,
+        &[
+            (Get, "/settings/delete", delete_form),
+            (Post, "/settings/delete", delete),
+            (Get, "/settings/export", export_own),
+            (Post, "/settings/email", email_change),
+        ],
     );
-    r.page(Method::Post, "/settings/restrict", Role::User, restrict);
-    r.page(Method::Get, "/admin/requests", Role::Admin, admin_requests);
-    r.page(
-        Method::Post,
-        "/admin/requests/{id}/handled",
+    r.visitors(&[(Get, "/settings/email/confirm/{token}", email_confirm)]);
+    r.pages(Role::User, &[(Post, "/settings/restrict", restrict)]);
+    r.pages(
         Role::Admin,
-        admin_request_handled,
-    );
-    r.page(
-        Method::Get,
-        "/admin/users/{id}/export",
-        Role::Admin,
-        admin_export,
-    );
-    r.page(
-        Method::Post,
-        "/admin/users/{id}/delete",
-        Role::Admin,
-        admin_delete,
+        &[
+            (Get, "/admin/requests", admin_requests),
+            (Post, "/admin/requests/{id}/handled", admin_request_handled),
+            (Get, "/admin/users/{id}/export", admin_export),
+            (Post, "/admin/users/{id}/delete", admin_delete),
+        ],
     );
 }
 

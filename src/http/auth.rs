@@ -107,9 +107,9 @@ pub fn clear_cookie(req: &Request) -> String {
 
 /// The CSRF token for a page with a form, creating an anonymous session when the visitor
 /// has none. Returns the token and the `Set-Cookie` to send, if a session was created.
-pub fn form_session(ctx: &mut Ctx<'_>, req: &Request) -> (String, Option<String>) {
-    if let Some(s) = visitor(ctx, req).session {
-        return (s.csrf, None);
+pub fn form_session(ctx: &mut Ctx<'_>, req: &Request, v: &Visitor) -> (String, Option<String>) {
+    if let Some(s) = &v.session {
+        return (s.csrf.clone(), None);
     }
     let limits = ctx.app.session_limits();
     let ip = ctx.ip_hash(req);

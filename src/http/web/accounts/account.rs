@@ -192,7 +192,7 @@ fn signup_form(ctx: &mut Ctx<'_>, req: &Request, v: &Visitor) -> Response {
     if v.user.is_some() {
         return Response::redirect("/dashboard");
     }
-    let (token, cookie) = form_session(ctx, req);
+    let (token, cookie) = form_session(ctx, req, v);
     let min_age = ctx.app.config.min_age;
     let page = view::signup(&nav(ctx, v), &token, &v.kept, min_age, &v.flash);
     with_cookie(Response::html(page), cookie)
@@ -297,7 +297,7 @@ fn login_form(ctx: &mut Ctx<'_>, req: &Request, v: &Visitor) -> Response {
     if v.user.is_some() {
         return Response::redirect("/dashboard");
     }
-    let (token, cookie) = form_session(ctx, req);
+    let (token, cookie) = form_session(ctx, req, v);
     let next = safe_next(req.query_param("next").as_deref());
     let page = view::login(&nav(ctx, v), &token, &v.kept, &next, &v.flash);
     with_cookie(Response::html(page), cookie)
@@ -361,7 +361,7 @@ fn login(ctx: &mut Ctx<'_>, req: &Request, v: &Visitor) -> Response {
         }
         // The appeal link on that page is made for this answer only.
         State::Terminated => {
-            return crate::http::web::trust::abuse::terminated_page(ctx, req, user)
+            return crate::http::web::trust::abuse::terminated_page(ctx, req, v, user)
         }
         State::Deleted => return back(ctx, "This account is closed.".into()),
     }
@@ -401,7 +401,7 @@ fn forgot_form(ctx: &mut Ctx<'_>, req: &Request, v: &Visitor) -> Response {
             ("/login", "Back to login"),
         ));
     }
-    let (token, cookie) = form_session(ctx, req);
+    let (token, cookie) = form_session(ctx, req, v);
     with_cookie(
         Response::html(view::forgot(&n, &token, &v.kept, &v.flash)),
         cookie,
@@ -474,7 +474,7 @@ fn link_form(
         let page = view::message(&n, "Link not valid", &e.to_string(), elsewhere);
         return Response::html(page).with_status(400);
     }
-    let (token, cookie) = form_session(ctx, req);
+    let (token, cookie) = form_session(ctx, req, v);
     let ask_email = purpose == tokens::ADMIN_SETUP;
     let page = view::set_password(&n, title, &req.path, &token, ask_email, &v.kept, &v.flash);
     with_cookie(Response::html(page), cookie)

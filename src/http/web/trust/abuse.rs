@@ -7,7 +7,7 @@ use crate::db;
 use crate::domain::accounts::{self, User};
 use crate::domain::trust::abuse::{self, Appeal, NewReport, APPEAL_TOKEN};
 use crate::domain::{accounts::tokens, trust::legal, Error};
-use crate::http::auth::{form_session, visitor, Visitor};
+use crate::http::auth::{form_session, Visitor};
 use crate::http::router::Router;
 use crate::http::web::{form, nav, with_cookie};
 use crate::http::{error_page, Ctx, Method, Request, Response};
@@ -27,7 +27,7 @@ pub fn routes(r: &mut Router) {
 }
 
 fn report_form(ctx: &mut Ctx<'_>, req: &Request, v: &Visitor) -> Response {
-    let (token, cookie) = form_session(ctx, req);
+    let (token, cookie) = form_session(ctx, req, v);
     let typed = |name| v.kept.or(name, "").to_string();
     let report = NewReport {
         phone: typed("number"),
@@ -99,8 +99,7 @@ fn transparency(ctx: &mut Ctx<'_>, req: &Request, v: &Visitor) -> Response {
 
 /// The page a terminated person sees after giving the right password: why, and the way to
 /// appeal (a fresh link, valid until the deadline) while they still can.
-pub fn terminated_page(ctx: &mut Ctx<'_>, req: &Request, user: &User) -> Response {
-    let v = visitor(ctx, req);
+pub fn terminated_page(ctx: &mut Ctx<'_>, req: &Request, v: &Visitor, user: &User) -> Response {
     let now = ctx.now();
     let keys = ctx.app.keys.clone();
     let found = db::write(ctx.db, |tx| {
@@ -119,7 +118,7 @@ pub fn terminated_page(ctx: &mut Ctx<'_>, req: &Request, user: &User) -> Respons
         _ => None,
     };
     Response::html(view::terminated(
-        &nav(ctx, &v),
+        &nav(ctx, v),
         user,
         terminated_at,
         &appeal,
@@ -161,7 +160,7 @@ fn appeal_form(ctx: &mut Ctx<'_>, req: &Request, v: &Visitor) -> Response {
         Ok(a) => a,
         Err(e) => return error_page(req, 500, &e.to_string()),
     };
-    let (token, cookie) = form_session(ctx, req);
+    let (token, cookie) = form_session(ctx, req, v);
     let page = view::appeal_form(
         &nav(ctx, v),
         &token,

@@ -816,11 +816,12 @@ fn failing_upstreams(kind: Kind) {
             .is_empty()
     );
     no_busy_numbers(&s);
-    // The failures are recorded, scrubbed of the key.
+    // The failures are recorded, scrubbed of the key. (Only the purchases: the scheduled
+    // sync may run into a slow mode when the test spans a five-minute mark.)
     let errors: Vec<String> = {
         let db = s.db();
         let mut st = db
-            .prepare("SELECT error FROM provider_calls WHERE ok = 0")
+            .prepare("SELECT error FROM provider_calls WHERE ok = 0 AND action = 'buy'")
             .unwrap();
         st.query_map([], |r| r.get(0))
             .unwrap()

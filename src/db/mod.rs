@@ -22,6 +22,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0006_lifecycle.sql"),
     include_str!("migrations/0007_totp.sql"),
     include_str!("migrations/0008_abuse.sql"),
+    include_str!("migrations/0009_scale.sql"),
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

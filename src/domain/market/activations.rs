@@ -137,6 +137,11 @@ pub enum Placed {
     Existing(Activation),
 }
 
+/// The SQL condition of a live order, spelled exactly as the partial index
+/// `activations_live_user` (migration 9) is, so that SQLite can use it: counting or listing
+/// an account's live orders never reads its past ones.
+pub const LIVE: &str = "status IN ('waiting','received','retry')";
+
 pub fn get(conn: &Connection, id: i64) -> Result<Option<Activation>> {
     Ok(conn
         .prepare_cached(&format!("SELECT {COLS} FROM activations WHERE id = ?1"))?
@@ -159,8 +164,12 @@ pub fn list(
     limit: i64,
     offset: i64,
 ) -> Result<Vec<Activation>> {
+    let all_live = [Status::Waiting, Status::Received, Status::Retry];
     let filter = if statuses.is_empty() {
         String::new()
+    } else if statuses.len() == all_live.len() && all_live.iter().all(|s| statuses.contains(s)) {
+        // Through the live orders' own index.
+        format!("AND {LIVE}")
     } else {
         let list: Vec<String> = statuses
             .iter()
@@ -172,6 +181,24 @@ pub fn list(
         "SELECT {COLS} FROM activations WHERE user_id = ?1 {filter} ORDER BY id DESC LIMIT ?2 OFFSET ?3"
     ))?;
     let rows = stmt.query_map(params![user_id, limit, offset], from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// An account's orders newest first, `limit` of them older than order `before` (all when
+/// `None`): keyset paging, so a page deep in a long history costs what the first one does.
+pub fn list_before(
+    conn: &Connection,
+    user_id: i64,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<Activation>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLS} FROM activations WHERE user_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3"
+    ))?;
+    let rows = stmt.query_map(
+        params![user_id, before.unwrap_or(i64::MAX), limit],
+        from_row,
+    )?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
@@ -273,10 +300,9 @@ pub fn outcomes_since(
 
 pub fn count_live(conn: &Connection, user_id: i64) -> Result<i64> {
     Ok(conn
-        .prepare_cached(
-            "SELECT COUNT(*) FROM activations WHERE user_id = ?1 \
-             AND status IN ('waiting','received','retry')",
-        )?
+        .prepare_cached(&format!(
+            "SELECT COUNT(*) FROM activations WHERE user_id = ?1 AND {LIVE}"
+        ))?
         .query_row([user_id], |r| r.get(0))?)
 }
 
@@ -297,7 +323,7 @@ pub fn pick_number(
          WHERE n.country_id = ?1 AND {} AND (?2 = '' OR n.operator = ?2) \
          AND NOT EXISTS (SELECT 1 FROM number_usage u WHERE u.number_id = n.id \
                          AND u.service = ?3 AND (u.blocked = 1 OR u.last_used_at > ?4)) \
-         ORDER BY n.last_used_at IS NOT NULL, n.last_used_at, n.id",
+         ORDER BY n.last_used_at, n.id",
         catalogue::NUMBER_USABLE
     ))?;
     let mut rows = stmt.query(params![
@@ -1470,5 +1496,49 @@ mod tests {
         assert_eq!(outcomes.get(&(6, "tg".to_string())), Some(&(1, 2)));
         assert_eq!(outcomes.get(&(6, "wa".to_string())), Some(&(0, 1)));
         assert!(outcomes_since(&w.conn, T0 + 5000).unwrap().is_empty());
+    }
+    /// The simulator's numbers of a country stay a bounded pool however many orders it
+    /// serves: with no reuse for a service (cooldown 0 = never), it recycles its least
+    /// recently used free number with a new phone instead of making a new row per order.
+    #[test]
+    fn the_simulator_serves_any_number_of_orders_from_a_bounded_pool() {
+        let mut w = world(1_000_000);
+        crate::domain::market::simulator::configure(&w.conn, true, simulator::Mode::Normal)
+            .unwrap();
+        let india = OrderRequest {
+            country: 22,
+            ..tg()
+        };
+        let mut phones = std::collections::HashSet::new();
+        for i in 0..(3 * simulator::STOCK) {
+            let now = T0 + i * 200;
+            let a = w
+                .order(&india, now)
+                .expect("the simulator always has a number");
+            assert!(phones.insert(a.phone.clone()), "a phone served tg twice");
+            cancel(
+                &w.conn,
+                w.user.id,
+                a.id,
+                CancelReason::Cancel,
+                &POLICY,
+                now + 150,
+            )
+            .unwrap();
+        }
+        let pool: i64 = w
+            .conn
+            .query_row(
+                "SELECT COUNT(*) FROM numbers WHERE source = 'simulator' AND country_id = 22",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(pool, simulator::STOCK);
+        let usage: i64 = w
+            .conn
+            .query_row("SELECT COUNT(*) FROM number_usage", [], |r| r.get(0))
+            .unwrap();
+        assert!(usage <= simulator::STOCK, "{usage} usage rows");
     }
 }

@@ -14,8 +14,8 @@ use crate::domain::{Error, Result};
 
 pub const SOURCE: &str = "simulator";
 
-/// The stock shown for every (country, service) while the simulator is on: it makes a fresh
-/// number whenever the inventory has none, so no pair runs out.
+/// The simulator's numbers per country, and so the stock it shows for every (country,
+/// service) while it is on: as many orders of a country as it can serve at once.
 pub const STOCK: i64 = 100;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,8 +101,11 @@ fn random_digits(n: usize) -> String {
     bytes.iter().map(|b| char::from(b'0' + b % 10)).collect()
 }
 
-/// Creates a fresh virtual number in `country` (digits: dialing prefix + 10 digits) that
-/// avoids the excluded prefixes. Returns it in the shape of `activations::pick_number`.
+/// A number of the simulator for an order `pick_number` found no number for. The simulator
+/// keeps a bounded pool of [`STOCK`] numbers per country: below it, a new one is made; at
+/// it, the least recently used free one is recycled with a new random phone and forgets
+/// the services it served (past orders keep the phone they had), so the numbers table never
+/// grows with the orders. `None` when every number of the pool is busy.
 pub fn new_number(
     conn: &Connection,
     country: i64,
@@ -115,6 +118,24 @@ pub fn new_number(
         .query_row([country], |r| r.get(0))
         .optional()?
         .ok_or(Error::BadCountry)?;
+    let pool: i64 = conn
+        .prepare_cached("SELECT COUNT(*) FROM numbers WHERE source = ?1 AND country_id = ?2")?
+        .query_row(params![SOURCE, country], |r| r.get(0))?;
+    let recycled: Option<i64> = if pool < STOCK {
+        None
+    } else {
+        let oldest = conn
+            .prepare_cached(
+                "SELECT id FROM numbers WHERE source = ?1 AND country_id = ?2 AND state = 'free' \
+                 ORDER BY last_used_at LIMIT 1",
+            )?
+            .query_row(params![SOURCE, country], |r| r.get(0))
+            .optional()?;
+        match oldest {
+            Some(id) => Some(id),
+            None => return Ok(None),
+        }
+    };
     for _ in 0..20 {
         // Subscriber numbers never start with 0 after the country code.
         let mut rest = random_digits(10);
@@ -128,19 +149,34 @@ pub fn new_number(
         {
             continue;
         }
-        let inserted = conn.execute(
-            "INSERT OR IGNORE INTO numbers (phone, country_id, operator, source, created_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![phone, country, operator, SOURCE, now],
-        )?;
-        if inserted == 1 {
-            return Ok(Some((
-                conn.last_insert_rowid(),
-                phone,
-                operator.to_string(),
-                SOURCE.to_string(),
-            )));
-        }
+        let id = match recycled {
+            Some(id) => {
+                let changed = conn
+                    .prepare_cached(
+                        "UPDATE OR IGNORE numbers SET phone = ?2, operator = ?3 WHERE id = ?1",
+                    )?
+                    .execute(params![id, phone, operator])?;
+                if changed != 1 {
+                    continue; // the phone exists already
+                }
+                conn.prepare_cached("DELETE FROM number_usage WHERE number_id = ?1")?
+                    .execute([id])?;
+                id
+            }
+            None => {
+                let inserted = conn
+                    .prepare_cached(
+                        "INSERT OR IGNORE INTO numbers (phone, country_id, operator, source, \
+                         created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    )?
+                    .execute(params![phone, country, operator, SOURCE, now])?;
+                if inserted != 1 {
+                    continue;
+                }
+                conn.last_insert_rowid()
+            }
+        };
+        return Ok(Some((id, phone, operator.to_string(), SOURCE.to_string())));
     }
     Ok(None)
 }

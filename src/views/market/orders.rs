@@ -183,14 +183,16 @@ pub fn dashboard(
     )
 }
 
+/// The order history, newest first; `older` is the `before=` of the next page, and
+/// `not_first` links back to the newest orders.
 pub fn history(
     nav: &Nav,
     token: &str,
     cards: &[OrderCard],
     cur: &Cur,
     now: i64,
-    page_no: i64,
-    more: bool,
+    not_first: bool,
+    older: Option<i64>,
 ) -> Markup {
     page(
         "Order history",
@@ -200,8 +202,8 @@ pub fn history(
             @if cards.is_empty() { p.muted { "No orders yet." } }
             @for o in cards { (order_card(o, token, cur, now)) }
             p {
-                @if page_no > 0 { a href=(format!("/orders?page={}", page_no - 1)) { "Newer" } " " }
-                @if more { a href=(format!("/orders?page={}", page_no + 1)) { "Older" } }
+                @if not_first { a href="/orders" { "Newest" } " " }
+                @if let Some(id) = older { a href=(format!("/orders?before={id}")) { "Older" } }
             }
         },
     )

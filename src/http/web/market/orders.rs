@@ -181,15 +181,20 @@ fn order_action(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
     )
 }
 
+/// Orders per page of the history.
+const HISTORY_PAGE: i64 = 50;
+
 fn history(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let page_no: i64 = req
-        .query_param("page")
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0)
-        .max(0);
-    let mut list = activations::list(ctx.db, p.user.id, &[], 51, page_no * 50).unwrap_or_default();
-    let more = list.len() > 50;
-    list.truncate(50);
+    let before = req.query_param("before").and_then(|b| b.parse().ok());
+    let mut list =
+        activations::list_before(ctx.db, p.user.id, before, HISTORY_PAGE + 1).unwrap_or_default();
+    let more = list.len() as i64 > HISTORY_PAGE;
+    list.truncate(HISTORY_PAGE as usize);
+    let older = if more {
+        list.last().map(|a| a.id)
+    } else {
+        None
+    };
     let c = cards(ctx, list);
     Response::html(view::history(
         &p.nav,
@@ -197,8 +202,8 @@ fn history(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
         &c,
         &cur(ctx),
         ctx.now(),
-        page_no,
-        more,
+        before.is_some(),
+        older,
     ))
 }
 

@@ -7,6 +7,9 @@ pub mod market;
 pub mod supply;
 pub mod trust;
 
+#[cfg(test)]
+mod query_plans;
+
 use std::fmt;
 
 /// The one domain error. Each protocol edge maps it to its own form via [`Error::code`].

@@ -47,6 +47,44 @@ pub fn run(command: Command, config: Config) -> Result<ExitCode, Error> {
     }
 }
 
+/// Where the README says how to restore a backup (quoted in the advice on damaged databases).
+pub const RESTORE_ADVICE: &str =
+    "stop otpbox and restore a backup of the whole data directory (with its secret.key): \
+     see README, section \"Backups and restore\"";
+
+/// An error as the command line reports it. HTTP replies say only "internal error" for a
+/// database failure (details stay in the log); the operator at the terminal gets SQLite's own
+/// message and what to do about it.
+pub fn describe(e: &Error) -> String {
+    let Error::Db(db) = e else {
+        return e.to_string();
+    };
+    use rusqlite::ErrorCode as C;
+    match db.sqlite_error_code() {
+        Some(C::NotADatabase | C::DatabaseCorrupt) => {
+            format!("the database file is damaged (SQLite: {db}); {RESTORE_ADVICE}")
+        }
+        Some(C::CannotOpen) => format!(
+            "cannot open the database (SQLite: {db}); check that the data directory (--data) \
+             exists and that the user running otpbox may read and write it"
+        ),
+        Some(C::ReadOnly | C::PermissionDenied) => format!(
+            "the database cannot be written (SQLite: {db}); the user running otpbox must own \
+             the data directory and every file in it"
+        ),
+        Some(C::DiskFull) => format!("the disk is full (SQLite: {db}); free some space"),
+        Some(C::DatabaseBusy | C::DatabaseLocked) => format!(
+            "the database is locked (SQLite: {db}); another process holds it: retry, or stop it"
+        ),
+        Some(C::SystemIoFailure) => {
+            format!(
+                "the disk failed to read or write the database (SQLite: {db}); {RESTORE_ADVICE}"
+            )
+        }
+        _ => format!("database error (SQLite: {db})"),
+    }
+}
+
 fn serve(config: Config) -> Result<ExitCode, Error> {
     let listener = http::server::bind(config.listen, config.read_timeout)
         .map_err(|e| Error::Internal(format!("cannot listen on {}: {e}", config.listen)))?;
@@ -494,6 +532,9 @@ fn check(config: &Config) -> Result<ExitCode, Error> {
             println!("PROBLEM: {p}");
         }
         println!("{} problem(s) found", problems.len());
+        if problems.iter().any(|p| p.starts_with("integrity: ")) {
+            println!("the database file is damaged; {RESTORE_ADVICE}");
+        }
         Ok(ExitCode::from(1))
     }
 }

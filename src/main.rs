@@ -1,5 +1,7 @@
 //! otpbox: parse the command line, build a validated configuration, run the subcommand, map
 //! errors to exit codes (0 ok, 1 failure or problems found, 2 bad usage or configuration).
+//! Errors are worded by [`commands::describe`], which names SQLite's message for database
+//! failures (HTTP replies keep saying only "internal error").
 
 mod app;
 mod assets;
@@ -70,7 +72,7 @@ fn main() -> ExitCode {
     match commands::run(cli.command, config) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("otpbox: {e}");
+            eprintln!("otpbox: {}", commands::describe(&e));
             ExitCode::from(1)
         }
     }

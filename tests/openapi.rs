@@ -24,7 +24,11 @@ use serde_json::{json, Value};
 use common::{Response, TestServer, PASSWORD};
 
 const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
-const SCHEMA_KEYWORDS: [&str; 10] = [
+const SCHEMA_KEYWORDS: [&str; 14] = [
+    "minimum",
+    "maximum",
+    "minItems",
+    "not",
     "type",
     "properties",
     "required",
@@ -75,6 +79,7 @@ fn check_subset(schema: &Value, at: &str, problems: &mut Vec<String>) {
                 }
             }
             "items" => check_subset(v, &format!("{at}[]"), problems),
+            "not" => check_subset(v, &format!("{at}!"), problems),
             "required" => {
                 for name in v.as_array().into_iter().flatten() {
                     let name = name.as_str().unwrap_or_default();
@@ -147,6 +152,37 @@ fn validate(doc: &Value, schema: &Value, value: &Value, at: &str, errors: &mut V
             validate(doc, items, v, &format!("{at}[{i}]"), errors);
         }
     }
+    if let (Some(min), Some(n)) = (
+        schema.get("minimum").and_then(Value::as_f64),
+        value.as_f64(),
+    ) {
+        if n < min {
+            errors.push(format!("{at}: {value} is below the minimum {min}"));
+        }
+    }
+    if let (Some(max), Some(n)) = (
+        schema.get("maximum").and_then(Value::as_f64),
+        value.as_f64(),
+    ) {
+        if n > max {
+            errors.push(format!("{at}: {value} is above the maximum {max}"));
+        }
+    }
+    if let (Some(min), Some(list)) = (
+        schema.get("minItems").and_then(Value::as_u64),
+        value.as_array(),
+    ) {
+        if (list.len() as u64) < min {
+            errors.push(format!("{at}: fewer than {min} items"));
+        }
+    }
+    if let Some(not) = schema.get("not") {
+        let mut inner = Vec::new();
+        validate(doc, not, value, at, &mut inner);
+        if inner.is_empty() {
+            errors.push(format!("{at}: {value} matches a schema it must not"));
+        }
+    }
 }
 
 #[test]
@@ -182,6 +218,22 @@ fn the_validator_knows_its_subset() {
         "extra field"
     );
     assert_eq!(errs(json!([1])).len(), 1, "not an object");
+    let bounded = json!({"type": "object", "properties": {
+        "hours": {"type": "integer", "minimum": 4, "maximum": 1344},
+        "amount": {"type": "integer", "not": {"enum": [0]}},
+        "events": {"type": "array", "minItems": 1, "items": {"type": "string"}}
+    }});
+    let errs = |v: Value| {
+        let mut e = Vec::new();
+        validate(&doc, &bounded, &v, "$", &mut e);
+        e
+    };
+    assert!(errs(json!({"hours": 4, "amount": -1, "events": ["x"]})).is_empty());
+    assert!(errs(json!({"hours": 1344, "amount": 1})).is_empty());
+    assert_eq!(errs(json!({"hours": 3})).len(), 1, "below the minimum");
+    assert_eq!(errs(json!({"hours": 1345})).len(), 1, "above the maximum");
+    assert_eq!(errs(json!({"amount": 0})).len(), 1, "not");
+    assert_eq!(errs(json!({"events": []})).len(), 1, "minItems");
     let mut problems = Vec::new();
     check_subset(
         &json!({"type": "object", "required": ["x"], "properties": {"y": {"oneOf": []}}}),
@@ -814,4 +866,191 @@ fn every_api_route_is_documented() {
         ghosts.join("\n")
     );
     assert!(registered.len() >= 30, "{registered:?}");
+}
+
+/// What the document forbids, the server refuses with a documented 400 in the API's JSON error
+/// form (issue 17, item 7): query parameters given twice, `null`, not integers or outside the
+/// stated range; a missing body where the body is required; `null` where an array is typed;
+/// values outside the stated minimum and maximum, and the one value a `not` excludes. Each
+/// case's valid neighbour is accepted, so the boundary is where the document puts it.
+#[test]
+fn what_the_document_forbids_is_refused_with_400() {
+    let w = World::start();
+    let customer = w.customer_key.clone();
+    let admin = w.admin_key.clone();
+    let mut problems = Vec::new();
+    let mut expect =
+        |method: &str, path: &str, url: &str, key: &str, body: Option<&Value>, status: u16| {
+            let op = w
+                .op(method, path)
+                .unwrap_or_else(|| panic!("{method} {path} is not documented"));
+            let r = w.call(&method.to_uppercase(), url, Some(key), body);
+            if r.status != status {
+                problems.push(format!(
+                    "{method} {url} {body:?}: expected {status}, got {} {}",
+                    r.status,
+                    r.text()
+                ));
+            }
+            if status == 400 && r.json()["error"]["code"] != "invalid_request" {
+                problems.push(format!(
+                    "{method} {url}: not the JSON error form: {}",
+                    r.text()
+                ));
+            }
+            problems.extend(w.check_answer(&op, url, &r));
+        };
+
+    // Integer query parameters: once, an integer, within the documented range.
+    for (path, key, name, lo, hi) in [
+        ("/api/v1/ledger", &customer, "limit", 1, Some(500)),
+        ("/api/v1/ledger", &customer, "before", 0, None),
+        ("/api/v1/activations", &customer, "limit", 1, Some(200)),
+        ("/api/v1/activations", &customer, "offset", 0, None),
+        ("/api/v1/admin/users", &admin, "limit", 1, Some(200)),
+        ("/api/v1/admin/users", &admin, "offset", 0, None),
+        ("/api/v1/admin/vouchers", &admin, "limit", 1, Some(1000)),
+    ] {
+        let doc_schema = &w.doc["paths"][path]["get"]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap()["schema"];
+        assert_eq!(
+            doc_schema["minimum"], lo,
+            "{path} {name}: documented minimum"
+        );
+        assert_eq!(
+            doc_schema.get("maximum").and_then(Value::as_i64),
+            hi,
+            "{path} {name}: documented maximum"
+        );
+        let get = |q: &str| format!("{path}?{q}");
+        for bad in [
+            format!("{name}=null&{name}=null"),
+            format!("{name}={lo}&{name}={lo}"),
+            format!("{name}=null"),
+            format!("{name}="),
+            format!("{name}=1.5"),
+            format!("{name}={}", lo - 1),
+        ] {
+            expect("get", path, &get(&bad), key, None, 400);
+        }
+        expect("get", path, &get(&format!("{name}={lo}")), key, None, 200);
+        if let Some(hi) = hi {
+            expect("get", path, &get(&format!("{name}={hi}")), key, None, 200);
+            expect(
+                "get",
+                path,
+                &get(&format!("{name}={}", hi + 1)),
+                key,
+                None,
+                400,
+            );
+        }
+    }
+    // The webhook deliveries' limit (a webhook to list them of).
+    let r = w.call(
+        "POST",
+        "/api/v1/webhooks",
+        Some(&customer),
+        Some(&json!({"url": "https://hooks.example.invalid/otp"})),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let hook = r.json()["id"].as_i64().unwrap();
+    let deliveries = format!("/api/v1/webhooks/{hook}/deliveries");
+    for (q, status) in [
+        ("limit=null&limit=null", 400),
+        ("limit=0", 400),
+        ("limit=201", 400),
+        ("limit=1", 200),
+        ("limit=200", 200),
+    ] {
+        expect(
+            "get",
+            "/api/v1/webhooks/{id}/deliveries",
+            &format!("{deliveries}?{q}"),
+            &customer,
+            None,
+            status,
+        );
+    }
+
+    // A required body is required: nothing at all is refused, `{}` takes the defaults.
+    expect("post", "/api/v1/keys", "/api/v1/keys", &customer, None, 400);
+    expect(
+        "post",
+        "/api/v1/keys",
+        "/api/v1/keys",
+        &customer,
+        Some(&json!({})),
+        201,
+    );
+
+    // `events`: omitted means every event; `null` and an empty list are refused.
+    for (events, status) in [
+        (json!(null), 400),
+        (json!([]), 400),
+        (json!(["sms.received"]), 201),
+    ] {
+        expect(
+            "post",
+            "/api/v1/webhooks",
+            "/api/v1/webhooks",
+            &customer,
+            Some(&json!({"url": "https://hooks.example.invalid/e", "events": events})),
+            status,
+        );
+    }
+
+    // Body fields outside the documented minimum, maximum or `not`: the example body with one
+    // field changed.
+    let credit = format!("/api/v1/admin/users/{}/credit", w.customer_id);
+    for (path, url, key, field, values) in [
+        (
+            "/api/v1/rentals",
+            "/api/v1/rentals",
+            &customer,
+            "hours",
+            vec![3, 1345],
+        ),
+        (
+            "/api/v1/admin/users/{id}/credit",
+            credit.as_str(),
+            &admin,
+            "amount_minor",
+            vec![0],
+        ),
+        (
+            "/api/v1/admin/prices",
+            "/api/v1/admin/prices",
+            &admin,
+            "price_minor",
+            vec![-1],
+        ),
+        (
+            "/api/v1/admin/prices",
+            "/api/v1/admin/prices",
+            &admin,
+            "rent_hour_minor",
+            vec![-1],
+        ),
+        (
+            "/api/v1/admin/vouchers",
+            "/api/v1/admin/vouchers",
+            &admin,
+            "amount_minor",
+            vec![0, -5],
+        ),
+    ] {
+        let op = w.op("post", path).unwrap();
+        let example = op.body_example(&w.doc).cloned().expect("an example body");
+        for v in values {
+            let mut body = example.clone();
+            body[field] = json!(v);
+            expect("post", path, url, key, Some(&body), 400);
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

@@ -173,3 +173,200 @@ fn every_rule_runs_on_the_clock() {
     server.assert_books_balance();
     assert!(admin_counts(&server, "a5@example.com", "ledger").1 >= 3);
 }
+
+/// How far inside its period a row that must survive is dated. The server's dev clock runs on
+/// with the wall clock between reading it and the jobs' run, so the test measures that time
+/// and fails if it reached this margin (then a survivor could have been a fluke). The rows
+/// that must go are dated exactly at the period (`<=` rules) or one second beyond (`<` rules),
+/// so that side has no slack at all.
+const MARGIN: i64 = 20;
+
+/// Every retention rule, both sides of its boundary, with the default periods the privacy page
+/// promises: a row dated just inside the period survives the jobs' run, one dated at the
+/// period is gone. A rule that deleted early (a security log kept one day, orders anonymised
+/// after a month) or late (off by more than a second) fails here.
+#[test]
+fn every_rule_keeps_its_rows_until_its_period_ends_and_not_longer() {
+    const SMS: i64 = 5 * 60; // sms_retention 5m
+    const ORDERS: i64 = 24 * 30 * DAY as i64; // order_retention 24mo
+    const LEDGER: i64 = 7 * 365 * DAY as i64; // ledger_retention 7y
+    const LOGS: i64 = 30 * DAY as i64; // log_retention 30d
+    const SECURITY: i64 = 12 * 30 * DAY as i64; // security_log_retention 12mo
+
+    let server = TestServer::start_with(&[("OTPBOX_API_RATE", "0"), ("OTPBOX_DEV_CLOCK", "1")]);
+    server.add_numbers(
+        COUNTRY,
+        &[
+            "6281100000011",
+            "6281100000012",
+            "6281100000013",
+            "6281100000014",
+        ],
+    );
+    let mut api = server.customer("orders@example.com", "50.00");
+    // Four completed orders with a code each: two for the SMS rule, two for the order rule.
+    let mut orders = Vec::new();
+    for service in ["tg", "wa", "tg", "wa"] {
+        let o = api.order_ok(service);
+        assert!(server.inject(o["phone"].as_str().unwrap(), "Your code 24680"));
+        assert_eq!(api.act(id_of(&o), "complete").status, 200);
+        assert_eq!(server.stored_messages(id_of(&o)), 1);
+        orders.push(id_of(&o));
+    }
+    let [sms_keep, sms_drop, order_keep, order_drop] = orders[..] else {
+        unreachable!()
+    };
+    // Two accounts with two payments each, for the ledger rule.
+    server.customer("ledger-keep@example.com", "1.00");
+    server.customer("ledger-drop@example.com", "1.00");
+    for email in ["ledger-keep@example.com", "ledger-drop@example.com"] {
+        server.cli_ok(&["user", "credit", "--email", email, "--amount", "2.00"]);
+    }
+    let keep_user = server.user_id("ledger-keep@example.com").unwrap();
+    let drop_user = server.user_id("ledger-drop@example.com").unwrap();
+
+    // Date everything relative to the server's clock now.
+    let t0 = server.clock_now();
+    let db = server.db();
+    let set = |sql: &str, params: &[&dyn rusqlite::ToSql]| {
+        assert_eq!(db.execute(sql, params).unwrap(), 1, "{sql}");
+    };
+    // SMS texts go once `ended_at <= now - period`.
+    for (id, ended) in [(sms_keep, t0 - SMS + MARGIN), (sms_drop, t0 - SMS)] {
+        set(
+            "UPDATE activations SET ended_at = ?2 WHERE id = ?1",
+            &[&id, &ended],
+        );
+    }
+    // Orders are anonymised once `created_at < now - period`.
+    for (id, created) in [
+        (order_keep, t0 - ORDERS + MARGIN),
+        (order_drop, t0 - ORDERS - 1),
+    ] {
+        set(
+            "UPDATE activations SET created_at = ?2, ended_at = ?2 + 60 WHERE id = ?1",
+            &[&id, &created],
+        );
+    }
+    // Ledger rows are folded once `created_at < now - period`.
+    for (user, at) in [
+        (keep_user, t0 - LEDGER + MARGIN),
+        (drop_user, t0 - LEDGER - 1),
+    ] {
+        assert_eq!(
+            db.execute(
+                "UPDATE ledger SET created_at = ?2 WHERE user_id = ?1",
+                rusqlite::params![user, at],
+            )
+            .unwrap(),
+            2
+        );
+    }
+    // Operational and security logs go once `at < now - period`.
+    for (job, at) in [
+        ("boundary-keep", t0 - LOGS + MARGIN),
+        ("boundary-drop", t0 - LOGS - 1),
+    ] {
+        set(
+            "INSERT INTO job_runs (job, started_at, duration_ms, ok, message) \
+             VALUES (?1, ?2, 1, 1, '')",
+            &[&job, &at],
+        );
+    }
+    for (kind, at) in [
+        ("boundary-keep", t0 - SECURITY + MARGIN),
+        ("boundary-drop", t0 - SECURITY - 1),
+    ] {
+        set(
+            "INSERT INTO security_events (at, kind) VALUES (?2, ?1)",
+            &[&kind, &at],
+        );
+        set(
+            "INSERT INTO audit_log (at, action) VALUES (?2, ?1)",
+            &[&kind, &at],
+        );
+    }
+    drop(db);
+
+    server.run_jobs();
+    let elapsed = server.clock_now() - t0;
+    assert!(
+        elapsed < MARGIN,
+        "the run took {elapsed} s of the server's clock, more than the margin"
+    );
+
+    // SMS texts.
+    assert_eq!(
+        server.stored_messages(sms_keep),
+        1,
+        "SMS text deleted early"
+    );
+    assert_eq!(
+        server.stored_messages(sms_drop),
+        0,
+        "SMS text kept too long"
+    );
+    // Orders.
+    assert_eq!(
+        api.get(&format!("/api/v1/activations/{order_keep}")).status,
+        200,
+        "order anonymised early"
+    );
+    assert_eq!(
+        api.get(&format!("/api/v1/activations/{order_drop}")).status,
+        404,
+        "order kept too long"
+    );
+    assert_eq!(
+        server.count(&format!(
+            "SELECT COUNT(*) FROM activations WHERE id IN ({order_keep}, {order_drop})"
+        )),
+        1
+    );
+    // Ledger: the young account keeps both rows, the old one has its carried-over row.
+    let ledger = |user: i64| -> Vec<(String, i64)> {
+        server
+            .db()
+            .prepare("SELECT kind, amount_minor FROM ledger WHERE user_id = ?1 ORDER BY id")
+            .unwrap()
+            .query_map([user], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    assert_eq!(ledger(keep_user).len(), 2, "ledger rows folded early");
+    assert_eq!(
+        ledger(drop_user),
+        vec![("adjustment".to_string(), 300)],
+        "ledger rows kept too long"
+    );
+    server.assert_books_balance();
+    // Logs.
+    let count_of = |table: &str, column: &str, value: &str| {
+        server.count(&format!(
+            "SELECT COUNT(*) FROM {table} WHERE {column} = '{value}'"
+        ))
+    };
+    assert_eq!(
+        count_of("job_runs", "job", "boundary-keep"),
+        1,
+        "log deleted early"
+    );
+    assert_eq!(
+        count_of("job_runs", "job", "boundary-drop"),
+        0,
+        "log kept too long"
+    );
+    for (table, column) in [("security_events", "kind"), ("audit_log", "action")] {
+        assert_eq!(
+            count_of(table, column, "boundary-keep"),
+            1,
+            "{table} deleted early"
+        );
+        assert_eq!(
+            count_of(table, column, "boundary-drop"),
+            0,
+            "{table} kept too long"
+        );
+    }
+}

@@ -16,6 +16,8 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 
 const DEMO: &str = "demo@example.com";
+/// How long the receiver takes to answer the one slow request of a test.
+const SLOW: Duration = Duration::from_millis(1500);
 
 // ---------------------------------------------------------------------------------------
 // The receiver
@@ -63,6 +65,12 @@ struct Receiver {
 
 impl Receiver {
     fn start(fail_first: usize) -> Receiver {
+        Receiver::start_slow(fail_first, usize::MAX, Duration::ZERO)
+    }
+
+    /// Like [`Receiver::start`], and waits `delay` before answering request number `slow`
+    /// (0-based): a delivery attempt whose duration the server must measure.
+    fn start_slow(fail_first: usize, slow: usize, delay: Duration) -> Receiver {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let hits = Arc::new(Mutex::new(Vec::new()));
@@ -77,11 +85,11 @@ impl Receiver {
                 let Some((path, headers, body)) = read_request(&mut stream) else {
                     continue;
                 };
-                let status = if seen.fetch_add(1, Ordering::SeqCst) < fail_first {
-                    500
-                } else {
-                    200
-                };
+                let n = seen.fetch_add(1, Ordering::SeqCst);
+                let status = if n < fail_first { 500 } else { 200 };
+                if n == slow {
+                    std::thread::sleep(delay);
+                }
                 // Recorded before answering: once the server has the answer, the test sees it.
                 record.lock().unwrap().push(Hit {
                     path,
@@ -244,7 +252,8 @@ fn deliveries(s: &TestServer, key: &str, id: i64) -> Vec<Value> {
 fn an_arriving_sms_is_signed_and_retried_with_back_off_under_one_delivery_id() {
     let s = server(true, &[]);
     let key = s.api_key(DEMO);
-    let recv = Receiver::start(2);
+    // The second attempt is answered after SLOW: its logged duration must show it.
+    let recv = Receiver::start_slow(2, 1, SLOW);
     let (hook, secret) = create_hook(&s, &key, &recv.url("/hook"), &["sms.received"]);
     let a = order(&s, &key);
 
@@ -337,9 +346,18 @@ fn an_arriving_sms_is_signed_and_retried_with_back_off_under_one_delivery_id() {
     assert_eq!(statuses, vec![500, 500, 200]);
     assert_eq!(attempts[0]["error"], "HTTP 500");
     assert_eq!(attempts[2]["error"], "");
-    assert!(attempts
+    // Durations are measured per attempt: the slow answer took at least SLOW and less than
+    // the sender's 10 s timeout; the prompt ones took less than SLOW (a loopback answer).
+    let durations: Vec<i64> = attempts
         .iter()
-        .all(|a| a["duration_ms"].as_i64().unwrap() >= 0));
+        .map(|a| a["duration_ms"].as_i64().unwrap())
+        .collect();
+    let slow = SLOW.as_millis() as i64;
+    assert!(
+        durations[1] >= slow && durations[1] < 10_000,
+        "{durations:?}"
+    );
+    assert!(durations[0] < slow && durations[2] < slow, "{durations:?}");
 }
 
 #[test]

@@ -59,11 +59,20 @@ def test_profile_and_catalogue(otpbox):
     profile = api.get_user_profile()
     assert profile.email == DEMO_EMAIL
     assert profile.balance > 0
-    assert 0 <= profile.rating <= 96
+    assert profile.rating == 96  # 5sim's top rating; otpbox never lowers it
     assert profile.default_country.name and profile.default_country.prefix.startswith("+")
     assert profile.frozen_balance == 0
-    assert profile.total_active_orders >= 0
     assert len(profile.last_top_orders) >= 1
+
+    # A new customer: every number exact.
+    fresh = client(otpbox, new_customer_key(otpbox, "profile-5sim@example.com"))
+    profile = fresh.get_user_profile()
+    assert profile.email == "profile-5sim@example.com"
+    assert profile.balance == 0
+    assert profile.rating == 96
+    assert profile.frozen_balance == 0
+    assert profile.total_active_orders == 0
+    assert profile.did_order is False
 
     countries = {c.name: c for c in api.get_countries_list()}
     assert countries["russia"].iso == "ru"
@@ -100,6 +109,8 @@ def test_profile_and_catalogue(otpbox):
 def test_buy_wait_for_the_code_and_finish(otpbox):
     api = client(otpbox)
     before = balance(api)
+    live_before = api.get_user_profile().total_active_orders
+    orders_before = api.get_user_orders("activation", reverse=True).total
     price = {p.name: p for p in api.get_available_products("indonesia", "any")}["telegram"].price
 
     order = api.buy_number(product="telegram", country="indonesia", operator="any")
@@ -110,7 +121,7 @@ def test_buy_wait_for_the_code_and_finish(otpbox):
     assert order.price == price
     assert order.expires_at > order.created_at
     assert balance(api) == round(before - price, 2)
-    assert api.get_user_profile().total_active_orders >= 1
+    assert api.get_user_profile().total_active_orders == live_before + 1
 
     order = wait_for_sms(otpbox, api, order.id)
     sms = order.sms if not isinstance(order.sms, list) else order.sms[0]
@@ -121,10 +132,11 @@ def test_buy_wait_for_the_code_and_finish(otpbox):
     done = api.action_with_order("finish", order.id)
     assert done.status == Status.FINISHED
     assert balance(api) == round(before - price, 2)
+    assert api.get_user_profile().total_active_orders == live_before
 
     history = api.get_user_orders("activation", reverse=True)
     orders = history.data if isinstance(history.data, list) else [history.data]
-    assert history.total >= 1
+    assert history.total == orders_before + 1
     assert any(o.id == order.id and o.status == Status.FINISHED for o in orders)
 
 

@@ -77,19 +77,17 @@ fn user_json(ctx: &Ctx<'_>, u: &User) -> Value {
     })
 }
 
-fn int_param(req: &Request, name: &str, default: i64, min: i64, max: i64) -> i64 {
-    req.query_param(name)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-        .clamp(min, max)
-}
-
 /// `GET /api/v1/admin/users?q=&limit=&offset=`: search by e-mail or name fragment, newest
 /// first.
 fn list_users(ctx: &mut Ctx<'_>, req: &Request, _user: &User) -> Response {
     let q = req.query_param("q").unwrap_or_default();
-    let limit = int_param(req, "limit", 50, 1, 200);
-    let offset = int_param(req, "offset", 0, 0, i64::MAX);
+    let (limit, offset) = match (
+        super::int_query(req, "limit", 50, 1, 200),
+        super::int_query(req, "offset", 0, 0, i64::MAX),
+    ) {
+        (Ok(l), Ok(o)) => (l, o),
+        (Err(r), _) | (_, Err(r)) => return r,
+    };
     match accounts::search(ctx.db, &q, limit, offset) {
         Ok(list) => {
             let users: Vec<Value> = list.iter().map(|u| user_json(ctx, u)).collect();
@@ -217,7 +215,10 @@ fn credit(ctx: &mut Ctx<'_>, req: &Request, me: &User) -> Response {
 
 /// `GET /api/v1/admin/vouchers?limit=`: the newest vouchers (codes are never shown again).
 fn list_vouchers(ctx: &mut Ctx<'_>, req: &Request, _user: &User) -> Response {
-    let limit = int_param(req, "limit", 100, 1, 1000);
+    let limit = match super::int_query(req, "limit", 100, 1, 1000) {
+        Ok(l) => l,
+        Err(r) => return r,
+    };
     match vouchers::recent(ctx.db, limit) {
         Ok(rows) => {
             let list: Vec<Value> = rows

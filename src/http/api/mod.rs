@@ -94,20 +94,63 @@ pub fn error(e: &Error) -> Response {
     }
 }
 
-/// The JSON body as `T` (an empty body counts as `{}`), or a 400 error.
+/// The JSON body as `T`, or a 400 error. Every operation with a body requires one (the
+/// OpenAPI document says `required: true`), so an empty body is refused too: `{}` is how a
+/// caller asks for every default.
 pub fn body<T: for<'de> Deserialize<'de>>(req: &Request) -> Result<T, Response> {
-    let bytes: &[u8] = if req.body.is_empty() {
-        b"{}"
-    } else {
-        &req.body
-    };
-    serde_json::from_slice(bytes).map_err(|e| {
+    if req.body.is_empty() {
+        return Err(Response::json_error(
+            400,
+            "invalid_request",
+            "A JSON body is required (`{}` for the defaults).",
+        ));
+    }
+    serde_json::from_slice(&req.body).map_err(|e| {
         Response::json_error(
             400,
             "invalid_request",
             &format!("The JSON body is not valid: {e}"),
         )
     })
+}
+
+/// An integer query parameter as the OpenAPI document states it: absent, `default`; given
+/// once as an integer in `min..=max`, its value. Anything else (not an integer, `null`, empty,
+/// out of range, or given more than once) is a 400 naming the parameter and its range.
+pub fn int_query(
+    req: &Request,
+    name: &str,
+    default: i64,
+    min: i64,
+    max: i64,
+) -> Result<i64, Response> {
+    let values: Vec<String> = req
+        .query_pairs()
+        .into_iter()
+        .filter(|(k, _)| k == name)
+        .map(|(_, v)| v)
+        .collect();
+    let refuse = |why: &str| {
+        let range = if max == i64::MAX {
+            format!("an integer of at least {min}")
+        } else {
+            format!("an integer from {min} to {max}")
+        };
+        Response::json_error(
+            400,
+            "invalid_request",
+            &format!("`{name}` {why}: give it once, as {range}."),
+        )
+    };
+    match values.as_slice() {
+        [] => Ok(default),
+        [one] => match one.parse::<i64>() {
+            Ok(v) if (min..=max).contains(&v) => Ok(v),
+            Ok(_) => Err(refuse("is out of range")),
+            Err(_) => Err(refuse("is not an integer")),
+        },
+        _ => Err(refuse("is given more than once")),
+    }
 }
 
 fn money(ctx: &Ctx<'_>, minor: i64) -> String {
@@ -222,12 +265,17 @@ fn get_balance(ctx: &mut Ctx<'_>, _req: &Request, user: &User) -> Response {
 }
 
 fn get_ledger(ctx: &mut Ctx<'_>, req: &Request, user: &User) -> Response {
-    let before = req.query_param("before").and_then(|b| b.parse().ok());
-    let limit = req
-        .query_param("limit")
-        .and_then(|l| l.parse().ok())
-        .unwrap_or(50i64)
-        .clamp(1, 500);
+    let before = match req.query_param("before") {
+        None => None,
+        Some(_) => match int_query(req, "before", 0, 0, i64::MAX) {
+            Ok(b) => Some(b),
+            Err(r) => return r,
+        },
+    };
+    let limit = match int_query(req, "limit", 50, 1, 500) {
+        Ok(l) => l,
+        Err(r) => return r,
+    };
     match wallet::entries(ctx.db, user.id, limit, before) {
         Ok(rows) => Response::json(200, &json!({"entries": rows})),
         Err(e) => error(&e),
@@ -277,16 +325,14 @@ fn list_activations(ctx: &mut Ctx<'_>, req: &Request, user: &User) -> Response {
             }
         }
     };
-    let limit = req
-        .query_param("limit")
-        .and_then(|l| l.parse().ok())
-        .unwrap_or(50i64)
-        .clamp(1, 200);
-    let offset = req
-        .query_param("offset")
-        .and_then(|l| l.parse().ok())
-        .unwrap_or(0i64)
-        .max(0);
+    let limit = match int_query(req, "limit", 50, 1, 200) {
+        Ok(l) => l,
+        Err(r) => return r,
+    };
+    let offset = match int_query(req, "offset", 0, 0, i64::MAX) {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
     match activations::list(ctx.db, user.id, &statuses, limit, offset) {
         Ok(list) => {
             let items: Vec<Value> = list.iter().map(|a| activation_json(ctx, a)).collect();

@@ -96,8 +96,18 @@ fn list(ctx: &mut Ctx<'_>, _req: &Request, user: &User) -> Response {
 #[derive(Deserialize)]
 struct CreateBody {
     url: String,
-    /// Omitted: every event.
+    /// Omitted: every event. `null` is refused (the document's type is an array).
+    #[serde(default, deserialize_with = "present")]
     events: Option<Vec<String>>,
+}
+
+/// A field that may be omitted (then `None`, by `#[serde(default)]`) but not `null`.
+fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
 }
 
 fn create(ctx: &mut Ctx<'_>, req: &Request, user: &User) -> Response {
@@ -161,11 +171,10 @@ fn deliveries(ctx: &mut Ctx<'_>, req: &Request, user: &User) -> Response {
         Ok(id) => id,
         Err(r) => return r,
     };
-    let limit = req
-        .query_param("limit")
-        .and_then(|l| l.parse().ok())
-        .unwrap_or(50i64)
-        .clamp(1, 200);
+    let limit = match super::int_query(req, "limit", 50, 1, 200) {
+        Ok(l) => l,
+        Err(r) => return r,
+    };
     let result = webhooks::get_for(ctx.db, user.id, id)
         .and_then(|w| webhooks::deliveries(ctx.db, w.id, limit));
     match result {

@@ -51,7 +51,9 @@ impl std::ops::Deref for Page {
     }
 }
 
-pub fn visitor(ctx: &mut Ctx<'_>, req: &Request) -> Visitor {
+/// The caller as far as the cookie tells, with no stash taken: the raw look-up behind the
+/// router's checks (handlers never call it; they get a `Visitor` or `Page`).
+fn visitor(ctx: &mut Ctx<'_>, req: &Request) -> Visitor {
     let Some(token) = req.cookie(COOKIE) else {
         return Visitor {
             session: None,

@@ -43,6 +43,7 @@ pub fn run(command: Command, config: Config) -> Result<ExitCode, Error> {
             seconds: a.seconds.max(1),
             connections: a.connections.max(1),
             workers: a.workers.unwrap_or(config.workers),
+            history: a.history,
         }),
     }
 }

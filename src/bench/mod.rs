@@ -9,15 +9,19 @@
 //! - [`workloads`]: what is measured (reads, the signed-in dashboard, order→cancel,
 //!   rent→finish, order→SMS through the signed `/ingest` endpoint→finish) and its set-up.
 //!
+//! With `--history N` every workload runs twice: on an empty database and on one filled
+//! with N past activations ([`history`]); the report compares the two.
+//!
 //! Any failed or timed-out request makes the bench say so loudly and exit non-zero: a figure
 //! measured on errors is no figure.
 
 mod client;
+mod history;
 mod server;
 mod workloads;
 
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use client::Outcome;
 use server::{DataDir, Settings};
@@ -30,11 +34,14 @@ pub struct Options {
     pub seconds: u64,
     pub connections: usize,
     pub workers: usize,
+    /// Past activations to fill the second database with; 0 = only the empty database.
+    pub history: u64,
 }
 
 /// One workload's result.
 struct Row {
     name: &'static str,
+    unit: &'static str,
     outcome: Outcome,
 }
 
@@ -50,20 +57,26 @@ pub fn run(opts: &Options) -> Result<ExitCode, Error> {
         "otpbox bench: {} workers, {} connections, {} s per workload (load generator on this machine)",
         opts.workers, opts.connections, opts.seconds
     );
-    let empty = measure(opts)?;
-    let mut problems = empty.problems.clone();
-    let failed: Vec<&Row> = empty.rows.iter().filter(|r| r.outcome.errors > 0).collect();
-    for r in &failed {
-        problems.push(format!(
-            "{}: {} failed step(s), {} timed out; e.g. {}",
-            r.name,
-            r.outcome.errors,
-            r.outcome.timeouts,
-            r.outcome.samples.join(" | ")
-        ));
+    let mut runs = vec![measure(opts, 0)?];
+    if opts.history > 0 {
+        runs.push(measure(opts, opts.history)?);
+        compare(&runs[0], &runs[1], opts.history);
+    }
+    let mut problems = Vec::new();
+    for (m, label) in runs.iter().zip(["empty", "filled"]) {
+        problems.extend(m.problems.iter().map(|p| format!("{label}: {p}")));
+        for r in m.rows.iter().filter(|r| r.outcome.errors > 0) {
+            problems.push(format!(
+                "{label}: {}: {} failed step(s), {} timed out; e.g. {}",
+                r.name,
+                r.outcome.errors,
+                r.outcome.timeouts,
+                r.outcome.samples.join(" | ")
+            ));
+        }
     }
     if problems.is_empty() {
-        println!("no request failed or timed out");
+        println!("\nno request failed or timed out; `otpbox check` passed");
         return Ok(ExitCode::SUCCESS);
     }
     eprintln!();
@@ -74,9 +87,38 @@ pub fn run(opts: &Options) -> Result<ExitCode, Error> {
     Ok(ExitCode::from(1))
 }
 
-/// Runs every workload against a fresh database.
-fn measure(opts: &Options) -> Result<Measured, Error> {
-    let data = DataDir::new("empty");
+/// Empty vs filled, per workload: the rate and the p99.
+fn compare(empty: &Measured, filled: &Measured, history: u64) {
+    println!("\nempty vs {history} past activations (filled / empty):");
+    println!(
+        "{:<36} {:>16} {:>16} {:>7} {:>10} {:>10}",
+        "workload", "empty per s", "filled per s", "ratio", "p99 empty", "p99 filled"
+    );
+    println!(
+        "{:<36} {:>13.0} ms {:>13.0} ms {:>7.2}",
+        "server start-up",
+        empty.startup.as_secs_f64() * 1000.0,
+        filled.startup.as_secs_f64() * 1000.0,
+        filled.startup.as_secs_f64() / empty.startup.as_secs_f64().max(1e-9)
+    );
+    for (e, f) in empty.rows.iter().zip(&filled.rows) {
+        println!(
+            "{:<36} {:>16} {:>16} {:>7.2} {:>7.2} ms {:>7.2} ms",
+            e.name,
+            format!("{:.0} {}", e.outcome.rate(), e.unit),
+            format!("{:.0} {}", f.outcome.rate(), f.unit),
+            f.outcome.rate() / e.outcome.rate().max(1e-9),
+            e.outcome.percentile(99.0),
+            f.outcome.percentile(99.0)
+        );
+    }
+}
+
+/// Runs every workload against a fresh database, first filled with `history` past
+/// activations if not 0.
+fn measure(opts: &Options, history: u64) -> Result<Measured, Error> {
+    let label = if history == 0 { "empty" } else { "filled" };
+    let data = DataDir::new(label);
     let mut out = Measured {
         startup: Duration::ZERO,
         rows: Vec::new(),
@@ -88,10 +130,21 @@ fn measure(opts: &Options) -> Result<Measured, Error> {
         workers: opts.workers,
     };
 
+    // A first start creates the database and the demo account; the measured start-up is
+    // the second one, on an existing database (with the history, if any).
+    server::start(&data.path, &settings(true, "normal"))?.stop();
+    if history > 0 {
+        let t = Instant::now();
+        let rows = history::fill(&data.path, history)?;
+        println!(
+            "\nfilled the database with {history} past activations ({rows} rows) in {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
+    }
     let server = server::start(&data.path, &settings(true, "normal"))?;
     out.startup = server.startup;
     println!(
-        "\nempty database: server pid {} at {}, started in {:.0} ms",
+        "\n{label} database: server pid {} at {}, started in {:.0} ms",
         server.pid(),
         server.addr,
         server.startup.as_secs_f64() * 1000.0
@@ -169,6 +222,7 @@ fn measure_one(addr: std::net::SocketAddr, opts: &Options, w: Workload) -> Row {
     }
     Row {
         name: w.name,
+        unit: w.unit,
         outcome,
     }
 }

@@ -170,6 +170,39 @@ pub fn entries(
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// The ledger of activations written in bulk from `first_activation` on (`otpbox bench
+/// --history`; they were inserted already ended): per account one adjustment of `at` paying
+/// for its completed ones, then each one's charge and, unless completed, its refund. Every
+/// balance stays equal to its ledger. Returns the rows written.
+pub fn post_past_activations(
+    conn: &Connection,
+    first_activation: i64,
+    at: Timestamp,
+) -> Result<u64> {
+    let mut rows = conn.execute(
+        "INSERT INTO ledger (user_id, amount_minor, kind, ref_type, ref_id, note, balance_after,
+                             created_at)
+         SELECT user_id, SUM(price_minor), 'adjustment', '', NULL, 'bench history', 0, ?2
+         FROM activations WHERE id >= ?1 AND status = 'completed' GROUP BY user_id",
+        params![first_activation, at],
+    )?;
+    rows += conn.execute(
+        "INSERT INTO ledger (user_id, amount_minor, kind, ref_type, ref_id, note, balance_after,
+                             created_at)
+         SELECT user_id, -price_minor, 'charge', 'activation', id, '', 0, created_at
+         FROM activations WHERE id >= ?1",
+        [first_activation],
+    )?;
+    rows += conn.execute(
+        "INSERT INTO ledger (user_id, amount_minor, kind, ref_type, ref_id, note, balance_after,
+                             created_at)
+         SELECT user_id, price_minor, 'refund', 'activation', id, '', 0, ended_at
+         FROM activations WHERE id >= ?1 AND status <> 'completed'",
+        [first_activation],
+    )?;
+    Ok(rows as u64)
+}
+
 /// Accounts whose cached balance differs from their ledger sum, or is negative.
 pub fn check(conn: &Connection) -> Result<Vec<String>> {
     let mut stmt = conn.prepare(

@@ -20,7 +20,7 @@ const DAYS: i64 = 600;
 /// Adds `n` past activations to the database in `data` (the server stopped; the demo
 /// account must exist). Returns the rows written.
 pub fn fill(data: &Path, n: u64) -> Result<u64, Error> {
-    let mut conn = crate::db::open(data)?;
+    let mut conn = crate::db::open(data, crate::db::Synchronous::Normal)?;
     // A bulk load: the data directory is thrown away if it is interrupted.
     conn.pragma_update(None, "synchronous", "OFF")?;
     conn.pragma_update(None, "cache_size", -262_144)?;

@@ -7,7 +7,8 @@
 //! - [`server`]: starting and stopping the server, the command-line calls against its data;
 //! - [`client`]: the HTTP client and the load driver;
 //! - [`workloads`]: what is measured (reads, the signed-in dashboard, order→cancel,
-//!   rent→finish, order→SMS through the signed `/ingest` endpoint→finish) and its set-up.
+//!   rent→finish, order→SMS through the signed `/ingest` endpoint→finish) and its set-up;
+//!   order→cancel runs under both `synchronous` settings (normal, full).
 //!
 //! With `--history N` every workload runs twice: on an empty database and on one filled
 //! with N past activations ([`history`]); the report compares the two.
@@ -168,7 +169,7 @@ fn measure(opts: &Options, history: u64) -> Result<Measured, Error> {
             Some(&key),
         ),
         workloads::dashboard(cookie),
-        workloads::order_cancel(&key, "order→cancel (handler_api)"),
+        workloads::order_cancel(&key, "order→cancel (synchronous=normal)"),
         workloads::rent_finish(&key),
     ];
     for w in reads {
@@ -177,6 +178,15 @@ fn measure(opts: &Options, history: u64) -> Result<Measured, Error> {
     if let Some((rss, peak)) = memory(server.pid()) {
         println!("server memory: RSS {rss} KiB, peak {peak} KiB");
     }
+    server.stop();
+
+    // The same writes with every commit synced (`synchronous = full`).
+    let server = server::start(&data.path, &settings(true, "full"))?;
+    out.rows.push(measure_one(
+        server.addr,
+        opts,
+        workloads::order_cancel(&key, "order→cancel (synchronous=full)"),
+    ));
     server.stop();
 
     // SMS through the gateway path: the orders must go to the bench's SIMs, so the

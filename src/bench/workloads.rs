@@ -304,7 +304,7 @@ pub fn add_gateways(data: &Path) -> Result<Gateways, Error> {
 /// Turns the simulator off (the server stopped), so that orders go to the bench's SIMs.
 pub fn simulator_off(data: &Path) -> Result<(), Error> {
     use crate::domain::market::simulator;
-    let conn = crate::db::open(data)?;
+    let conn = crate::db::open(data, crate::db::Synchronous::Normal)?;
     simulator::configure(&conn, false, simulator::Mode::Normal)
 }
 

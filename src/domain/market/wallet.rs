@@ -221,9 +221,11 @@ pub fn check(conn: &Connection) -> Result<Vec<String>> {
     })?;
     let mut problems: Vec<String> = rows.collect::<rusqlite::Result<_>>()?;
     let refunds_without_charge: i64 = conn.query_row(
-        "SELECT COUNT(*) FROM ledger r WHERE r.kind = 'refund' AND r.ref_id IS NOT NULL AND NOT EXISTS \
-         (SELECT 1 FROM ledger c WHERE c.kind = 'charge' AND c.ref_type = r.ref_type \
-          AND c.ref_id = r.ref_id AND c.user_id = r.user_id)",
+        // Set-based (one sort), not a correlated lookup: no index serves charges by
+        // reference, and a scan per refund is quadratic on a big ledger.
+        "SELECT COUNT(*) FROM ( \
+           SELECT ref_type, ref_id, user_id FROM ledger WHERE kind = 'refund' AND ref_id IS NOT NULL \
+           EXCEPT SELECT ref_type, ref_id, user_id FROM ledger WHERE kind = 'charge')",
         [],
         |r| r.get(0),
     )?;

@@ -56,7 +56,7 @@ impl App {
         } else {
             Clock::system()
         };
-        let conn = crate::db::open(&config.data)?;
+        let conn = crate::db::open(&config.data, config.synchronous)?;
         if crate::domain::market::catalogue::seed_if_empty(&conn)? {
             log::info!("catalogue seeded with the default countries, services and prices");
         }
@@ -104,6 +104,6 @@ impl App {
 
     /// A fresh connection for a thread that has none (CLI commands, jobs).
     pub fn connect(&self) -> Result<rusqlite::Connection, Error> {
-        crate::db::connect(&self.config.db_path())
+        crate::db::connect(&self.config.db_path(), self.config.synchronous)
     }
 }

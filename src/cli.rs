@@ -62,6 +62,10 @@ pub struct BenchArgs {
     /// Worker threads of the server under test (default: one per core, at least 2)
     #[arg(long)]
     pub workers: Option<usize>,
+    /// Also run every workload on a database filled with this many past activations
+    /// (half of them the ordering account's) and compare; 0 = only the empty database
+    #[arg(long, default_value_t = 1_000_000)]
+    pub history: u64,
 }
 
 #[derive(Args, Debug, Default)]

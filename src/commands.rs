@@ -43,6 +43,7 @@ pub fn run(command: Command, config: Config) -> Result<ExitCode, Error> {
             seconds: a.seconds.max(1),
             connections: a.connections.max(1),
             workers: a.workers.unwrap_or(config.workers),
+            history: a.history,
         }),
     }
 }
@@ -182,7 +183,7 @@ fn demo_setup(
 }
 
 fn open_existing(config: &Config) -> Result<(rusqlite::Connection, Keys), Error> {
-    let conn = db::open(&config.data)?;
+    let conn = db::open(&config.data, config.synchronous)?;
     crate::domain::market::catalogue::seed_if_empty(&conn)?;
     let keys = Keys::load_or_create(&config.data).map_err(|e| Error::Internal(e.to_string()))?;
     Ok((conn, keys))
@@ -379,7 +380,7 @@ fn create_account(
     role: Role,
     stdin: bool,
 ) -> Result<ExitCode, Error> {
-    let mut conn = db::open(&config.data)?;
+    let mut conn = db::open(&config.data, config.synchronous)?;
     Keys::load_or_create(&config.data).map_err(|e| Error::Internal(e.to_string()))?;
     let (password, generated) = read_password(stdin)?;
     let phc = Hasher::new(1).hash(&password)?;
@@ -520,7 +521,7 @@ fn check(config: &Config) -> Result<ExitCode, Error> {
             config.data.display()
         )));
     }
-    let conn = db::open(&config.data)?;
+    let conn = db::open(&config.data, config.synchronous)?;
     let mut problems = db::integrity_problems(&conn)?;
     problems.extend(wallet::check(&conn)?);
     problems.extend(payouts::check(&conn)?);

@@ -47,6 +47,11 @@ pub const SETTINGS: &[Setting] = &[
     ),
     s("listen", "127.0.0.1:8080", "Address and port to listen on"),
     s(
+        "synchronous",
+        "normal",
+        "SQLite durability: normal (a power loss may undo the last commits) or full (fsync every commit)",
+    ),
+    s(
         "workers",
         "0",
         "HTTP worker threads; 0 = one per CPU core (at least 2)",
@@ -351,6 +356,8 @@ impl Limit {
 pub struct Config {
     pub data: PathBuf,
     pub listen: SocketAddr,
+    /// SQLite's `synchronous` on every connection (see README "Durability").
+    pub synchronous: crate::db::Synchronous,
     pub workers: usize,
     pub behind_proxy: bool,
     pub base_url: String,
@@ -623,6 +630,12 @@ impl Config {
                 },
             }),
         };
+        let synchronous = crate::db::Synchronous::parse(&get("synchronous")).ok_or_else(|| {
+            format!(
+                "setting `synchronous`: `{}` is not normal or full",
+                get("synchronous").trim()
+            )
+        })?;
         let read_timeout = dur("read_timeout")?;
         if read_timeout == 0 {
             return Err("setting `read_timeout`: must be at least 1s".into());
@@ -630,6 +643,7 @@ impl Config {
         let cfg = Config {
             data: PathBuf::from(get("data")),
             listen,
+            synchronous,
             workers,
             behind_proxy: parse_bool(&get("behind_proxy")).map_err(named("behind_proxy"))?,
             base_url,
@@ -759,6 +773,19 @@ mod tests {
         l.env.insert("operator_share".into(), "150".into());
         let err = Config::from_layers(&l).unwrap_err();
         assert!(err.contains("operator_share"), "{err}");
+    }
+
+    #[test]
+    fn synchronous_is_normal_or_full() {
+        let mut l = Layers::default();
+        let c = Config::from_layers(&l).unwrap();
+        assert_eq!(c.synchronous, crate::db::Synchronous::Normal);
+        l.env.insert("synchronous".into(), " FULL ".into());
+        let c = Config::from_layers(&l).unwrap();
+        assert_eq!(c.synchronous, crate::db::Synchronous::Full);
+        l.env.insert("synchronous".into(), "off".into());
+        let err = Config::from_layers(&l).unwrap_err();
+        assert!(err.contains("synchronous"), "{err}");
     }
 
     #[test]

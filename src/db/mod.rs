@@ -27,17 +27,45 @@ const MIGRATIONS: &[&str] = &[
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
+/// SQLite's `synchronous` setting in WAL mode (the `synchronous` setting; README
+/// "Durability"). `Normal`: commits are not synced, the WAL is at checkpoints; a power loss
+/// may undo the last commits but never corrupts the database. `Full`: every commit is synced
+/// before it is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Synchronous {
+    #[default]
+    Normal,
+    Full,
+}
+
+impl Synchronous {
+    pub fn parse(text: &str) -> Option<Synchronous> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "normal" => Some(Synchronous::Normal),
+            "full" => Some(Synchronous::Full),
+            _ => None,
+        }
+    }
+
+    fn pragma(self) -> &'static str {
+        match self {
+            Synchronous::Normal => "NORMAL",
+            Synchronous::Full => "FULL",
+        }
+    }
+}
+
 /// Opens (creating if needed) the database in `data` and brings its schema up to date.
 /// Creates the directory with private permissions.
-pub fn open(data: &Path) -> Result<Connection, Error> {
+pub fn open(data: &Path, sync: Synchronous) -> Result<Connection, Error> {
     ensure_private_dir(data)?;
-    let conn = connect(&data.join("otpbox.sqlite3"))?;
+    let conn = connect(&data.join("otpbox.sqlite3"), sync)?;
     migrate(&conn)?;
     Ok(conn)
 }
 
 /// Opens another connection to an already migrated database (one per worker thread).
-pub fn connect(path: &Path) -> Result<Connection, Error> {
+pub fn connect(path: &Path, sync: Synchronous) -> Result<Connection, Error> {
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -49,7 +77,7 @@ pub fn connect(path: &Path) -> Result<Connection, Error> {
     if !mode.eq_ignore_ascii_case("wal") {
         log::warn!("SQLite refused WAL mode (got {mode}); concurrent access will be slower");
     }
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "synchronous", sync.pragma())?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.set_prepared_statement_cache_capacity(128);

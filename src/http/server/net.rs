@@ -38,6 +38,11 @@ pub fn limit_listener(listener: &TcpListener, timeout: Duration) -> io::Result<(
     let secs: libc::c_int = timeout.as_secs().max(1) as libc::c_int;
     // Best effort: not every platform has TCP_DEFER_ACCEPT.
     let _ = setsockopt(fd, libc::IPPROTO_TCP, libc::TCP_DEFER_ACCEPT, &secs);
+    // tiny_http writes a response in several writes (head, then body chunks); with Nagle's
+    // algorithm on, a page larger than one segment waits for the client's delayed ACK
+    // (~40 ms) before its last part leaves. Accepted sockets inherit TCP_NODELAY.
+    let one: libc::c_int = 1;
+    setsockopt(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, &one)?;
     Ok(())
 }
 
@@ -275,4 +280,24 @@ pub fn shut_down(sock: &ClientSocket) -> bool {
         libc::close(pair[0]);
     }
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// The accepted socket of a limited listener has TCP_NODELAY on, so a response written
+    /// in several parts never waits for the client's delayed ACK.
+    #[test]
+    fn accepted_sockets_inherit_no_delay_and_the_timeouts() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        limit_listener(&listener, Duration::from_secs(3)).unwrap();
+        let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        // TCP_DEFER_ACCEPT hands the connection over once data arrives.
+        client.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+        let (server, _) = listener.accept().unwrap();
+        assert!(server.nodelay().unwrap(), "TCP_NODELAY inherited");
+        assert_eq!(server.read_timeout().unwrap(), Some(Duration::from_secs(3)));
+    }
 }

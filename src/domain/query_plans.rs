@@ -314,20 +314,3 @@ fn no_hot_path_scans_a_table_that_grows_with_history() {
         wrong.join("\n")
     );
 }
-
-/// The step counter tells a walk of the history from a page of it.
-#[test]
-fn a_walk_of_the_history_is_caught_by_its_steps() {
-    let mut conn = db::memory();
-    fill(&conn);
-    let seen = traced(&mut conn, |c| {
-        c.query_row(
-            "SELECT COUNT(*) FROM activations WHERE user_id = 1 AND service = 'wa'",
-            [],
-            |r| r.get::<_, i64>(0),
-        )
-        .unwrap();
-    });
-    let steps = seen.steps.values().max().copied().unwrap_or(0);
-    assert!(steps > MAX_STEPS, "{steps} steps for 100,000 past orders");
-}

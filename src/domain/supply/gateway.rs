@@ -191,9 +191,11 @@ pub fn take_in(
             Event::Sms(sms) => {
                 let to = receiving_number(conn, device, sms)?.unwrap_or_default();
                 let (id, previous) = dedup_id(device.id, &to, sms, now);
-                let delivered = if previous
-                    .is_some_and(|p| inbox::seen(conn, &source(device), &p).unwrap_or(false))
-                {
+                let replayed = match &previous {
+                    Some(p) => inbox::seen(conn, &source(device), p)?,
+                    None => false,
+                };
+                let delivered = if replayed {
                     Delivered::Duplicate
                 } else {
                     inbox::ingest(

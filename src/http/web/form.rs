@@ -101,32 +101,27 @@ pub fn fail(
     back: &str,
     message: impl std::fmt::Display,
 ) -> Response {
-    let path = back.split('?').next().unwrap_or(back).to_string();
-    ctx.site.stashes.put(
-        session.id,
-        Stash {
-            path,
-            at: ctx.now(),
-            flash: Flash::Err(message.to_string()),
-            kept: keepable(&req.form()),
-        },
-    );
-    Response::redirect(back)
+    let flash = Flash::Err(message.to_string());
+    leave(ctx, session, back, flash, keepable(&req.form()))
 }
 
 /// Redirects to `to` with `flash` waiting there: a success message that names amounts or
 /// other values (fixed messages use `?m=`).
 pub fn tell(ctx: &Ctx<'_>, session: &Session, to: &str, flash: Flash) -> Response {
+    leave(ctx, session, to, flash, Kept::default())
+}
+
+/// Redirects to `to`, leaving `flash` and `kept` for the next view of its path.
+fn leave(ctx: &Ctx<'_>, session: &Session, to: &str, flash: Flash, kept: Kept) -> Response {
     let path = to.split('?').next().unwrap_or(to).to_string();
-    ctx.site.stashes.put(
-        session.id,
-        Stash {
-            path,
-            at: ctx.now(),
-            flash,
-            kept: Kept::default(),
-        },
-    );
+    let at = ctx.now();
+    let stash = Stash {
+        path,
+        at,
+        flash,
+        kept,
+    };
+    ctx.site.stashes.put(session.id, stash);
     Response::redirect(to)
 }
 

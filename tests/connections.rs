@@ -141,3 +141,92 @@ fn a_busy_keep_alive_connection_is_never_cut() {
     assert!(n > 100, "only {n} requests");
     assert!(!server.output().contains("closed the connection"));
 }
+
+/// Every connection gets a thread at once, whatever the others do (src/http/server/handoff.rs):
+/// 64 kept-alive connections that each sent one request and then sit idle hold 64 threads,
+/// and 8 connections opened together afterwards are each answered, while the 64 stay open.
+/// The bound is generous so the test never flakes on a loaded machine; `otpbox bench` carries
+/// the real latency target.
+#[test]
+fn new_connections_are_served_while_kept_alive_ones_sit_idle() {
+    let server = TestServer::start();
+    let request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    let mut idle: Vec<TcpStream> = (0..64)
+        .map(|_| {
+            let mut s = server.connect();
+            s.write_all(request).unwrap();
+            let r = common::read_response(&mut s, false).expect("an answer");
+            assert_eq!(r.status, 200);
+            s
+        })
+        .collect();
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+    let addr = server.addr;
+    let fresh: Vec<_> = (0..8)
+        .map(|_| {
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                barrier.wait();
+                let started = Instant::now();
+                let mut s = TcpStream::connect(addr).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                    .unwrap();
+                let r = common::read_response(&mut s, false).expect("an answer within 5 s");
+                (r.status, started.elapsed())
+            })
+        })
+        .collect();
+    for t in fresh {
+        let (status, took) = t.join().unwrap();
+        assert_eq!(status, 200);
+        assert!(
+            took < Duration::from_secs(1),
+            "a new connection waited {took:?}"
+        );
+    }
+    // The 64 are still open and served.
+    for s in &mut idle {
+        s.write_all(request).unwrap();
+        let r = common::read_response(s, false).expect("a kept-alive connection still served");
+        assert_eq!(r.status, 200);
+    }
+}
+
+/// A burst of connections on a freshly started server, all kept alive: each is answered at
+/// once (tiny_http's own pool left some of them queued behind the others until a supervisor
+/// nudge, one per 500 ms). Same generous bound as above.
+#[test]
+fn a_burst_of_new_connections_on_a_fresh_server_is_answered_at_once() {
+    let server = TestServer::start();
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(32));
+    let addr = server.addr;
+    let burst: Vec<_> = (0..32)
+        .map(|_| {
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                let mut s = TcpStream::connect(addr).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                barrier.wait();
+                let started = Instant::now();
+                s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                    .unwrap();
+                let answer = common::read_response(&mut s, false).map(|r| r.status);
+                // The connection stays open (returned) until every one has been answered.
+                (answer, started.elapsed(), s)
+            })
+        })
+        .collect();
+    let results: Vec<_> = burst.into_iter().map(|t| t.join().unwrap()).collect();
+    for (answer, took, _) in &results {
+        assert_eq!(
+            answer.as_ref().ok(),
+            Some(&200),
+            "{answer:?} after {took:?}"
+        );
+        assert!(
+            *took < Duration::from_secs(1),
+            "a connection waited {took:?}"
+        );
+    }
+}

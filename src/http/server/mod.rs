@@ -1,17 +1,19 @@
 //! The HTTP server: tiny_http underneath, our limits and worker pool on top.
 //!
-//! Flow of a request: tiny_http's connection thread reads the request head (bounded in time by
-//! the socket timeouts of [`crate::http::server::net`]) → a worker takes it from tiny_http's queue → limits
+//! Flow of a request: our accept thread takes the connection from the public listener and
+//! gives it to a tiny_http connection thread already waiting for one ([`handoff`]) → that
+//! thread reads the request head (bounded in time by the socket timeouts of
+//! [`crate::http::server::net`]) → a worker takes it from tiny_http's queue → limits
 //! are checked (URL, headers, body size) → the body is read (small bodies are already in
 //! memory; larger uploads are read by a separate, bounded set of upload threads so a slow
 //! client never holds a worker) → the router runs the handler inside `catch_unwind` → security
 //! headers are added → the response is written → one access-log line.
 //!
-//! If tiny_http's accept loop dies (it stops for good on an accept error such as EMFILE, and
-//! on the accept timeout the listener's SO_RCVTIMEO sets when no client connects for a while),
-//! the worker that sees the error starts a fresh tiny_http server on a clone of the same
-//! listening socket, so the process keeps serving. Connections the old server accepted keep
-//! sending their requests to its queue; a drain thread serves them until it falls quiet.
+//! tiny_http itself accepts only on a private loopback socket, from [`handoff`]'s parker. If
+//! its accept loop dies there (it stops for good on an accept error such as EMFILE), the
+//! worker that sees the error starts a fresh tiny_http server on a clone of the same socket,
+//! so the process keeps serving. Connections the old server's threads hold keep sending their
+//! requests to its queue; a drain thread serves them until it falls quiet.
 //!
 //! # The tiny_http gaps we close
 //!
@@ -26,15 +28,15 @@
 //! | An oversized body is accepted. | 413 from `Content-Length` before reading; chunked bodies are cut at 1 MiB. | `server::check_limits`, `server::upload` |
 //! | Dropping an unanswered request drains its body on the dropping thread. | Refused requests are dropped on short-lived discard threads (at most 32). | `server::discard` |
 //! | Dropping a request that announced a huge `Content-Length` allocates that much at once and aborts the process. | Above 64 MiB announced, the request is never dropped: the answer is written straight to the client's socket, found by peer address among our descriptors, the socket is shut down, and the tiny_http request is forgotten (its connection thread stays parked; each case is logged). | `server::abandon`, `net::answer_and_close` |
-//! | An `accept` error such as EMFILE ends the accept loop for good while the process lives on. | The worker that sees `recv()` fail starts a new tiny_http server on a clone of the same listening socket and wakes the other workers to move over, with back-off. | `server::restart_accept_loop` |
-//! | The receive timeout we set on the listening socket (so accepted sockets inherit it) also times out `accept()`, so a quiet server's accept loop ends every `read_timeout`; and tiny_http's accept thread panics (`try_clone().unwrap()`) when exactly one descriptor is left. | Workers wait with a 1 s timeout and move to a fresh accept loop; a short-lived thread keeps answering the old loop's kept-alive connections until they go quiet. A panic hook recognises the accept-thread panic and triggers the same restart. Idle restarts log at debug level only. | `server::restart_accept_loop` |
+//! | An `accept` error such as EMFILE ends the accept loop for good while the process lives on. | The public listener is served by our own accept thread, which backs off and retries (the connection waits in the backlog). tiny_http accepts only our park connections on its private socket; if that loop ends, the worker that sees `recv()` fail starts a new tiny_http server on a clone of the socket and the others move over. | `handoff::accept_loop`, `server::restart_accept_loop` |
+//! | The receive timeout we set on the listening socket (so accepted sockets inherit it) also times out `accept()`; and tiny_http's accept thread panics (`try_clone().unwrap()`) when exactly one descriptor is left. | Our accept thread treats the timeout as routine. tiny_http's private socket has no timeout. A panic hook recognises the accept-thread panic and triggers the restart above; a short-lived thread keeps answering the old loop's kept-alive connections until they go quiet. | `handoff::accept_loop`, `server::restart_accept_loop` |
 //! | Running out of file descriptors is easy. | The soft `RLIMIT_NOFILE` is raised to the hard limit at start-up. | `net::raise_open_files_limit` |
 //! | No limits on URL length or header count and size. | 414 over 8 KiB of URL, 431 over 100 fields or 32 KiB, checked after tiny_http has parsed the head. | `server::check_limits` |
 //! | A panicking handler would take the worker down. | `catch_unwind` per request (and per job), a 500 page, rollback of an open transaction. The release profile keeps `panic = "unwind"` for this. | `server::dispatch` |
 //! | It adds its own `Server:` header. | We set `Server: otpbox`. | `server::to_tiny` |
 //! | Every connection gets its own thread, with no ceiling on how many. | The supervisor counts our client sockets every 100 ms and cuts the idle ones beyond `max_connections` (half-sent heads first). | `supervisor.rs` |
 //! | A request head is read with no size cap (an endless header line grows its buffer without end), and a head dripped a byte at a time holds its thread as long as the client likes. | The supervisor compares each socket's received bytes (`TCP_INFO`) with what its requests account for: over about 48 KiB unaccounted, or a head arriving for longer than `read_timeout`, and the connection is cut (its descriptors swapped for a dead stand-in, so tiny_http's thread ends). | `supervisor.rs`, `net::shut_down` |
-//! | Its connection pool can leave a new connection queued behind busy kept-alive ones indefinitely. | The supervisor opens a throwaway connection to itself when bytes wait 250 ms unserved, so the pool starts a thread. | `supervisor.rs` |
+//! | Its connection pool counts idle threads loosely, so a connection accepted in a burst can be queued behind kept-alive ones indefinitely. | We accept every client connection ourselves and move it onto a tiny_http thread parked for that purpose; tiny_http's accept thread only ever sees one park at a time, so its pool never misjudges. | `handoff.rs` |
 //!
 //! ## What stays open
 //!
@@ -46,6 +48,7 @@
 //! For an install on the open internet, put a reverse proxy in front (examples in `packaging/`):
 //! it terminates TLS and adds its own limits in front of tiny_http.
 
+pub mod handoff;
 pub mod longpoll;
 pub mod net;
 pub mod supervisor;
@@ -64,6 +67,7 @@ use crate::http::request::{Method, Request};
 use crate::http::response::{reason, Response};
 use crate::http::{Ctx, Site};
 use crate::jobs::Jobs;
+use handoff::Handoff;
 use longpoll::Wait;
 use supervisor::Supervisor;
 
@@ -96,7 +100,9 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
 struct Shared {
     app: Arc<App>,
     site: Site,
-    listener: TcpListener,
+    /// The private loopback listener tiny_http accepts on (see [`handoff`]).
+    private: TcpListener,
+    handoff: Handoff,
     current: RwLock<(u64, Arc<tiny_http::Server>)>,
     uploads: AtomicUsize,
     discarders: AtomicUsize,
@@ -133,7 +139,8 @@ pub fn run(app: Arc<App>, jobs: Arc<Jobs>, listener: TcpListener) -> std::io::Re
     if let Some(n) = crate::http::server::net::raise_open_files_limit() {
         log::debug!("open files limit: {n}");
     }
-    let server = Arc::new(start_tiny(&listener)?);
+    let private = handoff::private_listener()?;
+    let server = Arc::new(start_tiny(&private)?);
     let workers = app.config.workers;
     let supervisor = Supervisor::new(
         listener.local_addr()?,
@@ -147,7 +154,8 @@ pub fn run(app: Arc<App>, jobs: Arc<Jobs>, listener: TcpListener) -> std::io::Re
     let shared = Arc::new(Shared {
         app,
         site,
-        listener,
+        handoff: Handoff::new(private.local_addr()?),
+        private,
         current: RwLock::new((0, server)),
         uploads: AtomicUsize::new(0),
         discarders: AtomicUsize::new(0),
@@ -159,12 +167,24 @@ pub fn run(app: Arc<App>, jobs: Arc<Jobs>, listener: TcpListener) -> std::io::Re
     let supervising = shared.clone();
     std::thread::Builder::new()
         .name("http-supervisor".into())
-        .spawn(move || supervising.supervisor.run())?;
-    watch_accept_thread(&shared);
+        .spawn(move || {
+            supervising
+                .supervisor
+                .run(|live, now| supervising.handoff.forget_closed(live, now))
+        })?;
     let parking = shared.clone();
     std::thread::Builder::new()
+        .name("http-parker".into())
+        .spawn(move || parking.handoff.parker())?;
+    let accepting = shared.clone();
+    std::thread::Builder::new()
+        .name("http-accept".into())
+        .spawn(move || accepting.handoff.accept_loop(&listener))?;
+    watch_accept_thread(&shared);
+    let long_polls = shared.clone();
+    std::thread::Builder::new()
         .name("http-longpoll".into())
-        .spawn(move || park_loop(&parking))?;
+        .spawn(move || park_loop(&long_polls))?;
     let handles: Vec<_> = (0..workers)
         .map(|i| {
             let shared = shared.clone();
@@ -250,22 +270,16 @@ fn restart_accept_loop(shared: &Arc<Shared>, generation: u64, err: &std::io::Err
     if cur.0 != generation {
         return; // someone else already restarted it
     }
-    // The listener's receive timeout (inherited by accepted sockets, see net.rs) also bounds
-    // accept(): on a quiet server the loop ends every read_timeout, which is routine.
-    if matches!(
-        err.kind(),
-        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-    ) {
-        log::debug!("HTTP accept loop idle ({err}); restarting it");
-    } else {
-        log::error!("HTTP accept loop stopped ({err}); restarting it");
-    }
+    log::error!("HTTP accept loop stopped ({err}); restarting it");
     let mut backoff = Duration::from_millis(50);
     loop {
-        match start_tiny(&shared.listener) {
+        match start_tiny(&shared.private) {
             Ok(server) => {
                 let old = std::mem::replace(&mut cur.1, Arc::new(server));
                 cur.0 += 1;
+                // Parked threads of the old server would send their connections' requests
+                // to its queue: new connections go to the new server's threads.
+                shared.handoff.discard_free();
                 let shared2 = shared.clone();
                 let spawned = std::thread::Builder::new()
                     .name("http-drain".into())
@@ -308,14 +322,15 @@ enum Verdict {
     Refuse(Response),
 }
 
-fn handle_incoming(shared: &Arc<Shared>, db: &mut Connection, mut rq: tiny_http::Request) {
+fn handle_incoming(shared: &Arc<Shared>, db: &mut Connection, rq: tiny_http::Request) {
     let started = Instant::now();
-    shared.supervisor.started(
-        rq.remote_addr().copied(),
-        head_size(&rq),
-        body_allowance(&rq),
-    );
-    match check_limits(&shared.app, &rq) {
+    let Some((mut rq, peer)) = shared.handoff.arrived(rq) else {
+        return;
+    };
+    shared
+        .supervisor
+        .started(Some(peer), head_size(&rq), body_allowance(&rq));
+    match check_limits(&shared.app, &rq, peer) {
         Verdict::Small(mut req) => {
             let mut body = Vec::new();
             if rq.as_reader().read_to_end(&mut body).is_err() {
@@ -332,7 +347,7 @@ fn handle_incoming(shared: &Arc<Shared>, db: &mut Connection, mut rq: tiny_http:
             respond(shared, rq, resp, req, started);
         }
         Verdict::Upload(req) => {
-            let (peer, body) = (rq.remote_addr().copied(), body_allowance(&rq));
+            let body = body_allowance(&rq);
             let limit = shared.app.config.max_body_readers;
             if shared.uploads.fetch_add(1, Ordering::SeqCst) >= limit {
                 shared.uploads.fetch_sub(1, Ordering::SeqCst);
@@ -349,12 +364,12 @@ fn handle_incoming(shared: &Arc<Shared>, db: &mut Connection, mut rq: tiny_http:
                 });
             if spawned.is_err() {
                 shared.uploads.fetch_sub(1, Ordering::SeqCst);
-                shared.supervisor.finished(peer, body);
+                shared.supervisor.finished(Some(peer), body);
                 log::error!("cannot start an upload thread");
             }
         }
         Verdict::Refuse(resp) => {
-            let req = shallow(&rq, &shared.app);
+            let req = shallow(&rq, &shared.app, peer);
             if rq.body_length().unwrap_or(0) > MAX_DRAIN {
                 return abandon(shared, rq, resp, &req, started);
             }
@@ -510,8 +525,8 @@ fn too_large() -> Response {
     Response::text(413, "request body larger than 1 MiB")
 }
 
-fn check_limits(app: &App, rq: &tiny_http::Request) -> Verdict {
-    let req = shallow(rq, app);
+fn check_limits(app: &App, rq: &tiny_http::Request, peer: SocketAddr) -> Verdict {
+    let req = shallow(rq, app, peer);
     if rq.url().len() > MAX_URL {
         return Verdict::Refuse(Response::text(414, "URL too long"));
     }
@@ -532,8 +547,8 @@ fn check_limits(app: &App, rq: &tiny_http::Request) -> Verdict {
     }
 }
 
-/// Our request without its body.
-fn shallow(rq: &tiny_http::Request, app: &App) -> Request {
+/// Our request without its body; `peer` is the client's address (see [`handoff`]).
+fn shallow(rq: &tiny_http::Request, app: &App, peer: SocketAddr) -> Request {
     let url = rq.url();
     let (path, query) = url.split_once('?').unwrap_or((url, ""));
     let headers: Vec<(String, String)> = rq
@@ -546,10 +561,7 @@ fn shallow(rq: &tiny_http::Request, app: &App) -> Request {
             )
         })
         .collect();
-    let direct_ip = rq
-        .remote_addr()
-        .map(|a| a.ip())
-        .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+    let direct_ip = peer.ip();
     let mut req = Request::new(
         Method::parse(rq.method().as_str()),
         path,
@@ -647,7 +659,7 @@ fn finish(
     started: Instant,
 ) {
     access_log(req, resp.status, started);
-    let (peer, body) = (rq.remote_addr().copied(), body_allowance(&rq));
+    let (peer, body) = (shared.handoff.peer(&rq), body_allowance(&rq));
     if let Err(e) = rq.respond(to_tiny(&resp)) {
         log::debug!("client went away before the response was written: {e}");
     }
@@ -692,7 +704,7 @@ fn discard(
     let resp = with_security_headers(resp);
     access_log(req, resp.status, started);
     let tiny = to_tiny(&resp);
-    let (peer, body) = (rq.remote_addr().copied(), body_allowance(&rq));
+    let (peer, body) = (shared.handoff.peer(&rq), body_allowance(&rq));
     if shared.discarders.fetch_add(1, Ordering::SeqCst) >= MAX_DISCARDERS {
         shared.discarders.fetch_sub(1, Ordering::SeqCst);
         let _ = rq.respond(tiny);
@@ -734,15 +746,12 @@ fn abandon(
     ));
     let mut bytes = raw.into_bytes();
     bytes.extend_from_slice(&resp.body);
-    let closed = rq
-        .remote_addr()
-        .copied()
+    let peer = shared.handoff.peer(&rq);
+    let closed = peer
         .map(|peer| crate::http::server::net::answer_and_close(peer, &bytes))
         .unwrap_or(false);
     let n = shared.abandoned.fetch_add(1, Ordering::SeqCst) + 1;
-    shared
-        .supervisor
-        .finished(rq.remote_addr().copied(), body_allowance(&rq));
+    shared.supervisor.finished(peer, body_allowance(&rq));
     log::warn!(
         "refused a request announcing a {}-byte body; connection {} ({n} so far)",
         rq.body_length().unwrap_or(0),

@@ -90,7 +90,7 @@ fn sockaddr_of(storage: &libc::sockaddr_storage) -> Option<std::net::SocketAddr>
     }
 }
 
-fn peer_of(fd: i32) -> Option<std::net::SocketAddr> {
+pub(crate) fn peer_of(fd: i32) -> Option<std::net::SocketAddr> {
     // SAFETY: getpeername fills at most `len` bytes of a zeroed sockaddr_storage.
     unsafe {
         let mut storage: libc::sockaddr_storage = std::mem::zeroed();
@@ -139,7 +139,7 @@ pub fn answer_and_close(peer: std::net::SocketAddr, raw_response: &[u8]) -> bool
 }
 
 /// The descriptors this process has open, from `/proc/self/fd`.
-fn own_fds() -> Vec<i32> {
+pub(crate) fn own_fds() -> Vec<i32> {
     std::fs::read_dir("/proc/self/fd")
         .map(|d| {
             d.flatten()
@@ -149,7 +149,7 @@ fn own_fds() -> Vec<i32> {
         .unwrap_or_default()
 }
 
-fn local_port(fd: i32) -> Option<u16> {
+pub(crate) fn local_port(fd: i32) -> Option<u16> {
     // SAFETY: getsockname fills at most `len` bytes of a zeroed sockaddr_storage.
     unsafe {
         let mut storage: libc::sockaddr_storage = std::mem::zeroed();
@@ -170,7 +170,7 @@ pub struct ClientSocket {
     pub peer: std::net::SocketAddr,
 }
 
-fn socket_inode(fd: i32) -> Option<u64> {
+pub(crate) fn socket_inode(fd: i32) -> Option<u64> {
     let link = std::fs::read_link(format!("/proc/self/fd/{fd}")).ok()?;
     let link = link.to_str()?;
     link.strip_prefix("socket:[")?

@@ -17,16 +17,9 @@
 //! - the process holds more than `max_connections` client connections: the surplus idle ones
 //!   (no request in progress), those with a half-sent head first, then the longest idle.
 //!
-//! It also unsticks tiny_http's connection pool. That pool hands each new connection to an
-//! idle thread, but it counts idle threads loosely: when two connections arrive together and
-//! one thread is idle, the second can be queued behind threads that each serve a kept-alive
-//! connection for as long as its client likes, and its requests wait unanswered (seen in the
-//! benchmark: one of eight connections waited the whole run). When a connection has had bytes
-//! waiting with no request taken for [`STUCK`], the supervisor opens a throwaway connection to
-//! its own port: accepting it makes the pool start a thread, which after that one-line
-//! connection takes the queued one.
+//! Connections reach tiny_http threads through [`crate::http::server::handoff`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -35,11 +28,6 @@ use crate::http::server::net::{self, ClientSocket};
 
 /// How often connections are looked at.
 pub const TICK: Duration = Duration::from_millis(100);
-/// How long bytes may wait on a connection with no request taken before the pool is nudged.
-const STUCK: Duration = Duration::from_millis(250);
-/// At most one nudge this often.
-const NUDGE_EVERY: Duration = Duration::from_millis(500);
-
 /// What the supervisor enforces.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -143,40 +131,15 @@ impl Supervisor {
         }
     }
 
-    /// Runs forever on its own thread.
-    pub fn run(&self) {
+    /// Runs forever on its own thread; `looked` is told after every look which client
+    /// sockets are alive (their inodes).
+    pub fn run(&self, looked: impl Fn(&HashSet<u64>, Instant)) {
         let mut conns: HashMap<u64, Conn> = HashMap::new();
-        let mut last_nudge = Instant::now();
         loop {
             std::thread::sleep(TICK);
             let now = Instant::now();
             self.tick(&mut conns, now);
-            let stuck = conns.values().any(|c| {
-                c.pending_since
-                    .is_some_and(|t| now.duration_since(t) >= STUCK)
-            });
-            if stuck && now.duration_since(last_nudge) >= NUDGE_EVERY {
-                last_nudge = now;
-                self.nudge();
-            }
-        }
-    }
-
-    /// A throwaway connection to our own listener (see the module documentation): one empty
-    /// line, which tiny_http answers 400 before closing it.
-    fn nudge(&self) {
-        let mut addr = self.addr;
-        if addr.ip().is_unspecified() {
-            addr.set_ip(if addr.is_ipv4() {
-                std::net::Ipv4Addr::LOCALHOST.into()
-            } else {
-                std::net::Ipv6Addr::LOCALHOST.into()
-            });
-        }
-        if let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, TICK) {
-            use std::io::Write;
-            let _ = s.write_all(b"\r\n");
-            log::debug!("nudged the connection pool: a connection waited unserved");
+            looked(&conns.keys().copied().collect(), now);
         }
     }
 

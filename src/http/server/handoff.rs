@@ -50,7 +50,7 @@ use std::time::{Duration, Instant};
 use crate::http::server::net;
 
 /// Slots kept parked and ready, so a burst of new connections finds threads waiting.
-pub const RESERVE: usize = 16;
+pub const RESERVE: usize = 32;
 /// The request that parks a slot. It announces a chunked body and never sends it: tiny_http
 /// hands the request over with the connection's reader inside the body's decoder, so the
 /// thread cannot read the next request until the request is dropped (a request without a

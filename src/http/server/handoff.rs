@@ -29,8 +29,9 @@
 //!   takes a slot, puts the client socket on the slot's two descriptors (tiny_http's reader
 //!   and writer) with `dup3`, and releases the park without answering it (`into_writer`,
 //!   dropped unwritten): the thread goes on to read its next request, which now comes from the
-//!   client. If no slot is ready the connection waits for the parker, which is making one
-//!   (tens of microseconds), never for another connection to end.
+//!   client. If no slot is ready the connection is queued for the parker, which is making one
+//!   (tens of microseconds) and gives it the next; it never waits for another connection to
+//!   end, and the accept thread never waits at all.
 //! - tiny_http reports the park connection's address as every request's remote address;
 //!   [`Handoff::peer`] maps it to the client's. The park socket stays open (so its port, the
 //!   key of that map, is not reused) until the supervisor sees the client's socket gone.
@@ -40,7 +41,7 @@
 //! one park at a time. A request from an address that is neither a park nor a handed-over
 //! connection (another local process on the private port) is refused.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::io::AsRawFd;
@@ -49,8 +50,11 @@ use std::time::{Duration, Instant};
 
 use crate::http::server::net;
 
-/// Slots kept parked and ready, so a burst of new connections finds threads waiting.
+/// Slots kept parked and ready, so a burst of new connections finds threads waiting (fewer
+/// when the open-files limit is low: a slot holds three descriptors).
 pub const RESERVE: usize = 32;
+/// Connections accepted while no slot was free, at most; beyond, new ones are closed.
+const MAX_WAITING: usize = 4096;
 /// The request that parks a slot. It announces a chunked body and never sends it: tiny_http
 /// hands the request over with the connection's reader inside the body's decoder, so the
 /// thread cannot read the next request until the request is dropped (a request without a
@@ -89,12 +93,15 @@ struct Route {
 #[derive(Default)]
 struct State {
     free: Vec<Slot>,
+    /// Client connections accepted while no slot was free, oldest first.
+    waiting: VecDeque<(TcpStream, SocketAddr)>,
     /// The park in flight: its address, and its request once a worker brought it.
     awaiting: Option<(SocketAddr, Option<tiny_http::Request>)>,
 }
 
 pub struct Handoff {
     private: SocketAddr,
+    reserve: usize,
     state: Mutex<State>,
     changed: Condvar,
     routes: RwLock<HashMap<SocketAddr, Route>>,
@@ -107,8 +114,21 @@ pub fn private_listener() -> io::Result<TcpListener> {
 
 impl Handoff {
     pub fn new(private: SocketAddr) -> Handoff {
+        // SAFETY: getrlimit fills a properly initialised rlimit.
+        let files = unsafe {
+            let mut lim = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
+                lim.rlim_cur
+            } else {
+                1024
+            }
+        };
         Handoff {
             private,
+            reserve: (files / 32).clamp(2, RESERVE as u64) as usize,
             state: Mutex::new(State::default()),
             changed: Condvar::new(),
             routes: RwLock::new(HashMap::new()),
@@ -182,89 +202,122 @@ impl Handoff {
         }
     }
 
-    /// Gives a client connection to a parked tiny_http thread.
+    /// Gives a client connection to a parked tiny_http thread, or queues it for the next
+    /// one the parker makes (the accept thread never waits, so the listen backlog never
+    /// overflows while threads are being parked).
     fn give(&self, conn: TcpStream, peer: SocketAddr) {
+        let mut st = self.state();
+        match st.free.pop() {
+            Some(slot) => {
+                drop(st);
+                self.changed.notify_all();
+                self.hand_over(slot, conn, peer);
+            }
+            None if st.waiting.len() >= MAX_WAITING => {
+                drop(st);
+                log::warn!(
+                    "closed a connection from {peer}: {MAX_WAITING} already wait for a thread"
+                );
+            }
+            None => {
+                st.waiting.push_back((conn, peer));
+                drop(st);
+                self.changed.notify_all();
+            }
+        }
+    }
+
+    /// Moves the client socket onto the slot's descriptors and releases its thread.
+    fn hand_over(&self, slot: Slot, conn: TcpStream, peer: SocketAddr) {
         let Some(inode) = net::socket_inode(conn.as_raw_fd()) else {
             return;
         };
-        loop {
-            let slot = self.take_slot();
-            // The slot's descriptors are tiny_http's, held by its waiting thread; they cannot
-            // have changed, but a descriptor number is only reused under our hands if they
-            // had, so check.
-            if slot
-                .fds
-                .iter()
-                .any(|fd| net::socket_inode(*fd) != Some(slot.inode))
-            {
-                log::error!("a parked connection lost its descriptors; dropping it");
-                std::mem::forget(slot.rq);
-                continue;
-            }
-            for fd in slot.fds {
-                // SAFETY: `fd` is one of tiny_http's descriptors of the park connection (just
-                // checked), whose thread is waiting outside any call on it; dup3 atomically
-                // makes it refer to the client socket instead.
-                unsafe {
-                    libc::dup3(conn.as_raw_fd(), fd, libc::O_CLOEXEC);
-                }
-            }
-            drop(conn);
-            self.routes
-                .write()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(
-                    slot.addr,
-                    Route {
-                        peer,
-                        inode,
-                        _park: slot.park,
-                        gone_since: None,
-                    },
-                );
-            // Releasing the park without a word: its (empty) body reader is dropped, so the
-            // thread reads its next request, now from the client; the writer is dropped
-            // unwritten, so the client's first response is the first thing it receives.
-            drop(slot.rq.into_writer());
-            return;
+        // The slot's descriptors are tiny_http's, held by its waiting thread: they cannot
+        // have changed, and dup3 onto a number that meanwhile meant something else would be
+        // a disaster, so check.
+        if slot
+            .fds
+            .iter()
+            .any(|fd| net::socket_inode(*fd) != Some(slot.inode))
+        {
+            log::error!("a parked connection lost its descriptors; dropping it");
+            std::mem::forget(slot.rq);
+            return self.give(conn, peer);
         }
+        for fd in slot.fds {
+            // SAFETY: `fd` is one of tiny_http's descriptors of the park connection (just
+            // checked), whose thread is waiting outside any call on it; dup3 atomically
+            // makes it refer to the client socket instead.
+            unsafe {
+                libc::dup3(conn.as_raw_fd(), fd, libc::O_CLOEXEC);
+            }
+        }
+        drop(conn);
+        self.routes
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(
+                slot.addr,
+                Route {
+                    peer,
+                    inode,
+                    _park: slot.park,
+                    gone_since: None,
+                },
+            );
+        // Releasing the park without a word: its unread body's decoder is dropped, so the
+        // thread reads its next request, now from the client; the writer is dropped
+        // unwritten, so the client's first response is the first thing it receives.
+        drop(slot.rq.into_writer());
     }
 
-    fn take_slot(&self) -> Slot {
-        let mut st = self.state();
-        loop {
-            if let Some(slot) = st.free.pop() {
-                drop(st);
-                self.changed.notify_all();
-                return slot;
-            }
-            st = self.changed.wait(st).unwrap_or_else(|p| p.into_inner());
-        }
-    }
-
-    /// The parker thread: keeps [`RESERVE`] slots ready until the process ends.
+    /// The parker thread: keeps [`RESERVE`] slots ready, and gives connections that found
+    /// none the next one, until the process ends.
     pub fn parker(&self) {
         let mut backoff = Duration::from_millis(10);
         loop {
             {
                 let mut st = self.state();
-                while st.free.len() >= RESERVE {
+                while st.free.len() >= self.reserve && st.waiting.is_empty() {
                     st = self.changed.wait(st).unwrap_or_else(|p| p.into_inner());
                 }
             }
             match self.park_one() {
                 Ok(slot) => {
                     backoff = Duration::from_millis(10);
-                    self.state().free.push(slot);
-                    self.changed.notify_all();
+                    let mut st = self.state();
+                    match st.waiting.pop_front() {
+                        Some((conn, peer)) => {
+                            drop(st);
+                            self.hand_over(slot, conn, peer);
+                        }
+                        None => st.free.push(slot),
+                    }
                 }
                 Err(e) => {
+                    // Typically out of descriptors: those of waiting connections whose
+                    // client gave up are freed first.
+                    self.prune_waiting();
                     log::error!("cannot park a connection thread: {e}; retrying in {backoff:?}");
                     std::thread::sleep(backoff);
                     backoff = (backoff * 2).min(Duration::from_secs(1));
                 }
             }
         }
+    }
+
+    /// Closes the waiting connections whose client has gone.
+    fn prune_waiting(&self) {
+        self.state().waiting.retain(|(conn, _)| {
+            let mut p = libc::pollfd {
+                fd: conn.as_raw_fd(),
+                events: libc::POLLIN | libc::POLLRDHUP,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd, no waiting.
+            let n = unsafe { libc::poll(&mut p, 1, 0) };
+            n <= 0 || p.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) == 0
+        });
     }
 
     /// Opens one park connection and waits until a worker brings its request.

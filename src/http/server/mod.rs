@@ -44,6 +44,8 @@
 //!   one tick's worth of traffic (plus kernel buffers) past the head limit before it is cut.
 //! - A request refused by `abandon` leaves its tiny_http connection thread parked for the life of
 //!   the process.
+//! - Another local process may connect to tiny_http's private loopback port ([`handoff`]): its
+//!   requests are refused, but its connection holds a tiny_http thread until it closes.
 //!
 //! For an install on the open internet, put a reverse proxy in front (examples in `packaging/`):
 //! it terminates TLS and adds its own limits in front of tiny_http.

@@ -48,18 +48,41 @@ pub struct App {
     pub hasher: Hasher,
 }
 
+/// Makes glibc's malloc give large blocks back to the system. Each argon2 hash takes 12 MiB;
+/// with glibc's default (a dynamic mmap threshold that rises to the size of the last large
+/// block freed) every block after the first comes from a thread's arena and stays resident
+/// when freed, about 12 MiB per worker that ever hashed. A fixed threshold keeps every large
+/// block in its own mapping, unmapped the moment it is freed; two arenas bound what many
+/// connection threads keep of the rest.
+pub fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator parameters; it is called before the threads
+    // that allocate start, and glibc makes it thread-safe anyway.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
 impl App {
     /// Opens (and migrates) the database and loads the keys.
     pub fn new(config: Config) -> Result<Arc<App>, Error> {
+        tune_allocator();
         let clock = if config.dev_clock {
             Clock::movable()
         } else {
             Clock::system()
         };
-        let conn = crate::db::open(&config.data, config.synchronous)?;
+        let mut conn = crate::db::open(&config.data, config.synchronous)?;
         if crate::domain::market::catalogue::seed_if_empty(&conn)? {
             log::info!("catalogue seeded with the default countries, services and prices");
         }
+        // The stock counters' mark to this install's cooldown before any reader: a reader
+        // corrects the counters by the usage between the mark and its cutoff.
+        let (cooldown, now) = (config.reuse_cooldown, clock.now());
+        crate::db::write(&mut conn, |tx| {
+            crate::domain::market::catalogue::advance_stock_mark(tx, cooldown, now)
+        })?;
         drop(conn);
         let keys = Keys::load_or_create(&config.data)
             .map_err(|e| Error::Internal(format!("secret key: {e}")))?;

@@ -15,8 +15,8 @@ use crate::domain::accounts::{self, NewUser, Role};
 use crate::domain::base::crypto::Keys;
 use crate::domain::base::money::{currency_digits, Money};
 use crate::domain::{
-    accounts::apikeys, accounts::tokens, base::audit, market::inbox, market::simulator,
-    market::wallet, supply::devices, supply::payouts, supply::providers, Error,
+    accounts::apikeys, accounts::tokens, base::audit, market::catalogue, market::inbox,
+    market::simulator, market::wallet, supply::devices, supply::payouts, supply::providers, Error,
 };
 use crate::{db, http, jobs};
 
@@ -525,6 +525,8 @@ fn check(config: &Config) -> Result<ExitCode, Error> {
     let mut problems = db::integrity_problems(&conn)?;
     problems.extend(wallet::check(&conn)?);
     problems.extend(payouts::check(&conn)?);
+    let now = crate::clock::Clock::system().now();
+    problems.extend(catalogue::check_stock(&conn, config.reuse_cooldown, now)?);
     if problems.is_empty() {
         println!("ok: database integrity and ledger checks passed");
         Ok(ExitCode::SUCCESS)

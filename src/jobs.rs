@@ -14,9 +14,9 @@ use crate::app::App;
 use crate::clock::Timestamp;
 use crate::domain::trust::retention::Rule;
 use crate::domain::{
-    accounts::sessions, base::mail, market::activations, market::rentals, market::simulator,
-    market::webhooks, supply::devices, trust::abuse, trust::lifecycle, trust::retention,
-    trust::signals, Error, Result,
+    accounts::sessions, base::mail, market::activations, market::catalogue, market::rentals,
+    market::simulator, market::webhooks, supply::devices, trust::abuse, trust::lifecycle,
+    trust::retention, trust::signals, Error, Result,
 };
 
 /// A job returns a short summary of what it did ("3 sessions removed"), or "" when there was
@@ -304,10 +304,12 @@ fn job_expiry(app: &App, conn: &mut Connection) -> Result<String> {
     let now = app.now();
     let policy = app.policy();
     let (a, (renewed, expired)) = crate::db::write(conn, |tx| {
-        Ok((
+        let ended = (
             activations::expire_due(tx, &policy, now)?,
             rentals::expire_due(tx, &policy, now)?,
-        ))
+        );
+        catalogue::advance_stock_mark(tx, policy.cooldown, now)?;
+        Ok(ended)
     })?;
     if !a.is_empty() {
         app.notify();

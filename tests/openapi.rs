@@ -906,9 +906,11 @@ fn what_the_document_forbids_is_refused_with_400() {
         ("/api/v1/ledger", &customer, "limit", 1, Some(500)),
         ("/api/v1/ledger", &customer, "before", 0, None),
         ("/api/v1/activations", &customer, "limit", 1, Some(200)),
-        ("/api/v1/activations", &customer, "offset", 0, None),
+        ("/api/v1/activations", &customer, "offset", 0, Some(10_000)),
+        ("/api/v1/activations", &customer, "before", 0, None),
         ("/api/v1/admin/users", &admin, "limit", 1, Some(200)),
-        ("/api/v1/admin/users", &admin, "offset", 0, None),
+        ("/api/v1/admin/users", &admin, "offset", 0, Some(10_000)),
+        ("/api/v1/admin/users", &admin, "before", 0, None),
         ("/api/v1/admin/vouchers", &admin, "limit", 1, Some(1000)),
     ] {
         let doc_schema = &w.doc["paths"][path]["get"]["parameters"]

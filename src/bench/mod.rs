@@ -52,6 +52,78 @@ struct Measured {
     startup: Duration,
     rows: Vec<Row>,
     problems: Vec<String>,
+    memory: Option<Memory>,
+}
+
+/// The server's resident memory (KiB) around a burst of sign-ins and under many connections.
+struct Memory {
+    before: u64,
+    after_logins: u64,
+    busy_peak: u64,
+}
+
+/// Sign-ins in the burst, how long the server then idles, how many connections are busy.
+const LOGINS: usize = 50;
+const IDLE: Duration = Duration::from_secs(2);
+const BUSY: usize = 64;
+
+/// Signs in [`LOGINS`] times from 8 connections (each an argon2 verification), lets the
+/// server idle, then loads the signed-in dashboard from [`BUSY`] connections while sampling
+/// the server's RSS.
+fn memory_check(server: &server::Server, cookie: &str, seconds: u64) -> Result<Memory, Error> {
+    let pid = server.pid();
+    let rss = || memory(pid).map(|m| m.0).unwrap_or(0);
+    let before = rss();
+    let addr = server.addr;
+    let failed = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for t in 0..8 {
+            let failed = &failed;
+            s.spawn(move || {
+                for _ in (t..LOGINS).step_by(8) {
+                    if workloads::login(addr).is_err() {
+                        failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+    });
+    let failed = failed.into_inner();
+    if failed > 0 {
+        return Err(Error::Internal(format!(
+            "{failed} of {LOGINS} sign-ins failed"
+        )));
+    }
+    std::thread::sleep(IDLE);
+    let after_logins = rss();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let mut busy_peak = 0;
+    let outcome = std::thread::scope(|s| {
+        let load = s.spawn(|| {
+            let w = workloads::dashboard(cookie.to_string());
+            let o = client::load(addr, BUSY, seconds, &w.step);
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+            o
+        });
+        while !done.load(std::sync::atomic::Ordering::Relaxed) {
+            busy_peak = busy_peak.max(rss());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        load.join()
+    });
+    match outcome {
+        Ok(o) if o.errors == 0 => Ok(Memory {
+            before,
+            after_logins,
+            busy_peak,
+        }),
+        Ok(o) => Err(Error::Internal(format!(
+            "{} requests failed under {BUSY} connections: {}",
+            o.errors,
+            o.samples.join(" | ")
+        ))),
+        Err(_) => Err(Error::Internal("the load thread panicked".into())),
+    }
 }
 
 pub fn run(opts: &Options) -> Result<ExitCode, Error> {
@@ -103,6 +175,24 @@ fn compare(empty: &Measured, filled: &Measured, history: u64) {
         filled.startup.as_secs_f64() * 1000.0,
         filled.startup.as_secs_f64() / empty.startup.as_secs_f64().max(1e-9)
     );
+    if let (Some(e), Some(f)) = (&empty.memory, &filled.memory) {
+        for (name, e, f) in [
+            (
+                "RSS after 50 sign-ins, idle (MiB)",
+                e.after_logins,
+                f.after_logins,
+            ),
+            ("RSS peak, 64 connections (MiB)", e.busy_peak, f.busy_peak),
+        ] {
+            println!(
+                "{:<36} {:>16.1} {:>16.1} {:>7.2}",
+                name,
+                e as f64 / 1024.0,
+                f as f64 / 1024.0,
+                f as f64 / (e as f64).max(1.0)
+            );
+        }
+    }
     for (e, f) in empty.rows.iter().zip(&filled.rows) {
         println!(
             "{:<36} {:>16} {:>16} {:>7.2} {:>7.2} ms {:>7.2} ms",
@@ -125,6 +215,7 @@ fn measure(opts: &Options, history: u64) -> Result<Measured, Error> {
         startup: Duration::ZERO,
         rows: Vec::new(),
         problems: Vec::new(),
+        memory: None,
     };
     let settings = |demo, synchronous| Settings {
         demo,
@@ -181,7 +272,7 @@ fn measure(opts: &Options, history: u64) -> Result<Measured, Error> {
             format!("/api/v1/activations/{id}"),
             Some(&key),
         ),
-        workloads::dashboard(cookie),
+        workloads::dashboard(cookie.clone()),
         workloads::order_cancel(&key, "order→cancel (synchronous=normal)"),
         workloads::rent_finish(&key),
     ];
@@ -190,6 +281,20 @@ fn measure(opts: &Options, history: u64) -> Result<Measured, Error> {
     }
     if let Some((rss, peak)) = memory(server.pid()) {
         println!("server memory: RSS {rss} KiB, peak {peak} KiB");
+    }
+    match memory_check(&server, &cookie, opts.seconds) {
+        Ok(m) => {
+            println!(
+                "server memory: RSS {} KiB idle; {} KiB after {LOGINS} sign-ins and {} s idle \
+                 (target < 20 MB); at most {} KiB under {BUSY} busy connections (target < 60 MB)",
+                m.before,
+                m.after_logins,
+                IDLE.as_secs(),
+                m.busy_peak
+            );
+            out.memory = Some(m);
+        }
+        Err(e) => out.problems.push(format!("memory check: {e}")),
     }
     server.stop();
 

@@ -23,6 +23,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0007_totp.sql"),
     include_str!("migrations/0008_abuse.sql"),
     include_str!("migrations/0009_scale.sql"),
+    include_str!("migrations/0010_keyset.sql"),
+    include_str!("migrations/0011_stock.sql"),
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -1,7 +1,7 @@
 //! The audit log (admin actions on someone else's data) and the security log (logins,
 //! failures, key and second-factor changes), and login throttling computed from the latter.
 
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, Row};
 
 use crate::clock::Timestamp;
 use crate::domain::Result;
@@ -75,6 +75,7 @@ pub fn security(
 
 #[derive(Debug, Clone)]
 pub struct AuditRow {
+    pub id: i64,
     pub at: Timestamp,
     pub actor: Option<String>,
     pub target: Option<String>,
@@ -90,53 +91,124 @@ pub struct AuditFilter {
     pub action: String,
 }
 
-/// Audit rows matching `filter`, newest first, `limit` from `offset`.
+/// Above this many accounts matching an e-mail fragment, the audit log is walked newest
+/// first and filtered instead of read per account.
+const FRAGMENT_ACCOUNTS: usize = 20;
+
+const AUDIT_SELECT: &str = "SELECT a.id, a.at, ua.email, ut.email, a.action, a.detail \
+     FROM audit_log a LEFT JOIN users ua ON ua.id = a.actor_id \
+     LEFT JOIN users ut ON ut.id = a.target_id";
+
+fn audit_row(r: &Row<'_>) -> rusqlite::Result<AuditRow> {
+    Ok(AuditRow {
+        id: r.get(0)?,
+        at: r.get(1)?,
+        actor: r.get(2)?,
+        target: r.get(3)?,
+        action: r.get(4)?,
+        detail: r.get(5)?,
+    })
+}
+
+/// Audit rows matching `filter`, newest first: `limit` of them older than row `before`
+/// (keyset paging). Each filter reads through its own index: the target's rows
+/// (`audit_log_target`; an e-mail fragment is first resolved to the accounts it matches),
+/// an action's rows (`audit_log_action`), or the whole log by id.
 pub fn audit_rows(
     conn: &Connection,
     filter: &AuditFilter,
+    before: Option<i64>,
     limit: i64,
-    offset: i64,
 ) -> Result<Vec<AuditRow>> {
+    let before = before.unwrap_or(i64::MAX);
     let target = filter.target.trim();
-    let target_id: Option<i64> = target.parse().ok();
-    // An e-mail fragment matches literally: LIKE's wildcards in it are escaped.
-    let pattern = (!target.is_empty() && target_id.is_none()).then(|| {
+    let action = filter.action.trim();
+    let targets: Option<Vec<i64>> = if target.is_empty() {
+        None
+    } else if let Ok(id) = target.parse::<i64>() {
+        Some(vec![id])
+    } else {
+        // An e-mail fragment matches literally: LIKE's wildcards in it are escaped.
         let escaped = target
             .replace('\\', "\\\\")
             .replace('%', "\\%")
             .replace('_', "\\_");
-        format!("%{escaped}%")
-    });
-    let action = filter.action.trim();
-    let mut stmt = conn.prepare_cached(
-        "SELECT a.at, ua.email, ut.email, a.action, a.detail FROM audit_log a \
-         LEFT JOIN users ua ON ua.id = a.actor_id LEFT JOIN users ut ON ut.id = a.target_id \
-         WHERE (?1 IS NULL OR a.target_id = ?1) \
-         AND (?2 IS NULL OR ut.email LIKE ?2 ESCAPE '\\') \
-         AND (?3 = '' OR a.action = ?3) \
-         ORDER BY a.id DESC LIMIT ?4 OFFSET ?5",
-    )?;
-    let rows = stmt.query_map(params![target_id, pattern, action, limit, offset], |r| {
-        Ok(AuditRow {
-            at: r.get(0)?,
-            actor: r.get(1)?,
-            target: r.get(2)?,
-            action: r.get(3)?,
-            detail: r.get(4)?,
-        })
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+        let mut stmt = conn.prepare_cached(
+            "SELECT id FROM users WHERE email LIKE ?1 ESCAPE '\\' ORDER BY id LIMIT ?2",
+        )?;
+        let ids: Vec<i64> = stmt
+            .query_map(
+                params![format!("%{escaped}%"), FRAGMENT_ACCOUNTS as i64 + 1],
+                |r| r.get(0),
+            )?
+            .collect::<rusqlite::Result<_>>()?;
+        if ids.len() > FRAGMENT_ACCOUNTS {
+            // Matches are common: walk the log and keep the rows on matching accounts.
+            let mut stmt = conn.prepare_cached(&format!(
+                "{AUDIT_SELECT} WHERE a.id < ?1 AND ut.email LIKE ?2 ESCAPE '\\' \
+                 AND (?3 = '' OR a.action = ?3) ORDER BY a.id DESC LIMIT ?4"
+            ))?;
+            let rows = stmt.query_map(
+                params![before, format!("%{escaped}%"), action, limit],
+                audit_row,
+            )?;
+            return Ok(rows.collect::<rusqlite::Result<_>>()?);
+        }
+        Some(ids)
+    };
+    let mut out: Vec<AuditRow> = Vec::new();
+    match targets {
+        Some(ids) => {
+            let mut stmt = conn.prepare_cached(&format!(
+                "{AUDIT_SELECT} WHERE a.target_id = ?1 AND a.id < ?2 \
+                 AND (?3 = '' OR a.action = ?3) ORDER BY a.id DESC LIMIT ?4"
+            ))?;
+            for id in ids {
+                for r in stmt.query_map(params![id, before, action, limit], audit_row)? {
+                    out.push(r?);
+                }
+            }
+            out.sort_by_key(|r| std::cmp::Reverse(r.id));
+            out.truncate(limit.max(0) as usize);
+        }
+        None if !action.is_empty() => {
+            let mut stmt = conn.prepare_cached(&format!(
+                "{AUDIT_SELECT} WHERE a.action = ?1 AND a.id < ?2 ORDER BY a.id DESC LIMIT ?3"
+            ))?;
+            for r in stmt.query_map(params![action, before, limit], audit_row)? {
+                out.push(r?);
+            }
+        }
+        None => {
+            let mut stmt = conn.prepare_cached(&format!(
+                "{AUDIT_SELECT} WHERE a.id < ?1 ORDER BY a.id DESC LIMIT ?2"
+            ))?;
+            for r in stmt.query_map(params![before, limit], audit_row)? {
+                out.push(r?);
+            }
+        }
+    }
+    Ok(out)
 }
 
-/// Every action that occurs in the audit log, for the filter's choices.
+/// Every action that occurs in the audit log, for the filter's choices: one index seek per
+/// distinct action (`audit_log_action`), not a walk of the log.
 pub fn audit_actions(conn: &Connection) -> Result<Vec<String>> {
-    let mut stmt = conn.prepare_cached("SELECT DISTINCT action FROM audit_log ORDER BY action")?;
+    let mut stmt = conn.prepare_cached(
+        "WITH RECURSIVE act(a) AS ( \
+           SELECT (SELECT MIN(action) FROM audit_log) \
+           UNION ALL \
+           SELECT (SELECT action FROM audit_log WHERE action > act.a ORDER BY action LIMIT 1) \
+           FROM act WHERE act.a IS NOT NULL) \
+         SELECT a FROM act WHERE a IS NOT NULL",
+    )?;
     let rows = stmt.query_map([], |r| r.get(0))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 #[derive(Debug, Clone)]
 pub struct SecurityRow {
+    pub id: i64,
     pub at: Timestamp,
     pub kind: String,
     pub detail: String,
@@ -144,23 +216,25 @@ pub struct SecurityRow {
     pub ip_hash: String,
 }
 
-/// A user's own security events, newest first, `limit` from `offset`.
+/// A user's own security events, newest first: `limit` of them older than event `before`
+/// (keyset paging through `security_events_user_id`).
 pub fn security_events_for(
     conn: &Connection,
     user_id: i64,
+    before: Option<i64>,
     limit: i64,
-    offset: i64,
 ) -> Result<Vec<SecurityRow>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT at, kind, detail, ip_hash FROM security_events WHERE user_id = ?1 \
-         ORDER BY at DESC, id DESC LIMIT ?2 OFFSET ?3",
+        "SELECT id, at, kind, detail, ip_hash FROM security_events WHERE user_id = ?1 \
+         AND id < ?2 ORDER BY id DESC LIMIT ?3",
     )?;
-    let rows = stmt.query_map(params![user_id, limit, offset], |r| {
+    let rows = stmt.query_map(params![user_id, before.unwrap_or(i64::MAX), limit], |r| {
         Ok(SecurityRow {
-            at: r.get(0)?,
-            kind: r.get(1)?,
-            detail: r.get(2)?,
-            ip_hash: r.get(3)?,
+            id: r.get(0)?,
+            at: r.get(1)?,
+            kind: r.get(2)?,
+            detail: r.get(3)?,
+            ip_hash: r.get(4)?,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)

@@ -137,9 +137,9 @@ pub enum Placed {
     Existing(Activation),
 }
 
-/// The SQL condition of a live order, spelled exactly as the partial index
-/// `activations_live_user` (migration 9) is, so that SQLite can use it: counting or listing
-/// an account's live orders never reads its past ones.
+/// The SQL condition of a live order: with `user_id = ?` it is three ranges of
+/// `activations_user_status` (migration 10), so counting or listing an account's live orders
+/// never reads its past ones.
 pub const LIVE: &str = "status IN ('waiting','received','retry')";
 
 pub fn get(conn: &Connection, id: i64) -> Result<Option<Activation>> {
@@ -157,52 +157,69 @@ pub fn get_for(conn: &Connection, user_id: i64, id: i64) -> Result<Activation> {
     }
 }
 
-pub fn list(
+/// An account's live orders newest first, `limit` of them from `offset` among the live ones
+/// only (the live-order limit bounds them): never reads a past order.
+pub fn list_live(
     conn: &Connection,
     user_id: i64,
-    statuses: &[Status],
     limit: i64,
     offset: i64,
 ) -> Result<Vec<Activation>> {
-    let all_live = [Status::Waiting, Status::Received, Status::Retry];
-    let filter = if statuses.is_empty() {
-        String::new()
-    } else if statuses.len() == all_live.len() && all_live.iter().all(|s| statuses.contains(s)) {
-        // Through the live orders' own index.
-        format!("AND {LIVE}")
-    } else {
-        let list: Vec<String> = statuses
-            .iter()
-            .map(|s| format!("'{}'", s.as_str()))
-            .collect();
-        format!("AND status IN ({})", list.join(","))
-    };
+    // Without statistics the planner prefers walking `activations_user` in id order (no
+    // sort) over reading the few live rows and sorting them: the whole history.
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {COLS} FROM activations WHERE user_id = ?1 {filter} ORDER BY id DESC LIMIT ?2 OFFSET ?3"
+        "SELECT {COLS} FROM activations INDEXED BY activations_user_status \
+         WHERE user_id = ?1 AND {LIVE} ORDER BY id DESC LIMIT ?2 OFFSET ?3"
     ))?;
     let rows = stmt.query_map(params![user_id, limit, offset], from_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// An account's orders newest first, `limit` of them older than order `before` (all when
-/// `None`): keyset paging, so a page deep in a long history costs what the first one does.
+/// An account's orders newest first, `limit` of them older than order `before` (from the
+/// newest when `None`): keyset paging, so a page deep in a long history costs what the first
+/// one does. With `statuses`, only orders in one of them: one index range per status
+/// (`activations_user_status`), merged here, so a rare status is found without walking the
+/// common ones.
 pub fn list_before(
     conn: &Connection,
     user_id: i64,
+    statuses: &[Status],
     before: Option<i64>,
     limit: i64,
 ) -> Result<Vec<Activation>> {
+    let before = before.unwrap_or(i64::MAX);
+    if statuses.is_empty() {
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {COLS} FROM activations WHERE user_id = ?1 AND id < ?2 \
+             ORDER BY id DESC LIMIT ?3"
+        ))?;
+        let rows = stmt.query_map(params![user_id, before, limit], from_row)?;
+        return Ok(rows.collect::<rusqlite::Result<_>>()?);
+    }
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {COLS} FROM activations WHERE user_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3"
+        "SELECT {COLS} FROM activations WHERE user_id = ?1 AND status = ?2 AND id < ?3 \
+         ORDER BY id DESC LIMIT ?4"
     ))?;
-    let rows = stmt.query_map(
-        params![user_id, before.unwrap_or(i64::MAX), limit],
-        from_row,
-    )?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    let mut all: Vec<Activation> = Vec::new();
+    let mut seen: Vec<Status> = Vec::new();
+    for s in statuses {
+        if seen.contains(s) {
+            continue;
+        }
+        seen.push(*s);
+        let rows = stmt.query_map(params![user_id, s.as_str(), before, limit], from_row)?;
+        for r in rows {
+            all.push(r?);
+        }
+    }
+    all.sort_by_key(|a| std::cmp::Reverse(a.id));
+    all.truncate(limit.max(0) as usize);
+    Ok(all)
 }
 
-/// A user's activations created within `[from, to]` (inclusive), newest first.
+/// A user's activations created within `[from, to]` (inclusive), newest first, `limit` from
+/// `offset` through `activations_user_created`: a time range anywhere in a long history
+/// costs its offset and page, not the orders after it. Callers bound `offset`.
 pub fn created_between(
     conn: &Connection,
     user_id: i64,
@@ -213,7 +230,7 @@ pub fn created_between(
 ) -> Result<Vec<Activation>> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLS} FROM activations WHERE user_id = ?1 AND created_at >= ?2 \
-         AND created_at <= ?3 ORDER BY id DESC LIMIT ?4 OFFSET ?5"
+         AND created_at <= ?3 ORDER BY created_at DESC, id DESC LIMIT ?4 OFFSET ?5"
     ))?;
     let rows = stmt.query_map(params![user_id, from, to, limit, offset], from_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -243,8 +260,14 @@ impl OrderBy {
     }
 }
 
-/// One page of an account's orders in any of the [`OrderBy`] orders (ties by id).
-pub fn page(
+/// How many of an account's newest orders a list paged by offset or sorted by any column
+/// sees (5sim's `/user/orders`): sorting or counting a whole history would cost as much as
+/// the history is long.
+pub const RECENT_WINDOW: i64 = 1000;
+
+/// One page of an account's [`RECENT_WINDOW`] newest orders in any of the [`OrderBy`]
+/// orders (ties by id), `limit` from `offset`.
+pub fn page_recent(
     conn: &Connection,
     user_id: i64,
     by: OrderBy,
@@ -254,19 +277,30 @@ pub fn page(
 ) -> Result<Vec<Activation>> {
     let dir = if descending { "DESC" } else { "ASC" };
     let col = by.column();
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {COLS} FROM activations WHERE user_id = ?1 ORDER BY {col} {dir}, id {dir} \
-         LIMIT ?2 OFFSET ?3"
-    ))?;
-    let rows = stmt.query_map(params![user_id, limit, offset], from_row)?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    // The window is sorted on the sort column and id alone; only the page's rows are read
+    // whole.
+    let ids: Vec<i64> = conn
+        .prepare_cached(&format!(
+            "SELECT id FROM (SELECT id, {col} AS k FROM activations WHERE user_id = ?1 \
+             ORDER BY id DESC LIMIT ?4) ORDER BY k {dir}, id {dir} LIMIT ?2 OFFSET ?3"
+        ))?
+        .query_map(params![user_id, limit, offset, RECENT_WINDOW], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        out.extend(get(conn, id)?);
+    }
+    Ok(out)
 }
 
-/// How many orders an account has placed.
-pub fn count_all(conn: &Connection, user_id: i64) -> Result<i64> {
+/// How many orders an account has placed, counted up to [`RECENT_WINDOW`].
+pub fn count_recent(conn: &Connection, user_id: i64) -> Result<i64> {
     Ok(conn
-        .prepare_cached("SELECT COUNT(*) FROM activations WHERE user_id = ?1")?
-        .query_row([user_id], |r| r.get(0))?)
+        .prepare_cached(
+            "SELECT COUNT(*) FROM \
+             (SELECT 1 FROM activations WHERE user_id = ?1 ORDER BY id DESC LIMIT ?2)",
+        )?
+        .query_row(params![user_id, RECENT_WINDOW], |r| r.get(0))?)
 }
 
 /// True when the order was cancelled as "number already used" (its refund says so).
@@ -447,10 +481,12 @@ pub fn order(
     let (number_id, phone, number_operator, source) = picked.ok_or(Error::NoNumbers)?;
     take_number(conn, number_id, &service.code, now)?;
     let ttl = lifetime(&service, policy);
+    // `owner_id`: the operator who owns the number, for its sales page.
     conn.prepare_cached(
         "INSERT INTO activations (user_id, number_id, phone, country_id, service, operator, \
-         price_minor, status, client_order_id, source, created_at, expires_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'waiting', ?8, ?9, ?10, ?11)",
+         price_minor, status, client_order_id, source, created_at, expires_at, owner_id) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'waiting', ?8, ?9, ?10, ?11, \
+                 (SELECT owner_id FROM numbers WHERE id = ?2))",
     )?
     .execute(params![
         user.id,
@@ -1467,6 +1503,34 @@ mod tests {
     }
 
     #[test]
+    fn lists_by_status_merge_newest_first_and_page_by_keyset() {
+        let mut w = world(10_000);
+        let a = w.order(&tg(), T0).unwrap();
+        let b = w.order(&tg(), T0).unwrap();
+        let c = w.order(&tg(), T0).unwrap();
+        cancel(
+            &w.conn,
+            w.user.id,
+            b.id,
+            CancelReason::Cancel,
+            &POLICY,
+            T0 + 200,
+        )
+        .unwrap();
+        let ids = |v: Vec<Activation>| v.iter().map(|a| a.id).collect::<Vec<_>>();
+        let uid = w.user.id;
+        let list = |s: &[Status], before, n| ids(list_before(&w.conn, uid, s, before, n).unwrap());
+        assert_eq!(list(&[], None, 10), [c.id, b.id, a.id]);
+        assert_eq!(list(&[Status::Waiting], None, 10), [c.id, a.id]);
+        let both = [Status::Canceled, Status::Waiting, Status::Waiting];
+        assert_eq!(list(&both, None, 2), [c.id, b.id]);
+        assert_eq!(list(&both, Some(c.id), 10), [b.id, a.id]);
+        assert_eq!(list(&[Status::Expired], None, 10), Vec::<i64>::new());
+        assert_eq!(ids(list_live(&w.conn, uid, 10, 0).unwrap()), [c.id, a.id]);
+        assert_eq!(ids(list_live(&w.conn, uid, 10, 1).unwrap()), [a.id]);
+    }
+
+    #[test]
     fn pages_sort_count_and_outcomes_add_up() {
         let mut w = world(10_000);
         let a = w.order(&tg(), T0).unwrap();
@@ -1481,13 +1545,13 @@ mod tests {
             .unwrap();
         let c = w.order(&tg(), T0).unwrap();
         let ids = |v: Vec<Activation>| v.iter().map(|a| a.id).collect::<Vec<_>>();
-        let asc = page(&w.conn, w.user.id, OrderBy::Id, false, 10, 0).unwrap();
+        let asc = page_recent(&w.conn, w.user.id, OrderBy::Id, false, 10, 0).unwrap();
         assert_eq!(ids(asc), [a.id, b.id, c.id]);
-        let desc = page(&w.conn, w.user.id, OrderBy::Id, true, 2, 1).unwrap();
+        let desc = page_recent(&w.conn, w.user.id, OrderBy::Id, true, 2, 1).unwrap();
         assert_eq!(ids(desc), [b.id, a.id]);
-        let by_service = page(&w.conn, w.user.id, OrderBy::Service, false, 10, 0).unwrap();
+        let by_service = page_recent(&w.conn, w.user.id, OrderBy::Service, false, 10, 0).unwrap();
         assert_eq!(ids(by_service), [a.id, c.id, b.id]);
-        assert_eq!(count_all(&w.conn, w.user.id).unwrap(), 3);
+        assert_eq!(count_recent(&w.conn, w.user.id).unwrap(), 3);
 
         w.sms(&a.phone, "Telegram code: 12345", T0 + 5);
         complete(&w.conn, w.user.id, a.id, &POLICY, T0 + 10).unwrap();

@@ -1,7 +1,7 @@
 //! The catalogue: countries, services, operators and prices, and live stock counts computed
 //! from the inventory. Seeded on first start from [`crate::domain::market::seed`]; the admin edits it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
@@ -332,30 +332,14 @@ pub fn offers(
     cooldown: u64,
     now: Timestamp,
 ) -> Result<Vec<Offer>> {
-    let cutoff = cooldown_cutoff(cooldown, now);
+    let counts = own_counts(conn, cooldown, now)?;
     let mut free: HashMap<i64, i64> = HashMap::new();
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT n.country_id, COUNT(*) FROM numbers n WHERE {NUMBER_USABLE} GROUP BY n.country_id"
-    ))?;
-    for row in stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))? {
-        let (c, n) = row?;
-        free.insert(c, n);
+    for ((c, _), n) in &counts.free {
+        *free.entry(*c).or_default() += n;
     }
     let mut taken: HashMap<(i64, String), i64> = HashMap::new();
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT n.country_id, u.service, COUNT(*) FROM number_usage u JOIN numbers n \
-         ON n.id = u.number_id WHERE {NUMBER_USABLE} AND (u.blocked = 1 OR u.last_used_at > ?1) \
-         GROUP BY n.country_id, u.service"
-    ))?;
-    for row in stmt.query_map([cutoff], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, i64>(2)?,
-        ))
-    })? {
-        let (c, s, n) = row?;
-        taken.insert((c, s), n);
+    for ((c, _, s), n) in &counts.taken {
+        *taken.entry((*c, s.clone())).or_default() += n;
     }
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT p.country_id, p.service, p.price_minor, p.rent_hour_minor FROM prices p \
@@ -488,20 +472,132 @@ pub fn stock(conn: &Connection, cooldown: u64, now: Timestamp) -> Result<Stock> 
         upstream: upstream_stock(conn, now)?,
         ..Stock::default()
     };
+    let counts = own_counts(conn, cooldown, now)?;
+    for ((c, o), n) in counts.free {
+        *out.free_any.entry(c).or_default() += n;
+        out.free.insert((c, o), n);
+    }
+    for ((c, o, s), n) in counts.taken {
+        *out.taken_any.entry((c, s.clone())).or_default() += n;
+        out.taken.insert((c, o, s), n);
+    }
+    Ok(out)
+}
+
+/// (country, operator, service).
+type PairOf = (i64, String, String);
+
+/// Our own stock, by country and operator: the usable numbers (free and on sale), and of
+/// those, per service, the ones that may not serve it now (blocked for it, or used for it
+/// within the cooldown). Zero counts may be left out.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct OwnCounts {
+    pub free: BTreeMap<(i64, String), i64>,
+    pub taken: BTreeMap<PairOf, i64>,
+}
+
+impl OwnCounts {
+    fn without_zeros(mut self) -> OwnCounts {
+        self.free.retain(|_, n| *n != 0);
+        self.taken.retain(|_, n| *n != 0);
+        self
+    }
+}
+
+/// [`OwnCounts`] from the stock counters (migration 11), which triggers keep in the
+/// transaction of every change to a number or its usage: the counter of withheld numbers
+/// counts usage newer than the mark the expiry job moves ([`advance_stock_mark`]), and is
+/// corrected here by the usage between the mark and this reader's cutoff (a few seconds of
+/// orders, through `number_usage_used`). Costs the size of the catalogue, not the inventory.
+pub fn own_counts(conn: &Connection, cooldown: u64, now: Timestamp) -> Result<OwnCounts> {
+    let mut out = OwnCounts::default();
+    let mut stmt = conn.prepare_cached("SELECT country_id, operator, n FROM stock_free")?;
+    for row in stmt.query_map([], |r| Ok(((r.get(0)?, r.get(1)?), r.get(2)?)))? {
+        let (k, n) = row?;
+        out.free.insert(k, n);
+    }
+    let mut stmt =
+        conn.prepare_cached("SELECT country_id, operator, service, n FROM stock_held")?;
+    for row in stmt.query_map([], |r| Ok(((r.get(0)?, r.get(1)?, r.get(2)?), r.get(3)?)))? {
+        let (k, n) = row?;
+        out.taken.insert(k, n);
+    }
+    let mark = stock_mark(conn)?;
+    let cutoff = cooldown_cutoff(cooldown, now);
+    for (k, n) in usage_between(conn, mark, cutoff)? {
+        *out.taken.entry(k).or_default() -= n;
+    }
+    Ok(out.without_zeros())
+}
+
+fn stock_mark(conn: &Connection) -> Result<Timestamp> {
+    Ok(conn
+        .prepare_cached("SELECT held_after FROM stock_mark WHERE id = 1")?
+        .query_row([], |r| r.get(0))?)
+}
+
+/// Per (country, operator, service), the usable numbers whose unblocked usage for it lies
+/// between `from` and `to`: positive when `to` is later (usage the cooldown released since
+/// `from`), negative when earlier.
+fn usage_between(conn: &Connection, from: Timestamp, to: Timestamp) -> Result<Vec<(PairOf, i64)>> {
+    if from == to {
+        return Ok(Vec::new());
+    }
+    let (lo, hi, sign) = if from < to {
+        (from, to, 1)
+    } else {
+        (to, from, -1)
+    };
+    // Usage first, by time (CROSS JOIN fixes the order): the planner would otherwise walk
+    // every free number and look its usage up.
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT n.country_id, n.operator, u.service, COUNT(*) \
+         FROM number_usage u INDEXED BY number_usage_used CROSS JOIN numbers n ON n.id = u.number_id \
+         WHERE u.last_used_at > ?1 AND u.last_used_at <= ?2 AND u.blocked = 0 AND {NUMBER_USABLE} \
+         GROUP BY n.country_id, n.operator, u.service"
+    ))?;
+    let rows = stmt.query_map(params![lo, hi], |r| {
+        Ok((
+            (r.get(0)?, r.get(1)?, r.get(2)?),
+            r.get::<_, i64>(3)? * sign,
+        ))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Moves the stock counters' mark to the cooldown's cutoff now, taking the usage the
+/// cooldown released since the last move out of the counter of withheld numbers (or putting
+/// it back, when a longer cooldown moved the cutoff back). Run by the expiry job, so a
+/// reader's correction stays a few seconds long.
+pub fn advance_stock_mark(conn: &Connection, cooldown: u64, now: Timestamp) -> Result<()> {
+    let mark = stock_mark(conn)?;
+    let cutoff = cooldown_cutoff(cooldown, now);
+    if mark == cutoff {
+        return Ok(());
+    }
+    for ((c, o, s), n) in usage_between(conn, mark, cutoff)? {
+        conn.prepare_cached(
+            "INSERT INTO stock_held (country_id, operator, service, n) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (country_id, operator, service) DO UPDATE SET n = n + excluded.n",
+        )?
+        .execute(params![c, o, s, -n])?;
+    }
+    conn.prepare_cached("UPDATE stock_mark SET held_after = ?1 WHERE id = 1")?
+        .execute([cutoff])?;
+    Ok(())
+}
+
+/// [`OwnCounts`] counted from the inventory itself, the way the counters must agree with
+/// (`otpbox check` and the tests compare them). Walks every free number.
+pub fn recount(conn: &Connection, cooldown: u64, now: Timestamp) -> Result<OwnCounts> {
+    let mut out = OwnCounts::default();
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT n.country_id, n.operator, COUNT(*) FROM numbers n WHERE {NUMBER_USABLE} \
          GROUP BY n.country_id, n.operator"
     ))?;
-    for row in stmt.query_map([], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, i64>(2)?,
-        ))
-    })? {
-        let (c, o, n) = row?;
-        *out.free_any.entry(c).or_default() += n;
-        out.free.insert((c, o), n);
+    for row in stmt.query_map([], |r| Ok(((r.get(0)?, r.get(1)?), r.get(2)?)))? {
+        let (k, n) = row?;
+        out.free.insert(k, n);
     }
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT n.country_id, n.operator, u.service, COUNT(*) FROM number_usage u JOIN numbers n \
@@ -509,18 +605,32 @@ pub fn stock(conn: &Connection, cooldown: u64, now: Timestamp) -> Result<Stock> 
          GROUP BY n.country_id, n.operator, u.service"
     ))?;
     for row in stmt.query_map([cooldown_cutoff(cooldown, now)], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, i64>(3)?,
-        ))
+        Ok(((r.get(0)?, r.get(1)?, r.get(2)?), r.get(3)?))
     })? {
-        let (c, o, s, n) = row?;
-        *out.taken_any.entry((c, s.clone())).or_default() += n;
-        out.taken.insert((c, o, s), n);
+        let (k, n) = row?;
+        out.taken.insert(k, n);
     }
-    Ok(out)
+    Ok(out.without_zeros())
+}
+
+/// Differences between the stock counters and a recount, as `otpbox check` reports them.
+pub fn check_stock(conn: &Connection, cooldown: u64, now: Timestamp) -> Result<Vec<String>> {
+    let kept = own_counts(conn, cooldown, now)?;
+    let counted = recount(conn, cooldown, now)?;
+    let mut problems = Vec::new();
+    if kept.free != counted.free {
+        problems.push(format!(
+            "stock: free numbers counted {:?}, counters say {:?}",
+            counted.free, kept.free
+        ));
+    }
+    if kept.taken != counted.taken {
+        problems.push(format!(
+            "stock: withheld numbers counted {:?}, counters say {:?}",
+            counted.taken, kept.taken
+        ));
+    }
+    Ok(problems)
 }
 
 /// Usage newer than this blocks reuse for the same service; cooldown 0 means "never reuse".
@@ -574,6 +684,175 @@ mod tests {
         assert_eq!(live_country(&conn, 6).unwrap().name, "Indonesia");
         assert!(matches!(live_service(&conn, "zz"), Err(Error::BadService)));
         assert!(price(&conn, 6, "tg", "").unwrap().unwrap().price_minor > 0);
+    }
+
+    /// A small deterministic generator (xorshift), so a failure replays.
+    struct Dice(u64);
+    impl Dice {
+        fn roll(&mut self, n: u64) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0 % n
+        }
+    }
+
+    #[test]
+    fn stock_counters_equal_a_recount_after_random_operations() {
+        use crate::domain::accounts::testing::account_at;
+        use crate::domain::accounts::{self, Role};
+        use crate::domain::market::activations::{self, CancelReason, OrderRequest, Policy};
+        use crate::domain::market::rentals::{self, RentRequest};
+        use crate::domain::market::wallet::{self, Kind};
+        let conn = db::memory();
+        seed_if_empty(&conn).unwrap();
+        let mut now: Timestamp = 1_000_000;
+        let buyer = account_at(&conn, "b@example.com", Role::User, now);
+        wallet::post(
+            &conn,
+            buyer,
+            100_000_000,
+            Kind::Adjustment,
+            ("", None),
+            "",
+            now,
+        )
+        .unwrap();
+        let policy = Policy {
+            early_cancel: 0,
+            default_ttl: 300,
+            max_live: 1000,
+            cooldown: 60,
+            sim_delay: 5,
+            operator_share: 70,
+            allow_private_urls: false,
+        };
+        let countries = [6_i64, 22];
+        let operators = ["", "telkomsel", "xl"];
+        let services = ["tg", "wa", "go"];
+        let mut phones = 0;
+        let add_number = |conn: &Connection, d: &mut Dice, phones: &mut i64, now: i64| {
+            *phones += 1;
+            conn.execute(
+                "INSERT INTO numbers (phone, country_id, operator, source, state, on_sale, \
+                 created_at) VALUES (?1, ?2, ?3, 'manual', ?4, ?5, ?6)",
+                params![
+                    format!("62800{:06}", phones),
+                    countries[d.roll(2) as usize],
+                    operators[d.roll(3) as usize],
+                    if d.roll(5) == 0 { "disabled" } else { "free" },
+                    d.roll(6) != 0,
+                    now
+                ],
+            )
+            .unwrap();
+        };
+        let mut d = Dice(0x9e37_79b9_7f4a_7c15);
+        for _ in 0..12 {
+            add_number(&conn, &mut d, &mut phones, now);
+        }
+        let live = |conn: &Connection, table: &str, status: &str| -> Vec<i64> {
+            let col = if table == "numbers" {
+                "state"
+            } else {
+                "status"
+            };
+            conn.prepare(&format!("SELECT id FROM {table} WHERE {col} IN ({status})"))
+                .unwrap()
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap()
+        };
+        let pick =
+            |d: &mut Dice, ids: &[i64]| ids.get(d.roll(ids.len().max(1) as u64) as usize).copied();
+        for step in 0..1000 {
+            let user = accounts::get(&conn, buyer).unwrap();
+            match d.roll(13) {
+                0..=3 => {
+                    let req = OrderRequest {
+                        country: countries[d.roll(2) as usize],
+                        service: services[d.roll(3) as usize].into(),
+                        ..Default::default()
+                    };
+                    let _ = activations::order(&conn, &user, &req, &policy, now);
+                }
+                4 | 5 => {
+                    let ids = live(&conn, "activations", "'waiting','received','retry'");
+                    if let Some(id) = pick(&mut d, &ids) {
+                        let reason = if d.roll(3) == 0 {
+                            CancelReason::NumberUsed
+                        } else {
+                            CancelReason::Cancel
+                        };
+                        activations::cancel(&conn, buyer, id, reason, &policy, now).unwrap();
+                    }
+                }
+                6 => {
+                    let req = RentRequest {
+                        country: countries[d.roll(2) as usize],
+                        service: services[d.roll(3) as usize].into(),
+                        hours: 4,
+                        auto_renew: false,
+                        webhook_url: String::new(),
+                    };
+                    let _ = rentals::rent(&conn, &user, &req, &policy, now);
+                }
+                7 => {
+                    let ids = live(&conn, "rentals", "'active'");
+                    if let Some(id) = pick(&mut d, &ids) {
+                        rentals::finish(&conn, buyer, id, &policy, now).unwrap();
+                    }
+                }
+                8 => add_number(&conn, &mut d, &mut phones, now),
+                9 => {
+                    // A source switched on or off, a number disabled or enabled by hand.
+                    let ids = live(&conn, "numbers", "'free','disabled'");
+                    if let Some(id) = pick(&mut d, &ids) {
+                        let sql = match d.roll(3) {
+                            0 => "UPDATE numbers SET on_sale = 1 - on_sale WHERE id = ?1",
+                            1 => "UPDATE numbers SET state = 'disabled' WHERE id = ?1",
+                            _ => "UPDATE numbers SET state = 'free' WHERE id = ?1 AND state = 'disabled'",
+                        };
+                        conn.execute(sql, [id]).unwrap();
+                    }
+                }
+                10 => {
+                    // A number never ordered is removed.
+                    conn.execute(
+                        "DELETE FROM numbers WHERE id = (SELECT n.id FROM numbers n WHERE NOT EXISTS \
+                         (SELECT 1 FROM activations a WHERE a.number_id = n.id) AND NOT EXISTS \
+                         (SELECT 1 FROM rentals r WHERE r.number_id = n.id) AND NOT EXISTS \
+                         (SELECT 1 FROM number_usage u WHERE u.number_id = n.id) LIMIT 1)",
+                        [],
+                    )
+                    .unwrap();
+                }
+                11 => {
+                    activations::expire_due(&conn, &policy, now).unwrap();
+                    rentals::expire_due(&conn, &policy, now).unwrap();
+                    advance_stock_mark(&conn, policy.cooldown, now).unwrap();
+                }
+                _ => now += d.roll(40) as i64,
+            }
+            // Exact at every moment, for the cooldown in force and for others.
+            for cooldown in [policy.cooldown, 0, 15, 600] {
+                assert_eq!(
+                    own_counts(&conn, cooldown, now).unwrap(),
+                    recount(&conn, cooldown, now).unwrap(),
+                    "step {step}, cooldown {cooldown}"
+                );
+            }
+        }
+        // The run did what it should: orders were served from counters that moved.
+        let served: i64 = conn
+            .query_row("SELECT COUNT(*) FROM activations", [], |r| r.get(0))
+            .unwrap();
+        assert!(served > 100, "only {served} orders");
+        assert!(check_stock(&conn, 15, now).unwrap().is_empty());
+        // A counter that drifted is reported.
+        conn.execute("UPDATE stock_free SET n = n + 1", []).unwrap();
+        assert!(!check_stock(&conn, 15, now).unwrap().is_empty());
     }
 
     #[test]

@@ -109,8 +109,8 @@ pub fn month_start(now: Timestamp) -> Timestamp {
         .unwrap_or(now)
 }
 
-/// A row of the operator's earnings page: an earning or a payout, with the running sum of
-/// both kinds up to and including it ("net earned") and the wallet balance after it.
+/// A row of the operator's earnings page: an earning or a payout, with the wallet balance
+/// after it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Row {
     pub id: i64,
@@ -120,19 +120,18 @@ pub struct Row {
     pub ref_id: Option<i64>,
     pub note: String,
     pub amount_minor: i64,
-    pub net_minor: i64,
     pub balance_after: i64,
 }
 
-/// One page (newest first) of an operator's earning and payout rows.
-pub fn rows(conn: &Connection, user_id: i64, limit: i64, offset: i64) -> Result<Vec<Row>> {
+/// One page (newest first) of an operator's earning and payout rows: `limit` of them older
+/// than row `before`, through `ledger_operator` (keyset paging).
+pub fn rows(conn: &Connection, user_id: i64, before: Option<i64>, limit: i64) -> Result<Vec<Row>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT id, created_at, kind, ref_type, ref_id, note, amount_minor, net, balance_after \
-         FROM (SELECT *, SUM(amount_minor) OVER (ORDER BY id) AS net FROM ledger \
-               WHERE user_id = ?1 AND kind IN ('earning', 'payout')) \
-         ORDER BY id DESC LIMIT ?2 OFFSET ?3",
+        "SELECT id, created_at, kind, ref_type, ref_id, note, amount_minor, balance_after \
+         FROM ledger WHERE user_id = ?1 AND kind IN ('earning', 'payout') AND id < ?2 \
+         ORDER BY id DESC LIMIT ?3",
     )?;
-    let rows = stmt.query_map(params![user_id, limit, offset], |r| {
+    let rows = stmt.query_map(params![user_id, before.unwrap_or(i64::MAX), limit], |r| {
         Ok(Row {
             id: r.get(0)?,
             created_at: r.get(1)?,
@@ -141,8 +140,7 @@ pub fn rows(conn: &Connection, user_id: i64, limit: i64, offset: i64) -> Result<
             ref_id: r.get(4)?,
             note: r.get(5)?,
             amount_minor: r.get(6)?,
-            net_minor: r.get(7)?,
-            balance_after: r.get(8)?,
+            balance_after: r.get(7)?,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -165,40 +163,113 @@ pub struct Sale {
     pub earned_minor: Option<i64>,
 }
 
-/// One page (newest first) of the activations and rentals on numbers the operator owns.
-pub fn sales(conn: &Connection, owner_id: i64, limit: i64, offset: i64) -> Result<Vec<Sale>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT s.kind, s.id, s.created_at, s.phone, s.country_id, s.service, s.status, \
-                s.price, (SELECT l.amount_minor FROM ledger l WHERE l.kind = 'earning' \
-                          AND l.ref_type = s.kind AND l.ref_id = s.id AND l.user_id = ?1) \
-         FROM (SELECT 'activation' AS kind, a.id, a.created_at, a.phone, a.country_id, \
-                      a.service, a.status, a.price_minor AS price \
-               FROM activations a JOIN numbers n ON n.id = a.number_id WHERE n.owner_id = ?1 \
-               UNION ALL \
-               SELECT 'rental', r.id, r.created_at, r.phone, r.country_id, r.service, \
-                      r.status, r.paid_minor \
-               FROM rentals r JOIN numbers n ON n.id = r.number_id WHERE n.owner_id = ?1) s \
-         ORDER BY s.created_at DESC, s.id DESC LIMIT ?2 OFFSET ?3",
-    )?;
-    let rows = stmt.query_map(params![owner_id, limit, offset], |r| {
-        let kind: String = r.get(0)?;
-        Ok(Sale {
-            kind: if kind == "rental" {
-                "rental"
-            } else {
-                "activation"
-            },
-            id: r.get(1)?,
-            created_at: r.get(2)?,
-            phone: r.get(3)?,
-            country_id: r.get(4)?,
-            service: r.get(5)?,
-            status: r.get(6)?,
-            price_minor: r.get(7)?,
-            earned_minor: r.get(8)?,
+/// Where a page of [`sales`] starts: after the sale with this time, kind and id. The list is
+/// ordered by time, then activations before rentals, then id, all newest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SalesCursor {
+    pub created_at: Timestamp,
+    pub kind: &'static str,
+    pub id: i64,
+}
+
+impl SalesCursor {
+    /// `1700000000-a-42` (an activation) or `1700000000-r-7` (a rental).
+    pub fn encode(&self) -> String {
+        let k = if self.kind == "rental" { "r" } else { "a" };
+        format!("{}-{k}-{}", self.created_at, self.id)
+    }
+
+    pub fn parse(text: &str) -> Option<SalesCursor> {
+        let mut parts = text.splitn(3, '-');
+        let created_at = parts.next()?.parse().ok()?;
+        let kind = match parts.next()? {
+            "a" => "activation",
+            "r" => "rental",
+            _ => return None,
+        };
+        let id = parts.next()?.parse().ok()?;
+        Some(SalesCursor {
+            created_at,
+            kind,
+            id,
         })
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn of(s: &Sale) -> SalesCursor {
+        SalesCursor {
+            created_at: s.created_at,
+            kind: s.kind,
+            id: s.id,
+        }
+    }
+
+    /// Sort key, larger is newer: time, then activations (1) over rentals (0), then id.
+    fn key(&self) -> (Timestamp, u8, i64) {
+        (
+            self.created_at,
+            u8::from(self.kind == "activation"),
+            self.id,
+        )
+    }
+}
+
+/// One page (newest first) of the activations and rentals on numbers the operator owned when
+/// they were ordered: `limit` of them after `after` (keyset paging), each table read through
+/// its `owner_id` index and the two merged here.
+pub fn sales(
+    conn: &Connection,
+    owner_id: i64,
+    after: Option<SalesCursor>,
+    limit: i64,
+) -> Result<Vec<Sale>> {
+    let select = |table: &str, kind: &str, price: &str| {
+        format!(
+            "SELECT t.id, t.created_at, t.phone, t.country_id, t.service, t.status, t.{price}, \
+                    (SELECT l.amount_minor FROM ledger l WHERE l.kind = 'earning' \
+                     AND l.ref_type = '{kind}' AND l.ref_id = t.id AND l.user_id = ?1) \
+             FROM {table} t WHERE t.owner_id = ?1 AND t.created_at <= ?2 \
+             AND (t.created_at < ?2 OR t.id < ?3) ORDER BY t.created_at DESC, t.id DESC LIMIT ?4"
+        )
+    };
+    let mut out = Vec::new();
+    for (kind, table, price) in [
+        ("activation", "activations", "price_minor"),
+        ("rental", "rentals", "paid_minor"),
+    ] {
+        // The bound on this table's (time, id) that means "after the cursor" in the merged
+        // order: at the cursor's time, the other kind's rows are all before or all after.
+        let (t, id) = match after {
+            None => (i64::MAX, i64::MAX),
+            Some(c) if c.kind == kind => (c.created_at, c.id),
+            Some(c) if kind == "rental" => (c.created_at, i64::MAX),
+            Some(c) => (c.created_at, 0),
+        };
+        let mut stmt = conn.prepare_cached(&select(table, kind, price))?;
+        let rows = stmt.query_map(params![owner_id, t, id, limit], |r| {
+            Ok(Sale {
+                kind,
+                id: r.get(0)?,
+                created_at: r.get(1)?,
+                phone: r.get(2)?,
+                country_id: r.get(3)?,
+                service: r.get(4)?,
+                status: r.get(5)?,
+                price_minor: r.get(6)?,
+                earned_minor: r.get(7)?,
+            })
+        })?;
+        for r in rows {
+            out.push(r?);
+        }
+    }
+    out.sort_by_key(|s| std::cmp::Reverse(SalesCursor::of(s).key()));
+    out.truncate(limit.max(0) as usize);
+    Ok(out)
+}
+
+/// The cursor of the page after `page` (its last sale).
+pub fn next_sales(page: &[Sale]) -> Option<SalesCursor> {
+    page.last().map(SalesCursor::of)
 }
 
 #[cfg(test)]
@@ -309,14 +380,57 @@ mod tests {
         let t = crate::domain::supply::payouts::totals(&conn, op, month_start(T0)).unwrap();
         assert_eq!(t.earned_total, 2 * want);
         assert_eq!(t.balance, 2 * want);
-        let page = rows(&conn, op, 10, 0).unwrap();
-        assert_eq!(page[0].net_minor, 2 * want);
-        assert_eq!(page[1].net_minor, want);
-        let sold = sales(&conn, op, 10, 0).unwrap();
+        let page = rows(&conn, op, None, 10).unwrap();
+        assert_eq!(page.len(), 2);
+        assert_eq!(page[0].balance_after, 2 * want);
+        assert_eq!(rows(&conn, op, Some(page[0].id), 10).unwrap().len(), 1);
+        let sold = sales(&conn, op, None, 10).unwrap();
         assert_eq!(sold.len(), 2);
         assert_eq!(sold[0].earned_minor, Some(want));
         assert_eq!(sold[0].status, "completed");
         assert!(wallet::check(&conn).unwrap().is_empty());
+    }
+
+    #[test]
+    fn sales_pages_walk_activations_and_rentals_in_one_order() {
+        let (conn, customer, op) = world();
+        let a1 = order(&conn, customer, T0);
+        let user = accounts::get(&conn, customer).unwrap();
+        let rent = RentRequest {
+            country: 6,
+            service: "tg".into(),
+            hours: 4,
+            auto_renew: false,
+            webhook_url: String::new(),
+        };
+        let r = rentals::rent(&conn, &user, &rent, &POLICY, T0).unwrap();
+        let a2 = order(&conn, customer, T0 + 1);
+        let all: Vec<(&str, i64)> = sales(&conn, op, None, 10)
+            .unwrap()
+            .iter()
+            .map(|s| (s.kind, s.id))
+            .collect();
+        // Newest first; at the same time, activations before rentals.
+        assert_eq!(
+            all,
+            [
+                ("activation", a2.id),
+                ("activation", a1.id),
+                ("rental", r.id)
+            ]
+        );
+        let mut walked = Vec::new();
+        let mut after = None;
+        loop {
+            let page = sales(&conn, op, after, 1).unwrap();
+            let Some(s) = page.first() else { break };
+            walked.push((s.kind, s.id));
+            let next = next_sales(&page).unwrap();
+            assert_eq!(SalesCursor::parse(&next.encode()), Some(next));
+            after = Some(next);
+        }
+        assert_eq!(walked, all);
+        assert_eq!(SalesCursor::parse("12-x-3"), None);
     }
 
     #[test]
@@ -348,7 +462,7 @@ mod tests {
             )
             .unwrap();
         assert_eq!(total, 0);
-        let sold = sales(&conn, op, 10, 0).unwrap();
+        let sold = sales(&conn, op, None, 10).unwrap();
         assert!(sold.iter().all(|s| s.earned_minor.is_none()));
     }
 

@@ -180,25 +180,26 @@ pub fn rent(
     }
     let (number_id, phone, _, source) = picked.ok_or(Error::NoNumbers)?;
     take_number(conn, number_id, &service.code, now)?;
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO rentals (user_id, number_id, phone, country_id, service, hours, hour_minor, \
-         paid_minor, status, auto_renew, webhook_url, created_at, expires_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'active', ?9, ?10, ?11, ?12)",
-        params![
-            user.id,
-            number_id,
-            phone,
-            req.country,
-            service.code,
-            req.hours,
-            hour,
-            total,
-            req.auto_renew,
-            req.webhook_url,
-            now,
-            now + req.hours * 3600
-        ],
-    )?;
+         paid_minor, status, auto_renew, webhook_url, created_at, expires_at, owner_id) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'active', ?9, ?10, ?11, ?12, \
+                 (SELECT owner_id FROM numbers WHERE id = ?2))",
+    )?
+    .execute(params![
+        user.id,
+        number_id,
+        phone,
+        req.country,
+        service.code,
+        req.hours,
+        hour,
+        total,
+        req.auto_renew,
+        req.webhook_url,
+        now,
+        now + req.hours * 3600
+    ])?;
     let id = conn.last_insert_rowid();
     wallet::post(
         conn,

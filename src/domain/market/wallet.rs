@@ -73,12 +73,22 @@ fn post_inner(
     note: &str,
     now: Timestamp,
 ) -> Result<i64> {
+    // An operator's lifetime earnings and payouts are kept beside the balance (its earnings
+    // page shows them without summing its ledger).
+    let (earned, paid_out) = match kind {
+        Kind::Earning => (amount_minor, 0),
+        Kind::Payout => (0, -amount_minor),
+        _ => (0, 0),
+    };
     let updated = conn
         .prepare_cached(
-            "UPDATE users SET balance_minor = balance_minor + ?2 \
+            "UPDATE users SET balance_minor = balance_minor + ?2, \
+             earned_minor = earned_minor + ?3, paid_out_minor = paid_out_minor + ?4 \
              WHERE id = ?1 AND balance_minor + ?2 >= 0 RETURNING balance_minor",
         )?
-        .query_row(params![user_id, amount_minor], |r| r.get::<_, i64>(0))
+        .query_row(params![user_id, amount_minor, earned, paid_out], |r| {
+            r.get::<_, i64>(0)
+        })
         .optional()?;
     let balance = match updated {
         Some(b) => b,

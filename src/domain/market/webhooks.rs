@@ -759,10 +759,10 @@ pub fn forget_sms(conn: &Connection, retention: u64, now: Timestamp) -> Result<u
         "UPDATE webhook_deliveries SET state = 'failed', payload = NULL, finished_at = ?2, \
          last_error = 'given up: the SMS was deleted under the retention period' \
          WHERE state = 'pending' AND ( \
-           (ref_type = 'activation' AND ref_id IN (SELECT id FROM activations \
-              WHERE ended_at IS NOT NULL AND ended_at <= ?1)) \
-           OR (ref_type = 'rental' AND ref_id IN (SELECT id FROM rentals \
-              WHERE ended_at IS NOT NULL AND ended_at <= ?1)))",
+           (ref_type = 'activation' AND EXISTS (SELECT 1 FROM activations a \
+              WHERE a.id = webhook_deliveries.ref_id AND a.ended_at <= ?1)) \
+           OR (ref_type = 'rental' AND EXISTS (SELECT 1 FROM rentals r \
+              WHERE r.id = webhook_deliveries.ref_id AND r.ended_at <= ?1)))",
         params![cutoff, now],
     )?)
 }

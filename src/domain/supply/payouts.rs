@@ -101,17 +101,19 @@ pub struct Totals {
 }
 
 pub fn totals(conn: &Connection, user_id: i64, since: Timestamp) -> Result<Totals> {
-    let (earned_since, earned_total, paid_out): (i64, i64, i64) = conn
+    // This month's earnings through `ledger_earned_at`; the lifetime sums are the wallet's
+    // counters: nothing here reads the whole ledger.
+    let earned_since: i64 = conn
         .prepare_cached(
-            "SELECT COALESCE(SUM(CASE WHEN kind = 'earning' AND created_at >= ?2 \
-                                  THEN amount_minor END), 0), \
-                    COALESCE(SUM(CASE WHEN kind = 'earning' THEN amount_minor END), 0), \
-                    COALESCE(-SUM(CASE WHEN kind = 'payout' THEN amount_minor END), 0) \
-             FROM ledger WHERE user_id = ?1 AND kind IN ('earning', 'payout')",
+            "SELECT COALESCE(SUM(amount_minor), 0) FROM ledger \
+             WHERE user_id = ?1 AND kind = 'earning' AND created_at >= ?2",
         )?
-        .query_row(params![user_id, since], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })?;
+        .query_row(params![user_id, since], |r| r.get(0))?;
+    let (earned_total, paid_out): (i64, i64) = conn
+        .prepare_cached("SELECT earned_minor, paid_out_minor FROM users WHERE id = ?1")?
+        .query_row([user_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?
+        .unwrap_or((0, 0));
     Ok(Totals {
         earned_since,
         earned_total,

@@ -90,20 +90,42 @@ impl Rule {
     }
 }
 
+/// How far before the last sweep's cutoff a sweep starts again: an order whose end was
+/// committed late (its transaction waited for the write lock) still falls in a window.
+const SWEEP_OVERLAP: i64 = 60;
+
 /// Deletes the SMS of activations and rentals that ended more than `retention` seconds
-/// ago. Returns how many messages were deleted.
+/// ago. Returns how many messages were deleted. Each run reads only the orders that ended
+/// since the previous run's cutoff (`retention_runs.swept_to`, through the `*_ended`
+/// indexes), not every order that ever ended.
 pub fn purge_messages(conn: &Connection, retention: u64, now: Timestamp) -> Result<usize> {
     let cutoff = now - retention as i64;
-    let a = conn.execute(
-        "DELETE FROM messages WHERE activation_id IN \
-         (SELECT id FROM activations WHERE ended_at IS NOT NULL AND ended_at <= ?1)",
-        params![cutoff],
-    )?;
-    let r = conn.execute(
-        "DELETE FROM messages WHERE rental_id IN \
-         (SELECT id FROM rentals WHERE ended_at IS NOT NULL AND ended_at <= ?1)",
-        params![cutoff],
-    )?;
+    let swept_to: Option<i64> = conn
+        .prepare_cached("SELECT swept_to FROM retention_runs WHERE rule = ?1")?
+        .query_row([Rule::Sms.as_str()], |r| r.get(0))
+        .optional()?
+        .flatten();
+    let from = swept_to.map_or(i64::MIN, |s| s - SWEEP_OVERLAP);
+    let a = conn
+        .prepare_cached(
+            "DELETE FROM messages WHERE activation_id IN \
+             (SELECT id FROM activations WHERE ended_at > ?1 AND ended_at <= ?2)",
+        )?
+        .execute(params![from, cutoff])?;
+    let r = conn
+        .prepare_cached(
+            "DELETE FROM messages WHERE rental_id IN \
+             (SELECT id FROM rentals WHERE ended_at > ?1 AND ended_at <= ?2)",
+        )?
+        .execute(params![from, cutoff])?;
+    // A clock moved back (or a longer retention) never moves the mark back: what was swept
+    // stays swept.
+    conn.prepare_cached(
+        "INSERT INTO retention_runs (rule, last_run_at, last_removed, swept_to) \
+         VALUES (?1, ?2, 0, ?3) ON CONFLICT (rule) DO UPDATE SET \
+         swept_to = MAX(COALESCE(swept_to, excluded.swept_to), excluded.swept_to)",
+    )?
+    .execute(params![Rule::Sms.as_str(), now, cutoff])?;
     // De-duplication memory is only needed while a gateway may redeliver.
     conn.execute(
         "DELETE FROM inbound_seen WHERE seen_at <= ?1",
@@ -209,7 +231,8 @@ pub fn anonymise_orders(conn: &Connection, retention: u64, now: Timestamp) -> Re
     let activations = ended_orders(
         conn,
         "SELECT id, created_at, country_id, service, source, status, price_minor \
-         FROM activations WHERE created_at < ?1 AND ended_at IS NOT NULL ORDER BY id LIMIT ?2",
+         FROM activations WHERE created_at < ?1 AND ended_at IS NOT NULL \
+         ORDER BY created_at LIMIT ?2",
         cutoff,
         BATCH,
     )?;
@@ -231,7 +254,7 @@ pub fn anonymise_orders(conn: &Connection, retention: u64, now: Timestamp) -> Re
         conn,
         "SELECT r.id, r.created_at, r.country_id, r.service, COALESCE(n.source, ''), r.status, \
          r.paid_minor FROM rentals r LEFT JOIN numbers n ON n.id = r.number_id \
-         WHERE r.created_at < ?1 AND r.ended_at IS NOT NULL ORDER BY r.id LIMIT ?2",
+         WHERE r.created_at < ?1 AND r.ended_at IS NOT NULL ORDER BY r.created_at LIMIT ?2",
         cutoff,
         BATCH - activations.len(),
     )?;

@@ -265,7 +265,7 @@ pub fn scan(conn: &Connection, t: &Thresholds, now: Timestamp) -> Result<usize> 
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT a.user_id, COUNT(*), SUM(a.status = 'canceled'), SUM(a.status = 'completed'), \
              SUM(a.status IN ('completed', 'canceled', 'expired')), SUM(a.status = 'expired') \
-             FROM activations a JOIN users u ON u.id = a.user_id \
+             FROM activations a INDEXED BY activations_created JOIN users u ON u.id = a.user_id \
              WHERE a.created_at > ?1 AND {SCANNED} AND {} AND {} \
              GROUP BY a.user_id HAVING COUNT(*) >= ?2",
             allowed_for(Kind::CancelRatio),
@@ -327,13 +327,13 @@ pub fn scan(conn: &Connection, t: &Thresholds, now: Timestamp) -> Result<usize> 
         let rows: Vec<(String, i64)> = {
             let mut stmt = conn.prepare_cached(&format!(
                 "SELECT DISTINCT x.ip_hash, x.user_id FROM ( \
-                   SELECT ip_hash, user_id FROM security_events \
+                   SELECT ip_hash, user_id FROM security_events INDEXED BY security_events_at \
                    WHERE kind = 'login' AND at > ?1 AND user_id IS NOT NULL AND ip_hash != '' \
                    UNION SELECT ip_hash, user_id FROM sessions \
                    WHERE user_id IS NOT NULL AND created_at > ?1 AND ip_hash != '') x \
                  JOIN users u ON u.id = x.user_id WHERE {SCANNED} AND {} \
                  AND x.ip_hash IN (SELECT h FROM ( \
-                   SELECT ip_hash AS h, user_id AS uid FROM security_events \
+                   SELECT ip_hash AS h, user_id AS uid FROM security_events INDEXED BY security_events_at \
                    WHERE kind = 'login' AND at > ?1 AND user_id IS NOT NULL AND ip_hash != '' \
                    UNION SELECT ip_hash, user_id FROM sessions \
                    WHERE user_id IS NOT NULL AND created_at > ?1 AND ip_hash != '') \

@@ -77,20 +77,25 @@ fn user_json(ctx: &Ctx<'_>, u: &User) -> Value {
     })
 }
 
-/// `GET /api/v1/admin/users?q=&limit=&offset=`: search by e-mail or name fragment, newest
-/// first.
+/// `GET /api/v1/admin/users?q=&limit=&before=&offset=`: search by e-mail or name fragment,
+/// newest first; `before` pages by keyset, `offset` is bounded.
 fn list_users(ctx: &mut Ctx<'_>, req: &Request, _user: &User) -> Response {
     let q = req.query_param("q").unwrap_or_default();
-    let (limit, offset) = match (
+    let (limit, before, offset) = match (
         super::int_query(req, "limit", 50, 1, 200),
-        super::int_query(req, "offset", 0, 0, i64::MAX),
+        super::int_query(req, "before", i64::MAX, 0, i64::MAX),
+        super::int_query(req, "offset", 0, 0, super::MAX_OFFSET),
     ) {
-        (Ok(l), Ok(o)) => (l, o),
-        (Err(r), _) | (_, Err(r)) => return r,
+        (Ok(l), Ok(b), Ok(o)) => (l, b, o),
+        (Err(r), _, _) | (_, Err(r), _) | (_, _, Err(r)) => return r,
     };
-    match accounts::search(ctx.db, &q, limit, offset) {
+    match accounts::search(ctx.db, &q, Some(before), offset + limit) {
         Ok(list) => {
-            let users: Vec<Value> = list.iter().map(|u| user_json(ctx, u)).collect();
+            let users: Vec<Value> = list
+                .iter()
+                .skip(offset as usize)
+                .map(|u| user_json(ctx, u))
+                .collect();
             Response::json(
                 200,
                 &json!({"users": users, "limit": limit, "offset": offset}),

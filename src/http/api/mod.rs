@@ -313,6 +313,9 @@ fn post_activation(ctx: &mut Ctx<'_>, req: &Request, user: &User) -> Response {
     }
 }
 
+/// The deepest `offset` of a list: deeper pages are reached with `before`.
+pub const MAX_OFFSET: i64 = 10_000;
+
 fn list_activations(ctx: &mut Ctx<'_>, req: &Request, user: &User) -> Response {
     let statuses: Vec<Status> = match req.query_param("status").as_deref() {
         None | Some("") | Some("all") => vec![],
@@ -329,13 +332,23 @@ fn list_activations(ctx: &mut Ctx<'_>, req: &Request, user: &User) -> Response {
         Ok(l) => l,
         Err(r) => return r,
     };
-    let offset = match int_query(req, "offset", 0, 0, i64::MAX) {
+    // Keyset paging: `before` is the id of the last activation of the previous page. The
+    // older `offset` costs what it skips, so it is bounded (MAX_OFFSET).
+    let before = match int_query(req, "before", i64::MAX, 0, i64::MAX) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let offset = match int_query(req, "offset", 0, 0, MAX_OFFSET) {
         Ok(o) => o,
         Err(r) => return r,
     };
-    match activations::list(ctx.db, user.id, &statuses, limit, offset) {
+    match activations::list_before(ctx.db, user.id, &statuses, Some(before), offset + limit) {
         Ok(list) => {
-            let items: Vec<Value> = list.iter().map(|a| activation_json(ctx, a)).collect();
+            let items: Vec<Value> = list
+                .iter()
+                .skip(offset as usize)
+                .map(|a| activation_json(ctx, a))
+                .collect();
             Response::json(200, &json!({"activations": items}))
         }
         Err(e) => error(&e),

@@ -542,7 +542,7 @@ fn guest_prices(ctx: &mut Ctx<'_>, req: &Request) -> Response {
 fn profile(ctx: &mut Ctx<'_>, _req: &Request, user: &User) -> Response {
     let digits = currency_digits(&ctx.app.config.currency);
     let live = try_or_return!(activations::count_live(ctx.db, user.id));
-    let recent = try_or_return!(activations::list(ctx.db, user.id, &[], 100, 0));
+    let recent = try_or_return!(activations::list_before(ctx.db, user.id, &[], None, 100));
     let mut names = Names::new(ctx.db);
     let describe = |names: &mut Names<'_>, a: &Activation| {
         format!(
@@ -774,7 +774,8 @@ fn ban(ctx: &mut Ctx<'_>, req: &Request, user: &User) -> Response {
     end(ctx, req, user, CancelReason::NumberUsed)
 }
 
-/// `/user/orders?category=activation|hosting&limit&offset&order&reverse`.
+/// `/user/orders?category=activation|hosting&limit&offset&order&reverse`: a page of the
+/// account's [`activations::RECENT_WINDOW`] newest orders; `Total` counts those.
 fn orders(ctx: &mut Ctx<'_>, req: &Request, user: &User) -> Response {
     let category = req
         .query_param("category")
@@ -814,10 +815,11 @@ fn orders(ctx: &mut Ctx<'_>, req: &Request, user: &User) -> Response {
     );
     let (data, total) = match category.as_str() {
         "activation" => {
-            let list = try_or_return!(activations::page(
+            // The newest RECENT_WINDOW orders, sorted and counted (README "5sim-compatible API").
+            let list = try_or_return!(activations::page_recent(
                 ctx.db, user.id, by, reverse, limit, offset
             ));
-            let total = try_or_return!(activations::count_all(ctx.db, user.id));
+            let total = try_or_return!(activations::count_recent(ctx.db, user.id));
             let mut names = Names::new(ctx.db);
             let data: Vec<Value> = list
                 .iter()

@@ -809,10 +809,9 @@ fn status_number(s: Status) -> &'static str {
 fn get_active_activations(ctx: &mut Ctx<'_>, user: &User, p: &Params) -> Response {
     let start = p.int("start").unwrap_or(0).max(0);
     let limit = p.int("limit").unwrap_or(100).clamp(1, 100);
-    let live = [Status::Waiting, Status::Received, Status::Retry];
     let result = (|| -> Result<Vec<Value>, Error> {
         let mut out = Vec::new();
-        for a in activations::list(ctx.db, user.id, &live, limit, start)? {
+        for a in activations::list_live(ctx.db, user.id, limit, start)? {
             let messages = inbox::for_activation(ctx.db, a.id)?;
             let with_code = messages.iter().rev().find(|m| m.code.is_some());
             let country_name = catalogue::country(ctx.db, a.country_id)?
@@ -847,13 +846,20 @@ fn get_active_activations(ctx: &mut Ctx<'_>, user: &User, p: &Params) -> Respons
     }
 }
 
+/// The deepest `offset` getHistory serves: an offset costs as many index steps as it skips,
+/// so it is bounded; a narrower `start`/`end` range reaches any older order.
+const HISTORY_MAX_OFFSET: i64 = 10_000;
+
 /// `[{"id":"…","date":"…","phone":"…","sms":"…","cost":0.5,"status":"6","currency":840}]`:
-/// activations created between `start` and `end` (Unix seconds), newest first, `offset` and
-/// `size`/`limit` (≤ 100) paging.
+/// activations created between `start` and `end` (Unix seconds), newest first, `offset`
+/// (≤ [`HISTORY_MAX_OFFSET`]; deeper is an empty page) and `size`/`limit` (≤ 100) paging.
 fn get_history(ctx: &mut Ctx<'_>, user: &User, p: &Params) -> Response {
     let from = p.int("start").unwrap_or(0);
     let to = p.int("end").unwrap_or(i64::MAX);
     let offset = p.int("offset").unwrap_or(0).max(0);
+    if offset > HISTORY_MAX_OFFSET {
+        return json_reply(&json!([]));
+    }
     let limit = p
         .any(&["size", "limit"])
         .and_then(|v| v.parse::<i64>().ok())

@@ -264,8 +264,14 @@ fn events_table(events: &[SecurityRow]) -> Markup {
     }
 }
 
-/// `/settings/security`: one page of the account's security events.
-pub fn security_log(nav: &Nav, events: &[SecurityRow], page_no: i64, more: bool) -> Markup {
+/// `/settings/security`: one page of the account's security events; `older` is the
+/// `before=` of the next page, `not_first` links back to the newest.
+pub fn security_log(
+    nav: &Nav,
+    events: &[SecurityRow],
+    not_first: bool,
+    older: Option<i64>,
+) -> Markup {
     page(
         "Security events",
         nav,
@@ -275,8 +281,8 @@ pub fn security_log(nav: &Nav, events: &[SecurityRow], page_no: i64, more: bool)
             p.muted { "Sign-ins, failed attempts and changes to your password, keys and two-factor sign-in, newest first. Addresses are kept only as keyed hashes: the same code means the same address." }
             (events_table(events))
             nav.pager {
-                @if page_no > 1 { a rel="prev" href=(format!("/settings/security?page={}", page_no - 1)) { "← Newer" } }
-                @if more { a rel="next" href=(format!("/settings/security?page={}", page_no + 1)) { "Older →" } }
+                @if not_first { a rel="first" href="/settings/security" { "← Newest" } " " }
+                @if let Some(id) = older { a rel="next" href=(format!("/settings/security?before={id}")) { "Older →" } }
             }
         },
     )

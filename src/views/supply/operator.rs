@@ -298,11 +298,20 @@ pub fn device(
     )
 }
 
-fn pager(base: &str, page_no: i64, more: bool) -> Markup {
+/// Keyset paging of a list newest first: a link back to the newest page, and one to the
+/// next older page (`{base}?{param}={older}`).
+pub struct Pager {
+    pub base: &'static str,
+    pub param: &'static str,
+    pub not_first: bool,
+    pub older: Option<String>,
+}
+
+fn pager(p: &Pager) -> Markup {
     html! {
         p.pager {
-            @if page_no > 0 { a href=(format!("{base}?page={}", page_no - 1)) { "← Newer" } " " }
-            @if more { a href=(format!("{base}?page={}", page_no + 1)) { "Older →" } }
+            @if p.not_first { a rel="first" href=(p.base) { "← Newest" } " " }
+            @if let Some(o) = &p.older { a rel="next" href=(format!("{}?{}={}", p.base, p.param, o)) { "Older →" } }
         }
     }
 }
@@ -312,8 +321,7 @@ pub fn activations(
     cur: &Cur,
     sales: &[Sale],
     names: &CountryNames,
-    page_no: i64,
-    more: bool,
+    pager_of: &Pager,
 ) -> Markup {
     page(
         "Activations on your numbers",
@@ -342,19 +350,12 @@ pub fn activations(
                     }
                 }
             }
-            (pager("/operator/activations", page_no, more))
+            (pager(pager_of))
         },
     )
 }
 
-pub fn earnings(
-    nav: &Nav,
-    cur: &Cur,
-    totals: &Totals,
-    rows: &[Row],
-    page_no: i64,
-    more: bool,
-) -> Markup {
+pub fn earnings(nav: &Nav, cur: &Cur, totals: &Totals, rows: &[Row], pager_of: &Pager) -> Markup {
     page(
         "Earnings",
         nav,
@@ -370,22 +371,21 @@ pub fn earnings(
                 p.muted { "Nothing earned yet." }
             } @else {
                 table #earnings {
-                    thead { tr { th { "When" } th { "What" } th { "Amount" } th { "Net earned" } th { "Balance after" } } }
+                    thead { tr { th { "When" } th { "What" } th { "Amount" } th { "Balance after" } } }
                     tbody {
                         @for r in rows {
                             tr {
                                 td { (time(r.created_at)) }
                                 td { (r.kind) @if let Some(id) = r.ref_id { " · " (r.ref_type) " #" (id) } @if r.kind == "earning" && !r.note.is_empty() { " · " (r.note) } }
                                 td { (cur.fmt(r.amount_minor)) }
-                                td { (cur.fmt(r.net_minor)) }
                                 td { (cur.fmt(r.balance_after)) }
                             }
                         }
                     }
                 }
-                p.muted { "Net earned: earnings minus payouts so far. Balance after: your wallet, which your own orders also use." }
+                p.muted { "Balance after: your wallet, which your own orders also use." }
             }
-            (pager("/operator/earnings", page_no, more))
+            (pager(pager_of))
         },
     )
 }

@@ -58,7 +58,9 @@ pub fn overview(nav: &Nav, o: &Overview) -> Markup {
     )
 }
 
-pub fn users(nav: &Nav, q: &str, users: &[User]) -> Markup {
+/// One page of accounts; `older` is the `before=` of the next page, `not_first` links back
+/// to the newest.
+pub fn users(nav: &Nav, q: &str, users: &[User], not_first: bool, older: Option<i64>) -> Markup {
     page(
         "Users",
         nav,
@@ -82,6 +84,10 @@ pub fn users(nav: &Nav, q: &str, users: &[User]) -> Markup {
                         }
                     }
                 }
+            }
+            p.pager {
+                @if not_first { a rel="first" href=(format!("/admin/users?q={}", percent_encode(q))) { "← Newest" } " " }
+                @if let Some(id) = older { a rel="next" href=(format!("/admin/users?q={}&before={id}", percent_encode(q))) { "Older →" } }
             }
         },
     )
@@ -301,17 +307,23 @@ pub struct AuditPage<'a> {
     /// Every action in the log, for the filter's list.
     pub actions: &'a [String],
     pub filter: &'a AuditFilter,
-    pub page: i64,
-    pub more: bool,
+    /// Not the newest page: link back to it.
+    pub not_first: bool,
+    /// The `before=` of the next (older) page, if there is one.
+    pub older: Option<i64>,
 }
 
 impl AuditPage<'_> {
-    fn link(&self, page: i64) -> String {
-        format!(
-            "/admin/audit?target={}&action={}&page={page}",
+    fn link(&self, before: Option<i64>) -> String {
+        let mut link = format!(
+            "/admin/audit?target={}&action={}",
             percent_encode(&self.filter.target),
             percent_encode(&self.filter.action)
-        )
+        );
+        if let Some(id) = before {
+            link.push_str(&format!("&before={id}"));
+        }
+        link
     }
 }
 
@@ -350,8 +362,8 @@ pub fn audit(nav: &Nav, p: &AuditPage<'_>, f: &Option<Flash>) -> Markup {
             }
             @if p.rows.is_empty() { p.muted { "No rows." } }
             nav.pager {
-                @if p.page > 1 { a rel="prev" href=(p.link(p.page - 1)) { "← Newer" } }
-                @if p.more { a rel="next" href=(p.link(p.page + 1)) { "Older →" } }
+                @if p.not_first { a rel="first" href=(p.link(None)) { "← Newest" } " " }
+                @if let Some(id) = p.older { a rel="next" href=(p.link(Some(id))) { "Older →" } }
             }
         },
     )

@@ -568,7 +568,7 @@ fn setup(ctx: &mut Ctx<'_>, req: &Request, v: &Visitor) -> Response {
 }
 
 fn settings(ctx: &mut Ctx<'_>, _: &Request, p: &Page) -> Response {
-    let events = audit::security_events_for(ctx.db, p.user.id, 5, 0).unwrap_or_default();
+    let events = audit::security_events_for(ctx.db, p.user.id, None, 5).unwrap_or_default();
     let two_factor = second_factor::enabled(ctx.db, p.user.id).unwrap_or(false);
     Response::html(view::settings(
         &p.nav,
@@ -581,24 +581,18 @@ fn settings(ctx: &mut Ctx<'_>, _: &Request, p: &Page) -> Response {
     ))
 }
 
-/// `/settings/security?page=N`: the account's own security events, newest first.
+/// `/settings/security?before=ID`: the account's own security events, newest first, a page
+/// at a time by keyset.
 fn security_log(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let page: i64 = req
-        .query_param("page")
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(1)
-        .clamp(1, 100_000);
+    let before: Option<i64> = req.query_param("before").and_then(|b| b.parse().ok());
     // One more than a page tells whether there is a next one.
-    match audit::security_events_for(
-        ctx.db,
-        p.user.id,
-        EVENTS_PER_PAGE + 1,
-        (page - 1) * EVENTS_PER_PAGE,
-    ) {
+    match audit::security_events_for(ctx.db, p.user.id, before, EVENTS_PER_PAGE + 1) {
         Ok(mut events) => {
-            let more = events.len() as i64 > EVENTS_PER_PAGE;
-            events.truncate(EVENTS_PER_PAGE as usize);
-            Response::html(view::security_log(&p.nav, &events, page, more))
+            let older = (events.len() as i64 > EVENTS_PER_PAGE).then(|| {
+                events.truncate(EVENTS_PER_PAGE as usize);
+                events.last().map_or(0, |e| e.id)
+            });
+            Response::html(view::security_log(&p.nav, &events, before.is_some(), older))
         }
         Err(e) => error_page(req, 500, &e.to_string()),
     }

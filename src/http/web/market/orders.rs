@@ -3,7 +3,7 @@
 
 use crate::domain::accounts::Role;
 use crate::domain::base::money::{currency_digits, Money};
-use crate::domain::market::activations::{self, Activation, CancelReason, OrderRequest, Status};
+use crate::domain::market::activations::{self, Activation, CancelReason, OrderRequest};
 use crate::domain::market::rentals::{self, RentRequest};
 use crate::domain::{
     accounts::apikeys, base::audit, market::catalogue, market::inbox, market::vouchers,
@@ -86,14 +86,7 @@ fn dashboard(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
         now,
     )
     .unwrap_or_default();
-    let live = activations::list(
-        ctx.db,
-        p.user.id,
-        &[Status::Waiting, Status::Received, Status::Retry],
-        50,
-        0,
-    )
-    .unwrap_or_default();
+    let live = activations::list_live(ctx.db, p.user.id, 50, 0).unwrap_or_default();
     let d = Dashboard {
         cur: cur(ctx),
         balance_minor: p.user.balance_minor,
@@ -186,8 +179,8 @@ const HISTORY_PAGE: i64 = 50;
 
 fn history(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
     let before = req.query_param("before").and_then(|b| b.parse().ok());
-    let mut list =
-        activations::list_before(ctx.db, p.user.id, before, HISTORY_PAGE + 1).unwrap_or_default();
+    let mut list = activations::list_before(ctx.db, p.user.id, &[], before, HISTORY_PAGE + 1)
+        .unwrap_or_default();
     let more = list.len() as i64 > HISTORY_PAGE;
     list.truncate(HISTORY_PAGE as usize);
     let older = if more {

@@ -58,13 +58,6 @@ fn webhook_url(ctx: &Ctx<'_>, d: &Device) -> String {
     )
 }
 
-fn page_no(req: &Request) -> i64 {
-    req.query_param("page")
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0i64)
-        .clamp(0, 100_000)
-}
-
 fn country_names(ctx: &Ctx<'_>) -> CountryNames {
     catalogue::countries(ctx.db)
         .unwrap_or_default()
@@ -266,35 +259,47 @@ fn revoke(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
     )
 }
 
+/// `/operator/activations?after=CURSOR`: the orders on the operator's numbers, a page at a
+/// time by keyset.
 fn activations(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let page_no = page_no(req);
-    let mut sales =
-        earnings::sales(ctx.db, p.user.id, PAGE + 1, page_no * PAGE).unwrap_or_default();
-    let more = sales.len() as i64 > PAGE;
-    sales.truncate(PAGE as usize);
+    let after = req
+        .query_param("after")
+        .and_then(|a| earnings::SalesCursor::parse(&a));
+    let mut sales = earnings::sales(ctx.db, p.user.id, after, PAGE + 1).unwrap_or_default();
+    let older = (sales.len() as i64 > PAGE).then(|| {
+        sales.truncate(PAGE as usize);
+        earnings::next_sales(&sales).map_or_else(String::new, |c| c.encode())
+    });
     let names = country_names(ctx);
-    Response::html(view::activations(
-        &p.nav,
-        &cur(ctx),
-        &sales,
-        &names,
-        page_no,
-        more,
-    ))
+    let pager = view::Pager {
+        base: "/operator/activations",
+        param: "after",
+        not_first: after.is_some(),
+        older,
+    };
+    Response::html(view::activations(&p.nav, &cur(ctx), &sales, &names, &pager))
 }
 
+/// `/operator/earnings?before=ID`: earning and payout rows, a page at a time by keyset.
 fn earnings_page(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let page_no = page_no(req);
-    let mut rows = earnings::rows(ctx.db, p.user.id, PAGE + 1, page_no * PAGE).unwrap_or_default();
-    let more = rows.len() as i64 > PAGE;
-    rows.truncate(PAGE as usize);
+    let before: Option<i64> = req.query_param("before").and_then(|b| b.parse().ok());
+    let mut rows = earnings::rows(ctx.db, p.user.id, before, PAGE + 1).unwrap_or_default();
+    let older = (rows.len() as i64 > PAGE).then(|| {
+        rows.truncate(PAGE as usize);
+        rows.last().map_or(0, |r| r.id).to_string()
+    });
+    let pager = view::Pager {
+        base: "/operator/earnings",
+        param: "before",
+        not_first: before.is_some(),
+        older,
+    };
     Response::html(view::earnings(
         &p.nav,
         &cur(ctx),
         &totals(ctx, p.user.id),
         &rows,
-        page_no,
-        more,
+        &pager,
     ))
 }
 

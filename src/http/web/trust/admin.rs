@@ -38,6 +38,7 @@ pub fn routes(r: &mut Router) {
 
 /// Audit rows per page of `/admin/audit`.
 const AUDIT_PER_PAGE: i64 = 100;
+const USERS_PER_PAGE: i64 = 100;
 
 fn count(ctx: &Ctx<'_>, sql: &str, p: i64) -> i64 {
     ctx.db.query_row(sql, [p], |r| r.get(0)).unwrap_or(0)
@@ -66,10 +67,18 @@ fn overview(ctx: &mut Ctx<'_>, _req: &Request, p: &Page) -> Response {
     Response::html(view::overview(&p.nav, &o))
 }
 
+/// `/admin/users?q=&before=`: accounts newest first, a page at a time by keyset.
 fn users(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
     let q = req.query_param("q").unwrap_or_default();
-    match accounts::search(ctx.db, &q, 200, 0) {
-        Ok(list) => Response::html(view::users(&p.nav, &q, &list)),
+    let before = req.query_param("before").and_then(|b| b.parse().ok());
+    match accounts::search(ctx.db, &q, before, USERS_PER_PAGE + 1) {
+        Ok(mut list) => {
+            let older = (list.len() as i64 > USERS_PER_PAGE).then(|| {
+                list.truncate(USERS_PER_PAGE as usize);
+                list.last().map_or(0, |u| u.id)
+            });
+            Response::html(view::users(&p.nav, &q, &list, before.is_some(), older))
+        }
         Err(e) => error_page(req, 500, &e.to_string()),
     }
 }
@@ -245,28 +254,21 @@ fn audit_log(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
         target: req.query_param("target").unwrap_or_default(),
         action: req.query_param("action").unwrap_or_default(),
     };
-    let page: i64 = req
-        .query_param("page")
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(1)
-        .clamp(1, 100_000);
-    let rows = audit::audit_rows(
-        ctx.db,
-        &filter,
-        AUDIT_PER_PAGE + 1,
-        (page - 1) * AUDIT_PER_PAGE,
-    );
+    let before: Option<i64> = req.query_param("before").and_then(|b| b.parse().ok());
+    let rows = audit::audit_rows(ctx.db, &filter, before, AUDIT_PER_PAGE + 1);
     let actions = audit::audit_actions(ctx.db).unwrap_or_default();
     match rows {
         Ok(mut rows) => {
-            let more = rows.len() as i64 > AUDIT_PER_PAGE;
-            rows.truncate(AUDIT_PER_PAGE as usize);
+            let older = (rows.len() as i64 > AUDIT_PER_PAGE).then(|| {
+                rows.truncate(AUDIT_PER_PAGE as usize);
+                rows.last().map_or(0, |r| r.id)
+            });
             let a = view::AuditPage {
                 rows: &rows,
                 actions: &actions,
                 filter: &filter,
-                page,
-                more,
+                not_first: before.is_some(),
+                older,
             };
             Response::html(view::audit(&p.nav, &a, &p.flash))
         }

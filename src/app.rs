@@ -46,6 +46,8 @@ pub struct App {
     pub clock: Clock,
     pub keys: Keys,
     pub hasher: Hasher,
+    /// Health and the stop (see [`crate::lifecycle`]).
+    pub life: crate::lifecycle::Lifecycle,
 }
 
 /// Makes glibc's malloc give large blocks back to the system. Each argon2 hash takes 12 MiB;
@@ -90,6 +92,7 @@ impl App {
         Ok(Arc::new(App {
             config,
             notifier: Notifier::default(),
+            life: Default::default(),
             clock,
             keys,
             hasher,

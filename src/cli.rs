@@ -49,6 +49,16 @@ pub enum Command {
     Check,
     /// Measure request throughput of the hot paths against a fresh local server
     Bench(BenchArgs),
+    /// Ask a running server's /healthz; exits 0 when healthy, 1 otherwise (Docker HEALTHCHECK)
+    Healthcheck(HealthcheckArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct HealthcheckArgs {
+    /// The health URL (default: /healthz on the configured listen address, 0.0.0.0 read as
+    /// 127.0.0.1)
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
 }
 
 #[derive(Args, Debug)]

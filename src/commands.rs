@@ -39,6 +39,7 @@ pub fn run(command: Command, config: Config) -> Result<ExitCode, Error> {
         Command::Provider(ProviderCommand::Add(a)) => provider_add(config, &a),
         Command::Provider(ProviderCommand::List) => provider_list(config),
         Command::Check => check(&config),
+        Command::Healthcheck(a) => healthcheck(&config, a.url.as_deref()),
         Command::Bench(a) => crate::bench::run(&crate::bench::Options {
             seconds: a.seconds.max(1),
             connections: a.connections.max(1),
@@ -87,6 +88,8 @@ pub fn describe(e: &Error) -> String {
 }
 
 fn serve(config: Config) -> Result<ExitCode, Error> {
+    // Before any thread starts, so that only the stop thread receives them.
+    crate::lifecycle::block_stop_signals();
     let listener = http::server::bind(config.listen, config.read_timeout)
         .map_err(|e| Error::Internal(format!("cannot listen on {}: {e}", config.listen)))?;
     let app: Arc<App> = App::new(config)?;
@@ -512,6 +515,46 @@ fn provider_list(config: Config) -> Result<ExitCode, Error> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `otpbox healthcheck`: GET the health URL; 0 for a 200, 1 otherwise, with the server's
+/// one-line reason.
+fn healthcheck(config: &Config, url: Option<&str>) -> Result<ExitCode, Error> {
+    let url = url.map(str::to_string).unwrap_or_else(|| {
+        let mut addr = config.listen;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(if addr.is_ipv4() {
+                std::net::Ipv4Addr::LOCALHOST.into()
+            } else {
+                std::net::Ipv6Addr::LOCALHOST.into()
+            });
+        }
+        format!("http://{addr}/healthz")
+    });
+    let agent = ureq::Agent::new_with_config(
+        ureq::Agent::config_builder()
+            .proxy(None)
+            .max_redirects(0)
+            .http_status_as_error(false)
+            .timeout_global(Some(std::time::Duration::from_secs(10)))
+            .build(),
+    );
+    match agent.get(&url).call() {
+        Ok(mut r) => {
+            let status = r.status().as_u16();
+            let body = r.body_mut().read_to_string().unwrap_or_default();
+            println!("{status} {}", body.trim());
+            Ok(if status == 200 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Err(e) => {
+            println!("unreachable: {url}: {e}");
+            Ok(ExitCode::from(1))
+        }
+    }
 }
 
 fn check(config: &Config) -> Result<ExitCode, Error> {

@@ -246,6 +246,7 @@ fn execute(conn: &mut Connection, job: &Job, app: &App) -> (bool, String, i64) {
 
 /// Starts the scheduler thread: checks once a second which jobs are due.
 pub fn spawn(app: Arc<App>, jobs: Arc<Jobs>) -> std::io::Result<()> {
+    app.life.scheduler_started(app.now());
     std::thread::Builder::new()
         .name("scheduler".into())
         .spawn(move || {
@@ -259,16 +260,28 @@ pub fn spawn(app: Arc<App>, jobs: Arc<Jobs>) -> std::io::Result<()> {
                 }
             };
             loop {
-                // The scheduler must outlive any bug in one tick.
-                let tick = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    jobs.run_due(&app, &mut conn);
-                }));
-                if tick.is_err() {
-                    log::error!("scheduler tick panicked; continuing");
-                    if !conn.is_autocommit() {
-                        let _ = conn.execute_batch("ROLLBACK");
-                    }
+                // A stop waits for the tick in progress, and no tick starts after it.
+                app.life.set_ticking(true);
+                if app.life.stopping() {
+                    app.life.set_ticking(false);
+                    std::thread::sleep(Duration::from_secs(1));
+                    continue;
                 }
+                if !app.life.scheduler_paused() {
+                    app.life.probe(&conn);
+                    // The scheduler must outlive any bug in one tick.
+                    let tick = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        jobs.run_due(&app, &mut conn);
+                    }));
+                    if tick.is_err() {
+                        log::error!("scheduler tick panicked; continuing");
+                        if !conn.is_autocommit() {
+                            let _ = conn.execute_batch("ROLLBACK");
+                        }
+                    }
+                    app.life.beat(app.now());
+                }
+                app.life.set_ticking(false);
                 std::thread::sleep(Duration::from_secs(1));
             }
         })

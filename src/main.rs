@@ -14,6 +14,7 @@ mod db;
 mod domain;
 mod http;
 mod jobs;
+mod lifecycle;
 mod outbound;
 mod qr;
 mod smtp;

@@ -161,7 +161,7 @@ fn new_connections_are_served_while_kept_alive_ones_sit_idle() {
         })
         .collect();
     let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
-    let addr = server.addr;
+    let addr = server.addr();
     let fresh: Vec<_> = (0..8)
         .map(|_| {
             let barrier = barrier.clone();
@@ -200,7 +200,7 @@ fn new_connections_are_served_while_kept_alive_ones_sit_idle() {
 fn a_burst_of_new_connections_on_a_fresh_server_is_answered_at_once() {
     let server = TestServer::start();
     let barrier = std::sync::Arc::new(std::sync::Barrier::new(32));
-    let addr = server.addr;
+    let addr = server.addr();
     let burst: Vec<_> = (0..32)
         .map(|_| {
             let barrier = barrier.clone();

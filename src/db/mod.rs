@@ -66,6 +66,9 @@ pub fn open(data: &Path, sync: Synchronous) -> Result<Connection, Error> {
     Ok(conn)
 }
 
+/// How long a statement waits for another connection's write lock before failing.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Opens another connection to an already migrated database (one per worker thread).
 pub fn connect(path: &Path, sync: Synchronous) -> Result<Connection, Error> {
     let conn = Connection::open_with_flags(
@@ -74,7 +77,7 @@ pub fn connect(path: &Path, sync: Synchronous) -> Result<Connection, Error> {
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
-    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
     let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         log::warn!("SQLite refused WAL mode (got {mode}); concurrent access will be slower");

@@ -1,5 +1,6 @@
 //! Test hooks, routed only when the `dev_clock` setting is on (never in production):
-//! move the clock forward, run every scheduled job at once, make a handler panic, and list
+//! move the clock forward, run every scheduled job at once, pause the scheduler, make a
+//! handler panic, and list
 //! the routes (so a test can prove every `/api/v1` route is documented).
 
 use super::router::Router;
@@ -8,6 +9,7 @@ use super::{Ctx, Method, Request, Response};
 pub fn routes(r: &mut Router) {
     r.dev(Method::Post, "/__dev/clock", advance);
     r.dev(Method::Post, "/__dev/jobs", run_jobs);
+    r.dev(Method::Post, "/__dev/scheduler", scheduler);
     r.dev(Method::Get, "/__dev/panic", panic_now);
     r.dev(Method::Get, "/__dev/routes", list_routes);
 }
@@ -41,6 +43,18 @@ fn advance(ctx: &mut Ctx<'_>, req: &Request) -> Response {
             Response::json(200, &serde_json::json!({"now": ctx.now()}))
         }
         _ => Response::json_error(400, "invalid_request", "advance=SECONDS required"),
+    }
+}
+
+/// `POST /__dev/scheduler?paused=1|0` → stops or resumes the scheduler's ticks, as if it were
+/// stuck (health tests).
+fn scheduler(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    match req.query_param("paused").as_deref() {
+        Some(v @ ("1" | "0")) => {
+            ctx.app.life.pause_scheduler(v == "1");
+            Response::json(200, &serde_json::json!({"paused": v == "1"}))
+        }
+        _ => Response::json_error(400, "invalid_request", "paused=1 or paused=0 required"),
     }
 }
 

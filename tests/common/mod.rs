@@ -136,7 +136,7 @@ impl Builder {
 pub struct TestServer {
     child: Child,
     data: PathBuf,
-    pub addr: SocketAddr,
+    addr: SocketAddr,
     setup_link: Option<String>,
     log: Arc<Mutex<String>>,
 }

@@ -173,8 +173,8 @@ impl Handoff {
         self.routes.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The accept thread: serves the public listener until the process ends.
-    pub fn accept_loop(&self, public: &TcpListener) {
+    /// The accept thread: serves the public listener until the process stops.
+    pub fn accept_loop(&self, public: &TcpListener, life: &crate::lifecycle::Lifecycle) {
         let mut backoff = Duration::from_millis(10);
         loop {
             match public.accept() {
@@ -184,6 +184,7 @@ impl Handoff {
                 }
                 // The listener's receive timeout (inherited by accepted sockets) also ends
                 // an accept() that waited that long: routine on a quiet server.
+                Err(_) if life.stopping() => return,
                 Err(e)
                     if matches!(
                         e.kind(),

@@ -178,10 +178,22 @@ pub fn run(app: Arc<App>, jobs: Arc<Jobs>, listener: TcpListener) -> std::io::Re
     std::thread::Builder::new()
         .name("http-parker".into())
         .spawn(move || parking.handoff.parker())?;
+    let public_fd = std::os::unix::io::AsRawFd::as_raw_fd(&listener);
     let accepting = shared.clone();
     std::thread::Builder::new()
         .name("http-accept".into())
-        .spawn(move || accepting.handoff.accept_loop(&listener))?;
+        .spawn(move || {
+            accepting
+                .handoff
+                .accept_loop(&listener, &accepting.app.life)
+        })?;
+    let stopping = shared.clone();
+    std::thread::Builder::new()
+        .name("stop-signals".into())
+        .spawn(move || {
+            let signal = crate::lifecycle::wait_for_stop_signal();
+            stop_gracefully(&stopping, public_fd, signal)
+        })?;
     watch_accept_thread(&shared);
     let long_polls = shared.clone();
     std::thread::Builder::new()
@@ -199,6 +211,51 @@ pub fn run(app: Arc<App>, jobs: Arc<Jobs>, listener: TcpListener) -> std::io::Re
         let _ = h.join();
     }
     Ok(())
+}
+
+/// How long a stop waits for requests in progress and the scheduler's tick.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// The graceful stop (see [`crate::lifecycle`]), then the end of the process: no new
+/// connection is accepted; long-polls are answered with what they have; every connection
+/// stops reading further requests (idle ones at once, busy ones once their answer is
+/// written); requests in progress finish, within [`STOP_GRACE`]; the scheduler finishes its
+/// tick and starts no other. What was committed is in the database file and its WAL, which
+/// SQLite replays on the next start.
+fn stop_gracefully(shared: &Arc<Shared>, public_fd: i32, signal: &str) -> ! {
+    log::info!("{signal}: stopping; requests in progress may finish");
+    shared.app.life.begin_stop();
+    // SAFETY: `public_fd` is the listening socket, owned by the accept thread for the life of
+    // the process; shutting it down refuses new connections and ends that thread's accept.
+    unsafe {
+        libc::shutdown(public_fd, libc::SHUT_RDWR);
+    }
+    shared.app.notify();
+    let deadline = Instant::now() + STOP_GRACE;
+    let mut quiet_since = None;
+    while Instant::now() < deadline {
+        let busy = shared.supervisor.stop_reading_idle();
+        // Requests tiny_http read before the connection stopped reading may still wait in
+        // its queue for a worker: quiet means quiet for a while.
+        if busy == 0 && shared.uploads.load(Ordering::SeqCst) == 0 {
+            let since = *quiet_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= Duration::from_millis(200) {
+                break;
+            }
+        } else {
+            quiet_since = None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    while shared.app.life.scheduler_ticking() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let left = shared.supervisor.stop_reading_idle();
+    if left > 0 {
+        log::warn!("stopped with {left} request(s) still in progress after {STOP_GRACE:?}");
+    }
+    log::info!("stopped");
+    std::process::exit(0)
 }
 
 /// tiny_http 0.12's accept thread unwraps `try_clone` on every socket it accepts: out of
@@ -473,8 +530,9 @@ fn park_loop(shared: &Shared) {
         };
         let now = Instant::now();
         let mut keep = Vec::with_capacity(list.len());
+        let stopping = app.life.stopping();
         for mut p in list.drain(..) {
-            let expired = now >= p.wait.until;
+            let expired = now >= p.wait.until || stopping;
             let answer = if expired || committed_elsewhere || p.checked != version {
                 p.checked = version;
                 render_parked(app, &mut db, &p, expired)
@@ -664,6 +722,11 @@ fn finish(
     let (peer, body) = (shared.handoff.peer(&rq), body_allowance(&rq));
     if let Err(e) = rq.respond(to_tiny(&resp)) {
         log::debug!("client went away before the response was written: {e}");
+    }
+    if shared.app.life.stopping() {
+        if let Some(peer) = peer {
+            crate::http::server::net::stop_reading(peer);
+        }
     }
     shared.supervisor.finished(peer, body);
 }

@@ -138,6 +138,19 @@ pub fn answer_and_close(peer: std::net::SocketAddr, raw_response: &[u8]) -> bool
     found
 }
 
+/// Makes the connection from `peer` read no further requests (a graceful stop): what tiny_http
+/// already read is still answered, then its thread sees end-of-file and closes it.
+pub fn stop_reading(peer: std::net::SocketAddr) {
+    for fd in own_fds() {
+        if peer_of(fd) == Some(peer) {
+            // SAFETY: fd is an open socket of this process; shutdown does not close it.
+            unsafe {
+                libc::shutdown(fd, libc::SHUT_RD);
+            }
+        }
+    }
+}
+
 /// The descriptors this process has open, from `/proc/self/fd`.
 pub(crate) fn own_fds() -> Vec<i32> {
     std::fs::read_dir("/proc/self/fd")

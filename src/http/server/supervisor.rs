@@ -131,6 +131,23 @@ impl Supervisor {
         }
     }
 
+    /// A graceful stop: every client connection with no request in progress stops reading
+    /// (see [`net::stop_reading`]); returns how many requests are still in progress.
+    pub fn stop_reading_idle(&self) -> u32 {
+        let live = net::client_sockets(self.addr.port(), &HashMap::new());
+        let peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
+        for sock in live {
+            if peers.get(&sock.peer).is_none_or(|p| p.in_progress == 0) {
+                // SAFETY: sock.fd is an open socket of this process (just listed);
+                // shutdown does not close it.
+                unsafe {
+                    libc::shutdown(sock.fd, libc::SHUT_RD);
+                }
+            }
+        }
+        peers.values().map(|p| p.in_progress).sum()
+    }
+
     /// Runs forever on its own thread; `looked` is told after every look which client
     /// sockets are alive (their inodes).
     pub fn run(&self, looked: impl Fn(&HashSet<u64>, Instant)) {

@@ -19,8 +19,13 @@ pub fn routes(r: &mut Router) {
     ]);
 }
 
-fn healthz(_: &mut Ctx<'_>, _: &Request) -> Response {
-    Response::text(200, "ok")
+/// `GET /healthz`: 200 `ok` when the database answers and takes writes and the scheduler ran
+/// lately; otherwise 503 with the reason in one line (see [`crate::lifecycle`]).
+fn healthz(ctx: &mut Ctx<'_>, _: &Request) -> Response {
+    match ctx.app.life.health(ctx.db, ctx.app.now()) {
+        Ok(()) => Response::text(200, "ok"),
+        Err(why) => Response::text(503, format!("unhealthy: {why}")),
+    }
 }
 
 fn operator<'a>(ctx: &'a Ctx<'_>) -> Operator<'a> {

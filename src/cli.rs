@@ -47,6 +47,10 @@ pub enum Command {
     Provider(ProviderCommand),
     /// Check the database's integrity; exits non-zero on any problem
     Check,
+    /// Back up the database and secret.key (online, while a server runs) into a new verified set
+    Backup(BackupArgs),
+    /// Put a backup set in place of the data directory's database and key (server stopped)
+    Restore(RestoreArgs),
     /// Measure request throughput of the hot paths against a fresh local server
     Bench(BenchArgs),
     /// Ask a running server's /healthz; exits 0 when healthy, 1 otherwise (Docker HEALTHCHECK)
@@ -59,6 +63,20 @@ pub struct HealthcheckArgs {
     /// 127.0.0.1)
     #[arg(long, value_name = "URL")]
     pub url: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct BackupArgs {
+    /// Directory for the new set (default: backup_dir, or DATA/backups)
+    #[arg(long, value_name = "DIR")]
+    pub to: Option<std::path::PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct RestoreArgs {
+    /// The backup set: its directory, or its otpbox.sqlite3 with secret.key beside it
+    #[arg(value_name = "FILE")]
+    pub from: std::path::PathBuf,
 }
 
 #[derive(Args, Debug)]

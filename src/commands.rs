@@ -15,8 +15,8 @@ use crate::domain::accounts::{self, NewUser, Role};
 use crate::domain::base::crypto::Keys;
 use crate::domain::base::money::{currency_digits, Money};
 use crate::domain::{
-    accounts::apikeys, accounts::tokens, base::audit, market::catalogue, market::inbox,
-    market::simulator, market::wallet, supply::devices, supply::payouts, supply::providers, Error,
+    accounts::apikeys, accounts::tokens, base::audit, market::inbox, market::simulator,
+    market::wallet, supply::devices, supply::providers, Error,
 };
 use crate::{db, http, jobs};
 
@@ -39,6 +39,8 @@ pub fn run(command: Command, config: Config) -> Result<ExitCode, Error> {
         Command::Provider(ProviderCommand::Add(a)) => provider_add(config, &a),
         Command::Provider(ProviderCommand::List) => provider_list(config),
         Command::Check => check(&config),
+        Command::Backup(a) => backup(&config, a.to.as_deref()),
+        Command::Restore(a) => restore(&config, &a.from),
         Command::Healthcheck(a) => healthcheck(&config, a.url.as_deref()),
         Command::Bench(a) => crate::bench::run(&crate::bench::Options {
             seconds: a.seconds.max(1),
@@ -90,6 +92,9 @@ pub fn describe(e: &Error) -> String {
 fn serve(config: Config) -> Result<ExitCode, Error> {
     // Before any thread starts, so that only the stop thread receives them.
     crate::lifecycle::block_stop_signals();
+    db::ensure_private_dir(&config.data)?;
+    // Held for the life of the process: `otpbox restore` refuses while it is.
+    let _data_lock = crate::backup::hold_data_dir(&config.data)?;
     let listener = http::server::bind(config.listen, config.read_timeout)
         .map_err(|e| Error::Internal(format!("cannot listen on {}: {e}", config.listen)))?;
     let app: Arc<App> = App::new(config)?;
@@ -121,7 +126,7 @@ fn serve(config: Config) -> Result<ExitCode, Error> {
         println!("(or run `otpbox admin create --email you@example.com`)");
     }
     drop(conn);
-    let jobs = Arc::new(jobs::Jobs::standard());
+    let jobs = Arc::new(jobs::Jobs::standard(&app.config.backup_schedule));
     jobs::spawn(app.clone(), jobs.clone()).map_err(|e| Error::Internal(e.to_string()))?;
     println!("otpbox listening on http://{addr}");
     log::info!(
@@ -557,6 +562,47 @@ fn healthcheck(config: &Config, url: Option<&str>) -> Result<ExitCode, Error> {
     }
 }
 
+/// `otpbox backup [--to DIR]`: a verified set, recorded as a run of the `backup` job.
+fn backup(config: &Config, to: Option<&std::path::Path>) -> Result<ExitCode, Error> {
+    let dir = to.map_or_else(|| crate::backup::dir_of(config), |d| d.to_path_buf());
+    let now = crate::clock::Clock::system().now();
+    let started = std::time::Instant::now();
+    // Keeping backup_keep sets applies to the job's directory only.
+    let keep = if to.is_some() { 0 } else { config.backup_keep };
+    let made = crate::backup::make(config, &dir, keep, now);
+    let (ok, message) = match &made {
+        Ok(m) => (true, format!("otpbox backup: {}", m.summary())),
+        Err(e) => (false, format!("otpbox backup: {}", describe(e))),
+    };
+    if let Ok(conn) = db::connect(&config.db_path(), config.synchronous) {
+        let _ = conn.execute(
+            "INSERT INTO job_runs (job, started_at, duration_ms, ok, message) \
+             VALUES ('backup', ?1, ?2, ?3, ?4)",
+            rusqlite::params![
+                now,
+                started.elapsed().as_millis() as i64,
+                ok as i64,
+                message
+            ],
+        );
+    }
+    let made = made?;
+    println!("{}", made.summary());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `otpbox restore FILE`: see [`crate::backup::restore`].
+fn restore(config: &Config, from: &std::path::Path) -> Result<ExitCode, Error> {
+    let now = crate::clock::Clock::system().now();
+    let done = crate::backup::restore(from, &config.data, config.reuse_cooldown, now)?;
+    println!("restored {} into {}", from.display(), config.data.display());
+    for p in &done.kept_aside {
+        println!("kept aside: {}", p.display());
+    }
+    println!("start the server to use it; the files kept aside can be removed once you are sure");
+    Ok(ExitCode::SUCCESS)
+}
+
 fn check(config: &Config) -> Result<ExitCode, Error> {
     if !config.db_path().exists() {
         return Err(Error::invalid(format!(
@@ -565,11 +611,7 @@ fn check(config: &Config) -> Result<ExitCode, Error> {
         )));
     }
     let conn = db::open(&config.data, config.synchronous)?;
-    let mut problems = db::integrity_problems(&conn)?;
-    problems.extend(wallet::check(&conn)?);
-    problems.extend(payouts::check(&conn)?);
-    let now = crate::clock::Clock::system().now();
-    problems.extend(catalogue::check_stock(&conn, config.reuse_cooldown, now)?);
+    let problems = crate::backup::problems(&conn, config.reuse_cooldown)?;
     if problems.is_empty() {
         println!("ok: database integrity and ledger checks passed");
         Ok(ExitCode::SUCCESS)

@@ -209,6 +209,21 @@ pub const SETTINGS: &[Setting] = &[
         "Security logs (logins, failed logins, admin actions, key changes) are kept this long",
     ),
     s(
+        "backup_dir",
+        "",
+        "Where backup sets go (created with mode 0700); empty = DATA/backups",
+    ),
+    s(
+        "backup_schedule",
+        "0 30 2 * * *",
+        "When the backup job runs: a cron expression with seconds (default: daily at 02:30 UTC)",
+    ),
+    s(
+        "backup_keep",
+        "7",
+        "How many backup sets the job keeps (older ones are removed); 0 = keep all",
+    ),
+    s(
         "deletion_cooldown",
         "30d",
         "A deleted account's e-mail cannot sign up again for this long; then the account is purged",
@@ -388,6 +403,9 @@ pub struct Config {
     pub log_retention: u64,
     pub security_log_retention: u64,
     pub deletion_cooldown: u64,
+    pub backup_dir: PathBuf,
+    pub backup_schedule: String,
+    pub backup_keep: usize,
     pub max_active_activations: u32,
     pub reuse_cooldown: u64,
     /// Percent (0–100) of a completed order's price that the number's operator earns.
@@ -674,6 +692,13 @@ impl Config {
             log_retention: dur("log_retention")?,
             security_log_retention: dur("security_log_retention")?,
             deletion_cooldown: dur("deletion_cooldown")?,
+            backup_dir: PathBuf::from(get("backup_dir").trim()),
+            backup_schedule: {
+                let expr = get("backup_schedule").trim().to_string();
+                parse_schedule(&expr).map_err(named("backup_schedule"))?;
+                expr
+            },
+            backup_keep: num("backup_keep")? as usize,
             max_active_activations: num("max_active_activations")? as u32,
             reuse_cooldown: dur("reuse_cooldown")?,
             operator_share: parse_percent(&get("operator_share"))
@@ -718,6 +743,21 @@ impl Config {
     pub fn db_path(&self) -> PathBuf {
         self.data.join("otpbox.sqlite3")
     }
+}
+
+/// Parses a 6- or 7-field cron expression (seconds first), with a helpful error.
+pub fn parse_schedule(expr: &str) -> std::result::Result<cron::Schedule, String> {
+    <cron::Schedule as std::str::FromStr>::from_str(expr).map_err(|e| {
+        let fields = expr.split_whitespace().count();
+        if fields == 5 {
+            format!(
+                "`{expr}` has 5 fields; otpbox schedules start with a seconds field, \
+                 e.g. `0 {expr}`"
+            )
+        } else {
+            format!("`{expr}` is not a valid schedule: {e}")
+        }
+    })
 }
 
 #[cfg(test)]

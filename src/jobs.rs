@@ -2,7 +2,6 @@
 //! time (so tests that move the clock also move the schedule). Every run's start, duration
 //! and outcome is written to `job_runs` and shown on the admin's jobs page.
 
-use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -39,20 +38,7 @@ pub struct Jobs {
     last_idle_record: Mutex<Vec<Timestamp>>,
 }
 
-/// Parses a 6- or 7-field cron expression (seconds first), with a helpful error.
-pub fn parse_schedule(expr: &str) -> std::result::Result<cron::Schedule, String> {
-    cron::Schedule::from_str(expr).map_err(|e| {
-        let fields = expr.split_whitespace().count();
-        if fields == 5 {
-            format!(
-                "`{expr}` has 5 fields; otpbox schedules start with a seconds field, \
-                 e.g. `0 {expr}`"
-            )
-        } else {
-            format!("`{expr}` is not a valid schedule: {e}")
-        }
-    })
-}
+pub use crate::config::parse_schedule;
 
 impl Jobs {
     pub fn new(defs: Vec<(&'static str, &'static str, &'static str, JobFn)>) -> Jobs {
@@ -75,8 +61,11 @@ impl Jobs {
         }
     }
 
-    /// The jobs every install runs.
-    pub fn standard() -> Jobs {
+    /// The jobs every install runs; `backup_schedule` comes from the configuration (checked
+    /// when it was read).
+    pub fn standard(backup_schedule: &str) -> Jobs {
+        // Once per process: the job table holds its schedules for the process's life.
+        let backup_schedule: &'static str = Box::leak(backup_schedule.to_string().into_boxed_str());
         Jobs::new(vec![
             (
                 "expiry",
@@ -152,6 +141,12 @@ impl Jobs {
                 "Purge deleted accounts whose deletion_cooldown has passed: e-mail replaced by a \
                  placeholder, password hash, name and sign-in secrets cleared",
                 job_accounts,
+            ),
+            (
+                "backup",
+                backup_schedule,
+                "Back up the database and secret.key into a new verified set under backup_dir; keep backup_keep sets",
+                job_backup,
             ),
         ])
     }
@@ -493,6 +488,12 @@ fn job_sessions(app: &App, conn: &mut Connection) -> Result<String> {
 
 /// The daily retention rules (the SMS rule runs every minute in `sms_retention`). Orders are
 /// anonymised in batches, one transaction each, so the writer lock is never held long.
+fn job_backup(app: &App, _: &mut Connection) -> Result<String> {
+    let c = &app.config;
+    let made = crate::backup::make(c, &crate::backup::dir_of(c), c.backup_keep, app.now())?;
+    Ok(made.summary())
+}
+
 fn job_retention(app: &App, conn: &mut Connection) -> Result<String> {
     let now = app.now();
     let c = &app.config;
@@ -578,7 +579,7 @@ mod tests {
 
     #[test]
     fn standard_jobs_parse() {
-        let jobs = Jobs::standard();
+        let jobs = Jobs::standard("0 30 2 * * *");
         assert!(jobs.list.iter().any(|j| j.name == "sessions"));
     }
 }

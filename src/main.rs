@@ -5,6 +5,7 @@
 
 mod app;
 mod assets;
+mod backup;
 mod bench;
 mod cli;
 mod clock;

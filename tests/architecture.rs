@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 /// The top-level rooms of `src/`, lowest first: a room may import only rooms below it.
-const ROOMS: [&str; 19] = [
+const ROOMS: [&str; 20] = [
     "clock",
     "qr",
     "url",
@@ -18,6 +18,7 @@ const ROOMS: [&str; 19] = [
     "domain",
     "assets",
     "config",
+    "backup",
     "smtp",
     "app",
     "upstream",

@@ -137,7 +137,8 @@ pub fn write<T>(
     Ok(value)
 }
 
-fn ensure_private_dir(dir: &Path) -> Result<(), Error> {
+/// Creates `dir` (and its parents) with mode 0700, or tightens an existing one to it.
+pub fn ensure_private_dir(dir: &Path) -> Result<(), Error> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     if !dir.exists() {
         std::fs::DirBuilder::new()

@@ -48,6 +48,8 @@ pub struct App {
     pub hasher: Hasher,
     /// Health and the stop (see [`crate::lifecycle`]).
     pub life: crate::lifecycle::Lifecycle,
+    /// Counters for `/metrics` (see [`crate::metrics`]).
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// Makes glibc's malloc give large blocks back to the system. Each argon2 hash takes 12 MiB;
@@ -93,6 +95,7 @@ impl App {
             config,
             notifier: Notifier::default(),
             life: Default::default(),
+            metrics: Default::default(),
             clock,
             keys,
             hasher,

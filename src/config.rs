@@ -208,6 +208,15 @@ pub const SETTINGS: &[Setting] = &[
         "12mo",
         "Security logs (logins, failed logins, admin actions, key changes) are kept this long",
     ),
+    secret(
+        "metrics_token",
+        "Serve GET /metrics on the main listener to requests with `Authorization: Bearer <token>`; empty = not there",
+    ),
+    s(
+        "metrics_listen",
+        "",
+        "Also serve GET /metrics, without a token, on this separate address (e.g. 127.0.0.1:9464); empty = none",
+    ),
     s(
         "backup_dir",
         "",
@@ -403,6 +412,8 @@ pub struct Config {
     pub log_retention: u64,
     pub security_log_retention: u64,
     pub deletion_cooldown: u64,
+    pub metrics_token: String,
+    pub metrics_listen: Option<SocketAddr>,
     pub backup_dir: PathBuf,
     pub backup_schedule: String,
     pub backup_keep: usize,
@@ -692,6 +703,13 @@ impl Config {
             log_retention: dur("log_retention")?,
             security_log_retention: dur("security_log_retention")?,
             deletion_cooldown: dur("deletion_cooldown")?,
+            metrics_token: get("metrics_token").trim().to_string(),
+            metrics_listen: match get("metrics_listen").trim() {
+                "" => None,
+                a => Some(a.parse().map_err(|_| {
+                    format!("setting `metrics_listen`: `{a}` is not an address like 127.0.0.1:9464")
+                })?),
+            },
             backup_dir: PathBuf::from(get("backup_dir").trim()),
             backup_schedule: {
                 let expr = get("backup_schedule").trim().to_string();

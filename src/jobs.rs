@@ -198,6 +198,7 @@ impl Jobs {
         now: Timestamp,
     ) -> (bool, String) {
         let (ok, msg, ms) = execute(conn, job, app);
+        app.metrics.job(job.name, ok);
         let idle = ok && msg.is_empty();
         if idle {
             let mut last = self

@@ -16,6 +16,7 @@ mod domain;
 mod http;
 mod jobs;
 mod lifecycle;
+mod metrics;
 mod outbound;
 mod qr;
 mod smtp;

@@ -14,9 +14,11 @@ use common::{Client, TestServer};
 use serde_json::Value;
 
 /// Routes anyone may open (public pages, health, assets, catalogues, sign-in flows).
-const OPEN: [&str; 27] = [
+const OPEN: [&str; 28] = [
     "/",
     "/healthz",
+    // Its own bearer token (metrics_token), checked by the handler; 404 when unset.
+    "/metrics",
     "/privacy",
     "/aup",
     "/terms",

@@ -209,3 +209,37 @@ fn sigterm_during_load_cuts_no_answer_and_loses_no_acknowledged_order() {
         String::from_utf8_lossy(&check.stdout)
     );
 }
+
+#[test]
+fn metrics_are_not_there_without_a_token_and_have_their_own_address_if_asked() {
+    let server = TestServer::start();
+    assert_eq!(server.client().get("/metrics").status, 404);
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let server = TestServer::start_with(&[("OTPBOX_METRICS_LISTEN", &listen)]);
+    // Still not on the main listener without a token.
+    assert_eq!(server.client().get("/metrics").status, 404);
+    let ask = |path: &str| {
+        let mut s = TcpStream::connect(&listen).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        common::read_response(&mut s, false).unwrap()
+    };
+    let r = ask("/metrics");
+    assert_eq!(r.status, 200);
+    assert!(r
+        .header("content-type")
+        .is_some_and(|t| t.starts_with("text/plain; version=0.0.4")));
+    let text = r.text();
+    assert!(text.contains("\notpbox_database_up 1\n"), "{text}");
+    assert!(
+        text.contains("# TYPE otpbox_http_requests_total counter"),
+        "{text}"
+    );
+    assert_eq!(ask("/healthz").status, 404);
+}

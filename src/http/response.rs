@@ -40,6 +40,11 @@ impl Response {
         Response::new(status, TEXT, body.into())
     }
 
+    /// The Prometheus text exposition format (0.0.4).
+    pub fn prometheus(body: String) -> Response {
+        Response::new(200, "text/plain; version=0.0.4; charset=utf-8", body)
+    }
+
     /// JSON with the exact header `application/json` (no parameters): some clients compare
     /// the whole header value.
     pub fn json<T: Serialize + ?Sized>(status: u16, value: &T) -> Response {

@@ -25,6 +25,8 @@ SIM_DELAY = 300
 EARLY_CANCEL = 30
 DEMO_EMAIL = "demo@example.com"
 START_TIMEOUT = 20
+# /metrics answers only with this bearer token (tests/compat/test_metrics.py).
+METRICS_TOKEN = "compat-metrics-token"
 
 
 class Otpbox:
@@ -88,6 +90,7 @@ def otpbox():
         OTPBOX_SIM_DELAY=f"{SIM_DELAY}s",
         OTPBOX_EARLY_CANCEL=f"{EARLY_CANCEL}s",
         OTPBOX_LOG="warn",
+        OTPBOX_METRICS_TOKEN=METRICS_TOKEN,
     )
     log = open(log_path, "w")
     proc = subprocess.Popen(

@@ -111,6 +111,15 @@ fn ingest(ctx: &mut Ctx<'_>, req: &Request, sender: &Sender) -> Response {
     };
     let mut delivered = 0;
     for o in &outcomes {
+        if let Outcome::Sms { delivered: d, .. } = o {
+            let outcome = match d {
+                Delivered::Activation { .. } | Delivered::Rental { .. } => "delivered",
+                Delivered::Duplicate => "duplicate",
+                Delivered::NoLiveOrder => "no_live_order",
+                Delivered::UnknownNumber => "unknown_number",
+            };
+            ctx.app.metrics.sms(kind.as_str(), outcome);
+        }
         match o {
             Outcome::Sms {
                 delivered: Delivered::Activation { .. } | Delivered::Rental { .. },

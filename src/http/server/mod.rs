@@ -195,6 +195,15 @@ pub fn run(app: Arc<App>, jobs: Arc<Jobs>, listener: TcpListener) -> std::io::Re
             stop_gracefully(&stopping, public_fd, signal)
         })?;
     watch_accept_thread(&shared);
+    if let Some(addr) = shared.app.config.metrics_listen {
+        let app = shared.app.clone();
+        let server = tiny_http::Server::http(addr)
+            .map_err(|e| std::io::Error::other(format!("metrics_listen {addr}: {e}")))?;
+        log::info!("metrics on http://{addr}/metrics");
+        std::thread::Builder::new()
+            .name("http-metrics".into())
+            .spawn(move || serve_metrics(&app, &server))?;
+    }
     let long_polls = shared.clone();
     std::thread::Builder::new()
         .name("http-longpoll".into())
@@ -211,6 +220,25 @@ pub fn run(app: Arc<App>, jobs: Arc<Jobs>, listener: TcpListener) -> std::io::Re
         let _ = h.join();
     }
     Ok(())
+}
+
+/// The separate metrics listener (`metrics_listen`): `GET /metrics` without a token, 404 for
+/// anything else; one request at a time, which is what a scraper sends.
+fn serve_metrics(app: &App, server: &tiny_http::Server) {
+    let db = open_db(app);
+    loop {
+        let Ok(rq) = server.recv() else { continue };
+        let path = rq.url().split('?').next().unwrap_or("");
+        let resp = if *rq.method() == tiny_http::Method::Get && path == "/metrics" {
+            Response::prometheus(app.metrics.render(&db, app.now()))
+        } else {
+            Response::text(404, "only GET /metrics here")
+        };
+        if !db.is_autocommit() {
+            let _ = db.execute_batch("ROLLBACK");
+        }
+        let _ = rq.respond(to_tiny(&resp));
+    }
 }
 
 /// How long a stop waits for requests in progress and the scheduler's tick.
@@ -495,6 +523,7 @@ fn respond(
         return finish(shared, rq, resp, &req, started);
     }
     let checked = wait.seen;
+    shared.app.metrics.set_long_polls(parked.len() + 1);
     parked.push(Parked {
         rq,
         req,
@@ -547,6 +576,7 @@ fn park_loop(shared: &Shared) {
         let mut guard = shared.parked.lock().unwrap_or_else(|p| p.into_inner());
         keep.append(&mut guard);
         *guard = keep;
+        app.metrics.set_long_polls(guard.len());
     }
 }
 
@@ -718,7 +748,7 @@ fn finish(
     req: &Request,
     started: Instant,
 ) {
-    access_log(req, resp.status, started);
+    access_log(&shared.app, req, resp.status, started);
     let (peer, body) = (shared.handoff.peer(&rq), body_allowance(&rq));
     if let Err(e) = rq.respond(to_tiny(&resp)) {
         log::debug!("client went away before the response was written: {e}");
@@ -767,7 +797,7 @@ fn discard(
     started: Instant,
 ) {
     let resp = with_security_headers(resp);
-    access_log(req, resp.status, started);
+    access_log(&shared.app, req, resp.status, started);
     let tiny = to_tiny(&resp);
     let (peer, body) = (shared.handoff.peer(&rq), body_allowance(&rq));
     if shared.discarders.fetch_add(1, Ordering::SeqCst) >= MAX_DISCARDERS {
@@ -800,7 +830,7 @@ fn abandon(
     started: Instant,
 ) {
     let resp = with_security_headers(resp);
-    access_log(req, resp.status, started);
+    access_log(&shared.app, req, resp.status, started);
     let mut raw = format!("HTTP/1.1 {} {}\r\n", resp.status, reason(resp.status));
     for (k, v) in &resp.headers {
         raw.push_str(&format!("{k}: {v}\r\n"));
@@ -825,7 +855,8 @@ fn abandon(
     std::mem::forget(rq);
 }
 
-fn access_log(req: &Request, status: u16, started: Instant) {
+fn access_log(app: &App, req: &Request, status: u16, started: Instant) {
+    app.metrics.request(&req.path, status, started.elapsed());
     // Path only: query strings can hold API keys.
     log::info!(
         target: "access",

@@ -1,4 +1,4 @@
-//! Landing page, policies, health check.
+//! Landing page, policies, health check, metrics.
 
 use super::super::auth::Visitor;
 use super::super::router::Router;
@@ -11,12 +11,28 @@ use crate::views::public::{self, Operator, Retention};
 pub fn routes(r: &mut Router) {
     use Method::Get;
     r.visitors(&[(Get, "/", landing)]);
-    r.publics(&[(Get, "/healthz", healthz)]);
+    r.publics(&[(Get, "/healthz", healthz), (Get, "/metrics", metrics)]);
     r.visitors(&[
         (Get, "/privacy", privacy),
         (Get, "/aup", aup),
         (Get, "/terms", terms),
     ]);
+}
+
+/// `GET /metrics` (see [`crate::metrics`]): only when `metrics_token` is set, and only with
+/// `Authorization: Bearer <token>`; otherwise it is not there (404), so metrics are never
+/// public by accident.
+fn metrics(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    let token = &ctx.app.config.metrics_token;
+    if token.is_empty() {
+        return crate::http::error_page(req, 404, "There is nothing at this address.");
+    }
+    let sent = req.bearer().unwrap_or("");
+    if !crate::domain::base::crypto::constant_time_eq(sent.as_bytes(), token.as_bytes()) {
+        return Response::text(401, "metrics need Authorization: Bearer <metrics_token>")
+            .with_header("WWW-Authenticate", "Bearer");
+    }
+    Response::prometheus(ctx.app.metrics.render(ctx.db, ctx.app.now()))
 }
 
 /// `GET /healthz`: 200 `ok` when the database answers and takes writes and the scheduler ran

@@ -133,6 +133,9 @@ impl App {
 
     /// A fresh connection for a thread that has none (CLI commands, jobs).
     pub fn connect(&self) -> Result<rusqlite::Connection, Error> {
-        crate::db::connect(&self.config.db_path(), self.config.synchronous)
+        let conn = crate::db::connect(&self.config.db_path(), self.config.synchronous)?;
+        // 0 leaves checkpoints to Litestream (README, Off-site replication).
+        conn.pragma_update(None, "wal_autocheckpoint", self.config.wal_autocheckpoint)?;
+        Ok(conn)
     }
 }

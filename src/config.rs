@@ -52,6 +52,11 @@ pub const SETTINGS: &[Setting] = &[
         "SQLite durability: normal (a power loss may undo the last commits) or full (fsync every commit)",
     ),
     s(
+        "wal_autocheckpoint",
+        "1000",
+        "SQLite checkpoints the WAL into the database once it holds this many pages; 0 leaves checkpoints to Litestream",
+    ),
+    s(
         "workers",
         "0",
         "HTTP worker threads; 0 = one per CPU core (at least 2)",
@@ -412,6 +417,7 @@ pub struct Config {
     pub log_retention: u64,
     pub security_log_retention: u64,
     pub deletion_cooldown: u64,
+    pub wal_autocheckpoint: u32,
     pub metrics_token: String,
     pub metrics_listen: Option<SocketAddr>,
     pub backup_dir: PathBuf,
@@ -703,6 +709,7 @@ impl Config {
             log_retention: dur("log_retention")?,
             security_log_retention: dur("security_log_retention")?,
             deletion_cooldown: dur("deletion_cooldown")?,
+            wal_autocheckpoint: num("wal_autocheckpoint")? as u32,
             metrics_token: get("metrics_token").trim().to_string(),
             metrics_listen: match get("metrics_listen").trim() {
                 "" => None,

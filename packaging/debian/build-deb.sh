@@ -3,12 +3,17 @@
 #   packaging/debian/build-deb.sh                            # for this machine
 #   packaging/debian/build-deb.sh aarch64-unknown-linux-gnu  # arm64, e.g. a Raspberry Pi
 # Output: target/debian/otpbox_<version>_<arch>.deb
-# Set DEB_MAINTAINER="Name <mail>" to fill the Maintainer field.
+# Set DEB_MAINTAINER="Name <mail>" to fill the Maintainer field. OTPBOX_DEB_BIN=PATH packages
+# that binary instead of building a release one (the test suite inspects a package of its
+# debug build this way).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
 target="${1:-}"
-if [ -n "$target" ]; then
+if [ -n "${OTPBOX_DEB_BIN:-}" ]; then
+    bin="$OTPBOX_DEB_BIN"
+    target="${target:-$(rustc -vV | sed -n 's/^host: //p')}"
+elif [ -n "$target" ]; then
     cargo build --release --locked --target "$target"
     bin="target/$target/release/otpbox"
 else
@@ -41,6 +46,8 @@ install -D -m 0644 packaging/README.md "$doc/packaging.md"
 install -D -m 0644 packaging/otpbox.conf.example "$doc/examples/otpbox.conf.example"
 install -D -m 0644 packaging/nginx/otpbox.conf "$doc/examples/nginx/otpbox.conf"
 install -D -m 0644 packaging/caddy/Caddyfile "$doc/examples/caddy/Caddyfile"
+install -D -m 0644 packaging/litestream/litestream.yml "$doc/examples/litestream/litestream.yml"
+install -D -m 0644 packaging/litestream/litestream.service "$doc/examples/litestream/litestream.service"
 # Gateway bridges for gammu-smsd and smstools3 (python3 scripts, used only if installed).
 for bridge in otpbox-gammu otpbox-smstools; do
     install -D -m 0755 "packaging/bridges/$bridge" "$root/usr/share/otpbox/bridges/$bridge"

@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 
 /// Upper bounds of the latency histogram, in seconds.
 const BUCKETS: [f64; 12] = [
@@ -355,6 +355,32 @@ fn database_gauges(out: &mut String, db: &Connection, now: i64) -> rusqlite::Res
     if let Some(t) = last {
         let _ = writeln!(body, "otpbox_last_backup_age_seconds {}", now - t);
     }
+    // The latest attempt, verified or not: its verdict and the size of its set.
+    let latest: Option<(bool, String)> = db
+        .prepare_cached(
+            "SELECT ok, message FROM job_runs WHERE job = 'backup' \
+             ORDER BY started_at DESC LIMIT 1",
+        )?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    if let Some((ok, message)) = latest {
+        head(
+            &mut body,
+            "otpbox_last_backup_success",
+            "gauge",
+            "1 when the latest backup attempt produced a verified set, else 0",
+        );
+        let _ = writeln!(body, "otpbox_last_backup_success {}", ok as u8);
+        if let Some(bytes) = backup_bytes(&message).filter(|_| ok) {
+            head(
+                &mut body,
+                "otpbox_last_backup_bytes",
+                "gauge",
+                "Size of the latest verified backup set (database and key)",
+            );
+            let _ = writeln!(body, "otpbox_last_backup_bytes {bytes}");
+        }
+    }
     head(
         &mut body,
         "otpbox_database_up",
@@ -366,8 +392,24 @@ fn database_gauges(out: &mut String, db: &Connection, now: i64) -> rusqlite::Res
     Ok(())
 }
 
+/// The size in a backup run's summary, `… (N bytes), verified …`.
+fn backup_bytes(message: &str) -> Option<u64> {
+    let end = message.find(" bytes)")?;
+    let start = message[..end].rfind('(')? + 1;
+    message[start..end].parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_backup_size_is_read_from_its_summary() {
+        assert_eq!(
+            super::backup_bytes("otpbox backup: /b/otpbox-x (81920 bytes), verified: ok"),
+            Some(81920)
+        );
+        assert_eq!(super::backup_bytes("failed: locked"), None);
+    }
+
     use super::*;
 
     #[test]

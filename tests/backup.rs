@@ -67,7 +67,10 @@ fn only_set(dir: &Path) -> PathBuf {
 
 #[test]
 fn a_backup_of_a_running_server_restores_elsewhere_with_the_same_balances() {
-    let server = TestServer::start_with(&[("OTPBOX_API_RATE", "0")]);
+    let server = TestServer::start_with(&[
+        ("OTPBOX_API_RATE", "0"),
+        ("OTPBOX_METRICS_TOKEN", "m-token"),
+    ]);
     server.add_numbers(COUNTRY, &["6281100000001", "6281100000002"]);
     let mut api = server.customer("kept@example.com", "10.00");
     let id = common::market::id_of(&api.order_ok("tg"));
@@ -98,6 +101,24 @@ fn a_backup_of_a_running_server_restores_elsewhere_with_the_same_balances() {
     let (mut admin, _) = server.signed_in("admin@example.com", "admin");
     let jobs = admin.get("/admin/jobs").text();
     assert!(jobs.contains("otpbox backup: "), "{jobs}");
+    // And /metrics: the verdict, the size, the age.
+    let mut scraper = server.client();
+    scraper.always_send("Authorization", "Bearer m-token");
+    let metrics = scraper.get("/metrics").text();
+    assert!(
+        metrics.contains("\notpbox_last_backup_success 1\n"),
+        "{metrics}"
+    );
+    let size = std::fs::metadata(set.join("otpbox.sqlite3")).unwrap().len()
+        + std::fs::metadata(set.join("secret.key")).unwrap().len();
+    assert!(
+        metrics.contains(&format!("\notpbox_last_backup_bytes {size}\n")),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("\notpbox_last_backup_age_seconds "),
+        "{metrics}"
+    );
 
     // Restored into a fresh directory, a server there knows the same key and balance.
     let elsewhere = temp_dir("restored");

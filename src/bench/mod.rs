@@ -277,7 +277,7 @@ fn measure(opts: &Options, history: u64) -> Result<Measured, Error> {
         workloads::rent_finish(&key),
     ];
     for w in reads {
-        out.rows.push(measure_one(server.addr, opts, w));
+        out.rows.push(measure_one(&server, opts, w));
     }
     if let Some((rss, peak)) = memory(server.pid()) {
         println!("server memory: RSS {rss} KiB, peak {peak} KiB");
@@ -301,7 +301,7 @@ fn measure(opts: &Options, history: u64) -> Result<Measured, Error> {
     // The same writes with every commit synced (`synchronous = full`).
     let server = server::start(&data.path, &settings(true, "full"))?;
     out.rows.push(measure_one(
-        server.addr,
+        &server,
         opts,
         workloads::order_cancel(&key, "order→cancel (synchronous=full)"),
     ));
@@ -313,7 +313,7 @@ fn measure(opts: &Options, history: u64) -> Result<Measured, Error> {
     let gateways = workloads::add_gateways(&data.path)?;
     let server = server::start(&data.path, &settings(false, "normal"))?;
     out.rows.push(measure_one(
-        server.addr,
+        &server,
         opts,
         workloads::ingest(&key, gateways),
     ));
@@ -328,22 +328,31 @@ fn measure(opts: &Options, history: u64) -> Result<Measured, Error> {
 
 fn header() {
     println!(
-        "{:<36} {:>14} {:>8} {:>8} {:>8} {:>8} {:>7}",
-        "workload", "per s", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "errors"
+        "{:<36} {:>14} {:>8} {:>8} {:>8} {:>8} {:>7} {:>9}",
+        "workload", "per s", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "errors", "server µs"
     );
 }
 
-fn measure_one(addr: std::net::SocketAddr, opts: &Options, w: Workload) -> Row {
-    let outcome = client::load(addr, opts.connections, opts.seconds, &w.step);
+/// Runs one workload; besides rate and latency it reports the server's CPU time per unit
+/// (user + system, from /proc), which other load on the machine does not inflate much.
+fn measure_one(server: &server::Server, opts: &Options, w: Workload) -> Row {
+    let cpu_before = cpu_ticks(server.pid());
+    let outcome = client::load(server.addr, opts.connections, opts.seconds, &w.step);
+    let cpu = cpu_ticks(server.pid()).zip(cpu_before).map(|(a, b)| a - b);
+    let per_unit = cpu.map_or(String::from("?"), |t| {
+        // Clock ticks are 1/100 s on Linux.
+        format!("{:.0}", t as f64 * 10_000.0 / (outcome.ok.max(1)) as f64)
+    });
     println!(
-        "{:<36} {:>14} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>7}",
+        "{:<36} {:>14} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>7} {:>9}",
         w.name,
         format!("{:.0} {}", outcome.rate(), w.unit),
         outcome.percentile(50.0),
         outcome.percentile(99.0),
         outcome.percentile(99.9),
         outcome.percentile(100.0),
-        outcome.errors
+        outcome.errors,
+        per_unit
     );
     if outcome.errors > 0 {
         println!("    FAILED: {}", outcome.samples.join(" | "));
@@ -353,6 +362,16 @@ fn measure_one(addr: std::net::SocketAddr, opts: &Options, w: Workload) -> Row {
         unit: w.unit,
         outcome,
     }
+}
+
+/// The server's CPU time so far (user + system) in clock ticks, from /proc.
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) start after its ')'.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
 }
 
 /// The server's resident and peak memory in KiB, from /proc.

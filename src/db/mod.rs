@@ -4,7 +4,9 @@
 //! `Sync`). Writes go through [`write`], a short `BEGIN IMMEDIATE` transaction, so a writer
 //! never fails half-way with SQLITE_BUSY after reading.
 
+use std::cell::Cell;
 use std::path::Path;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
@@ -126,8 +128,42 @@ pub fn migrate(conn: &Connection) -> Result<(), Error> {
     Ok(())
 }
 
+/// The writers of this process take turns here before SQLite's write lock. SQLite's busy
+/// handler waits by sleeping (1, 2, 5, 10, … ms) and polling, so two workers contending for
+/// the lock spent much of their time asleep with the lock free; a mutex hands it over the
+/// moment it is released. Other processes (the command line) still meet the busy timeout.
+static WRITER: Mutex<()> = Mutex::new(());
+
+thread_local! {
+    /// This thread already holds [`WRITER`] (a nested `write` must not wait for itself).
+    static WRITING: Cell<bool> = const { Cell::new(false) };
+}
+
 /// Runs `f` in a `BEGIN IMMEDIATE` transaction; commits on `Ok`, rolls back on `Err` or panic.
+/// Writers of this process queue on [`WRITER`] first.
 pub fn write<T>(
+    conn: &mut Connection,
+    f: impl FnOnce(&Transaction) -> Result<T, Error>,
+) -> Result<T, Error> {
+    if WRITING.with(Cell::get) {
+        return write_locked(conn, f);
+    }
+    let _turn = WRITER.lock().unwrap_or_else(|p| p.into_inner());
+    WRITING.with(|w| w.set(true));
+    let _reset = Reset;
+    write_locked(conn, f)
+}
+
+/// Clears [`WRITING`] when the turn ends, even by a panic.
+struct Reset;
+
+impl Drop for Reset {
+    fn drop(&mut self) {
+        WRITING.with(|w| w.set(false));
+    }
+}
+
+fn write_locked<T>(
     conn: &mut Connection,
     f: impl FnOnce(&Transaction) -> Result<T, Error>,
 ) -> Result<T, Error> {

@@ -649,13 +649,12 @@ fn set_status(
     let list: Vec<String> = from.iter().map(|s| format!("'{}'", s.as_str())).collect();
     let previous = get(conn, id)?.map(|a| a.status);
     let ended = if to.is_live() { "ended_at" } else { "?2" };
-    let n = conn.execute(
-        &format!(
+    let n = conn
+        .prepare_cached(&format!(
             "UPDATE activations SET status = ?3, ended_at = {ended} WHERE id = ?1 AND status IN ({})",
             list.join(",")
-        ),
-        params![id, now, to.as_str()],
-    )?;
+        ))?
+        .execute(params![id, now, to.as_str()])?;
     if n != 1 {
         return Err(Error::BadStatus(
             "The order changed meanwhile; reload it.".into(),
@@ -731,10 +730,10 @@ pub fn cancel(
     )?;
     if reason == CancelReason::NumberUsed {
         if let Some(n) = a.number_id {
-            conn.execute(
+            conn.prepare_cached(
                 "UPDATE number_usage SET blocked = 1 WHERE number_id = ?1 AND service = ?2",
-                params![n, a.service],
-            )?;
+            )?
+            .execute(params![n, a.service])?;
         }
     }
     simulator::forget(conn, Some(id), None)?;
@@ -810,10 +809,8 @@ pub fn mark_ready(conn: &Connection, user_id: i64, id: i64, now: Timestamp) -> R
     if !a.status.is_live() {
         return Err(ended(&a));
     }
-    conn.execute(
-        "UPDATE activations SET ready_at = COALESCE(ready_at, ?2) WHERE id = ?1",
-        params![id, now],
-    )?;
+    conn.prepare_cached("UPDATE activations SET ready_at = COALESCE(ready_at, ?2) WHERE id = ?1")?
+        .execute(params![id, now])?;
     get_for(conn, user_id, id)
 }
 

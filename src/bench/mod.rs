@@ -254,7 +254,7 @@ fn measure(opts: &Options, history: u64) -> Result<Measured, Error> {
         connections: 32,
         ..*opts
     };
-    out.rows.push(measure_one(server.addr, &fresh_opts, fresh));
+    out.rows.push(measure_one(&server, &fresh_opts, fresh));
     let key = workloads::demo_key(&data.path)?;
     let id = workloads::order_one(server.addr, &key)?;
     let cookie = workloads::login(server.addr)?;

@@ -87,7 +87,9 @@ impl Error {
             Error::Busy => 503,
             Error::NoBalance => 402,
             Error::NoNumbers => 409,
-            Error::BadService | Error::BadCountry | Error::WrongOperator => 400,
+            // A service, country or operator that does not exist (or is not sold) is looked
+            // for in vain: 404, whatever the protocol's own code says.
+            Error::BadService | Error::BadCountry | Error::WrongOperator => 404,
             Error::WrongMaxPrice { .. } => 409,
             Error::EarlyCancel { .. } => 409,
             Error::BadStatus(_) => 409,

@@ -140,17 +140,31 @@ pub fn route(ctx: &mut Ctx<'_>, req: &mut Request) -> Response {
         }
         _ => None,
     };
+    // The native API's document is its contract: checked after the caller (a 401 comes
+    // before a 400), before the handler.
+    let documented = |req: &Request| {
+        if route.pattern.starts_with("/api/") {
+            api::contract::check(route.method, &route.pattern, req)
+        } else {
+            Ok(())
+        }
+    };
     match (route.handler, route.access, visitor) {
-        (Handler::Open(h), _, _) => h(ctx, req),
+        (Handler::Open(h), _, _) => match documented(req) {
+            Ok(()) => h(ctx, req),
+            Err(refusal) => refusal,
+        },
         (Handler::Visitor(h), _, Some(v)) => h(ctx, req, &v),
         (Handler::Page(h), Access::Page(role), Some(v)) => match auth::page(ctx, req, v, role) {
             Ok(page) => h(ctx, req, &page),
             Err(refusal) => refusal,
         },
-        (Handler::User(h), Access::Api(role), _) => match auth::api_caller(ctx, req, role) {
-            Ok(user) => h(ctx, req, &user),
-            Err(refusal) => refusal,
-        },
+        (Handler::User(h), Access::Api(role), _) => {
+            match auth::api_caller(ctx, req, role).and_then(|user| documented(req).map(|()| user)) {
+                Ok(user) => h(ctx, req, &user),
+                Err(refusal) => refusal,
+            }
+        }
         (Handler::User(h), Access::FiveSimKey, _) => match protocols::fivesim::caller(ctx, req) {
             Ok(user) => h(ctx, req, &user),
             Err(refusal) => refusal,

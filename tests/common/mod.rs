@@ -34,6 +34,7 @@ pub struct Builder {
     envs: Vec<(String, String)>,
     open_files: Option<u32>,
     demo: bool,
+    data: Option<PathBuf>,
 }
 
 impl Builder {
@@ -55,6 +56,13 @@ impl Builder {
         self
     }
 
+    /// Starts on an existing data directory (one a killed server left, see
+    /// [`TestServer::kill9`]) instead of a new one; it is removed when this server is dropped.
+    pub fn data_dir(mut self, dir: PathBuf) -> Builder {
+        self.data = Some(dir);
+        self
+    }
+
     /// Runs the server under `sh -c 'ulimit -n N && exec otpbox serve ...'`: the soft and the
     /// hard limit, so the server cannot raise it again.
     pub fn open_files_limit(mut self, n: u32) -> Builder {
@@ -63,7 +71,7 @@ impl Builder {
     }
 
     pub fn start(self) -> TestServer {
-        let data = unique_temp_dir();
+        let data = self.data.clone().unwrap_or_else(unique_temp_dir);
         let args = [
             if self.demo { "demo" } else { "serve" }.to_string(),
             "--data".to_string(),
@@ -128,6 +136,7 @@ impl Builder {
             addr,
             setup_link,
             log,
+            remove_data: true,
         }
     }
 }
@@ -139,6 +148,8 @@ pub struct TestServer {
     addr: SocketAddr,
     setup_link: Option<String>,
     log: Arc<Mutex<String>>,
+    /// False once [`TestServer::kill9`] handed the directory on.
+    remove_data: bool,
 }
 
 impl TestServer {
@@ -186,6 +197,15 @@ impl TestServer {
             .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
             .and_then(|v| v.split_whitespace().next()?.parse().ok())
             .unwrap_or_else(|| panic!("no {field} in /proc status"))
+    }
+
+    /// Kills the server with SIGKILL (no shutdown, no checkpoint: a crash) and hands back its
+    /// data directory, kept for a restart with [`Builder::data_dir`].
+    pub fn kill9(mut self) -> PathBuf {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.remove_data = false;
+        self.data.clone()
     }
 
     /// True while the process has not exited.
@@ -373,7 +393,9 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.data);
+        if self.remove_data {
+            let _ = std::fs::remove_dir_all(&self.data);
+        }
     }
 }
 

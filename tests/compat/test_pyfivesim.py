@@ -56,13 +56,29 @@ def wait_for_sms(otpbox, api, order_id):
 
 def test_profile_and_catalogue(otpbox):
     api = client(otpbox)
+    before = api.get_user_profile()
+    # The profile follows the orders: buy one, and it is the last order, first of its kind
+    # among the top orders, and one more live order.
+    order = api.buy_number(product="vkontakte", country="russia", operator="any")
     profile = api.get_user_profile()
     assert profile.email == DEMO_EMAIL
-    assert profile.balance > 0
-    assert profile.rating == 96  # 5sim's top rating; otpbox never lowers it
-    assert profile.default_country.name and profile.default_country.prefix.startswith("+")
+    assert round(profile.balance, 2) == round(before.balance - order.price, 2)
+    assert profile.rating == 96  # 5sim's top rating; otpbox never lowers it (test_ban_refunds)
+    assert (profile.default_country.name, profile.default_country.prefix) == ("russia", "+7")
     assert profile.frozen_balance == 0
-    assert len(profile.last_top_orders) >= 1
+    assert profile.did_order is True
+    assert profile.total_active_orders == before.total_active_orders + 1
+    last = profile.last_order
+    assert (last.country, last.service, last.operator) == ("russia", "vkontakte", "any")
+    assert (last.service_id, last.price) == (order.id, order.price)
+    assert 1 <= len(profile.last_top_orders) <= 5
+    kinds = [(o.country, o.service, o.operator) for o in profile.last_top_orders]
+    assert len(set(kinds)) == len(kinds), f"top orders repeat a kind: {kinds}"
+    mine = [o for o in profile.last_top_orders if o.service == "vkontakte"]
+    assert [(o.service_id, o.price) for o in mine] == [(order.id, order.price)]
+    otpbox.advance(130)
+    assert api.action_with_order("cancel", order.id).status == Status.CANCELED
+    assert api.get_user_profile().total_active_orders == before.total_active_orders
 
     # A new customer: every number exact.
     fresh = client(otpbox, new_customer_key(otpbox, "profile-5sim@example.com"))
@@ -73,6 +89,11 @@ def test_profile_and_catalogue(otpbox):
     assert profile.frozen_balance == 0
     assert profile.total_active_orders == 0
     assert profile.did_order is False
+    # No order yet: one well-formed placeholder in the country of the first order on sale.
+    placeholder = ("russia", "any", "any", 0, 0)
+    as_tuple = lambda o: (o.country, o.service, o.operator, o.service_id, o.price)
+    assert as_tuple(profile.last_order) == placeholder
+    assert [as_tuple(o) for o in profile.last_top_orders] == [placeholder]
 
     countries = {c.name: c for c in api.get_countries_list()}
     assert countries["russia"].iso == "ru"
@@ -168,6 +189,8 @@ def test_ban_refunds(otpbox):
     banned = api.action_with_order("ban", order.id)
     assert banned.status == Status.BANNED
     assert balance(api) == before
+    # 5sim lowers the rating of customers who ban and cancel; otpbox never does.
+    assert api.get_user_profile().rating == 96
 
 
 def test_bad_key(otpbox):

@@ -416,7 +416,7 @@ pub fn order(
 ) -> Result<Placed> {
     let client_id = client_order_id(req);
     if let Some(cid) = client_id {
-        if cid.len() > 100 {
+        if cid.chars().count() > 100 {
             return Err(Error::invalid(
                 "The order id must be at most 100 characters.",
             ));

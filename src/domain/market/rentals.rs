@@ -300,10 +300,18 @@ pub fn extend(
     if r.expires_at <= now {
         return Err(Error::BadStatus("This rental has expired.".into()));
     }
-    if !(1..=MAX_HOURS).contains(&hours)
-        || (r.expires_at - r.created_at) / 3600 + hours > MAX_HOURS * 4
-    {
+    if !(1..=MAX_HOURS).contains(&hours) {
         return Err(Error::invalid(format!("Extend by 1 to {MAX_HOURS} hours.")));
+    }
+    // A valid extension this rental cannot take any more: its state, not the input, is in
+    // the way (409).
+    let left = MAX_HOURS * 4 - (r.expires_at - r.created_at) / 3600;
+    if hours > left {
+        return Err(Error::Conflict(format!(
+            "A rental lasts at most {} hours in all; this one can be extended by {} more.",
+            MAX_HOURS * 4,
+            left.max(0)
+        )));
     }
     let cost = r.hour_minor * hours;
     wallet::post(

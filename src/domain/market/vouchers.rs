@@ -90,8 +90,9 @@ pub fn redeem(
     now: Timestamp,
 ) -> Result<i64> {
     let n = normalise(code);
+    // A code of the wrong shape and an unknown one are the same answer: no such voucher.
     if n.len() != 16 {
-        return Err(Error::invalid("This voucher code is not valid."));
+        return Err(Error::NotFound("voucher"));
     }
     let row: Option<(i64, i64, i64, Option<i64>)> = {
         let mut stmt = conn.prepare_cached(
@@ -104,7 +105,7 @@ pub fn redeem(
         }
     };
     let Some((id, amount, expires_at, redeemed_by)) = row else {
-        return Err(Error::invalid("This voucher code is not valid."));
+        return Err(Error::NotFound("voucher"));
     };
     if redeemed_by.is_some() {
         return Err(Error::Conflict(

@@ -85,9 +85,13 @@ fn post_inner(
     };
     let updated = conn
         .prepare_cached(
+            // The second condition keeps the sum within a 64-bit integer (SQLite would
+            // turn an overflowing one into a float).
             "UPDATE users SET balance_minor = balance_minor + ?2, \
              earned_minor = earned_minor + ?3, paid_out_minor = paid_out_minor + ?4 \
-             WHERE id = ?1 AND balance_minor + ?2 >= 0 RETURNING balance_minor",
+             WHERE id = ?1 AND balance_minor + ?2 >= 0 \
+               AND (?2 <= 0 OR balance_minor <= 9223372036854775807 - ?2) \
+             RETURNING balance_minor",
         )?
         .query_row(params![user_id, amount_minor, earned, paid_out], |r| {
             r.get::<_, i64>(0)
@@ -96,11 +100,16 @@ fn post_inner(
     let balance = match updated {
         Some(b) => b,
         None => {
+            let exists = conn
+                .prepare_cached("SELECT 1 FROM users WHERE id = ?1")?
+                .exists([user_id])?;
             return Err(if amount_minor < 0 {
                 Error::NoBalance
+            } else if exists {
+                Error::invalid("This amount would take the balance beyond what can be stored.")
             } else {
                 Error::NotFound("account")
-            })
+            });
         }
     };
     let inserted = conn

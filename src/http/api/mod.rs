@@ -29,6 +29,7 @@ use crate::domain::{
 };
 
 pub mod admin;
+pub mod contract;
 pub mod webhooks;
 
 /// The OpenAPI 3.0 document of the native API: the one description of every `/api/v1` route.
@@ -317,17 +318,22 @@ fn post_activation(ctx: &mut Ctx<'_>, req: &Request, user: &User) -> Response {
 pub const MAX_OFFSET: i64 = 10_000;
 
 fn list_activations(ctx: &mut Ctx<'_>, req: &Request, user: &User) -> Response {
-    let statuses: Vec<Status> = match req.query_param("status").as_deref() {
-        None | Some("") | Some("all") => vec![],
-        Some("live") => vec![Status::Waiting, Status::Received, Status::Retry],
-        Some(list) => {
-            let parsed: Option<Vec<Status>> = list.split(',').map(Status::parse).collect();
-            match parsed {
-                Some(v) => v,
-                None => return Response::json_error(400, "invalid_request", "Unknown status."),
+    // The contract (`contract.rs`) has checked the list against the document's enum.
+    let live = [Status::Waiting, Status::Received, Status::Retry];
+    let mut statuses: Vec<Status> = Vec::new();
+    for name in req.query_param("status").unwrap_or_default().split(',') {
+        match name {
+            "" | "all" => {
+                statuses.clear();
+                break;
             }
+            "live" => statuses.extend(live),
+            other => match Status::parse(other) {
+                Some(s) => statuses.push(s),
+                None => return Response::json_error(400, "invalid_request", "Unknown status."),
+            },
         }
-    };
+    }
     let limit = match int_query(req, "limit", 50, 1, 200) {
         Ok(l) => l,
         Err(r) => return r,

@@ -30,6 +30,7 @@ use crate::domain::market::activations::{self, Activation, CancelReason, OrderBy
 use crate::domain::market::blocklist::Scope;
 use crate::domain::market::catalogue::{self, Country, Service};
 use crate::domain::{accounts::apikeys, market::inbox, Error};
+use crate::http::protocols::params;
 use crate::http::router::Router;
 use crate::http::Method;
 use crate::http::{Ctx, Request, Response};
@@ -161,19 +162,6 @@ pub fn time(t: i64) -> String {
     chrono::DateTime::from_timestamp(t, 0)
         .map(|d| d.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string())
         .unwrap_or_default()
-}
-
-/// `maxPrice` in major units (`0.5`, `12`) → minor units, rounded down (a cap).
-fn parse_max_price(text: &str, digits: u32) -> Option<i64> {
-    let t = text.trim();
-    let (int, frac) = t.split_once('.').unwrap_or((t, ""));
-    let frac: String = frac.chars().take(digits as usize).collect();
-    let t = if frac.is_empty() {
-        int.to_string()
-    } else {
-        format!("{int}.{frac}")
-    };
-    Money::parse(&t, digits, false).map(|m| m.0)
 }
 
 /// 5sim names of catalogue rows, looked up once per reply.
@@ -634,7 +622,7 @@ fn buy_activation(ctx: &mut Ctx<'_>, req: &Request, user: &User) -> Response {
     let service = try_or_return!(find_product(ctx.db, &product));
     // maxPrice counts only with operator `any` (as on 5sim); elsewhere it is ignored.
     let max_price = match req.query_param("maxPrice").filter(|m| !m.trim().is_empty()) {
-        Some(m) if operator == ANY => match parse_max_price(&m, digits) {
+        Some(m) if operator == ANY => match params::max_price(&m, digits) {
             Some(v) => Some(v),
             None => return fail(400, "bad max price"),
         },
@@ -781,16 +769,18 @@ fn orders(ctx: &mut Ctx<'_>, req: &Request, user: &User) -> Response {
         .query_param("category")
         .map(|c| c.trim().to_ascii_lowercase())
         .unwrap_or_else(|| "activation".into());
-    let limit = req
-        .query_param("limit")
-        .and_then(|l| l.trim().parse::<i64>().ok())
-        .unwrap_or(50)
-        .clamp(1, 500);
-    let offset = req
-        .query_param("offset")
-        .and_then(|l| l.trim().parse::<i64>().ok())
-        .unwrap_or(0)
-        .max(0);
+    // Present but not what the parameter takes: 400 in 5sim's words, never the default.
+    let number = |name: &str, default: i64| match req.query_param(name) {
+        None => Some(default),
+        Some(v) => params::int(v.trim()),
+    };
+    let Some(limit) = number("limit", 50) else {
+        return fail(400, "bad limit");
+    };
+    let Some(offset) = number("offset", 0) else {
+        return fail(400, "bad offset");
+    };
+    let (limit, offset) = (limit.clamp(1, 500), offset.max(0));
     let by = match req
         .query_param("order")
         .unwrap_or_default()
@@ -798,21 +788,21 @@ fn orders(ctx: &mut Ctx<'_>, req: &Request, user: &User) -> Response {
         .to_ascii_lowercase()
         .as_str()
     {
+        "" | "id" | "date" | "created_at" => OrderBy::Id,
         "price" => OrderBy::Price,
         "status" => OrderBy::Status,
         "product" => OrderBy::Service,
         "country" => OrderBy::Country,
         "expires" => OrderBy::Expires,
-        _ => OrderBy::Id,
+        _ => return fail(400, "bad order"),
     };
-    let reverse = matches!(
-        req.query_param("reverse")
-            .unwrap_or_default()
-            .trim()
-            .to_ascii_lowercase()
-            .as_str(),
-        "true" | "1" | "yes"
-    );
+    let reverse = match req.query_param("reverse") {
+        None => false,
+        Some(v) => match params::flag(v.trim()) {
+            Some(r) => r,
+            None => return fail(400, "bad reverse"),
+        },
+    };
     let (data, total) = match category.as_str() {
         "activation" => {
             // The newest RECENT_WINDOW orders, sorted and counted (README "5sim-compatible API").
@@ -848,15 +838,6 @@ mod tests {
         assert_eq!(major(1999, 2).to_string(), "19.99");
         assert_eq!(major(7, 0).to_string(), "7");
         assert_eq!(major(0, 2).to_string(), "0");
-    }
-
-    #[test]
-    fn max_price_is_a_cap_in_major_units() {
-        assert_eq!(parse_max_price("0.5", 2), Some(50));
-        assert_eq!(parse_max_price("12", 2), Some(1200));
-        assert_eq!(parse_max_price("0.129", 2), Some(12));
-        assert_eq!(parse_max_price("-1", 2), None);
-        assert_eq!(parse_max_price("cheap", 2), None);
     }
 
     #[test]

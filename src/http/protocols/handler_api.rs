@@ -30,6 +30,7 @@ use crate::domain::market::blocklist::Scope;
 use crate::domain::market::catalogue::{self, Offer};
 use crate::domain::market::rentals::{self, RentRequest, Rental, MAX_HOURS, MIN_HOURS};
 use crate::domain::{accounts::apikeys, market::inbox, Error};
+use crate::http::protocols::params;
 use crate::http::router::Router;
 use crate::http::server::longpoll;
 use crate::http::{Ctx, Method, Request, Response};
@@ -137,14 +138,27 @@ impl Params {
         self.any(&[name])
     }
 
+    /// An id: `None` when absent or not a whole number (then nothing has that id).
     fn int(&self, name: &str) -> Option<i64> {
-        self.one(name)?.parse().ok()
+        params::int(self.one(name)?)
     }
 
-    /// `true`, `1`, `yes` (case-insensitive).
-    fn flag(&self, name: &str) -> bool {
-        self.one(name)
-            .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes"))
+    /// A whole number, `default` when absent; `Err` when present but not a whole number
+    /// (the caller answers `ERROR_SQL`, the protocol's "a parameter has an invalid value").
+    fn int_or(&self, name: &str, default: i64) -> Result<i64, Response> {
+        match self.one(name) {
+            None => Ok(default),
+            Some(v) => params::int(v).ok_or_else(|| text("ERROR_SQL")),
+        }
+    }
+
+    /// A yes/no flag (`true`, `1`, `yes` / `false`, `0`, `no`), `false` when absent; `Err`
+    /// (`ERROR_SQL`) for any other value.
+    fn flag(&self, name: &str) -> Result<bool, Response> {
+        match self.one(name) {
+            None => Ok(false),
+            Some(v) => params::flag(v).ok_or_else(|| text("ERROR_SQL")),
+        }
     }
 
     /// The rental length in hours under any name a client uses (protocols.md §1.4):
@@ -153,7 +167,7 @@ impl Params {
     fn rent_hours(&self) -> Result<i64, ()> {
         match self.any(&["rent_time", "time", "duration"]) {
             None => Ok(DEFAULT_RENT_HOURS),
-            Some(v) => v.parse().map_err(|_| ()),
+            Some(v) => params::int(v).ok_or(()),
         }
     }
 
@@ -161,7 +175,7 @@ impl Params {
     fn country(&self) -> Result<i64, Error> {
         match self.one("country") {
             None => Ok(DEFAULT_COUNTRY),
-            Some(c) => c.parse().map_err(|_| Error::BadCountry),
+            Some(c) => params::int(c).ok_or(Error::BadCountry),
         }
     }
 }
@@ -354,7 +368,10 @@ fn get_top_countries(ctx: &mut Ctx<'_>, _: &User, p: &Params) -> Response {
     let Some(service) = p.one("service").map(str::to_ascii_lowercase) else {
         return text("BAD_SERVICE");
     };
-    let free_price = p.flag("freePrice");
+    let free_price = match p.flag("freePrice") {
+        Ok(f) => f,
+        Err(reply) => return reply,
+    };
     let result =
         catalogue::live_service(ctx.db, &service).and_then(|_| offers(ctx, None, Some(&service)));
     let mut list = match result {
@@ -451,9 +468,9 @@ fn get_services_list(ctx: &mut Ctx<'_>, p: &Params) -> Response {
 fn get_operators(ctx: &mut Ctx<'_>, p: &Params) -> Response {
     let country = match p.one("country") {
         None => None,
-        Some(c) => match c.parse::<i64>() {
-            Ok(id) => Some(id),
-            Err(_) => return text("OPERATORS_NOT_FOUND"),
+        Some(c) => match params::int(c) {
+            Some(id) => Some(id),
+            None => return text("OPERATORS_NOT_FOUND"),
         },
     };
     let list = match catalogue::operators(ctx.db, country) {
@@ -526,29 +543,6 @@ fn get_prices(ctx: &mut Ctx<'_>, _: &User, p: &Params) -> Response {
 // ---------------------------------------------------------------------------------------
 // Activations
 
-/// A `maxPrice` in major units, rounded down to whole minor units (`0.1234` allows 12
-/// cents): a ceiling is never raised by rounding.
-fn parse_max_price(text: &str, digits: u32) -> Option<i64> {
-    let t = text.trim();
-    let (int, frac) = t.split_once('.').unwrap_or((t, ""));
-    let frac: String = frac.chars().take(digits as usize).collect();
-    let cut = if frac.is_empty() {
-        int.to_string()
-    } else {
-        format!("{int}.{frac}")
-    };
-    Money::parse(&cut, digits, false).map(|m| m.0)
-}
-
-/// `phoneException=7918,7900111`: prefixes (country code included) the number must avoid.
-fn parse_exceptions(list: &str) -> Option<Vec<String>> {
-    list.split(',')
-        .map(|p| p.trim().trim_start_matches('+'))
-        .filter(|p| !p.is_empty())
-        .map(|p| (p.len() <= 15 && p.chars().all(|c| c.is_ascii_digit())).then(|| p.to_string()))
-        .collect()
-}
-
 /// Places an order from getNumber / getNumberV2 parameters. `operator` may be a comma list:
 /// each is tried in turn until one has a number.
 fn place_order(ctx: &mut Ctx<'_>, user: &User, p: &Params) -> Result<Activation, Response> {
@@ -559,13 +553,13 @@ fn place_order(ctx: &mut Ctx<'_>, user: &User, p: &Params) -> Result<Activation,
     let max_price_minor = match p.one("maxPrice") {
         None => None,
         Some(m) => Some(
-            parse_max_price(m, digits(ctx))
+            params::max_price(m, digits(ctx))
                 .ok_or_else(|| fail(ctx, &Error::invalid("maxPrice"), Topic::Activation))?,
         ),
     };
     let exclude_prefixes = match p.one("phoneException") {
         None => Vec::new(),
-        Some(list) => parse_exceptions(list).ok_or_else(|| text("WRONG_EXCEPTION_PHONE"))?,
+        Some(list) => params::prefixes(list).ok_or_else(|| text("WRONG_EXCEPTION_PHONE"))?,
     };
     let operators: Vec<Option<String>> = match p.one("operator") {
         None => vec![None],
@@ -807,8 +801,10 @@ fn status_number(s: Status) -> &'static str {
 /// `{"status":"success","activeActivations":[…]}` (params `start`, `limit` ≤ 100), or
 /// `{"status":"error","error":"NO_ACTIVATIONS"}`.
 fn get_active_activations(ctx: &mut Ctx<'_>, user: &User, p: &Params) -> Response {
-    let start = p.int("start").unwrap_or(0).max(0);
-    let limit = p.int("limit").unwrap_or(100).clamp(1, 100);
+    let (start, limit) = match (p.int_or("start", 0), p.int_or("limit", 100)) {
+        (Ok(s), Ok(l)) => (s.max(0), l.clamp(1, 100)),
+        (Err(reply), _) | (_, Err(reply)) => return reply,
+    };
     let result = (|| -> Result<Vec<Value>, Error> {
         let mut out = Vec::new();
         for a in activations::list_live(ctx.db, user.id, limit, start)? {
@@ -854,17 +850,24 @@ const HISTORY_MAX_OFFSET: i64 = 10_000;
 /// activations created between `start` and `end` (Unix seconds), newest first, `offset`
 /// (≤ [`HISTORY_MAX_OFFSET`]; deeper is an empty page) and `size`/`limit` (≤ 100) paging.
 fn get_history(ctx: &mut Ctx<'_>, user: &User, p: &Params) -> Response {
-    let from = p.int("start").unwrap_or(0);
-    let to = p.int("end").unwrap_or(i64::MAX);
-    let offset = p.int("offset").unwrap_or(0).max(0);
+    let size = match p.any(&["size", "limit"]) {
+        None => Ok(100),
+        Some(v) => params::int(v).ok_or_else(|| text("ERROR_SQL")),
+    };
+    let (from, to, offset, limit) = match (
+        p.int_or("start", 0),
+        p.int_or("end", i64::MAX),
+        p.int_or("offset", 0),
+        size,
+    ) {
+        (Ok(from), Ok(to), Ok(offset), Ok(size)) => (from, to, offset.max(0), size.clamp(1, 100)),
+        (Err(reply), ..) | (_, Err(reply), ..) | (_, _, Err(reply), _) | (.., Err(reply)) => {
+            return reply
+        }
+    };
     if offset > HISTORY_MAX_OFFSET {
         return json_reply(&json!([]));
     }
-    let limit = p
-        .any(&["size", "limit"])
-        .and_then(|v| v.parse::<i64>().ok())
-        .unwrap_or(100)
-        .clamp(1, 100);
     let result = (|| -> Result<Vec<Value>, Error> {
         let mut out = Vec::new();
         for a in activations::created_between(ctx.db, user.id, from, to, limit, offset)? {
@@ -980,7 +983,7 @@ fn rental_param(ctx: &Ctx<'_>, user: &User, p: &Params) -> Result<Rental, Respon
     let Some(raw) = p.one("id") else {
         return Err(rent_error("NO_ID_RENT"));
     };
-    let Ok(id) = raw.parse::<i64>() else {
+    let Some(id) = params::int(raw) else {
         return Err(rent_error("INVALID_PHONE"));
     };
     rentals::get_for(ctx.db, user.id, id).map_err(|e| fail(ctx, &e, Topic::Rent))
@@ -1007,8 +1010,10 @@ fn get_rent_status(ctx: &mut Ctx<'_>, user: &User, p: &Params) -> Response {
         return rent_error("STATUS_WAIT_CODE");
     }
     messages.reverse();
-    let size = p.int("size").unwrap_or(100).clamp(1, 1000) as usize;
-    let page = p.int("page").unwrap_or(0).max(0) as usize;
+    let (size, page) = match (p.int_or("size", 100), p.int_or("page", 0)) {
+        (Ok(size), Ok(page)) => (size.clamp(1, 1000) as usize, page.max(0) as usize),
+        _ => return rent_error("ERROR_SQL"),
+    };
     let values = messages
         .iter()
         .skip(page.saturating_mul(size))
@@ -1161,20 +1166,6 @@ mod tests {
         let p = Params::of(&Request::fake(Method::Get, "/x", b""));
         assert_eq!(p.rent_hours(), Ok(DEFAULT_RENT_HOURS));
         assert_eq!(p.country().unwrap(), DEFAULT_COUNTRY);
-    }
-
-    #[test]
-    fn max_price_rounds_down_and_exceptions_are_digit_prefixes() {
-        assert_eq!(parse_max_price("0.5", 2), Some(50));
-        assert_eq!(parse_max_price("0.1299", 2), Some(12));
-        assert_eq!(parse_max_price("3", 2), Some(300));
-        assert_eq!(parse_max_price("abc", 2), None);
-        assert_eq!(parse_max_price("-1", 2), None);
-        assert_eq!(
-            parse_exceptions("7918, +7900111,").unwrap(),
-            vec!["7918".to_string(), "7900111".to_string()]
-        );
-        assert_eq!(parse_exceptions("79a"), None);
     }
 
     #[test]

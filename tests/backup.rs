@@ -36,16 +36,7 @@ fn mode(p: &Path) -> u32 {
 }
 
 fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "otpbox-backup-test-{}-{name}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    common::scratch_dir(&format!("backup-{name}"))
 }
 
 /// The one backup set under `dir`.

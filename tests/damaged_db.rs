@@ -18,16 +18,7 @@ struct DataDir(PathBuf);
 
 impl DataDir {
     fn new(name: &str) -> DataDir {
-        let dir = std::env::temp_dir().join(format!(
-            "otpbox-damaged-{name}-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .subsec_nanos()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        DataDir(dir)
+        DataDir(common::scratch_dir(&format!("damaged-{name}")))
     }
 
     fn db(&self) -> PathBuf {

@@ -435,6 +435,14 @@ fn clean_env(cmd: &mut Command) {
     cmd.env("RUST_BACKTRACE", "0");
 }
 
+/// A new, empty directory under the system's temporary directory, named after `tag` (the
+/// caller removes it).
+pub fn scratch_dir(tag: &str) -> PathBuf {
+    let dir = unique_temp_dir().with_extension(tag);
+    std::fs::create_dir_all(&dir).expect("create a scratch directory");
+    dir
+}
+
 fn unique_temp_dir() -> PathBuf {
     static N: AtomicUsize = AtomicUsize::new(0);
     let nanos = SystemTime::now()

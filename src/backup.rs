@@ -81,13 +81,21 @@ pub fn make(config: &Config, to: &Path, keep: usize, now: i64) -> Result<Made, E
         n += 1;
         dir = to.join(format!("{SET_PREFIX}{stamp}-{n}"));
     }
-    private_dir(&dir)?;
-    let made = copy_and_verify(config, &source, &dir);
+    // Built under a name no listing counts, and named only once verified: a set cut short
+    // (a crash, a stop) is never taken for a backup, nor makes pruning drop a good one.
+    let partial = to.join(format!(
+        ".partial-{}",
+        dir.file_name().unwrap_or_default().to_string_lossy()
+    ));
+    let _ = fs::remove_dir_all(&partial);
+    private_dir(&partial)?;
+    let made = copy_and_verify(config, &source, &partial);
     if let Err(e) = made {
-        let _ = fs::remove_dir_all(&dir);
+        let _ = fs::remove_dir_all(&partial);
         return Err(e);
     }
     let bytes = made?;
+    fs::rename(&partial, &dir).map_err(|e| io_error(&dir, e))?;
     let pruned = prune(to, keep)?;
     Ok(Made { dir, bytes, pruned })
 }
@@ -252,6 +260,41 @@ pub fn restore(from: &Path, data: &Path, reuse_cooldown: u64, now: i64) -> Resul
         .unwrap_or_default()
         .format("%Y%m%dT%H%M%SZ")
         .to_string();
+    // 1. The set goes in beside the live files under temporary names, synced to disk: a
+    //    failure here (a full disk) changes nothing in place.
+    let staged = [
+        (
+            db.clone(),
+            data.join(format!("{DB_FILE}.restoring")),
+            DB_FILE,
+        ),
+        (
+            key.clone(),
+            data.join(format!("{KEY_FILE}.restoring")),
+            KEY_FILE,
+        ),
+    ];
+    let staging = staged.iter().try_for_each(|(from, tmp, _)| {
+        fs::copy(from, tmp).map_err(|e| io_error(from, e))?;
+        set_mode(tmp, 0o600)?;
+        fs::File::open(tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| io_error(tmp, e))
+    });
+    if let Err(e) = staging {
+        for (_, tmp, _) in &staged {
+            let _ = fs::remove_file(tmp);
+        }
+        return Err(e);
+    }
+    // 2. What is in place moves, whole (the database with its WAL), into its own directory,
+    //    never over an earlier one.
+    let mut aside = data.join(format!("replaced-{stamp}"));
+    let mut n = 1;
+    while aside.exists() {
+        n += 1;
+        aside = data.join(format!("replaced-{stamp}-{n}"));
+    }
     let mut kept_aside = Vec::new();
     for name in [
         DB_FILE.to_string(),
@@ -261,15 +304,23 @@ pub fn restore(from: &Path, data: &Path, reuse_cooldown: u64, now: i64) -> Resul
     ] {
         let here = data.join(&name);
         if here.exists() {
-            let aside = data.join(format!("{name}.replaced-{stamp}"));
-            fs::rename(&here, &aside).map_err(|e| io_error(&here, e))?;
-            kept_aside.push(aside);
+            if kept_aside.is_empty() {
+                private_dir(&aside)?;
+            }
+            let to = aside.join(&name);
+            fs::rename(&here, &to).map_err(|e| io_error(&here, e))?;
+            kept_aside.push(to);
         }
     }
-    for (from, name) in [(&db, DB_FILE), (&key, KEY_FILE)] {
+    // 3. The staged files take their names (renames within one directory).
+    for (_, tmp, name) in &staged {
         let to = data.join(name);
-        fs::copy(from, &to).map_err(|e| io_error(from, e))?;
-        set_mode(&to, 0o600)?;
+        fs::rename(tmp, &to).map_err(|e| {
+            io_error(
+                tmp,
+                std::io::Error::other(format!("{e}; what was in place is in {}", aside.display())),
+            )
+        })?;
     }
     Ok(Restored { kept_aside })
 }

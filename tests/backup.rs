@@ -187,19 +187,20 @@ fn restore_refuses_a_running_server_and_a_damaged_set_and_keeps_what_it_replaces
     let aside: Vec<_> = std::fs::read_dir(&elsewhere)
         .unwrap()
         .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.contains(".replaced-"))
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("replaced-")
+        })
         .collect();
-    assert!(
-        aside
-            .iter()
-            .any(|n| n.starts_with("otpbox.sqlite3.replaced-")),
-        "{aside:?}"
-    );
-    assert!(
-        aside.iter().any(|n| n.starts_with("secret.key.replaced-")),
-        "{aside:?}"
-    );
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert!(aside[0].join("otpbox.sqlite3").is_file(), "{aside:?}");
+    assert!(aside[0].join("secret.key").is_file(), "{aside:?}");
+    assert_eq!(mode(&aside[0]), 0o700);
+    // Nothing staged is left behind.
+    assert!(!elsewhere.join("otpbox.sqlite3.restoring").exists());
 
     // A damaged set is refused before anything moves.
     let damaged = temp_dir("damaged");

@@ -59,6 +59,9 @@ pub struct Request {
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
     pub remote_ip: IpAddr,
+    /// The client connection's address as the server saw it (before any proxy header), for
+    /// the connection supervisor's accounting; `None` in unit tests.
+    pub peer: Option<std::net::SocketAddr>,
     /// True when the client reached us over TLS (directly or, with --behind-proxy, per
     /// X-Forwarded-Proto).
     pub secure: bool,
@@ -86,6 +89,7 @@ impl Request {
             headers,
             body: Vec::new(),
             remote_ip,
+            peer: None,
             secure,
             params: Vec::new(),
             api_params: Default::default(),
@@ -103,6 +107,7 @@ impl Request {
             headers: Vec::new(),
             body: body.to_vec(),
             remote_ip: IpAddr::from([127, 0, 0, 1]),
+            peer: None,
             secure: false,
             params: Vec::new(),
             api_params: Default::default(),

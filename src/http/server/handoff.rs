@@ -60,7 +60,14 @@ const MAX_WAITING: usize = 4096;
 /// thread cannot read the next request until the request is dropped (a request without a
 /// body would let it go on reading at once, blocked on the park socket). Dropping the decoder
 /// unread reads nothing (unlike a `Content-Length` body, which tiny_http drains on drop).
-const PARK: &[u8] = b"POST /.park HTTP/1.1\r\nHost: otpbox\r\nTransfer-Encoding: chunked\r\n\r\n";
+///
+/// Its path carries a number drawn for each park, so a late park from an address since reused
+/// is never taken for the current one.
+fn park_request(nonce: u64) -> String {
+    format!(
+        "POST /.park/{nonce:016x} HTTP/1.1\r\nHost: otpbox\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+}
 /// How long the parker waits for a worker to bring its park.
 const PARK_WAIT: Duration = Duration::from_secs(5);
 /// How long a finished connection's route is kept after its socket is gone, for requests
@@ -95,8 +102,8 @@ struct State {
     free: Vec<Slot>,
     /// Client connections accepted while no slot was free, oldest first.
     waiting: VecDeque<(TcpStream, SocketAddr)>,
-    /// The park in flight: its address, and its request once a worker brought it.
-    awaiting: Option<(SocketAddr, Option<tiny_http::Request>)>,
+    /// The park in flight: its address, its path, and its request once a worker brought it.
+    awaiting: Option<(SocketAddr, String, Option<tiny_http::Request>)>,
 }
 
 pub struct Handoff {
@@ -150,7 +157,7 @@ impl Handoff {
         }
         let mut st = self.state();
         match &mut st.awaiting {
-            Some((addr, held @ None)) if *addr == from => {
+            Some((addr, path, held @ None)) if *addr == from && rq.url() == path.as_str() => {
                 *held = Some(rq);
                 drop(st);
                 self.changed.notify_all();
@@ -161,12 +168,6 @@ impl Handoff {
                 refuse(rq)
             }
         }
-    }
-
-    /// The client address behind a request's (park) remote address.
-    pub fn peer(&self, rq: &tiny_http::Request) -> Option<SocketAddr> {
-        let from = rq.remote_addr()?;
-        self.routes_read().get(from).map(|r| r.peer)
     }
 
     fn routes_read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<SocketAddr, Route>> {
@@ -245,15 +246,19 @@ impl Handoff {
             std::mem::forget(slot.rq);
             return self.give(conn, peer);
         }
-        for fd in slot.fds {
-            // SAFETY: `fd` is one of tiny_http's descriptors of the park connection (just
-            // checked), whose thread is waiting outside any call on it; dup3 atomically
-            // makes it refer to the client socket instead.
-            unsafe {
-                libc::dup3(conn.as_raw_fd(), fd, libc::O_CLOEXEC);
+        {
+            // No descriptor swap of the supervisor's runs between our check and close.
+            let _swapping = net::SWAPS.lock().unwrap_or_else(|p| p.into_inner());
+            for fd in slot.fds {
+                // SAFETY: `fd` is one of tiny_http's descriptors of the park connection (just
+                // checked), whose thread is waiting outside any call on it; dup3 atomically
+                // makes it refer to the client socket instead.
+                unsafe {
+                    libc::dup3(conn.as_raw_fd(), fd, libc::O_CLOEXEC);
+                }
             }
+            drop(conn);
         }
-        drop(conn);
         self.routes
             .write()
             .unwrap_or_else(|p| p.into_inner())
@@ -328,14 +333,17 @@ impl Handoff {
         let guess = lowest_free_fds(3);
         let mut park = TcpStream::connect_timeout(&self.private, PARK_WAIT)?;
         let addr = park.local_addr()?;
-        self.state().awaiting = Some((addr, None));
-        park.write_all(PARK)?;
+        let nonce = u64::from_le_bytes(crate::domain::base::crypto::random_bytes::<8>());
+        let request = park_request(nonce);
+        let path = format!("/.park/{nonce:016x}");
+        self.state().awaiting = Some((addr, path, None));
+        park.write_all(request.as_bytes())?;
         let deadline = Instant::now() + PARK_WAIT;
         let mut st = self.state();
         let rq = loop {
-            if let Some((a, Some(_))) = &st.awaiting {
+            if let Some((a, _, Some(_))) = &st.awaiting {
                 if *a == addr {
-                    let (_, rq) = st.awaiting.take().expect("just seen");
+                    let (_, _, rq) = st.awaiting.take().expect("just seen");
                     break rq.expect("just seen");
                 }
             }
@@ -393,6 +401,11 @@ impl Handoff {
 
     /// Drops the ready slots (their threads end): after tiny_http's accept loop was replaced,
     /// new connections should go to the new server's threads.
+    /// Client connections accepted and waiting for a slot.
+    pub fn waiting(&self) -> usize {
+        self.state().waiting.len()
+    }
+
     pub fn discard_free(&self) {
         let old = std::mem::take(&mut self.state().free);
         self.changed.notify_all();
@@ -406,6 +419,12 @@ fn refuse(rq: tiny_http::Request) -> Option<(tiny_http::Request, SocketAddr)> {
         "refused a request on the private listener from {:?}",
         rq.remote_addr()
     );
+    if rq.body_length().unwrap_or(0) > 0 {
+        // Dropping it would drain (and first allocate) the announced body: a stranger's
+        // connection keeps its thread instead, unanswered.
+        std::mem::forget(rq);
+        return None;
+    }
     let resp = tiny_http::Response::empty(403).with_header(
         tiny_http::Header::from_bytes(&b"Connection"[..], &b"close"[..]).expect("valid header"),
     );

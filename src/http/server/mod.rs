@@ -202,7 +202,7 @@ pub fn run(app: Arc<App>, jobs: Arc<Jobs>, listener: TcpListener) -> std::io::Re
         log::info!("metrics on http://{addr}/metrics");
         std::thread::Builder::new()
             .name("http-metrics".into())
-            .spawn(move || serve_metrics(&app, &server))?;
+            .spawn(move || serve_metrics(&app, addr, server))?;
     }
     let long_polls = shared.clone();
     std::thread::Builder::new()
@@ -224,10 +224,26 @@ pub fn run(app: Arc<App>, jobs: Arc<Jobs>, listener: TcpListener) -> std::io::Re
 
 /// The separate metrics listener (`metrics_listen`): `GET /metrics` without a token, 404 for
 /// anything else; one request at a time, which is what a scraper sends.
-fn serve_metrics(app: &App, server: &tiny_http::Server) {
+fn serve_metrics(app: &App, addr: SocketAddr, mut server: tiny_http::Server) {
     let db = open_db(app);
     loop {
-        let Ok(rq) = server.recv() else { continue };
+        let rq = match server.recv() {
+            Ok(rq) => rq,
+            Err(e) => {
+                // Its accept loop ended (out of descriptors, typically): a new one.
+                log::error!("metrics listener stopped ({e}); restarting it");
+                std::thread::sleep(Duration::from_secs(1));
+                if let Ok(s) = tiny_http::Server::http(addr) {
+                    server = s;
+                }
+                continue;
+            }
+        };
+        if rq.body_length().unwrap_or(0) > 0 {
+            // A scrape has no body; dropping one would drain (and allocate) it.
+            std::mem::forget(rq);
+            continue;
+        }
         let path = rq.url().split('?').next().unwrap_or("");
         let resp = if *rq.method() == tiny_http::Method::Get && path == "/metrics" {
             Response::prometheus(app.metrics.render(&db, app.now()))
@@ -265,7 +281,8 @@ fn stop_gracefully(shared: &Arc<Shared>, public_fd: i32, signal: &str) -> ! {
         let busy = shared.supervisor.stop_reading_idle();
         // Requests tiny_http read before the connection stopped reading may still wait in
         // its queue for a worker: quiet means quiet for a while.
-        if busy == 0 && shared.uploads.load(Ordering::SeqCst) == 0 {
+        if busy == 0 && shared.uploads.load(Ordering::SeqCst) == 0 && shared.handoff.waiting() == 0
+        {
             let since = *quiet_since.get_or_insert_with(Instant::now);
             if since.elapsed() >= Duration::from_millis(200) {
                 break;
@@ -660,6 +677,7 @@ fn shallow(rq: &tiny_http::Request, app: &App, peer: SocketAddr) -> Request {
         direct_ip,
         rq.secure(),
     );
+    req.peer = Some(peer);
     if app.config.behind_proxy {
         if let Some(ip) = req
             .header("x-forwarded-for")
@@ -749,7 +767,7 @@ fn finish(
     started: Instant,
 ) {
     access_log(&shared.app, req, resp.status, started);
-    let (peer, body) = (shared.handoff.peer(&rq), body_allowance(&rq));
+    let (peer, body) = (req.peer, body_allowance(&rq));
     if let Err(e) = rq.respond(to_tiny(&resp)) {
         log::debug!("client went away before the response was written: {e}");
     }
@@ -799,7 +817,7 @@ fn discard(
     let resp = with_security_headers(resp);
     access_log(&shared.app, req, resp.status, started);
     let tiny = to_tiny(&resp);
-    let (peer, body) = (shared.handoff.peer(&rq), body_allowance(&rq));
+    let (peer, body) = (req.peer, body_allowance(&rq));
     if shared.discarders.fetch_add(1, Ordering::SeqCst) >= MAX_DISCARDERS {
         shared.discarders.fetch_sub(1, Ordering::SeqCst);
         let _ = rq.respond(tiny);
@@ -841,7 +859,7 @@ fn abandon(
     ));
     let mut bytes = raw.into_bytes();
     bytes.extend_from_slice(&resp.body);
-    let peer = shared.handoff.peer(&rq);
+    let peer = req.peer;
     let closed = peer
         .map(|peer| crate::http::server::net::answer_and_close(peer, &bytes))
         .unwrap_or(false);

@@ -253,7 +253,12 @@ pub fn bytes_received(fd: i32) -> Option<u64> {
 /// closed (a reset for a client still sending), and tiny_http's next read sees end-of-file,
 /// its thread ends and closes the stand-in. The descriptor numbers stay valid throughout, so
 /// tiny_http never touches a number that could belong to something else.
+/// Held while a descriptor is checked and then replaced or closed (here and in the
+/// connection hand-off), so a number is never swapped after it came to mean another socket.
+pub static SWAPS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 pub fn shut_down(sock: &ClientSocket) -> bool {
+    let _swapping = SWAPS.lock().unwrap_or_else(|p| p.into_inner());
     if socket_inode(sock.fd) != Some(sock.inode) {
         return false;
     }

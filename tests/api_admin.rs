@@ -482,16 +482,32 @@ fn prices_and_catalogue_switches_are_audited_and_take_effect() {
     );
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["operator"], "mts");
-    for bad in [
-        json!({"country": 0, "service": "tg", "operator": "nosuch", "price_minor": 1, "rent_hour_minor": 1}),
-        json!({"country": 6, "service": "nosuch", "price_minor": 1, "rent_hour_minor": 1}),
-        json!({"country": 9999, "service": "tg", "price_minor": 1, "rent_hour_minor": 1}),
-        json!({"country": 6, "service": "tg", "price_minor": -1, "rent_hour_minor": 1}),
-        json!({"country": 6, "service": "tg", "price_minor": 1}),
+    // What does not exist is a 404 (with its code); a body outside the document a 400.
+    for (bad, status) in [
+        (
+            json!({"country": 0, "service": "tg", "operator": "nosuch", "price_minor": 1, "rent_hour_minor": 1}),
+            404,
+        ),
+        (
+            json!({"country": 6, "service": "nosuch", "price_minor": 1, "rent_hour_minor": 1}),
+            404,
+        ),
+        (
+            json!({"country": 9999, "service": "tg", "price_minor": 1, "rent_hour_minor": 1}),
+            404,
+        ),
+        (
+            json!({"country": 6, "service": "tg", "price_minor": -1, "rent_hour_minor": 1}),
+            400,
+        ),
+        (
+            json!({"country": 6, "service": "tg", "price_minor": 1}),
+            400,
+        ),
     ] {
         assert_eq!(
             admin.post("/api/v1/admin/prices", bad.clone()).0,
-            400,
+            status,
             "{bad}"
         );
     }
@@ -541,7 +557,7 @@ fn prices_and_catalogue_switches_are_audited_and_take_effect() {
     );
     assert_eq!(
         (st, v["error"]["code"].as_str()),
-        (400, Some("bad_service"))
+        (404, Some("bad_service"))
     );
     let (_, v) = admin.get("/api/v1/admin/prices?country=6&service=tg");
     assert_eq!(v["prices"][0]["service_enabled"], false);
@@ -561,7 +577,7 @@ fn prices_and_catalogue_switches_are_audited_and_take_effect() {
     );
     assert_eq!(
         (st, v["error"]["code"].as_str()),
-        (400, Some("bad_country"))
+        (404, Some("bad_country"))
     );
     let (st, _) = admin.post(
         "/api/v1/admin/catalogue/countries/6",

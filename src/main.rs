@@ -3,27 +3,7 @@
 //! Errors are worded by [`commands::describe`], which names SQLite's message for database
 //! failures (HTTP replies keep saying only "internal error").
 
-mod app;
-mod assets;
-mod backup;
-mod bench;
-mod cli;
-mod clock;
-mod commands;
-mod config;
-mod db;
-mod domain;
-mod http;
-mod jobs;
-mod lifecycle;
-mod metrics;
-mod outbound;
-mod qr;
-mod smtp;
-mod upstream;
-mod url;
-mod views;
-
+use otpbox::{cli, commands, config};
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 

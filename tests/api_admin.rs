@@ -482,8 +482,7 @@ fn prices_and_catalogue_switches_are_audited_and_take_effect() {
     );
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["operator"], "mts");
-    // Unknown operator, service or country: looked for in vain (404 with its code); a bad
-    // price or a missing field: 400.
+    // What does not exist is a 404 (with its code); a body outside the document a 400.
     for (bad, status) in [
         (
             json!({"country": 0, "service": "tg", "operator": "nosuch", "price_minor": 1, "rent_hour_minor": 1}),

@@ -56,3 +56,7 @@ OTPBOX_BIN="$PWD/target/debug/otpbox" "$venv/bin/python" -m pytest -q tests/comp
 echo "== Schemathesis (tests/schemathesis)"
 OTPBOX_BIN="$PWD/target/debug/otpbox" "$venv/bin/python" tests/schemathesis/run.py
 
+# == Fuzzing ==
+# Every fuzz target (fuzz/) for a short run from its seed corpus; libFuzzer on stable.
+echo "== Fuzzing (fuzz/run.sh, ${FUZZ_SECONDS:=10} s per target)"
+FUZZ_SECONDS="$FUZZ_SECONDS" fuzz/run.sh

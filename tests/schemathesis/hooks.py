@@ -17,7 +17,7 @@ HOST = "hook.schemathesis.invalid"
 # so only such a URL is rewritten. Any other string is left as generated: the server refuses
 # it, and a case meant to be invalid stays invalid.
 URL = re.compile(
-    r"^([Hh][Tt][Tt][Pp][Ss]?://)[A-Za-z0-9._-]+(:[0-9]{1,5})?"
+    r"^([Hh][Tt][Tt][Pp][Ss]?://)([A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?"
     r"([/?#][A-Za-z0-9._~!$&'()*+,;=:@%/?#-]*)?$"
 )
 
@@ -25,7 +25,7 @@ URL = re.compile(
 def contain(value):
     if isinstance(value, str):
         m = URL.match(value)
-        return m.group(1) + HOST + (m.group(3) or "") if m else value
+        return m.group(1) + HOST + (m.group(4) or "") if m else value
     if isinstance(value, list):
         return [contain(v) for v in value]
     if isinstance(value, dict):

@@ -70,15 +70,16 @@ impl Money {
         {
             return None;
         }
-        let scale = 10i64.checked_pow(digits)?;
-        let int: i64 = if int.is_empty() { 0 } else { int.parse().ok()? };
-        let frac_val: i64 = if frac.is_empty() {
+        // In i128, so that the most negative amount (whose magnitude is no i64) reads back.
+        let scale = 10i128.checked_pow(digits)?;
+        let int: i128 = if int.is_empty() { 0 } else { int.parse().ok()? };
+        let frac_val: i128 = if frac.is_empty() {
             0
         } else {
-            frac.parse::<i64>().ok()? * 10i64.pow(digits - frac.len() as u32)
+            frac.parse::<i128>().ok()? * 10i128.pow(digits - frac.len() as u32)
         };
         let v = int.checked_mul(scale)?.checked_add(frac_val)?;
-        Some(Money(if neg { -v } else { v }))
+        i64::try_from(if neg { -v } else { v }).ok().map(Money)
     }
 
     /// The value as a JSON number in major units, for protocols that demand a number

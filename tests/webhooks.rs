@@ -657,8 +657,12 @@ fn loopback_urls_are_refused_without_the_admin_setting_and_never_called() {
         );
         assert_eq!(status, 400, "{url}: {e}");
         assert_eq!(e["error"]["code"], "invalid_request");
+        // Refused as internal by the address check; an IPv4-mapped IPv6 literal is not in the
+        // document's URL form at all (its host pattern takes plain IPv6 only).
+        let message = e["error"]["message"].as_str().unwrap();
         assert!(
-            e["error"]["message"].as_str().unwrap().contains("internal"),
+            message.contains("internal")
+                || (url.contains("::ffff:") && message.contains("documented form")),
             "{e}"
         );
     }

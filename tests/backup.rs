@@ -39,19 +39,19 @@ fn temp_dir(name: &str) -> PathBuf {
     common::scratch_dir(&format!("backup-{name}"))
 }
 
-/// The one backup set under `dir`.
-fn only_set(dir: &Path) -> PathBuf {
-    let sets: Vec<PathBuf> = std::fs::read_dir(dir)
+/// The entries of `dir` whose name starts with `prefix`.
+fn named(dir: &Path, prefix: &str) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
         .unwrap()
         .flatten()
         .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("otpbox-")
-        })
-        .collect();
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
+        .collect()
+}
+
+/// The one backup set under `dir`.
+fn only_set(dir: &Path) -> PathBuf {
+    let sets = named(dir, "otpbox-");
     assert_eq!(sets.len(), 1, "{sets:?}");
     sets[0].clone()
 }
@@ -184,17 +184,7 @@ fn restore_refuses_a_running_server_and_a_damaged_set_and_keeps_what_it_replaces
     );
     assert!(ok, "{said}");
     assert!(said.contains("kept aside: "), "{said}");
-    let aside: Vec<_> = std::fs::read_dir(&elsewhere)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("replaced-")
-        })
-        .collect();
+    let aside = named(&elsewhere, "replaced-");
     assert_eq!(aside.len(), 1, "{aside:?}");
     assert!(aside[0].join("otpbox.sqlite3").is_file(), "{aside:?}");
     assert!(aside[0].join("secret.key").is_file(), "{aside:?}");

@@ -297,7 +297,11 @@ impl Handoff {
                             drop(st);
                             self.hand_over(slot, conn, peer);
                         }
-                        None => st.free.push(slot),
+                        None => {
+                            st.free.push(slot);
+                            drop(st);
+                            self.changed.notify_all();
+                        }
                     }
                 }
                 Err(e) => {
@@ -401,6 +405,22 @@ impl Handoff {
 
     /// Drops the ready slots (their threads end): after tiny_http's accept loop was replaced,
     /// new connections should go to the new server's threads.
+    /// Waits until the reserve of parked slots is full, or `at_most`.
+    pub fn wait_for_reserve(&self, at_most: Duration) {
+        let deadline = Instant::now() + at_most;
+        let mut st = self.state();
+        while st.free.len() < self.reserve {
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                return;
+            };
+            st = self
+                .changed
+                .wait_timeout(st, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
     /// Client connections accepted and waiting for a slot.
     pub fn waiting(&self) -> usize {
         self.state().waiting.len()

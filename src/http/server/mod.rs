@@ -179,14 +179,6 @@ pub fn run(app: Arc<App>, jobs: Arc<Jobs>, listener: TcpListener) -> std::io::Re
         .name("http-parker".into())
         .spawn(move || parking.handoff.parker())?;
     let public_fd = std::os::unix::io::AsRawFd::as_raw_fd(&listener);
-    let accepting = shared.clone();
-    std::thread::Builder::new()
-        .name("http-accept".into())
-        .spawn(move || {
-            accepting
-                .handoff
-                .accept_loop(&listener, &accepting.app.life)
-        })?;
     let stopping = shared.clone();
     std::thread::Builder::new()
         .name("stop-signals".into())
@@ -216,6 +208,18 @@ pub fn run(app: Arc<App>, jobs: Arc<Jobs>, listener: TcpListener) -> std::io::Re
                 .spawn(move || worker(shared))
         })
         .collect::<Result<_, _>>()?;
+    // Accepting starts once the reserve of parked threads is there (a few milliseconds; at
+    // most a second), so a burst at start-up finds threads waiting; until then connections
+    // wait in the listen backlog.
+    shared.handoff.wait_for_reserve(Duration::from_secs(1));
+    let accepting = shared.clone();
+    std::thread::Builder::new()
+        .name("http-accept".into())
+        .spawn(move || {
+            accepting
+                .handoff
+                .accept_loop(&listener, &accepting.app.life)
+        })?;
     for h in handles {
         let _ = h.join();
     }

@@ -277,6 +277,12 @@ fn lists(conn: &mut Connection) {
     use crate::domain::market::earnings;
     use crate::domain::supply::payouts;
     let now = NOW;
+    // A /metrics scrape and a /healthz check read only live rows.
+    let out = crate::metrics::Metrics::default().render(conn, now);
+    assert!(out.contains("otpbox_database_up 1"), "{out}");
+    crate::lifecycle::Lifecycle::default()
+        .health(conn, now)
+        .unwrap_err();
     // The native API's status filters, getActiveActivations, getHistory, 5sim's orders.
     for statuses in [
         vec![],

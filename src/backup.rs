@@ -71,10 +71,7 @@ pub fn make(config: &Config, to: &Path, keep: usize, now: i64) -> Result<Made, E
         )));
     }
     private_dir(to)?;
-    let stamp = chrono::DateTime::from_timestamp(now, 0)
-        .unwrap_or_default()
-        .format("%Y%m%dT%H%M%SZ")
-        .to_string();
+    let stamp = stamp(now);
     let mut dir = to.join(format!("{SET_PREFIX}{stamp}"));
     let mut n = 1;
     while dir.exists() {
@@ -256,10 +253,7 @@ pub fn restore(from: &Path, data: &Path, reuse_cooldown: u64, now: i64) -> Resul
             data.display()
         ))
     })?;
-    let stamp = chrono::DateTime::from_timestamp(now, 0)
-        .unwrap_or_default()
-        .format("%Y%m%dT%H%M%SZ")
-        .to_string();
+    let stamp = stamp(now);
     // 1. The set goes in beside the live files under temporary names, synced to disk: a
     //    failure here (a full disk) changes nothing in place.
     let staged = [
@@ -323,6 +317,14 @@ pub fn restore(from: &Path, data: &Path, reuse_cooldown: u64, now: i64) -> Resul
         })?;
     }
     Ok(Restored { kept_aside })
+}
+
+/// `now` as the name part of a set or of what a restore put aside: `20261207T023000Z`.
+fn stamp(now: i64) -> String {
+    chrono::DateTime::from_timestamp(now, 0)
+        .unwrap_or_default()
+        .format("%Y%m%dT%H%M%SZ")
+        .to_string()
 }
 
 fn private_dir(dir: &Path) -> Result<(), Error> {

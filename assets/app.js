@@ -88,7 +88,44 @@ function watchOrders() {
   setInterval(poll, 2500);
 }
 
+// A top-up's page: go on to the gateway right after the form (?go=1), then follow the
+// payment's state from the API and show the credit the moment the gateway's notice lands.
+const TOPUP_LABELS = {
+  creating: "Waiting for the payment", pending: "Waiting for the payment", paid: "Credited",
+  expired: "Expired, nothing charged", failed: "Failed, nothing credited",
+  refunded: "Refunded", disputed: "Disputed",
+};
+function watchTopup() {
+  const box = document.getElementById("topup-status");
+  if (!box || !["creating", "pending"].includes(box.dataset.status)) return;
+  const checkout = box.querySelector("a.checkout");
+  if (checkout && new URLSearchParams(location.search).get("go") === "1") {
+    history.replaceState(null, "", location.pathname);
+    location.assign(checkout.href);
+    return;
+  }
+  const timer = setInterval(async () => {
+    try {
+      const res = await fetch(`/api/v1/topups/${box.dataset.id}`, { headers: { Accept: "application/json" } });
+      if (!res.ok) return;
+      const t = await res.json();
+      if (t.status === box.dataset.status) return;
+      box.dataset.status = t.status;
+      box.querySelector(".state").textContent = TOPUP_LABELS[t.status] || t.status;
+      if (t.status === "paid") {
+        box.querySelector(".credited-amount").textContent = `${t.credited} ${t.currency}`;
+        box.querySelector(".credited").hidden = false;
+      }
+      if (!["creating", "pending"].includes(t.status)) {
+        box.querySelectorAll(".wait, a.checkout").forEach((el) => el.remove());
+        clearInterval(timer);
+      }
+    } catch (_) { /* offline for a moment: try again next tick */ }
+  }, 2500);
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   startCountdowns();
   watchOrders();
+  watchTopup();
 });

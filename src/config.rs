@@ -332,6 +332,47 @@ pub const SETTINGS: &[Setting] = &[
         "5m",
         "How long a failing upstream provider is paused (circuit breaker)",
     ),
+    secret(
+        "stripe_secret_key",
+        "Stripe secret API key (sk_…) for top-ups by card through Stripe Checkout; empty = Stripe is off (or OTPBOX_STRIPE_SECRET_KEY_FILE)",
+    ),
+    secret(
+        "stripe_webhook_secret",
+        "Signing secret (whsec_…) of the Stripe webhook endpoint /payments/stripe/webhook (or OTPBOX_STRIPE_WEBHOOK_SECRET_FILE)",
+    ),
+    s(
+        "stripe_api_base",
+        "https://api.stripe.com",
+        "Base URL of the Stripe API (tests point it at a local fake)",
+    ),
+    s(
+        "btcpay_url",
+        "",
+        "Base URL of your BTCPay Server (e.g. https://btcpay.example.com) for crypto top-ups",
+    ),
+    secret(
+        "btcpay_api_key",
+        "BTCPay Greenfield API key with the invoice permissions of the store; empty = BTCPay is off (or OTPBOX_BTCPAY_API_KEY_FILE)",
+    ),
+    s(
+        "btcpay_store_id",
+        "",
+        "Id of the BTCPay store that issues the invoices",
+    ),
+    secret(
+        "btcpay_webhook_secret",
+        "Secret of the store's webhook to /payments/btcpay/webhook (or OTPBOX_BTCPAY_WEBHOOK_SECRET_FILE)",
+    ),
+    s(
+        "topup_min",
+        "5",
+        "Smallest top-up through a payment gateway, in the install's currency",
+    ),
+    s(
+        "topup_max",
+        "500",
+        "Largest top-up through a payment gateway, in the install's currency",
+    ),
     s(
         "device_offline_after",
         "30m",
@@ -360,6 +401,101 @@ pub struct Smtp {
     pub password: String,
     pub from: String,
     pub tls: SmtpTls,
+}
+
+/// Stripe Checkout (on when `stripe_secret_key` is set).
+#[derive(Debug, Clone)]
+pub struct StripeSettings {
+    pub secret_key: String,
+    pub webhook_secret: String,
+    /// `https://api.stripe.com` unless a test points it elsewhere; no trailing slash.
+    pub api_base: String,
+}
+
+/// BTCPay Server's Greenfield API (on when `btcpay_api_key` is set).
+#[derive(Debug, Clone)]
+pub struct BtcpaySettings {
+    /// No trailing slash.
+    pub url: String,
+    pub api_key: String,
+    pub store_id: String,
+    pub webhook_secret: String,
+}
+
+/// Money in through payment gateways.
+#[derive(Debug, Clone)]
+pub struct Payments {
+    pub stripe: Option<StripeSettings>,
+    pub btcpay: Option<BtcpaySettings>,
+    /// Top-up limits in minor units of the install's currency.
+    pub topup_min: i64,
+    pub topup_max: i64,
+}
+
+impl Payments {
+    /// Reads the payment settings: a gateway with no key is off; one with a key needs the
+    /// rest of its settings.
+    fn from_layers(layers: &Layers, currency: &str) -> Result<Payments, String> {
+        let get = |k: &str| layers.get(k).trim().to_string();
+        let base = |k: &'static str| -> Result<String, String> {
+            match get(k).trim_end_matches('/') {
+                u if u.starts_with("http://") || u.starts_with("https://") => Ok(u.to_string()),
+                u => Err(format!(
+                    "setting `{k}`: `{u}` must be a URL starting with http(s)://"
+                )),
+            }
+        };
+        let needed = |k: &'static str, gateway: &str| -> Result<String, String> {
+            match get(k) {
+                v if v.is_empty() => Err(format!(
+                    "setting `{k}`: needed when {gateway} is on (its API key is set)"
+                )),
+                v => Ok(v),
+            }
+        };
+        let stripe = match get("stripe_secret_key") {
+            key if key.is_empty() => None,
+            key => Some(StripeSettings {
+                secret_key: key,
+                webhook_secret: needed("stripe_webhook_secret", "Stripe")?,
+                api_base: base("stripe_api_base")?,
+            }),
+        };
+        let btcpay = match get("btcpay_api_key") {
+            key if key.is_empty() => None,
+            key => Some(BtcpaySettings {
+                url: {
+                    needed("btcpay_url", "BTCPay")?;
+                    base("btcpay_url")?
+                },
+                api_key: key,
+                store_id: needed("btcpay_store_id", "BTCPay")?,
+                webhook_secret: needed("btcpay_webhook_secret", "BTCPay")?,
+            }),
+        };
+        let digits = crate::domain::base::money::currency_digits(currency);
+        let amount = |k: &'static str| -> Result<i64, String> {
+            crate::domain::base::money::Money::parse(&get(k), digits, false)
+                .map(|m| m.0)
+                .filter(|m| *m > 0)
+                .ok_or_else(|| {
+                    format!(
+                        "setting `{k}`: `{}` is not a positive amount in {currency}",
+                        get(k)
+                    )
+                })
+        };
+        let (topup_min, topup_max) = (amount("topup_min")?, amount("topup_max")?);
+        if topup_min > topup_max {
+            return Err("setting `topup_min` must not be above `topup_max`".into());
+        }
+        Ok(Payments {
+            stripe,
+            btcpay,
+            topup_min,
+            topup_max,
+        })
+    }
 }
 
 /// The customer account `otpbox demo` creates (and the benchmark signs in as).
@@ -440,6 +576,8 @@ pub struct Config {
     pub provider_pause: u64,
     /// A device silent this long (seconds) goes offline; its SIMs leave the stock.
     pub device_offline_after: u64,
+    /// The payment gateways that are on, and the top-up limits.
+    pub payments: Payments,
     pub abuse_reports_per_hour: u32,
     /// Thresholds of the anomaly signals (`flag_*`).
     pub flags: crate::domain::trust::signals::Thresholds,
@@ -675,6 +813,7 @@ impl Config {
         if read_timeout == 0 {
             return Err("setting `read_timeout`: must be at least 1s".into());
         }
+        let payments = Payments::from_layers(layers, &currency)?;
         let cfg = Config {
             data: PathBuf::from(get("data")),
             listen,
@@ -745,6 +884,7 @@ impl Config {
             provider_failures: num("provider_failures")?.max(1) as u32,
             provider_pause: dur("provider_pause")?,
             device_offline_after: dur("device_offline_after")?,
+            payments,
             abuse_reports_per_hour: num("abuse_reports_per_hour")?.max(1) as u32,
             flags: crate::domain::trust::signals::Thresholds {
                 orders_per_minute: num("flag_orders_per_minute")? as u32,

@@ -129,6 +129,13 @@ impl Jobs {
                 job_abuse,
             ),
             (
+                "payments",
+                "0 */5 * * * *",
+                "Reconcile top-ups still open after 15 minutes: ask their gateway, credit the paid \
+                 (a lost webhook), close the expired; close checkouts that were never opened",
+                job_payments,
+            ),
+            (
                 "retention",
                 "0 17 3 * * *",
                 "Anonymise old orders; delete old ledger rows, operational logs and security logs \
@@ -344,6 +351,15 @@ fn job_upstream(app: &App, conn: &mut Connection) -> Result<String> {
 
 fn job_providers(app: &App, conn: &mut Connection) -> Result<String> {
     crate::upstream::job_sync(app, conn)
+}
+
+fn job_payments(app: &App, conn: &mut Connection) -> Result<String> {
+    let gateways = crate::payments::Gateways::from_config(&app.config);
+    let (seen, changed) = crate::payments::reconcile(conn, &app.config, &gateways, || app.now())?;
+    Ok(match (seen, changed) {
+        (0, _) => String::new(),
+        (s, c) => format!("{s} open top-ups looked up, {c} changed"),
+    })
 }
 
 fn job_abuse(app: &App, conn: &mut Connection) -> Result<String> {

@@ -19,6 +19,7 @@ mod jobs;
 mod lifecycle;
 mod metrics;
 mod outbound;
+mod payments;
 mod qr;
 mod smtp;
 mod upstream;

@@ -89,7 +89,8 @@ fn tls(host: &str, tcp: TcpStream) -> Result<Box<dyn Stream>, String> {
     Ok(Box::new(rustls::StreamOwned::new(conn, tcp)))
 }
 
-fn base64(data: &[u8]) -> String {
+/// Standard base64 with padding (RFC 4648 §4): SMTP AUTH and HTTP Basic credentials.
+pub(crate) fn base64(data: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in data.chunks(3) {

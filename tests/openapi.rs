@@ -399,8 +399,13 @@ impl World {
     /// A demo server (simulator on, demo customer) whose simulated SMS do not arrive on their
     /// own during the test, cancellable at once, with an admin; no rate limits (the test sends
     /// many requests at once), and webhooks may call this machine (the delivery log fixture).
+    /// Top-ups go to a local fake of Stripe (`common::payments`).
     fn start() -> World {
+        let stripe = common::payments::FakeStripe::start();
         let server = TestServer::start_with(&[
+            ("OTPBOX_STRIPE_SECRET_KEY", common::payments::STRIPE_KEY),
+            ("OTPBOX_STRIPE_WEBHOOK_SECRET", common::payments::STRIPE_WHSEC),
+            ("OTPBOX_STRIPE_API_BASE", &stripe.url),
             ("OTPBOX_DEMO", "true"),
             ("OTPBOX_DEV_CLOCK", "true"),
             ("OTPBOX_SIM_DELAY", "1h"),

@@ -39,6 +39,8 @@ pub struct Site {
     pub jobs: Arc<Jobs>,
     /// Errors and typed values of failed forms, waiting for their pages (`web::form`).
     pub stashes: web::form::Stashes,
+    /// The payment gateways that are on.
+    pub gateways: crate::payments::Gateways,
 }
 
 impl Site {
@@ -48,6 +50,7 @@ impl Site {
             limiter: ratelimit::RateLimiter::new(config.api_key_limit, config.api_ip_limit),
             jobs,
             stashes: Default::default(),
+            gateways: crate::payments::Gateways::from_config(config),
         }
     }
 }
@@ -99,6 +102,8 @@ pub fn build_router(config: &Config) -> Router {
     api::webhooks::routes(&mut r);
     api::admin::routes(&mut r);
     protocols::ingest::routes(&mut r);
+    protocols::payments::routes(&mut r);
+    api::topups::routes(&mut r);
     assets::routes(&mut r);
     if config.dev_clock {
         dev::routes(&mut r);

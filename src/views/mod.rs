@@ -68,6 +68,10 @@ pub fn flash(f: &Option<Flash>) -> Markup {
     html! {
         @match f {
             Some(Flash::Ok(m)) => p.flash.ok role="status" { (m) },
+            // A balance too low, wherever it is refused, points at the top-up.
+            Some(Flash::Err(m)) if *m == crate::domain::Error::NoBalance.to_string() => {
+                p.flash.err role="alert" { (m) " " a href="/wallet#topup" { "Top up your balance" } }
+            }
             Some(Flash::Err(m)) => p.flash.err role="alert" { (m) },
             None => {},
         }

@@ -52,6 +52,7 @@ pub fn privacy(
     op: &Operator<'_>,
     rules: &[Retention],
     deletion_cooldown: &str,
+    processors: &[&str],
 ) -> Markup {
     page(
         "Privacy policy",
@@ -69,6 +70,12 @@ pub fn privacy(
                             tr { td { (r.what) } td.period { (r.period) } }
                         }
                     }
+                }
+                h2 { "Payments" }
+                @if processors.is_empty() {
+                    p #processors { "Balances are topped up with vouchers or by the operator; no payment processor is used." }
+                } @else {
+                    ul #processors { @for line in processors { li { (line) } } }
                 }
                 h2 { "Who can read your messages" }
                 p { "Only the account that ordered a number can read the messages it received. Administrators can see them only through an audited action." }

@@ -8,6 +8,7 @@
 
 pub mod gateways;
 pub mod market;
+pub mod payments;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};

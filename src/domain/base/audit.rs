@@ -26,6 +26,8 @@ pub const API_KEY_REVOKED: &str = "api_key_revoked";
 /// `domain::trust::admin`).
 pub const LEDGER_VIEWED: &str = "ledger_viewed";
 pub const OUTBOX_VIEWED: &str = "outbox_viewed";
+pub const PAYMENTS_VIEWED: &str = "payments_viewed";
+pub const PAYMENT_CHECKED: &str = "payment_checked";
 /// An admin turned off someone's second factor.
 pub const SECOND_FACTOR_RESET: &str = "second_factor_reset";
 

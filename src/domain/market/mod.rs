@@ -1,7 +1,7 @@
 //! The marketplace: what is on sale ([`catalogue`], its [`seed`] and the admin's
 //! [`blocklist`]), orders for one code ([`activations`]) and for a number over days
-//! ([`rentals`]), the money they move ([`wallet`] is the ledger; [`vouchers`] and
-//! [`earnings`] write through it), SMS reaching orders ([`inbox`], with code extraction in
+//! ([`rentals`]), the money they move ([`wallet`] is the ledger; [`vouchers`], [`payments`]
+//! (top-ups through gateways) and [`earnings`] write through it), SMS reaching orders ([`inbox`], with code extraction in
 //! [`codes`]), the built-in [`simulator`] and the customers' outbound [`webhooks`].
 //!
 //! May use: [`crate::domain::accounts`], [`crate::domain::base`], `crate::clock`, `crate::db`,
@@ -17,6 +17,7 @@ pub mod catalogue;
 pub mod codes;
 pub mod earnings;
 pub mod inbox;
+pub mod payments;
 pub mod rentals;
 pub mod seed;
 pub mod simulator;

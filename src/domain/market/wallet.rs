@@ -2,8 +2,8 @@
 //!
 //! Every movement is one ledger row written in the caller's transaction, together with the
 //! state change that caused it, so the cached balance always equals the ledger sum
-//! ([`check`] proves it). Refunds and operator earnings are unique per order by database
-//! indexes: a second one for the same order fails instead of paying twice.
+//! ([`check`] proves it). Refunds and operator earnings are unique per order, top-ups per
+//! payment, by database indexes: a second one fails instead of paying twice.
 
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -11,7 +11,6 @@ use crate::clock::Timestamp;
 use crate::domain::{Error, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(dead_code)] // top-ups by payment and forfeits come later
 pub enum Kind {
     Topup,
     Charge,
@@ -139,6 +138,13 @@ fn post_inner(
         {
             Err(Error::BadStatus(
                 "The operator was already credited for this order.".into(),
+            ))
+        }
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::ConstraintViolation && kind == Kind::Topup =>
+        {
+            Err(Error::BadStatus(
+                "This payment was already credited.".into(),
             ))
         }
         Err(e) => Err(e.into()),

@@ -15,7 +15,7 @@ use crate::domain::market::catalogue::{self, Price};
 use crate::domain::trust::enforcement::{self, Closed};
 use crate::domain::{
     accounts::second_factor, accounts::sessions, base::audit, base::mail, market::blocklist,
-    market::vouchers, market::wallet, Error, Result,
+    market::payments, market::vouchers, market::wallet, Error, Result,
 };
 
 fn cut(text: &str) -> String {
@@ -329,6 +329,60 @@ pub fn view_outbox(
         now,
     )?;
     Ok(rows)
+}
+
+/// A page of every account's top-ups for an admin (newest first, before id `before`), with
+/// each account's e-mail; the reading is audited: payments are the accounts' private data.
+pub fn view_payments(
+    conn: &Connection,
+    actor: Actor<'_>,
+    before: Option<i64>,
+    limit: i64,
+    now: Timestamp,
+) -> Result<Vec<(payments::Payment, String)>> {
+    let rows = payments::list(conn, before, limit)?;
+    let mut out = Vec::with_capacity(rows.len());
+    for p in rows {
+        let email = accounts::get(conn, p.user_id)
+            .map(|u| u.email)
+            .unwrap_or_default();
+        out.push((p, email));
+    }
+    audit::audit(
+        conn,
+        Some(actor.id),
+        None,
+        audit::PAYMENTS_VIEWED,
+        &format!(
+            "{} top-ups{}",
+            out.len(),
+            before.map(|b| format!(" before #{b}")).unwrap_or_default()
+        ),
+        actor.ip_hash,
+        now,
+    )?;
+    Ok(out)
+}
+
+/// Records that an admin asked a top-up's gateway for its state (the answer is stored on
+/// the payment by the caller, after the call).
+pub fn check_payment(
+    conn: &Connection,
+    actor: Actor<'_>,
+    id: i64,
+    now: Timestamp,
+) -> Result<payments::Payment> {
+    let p = payments::get(conn, id)?;
+    audit::audit(
+        conn,
+        Some(actor.id),
+        Some(p.user_id),
+        audit::PAYMENT_CHECKED,
+        &format!("top-up #{id} at {}", p.gateway),
+        actor.ip_hash,
+        now,
+    )?;
+    Ok(p)
 }
 
 /// A batch of vouchers made by an admin.

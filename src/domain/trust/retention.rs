@@ -6,9 +6,9 @@
 //! - `orders`: orders and rentals older than the period are anonymised: their totals go to
 //!   `order_totals` (month, country, service, source, status), the rows are deleted, and the
 //!   ledger rows that pointed at them lose the reference and the service note.
-//! - `ledger`: ledger rows (and payouts, redeemed or expired vouchers) older than the period are
-//!   deleted; each account keeps one carried-over row with their sum, so its balance still
-//!   equals its ledger.
+//! - `ledger`: ledger rows (and payouts, redeemed or expired vouchers, closed top-ups) older
+//!   than the period are deleted; each account keeps one carried-over row with their sum, so
+//!   its balance still equals its ledger.
 //! - `logs`: operational logs in the database (job runs, provider calls, sent mail, device
 //!   message counters).
 //! - `security`: the security log and the audit log.
@@ -19,6 +19,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
 use crate::clock::Timestamp;
+use crate::domain::market::payments;
 use crate::domain::Result;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -280,7 +281,8 @@ pub const CARRIED_NOTE: &str = "carried over: older ledger rows deleted";
 /// Deletes ledger rows older than `retention` seconds (a group of rows about one order is
 /// deleted only when all of it is old), replacing each account's deleted rows by one row with
 /// their sum, in their place (the id and time of the newest deleted row). Also deletes decided
-/// payouts and redeemed or expired vouchers that old. Returns the rows deleted.
+/// payouts, redeemed or expired vouchers and closed top-ups (`payments`) that old. Returns the
+/// rows deleted.
 pub fn purge_ledger(conn: &Connection, retention: u64, now: Timestamp) -> Result<usize> {
     let cutoff = now - retention as i64;
     let old = "FROM ledger l WHERE l.created_at < ?1 AND NOT (l.ref_id IS NOT NULL AND EXISTS \
@@ -325,6 +327,7 @@ pub fn purge_ledger(conn: &Connection, retention: u64, now: Timestamp) -> Result
         "DELETE FROM vouchers WHERE COALESCE(redeemed_at, expires_at) < ?1",
         [cutoff],
     )?;
+    deleted += payments::purge(conn, cutoff)?;
     Ok(deleted)
 }
 

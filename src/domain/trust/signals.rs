@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 use crate::clock::{describe_seconds, format_datetime, Timestamp};
 use crate::domain::base::audit::Actor;
 use crate::domain::base::money::Money;
+use crate::domain::market::payments;
 use crate::domain::market::wallet::{self, Kind as LedgerKind};
 use crate::domain::{accounts, base::audit, Error, Result};
 
@@ -31,7 +32,7 @@ pub enum Kind {
     LowSuccess,
     /// Several accounts signed in from one hashed address.
     SharedAddress,
-    /// The admin recorded a chargeback.
+    /// The admin recorded a chargeback, or a payment gateway reported a refund or dispute.
     Chargeback,
 }
 
@@ -498,6 +499,78 @@ pub fn record_chargeback(
         .into_iter()
         .find(|c| c.id == id)
         .ok_or_else(|| Error::Internal("the chargeback just written is missing".into()))
+}
+
+/// A payment gateway reported that money of a paid top-up went back (a refund or a
+/// dispute): the balance is debited as far as it covers it ([`payments::reverse`], once per
+/// amount, so a replay changes nothing), the chargeback is recorded (by no admin) and its
+/// flag raised, all in the caller's transaction. `None` when the notice reverses nothing new.
+pub fn gateway_reversal(
+    conn: &Connection,
+    r: &payments::Reversal,
+    digits: u32,
+    now: Timestamp,
+) -> Result<Option<payments::Reversed>> {
+    let Some(done) = payments::reverse(conn, r, now)? else {
+        return Ok(None);
+    };
+    let word = match r.kind {
+        payments::ReversalKind::Refund => "refund",
+        payments::ReversalKind::Dispute => "dispute",
+    };
+    let reference: String = format!("{} {word} {}", r.gateway, r.notice_ref)
+        .chars()
+        .take(100)
+        .collect();
+    conn.prepare_cached(
+        "INSERT INTO chargebacks (user_id, amount_minor, reference, recorded_by, created_at,          ledger_id) VALUES (?1, ?2, ?3, NULL, ?4, ?5)",
+    )?
+    .execute(params![
+        done.user_id,
+        done.amount_minor,
+        reference,
+        now,
+        done.ledger_id
+    ])?;
+    let id = conn.last_insert_rowid();
+    let amount = Money(done.amount_minor).decimal(digits);
+    let unrecovered = done.amount_minor - done.debited_minor;
+    raise(
+        conn,
+        done.user_id,
+        Kind::Chargeback,
+        &json!({
+            "summary": if unrecovered > 0 {
+                format!(
+                    "{word} of {amount} at {} (top-up #{}); {} was already spent",
+                    r.gateway,
+                    done.payment_id,
+                    Money(unrecovered).decimal(digits)
+                )
+            } else {
+                format!("{word} of {amount} at {} (top-up #{}), debited", r.gateway, done.payment_id)
+            },
+            "chargeback_id": id,
+            "payment_id": done.payment_id,
+            "amount_minor": done.amount_minor,
+            "debited_minor": done.debited_minor,
+            "reference": reference,
+        }),
+        now,
+    )?;
+    audit::audit(
+        conn,
+        None,
+        Some(done.user_id),
+        "chargeback",
+        &format!(
+            "{amount} ref {reference} (from the gateway; {} debited)",
+            Money(done.debited_minor).decimal(digits)
+        ),
+        "",
+        now,
+    )?;
+    Ok(Some(done))
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ pub fn routes(r: &mut Router) {
     supply::providers::routes(r);
     trust::lifecycle::routes(r);
     market::orders::routes(r);
+    market::payments::routes(r);
     supply::operator::routes(r);
     accounts::second_factor::routes(r);
     market::webhooks::routes(r);

@@ -113,6 +113,7 @@ fn privacy(ctx: &mut Ctx<'_>, _req: &Request, v: &Visitor) -> Response {
         &operator(ctx),
         &rules,
         &cooldown,
+        &ctx.site.gateways.privacy_notes(),
     ))
 }
 

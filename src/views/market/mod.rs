@@ -2,4 +2,5 @@
 
 pub mod admin;
 pub mod orders;
+pub mod payments;
 pub mod webhooks;

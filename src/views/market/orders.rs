@@ -215,6 +215,7 @@ pub fn wallet(
     cur: &Cur,
     balance: i64,
     entries: &[Entry],
+    topup: &crate::views::market::payments::TopupForm<'_>,
     f: &Option<Flash>,
 ) -> Markup {
     page(
@@ -231,6 +232,7 @@ pub fn wallet(
                     button type="submit" { "Redeem" }
                 }
             }
+            (crate::views::market::payments::topup_section(token, cur, topup))
             section.card {
                 h2 { "Movements" }
                 @if entries.is_empty() { p.muted { "None yet." } } @else {

@@ -21,6 +21,7 @@ pub fn tabs() -> Markup {
             a href="/admin/numbers" { "Numbers" }
             a href="/admin/providers" { "Providers" }
             a href="/admin/payouts" { "Payouts" }
+            a href="/admin/payments" { "Payments" }
             a href="/admin/jobs" { "Jobs" }
             a href="/admin/retention" { "Retention" }
             a href="/admin/outbox" { "Outbox" }

@@ -14,6 +14,7 @@ use crate::http::router::Router;
 use crate::http::web::{cur, form};
 use crate::http::{Ctx, Method, Request, Response};
 use crate::views::market::orders::{self as view, Dashboard, OrderCard, RentalCard};
+use crate::views::market::payments::TopupForm;
 use crate::views::{accounts::account::verify_notice, Flash};
 
 pub fn routes(r: &mut Router) {
@@ -203,12 +204,22 @@ fn history(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
 fn wallet_page(ctx: &mut Ctx<'_>, _: &Request, p: &Page) -> Response {
     let entries = wallet::entries(ctx.db, p.user.id, 100, None).unwrap_or_default();
     let balance = wallet::balance(ctx.db, p.user.id).unwrap_or(0);
+    let gateways = ctx.site.gateways.enabled();
+    let recent = super::payments::recent(ctx, p.user.id);
+    let topup = TopupForm {
+        gateways: &gateways,
+        min_minor: ctx.app.config.payments.topup_min,
+        max_minor: ctx.app.config.payments.topup_max,
+        recent: &recent,
+        kept: &p.kept,
+    };
     Response::html(view::wallet(
         &p.nav,
         p.csrf(),
         &cur(ctx),
         balance,
         &entries,
+        &topup,
         &p.flash,
     ))
 }

@@ -404,7 +404,10 @@ impl World {
         let stripe = common::payments::FakeStripe::start();
         let server = TestServer::start_with(&[
             ("OTPBOX_STRIPE_SECRET_KEY", common::payments::STRIPE_KEY),
-            ("OTPBOX_STRIPE_WEBHOOK_SECRET", common::payments::STRIPE_WHSEC),
+            (
+                "OTPBOX_STRIPE_WEBHOOK_SECRET",
+                common::payments::STRIPE_WHSEC,
+            ),
             ("OTPBOX_STRIPE_API_BASE", &stripe.url),
             ("OTPBOX_DEMO", "true"),
             ("OTPBOX_DEV_CLOCK", "true"),

@@ -23,8 +23,9 @@ use crate::domain::market::wallet;
 use crate::domain::market::{catalogue, simulator, webhooks};
 
 /// Tables that grow with every order, message, payment or event.
-const GROWING: [&str; 9] = [
+const GROWING: [&str; 10] = [
     "activations",
+    "payments",
     "rentals",
     "ledger",
     "messages",
@@ -124,6 +125,26 @@ fn fill(conn: &Connection) {
         UPDATE users SET earned_minor = (SELECT SUM(amount_minor) FROM ledger
                                          WHERE user_id = 3 AND kind = 'earning') WHERE id = 3;
 
+        -- Past top-ups in the same years as the orders, half of them the ordering account's,
+        -- the rest of accounts whose old ledger does not sum to zero (so the daily retention
+        -- run folds as many accounts as without them), each with its ledger row; a few open.
+        WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 50000)
+        INSERT INTO payments (user_id, gateway, gateway_ref, gateway_charge, status, amount_minor,
+                              credited_minor, currency, checkout_url, created_at, updated_at,
+                              paid_at)
+        SELECT CASE WHEN x % 2 = 0 THEN 1 ELSE 2 + (3 * x) % 999 END,
+               CASE WHEN x % 3 = 0 THEN 'btcpay' ELSE 'stripe' END, 'ref_' || x,
+               CASE WHEN x % 3 = 0 THEN NULL ELSE 'pi_' || x END,
+               CASE WHEN x > 49990 THEN 'pending' WHEN x % 7 = 0 THEN 'expired' ELSE 'paid' END,
+               1000, CASE WHEN x > 49990 OR x % 7 = 0 THEN 0 ELSE 1000 END, 'USD', '',
+               {start} + x * 4000, {start} + x * 4000 + 60,
+               CASE WHEN x > 49990 OR x % 7 = 0 THEN NULL ELSE {start} + x * 4000 + 60 END
+        FROM c;
+        INSERT INTO ledger (user_id, amount_minor, kind, ref_type, ref_id, note, balance_after,
+                            created_at)
+        SELECT user_id, credited_minor, 'topup', 'payment', id, '', 0, paid_at FROM payments
+        WHERE paid_at IS NOT NULL;
+
         -- Webhook deliveries: long finished ones, and a few pending.
         INSERT INTO webhooks (user_id, url, events, secret_salt, created_at)
         VALUES (1, 'https://example.com/hook', 'activation.updated', 's', 1);
@@ -154,6 +175,10 @@ struct Seen {
 
 /// Runs `f` with every statement it executes recorded.
 fn traced(conn: &mut Connection, f: impl FnOnce(&mut Connection)) -> Seen {
+    // A cached statement keeps counting VM steps and runs across phases: fresh statements,
+    // so a phase's steps per run are its own (the retention backlog run's are not averaged
+    // into the steady state's).
+    conn.flush_prepared_statement_cache();
     let seen = Arc::new(Mutex::new(Seen::default()));
     let sink = seen.clone();
     conn.trace_v2(
@@ -262,6 +287,59 @@ fn hot_paths(conn: &mut Connection) {
     }
     let page = activations::list_before(conn, 1, &[], None, 51).unwrap();
     activations::list_before(conn, 1, &[], page.last().map(|a| a.id), 51).unwrap();
+    // A top-up: written, opened, credited by its notice (and the notice replayed), a
+    // refund; another closed; the return page's and the API's readings.
+    {
+        use crate::domain::market::payments::{self, Confirmed, Reversal, ReversalKind, Status};
+        let p = db::write(conn, |tx| {
+            payments::begin(tx, 1, "stripe", 1000, "USD", now)
+        })
+        .unwrap();
+        db::write(conn, |tx| {
+            payments::opened(tx, p.id, "cs_new", "https://x", now)
+        })
+        .unwrap();
+        let paid = Confirmed {
+            gateway: "stripe".into(),
+            gateway_ref: "cs_new".into(),
+            payment_id: Some(p.id),
+            amount_minor: 1000,
+            currency: "usd".into(),
+            charge_ref: Some("pi_new".into()),
+        };
+        for _ in 0..2 {
+            db::write(conn, |tx| payments::credit(tx, &paid, now)).unwrap();
+        }
+        let refund = Reversal {
+            gateway: "stripe".into(),
+            reference: "pi_new".into(),
+            amount_minor: 500,
+            kind: ReversalKind::Refund,
+            notice_ref: "ch_new".into(),
+        };
+        db::write(conn, |tx| {
+            crate::domain::trust::signals::gateway_reversal(tx, &refund, 2, now)
+        })
+        .unwrap();
+        let q = db::write(conn, |tx| {
+            payments::begin(tx, 1, "btcpay", 1000, "USD", now)
+        })
+        .unwrap();
+        db::write(conn, |tx| {
+            payments::close(
+                tx,
+                "btcpay",
+                "inv_none",
+                Some(q.id),
+                Status::Expired,
+                "expired",
+                now,
+            )
+        })
+        .unwrap();
+        payments::get_for(conn, 1, p.id).unwrap();
+        payments::for_user(conn, 1, 10).unwrap();
+    }
     // The jobs that run every few seconds.
     db::write(conn, |tx| activations::expire_due(tx, &POLICY, now)).unwrap();
     db::write(conn, |tx| rentals::expire_due(tx, &POLICY, now)).unwrap();
@@ -327,6 +405,9 @@ fn lists(conn: &mut Connection) {
     audit::audit_actions(conn).unwrap();
     accounts::search(conn, "", None, 101).unwrap();
     accounts::search(conn, "u5", Some(500), 101).unwrap();
+    // The admin's payments, first page and deep.
+    let page = crate::domain::market::payments::list(conn, None, 51).unwrap();
+    crate::domain::market::payments::list(conn, page.last().map(|p| p.id - 30_000), 51).unwrap();
     // An account's security log.
     let page = audit::security_events_for(conn, 7, None, 51).unwrap();
     audit::security_events_for(conn, 7, page.last().map(|e| e.id), 51).unwrap();
@@ -374,6 +455,8 @@ fn jobs(conn: &mut Connection, backlog: bool) {
     })
     .unwrap();
     routing::due(conn, now, 50).unwrap();
+    // The payments job's reading of open top-ups.
+    crate::domain::market::payments::open_before(conn, now - 900, 50).unwrap();
     providers::prune_calls(conn, now).unwrap();
     providers::list(conn).unwrap();
     mail::pending(conn, 20).unwrap();

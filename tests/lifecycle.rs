@@ -366,6 +366,7 @@ fn export_holds_every_section_of_the_account_and_nothing_of_anyone_else() {
         "rentals",
         "messages",
         "ledger",
+        "payments",
         "api_keys",
         "webhooks",
         "webhook_deliveries",

@@ -17,16 +17,18 @@ use common::{Client, Response, TestServer};
 use serde_json::{json, Value};
 
 fn stripe_server(fake: &FakeStripe) -> TestServer {
-    TestServer::builder()
-        .envs(&[
-            ("OTPBOX_DEV_CLOCK", "1"),
-            ("OTPBOX_STRIPE_SECRET_KEY", STRIPE_KEY),
-            ("OTPBOX_STRIPE_WEBHOOK_SECRET", STRIPE_WHSEC),
-            ("OTPBOX_STRIPE_API_BASE", &fake.url),
-            ("OTPBOX_TOPUP_MIN", "5"),
-            ("OTPBOX_TOPUP_MAX", "200"),
-        ])
-        .start()
+    stripe_builder(fake).start()
+}
+
+fn stripe_builder(fake: &FakeStripe) -> common::Builder {
+    TestServer::builder().envs(&[
+        ("OTPBOX_DEV_CLOCK", "1"),
+        ("OTPBOX_STRIPE_SECRET_KEY", STRIPE_KEY),
+        ("OTPBOX_STRIPE_WEBHOOK_SECRET", STRIPE_WHSEC),
+        ("OTPBOX_STRIPE_API_BASE", &fake.url),
+        ("OTPBOX_TOPUP_MIN", "5"),
+        ("OTPBOX_TOPUP_MAX", "200"),
+    ])
 }
 
 fn btcpay_server(fake: &FakeBtcpay) -> TestServer {
@@ -633,4 +635,107 @@ fn settings_of_an_enabled_gateway_are_checked_at_start_up() {
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(said.contains("stripe_webhook_secret"), "{said}");
+}
+
+#[test]
+fn a_server_killed_while_the_checkout_opens_still_credits_the_payment_once() {
+    let fake = FakeStripe::start();
+    let server = stripe_server(&fake);
+    let (_, api) = customer(&server, "kill@example.com");
+    // Stripe opens the session, then answers slowly; the server is killed meanwhile.
+    *fake.delay_ms.lock().unwrap() = 3000;
+    let mut waiting = api.clone();
+    let call = std::thread::spawn(move || {
+        waiting.client.try_request(
+            "POST",
+            "/api/v1/topups",
+            &[("Content-Type", "application/json")],
+            br#"{"gateway":"stripe","amount":"42"}"#,
+        )
+    });
+    assert!(common::eventually(
+        std::time::Duration::from_secs(10),
+        || fake.calls().len() == 1
+    ));
+    let data = server.kill9();
+    assert!(call.join().unwrap().is_err(), "the answer never came");
+    *fake.delay_ms.lock().unwrap() = 0;
+
+    let server = stripe_builder(&fake).data_dir(data).start();
+    let mut c = server.client();
+    assert_eq!(c.post("/__dev/scheduler?paused=1", b"").status, 200);
+    assert_eq!(
+        server.count(
+            "SELECT COUNT(*) FROM payments WHERE status = 'creating' AND gateway_ref IS NULL"
+        ),
+        1
+    );
+    let key = server.api_key("kill@example.com");
+    let mut api = Api::new(&server, &key, api.user_id, "kill@example.com");
+
+    // The customer had the checkout open in another tab and paid: the notice finds the
+    // payment by the client reference Stripe carries, and credits it once.
+    let body = stripe_event("checkout.session.completed", fake.pay("cs_test_0001"));
+    for _ in 0..3 {
+        assert_eq!(stripe_send(&server, &body).status, 200);
+    }
+    assert_eq!(api.balance(), 4200);
+    assert_eq!(topup_rows(&server), 1);
+    let t = status_of(&mut api, 1);
+    assert_eq!(
+        (t["status"].as_str(), t["credited_minor"].as_i64()),
+        (Some("paid"), Some(4200))
+    );
+
+    // An orphan that is never paid is closed by the reconciliation job.
+    server
+        .db()
+        .execute(
+            "INSERT INTO payments (user_id, gateway, status, amount_minor, currency, created_at, updated_at) \
+             VALUES (?1, 'stripe', 'creating', 500, 'USD', ?2, ?2)",
+            rusqlite::params![api.user_id, server.clock_now()],
+        )
+        .unwrap();
+    server.advance_clock(16 * 60);
+    server.run_jobs();
+    assert_eq!(
+        server.count("SELECT COUNT(*) FROM payments WHERE status = 'failed'"),
+        1
+    );
+    assert_eq!(api.balance(), 4200);
+    server.assert_books_balance();
+}
+
+#[test]
+fn a_balance_too_low_links_to_the_top_up_and_the_export_lists_top_ups() {
+    let fake = FakeStripe::start();
+    let server = stripe_server(&fake);
+    let (mut web, mut api) = customer(&server, "poor@example.com");
+    server.add_numbers(COUNTRY, &["6281200000009"]);
+    let r = web.submit(
+        &format!("/dashboard?country={COUNTRY}"),
+        "/orders",
+        &[("country", &COUNTRY.to_string()), ("service", "tg")],
+    );
+    let html = web.follow(&r).text();
+    assert!(html.contains("Your balance is too low"), "{html}");
+    assert!(html.contains("href=\"/wallet#topup\""), "{html}");
+    assert!(web.get("/wallet").text().contains("id=\"topup\""));
+
+    let (id, cs, _) = api_topup(&mut api, "stripe", "9.99");
+    assert_eq!(
+        stripe_send(
+            &server,
+            &stripe_event("checkout.session.completed", fake.pay(&cs))
+        )
+        .status,
+        200
+    );
+    let export = web.get("/settings/export").json();
+    let payments = export["payments"].as_array().unwrap();
+    assert_eq!(payments.len(), 1);
+    assert_eq!(payments[0]["id"], id);
+    assert_eq!(payments[0]["status"], "paid");
+    assert_eq!(payments[0]["credited_minor"], 999);
+    assert_eq!(payments[0]["gateway_ref"], cs);
 }

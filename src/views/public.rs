@@ -86,7 +86,7 @@ pub fn privacy(
                 h2 { "Your rights" }
                 p { "From the settings page you can:" }
                 ul #rights {
-                    li { strong { "Export" } " everything held about your account as one JSON file: profile, orders, rentals, ledger, API keys (names and dates), webhooks, devices, the messages still kept, sessions and security events." }
+                    li { strong { "Export" } " everything held about your account as one JSON file: profile, orders, rentals, ledger, top-ups, API keys (names and dates), webhooks, devices, the messages still kept, sessions and security events." }
                     li { strong { "Correct" } " your name, and your e-mail address: the change is confirmed by a link sent to the new address, and the old address is told." }
                     li { strong { "Restrict processing" } ": we send no marketing; with the restriction on, your data is used only to run your orders, keep the books and prevent fraud, and optional processing such as scoring your usage patterns is skipped." }
                     li #deletion { strong { "Delete" } " your account. Deletion is immediate: your live orders end (those without a code are refunded), your remaining balance is forfeited, and every session, API key, webhook and device stops working at once. For " span.cooldown { (deletion_cooldown) } " the e-mail address cannot be used for a new account; then the deletion is final: the address, password and name are erased. Billing records stay for the period above, no longer linked to you." }

@@ -147,13 +147,16 @@ pub struct FakeStripe {
     sessions: Arc<Mutex<HashMap<String, Value>>>,
     /// Answer every API call with this status and Stripe's error body (0 = answer normally).
     pub fail_with: Arc<Mutex<u16>>,
+    /// Milliseconds to wait, after opening a session, before answering.
+    pub delay_ms: Arc<Mutex<u64>>,
 }
 
 impl FakeStripe {
     pub fn start() -> FakeStripe {
         let sessions: Arc<Mutex<HashMap<String, Value>>> = Arc::default();
         let fail_with: Arc<Mutex<u16>> = Arc::default();
-        let (s, f) = (sessions.clone(), fail_with.clone());
+        let delay_ms: Arc<Mutex<u64>> = Arc::default();
+        let (s, f, d) = (sessions.clone(), fail_with.clone(), delay_ms.clone());
         let handler = move |call: &Call| -> (u16, Value) {
             let expected = format!("Basic {}", b64(format!("{STRIPE_KEY}:").as_bytes()));
             if call.headers.get("authorization") != Some(&expected) {
@@ -189,6 +192,9 @@ impl FakeStripe {
                     "url": format!("https://checkout.stripe.test/c/pay/{id}"),
                 });
                 sessions.insert(id, session.clone());
+                drop(sessions);
+                let wait = *d.lock().unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(wait));
                 return (200, session);
             }
             if call.method == "GET" {
@@ -213,6 +219,7 @@ impl FakeStripe {
             calls: fake.calls,
             sessions,
             fail_with,
+            delay_ms,
         }
     }
 

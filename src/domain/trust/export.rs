@@ -160,6 +160,27 @@ pub fn export(conn: &Connection, user_id: i64, meta: &Meta<'_>, now: Timestamp) 
         })
         .collect();
 
+    let payments = rows(
+        conn,
+        "SELECT id, gateway, gateway_ref, status, amount_minor, credited_minor, reversed_minor, \
+         currency, created_at, paid_at FROM payments WHERE user_id = ?1 ORDER BY id",
+        user_id,
+        |r| {
+            Ok(json!({
+                "id": r.get::<_, i64>(0)?,
+                "gateway": r.get::<_, String>(1)?,
+                "gateway_ref": r.get::<_, Option<String>>(2)?,
+                "status": r.get::<_, String>(3)?,
+                "amount_minor": r.get::<_, i64>(4)?,
+                "credited_minor": r.get::<_, i64>(5)?,
+                "reversed_minor": r.get::<_, i64>(6)?,
+                "currency": r.get::<_, String>(7)?,
+                "created_at": t(Some(r.get(8)?)),
+                "paid_at": t(r.get(9)?),
+            }))
+        },
+    )?;
+
     let api_keys = rows(
         conn,
         "SELECT id, name, prefix, created_at, last_used_at, revoked_at FROM api_keys \
@@ -324,6 +345,7 @@ pub fn export(conn: &Connection, user_id: i64, meta: &Meta<'_>, now: Timestamp) 
         "rentals": rentals,
         "messages": messages,
         "ledger": ledger,
+        "payments": payments,
         "api_keys": api_keys,
         "webhooks": webhooks,
         "webhook_deliveries": webhook_deliveries,

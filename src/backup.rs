@@ -157,6 +157,7 @@ pub fn problems(conn: &Connection, reuse_cooldown: u64) -> Result<Vec<String>, E
         return Ok(problems);
     }
     problems.extend(wallet::check(conn)?);
+    problems.extend(crate::domain::market::payments::check(conn)?);
     problems.extend(payouts::check(conn)?);
     let now = crate::clock::Clock::system().now();
     problems.extend(catalogue::check_stock(conn, reuse_cooldown, now)?);

@@ -373,18 +373,29 @@ fn limits_and_gateways_are_checked_and_a_gateway_without_a_key_is_off() {
     let fake = FakeStripe::start();
     let server = stripe_server(&fake);
     let (mut web, mut api) = customer(&server, "lim@example.com");
-    for amount in ["4.99", "200.01", "0", "-5", "1.234", "lots"] {
+    // Not an amount: 400. An amount outside this site's limits: 409, naming them.
+    for amount in ["-5", "1.234", "lots", "", "1e3"] {
         let r = api.post(
             "/api/v1/topups",
             json!({"gateway": "stripe", "amount": amount}),
         );
         assert_eq!(r.status, 400, "{amount}: {}", r.text());
+        assert_eq!(error_code(&r), "invalid_request");
     }
+    for amount in ["4.99", "200.01", "0"] {
+        let r = api.post(
+            "/api/v1/topups",
+            json!({"gateway": "stripe", "amount": amount}),
+        );
+        assert_eq!(r.status, 409, "{amount}: {}", r.text());
+        assert!(r.text().contains("5.00 to 200.00 USD"), "{}", r.text());
+    }
+    // A gateway without a key is not there.
     let r = api.post(
         "/api/v1/topups",
         json!({"gateway": "btcpay", "amount": "10"}),
     );
-    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.status, 404, "{}", r.text());
     assert!(r.text().contains("not available"), "{}", r.text());
     let r = web.submit(
         "/wallet",
@@ -414,7 +425,7 @@ fn limits_and_gateways_are_checked_and_a_gateway_without_a_key_is_off() {
         "/api/v1/topups",
         json!({"gateway": "stripe", "amount": "10"}),
     );
-    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.status, 404, "{}", r.text());
     let r = plain
         .client()
         .request("POST", "/payments/stripe/webhook", &[], b"{}");

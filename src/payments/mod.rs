@@ -257,21 +257,26 @@ pub fn check(
             .ok();
             Ok(status)
         }
-        Err(why) => Err(Error::Conflict(format!(
-            "{} could not be asked: {why}",
-            gateway.label()
-        ))),
+        Err(why) => {
+            let noted = format!("could not be asked: {why}");
+            db::write(conn, |tx| {
+                payments::note_gateway_status(tx, payment.id, &noted, now())
+            })
+            .ok();
+            Err(Error::Conflict(format!("{} {noted}", gateway.label())))
+        }
     }
 }
 
 /// How long a payment may stay `creating` (the checkout call was cut off) before the
-/// reconciliation job closes it, and how old a `pending` one must be before the job asks
-/// its gateway (the webhook normally comes first).
+/// reconciliation job closes it, and how long a `pending` one waits for its webhook (or
+/// since the job last asked) before the job asks its gateway.
 pub const STALE_AFTER: i64 = 15 * 60;
 
-/// The reconciliation job: open payments older than [`STALE_AFTER`] are looked up at their
-/// gateway (a lost webhook is credited, an expired checkout closed); one whose gateway is
-/// off now is left alone. Returns how many were looked at and how many changed.
+/// The reconciliation job: open payments unchanged for [`STALE_AFTER`] are looked up at
+/// their gateway (a lost webhook is credited, an expired checkout closed; each look is noted,
+/// so a payment is asked about at most every [`STALE_AFTER`]); one whose gateway is off now
+/// is left alone. Returns how many were looked at and how many changed.
 pub fn reconcile(
     conn: &mut Connection,
     config: &Config,

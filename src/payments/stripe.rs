@@ -218,8 +218,8 @@ impl Gateway for Stripe {
             .post(format!("{}/v1/checkout/sessions", self.settings.api_base))
             .header("Authorization", &self.auth())
             .header("Content-Type", "application/x-www-form-urlencoded")
-            // A retried call for the same payment opens no second session.
-            .header("Idempotency-Key", &format!("otpbox-topup-{id}"))
+            // No Idempotency-Key: the call is never retried, and a key made of our payment id
+            // would collide with another install (or a restored backup) on the same account.
             .send(body.as_bytes());
         let (status, json) = read(result)?;
         if status != 200 {

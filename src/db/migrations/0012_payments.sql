@@ -33,8 +33,9 @@ CREATE UNIQUE INDEX payments_gateway_ref ON payments(gateway, gateway_ref)
 CREATE UNIQUE INDEX payments_gateway_charge ON payments(gateway, gateway_charge)
     WHERE gateway_charge IS NOT NULL;
 CREATE INDEX payments_user ON payments(user_id, id);
--- The reconciliation job (open rows by age) and retention (closed rows by their last change).
-CREATE INDEX payments_open ON payments(status, created_at) WHERE status IN ('creating', 'pending');
+-- The reconciliation job (open rows by their last look) and retention (closed rows by their
+-- last change).
+CREATE INDEX payments_open ON payments(status, updated_at) WHERE status IN ('creating', 'pending');
 CREATE INDEX payments_updated ON payments(updated_at);
 -- A payment is credited at most once, whatever races or replays happen.
 CREATE UNIQUE INDEX ledger_one_topup ON ledger(ref_type, ref_id) WHERE kind = 'topup';

@@ -59,10 +59,14 @@ fn post_topup(ctx: &mut Ctx<'_>, req: &Request, user: &User) -> Response {
     };
     let site = ctx.site;
     let Some(gateway) = site.gateways.get(&b.gateway) else {
-        return error(&Error::invalid(format!(
-            "The payment gateway `{}` is not available on this site.",
-            b.gateway
-        )));
+        return Response::json_error(
+            404,
+            "not_found",
+            &format!(
+                "The payment gateway `{}` is not available on this site.",
+                b.gateway
+            ),
+        );
     };
     let app = ctx.app;
     let amount = match payments::parse_amount(

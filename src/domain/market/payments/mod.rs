@@ -119,7 +119,9 @@ pub struct Limits {
 }
 
 /// Parses a top-up amount typed by a person or sent by a client, in major units
-/// (`10`, `10.50`), and checks it against the limits.
+/// (`10`, `10.50`), and checks it against the limits: not an amount is
+/// [`Error::Invalid`]; an amount outside this site's limits is [`Error::Conflict`] (the
+/// request is well formed; the site's settings refuse it).
 pub fn parse_amount(text: &str, currency: &str, limits: &Limits) -> Result<i64> {
     let range = || {
         format!(
@@ -132,7 +134,7 @@ pub fn parse_amount(text: &str, currency: &str, limits: &Limits) -> Result<i64> 
         .ok_or_else(|| Error::invalid(format!("Enter an amount from {}.", range())))?
         .0;
     if amount < limits.min_minor || amount > limits.max_minor {
-        return Err(Error::invalid(format!(
+        return Err(Error::Conflict(format!(
             "A top-up is from {}; {} is outside.",
             range(),
             Money(amount).decimal(limits.digits)
@@ -244,11 +246,12 @@ pub fn list(conn: &Connection, before: Option<i64>, limit: i64) -> Result<Vec<Pa
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// Open top-ups started before `before`, oldest first (the reconciliation job).
+/// Open top-ups not changed or looked at since `before`, longest first (the reconciliation
+/// job; each look moves `updated_at`, so the open ones take turns).
 pub fn open_before(conn: &Connection, before: Timestamp, limit: i64) -> Result<Vec<Payment>> {
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {COLS} FROM payments WHERE status IN ('creating', 'pending') AND created_at < ?1 \
-         ORDER BY status, created_at LIMIT ?2"
+        "SELECT {COLS} FROM payments WHERE status IN ('creating', 'pending') AND updated_at < ?1 \
+         ORDER BY status, updated_at LIMIT ?2"
     ))?;
     let rows = stmt.query_map(params![before, limit], row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -409,6 +412,39 @@ pub fn close(
     Ok(Applied::Noted { payment_id: p.id })
 }
 
+/// Top-ups whose books disagree (`otpbox check`): a `topup` ledger row for a payment that
+/// is not credited, or for another amount than the payment's credit; a payment whose reversals
+/// exceed its credit.
+pub fn check(conn: &Connection) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare(
+        "SELECT p.id, p.status, p.credited_minor, l.amount_minor FROM ledger l \
+         JOIN payments p ON p.id = l.ref_id \
+         WHERE l.kind = 'topup' AND l.ref_type = 'payment' \
+           AND (p.paid_at IS NULL OR p.credited_minor != l.amount_minor)",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(format!(
+            "payments: top-up #{} ({}, credited {}) has a topup ledger row of {}",
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, i64>(2)?,
+            r.get::<_, i64>(3)?
+        ))
+    })?;
+    let mut problems: Vec<String> = rows.collect::<rusqlite::Result<_>>()?;
+    let over: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM payments WHERE reversed_minor > credited_minor OR reversed_minor < 0",
+        [],
+        |r| r.get(0),
+    )?;
+    if over > 0 {
+        problems.push(format!(
+            "payments: {over} top-up(s) reversed beyond their credit"
+        ));
+    }
+    Ok(problems)
+}
+
 /// Deletes closed top-ups whose last change is older than `cutoff` (`ledger_retention`, like
 /// their ledger rows); open ones stay until they close. Returns how many.
 pub fn purge(conn: &Connection, cutoff: Timestamp) -> Result<usize> {
@@ -451,10 +487,16 @@ mod tests {
         };
         assert_eq!(parse_amount("10", "USD", &l).unwrap(), 1000);
         assert_eq!(parse_amount("5.00", "USD", &l).unwrap(), 500);
-        for bad in ["4.99", "500.01", "-10", "ten", "", "1.234"] {
+        for bad in ["-10", "ten", "", "1.234"] {
             assert!(
                 matches!(parse_amount(bad, "USD", &l), Err(Error::Invalid(_))),
                 "{bad}"
+            );
+        }
+        for outside in ["4.99", "500.01", "0"] {
+            assert!(
+                matches!(parse_amount(outside, "USD", &l), Err(Error::Conflict(_))),
+                "{outside}"
             );
         }
     }
@@ -545,6 +587,18 @@ mod tests {
             get(&conn, p.id).unwrap().gateway_ref.as_deref(),
             Some("cs_lost")
         );
+    }
+
+    #[test]
+    fn check_finds_a_credit_without_a_paid_payment() {
+        let conn = db::memory();
+        let u = account(&conn, "chk@example.com", Role::User);
+        let p = pending(&conn, u);
+        credit(&conn, &confirmed(&p, 1000), 20).unwrap();
+        assert!(check(&conn).unwrap().is_empty());
+        conn.execute("UPDATE payments SET paid_at = NULL, status = 'pending'", [])
+            .unwrap();
+        assert_eq!(check(&conn).unwrap().len(), 1);
     }
 
     #[test]

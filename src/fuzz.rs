@@ -245,6 +245,41 @@ pub fn settings(data: &[u8]) {
     let _ = crate::jobs::parse_schedule(&t);
 }
 
+/// `payment_notice`: what payment gateways send to `/payments/{gateway}/webhook`. Variant 0:
+/// the input is a `Stripe-Signature` header (it must never verify for a fixed body); 1: the
+/// input is a Stripe event body, signed here as Stripe signs it so the fuzzer reaches the event
+/// parser; 2: the input is a `BTCPay-Sig` header; 3: the input is a decimal amount as BTCPay
+/// writes it.
+pub fn payment_notice(data: &[u8]) {
+    use crate::payments::{btcpay, parse_decimal, stripe, Notice};
+    const SECRET: &str = "whsec_fuzz";
+    let (pick, rest) = split(data);
+    match pick % 4 {
+        0 => {
+            let body = br#"{"id":"evt_1"}"#;
+            assert!(stripe::verify(SECRET, &text(rest), body, NOW).is_err());
+        }
+        1 => {
+            let header = format!("t={NOW},v1={}", stripe::sign(SECRET, NOW, rest));
+            assert_eq!(stripe::verify(SECRET, &header, rest, NOW), Ok(()));
+            let Ok(event) = serde_json::from_slice::<serde_json::Value>(rest) else {
+                return;
+            };
+            match stripe::event_notice(&event) {
+                Ok(Notice::Paid(c)) => assert!(c.gateway_ref.len() <= rest.len(), "{c:?}"),
+                Ok(Notice::Reversed(r)) => assert!(!r.reference.is_empty(), "{r:?}"),
+                _ => {}
+            }
+        }
+        2 => assert!(btcpay::verify(SECRET, &text(rest), br#"{"type":"InvoiceSettled"}"#).is_err()),
+        _ => {
+            if let Some(minor) = parse_decimal(&text(rest), 2) {
+                assert!(minor >= 0, "{:?} → {minor}", text(rest));
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,7 +289,7 @@ mod tests {
     #[test]
     fn every_target_accepts_its_seed_corpus() {
         type Target = fn(&[u8]);
-        let targets: [(&str, Target); 10] = [
+        let targets: [(&str, Target); 11] = [
             ("code_extraction", code_extraction),
             ("phone_prefix", phone_prefix),
             ("gateway_capcom6", gateway_capcom6),
@@ -265,6 +300,7 @@ mod tests {
             ("form_query_cookie", form_query_cookie),
             ("money", money),
             ("settings", settings),
+            ("payment_notice", payment_notice),
         ];
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
         for (name, target) in targets {

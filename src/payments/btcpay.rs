@@ -252,6 +252,19 @@ mod tests {
         assert_eq!(verify(SECRET, &format!("sha256={VECTOR}"), BODY), Ok(()));
     }
 
+    /// BTCPay documents its header as `sha256=HMAC256(UTF8(secret), body)`, "similar to how
+    /// to secure webhooks in GitHub"; GitHub's documentation gives this example: secret
+    /// "It's a Secret to Everybody", body "Hello, World!".
+    #[test]
+    fn the_documented_example_vector_verifies() {
+        let header = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+        assert_eq!(sign("It's a Secret to Everybody", b"Hello, World!"), header);
+        assert_eq!(
+            verify("It's a Secret to Everybody", header, b"Hello, World!"),
+            Ok(())
+        );
+    }
+
     #[test]
     fn a_wrong_signature_scheme_body_or_secret_is_refused() {
         assert!(verify("other", &format!("sha256={VECTOR}"), BODY).is_err());

@@ -750,3 +750,46 @@ fn a_balance_too_low_links_to_the_top_up_and_the_export_lists_top_ups() {
     assert_eq!(payments[0]["credited_minor"], 999);
     assert_eq!(payments[0]["gateway_ref"], cs);
 }
+
+#[test]
+fn closed_top_ups_follow_the_ledger_retention_and_open_ones_stay() {
+    let fake = FakeStripe::start();
+    let server = stripe_builder(&fake)
+        .env("OTPBOX_LEDGER_RETENTION", "2d")
+        .start();
+    let mut c = server.client();
+    assert_eq!(c.post("/__dev/scheduler?paused=1", b"").status, 200);
+    let (mut web, mut api) = customer(&server, "old@example.com");
+    let (paid, cs, _) = api_topup(&mut api, "stripe", "10");
+    let (open, _, _) = api_topup(&mut api, "stripe", "20");
+    assert_eq!(
+        stripe_send(
+            &server,
+            &stripe_event("checkout.session.completed", fake.pay(&cs))
+        )
+        .status,
+        200
+    );
+    server.run_jobs();
+    assert_eq!(server.count("SELECT COUNT(*) FROM payments"), 2);
+
+    server.advance_clock(3 * 86_400);
+    server.run_jobs();
+    // The paid one is gone with its ledger row (folded into the carried-over row); the one
+    // still waiting for its customer stays until it closes.
+    assert_eq!(
+        server.count(&format!("SELECT COUNT(*) FROM payments WHERE id = {paid}")),
+        0
+    );
+    assert_eq!(
+        server.count(&format!("SELECT COUNT(*) FROM payments WHERE id = {open}")),
+        1
+    );
+    assert_eq!(api.get(&format!("/api/v1/topups/{paid}")).status, 404);
+    assert_eq!(api.balance(), 1000);
+    assert!(web
+        .get("/privacy")
+        .text()
+        .contains("Ledger and payment records"));
+    server.assert_books_balance();
+}

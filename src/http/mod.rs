@@ -99,6 +99,7 @@ pub fn build_router(config: &Config) -> Router {
     api::webhooks::routes(&mut r);
     api::admin::routes(&mut r);
     protocols::ingest::routes(&mut r);
+    protocols::partner::routes(&mut r);
     assets::routes(&mut r);
     if config.dev_clock {
         dev::routes(&mut r);

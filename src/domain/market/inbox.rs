@@ -1,6 +1,6 @@
 //! SMS ingestion: the one entry point every number source uses (simulator, gateways, the
 //! command line, upstream providers). It de-duplicates by source message id, finds the live
-//! activation or rental on the receiving number, stores the message with its extracted code
+//! activation or rental on the receiving number (or the partner hub holding it, to push it there), stores the message with its extracted code
 //! and moves the activation to `received`, and queues the webhook deliveries the message
 //! causes (in the same transaction). A message for an ended order is not delivered.
 
@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::clock::Timestamp;
 use crate::domain::market::activations::{self, Activation};
-use crate::domain::{market::codes, market::rentals, market::webhooks, Result};
+use crate::domain::{market::codes, market::partners, market::rentals, market::webhooks, Result};
 
 /// A message as a source hands it over.
 #[derive(Debug, Clone)]
@@ -37,6 +37,12 @@ pub enum Delivered {
     Rental {
         id: i64,
         user_id: i64,
+    },
+    /// For a number a partner hub holds: queued to be pushed to the hub (`push_id` is the
+    /// `smsId` it will see).
+    Partner {
+        order_id: i64,
+        push_id: i64,
     },
     /// Already taken in under the same source message id.
     Duplicate,
@@ -149,6 +155,13 @@ pub fn ingest_coded(
         return Ok(Delivered::Rental {
             id,
             user_id: r.user_id,
+        });
+    }
+    if let Some(o) = partners::held_by(conn, number_id)? {
+        let push_id = partners::queue_push(conn, &o, &sender, &text, now)?;
+        return Ok(Delivered::Partner {
+            order_id: o.id,
+            push_id,
         });
     }
     Ok(Delivered::NoLiveOrder)

@@ -2,7 +2,8 @@
 //! [`blocklist`]), orders for one code ([`activations`]) and for a number over days
 //! ([`rentals`]), the money they move ([`wallet`] is the ledger; [`vouchers`] and
 //! [`earnings`] write through it), SMS reaching orders ([`inbox`], with code extraction in
-//! [`codes`]), the built-in [`simulator`] and the customers' outbound [`webhooks`].
+//! [`codes`]), the built-in [`simulator`], the customers' outbound [`webhooks`], and the
+//! numbers partner hubs buy through the agent protocol ([`partners`]).
 //!
 //! May use: [`crate::domain::accounts`], [`crate::domain::base`], `crate::clock`, `crate::db`,
 //! `crate::outbound` (webhook signing). It never calls a provider, a device or a page: where
@@ -17,6 +18,7 @@ pub mod catalogue;
 pub mod codes;
 pub mod earnings;
 pub mod inbox;
+pub mod partners;
 pub mod rentals;
 pub mod seed;
 pub mod simulator;

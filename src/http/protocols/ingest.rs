@@ -113,7 +113,9 @@ fn ingest(ctx: &mut Ctx<'_>, req: &Request, sender: &Sender) -> Response {
     for o in &outcomes {
         if let Outcome::Sms { delivered: d, .. } = o {
             let outcome = match d {
-                Delivered::Activation { .. } | Delivered::Rental { .. } => "delivered",
+                Delivered::Activation { .. }
+                | Delivered::Rental { .. }
+                | Delivered::Partner { .. } => "delivered",
                 Delivered::Duplicate => "duplicate",
                 Delivered::NoLiveOrder => "no_live_order",
                 Delivered::UnknownNumber => "unknown_number",
@@ -122,7 +124,8 @@ fn ingest(ctx: &mut Ctx<'_>, req: &Request, sender: &Sender) -> Response {
         }
         match o {
             Outcome::Sms {
-                delivered: Delivered::Activation { .. } | Delivered::Rental { .. },
+                delivered:
+                    Delivered::Activation { .. } | Delivered::Rental { .. } | Delivered::Partner { .. },
                 ..
             } => delivered += 1,
             Outcome::Sms { id, delivered: d } => log::info!(
@@ -164,7 +167,9 @@ fn outcome_json(o: &Outcome) -> Value {
     match o {
         Outcome::Sms { id, delivered } => {
             let (status, reason) = match delivered {
-                Delivered::Activation { .. } | Delivered::Rental { .. } => ("delivered", None),
+                Delivered::Activation { .. }
+                | Delivered::Rental { .. }
+                | Delivered::Partner { .. } => ("delivered", None),
                 Delivered::Duplicate => ("duplicate", None),
                 Delivered::NoLiveOrder => ("not_delivered", Some("no_live_order")),
                 Delivered::UnknownNumber => ("not_delivered", Some("unknown_number")),

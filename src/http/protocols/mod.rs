@@ -1,6 +1,7 @@
 //! The wire protocols other software speaks to us, each in its own words: the SMS-Activate
 //! protocol ([`handler_api`], one path, an action table), the 5sim API ([`fivesim`]), and
-//! SMS gateways delivering messages ([`ingest`]: capcom6, httpSMS, textbee, generic JSON).
+//! SMS gateways delivering messages ([`ingest`]: capcom6, httpSMS, textbee, generic JSON), and
+//! partner hubs buying our own SIMs' numbers ([`partner`], the SMSHub agent protocol).
 //! Each maps the domain's errors to its own replies; none holds business rules. [`params`]
 //! parses the values of the two customer protocols' parameters, strictly, for both.
 
@@ -8,3 +9,4 @@ pub mod fivesim;
 pub mod handler_api;
 pub mod ingest;
 pub mod params;
+pub mod partner;

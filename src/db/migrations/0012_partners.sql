@@ -61,8 +61,17 @@ CREATE TABLE partner_orders (
 CREATE INDEX partner_orders_held ON partner_orders(number_id) WHERE held = 1;
 CREATE INDEX partner_orders_hold_age ON partner_orders(created_at) WHERE held = 1;
 CREATE INDEX partner_orders_partner ON partner_orders(partner_id, id);
-CREATE INDEX partner_orders_canceled ON partner_orders(partner_id, number_id, service)
-    WHERE state = 'canceled';
+
+-- How often each hub cancelled each number for each service: at MAX_OFFERS the number is no
+-- longer offered to that hub for that service.
+CREATE TABLE partner_offers (
+    partner_id INTEGER NOT NULL REFERENCES partners(id) ON DELETE CASCADE,
+    number_id  INTEGER NOT NULL REFERENCES numbers(id),
+    service    TEXT NOT NULL,
+    canceled   INTEGER NOT NULL,
+    PRIMARY KEY (partner_id, number_id, service)
+) WITHOUT ROWID;
+CREATE INDEX partner_offers_retired ON partner_offers(partner_id) WHERE canceled >= 4;
 
 -- PUSH_SMS to the hub: every SMS reaching a number it holds, retried until it answers
 -- SUCCESS. The id is the `smsId`. The text is cleared once delivered or given up.
@@ -88,3 +97,7 @@ CREATE INDEX partner_pushes_age ON partner_pushes(created_at);
 -- never the simulator's numbers nor numbers bought upstream).
 CREATE INDEX numbers_partner_pick ON numbers(country_id, last_used_at)
     WHERE state = 'free' AND source IN ('sim', 'manual');
+-- The usable numbers that are not real SIMs (the simulator's pool): GET_SERVICES takes them
+-- out of the stock counters.
+CREATE INDEX numbers_not_sim ON numbers(country_id, operator)
+    WHERE state = 'free' AND on_sale = 1 AND source NOT IN ('sim', 'manual');

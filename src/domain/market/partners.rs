@@ -517,10 +517,13 @@ pub struct CountryOffer {
     pub operators: Vec<(String, Vec<(String, i64)>)>,
 }
 
-/// The numbers a hub could get at this moment, per country, operator and service: own free
-/// SIM numbers on sale, not used for the service within the cooldown nor blocked for it, not
-/// already offered to this hub [`MAX_OFFERS`] times for it. Never more than GET_NUMBER would
-/// hand out. A country is reported by operator when every one of its free numbers names
+/// The numbers a hub could get at this moment, per country, operator and service: the own
+/// stock (the catalogue's counters: free numbers on sale, less those used for the service
+/// within the cooldown or blocked for it), less the usable numbers that are not real SIMs
+/// (the simulator's pool) and the numbers this hub already cancelled [`MAX_OFFERS`] times for
+/// the service. Where those overlap a count comes out lower, never higher: a hub blocks an
+/// agent that over-reports. Costs the size of the catalogue and the simulator's pool, not the
+/// inventory. A country is reported by operator when every one of its free numbers names
 /// one, else as `any`; that choice is stored at its first report and kept.
 pub fn offers(
     conn: &Connection,
@@ -531,36 +534,57 @@ pub fn offers(
     if !partner.enabled {
         return Ok(Vec::new());
     }
+    let own = catalogue::own_counts(conn, cooldown, now)?;
+    let mut not_sim: std::collections::HashMap<(i64, String), i64> = Default::default();
     let mut stmt = conn.prepare_cached(
-        "SELECT n.country_id, lower(n.operator), s.code, COUNT(*) FROM numbers n \
-         JOIN services s ON s.enabled = 1 \
-         WHERE n.state = 'free' AND n.source IN ('sim', 'manual') AND n.on_sale = 1 \
-         AND NOT EXISTS (SELECT 1 FROM number_usage u WHERE u.number_id = n.id \
-                         AND u.service = s.code AND (u.blocked = 1 OR u.last_used_at > ?1)) \
-         AND (SELECT COUNT(*) FROM partner_orders p WHERE p.partner_id = ?2 \
-              AND p.number_id = n.id AND p.service = s.code AND p.state = 'canceled') < ?3 \
-         GROUP BY n.country_id, lower(n.operator), s.code ORDER BY 1, 2, 3",
+        "SELECT country_id, operator, COUNT(*) FROM numbers INDEXED BY numbers_not_sim \
+         WHERE state = 'free' AND on_sale = 1 AND source NOT IN ('sim', 'manual') \
+         GROUP BY country_id, operator",
     )?;
-    let rows: Vec<(i64, String, String, i64)> = stmt
-        .query_map(
-            params![cooldown_cutoff(cooldown, now), partner.id, MAX_OFFERS],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-        )?
-        .collect::<rusqlite::Result<_>>()?;
+    for row in stmt.query_map([], |r| Ok(((r.get(0)?, r.get(1)?), r.get(2)?)))? {
+        let (k, n) = row?;
+        not_sim.insert(k, n);
+    }
+    let mut retired: std::collections::HashMap<(i64, String, String), i64> = Default::default();
+    let mut stmt = conn.prepare_cached(
+        "SELECT n.country_id, n.operator, o.service, COUNT(*) \
+         FROM partner_offers o INDEXED BY partner_offers_retired \
+         JOIN numbers n ON n.id = o.number_id \
+         WHERE o.partner_id = ?1 AND o.canceled >= 4 AND n.state = 'free' AND n.on_sale = 1 \
+         GROUP BY n.country_id, n.operator, o.service",
+    )?;
+    for row in stmt.query_map([partner.id], |r| {
+        Ok(((r.get(0)?, r.get(1)?, r.get(2)?), r.get(3)?))
+    })? {
+        let (k, n) = row?;
+        retired.insert(k, n);
+    }
+    let services: Vec<String> = catalogue::services(conn)?
+        .into_iter()
+        .filter(|s| s.enabled)
+        .map(|s| s.code)
+        .collect();
     let countries = name_map(conn, partner.id, NameKind::Country)?;
-    let services = name_map(conn, partner.id, NameKind::Service)?;
-    let operators = name_map(conn, partner.id, NameKind::Operator)?;
-    let mut out: Vec<CountryOffer> = Vec::new();
-    let mut i = 0;
-    while i < rows.len() {
-        let country_id = rows[i].0;
-        let end = rows[i..]
-            .iter()
-            .position(|r| r.0 != country_id)
-            .map_or(rows.len(), |p| i + p);
-        let group = &rows[i..end];
-        i = end;
-        let Some(country) = catalogue::country(conn, country_id)? else {
+    let service_names = name_map(conn, partner.id, NameKind::Service)?;
+    let operator_names = name_map(conn, partner.id, NameKind::Operator)?;
+    // Per country: (operator, free real SIMs) where any.
+    let mut by_country: std::collections::BTreeMap<i64, Vec<(String, i64)>> = Default::default();
+    for ((country_id, operator), free) in &own.free {
+        let n = free
+            - not_sim
+                .get(&(*country_id, operator.clone()))
+                .copied()
+                .unwrap_or(0);
+        if n > 0 {
+            by_country
+                .entry(*country_id)
+                .or_default()
+                .push((operator.clone(), n));
+        }
+    }
+    let mut out = Vec::new();
+    for (country_id, operators) in by_country {
+        let Some(country) = catalogue::country(conn, country_id)?.filter(|c| c.enabled) else {
             continue;
         };
         let Some(their_country) =
@@ -568,19 +592,17 @@ pub fn offers(
         else {
             continue;
         };
-        let by_operator = reporting(conn, partner.id, country_id, group)?;
+        let by_operator = reporting(conn, partner.id, country_id, &operators)?;
         let mut ops: Vec<(String, Vec<(String, i64)>)> = Vec::new();
-        for (_, operator, service, n) in group {
+        for (operator, free) in &operators {
             let op_name = if by_operator {
-                match theirs_for(&operators, operator, operator) {
+                let lower = operator.to_lowercase();
+                match theirs_for(&operator_names, &lower, &lower) {
                     Some(o) if !o.is_empty() => o,
                     _ => continue,
                 }
             } else {
                 "any".to_string()
-            };
-            let Some(svc) = theirs_for(&services, service, service) else {
-                continue;
             };
             let slot = match ops.iter().position(|(o, _)| *o == op_name) {
                 Some(p) => p,
@@ -589,12 +611,25 @@ pub fn offers(
                     ops.len() - 1
                 }
             };
-            let list = &mut ops[slot].1;
-            match list.iter_mut().find(|(s, _)| *s == svc) {
-                Some(entry) => entry.1 += n,
-                None => list.push((svc, *n)),
+            for service in &services {
+                let Some(svc) = theirs_for(&service_names, service, service) else {
+                    continue;
+                };
+                let key = (country_id, operator.clone(), service.clone());
+                let n = free
+                    - own.taken.get(&key).copied().unwrap_or(0)
+                    - retired.get(&key).copied().unwrap_or(0);
+                if n <= 0 {
+                    continue;
+                }
+                let list = &mut ops[slot].1;
+                match list.iter_mut().find(|(s, _)| *s == svc) {
+                    Some(entry) => entry.1 += n,
+                    None => list.push((svc, n)),
+                }
             }
         }
+        ops.retain(|(_, list)| !list.is_empty());
         if !ops.is_empty() {
             out.push(CountryOffer {
                 country: their_country,
@@ -611,7 +646,7 @@ fn reporting(
     conn: &Connection,
     partner_id: i64,
     country_id: i64,
-    group: &[(i64, String, String, i64)],
+    operators: &[(String, i64)],
 ) -> Result<bool> {
     let stored: Option<bool> = conn
         .prepare_cached(
@@ -622,7 +657,7 @@ fn reporting(
     if let Some(b) = stored {
         return Ok(b);
     }
-    let by_operator = group.iter().all(|r| !r.1.is_empty());
+    let by_operator = operators.iter().all(|(op, _)| !op.is_empty());
     conn.prepare_cached(
         "INSERT OR IGNORE INTO partner_countries (partner_id, country_id, by_operator) \
          VALUES (?1, ?2, ?3)",
@@ -728,8 +763,8 @@ pub fn get_number(
          AND n.on_sale = 1 AND (?2 = '' OR lower(n.operator) = ?2) \
          AND NOT EXISTS (SELECT 1 FROM number_usage u WHERE u.number_id = n.id \
                          AND u.service = ?3 AND (u.blocked = 1 OR u.last_used_at > ?4)) \
-         AND (SELECT COUNT(*) FROM partner_orders p WHERE p.partner_id = ?5 \
-              AND p.number_id = n.id AND p.service = ?3 AND p.state = 'canceled') < ?6 \
+         AND NOT EXISTS (SELECT 1 FROM partner_offers o WHERE o.partner_id = ?5 \
+                         AND o.number_id = n.id AND o.service = ?3 AND o.canceled >= ?6) \
          ORDER BY n.last_used_at, n.id",
     )?;
     let mut rows = stmt.query(params![
@@ -955,6 +990,12 @@ pub fn finish(
             earnings::credit_partner_sale(conn, &o, operator_share, now)?;
         }
         Finish::Canceled => {
+            conn.prepare_cached(
+                "INSERT INTO partner_offers (partner_id, number_id, service, canceled) \
+                 VALUES (?1, ?2, ?3, 1) ON CONFLICT (partner_id, number_id, service) \
+                 DO UPDATE SET canceled = canceled + 1",
+            )?
+            .execute(params![partner.id, o.number_id, o.service])?;
             // The number goes back to the service as if this order had not been, unless
             // someone used it for the service since.
             let same: Option<i64> = conn
@@ -1132,7 +1173,7 @@ pub fn prune_pushes(conn: &Connection, now: Timestamp) -> Result<usize> {
     Ok(conn
         .prepare_cached(
             "DELETE FROM partner_pushes WHERE id IN (SELECT id FROM partner_pushes \
-             WHERE created_at < ?1 ORDER BY created_at LIMIT 1000)",
+             WHERE created_at < ?1 ORDER BY created_at LIMIT 500)",
         )?
         .execute([now - PUSH_KEEP])?)
 }

@@ -473,6 +473,58 @@ fn cancels_give_the_number_back_a_few_times_and_counts_never_over_report() {
         }
     }
 
+    // Status 5: the hub refunded its customer; nothing is paid and the number is free.
+    let v = w.get_number("ok", &[]);
+    let id = v["activationId"].as_i64().unwrap();
+    let busy = |phone: &Value| {
+        s.count(&format!(
+            "SELECT COUNT(*) FROM numbers WHERE phone = '{phone}' AND state = 'busy'"
+        ))
+    };
+    assert_eq!(busy(&v["number"]), 1);
+    assert_eq!(w.finish(id, 5)["status"], "SUCCESS");
+    assert!(w.ledger(id).is_empty(), "a refund moves no money");
+    assert_eq!(busy(&v["number"]), 0, "the number is free again");
+
+    // A country whose numbers name no operator is reported as `any`, and that choice is kept
+    // when an operator's SIM arrives later.
+    let country2: i64 = 22;
+    let name2: String = s
+        .db()
+        .query_row(
+            "SELECT fivesim_name FROM countries WHERE id = ?1",
+            [country2],
+            |r| r.get(0),
+        )
+        .unwrap();
+    s.add_numbers(country2, &["919800000001"]);
+    let find = |v: &Value| {
+        v["countryList"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["country"] == name2.as_str())
+            .cloned()
+            .unwrap_or_else(|| panic!("{name2} not reported: {v}"))
+    };
+    let c = find(&w.services());
+    assert_eq!(c["operatorMap"]["any"]["tg"], 1, "{c}");
+    s.db()
+        .execute(
+            "INSERT INTO numbers (phone, country_id, operator, source, created_at) \
+             VALUES ('919800000002', ?1, 'Jio', 'manual', 0)",
+            [country2],
+        )
+        .unwrap();
+    let c = find(&w.services());
+    assert_eq!(c["operatorMap"]["any"]["tg"], 2, "still `any`: {c}");
+    assert!(c["operatorMap"]["jio"].is_null(), "{c}");
+    let (_, v) = w.call(
+        json!({"action": "GET_NUMBER", "country": name2, "operator": "any",
+        "service": "tg", "sum": 1}),
+    );
+    assert_eq!(v["status"], "SUCCESS", "{v}");
+
     // A price below the floor, another currency, a malformed body: refused, nothing taken.
     let before = s.count("SELECT COUNT(*) FROM partner_orders");
     let (_, v) = w.call(json!({"action": "GET_NUMBER", "country": "indonesia",

@@ -251,9 +251,10 @@ pub struct PartnerAddArgs {
     /// The hub's currency: 643 (RUB) or 840 (USD)
     #[arg(long, default_value = "643")]
     pub currency: String,
-    /// Our minor units per one unit of the hub's currency (default: 100 when it is ours)
+    /// Our minor units per one unit of the hub's currency, e.g. 1.1 (cents per ruble);
+    /// default: 100 when the hub pays in our currency
     #[arg(long)]
-    pub unit: Option<i64>,
+    pub rate: Option<String>,
     /// The lowest price (`sum`) accepted for a number, in the hub's currency, e.g. 5.50
     #[arg(long, default_value = "0")]
     pub floor: String,

@@ -502,12 +502,13 @@ fn partner_add(config: Config, a: &crate::cli::PartnerAddArgs) -> Result<ExitCod
     let currency = partners::parse_currency(&a.currency)
         .ok_or_else(|| Error::invalid("--currency must be 643 (RUB) or 840 (USD)"))?;
     let ours = crate::domain::base::money::currency_numeric(&config.currency);
-    let unit = match (a.unit, ours == Some(currency)) {
-        (Some(u), _) => u,
-        (None, true) => 10i64.pow(currency_digits(&config.currency)),
+    let rate = match (&a.rate, ours == Some(currency)) {
+        (Some(r), _) => partners::parse_micro(r)
+            .ok_or_else(|| Error::invalid("--rate must be a number such as 100 or 1.1"))?,
+        (None, true) => 10i64.pow(currency_digits(&config.currency)) * partners::MICRO,
         (None, false) => {
             return Err(Error::invalid(format!(
-                "the hub's currency is {} and ours is {}: give --unit, our minor units per one {}",
+                "the hub's currency is {} and ours is {}: give --rate, our minor units per one {}",
                 partners::currency_code(currency),
                 config.currency,
                 partners::currency_code(currency)
@@ -525,7 +526,7 @@ fn partner_add(config: Config, a: &crate::cli::PartnerAddArgs) -> Result<ExitCod
         push_url: &a.push_url,
         key: &key,
         currency,
-        unit_minor: unit,
+        rate_micro: rate,
         floor_micro,
     };
     let allow_private = app.config.webhook_allow_private;

@@ -6,7 +6,7 @@
 
 use crate::domain::base::crypto::hmac_sha256;
 use crate::domain::base::money::Money;
-use crate::domain::market::codes;
+use crate::domain::market::inbox::codes;
 use crate::domain::supply::devices::Kind;
 use crate::domain::supply::{gateway, numbers};
 use crate::http::protocols::{ingest, params};

@@ -212,6 +212,11 @@ impl World {
             ],
             &gzip(body.to_string().as_bytes()),
         );
+        assert_eq!(
+            r.header("content-encoding"),
+            Some("gzip"),
+            "answered in gzip"
+        );
         (r.status, reply_json(&r))
     }
 
@@ -406,6 +411,21 @@ fn a_hub_polls_orders_gets_every_sms_pushed_and_pays_for_a_sale() {
     assert_eq!(w.finish(order, 3)["status"], "SUCCESS");
     assert_eq!(w.finish(order, 5)["status"], "SUCCESS");
     assert_eq!(w.ledger(order), rows);
+    // The hub settles part of what it owes: a credit to its account, recorded by the admin.
+    let email: String = s
+        .db()
+        .query_row("SELECT email FROM users WHERE id = ?1", [account], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    s.cli_ok(&["user", "credit", "--email", &email, "--amount", "0.10"]);
+    assert_eq!(
+        s.count(&format!(
+            "SELECT balance_minor FROM users WHERE id = {account}"
+        )),
+        -15,
+        "a partial settlement is recorded"
+    );
     // The number is free again; it served tg, so the cooldown keeps it from tg.
     assert_eq!(
         s.count(&format!(
@@ -459,17 +479,14 @@ fn cancels_give_the_number_back_a_few_times_and_counts_never_over_report() {
     // Status 1: the number is used for the service; never offered for it again, to anyone.
     let v = w.get_number("vk", &[]);
     let id = v["activationId"].as_i64().unwrap();
-    let phone = v["number"].to_string();
+    let phone = v["number"].as_u64().unwrap().to_string();
     assert_eq!(w.finish(id, 1)["status"], "SUCCESS");
     let mut api = s.customer("buyer@example.com", "10.00");
     for _ in 0..2 {
         let r = api.order("vk");
         if r.status == 201 || r.status == 200 {
-            assert_ne!(
-                r.json()["phone"].to_string(),
-                phone,
-                "a used number is not sold for vk"
-            );
+            let got = r.json()["phone"].as_str().unwrap().to_string();
+            assert_ne!(got, phone, "a used number is not sold for vk");
         }
     }
 
@@ -524,6 +541,18 @@ fn cancels_give_the_number_back_a_few_times_and_counts_never_over_report() {
         "service": "tg", "sum": 1}),
     );
     assert_eq!(v["status"], "SUCCESS", "{v}");
+
+    // A pair the admin blocked is neither reported nor handed out.
+    s.db()
+        .execute(
+            "INSERT INTO blocked (country_id, service, created_at) VALUES (?1, 'tg', 0)",
+            [COUNTRY],
+        )
+        .unwrap();
+    assert_eq!(w.count("tg"), 0, "a blocked pair is not reported");
+    let v = w.get_number("tg", &[]);
+    assert_eq!(v["status"], "NO_NUMBERS", "{v}");
+    s.db().execute("DELETE FROM blocked", []).unwrap();
 
     // A price below the floor, another currency, a malformed body: refused, nothing taken.
     let before = s.count("SELECT COUNT(*) FROM partner_orders");
@@ -614,7 +643,7 @@ fn the_admin_adds_a_hub_names_its_countries_and_sees_its_orders() {
             ("push_url", "https://smsbower.example/api/push"),
             ("key", "bower-key-12345678"),
             ("currency", "643"),
-            ("unit", "1"),
+            ("rate", "1.1"),
             ("floor", "2.50"),
         ],
     );

@@ -147,9 +147,9 @@ fn fill(conn: &Connection) {
 
         -- A partner hub (account 1001) with 100,000 finished orders and their pushes.
         INSERT INTO users (email, created_at) VALUES ('partner-1@partners.invalid', 1);
-        INSERT INTO partners (id, name, push_url, key_sealed, currency, unit_minor, account_id,
+        INSERT INTO partners (id, name, push_url, key_sealed, currency, rate_micro, account_id,
                               created_at)
-        VALUES (1, 'hub', 'https://hub.example/push', 'x', 840, 100, 1001, 1);
+        VALUES (1, 'hub', 'https://hub.example/push', 'x', 840, 1000000, 1001, 1);
         WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 100000)
         INSERT INTO partner_orders (partner_id, number_id, phone, country_id, operator, service,
                                     sum_micro, price_minor, state, held, created_at, finished_at)

@@ -7,7 +7,7 @@ CREATE TABLE partners (
     push_url        TEXT NOT NULL,
     key_sealed      TEXT NOT NULL,
     currency        INTEGER NOT NULL CHECK (currency IN (643, 840)),  -- ISO 4217 numeric
-    unit_minor      INTEGER NOT NULL CHECK (unit_minor > 0),          -- our minor units per unit of it
+    rate_micro      INTEGER NOT NULL CHECK (rate_micro > 0),          -- our minor units per unit of it, x10000
     floor_micro     INTEGER NOT NULL DEFAULT 0 CHECK (floor_micro >= 0), -- lowest `sum`, 1/10000 units
     account_id      INTEGER NOT NULL REFERENCES users(id),            -- its sales are charged here
     enabled         INTEGER NOT NULL DEFAULT 1,

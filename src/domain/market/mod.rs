@@ -2,7 +2,7 @@
 //! [`blocklist`]), orders for one code ([`activations`]) and for a number over days
 //! ([`rentals`]), the money they move ([`wallet`] is the ledger; [`vouchers`] and
 //! [`earnings`] write through it), SMS reaching orders ([`inbox`], with code extraction in
-//! [`codes`]), the built-in [`simulator`], the customers' outbound [`webhooks`], and the
+//! [`inbox::codes`]), the built-in [`simulator`], the customers' outbound [`webhooks`], and the
 //! numbers partner hubs buy through the agent protocol ([`partners`]).
 //!
 //! May use: [`crate::domain::accounts`], [`crate::domain::base`], `crate::clock`, `crate::db`,
@@ -15,7 +15,6 @@
 pub mod activations;
 pub mod blocklist;
 pub mod catalogue;
-pub mod codes;
 pub mod earnings;
 pub mod inbox;
 pub mod partners;

@@ -18,7 +18,8 @@
 //! Money: each partner has an account (no password, no sign-in) whose balance is what the
 //! hub owes: every sale is a `charge` that may take it below zero, and a settlement the hub
 //! pays is an admin credit to it. The hub's `sum` is kept in 1/10000 of its currency (the
-//! protocol gives four decimals for USD) and converted with the partner's unit.
+//! protocol gives four decimals for USD) and converted with the partner's rate (our minor units
+//! per unit of its currency, also in 1/10000).
 
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
@@ -26,6 +27,7 @@ use serde::Serialize;
 use crate::clock::Timestamp;
 use crate::domain::base::crypto::Keys;
 use crate::domain::market::activations;
+use crate::domain::market::blocklist;
 use crate::domain::market::catalogue::{self, cooldown_cutoff};
 use crate::domain::market::earnings;
 use crate::domain::market::wallet;
@@ -41,6 +43,9 @@ pub const HOLD_MAX: i64 = 2 * 3600;
 pub const PUSH_RETRY: i64 = 10;
 /// A push the hub has not accepted after this long is given up (its text is cleared).
 pub const PUSH_GIVE_UP: i64 = 86_400;
+/// A push still refused this long after the hub finished its order is given up: the hub no
+/// longer needs it, and SMS texts are kept only a short time after an order ends (SPEC §9).
+pub const PUSH_AFTER_END: i64 = 300;
 /// Push rows are kept this long, without their text once delivered.
 pub const PUSH_KEEP: i64 = 7 * 86_400;
 /// The `sum` scale: 1/10000 of the hub's currency unit.
@@ -59,7 +64,7 @@ pub struct Partner {
     #[serde(skip)]
     pub key_sealed: String,
     pub currency: u16,
-    pub unit_minor: i64,
+    pub rate_micro: i64,
     pub floor_micro: i64,
     pub account_id: i64,
     pub enabled: bool,
@@ -71,7 +76,7 @@ pub struct Partner {
 }
 
 const COLS: &str =
-    "id, name, push_url, key_sealed, currency, unit_minor, floor_micro, account_id, \
+    "id, name, push_url, key_sealed, currency, rate_micro, floor_micro, account_id, \
     enabled, created_at, last_call_at, push_failures, last_push_error, last_push_error_at";
 
 fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Partner> {
@@ -81,7 +86,7 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Partner> {
         push_url: r.get(2)?,
         key_sealed: r.get(3)?,
         currency: r.get(4)?,
-        unit_minor: r.get(5)?,
+        rate_micro: r.get(5)?,
         floor_micro: r.get(6)?,
         account_id: r.get(7)?,
         enabled: r.get(8)?,
@@ -143,9 +148,11 @@ pub fn micro_text(micro: i64) -> String {
     }
 }
 
-/// A hub amount in our minor units (rounded down).
-pub fn to_minor(micro: i64, unit_minor: i64) -> i64 {
-    (micro as i128 * unit_minor as i128 / MICRO as i128).clamp(0, i64::MAX as i128) as i64
+/// A hub amount in our minor units (rounded down): `rate_micro` is our minor units per one
+/// unit of the hub's currency, in 1/10000.
+pub fn to_minor(micro: i64, rate_micro: i64) -> i64 {
+    (micro as i128 * rate_micro as i128 / (MICRO as i128 * MICRO as i128))
+        .clamp(0, i64::MAX as i128) as i64
 }
 
 pub struct NewPartner<'a> {
@@ -153,7 +160,7 @@ pub struct NewPartner<'a> {
     pub push_url: &'a str,
     pub key: &'a str,
     pub currency: u16,
-    pub unit_minor: i64,
+    pub rate_micro: i64,
     pub floor_micro: i64,
 }
 
@@ -169,9 +176,9 @@ fn check_name(name: &str) -> Result<String> {
 
 fn check_key(key: &str) -> Result<&str> {
     let k = key.trim();
-    if k.len() < 8 || k.len() > 200 || !k.chars().all(|c| c.is_ascii_graphic()) {
+    if k.len() < 16 || k.len() > 200 || !k.chars().all(|c| c.is_ascii_graphic()) {
         return Err(Error::invalid(
-            "The key must be 8 to 200 printable characters without spaces.",
+            "The key must be 16 to 200 printable characters without spaces.",
         ));
     }
     Ok(k)
@@ -184,10 +191,10 @@ fn check_push_url(url: &str, allow_private: bool) -> Result<String> {
     Ok(u.to_string())
 }
 
-fn check_unit(unit: i64) -> Result<()> {
-    if !(1..=1_000_000_000).contains(&unit) {
+fn check_rate(rate_micro: i64) -> Result<()> {
+    if !(1..=1_000_000 * MICRO).contains(&rate_micro) {
         return Err(Error::invalid(
-            "The unit must be between 1 and 1,000,000,000 of our minor units.",
+            "The rate must be more than 0 and at most 1,000,000 of our minor units per unit of the hub's currency.",
         ));
     }
     Ok(())
@@ -210,25 +217,26 @@ pub fn add(
             "The hub's currency must be 643 (RUB) or 840 (USD).",
         ));
     }
-    check_unit(p.unit_minor)?;
+    check_rate(p.rate_micro)?;
     if p.floor_micro < 0 {
         return Err(Error::invalid("The price floor cannot be negative."));
     }
     let next: i64 = conn.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM partners", [], |r| {
         r.get(0)
     })?;
+    // Not guessable: nobody can take the address first by signing up with it.
+    let email = format!(
+        "partner-{next}-{}@partners.invalid",
+        crate::domain::base::crypto::random_token(8).to_lowercase()
+    );
     conn.prepare_cached(
         "INSERT INTO users (email, display_name, email_verified_at, created_at) \
          VALUES (?1, ?2, ?3, ?3)",
     )?
-    .execute(params![
-        format!("partner-{next}@partners.invalid"),
-        format!("Partner hub: {name}"),
-        now
-    ])?;
+    .execute(params![email, format!("Partner hub: {name}"), now])?;
     let account = conn.last_insert_rowid();
     conn.prepare_cached(
-        "INSERT INTO partners (id, name, push_url, key_sealed, currency, unit_minor, floor_micro, \
+        "INSERT INTO partners (id, name, push_url, key_sealed, currency, rate_micro, floor_micro, \
          account_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
     .execute(params![
@@ -237,7 +245,7 @@ pub fn add(
         push_url,
         keys.seal(KEY_PURPOSE, key),
         p.currency,
-        p.unit_minor,
+        p.rate_micro,
         p.floor_micro,
         account,
         now
@@ -251,7 +259,7 @@ pub struct Changes<'a> {
     pub name: Option<&'a str>,
     pub push_url: Option<&'a str>,
     pub key: Option<&'a str>,
-    pub unit_minor: Option<i64>,
+    pub rate_micro: Option<i64>,
     pub floor_micro: Option<i64>,
     pub enabled: Option<bool>,
 }
@@ -287,10 +295,10 @@ pub fn edit(
         }
         None => p.key_sealed.clone(),
     };
-    let unit = c.unit_minor.unwrap_or(p.unit_minor);
-    check_unit(unit)?;
-    if unit != p.unit_minor {
-        said.push(format!("unit {unit}"));
+    let rate = c.rate_micro.unwrap_or(p.rate_micro);
+    check_rate(rate)?;
+    if rate != p.rate_micro {
+        said.push(format!("rate {}", micro_text(rate)));
     }
     let floor = c.floor_micro.unwrap_or(p.floor_micro);
     if floor < 0 {
@@ -304,11 +312,11 @@ pub fn edit(
         said.push(if enabled { "enabled" } else { "disabled" }.into());
     }
     conn.prepare_cached(
-        "UPDATE partners SET name = ?2, push_url = ?3, key_sealed = ?4, unit_minor = ?5, \
+        "UPDATE partners SET name = ?2, push_url = ?3, key_sealed = ?4, rate_micro = ?5, \
          floor_micro = ?6, enabled = ?7 WHERE id = ?1",
     )?
     .execute(params![
-        id, name, push_url, key_sealed, unit, floor, enabled
+        id, name, push_url, key_sealed, rate, floor, enabled
     ])?;
     Ok(said.join(", "))
 }
@@ -593,6 +601,16 @@ pub fn offers(
             continue;
         };
         let by_operator = reporting(conn, partner.id, country_id, &operators)?;
+        let mut blocked = std::collections::HashSet::new();
+        for service in &services {
+            match blocklist::check(conn, country_id, service) {
+                Ok(()) => {}
+                Err(Error::Blocked(_)) => {
+                    blocked.insert(service.clone());
+                }
+                Err(e) => return Err(e),
+            }
+        }
         let mut ops: Vec<(String, Vec<(String, i64)>)> = Vec::new();
         for (operator, free) in &operators {
             let op_name = if by_operator {
@@ -615,6 +633,9 @@ pub fn offers(
                 let Some(svc) = theirs_for(&service_names, service, service) else {
                     continue;
                 };
+                if blocked.contains(service) {
+                    continue;
+                }
                 let key = (country_id, operator.clone(), service.clone());
                 let n = free
                     - own.taken.get(&key).copied().unwrap_or(0)
@@ -720,18 +741,24 @@ pub fn get_number(
     if req.sum_micro < partner.floor_micro {
         return Ok(Given::NoNumbers("sum below the agent's floor"));
     }
-    let country_id = match &req.country {
-        CountryRef::Id(id) => catalogue::country(conn, *id)?.map(|c| c.id),
-        CountryRef::Name(name) => {
-            let map = name_map(conn, partner.id, NameKind::Country)?;
-            match ours_for(&map, name) {
-                Some(ours) if !map.is_empty() => ours.parse().ok(),
-                Some(ours) => catalogue::country_by_fivesim(conn, &ours)?.map(|c| c.id),
-                None => None,
-            }
+    let map = name_map(conn, partner.id, NameKind::Country)?;
+    let country_id: Option<i64> = match &req.country {
+        // With a naming of countries, only the named ones are offered, by id too.
+        CountryRef::Id(id) if !map.is_empty() => {
+            map.iter().any(|(_, o)| *o == id.to_string()).then_some(*id)
         }
+        CountryRef::Id(id) => Some(*id),
+        CountryRef::Name(name) => match ours_for(&map, name) {
+            Some(ours) if !map.is_empty() => ours.parse().ok(),
+            Some(ours) => catalogue::country_by_fivesim(conn, &ours)?.map(|c| c.id),
+            None => None,
+        },
     };
-    let Some(country_id) = country_id else {
+    let country = match country_id {
+        Some(id) => catalogue::country(conn, id)?.filter(|c| c.enabled),
+        None => None,
+    };
+    let Some(country_id) = country.map(|c| c.id) else {
         return Ok(Given::NoNumbers("country not offered"));
     };
     let service = ours_for(
@@ -744,6 +771,9 @@ pub fn get_number(
     let Some(service) = service else {
         return Ok(Given::NoNumbers("service not offered"));
     };
+    if blocklist::check(conn, country_id, &service.code).is_err() {
+        return Ok(Given::NoNumbers("blocked by the admin"));
+    }
     let operator = match req.operator.trim() {
         "" | "any" => String::new(),
         op => match ours_for(&name_map(conn, partner.id, NameKind::Operator)?, op) {
@@ -808,7 +838,7 @@ pub fn get_number(
         number_operator,
         service.code,
         req.sum_micro,
-        to_minor(req.sum_micro, partner.unit_minor),
+        to_minor(req.sum_micro, partner.rate_micro),
         usage_before,
         now
     ])?;
@@ -1085,6 +1115,8 @@ pub struct Push {
     pub sender: String,
     pub text: String,
     pub created_at: Timestamp,
+    /// When the hub finished the order, if it did.
+    pub order_finished_at: Option<Timestamp>,
 }
 
 impl Push {
@@ -1106,7 +1138,8 @@ impl Push {
 pub fn due_pushes(conn: &Connection, now: Timestamp, limit: i64) -> Result<Vec<Push>> {
     let mut stmt = conn.prepare_cached(
         "SELECT q.id, q.partner_id, p.push_url, p.key_sealed, q.phone, q.sender, q.text, \
-         q.created_at FROM partner_pushes q JOIN partners p ON p.id = q.partner_id \
+         q.created_at, o.finished_at FROM partner_pushes q JOIN partners p ON p.id = q.partner_id \
+         JOIN partner_orders o ON o.id = q.order_id \
          WHERE q.state = 'pending' AND q.next_at <= ?1 ORDER BY q.next_at, q.id LIMIT ?2",
     )?;
     let rows = stmt.query_map(params![now, limit], |r| {
@@ -1119,6 +1152,7 @@ pub fn due_pushes(conn: &Connection, now: Timestamp, limit: i64) -> Result<Vec<P
             sender: r.get(5)?,
             text: r.get(6)?,
             created_at: r.get(7)?,
+            order_finished_at: r.get(8)?,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -1149,7 +1183,9 @@ pub fn record_push(conn: &Connection, p: &Push, error: &str, now: Timestamp) -> 
         return Ok(PushState::Delivered);
     }
     let error: String = error.chars().take(300).collect();
-    let give_up = now - p.created_at >= PUSH_GIVE_UP;
+    let give_up = now - p.created_at >= PUSH_GIVE_UP
+        || p.order_finished_at
+            .is_some_and(|t| now - t >= PUSH_AFTER_END);
     conn.prepare_cached(
         "UPDATE partner_pushes SET attempts = attempts + 1, last_error = ?2, next_at = ?3, \
          state = CASE WHEN ?4 THEN 'failed' ELSE state END, \
@@ -1247,4 +1283,33 @@ pub fn health(conn: &Connection, p: &Partner) -> Result<Health> {
         pushes_waiting,
         owed_minor: -wallet::balance(conn, p.account_id)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hub_amounts_convert_exactly_and_round_down() {
+        assert_eq!(parse_micro("20"), Some(200_000));
+        assert_eq!(parse_micro("0.0125"), Some(125));
+        assert_eq!(parse_micro("0.00001"), None, "at most four decimals");
+        assert_eq!(parse_micro("-1"), None);
+        assert_eq!(parse_micro("2000000000"), None, "bounded");
+        // 20.00 RUB at 1.1 US cents per ruble is 22 cents; 0.25 USD at 100 is 25 cents.
+        assert_eq!(to_minor(200_000, parse_micro("1.1").unwrap()), 22);
+        assert_eq!(to_minor(2_500, 100 * MICRO), 25);
+        assert_eq!(to_minor(19_999, 100 * MICRO), 199, "rounded down");
+        assert_eq!(micro_text(200_000), "20.00");
+        assert_eq!(micro_text(125), "0.0125");
+        assert_eq!(micro_text(11_000), "1.10");
+    }
+
+    #[test]
+    fn currencies_are_the_protocols_two() {
+        assert_eq!(parse_currency("643"), Some(643));
+        assert_eq!(parse_currency("usd"), Some(840));
+        assert_eq!(parse_currency("978"), None);
+        assert_eq!(currency_code(643), "RUB");
+    }
 }

@@ -131,7 +131,7 @@ fn post_inner(
             // turn an overflowing one into a float).
             "UPDATE users SET balance_minor = balance_minor + ?2, \
              earned_minor = earned_minor + ?3, paid_out_minor = paid_out_minor + ?4 \
-             WHERE id = ?1 AND (balance_minor + ?2 >= 0 OR ?5) \
+             WHERE id = ?1 AND (balance_minor + ?2 >= 0 OR ?5 OR ?2 > 0) \
                AND (?2 <= 0 OR balance_minor <= 9223372036854775807 - ?2) \
                AND (?2 >= 0 OR balance_minor >= -9223372036854775807 - ?2) \
              RETURNING balance_minor",

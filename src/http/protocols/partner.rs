@@ -170,7 +170,8 @@ fn int_field(msg: &Map<String, Value>, name: &str) -> Option<i64> {
 fn sum_micro(v: &Value) -> Option<i64> {
     match v {
         Value::Number(n) => match n.as_i64() {
-            Some(i) => i.checked_mul(partners::MICRO).filter(|m| *m >= 0),
+            Some(i) if (0..1_000_000_000).contains(&i) => Some(i * partners::MICRO),
+            Some(_) => None,
             None => n
                 .as_f64()
                 .filter(|f| f.is_finite() && *f >= 0.0 && *f < 1e9)
@@ -203,8 +204,8 @@ fn get_number(ctx: &mut Ctx<'_>, p: &Partner, msg: &Map<String, Value>) -> (u16,
         Some(Value::String(s)) if s.len() <= 60 => s.trim().to_lowercase(),
         Some(_) => return status(200, "operator must be a string"),
     };
-    let Some(sum) = msg.get("sum").and_then(sum_micro) else {
-        return status(200, "sum is missing or not a price");
+    let Some(sum) = msg.get("sum").and_then(sum_micro).filter(|s| *s > 0) else {
+        return status(200, "sum is missing or not a positive price");
     };
     let currency = match msg.get("currency") {
         None | Some(Value::Null) => None,

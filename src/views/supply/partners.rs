@@ -103,7 +103,7 @@ pub fn list(
                     label { "Push URL (where SMS are sent)" input type="url" name="push_url" value=(kept.or("push_url", "")) required placeholder="https://agent.unerio.com/agent/api/sms"; }
                     label { "Key" input type="password" name="key" value="" required autocomplete="off"; }
                     label { "Hub currency" (currency_select(kept.or("currency", "643"))) }
-                    label { "Unit (our minor units per one unit of the hub's currency; empty when it is ours)" input type="number" name="unit" value=(kept.or("unit", "")) min="1"; }
+                    label { "Rate (our minor units per one unit of the hub's currency, e.g. 1.1; empty when it is ours)" input type="text" name="rate" value=(kept.or("rate", "")) size="10"; }
                     label { "Price floor (the lowest sum accepted, in the hub's currency)" input type="text" name="floor" value=(kept.or("floor", "0")) size="8"; }
                     button type="submit" { "Add" }
                 }
@@ -154,7 +154,7 @@ pub fn detail(
                     label { "Name" input type="text" name="name" value=(typed("name", p.name.clone())) required; }
                     label { "Push URL" input type="url" name="push_url" value=(typed("push_url", p.push_url.clone())) required; }
                     label { "Replace the key" input type="password" name="key" value="" autocomplete="off" placeholder="leave empty to keep the current key"; }
-                    label { "Unit" input type="number" name="unit" value=(typed("unit", p.unit_minor.to_string())) min="1"; }
+                    label { "Rate (our minor units per unit of its currency)" input type="text" name="rate" value=(typed("rate", micro_text(p.rate_micro))) size="10"; }
                     label { "Price floor" input type="text" name="floor" value=(typed("floor", micro_text(p.floor_micro))) size="8"; }
                     label.check { input type="checkbox" name="enabled" value="1" checked[if edited { kept.get("enabled").is_some() } else { p.enabled }]; " Enabled (numbers are offered to the hub)" }
                     button type="submit" { "Save" }

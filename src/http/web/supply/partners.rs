@@ -52,33 +52,33 @@ fn list(ctx: &mut Ctx<'_>, _req: &Request, p: &Page) -> Response {
     ))
 }
 
-/// Currency, unit and floor as typed, or why not. `ours` is the install's currency.
+/// Currency, rate and floor as typed, or why not. `ours` is the install's currency.
 fn money_fields(f: &Form, ours: &str) -> Result<(u16, i64, i64), String> {
     let currency = partners::parse_currency(&f.text("currency"))
         .ok_or("The hub's currency must be 643 (RUB) or 840 (USD).")?;
-    let unit = match f.text("unit").trim() {
+    let rate = match f.text("rate").trim() {
         "" if crate::domain::base::money::currency_numeric(ours) == Some(currency) => {
-            10i64.pow(crate::domain::base::money::currency_digits(ours))
+            10i64.pow(crate::domain::base::money::currency_digits(ours)) * partners::MICRO
         }
         "" => {
             return Err(format!(
-                "The hub pays in {} and this install counts in {ours}: give the unit (our minor units per one {}).",
+                "The hub pays in {} and this install counts in {ours}: give the rate (our minor units per one {}).",
                 partners::currency_code(currency),
                 partners::currency_code(currency)
             ))
         }
-        t => t.parse().map_err(|_| "The unit must be a whole number.")?,
+        t => partners::parse_micro(t).ok_or("The rate must be a number such as 100 or 1.1.")?,
     };
     let floor = match f.text("floor").trim() {
         "" => 0,
         t => partners::parse_micro(t).ok_or("The floor must be a price such as 5 or 5.50.")?,
     };
-    Ok((currency, unit, floor))
+    Ok((currency, rate, floor))
 }
 
 fn add(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
     let f = req.form();
-    let (currency, unit_minor, floor_micro) = match money_fields(&f, &ctx.app.config.currency) {
+    let (currency, rate_micro, floor_micro) = match money_fields(&f, &ctx.app.config.currency) {
         Ok(v) => v,
         Err(msg) => return form::fail(ctx, req, &p.session, LIST, msg),
     };
@@ -88,7 +88,7 @@ fn add(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
         push_url: &push_url,
         key: &key,
         currency,
-        unit_minor,
+        rate_micro,
         floor_micro,
     };
     let keys = ctx.app.keys.clone();
@@ -155,7 +155,7 @@ fn edit(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
     };
     let back = format!("/admin/partners/{id}");
     let f = req.form();
-    let (_, unit, floor) = match money_fields(&f, &ctx.app.config.currency) {
+    let (_, rate, floor) = match money_fields(&f, &ctx.app.config.currency) {
         Ok(v) => v,
         Err(msg) => return form::fail(ctx, req, &p.session, &back, msg),
     };
@@ -164,7 +164,7 @@ fn edit(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
         name: Some(&name),
         push_url: Some(&push_url),
         key: Some(&key),
-        unit_minor: Some(unit),
+        rate_micro: Some(rate),
         floor_micro: Some(floor),
         enabled: Some(f.checked("enabled")),
     };

@@ -9,7 +9,9 @@ use serde::Serialize;
 
 use crate::clock::Timestamp;
 use crate::domain::market::activations::{self, Activation};
-use crate::domain::{market::codes, market::partners, market::rentals, market::webhooks, Result};
+use crate::domain::{market::partners, market::rentals, market::webhooks, Result};
+
+pub mod codes;
 
 /// A message as a source hands it over.
 #[derive(Debug, Clone)]

@@ -130,6 +130,12 @@ fn serve(config: Config) -> Result<ExitCode, Error> {
     drop(conn);
     let jobs = Arc::new(jobs::Jobs::standard(&app.config.backup_schedule));
     jobs::spawn(app.clone(), jobs.clone()).map_err(|e| Error::Internal(e.to_string()))?;
+    if let Some(udp) = app.config.goip_listen {
+        let bound = crate::goip::spawn(app.clone(), udp).map_err(|e| {
+            Error::Internal(format!("cannot listen on udp://{udp} (goip_listen): {e}"))
+        })?;
+        println!("otpbox goip listening on udp://{bound}");
+    }
     println!("otpbox listening on http://{addr}");
     log::info!(
         "listening on http://{addr} with {} workers, data in {}",

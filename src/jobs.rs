@@ -14,8 +14,8 @@ use crate::clock::Timestamp;
 use crate::domain::trust::retention::Rule;
 use crate::domain::{
     accounts::sessions, base::mail, market::activations, market::catalogue, market::partners,
-    market::rentals, market::simulator, market::webhooks, supply::devices, trust::abuse,
-    trust::lifecycle, trust::retention, trust::signals, Error, Result,
+    market::rentals, market::simulator, market::webhooks, supply::devices, supply::gateway,
+    supply::parts, trust::abuse, trust::lifecycle, trust::retention, trust::signals, Error, Result,
 };
 
 /// A job returns a short summary of what it did ("3 sessions removed"), or "" when there was
@@ -105,8 +105,8 @@ impl Jobs {
             ),
             (
                 "devices",
-                "*/30 * * * * *",
-                "Take devices silent for longer than device_offline_after offline; their SIMs leave the stock",
+                "*/10 * * * * *",
+                "Take devices silent for longer than device_offline_after offline (their SIMs leave the stock); take in long SMS whose missing parts never came",
                 job_devices,
             ),
             (
@@ -379,14 +379,29 @@ fn job_simulator(app: &App, conn: &mut Connection) -> Result<String> {
 
 fn job_devices(app: &App, conn: &mut Connection) -> Result<String> {
     let now = app.now();
-    let n = crate::db::write(conn, |tx| {
-        devices::mark_silent_offline(tx, app.config.device_offline_after, now)
+    let (n, joined) = crate::db::write(conn, |tx| {
+        let n = devices::mark_silent_offline(tx, app.config.device_offline_after, now)?;
+        let held = parts::due(tx, now)?;
+        for j in &held {
+            gateway::take_joined(tx, j, now)?;
+        }
+        Ok((n, held.len()))
     })?;
-    Ok(match n {
-        0 => String::new(),
-        1 => "1 silent device went offline".to_string(),
-        n => format!("{n} silent devices went offline"),
-    })
+    if joined > 0 {
+        app.notify();
+    }
+    let mut said = Vec::new();
+    match n {
+        0 => {}
+        1 => said.push("1 silent device went offline".to_string()),
+        n => said.push(format!("{n} silent devices went offline")),
+    }
+    if joined > 0 {
+        said.push(format!(
+            "{joined} long SMS taken in without their last part"
+        ));
+    }
+    Ok(said.join(", "))
 }
 
 fn job_sms_retention(app: &App, conn: &mut Connection) -> Result<String> {

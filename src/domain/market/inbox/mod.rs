@@ -75,6 +75,13 @@ pub fn seen(conn: &Connection, source: &str, id: &str) -> Result<bool> {
         .is_some())
 }
 
+/// Remembers a message id as taken in (the parts of a long SMS, taken in as one message).
+pub fn remember(conn: &Connection, source: &str, id: &str, now: Timestamp) -> Result<()> {
+    conn.prepare_cached("INSERT OR IGNORE INTO inbound_seen (dedup_key, seen_at) VALUES (?1, ?2)")?
+        .execute(params![format!("{source}:{id}"), now])?;
+    Ok(())
+}
+
 pub fn ingest_coded(
     conn: &Connection,
     msg: &Inbound,

@@ -112,13 +112,7 @@ pub fn ingest_coded(
     };
     let text: String = msg.text.chars().take(MAX_TEXT).collect();
     let sender: String = msg.sender.chars().take(64).collect();
-    let live: Option<i64> = conn
-        .prepare_cached(
-            "SELECT id FROM activations WHERE number_id = ?1 AND status IN ('waiting','received','retry') \
-             AND expires_at > ?2 ORDER BY id DESC LIMIT 1",
-        )?
-        .query_row(params![number_id, now], |r| r.get(0))
-        .optional()?;
+    let live = live_activation(conn, number_id, &sender, &text, now)?;
     if let Some(id) = live {
         let a: Activation = activations::get(conn, id)?.expect("live activation exists");
         let code = given_code
@@ -174,6 +168,47 @@ pub fn ingest_coded(
         });
     }
     Ok(Delivered::NoLiveOrder)
+}
+
+/// The live activation on a number that an SMS is for. Usually there is one; a
+/// multi-service number has one per service, and the SMS goes to the one whose service's
+/// name its sender or text names, else to the oldest still waiting for a code, else the
+/// newest.
+fn live_activation(
+    conn: &Connection,
+    number_id: i64,
+    sender: &str,
+    text: &str,
+    now: Timestamp,
+) -> Result<Option<i64>> {
+    let live: Vec<(i64, String, String, bool)> = conn
+        .prepare_cached(
+            "SELECT a.id, a.service, COALESCE(s.name, a.service), a.code_at IS NULL \
+             FROM activations a LEFT JOIN services s ON s.code = a.service \
+             WHERE a.number_id = ?1 AND a.status IN ('waiting','received','retry') \
+             AND a.expires_at > ?2 ORDER BY a.id DESC LIMIT 10",
+        )?
+        .query_map(params![number_id, now], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    if live.len() <= 1 {
+        return Ok(live.first().map(|a| a.0));
+    }
+    let (sender, text) = (sender.to_lowercase(), text.to_lowercase());
+    let named = live.iter().find(|(_, _, name, _)| {
+        let name = name.to_lowercase();
+        !name.is_empty() && (sender.contains(&name) || text.contains(&name))
+    });
+    if let Some(a) = named {
+        return Ok(Some(a.0));
+    }
+    Ok(live
+        .iter()
+        .rev()
+        .find(|a| a.3)
+        .or(live.first())
+        .map(|a| a.0))
 }
 
 fn store(

@@ -134,7 +134,10 @@ fn missing_or_wrong_keys_and_unknown_actions_are_tokens_with_status_200() {
         let r = api.get(query);
         assert_eq!((r.status, r.text().as_str()), (200, token), "{query}");
     }
-    assert_eq!(api.call("getIncomingCallStatus", "activationId=1"), "BAD_ACTION");
+    assert_eq!(
+        api.call("getIncomingCallStatus", "activationId=1"),
+        "BAD_ACTION"
+    );
 }
 
 #[test]

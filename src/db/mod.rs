@@ -29,6 +29,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0011_stock.sql"),
     include_str!("migrations/0012_partners.sql"),
     include_str!("migrations/0013_simbanks.sql"),
+    include_str!("migrations/0014_caps.sql"),
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -134,6 +134,9 @@ pub struct OrderRequest {
     /// Serve the order on this number, already taken by an order of the same account in the
     /// same transaction (the other services of a multi-service number).
     pub on_number: Option<i64>,
+    /// Buy this number again (5sim's reuse): it must be free and its last order must have
+    /// been this account's, for this service; the cooldown does not apply to its own number.
+    pub reuse_number: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -507,8 +510,13 @@ pub fn order(
     if user.balance_minor < price {
         return Err(Error::NoBalance);
     }
-    let (number_id, phone, number_operator, source) = match req.on_number {
-        Some(n) => {
+    let (number_id, phone, number_operator, source) = match (req.on_number, req.reuse_number) {
+        (None, Some(n)) => {
+            let picked = reusable(conn, user.id, n, &service.code)?;
+            take_number(conn, n, &service.code, now)?;
+            picked
+        }
+        (Some(n), _) => {
             let held = shared_number(conn, user.id, n)?;
             if used_for_any(
                 conn,
@@ -522,7 +530,7 @@ pub fn order(
             note_usage(conn, n, &service.code, now)?;
             held
         }
-        None => {
+        (None, None) => {
             let mut picked = pick_number(
                 conn,
                 req.country,
@@ -584,6 +592,39 @@ pub fn order(
     }
     webhooks::activation_updated(conn, id, None, now)?;
     Ok(Placed::New(a))
+}
+
+/// A number `user_id` may buy again for `service` (5sim's reuse), as `pick_number` gives it:
+/// free and on sale, and its last order was this account's, for this service, and has ended.
+fn reusable(
+    conn: &Connection,
+    user_id: i64,
+    number_id: i64,
+    service: &str,
+) -> Result<(i64, String, String, String)> {
+    let last: Option<(i64, String, String)> = conn
+        .prepare_cached(
+            "SELECT user_id, service, status FROM activations INDEXED BY activations_number_last \
+             WHERE number_id = ?1 ORDER BY id DESC LIMIT 1",
+        )?
+        .query_row([number_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    let refused = || Error::BadStatus("reuse not possible".into());
+    match last {
+        Some((u, s, st))
+            if u == user_id && s == service && Status::parse(&st).is_some_and(|x| !x.is_live()) => {
+        }
+        _ => return Err(refused()),
+    }
+    conn.prepare_cached(&format!(
+        "SELECT n.id, n.phone, n.operator, n.source FROM numbers n WHERE n.id = ?1 AND {}",
+        catalogue::NUMBER_USABLE
+    ))?
+    .query_row([number_id], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+    })
+    .optional()?
+    .ok_or_else(refused)
 }
 
 /// The number of a live order of `user_id` (the first of a multi-service number), as

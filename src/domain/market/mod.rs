@@ -1,5 +1,5 @@
 //! The marketplace: what is on sale ([`catalogue`], its [`seed`] and the admin's
-//! [`blocklist`]), orders for one code ([`activations`]) and for a number over days
+//! [`blocklist`]; customers' price [`caps`]), orders for one code ([`activations`]) and for a number over days
 //! ([`rentals`]), the money they move ([`wallet`] is the ledger; [`vouchers`] and
 //! [`earnings`] write through it), SMS reaching orders ([`inbox`], with code extraction in
 //! [`inbox::codes`]), the built-in [`simulator`], the customers' outbound [`webhooks`], and the
@@ -14,6 +14,7 @@
 
 pub mod activations;
 pub mod blocklist;
+pub mod caps;
 pub mod catalogue;
 pub mod earnings;
 pub mod inbox;

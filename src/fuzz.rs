@@ -105,6 +105,24 @@ pub fn gateway_generic(data: &[u8]) {
     gateway(Kind::Generic, data);
 }
 
+/// `gateway_simbank`: what multi-SIM gateways send: a Dinstar push (variant 0), a
+/// Skyline/Ejoin push (1), a GoIP UDP packet (2), and the part-of-a-long-SMS test on a text.
+pub fn gateway_simbank(data: &[u8]) {
+    let (pick, rest) = split(data);
+    match pick % 3 {
+        0 => gateway(Kind::Dinstar, rest),
+        1 => gateway(Kind::Ejoin, rest),
+        _ => {
+            let t = text(rest);
+            if let crate::goip::Packet::Receive { text, line, .. } = crate::goip::parse(&t) {
+                assert!(t.contains(&text) && t.contains(&line), "{t:?}");
+            }
+            let _ = crate::domain::supply::parts::is_full_segment(&t);
+            let _ = crate::domain::supply::devices::parse_slot(&t);
+        }
+    }
+}
+
 /// `gateway_httpsms`: an httpSMS delivery body, and the JWT it is signed with. Variant 0 reads
 /// the input as a token; otherwise the input is `header\npayload`, signed here with the
 /// device key so the fuzzer reaches the claims (expiry, not-before, audience).

@@ -925,3 +925,36 @@ fn max_prices_cap_purchases_and_a_number_can_be_bought_again() {
         "reuse not possible",
     );
 }
+
+#[test]
+fn payments_list_the_balance_movements_newest_first() {
+    let s = server(&[]);
+    let key = customer(&s, "pay@example.com", "5");
+    let o = ok(&get(
+        &s,
+        Some(&key),
+        "/v1/user/buy/activation/indonesia/any/telegram",
+    ));
+    let price = minor(&o["price"]);
+    let p = ok(&get(&s, Some(&key), "/v1/user/payments"));
+    assert_eq!(p["Total"], 2, "{p}");
+    let charge = &p["Data"][0];
+    assert_eq!(charge["TypeName"], "charge");
+    assert_eq!(minor(&charge["Amount"]), -price);
+    assert_eq!(minor(&charge["Balance"]), 500 - price);
+    assert_time(&charge["CreatedAt"]);
+    assert_eq!(p["Data"][1]["TypeName"], "adjustment", "the admin's credit");
+    assert_eq!(minor(&p["Data"][1]["Amount"]), 500);
+    assert!(p["PaymentTypes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["Name"] == "charge"));
+    let page = ok(&get(&s, Some(&key), "/v1/user/payments?limit=1&offset=1"));
+    assert_eq!(page["Data"][0]["ID"], p["Data"][1]["ID"]);
+    refused(
+        &get(&s, Some(&key), "/v1/user/payments?limit=x"),
+        400,
+        "bad limit",
+    );
+}

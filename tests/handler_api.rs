@@ -708,9 +708,13 @@ fn rent_cancel_refunds_and_rent_errors_are_json_tokens() {
         );
     }
     assert_eq!(api.balance(), "ACCESS_BALANCE:50.00");
-    // herosms names the length `duration`.
-    let rented = api.json("getRentNumber", "service=wa&country=6&duration=12");
+    // herosms names the length `duration`, in minutes (here 12 hours), and reads the answer
+    // as an activation.
+    let rented = api.json("getRentNumber", "service=wa&country=6&duration=720");
     let id = rented["phone"]["id"].as_i64().unwrap();
+    assert_eq!(rented["activationId"], id);
+    assert_eq!(rented["currency"], 840);
+    assert!(rented["phoneNumber"].is_string() && rented["countryCode"] == "6");
     let hours: i64 = api
         .server
         .count(&format!("SELECT hours FROM rentals WHERE id = {id}"));

@@ -163,10 +163,15 @@ impl Params {
     }
 
     /// The rental length in hours under any name a client uses (protocols.md §1.4):
-    /// `rent_time` (Java), `time` (Python, TS; `"time "` from aiosmsactivate, trimmed),
-    /// `duration` (herosms). `Err` when present but not a whole number.
+    /// `rent_time` (Java), `time` (Python, TS; `"time "` from aiosmsactivate, trimmed) in
+    /// hours, `duration` (herosms) in minutes, rounded up to whole hours. `Err` when present
+    /// but not a whole number.
     fn rent_hours(&self) -> Result<i64, ()> {
-        match self.any(&["rent_time", "time", "duration"]) {
+        if let Some(minutes) = self.one("duration") {
+            let m = params::int(minutes).ok_or(())?;
+            return if m > 0 { Ok((m + 59) / 60) } else { Err(()) };
+        }
+        match self.any(&["rent_time", "time"]) {
             None => Ok(DEFAULT_RENT_HOURS),
             Some(v) => params::int(v).ok_or(()),
         }
@@ -1025,7 +1030,18 @@ fn get_rent_number(ctx: &mut Ctx<'_>, user: &User, p: &Params) -> Response {
     let policy = ctx.app.policy();
     let now = ctx.now();
     match db::write(ctx.db, |tx| rentals::rent(tx, user, &req, &policy, now)) {
-        Ok(r) => json_reply(&json!({"status": "success", "phone": rental_phone(&r)})),
+        // The SMS-Activate shape, and the activation fields herosms reads a rental as.
+        Ok(r) => json_reply(&json!({
+            "status": "success",
+            "phone": rental_phone(&r),
+            "activationId": r.id,
+            "phoneNumber": r.phone,
+            "activationCost": major(ctx, r.paid_minor),
+            "currency": currency(ctx),
+            "countryCode": r.country_id.to_string(),
+            "activationTime": format_datetime(r.created_at),
+            "activationEndTime": format_datetime(r.expires_at),
+        })),
         Err(e) => fail(ctx, &e, Topic::Rent),
     }
 }

@@ -67,6 +67,7 @@ pub fn routes(r: &mut Router) {
         ),
         (Get, "/v1/user/reuse/{product}/{number}", user::reuse),
         (Get, "/v1/user/sms/inbox/{id}", user::sms_inbox),
+        (Get, "/v1/user/payments", user::payments),
         (Get, "/v1/user/max-prices", user::max_prices),
         (Post, "/v1/user/max-prices", user::set_max_price),
         (Delete, "/v1/user/max-prices", user::delete_max_price),

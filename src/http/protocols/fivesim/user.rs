@@ -238,6 +238,87 @@ pub fn reuse(ctx: &mut Ctx<'_>, req: &Request, user: &User) -> Response {
     }
 }
 
+/// `/user/payments?limit&offset&reverse`: the account's balance movements (its ledger),
+/// newest first, as `{"Data":[{"ID","TypeName","ProviderName","Amount","Balance",
+/// "CreatedAt"}],"PaymentTypes":[{"Name"}],"PaymentProviders":[{"Name"}],"Total"}`: the
+/// newest 1,000 at most, as for orders.
+pub fn payments(ctx: &mut Ctx<'_>, req: &Request, user: &User) -> Response {
+    let number = |name: &str, default: i64| match req.query_param(name) {
+        None => Some(default),
+        Some(v) => params::int(v.trim()),
+    };
+    let (Some(limit), Some(offset)) = (number("limit", 50), number("offset", 0)) else {
+        return fail(400, "bad limit");
+    };
+    let (limit, offset) = (limit.clamp(1, 500), offset.max(0));
+    let reverse = req
+        .query_param("reverse")
+        .and_then(|v| params::flag(v.trim()))
+        .unwrap_or(false);
+    let digits = currency_digits(&ctx.app.config.currency);
+    let list = match crate::domain::market::wallet::entries(
+        ctx.db,
+        user.id,
+        (offset + limit).min(1000),
+        None,
+    ) {
+        Ok(l) => l,
+        Err(e) => return error(&e),
+    };
+    let total = list.len();
+    let ordered: Vec<_> = if reverse {
+        list.iter().rev().collect()
+    } else {
+        list.iter().collect()
+    };
+    let data: Vec<Value> = ordered
+        .into_iter()
+        .skip(offset as usize)
+        .take(limit as usize)
+        .map(|e| {
+            let (t, p) = payment_type(&e.kind, &e.ref_type);
+            json!({
+                "ID": e.id,
+                "TypeName": t,
+                "ProviderName": p,
+                "Amount": major(e.amount_minor, digits),
+                "Balance": major(e.balance_after, digits),
+                "CreatedAt": time(e.created_at),
+            })
+        })
+        .collect();
+    let names = |list: &[&str]| list.iter().map(|n| json!({"Name": n})).collect::<Vec<_>>();
+    Response::json(
+        200,
+        &json!({
+            "Data": data,
+            "PaymentTypes": names(&["payment", "charge", "refund", "earning", "payout", "forfeit", "adjustment"]),
+            "PaymentProviders": names(&["otpbox", "voucher", "admin", "activation", "rental"]),
+            "Total": total,
+        }),
+    )
+}
+
+/// 5sim's payment type and provider of a ledger row.
+fn payment_type(kind: &str, ref_type: &str) -> (&'static str, String) {
+    let t = match kind {
+        "topup" | "voucher" => "payment",
+        "charge" => "charge",
+        "refund" => "refund",
+        "earning" => "earning",
+        "payout" => "payout",
+        "forfeit" => "forfeit",
+        _ => "adjustment",
+    };
+    let p = match kind {
+        "voucher" => "voucher".to_string(),
+        "adjustment" => "admin".to_string(),
+        _ if !ref_type.is_empty() => ref_type.to_string(),
+        _ => "otpbox".to_string(),
+    };
+    (t, p)
+}
+
 /// GET `/user/max-prices`: `[{"id","product","price","CreatedAt"}]`.
 pub fn max_prices(ctx: &mut Ctx<'_>, _req: &Request, user: &User) -> Response {
     let digits = currency_digits(&ctx.app.config.currency);

@@ -96,12 +96,12 @@ def test_active_activations(otpbox, demo_key):
     parse_activations: anything but a list or null is UNEXPECTED_RESPONSE); otpbox sends
     sms-activate's `{"status":"success","activeActivations":[…]}` (protocols.md §1.2, §6.3)."""
     with client(otpbox, demo_key) as sms:
-        ordered = sms.get_number("vk", country=6)
+        ordered = sms.get_number("ds", country=6)
         try:
             active = {a.activation_id: a for a in sms.get_active_activations()}
             mine = active[ordered.activation_id]
             assert (mine.phone_number, mine.service_code, mine.country_code) == (
-                ordered.phone_number, "vk", "6")
+                ordered.phone_number, "ds", "6")
         finally:
             otpbox.advance(EARLY_CANCEL + 1)
             assert sms.cancel(ordered.activation_id) == "ACCESS_CANCEL"

@@ -85,7 +85,7 @@ def test_async_client(otpbox, demo_key):
     async def main():
         api = async_client(otpbox, demo_key)
         before = await api.get_balance()
-        activation, phone = await api.get_number("vk", country="6")
+        activation, phone = await api.get_number("ig", country="6")
         assert phone.startswith("62")
         assert await api.get_status(activation) == (Status.WAIT, None)
         await asyncio.to_thread(otpbox.advance, SIM_DELAY)
@@ -97,8 +97,8 @@ def test_async_client(otpbox, demo_key):
             await asyncio.sleep(0.1)
         assert status == Status.SENT and code.isdigit()
         assert await api.set_status(activation, Status.SUCCESS) == "ACCESS_ACTIVATION"
-        prices = await api.get_prices("vk", country="6")
-        assert await api.get_balance() == pytest.approx(before - prices["6"]["vk"]["cost"])
+        prices = await api.get_prices("ig", country="6")
+        assert await api.get_balance() == pytest.approx(before - prices["6"]["ig"]["cost"])
 
     asyncio.run(main())
 

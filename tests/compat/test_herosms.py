@@ -192,6 +192,8 @@ def test_rent_a_number(otpbox):
             rented = await hs.rent_number(service="tg", country=6, duration=4 * 60)
             assert rented.phone_number.startswith("62")
             assert rented.info.country_code == 6
+            info = rented.info
+            assert (info.activation_end_time - info.activation_time).total_seconds() == 4 * 3600
             assert await balance(hs) == round(before - rented.cost, 2)
             offer = await hs.get_rent_availability("tg", country=6)
             assert isinstance(offer, dict), offer

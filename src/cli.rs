@@ -45,6 +45,9 @@ pub enum Command {
     /// Upstream providers otpbox resells (SMS-Activate compatible, 5sim)
     #[command(subcommand)]
     Provider(ProviderCommand),
+    /// Partner hubs (SMSHub, SMSBower, Grizzly and clones) that buy our own SIMs' numbers
+    #[command(subcommand)]
+    Partner(PartnerCommand),
     /// Check the database's integrity; exits non-zero on any problem
     Check,
     /// Back up the database and secret.key (online, while a server runs) into a new verified set
@@ -221,6 +224,40 @@ pub enum ProviderCommand {
     Add(ProviderAddArgs),
     /// List the providers with their health (never their keys)
     List,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PartnerCommand {
+    /// Add a partner hub; prints its id and the agent URL to give the hub
+    Add(PartnerAddArgs),
+    /// List the partner hubs with their orders in progress, pushes waiting and what they owe
+    List,
+}
+
+#[derive(Args, Debug)]
+pub struct PartnerAddArgs {
+    /// A name for the admin pages, e.g. SMSHub
+    #[arg(long)]
+    pub name: String,
+    /// Where SMS are pushed (PUSH_SMS), e.g. https://agent.unerio.com/agent/api/sms
+    #[arg(long)]
+    pub push_url: String,
+    /// The key the hub gave (sent in both directions); see also --key-stdin
+    #[arg(long, required_unless_present = "key_stdin")]
+    pub key: Option<String>,
+    /// Read the key from standard input (keeps it out of the process list)
+    #[arg(long)]
+    pub key_stdin: bool,
+    /// The hub's currency: 643 (RUB) or 840 (USD)
+    #[arg(long, default_value = "643")]
+    pub currency: String,
+    /// Our minor units per one unit of the hub's currency, e.g. 1.1 (cents per ruble);
+    /// default: 100 when the hub pays in our currency
+    #[arg(long)]
+    pub rate: Option<String>,
+    /// The lowest price (`sum`) accepted for a number, in the hub's currency, e.g. 5.50
+    #[arg(long, default_value = "0")]
+    pub floor: String,
 }
 
 #[derive(Args, Debug)]

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use crate::app::App;
 use crate::cli::{
-    AdminCommand, Command, DeviceAddArgs, DeviceCommand, KeyCommand, ProviderCommand, SmsCommand,
-    UserCommand,
+    AdminCommand, Command, DeviceAddArgs, DeviceCommand, KeyCommand, PartnerCommand,
+    ProviderCommand, SmsCommand, UserCommand,
 };
 use crate::config::Config;
 use crate::domain::accounts::passwords::Hasher;
@@ -15,8 +15,8 @@ use crate::domain::accounts::{self, NewUser, Role};
 use crate::domain::base::crypto::Keys;
 use crate::domain::base::money::{currency_digits, Money};
 use crate::domain::{
-    accounts::apikeys, accounts::tokens, base::audit, market::inbox, market::simulator,
-    market::wallet, supply::devices, supply::providers, Error,
+    accounts::apikeys, accounts::tokens, base::audit, market::inbox, market::partners,
+    market::simulator, market::wallet, supply::devices, supply::providers, Error,
 };
 use crate::{db, http, jobs};
 
@@ -38,6 +38,8 @@ pub fn run(command: Command, config: Config) -> Result<ExitCode, Error> {
         }
         Command::Provider(ProviderCommand::Add(a)) => provider_add(config, &a),
         Command::Provider(ProviderCommand::List) => provider_list(config),
+        Command::Partner(PartnerCommand::Add(a)) => partner_add(config, &a),
+        Command::Partner(PartnerCommand::List) => partner_list(config),
         Command::Check => check(&config),
         Command::Backup(a) => backup(&config, a.to.as_deref()),
         Command::Restore(a) => restore(&config, &a.from),
@@ -128,6 +130,12 @@ fn serve(config: Config) -> Result<ExitCode, Error> {
     drop(conn);
     let jobs = Arc::new(jobs::Jobs::standard(&app.config.backup_schedule));
     jobs::spawn(app.clone(), jobs.clone()).map_err(|e| Error::Internal(e.to_string()))?;
+    if let Some(udp) = app.config.goip_listen {
+        let bound = crate::goip::spawn(app.clone(), udp).map_err(|e| {
+            Error::Internal(format!("cannot listen on udp://{udp} (goip_listen): {e}"))
+        })?;
+        println!("otpbox goip listening on udp://{bound}");
+    }
     println!("otpbox listening on http://{addr}");
     log::info!(
         "listening on http://{addr} with {} workers, data in {}",
@@ -277,6 +285,12 @@ fn inject(
     let (line, code) = match outcome {
         inbox::Delivered::Activation { id, .. } => (format!("delivered to activation {id}"), 0),
         inbox::Delivered::Rental { id, .. } => (format!("delivered to rental {id}"), 0),
+        inbox::Delivered::Partner { order_id, push_id } => (
+            format!(
+                "queued for the partner hub holding the number (order {order_id}, smsId {push_id})"
+            ),
+            0,
+        ),
         inbox::Delivered::Duplicate => ("duplicate: already received".to_string(), 0),
         inbox::Delivered::NoLiveOrder => {
             ("not delivered: no live order on that number".to_string(), 1)
@@ -430,17 +444,7 @@ fn provider_add(config: Config, a: &crate::cli::ProviderAddArgs) -> Result<ExitC
     let kind = providers::Kind::parse(&a.kind).ok_or_else(|| {
         Error::invalid(format!("unknown kind `{}` (sms-activate or 5sim)", a.kind))
     })?;
-    let key = match (&a.key, a.key_stdin) {
-        (_, true) => {
-            let mut s = String::new();
-            std::io::stdin()
-                .read_to_string(&mut s)
-                .map_err(|e| Error::Internal(format!("reading the key: {e}")))?;
-            s.trim().to_string()
-        }
-        (Some(k), false) => k.clone(),
-        (None, false) => return Err(Error::invalid("give --key KEY or --key-stdin")),
-    };
+    let key = key_arg(&a.key, a.key_stdin)?;
     let markup_bp = providers::parse_markup(&a.markup)?;
     let app = App::new(config)?;
     let mut conn = app.connect()?;
@@ -479,6 +483,97 @@ fn provider_add(config: Config, a: &crate::cli::ProviderAddArgs) -> Result<ExitC
         println!(
             "first sync failed: {}; the provider is added and the scheduler syncs it again",
             report.errors.join("; ")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A secret from `--key` or, with `--key-stdin`, from standard input.
+fn key_arg(key: &Option<String>, stdin: bool) -> Result<String, Error> {
+    match (key, stdin) {
+        (_, true) => {
+            let mut s = String::new();
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .map_err(|e| Error::Internal(format!("reading the key: {e}")))?;
+            Ok(s.trim().to_string())
+        }
+        (Some(k), false) => Ok(k.clone()),
+        (None, false) => Err(Error::invalid("give --key KEY or --key-stdin")),
+    }
+}
+
+/// `otpbox partner add`: prints `partner_id=N` and `endpoint=URL` (what the hub calls).
+fn partner_add(config: Config, a: &crate::cli::PartnerAddArgs) -> Result<ExitCode, Error> {
+    let currency = partners::parse_currency(&a.currency)
+        .ok_or_else(|| Error::invalid("--currency must be 643 (RUB) or 840 (USD)"))?;
+    let ours = crate::domain::base::money::currency_numeric(&config.currency);
+    let rate = match (&a.rate, ours == Some(currency)) {
+        (Some(r), _) => partners::parse_micro(r)
+            .ok_or_else(|| Error::invalid("--rate must be a number such as 100 or 1.1"))?,
+        (None, true) => 10i64.pow(currency_digits(&config.currency)) * partners::MICRO,
+        (None, false) => {
+            return Err(Error::invalid(format!(
+                "the hub's currency is {} and ours is {}: give --rate, our minor units per one {}",
+                partners::currency_code(currency),
+                config.currency,
+                partners::currency_code(currency)
+            )))
+        }
+    };
+    let floor_micro = partners::parse_micro(&a.floor)
+        .ok_or_else(|| Error::invalid("--floor must be a price such as 5 or 5.50"))?;
+    let key = key_arg(&a.key, a.key_stdin)?;
+    let app = App::new(config)?;
+    let mut conn = app.connect()?;
+    let now = app.now();
+    let new = partners::NewPartner {
+        name: &a.name,
+        push_url: &a.push_url,
+        key: &key,
+        currency,
+        rate_micro: rate,
+        floor_micro,
+    };
+    let allow_private = app.config.webhook_allow_private;
+    let id = db::write(&mut conn, |tx| {
+        let id = partners::add(tx, &app.keys, &new, allow_private, now)?;
+        audit::audit(
+            tx,
+            None,
+            None,
+            "partner_added",
+            &format!("partner {id}: {} (command line)", a.name.trim()),
+            "",
+            now,
+        )?;
+        Ok(id)
+    })?;
+    println!("partner_id={id}");
+    println!("endpoint={}/partner/{id}", app.config.base_url);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `otpbox partner list`: one line per partner hub, never its key.
+fn partner_list(config: Config) -> Result<ExitCode, Error> {
+    let (conn, _) = open_existing(&config)?;
+    let digits = currency_digits(&config.currency);
+    let list = partners::list(&conn)?;
+    if list.is_empty() {
+        println!("no partner hubs (add one with `otpbox partner add`)");
+    }
+    for p in list {
+        let h = partners::health(&conn, &p)?;
+        println!(
+            "{}\t{}\t{}\t{}\t{} in progress\t{} pushes waiting\towes {} {}",
+            p.id,
+            p.name,
+            if p.enabled { "enabled" } else { "disabled" },
+            p.push_url,
+            h.held,
+            h.pushes_waiting,
+            Money(h.owed_minor).decimal(digits),
+            config.currency
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -223,6 +223,11 @@ pub const SETTINGS: &[Setting] = &[
         "Also serve GET /metrics, without a token, on this separate address (e.g. 127.0.0.1:9464); empty = none",
     ),
     s(
+        "goip_listen",
+        "",
+        "UDP address for GoIP gateways' SMS server protocol (e.g. 0.0.0.0:44444); empty = off",
+    ),
+    s(
         "backup_dir",
         "",
         "Where backup sets go (created with mode 0700); empty = DATA/backups",
@@ -556,6 +561,7 @@ pub struct Config {
     pub wal_autocheckpoint: u32,
     pub metrics_token: String,
     pub metrics_listen: Option<SocketAddr>,
+    pub goip_listen: Option<SocketAddr>,
     pub backup_dir: PathBuf,
     pub backup_schedule: String,
     pub backup_keep: usize,
@@ -854,6 +860,12 @@ impl Config {
                 "" => None,
                 a => Some(a.parse().map_err(|_| {
                     format!("setting `metrics_listen`: `{a}` is not an address like 127.0.0.1:9464")
+                })?),
+            },
+            goip_listen: match get("goip_listen").trim() {
+                "" => None,
+                a => Some(a.parse().map_err(|_| {
+                    format!("setting `goip_listen`: `{a}` is not an address like 0.0.0.0:44444")
                 })?),
             },
             backup_dir: PathBuf::from(get("backup_dir").trim()),

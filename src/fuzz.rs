@@ -6,7 +6,7 @@
 
 use crate::domain::base::crypto::hmac_sha256;
 use crate::domain::base::money::Money;
-use crate::domain::market::codes;
+use crate::domain::market::inbox::codes;
 use crate::domain::supply::devices::Kind;
 use crate::domain::supply::{gateway, numbers};
 use crate::http::protocols::{ingest, params};
@@ -103,6 +103,24 @@ pub fn gateway_textbee(data: &[u8]) {
 /// `gateway_generic`: a delivery in otpbox's generic JSON (and the SIM-bank bridges).
 pub fn gateway_generic(data: &[u8]) {
     gateway(Kind::Generic, data);
+}
+
+/// `gateway_simbank`: what multi-SIM gateways send: a Dinstar push (variant 0), a
+/// Skyline/Ejoin push (1), a GoIP UDP packet (2), and the part-of-a-long-SMS test on a text.
+pub fn gateway_simbank(data: &[u8]) {
+    let (pick, rest) = split(data);
+    match pick % 3 {
+        0 => gateway(Kind::Dinstar, rest),
+        1 => gateway(Kind::Ejoin, rest),
+        _ => {
+            let t = text(rest);
+            if let crate::goip::Packet::Receive { text, line, .. } = crate::goip::parse(&t) {
+                assert!(t.contains(&text) && t.contains(&line), "{t:?}");
+            }
+            let _ = crate::domain::supply::parts::is_full_segment(&t);
+            let _ = crate::domain::supply::devices::parse_slot(&t);
+        }
+    }
 }
 
 /// `gateway_httpsms`: an httpSMS delivery body, and the JWT it is signed with. Variant 0 reads

@@ -13,9 +13,9 @@ use crate::app::App;
 use crate::clock::Timestamp;
 use crate::domain::trust::retention::Rule;
 use crate::domain::{
-    accounts::sessions, base::mail, market::activations, market::catalogue, market::rentals,
-    market::simulator, market::webhooks, supply::devices, trust::abuse, trust::lifecycle,
-    trust::retention, trust::signals, Error, Result,
+    accounts::sessions, base::mail, market::activations, market::catalogue, market::partners,
+    market::rentals, market::simulator, market::webhooks, supply::devices, supply::gateway,
+    supply::parts, trust::abuse, trust::lifecycle, trust::retention, trust::signals, Error, Result,
 };
 
 /// A job returns a short summary of what it did ("3 sessions removed"), or "" when there was
@@ -92,6 +92,12 @@ impl Jobs {
                 job_simulator,
             ),
             (
+                "partners",
+                "*/5 * * * * *",
+                "Push SMS to partner hubs until they accept them; free numbers a hub held too long",
+                job_partners,
+            ),
+            (
                 "webhooks",
                 "*/5 * * * * *",
                 "Send due webhook deliveries, retrying failures with back-off; forget old ones",
@@ -99,8 +105,8 @@ impl Jobs {
             ),
             (
                 "devices",
-                "*/30 * * * * *",
-                "Take devices silent for longer than device_offline_after offline; their SIMs leave the stock",
+                "*/10 * * * * *",
+                "Take devices silent for longer than device_offline_after offline (their SIMs leave the stock); take in long SMS whose missing parts never came",
                 job_devices,
             ),
             (
@@ -389,14 +395,29 @@ fn job_simulator(app: &App, conn: &mut Connection) -> Result<String> {
 
 fn job_devices(app: &App, conn: &mut Connection) -> Result<String> {
     let now = app.now();
-    let n = crate::db::write(conn, |tx| {
-        devices::mark_silent_offline(tx, app.config.device_offline_after, now)
+    let (n, joined) = crate::db::write(conn, |tx| {
+        let n = devices::mark_silent_offline(tx, app.config.device_offline_after, now)?;
+        let held = parts::due(tx, now)?;
+        for j in &held {
+            gateway::take_joined(tx, j, now)?;
+        }
+        Ok((n, held.len()))
     })?;
-    Ok(match n {
-        0 => String::new(),
-        1 => "1 silent device went offline".to_string(),
-        n => format!("{n} silent devices went offline"),
-    })
+    if joined > 0 {
+        app.notify();
+    }
+    let mut said = Vec::new();
+    match n {
+        0 => {}
+        1 => said.push("1 silent device went offline".to_string()),
+        n => said.push(format!("{n} silent devices went offline")),
+    }
+    if joined > 0 {
+        said.push(format!(
+            "{joined} long SMS taken in without their last part"
+        ));
+    }
+    Ok(said.join(", "))
 }
 
 fn job_sms_retention(app: &App, conn: &mut Connection) -> Result<String> {
@@ -460,34 +481,45 @@ fn job_webhooks(app: &App, conn: &mut Connection) -> Result<String> {
 /// POSTs each due delivery on up to [`WEBHOOK_SENDERS`] threads; each result with the clock
 /// time it ended.
 fn send_webhooks(app: &App, due: &[webhooks::Due]) -> Vec<Option<(webhooks::Attempt, Timestamp)>> {
+    in_parallel(app, due, |d| {
+        let headers = d.headers(&app.keys, app.now());
+        let out = crate::outbound::post_json(
+            &d.url,
+            &headers,
+            d.payload.as_bytes(),
+            app.config.webhook_allow_private,
+        );
+        if !out.error.is_empty() {
+            // Not the URL: its query string may hold the customer's own token.
+            log::info!("webhook delivery {}: {}", d.uuid, out.error);
+        }
+        webhooks::Attempt {
+            status: out.status,
+            error: out.error,
+            duration_ms: out.duration_ms,
+        }
+    })
+}
+
+/// Runs `send` for each item on up to [`WEBHOOK_SENDERS`] threads, starting new ones only
+/// within [`WEBHOOK_BUDGET`]; each result with the clock time it ended (`None`: not started).
+fn in_parallel<T: Sync, R: Send>(
+    app: &App,
+    items: &[T],
+    send: impl Fn(&T) -> R + Sync,
+) -> Vec<Option<(R, Timestamp)>> {
     let started = Instant::now();
     let next = AtomicUsize::new(0);
-    let results: Vec<Mutex<Option<(webhooks::Attempt, Timestamp)>>> =
-        due.iter().map(|_| Mutex::new(None)).collect();
+    let results: Vec<Mutex<Option<(R, Timestamp)>>> =
+        items.iter().map(|_| Mutex::new(None)).collect();
     std::thread::scope(|s| {
-        for _ in 0..WEBHOOK_SENDERS.min(due.len()) {
+        for _ in 0..WEBHOOK_SENDERS.min(items.len()) {
             s.spawn(|| {
                 while started.elapsed() < WEBHOOK_BUDGET {
                     let i = next.fetch_add(1, Ordering::SeqCst);
-                    let Some(d) = due.get(i) else { break };
-                    let headers = d.headers(&app.keys, app.now());
-                    let out = crate::outbound::post_json(
-                        &d.url,
-                        &headers,
-                        d.payload.as_bytes(),
-                        app.config.webhook_allow_private,
-                    );
-                    if !out.error.is_empty() {
-                        // Not the URL: its query string may hold the customer's own token.
-                        log::info!("webhook delivery {}: {}", d.uuid, out.error);
-                    }
-                    let attempt = webhooks::Attempt {
-                        status: out.status,
-                        error: out.error,
-                        duration_ms: out.duration_ms,
-                    };
-                    *results[i].lock().unwrap_or_else(|p| p.into_inner()) =
-                        Some((attempt, app.now()));
+                    let Some(item) = items.get(i) else { break };
+                    let r = send(item);
+                    *results[i].lock().unwrap_or_else(|p| p.into_inner()) = Some((r, app.now()));
                 }
             });
         }
@@ -496,6 +528,76 @@ fn send_webhooks(app: &App, due: &[webhooks::Due]) -> Vec<Option<(webhooks::Atte
         .into_iter()
         .map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner()))
         .collect()
+}
+
+/// PUSH_SMS sent per run of the `partners` job.
+const PUSH_BATCH: i64 = 40;
+
+/// Pushes due SMS to the partner hubs (each until the hub answers SUCCESS, every
+/// [`partners::PUSH_RETRY`] seconds), frees numbers a hub held longer than
+/// [`partners::HOLD_MAX`] and deletes old push rows.
+fn job_partners(app: &App, conn: &mut Connection) -> Result<String> {
+    let now = app.now();
+    let (released, pruned) = crate::db::write(conn, |tx| {
+        Ok((
+            partners::release_stale(tx, now)?,
+            partners::prune_pushes(tx, now)?,
+        ))
+    })?;
+    let due = partners::due_pushes(conn, now, PUSH_BATCH)?;
+    let results = in_parallel(app, &due, |p| push_one(app, p));
+    let (mut delivered, mut retrying, mut given_up) = (0, 0, 0);
+    if !due.is_empty() {
+        crate::db::write(conn, |tx| {
+            for (p, result) in due.iter().zip(results) {
+                let Some((error, at)) = result else { continue };
+                match partners::record_push(tx, p, &error, at)? {
+                    partners::PushState::Delivered => delivered += 1,
+                    partners::PushState::Retrying => retrying += 1,
+                    partners::PushState::GivenUp => given_up += 1,
+                }
+            }
+            Ok(())
+        })?;
+    }
+    if due.is_empty() && released == 0 && pruned == 0 {
+        return Ok(String::new());
+    }
+    Ok(format!(
+        "{delivered} SMS pushed, {retrying} to retry, {given_up} given up, \
+         {released} numbers released, {pruned} old pushes removed"
+    ))
+}
+
+/// One PUSH_SMS (gzip, as the hubs ask); "" when the hub answered `SUCCESS`, else why not.
+fn push_one(app: &App, p: &partners::Push) -> String {
+    let Some(key) = partners::unseal_key(&app.keys, &p.key_sealed) else {
+        return "the partner's key cannot be unsealed".into();
+    };
+    let body = p.body(&key);
+    let (body, headers) = match crate::outbound::gzip(body.as_bytes()) {
+        Ok(z) => (z, vec![("Content-Encoding", "gzip".to_string())]),
+        Err(_) => (body.into_bytes(), Vec::new()),
+    };
+    let out = crate::outbound::post_json(
+        &p.push_url,
+        &headers,
+        &body,
+        app.config.webhook_allow_private,
+    );
+    let said: Option<String> = serde_json::from_slice::<serde_json::Value>(&out.reply)
+        .ok()
+        .and_then(|v| v.get("status").and_then(|s| s.as_str()).map(str::to_string));
+    let error = match (out.error.is_empty(), said.as_deref()) {
+        (true, Some("SUCCESS")) => String::new(),
+        (true, Some(other)) => format!("the hub answered {other}"),
+        (true, None) => "the hub's answer has no status".into(),
+        (false, _) => out.error,
+    };
+    if !error.is_empty() {
+        log::info!("partner {} push {}: {error}", p.partner_id, p.id);
+    }
+    error
 }
 
 fn job_sessions(app: &App, conn: &mut Connection) -> Result<String> {

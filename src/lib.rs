@@ -14,6 +14,7 @@ pub mod config;
 mod db;
 mod domain;
 pub mod fuzz;
+mod goip;
 mod http;
 mod jobs;
 mod lifecycle;

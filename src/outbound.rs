@@ -9,7 +9,8 @@
 //! against the host name. Proxies from the environment and redirects are switched off, so the
 //! connection goes nowhere else.
 //!
-//! Called only from the scheduler's `webhooks` job, never on a request thread.
+//! Called only from the scheduler's jobs (`webhooks`, and `partners` for PUSH_SMS to the hubs),
+//! never on a request thread.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::sync::mpsc;
@@ -249,7 +250,12 @@ pub struct Outcome {
     /// Why there was no (2xx) response; empty on success.
     pub error: String,
     pub duration_ms: i64,
+    /// The response body (its first [`MAX_REPLY`] bytes), inflated if it was gzip.
+    pub reply: Vec<u8>,
 }
+
+/// How much of a response body is read.
+pub const MAX_REPLY: u64 = 64 * 1024;
 
 /// POSTs `body` as JSON to `url` with `headers`, after checking the URL and every address it
 /// resolves to. Never follows redirects. At most about 16 seconds (lookup plus exchange).
@@ -260,21 +266,30 @@ pub fn post_json(
     allow_private: bool,
 ) -> Outcome {
     let started = Instant::now();
-    let done = |status: Option<u16>, error: String| Outcome {
+    let done = |status: Option<u16>, error: String, reply: Vec<u8>| Outcome {
         status,
         error,
         duration_ms: started.elapsed().as_millis() as i64,
+        reply,
     };
     let target = match check_url(url, allow_private) {
         Ok(t) => t,
-        Err(e) => return done(None, e),
+        Err(e) => return done(None, e, Vec::new()),
     };
     let addrs = match resolve_checked(&target, allow_private) {
         Ok(a) => a,
-        Err(e) => return done(None, e),
+        Err(e) => return done(None, e, Vec::new()),
     };
-    let (status, error) = send_pinned(url, target.host, addrs, headers, body);
-    done(status, error)
+    let (status, error, reply) = send_pinned(url, target.host, addrs, headers, body);
+    done(status, error, reply)
+}
+
+/// `bytes` compressed with gzip (the partner protocol's bodies, both ways).
+pub fn gzip(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(bytes)?;
+    enc.finish()
 }
 
 /// The POST itself, connecting only to `addrs` whatever `host` resolves to.
@@ -284,7 +299,7 @@ fn send_pinned(
     addrs: Vec<SocketAddr>,
     headers: &[(&str, String)],
     body: &[u8],
-) -> (Option<u16>, String) {
+) -> (Option<u16>, String, Vec<u8>) {
     let config = ureq::Agent::config_builder()
         .proxy(None)
         .max_redirects(0)
@@ -301,18 +316,24 @@ fn send_pinned(
         request = request.header(*name, value.as_str());
     }
     match request.send(body) {
-        Ok(resp) => {
+        Ok(mut resp) => {
             let status = resp.status().as_u16();
+            let reply = resp
+                .body_mut()
+                .with_config()
+                .limit(MAX_REPLY)
+                .read_to_vec()
+                .unwrap_or_default();
             if (200..300).contains(&status) {
-                (Some(status), String::new())
+                (Some(status), String::new(), reply)
             } else {
-                (Some(status), format!("HTTP {status}"))
+                (Some(status), format!("HTTP {status}"), reply)
             }
         }
         Err(e) => {
             let mut msg = e.to_string();
             msg.truncate(300);
-            (None, msg)
+            (None, msg, Vec::new())
         }
     }
 }
@@ -559,7 +580,7 @@ mod tests {
         let seen = answer_once(listener, "HTTP/1.1 200 OK");
         // `.invalid` never resolves (RFC 6761): only the pinned address can be reached.
         let url = format!("http://hooks.example.invalid:{}/p", addr.port());
-        let (status, error) =
+        let (status, error, _) =
             send_pinned(&url, "hooks.example.invalid".into(), vec![addr], &[], b"{}");
         assert_eq!(status, Some(200), "{error}");
         let req = seen.join().unwrap();
@@ -570,7 +591,7 @@ mod tests {
         );
         // A URL for another host than the one checked is refused, not resolved.
         let other = format!("http://elsewhere.invalid:{}/p", addr.port());
-        let (status, error) = send_pinned(
+        let (status, error, _) = send_pinned(
             &other,
             "hooks.example.invalid".into(),
             vec![addr],

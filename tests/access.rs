@@ -14,7 +14,7 @@ use common::{Client, TestServer};
 use serde_json::Value;
 
 /// Routes anyone may open (public pages, health, assets, catalogues, sign-in flows).
-const OPEN: [&str; 29] = [
+const OPEN: [&str; 30] = [
     "/",
     "/healthz",
     // Its own bearer token (metrics_token), checked by the handler; 404 when unset.
@@ -44,6 +44,8 @@ const OPEN: [&str; 29] = [
     "/v1/guest/products/{country}/{operator}",
     "/v1/guest/prices",
     "/stubs/handler_api.php",
+    // A partner hub: the shared key in the body, checked by the handler (401 otherwise).
+    "/partner/{id}",
     // Payment gateways' notices: each proves itself by its gateway's signature, checked by
     // the handler (400 when it does not verify).
     "/payments/{gateway}/webhook",

@@ -716,3 +716,245 @@ fn the_native_api_sees_the_same_order() {
     );
     assert_eq!(n["price_minor"].as_i64().unwrap(), minor(&o["price"]));
 }
+
+fn send(s: &TestServer, key: &str, method: &str, path: &str, body: &Value) -> Response {
+    let auth = format!("Bearer {key}");
+    s.client().request(
+        method,
+        path,
+        &[
+            ("Accept", "application/json"),
+            ("Authorization", auth.as_str()),
+            ("Content-Type", "application/json"),
+        ],
+        body.to_string().as_bytes(),
+    )
+}
+
+#[test]
+fn hosting_a_number_for_a_day_with_its_inbox() {
+    let s = server(&[]);
+    let key = customer(&s, "host@example.com", "20");
+    let products = ok(&get(&s, None, "/v1/guest/products/indonesia/any"));
+    assert_eq!(products["1day"]["Category"], "hosting", "{products}");
+    let day_price = minor(&products["1day"]["Price"]);
+    let before = balance_minor(&s, "host@example.com");
+    let o = ok(&get(
+        &s,
+        Some(&key),
+        "/v1/user/buy/hosting/indonesia/any/1day",
+    ));
+    assert_eq!(
+        (o["product"].as_str(), o["status"].as_str()),
+        (Some("1day"), Some("RECEIVED"))
+    );
+    assert_eq!(minor(&o["price"]), day_price);
+    assert_eq!(before - balance_minor(&s, "host@example.com"), day_price);
+    assert!(o["sms"].is_null(), "{o}");
+    let id = o["id"].as_i64().unwrap();
+    let phone = o["phone"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches('+')
+        .to_string();
+    // Any SMS to the number lands in the inbox and on the order.
+    s.cli_ok(&[
+        "sms",
+        "inject",
+        "--to",
+        &phone,
+        "--from",
+        "Bank",
+        "--text",
+        "Your code 4412",
+    ]);
+    let inbox = ok(&get(&s, Some(&key), &format!("/v1/user/sms/inbox/{id}")));
+    assert_eq!(inbox["Total"], 1, "{inbox}");
+    assert_eq!(inbox["Data"][0]["text"], "Your code 4412");
+    let o = ok(&get(&s, Some(&key), &format!("/v1/user/check/{id}")));
+    assert_eq!(o["sms"][0]["sender"], "Bank");
+    let list = ok(&get(&s, Some(&key), "/v1/user/orders?category=hosting"));
+    assert_eq!(
+        (list["Total"].as_i64(), list["Data"][0]["id"].as_i64()),
+        (Some(1), Some(id))
+    );
+    // With an SMS it cannot be cancelled; finishing ends it.
+    refused(
+        &get(&s, Some(&key), &format!("/v1/user/cancel/{id}")),
+        400,
+        "order has sms",
+    );
+    let o = ok(&get(&s, Some(&key), &format!("/v1/user/finish/{id}")));
+    assert_eq!(o["status"], "FINISHED");
+    refused(
+        &get(&s, Some(&key), "/v1/user/buy/hosting/indonesia/any/2hours"),
+        400,
+        "no product",
+    );
+    refused(
+        &get(&s, Some(&key), "/v1/user/sms/inbox/5"),
+        400,
+        "order not found",
+    );
+    // Another account's hosting order is not found.
+    let other = customer(&s, "other@example.com", "0");
+    refused(
+        &get(&s, Some(&other), &format!("/v1/user/check/{id}")),
+        400,
+        "order not found",
+    );
+}
+
+#[test]
+fn max_prices_cap_purchases_and_a_number_can_be_bought_again() {
+    let s = server(&[]);
+    let key = customer(&s, "caps@example.com", "20");
+    assert_eq!(
+        ok(&get(&s, Some(&key), "/v1/user/max-prices")),
+        serde_json::json!([])
+    );
+    let tg = price_minor(&s, 6, "tg");
+    let below = format!("{}.{:02}", (tg - 1) / 100, (tg - 1) % 100);
+    let caps = ok(&send(
+        &s,
+        &key,
+        "POST",
+        "/v1/user/max-prices",
+        &serde_json::json!({"product_name": "telegram", "price": below.parse::<f64>().unwrap()}),
+    ));
+    assert_eq!(caps[0]["product"], "telegram", "{caps}");
+    assert_eq!(minor(&caps[0]["price"]), tg - 1);
+    assert!(caps[0]["id"].is_i64() && caps[0]["CreatedAt"].is_string());
+    // The cap is below the price: refused, nothing charged.
+    let before = balance_minor(&s, "caps@example.com");
+    refused(
+        &get(
+            &s,
+            Some(&key),
+            "/v1/user/buy/activation/indonesia/any/telegram",
+        ),
+        400,
+        "no free phones",
+    );
+    assert_eq!(balance_minor(&s, "caps@example.com"), before);
+    // Removed, the purchase goes through.
+    let caps = ok(&send(
+        &s,
+        &key,
+        "DELETE",
+        "/v1/user/max-prices",
+        &serde_json::json!({"product_name": "telegram"}),
+    ));
+    assert_eq!(caps, serde_json::json!([]));
+    refused(
+        &send(
+            &s,
+            &key,
+            "DELETE",
+            "/v1/user/max-prices",
+            &serde_json::json!({"product_name": "telegram"}),
+        ),
+        400,
+        "record not found",
+    );
+    refused(
+        &send(
+            &s,
+            &key,
+            "POST",
+            "/v1/user/max-prices",
+            &serde_json::json!({"product_name": "nosuch", "price": 1}),
+        ),
+        400,
+        "no product",
+    );
+    let o = ok(&get(
+        &s,
+        Some(&key),
+        "/v1/user/buy/activation/indonesia/any/telegram",
+    ));
+    let id = o["id"].as_i64().unwrap();
+    let phone = o["phone"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches('+')
+        .to_string();
+    // Reuse: not while the order is live; after it ended, the same number again.
+    refused(
+        &get(&s, Some(&key), &format!("/v1/user/reuse/telegram/{phone}")),
+        400,
+        "reuse not possible",
+    );
+    s.advance_clock(120);
+    ok(&get(&s, Some(&key), &format!("/v1/user/cancel/{id}")));
+    let again = ok(&get(
+        &s,
+        Some(&key),
+        &format!("/v1/user/reuse/telegram/{phone}"),
+    ));
+    assert_eq!(
+        again["phone"].as_str().unwrap().trim_start_matches('+'),
+        phone
+    );
+    assert_ne!(again["id"].as_i64().unwrap(), id);
+    // Nobody else may reuse it, nor for another product.
+    let other = customer(&s, "other@example.com", "20");
+    s.advance_clock(120);
+    ok(&get(
+        &s,
+        Some(&key),
+        &format!("/v1/user/cancel/{}", again["id"]),
+    ));
+    refused(
+        &get(
+            &s,
+            Some(&other),
+            &format!("/v1/user/reuse/telegram/{phone}"),
+        ),
+        400,
+        "reuse not possible",
+    );
+    refused(
+        &get(&s, Some(&key), &format!("/v1/user/reuse/whatsapp/{phone}")),
+        400,
+        "reuse not possible",
+    );
+    refused(
+        &get(&s, Some(&key), "/v1/user/reuse/telegram/1"),
+        400,
+        "reuse not possible",
+    );
+}
+
+#[test]
+fn payments_list_the_balance_movements_newest_first() {
+    let s = server(&[]);
+    let key = customer(&s, "pay@example.com", "5");
+    let o = ok(&get(
+        &s,
+        Some(&key),
+        "/v1/user/buy/activation/indonesia/any/telegram",
+    ));
+    let price = minor(&o["price"]);
+    let p = ok(&get(&s, Some(&key), "/v1/user/payments"));
+    assert_eq!(p["Total"], 2, "{p}");
+    let charge = &p["Data"][0];
+    assert_eq!(charge["TypeName"], "charge");
+    assert_eq!(minor(&charge["Amount"]), -price);
+    assert_eq!(minor(&charge["Balance"]), 500 - price);
+    assert_time(&charge["CreatedAt"]);
+    assert_eq!(p["Data"][1]["TypeName"], "adjustment", "the admin's credit");
+    assert_eq!(minor(&p["Data"][1]["Amount"]), 500);
+    assert!(p["PaymentTypes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["Name"] == "charge"));
+    let page = ok(&get(&s, Some(&key), "/v1/user/payments?limit=1&offset=1"));
+    assert_eq!(page["Data"][0]["ID"], p["Data"][1]["ID"]);
+    refused(
+        &get(&s, Some(&key), "/v1/user/payments?limit=x"),
+        400,
+        "bad limit",
+    );
+}

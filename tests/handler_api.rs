@@ -135,7 +135,7 @@ fn missing_or_wrong_keys_and_unknown_actions_are_tokens_with_status_200() {
         assert_eq!((r.status, r.text().as_str()), (200, token), "{query}");
     }
     assert_eq!(
-        api.call("getMultiServiceNumber", "multiService=tg,wa"),
+        api.call("getIncomingCallStatus", "activationId=1"),
         "BAD_ACTION"
     );
 }
@@ -708,9 +708,13 @@ fn rent_cancel_refunds_and_rent_errors_are_json_tokens() {
         );
     }
     assert_eq!(api.balance(), "ACCESS_BALANCE:50.00");
-    // herosms names the length `duration`.
-    let rented = api.json("getRentNumber", "service=wa&country=6&duration=12");
+    // herosms names the length `duration`, in minutes (here 12 hours), and reads the answer
+    // as an activation.
+    let rented = api.json("getRentNumber", "service=wa&country=6&duration=720");
     let id = rented["phone"]["id"].as_i64().unwrap();
+    assert_eq!(rented["activationId"], id);
+    assert_eq!(rented["currency"], 840);
+    assert!(rented["phoneNumber"].is_string() && rented["countryCode"] == "6");
     let hours: i64 = api
         .server
         .count(&format!("SELECT hours FROM rentals WHERE id = {id}"));
@@ -787,4 +791,100 @@ fn a_rental_webhook_to_an_internal_address_is_refused_at_registration() {
         "service=tg&country=6&time=4&url=https%3A%2F%2Fbot.example%2Fhook",
     );
     assert_eq!(ok["status"], "success", "{ok}");
+}
+
+#[test]
+fn one_number_serves_several_services_and_each_sms_reaches_its_own() {
+    let api = demo();
+    let countries = api.json("getCountries", "");
+    assert_eq!(countries["6"]["multiService"], 1, "advertised");
+    let before = api
+        .server
+        .count("SELECT balance_minor FROM users WHERE email = 'demo@example.com'");
+    let list = api.json(
+        "getMultiServiceNumber",
+        "multiService=tg,wa&multiForward=0,0&country=6",
+    );
+    let list = list.as_array().expect("an array");
+    assert_eq!(list.len(), 2, "{list:?}");
+    assert_eq!(list[0]["service"], "tg");
+    assert_eq!(list[1]["service"], "wa");
+    assert!(
+        list[0]["activation"].is_string(),
+        "ids as strings: {list:?}"
+    );
+    let phone = list[0]["phone"].as_str().unwrap().to_string();
+    assert_eq!(list[1]["phone"], phone.as_str(), "one number");
+    let id = |i: usize| list[i]["activation"].as_str().unwrap().to_string();
+    let charged = api.price(6, "tg") + api.price(6, "wa");
+    let after = api
+        .server
+        .count("SELECT balance_minor FROM users WHERE email = 'demo@example.com'");
+    assert_eq!(before - after, charged, "each service charged its price");
+
+    // Each SMS goes to the activation of the service it names.
+    let inject = |from: &str, text: &str| {
+        api.server.cli_ok(&[
+            "sms", "inject", "--to", &phone, "--from", from, "--text", text,
+        ])
+    };
+    inject("WhatsApp", "Your WhatsApp code: 222-333");
+    assert_eq!(
+        api.call("getStatus", &format!("id={}", id(0))),
+        "STATUS_WAIT_CODE"
+    );
+    assert_eq!(
+        api.call("getStatus", &format!("id={}", id(1))),
+        "STATUS_OK:222333"
+    );
+    inject("Telegram", "Telegram code: 55123");
+    assert_eq!(
+        api.call("getStatus", &format!("id={}", id(0))),
+        "STATUS_OK:55123"
+    );
+
+    // The number stays busy until both are done.
+    let busy = || {
+        api.server.count(&format!(
+            "SELECT COUNT(*) FROM numbers WHERE phone = '{phone}' AND state = 'busy'"
+        ))
+    };
+    assert_eq!(
+        api.call("setStatus", &format!("id={}&status=6", id(1))),
+        "ACCESS_ACTIVATION"
+    );
+    assert_eq!(busy(), 1, "still held by the Telegram activation");
+    assert_eq!(
+        api.call("setStatus", &format!("id={}&status=6", id(0))),
+        "ACCESS_ACTIVATION"
+    );
+    assert_eq!(busy(), 0, "free once both ended");
+
+    // Refusals: a forwarded number, a service twice, an unknown service; nothing charged.
+    let balance = api.balance();
+    assert_eq!(
+        api.call(
+            "getMultiServiceNumber",
+            "multiService=tg,wa&multiForward=1,0&country=6"
+        ),
+        "NOT_AVAILABLE"
+    );
+    let twice = api.call("getMultiServiceNumber", "multiService=tg,tg&country=6");
+    assert!(
+        !twice.starts_with('['),
+        "a service twice is refused: {twice}"
+    );
+    assert_eq!(
+        api.call("getMultiServiceNumber", "multiService=&country=6"),
+        "BAD_SERVICE"
+    );
+    assert_eq!(
+        api.call("getMultiServiceNumber", "multiService=tg,nosuch&country=6"),
+        "BAD_SERVICE"
+    );
+    assert_eq!(
+        api.balance(),
+        balance,
+        "a refused multi-service order charges nothing"
+    );
 }

@@ -27,7 +27,10 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0009_scale.sql"),
     include_str!("migrations/0010_keyset.sql"),
     include_str!("migrations/0011_stock.sql"),
-    include_str!("migrations/0012_payments.sql"),
+    include_str!("migrations/0012_partners.sql"),
+    include_str!("migrations/0013_simbanks.sql"),
+    include_str!("migrations/0014_caps.sql"),
+    include_str!("migrations/0015_payments.sql"),
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -109,12 +112,36 @@ pub fn migrate(conn: &Connection) -> Result<(), Error> {
              refusing to downgrade"
         )));
     }
+    if current == SCHEMA_VERSION {
+        return Ok(());
+    }
+    // A migration may rebuild a table (SQLite cannot change a CHECK in place): foreign keys
+    // are off while they run, as SQLite's own procedure for that says, and are checked before
+    // each commit. The pragma has no effect inside a transaction, so it is set around them.
+    let fk: bool = conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0))?;
+    conn.pragma_update(None, "foreign_keys", "OFF")?;
+    let result = run_migrations(conn, current);
+    conn.pragma_update(None, "foreign_keys", if fk { "ON" } else { "OFF" })?;
+    result
+}
+
+fn run_migrations(conn: &Connection, current: i64) -> Result<(), Error> {
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
         let version = i as i64 + 1;
         conn.execute_batch("BEGIN IMMEDIATE")?;
-        let applied = conn
-            .execute_batch(sql)
-            .and_then(|_| conn.execute_batch(&format!("PRAGMA user_version = {version}")));
+        let applied = (|| -> Result<(), String> {
+            conn.execute_batch(sql).map_err(|e| e.to_string())?;
+            let broken: i64 = conn
+                .query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", [], |r| {
+                    r.get(0)
+                })
+                .map_err(|e| e.to_string())?;
+            if broken > 0 {
+                return Err(format!("{broken} rows break a foreign key"));
+            }
+            conn.execute_batch(&format!("PRAGMA user_version = {version}"))
+                .map_err(|e| e.to_string())
+        })();
         match applied {
             Ok(()) => conn.execute_batch("COMMIT")?,
             Err(e) => {

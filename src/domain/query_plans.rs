@@ -23,8 +23,10 @@ use crate::domain::market::wallet;
 use crate::domain::market::{catalogue, simulator, webhooks};
 
 /// Tables that grow with every order, message, payment or event.
-const GROWING: [&str; 10] = [
+const GROWING: [&str; 12] = [
     "activations",
+    "partner_orders",
+    "partner_pushes",
     "payments",
     "rentals",
     "ledger",
@@ -51,7 +53,13 @@ const POLICY: Policy = Policy {
 const MAX_STEPS: i32 = 25_000;
 
 /// Partial indexes that hold only live rows: walking one costs what is live, not history.
-const LIVE_INDEXES: [&str; 2] = ["numbers_free", "webhook_deliveries_due"];
+const LIVE_INDEXES: [&str; 5] = [
+    "numbers_free",
+    "webhook_deliveries_due",
+    "numbers_not_sim",
+    "partner_orders_held",
+    "partner_pushes_due",
+];
 
 /// "Now": after the whole history.
 const NOW: i64 = 2_000_000_000;
@@ -157,6 +165,27 @@ fn fill(conn: &Connection) {
                {start} + x * 1000, {start} + x * 1000,
                CASE WHEN x > 49990 THEN NULL ELSE {start} + x * 1000 END
         FROM c;
+
+        -- A partner hub (account 1001) with 100,000 finished orders and their pushes.
+        INSERT INTO users (email, created_at) VALUES ('partner-1@partners.invalid', 1);
+        INSERT INTO partners (id, name, push_url, key_sealed, currency, rate_micro, account_id,
+                              created_at)
+        VALUES (1, 'hub', 'https://hub.example/push', 'x', 840, 1000000, 1001, 1);
+        WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 100000)
+        INSERT INTO partner_orders (partner_id, number_id, phone, country_id, operator, service,
+                                    sum_micro, price_minor, state, held, created_at, finished_at)
+        SELECT 1, 1 + x % 50000, '62' || (800000000 + 1 + x % 50000), 6, '', 'vk', 2500, 25,
+               CASE x % 4 WHEN 0 THEN 'sold' WHEN 1 THEN 'canceled' WHEN 2 THEN 'used'
+               ELSE 'refunded' END, 0, {start} + x * 1000, {start} + x * 1000 + 600
+        FROM c;
+        INSERT INTO partner_pushes (partner_id, order_id, phone, sender, text, state, attempts,
+                                    next_at, created_at, delivered_at)
+        SELECT 1, id, phone, 'VK', '', 'delivered', 1, created_at, created_at, created_at + 5
+        FROM partner_orders;
+        -- Its cancels per number and service: bounded by the SIMs it was offered, not history.
+        WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000)
+        INSERT INTO partner_offers (partner_id, number_id, service, canceled)
+        SELECT 1, x, 'vk', 1 + x % 5 FROM c;
         ",
         start = NOW - 300_000_000,
     ))
@@ -347,6 +376,82 @@ fn hot_paths(conn: &mut Connection) {
     webhooks::due(conn, now, 50).unwrap();
 }
 
+/// A partner hub's calls, the SMS pushed to it, its finishes, the `partners` job and the
+/// admin's pages of it.
+fn partner_paths(conn: &mut Connection) {
+    use crate::domain::market::partners::{self, CountryRef, Finish, Given, NumberRequest};
+    let now = NOW;
+    let hub = partners::get(conn, 1).unwrap().unwrap();
+    let offers = db::write(conn, |tx| partners::offers(tx, &hub, POLICY.cooldown, now)).unwrap();
+    assert!(!offers.is_empty());
+    let mut given = Vec::new();
+    for (i, how) in [
+        Finish::Sold,
+        Finish::Canceled,
+        Finish::Used,
+        Finish::Refunded,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let req = NumberRequest {
+            country: if i % 2 == 0 {
+                CountryRef::Name("indonesia".into())
+            } else {
+                CountryRef::Id(6)
+            },
+            operator: "any".into(),
+            service: "vk".into(),
+            sum_micro: 2500,
+            currency: Some(840),
+            exclude: vec!["62800000002".into()],
+        };
+        let got = db::write(conn, |tx| {
+            partners::get_number(tx, &hub, &req, POLICY.cooldown, now)
+        })
+        .unwrap();
+        let Given::Number {
+            activation_id,
+            phone,
+        } = got
+        else {
+            panic!("a number for the hub: {got:?}")
+        };
+        let sms = Inbound {
+            to: phone,
+            sender: "VK".into(),
+            text: "VK: 33708".into(),
+            received_at: now,
+            source: "gateway:1".into(),
+            source_msg_id: Some(format!("p-{i}")),
+            device_id: None,
+        };
+        db::write(conn, |tx| inbox::ingest(tx, &sms, now)).unwrap();
+        given.push((activation_id, how));
+    }
+    let due = partners::due_pushes(conn, now, 40).unwrap();
+    assert_eq!(due.len(), 4);
+    db::write(conn, |tx| {
+        partners::record_push(tx, &due[0], "", now)?;
+        partners::record_push(tx, &due[1], "HTTP 500", now)?;
+        for (id, how) in &given {
+            partners::finish(tx, &hub, *id, *how, POLICY.operator_share, now)?;
+            partners::finish(tx, &hub, *id, Finish::Sold, POLICY.operator_share, now)?;
+        }
+        partners::release_stale(tx, now)?;
+        partners::prune_pushes(tx, now)?;
+        Ok(())
+    })
+    .unwrap();
+    partners::health(conn, &hub).unwrap();
+    partners::list(conn).unwrap();
+    partners::names(conn, 1).unwrap();
+    let page = partners::orders_page(conn, 1, None, 50).unwrap();
+    partners::orders_page(conn, 1, Some(page.last().unwrap().id - 50_000), 50).unwrap();
+    let page = partners::pushes_page(conn, 1, None, 50).unwrap();
+    partners::pushes_page(conn, 1, Some(page.last().unwrap().id - 50_000), 50).unwrap();
+}
+
 /// The lists: history pages, the admin's lists, an operator's pages, as their handlers call
 /// them, each on its first page and on a page deep in the history.
 fn lists(conn: &mut Connection) {
@@ -527,6 +632,8 @@ fn no_hot_path_scans_a_table_that_grows_with_history() {
     );
     let mut wrong = wrong_in(&conn, &seen, true);
     let seen = traced(&mut conn, lists);
+    wrong.extend(wrong_in(&conn, &seen, true));
+    let seen = traced(&mut conn, partner_paths);
     wrong.extend(wrong_in(&conn, &seen, true));
     let seen = traced(&mut conn, |c| jobs(c, true));
     wrong.extend(wrong_in(&conn, &seen, false));

@@ -102,6 +102,7 @@ pub fn build_router(config: &Config) -> Router {
     api::webhooks::routes(&mut r);
     api::admin::routes(&mut r);
     protocols::ingest::routes(&mut r);
+    protocols::partner::routes(&mut r);
     protocols::payments::routes(&mut r);
     api::topups::routes(&mut r);
     assets::routes(&mut r);

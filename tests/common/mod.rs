@@ -234,8 +234,14 @@ impl TestServer {
     /// Runs `otpbox ARGS --data DIR` against this server's data directory (the commands that
     /// work next to a live server: `key create`, `sms inject`, `user credit`, `check`).
     pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        self.cli_env(&[], args)
+    }
+
+    /// Like [`TestServer::cli`] with settings in the environment (`OTPBOX_...`).
+    pub fn cli_env(&self, envs: &[(&str, &str)], args: &[&str]) -> std::process::Output {
         let mut cmd = Command::new(BIN);
         clean_env(&mut cmd);
+        cmd.envs(envs.iter().copied());
         cmd.args(args)
             .arg("--data")
             .arg(&self.data)

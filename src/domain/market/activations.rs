@@ -128,6 +128,15 @@ pub struct OrderRequest {
     pub client_order_id: Option<String>,
     /// Phone prefixes (with country code) the number must not start with.
     pub exclude_prefixes: Vec<String>,
+    /// Services the same number must also be good for (the first order of a multi-service
+    /// number: none of them used on it within the cooldown, none blocked on it).
+    pub also_services: Vec<String>,
+    /// Serve the order on this number, already taken by an order of the same account in the
+    /// same transaction (the other services of a multi-service number).
+    pub on_number: Option<i64>,
+    /// Buy this number again (5sim's reuse): it must be free and its last order must have
+    /// been this account's, for this service; the cooldown does not apply to its own number.
+    pub reuse_number: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -343,10 +352,12 @@ pub fn count_live(conn: &Connection, user_id: i64) -> Result<i64> {
 /// A free number for `service` in `country`: not busy, never used for that service (or not
 /// within the cooldown), not quarantined for it, of the operator asked for, outside the
 /// excluded prefixes. Least recently used first.
+#[allow(clippy::too_many_arguments)]
 pub fn pick_number(
     conn: &Connection,
     country: i64,
     service: &str,
+    also: &[String],
     operator: &str,
     exclude: &[String],
     cooldown: u64,
@@ -374,9 +385,44 @@ pub fn pick_number(
         {
             continue;
         }
-        return Ok(Some((r.get(0)?, phone, r.get(2)?, r.get(3)?)));
+        let id: i64 = r.get(0)?;
+        if !also.is_empty() && used_for_any(conn, id, also, cooldown, now)? {
+            continue;
+        }
+        return Ok(Some((id, phone, r.get(2)?, r.get(3)?)));
     }
     Ok(None)
+}
+
+/// Whether the number was used for one of `services` within the cooldown, or is blocked
+/// for one.
+fn used_for_any(
+    conn: &Connection,
+    number_id: i64,
+    services: &[String],
+    cooldown: u64,
+    now: Timestamp,
+) -> Result<bool> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT 1 FROM number_usage WHERE number_id = ?1 AND service = ?2 \
+         AND (blocked = 1 OR last_used_at > ?3)",
+    )?;
+    for s in services {
+        if stmt.exists(params![number_id, s, cooldown_cutoff(cooldown, now)])? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Remembers that a number served `service` (its usage row), whatever its state.
+fn note_usage(conn: &Connection, number_id: i64, service: &str, now: Timestamp) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO number_usage (number_id, service, last_used_at) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (number_id, service) DO UPDATE SET last_used_at = excluded.last_used_at",
+    )?
+    .execute(params![number_id, service, now])?;
+    Ok(())
 }
 
 /// Marks a number busy and remembers it served `service`.
@@ -389,19 +435,17 @@ pub fn take_number(conn: &Connection, number_id: i64, service: &str, now: Timest
     if n != 1 {
         return Err(Error::NoNumbers);
     }
-    conn.prepare_cached(
-        "INSERT INTO number_usage (number_id, service, last_used_at) VALUES (?1, ?2, ?3) \
-         ON CONFLICT (number_id, service) DO UPDATE SET last_used_at = excluded.last_used_at",
-    )?
-    .execute(params![number_id, service, now])?;
-    Ok(())
+    note_usage(conn, number_id, service, now)
 }
 
+/// Frees a number when its order ends, unless another live order of a multi-service number
+/// still holds it.
 pub fn free_number(conn: &Connection, number_id: Option<i64>, now: Timestamp) -> Result<()> {
     if let Some(id) = number_id {
-        conn.prepare_cached(
-            "UPDATE numbers SET state = 'free', last_used_at = ?2 WHERE id = ?1 AND state = 'busy'",
-        )?
+        conn.prepare_cached(&format!(
+            "UPDATE numbers SET state = 'free', last_used_at = ?2 WHERE id = ?1 AND state = 'busy' \
+             AND NOT EXISTS (SELECT 1 FROM activations WHERE number_id = ?1 AND {LIVE})"
+        ))?
         .execute(params![id, now])?;
     }
     Ok(())
@@ -466,20 +510,51 @@ pub fn order(
     if user.balance_minor < price {
         return Err(Error::NoBalance);
     }
-    let mut picked = pick_number(
-        conn,
-        req.country,
-        &service.code,
-        &operator,
-        &req.exclude_prefixes,
-        policy.cooldown,
-        now,
-    )?;
-    if picked.is_none() && simulator::enabled(conn)? {
-        picked = simulator::new_number(conn, req.country, &operator, &req.exclude_prefixes, now)?;
-    }
-    let (number_id, phone, number_operator, source) = picked.ok_or(Error::NoNumbers)?;
-    take_number(conn, number_id, &service.code, now)?;
+    let (number_id, phone, number_operator, source) = match (req.on_number, req.reuse_number) {
+        (None, Some(n)) => {
+            let picked = reusable(conn, user.id, n, &service.code)?;
+            take_number(conn, n, &service.code, now)?;
+            picked
+        }
+        (Some(n), _) => {
+            let held = shared_number(conn, user.id, n)?;
+            if used_for_any(
+                conn,
+                n,
+                std::slice::from_ref(&service.code),
+                policy.cooldown,
+                now,
+            )? {
+                return Err(Error::NoNumbers);
+            }
+            note_usage(conn, n, &service.code, now)?;
+            held
+        }
+        (None, None) => {
+            let mut picked = pick_number(
+                conn,
+                req.country,
+                &service.code,
+                &req.also_services,
+                &operator,
+                &req.exclude_prefixes,
+                policy.cooldown,
+                now,
+            )?;
+            if picked.is_none() && simulator::enabled(conn)? {
+                picked = simulator::new_number(
+                    conn,
+                    req.country,
+                    &operator,
+                    &req.exclude_prefixes,
+                    now,
+                )?;
+            }
+            let picked = picked.ok_or(Error::NoNumbers)?;
+            take_number(conn, picked.0, &service.code, now)?;
+            picked
+        }
+    };
     let ttl = lifetime(&service, policy);
     // `owner_id`: the operator who owns the number, for its sales page.
     conn.prepare_cached(
@@ -517,6 +592,115 @@ pub fn order(
     }
     webhooks::activation_updated(conn, id, None, now)?;
     Ok(Placed::New(a))
+}
+
+/// A number `user_id` may buy again for `service` (5sim's reuse), as `pick_number` gives it:
+/// free and on sale, and its last order was this account's, for this service, and has ended.
+fn reusable(
+    conn: &Connection,
+    user_id: i64,
+    number_id: i64,
+    service: &str,
+) -> Result<(i64, String, String, String)> {
+    let last: Option<(i64, String, String)> = conn
+        .prepare_cached(
+            "SELECT user_id, service, status FROM activations INDEXED BY activations_number_last \
+             WHERE number_id = ?1 ORDER BY id DESC LIMIT 1",
+        )?
+        .query_row([number_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    let refused = || Error::BadStatus("reuse not possible".into());
+    match last {
+        Some((u, s, st))
+            if u == user_id && s == service && Status::parse(&st).is_some_and(|x| !x.is_live()) => {
+        }
+        _ => return Err(refused()),
+    }
+    conn.prepare_cached(&format!(
+        "SELECT n.id, n.phone, n.operator, n.source FROM numbers n WHERE n.id = ?1 AND {}",
+        catalogue::NUMBER_USABLE
+    ))?
+    .query_row([number_id], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+    })
+    .optional()?
+    .ok_or_else(refused)
+}
+
+/// The number of a live order of `user_id` (the first of a multi-service number), as
+/// `pick_number` gives it.
+fn shared_number(
+    conn: &Connection,
+    user_id: i64,
+    number_id: i64,
+) -> Result<(i64, String, String, String)> {
+    conn.prepare_cached(&format!(
+        "SELECT a.number_id, a.phone, a.operator, a.source FROM activations a \
+         WHERE a.number_id = ?1 AND a.user_id = ?2 AND a.{LIVE} ORDER BY a.id LIMIT 1"
+    ))?
+    .query_row(params![number_id, user_id], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+    })
+    .optional()?
+    .ok_or(Error::NoNumbers)
+}
+
+/// One number for several services (SMS-Activate's getMultiServiceNumber): an order per
+/// service, all on one number that none of them used within the cooldown, each charged its
+/// own price, in the caller's transaction (all or nothing). Own stock only (the simulator
+/// included), never an upstream provider.
+pub fn order_multi(
+    conn: &Connection,
+    user: &User,
+    base: &OrderRequest,
+    services: &[String],
+    policy: &Policy,
+    now: Timestamp,
+) -> Result<Vec<Activation>> {
+    let Some((first, rest)) = services.split_first() else {
+        return Err(Error::BadService);
+    };
+    if services.len() > 10 {
+        return Err(Error::invalid("At most 10 services on one number."));
+    }
+    if rest.contains(first) || rest.iter().enumerate().any(|(i, s)| rest[..i].contains(s)) {
+        return Err(Error::invalid("Each service may appear once."));
+    }
+    if count_live(conn, user.id)? + services.len() as i64 > policy.max_live as i64 {
+        return Err(Error::Limit);
+    }
+    let lead = OrderRequest {
+        service: first.clone(),
+        also_services: rest.to_vec(),
+        on_number: None,
+        client_order_id: None,
+        ..base.clone()
+    };
+    let Placed::New(a) = order(conn, user, &lead, policy, now)? else {
+        return Err(Error::Internal(
+            "a new order without a client order id".into(),
+        ));
+    };
+    let number = a.number_id;
+    let mut out = vec![a];
+    for s in rest {
+        // The account's balance moved with each charge: read it again.
+        let user = crate::domain::accounts::get(conn, user.id)?;
+        let req = OrderRequest {
+            service: s.clone(),
+            also_services: Vec::new(),
+            on_number: number,
+            client_order_id: None,
+            ..base.clone()
+        };
+        let Placed::New(a) = order(conn, &user, &req, policy, now)? else {
+            return Err(Error::Internal(
+                "a new order without a client order id".into(),
+            ));
+        };
+        out.push(a);
+    }
+    Ok(out)
 }
 
 fn client_order_id(req: &OrderRequest) -> Option<&str> {

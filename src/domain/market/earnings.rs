@@ -77,6 +77,25 @@ pub fn credit_activation(
     )
 }
 
+/// Credits the owner of the number a partner hub bought its share of the hub's price; call it
+/// in the transaction that records the sale.
+pub fn credit_partner_sale(
+    conn: &Connection,
+    o: &crate::domain::market::partners::Order,
+    percent: u32,
+    now: Timestamp,
+) -> Result<Option<i64>> {
+    credit(
+        conn,
+        Some(o.number_id),
+        o.price_minor,
+        percent,
+        (crate::domain::market::partners::LEDGER_REF, Some(o.id)),
+        &format!("{} via partner hub", o.service),
+        now,
+    )
+}
+
 /// Credits the owner of the rental's number its share of everything the renter paid
 /// (extensions and renewals included); call it in the transaction that finishes or expires
 /// the rental.

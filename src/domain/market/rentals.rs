@@ -170,6 +170,7 @@ pub fn rent(
         conn,
         req.country,
         &service.code,
+        &[],
         "",
         &[],
         policy.cooldown,

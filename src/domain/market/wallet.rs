@@ -55,8 +55,23 @@ pub fn post(
     // A savepoint keeps the balance update and the ledger row together even for a caller
     // that does not roll back its transaction on error.
     // Cached: every order and refund runs these (execute_batch parses each time).
+    in_savepoint(conn, || {
+        post_inner(
+            conn,
+            user_id,
+            amount_minor,
+            kind,
+            reference,
+            note,
+            false,
+            now,
+        )
+    })
+}
+
+fn in_savepoint(conn: &Connection, f: impl FnOnce() -> Result<i64>) -> Result<i64> {
     conn.prepare_cached("SAVEPOINT wallet_post")?.execute([])?;
-    let result = post_inner(conn, user_id, amount_minor, kind, reference, note, now);
+    let result = f();
     match result {
         Ok(_) => {
             conn.prepare_cached("RELEASE wallet_post")?.execute([])?;
@@ -66,6 +81,32 @@ pub fn post(
     result
 }
 
+/// A sale to a partner hub: a `charge` to the partner's account that may take its balance
+/// below zero (what the hub owes; `market::partners`). Only partner accounts go negative.
+pub fn post_receivable(
+    conn: &Connection,
+    account_id: i64,
+    amount_minor: i64,
+    reference: Ref<'_>,
+    note: &str,
+    now: Timestamp,
+) -> Result<i64> {
+    in_savepoint(conn, || {
+        let kind = Kind::Charge;
+        post_inner(
+            conn,
+            account_id,
+            amount_minor,
+            kind,
+            reference,
+            note,
+            true,
+            now,
+        )
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
 fn post_inner(
     conn: &Connection,
     user_id: i64,
@@ -73,6 +114,7 @@ fn post_inner(
     kind: Kind,
     reference: Ref<'_>,
     note: &str,
+    debt_allowed: bool,
     now: Timestamp,
 ) -> Result<i64> {
     // An operator's lifetime earnings and payouts are kept beside the balance (its earnings
@@ -88,13 +130,15 @@ fn post_inner(
             // turn an overflowing one into a float).
             "UPDATE users SET balance_minor = balance_minor + ?2, \
              earned_minor = earned_minor + ?3, paid_out_minor = paid_out_minor + ?4 \
-             WHERE id = ?1 AND balance_minor + ?2 >= 0 \
+             WHERE id = ?1 AND (balance_minor + ?2 >= 0 OR ?5 OR ?2 > 0) \
                AND (?2 <= 0 OR balance_minor <= 9223372036854775807 - ?2) \
+               AND (?2 >= 0 OR balance_minor >= -9223372036854775807 - ?2) \
              RETURNING balance_minor",
         )?
-        .query_row(params![user_id, amount_minor, earned, paid_out], |r| {
-            r.get::<_, i64>(0)
-        })
+        .query_row(
+            params![user_id, amount_minor, earned, paid_out, debt_allowed],
+            |r| r.get::<_, i64>(0),
+        )
         .optional()?;
     let balance = match updated {
         Some(b) => b,
@@ -231,21 +275,30 @@ pub fn post_past_activations(
     Ok(rows as u64)
 }
 
-/// Accounts whose cached balance differs from their ledger sum, or is negative.
+/// Accounts whose cached balance differs from their ledger sum, or is negative (only a
+/// partner hub's account may be: it is what the hub owes).
 pub fn check(conn: &Connection) -> Result<Vec<String>> {
     let mut stmt = conn.prepare(
         "SELECT u.id, u.email, u.balance_minor, COALESCE(SUM(l.amount_minor), 0) \
          FROM users u LEFT JOIN ledger l ON l.user_id = u.id GROUP BY u.id \
-         HAVING u.balance_minor != COALESCE(SUM(l.amount_minor), 0) OR u.balance_minor < 0",
+         HAVING u.balance_minor != COALESCE(SUM(l.amount_minor), 0) \
+         OR (u.balance_minor < 0 AND u.id NOT IN (SELECT account_id FROM partners))",
     )?;
     let rows = stmt.query_map([], |r| {
-        Ok(format!(
-            "wallet: account {} ({}) has balance {} but its ledger sums to {}",
-            r.get::<_, i64>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, i64>(2)?,
-            r.get::<_, i64>(3)?
-        ))
+        let (balance, sum) = (r.get::<_, i64>(2)?, r.get::<_, i64>(3)?);
+        Ok(if balance == sum {
+            format!(
+                "wallet: account {} ({}) has a negative balance {balance}",
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?
+            )
+        } else {
+            format!(
+                "wallet: account {} ({}) has balance {balance} but its ledger sums to {sum}",
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?
+            )
+        })
     })?;
     let mut problems: Vec<String> = rows.collect::<rusqlite::Result<_>>()?;
     let refunds_without_charge: i64 = conn.query_row(

@@ -27,10 +27,24 @@ pub enum Kind {
     Textbee,
     /// Our own JSON format (also used by the gammu-smsd and smstools3 bridges).
     Generic,
+    /// GoIP GSM gateways: the UDP "SMS server" protocol (`crate::goip`).
+    Goip,
+    /// Dinstar UC2000 gateways: HTTP push ("API new version").
+    Dinstar,
+    /// Skyline / Ejoin multi-SIM gateways: HTTP push (API v2.4).
+    Ejoin,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [Kind::Capcom6, Kind::Httpsms, Kind::Textbee, Kind::Generic];
+    pub const ALL: [Kind; 7] = [
+        Kind::Capcom6,
+        Kind::Httpsms,
+        Kind::Textbee,
+        Kind::Generic,
+        Kind::Goip,
+        Kind::Dinstar,
+        Kind::Ejoin,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -38,6 +52,9 @@ impl Kind {
             Kind::Httpsms => "httpsms",
             Kind::Textbee => "textbee",
             Kind::Generic => "generic",
+            Kind::Goip => "goip",
+            Kind::Dinstar => "dinstar",
+            Kind::Ejoin => "ejoin",
         }
     }
 
@@ -52,6 +69,9 @@ impl Kind {
             Kind::Httpsms => "httpSMS",
             Kind::Textbee => "textbee",
             Kind::Generic => "Generic JSON (gammu-smsd, smstools3, scripts)",
+            Kind::Goip => "GoIP GSM gateway (UDP SMS server)",
+            Kind::Dinstar => "Dinstar gateway (HTTP push)",
+            Kind::Ejoin => "Skyline / Ejoin multi-SIM gateway",
         }
     }
 }
@@ -70,10 +90,12 @@ pub struct Device {
     pub last_message_at: Option<Timestamp>,
     pub online: bool,
     pub revoked_at: Option<Timestamp>,
+    /// `None` until the device's first authenticated contact ("never seen").
+    pub first_seen_at: Option<Timestamp>,
 }
 
 const COLS: &str = "id, public_id, owner_id, name, kind, secret_salt, created_at, last_seen_at, \
-                    last_message_at, online, revoked_at";
+                    last_message_at, online, revoked_at, first_seen_at";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Device> {
     let kind: String = r.get(4)?;
@@ -89,7 +111,35 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Device> {
         last_message_at: r.get(8)?,
         online: r.get(9)?,
         revoked_at: r.get(10)?,
+        first_seen_at: r.get(11)?,
     })
+}
+
+/// The most SIM slots a device may have: 256 ports of 16 cards (a SIM bank).
+pub const MAX_SLOT: i64 = 4096;
+
+/// A SIM's slot from its label as gateways print it: a bare number is the slot itself (a
+/// phone's SIM slot, a GoIP line, a Dinstar port + 1); `2B` or `2.02` (Skyline/Ejoin: port 2,
+/// card B or 02) is slot (port - 1) × 16 + card, so `1A` is 1 and `2A` is 17.
+pub fn parse_slot(label: &str) -> Option<i64> {
+    let t = label.trim();
+    let digits_end = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let port: i64 = t[..digits_end].parse().ok()?;
+    let rest = &t[digits_end..];
+    if rest.is_empty() {
+        return (1..=MAX_SLOT).contains(&port).then_some(port);
+    }
+    let card: i64 = if let Some(n) = rest.strip_prefix('.') {
+        n.parse().ok()?
+    } else if rest.len() == 1 && rest.as_bytes()[0].is_ascii_alphabetic() {
+        i64::from(rest.to_ascii_uppercase().as_bytes()[0] - b'A') + 1
+    } else {
+        return None;
+    };
+    if !(1..=256).contains(&port) || !(1..=16).contains(&card) {
+        return None;
+    }
+    Some((port - 1) * 16 + card)
 }
 
 /// The device's secret: the signing key (capcom6, textbee), the JWT signing key (httpSMS) or
@@ -122,7 +172,7 @@ impl NewSim {
             return Err(bad());
         }
         Ok(NewSim {
-            slot: parts[0].parse().map_err(|_| bad())?,
+            slot: parse_slot(parts[0]).ok_or_else(bad)?,
             phone: parts[1].to_string(),
             country_id: parts[2].parse().map_err(|_| bad())?,
             operator: parts.get(3).copied().unwrap_or("").to_ascii_lowercase(),
@@ -206,8 +256,10 @@ pub fn create(
 /// Adds a SIM to a device, or moves a number the device already has to another slot. The
 /// number is on sale at once (while the device is online) at its pair's catalogue price.
 pub fn add_sim(conn: &Connection, device: &Device, sim: &NewSim, now: Timestamp) -> Result<i64> {
-    if !(1..=16).contains(&sim.slot) {
-        return Err(Error::invalid("The SIM slot must be between 1 and 16."));
+    if !(1..=MAX_SLOT).contains(&sim.slot) {
+        return Err(Error::invalid(format!(
+            "The SIM slot must be between 1 and {MAX_SLOT} (or a port label such as 2B)."
+        )));
     }
     let country = catalogue::country(conn, sim.country_id)?.ok_or(Error::BadCountry)?;
     let phone = inbox::digits(&sim.phone);
@@ -321,13 +373,75 @@ pub fn remove_sim(conn: &Connection, device: &Device, number_id: i64) -> Result<
 /// An authenticated request from the device: it is online, its SIMs are on sale again.
 pub fn seen(conn: &Connection, device: &Device, now: Timestamp) -> Result<()> {
     conn.prepare_cached(
-        "UPDATE devices SET last_seen_at = MAX(last_seen_at, ?2), online = 1 WHERE id = ?1",
+        "UPDATE devices SET last_seen_at = MAX(last_seen_at, ?2), online = 1, \
+         first_seen_at = COALESCE(first_seen_at, ?2) WHERE id = ?1",
     )?
     .execute(params![device.id, now])?;
     if !device.online {
         set_on_sale(conn, device.id, true)?;
     }
     Ok(())
+}
+
+/// Records what a multi-SIM gateway reports about its slots; returns how many slots hold a
+/// registered SIM (reports about empty or unregistered slots are dropped).
+pub fn record_status(
+    conn: &Connection,
+    device: &Device,
+    slots: &[crate::domain::supply::gateway::SimReport],
+    now: Timestamp,
+) -> Result<usize> {
+    let mut n = 0;
+    for s in slots {
+        let number: Option<i64> = conn
+            .prepare_cached("SELECT id FROM numbers WHERE device_id = ?1 AND slot = ?2")?
+            .query_row(params![device.id, s.slot], |r| r.get(0))
+            .optional()?;
+        let Some(number_id) = number else { continue };
+        conn.prepare_cached(
+            "INSERT INTO sim_status (number_id, signal, network, state, imsi, iccid, reported_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (number_id) DO UPDATE SET \
+             signal = excluded.signal, network = excluded.network, state = excluded.state, \
+             imsi = excluded.imsi, iccid = excluded.iccid, reported_at = excluded.reported_at",
+        )?
+        .execute(params![
+            number_id, s.signal, s.network, s.state, s.imsi, s.iccid, now
+        ])?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// What a gateway last reported about one SIM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimState {
+    pub signal: Option<i64>,
+    pub network: String,
+    pub state: String,
+    pub reported_at: Timestamp,
+}
+
+/// The last status of each of a device's SIMs, by number id.
+pub fn statuses(
+    conn: &Connection,
+    device_id: i64,
+) -> Result<std::collections::HashMap<i64, SimState>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT s.number_id, s.signal, s.network, s.state, s.reported_at FROM sim_status s \
+         JOIN numbers n ON n.id = s.number_id WHERE n.device_id = ?1 AND n.slot IS NOT NULL",
+    )?;
+    let rows = stmt.query_map([device_id], |r| {
+        Ok((
+            r.get(0)?,
+            SimState {
+                signal: r.get(1)?,
+                network: r.get(2)?,
+                state: r.get(3)?,
+                reported_at: r.get(4)?,
+            },
+        ))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 /// A message from the device was taken in (for "last message" and "messages today").
@@ -388,6 +502,18 @@ pub fn revoke(conn: &Connection, device: &Device, now: Timestamp) -> Result<()> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn slots_are_numbers_or_port_labels() {
+        assert_eq!(parse_slot("3"), Some(3));
+        assert_eq!(parse_slot("1A"), Some(1));
+        assert_eq!(parse_slot("2b"), Some(18));
+        assert_eq!(parse_slot("2.02"), Some(18));
+        assert_eq!(parse_slot("32.16"), Some(512));
+        for bad in ["0", "", "A", "1Q", "1.17", "2.", "1AB", "5000", "-1"] {
+            assert_eq!(parse_slot(bad), None, "{bad}");
+        }
+    }
     use crate::db;
     use crate::domain::accounts::{self, NewUser, Role};
 
@@ -533,7 +659,9 @@ mod tests {
             "1:447700900555:99999",
         ] {
             assert!(
-                add_sim(&conn, &a, &NewSim::parse(bad).unwrap(), 1000).is_err(),
+                NewSim::parse(bad)
+                    .and_then(|s| add_sim(&conn, &a, &s, 1000))
+                    .is_err(),
                 "{bad}"
             );
         }

@@ -19,6 +19,7 @@ use crate::clock::Timestamp;
 use crate::domain::base::crypto::hex;
 use crate::domain::market::inbox::{self, Delivered, Inbound};
 use crate::domain::supply::devices::{self, Device, NewSim};
+use crate::domain::supply::parts;
 use crate::domain::{market::catalogue, Error, Result};
 
 /// One SMS as a gateway reported it.
@@ -47,10 +48,27 @@ pub struct ReportedSim {
     pub carrier: String,
 }
 
+/// What a multi-SIM gateway reports about the SIM in one slot (GoIP keep-alive, Ejoin
+/// `dev-status`, Dinstar `register`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SimReport {
+    pub slot: i64,
+    /// 0..31 (GSM CSQ), when reported.
+    pub signal: Option<i64>,
+    /// The network the SIM is registered on.
+    pub network: String,
+    /// The gateway's word for the port's state (`LOGIN`, a status code).
+    pub state: String,
+    pub imsi: String,
+    pub iccid: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     Sms(Sms),
     Sims(Vec<ReportedSim>),
+    /// Per-slot status of a multi-SIM gateway.
+    Status(Vec<SimReport>),
     /// A heartbeat: the device is alive.
     Ping,
     /// An event of the gateway we do not use (sent, delivered, ...): acknowledged.
@@ -74,6 +92,12 @@ pub enum Outcome {
         id: Option<String>,
         delivered: Delivered,
     },
+    /// A part of a long SMS, held until the rest arrives ([`parts`]).
+    Part {
+        id: Option<String>,
+    },
+    /// Slot statuses recorded (how many slots had a registered SIM).
+    Status(usize),
     Sims(SimSync),
     Ping,
     Ignored(String),
@@ -81,7 +105,11 @@ pub enum Outcome {
 
 /// The `inbound_seen` source of a device's messages.
 pub fn source(device: &Device) -> String {
-    format!("gateway:{}", device.id)
+    source_of(device.id)
+}
+
+fn source_of(device_id: i64) -> String {
+    format!("gateway:{device_id}")
 }
 
 /// Longest gateway message id accepted, in bytes.
@@ -95,7 +123,7 @@ pub const MAX_ADDRESS: usize = 64;
 pub const MAX_AGE: Timestamp = 366 * 86_400;
 pub const MAX_AHEAD: Timestamp = 86_400;
 /// Highest SIM slot a device may name.
-pub const MAX_SLOT: i64 = 512;
+pub const MAX_SLOT: i64 = devices::MAX_SLOT;
 /// An id-less delivery without a time is the same message when it repeats within this
 /// window (checked against the current and the previous window).
 pub const IDLESS_WINDOW: Timestamp = 600;
@@ -141,6 +169,18 @@ pub fn check(events: &[Event], now: Timestamp) -> std::result::Result<(), String
                         || c.carrier.chars().count() > MAX_ADDRESS
                     {
                         return Err("SIM entry out of range (slot, number or carrier)".into());
+                    }
+                }
+            }
+            Event::Status(slots) => {
+                for s in slots {
+                    if !(0..=MAX_SLOT).contains(&s.slot)
+                        || s.signal.is_some_and(|g| !(0..=199).contains(&g))
+                        || [&s.network, &s.state, &s.imsi, &s.iccid]
+                            .iter()
+                            .any(|f| f.chars().count() > MAX_ADDRESS)
+                    {
+                        return Err("SIM status out of range (slot, signal or a field)".into());
                     }
                 }
             }
@@ -191,34 +231,64 @@ pub fn take_in(
             Event::Sms(sms) => {
                 let to = receiving_number(conn, device, sms)?.unwrap_or_default();
                 let (id, previous) = dedup_id(device.id, &to, sms, now);
-                let replayed = match &previous {
-                    Some(p) => inbox::seen(conn, &source(device), p)?,
-                    None => false,
-                };
-                let delivered = if replayed {
-                    Delivered::Duplicate
+                let src = source(device);
+                let replayed = inbox::seen(conn, &src, &id)?
+                    || match &previous {
+                        Some(p) => inbox::seen(conn, &src, p)?,
+                        None => false,
+                    };
+                let at = sms.received_at.unwrap_or(now);
+                let step = if replayed {
+                    parts::Step::Duplicate
                 } else {
-                    inbox::ingest(
-                        conn,
-                        &Inbound {
-                            to,
-                            sender: sms.sender.clone(),
-                            text: sms.text.clone(),
-                            received_at: sms.received_at.unwrap_or(now),
-                            source: source(device),
-                            source_msg_id: Some(id),
-                            device_id: Some(device.id),
-                        },
-                        now,
-                    )?
+                    let part = parts::Part {
+                        device_id: device.id,
+                        recipient: &to,
+                        sender: &sms.sender,
+                        text: &sms.text,
+                        received_at: at,
+                        id: &id,
+                    };
+                    let (stale, step) = parts::offer(conn, part, now)?;
+                    if let Some(j) = stale {
+                        take_joined(conn, &j, now)?;
+                    }
+                    step
                 };
-                if delivered != Delivered::Duplicate {
-                    devices::message_taken(conn, device.id, now)?;
-                }
+                let delivered = match step {
+                    parts::Step::Duplicate => Delivered::Duplicate,
+                    parts::Step::Held => {
+                        out.push(Outcome::Part { id: sms.id.clone() });
+                        continue;
+                    }
+                    parts::Step::Complete(j) => take_joined(conn, &j, now)?,
+                    parts::Step::Alone => {
+                        let d = inbox::ingest(
+                            conn,
+                            &Inbound {
+                                to,
+                                sender: sms.sender.clone(),
+                                text: sms.text.clone(),
+                                received_at: at,
+                                source: src,
+                                source_msg_id: Some(id),
+                                device_id: Some(device.id),
+                            },
+                            now,
+                        )?;
+                        if d != Delivered::Duplicate {
+                            devices::message_taken(conn, device.id, now)?;
+                        }
+                        d
+                    }
+                };
                 Outcome::Sms {
                     id: sms.id.clone(),
                     delivered,
                 }
+            }
+            Event::Status(slots) => {
+                Outcome::Status(devices::record_status(conn, device, slots, now)?)
             }
             Event::Sims(cards) => Outcome::Sims(sync_sims(conn, device, cards, now)?),
             Event::Ping => Outcome::Ping,
@@ -226,6 +296,32 @@ pub fn take_in(
         });
     }
     Ok(out)
+}
+
+/// Takes in a long SMS put together from its parts, remembering every part's id so that a
+/// replayed part is a duplicate. Call inside `db::write`.
+pub fn take_joined(conn: &Connection, j: &parts::Joined, now: Timestamp) -> Result<Delivered> {
+    let src = source_of(j.device_id);
+    for id in &j.ids {
+        inbox::remember(conn, &src, id, now)?;
+    }
+    let d = inbox::ingest(
+        conn,
+        &Inbound {
+            to: j.recipient.clone(),
+            sender: j.sender.clone(),
+            text: j.text.chars().take(MAX_TEXT).collect(),
+            received_at: j.received_at,
+            source: src,
+            source_msg_id: Some(j.id()),
+            device_id: Some(j.device_id),
+        },
+        now,
+    )?;
+    if d != Delivered::Duplicate {
+        devices::message_taken(conn, j.device_id, now)?;
+    }
+    Ok(d)
 }
 
 /// The number an SMS reached. A named number is taken as it is (scope is checked by

@@ -1,5 +1,6 @@
 //! Where numbers come from and who is paid for them: operators' [`devices`] and the
-//! [`gateway`] formats they deliver SMS in, numbers added by hand ([`numbers`]), upstream
+//! [`gateway`] formats they deliver SMS in (long SMS put together from their [`parts`]),
+//! numbers added by hand ([`numbers`]), upstream
 //! [`providers`] we resell, operators' [`payouts`], and [`routing`]: choosing where each
 //! order is served from (own SIMs, the simulator, an upstream provider) and keeping the
 //! upstream orders' books.
@@ -12,6 +13,7 @@
 pub mod devices;
 pub mod gateway;
 pub mod numbers;
+pub mod parts;
 pub mod payouts;
 pub mod providers;
 pub mod routing;

@@ -198,6 +198,19 @@ pub fn export(conn: &Connection, user_id: i64, meta: &Meta<'_>, now: Timestamp) 
         },
     )?;
 
+    let price_caps = rows(
+        conn,
+        "SELECT service, price_minor, created_at FROM price_caps WHERE user_id = ?1 ORDER BY id",
+        user_id,
+        |r| {
+            Ok(json!({
+                "service": r.get::<_, String>(0)?,
+                "price_minor": r.get::<_, i64>(1)?,
+                "created_at": t(r.get(2)?),
+            }))
+        },
+    )?;
+
     let webhooks = rows(
         conn,
         "SELECT id, kind, url, events, created_at FROM webhooks WHERE user_id = ?1 ORDER BY id",
@@ -348,6 +361,7 @@ pub fn export(conn: &Connection, user_id: i64, meta: &Meta<'_>, now: Timestamp) 
         "payments": payments,
         "api_keys": api_keys,
         "webhooks": webhooks,
+        "price_caps": price_caps,
         "webhook_deliveries": webhook_deliveries,
         "devices": devices,
         "payouts": payouts,

@@ -121,6 +121,7 @@ pub fn revoke_access(conn: &Connection, user_id: i64, now: Timestamp) -> Result<
     for id in hooks {
         webhooks::delete(conn, user_id, id)?;
     }
+    crate::domain::market::caps::clear(conn, user_id)?;
     conn.execute(
         "UPDATE webhook_deliveries SET state = 'failed', payload = NULL, finished_at = ?2, \
          last_error = 'account closed' WHERE user_id = ?1 AND state = 'pending'",

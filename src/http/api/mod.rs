@@ -307,6 +307,7 @@ fn post_activation(ctx: &mut Ctx<'_>, req: &Request, user: &User) -> Response {
         max_price_minor: b.max_price_minor,
         client_order_id: b.order_id,
         exclude_prefixes: b.exclude_prefixes,
+        ..Default::default()
     };
     match ctx.place_order(user, std::slice::from_ref(&order), |_| false) {
         Ok(Placed::New(a)) => Response::json(201, &activation_json(ctx, &a)),

@@ -80,6 +80,7 @@ fn keyed_action(action: &str, p: &Params) -> Option<Action> {
         "getPrices" => get_prices,
         "getNumber" => get_number,
         "getNumberV2" => get_number_v2,
+        "getMultiServiceNumber" => get_multi_service_number,
         "getStatus" => get_status,
         "getStatusV2" => get_status_v2,
         "setStatus" => set_status,
@@ -162,10 +163,15 @@ impl Params {
     }
 
     /// The rental length in hours under any name a client uses (protocols.md §1.4):
-    /// `rent_time` (Java), `time` (Python, TS; `"time "` from aiosmsactivate, trimmed),
-    /// `duration` (herosms). `Err` when present but not a whole number.
+    /// `rent_time` (Java), `time` (Python, TS; `"time "` from aiosmsactivate, trimmed) in
+    /// hours, `duration` (herosms) in minutes, rounded up to whole hours. `Err` when present
+    /// but not a whole number.
     fn rent_hours(&self) -> Result<i64, ()> {
-        match self.any(&["rent_time", "time", "duration"]) {
+        if let Some(minutes) = self.one("duration") {
+            let m = params::int(minutes).ok_or(())?;
+            return if m > 0 { Ok((m + 59) / 60) } else { Err(()) };
+        }
+        match self.any(&["rent_time", "time"]) {
             None => Ok(DEFAULT_RENT_HOURS),
             Some(v) => params::int(v).ok_or(()),
         }
@@ -427,7 +433,7 @@ fn get_countries(ctx: &mut Ctx<'_>, _: &Params) -> Response {
                 "visible": 1,
                 "retry": 1,
                 "rent": 1,
-                "multiService": 0,
+                "multiService": 1,
             });
             (c.id.to_string(), v)
         })
@@ -584,6 +590,7 @@ fn place_order(ctx: &mut Ctx<'_>, user: &User, p: &Params) -> Result<Activation,
         max_price_minor,
         client_order_id: p.one("orderId").map(str::to_string),
         exclude_prefixes,
+        ..Default::default()
     };
     // Each operator in turn until one has a number.
     let alternatives: Vec<OrderRequest> = operators
@@ -634,6 +641,57 @@ fn get_number_v2(ctx: &mut Ctx<'_>, user: &User, p: &Params) -> Response {
         "activationEndTime": format_datetime(a.expires_at),
         "activationOperator": operator_name(&a),
     }))
+}
+
+/// getMultiServiceNumber: one number for several services (`multiService=tg,wa`), an
+/// activation per service, as `[{"activation":"…","phone":"…","service":"tg"}, …]`.
+/// Forwarding calls (`multiForward` with a 1) is not offered: `NOT_AVAILABLE`.
+fn get_multi_service_number(ctx: &mut Ctx<'_>, user: &User, p: &Params) -> Response {
+    let services: Vec<String> = p
+        .one("multiService")
+        .unwrap_or("")
+        .split(',')
+        .map(|s| s.trim().to_ascii_lowercase())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if services.is_empty() {
+        return text("BAD_SERVICE");
+    }
+    if let Some(fwd) = p.one("multiForward") {
+        let flags: Vec<&str> = fwd.split(',').map(str::trim).collect();
+        if flags.len() != services.len() || flags.iter().any(|f| *f != "0" && *f != "1") {
+            return fail(
+                ctx,
+                &Error::invalid("multiForward: one 0 or 1 per service"),
+                Topic::Activation,
+            );
+        }
+        if flags.contains(&"1") {
+            return text("NOT_AVAILABLE");
+        }
+    }
+    let country = match p.country() {
+        Ok(c) => c,
+        Err(e) => return fail(ctx, &e, Topic::Activation),
+    };
+    let base = OrderRequest {
+        country,
+        operator: p.one("operator").map(str::to_string),
+        ..Default::default()
+    };
+    let (policy, now) = (ctx.app.policy(), ctx.now());
+    let placed = db::write(ctx.db, |tx| {
+        activations::order_multi(tx, user, &base, &services, &policy, now)
+    });
+    match placed {
+        Ok(list) => json_reply(
+            &list
+                .iter()
+                .map(|a| json!({"activation": a.id.to_string(), "phone": a.phone, "service": a.service}))
+                .collect::<Vec<_>>(),
+        ),
+        Err(e) => fail(ctx, &e, Topic::Activation),
+    }
 }
 
 fn operator_name(a: &Activation) -> &str {
@@ -972,7 +1030,18 @@ fn get_rent_number(ctx: &mut Ctx<'_>, user: &User, p: &Params) -> Response {
     let policy = ctx.app.policy();
     let now = ctx.now();
     match db::write(ctx.db, |tx| rentals::rent(tx, user, &req, &policy, now)) {
-        Ok(r) => json_reply(&json!({"status": "success", "phone": rental_phone(&r)})),
+        // The SMS-Activate shape, and the activation fields herosms reads a rental as.
+        Ok(r) => json_reply(&json!({
+            "status": "success",
+            "phone": rental_phone(&r),
+            "activationId": r.id,
+            "phoneNumber": r.phone,
+            "activationCost": major(ctx, r.paid_minor),
+            "currency": currency(ctx),
+            "countryCode": r.country_id.to_string(),
+            "activationTime": format_datetime(r.created_at),
+            "activationEndTime": format_datetime(r.expires_at),
+        })),
         Err(e) => fail(ctx, &e, Topic::Rent),
     }
 }

@@ -113,7 +113,9 @@ fn ingest(ctx: &mut Ctx<'_>, req: &Request, sender: &Sender) -> Response {
     for o in &outcomes {
         if let Outcome::Sms { delivered: d, .. } = o {
             let outcome = match d {
-                Delivered::Activation { .. } | Delivered::Rental { .. } => "delivered",
+                Delivered::Activation { .. }
+                | Delivered::Rental { .. }
+                | Delivered::Partner { .. } => "delivered",
                 Delivered::Duplicate => "duplicate",
                 Delivered::NoLiveOrder => "no_live_order",
                 Delivered::UnknownNumber => "unknown_number",
@@ -122,7 +124,8 @@ fn ingest(ctx: &mut Ctx<'_>, req: &Request, sender: &Sender) -> Response {
         }
         match o {
             Outcome::Sms {
-                delivered: Delivered::Activation { .. } | Delivered::Rental { .. },
+                delivered:
+                    Delivered::Activation { .. } | Delivered::Rental { .. } | Delivered::Partner { .. },
                 ..
             } => delivered += 1,
             Outcome::Sms { id, delivered: d } => log::info!(
@@ -144,6 +147,17 @@ fn ingest(ctx: &mut Ctx<'_>, req: &Request, sender: &Sender) -> Response {
                 s.removed.len(),
                 s.skipped.len()
             ),
+            Outcome::Part { id } => log::info!(
+                "ingest {} device {}: message {} held, part of a long SMS",
+                kind.as_str(),
+                device.public_id,
+                id.as_deref().unwrap_or("without id"),
+            ),
+            Outcome::Status(n) => log::debug!(
+                "ingest {} device {}: status of {n} SIMs",
+                kind.as_str(),
+                device.public_id
+            ),
             Outcome::Ping | Outcome::Ignored(_) => {}
         }
     }
@@ -164,7 +178,9 @@ fn outcome_json(o: &Outcome) -> Value {
     match o {
         Outcome::Sms { id, delivered } => {
             let (status, reason) = match delivered {
-                Delivered::Activation { .. } | Delivered::Rental { .. } => ("delivered", None),
+                Delivered::Activation { .. }
+                | Delivered::Rental { .. }
+                | Delivered::Partner { .. } => ("delivered", None),
                 Delivered::Duplicate => ("duplicate", None),
                 Delivered::NoLiveOrder => ("not_delivered", Some("no_live_order")),
                 Delivered::UnknownNumber => ("not_delivered", Some("unknown_number")),
@@ -181,6 +197,8 @@ fn outcome_json(o: &Outcome) -> Value {
             "removed": s.removed,
             "skipped": s.skipped,
         }),
+        Outcome::Part { id } => json!({"event": "sms", "id": id, "status": "held"}),
+        Outcome::Status(n) => json!({"event": "status", "sims": n}),
         Outcome::Ping => json!({"event": "ping"}),
         Outcome::Ignored(t) => json!({"event": "ignored", "type": t}),
     }
@@ -241,6 +259,12 @@ fn authenticate(
             })?;
             verify_jwt(token, key, now, &format!("/ingest/httpsms/{public_id}"))
         }
+        Kind::Dinstar | Kind::Ejoin => super::simbank::authenticate(req, secret),
+        Kind::Goip => Err(
+            "GoIP gateways speak UDP, not HTTP: set goip_listen and point the GoIP's SMS \
+             server at it (README, \"GoIP\")."
+                .into(),
+        ),
         Kind::Generic => {
             let token = req.bearer().ok_or_else(|| {
                 "An Authorization: Bearer header with the device secret is required.".to_string()
@@ -336,6 +360,14 @@ fn url_path(url: &str) -> &str {
     rest.split(['?', '#']).next().unwrap_or("")
 }
 
+/// Decodes base64, standard or URL alphabet, padded or not.
+pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    if text.contains(['-', '_']) {
+        return base64url(text);
+    }
+    base64url(&text.replace('+', "-").replace('/', "_"))
+}
+
 /// Decodes unpadded (or padded) base64url.
 fn base64url(text: &str) -> Option<Vec<u8>> {
     let text = text.trim_end_matches('=');
@@ -369,8 +401,12 @@ fn base64url(text: &str) -> Option<Vec<u8>> {
 
 /// The events a body of `kind` carries, or what is wrong with it.
 pub fn parse(kind: Kind, body: &[u8]) -> Result<Vec<Event>, String> {
-    if kind == Kind::Generic {
-        return generic(body);
+    match kind {
+        Kind::Generic => return generic(body),
+        Kind::Dinstar => return super::simbank::dinstar(body),
+        Kind::Ejoin => return super::simbank::ejoin(body),
+        Kind::Goip => return Err("GoIP gateways speak UDP, not HTTP.".into()),
+        _ => {}
     }
     let v: Value =
         serde_json::from_slice(body).map_err(|e| format!("The body is not valid JSON: {e}"))?;
@@ -381,7 +417,9 @@ pub fn parse(kind: Kind, body: &[u8]) -> Result<Vec<Event>, String> {
         Kind::Capcom6 => capcom6(v),
         Kind::Httpsms => httpsms(v),
         Kind::Textbee => textbee(v),
-        Kind::Generic => unreachable!("handled above"),
+        Kind::Generic | Kind::Dinstar | Kind::Ejoin | Kind::Goip => {
+            unreachable!("handled above")
+        }
     }
 }
 

@@ -42,7 +42,17 @@ pub struct DeviceRow {
 
 fn online(d: &Device) -> Markup {
     html! {
-        @if d.online { span.ok { "online" } } @else { span.err { "offline" } }
+        @if d.first_seen_at.is_none() && d.revoked_at.is_none() {
+            span.warn title="The gateway has not called yet: check its URL and secret" { "never seen" }
+        } @else if d.online { span.ok { "online" } } @else { span.err { "offline" } }
+    }
+}
+
+/// "last seen" as a time, or "never" before the first contact.
+fn last_seen(d: &Device) -> Markup {
+    match d.first_seen_at {
+        Some(_) => time(d.last_seen_at),
+        None => html! { "never" },
     }
 }
 
@@ -56,7 +66,7 @@ fn devices_table(rows: &[DeviceRow]) -> Markup {
                         td { a href=(format!("/operator/devices/{}", r.device.id)) { (r.device.name) } }
                         td { (r.device.kind.label()) }
                         td { (online(&r.device)) }
-                        td { (time(r.device.last_seen_at)) }
+                        td { (last_seen(&r.device)) }
                         td { (opt_time(r.device.last_message_at)) }
                         td { (r.messages_today) }
                         td { (r.sims) }
@@ -120,6 +130,16 @@ fn setup_hint(kind: Kind, url: &str, secret: &str) -> Markup {
             }
             Kind::Textbee => {
                 p { "In textbee add a webhook with the URL above as delivery URL, the event " code { "MESSAGE_RECEIVED" } " and the secret as signing secret. textbee does not say which SIM got a message: give this device one SIM, or one otpbox device per SIM." }
+            }
+            Kind::Goip => {
+                @let line = url.rsplit('/').next().unwrap_or("");
+                p { "GoIP gateways send SMS over UDP. In the GoIP's " em { "Configurations → SMS" } " set " em { "SMS Server" } " to this server's address and the UDP port of " code { "goip_listen" } " (commonly 44444), " em { "SMS Client ID" } " of each line to " code { (line) } " followed by " code { "-" } " and the line number (line 1: " code { (line) "-1" } "), and the password to the secret. Register each line's SIM in the slot of its line number." }
+            }
+            Kind::Dinstar => {
+                p { "In the Dinstar's " em { "SMS → API → Push" } " set the push URL to the URL above followed by " code { "?token=" (secret) } " (or use HTTP Basic authentication with the secret as password). Ports count from 0: the SIM in port 0 is slot 1." }
+            }
+            Kind::Ejoin => {
+                p { "Set the gateway's SMS push URL (" code { "sms_url" } ") to the URL above followed by " code { "?token=" (secret) } ", and subscribe the status push the same way to see each SIM's signal. Register each SIM by its port label, e.g. " code { "2B" } " or " code { "1.01" } "." }
             }
             Kind::Generic => {
                 p { "POST each received SMS as JSON to the URL above with " code { "Authorization: Bearer " (secret) } ". The gammu-smsd and smstools3 bridge scripts in " code { "packaging/" } " do this for a GSM modem." }
@@ -210,6 +230,8 @@ pub struct DevicePage<'a> {
     pub messages_today: i64,
     pub sims: &'a [Sim],
     pub countries: &'a [Country],
+    /// What the gateway last reported per SIM, by number id.
+    pub statuses: &'a std::collections::HashMap<i64, crate::domain::supply::devices::SimState>,
 }
 
 /// `kept` refills the SIM form after it failed.
@@ -236,7 +258,7 @@ pub fn device(
             section.card {
                 dl {
                     dt { "Gateway" } dd { (d.kind.label()) }
-                    dt { "State" } dd { (online(d)) " · last seen " (time(d.last_seen_at)) }
+                    dt { "State" } dd { (online(d)) " · last seen " (last_seen(d)) }
                     dt { "Last message" } dd { (opt_time(d.last_message_at)) }
                     dt { "Messages today" } dd { (p.messages_today) }
                     dt { "Device id" } dd { code.key { (d.public_id) } }
@@ -250,7 +272,7 @@ pub fn device(
                 p.muted { "No SIM yet: add the number of each SIM in the device. A SIM is on sale as soon as it is added, while the device is online." }
             } @else {
                 table #sims {
-                    thead { tr { th { "Slot" } th { "Number" } th { "Country" } th { "Operator" } th { "State" } th { "On sale" } th {} } }
+                    thead { tr { th { "Slot" } th { "Number" } th { "Country" } th { "Operator" } th { "Network" } th { "Signal" } th { "State" } th { "On sale" } th {} } }
                     tbody {
                         @for s in p.sims {
                             tr {
@@ -258,6 +280,13 @@ pub fn device(
                                 td { "+" (s.phone) }
                                 td { (country(&names, s.country_id)) }
                                 td { (s.operator) }
+                                @match p.statuses.get(&s.number_id) {
+                                    Some(st) => {
+                                        td title=(format!("reported {}", crate::clock::format_datetime(st.reported_at))) { (st.network) @if !st.state.is_empty() { " (" (st.state) ")" } }
+                                        td { @match st.signal { Some(g) => { (g) "/31" }, None => "—" } }
+                                    }
+                                    None => { td { "—" } td { "—" } }
+                                }
                                 td { (s.state) }
                                 td { @if s.on_sale { "yes" } @else { "no" } }
                                 td {
@@ -274,7 +303,7 @@ pub fn device(
                 h2 { "Add a SIM" }
                 form method="post" action=(format!("/operator/devices/{}/sims", d.id)) {
                     (csrf(token))
-                    label { "Slot" input type="number" name="slot" min="1" max="16" value=(kept.or("slot", &next_slot)) required; }
+                    label { "Slot (or port label such as 2B)" input type="text" name="slot" size="6" value=(kept.or("slot", &next_slot)) required; }
                     label { "Phone number (with country code)" input type="text" name="phone" inputmode="tel" required placeholder="+44 7700 900123" value=(kept.or("phone", "")); }
                     label { "Country"
                         select name="country" required {

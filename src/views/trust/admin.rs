@@ -20,6 +20,7 @@ pub fn tabs() -> Markup {
             a href="/admin/vouchers" { "Vouchers" }
             a href="/admin/numbers" { "Numbers" }
             a href="/admin/providers" { "Providers" }
+            a href="/admin/partners" { "Partners" }
             a href="/admin/payouts" { "Payouts" }
             a href="/admin/payments" { "Payments" }
             a href="/admin/jobs" { "Jobs" }

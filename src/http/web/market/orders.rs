@@ -135,7 +135,7 @@ fn place_order(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
         operator: None,
         max_price_minor: max_price,
         client_order_id: None,
-        exclude_prefixes: vec![],
+        ..Default::default()
     };
     match ctx.place_order(&p.user, std::slice::from_ref(&order), |_| false) {
         Ok(_) => Response::redirect(&back),

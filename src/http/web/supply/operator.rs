@@ -160,7 +160,9 @@ fn device_page(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
     let sims = devices::sims(ctx.db, d.id).unwrap_or_default();
     let countries = catalogue::countries(ctx.db).unwrap_or_default();
     let url = webhook_url(ctx, &d);
+    let statuses = devices::statuses(ctx.db, d.id).unwrap_or_default();
     let page = DevicePage {
+        statuses: &statuses,
         device: &d,
         webhook_url: &url,
         messages_today: devices::messages_today(ctx.db, d.id, ctx.now()).unwrap_or(0),
@@ -202,7 +204,7 @@ fn device_form<I, T>(
 fn add_sim(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
     let form = req.form();
     let sim = match (
-        form.text("slot").trim().parse::<i64>(),
+        devices::parse_slot(&form.text("slot")).ok_or(()),
         form.text("country").trim().parse::<i64>(),
     ) {
         (Ok(slot), Ok(country_id)) => Ok(NewSim {

@@ -1,6 +1,6 @@
 //! SMS ingestion: the one entry point every number source uses (simulator, gateways, the
 //! command line, upstream providers). It de-duplicates by source message id, finds the live
-//! activation or rental on the receiving number, stores the message with its extracted code
+//! activation or rental on the receiving number (or the partner hub holding it, to push it there), stores the message with its extracted code
 //! and moves the activation to `received`, and queues the webhook deliveries the message
 //! causes (in the same transaction). A message for an ended order is not delivered.
 
@@ -9,7 +9,9 @@ use serde::Serialize;
 
 use crate::clock::Timestamp;
 use crate::domain::market::activations::{self, Activation};
-use crate::domain::{market::codes, market::rentals, market::webhooks, Result};
+use crate::domain::{market::partners, market::rentals, market::webhooks, Result};
+
+pub mod codes;
 
 /// A message as a source hands it over.
 #[derive(Debug, Clone)]
@@ -38,6 +40,12 @@ pub enum Delivered {
         id: i64,
         user_id: i64,
     },
+    /// For a number a partner hub holds: queued to be pushed to the hub (`push_id` is the
+    /// `smsId` it will see).
+    Partner {
+        order_id: i64,
+        push_id: i64,
+    },
     /// Already taken in under the same source message id.
     Duplicate,
     /// For a number we know, but no order is live on it (late SMS): not delivered.
@@ -65,6 +73,13 @@ pub fn seen(conn: &Connection, source: &str, id: &str) -> Result<bool> {
         .query_row([format!("{source}:{id}")], |_| Ok(()))
         .optional()?
         .is_some())
+}
+
+/// Remembers a message id as taken in (the parts of a long SMS, taken in as one message).
+pub fn remember(conn: &Connection, source: &str, id: &str, now: Timestamp) -> Result<()> {
+    conn.prepare_cached("INSERT OR IGNORE INTO inbound_seen (dedup_key, seen_at) VALUES (?1, ?2)")?
+        .execute(params![format!("{source}:{id}"), now])?;
+    Ok(())
 }
 
 pub fn ingest_coded(
@@ -97,13 +112,7 @@ pub fn ingest_coded(
     };
     let text: String = msg.text.chars().take(MAX_TEXT).collect();
     let sender: String = msg.sender.chars().take(64).collect();
-    let live: Option<i64> = conn
-        .prepare_cached(
-            "SELECT id FROM activations WHERE number_id = ?1 AND status IN ('waiting','received','retry') \
-             AND expires_at > ?2 ORDER BY id DESC LIMIT 1",
-        )?
-        .query_row(params![number_id, now], |r| r.get(0))
-        .optional()?;
+    let live = live_activation(conn, number_id, &sender, &text, now)?;
     if let Some(id) = live {
         let a: Activation = activations::get(conn, id)?.expect("live activation exists");
         let code = given_code
@@ -151,7 +160,55 @@ pub fn ingest_coded(
             user_id: r.user_id,
         });
     }
+    if let Some(o) = partners::held_by(conn, number_id)? {
+        let push_id = partners::queue_push(conn, &o, &sender, &text, now)?;
+        return Ok(Delivered::Partner {
+            order_id: o.id,
+            push_id,
+        });
+    }
     Ok(Delivered::NoLiveOrder)
+}
+
+/// The live activation on a number that an SMS is for. Usually there is one; a
+/// multi-service number has one per service, and the SMS goes to the one whose service's
+/// name its sender or text names, else to the oldest still waiting for a code, else the
+/// newest.
+fn live_activation(
+    conn: &Connection,
+    number_id: i64,
+    sender: &str,
+    text: &str,
+    now: Timestamp,
+) -> Result<Option<i64>> {
+    let live: Vec<(i64, String, String, bool)> = conn
+        .prepare_cached(
+            "SELECT a.id, a.service, COALESCE(s.name, a.service), a.code_at IS NULL \
+             FROM activations a LEFT JOIN services s ON s.code = a.service \
+             WHERE a.number_id = ?1 AND a.status IN ('waiting','received','retry') \
+             AND a.expires_at > ?2 ORDER BY a.id DESC LIMIT 10",
+        )?
+        .query_map(params![number_id, now], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    if live.len() <= 1 {
+        return Ok(live.first().map(|a| a.0));
+    }
+    let (sender, text) = (sender.to_lowercase(), text.to_lowercase());
+    let named = live.iter().find(|(_, _, name, _)| {
+        let name = name.to_lowercase();
+        !name.is_empty() && (sender.contains(&name) || text.contains(&name))
+    });
+    if let Some(a) = named {
+        return Ok(Some(a.0));
+    }
+    Ok(live
+        .iter()
+        .rev()
+        .find(|a| a.3)
+        .or(live.first())
+        .map(|a| a.0))
 }
 
 fn store(

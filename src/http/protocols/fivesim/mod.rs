@@ -35,8 +35,10 @@ use crate::http::router::Router;
 use crate::http::Method;
 use crate::http::{Ctx, Request, Response};
 
+mod user;
+
 pub fn routes(r: &mut Router) {
-    use Method::Get;
+    use Method::{Delete, Get, Post};
     r.publics(&[
         (Get, "/v1/guest/countries", guest_countries),
         (
@@ -58,6 +60,17 @@ pub fn routes(r: &mut Router) {
         (Get, "/v1/user/cancel/{id}", cancel),
         (Get, "/v1/user/ban/{id}", ban),
         (Get, "/v1/user/orders", orders),
+        (
+            Get,
+            "/v1/user/buy/hosting/{country}/{operator}/{product}",
+            user::buy_hosting,
+        ),
+        (Get, "/v1/user/reuse/{product}/{number}", user::reuse),
+        (Get, "/v1/user/sms/inbox/{id}", user::sms_inbox),
+        (Get, "/v1/user/payments", user::payments),
+        (Get, "/v1/user/max-prices", user::max_prices),
+        (Post, "/v1/user/max-prices", user::set_max_price),
+        (Delete, "/v1/user/max-prices", user::delete_max_price),
     ]);
 }
 
@@ -447,6 +460,16 @@ fn guest_products(ctx: &mut Ctx<'_>, req: &Request) -> Response {
             );
         }
     }
+    // Hosting (rentals) in one country, any operator.
+    if let ([c], None) = (countries.as_slice(), op) {
+        let qty = cat.stock.get(*c, None, "ot");
+        for (name, _, price) in user::hosting_products(ctx.db, *c) {
+            out.insert(
+                name,
+                json!({"Category": "hosting", "Qty": qty, "Price": major(price, cat.digits)}),
+            );
+        }
+    }
     Response::json(200, &out)
 }
 
@@ -628,6 +651,15 @@ fn buy_activation(ctx: &mut Ctx<'_>, req: &Request, user: &User) -> Response {
         },
         _ => None,
     };
+    // Without a maxPrice of its own, the account's cap for the product (`max-prices`).
+    let max_price = match max_price {
+        Some(m) => Some(m),
+        None => try_or_return!(crate::domain::market::caps::get(
+            ctx.db,
+            user.id,
+            &service.code
+        )),
+    };
     // `any` country: the countries selling the product, cheapest first.
     let countries: Vec<i64> = if country == ANY {
         let mut offers = try_or_return!(catalogue::offers(
@@ -677,6 +709,9 @@ fn check(ctx: &mut Ctx<'_>, req: &Request, user: &User) -> Response {
         Ok(id) => id,
         Err(r) => return r,
     };
+    if let Some(rental) = user::hosting_id(id) {
+        return user::hosting_action(ctx, user, rental, "check");
+    }
     match activations::get_for(ctx.db, user.id, id) {
         Ok(a) => one_order(ctx, &a),
         Err(e) => error(&e),
@@ -713,6 +748,9 @@ fn bad(text: &str) -> Error {
 }
 
 fn finish(ctx: &mut Ctx<'_>, req: &Request, user: &User) -> Response {
+    if let Some(rental) = req.id_param("id").and_then(user::hosting_id) {
+        return user::hosting_action(ctx, user, rental, "finish");
+    }
     let policy = ctx.app.policy();
     act(ctx, req, user, |tx, a, now| match a.status {
         Status::Completed => Ok(a.clone()),
@@ -753,6 +791,9 @@ fn end(ctx: &mut Ctx<'_>, req: &Request, user: &User, reason: CancelReason) -> R
 }
 
 fn cancel(ctx: &mut Ctx<'_>, req: &Request, user: &User) -> Response {
+    if let Some(rental) = req.id_param("id").and_then(user::hosting_id) {
+        return user::hosting_action(ctx, user, rental, "cancel");
+    }
     end(ctx, req, user, CancelReason::Cancel)
 }
 
@@ -817,8 +858,18 @@ fn orders(ctx: &mut Ctx<'_>, req: &Request, user: &User) -> Response {
                 .collect();
             (data, total)
         }
-        // Numbers are not sold as 5sim hosting; the history is empty.
-        "hosting" => (Vec::new(), 0),
+        // Rentals, newest first: the newest 1,000 at most (as for activations' window).
+        "hosting" => {
+            let list = try_or_return!(crate::domain::market::rentals::list(
+                ctx.db,
+                user.id,
+                false,
+                (offset + limit).min(1000)
+            ));
+            let total = list.len() as i64;
+            let data = user::hosting_page(ctx, &list, offset, limit, reverse);
+            (data, total)
+        }
         _ => return fail(400, "bad category"),
     };
     Response::json(

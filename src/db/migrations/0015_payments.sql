@@ -1,4 +1,4 @@
--- Version 12: money in through payment gateways (Stripe Checkout, BTCPay Server).
+-- Version 15: money in through payment gateways (Stripe Checkout, BTCPay Server).
 --
 -- One row per top-up. It is written `creating` before the gateway is called, becomes
 -- `pending` once the gateway gave its checkout (gateway_ref and checkout_url), `paid` when

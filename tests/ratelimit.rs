@@ -200,6 +200,8 @@ fn every_spelling_of_a_limited_path_takes_from_the_same_bucket() {
         "//stubs//handler_api.php?action=getBalance&api_key=KEY".to_string(),
         "/stubs/handler_api.php/?action=getBalance&api_key=KEY".to_string(),
         "/stubs/./handler_api.php?action=getBalance&%20api_key%20=KEY".to_string(),
+        // The clones' flavours of the protocol share the key's bucket.
+        "/grizzly/stubs/handler_api.php?action=getBalance&api_key=KEY".to_string(),
     ];
     let mut served = 0;
     for i in 0..40 {

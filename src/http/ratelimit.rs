@@ -208,7 +208,8 @@ pub enum Protocol {
     Native,
     /// `/v1/…`: 5sim, plain-text errors.
     FiveSim,
-    /// `/stubs/handler_api.php`: SMS-Activate text tokens, always HTTP 200.
+    /// `/stubs/handler_api.php` (and its flavours, `/herosms/…`, `/grizzly/…`): SMS-Activate
+    /// text tokens, always HTTP 200.
     HandlerApi,
 }
 
@@ -219,7 +220,7 @@ impl Protocol {
             Some(Protocol::Native)
         } else if path.starts_with("/v1/") {
             Some(Protocol::FiveSim)
-        } else if path == "/stubs/handler_api.php" {
+        } else if path.ends_with("/stubs/handler_api.php") {
             Some(Protocol::HandlerApi)
         } else {
             None

@@ -158,7 +158,7 @@ def test_errors(otpbox, demo_key, broke_key):
     assert e.get_error() == ErrorType.ORDER_NOT_FOUND
 
 
-# --- Endpoints otpbox does not have yet (expected to fail until built) ---------------------
+# --- Hosting, reuse and payments ---------------------------------------------------------
 
 
 def test_buy_hosting_and_read_its_inbox(otpbox):

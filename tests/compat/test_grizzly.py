@@ -10,7 +10,8 @@ from conftest import EARLY_CANCEL, SIM_DELAY
 
 
 def client(otpbox, key):
-    return GrizzlySms(key, base_url=otpbox.base_url)
+    # otpbox's Grizzly flavour of the protocol (getActiveActivations as a bare list).
+    return GrizzlySms(key, base_url=otpbox.base_url + "/grizzly")
 
 
 def refused(call, *args, **kwargs):
@@ -109,7 +110,7 @@ def test_active_activations(otpbox, demo_key):
 
 def test_price_buckets_v2_and_v3(otpbox, demo_key):
     """getPricesV2 (price → count buckets) and getPricesV3 (per-provider offers), Grizzly's
-    additions (protocols.md §1.2 getPrices, §1.9): otpbox answers BAD_ACTION."""
+    additions (protocols.md §1.2 getPrices, §1.9): country → service → bucket or offer."""
     with client(otpbox, demo_key) as sms:
         v2 = sms.get_prices_v2(service="tg", country=6)
         assert v2["6"]["tg"]

@@ -12,6 +12,7 @@ from herosms import HeroSMSClient
 from herosms.exceptions import (
     APIError,
     AuthenticationError,
+    ConflictError,
     InsufficientFundsError,
     NoNumbersAvailableError,
 )
@@ -25,8 +26,11 @@ def run(coro):
 
 
 def client(otpbox, key):
-    # retry_attempts=1: the client retries 5xx three times 2 s apart; none is expected here.
-    return HeroSMSClient(key, base_url=otpbox.handler_url, retry_attempts=1, cache_ttl=0)
+    # otpbox's HeroSMS flavour of the protocol (errors as HTTP 4xx JSON, which this client
+    # turns into typed exceptions). retry_attempts=1: the client retries 5xx three times 2 s
+    # apart; none is expected here.
+    url = otpbox.base_url + "/herosms/stubs/handler_api.php"
+    return HeroSMSClient(key, base_url=url, retry_attempts=1, cache_ttl=0)
 
 
 def funded_key(otpbox, email, amount="100.00"):
@@ -135,10 +139,10 @@ def test_order_and_cancel_after_the_window(otpbox, demo_key):
             act = await hs.activations.create(service="wa", country=6)
             assert await balance(hs) == round(before - act.cost, 2)
 
-            # Inside the early-cancel window otpbox answers EARLY_CANCEL_DENIED with HTTP 200;
-            # herosms returns from cancel() without an error (test_errors_reach_the_client), so
-            # the status shows what happened: nothing.
-            await act.cancel()
+            # Inside the early-cancel window the HeroSMS flavour answers 409 EARLY_CANCEL_DENIED,
+            # which herosms raises as a ConflictError; nothing changed.
+            with pytest.raises(ConflictError):
+                await act.cancel()
             assert await hs.get_status_v1(act.id) == "STATUS_WAIT_CODE"
             assert await balance(hs) == round(before - act.cost, 2)
 
@@ -152,10 +156,8 @@ def test_order_and_cancel_after_the_window(otpbox, demo_key):
 
 def test_errors_reach_the_client(otpbox, demo_key, broke_key):
     """herosms raises typed errors only for HTTP >= 400 with a JSON `{title, details}` body
-    (herosms/exceptions.py raise_for_status; protocols.md §1.9, §6.1). otpbox answers every
-    handler_api error as HTTP 200 text, so NO_NUMBERS reaches the getNumberV2 model as the
-    text itself and EARLY_CANCEL_DENIED passes for success. Fails until otpbox has a
-    HeroSMS error mode (protocols.md §6.1's suggestion)."""
+    (herosms/exceptions.py raise_for_status; protocols.md §1.9, §6.1): otpbox's HeroSMS
+    flavour (/herosms/stubs/handler_api.php) answers errors so, and nothing is charged."""
 
     async def main():
         async with client(otpbox, "otp_not_a_key") as hs:

@@ -86,8 +86,7 @@ def test_order_v2_and_cancel_after_the_window(otpbox, demo_key):
 
 def test_price_buckets_v2_and_v3(otpbox, demo_key):
     """getPricesV2 (price → count buckets) and getPricesV3 (per-provider offers), SMSBower's
-    additions (protocols.md §1.2 getPrices, §1.9): otpbox answers BAD_ACTION, which the client
-    raises."""
+    additions (protocols.md §1.2 getPrices, §1.9): country → service → bucket or offer."""
     with client(otpbox, demo_key) as bower:
         assert bower.get_prices_v2("tg", 6)["6"]["tg"]
         assert bower.get_prices_v3("tg", 6)["6"]["tg"]

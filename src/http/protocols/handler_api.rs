@@ -12,6 +12,12 @@
 //! become tokens in one place, [`token`]. Money is converted from integer minor units to
 //! decimal major units only here. Where the sources disagree (protocols.md §6), every variant
 //! is accepted and the reply takes the form most clients parse.
+//!
+//! Two clones' clients need what the classic ones cannot parse, so the same protocol is also
+//! served in their flavour at its own path (protocols.md §6.1, §6.3): [`HEROSMS_PATH`]
+//! answers errors as HTTP 4xx with a JSON `{"title","details"}` body (401 for a key, 402 for
+//! the balance, 404 for no numbers or no order, 409 for a state conflict, 400 otherwise), and
+//! [`GRIZZLY_PATH`] answers getActiveActivations with a bare list.
 
 use rusqlite::Connection;
 use serde::ser::{SerializeMap, Serializer};
@@ -36,10 +42,90 @@ use crate::http::server::longpoll;
 use crate::http::{Ctx, Method, Request, Response};
 
 pub const PATH: &str = "/stubs/handler_api.php";
+/// The protocol as HeroSMS's clients expect it: errors as HTTP 4xx JSON.
+pub const HEROSMS_PATH: &str = "/herosms/stubs/handler_api.php";
+/// The protocol as Grizzly's clients expect it: getActiveActivations as a bare list.
+pub const GRIZZLY_PATH: &str = "/grizzly/stubs/handler_api.php";
 
 pub fn routes(r: &mut Router) {
-    r.actions(Method::Get, PATH, handle);
-    r.actions(Method::Post, PATH, handle);
+    for path in [PATH, HEROSMS_PATH, GRIZZLY_PATH] {
+        r.actions(Method::Get, path, handle);
+        r.actions(Method::Post, path, handle);
+    }
+}
+
+/// Which clone's clients a request's path serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flavour {
+    Classic,
+    HeroSms,
+    Grizzly,
+}
+
+fn handle(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    let flavour = match req.path.as_str() {
+        HEROSMS_PATH => Flavour::HeroSms,
+        GRIZZLY_PATH => Flavour::Grizzly,
+        _ => Flavour::Classic,
+    };
+    let reply = handle_classic(ctx, req, flavour);
+    match flavour {
+        Flavour::HeroSms => herosms_errors(reply),
+        _ => reply,
+    }
+}
+
+/// The HTTP status HeroSMS gives an error token, or `None` for a token that is an answer.
+fn herosms_status(token: &str) -> Option<u16> {
+    Some(match token {
+        "NO_KEY" | "BAD_KEY" => 401,
+        "NO_BALANCE" | "NO_BALANCE_FORWARD" => 402,
+        "BANNED" => 403,
+        "NO_NUMBERS" | "NO_ACTIVATION" | "NO_ACTIVATIONS" | "NO_ID_RENT" | "INVALID_PHONE" => 404,
+        "EARLY_CANCEL_DENIED"
+        | "BAD_STATUS"
+        | "ORDER_ALREADY_EXISTS"
+        | "ALREADY_CANCEL"
+        | "ALREADY_FINISH"
+        | "RENT_DIE"
+        | "INCORECT_STATUS" => 409,
+        "ERROR_SQL" => 500,
+        t if t.starts_with("ACCESS_") || t.starts_with("STATUS_") || t.starts_with("FULL_SMS") => {
+            return None
+        }
+        "OPERATORS_NOT_FOUND" => return None,
+        t if !t.is_empty() && t.bytes().all(|b| b.is_ascii_uppercase() || b == b'_') => 400,
+        _ => return None,
+    })
+}
+
+/// A classic error reply (a text token, or the rent API's `{"status":"error",…}`) as HeroSMS
+/// answers it: the status of [`herosms_status`] and `{"title": TOKEN, "details": …}`.
+fn herosms_errors(reply: Response) -> Response {
+    if reply.status != 200 || reply.wait.is_some() {
+        return reply;
+    }
+    let body = String::from_utf8_lossy(&reply.body).into_owned();
+    let (token, details) = if body.starts_with('{') {
+        match serde_json::from_str::<Value>(&body) {
+            Ok(v) if v["status"] == "error" => {
+                let t = v["message"]
+                    .as_str()
+                    .or(v["error"].as_str())
+                    .unwrap_or("")
+                    .to_string();
+                (t.clone(), t)
+            }
+            _ => return reply,
+        }
+    } else {
+        let t = body.split(':').next().unwrap_or("").trim().to_string();
+        (t, body.trim().to_string())
+    };
+    match herosms_status(&token) {
+        Some(status) => Response::json(status, &json!({"title": token, "details": details})),
+        None => reply,
+    }
 }
 
 /// SMS-Activate's default country when a request names none (Russia).
@@ -53,8 +139,9 @@ const BANNED_UNTIL: &str = "'9999-12-31 23-59-59'";
 
 type Action = fn(&mut Ctx<'_>, &User, &Params) -> Response;
 
-fn handle(ctx: &mut Ctx<'_>, req: &Request) -> Response {
-    let p = Params::of(req);
+fn handle_classic(ctx: &mut Ctx<'_>, req: &Request, flavour: Flavour) -> Response {
+    let mut p = Params::of(req);
+    p.flavour = flavour;
     let action = p.one("action").unwrap_or("");
     // The catalogue actions work without a key (as on HeroSMS); a key sent along is ignored.
     match action {
@@ -78,6 +165,8 @@ fn keyed_action(action: &str, p: &Params) -> Option<Action> {
         "getNumbersStatus" => get_numbers_status,
         "getTopCountriesByService" => get_top_countries,
         "getPrices" => get_prices,
+        "getPricesV2" => get_prices_v2,
+        "getPricesV3" => get_prices_v3,
         "getNumber" => get_number,
         "getNumberV2" => get_number_v2,
         "getMultiServiceNumber" => get_multi_service_number,
@@ -88,6 +177,7 @@ fn keyed_action(action: &str, p: &Params) -> Option<Action> {
         "getActiveActivations" => get_active_activations,
         "getHistory" => get_history,
         "getRentServicesAndCountries" => get_rent_services,
+        "serviceCountRent" => service_count_rent,
         "getRentNumber" => get_rent_number,
         // aiosmsactivate's `set_rent_status` sends action=getRentStatus with a `status`: a
         // status parameter means nothing to getRentStatus, so it is read as the set it meant.
@@ -120,16 +210,22 @@ fn authenticate(ctx: &mut Ctx<'_>, p: &Params) -> Result<User, Response> {
 // Parameters and replies
 
 /// Request parameters: the query string first, then a form body; names and values trimmed.
-struct Params(Vec<(String, String)>);
+struct Params {
+    pairs: Vec<(String, String)>,
+    flavour: Flavour,
+}
 
 impl Params {
     fn of(req: &Request) -> Params {
-        Params(req.api_params().to_vec())
+        Params {
+            pairs: req.api_params().to_vec(),
+            flavour: Flavour::Classic,
+        }
     }
 
     /// The first non-empty value under any of `names`.
     fn any(&self, names: &[&str]) -> Option<&str> {
-        self.0
+        self.pairs
             .iter()
             .find(|(k, v)| !v.is_empty() && names.contains(&k.as_str()))
             .map(|(_, v)| v.as_str())
@@ -509,6 +605,42 @@ fn get_operators(ctx: &mut Ctx<'_>, p: &Params) -> Response {
 /// `{"6":{"tg":{"cost":0.5,"count":10,"physicalCount":10}}}`, filtered by `country` and
 /// `service` when given.
 fn get_prices(ctx: &mut Ctx<'_>, _: &User, p: &Params) -> Response {
+    price_table(ctx, p, |ctx, o| {
+        json!({
+            "cost": major(ctx, o.price_minor),
+            "count": o.stock,
+            "physicalCount": o.stock,
+        })
+    })
+}
+
+/// getPricesV2 (Grizzly, SMSBower): country → service → price → count; one bucket per pair,
+/// at the price it sells for now.
+fn get_prices_v2(ctx: &mut Ctx<'_>, _: &User, p: &Params) -> Response {
+    price_table(
+        ctx,
+        p,
+        |ctx, o| json!({ decimal(ctx, o.price_minor): o.stock }),
+    )
+}
+
+/// getPricesV3 (Grizzly, SMSBower): country → service → provider → offer. This install is
+/// the one provider (id 1) of its offers.
+fn get_prices_v3(ctx: &mut Ctx<'_>, _: &User, p: &Params) -> Response {
+    price_table(
+        ctx,
+        p,
+        |ctx, o| json!({"1": {"count": o.stock, "price": major(ctx, o.price_minor), "provider_id": 1}}),
+    )
+}
+
+/// The offers `country` and `service` select (both optional), as country → service →
+/// `entry(offer)`.
+fn price_table(
+    ctx: &mut Ctx<'_>,
+    p: &Params,
+    entry: impl Fn(&Ctx<'_>, &Offer) -> Value,
+) -> Response {
     let result = (|| -> Result<Vec<Offer>, Error> {
         let country = match p.one("country") {
             None => None,
@@ -527,11 +659,7 @@ fn get_prices(ctx: &mut Ctx<'_>, _: &User, p: &Params) -> Response {
     let mut by_country: Vec<(String, serde_json::Map<String, Value>)> = Vec::new();
     for o in list {
         let key = o.country.to_string();
-        let entry = json!({
-            "cost": major(ctx, o.price_minor),
-            "count": o.stock,
-            "physicalCount": o.stock,
-        });
+        let entry = entry(ctx, &o);
         match by_country.last_mut() {
             Some((k, services)) if *k == key => {
                 services.insert(o.service, entry);
@@ -892,6 +1020,8 @@ fn get_active_activations(ctx: &mut Ctx<'_>, user: &User, p: &Params) -> Respons
         Ok(out)
     })();
     match result {
+        // Grizzly's client parses a bare list (or null).
+        Ok(list) if p.flavour == Flavour::Grizzly => json_reply(&list),
         Ok(list) if list.is_empty() => {
             json_reply(&json!({"status": "error", "error": "NO_ACTIVATIONS"}))
         }
@@ -956,6 +1086,39 @@ fn get_history(ctx: &mut Ctx<'_>, user: &User, p: &Params) -> Response {
 
 /// `{"countries":{"0":6},"operators":{"0":"any",…},"services":{"tg":{"cost":…,"quant":…}}}`
 /// for a rental of `rent_time`/`time`/`duration` hours (default 4) in `country`.
+/// serviceCountRent (HeroSMS): the rental offer of one service in one country,
+/// `{"service","country","count","cost","currency","hours"}` (`cost` for `hours`, default
+/// the shortest rental), or `{"status":"error","message":"NO_NUMBERS"}`.
+fn service_count_rent(ctx: &mut Ctx<'_>, _: &User, p: &Params) -> Response {
+    let Some(service) = p.one("service").map(str::to_ascii_lowercase) else {
+        return rent_error("BAD_SERVICE");
+    };
+    let hours = match p.rent_hours() {
+        Ok(h) if (MIN_HOURS..=MAX_HOURS).contains(&h) => h,
+        _ => return rent_error("INVALID_TIME"),
+    };
+    let country = match p.country() {
+        Ok(c) => c,
+        Err(e) => return fail(ctx, &e, Topic::Rent),
+    };
+    let found = offers(ctx, Some(country), Some(&service)).map(|list| {
+        list.into_iter()
+            .find(|o| o.service == service && o.rent_hour_minor > 0)
+    });
+    match found {
+        Ok(Some(o)) => json_reply(&json!({
+            "service": o.service,
+            "country": country,
+            "count": o.stock,
+            "cost": major(ctx, o.rent_hour_minor * hours),
+            "currency": currency(ctx),
+            "hours": hours,
+        })),
+        Ok(None) => rent_error("NO_NUMBERS"),
+        Err(e) => fail(ctx, &e, Topic::Rent),
+    }
+}
+
 fn get_rent_services(ctx: &mut Ctx<'_>, _: &User, p: &Params) -> Response {
     let Ok(hours) = p.rent_hours() else {
         return rent_error("INVALID_TIME");

@@ -1391,8 +1391,11 @@ mod tests {
         assert_eq!(p.one("service"), Some("tg"));
         assert_eq!(p.country().unwrap(), 6);
         assert_eq!(p.rent_hours(), Ok(12));
-        let p = Params::of(&Request::fake(Method::Get, "/x?duration=8", b""));
+        // herosms: minutes, rounded up to whole hours.
+        let p = Params::of(&Request::fake(Method::Get, "/x?duration=480", b""));
         assert_eq!(p.rent_hours(), Ok(8));
+        let p = Params::of(&Request::fake(Method::Get, "/x?duration=241", b""));
+        assert_eq!(p.rent_hours(), Ok(5));
         let p = Params::of(&Request::fake(Method::Get, "/x?rent_time=x", b""));
         assert_eq!(p.rent_hours(), Err(()));
         let p = Params::of(&Request::fake(Method::Get, "/x", b""));

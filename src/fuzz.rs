@@ -307,13 +307,14 @@ mod tests {
     #[test]
     fn every_target_accepts_its_seed_corpus() {
         type Target = fn(&[u8]);
-        let targets: [(&str, Target); 11] = [
+        let targets: [(&str, Target); 12] = [
             ("code_extraction", code_extraction),
             ("phone_prefix", phone_prefix),
             ("gateway_capcom6", gateway_capcom6),
             ("gateway_httpsms", gateway_httpsms),
             ("gateway_textbee", gateway_textbee),
             ("gateway_generic", gateway_generic),
+            ("gateway_simbank", gateway_simbank),
             ("protocol_params", protocol_params),
             ("form_query_cookie", form_query_cookie),
             ("money", money),

@@ -484,6 +484,7 @@ fn send_webhooks(app: &App, due: &[webhooks::Due]) -> Vec<Option<(webhooks::Atte
 
 fn job_sessions(app: &App, conn: &mut Connection) -> Result<String> {
     let n = sessions::purge_expired(conn, app.config.session_idle, app.now())?;
+    crate::domain::accounts::identities::purge_expired(conn, app.now())?;
     Ok(if n == 0 {
         String::new()
     } else {

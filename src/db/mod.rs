@@ -27,6 +27,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0009_scale.sql"),
     include_str!("migrations/0010_keyset.sql"),
     include_str!("migrations/0011_stock.sql"),
+    include_str!("migrations/0013_identity.sql"),
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

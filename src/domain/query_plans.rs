@@ -378,6 +378,10 @@ fn jobs(conn: &mut Connection, backlog: bool) {
     providers::list(conn).unwrap();
     mail::pending(conn, 20).unwrap();
     accounts::sessions::purge_expired(conn, 30 * 86_400, now).unwrap();
+    accounts::identities::purge_expired(conn, now).unwrap();
+    accounts::identities::find(conn, "https://id.example", "subject").unwrap();
+    accounts::identities::list_for(conn, 1).unwrap();
+    accounts::identities::parked(conn, 1, now).unwrap();
     webhooks::due(conn, now, 40).unwrap();
 }
 

@@ -39,6 +39,8 @@ pub struct Site {
     pub jobs: Arc<Jobs>,
     /// Errors and typed values of failed forms, waiting for their pages (`web::form`).
     pub stashes: web::form::Stashes,
+    /// The OpenID Connect providers and their cached metadata and keys.
+    pub oidc: crate::oidc::Oidc,
 }
 
 impl Site {
@@ -48,6 +50,7 @@ impl Site {
             limiter: ratelimit::RateLimiter::new(config.api_key_limit, config.api_ip_limit),
             jobs,
             stashes: Default::default(),
+            oidc: crate::oidc::Oidc::new(config),
         }
     }
 }

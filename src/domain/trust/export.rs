@@ -160,6 +160,25 @@ pub fn export(conn: &Connection, user_id: i64, meta: &Meta<'_>, now: Timestamp) 
         })
         .collect();
 
+    // The subjects and addresses providers vouched for; what an identity proves is the
+    // provider's, nothing secret is held.
+    let identities = rows(
+        conn,
+        "SELECT provider, issuer, subject, email, created_at, last_used_at FROM identities \
+         WHERE user_id = ?1 ORDER BY id",
+        user_id,
+        |r| {
+            Ok(json!({
+                "provider": r.get::<_, String>(0)?,
+                "issuer": r.get::<_, String>(1)?,
+                "subject": r.get::<_, String>(2)?,
+                "email": r.get::<_, String>(3)?,
+                "linked_at": t(r.get(4)?),
+                "last_used_at": t(r.get(5)?),
+            }))
+        },
+    )?;
+
     let api_keys = rows(
         conn,
         "SELECT id, name, prefix, created_at, last_used_at, revoked_at FROM api_keys \
@@ -324,6 +343,7 @@ pub fn export(conn: &Connection, user_id: i64, meta: &Meta<'_>, now: Timestamp) 
         "rentals": rentals,
         "messages": messages,
         "ledger": ledger,
+        "identities": identities,
         "api_keys": api_keys,
         "webhooks": webhooks,
         "webhook_deliveries": webhook_deliveries,

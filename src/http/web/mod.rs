@@ -25,6 +25,7 @@ pub fn routes(r: &mut Router) {
     market::orders::routes(r);
     supply::operator::routes(r);
     accounts::second_factor::routes(r);
+    accounts::oidc::routes(r);
     market::webhooks::routes(r);
     trust::abuse::routes(r);
     trust::abuse_queue::routes(r);
@@ -108,6 +109,9 @@ pub fn flash_from_query(req: &Request) -> Option<Flash> {
         "restricted" => ok("Processing of your data is now restricted."),
         "unrestricted" => ok("The restriction of processing is lifted."),
         "request_handled" => ok("Marked as seen."),
+        "identity_linked" => ok("Linked: you can now sign in with it."),
+        "identity_unlinked" => ok("Unlinked: it no longer signs you in."),
+        "oidc_expired" => bad("The sign-in took too long. Please start again."),
         "second_factor_off" => ok("Two-factor sign-in is off."),
         "second_factor_reset" => ok("Two-factor sign-in turned off; the owner was told by e-mail."),
         "second_factor_expired" => bad("The sign-in took too long. Please log in again."),

@@ -1,4 +1,5 @@
 //! Templates of one's own account (handlers: `http::web::accounts`).
 
 pub mod account;
+pub mod oidc;
 pub mod second_factor;

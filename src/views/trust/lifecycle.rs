@@ -54,6 +54,9 @@ pub struct DeletionFacts {
     pub live_orders: i64,
     pub cooldown: String,
     pub ask_code: bool,
+    /// False for an account that signs in only with a provider: it confirms by typing its
+    /// address instead of a password.
+    pub has_password: bool,
 }
 
 pub fn delete_page(nav: &Nav, token: &str, facts: &DeletionFacts, f: &Option<Flash>) -> Markup {
@@ -74,7 +77,11 @@ pub fn delete_page(nav: &Nav, token: &str, facts: &DeletionFacts, f: &Option<Fla
                 p.muted { "Billing records are kept for accounting as the privacy policy says, no longer linked to your address. You may want to " a href="/settings/export" { "download your data" } " first." }
                 form method="post" action="/settings/delete" {
                     (csrf(token))
-                    label { "Your password" input type="password" name="password" required autocomplete="current-password"; }
+                    @if facts.has_password {
+                        label { "Your password" input type="password" name="password" required autocomplete="current-password"; }
+                    } @else {
+                        label { "Type your e-mail address to confirm" input type="email" name="confirm_email" required autocomplete="off"; }
+                    }
                     @if facts.ask_code {
                         label { "Code from your authenticator app (or a recovery code)" input type="text" name="code" required autocomplete="one-time-code" inputmode="numeric"; }
                     }

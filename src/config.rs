@@ -366,6 +366,15 @@ pub const SETTINGS: &[Setting] = &[
         "false",
         "TESTS AND LABS ONLY: allow http:// issuers and provider endpoints",
     ),
+    secret(
+        "telegram_bot_token",
+        "The Telegram bot that sends notifications (from @BotFather; or OTPBOX_TELEGRAM_BOT_TOKEN_FILE); empty = no Telegram channels",
+    ),
+    s(
+        "telegram_api",
+        "https://api.telegram.org",
+        "Base URL of the Telegram Bot API (a local Bot API server, or a fake in tests)",
+    ),
     s(
         "dev_clock",
         "false",
@@ -477,6 +486,9 @@ pub struct Config {
     pub oidc: Vec<OidcProvider>,
     /// `http://` issuers and endpoints allowed (tests and labs).
     pub oidc_allow_insecure: bool,
+    /// The Telegram bot of notifications; empty = none.
+    pub telegram_bot_token: String,
+    pub telegram_api: String,
     pub dev_clock: bool,
 }
 
@@ -962,6 +974,15 @@ impl Config {
             },
             oidc: oidc_providers(layers, oidc_allow_insecure)?,
             oidc_allow_insecure,
+            telegram_bot_token: get("telegram_bot_token").trim().to_string(),
+            telegram_api: match get("telegram_api").trim().trim_end_matches('/') {
+                u if u.starts_with("https://") || u.starts_with("http://") => u.to_string(),
+                u => {
+                    return Err(format!(
+                        "setting `telegram_api`: `{u}` must start with http(s)://"
+                    ))
+                }
+            },
             dev_clock: parse_bool(&get("dev_clock")).map_err(named("dev_clock"))?,
         };
         if cfg.device_offline_after < 60 {

@@ -13,9 +13,9 @@ use crate::app::App;
 use crate::clock::Timestamp;
 use crate::domain::trust::retention::Rule;
 use crate::domain::{
-    accounts::sessions, base::mail, market::activations, market::catalogue, market::rentals,
-    market::simulator, market::webhooks, supply::devices, trust::abuse, trust::lifecycle,
-    trust::retention, trust::signals, Error, Result,
+    accounts::notifications, accounts::sessions, base::mail, market::activations,
+    market::catalogue, market::rentals, market::simulator, market::webhooks, supply::devices,
+    trust::abuse, trust::lifecycle, trust::retention, trust::signals, Error, Result,
 };
 
 /// A job returns a short summary of what it did ("3 sessions removed"), or "" when there was
@@ -96,6 +96,18 @@ impl Jobs {
                 "*/5 * * * * *",
                 "Send due webhook deliveries, retrying failures with back-off; forget old ones",
                 job_webhooks,
+            ),
+            (
+                "notifications",
+                "*/5 * * * * *",
+                "Send due notifications (ntfy, Telegram, e-mail), retrying failures with back-off",
+                job_notifications,
+            ),
+            (
+                "telegram",
+                "*/10 * * * * *",
+                "Read the Telegram bot's updates and link the chats that sent /start CODE",
+                job_telegram,
             ),
             (
                 "devices",
@@ -388,7 +400,8 @@ fn job_sms_retention(app: &App, conn: &mut Connection) -> Result<String> {
     let (n, hooks) = crate::db::write(conn, |tx| {
         Ok((
             retention::purge_messages(tx, app.config.sms_retention, now)?,
-            webhooks::forget_sms(tx, app.config.sms_retention, now)?,
+            webhooks::forget_sms(tx, app.config.sms_retention, now)?
+                + notifications::forget_pending(tx, app.config.sms_retention, now)?,
         ))
         .and_then(|(n, h)| {
             retention::record(tx, Rule::Sms, n, now)?;
@@ -398,7 +411,89 @@ fn job_sms_retention(app: &App, conn: &mut Connection) -> Result<String> {
     Ok(match (n, hooks) {
         (0, 0) => String::new(),
         (n, 0) => format!("{n} messages deleted"),
-        (n, h) => format!("{n} messages deleted, {h} pending webhook deliveries given up"),
+        (n, h) => format!(
+            "{n} messages deleted, {h} pending webhook deliveries and notifications given up"
+        ),
+    })
+}
+
+/// Notifications sent per run.
+const NOTIFY_BATCH: i64 = 40;
+
+fn job_notifications(app: &App, conn: &mut Connection) -> Result<String> {
+    let now = app.now();
+    let due = notifications::due(conn, &app.keys, now, NOTIFY_BATCH)?;
+    if due.is_empty() {
+        return Ok(String::new());
+    }
+    // The network first, with no transaction open; e-mail goes to the mail outbox below.
+    let results: Vec<Option<String>> = due
+        .iter()
+        .map(|d| match d.kind {
+            notifications::Kind::Email => None,
+            _ => Some(crate::notify::send(app, d).err().unwrap_or_default()),
+        })
+        .collect();
+    let (mut sent, mut retrying, mut failed) = (0, 0, 0);
+    let smtp = app.config.smtp.is_some();
+    crate::db::write(conn, |tx| {
+        let now = app.now();
+        for (d, result) in due.iter().zip(results) {
+            let error = match result {
+                None => {
+                    crate::domain::base::mail::enqueue(tx, &d.email, &d.title, &d.body, smtp, now)?;
+                    None
+                }
+                Some(e) if e.is_empty() => None,
+                Some(e) => Some(e),
+            };
+            match notifications::record(tx, d, error.as_deref(), now)? {
+                "sent" => sent += 1,
+                "pending" => retrying += 1,
+                _ => failed += 1,
+            }
+        }
+        Ok(())
+    })?;
+    Ok(format!(
+        "{sent} sent, {retrying} to retry, {failed} given up"
+    ))
+}
+
+fn job_telegram(app: &App, conn: &mut Connection) -> Result<String> {
+    if app.config.telegram_bot_token.is_empty() {
+        return Ok(String::new());
+    }
+    let offset = notifications::telegram_offset(conn)?;
+    let (starts, next) = match crate::notify::telegram_updates(app, offset) {
+        Ok(u) => u,
+        Err(e) => return Err(crate::domain::Error::Internal(e)),
+    };
+    let keys = &app.keys;
+    let linked = crate::db::write(conn, |tx| {
+        notifications::set_telegram_offset(tx, next)?;
+        let mut linked = Vec::new();
+        for s in &starts {
+            let user = notifications::link_telegram(tx, keys, &s.code, s.chat_id)?;
+            linked.push((s.chat_id, user.is_some()));
+        }
+        Ok(linked)
+    })?;
+    // The chats hear back after the commit; a lost answer changes nothing.
+    for (chat_id, ok) in &linked {
+        let text = if *ok {
+            "Linked: this chat now gets the notifications you chose."
+        } else {
+            "That code is not known. Copy it again from your notification settings."
+        };
+        let body = serde_json::json!({"chat_id": chat_id, "text": text});
+        if let Err(e) = crate::notify::telegram(app, "sendMessage", &body) {
+            log::warn!("telegram: {e}");
+        }
+    }
+    Ok(match linked.iter().filter(|l| l.1).count() {
+        0 => String::new(),
+        n => format!("{n} chats linked"),
     })
 }
 
@@ -515,7 +610,8 @@ fn job_retention(app: &App, conn: &mut Connection) -> Result<String> {
     }
     let (ledger, logs, security) = crate::db::write(conn, |tx| {
         let ledger = retention::purge_ledger(tx, c.ledger_retention, now)?;
-        let logs = retention::purge_logs(tx, c.log_retention, now)?;
+        let logs = retention::purge_logs(tx, c.log_retention, now)?
+            + notifications::prune(tx, c.log_retention, now)?;
         let security = retention::purge_security(tx, c.security_log_retention, now)?;
         retention::record(tx, Rule::Orders, orders, now)?;
         retention::record(tx, Rule::Ledger, ledger, now)?;

@@ -18,6 +18,7 @@ mod http;
 mod jobs;
 mod lifecycle;
 mod metrics;
+mod notify;
 mod oidc;
 mod outbound;
 mod qr;

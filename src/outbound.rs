@@ -9,7 +9,8 @@
 //! against the host name. Proxies from the environment and redirects are switched off, so the
 //! connection goes nowhere else.
 //!
-//! Called only from the scheduler's `webhooks` job, never on a request thread.
+//! Called only from the scheduler's `webhooks` and `notifications` jobs, never on a request
+//! thread.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::sync::mpsc;
@@ -241,6 +242,8 @@ impl Resolver for Pinned {
     }
 }
 
+const JSON: &str = "application/json";
+
 /// What one POST came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
@@ -259,6 +262,17 @@ pub fn post_json(
     body: &[u8],
     allow_private: bool,
 ) -> Outcome {
+    post(url, JSON, headers, body, allow_private)
+}
+
+/// [`post_json`] with another content type (an ntfy message is plain text).
+pub fn post(
+    url: &str,
+    content_type: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+    allow_private: bool,
+) -> Outcome {
     let started = Instant::now();
     let done = |status: Option<u16>, error: String| Outcome {
         status,
@@ -273,7 +287,7 @@ pub fn post_json(
         Ok(a) => a,
         Err(e) => return done(None, e),
     };
-    let (status, error) = send_pinned(url, target.host, addrs, headers, body);
+    let (status, error) = send_pinned(url, target.host, addrs, content_type, headers, body);
     done(status, error)
 }
 
@@ -282,6 +296,7 @@ fn send_pinned(
     url: &str,
     host: String,
     addrs: Vec<SocketAddr>,
+    content_type: &str,
     headers: &[(&str, String)],
     body: &[u8],
 ) -> (Option<u16>, String) {
@@ -294,9 +309,7 @@ fn send_pinned(
         .user_agent(concat!("otpbox-webhooks/", env!("CARGO_PKG_VERSION")))
         .build();
     let agent = ureq::Agent::with_parts(config, DefaultConnector::new(), Pinned { host, addrs });
-    let mut request = agent
-        .post(url.trim())
-        .header("Content-Type", "application/json");
+    let mut request = agent.post(url.trim()).header("Content-Type", content_type);
     for (name, value) in headers {
         request = request.header(*name, value.as_str());
     }
@@ -559,8 +572,14 @@ mod tests {
         let seen = answer_once(listener, "HTTP/1.1 200 OK");
         // `.invalid` never resolves (RFC 6761): only the pinned address can be reached.
         let url = format!("http://hooks.example.invalid:{}/p", addr.port());
-        let (status, error) =
-            send_pinned(&url, "hooks.example.invalid".into(), vec![addr], &[], b"{}");
+        let (status, error) = send_pinned(
+            &url,
+            "hooks.example.invalid".into(),
+            vec![addr],
+            JSON,
+            &[],
+            b"{}",
+        );
         assert_eq!(status, Some(200), "{error}");
         let req = seen.join().unwrap();
         assert!(
@@ -574,6 +593,7 @@ mod tests {
             &other,
             "hooks.example.invalid".into(),
             vec![addr],
+            JSON,
             &[],
             b"{}",
         );

@@ -1,5 +1,6 @@
 -- Sign-in with OpenID Connect: the external identities linked to accounts, and the sign-ins
--- in flight between the redirect to the provider and its answer.
+-- in flight between the redirect to the provider and its answer. Then notifications to the
+-- phone: the channels of each account and their queue.
 
 -- One row per identity a provider vouches for, named by the issuer and the provider's
 -- subject (`sub`, stable per issuer); `email` is the verified address the provider gave when
@@ -43,3 +44,51 @@ CREATE TABLE oidc_flows (
 CREATE INDEX oidc_flows_session ON oidc_flows(session_id);
 CREATE INDEX oidc_flows_expires ON oidc_flows(expires_at);
 CREATE INDEX oidc_flows_user ON oidc_flows(user_id);
+
+-- Notifications to the phone: the channels an account set up (ntfy, Telegram, e-mail) with
+-- the events each wants, and the queue the `notifications` job sends (written in the
+-- transaction of the event, like webhook deliveries). An ntfy access token is sealed with
+-- the install key; a Telegram channel waits for its chat with a `/start CODE` (the code's
+-- keyed hash in `link_code_hash`) unless the chat id was typed in.
+CREATE TABLE notify_channels (
+    id             INTEGER PRIMARY KEY,
+    user_id        INTEGER NOT NULL REFERENCES users(id),
+    kind           TEXT NOT NULL CHECK (kind IN ('ntfy', 'telegram', 'email')),
+    url            TEXT NOT NULL DEFAULT '',
+    token_sealed   TEXT NOT NULL DEFAULT '',
+    chat_id        TEXT NOT NULL DEFAULT '',
+    link_code_hash BLOB,
+    events         TEXT NOT NULL,
+    created_at     INTEGER NOT NULL
+);
+CREATE INDEX notify_channels_user ON notify_channels(user_id);
+CREATE UNIQUE INDEX notify_channels_link ON notify_channels(link_code_hash)
+    WHERE link_code_hash IS NOT NULL;
+
+-- One message to one channel. `body` is NULL once the message is sent or given up (it may
+-- hold a code). Finished rows are the delivery log, kept for `log_retention`.
+CREATE TABLE notifications (
+    id          INTEGER PRIMARY KEY,
+    channel_id  INTEGER REFERENCES notify_channels(id) ON DELETE SET NULL,
+    user_id     INTEGER NOT NULL REFERENCES users(id),
+    event       TEXT NOT NULL,
+    title       TEXT NOT NULL,
+    body        TEXT,
+    state       TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'sent', 'failed')),
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    next_at     INTEGER NOT NULL,
+    created_at  INTEGER NOT NULL,
+    finished_at INTEGER,
+    last_error  TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX notifications_due ON notifications(next_at) WHERE state = 'pending';
+CREATE INDEX notifications_pending ON notifications(created_at) WHERE state = 'pending';
+CREATE INDEX notifications_user ON notifications(user_id, id);
+CREATE INDEX notifications_channel ON notifications(channel_id);
+CREATE INDEX notifications_created ON notifications(created_at);
+
+-- How far the `telegram` job has read the bot's updates (getUpdates `offset`).
+CREATE TABLE telegram_offset (
+    id          INTEGER PRIMARY KEY CHECK (id = 1),
+    next_update INTEGER NOT NULL
+);

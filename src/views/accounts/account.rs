@@ -215,6 +215,10 @@ pub fn settings(
                 }
             }
             (identities)
+            section.card #notifications {
+                h2 { "Notifications" }
+                p { "Get codes and order news on your phone (ntfy, Telegram, e-mail). " a href="/settings/notifications" { "Manage notifications" } }
+            }
             section.card #webhooks {
                 h2 { "Webhooks" }
                 p { "Get SMS and order changes POSTed to your own server as they happen. " a href="/settings/webhooks" { "Manage webhooks" } }

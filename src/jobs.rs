@@ -589,10 +589,22 @@ fn job_sessions(app: &App, conn: &mut Connection) -> Result<String> {
 
 /// The daily retention rules (the SMS rule runs every minute in `sms_retention`). Orders are
 /// anonymised in batches, one transaction each, so the writer lock is never held long.
-fn job_backup(app: &App, _: &mut Connection) -> Result<String> {
+fn job_backup(app: &App, conn: &mut Connection) -> Result<String> {
     let c = &app.config;
-    let made = crate::backup::make(c, &crate::backup::dir_of(c), c.backup_keep, app.now())?;
-    Ok(made.summary())
+    match crate::backup::make(c, &crate::backup::dir_of(c), c.backup_keep, app.now()) {
+        Ok(made) => Ok(made.summary()),
+        Err(e) => {
+            // The administrators hear of it on their phones; the run is still a failure.
+            let text = format!("The backup job failed: {e}");
+            let told = crate::db::write(conn, |tx| {
+                notifications::notify_admins(tx, "Backup failed", &text, app.now())
+            });
+            if let Err(t) = told {
+                log::error!("cannot queue the backup alert: {t:?}");
+            }
+            Err(e)
+        }
+    }
 }
 
 fn job_retention(app: &App, conn: &mut Connection) -> Result<String> {

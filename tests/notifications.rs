@@ -393,3 +393,75 @@ fn telegram_needs_the_admins_bot_and_ntfy_urls_follow_the_webhook_rules() {
     c.back_to(&r, "/settings/notifications");
     assert_eq!(s.count("SELECT COUNT(*) FROM notify_channels"), 0);
 }
+
+#[test]
+fn a_low_balance_and_a_failed_backup_are_told() {
+    let tg = Fake::start(true);
+    // A backup directory under a regular file cannot be made: the backup job fails.
+    let s = TestServer::start_with(&[
+        ("OTPBOX_DEV_CLOCK", "1"),
+        ("OTPBOX_TELEGRAM_BOT_TOKEN", BOT_TOKEN),
+        ("OTPBOX_TELEGRAM_API", &tg.base),
+        ("OTPBOX_BACKUP_DIR", "/dev/null/backups"),
+    ]);
+    let r = s.client().post("/__dev/scheduler?paused=1", b"");
+    assert_eq!(r.status, 200);
+    s.add_numbers(COUNTRY, &["6281100000004"]);
+    let mut ann = s.customer("ann@example.com", "10.00");
+    let price = s.price("tg");
+    let threshold = 1000 - price / 2;
+    let mut c = browser(&s, "ann@example.com");
+    // A customer cannot choose the administrators' event.
+    let r = add_channel(&mut c, &[("kind", "email"), ("events", "admin_alert")]);
+    let back = c.back_to(&r, "/settings/notifications");
+    assert!(
+        back.text().contains("is for admin accounts"),
+        "{}",
+        back.text()
+    );
+    let amount = format!("{}.{:02}", threshold / 100, threshold % 100);
+    let r = add_channel(
+        &mut c,
+        &[
+            ("kind", "telegram"),
+            ("chat_id", "5005"),
+            ("events", "low_balance"),
+            ("low_balance", &amount),
+        ],
+    );
+    assert_eq!(
+        r.location(),
+        Some("/settings/notifications?m=saved"),
+        "{}",
+        r.text()
+    );
+    s.create_user("root@example.com", "admin", PASSWORD);
+    let mut root = browser(&s, "root@example.com");
+    let r = add_channel(&mut root, &[("kind", "email"), ("events", "admin_alert")]);
+    assert_eq!(
+        r.location(),
+        Some("/settings/notifications?m=saved"),
+        "{}",
+        r.text()
+    );
+
+    ann.order_ok("tg");
+    s.run_jobs();
+    s.run_jobs();
+    let low: Vec<(String, String)> = telegram_messages(&tg);
+    assert_eq!(low.len(), 1, "{low:?}");
+    assert_eq!(low[0].0, "5005");
+    assert!(low[0].1.starts_with("Low balance"), "{}", low[0].1);
+    let alerts: Vec<_> = s
+        .outbox()
+        .into_iter()
+        .filter(|m| m.subject == "Backup failed")
+        .collect();
+    assert!(!alerts.is_empty());
+    assert!(alerts.iter().all(|m| m.to == "root@example.com"));
+    assert!(
+        alerts[0].body.starts_with("The backup job failed"),
+        "{}",
+        alerts[0].body
+    );
+}

@@ -100,6 +100,7 @@ pub fn build_router(config: &Config) -> Router {
     protocols::handler_api::routes(&mut r);
     protocols::fivesim::routes(&mut r);
     api::webhooks::routes(&mut r);
+    api::notifications::routes(&mut r);
     api::admin::routes(&mut r);
     protocols::ingest::routes(&mut r);
     assets::routes(&mut r);

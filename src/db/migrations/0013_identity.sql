@@ -59,6 +59,8 @@ CREATE TABLE notify_channels (
     chat_id        TEXT NOT NULL DEFAULT '',
     link_code_hash BLOB,
     events         TEXT NOT NULL,
+    -- `low_balance`: told when a charge takes the balance below this (minor units).
+    low_balance_minor INTEGER,
     created_at     INTEGER NOT NULL
 );
 CREATE INDEX notify_channels_user ON notify_channels(user_id);

@@ -14,6 +14,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 
 use crate::clock::Timestamp;
+use crate::domain::accounts::Role;
 use crate::domain::base::crypto::{random_token, Keys};
 use crate::domain::{Error, Result};
 
@@ -37,11 +38,45 @@ pub const CODE: &str = "code";
 pub const REFUNDED: &str = "refunded";
 /// An SMS reached a rented number.
 pub const RENTAL_SMS: &str = "rental_sms";
+/// A charge took the balance below the channel's threshold.
+pub const LOW_BALANCE: &str = "low_balance";
+/// The administrator paid an operator's payout.
+pub const PAYOUT_PAID: &str = "payout_paid";
+/// One of the operator's devices went offline.
+pub const DEVICE_OFFLINE: &str = "device_offline";
+/// For administrators: a backup failed, or an upstream provider was paused.
+pub const ADMIN_ALERT: &str = "admin_alert";
 /// A test from the settings or the API.
 pub const TEST: &str = "test";
 
 /// The events an account may choose.
-pub const EVENTS: &[&str] = &[CODE, REFUNDED, RENTAL_SMS];
+pub const EVENTS: &[&str] = &[
+    CODE,
+    REFUNDED,
+    RENTAL_SMS,
+    LOW_BALANCE,
+    PAYOUT_PAID,
+    DEVICE_OFFLINE,
+    ADMIN_ALERT,
+];
+
+/// The lowest role that may choose `event`.
+pub fn needs(event: &str) -> Role {
+    match event {
+        PAYOUT_PAID | DEVICE_OFFLINE => Role::Operator,
+        ADMIN_ALERT => Role::Admin,
+        _ => Role::User,
+    }
+}
+
+/// The events an account of `role` may choose.
+pub fn events_for(role: Role) -> Vec<&'static str> {
+    EVENTS
+        .iter()
+        .copied()
+        .filter(|e| needs(e) <= role)
+        .collect()
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -85,12 +120,14 @@ pub struct Channel {
     /// Telegram: still waiting for `/start CODE`.
     pub waiting_for_chat: bool,
     pub events: Vec<String>,
+    /// `low_balance`: the threshold, in minor units.
+    pub low_balance_minor: Option<i64>,
     pub created_at: Timestamp,
 }
 
 const COLUMNS: &str =
     "id, user_id, kind, url, token_sealed <> '', chat_id, link_code_hash IS NOT NULL, events, \
-     created_at";
+     created_at, low_balance_minor";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Channel> {
     let kind: String = r.get(2)?;
@@ -105,6 +142,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Channel> {
         waiting_for_chat: r.get(6)?,
         events: events.split_whitespace().map(str::to_string).collect(),
         created_at: r.get(8)?,
+        low_balance_minor: r.get(9)?,
     })
 }
 
@@ -116,6 +154,8 @@ pub struct NewChannel<'a> {
     pub token: &'a str,
     pub chat_id: &'a str,
     pub events: Vec<&'a str>,
+    /// Needed with `low_balance`.
+    pub low_balance_minor: Option<i64>,
 }
 
 /// A channel just made; a Telegram channel without a chat id carries the code to send to the
@@ -130,12 +170,28 @@ fn link_hash(keys: &Keys, code: &str) -> Vec<u8> {
     keys.token_hash(&code.trim().to_ascii_lowercase())
 }
 
-/// Checks the events; duplicates dropped.
-fn check_events<'a>(events: &[&'a str]) -> Result<Vec<&'a str>> {
+/// Refuses a Telegram channel when the install has no bot (`telegram_bot_token`).
+pub fn check_available(kind: &str, has_bot: bool) -> Result<()> {
+    if kind.trim() == "telegram" && !has_bot {
+        return Err(Error::invalid(
+            "This site has no Telegram bot (the administrator sets telegram_bot_token).",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks the events against the account's role; duplicates dropped.
+fn check_events<'a>(events: &[&'a str], role: Role) -> Result<Vec<&'a str>> {
     let mut out: Vec<&str> = Vec::new();
     for e in events {
         if !EVENTS.contains(e) {
             return Err(Error::invalid(format!("Unknown event `{e}`.")));
+        }
+        if needs(e) > role {
+            return Err(Error::invalid(format!(
+                "The event `{e}` is for {} accounts.",
+                needs(e).as_str()
+            )));
         }
         if !out.contains(e) {
             out.push(e);
@@ -154,13 +210,21 @@ pub fn create(
     conn: &Connection,
     keys: &Keys,
     user_id: i64,
+    role: Role,
     new: &NewChannel<'_>,
     allow_private: bool,
     now: Timestamp,
 ) -> Result<Created> {
     let kind = Kind::parse(new.kind.trim())
         .ok_or_else(|| Error::invalid("The channel must be ntfy, telegram or email."))?;
-    let events = check_events(&new.events)?;
+    let events = check_events(&new.events, role)?;
+    let threshold = match (events.contains(&LOW_BALANCE), new.low_balance_minor) {
+        (true, Some(t)) if t > 0 => Some(t),
+        (true, _) => return Err(Error::invalid(
+            "Give the low-balance threshold: the balance below which to be told (more than zero).",
+        )),
+        (false, _) => None,
+    };
     if list_for(conn, user_id)?.len() >= MAX_CHANNELS {
         return Err(Error::Conflict(format!(
             "An account may have at most {MAX_CHANNELS} channels."
@@ -209,7 +273,8 @@ pub fn create(
     }
     conn.prepare_cached(
         "INSERT INTO notify_channels (user_id, kind, url, token_sealed, chat_id, \
-         link_code_hash, events, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+         link_code_hash, events, created_at, low_balance_minor) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
     .execute(params![
         user_id,
@@ -219,7 +284,8 @@ pub fn create(
         chat_id,
         code.as_deref().map(|c| link_hash(keys, c)),
         events.join(" "),
-        now
+        now,
+        threshold
     ])?;
     let channel = get_for(conn, user_id, conn.last_insert_rowid())?;
     Ok(Created {
@@ -347,6 +413,50 @@ fn insert(
          created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
     )?
     .execute(params![c.id, c.user_id, event, title, body, now])?;
+    Ok(())
+}
+
+/// A charge took the balance from `before` to `after`: tells the channels whose
+/// `low_balance` threshold it crossed (called by the wallet in the charge's transaction).
+pub fn balance_fell(
+    conn: &Connection,
+    user_id: i64,
+    before: i64,
+    after: i64,
+    now: Timestamp,
+) -> Result<()> {
+    for c in list_for(conn, user_id)? {
+        let Some(t) = c.low_balance_minor else {
+            continue;
+        };
+        let ready = !(c.kind == Kind::Telegram && c.chat_id.is_empty());
+        if ready && before >= t && after < t && c.events.iter().any(|e| e == LOW_BALANCE) {
+            insert(
+                conn,
+                &c,
+                LOW_BALANCE,
+                "Low balance",
+                "Your balance fell below the threshold you set; top up to keep ordering.",
+                now,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Tells every active administrator's channels that chose [`ADMIN_ALERT`].
+pub fn notify_admins(conn: &Connection, title: &str, body: &str, now: Timestamp) -> Result<()> {
+    let admins: Vec<i64> = {
+        let mut stmt = conn.prepare_cached(
+            "SELECT DISTINCT c.user_id FROM notify_channels c JOIN users u ON u.id = c.user_id \
+             WHERE u.role = 'admin' AND u.state = 'active'",
+        )?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    for id in admins {
+        notify(conn, id, ADMIN_ALERT, title, body, now)?;
+    }
     Ok(())
 }
 
@@ -513,7 +623,7 @@ mod tests {
             &crate::domain::accounts::NewUser {
                 email,
                 password_hash: Some("x"),
-                role: crate::domain::accounts::Role::User,
+                role: Role::User,
                 verified: true,
                 age_confirmed: true,
                 aup_accepted: true,
@@ -535,11 +645,88 @@ mod tests {
     }
 
     #[test]
+    fn events_follow_the_role_and_a_low_balance_needs_its_threshold() {
+        let conn = db::memory();
+        let keys = Keys::from_bytes([1; 32]);
+        let uid = user(&conn, "a@example.com");
+        let email = |events: Vec<&'static str>, t: Option<i64>| NewChannel {
+            kind: "email",
+            events,
+            low_balance_minor: t,
+            ..NewChannel::default()
+        };
+        let err = |role: Role, n: NewChannel<'_>| {
+            create(&conn, &keys, uid, role, &n, false, 10)
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(err(Role::User, email(vec![PAYOUT_PAID], None)).contains("operator"));
+        assert!(err(Role::Operator, email(vec![ADMIN_ALERT], None)).contains("admin"));
+        assert!(err(Role::User, email(vec![LOW_BALANCE], None)).contains("threshold"));
+        assert!(err(Role::User, email(vec![LOW_BALANCE], Some(0))).contains("threshold"));
+        assert_eq!(
+            events_for(Role::User),
+            [CODE, REFUNDED, RENTAL_SMS, LOW_BALANCE]
+        );
+        assert_eq!(events_for(Role::Admin).len(), EVENTS.len());
+        create(
+            &conn,
+            &keys,
+            uid,
+            Role::User,
+            &email(vec![LOW_BALANCE], Some(500)),
+            false,
+            10,
+        )
+        .unwrap();
+        // Told once, when a charge crosses the threshold.
+        balance_fell(&conn, uid, 900, 600, 11).unwrap();
+        balance_fell(&conn, uid, 600, 400, 12).unwrap();
+        balance_fell(&conn, uid, 400, 300, 13).unwrap();
+        let due = due(&conn, &keys, 20, 10).unwrap();
+        assert_eq!(due.len(), 1);
+        assert_eq!(
+            (due[0].event.as_str(), due[0].email.as_str()),
+            (LOW_BALANCE, "a@example.com")
+        );
+    }
+
+    #[test]
+    fn admin_alerts_reach_active_administrators_only() {
+        let conn = db::memory();
+        let keys = Keys::from_bytes([1; 32]);
+        let admin = user(&conn, "root@example.com");
+        let customer = user(&conn, "c@example.com");
+        conn.execute("UPDATE users SET role = 'admin' WHERE id = ?1", [admin])
+            .unwrap();
+        let alert = NewChannel {
+            kind: "email",
+            events: vec![ADMIN_ALERT],
+            ..NewChannel::default()
+        };
+        create(&conn, &keys, admin, Role::Admin, &alert, false, 10).unwrap();
+        let code = NewChannel {
+            kind: "email",
+            events: vec![CODE],
+            ..NewChannel::default()
+        };
+        create(&conn, &keys, customer, Role::User, &code, false, 10).unwrap();
+        notify_admins(&conn, "Backup failed", "disk full", 11).unwrap();
+        let due = due(&conn, &keys, 11, 10).unwrap();
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].email, "root@example.com");
+    }
+
+    #[test]
     fn channels_are_checked() {
         let conn = db::memory();
         let keys = Keys::from_bytes([1; 32]);
         let uid = user(&conn, "a@example.com");
-        let bad = |n: NewChannel<'_>| create(&conn, &keys, uid, &n, false, 10).unwrap_err().code();
+        let bad = |n: NewChannel<'_>| {
+            create(&conn, &keys, uid, Role::User, &n, false, 10)
+                .unwrap_err()
+                .code()
+        };
         assert_eq!(
             bad(ntfy("http://127.0.0.1/t", vec![CODE])),
             "invalid_request"
@@ -561,6 +748,7 @@ mod tests {
             &conn,
             &keys,
             uid,
+            Role::User,
             &ntfy("https://ntfy.sh/t", vec![CODE, CODE]),
             false,
             10,
@@ -580,7 +768,8 @@ mod tests {
         let keys = Keys::from_bytes([1; 32]);
         let uid = user(&conn, "a@example.com");
         let other = user(&conn, "b@example.com");
-        let mk = |u: i64, n: NewChannel<'_>| create(&conn, &keys, u, &n, false, 10).unwrap();
+        let mk =
+            |u: i64, n: NewChannel<'_>| create(&conn, &keys, u, Role::User, &n, false, 10).unwrap();
         mk(uid, ntfy("https://ntfy.sh/t", vec![CODE]));
         mk(uid, ntfy("https://ntfy.sh/r", vec![RENTAL_SMS]));
         let waiting = mk(

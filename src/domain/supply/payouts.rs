@@ -258,6 +258,17 @@ pub fn mark_paid(
         )),
         e => e,
     })?;
+    crate::domain::accounts::notifications::notify(
+        conn,
+        p.user_id,
+        crate::domain::accounts::notifications::PAYOUT_PAID,
+        "Payout paid",
+        &format!(
+            "Your payout #{id} of {} was paid.",
+            Money(p.amount_minor).decimal(digits)
+        ),
+        now,
+    )?;
     audit::audit(
         conn,
         Some(actor.id),

@@ -623,6 +623,17 @@ pub fn record_call(
         )
         .optional()?
         .unwrap_or(false);
+    if paused {
+        crate::domain::accounts::notifications::notify_admins(
+            conn,
+            "Upstream provider paused",
+            &format!(
+                "Upstream provider #{id} failed {} calls in a row and is paused: {error}",
+                breaker.failures.max(1)
+            ),
+            now,
+        )?;
+    }
     Ok(paused)
 }
 

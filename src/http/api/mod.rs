@@ -30,6 +30,7 @@ use crate::domain::{
 
 pub mod admin;
 pub mod contract;
+pub mod notifications;
 pub mod webhooks;
 
 /// The OpenAPI 3.0 document of the native API: the one description of every `/api/v1` route.

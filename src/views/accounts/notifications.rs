@@ -4,7 +4,10 @@
 
 use maud::{html, Markup};
 
-use crate::domain::accounts::notifications::{Channel, Kind, Logged, CODE, REFUNDED, RENTAL_SMS};
+use crate::domain::accounts::notifications::{
+    Channel, Kind, Logged, ADMIN_ALERT, CODE, DEVICE_OFFLINE, LOW_BALANCE, PAYOUT_PAID, REFUNDED,
+    RENTAL_SMS,
+};
 use crate::views::{csrf, flash, opt_time, page as layout, time, Flash, Kept, Nav};
 
 /// The events, as the form offers them.
@@ -18,13 +21,23 @@ const EVENT_LABELS: &[(&str, &str)] = &[
         RENTAL_SMS,
         "An SMS reached a rented number (the text carries the SMS)",
     ),
+    (
+        LOW_BALANCE,
+        "A charge took my balance below the threshold below",
+    ),
+    (PAYOUT_PAID, "A payout of mine was paid"),
+    (DEVICE_OFFLINE, "One of my devices went offline"),
+    (
+        ADMIN_ALERT,
+        "A backup failed or an upstream provider was paused",
+    ),
 ];
 
-fn event_boxes(kept: &Kept) -> Markup {
+fn event_boxes(allowed: &[&str], kept: &Kept) -> Markup {
     html! {
         fieldset {
             legend { "Send me" }
-            @for (name, label) in EVENT_LABELS {
+            @for (name, label) in EVENT_LABELS.iter().filter(|(n, _)| allowed.contains(n)) {
                 label.check { input type="checkbox" name="events" value=(name) checked[kept.get("events").is_none() && *name == CODE || kept.get("events") == Some(name)]; " " (label) }
             }
         }
@@ -44,6 +57,7 @@ fn target(c: &Channel) -> String {
 pub fn page(
     nav: &Nav,
     token: &str,
+    allowed: &[&str],
     channels: &[Channel],
     log: &[Logged],
     telegram: bool,
@@ -113,7 +127,8 @@ pub fn page(
                     @if telegram {
                         label { "Telegram chat id (optional: leave empty to link your chat with a /start code)" input type="text" name="chat_id" value=(kept.or("chat_id", "")) inputmode="numeric"; }
                     }
-                    (event_boxes(kept))
+                    (event_boxes(allowed, kept))
+                    label { "Low balance threshold (with “below the threshold”)" input type="text" name="low_balance" value=(kept.or("low_balance", "")) inputmode="decimal" placeholder="1.00"; }
                     button type="submit" { "Add" }
                 }
             }

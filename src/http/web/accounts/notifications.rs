@@ -37,6 +37,7 @@ fn view(ctx: &mut Ctx<'_>, p: &Page, new: Option<&Created>, flash: &Option<Flash
     Response::html(view::page(
         &p.nav,
         p.csrf(),
+        &notifications::events_for(p.user.role),
         &channels,
         &log,
         telegram,
@@ -50,25 +51,17 @@ fn page(ctx: &mut Ctx<'_>, _: &Request, p: &Page) -> Response {
     view(ctx, p, None, &p.flash)
 }
 
-/// Checks what only the install knows: Telegram needs the admin's bot.
-pub(in crate::http) fn kind_available(ctx: &Ctx<'_>, kind: &str) -> Result<(), Error> {
-    if kind.trim() == "telegram" && ctx.app.config.telegram_bot_token.is_empty() {
-        return Err(Error::invalid(
-            "This site has no Telegram bot (the administrator sets telegram_bot_token).",
-        ));
-    }
-    Ok(())
-}
-
 /// Answers with the page when a Telegram code was made (shown this once), else redirects.
 fn create(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
     let f = req.form();
-    if let Err(e) = kind_available(ctx, &f.text("kind")) {
+    let has_bot = !ctx.app.config.telegram_bot_token.is_empty();
+    if let Err(e) = notifications::check_available(&f.text("kind"), has_bot) {
         return form::fail(ctx, req, &p.session, BACK, e);
     }
     let keys = ctx.app.keys.clone();
     let allow = ctx.app.config.webhook_allow_private;
-    let uid = p.user.id;
+    let (uid, role) = (p.user.id, p.user.role);
+    let digits = crate::domain::base::money::currency_digits(&ctx.app.config.currency);
     form::submit(
         ctx,
         req,
@@ -86,8 +79,18 @@ fn create(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
                 token: f.get("token").unwrap_or(""),
                 chat_id: f.get("chat_id").unwrap_or(""),
                 events,
+                low_balance_minor: match f.text("low_balance").as_str() {
+                    "" => None,
+                    t => Some(
+                        crate::domain::base::money::Money::parse(t, digits, false)
+                            .ok_or_else(|| {
+                                Error::invalid("The balance threshold is not an amount.")
+                            })?
+                            .0,
+                    ),
+                },
             };
-            notifications::create(tx, &keys, uid, &new, allow, now)
+            notifications::create(tx, &keys, uid, role, &new, allow, now)
         },
         |ctx, created| match created.link_code {
             Some(_) => view(ctx, p, Some(&created), &None).with_status(201),

@@ -30,7 +30,7 @@ while [ $# -gt 0 ]; do
 done
 if [ ${#targets[@]} -eq 0 ]; then
     targets=(code_extraction phone_prefix gateway_capcom6 gateway_httpsms gateway_textbee
-             gateway_generic protocol_params form_query_cookie money settings)
+             gateway_generic protocol_params form_query_cookie money settings id_token)
 fi
 
 triple="$(rustc -vV | sed -n 's/^host: //p')"

@@ -869,8 +869,9 @@ fn base32_decode(s: &str) -> Vec<u8> {
     out
 }
 
-/// Turns two-factor sign-in on for the signed-in account; returns its recovery codes.
-fn enrol_totp(s: &TestServer, c: &mut Client) -> Vec<String> {
+/// Turns two-factor sign-in on for the signed-in account (giving `password` when it has one);
+/// returns its recovery codes.
+fn enrol_totp(s: &TestServer, c: &mut Client, password: Option<&str>) -> Vec<String> {
     let r = c.submit("/settings/2fa", "/settings/2fa/start", &[]);
     assert_eq!(r.status, 303, "{}", r.text());
     let page = c.get("/settings/2fa").text();
@@ -881,14 +882,12 @@ fn enrol_totp(s: &TestServer, c: &mut Client) -> Vec<String> {
     let now = s.clock_now();
     s.advance_clock((30 - now.rem_euclid(30) + 1) as u64);
     let step = s.clock_now() / 30;
-    let r = c.submit(
-        "/settings/2fa",
-        "/settings/2fa/enable",
-        &[
-            ("code", &totp_at_step(&secret, step)),
-            ("password", PASSWORD),
-        ],
-    );
+    let code = totp_at_step(&secret, step);
+    let mut fields = vec![("code", code.as_str())];
+    if let Some(p) = password {
+        fields.push(("password", p));
+    }
+    let r = c.submit("/settings/2fa", "/settings/2fa/enable", &fields);
     assert_eq!(r.status, 200, "{}", r.text());
     r.text()
         .split("<code class=\"recovery\">")
@@ -908,7 +907,7 @@ fn totp_is_still_asked_after_the_provider_unless_the_provider_is_trusted_for_it(
         };
         let s = server(&fake, extra);
         let (mut ann, ann_id) = s.signed_in("ann@example.com", "user");
-        let codes = enrol_totp(&s, &mut ann);
+        let codes = enrol_totp(&s, &mut ann, Some(PASSWORD));
         fake.set(|st| st.now = s.clock_now());
         let mut c = s.client();
         let r = sign_in(&mut c, &fake);
@@ -986,4 +985,58 @@ fn export_deletion_and_purge_cover_the_identity() {
     let mut e = s.client();
     let new_id = sign_up(&s, &mut e, &fake);
     assert_ne!(new_id, uid);
+}
+
+#[test]
+fn an_account_without_a_password_is_managed_by_its_session() {
+    let fake = Fake::start();
+    let s = server(&fake, &[]);
+    let mut c = s.client();
+    let uid = sign_up(&s, &mut c, &fake);
+    // Two-factor sign-in without a password to give; the provider's sign-in then asks the code.
+    let page = c.get("/settings/2fa").text();
+    assert!(!page.contains("name=\"password\""), "{page}");
+    let codes = enrol_totp(&s, &mut c, None);
+    fake.set(|st| st.now = s.clock_now());
+    let mut d = s.client();
+    let r = sign_in(&mut d, &fake);
+    assert_eq!(r.location(), Some("/login/2fa"), "{}", r.text());
+    let r = d.submit("/login/2fa", "/login/2fa", &[("code", &codes[0])]);
+    assert_eq!(r.location(), Some("/dashboard"), "{}", r.text());
+
+    // A password can be set without a current one; then both ways sign in.
+    let settings = d.get("/settings").text();
+    assert!(settings.contains("Set a password"), "{settings}");
+    let r = d.submit("/settings", "/settings/password", &[("password", PASSWORD)]);
+    assert_eq!(
+        r.location(),
+        Some("/login?m=password_changed"),
+        "{}",
+        r.text()
+    );
+    let hash: Option<String> = s
+        .db()
+        .query_row(
+            "SELECT password_hash FROM users WHERE id = ?1",
+            [uid],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(hash.is_some());
+    // Now that it has a password, changing it needs the current one.
+    let r = d.login("ann@example.com", PASSWORD);
+    assert_eq!(r.location(), Some("/login/2fa"), "{}", r.text());
+    let r = d.submit("/login/2fa", "/login/2fa", &[("code", &codes[1])]);
+    assert_eq!(r.location(), Some("/dashboard"));
+    let r = d.submit(
+        "/settings",
+        "/settings/password",
+        &[("password", "another long password")],
+    );
+    let back = d.back_to(&r, "/settings");
+    assert!(
+        back.text().contains("current password is wrong"),
+        "{}",
+        back.text()
+    );
 }

@@ -146,8 +146,7 @@ pub fn unlink(conn: &Connection, user: &User, id: i64) -> Result<Identity> {
     };
     if user.password_hash.is_none() && all.len() == 1 {
         return Err(Error::Conflict(
-            "This is your only way to sign in: set a password (Forgot your password? on the \
-             login page mails you a link) or link another provider first."
+            "This is your only way to sign in: set a password or link another provider first."
                 .into(),
         ));
     }

@@ -196,15 +196,19 @@ pub fn settings(
                     button type="submit" { "Save" }
                 }
             }
-            section.card {
+            section.card #password {
                 h2 { "Password" }
                 form method="post" action="/settings/password" {
                     (csrf(token))
-                    label { "Current password" input type="password" name="current_password" required autocomplete="current-password"; }
+                    @if user.password_hash.is_some() {
+                        label { "Current password" input type="password" name="current_password" required autocomplete="current-password"; }
+                    } @else {
+                        p { "Your account has no password: you sign in with another provider. You may set one." }
+                    }
                     (new_password_field())
-                    button type="submit" { "Change password" }
+                    button type="submit" { @if user.password_hash.is_some() { "Change password" } @else { "Set a password" } }
                 }
-                p.muted { "Changing the password signs out every other session." }
+                p.muted { "Changing the password signs out every session; you sign in again with it." }
             }
             section.card #two-factor {
                 h2 { "Two-factor sign-in" }

@@ -39,7 +39,7 @@ pub fn confirm_signup(
         submit: "Create my account",
     };
     let fields = html! {
-        p { (label) " vouched for " strong #email { (email) } ". No account uses this address yet: confirm to create one. You will sign in with " (label) "; you can set a password later with “Forgot your password?”." }
+        p { (label) " vouched for " strong #email { (email) } ". No account uses this address yet: confirm to create one. You will sign in with " (label) "; you can set a password later in your settings." }
         label.check { input type="checkbox" name="age" value="1" required checked[kept.get("age").is_some()]; " I am at least " (min_age) " years old" }
         label.check { input type="checkbox" name="aup" value="1" required checked[kept.get("aup").is_some()]; " I accept the " a href="/aup" target="_blank" { "acceptable-use policy" } " and the " a href="/terms" target="_blank" { "terms" } }
     };
@@ -128,7 +128,7 @@ pub fn settings_section(
                 }
             }
             @if !has_password {
-                p.muted { "Your account has no password. To set one, use “Forgot your password?” on the login page: it mails you a link." }
+                p.muted { "Your account has no password; you can set one under Password above." }
             }
         }
     }

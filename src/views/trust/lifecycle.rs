@@ -10,6 +10,7 @@ use crate::views::{csrf, flash, opt_time, page, time, Flash, Kept, Nav};
 
 /// The settings page's sections about the account's data.
 pub fn settings_sections(user: &User, token: &str, kept: &Kept) -> Markup {
+    let has_password = user.password_hash.is_some();
     html! {
         section.card #email-change {
             h2 { "E-mail address" }
@@ -17,7 +18,9 @@ pub fn settings_sections(user: &User, token: &str, kept: &Kept) -> Markup {
             form method="post" action="/settings/email" {
                 (csrf(token))
                 label { "New e-mail address" input type="email" name="email" value=(kept.or("email", "")) required autocomplete="email"; }
-                label { "Current password" input type="password" name="password" required autocomplete="current-password"; }
+                @if has_password {
+                    label { "Current password" input type="password" name="password" required autocomplete="current-password"; }
+                }
                 button type="submit" { "Send the confirmation link" }
             }
         }

@@ -28,6 +28,9 @@ const MAX_BODY: u64 = 1 << 20;
 const METADATA_TTL: i64 = 3600;
 /// A JWK set is fetched again for an unknown `kid` at most this often (seconds).
 const JWKS_REFRESH_MIN: i64 = 60;
+/// After a failed discovery, sign-ins with that provider are refused at once for this long
+/// (seconds) instead of each waiting for the provider's timeout on a request thread.
+const DOWN_FOR: i64 = 30;
 
 /// Why a sign-in with a provider did not go through.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,6 +74,8 @@ pub struct Oidc {
     insecure: bool,
     agent: ureq::Agent,
     cache: Mutex<HashMap<String, Cached>>,
+    /// Provider name → when its discovery last failed, and why.
+    down: Mutex<HashMap<String, (i64, Failure)>>,
 }
 
 /// The PKCE challenge of a verifier (RFC 7636 §4.2, S256).
@@ -100,6 +105,7 @@ impl Oidc {
             insecure: config.oidc_allow_insecure,
             agent: ureq::Agent::new_with_config(agent_config),
             cache: Mutex::new(HashMap::new()),
+            down: Mutex::new(HashMap::new()),
         }
     }
 
@@ -150,6 +156,24 @@ impl Oidc {
                 return Ok(c.meta.clone());
             }
         }
+        let mut down = self.down.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, failure)) = down.get(&p.name) {
+            if now - at < DOWN_FOR {
+                return Err(failure.clone());
+            }
+        }
+        drop(down);
+        let found = self.discover(p, now);
+        down = self.down.lock().unwrap_or_else(|p| p.into_inner());
+        match &found {
+            Ok(_) => down.remove(&p.name),
+            Err(f) => down.insert(p.name.clone(), (now, f.clone())),
+        };
+        found
+    }
+
+    /// Fetches and checks the discovery document, and caches what it says.
+    fn discover(&self, p: &OidcProvider, now: i64) -> Result<Metadata, Failure> {
         let url = format!(
             "{}/.well-known/openid-configuration",
             p.issuer.trim_end_matches('/')
@@ -364,6 +388,30 @@ mod tests {
             pkce_challenge("dBjftJeZ4CK-1Ss8jrAo5bvXPVJ8Q2DYzHyv3Z7JmYo"),
             "1iv7TWyBCFe8puiqS0tPbhiGntsLM8RD0oG2xgvdsLE"
         );
+    }
+
+    #[test]
+    fn a_provider_that_cannot_be_reached_is_refused_at_once_for_a_while() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let issuer = format!("http://{}", closed.local_addr().unwrap());
+        drop(closed);
+        let mut layers = crate::config::Layers::default();
+        layers.env.insert("oidc_issuer".into(), issuer);
+        layers.env.insert("oidc_client_id".into(), "c".into());
+        layers
+            .env
+            .insert("oidc_allow_insecure".into(), "true".into());
+        let oidc = Oidc::new(&Config::from_layers(&layers).unwrap());
+        let p = oidc.provider("default").unwrap().clone();
+        let first = oidc.metadata(&p, 1000).unwrap_err();
+        assert!(matches!(first, Failure::Provider(_)), "{first}");
+        // Within the window the same answer comes back without a call (the port may even
+        // be taken by now: nothing connects to it).
+        assert_eq!(oidc.metadata(&p, 1000 + DOWN_FOR - 1).unwrap_err(), first);
+        assert!(oidc.down.lock().unwrap().contains_key("default"));
+        // After it, the provider is asked again.
+        let again = oidc.metadata(&p, 1000 + DOWN_FOR).unwrap_err();
+        assert!(matches!(again, Failure::Provider(_)));
     }
 
     #[test]

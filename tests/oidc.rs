@@ -523,6 +523,11 @@ fn a_first_sign_in_creates_a_verified_account_only_after_age_and_policy() {
     assert_eq!(r.location(), Some("/wallet"), "{}", r.text());
     assert_eq!(other.get("/dashboard").status, 200);
     assert_eq!(users(&s), 1);
+    // The administrator sees how the account signs in (the provider, not its subject).
+    let (mut admin, _) = s.signed_in("root@example.com", "admin");
+    let page = admin.get(&format!("/admin/users/{uid}")).text();
+    assert!(page.contains("<dd id=\"sign-in\">Fake ID</dd>"), "{page}");
+    assert!(!page.contains("sub-ann"));
     // The password login does not open an account without a password.
     let r = s.client().login_refused("ann@example.com", "x");
     assert!(r.text().contains("Wrong e-mail or password"));

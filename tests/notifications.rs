@@ -465,3 +465,67 @@ fn a_low_balance_and_a_failed_backup_are_told() {
         alerts[0].body
     );
 }
+
+#[test]
+fn the_native_api_adds_lists_tests_and_deletes_channels() {
+    let ntfy = Fake::start(false);
+    let tg = Fake::start(true);
+    let s = server(&tg);
+    let mut api = s.customer("ann@example.com", "1.00");
+    let r = api.post(
+        "/api/v1/notifications/ntfy",
+        json!({"url": format!("{}/api-topic", ntfy.base), "token": "tk_api", "events": ["code"]}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let ntfy_id = r.json()["id"].as_i64().unwrap();
+    assert_eq!(r.json()["has_token"], true);
+    assert!(!r.text().contains("tk_api"), "the token is never shown");
+    let r = api.post(
+        "/api/v1/notifications/telegram",
+        json!({"events": ["code"]}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.json()["waiting_for_chat"], true);
+    assert!(r.json()["link_code"]
+        .as_str()
+        .is_some_and(|c| !c.is_empty()));
+    // A threshold alone chooses low_balance; the administrators' event is not a customer's.
+    let r = api.post(
+        "/api/v1/notifications/email",
+        json!({"low_balance_minor": 50}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.json()["events"], json!(["low_balance"]));
+    let r = api.post(
+        "/api/v1/notifications/email",
+        json!({"events": ["admin_alert"]}),
+    );
+    assert_eq!(r.status, 403, "{}", r.text());
+
+    let list = api.get("/api/v1/notifications").json();
+    assert_eq!(list["channels"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        list["events"],
+        json!(["code", "refunded", "rental_sms", "low_balance"])
+    );
+    let r = api.post(
+        &format!("/api/v1/notifications/channels/{ntfy_id}/test"),
+        json!({}),
+    );
+    assert_eq!(r.status, 202, "{}", r.text());
+    s.run_jobs();
+    let got = ntfy.got();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].auth, "Bearer tk_api");
+    let log = api.get("/api/v1/notifications").json();
+    assert_eq!(log["log"][0]["state"], "sent");
+    let r = api.client.request(
+        "DELETE",
+        &format!("/api/v1/notifications/channels/{ntfy_id}"),
+        &[],
+        b"",
+    );
+    assert_eq!(r.status, 204, "{}", r.text());
+    let list = api.get("/api/v1/notifications").json();
+    assert_eq!(list["channels"].as_array().unwrap().len(), 2);
+}

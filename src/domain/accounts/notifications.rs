@@ -170,17 +170,20 @@ fn link_hash(keys: &Keys, code: &str) -> Vec<u8> {
     keys.token_hash(&code.trim().to_ascii_lowercase())
 }
 
-/// Refuses a Telegram channel when the install has no bot (`telegram_bot_token`).
+/// Refuses a Telegram channel when the install has no bot (`telegram_bot_token`): the
+/// install's state, not the request, stands in the way.
 pub fn check_available(kind: &str, has_bot: bool) -> Result<()> {
     if kind.trim() == "telegram" && !has_bot {
-        return Err(Error::invalid(
-            "This site has no Telegram bot (the administrator sets telegram_bot_token).",
+        return Err(Error::Conflict(
+            "This site has no Telegram bot (the administrator sets telegram_bot_token).".into(),
         ));
     }
     Ok(())
 }
 
-/// Checks the events against the account's role; duplicates dropped.
+/// Checks the events against the account's role (an event above it is forbidden, not
+/// malformed); duplicates dropped. No event at all is allowed: such a channel gets only
+/// tests (the settings page asks for one).
 fn check_events<'a>(events: &[&'a str], role: Role) -> Result<Vec<&'a str>> {
     let mut out: Vec<&str> = Vec::new();
     for e in events {
@@ -188,7 +191,7 @@ fn check_events<'a>(events: &[&'a str], role: Role) -> Result<Vec<&'a str>> {
             return Err(Error::invalid(format!("Unknown event `{e}`.")));
         }
         if needs(e) > role {
-            return Err(Error::invalid(format!(
+            return Err(Error::Forbidden(format!(
                 "The event `{e}` is for {} accounts.",
                 needs(e).as_str()
             )));
@@ -196,9 +199,6 @@ fn check_events<'a>(events: &[&'a str], role: Role) -> Result<Vec<&'a str>> {
         if !out.contains(e) {
             out.push(e);
         }
-    }
-    if out.is_empty() {
-        return Err(Error::invalid("Choose at least one event."));
     }
     Ok(out)
 }
@@ -217,14 +217,21 @@ pub fn create(
 ) -> Result<Created> {
     let kind = Kind::parse(new.kind.trim())
         .ok_or_else(|| Error::invalid("The channel must be ntfy, telegram or email."))?;
-    let events = check_events(&new.events, role)?;
+    let mut events = check_events(&new.events, role)?;
+    // A threshold alone chooses the event; the event needs its threshold.
     let threshold = match (events.contains(&LOW_BALANCE), new.low_balance_minor) {
-        (true, Some(t)) if t > 0 => Some(t),
-        (true, _) => return Err(Error::invalid(
-            "Give the low-balance threshold: the balance below which to be told (more than zero).",
-        )),
-        (false, _) => None,
+        (_, Some(t)) if t > 0 => Some(t),
+        (false, None) => None,
+        _ => {
+            return Err(Error::invalid(
+                "Give the low-balance threshold: the balance below which to be told (more \
+                 than zero).",
+            ))
+        }
     };
+    if threshold.is_some() && !events.contains(&LOW_BALANCE) {
+        events.push(LOW_BALANCE);
+    }
     if list_for(conn, user_id)?.len() >= MAX_CHANNELS {
         return Err(Error::Conflict(format!(
             "An account may have at most {MAX_CHANNELS} channels."
@@ -248,7 +255,7 @@ pub fn create(
                 ));
             }
             let token = new.token.trim();
-            if token.len() > 200 || token.chars().any(|c| c.is_whitespace()) {
+            if token.len() > 200 || !token.chars().all(|c| c.is_ascii_graphic()) {
                 return Err(Error::invalid("The access token is not valid."));
             }
             if !token.is_empty() {
@@ -661,6 +668,17 @@ mod tests {
                 .to_string()
         };
         assert!(err(Role::User, email(vec![PAYOUT_PAID], None)).contains("operator"));
+        let forbidden = create(
+            &conn,
+            &keys,
+            uid,
+            Role::User,
+            &email(vec![ADMIN_ALERT], None),
+            false,
+            10,
+        )
+        .unwrap_err();
+        assert_eq!(forbidden.code(), "forbidden");
         assert!(err(Role::Operator, email(vec![ADMIN_ALERT], None)).contains("admin"));
         assert!(err(Role::User, email(vec![LOW_BALANCE], None)).contains("threshold"));
         assert!(err(Role::User, email(vec![LOW_BALANCE], Some(0))).contains("threshold"));
@@ -669,16 +687,18 @@ mod tests {
             [CODE, REFUNDED, RENTAL_SMS, LOW_BALANCE]
         );
         assert_eq!(events_for(Role::Admin).len(), EVENTS.len());
-        create(
+        // The threshold alone chooses the event.
+        let made = create(
             &conn,
             &keys,
             uid,
             Role::User,
-            &email(vec![LOW_BALANCE], Some(500)),
+            &email(vec![], Some(500)),
             false,
             10,
         )
         .unwrap();
+        assert_eq!(made.channel.events, [LOW_BALANCE]);
         // Told once, when a charge crosses the threshold.
         balance_fell(&conn, uid, 900, 600, 11).unwrap();
         balance_fell(&conn, uid, 600, 400, 12).unwrap();
@@ -732,7 +752,6 @@ mod tests {
             "invalid_request"
         );
         assert_eq!(bad(ntfy("https://ntfy.sh", vec![CODE])), "invalid_request");
-        assert_eq!(bad(ntfy("https://ntfy.sh/t", vec![])), "invalid_request");
         assert_eq!(
             bad(ntfy("https://ntfy.sh/t", vec!["nope"])),
             "invalid_request"

@@ -1,5 +1,5 @@
-//! The notification part of the native API: list, add and delete the account's channels
-//! (ntfy, Telegram, e-mail), queue a test message, and read the delivery log. Authentication
+//! The notification part of the native API: list, add (one operation per kind, so that each
+//! body's rules are its schema's) and delete the account's channels (ntfy, Telegram, e-mail), queue a test message, and read the delivery log. Authentication
 //! and errors as in the rest of `/api/v1`. Nothing here sends: messages are queued and the
 //! `notifications` job sends them.
 
@@ -22,9 +22,11 @@ pub fn routes(r: &mut Router) {
         Role::User,
         &[
             (Get, "/api/v1/notifications", list),
-            (Post, "/api/v1/notifications", create),
-            (Delete, "/api/v1/notifications/{id}", delete),
-            (Post, "/api/v1/notifications/{id}/test", test),
+            (Post, "/api/v1/notifications/ntfy", create_ntfy),
+            (Post, "/api/v1/notifications/telegram", create_telegram),
+            (Post, "/api/v1/notifications/email", create_email),
+            (Delete, "/api/v1/notifications/channels/{id}", delete),
+            (Post, "/api/v1/notifications/channels/{id}/test", test),
         ],
     );
 }
@@ -78,28 +80,102 @@ fn list(ctx: &mut Ctx<'_>, _: &Request, user: &User) -> Response {
     }
 }
 
+/// `POST /api/v1/notifications/ntfy`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CreateBody {
-    kind: String,
-    #[serde(default)]
+struct NtfyBody {
     url: String,
     #[serde(default)]
     token: String,
     #[serde(default)]
-    chat_id: String,
     events: Vec<String>,
     #[serde(default)]
     low_balance_minor: Option<i64>,
 }
 
-fn create(ctx: &mut Ctx<'_>, req: &Request, user: &User) -> Response {
-    let b: CreateBody = match body(req) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+/// `POST /api/v1/notifications/telegram`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TelegramBody {
+    #[serde(default)]
+    chat_id: String,
+    #[serde(default)]
+    events: Vec<String>,
+    #[serde(default)]
+    low_balance_minor: Option<i64>,
+}
+
+/// `POST /api/v1/notifications/email`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EmailBody {
+    #[serde(default)]
+    events: Vec<String>,
+    #[serde(default)]
+    low_balance_minor: Option<i64>,
+}
+
+fn create_ntfy(ctx: &mut Ctx<'_>, req: &Request, user: &User) -> Response {
+    match body::<NtfyBody>(req) {
+        Ok(b) => create(
+            ctx,
+            user,
+            "ntfy",
+            &b.url,
+            &b.token,
+            "",
+            &b.events,
+            b.low_balance_minor,
+        ),
+        Err(r) => r,
+    }
+}
+
+fn create_telegram(ctx: &mut Ctx<'_>, req: &Request, user: &User) -> Response {
+    match body::<TelegramBody>(req) {
+        Ok(b) => create(
+            ctx,
+            user,
+            "telegram",
+            "",
+            "",
+            &b.chat_id,
+            &b.events,
+            b.low_balance_minor,
+        ),
+        Err(r) => r,
+    }
+}
+
+fn create_email(ctx: &mut Ctx<'_>, req: &Request, user: &User) -> Response {
+    match body::<EmailBody>(req) {
+        Ok(b) => create(
+            ctx,
+            user,
+            "email",
+            "",
+            "",
+            "",
+            &b.events,
+            b.low_balance_minor,
+        ),
+        Err(r) => r,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn create(
+    ctx: &mut Ctx<'_>,
+    user: &User,
+    kind: &str,
+    url: &str,
+    token: &str,
+    chat_id: &str,
+    events: &[String],
+    low_balance_minor: Option<i64>,
+) -> Response {
     let has_bot = !ctx.app.config.telegram_bot_token.is_empty();
-    if let Err(e) = notifications::check_available(&b.kind, has_bot) {
+    if let Err(e) = notifications::check_available(kind, has_bot) {
         return error(&e);
     }
     let (keys, allow, now) = (
@@ -108,12 +184,12 @@ fn create(ctx: &mut Ctx<'_>, req: &Request, user: &User) -> Response {
         ctx.now(),
     );
     let new = NewChannel {
-        kind: &b.kind,
-        url: &b.url,
-        token: &b.token,
-        chat_id: &b.chat_id,
-        events: b.events.iter().map(String::as_str).collect(),
-        low_balance_minor: b.low_balance_minor,
+        kind,
+        url,
+        token,
+        chat_id,
+        events: events.iter().map(String::as_str).collect(),
+        low_balance_minor,
     };
     match db::write(ctx.db, |tx| {
         notifications::create(tx, &keys, user.id, user.role, &new, allow, now)

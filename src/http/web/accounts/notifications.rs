@@ -58,6 +58,9 @@ fn create(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
     if let Err(e) = notifications::check_available(&f.text("kind"), has_bot) {
         return form::fail(ctx, req, &p.session, BACK, e);
     }
+    if !f.0.iter().any(|(k, _)| k == "events") {
+        return form::fail(ctx, req, &p.session, BACK, "Choose at least one event.");
+    }
     let keys = ctx.app.keys.clone();
     let allow = ctx.app.config.webhook_allow_private;
     let (uid, role) = (p.user.id, p.user.role);

@@ -73,7 +73,7 @@ pub fn privacy(
                 h2 { "Who can read your messages" }
                 p { "Only the account that ordered a number can read the messages it received. Administrators can see them only through an audited action." }
                 h2 #notifications { "Notifications you choose" }
-                p { "When you add a notification channel (an ntfy topic, a Telegram chat or your e-mail address), what it is told leaves this server to that channel's service: for a code, the code and the service it is for; for a rented number, the SMS. Nothing is sent to a channel you did not set up, and nothing about anyone else is ever in it. Delete a channel and nothing more is sent to it; delete your account and all of them go at once." }
+                p { "When you add a notification channel (an ntfy topic, a Telegram chat or your e-mail address), what it is told leaves this server to that channel's service: for a code, the code and the service it is for; for a rented number, the SMS. E-mail is told only that a code or an SMS arrived, never its text. Nothing is sent to a channel you did not set up, and nothing about anyone else is ever in it. Delete a channel and nothing more is sent to it; delete your account and all of them go at once." }
                 p { "Sign-in with another provider (OpenID Connect), when this site offers it, asks that provider only for your account identifier and your verified e-mail address." }
                 h2 { "Cookies" }
                 p { "One cookie, " code { "__session" } ", keeps you signed in. It is HttpOnly and holds only a random token. There are no tracking cookies, no third-party scripts and no telemetry." }

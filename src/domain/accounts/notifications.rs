@@ -396,11 +396,33 @@ pub fn notify(
     body: &str,
     now: Timestamp,
 ) -> Result<usize> {
+    notify_private(conn, user_id, event, title, body, body, now)
+}
+
+/// [`notify`] for a text that carries a code or an SMS: e-mail channels get `mail_body`
+/// instead, without it. A mail's body stays in the mail outbox for `log_retention` (and goes
+/// to the log when no SMTP server is set), far longer than the SMS retention allows a code to
+/// be kept; ntfy and Telegram messages forget their body once sent.
+#[allow(clippy::too_many_arguments)]
+pub fn notify_private(
+    conn: &Connection,
+    user_id: i64,
+    event: &str,
+    title: &str,
+    body: &str,
+    mail_body: &str,
+    now: Timestamp,
+) -> Result<usize> {
     let mut n = 0;
     for c in list_for(conn, user_id)? {
         let ready = !(c.kind == Kind::Telegram && c.chat_id.is_empty());
         if ready && c.events.iter().any(|e| e == event) {
-            insert(conn, &c, event, title, body, now)?;
+            let text = if c.kind == Kind::Email {
+                mail_body
+            } else {
+                body
+            };
+            insert(conn, &c, event, title, text, now)?;
             n += 1;
         }
     }

@@ -474,12 +474,16 @@ pub fn activation_sms(conn: &Connection, a: &Activation, sms: &Sms, now: Timesta
     };
     enqueue_subscribed(conn, a.user_id, SMS_RECEIVED, data, order, now)?;
     if let Some(code) = sms.code {
-        notifications::notify(
+        notifications::notify_private(
             conn,
             a.user_id,
             notifications::CODE,
             &format!("Code for {}", a.service),
             &format!("{code} is your {} code (order #{}).", a.service, a.id),
+            &format!(
+                "A code arrived for your {} order #{}: it is on your dashboard.",
+                a.service, a.id
+            ),
             now,
         )?;
     }
@@ -579,12 +583,16 @@ pub fn rental_sms(conn: &Connection, r: &Rental, sms: &Sms, now: Timestamp) -> R
         }))
     };
     enqueue_subscribed(conn, r.user_id, RENTAL_SMS, data, order, now)?;
-    notifications::notify(
+    notifications::notify_private(
         conn,
         r.user_id,
         notifications::RENTAL_SMS,
         &format!("SMS on rental #{}", r.id),
         &format!("From {}: {}", sms.sender, sms.text),
+        &format!(
+            "An SMS arrived on your rented number (rental #{}): it is on your dashboard.",
+            r.id
+        ),
         now,
     )?;
     if !r.webhook_url.is_empty() {

@@ -14,12 +14,12 @@ use crate::views::{csrf, flash, opt_time, page as layout, time, Flash, Kept, Nav
 const EVENT_LABELS: &[(&str, &str)] = &[
     (
         CODE,
-        "A code arrived (the text carries the code and the service)",
+        "A code arrived (ntfy and Telegram get the code and the service; e-mail only that it came)",
     ),
     (REFUNDED, "An order ended without a code and was refunded"),
     (
         RENTAL_SMS,
-        "An SMS reached a rented number (the text carries the SMS)",
+        "An SMS reached a rented number (ntfy and Telegram get the SMS; e-mail only that it came)",
     ),
     (
         LOW_BALANCE,

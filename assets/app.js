@@ -45,6 +45,39 @@ function startCountdowns() {
   setInterval(tick, 1000);
 }
 
+// The browser's own notifications (no push service): only after the person opted in on
+// /settings/notifications, and only while a dashboard page is open.
+const NOTIFY_KEY = "otpbox-browser-notifications";
+
+function showNotification(title, body) {
+  if (!("Notification" in window) || Notification.permission !== "granted") return;
+  if (localStorage.getItem(NOTIFY_KEY) !== "on") return;
+  try { new Notification(title, { body }); } catch (_) { /* some browsers allow it only from a service worker */ }
+}
+
+function browserNotifyOptIn() {
+  const button = document.getElementById("browser-notify");
+  const state = document.getElementById("browser-notify-state");
+  if (!button) return;
+  const show = () => {
+    const on = "Notification" in window && Notification.permission === "granted"
+      && localStorage.getItem(NOTIFY_KEY) === "on";
+    if (state) state.textContent = !("Notification" in window) ? " This browser has no notifications."
+      : on ? " On in this browser." : " Off in this browser.";
+    button.textContent = on ? "Turn browser notifications off" : "Allow browser notifications";
+  };
+  button.addEventListener("click", async () => {
+    if (!("Notification" in window)) return;
+    if (localStorage.getItem(NOTIFY_KEY) === "on") {
+      localStorage.removeItem(NOTIFY_KEY);
+    } else if ((await Notification.requestPermission()) === "granted") {
+      localStorage.setItem(NOTIFY_KEY, "on");
+    }
+    show();
+  });
+  show();
+}
+
 // Live orders: ask the API for changes and show a code as soon as it arrives.
 function watchOrders() {
   const cards = () => Array.from(document.querySelectorAll("article.order[data-id]"))
@@ -80,6 +113,7 @@ function watchOrders() {
           copy.textContent = "Copy code";
           copy.setAttribute("data-copy", a.code);
           box.append(code, " ", copy);
+          showNotification(`Code for ${a.service}`, `${a.code} (order #${a.id})`);
         }
       }
       if (reload) setTimeout(() => location.reload(), 1500);
@@ -128,4 +162,5 @@ document.addEventListener("DOMContentLoaded", () => {
   startCountdowns();
   watchOrders();
   watchTopup();
+  browserNotifyOptIn();
 });

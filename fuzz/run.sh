@@ -31,7 +31,7 @@ done
 if [ ${#targets[@]} -eq 0 ]; then
     targets=(code_extraction phone_prefix gateway_capcom6 gateway_httpsms gateway_textbee
              gateway_generic gateway_simbank protocol_params form_query_cookie money settings
-             payment_notice)
+             payment_notice id_token)
 fi
 
 triple="$(rustc -vV | sed -n 's/^host: //p')"

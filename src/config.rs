@@ -384,6 +384,44 @@ pub const SETTINGS: &[Setting] = &[
         "An operator's device silent this long is offline and its SIMs are not sold",
     ),
     s(
+        "oidc_issuer",
+        "",
+        "Sign-in with OpenID Connect: the provider's issuer URL (discovery at ISSUER/.well-known/openid-configuration); empty = off",
+    ),
+    s(
+        "oidc_client_id",
+        "",
+        "The client id otpbox is registered under at the oidc_issuer provider",
+    ),
+    secret(
+        "oidc_client_secret",
+        "The client secret of that registration (or OTPBOX_OIDC_CLIENT_SECRET_FILE)",
+    ),
+    s(
+        "oidc_label",
+        "",
+        "The name on the sign-in button (\"Sign in with …\"); empty = the issuer's host",
+    ),
+    s(
+        "oidc_totp",
+        "true",
+        "Ask an account's TOTP code after a sign-in with the oidc_issuer provider when the account has one",
+    ),
+    s(
+        "oidc_allow_insecure",
+        "false",
+        "TESTS AND LABS ONLY: allow http:// issuers and provider endpoints",
+    ),
+    secret(
+        "telegram_bot_token",
+        "The Telegram bot that sends notifications (from @BotFather; or OTPBOX_TELEGRAM_BOT_TOKEN_FILE); empty = no Telegram channels",
+    ),
+    s(
+        "telegram_api",
+        "https://api.telegram.org",
+        "Base URL of the Telegram Bot API (a local Bot API server, or a fake in tests)",
+    ),
+    s(
         "dev_clock",
         "false",
         "TESTS ONLY: allow moving the clock through /__dev endpoints",
@@ -587,7 +625,171 @@ pub struct Config {
     pub abuse_reports_per_hour: u32,
     /// Thresholds of the anomaly signals (`flag_*`).
     pub flags: crate::domain::trust::signals::Thresholds,
+    /// OpenID Connect providers people may sign in with: the one of the `oidc_*` settings
+    /// first (named `default`), then those of the config file, in name order.
+    pub oidc: Vec<OidcProvider>,
+    /// `http://` issuers and endpoints allowed (tests and labs).
+    pub oidc_allow_insecure: bool,
+    /// The Telegram bot of notifications; empty = none.
+    pub telegram_bot_token: String,
+    pub telegram_api: String,
     pub dev_clock: bool,
+}
+
+/// One OpenID Connect provider (README "Sign-in with OpenID Connect").
+#[derive(Clone)]
+pub struct OidcProvider {
+    /// `default` for the provider of the `oidc_*` settings; the config file's name otherwise.
+    pub name: String,
+    /// Exactly as the provider writes it in `iss` (no trailing slash added or removed).
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: String,
+    pub label: String,
+    /// Whether an account's TOTP code is still asked after this provider's sign-in.
+    pub totp: bool,
+}
+
+impl std::fmt::Debug for OidcProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The secret is never printed.
+        f.debug_struct("OidcProvider")
+            .field("name", &self.name)
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field("label", &self.label)
+            .field("totp", &self.totp)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The keys a provider of the config file may have (`oidc.NAME.KEY = value`).
+const OIDC_KEYS: &[&str] = &[
+    "issuer",
+    "client_id",
+    "client_secret",
+    "client_secret_file",
+    "label",
+    "totp",
+];
+
+/// Splits `oidc.NAME.KEY` into a valid name and key.
+fn oidc_file_key(key: &str) -> Option<(&str, &str)> {
+    let rest = key.strip_prefix("oidc.")?;
+    let (name, field) = rest.split_once('.')?;
+    let name_ok = !name.is_empty()
+        && name.len() <= 32
+        && name != "default"
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    (name_ok && OIDC_KEYS.contains(&field)).then_some((name, field))
+}
+
+/// Checks an issuer URL: `https://`, or `http://` when `insecure` is allowed; no query or
+/// fragment.
+fn check_issuer(issuer: &str, insecure: bool) -> Result<(), String> {
+    let scheme_ok = issuer.starts_with("https://") || (insecure && issuer.starts_with("http://"));
+    if !scheme_ok {
+        return Err(format!(
+            "`{issuer}` must start with https:// (http:// only with oidc_allow_insecure)"
+        ));
+    }
+    if issuer.contains(['?', '#', ' ']) || issuer.split("://").nth(1).is_none_or(str::is_empty) {
+        return Err(format!("`{issuer}` is not an issuer URL"));
+    }
+    Ok(())
+}
+
+/// The providers of the `oidc_*` settings and of the config file, checked.
+fn oidc_providers(layers: &Layers, insecure: bool) -> Result<Vec<OidcProvider>, String> {
+    let host_of = |issuer: &str| {
+        issuer
+            .split("://")
+            .nth(1)
+            .and_then(|r| r.split('/').next())
+            .unwrap_or(issuer)
+            .to_string()
+    };
+    let mut out = Vec::new();
+    let issuer = layers.get("oidc_issuer").trim().to_string();
+    if !issuer.is_empty() {
+        check_issuer(&issuer, insecure).map_err(|e| format!("setting `oidc_issuer`: {e}"))?;
+        let client_id = layers.get("oidc_client_id").trim().to_string();
+        if client_id.is_empty() {
+            return Err("setting `oidc_client_id`: needed when `oidc_issuer` is set".into());
+        }
+        let label = match layers.get("oidc_label").trim() {
+            "" => host_of(&issuer),
+            l => l.to_string(),
+        };
+        out.push(OidcProvider {
+            name: "default".into(),
+            client_id,
+            client_secret: layers.get("oidc_client_secret").trim().to_string(),
+            label,
+            totp: parse_bool(&layers.get("oidc_totp"))
+                .map_err(|e| format!("setting `oidc_totp`: {e}"))?,
+            issuer,
+        });
+    }
+    let mut named: BTreeMap<&str, BTreeMap<&str, &str>> = BTreeMap::new();
+    for (key, value) in &layers.file {
+        if let Some((name, field)) = oidc_file_key(key) {
+            named.entry(name).or_default().insert(field, value.as_str());
+        }
+    }
+    for (name, fields) in named {
+        let field = |k: &str| {
+            fields
+                .get(k)
+                .map(|v| v.trim().to_string())
+                .unwrap_or_default()
+        };
+        let bad = |e: String| format!("config file, provider `oidc.{name}`: {e}");
+        let issuer = field("issuer");
+        if issuer.is_empty() {
+            return Err(bad("`issuer` is missing".into()));
+        }
+        check_issuer(&issuer, insecure).map_err(bad)?;
+        let client_id = field("client_id");
+        if client_id.is_empty() {
+            return Err(bad("`client_id` is missing".into()));
+        }
+        let client_secret = match (
+            fields.get("client_secret"),
+            fields.get("client_secret_file"),
+        ) {
+            (Some(_), Some(_)) => {
+                return Err(bad(
+                    "give `client_secret` or `client_secret_file`, not both".into(),
+                ))
+            }
+            (_, Some(path)) => std::fs::read_to_string(path.trim())
+                .map_err(|e| bad(format!("cannot read {}: {e}", path.trim())))?
+                .trim_end()
+                .to_string(),
+            (Some(s), None) => s.trim().to_string(),
+            (None, None) => String::new(),
+        };
+        let label = match field("label") {
+            l if l.is_empty() => host_of(&issuer),
+            l => l,
+        };
+        let totp = match fields.get("totp") {
+            Some(v) => parse_bool(v).map_err(bad)?,
+            None => true,
+        };
+        out.push(OidcProvider {
+            name: name.to_string(),
+            issuer,
+            client_id,
+            client_secret,
+            label,
+            totp,
+        });
+    }
+    Ok(out)
 }
 
 /// Raw values before parsing: setting key → text.
@@ -673,7 +875,21 @@ pub fn parse_config_file(text: &str) -> Result<BTreeMap<String, String>, String>
         let (k, v) = line
             .split_once('=')
             .ok_or_else(|| format!("line {}: expected `key = value`", n + 1))?;
-        let key = k.trim().to_ascii_lowercase().replace('-', "_");
+        let key = k.trim().to_ascii_lowercase();
+        if key.starts_with("oidc.") {
+            if oidc_file_key(&key).is_none() {
+                return Err(format!(
+                    "line {}: `{}` is not `oidc.NAME.KEY` (NAME: a-z, 0-9, - and _, not \
+                     `default`; KEY: {})",
+                    n + 1,
+                    k.trim(),
+                    OIDC_KEYS.join(", ")
+                ));
+            }
+            out.insert(key, v.trim().trim_matches('"').to_string());
+            continue;
+        }
+        let key = key.replace('-', "_");
         if !SETTINGS.iter().any(|s| s.key == key) {
             return Err(format!("line {}: unknown setting `{}`", n + 1, k.trim()));
         }
@@ -815,6 +1031,8 @@ impl Config {
                 get("synchronous").trim()
             )
         })?;
+        let oidc_allow_insecure =
+            parse_bool(&get("oidc_allow_insecure")).map_err(named("oidc_allow_insecure"))?;
         let read_timeout = dur("read_timeout")?;
         if read_timeout == 0 {
             return Err("setting `read_timeout`: must be at least 1s".into());
@@ -905,6 +1123,17 @@ impl Config {
                 min_orders: num("flag_min_orders")?.max(1) as u32,
                 accounts_per_address: num("flag_accounts_per_ip")? as u32,
                 window: dur("flag_window")?.max(60),
+            },
+            oidc: oidc_providers(layers, oidc_allow_insecure)?,
+            oidc_allow_insecure,
+            telegram_bot_token: get("telegram_bot_token").trim().to_string(),
+            telegram_api: match get("telegram_api").trim().trim_end_matches('/') {
+                u if u.starts_with("https://") || u.starts_with("http://") => u.to_string(),
+                u => {
+                    return Err(format!(
+                        "setting `telegram_api`: `{u}` must start with http(s)://"
+                    ))
+                }
             },
             dev_clock: parse_bool(&get("dev_clock")).map_err(named("dev_clock"))?,
         };
@@ -1003,6 +1232,70 @@ mod tests {
         l.env.insert("synchronous".into(), "off".into());
         let err = Config::from_layers(&l).unwrap_err();
         assert!(err.contains("synchronous"), "{err}");
+    }
+
+    #[test]
+    fn oidc_providers_come_from_the_settings_and_the_config_file() {
+        let file = parse_config_file(
+            "oidc.keycloak.issuer = https://id.example.org/realms/main\n\
+             oidc.keycloak.client_id = otpbox\n\
+             oidc.keycloak.client_secret = s3cret\n\
+             oidc.keycloak.totp = false\n\
+             oidc.authelia.issuer = \"https://auth.example.net\"\n\
+             oidc.authelia.client_id = box\n\
+             oidc.authelia.label = Home\n",
+        )
+        .unwrap();
+        let mut l = Layers {
+            file,
+            ..Layers::default()
+        };
+        l.env
+            .insert("oidc_issuer".into(), "https://accounts.google.com".into());
+        l.env.insert("oidc_client_id".into(), "g".into());
+        let c = Config::from_layers(&l).unwrap();
+        let names: Vec<&str> = c.oidc.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["default", "authelia", "keycloak"]);
+        assert_eq!(c.oidc[0].label, "accounts.google.com");
+        assert!(c.oidc[0].totp);
+        assert_eq!(c.oidc[1].label, "Home");
+        assert_eq!(c.oidc[1].issuer, "https://auth.example.net");
+        assert_eq!(c.oidc[2].client_secret, "s3cret");
+        assert!(!c.oidc[2].totp);
+        assert!(
+            !format!("{:?}", c.oidc[2]).contains("s3cret"),
+            "secret printed"
+        );
+    }
+
+    #[test]
+    fn oidc_issuers_must_be_https_unless_insecure_is_allowed() {
+        let mut l = Layers::default();
+        l.env
+            .insert("oidc_issuer".into(), "http://127.0.0.1:9000".into());
+        l.env.insert("oidc_client_id".into(), "c".into());
+        let err = Config::from_layers(&l).unwrap_err();
+        assert!(err.contains("oidc_issuer"), "{err}");
+        l.env.insert("oidc_allow_insecure".into(), "true".into());
+        assert_eq!(Config::from_layers(&l).unwrap().oidc.len(), 1);
+        l.env.remove("oidc_client_id");
+        let err = Config::from_layers(&l).unwrap_err();
+        assert!(err.contains("oidc_client_id"), "{err}");
+        for bad in [
+            "oidc.default.issuer = https://x",
+            "oidc.a b.issuer = https://x",
+            "oidc.a.secret = x",
+            "oidc.issuer = https://x",
+        ] {
+            assert!(parse_config_file(bad).is_err(), "{bad}");
+        }
+        let file = parse_config_file("oidc.lab.client_id = c").unwrap();
+        let l = Layers {
+            file,
+            ..Layers::default()
+        };
+        let err = Config::from_layers(&l).unwrap_err();
+        assert!(err.contains("oidc.lab") && err.contains("issuer"), "{err}");
     }
 
     #[test]

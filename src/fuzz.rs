@@ -298,6 +298,36 @@ pub fn payment_notice(data: &[u8]) {
     }
 }
 
+/// `id_token`: what a provider's token endpoint and JWK set send during an OpenID Connect
+/// sign-in (first byte even: an ID token, checked against a key set of its own; odd: a JWK set
+/// document). Nothing panics; a token that parses names RS256 or ES256; no token verifies
+/// against an empty key set, nor against keys that are not the signer's.
+pub fn id_token(data: &[u8]) {
+    use crate::oidc::jws;
+    let (pick, rest) = split(data);
+    let t = text(rest);
+    if pick % 2 == 0 {
+        let Ok(token) = jws::parse(&t) else { return };
+        assert!(matches!(token.alg, jws::Alg::Rs256 | jws::Alg::Es256));
+        assert!(jws::verify_signature(&token, &[]).is_err(), "{t:?}");
+        // A real key that signed nothing here.
+        let keys = jws::parse_jwks(&serde_json::json!({"keys": [{"kty": "EC", "crv": "P-256",
+            "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+            "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}))
+        .expect("a key set");
+        assert!(jws::verify_signature(&token, &keys).is_err(), "{t:?}");
+        let want = jws::Expect {
+            issuer: "https://id.example",
+            client_id: "otpbox",
+            nonce: "n",
+            now: NOW,
+        };
+        let _ = jws::check_claims(&token, &want);
+    } else if let Ok(doc) = serde_json::from_str::<serde_json::Value>(&t) {
+        let _ = jws::parse_jwks(&doc);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -307,7 +337,7 @@ mod tests {
     #[test]
     fn every_target_accepts_its_seed_corpus() {
         type Target = fn(&[u8]);
-        let targets: [(&str, Target); 12] = [
+        let targets: [(&str, Target); 13] = [
             ("code_extraction", code_extraction),
             ("phone_prefix", phone_prefix),
             ("gateway_capcom6", gateway_capcom6),
@@ -320,6 +350,7 @@ mod tests {
             ("money", money),
             ("settings", settings),
             ("payment_notice", payment_notice),
+            ("id_token", id_token),
         ];
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
         for (name, target) in targets {

@@ -13,9 +13,10 @@ use crate::app::App;
 use crate::clock::Timestamp;
 use crate::domain::trust::retention::Rule;
 use crate::domain::{
-    accounts::sessions, base::mail, market::activations, market::catalogue, market::partners,
-    market::rentals, market::simulator, market::webhooks, supply::devices, supply::gateway,
-    supply::parts, trust::abuse, trust::lifecycle, trust::retention, trust::signals, Error, Result,
+    accounts::notifications, accounts::sessions, base::mail, market::activations,
+    market::catalogue, market::partners, market::rentals, market::simulator, market::webhooks,
+    supply::devices, supply::gateway, supply::parts, trust::abuse, trust::lifecycle,
+    trust::retention, trust::signals, Error, Result,
 };
 
 /// A job returns a short summary of what it did ("3 sessions removed"), or "" when there was
@@ -102,6 +103,18 @@ impl Jobs {
                 "*/5 * * * * *",
                 "Send due webhook deliveries, retrying failures with back-off; forget old ones",
                 job_webhooks,
+            ),
+            (
+                "notifications",
+                "*/5 * * * * *",
+                "Send due notifications (ntfy, Telegram, e-mail), retrying failures with back-off",
+                job_notifications,
+            ),
+            (
+                "telegram",
+                "*/10 * * * * *",
+                "Read the Telegram bot's updates and link the chats that sent /start CODE",
+                job_telegram,
             ),
             (
                 "devices",
@@ -425,7 +438,8 @@ fn job_sms_retention(app: &App, conn: &mut Connection) -> Result<String> {
     let (n, hooks) = crate::db::write(conn, |tx| {
         Ok((
             retention::purge_messages(tx, app.config.sms_retention, now)?,
-            webhooks::forget_sms(tx, app.config.sms_retention, now)?,
+            webhooks::forget_sms(tx, app.config.sms_retention, now)?
+                + notifications::forget_pending(tx, app.config.sms_retention, now)?,
         ))
         .and_then(|(n, h)| {
             retention::record(tx, Rule::Sms, n, now)?;
@@ -435,7 +449,95 @@ fn job_sms_retention(app: &App, conn: &mut Connection) -> Result<String> {
     Ok(match (n, hooks) {
         (0, 0) => String::new(),
         (n, 0) => format!("{n} messages deleted"),
-        (n, h) => format!("{n} messages deleted, {h} pending webhook deliveries given up"),
+        (n, h) => format!(
+            "{n} messages deleted, {h} pending webhook deliveries and notifications given up"
+        ),
+    })
+}
+
+/// Notifications sent per run, and how long a run keeps starting new sends (the scheduler
+/// thread is shared; what is left stays due for the next run).
+const NOTIFY_BATCH: i64 = 40;
+const NOTIFY_BUDGET: Duration = Duration::from_secs(12);
+
+fn job_notifications(app: &App, conn: &mut Connection) -> Result<String> {
+    let now = app.now();
+    let due = notifications::due(conn, &app.keys, now, NOTIFY_BATCH)?;
+    if due.is_empty() {
+        return Ok(String::new());
+    }
+    // The network first, with no transaction open; e-mail goes to the mail outbox below.
+    // Outer None: not started within the budget; inner None: an e-mail.
+    let started = Instant::now();
+    let results: Vec<Option<Option<String>>> = due
+        .iter()
+        .map(|d| match d.kind {
+            notifications::Kind::Email => Some(None),
+            _ if started.elapsed() > NOTIFY_BUDGET => None,
+            _ => Some(Some(crate::notify::send(app, d).err().unwrap_or_default())),
+        })
+        .collect();
+    let (mut sent, mut retrying, mut failed) = (0, 0, 0);
+    let smtp = app.config.smtp.is_some();
+    crate::db::write(conn, |tx| {
+        let now = app.now();
+        for (d, result) in due.iter().zip(results) {
+            let Some(result) = result else { continue };
+            let error = match result {
+                None => {
+                    crate::domain::base::mail::enqueue(tx, &d.email, &d.title, &d.body, smtp, now)?;
+                    None
+                }
+                Some(e) if e.is_empty() => None,
+                Some(e) => Some(e),
+            };
+            match notifications::record(tx, d, error.as_deref(), now)? {
+                "sent" => sent += 1,
+                "pending" => retrying += 1,
+                _ => failed += 1,
+            }
+        }
+        Ok(())
+    })?;
+    Ok(format!(
+        "{sent} sent, {retrying} to retry, {failed} given up"
+    ))
+}
+
+fn job_telegram(app: &App, conn: &mut Connection) -> Result<String> {
+    if app.config.telegram_bot_token.is_empty() {
+        return Ok(String::new());
+    }
+    let offset = notifications::telegram_offset(conn)?;
+    let (starts, next) = match crate::notify::telegram_updates(app, offset) {
+        Ok(u) => u,
+        Err(e) => return Err(crate::domain::Error::Internal(e)),
+    };
+    let keys = &app.keys;
+    let linked = crate::db::write(conn, |tx| {
+        notifications::set_telegram_offset(tx, next)?;
+        let mut linked = Vec::new();
+        for s in &starts {
+            let user = notifications::link_telegram(tx, keys, &s.code, s.chat_id)?;
+            linked.push((s.chat_id, user.is_some()));
+        }
+        Ok(linked)
+    })?;
+    // The chats hear back after the commit; a lost answer changes nothing.
+    for (chat_id, ok) in &linked {
+        let text = if *ok {
+            "Linked: this chat now gets the notifications you chose."
+        } else {
+            "That code is not known. Copy it again from your notification settings."
+        };
+        let body = serde_json::json!({"chat_id": chat_id, "text": text});
+        if let Err(e) = crate::notify::telegram(app, "sendMessage", &body) {
+            log::warn!("telegram: {e}");
+        }
+    }
+    Ok(match linked.iter().filter(|l| l.1).count() {
+        0 => String::new(),
+        n => format!("{n} chats linked"),
     })
 }
 
@@ -602,6 +704,7 @@ fn push_one(app: &App, p: &partners::Push) -> String {
 
 fn job_sessions(app: &App, conn: &mut Connection) -> Result<String> {
     let n = sessions::purge_expired(conn, app.config.session_idle, app.now())?;
+    crate::domain::accounts::identities::purge_expired(conn, app.now())?;
     Ok(if n == 0 {
         String::new()
     } else {
@@ -611,10 +714,22 @@ fn job_sessions(app: &App, conn: &mut Connection) -> Result<String> {
 
 /// The daily retention rules (the SMS rule runs every minute in `sms_retention`). Orders are
 /// anonymised in batches, one transaction each, so the writer lock is never held long.
-fn job_backup(app: &App, _: &mut Connection) -> Result<String> {
+fn job_backup(app: &App, conn: &mut Connection) -> Result<String> {
     let c = &app.config;
-    let made = crate::backup::make(c, &crate::backup::dir_of(c), c.backup_keep, app.now())?;
-    Ok(made.summary())
+    match crate::backup::make(c, &crate::backup::dir_of(c), c.backup_keep, app.now()) {
+        Ok(made) => Ok(made.summary()),
+        Err(e) => {
+            // The administrators hear of it on their phones; the run is still a failure.
+            let text = format!("The backup job failed: {e}");
+            let told = crate::db::write(conn, |tx| {
+                notifications::notify_admins(tx, "Backup failed", &text, app.now())
+            });
+            if let Err(t) = told {
+                log::error!("cannot queue the backup alert: {t:?}");
+            }
+            Err(e)
+        }
+    }
 }
 
 fn job_retention(app: &App, conn: &mut Connection) -> Result<String> {
@@ -632,7 +747,8 @@ fn job_retention(app: &App, conn: &mut Connection) -> Result<String> {
     }
     let (ledger, logs, security) = crate::db::write(conn, |tx| {
         let ledger = retention::purge_ledger(tx, c.ledger_retention, now)?;
-        let logs = retention::purge_logs(tx, c.log_retention, now)?;
+        let logs = retention::purge_logs(tx, c.log_retention, now)?
+            + notifications::prune(tx, c.log_retention, now)?;
         let security = retention::purge_security(tx, c.security_log_retention, now)?;
         retention::record(tx, Rule::Orders, orders, now)?;
         retention::record(tx, Rule::Ledger, ledger, now)?;

@@ -19,6 +19,8 @@ mod http;
 mod jobs;
 mod lifecycle;
 mod metrics;
+mod notify;
+mod oidc;
 mod outbound;
 mod payments;
 mod qr;

@@ -9,8 +9,8 @@
 //! against the host name. Proxies from the environment and redirects are switched off, so the
 //! connection goes nowhere else.
 //!
-//! Called only from the scheduler's jobs (`webhooks`, and `partners` for PUSH_SMS to the hubs),
-//! never on a request thread.
+//! Called only from the scheduler's jobs (`webhooks`, `notifications`, and `partners` for
+//! PUSH_SMS to the hubs), never on a request thread.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::sync::mpsc;
@@ -242,6 +242,8 @@ impl Resolver for Pinned {
     }
 }
 
+const JSON: &str = "application/json";
+
 /// What one POST came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
@@ -265,6 +267,17 @@ pub fn post_json(
     body: &[u8],
     allow_private: bool,
 ) -> Outcome {
+    post(url, JSON, headers, body, allow_private)
+}
+
+/// [`post_json`] with another content type (an ntfy message is plain text).
+pub fn post(
+    url: &str,
+    content_type: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+    allow_private: bool,
+) -> Outcome {
     let started = Instant::now();
     let done = |status: Option<u16>, error: String, reply: Vec<u8>| Outcome {
         status,
@@ -280,7 +293,7 @@ pub fn post_json(
         Ok(a) => a,
         Err(e) => return done(None, e, Vec::new()),
     };
-    let (status, error, reply) = send_pinned(url, target.host, addrs, headers, body);
+    let (status, error, reply) = send_pinned(url, target.host, addrs, content_type, headers, body);
     done(status, error, reply)
 }
 
@@ -297,6 +310,7 @@ fn send_pinned(
     url: &str,
     host: String,
     addrs: Vec<SocketAddr>,
+    content_type: &str,
     headers: &[(&str, String)],
     body: &[u8],
 ) -> (Option<u16>, String, Vec<u8>) {
@@ -309,9 +323,7 @@ fn send_pinned(
         .user_agent(concat!("otpbox-webhooks/", env!("CARGO_PKG_VERSION")))
         .build();
     let agent = ureq::Agent::with_parts(config, DefaultConnector::new(), Pinned { host, addrs });
-    let mut request = agent
-        .post(url.trim())
-        .header("Content-Type", "application/json");
+    let mut request = agent.post(url.trim()).header("Content-Type", content_type);
     for (name, value) in headers {
         request = request.header(*name, value.as_str());
     }
@@ -580,8 +592,14 @@ mod tests {
         let seen = answer_once(listener, "HTTP/1.1 200 OK");
         // `.invalid` never resolves (RFC 6761): only the pinned address can be reached.
         let url = format!("http://hooks.example.invalid:{}/p", addr.port());
-        let (status, error, _) =
-            send_pinned(&url, "hooks.example.invalid".into(), vec![addr], &[], b"{}");
+        let (status, error, _) = send_pinned(
+            &url,
+            "hooks.example.invalid".into(),
+            vec![addr],
+            JSON,
+            &[],
+            b"{}",
+        );
         assert_eq!(status, Some(200), "{error}");
         let req = seen.join().unwrap();
         assert!(
@@ -595,6 +613,7 @@ mod tests {
             &other,
             "hooks.example.invalid".into(),
             vec![addr],
+            JSON,
             &[],
             b"{}",
         );

@@ -14,7 +14,7 @@ use common::{Client, TestServer};
 use serde_json::Value;
 
 /// Routes anyone may open (public pages, health, assets, catalogues, sign-in flows).
-const OPEN: [&str; 30] = [
+const OPEN: [&str; 34] = [
     "/",
     "/healthz",
     // Its own bearer token (metrics_token), checked by the handler; 404 when unset.
@@ -27,6 +27,11 @@ const OPEN: [&str; 30] = [
     "/login",
     "/logout",
     "/login/2fa",
+    // Sign-in with OpenID Connect: each step checks the flow bound to the browser's session.
+    "/auth/oidc",
+    "/auth/oidc/callback",
+    "/auth/oidc/signup",
+    "/auth/oidc/link",
     "/password/forgot",
     "/password/reset/{token}",
     "/setup/{token}",

@@ -416,6 +416,10 @@ impl World {
             ("OTPBOX_API_RATE", "0"),
             ("OTPBOX_API_IP_RATE", "0"),
             ("OTPBOX_WEBHOOK_ALLOW_PRIVATE", "true"),
+            // Telegram channels can be added; the bot's API is a closed local port, so
+            // nothing leaves the machine.
+            ("OTPBOX_TELEGRAM_BOT_TOKEN", "1:openapi-test"),
+            ("OTPBOX_TELEGRAM_API", "http://127.0.0.1:9"),
         ]);
         server.create_user("root@example.com", "admin", PASSWORD);
         let admin_key = server.api_key("root@example.com");
@@ -509,6 +513,14 @@ impl World {
         }
         if name == "id" && op.path == "/api/v1/webhooks/{id}/deliveries" {
             return self.webhook_with_a_delivery().to_string();
+        }
+        // Notification channels are added one kind per operation: the e-mail one needs no
+        // outside service.
+        if name == "id" && collection == "/api/v1/notifications/channels" {
+            return self
+                .create_through("/api/v1/notifications/email")
+                .expect("a channel")
+                .to_string();
         }
         if name == "id" {
             if let Some(id) = self.create_through(collection) {

@@ -566,6 +566,21 @@ fn jobs(conn: &mut Connection, backlog: bool) {
     providers::list(conn).unwrap();
     mail::pending(conn, 20).unwrap();
     accounts::sessions::purge_expired(conn, 30 * 86_400, now).unwrap();
+    accounts::identities::purge_expired(conn, now).unwrap();
+    accounts::identities::find(conn, "https://id.example", "subject").unwrap();
+    accounts::identities::list_for(conn, 1).unwrap();
+    accounts::identities::parked(conn, 1, now).unwrap();
+    let keys = crate::domain::base::crypto::Keys::from_bytes([9; 32]);
+    crate::domain::accounts::notifications::due(conn, &keys, now, 40).unwrap();
+    crate::domain::accounts::notifications::list_for(conn, 1).unwrap();
+    crate::domain::accounts::notifications::log_for(conn, 1, 30).unwrap();
+    crate::db::write(conn, |tx| {
+        crate::domain::accounts::notifications::forget_pending(tx, 300, now)?;
+        crate::domain::accounts::notifications::prune(tx, 30 * 86_400, now)?;
+        crate::domain::accounts::notifications::notify(tx, 1, "code", "t", "b", now)?;
+        Ok(())
+    })
+    .unwrap();
     webhooks::due(conn, now, 40).unwrap();
 }
 

@@ -41,6 +41,8 @@ pub struct Site {
     pub stashes: web::form::Stashes,
     /// The payment gateways that are on.
     pub gateways: crate::payments::Gateways,
+    /// The OpenID Connect providers and their cached metadata and keys.
+    pub oidc: crate::oidc::Oidc,
 }
 
 impl Site {
@@ -51,6 +53,7 @@ impl Site {
             jobs,
             stashes: Default::default(),
             gateways: crate::payments::Gateways::from_config(config),
+            oidc: crate::oidc::Oidc::new(config),
         }
     }
 }
@@ -100,6 +103,7 @@ pub fn build_router(config: &Config) -> Router {
     protocols::handler_api::routes(&mut r);
     protocols::fivesim::routes(&mut r);
     api::webhooks::routes(&mut r);
+    api::notifications::routes(&mut r);
     api::admin::routes(&mut r);
     protocols::ingest::routes(&mut r);
     protocols::partner::routes(&mut r);

@@ -79,6 +79,9 @@ pub fn privacy(
                 }
                 h2 { "Who can read your messages" }
                 p { "Only the account that ordered a number can read the messages it received. Administrators can see them only through an audited action." }
+                h2 #notifications { "Notifications you choose" }
+                p { "When you add a notification channel (an ntfy topic, a Telegram chat or your e-mail address), what it is told leaves this server to that channel's service: for a code, the code and the service it is for; for a rented number, the SMS. E-mail is told only that a code or an SMS arrived, never its text. Nothing is sent to a channel you did not set up, and nothing about anyone else is ever in it. Delete a channel and nothing more is sent to it; delete your account and all of them go at once." }
+                p { "Sign-in with another provider (OpenID Connect), when this site offers it, asks that provider only for your account identifier and your verified e-mail address." }
                 h2 { "Cookies" }
                 p { "One cookie, " code { "__session" } ", keeps you signed in. It is HttpOnly and holds only a random token. There are no tracking cookies, no third-party scripts and no telemetry." }
                 h2 { "Addresses" }
@@ -89,7 +92,7 @@ pub fn privacy(
                     li { strong { "Export" } " everything held about your account as one JSON file: profile, orders, rentals, ledger, top-ups, API keys (names and dates), webhooks, devices, the messages still kept, sessions and security events." }
                     li { strong { "Correct" } " your name, and your e-mail address: the change is confirmed by a link sent to the new address, and the old address is told." }
                     li { strong { "Restrict processing" } ": we send no marketing; with the restriction on, your data is used only to run your orders, keep the books and prevent fraud, and optional processing such as scoring your usage patterns is skipped." }
-                    li #deletion { strong { "Delete" } " your account. Deletion is immediate: your live orders end (those without a code are refunded), your remaining balance is forfeited, and every session, API key, webhook and device stops working at once. For " span.cooldown { (deletion_cooldown) } " the e-mail address cannot be used for a new account; then the deletion is final: the address, password and name are erased. Billing records stay for the period above, no longer linked to you." }
+                    li #deletion { strong { "Delete" } " your account. Deletion is immediate: your live orders end (those without a code are refunded), your remaining balance is forfeited, and every session, API key, webhook and device stops working at once. For " span.cooldown { (deletion_cooldown) } " the e-mail address cannot be used for a new account; then the deletion is final: the address, password, name and any linked sign-in with another provider are erased. Billing records stay for the period above, no longer linked to you." }
                 }
             }
         },

@@ -1,12 +1,16 @@
 //! Accounts and how people prove who they are: the account itself (creation, lookup, roles
 //! and states, e-mail verification, password changes: this file), browser [`sessions`],
 //! password hashing ([`passwords`]), single-use mailed [`tokens`], the second factor
-//! ([`totp`], [`second_factor`]) and API keys ([`apikeys`]).
+//! ([`totp`], [`second_factor`]), API keys ([`apikeys`]), the external identities of
+//! OpenID Connect sign-in ([`identities`]) and the channels that reach the holder's phone
+//! ([`notifications`]).
 //!
 //! May use: [`crate::domain::base`] only. Closing an account touches orders and devices, so
 //! it lives above the marketplace, in [`crate::domain::trust::lifecycle`].
 
 pub mod apikeys;
+pub mod identities;
+pub mod notifications;
 pub mod passwords;
 pub mod second_factor;
 pub mod sessions;

@@ -141,6 +141,16 @@ fn post_inner(
         )
         .optional()?;
     let balance = match updated {
+        Some(b) if amount_minor < 0 => {
+            crate::domain::accounts::notifications::balance_fell(
+                conn,
+                user_id,
+                b - amount_minor,
+                b,
+                now,
+            )?;
+            b
+        }
         Some(b) => b,
         None => {
             let exists = conn

@@ -16,6 +16,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::clock::{format_datetime, format_rfc3339, Timestamp};
+use crate::domain::accounts::notifications;
 use crate::domain::base::crypto::{hex, hmac_sha256, random_bytes, random_token, Keys};
 use crate::domain::market::activations::{self, Activation, Status};
 use crate::domain::market::rentals::Rental;
@@ -472,6 +473,20 @@ pub fn activation_sms(conn: &Connection, a: &Activation, sms: &Sms, now: Timesta
         }))
     };
     enqueue_subscribed(conn, a.user_id, SMS_RECEIVED, data, order, now)?;
+    if let Some(code) = sms.code {
+        notifications::notify_private(
+            conn,
+            a.user_id,
+            notifications::CODE,
+            &format!("Code for {}", a.service),
+            &format!("{code} is your {} code (order #{}).", a.service, a.id),
+            &format!(
+                "A code arrived for your {} order #{}: it is on your dashboard.",
+                a.service, a.id
+            ),
+            now,
+        )?;
+    }
     if let Some(w) = sms_activate(conn, a.user_id)? {
         let body = SmsActivateBody {
             activation_id: a.id,
@@ -517,7 +532,27 @@ pub fn activation_updated(
             "ended_at": a.ended_at.map(format_rfc3339),
         })
     };
-    enqueue_subscribed(conn, a.user_id, ACTIVATION_UPDATED, data, ("", None), now)
+    enqueue_subscribed(conn, a.user_id, ACTIVATION_UPDATED, data, ("", None), now)?;
+    // Ended before a code came: the price went back to the wallet.
+    let ended = match a.status {
+        Status::Expired => Some("expired"),
+        Status::Canceled => Some("was cancelled"),
+        _ => None,
+    };
+    if let (Some(how), None) = (ended, a.code_at) {
+        notifications::notify(
+            conn,
+            a.user_id,
+            notifications::REFUNDED,
+            &format!("Order #{} refunded", a.id),
+            &format!(
+                "Your {} order #{} {how} without a code; its price is back in your wallet.",
+                a.service, a.id
+            ),
+            now,
+        )?;
+    }
+    Ok(())
 }
 
 #[derive(Serialize)]
@@ -548,6 +583,18 @@ pub fn rental_sms(conn: &Connection, r: &Rental, sms: &Sms, now: Timestamp) -> R
         }))
     };
     enqueue_subscribed(conn, r.user_id, RENTAL_SMS, data, order, now)?;
+    notifications::notify_private(
+        conn,
+        r.user_id,
+        notifications::RENTAL_SMS,
+        &format!("SMS on rental #{}", r.id),
+        &format!("From {}: {}", sms.sender, sms.text),
+        &format!(
+            "An SMS arrived on your rented number (rental #{}): it is on your dashboard.",
+            r.id
+        ),
+        now,
+    )?;
     if !r.webhook_url.is_empty() {
         let body = RentBody {
             rent_id: r.id.to_string(),

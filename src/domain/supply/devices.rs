@@ -485,9 +485,22 @@ pub fn mark_silent_offline(conn: &Connection, offline_after: u64, now: Timestamp
         rows.collect::<rusqlite::Result<_>>()?
     };
     for id in &silent {
-        conn.prepare_cached("UPDATE devices SET online = 0 WHERE id = ?1")?
-            .execute([id])?;
+        let (owner, name): (i64, String) = conn
+            .prepare_cached("UPDATE devices SET online = 0 WHERE id = ?1 RETURNING owner_id, name")?
+            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
         set_on_sale(conn, *id, false)?;
+        crate::domain::accounts::notifications::notify(
+            conn,
+            owner,
+            crate::domain::accounts::notifications::DEVICE_OFFLINE,
+            "Device offline",
+            &format!(
+                "Your device \"{name}\" has sent nothing for {} minutes; its SIMs are not sold \
+                 until it reports again.",
+                offline_after / 60
+            ),
+            now,
+        )?;
     }
     Ok(silent.len())
 }
@@ -609,6 +622,28 @@ mod tests {
         message_taken(&conn, d.id, 1701).unwrap();
         assert_eq!(messages_today(&conn, d.id, 1702).unwrap(), 2);
         assert_eq!(messages_today(&conn, d.id, 1702 + 86_400).unwrap(), 0);
+    }
+
+    #[test]
+    fn the_owner_is_told_when_a_device_goes_offline() {
+        use crate::domain::accounts::notifications::{self as n, NewChannel};
+        let (conn, keys, op) = world();
+        let channel = NewChannel {
+            kind: "email",
+            events: vec![n::DEVICE_OFFLINE],
+            ..NewChannel::default()
+        };
+        n::create(&conn, &keys, op, Role::Operator, &channel, false, 1000).unwrap();
+        create(&conn, &keys, op, "Pixel", Kind::Capcom6, 1000).unwrap();
+        assert_eq!(mark_silent_offline(&conn, 600, 1601).unwrap(), 1);
+        let due = n::due(&conn, &keys, 1601, 10).unwrap();
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].title, "Device offline");
+        assert!(due[0]
+            .body
+            .contains("\"Pixel\" has sent nothing for 10 minutes"));
+        // Once: it is offline now.
+        assert_eq!(mark_silent_offline(&conn, 600, 1700).unwrap(), 0);
     }
 
     #[test]

@@ -258,6 +258,17 @@ pub fn mark_paid(
         )),
         e => e,
     })?;
+    crate::domain::accounts::notifications::notify(
+        conn,
+        p.user_id,
+        crate::domain::accounts::notifications::PAYOUT_PAID,
+        "Payout paid",
+        &format!(
+            "Your payout #{id} of {} was paid.",
+            Money(p.amount_minor).decimal(digits)
+        ),
+        now,
+    )?;
     audit::audit(
         conn,
         Some(actor.id),
@@ -431,6 +442,32 @@ mod tests {
         assert_eq!(audit_actions(&conn), ["payout_paid"]);
         assert!(check(&conn).unwrap().is_empty());
         assert!(wallet::check(&conn).unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_operator_is_told_when_a_payout_is_paid() {
+        use crate::domain::accounts::notifications::{self as n, NewChannel};
+        use crate::domain::base::crypto::Keys;
+        let (conn, admin, op) = world();
+        let keys = Keys::from_bytes([4; 32]);
+        let channel = NewChannel {
+            kind: "email",
+            events: vec![n::PAYOUT_PAID],
+            ..NewChannel::default()
+        };
+        n::create(&conn, &keys, op, Role::Operator, &channel, false, 10).unwrap();
+        let p = request(&conn, op, 700, "wallet 0xabc", 2, 10).unwrap();
+        let me = Actor {
+            id: admin,
+            ip_hash: "ip",
+        };
+        mark_paid(&conn, me, p.id, 2, 12).unwrap();
+        let due = n::due(&conn, &keys, 12, 10).unwrap();
+        assert_eq!(due.len(), 1);
+        assert_eq!(
+            due[0].body,
+            format!("Your payout #{} of 7.00 was paid.", p.id)
+        );
     }
 
     #[test]

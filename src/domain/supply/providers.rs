@@ -605,11 +605,11 @@ pub fn record_call(
         .execute([id])?;
         return Ok(false);
     }
-    let paused = conn
+    let failures: i64 = conn
         .prepare_cached(
             "UPDATE providers SET failures = failures + 1, last_error = ?2, last_error_at = ?3, \
              paused_until = CASE WHEN failures + 1 >= ?4 THEN ?5 ELSE paused_until END \
-             WHERE id = ?1 RETURNING failures >= ?4",
+             WHERE id = ?1 RETURNING failures",
         )?
         .query_row(
             params![
@@ -619,10 +619,25 @@ pub fn record_call(
                 breaker.failures.max(1),
                 now + breaker.pause as i64
             ],
-            |r| r.get::<_, bool>(0),
+            |r| r.get(0),
         )
         .optional()?
-        .unwrap_or(false);
+        .unwrap_or(0);
+    let threshold = i64::from(breaker.failures.max(1));
+    let paused = failures >= threshold;
+    // The administrators hear of the first pause of a run of failures, not of every pause
+    // that follows while the provider keeps failing.
+    if failures == threshold {
+        crate::domain::accounts::notifications::notify_admins(
+            conn,
+            "Upstream provider paused",
+            &format!(
+                "Upstream provider #{id} failed {} calls in a row and is paused: {error}",
+                breaker.failures.max(1)
+            ),
+            now,
+        )?;
+    }
     Ok(paused)
 }
 
@@ -959,6 +974,34 @@ mod tests {
     }
 
     #[test]
+    fn administrators_hear_of_the_first_pause_of_a_run_of_failures() {
+        use crate::domain::accounts::notifications::{self as n, NewChannel};
+        use crate::domain::accounts::{testing::account, Role};
+        let conn = db::memory();
+        let k = keys();
+        let root = account(&conn, "root@example.com", Role::Admin);
+        let alert = NewChannel {
+            kind: "email",
+            events: vec![n::ADMIN_ALERT],
+            ..NewChannel::default()
+        };
+        n::create(&conn, &k, root, Role::Admin, &alert, false, 10).unwrap();
+        let id = add(&conn, &k, &new(Kind::SmsActivate, "k"), 0).unwrap();
+        let b = Breaker {
+            failures: 2,
+            pause: 300,
+        };
+        let fail = Outcome::Failed("HTTP 502".into());
+        for t in [100, 101, 402, 703] {
+            record_call(&conn, id, "getBalance", &fail, 5, b, t).unwrap();
+        }
+        let due = n::due(&conn, &k, 1000, 10).unwrap();
+        assert_eq!(due.len(), 1, "one alert for the run");
+        assert_eq!(due[0].title, "Upstream provider paused");
+        assert!(due[0].body.contains("HTTP 502"), "{}", due[0].body);
+    }
+
+    #[test]
     fn the_breaker_pauses_after_failures_in_a_row_and_a_success_resets_it() {
         let conn = db::memory();
         let id = add(&conn, &keys(), &new(Kind::SmsActivate, "k"), 0).unwrap();
@@ -982,6 +1025,14 @@ mod tests {
         assert_eq!(h.success_percent(), Some(16));
         // Still failing after the pause: paused again at once.
         assert!(record_call(&conn, id, "getBalance", &fail, 5, b, 406).unwrap());
+        let alerts: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM notifications WHERE event = 'admin_alert'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(alerts, 0, "no administrator chose the alerts");
         record_call(&conn, id, "getBalance", &Outcome::Answered, 5, b, 407).unwrap();
         let p = get(&conn, id).unwrap().unwrap();
         assert_eq!((p.failures, p.paused_until), (0, None));

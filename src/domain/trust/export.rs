@@ -181,6 +181,44 @@ pub fn export(conn: &Connection, user_id: i64, meta: &Meta<'_>, now: Timestamp) 
         },
     )?;
 
+    // The subjects and addresses providers vouched for; what an identity proves is the
+    // provider's, nothing secret is held.
+    let identities = rows(
+        conn,
+        "SELECT provider, issuer, subject, email, created_at, last_used_at FROM identities \
+         WHERE user_id = ?1 ORDER BY id",
+        user_id,
+        |r| {
+            Ok(json!({
+                "provider": r.get::<_, String>(0)?,
+                "issuer": r.get::<_, String>(1)?,
+                "subject": r.get::<_, String>(2)?,
+                "email": r.get::<_, String>(3)?,
+                "linked_at": t(r.get(4)?),
+                "last_used_at": t(r.get(5)?),
+            }))
+        },
+    )?;
+
+    // Access tokens are left out (secrets).
+    let notification_channels = rows(
+        conn,
+        "SELECT id, kind, url, chat_id, events, created_at FROM notify_channels \
+         WHERE user_id = ?1 ORDER BY id",
+        user_id,
+        |r| {
+            let events: String = r.get(4)?;
+            Ok(json!({
+                "id": r.get::<_, i64>(0)?,
+                "kind": r.get::<_, String>(1)?,
+                "url": r.get::<_, String>(2)?,
+                "chat_id": r.get::<_, String>(3)?,
+                "events": events.split_whitespace().collect::<Vec<_>>(),
+                "created_at": t(r.get(5)?),
+            }))
+        },
+    )?;
+
     let api_keys = rows(
         conn,
         "SELECT id, name, prefix, created_at, last_used_at, revoked_at FROM api_keys \
@@ -359,6 +397,8 @@ pub fn export(conn: &Connection, user_id: i64, meta: &Meta<'_>, now: Timestamp) 
         "messages": messages,
         "ledger": ledger,
         "payments": payments,
+        "identities": identities,
+        "notification_channels": notification_channels,
         "api_keys": api_keys,
         "webhooks": webhooks,
         "price_caps": price_caps,

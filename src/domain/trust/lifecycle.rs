@@ -35,9 +35,17 @@ pub const PROCESSING_UNRESTRICTED: &str = "processing_unrestricted";
 /// The ledger note of the final forfeit row.
 pub const FORFEIT_NOTE: &str = "account deleted: balance forfeited";
 
-/// Tables that hold an account's personal secrets (the second factor), emptied for the account
-/// at the purge. A feature that adds such a table lists it here.
-const PERSONAL_TABLES: &[&str] = &["totp", "recovery_codes"];
+/// Tables that hold an account's personal secrets (the second factor) and external identities
+/// (OpenID Connect subjects and the sign-ins waiting for them), emptied for the account at the
+/// purge. A feature that adds such a table lists it here.
+const PERSONAL_TABLES: &[&str] = &[
+    "totp",
+    "recovery_codes",
+    "identities",
+    "oidc_flows",
+    "notifications",
+    "notify_channels",
+];
 
 /// Whether deleting this account must also ask for a second-factor code (it has one on).
 pub fn second_factor_required(conn: &Connection, user: &User) -> Result<bool> {
@@ -109,6 +117,10 @@ pub fn revoke_access(conn: &Connection, user_id: i64, now: Timestamp) -> Result<
         "DELETE FROM sessions WHERE user_id = ?1 OR pending_user_id = ?1",
         [user_id],
     )?;
+    // Sign-ins with a provider waiting to be linked to this account (in other browsers).
+    conn.execute("DELETE FROM oidc_flows WHERE user_id = ?1", [user_id])?;
+    // Nothing more goes to the account's phone.
+    crate::domain::accounts::notifications::delete_all_for(conn, user_id, now)?;
     conn.execute(
         "UPDATE api_keys SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL",
         params![user_id, now],
@@ -259,7 +271,7 @@ pub fn claim_email(conn: &Connection, email: &str, cooldown: u64, now: Timestamp
 }
 
 /// Purges one deleted account: the address becomes [`placeholder_email`]; the password hash,
-/// the display name, link tokens, API keys (names and prefixes), sessions, webhook logs,
+/// the external identities, the display name, link tokens, API keys (names and prefixes), sessions, webhook logs,
 /// rentals' webhook URLs, device names, mail still in the outbox for the old address and the
 /// rows of [`PERSONAL_TABLES`] go. Ledger, orders and security events stay (their own
 /// retention rules apply).

@@ -30,6 +30,7 @@ use crate::domain::{
 
 pub mod admin;
 pub mod contract;
+pub mod notifications;
 pub mod topups;
 pub mod webhooks;
 

@@ -27,7 +27,9 @@ pub fn routes(r: &mut Router) {
     market::payments::routes(r);
     supply::operator::routes(r);
     accounts::second_factor::routes(r);
+    accounts::oidc::routes(r);
     market::webhooks::routes(r);
+    accounts::notifications::routes(r);
     trust::abuse::routes(r);
     trust::abuse_queue::routes(r);
 }
@@ -110,6 +112,10 @@ pub fn flash_from_query(req: &Request) -> Option<Flash> {
         "restricted" => ok("Processing of your data is now restricted."),
         "unrestricted" => ok("The restriction of processing is lifted."),
         "request_handled" => ok("Marked as seen."),
+        "channel_deleted" => ok("Channel deleted; nothing more is sent to it."),
+        "identity_linked" => ok("Linked: you can now sign in with it."),
+        "identity_unlinked" => ok("Unlinked: it no longer signs you in."),
+        "oidc_expired" => bad("The sign-in took too long. Please start again."),
         "second_factor_off" => ok("Two-factor sign-in is off."),
         "second_factor_reset" => ok("Two-factor sign-in turned off; the owner was told by e-mail."),
         "second_factor_expired" => bad("The sign-in took too long. Please log in again."),

@@ -94,6 +94,13 @@ pub fn retention_rules(ctx: &Ctx<'_>) -> Vec<Retention> {
             period: describe_seconds(crate::domain::trust::abuse::KEEP_REPORTER_HASH as u64),
         },
         Retention {
+            what: "Your notifications' delivery log (times, titles, states; the message text \
+                   is removed as soon as it is sent or given up, and a message not sent within \
+                   the SMS period above is given up)"
+                .into(),
+            period: describe_seconds(c.log_retention),
+        },
+        Retention {
             what: "Signed-in sessions without use".into(),
             period: describe_seconds(c.session_idle),
         },

@@ -55,7 +55,14 @@ fn new_password_field() -> Markup {
     }
 }
 
-pub fn signup(nav: &Nav, token: &str, kept: &Kept, min_age: u32, f: &Option<Flash>) -> Markup {
+pub fn signup(
+    nav: &Nav,
+    token: &str,
+    kept: &Kept,
+    min_age: u32,
+    providers: &[(String, String)],
+    f: &Option<Flash>,
+) -> Markup {
     let card = FormCard {
         title: "Sign up",
         heading: "Create an account",
@@ -68,11 +75,21 @@ pub fn signup(nav: &Nav, token: &str, kept: &Kept, min_age: u32, f: &Option<Flas
         label.check { input type="checkbox" name="age" value="1" required checked[kept.get("age").is_some()]; " I am at least " (min_age) " years old" }
         label.check { input type="checkbox" name="aup" value="1" required checked[kept.get("aup").is_some()]; " I accept the " a href="/aup" target="_blank" { "acceptable-use policy" } " and the " a href="/terms" target="_blank" { "terms" } }
     };
-    let after = html! { p.muted { "Already have an account? " a href="/login" { "Log in" } } };
+    let after = html! {
+        (super::oidc::buttons(providers))
+        p.muted { "Already have an account? " a href="/login" { "Log in" } }
+    };
     form_card(nav, &card, token, f, fields, after)
 }
 
-pub fn login(nav: &Nav, token: &str, kept: &Kept, next: &str, f: &Option<Flash>) -> Markup {
+pub fn login(
+    nav: &Nav,
+    token: &str,
+    kept: &Kept,
+    next: &str,
+    providers: &[(String, String)],
+    f: &Option<Flash>,
+) -> Markup {
     let card = FormCard {
         title: "Log in",
         heading: "Log in",
@@ -85,6 +102,7 @@ pub fn login(nav: &Nav, token: &str, kept: &Kept, next: &str, f: &Option<Flash>)
         label { "Password" input type="password" name="password" required autocomplete="current-password"; }
     };
     let after = html! {
+        (super::oidc::buttons(providers))
         p.muted { a href="/password/forgot" { "Forgot your password?" } " · " a href="/signup" { "Create an account" } }
     };
     form_card(nav, &card, token, f, fields, after)
@@ -151,11 +169,13 @@ pub fn verify_notice(user: &User, token: &str) -> Markup {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 pub fn settings(
     nav: &Nav,
     user: &User,
     token: &str,
     two_factor: bool,
+    identities: Markup,
     events: &[SecurityRow],
     kept: &Kept,
     f: &Option<Flash>,
@@ -176,15 +196,19 @@ pub fn settings(
                     button type="submit" { "Save" }
                 }
             }
-            section.card {
+            section.card #password {
                 h2 { "Password" }
                 form method="post" action="/settings/password" {
                     (csrf(token))
-                    label { "Current password" input type="password" name="current_password" required autocomplete="current-password"; }
+                    @if user.password_hash.is_some() {
+                        label { "Current password" input type="password" name="current_password" required autocomplete="current-password"; }
+                    } @else {
+                        p { "Your account has no password: you sign in with another provider. You may set one." }
+                    }
                     (new_password_field())
-                    button type="submit" { "Change password" }
+                    button type="submit" { @if user.password_hash.is_some() { "Change password" } @else { "Set a password" } }
                 }
-                p.muted { "Changing the password signs out every other session." }
+                p.muted { "Changing the password signs out every session; you sign in again with it." }
             }
             section.card #two-factor {
                 h2 { "Two-factor sign-in" }
@@ -193,6 +217,11 @@ pub fn settings(
                     @else { "Off: signing in asks for the password only. " }
                     a href="/settings/2fa" { @if two_factor { "Manage" } @else { "Set up" } }
                 }
+            }
+            (identities)
+            section.card #notifications {
+                h2 { "Notifications" }
+                p { "Get codes and order news on your phone (ntfy, Telegram, e-mail). " a href="/settings/notifications" { "Manage notifications" } }
             }
             section.card #webhooks {
                 h2 { "Webhooks" }
@@ -233,6 +262,8 @@ fn event_label(kind: &str) -> String {
         "api_key_revoked" => "API key revoked".into(),
         "webhook_created" => "Webhook added".into(),
         "webhook_deleted" => "Webhook deleted".into(),
+        "identity_linked" => "Sign-in with a provider linked".into(),
+        "identity_unlinked" => "Sign-in with a provider unlinked".into(),
         other => {
             let words = other.replace('_', " ");
             let mut c = words.chars();

@@ -80,14 +80,19 @@ fn code_field() -> Markup {
     }
 }
 
-fn password_field() -> Markup {
+/// The password asked before a change; nothing for an account without one (it signs in
+/// with a provider, and its session is the proof).
+fn password_field(has_password: bool) -> Markup {
     html! {
-        label { "Password" input type="password" name="password" required autocomplete="current-password"; }
+        @if has_password {
+            label { "Password" input type="password" name="password" required autocomplete="current-password"; }
+        }
     }
 }
 
 pub fn settings(
     nav: &Nav,
+    has_password: bool,
     token: &str,
     state: &State<'_>,
     new_codes: Option<&[String]>,
@@ -139,7 +144,7 @@ pub fn settings(
                                 input type="text" name="code" required inputmode="numeric"
                                     autocomplete="one-time-code" pattern="[0-9 ]{6,7}" maxlength="7";
                             }
-                            (password_field())
+                            (password_field(has_password))
                             button type="submit" { "Turn on" }
                         }
                     }
@@ -155,7 +160,7 @@ pub fn settings(
                         form method="post" action="/settings/2fa/recovery" {
                             (csrf(token))
                             (code_field())
-                            (password_field())
+                            (password_field(has_password))
                             button type="submit" { "Make new recovery codes" }
                         }
                     }
@@ -164,7 +169,7 @@ pub fn settings(
                         form method="post" action="/settings/2fa/disable" {
                             (csrf(token))
                             (code_field())
-                            (password_field())
+                            (password_field(has_password))
                             button.danger type="submit" { "Turn off two-factor sign-in" }
                         }
                     }

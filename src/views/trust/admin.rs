@@ -99,6 +99,8 @@ pub fn users(nav: &Nav, q: &str, users: &[User], not_first: bool, older: Option<
 pub struct UserPage<'a> {
     pub user: &'a User,
     pub two_factor: bool,
+    /// How the account signs in: "password" and the labels of its linked providers.
+    pub sign_in: Vec<String>,
     pub currency: &'a str,
     /// The sections of other areas below the account's own: the lifecycle requests
     /// (`views::trust::lifecycle::admin_user_panel`) and the flags, chargebacks and termination
@@ -125,6 +127,7 @@ pub fn user(nav: &Nav, token: &str, p: &UserPage<'_>, f: &Option<Flash>, kept: &
                     dt { "Balance" } dd { (crate::domain::base::money::Money(u.balance_minor).decimal(digits)) " " (currency) }
                     dt { "Created" } dd { (time(u.created_at)) }
                     dt { "Two-factor" } dd #two-factor { @if two_factor { "on" } @else { "off" } }
+                    dt { "Sign-in" } dd #sign-in { @if p.sign_in.is_empty() { "none" } @else { (p.sign_in.join(", ")) } }
                 }
                 p {
                     a href=(format!("/admin/users/{}/ledger", u.id)) { "Ledger" } " (audited) · "

@@ -10,6 +10,7 @@ use crate::views::{csrf, flash, opt_time, page, time, Flash, Kept, Nav};
 
 /// The settings page's sections about the account's data.
 pub fn settings_sections(user: &User, token: &str, kept: &Kept) -> Markup {
+    let has_password = user.password_hash.is_some();
     html! {
         section.card #email-change {
             h2 { "E-mail address" }
@@ -17,7 +18,9 @@ pub fn settings_sections(user: &User, token: &str, kept: &Kept) -> Markup {
             form method="post" action="/settings/email" {
                 (csrf(token))
                 label { "New e-mail address" input type="email" name="email" value=(kept.or("email", "")) required autocomplete="email"; }
-                label { "Current password" input type="password" name="password" required autocomplete="current-password"; }
+                @if has_password {
+                    label { "Current password" input type="password" name="password" required autocomplete="current-password"; }
+                }
                 button type="submit" { "Send the confirmation link" }
             }
         }
@@ -54,6 +57,9 @@ pub struct DeletionFacts {
     pub live_orders: i64,
     pub cooldown: String,
     pub ask_code: bool,
+    /// False for an account that signs in only with a provider: it confirms by typing its
+    /// address instead of a password.
+    pub has_password: bool,
 }
 
 pub fn delete_page(nav: &Nav, token: &str, facts: &DeletionFacts, f: &Option<Flash>) -> Markup {
@@ -74,7 +80,11 @@ pub fn delete_page(nav: &Nav, token: &str, facts: &DeletionFacts, f: &Option<Fla
                 p.muted { "Billing records are kept for accounting as the privacy policy says, no longer linked to your address. You may want to " a href="/settings/export" { "download your data" } " first." }
                 form method="post" action="/settings/delete" {
                     (csrf(token))
-                    label { "Your password" input type="password" name="password" required autocomplete="current-password"; }
+                    @if facts.has_password {
+                        label { "Your password" input type="password" name="password" required autocomplete="current-password"; }
+                    } @else {
+                        label { "Type your e-mail address to confirm" input type="email" name="confirm_email" required autocomplete="off"; }
+                    }
                     @if facts.ask_code {
                         label { "Code from your authenticator app (or a recovery code)" input type="text" name="code" required autocomplete="one-time-code" inputmode="numeric"; }
                     }

@@ -194,7 +194,8 @@ fn signup_form(ctx: &mut Ctx<'_>, req: &Request, v: &Visitor) -> Response {
     }
     let (token, cookie) = form_session(ctx, req, v);
     let min_age = ctx.app.config.min_age;
-    let page = view::signup(&nav(ctx, v), &token, &v.kept, min_age, &v.flash);
+    let providers = super::oidc::buttons(ctx, "/dashboard");
+    let page = view::signup(&nav(ctx, v), &token, &v.kept, min_age, &providers, &v.flash);
     with_cookie(Response::html(page), cookie)
 }
 
@@ -299,7 +300,8 @@ fn login_form(ctx: &mut Ctx<'_>, req: &Request, v: &Visitor) -> Response {
     }
     let (token, cookie) = form_session(ctx, req, v);
     let next = safe_next(req.query_param("next").as_deref());
-    let page = view::login(&nav(ctx, v), &token, &v.kept, &next, &v.flash);
+    let providers = super::oidc::buttons(ctx, &next);
+    let page = view::login(&nav(ctx, v), &token, &v.kept, &next, &providers, &v.flash);
     with_cookie(Response::html(page), cookie)
 }
 
@@ -570,11 +572,13 @@ fn setup(ctx: &mut Ctx<'_>, req: &Request, v: &Visitor) -> Response {
 fn settings(ctx: &mut Ctx<'_>, _: &Request, p: &Page) -> Response {
     let events = audit::security_events_for(ctx.db, p.user.id, None, 5).unwrap_or_default();
     let two_factor = second_factor::enabled(ctx.db, p.user.id).unwrap_or(false);
+    let identities = super::oidc::settings_section(ctx, p);
     Response::html(view::settings(
         &p.nav,
         &p.user,
         p.csrf(),
         two_factor,
+        identities,
         &events,
         &p.kept,
         &p.flash,
@@ -609,12 +613,17 @@ fn settings_profile(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
     )
 }
 
-/// Checks the current password typed into a settings form; `Err` holds the message.
+/// Checks the current password typed into a settings form; `Err` holds the message. An
+/// account without a password (it signs in with a provider) has none to check: its signed-in
+/// session is the proof, as for its deletion.
 pub(in crate::http::web) fn current_password_ok(
     ctx: &Ctx<'_>,
     p: &Page,
     typed: &str,
 ) -> Result<(), String> {
+    if p.user.password_hash.is_none() {
+        return Ok(());
+    }
     match ctx
         .app
         .hasher

@@ -91,7 +91,15 @@ fn view(
         },
         _ => State::Off,
     };
-    Response::html(view::settings(&p.nav, p.csrf(), &state, new_codes, flash))
+    let has_password = p.user.password_hash.is_some();
+    Response::html(view::settings(
+        &p.nav,
+        has_password,
+        p.csrf(),
+        &state,
+        new_codes,
+        flash,
+    ))
 }
 
 /// Where the settings forms go back to when they fail.
@@ -154,6 +162,10 @@ fn recheck_password(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Result<String
     let ip = ctx.ip_hash(req);
     if let Some(secs) = retry_after(ctx, p.user.id, &ip) {
         return Err(fail_throttled(ctx, req, &p.session, BACK, secs));
+    }
+    if p.user.password_hash.is_none() {
+        // An account that signs in only with a provider has no password to ask again.
+        return Ok(ip);
     }
     let password = req.form().get("password").unwrap_or("").to_string();
     match ctx

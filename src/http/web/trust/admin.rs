@@ -97,9 +97,19 @@ fn user_view(
         return error_page(req, 404, "No such account.");
     };
     let requests = lifecycle::requests_for(ctx.db, u.id, 50).unwrap_or_default();
+    let mut sign_in: Vec<String> = Vec::new();
+    if u.password_hash.is_some() {
+        sign_in.push("password".into());
+    }
+    let linked = crate::domain::accounts::identities::list_for(ctx.db, u.id).unwrap_or_default();
+    sign_in.extend(linked.iter().map(|i| {
+        let label = ctx.app.config.oidc.iter().find(|p| p.name == i.provider);
+        label.map_or_else(|| i.provider.clone(), |p| p.label.clone())
+    }));
     let page = view::UserPage {
         user: &u,
         two_factor: second_factor::enabled(ctx.db, u.id).unwrap_or(false),
+        sign_in,
         currency: &ctx.app.config.currency,
         panels: vec![
             crate::views::trust::lifecycle::admin_user_panel(&u, token, &requests),

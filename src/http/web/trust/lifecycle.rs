@@ -61,6 +61,7 @@ fn delete_form(ctx: &mut Ctx<'_>, _: &Request, p: &Page) -> Response {
         live_orders: live_orders(ctx, p.user.id),
         cooldown: describe_seconds(ctx.app.config.deletion_cooldown),
         ask_code: lifecycle::second_factor_required(ctx.db, &p.user).unwrap_or(true),
+        has_password: p.user.password_hash.is_some(),
     };
     Response::html(view::delete_page(&p.nav, p.csrf(), &facts, &p.flash))
 }
@@ -154,24 +155,34 @@ fn delete(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
         return form::fail(ctx, req, &p.session, BACK, msg)
             .with_header("Retry-After", &secs.to_string());
     }
-    match ctx
-        .app
-        .hasher
-        .verify(&password, p.user.password_hash.as_deref())
-    {
-        Ok(true) => {}
-        Ok(false) => {
-            let _ = audit::security(
-                ctx.db,
-                Some(uid),
-                LOGIN_FAILED,
-                &ip,
-                "account deletion",
-                now,
-            );
-            return form::fail(ctx, req, &p.session, BACK, "The password is wrong.");
+    if p.user.password_hash.is_none() {
+        // An account that signs in only with a provider has no password to ask: the signed-in
+        // session, the typed address and the second factor (when on) confirm.
+        let typed = form.text("confirm_email").trim().to_lowercase();
+        if typed != p.user.email {
+            let msg = "Type your account's e-mail address to confirm.";
+            return form::fail(ctx, req, &p.session, BACK, msg);
         }
-        Err(e) => return form::fail(ctx, req, &p.session, BACK, e),
+    } else {
+        match ctx
+            .app
+            .hasher
+            .verify(&password, p.user.password_hash.as_deref())
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                let _ = audit::security(
+                    ctx.db,
+                    Some(uid),
+                    LOGIN_FAILED,
+                    &ip,
+                    "account deletion",
+                    now,
+                );
+                return form::fail(ctx, req, &p.session, BACK, "The password is wrong.");
+            }
+            Err(e) => return form::fail(ctx, req, &p.session, BACK, e),
+        }
     }
     let code_ok = lifecycle::second_factor_required(ctx.db, &p.user)
         .and_then(|required| Ok(!required || second_factor_ok(ctx, uid, &code)?));

@@ -1,0 +1,541 @@
+//! Notifications to the phone against local fakes that follow the real services: an ntfy
+//! server (`POST /{topic}` with the message as the body, `Title` and `Tags` headers,
+//! `Authorization: Bearer` for a protected topic) and the Telegram Bot API
+//! (`POST /bot<token>/sendMessage` and `getUpdates` with `offset`, answering
+//! `{"ok": true, "result": …}` and 401 for a wrong token).
+//!
+//! Proven: a code reaches each chosen channel (ntfy, Telegram by typed chat id and by
+//! `/start CODE`, e-mail) exactly once, with the service and the code and nothing of another
+//! account; a refund is told; failures are retried with back-off; the test button; a deleted
+//! account's channels get nothing more.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use common::market::COUNTRY;
+use common::{Client, TestServer, PASSWORD};
+use serde_json::{json, Value};
+
+const BOT_TOKEN: &str = "123456:TEST-token";
+
+/// One request a fake received.
+#[derive(Debug, Clone)]
+struct Got {
+    path: String,
+    auth: String,
+    title: String,
+    body: String,
+}
+
+#[derive(Default)]
+struct Shared {
+    got: Vec<Got>,
+    /// Answer this many requests with 500 first.
+    fail_next: usize,
+    /// Telegram updates waiting for getUpdates: (update_id, chat id, text).
+    updates: Vec<(i64, i64, String)>,
+}
+
+struct Fake {
+    base: String,
+    shared: Arc<Mutex<Shared>>,
+}
+
+fn header(req: &tiny_http::Request, name: &'static str) -> String {
+    req.headers()
+        .iter()
+        .find(|h| h.field.equiv(name))
+        .map(|h| h.value.as_str().to_string())
+        .unwrap_or_default()
+}
+
+impl Fake {
+    /// `telegram`: answer as the Bot API; else as an ntfy server.
+    fn start(telegram: bool) -> Fake {
+        let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", server.server_addr().to_ip().unwrap());
+        let shared = Arc::new(Mutex::new(Shared::default()));
+        let s = shared.clone();
+        std::thread::spawn(move || {
+            for mut req in server.incoming_requests() {
+                let mut body = String::new();
+                let _ = req.as_reader().read_to_string(&mut body);
+                let got = Got {
+                    path: req.url().to_string(),
+                    auth: header(&req, "Authorization"),
+                    title: header(&req, "Title"),
+                    body,
+                };
+                let mut st = s.lock().unwrap();
+                let (status, answer) = if st.fail_next > 0 {
+                    st.fail_next -= 1;
+                    (500, json!({"ok": false, "description": "try later"}))
+                } else if !telegram {
+                    st.got.push(got.clone());
+                    (200, json!({"id": "m1", "event": "message"}))
+                } else if !got.path.starts_with(&format!("/bot{BOT_TOKEN}/")) {
+                    (
+                        401,
+                        json!({"ok": false, "error_code": 401, "description": "Unauthorized"}),
+                    )
+                } else if got.path.ends_with("/getUpdates") {
+                    let offset = serde_json::from_str::<Value>(&got.body).unwrap()["offset"]
+                        .as_i64()
+                        .unwrap_or(0);
+                    let result: Vec<Value> = st
+                        .updates
+                        .iter()
+                        .filter(|u| u.0 >= offset)
+                        .map(|(id, chat, text)| {
+                            json!({"update_id": id, "message": {"message_id": id,
+                                "chat": {"id": chat, "type": "private"}, "date": 0, "text": text}})
+                        })
+                        .collect();
+                    (200, json!({"ok": true, "result": result}))
+                } else if got.path.ends_with("/sendMessage") {
+                    st.got.push(got.clone());
+                    (
+                        200,
+                        json!({"ok": true, "result": {"message_id": st.got.len()}}),
+                    )
+                } else {
+                    (404, json!({"ok": false, "description": "Not Found"}))
+                };
+                let r = tiny_http::Response::from_string(answer.to_string())
+                    .with_status_code(status)
+                    .with_header(
+                        tiny_http::Header::from_bytes("Content-Type", "application/json").unwrap(),
+                    );
+                drop(st);
+                let _ = req.respond(r);
+            }
+        });
+        Fake { base, shared }
+    }
+
+    fn got(&self) -> Vec<Got> {
+        self.shared.lock().unwrap().got.clone()
+    }
+
+    fn set(&self, f: impl FnOnce(&mut Shared)) {
+        f(&mut self.shared.lock().unwrap());
+    }
+}
+
+/// Telegram messages as (chat id, text).
+fn telegram_messages(t: &Fake) -> Vec<(String, String)> {
+    t.got()
+        .iter()
+        .map(|g| {
+            let v: Value = serde_json::from_str(&g.body).unwrap();
+            let chat = match &v["chat_id"] {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            (chat, v["text"].as_str().unwrap_or("").to_string())
+        })
+        .collect()
+}
+
+fn server(telegram: &Fake) -> TestServer {
+    let s = TestServer::start_with(&[
+        ("OTPBOX_DEV_CLOCK", "1"),
+        ("OTPBOX_WEBHOOK_ALLOW_PRIVATE", "1"),
+        ("OTPBOX_TELEGRAM_BOT_TOKEN", BOT_TOKEN),
+        ("OTPBOX_TELEGRAM_API", &telegram.base),
+    ]);
+    let r = s.client().post("/__dev/scheduler?paused=1", b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    s
+}
+
+fn browser(s: &TestServer, email: &str) -> Client {
+    let mut c = s.client();
+    assert_eq!(c.login(email, PASSWORD).location(), Some("/dashboard"));
+    c
+}
+
+fn add_channel(c: &mut Client, fields: &[(&str, &str)]) -> common::Response {
+    c.submit("/settings/notifications", "/settings/notifications", fields)
+}
+
+fn ntfy_channel(c: &mut Client, url: &str, token: &str, events: &[&str]) {
+    let mut fields = vec![("kind", "ntfy"), ("url", url), ("token", token)];
+    fields.extend(events.iter().map(|e| ("events", *e)));
+    let r = add_channel(c, &fields);
+    assert_eq!(
+        r.location(),
+        Some("/settings/notifications?m=saved"),
+        "{}",
+        r.text()
+    );
+}
+
+#[test]
+fn a_code_reaches_each_channel_once_with_nothing_of_anyone_else() {
+    let ntfy = Fake::start(false);
+    let tg = Fake::start(true);
+    let s = server(&tg);
+    s.add_numbers(COUNTRY, &["6281100000001", "6281100000002"]);
+    let mut ann = s.customer("ann@example.com", "10.00");
+    let mut bob = s.customer("bob@example.com", "10.00");
+    let mut ann_web = browser(&s, "ann@example.com");
+    let mut bob_web = browser(&s, "bob@example.com");
+
+    ntfy_channel(
+        &mut ann_web,
+        &format!("{}/ann-topic", ntfy.base),
+        "tk_ann",
+        &["code"],
+    );
+    let r = add_channel(
+        &mut ann_web,
+        &[
+            ("kind", "telegram"),
+            ("chat_id", "1001"),
+            ("events", "code"),
+        ],
+    );
+    assert_eq!(r.location(), Some("/settings/notifications?m=saved"));
+    let r = add_channel(&mut ann_web, &[("kind", "email"), ("events", "code")]);
+    assert_eq!(r.location(), Some("/settings/notifications?m=saved"));
+    // A Telegram chat linked with /start: the code is shown once.
+    let r = add_channel(&mut ann_web, &[("kind", "telegram"), ("events", "code")]);
+    assert_eq!(r.status, 201, "{}", r.text());
+    let page = r.text();
+    let start = page.find("/start ").expect("the /start code is shown") + "/start ".len();
+    let code = &page[start..start + page[start..].find('<').unwrap()];
+    tg.set(|st| st.updates.push((7, 2002, format!("/start {code}"))));
+    s.run_jobs();
+    assert_eq!(
+        telegram_messages(&tg),
+        [(
+            "2002".to_string(),
+            "Linked: this chat now gets the notifications you chose.".to_string()
+        )]
+    );
+    // Bob: his own topic, for codes and refunds.
+    ntfy_channel(
+        &mut bob_web,
+        &format!("{}/bob-topic", ntfy.base),
+        "",
+        &["code", "refunded"],
+    );
+
+    let a = ann.order_ok("tg");
+    let b = bob.order_ok("wa");
+    let ann_phone = a["phone"].as_str().unwrap().to_string();
+    let bob_phone = b["phone"].as_str().unwrap().to_string();
+    assert!(s.inject(&ann_phone, "Telegram code: 424242. Do not share it."));
+    s.run_jobs();
+    s.run_jobs();
+
+    let to_ann: Vec<Got> = ntfy.got();
+    assert_eq!(to_ann.len(), 1, "{to_ann:?}");
+    assert_eq!(to_ann[0].path, "/ann-topic");
+    assert_eq!(to_ann[0].auth, "Bearer tk_ann");
+    assert_eq!(to_ann[0].title, "Code for tg");
+    assert!(to_ann[0].body.contains("424242"), "{}", to_ann[0].body);
+    let tele = telegram_messages(&tg);
+    let coded: Vec<&(String, String)> = tele.iter().filter(|m| m.1.contains("424242")).collect();
+    let chats: Vec<&str> = coded.iter().map(|m| m.0.as_str()).collect();
+    assert_eq!(chats, ["1001", "2002"], "{tele:?}");
+    // The e-mail says a code came, not the code: a mail's body outlives the SMS retention.
+    assert!(!s.outbox().iter().any(|m| m.body.contains("424242")));
+    let mails: Vec<_> = s
+        .outbox()
+        .into_iter()
+        .filter(|m| m.subject == "Code for tg")
+        .collect();
+    assert_eq!(mails.len(), 1);
+    assert_eq!(mails[0].to, "ann@example.com");
+    assert_eq!(
+        mails[0].body,
+        format!(
+            "A code arrived for your tg order #{}: it is on your dashboard.",
+            a["id"]
+        )
+    );
+    assert!(!s.output().contains("424242"), "no code in the log");
+    // Nothing of Bob (nor Ann's own number) in Ann's texts.
+    let texts: Vec<String> = to_ann
+        .iter()
+        .map(|g| format!("{} {}", g.title, g.body))
+        .chain(coded.iter().map(|m| m.1.clone()))
+        .chain(mails.iter().map(|m| format!("{} {}", m.subject, m.body)))
+        .collect();
+    for t in &texts {
+        for other in ["bob", bob_phone.as_str(), ann_phone.as_str()] {
+            assert!(!t.contains(other), "{t:?} holds {other}");
+        }
+    }
+
+    // Bob's order expires without a code: his topic hears of the refund, Ann's does not.
+    s.advance_clock(21 * 60);
+    s.run_jobs();
+    s.run_jobs();
+    let bob_got: Vec<Got> = ntfy
+        .got()
+        .into_iter()
+        .filter(|g| g.path == "/bob-topic")
+        .collect();
+    assert_eq!(bob_got.len(), 1, "{bob_got:?}");
+    assert!(
+        bob_got[0].body.contains("without a code") && bob_got[0].body.contains("wa"),
+        "{}",
+        bob_got[0].body
+    );
+    assert_eq!(ntfy.got().len(), 2);
+    // The delivery log shows what went out, and no body is kept.
+    let log = ann_web.get("/settings/notifications").text();
+    assert!(log.contains("Code for tg"), "{log}");
+    assert_eq!(
+        s.count("SELECT COUNT(*) FROM notifications WHERE body IS NOT NULL"),
+        0
+    );
+}
+
+#[test]
+fn failures_are_retried_with_back_off_and_the_test_button_works() {
+    let ntfy = Fake::start(false);
+    let tg = Fake::start(true);
+    let s = server(&tg);
+    s.create_user("ann@example.com", "user", PASSWORD);
+    let mut c = browser(&s, "ann@example.com");
+    ntfy_channel(&mut c, &format!("{}/t", ntfy.base), "", &["code"]);
+    let id: i64 = s
+        .db()
+        .query_row("SELECT id FROM notify_channels", [], |r| r.get(0))
+        .unwrap();
+    ntfy.set(|st| st.fail_next = 2);
+    let r = c.submit(
+        "/settings/notifications",
+        &format!("/settings/notifications/{id}/test"),
+        &[],
+    );
+    assert_eq!(r.location(), Some("/settings/notifications?m=test_queued"));
+    s.run_jobs();
+    assert!(ntfy.got().is_empty());
+    // Not before its back-off (30 s after the first failure, then 60 s).
+    s.run_jobs();
+    assert_eq!(
+        s.count("SELECT attempts FROM notifications"),
+        1,
+        "waits for its back-off"
+    );
+    s.advance_clock(31);
+    s.run_jobs();
+    assert!(ntfy.got().is_empty());
+    s.advance_clock(61);
+    s.run_jobs();
+    let got = ntfy.got();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].title, "Test notification");
+    let (state, attempts): (String, i64) = s
+        .db()
+        .query_row("SELECT state, attempts FROM notifications", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!((state.as_str(), attempts), ("sent", 3));
+    s.advance_clock(3600);
+    s.run_jobs();
+    assert_eq!(ntfy.got().len(), 1, "sent once");
+}
+
+#[test]
+fn a_deleted_accounts_channels_get_nothing_more() {
+    let ntfy = Fake::start(false);
+    let tg = Fake::start(true);
+    let s = server(&tg);
+    s.add_numbers(COUNTRY, &["6281100000003"]);
+    let mut ann = s.customer("ann@example.com", "10.00");
+    let mut c = browser(&s, "ann@example.com");
+    ntfy_channel(&mut c, &format!("{}/t", ntfy.base), "", &["code"]);
+    let a = ann.order_ok("tg");
+    assert!(s.inject(a["phone"].as_str().unwrap(), "Your code is 777111"));
+    // Queued, not yet sent, when the account goes.
+    assert_eq!(
+        s.count("SELECT COUNT(*) FROM notifications WHERE state = 'pending'"),
+        1
+    );
+    let r = c.submit(
+        "/settings/delete",
+        "/settings/delete",
+        &[("password", PASSWORD)],
+    );
+    assert_eq!(
+        r.location(),
+        Some("/login?m=account_deleted"),
+        "{}",
+        r.text()
+    );
+    s.run_jobs();
+    s.advance_clock(3600);
+    s.run_jobs();
+    assert!(ntfy.got().is_empty(), "{:?}", ntfy.got());
+    assert_eq!(s.count("SELECT COUNT(*) FROM notify_channels"), 0);
+    assert_eq!(
+        s.count("SELECT COUNT(*) FROM notifications WHERE body IS NOT NULL"),
+        0
+    );
+}
+
+#[test]
+fn telegram_needs_the_admins_bot_and_ntfy_urls_follow_the_webhook_rules() {
+    let s = TestServer::start_with(&[("OTPBOX_DEV_CLOCK", "1")]);
+    s.create_user("ann@example.com", "user", PASSWORD);
+    let mut c = browser(&s, "ann@example.com");
+    let page = c.get("/settings/notifications").text();
+    assert!(!page.contains("value=\"telegram\""), "no bot, no Telegram");
+    let r = add_channel(&mut c, &[("kind", "telegram"), ("events", "code")]);
+    let back = c.back_to(&r, "/settings/notifications");
+    assert!(back.text().contains("no Telegram bot"), "{}", back.text());
+    let r = add_channel(
+        &mut c,
+        &[
+            ("kind", "ntfy"),
+            ("url", "http://127.0.0.1:9/topic"),
+            ("events", "code"),
+        ],
+    );
+    c.back_to(&r, "/settings/notifications");
+    assert_eq!(s.count("SELECT COUNT(*) FROM notify_channels"), 0);
+}
+
+#[test]
+fn a_low_balance_and_a_failed_backup_are_told() {
+    let tg = Fake::start(true);
+    // A backup directory under a regular file cannot be made: the backup job fails.
+    let s = TestServer::start_with(&[
+        ("OTPBOX_DEV_CLOCK", "1"),
+        ("OTPBOX_TELEGRAM_BOT_TOKEN", BOT_TOKEN),
+        ("OTPBOX_TELEGRAM_API", &tg.base),
+        ("OTPBOX_BACKUP_DIR", "/dev/null/backups"),
+    ]);
+    let r = s.client().post("/__dev/scheduler?paused=1", b"");
+    assert_eq!(r.status, 200);
+    s.add_numbers(COUNTRY, &["6281100000004"]);
+    let mut ann = s.customer("ann@example.com", "10.00");
+    let price = s.price("tg");
+    let threshold = 1000 - price / 2;
+    let mut c = browser(&s, "ann@example.com");
+    // A customer cannot choose the administrators' event.
+    let r = add_channel(&mut c, &[("kind", "email"), ("events", "admin_alert")]);
+    let back = c.back_to(&r, "/settings/notifications");
+    assert!(
+        back.text().contains("is for admin accounts"),
+        "{}",
+        back.text()
+    );
+    let amount = format!("{}.{:02}", threshold / 100, threshold % 100);
+    let r = add_channel(
+        &mut c,
+        &[
+            ("kind", "telegram"),
+            ("chat_id", "5005"),
+            ("events", "low_balance"),
+            ("low_balance", &amount),
+        ],
+    );
+    assert_eq!(
+        r.location(),
+        Some("/settings/notifications?m=saved"),
+        "{}",
+        r.text()
+    );
+    s.create_user("root@example.com", "admin", PASSWORD);
+    let mut root = browser(&s, "root@example.com");
+    let r = add_channel(&mut root, &[("kind", "email"), ("events", "admin_alert")]);
+    assert_eq!(
+        r.location(),
+        Some("/settings/notifications?m=saved"),
+        "{}",
+        r.text()
+    );
+
+    ann.order_ok("tg");
+    s.run_jobs();
+    s.run_jobs();
+    let low: Vec<(String, String)> = telegram_messages(&tg);
+    assert_eq!(low.len(), 1, "{low:?}");
+    assert_eq!(low[0].0, "5005");
+    assert!(low[0].1.starts_with("Low balance"), "{}", low[0].1);
+    let alerts: Vec<_> = s
+        .outbox()
+        .into_iter()
+        .filter(|m| m.subject == "Backup failed")
+        .collect();
+    assert!(!alerts.is_empty());
+    assert!(alerts.iter().all(|m| m.to == "root@example.com"));
+    assert!(
+        alerts[0].body.starts_with("The backup job failed"),
+        "{}",
+        alerts[0].body
+    );
+}
+
+#[test]
+fn the_native_api_adds_lists_tests_and_deletes_channels() {
+    let ntfy = Fake::start(false);
+    let tg = Fake::start(true);
+    let s = server(&tg);
+    let mut api = s.customer("ann@example.com", "1.00");
+    let r = api.post(
+        "/api/v1/notifications/ntfy",
+        json!({"url": format!("{}/api-topic", ntfy.base), "token": "tk_api", "events": ["code"]}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let ntfy_id = r.json()["id"].as_i64().unwrap();
+    assert_eq!(r.json()["has_token"], true);
+    assert!(!r.text().contains("tk_api"), "the token is never shown");
+    let r = api.post(
+        "/api/v1/notifications/telegram",
+        json!({"events": ["code"]}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.json()["waiting_for_chat"], true);
+    assert!(r.json()["link_code"]
+        .as_str()
+        .is_some_and(|c| !c.is_empty()));
+    // A threshold alone chooses low_balance; the administrators' event is not a customer's.
+    let r = api.post(
+        "/api/v1/notifications/email",
+        json!({"low_balance_minor": 50}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.json()["events"], json!(["low_balance"]));
+    let r = api.post(
+        "/api/v1/notifications/email",
+        json!({"events": ["admin_alert"]}),
+    );
+    assert_eq!(r.status, 403, "{}", r.text());
+
+    let list = api.get("/api/v1/notifications").json();
+    assert_eq!(list["channels"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        list["events"],
+        json!(["code", "refunded", "rental_sms", "low_balance"])
+    );
+    let r = api.post(
+        &format!("/api/v1/notifications/channels/{ntfy_id}/test"),
+        json!({}),
+    );
+    assert_eq!(r.status, 202, "{}", r.text());
+    s.run_jobs();
+    let got = ntfy.got();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].auth, "Bearer tk_api");
+    let log = api.get("/api/v1/notifications").json();
+    assert_eq!(log["log"][0]["state"], "sent");
+    let r = api.client.request(
+        "DELETE",
+        &format!("/api/v1/notifications/channels/{ntfy_id}"),
+        &[],
+        b"",
+    );
+    assert_eq!(r.status, 204, "{}", r.text());
+    let list = api.get("/api/v1/notifications").json();
+    assert_eq!(list["channels"].as_array().unwrap().len(), 2);
+}

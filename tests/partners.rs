@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -27,8 +27,6 @@ const SIM_B: &str = "6281200000002";
 // ---------------------------------------------------------------------------------------
 // The hub's receiver of PUSH_SMS
 
-/// A request's lower-case headers and its body.
-type Received = (Vec<(String, String)>, Vec<u8>);
 /// A push's headers and its JSON body.
 type Pushed = (Vec<(String, String)>, Value);
 
@@ -51,7 +49,7 @@ impl Hub {
                 stream
                     .set_read_timeout(Some(Duration::from_secs(5)))
                     .unwrap();
-                let Some((headers, body)) = read_request(&mut stream) else {
+                let Some((_, headers, body)) = common::read_request(&mut stream) else {
                     continue;
                 };
                 let gzipped = headers
@@ -86,31 +84,6 @@ impl Hub {
     fn pushes(&self) -> Vec<Pushed> {
         self.pushes.lock().unwrap().clone()
     }
-}
-
-fn read_request(stream: &mut std::net::TcpStream) -> Option<Received> {
-    let mut reader = BufReader::new(stream);
-    let mut line = String::new();
-    reader.read_line(&mut line).ok()?;
-    let mut headers = Vec::new();
-    loop {
-        let mut h = String::new();
-        reader.read_line(&mut h).ok()?;
-        let h = h.trim_end();
-        if h.is_empty() {
-            break;
-        }
-        let (k, v) = h.split_once(':')?;
-        headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
-    }
-    let len: usize = headers
-        .iter()
-        .find(|(k, _)| k == "content-length")
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0);
-    let mut body = vec![0; len];
-    reader.read_exact(&mut body).ok()?;
-    Some((headers, body))
 }
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {

@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -82,7 +82,7 @@ impl Receiver {
                 stream
                     .set_read_timeout(Some(Duration::from_secs(5)))
                     .unwrap();
-                let Some((path, headers, body)) = read_request(&mut stream) else {
+                let Some((path, headers, body)) = common::read_request(&mut stream) else {
                     continue;
                 };
                 let n = seen.fetch_add(1, Ordering::SeqCst);
@@ -115,34 +115,6 @@ impl Receiver {
     fn hits(&self) -> Vec<Hit> {
         self.hits.lock().unwrap().clone()
     }
-}
-
-type Head = (String, Vec<(String, String)>, Vec<u8>);
-
-fn read_request(stream: &mut std::net::TcpStream) -> Option<Head> {
-    let mut reader = BufReader::new(stream);
-    let mut line = String::new();
-    reader.read_line(&mut line).ok()?;
-    let path = line.split_whitespace().nth(1)?.to_string();
-    let mut headers = Vec::new();
-    loop {
-        let mut h = String::new();
-        reader.read_line(&mut h).ok()?;
-        let h = h.trim_end();
-        if h.is_empty() {
-            break;
-        }
-        let (k, v) = h.split_once(':')?;
-        headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
-    }
-    let len: usize = headers
-        .iter()
-        .find(|(k, _)| k == "content-length")
-        .and_then(|(_, v)| v.parse().ok())
-        .expect("the server sends Content-Length");
-    let mut body = vec![0; len];
-    reader.read_exact(&mut body).ok()?;
-    Some((path, headers, body))
 }
 
 // ---------------------------------------------------------------------------------------

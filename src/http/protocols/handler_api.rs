@@ -1084,22 +1084,13 @@ fn get_history(ctx: &mut Ctx<'_>, user: &User, p: &Params) -> Response {
 // ---------------------------------------------------------------------------------------
 // Rentals (errors as `{"status":"error","message":TOKEN}`)
 
-/// `{"countries":{"0":6},"operators":{"0":"any",…},"services":{"tg":{"cost":…,"quant":…}}}`
-/// for a rental of `rent_time`/`time`/`duration` hours (default 4) in `country`.
 /// serviceCountRent (HeroSMS): the rental offer of one service in one country,
 /// `{"service","country","count","cost","currency","hours"}` (`cost` for `hours`, default
 /// the shortest rental), or `{"status":"error","message":"NO_NUMBERS"}`.
 fn service_count_rent(ctx: &mut Ctx<'_>, _: &User, p: &Params) -> Response {
-    let Some(service) = p.one("service").map(str::to_ascii_lowercase) else {
-        return rent_error("BAD_SERVICE");
-    };
-    let hours = match p.rent_hours() {
-        Ok(h) if (MIN_HOURS..=MAX_HOURS).contains(&h) => h,
-        _ => return rent_error("INVALID_TIME"),
-    };
-    let country = match p.country() {
-        Ok(c) => c,
-        Err(e) => return fail(ctx, &e, Topic::Rent),
+    let (service, hours, country) = match rent_params(ctx, p) {
+        Ok(v) => v,
+        Err(reply) => return reply,
     };
     let found = offers(ctx, Some(country), Some(&service)).map(|list| {
         list.into_iter()
@@ -1119,6 +1110,9 @@ fn service_count_rent(ctx: &mut Ctx<'_>, _: &User, p: &Params) -> Response {
     }
 }
 
+/// `{"countries":{"0":6},"operators":{"0":"any",…},"services":{"tg":{"cost":…,"quant":…}}}`
+/// for a rental of `rent_time`/`time` hours or `duration` minutes (default 4 hours) in
+/// `country`.
 fn get_rent_services(ctx: &mut Ctx<'_>, _: &User, p: &Params) -> Response {
     let Ok(hours) = p.rent_hours() else {
         return rent_error("INVALID_TIME");
@@ -1165,6 +1159,19 @@ fn get_rent_services(ctx: &mut Ctx<'_>, _: &User, p: &Params) -> Response {
     }
 }
 
+/// The service, length in hours and country of a rental request, or the rent API's error.
+fn rent_params(ctx: &Ctx<'_>, p: &Params) -> Result<(String, i64, i64), Response> {
+    let Some(service) = p.one("service").map(str::to_ascii_lowercase) else {
+        return Err(rent_error("BAD_SERVICE"));
+    };
+    let hours = match p.rent_hours() {
+        Ok(h) if (MIN_HOURS..=MAX_HOURS).contains(&h) => h,
+        _ => return Err(rent_error("INVALID_TIME")),
+    };
+    let country = p.country().map_err(|e| fail(ctx, &e, Topic::Rent))?;
+    Ok((service, hours, country))
+}
+
 fn rental_phone(r: &Rental) -> Value {
     json!({"id": r.id, "endDate": end_date(r.expires_at), "number": r.phone})
 }
@@ -1172,16 +1179,9 @@ fn rental_phone(r: &Rental) -> Value {
 /// `{"status":"success","phone":{"id":…,"endDate":"…","number":"…"}}`. `url` is stored as
 /// the rental's webhook URL; `operator` and `incomingCall` are accepted and ignored.
 fn get_rent_number(ctx: &mut Ctx<'_>, user: &User, p: &Params) -> Response {
-    let Some(service) = p.one("service").map(str::to_ascii_lowercase) else {
-        return rent_error("BAD_SERVICE");
-    };
-    let hours = match p.rent_hours() {
-        Ok(h) if (MIN_HOURS..=MAX_HOURS).contains(&h) => h,
-        _ => return rent_error("INVALID_TIME"),
-    };
-    let country = match p.country() {
-        Ok(c) => c,
-        Err(e) => return fail(ctx, &e, Topic::Rent),
+    let (service, hours, country) = match rent_params(ctx, p) {
+        Ok(v) => v,
+        Err(reply) => return reply,
     };
     let req = RentRequest {
         country,

@@ -667,6 +667,8 @@ fn every_broken_rule_is_refused_and_nothing_is_created() {
     let r = stranger.get(&callback);
     assert_eq!(r.status, 400, "{}", r.text());
     assert!(r.text().contains("not valid any more"), "{}", r.text());
+    // A HEAD (a link checker) does not use the answer up.
+    assert_eq!(c.head(&callback).status, 200);
     let r = c.get(&callback);
     assert_eq!(r.location(), Some("/auth/oidc/signup"), "{}", r.text());
     let r = c.get(&callback);

@@ -243,6 +243,10 @@ fn verified_answer(
 
 /// `GET /auth/oidc/callback`: the provider's answer.
 fn callback(ctx: &mut Ctx<'_>, req: &Request, v: &Visitor) -> Response {
+    // A HEAD (a link checker, a prefetch) must not use up the one-time sign-in.
+    if req.method == crate::http::Method::Head {
+        return Response::empty(200);
+    }
     let Some(session) = &v.session else {
         return refused(
             ctx,

@@ -314,7 +314,8 @@ pub fn reconcile(
 pub fn parse_decimal(text: &str, digits: u32) -> Option<i64> {
     let t = text.trim();
     let t = match t.split_once('.') {
-        Some((int, frac)) if frac.len() > digits as usize => {
+        // Only ASCII digits are cut (a multi-byte character there is not a number anyway).
+        Some((int, frac)) if frac.len() > digits as usize && frac.is_ascii() => {
             let (keep, rest) = frac.split_at(digits as usize);
             if !rest.chars().all(|c| c == '0') {
                 return None;
@@ -383,5 +384,7 @@ mod tests {
         assert_eq!(parse_decimal("1000.0", 0), Some(1000));
         assert_eq!(parse_decimal("-1", 2), None);
         assert_eq!(parse_decimal("x", 2), None);
+        // Found by the fuzzer: a cut inside a multi-byte character.
+        assert_eq!(parse_decimal("10.\u{fffd}\u{fffd}000", 2), None);
     }
 }

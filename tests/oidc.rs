@@ -15,17 +15,17 @@
 
 mod common;
 
+use common::totp::{base32_decode, totp_at_step};
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use common::{Client, Response, TestServer, PASSWORD};
-use hmac::{Hmac, KeyInit, Mac};
 use ring::rand::SystemRandom;
 use ring::signature::{
     EcdsaKeyPair, KeyPair, RsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING, RSA_PKCS1_SHA256,
 };
 use serde_json::{json, Value};
-use sha1::Sha1;
 
 const CLIENT_ID: &str = "otpbox-test";
 const CLIENT_SECRET: &str = "s3cret:with/odd&chars";
@@ -850,30 +850,6 @@ fn linking_from_the_settings_and_the_unlinking_rule() {
     let back = bob.back_to(&r, "/settings");
     assert!(back.status == 200);
     assert_eq!(identities_of(&s, dan_id), ["sub-dan"]);
-}
-
-/// RFC 6238 with HMAC-SHA-1 and six digits, written from the RFC for the test.
-fn totp_at_step(secret: &[u8], step: i64) -> String {
-    let mut mac = <Hmac<Sha1> as KeyInit>::new_from_slice(secret).unwrap();
-    mac.update(&(step as u64).to_be_bytes());
-    let h = mac.finalize().into_bytes();
-    let o = (h[19] & 15) as usize;
-    let n = u32::from_be_bytes([h[o] & 0x7f, h[o + 1], h[o + 2], h[o + 3]]) % 1_000_000;
-    format!("{n:06}")
-}
-
-fn base32_decode(s: &str) -> Vec<u8> {
-    const ALPHABET: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    let (mut buf, mut bits, mut out) = (0u32, 0, Vec::new());
-    for c in s.chars().filter(|c| !c.is_whitespace()) {
-        buf = (buf << 5) | ALPHABET.find(c).expect("base32") as u32;
-        bits += 5;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((buf >> bits) as u8);
-        }
-    }
-    out
 }
 
 /// Turns two-factor sign-in on for the signed-in account (giving `password` when it has one);

@@ -9,38 +9,14 @@
 
 mod common;
 
+use common::totp::{base32_decode, totp_at_step};
+
 use common::{Client, Response, TestServer, PASSWORD};
-use hmac::{Hmac, KeyInit, Mac};
-use sha1::Sha1;
 
 const STEP: i64 = 30;
 
 fn server() -> TestServer {
     TestServer::start_with(&[("OTPBOX_DEV_CLOCK", "1")])
-}
-
-/// RFC 6238 with HMAC-SHA-1 and six digits, written from the RFC for the test.
-fn totp_at_step(secret: &[u8], step: i64) -> String {
-    let mut mac = <Hmac<Sha1> as KeyInit>::new_from_slice(secret).unwrap();
-    mac.update(&(step as u64).to_be_bytes());
-    let h = mac.finalize().into_bytes();
-    let o = (h[19] & 15) as usize;
-    let n = u32::from_be_bytes([h[o] & 0x7f, h[o + 1], h[o + 2], h[o + 3]]) % 1_000_000;
-    format!("{n:06}")
-}
-
-fn base32_decode(s: &str) -> Vec<u8> {
-    const ALPHABET: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    let (mut buf, mut bits, mut out) = (0u32, 0, Vec::new());
-    for c in s.chars().filter(|c| !c.is_whitespace()) {
-        buf = (buf << 5) | ALPHABET.find(c).expect("base32") as u32;
-        bits += 5;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((buf >> bits) as u8);
-        }
-    }
-    out
 }
 
 /// Moves the server's clock to one second into the next 30-second step and returns that

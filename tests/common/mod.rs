@@ -9,6 +9,7 @@
 pub mod gateways;
 pub mod market;
 pub mod payments;
+pub mod totp;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -75,11 +75,13 @@ pub fn seen(conn: &Connection, source: &str, id: &str) -> Result<bool> {
         .is_some())
 }
 
-/// Remembers a message id as taken in (the parts of a long SMS, taken in as one message).
-pub fn remember(conn: &Connection, source: &str, id: &str, now: Timestamp) -> Result<()> {
-    conn.prepare_cached("INSERT OR IGNORE INTO inbound_seen (dedup_key, seen_at) VALUES (?1, ?2)")?
-        .execute(params![format!("{source}:{id}"), now])?;
-    Ok(())
+/// Remembers a message id as taken in (also the parts of a long SMS, taken in as one
+/// message); false when it already was.
+pub fn remember(conn: &Connection, source: &str, id: &str, now: Timestamp) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("INSERT OR IGNORE INTO inbound_seen (dedup_key, seen_at) VALUES (?1, ?2)")?
+        .execute(params![format!("{source}:{id}"), now])?
+        > 0)
 }
 
 pub fn ingest_coded(
@@ -89,13 +91,7 @@ pub fn ingest_coded(
     now: Timestamp,
 ) -> Result<Delivered> {
     if let Some(id) = msg.source_msg_id.as_deref().filter(|s| !s.is_empty()) {
-        let key = format!("{}:{id}", msg.source);
-        let fresh = conn
-            .prepare_cached(
-                "INSERT OR IGNORE INTO inbound_seen (dedup_key, seen_at) VALUES (?1, ?2)",
-            )?
-            .execute(params![key, now])?;
-        if fresh == 0 {
+        if !remember(conn, &msg.source, id, now)? {
             return Ok(Delivered::Duplicate);
         }
     }

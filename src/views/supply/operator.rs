@@ -58,7 +58,7 @@ fn last_seen(d: &Device) -> Markup {
 
 fn devices_table(rows: &[DeviceRow]) -> Markup {
     html! {
-        table #devices {
+        div.scroll { table #devices {
             thead { tr { th { "Device" } th { "Gateway" } th { "State" } th { "Last seen" } th { "Last message" } th { "Today" } th { "SIMs" } } }
             tbody {
                 @for r in rows {
@@ -73,7 +73,7 @@ fn devices_table(rows: &[DeviceRow]) -> Markup {
                     }
                 }
             }
-        }
+        } }
     }
 }
 
@@ -271,6 +271,7 @@ pub fn device(
             @if p.sims.is_empty() {
                 p.muted { "No SIM yet: add the number of each SIM in the device. A SIM is on sale as soon as it is added, while the device is online." }
             } @else {
+                div.scroll {
                 table #sims {
                     thead { tr { th { "Slot" } th { "Number" } th { "Country" } th { "Operator" } th { "Network" } th { "Signal" } th { "State" } th { "On sale" } th {} } }
                     tbody {
@@ -297,6 +298,7 @@ pub fn device(
                             }
                         }
                     }
+                }
                 }
             }
             section.card #add-sim {

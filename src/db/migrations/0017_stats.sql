@@ -43,3 +43,6 @@ CREATE TABLE stats_marks (
     at   INTEGER NOT NULL,
     id   INTEGER NOT NULL
 );
+
+-- The ledger retention reads one account's old rows by time (domain::trust::retention).
+CREATE INDEX ledger_user_created ON ledger(user_id, created_at);

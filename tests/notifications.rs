@@ -5,7 +5,7 @@
 //! `{"ok": true, "result": …}` and 401 for a wrong token).
 //!
 //! Proven: a code reaches each chosen channel (ntfy, Telegram by typed chat id and by
-//! `/start CODE`, e-mail) exactly once, with the service and the code and nothing of another
+//! `/start CODE`, read by polling or received by the bot's webhook, e-mail) exactly once, with the service and the code and nothing of another
 //! account; a refund is told; failures are retried with back-off; the test button; a deleted
 //! account's channels get nothing more.
 
@@ -35,6 +35,8 @@ struct Shared {
     fail_next: usize,
     /// Telegram updates waiting for getUpdates: (update_id, chat id, text).
     updates: Vec<(i64, i64, String)>,
+    /// Every Bot API method called, in order, with its body.
+    methods: Vec<(String, String)>,
 }
 
 struct Fake {
@@ -79,7 +81,16 @@ impl Fake {
                         401,
                         json!({"ok": false, "error_code": 401, "description": "Unauthorized"}),
                     )
+                } else if let Some(method) = got
+                    .path
+                    .rsplit('/')
+                    .next()
+                    .filter(|m| *m == "setWebhook" || *m == "deleteWebhook")
+                {
+                    st.methods.push((method.to_string(), got.body.clone()));
+                    (200, json!({"ok": true, "result": true}))
                 } else if got.path.ends_with("/getUpdates") {
+                    st.methods.push(("getUpdates".into(), got.body.clone()));
                     let offset = serde_json::from_str::<Value>(&got.body).unwrap()["offset"]
                         .as_i64()
                         .unwrap_or(0);
@@ -538,4 +549,137 @@ fn the_native_api_adds_lists_tests_and_deletes_channels() {
     assert_eq!(r.status, 204, "{}", r.text());
     let list = api.get("/api/v1/notifications").json();
     assert_eq!(list["channels"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn in_webhook_mode_the_bot_is_registered_and_a_start_links_the_chat_at_once() {
+    let tg = Fake::start(true);
+    let webhook_env = [
+        ("OTPBOX_DEV_CLOCK", "1"),
+        ("OTPBOX_TELEGRAM_BOT_TOKEN", BOT_TOKEN),
+        ("OTPBOX_TELEGRAM_API", tg.base.as_str()),
+        ("OTPBOX_BASE_URL", "https://otp.example"),
+        ("OTPBOX_TELEGRAM_WEBHOOK", "1"),
+    ];
+    let s = TestServer::start_with(&webhook_env);
+    assert_eq!(
+        s.client().post("/__dev/scheduler?paused=1", b"").status,
+        200
+    );
+    s.add_numbers(COUNTRY, &["6281100000009"]);
+    let mut cy = s.customer("cy@example.com", "10.00");
+    let mut web = browser(&s, "cy@example.com");
+    let r = add_channel(&mut web, &[("kind", "telegram"), ("events", "code")]);
+    assert_eq!(r.status, 201, "{}", r.text());
+    let page = r.text();
+    let start = page.find("/start ").expect("the /start code is shown") + "/start ".len();
+    let code = page[start..start + page[start..].find('<').unwrap()].to_string();
+
+    // The job registers the webhook once, with a secret token, and never polls.
+    s.run_jobs();
+    s.run_jobs();
+    let methods = tg.shared.lock().unwrap().methods.clone();
+    assert_eq!(methods.len(), 1, "{methods:?}");
+    assert_eq!(methods[0].0, "setWebhook");
+    let set: Value = serde_json::from_str(&methods[0].1).unwrap();
+    assert_eq!(set["url"], "https://otp.example/telegram/webhook");
+    let secret = set["secret_token"].as_str().unwrap().to_string();
+    assert!(
+        secret.len() >= 32 && secret.bytes().all(|b| b.is_ascii_alphanumeric()),
+        "{secret}"
+    );
+
+    let update = |chat: i64, text: &str| {
+        json!({"update_id": 10, "message": {"message_id": 1, "date": 0,
+            "chat": {"id": chat, "type": "private"}, "text": text}})
+        .to_string()
+    };
+    // Without the secret, or with another one: refused, nothing linked.
+    let mut telegram = s.client();
+    let r = telegram.post(
+        "/telegram/webhook",
+        update(3003, &format!("/start {code}")).as_bytes(),
+    );
+    assert_eq!(r.status, 401, "{}", r.text());
+    telegram.always_send(
+        "X-Telegram-Bot-Api-Secret-Token",
+        "0123456789abcdef0123456789abcdef",
+    );
+    let r = telegram.post(
+        "/telegram/webhook",
+        update(3003, &format!("/start {code}")).as_bytes(),
+    );
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert_eq!(
+        s.count("SELECT COUNT(*) FROM notify_channels WHERE chat_id = '3003'"),
+        0
+    );
+
+    let mut telegram = s.client();
+    telegram.always_send("X-Telegram-Bot-Api-Secret-Token", &secret);
+    // An update that is not a /start is taken and left alone; a body that is no update is 400.
+    let r = telegram.post("/telegram/webhook", update(3003, "hello").as_bytes());
+    assert_eq!((r.status, r.json()), (200, json!({})));
+    assert_eq!(telegram.post("/telegram/webhook", b"{not json").status, 400);
+    // A wrong code: the chat is told so in the answer itself.
+    let r = telegram.post("/telegram/webhook", update(3003, "/start nope").as_bytes());
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.json(),
+        json!({"method": "sendMessage", "chat_id": 3003,
+               "text": "That code is not known. Copy it again from your notification settings."})
+    );
+    let r = telegram.post(
+        "/telegram/webhook",
+        update(3003, &format!("/start {code}")).as_bytes(),
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.json(),
+        json!({"method": "sendMessage", "chat_id": 3003,
+               "text": "Linked: this chat now gets the notifications you chose."})
+    );
+    // The answer was the reply: nothing was sent through the API for it.
+    assert!(telegram_messages(&tg).is_empty());
+
+    // The linked chat gets the code.
+    let a = cy.order_ok("tg");
+    assert!(s.inject(a["phone"].as_str().unwrap(), "Telegram code: 515151"));
+    s.run_jobs();
+    let tele = telegram_messages(&tg);
+    assert_eq!(tele.len(), 1, "{tele:?}");
+    assert_eq!(tele[0].0, "3003");
+    assert!(tele[0].1.contains("515151"), "{tele:?}");
+
+    // Webhook mode turned off: the registration is removed, then updates are polled again,
+    // and the route is gone.
+    let data = s.kill9();
+    let mut polling_env = webhook_env.to_vec();
+    polling_env.pop();
+    let s = TestServer::builder()
+        .data_dir(data)
+        .envs(&polling_env)
+        .start();
+    assert_eq!(
+        s.client().post("/__dev/scheduler?paused=1", b"").status,
+        200
+    );
+    s.run_jobs();
+    s.run_jobs();
+    let methods: Vec<String> = tg
+        .shared
+        .lock()
+        .unwrap()
+        .methods
+        .iter()
+        .map(|m| m.0.clone())
+        .collect();
+    assert_eq!(
+        methods,
+        ["setWebhook", "deleteWebhook", "getUpdates", "getUpdates"]
+    );
+    let mut telegram = s.client();
+    telegram.always_send("X-Telegram-Bot-Api-Secret-Token", &secret);
+    let r = telegram.post("/telegram/webhook", update(3003, "hi").as_bytes());
+    assert_eq!(r.status, 404);
 }

@@ -46,3 +46,6 @@ CREATE TABLE stats_marks (
 
 -- The ledger retention reads one account's old rows by time (domain::trust::retention).
 CREATE INDEX ledger_user_created ON ledger(user_id, created_at);
+
+-- Where the Telegram bot's webhook is registered ('' = updates are polled with getUpdates).
+ALTER TABLE telegram_offset ADD COLUMN webhook_url TEXT NOT NULL DEFAULT '';

@@ -377,6 +377,27 @@ pub fn telegram_offset(conn: &Connection) -> Result<i64> {
         .unwrap_or(0))
 }
 
+/// The URL the bot's webhook was last registered at ("" for none: updates are polled).
+pub fn telegram_webhook(conn: &Connection) -> Result<String> {
+    Ok(conn
+        .query_row(
+            "SELECT webhook_url FROM telegram_offset WHERE id = 1",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or_default())
+}
+
+pub fn set_telegram_webhook(conn: &Connection, url: &str) -> Result<()> {
+    conn.execute(
+        "INSERT INTO telegram_offset (id, next_update, webhook_url) VALUES (1, 0, ?1) \
+         ON CONFLICT (id) DO UPDATE SET webhook_url = ?1",
+        [url],
+    )?;
+    Ok(())
+}
+
 pub fn set_telegram_offset(conn: &Connection, next: i64) -> Result<()> {
     conn.execute(
         "INSERT INTO telegram_offset (id, next_update) VALUES (1, ?1) \

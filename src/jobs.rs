@@ -458,7 +458,8 @@ fn job_sms_retention(app: &App, conn: &mut Connection) -> Result<String> {
         Ok((
             retention::purge_messages(tx, app.config.sms_retention, now)?,
             webhooks::forget_sms(tx, app.config.sms_retention, now)?
-                + notifications::forget_pending(tx, app.config.sms_retention, now)?,
+                + notifications::forget_pending(tx, app.config.sms_retention, now)?
+                + crate::domain::base::mail::forget_private(tx, now)?,
         ))
         .and_then(|(n, h)| {
             retention::record(tx, Rule::Sms, n, now)?;
@@ -504,7 +505,24 @@ fn job_notifications(app: &App, conn: &mut Connection) -> Result<String> {
             let Some(result) = result else { continue };
             let error = match result {
                 None => {
-                    crate::domain::base::mail::enqueue(tx, &d.email, &d.title, &d.body, smtp, now)?;
+                    use crate::domain::base::mail;
+                    match (&d.public_body, smtp) {
+                        // The code or SMS text leaves only through SMTP, and is forgotten
+                        // once sent or after the SMS retention.
+                        (Some(public), true) => mail::enqueue_private(
+                            tx,
+                            &d.email,
+                            &d.title,
+                            &d.body,
+                            public,
+                            now + app.config.sms_retention as i64,
+                            now,
+                        )?,
+                        (Some(public), false) => {
+                            mail::enqueue(tx, &d.email, &d.title, public, false, now)?
+                        }
+                        (None, _) => mail::enqueue(tx, &d.email, &d.title, &d.body, smtp, now)?,
+                    };
                     None
                 }
                 Some(e) if e.is_empty() => None,

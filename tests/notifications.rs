@@ -683,3 +683,154 @@ fn in_webhook_mode_the_bot_is_registered_and_a_start_links_the_chat_at_once() {
     let r = telegram.post("/telegram/webhook", update(3003, "hi").as_bytes());
     assert_eq!(r.status, 404);
 }
+
+/// A fake SMTP server (RFC 5321, no TLS, no AUTH): the messages it took, or, while `reject`
+/// is set, a 554 to every MAIL FROM.
+struct FakeSmtp {
+    port: u16,
+    got: Arc<Mutex<Vec<String>>>,
+    reject: Arc<Mutex<bool>>,
+}
+
+impl FakeSmtp {
+    fn start() -> FakeSmtp {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let reject = Arc::new(Mutex::new(false));
+        let (g, rj) = (got.clone(), reject.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut out) = stream else { continue };
+                let mut lines = BufReader::new(out.try_clone().unwrap());
+                let _ = out.write_all(b"220 fake ESMTP\r\n");
+                let mut data: Option<String> = None;
+                loop {
+                    let mut line = String::new();
+                    if lines.read_line(&mut line).unwrap_or(0) == 0 {
+                        break;
+                    }
+                    if let Some(d) = data.as_mut() {
+                        if line == ".\r\n" {
+                            g.lock().unwrap().push(std::mem::take(d));
+                            data = None;
+                            let _ = out.write_all(b"250 queued\r\n");
+                        } else {
+                            d.push_str(&line);
+                        }
+                        continue;
+                    }
+                    let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
+                    let reply: &[u8] = match verb.as_str() {
+                        "EHLO" => b"250-fake\r\n250 8BITMIME\r\n",
+                        "MAIL" if *rj.lock().unwrap() => b"554 no thanks\r\n",
+                        "DATA" => {
+                            data = Some(String::new());
+                            b"354 go on\r\n"
+                        }
+                        "QUIT" => {
+                            let _ = out.write_all(b"221 bye\r\n");
+                            break;
+                        }
+                        _ => b"250 ok\r\n",
+                    };
+                    let _ = out.write_all(reply);
+                }
+            }
+        });
+        FakeSmtp { port, got, reject }
+    }
+}
+
+#[test]
+fn an_email_carries_the_code_only_through_smtp_and_the_outbox_forgets_it() {
+    let smtp = FakeSmtp::start();
+    let port = smtp.port.to_string();
+    let s = TestServer::start_with(&[
+        ("OTPBOX_DEV_CLOCK", "1"),
+        ("OTPBOX_SMTP_HOST", "127.0.0.1"),
+        ("OTPBOX_SMTP_PORT", &port),
+        ("OTPBOX_SMTP_TLS", "none"),
+        ("OTPBOX_SMTP_FROM", "otpbox@example.com"),
+        ("OTPBOX_SMS_RETENTION", "5m"),
+    ]);
+    assert_eq!(
+        s.client().post("/__dev/scheduler?paused=1", b"").status,
+        200
+    );
+    s.add_numbers(COUNTRY, &["6281100000021", "6281100000022"]);
+    let mut dee = s.customer("dee@example.com", "10.00");
+    let mut web = browser(&s, "dee@example.com");
+    let r = add_channel(&mut web, &[("kind", "email"), ("events", "code")]);
+    assert_eq!(r.location(), Some("/settings/notifications?m=saved"));
+    let (mut admin, _) = s.signed_in("root@example.com", "admin");
+    s.run_jobs();
+    smtp.got.lock().unwrap().clear();
+
+    // Sent through SMTP with the code; the outbox keeps only the news.
+    let a = dee.order_ok("tg");
+    assert!(s.inject(a["phone"].as_str().unwrap(), "Telegram code: 616161"));
+    s.run_jobs();
+    let mails = smtp.got.lock().unwrap().clone();
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    assert!(mails[0].contains("616161 is your tg code"), "{}", mails[0]);
+    assert!(mails[0].contains("To: <dee@example.com>") || mails[0].contains("dee@example.com"));
+    let public = format!(
+        "A code arrived for your tg order #{}: it is on your dashboard.",
+        a["id"]
+    );
+    let kept: Vec<String> = s
+        .outbox()
+        .into_iter()
+        .filter(|m| m.subject == "Code for tg")
+        .map(|m| m.body)
+        .collect();
+    assert_eq!(kept, [public.clone()]);
+
+    // The server cannot send: the code waits in the outbox, which the admin sees without it,
+    // and it is forgotten once the SMS retention has passed, sent or not.
+    *smtp.reject.lock().unwrap() = true;
+    let b = dee.order_ok("tg");
+    assert!(s.inject(b["phone"].as_str().unwrap(), "Telegram code: 727272"));
+    s.run_jobs();
+    assert_eq!(smtp.got.lock().unwrap().len(), 1);
+    assert_eq!(
+        s.count("SELECT COUNT(*) FROM outbox WHERE body LIKE '%727272%' AND sent_at IS NULL"),
+        1
+    );
+    let page = admin.get("/admin/outbox").text();
+    assert!(
+        !page.contains("727272") && !page.contains("616161"),
+        "{page}"
+    );
+    assert!(page.contains("A code arrived for your tg order"), "{page}");
+    assert!(!s.output().contains("727272"), "no code in the log");
+    // The dev clock also runs with real time: ten seconds either side of the retention.
+    s.advance_clock(290);
+    s.run_jobs();
+    assert_eq!(
+        s.count("SELECT COUNT(*) FROM outbox WHERE body LIKE '%727272%'"),
+        1
+    );
+    s.advance_clock(20);
+    s.run_jobs();
+    assert_eq!(
+        s.count("SELECT COUNT(*) FROM outbox WHERE body LIKE '%727272%'"),
+        0
+    );
+    assert_eq!(
+        s.count("SELECT COUNT(*) FROM outbox WHERE public_body IS NOT NULL"),
+        0
+    );
+    // Sent later, it carries only the news.
+    *smtp.reject.lock().unwrap() = false;
+    s.run_jobs();
+    let mails = smtp.got.lock().unwrap().clone();
+    assert_eq!(mails.len(), 2, "{mails:?}");
+    assert!(
+        !mails[1].contains("727272") && mails[1].contains("A code arrived"),
+        "{}",
+        mails[1]
+    );
+}

@@ -786,7 +786,7 @@ fn an_email_carries_the_code_only_through_smtp_and_the_outbox_forgets_it() {
         .filter(|m| m.subject == "Code for tg")
         .map(|m| m.body)
         .collect();
-    assert_eq!(kept, [public.clone()]);
+    assert_eq!(kept, [public]);
 
     // The server cannot send: the code waits in the outbox, which the admin sees without it,
     // and it is forgotten once the SMS retention has passed, sent or not.

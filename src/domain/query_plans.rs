@@ -53,8 +53,7 @@ const POLICY: Policy = Policy {
 const MAX_STEPS: i32 = 25_000;
 
 /// Partial indexes that hold only live rows: walking one costs what is live, not history.
-const LIVE_INDEXES: [&str; 5] = [
-    "numbers_free",
+const LIVE_INDEXES: [&str; 4] = [
     "webhook_deliveries_due",
     "numbers_not_sim",
     "partner_orders_held",

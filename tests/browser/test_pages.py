@@ -1,0 +1,20 @@
+"""Every customer page opens, fits a phone and leaves the console clean."""
+
+from conftest import DEMO_EMAIL, DEMO_PASSWORD
+
+PUBLIC = ["/", "/login", "/signup"]
+CUSTOMER = ["/dashboard", "/orders", "/wallet", "/rentals", "/keys"]
+
+
+def test_public_pages_fit(tab):
+    t = tab()
+    for path in PUBLIC:
+        t.goto(path)
+
+
+def test_customer_pages_fit(tab):
+    t = tab()
+    t.login(DEMO_EMAIL, DEMO_PASSWORD)
+    assert t.path() == "/dashboard"
+    for path in CUSTOMER:
+        t.goto(path)

@@ -155,6 +155,13 @@ impl Jobs {
                 job_payments,
             ),
             (
+                "stats",
+                "30 * * * * *",
+                "Fold ended orders and new ledger rows into the daily statistics; refresh the \
+                 7-day success rates customers see before buying",
+                job_stats,
+            ),
+            (
                 "retention",
                 "0 17 3 * * *",
                 "Anonymise old orders; delete old ledger rows, operational logs and security logs \
@@ -378,6 +385,18 @@ fn job_payments(app: &App, conn: &mut Connection) -> Result<String> {
     Ok(match (seen, changed) {
         (0, _) => String::new(),
         (s, c) => format!("{s} open top-ups looked up, {c} changed"),
+    })
+}
+
+fn job_stats(app: &App, conn: &mut Connection) -> Result<String> {
+    let now = app.now();
+    let f = crate::db::write(conn, |tx| crate::domain::supply::stats::roll_up(tx, now))?;
+    Ok(match f.activations + f.rentals + f.ledger {
+        0 => String::new(),
+        _ => format!(
+            "{} activations, {} rentals and {} ledger rows folded",
+            f.activations, f.rentals, f.ledger
+        ),
     })
 }
 

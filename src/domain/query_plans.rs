@@ -582,6 +582,13 @@ fn jobs(conn: &mut Connection, backlog: bool) {
     })
     .unwrap();
     webhooks::due(conn, now, 40).unwrap();
+    // Order statistics: the job's sweeps (a backlog on the first run), then what the pages read.
+    use crate::domain::supply::stats;
+    db::write(conn, |tx| stats::roll_up(tx, now)).unwrap();
+    stats::success_table(conn).unwrap();
+    stats::success_in(conn, 6).unwrap();
+    stats::daily(conn, stats::day_of(now) - 29, stats::day_of(now)).unwrap();
+    stats::by_source(conn, stats::day_of(now) - 29, stats::day_of(now)).unwrap();
 }
 
 /// The scans of growing tables in the plan of `sql`.

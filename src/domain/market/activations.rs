@@ -226,6 +226,95 @@ pub fn list_before(
     Ok(all)
 }
 
+/// What the order history is narrowed to (every part optional).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HistoryFilter {
+    pub status: Option<Status>,
+    pub service: Option<String>,
+    pub country: Option<i64>,
+}
+
+/// Every status, for merging one index range per status.
+pub const ALL_STATUSES: [Status; 6] = [
+    Status::Waiting,
+    Status::Received,
+    Status::Retry,
+    Status::Completed,
+    Status::Canceled,
+    Status::Expired,
+];
+
+/// An account's orders newest first through `filter`, `limit` of them older than order
+/// `before`: keyset paging like [`list_before`]. A service or country filter reads one range
+/// of `activations_user_service` (user, service, status, id) or `activations_user_country`
+/// (user, country, status, id) per status (migration 18), merged here, so a page costs its
+/// `limit` per status whatever the history's length; with both, the service's ranges are
+/// read and the country checked on their rows.
+pub fn history(
+    conn: &Connection,
+    user_id: i64,
+    filter: &HistoryFilter,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<Activation>> {
+    let statuses: Vec<Status> = match filter.status {
+        Some(s) => vec![s],
+        None => ALL_STATUSES.to_vec(),
+    };
+    let before = before.unwrap_or(i64::MAX);
+    let (index, column, key): (&str, &str, rusqlite::types::Value) =
+        match (&filter.service, filter.country) {
+            (Some(s), _) => ("activations_user_service", "service", s.clone().into()),
+            (None, Some(c)) => ("activations_user_country", "country_id", c.into()),
+            (None, None) => {
+                let only: Vec<Status> = filter.status.into_iter().collect();
+                return list_before(conn, user_id, &only, Some(before), limit);
+            }
+        };
+    let country_too = filter.service.is_some() && filter.country.is_some();
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLS} FROM activations INDEXED BY {index} WHERE user_id = ?1 AND {column} = ?2 \
+         AND status = ?3 AND id < ?4 AND (?5 IS NULL OR country_id = ?5) \
+         ORDER BY id DESC LIMIT ?6"
+    ))?;
+    let country = if country_too { filter.country } else { None };
+    let mut all: Vec<Activation> = Vec::new();
+    for s in statuses {
+        let rows = stmt.query_map(
+            params![user_id, key, s.as_str(), before, country, limit],
+            from_row,
+        )?;
+        for r in rows {
+            all.push(r?);
+        }
+    }
+    all.sort_by_key(|a| std::cmp::Reverse(a.id));
+    all.truncate(limit.max(0) as usize);
+    Ok(all)
+}
+
+/// The services an account ordered lately, most recent first, each once: read from its
+/// newest `RECENT_ORDERS` orders (`activations_user`), so the cost never grows with history.
+pub fn recent_services(conn: &Connection, user_id: i64, max: usize) -> Result<Vec<String>> {
+    const RECENT_ORDERS: i64 = 40;
+    let mut stmt = conn.prepare_cached(
+        "SELECT service FROM activations INDEXED BY activations_user WHERE user_id = ?1 \
+         ORDER BY id DESC LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![user_id, RECENT_ORDERS], |r| r.get::<_, String>(0))?;
+    let mut out: Vec<String> = Vec::new();
+    for r in rows {
+        let s = r?;
+        if !out.contains(&s) {
+            out.push(s);
+            if out.len() >= max {
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// A user's activations created within `[from, to]` (inclusive), newest first, `limit` from
 /// `offset` through `activations_user_created`: a time range anywhere in a long history
 /// costs its offset and page, not the orders after it. Callers bound `offset`.

@@ -246,10 +246,10 @@ pub const ALL_STATUSES: [Status; 6] = [
 
 /// An account's orders newest first through `filter`, `limit` of them older than order
 /// `before`: keyset paging like [`list_before`]. A service or country filter reads one range
-/// of `activations_user_service` (user, service, status, id) or `activations_user_country`
-/// (user, country, status, id) per status (migration 18), merged here, so a page costs its
-/// `limit` per status whatever the history's length; with both, the service's ranges are
-/// read and the country checked on their rows.
+/// per status of `activations_user_service` (user, service, status, id),
+/// `activations_user_country` (user, country, status, id) or, with both,
+/// `activations_user_country_service` (migration 18), merged here, so a page costs its
+/// `limit` per status whatever the history's length.
 pub fn history(
     conn: &Connection,
     user_id: i64,
@@ -262,28 +262,42 @@ pub fn history(
         None => ALL_STATUSES.to_vec(),
     };
     let before = before.unwrap_or(i64::MAX);
-    let (index, column, key): (&str, &str, rusqlite::types::Value) =
+    let (index, columns, keys): (&str, &str, Vec<rusqlite::types::Value>) =
         match (&filter.service, filter.country) {
-            (Some(s), _) => ("activations_user_service", "service", s.clone().into()),
-            (None, Some(c)) => ("activations_user_country", "country_id", c.into()),
+            (Some(s), Some(c)) => (
+                "activations_user_country_service",
+                "country_id = ?5 AND service = ?6",
+                vec![c.into(), s.clone().into()],
+            ),
+            (Some(s), None) => (
+                "activations_user_service",
+                "service = ?5",
+                vec![s.clone().into()],
+            ),
+            (None, Some(c)) => (
+                "activations_user_country",
+                "country_id = ?5",
+                vec![c.into()],
+            ),
             (None, None) => {
                 let only: Vec<Status> = filter.status.into_iter().collect();
                 return list_before(conn, user_id, &only, Some(before), limit);
             }
         };
-    let country_too = filter.service.is_some() && filter.country.is_some();
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {COLS} FROM activations INDEXED BY {index} WHERE user_id = ?1 AND {column} = ?2 \
-         AND status = ?3 AND id < ?4 AND (?5 IS NULL OR country_id = ?5) \
-         ORDER BY id DESC LIMIT ?6"
+        "SELECT {COLS} FROM activations INDEXED BY {index} WHERE user_id = ?1 AND status = ?2 \
+         AND id < ?3 AND {columns} ORDER BY id DESC LIMIT ?4"
     ))?;
-    let country = if country_too { filter.country } else { None };
     let mut all: Vec<Activation> = Vec::new();
     for s in statuses {
-        let rows = stmt.query_map(
-            params![user_id, key, s.as_str(), before, country, limit],
-            from_row,
-        )?;
+        let mut values: Vec<rusqlite::types::Value> = vec![
+            user_id.into(),
+            s.as_str().to_string().into(),
+            before.into(),
+            limit.into(),
+        ];
+        values.extend(keys.iter().cloned());
+        let rows = stmt.query_map(rusqlite::params_from_iter(values), from_row)?;
         for r in rows {
             all.push(r?);
         }
@@ -411,23 +425,6 @@ pub fn ended_as_used(conn: &Connection, id: i64) -> Result<bool> {
         .query_row(params![id, NUMBER_USED_NOTE], |_| Ok(()))
         .optional()?
         .is_some())
-}
-
-/// Per (country, service): orders completed and orders ended among those that expire(d)
-/// after `since`, for success rates.
-pub fn outcomes_since(
-    conn: &Connection,
-    since: Timestamp,
-) -> Result<std::collections::HashMap<(i64, String), (i64, i64)>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT country_id, service, SUM(status = 'completed'), COUNT(*) FROM activations \
-         WHERE status IN ('completed', 'canceled', 'expired') AND expires_at >= ?1 \
-         GROUP BY country_id, service",
-    )?;
-    let rows = stmt.query_map([since], |r| {
-        Ok(((r.get(0)?, r.get(1)?), (r.get(2)?, r.get(3)?)))
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 pub fn count_live(conn: &Connection, user_id: i64) -> Result<i64> {
@@ -1822,14 +1819,6 @@ mod tests {
         let by_service = page_recent(&w.conn, w.user.id, OrderBy::Service, false, 10, 0).unwrap();
         assert_eq!(ids(by_service), [a.id, c.id, b.id]);
         assert_eq!(count_recent(&w.conn, w.user.id).unwrap(), 3);
-
-        w.sms(&a.phone, "Telegram code: 12345", T0 + 5);
-        complete(&w.conn, w.user.id, a.id, &POLICY, T0 + 10).unwrap();
-        expire_due(&w.conn, &POLICY, T0 + 2000).unwrap();
-        let outcomes = outcomes_since(&w.conn, T0).unwrap();
-        assert_eq!(outcomes.get(&(6, "tg".to_string())), Some(&(1, 2)));
-        assert_eq!(outcomes.get(&(6, "wa".to_string())), Some(&(0, 1)));
-        assert!(outcomes_since(&w.conn, T0 + 5000).unwrap().is_empty());
     }
     /// The simulator's numbers of a country stay a bounded pool however many orders it
     /// serves: with no reuse for a service (cooldown 0 = never), it recycles its least

@@ -17,6 +17,7 @@ demo mode, at a desktop width (1280 px) and a phone width (390 px).
 import os
 import re
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -49,6 +50,41 @@ def otpbox():
     with running(env, prefix="otpbox-browser-") as box:
         box.pause_scheduler(True)
         yield box
+
+
+@pytest.fixture(scope="session")
+def admin_key(otpbox):
+    """An administrator's API key (for vouchers)."""
+    otpbox.create_admin("browser-admin@example.com")
+    return otpbox.api_key("browser-admin@example.com")
+
+
+@pytest.fixture(scope="session")
+def demo_key(otpbox):
+    """An API key of the demo customer."""
+    return otpbox.api_key(DEMO_EMAIL)
+
+
+def voucher(otpbox, admin_key, amount_minor=1000):
+    """A new voucher code worth `amount_minor`, made through the admin API."""
+    status, body = otpbox.request(
+        "POST", "/api/v1/admin/vouchers",
+        body={"amount_minor": amount_minor, "count": 1, "valid_days": 30},
+        headers={"Authorization": f"Bearer {admin_key}"},
+    )
+    assert status == 201, body
+    return body["codes"][0]
+
+
+def verify_path(otpbox, email):
+    """The path of the newest confirmation link mailed to `email` (mail without SMTP is
+    logged at `info`)."""
+    log = otpbox.log()
+    at = log.rfind(f"to {email}:")
+    assert at >= 0, f"no mail to {email} in the log"
+    m = re.search(r"/verify/[A-Za-z0-9_\-.~%]+", log[at:])
+    assert m, log[at:at + 2000]
+    return m.group(0)
 
 
 @pytest.fixture(scope="session")
@@ -99,6 +135,17 @@ class Tab:
 
     def assert_clean_console(self):
         assert not self.errors, f"console errors on {self.page.url}: {self.errors}"
+
+    def wait_for(self, expression, timeout=10.0):
+        """Polls a JavaScript expression until it is truthy (Playwright's wait_for_function
+        evaluates strings in the page, which our Content-Security-Policy forbids)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = self.page.evaluate(expression)
+            if value:
+                return value
+            assert time.monotonic() < deadline, f"still false after {timeout} s: {expression}"
+            self.page.wait_for_timeout(100)
 
     def path(self):
         return re.sub(r"^https?://[^/]+", "", self.page.url)

@@ -473,7 +473,10 @@ fn guest_products(ctx: &mut Ctx<'_>, req: &Request) -> Response {
 }
 
 /// `/guest/prices[?country=][&product=]`: country → product → operator →
-/// `{cost, count, rate}`; with `product` alone, product → country → operator → ….
+/// `{cost, count, rate, success_rate, success_orders}`; with `product` alone, product →
+/// country → operator → …. The rates are the 7-day ones of `supply::stats` (cached, never a
+/// scan of orders): `rate` (5sim's field) only from 10 orders, `success_rate` the same
+/// percent or null ("new"), `success_orders` how many orders it is over.
 fn guest_prices(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     let want_country = req
         .query_param("country")
@@ -520,7 +523,10 @@ fn guest_prices(ctx: &mut Ctx<'_>, req: &Request) -> Response {
                 if let Some(p) = success.percent() {
                     cell["rate"] = json!(p as f64);
                 }
-                cell["success_rate"] = crate::http::api::success_json(&success);
+                // Flat values only: 5sim clients parse every object of this answer as a
+                // country, product or operator level.
+                cell["success_rate"] = json!(success.percent());
+                cell["success_orders"] = json!(success.orders);
                 ops.insert(op.unwrap_or(ANY).to_string(), cell);
             }
             cells.push((c.fivesim_name.clone(), s.fivesim_name.clone(), ops));

@@ -221,3 +221,34 @@ def test_browser_notification_when_granted(tab, otpbox):
     t.wait_for("window.__notes.length > 0")
     notes = page.evaluate("window.__notes")
     assert [f"Code {code}", f"Telegram: {code}"] in notes, notes
+
+
+def test_rental_price_before_renting_and_sms_live(tab, otpbox):
+    t = tab()
+    page = t.page
+    t.login(DEMO_EMAIL, DEMO_PASSWORD)
+    t.goto("/rentals?country=6")
+    page.fill("#rent-form input.filter", "telegram")
+    rows = visible_rows(page, "#rent-list")
+    assert rows.count() == 1
+    row_text = rows.first.inner_text()
+    assert "/ hour" in row_text and "/ day" in row_text and "in stock" in row_text, row_text
+    rows.first.click()
+    page.select_option("select[name=hours]", "12")
+    total = page.locator("#rent-total").inner_text()
+    assert total.startswith("Price: ") and "for 12 hours" in total, total
+    with page.expect_navigation():
+        page.click("#rent-form button[type=submit]")
+    flash = t.flash()
+    assert flash.startswith("Rented +") and "charged" in flash, flash
+    card = page.locator("#live-rentals article.rental").first
+    assert "Telegram · Indonesia" in card.inner_text()
+    phone = card.locator(".phone").inner_text().lstrip("+")
+    page.evaluate("window.__marker = 1")
+    otpbox.cli("sms", "inject", "--to", phone, "--from", "Telegram",
+               "--text", "Telegram code: 44321")
+    rental_id = card.get_attribute("data-id")
+    t.wait_for(
+        f"(document.querySelector('article.rental[data-id=\"{rental_id}\"]') || {{}})"
+        ".textContent.includes('44321')", timeout=20)
+    assert page.evaluate("window.__marker") == 1

@@ -2,8 +2,11 @@
 
 from conftest import DEMO_EMAIL, DEMO_PASSWORD
 
-PUBLIC = ["/", "/login", "/signup"]
-CUSTOMER = ["/dashboard", "/orders", "/wallet", "/rentals", "/keys"]
+PUBLIC = ["/", "/login", "/signup", "/prices", "/prices?service=tg", "/privacy"]
+CUSTOMER = [
+    "/dashboard", "/orders", "/wallet", "/rentals", "/keys", "/prices", "/settings",
+    "/settings/notifications",
+]
 
 
 def test_public_pages_fit(tab):

@@ -1798,7 +1798,63 @@ mod tests {
     }
 
     #[test]
-    fn pages_sort_count_and_outcomes_add_up() {
+    fn history_filters_page_by_keyset_and_recent_services_come_newest_first() {
+        let mut w = world(10_000);
+        let wa = OrderRequest {
+            service: "wa".into(),
+            ..tg()
+        };
+        let a = w.order(&tg(), T0).unwrap();
+        let b = w.order(&wa, T0).unwrap();
+        cancel(
+            &w.conn,
+            w.user.id,
+            b.id,
+            CancelReason::Cancel,
+            &POLICY,
+            T0 + 200,
+        )
+        .unwrap();
+        let c = w.order(&tg(), T0 + 300).unwrap();
+        let ids = |v: Vec<Activation>| v.iter().map(|a| a.id).collect::<Vec<_>>();
+        let h = |f: HistoryFilter, before: Option<i64>, limit: i64| {
+            ids(history(&w.conn, w.user.id, &f, before, limit).unwrap())
+        };
+        assert_eq!(h(HistoryFilter::default(), None, 10), [c.id, b.id, a.id]);
+        assert_eq!(h(HistoryFilter::default(), Some(c.id), 1), [b.id]);
+        let tg_only = HistoryFilter {
+            service: Some("tg".into()),
+            ..Default::default()
+        };
+        assert_eq!(h(tg_only.clone(), None, 10), [c.id, a.id]);
+        assert_eq!(h(tg_only.clone(), None, 1), [c.id]);
+        assert_eq!(h(tg_only, Some(c.id), 10), [a.id]);
+        let canceled_wa = HistoryFilter {
+            status: Some(Status::Canceled),
+            service: Some("wa".into()),
+            country: Some(6),
+        };
+        assert_eq!(h(canceled_wa, None, 10), [b.id]);
+        let elsewhere = HistoryFilter {
+            country: Some(22),
+            ..Default::default()
+        };
+        assert_eq!(h(elsewhere, None, 10), Vec::<i64>::new());
+        let waiting_in_6 = HistoryFilter {
+            status: Some(Status::Waiting),
+            country: Some(6),
+            ..Default::default()
+        };
+        assert_eq!(h(waiting_in_6, None, 10), [c.id, a.id]);
+        assert_eq!(
+            recent_services(&w.conn, w.user.id, 5).unwrap(),
+            ["tg", "wa"]
+        );
+        assert_eq!(recent_services(&w.conn, w.user.id, 1).unwrap(), ["tg"]);
+    }
+
+    #[test]
+    fn pages_sort_and_count_add_up() {
         let mut w = world(10_000);
         let a = w.order(&tg(), T0).unwrap();
         let b = w

@@ -773,3 +773,21 @@ fn revoke_key(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
         |_, ()| Response::redirect("/keys?m=saved"),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::csv_field;
+
+    #[test]
+    fn csv_fields_are_quoted_and_never_formulas() {
+        assert_eq!(csv_field("Telegram"), "Telegram");
+        assert_eq!(
+            csv_field("Google / YouTube, Gmail"),
+            "\"Google / YouTube, Gmail\""
+        );
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("=cmd()"), "'=cmd()");
+        assert_eq!(csv_field("+62811"), "'+62811");
+        assert_eq!(csv_field("-1,5"), "\"'-1,5\"");
+    }
+}

@@ -443,7 +443,7 @@ pub fn wallet(
             (crate::views::market::payments::topup_section(token, cur, topup))
             section.card {
                 h2 { "Movements" }
-                @if entries.is_empty() { p.muted { "None yet." } } @else {
+                @if entries.is_empty() { p.muted { "None yet." } } @else { div.scroll {
                     table #ledger {
                         thead { tr { th { "When" } th { "What" } th { "Amount" } th { "Balance" } } }
                         tbody {
@@ -457,7 +457,7 @@ pub fn wallet(
                             }
                         }
                     }
-                }
+                } }
             }
         },
     )
@@ -621,7 +621,7 @@ pub fn keys(
                     button type="submit" { "Create a key" }
                 }
             }
-            @if !keys.is_empty() {
+            @if !keys.is_empty() { div.scroll {
                 table #keys {
                     thead { tr { th { "Name" } th { "Key" } th { "Created" } th { "Last used" } th {} } }
                     tbody {
@@ -634,7 +634,7 @@ pub fn keys(
                         }
                     }
                 }
-            }
+            } }
         },
     )
 }

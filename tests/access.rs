@@ -56,6 +56,9 @@ const OPEN: [&str; 35] = [
     // Payment gateways' notices: each proves itself by its gateway's signature, checked by
     // the handler (400 when it does not verify).
     "/payments/{gateway}/webhook",
+    // The Telegram bot's updates in webhook mode: the secret token in a header, checked by
+    // the handler (401 otherwise; 404 when the mode is off).
+    "/telegram/webhook",
 ];
 
 /// The access a route must declare, from its address.

@@ -43,3 +43,17 @@ CREATE TABLE stats_marks (
     at   INTEGER NOT NULL,
     id   INTEGER NOT NULL
 );
+
+-- The ledger retention reads one account's old rows by time (domain::trust::retention).
+CREATE INDEX ledger_user_created ON ledger(user_id, created_at);
+
+-- Where the Telegram bot's webhook is registered ('' = updates are polled with getUpdates).
+ALTER TABLE telegram_offset ADD COLUMN webhook_url TEXT NOT NULL DEFAULT '';
+
+-- E-mail notifications that carry a code or an SMS text (sent only through SMTP): the same
+-- news without it, which is all the admin's outbox shows and all that is kept once the mail
+-- is sent or private_until (the SMS retention) has passed.
+ALTER TABLE notifications ADD COLUMN public_body TEXT;
+ALTER TABLE outbox ADD COLUMN public_body TEXT;
+ALTER TABLE outbox ADD COLUMN private_until INTEGER;
+CREATE INDEX outbox_private ON outbox(private_until) WHERE private_until IS NOT NULL;

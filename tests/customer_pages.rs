@@ -278,3 +278,64 @@ fn prices_and_success_rates_before_buying() {
         .unwrap();
     assert!(tg.contains("83% success") && tg.contains("recent"), "{tg}");
 }
+
+#[test]
+fn live_answers_when_a_code_arrives_and_waits_while_nothing_changes() {
+    let server = TestServer::start_with(&[("OTPBOX_DEV_CLOCK", "1")]);
+    server.add_numbers(COUNTRY, &["6281100000009"]);
+    let (mut web, _) = server.signed_in("live@example.com", "user");
+    server.cli_ok(&[
+        "user",
+        "credit",
+        "--email",
+        "live@example.com",
+        "--amount",
+        "5.00",
+    ]);
+    let r = web.submit(
+        "/dashboard",
+        "/orders",
+        &[("country", &COUNTRY.to_string()), ("service", "tg")],
+    );
+    assert_eq!(r.status, 303, "{}", r.text());
+    let live = web.get("/live").json();
+    let order = &live["orders"][0];
+    assert_eq!(order["status"], "waiting");
+    assert_eq!(order["code"], Value::Null);
+    let html = order["html"].as_str().unwrap();
+    // Inside the early-cancel window, Cancel is disabled with its countdown.
+    assert!(
+        html.contains("disabled data-opens-at=") && html.contains("Cancel in 2:00"),
+        "{html}"
+    );
+    let state = live["state"].as_str().unwrap().to_string();
+    let seen = common::url_encode(&state);
+
+    // Nothing changes: the answer waits out its wait, then shows the same state.
+    let started = std::time::Instant::now();
+    let same = web.get(&format!("/live?seen={seen}&wait=1")).json();
+    assert!(started.elapsed() >= std::time::Duration::from_millis(900));
+    assert_eq!(same["state"], state.as_str());
+
+    // A code arrives while the page waits: the answer comes at once, with the code.
+    let mut waiting = web.clone();
+    let path = format!("/live?seen={seen}&wait=20");
+    let started = std::time::Instant::now();
+    let handle = std::thread::spawn(move || waiting.get(&path).json());
+    // Give the request time to park (had the SMS landed first, its first answer would
+    // already carry the code: the assertions hold either way).
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(server.inject("6281100000009", "Telegram code: 77123"));
+    let changed = handle.join().unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(15));
+    assert_ne!(changed["state"], state.as_str());
+    assert_eq!(changed["orders"][0]["code"], "77123");
+    assert_eq!(changed["orders"][0]["status"], "received");
+    assert!(changed["orders"][0]["html"]
+        .as_str()
+        .unwrap()
+        .contains("/complete"));
+    // Signed out, the page's script is sent to the login form, never given data.
+    let r = server.client().get("/live");
+    assert_eq!(r.status, 303);
+}

@@ -33,6 +33,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0015_payments.sql"),
     include_str!("migrations/0016_identity.sql"),
     include_str!("migrations/0017_stats.sql"),
+    include_str!("migrations/0018_history.sql"),
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

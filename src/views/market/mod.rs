@@ -3,4 +3,5 @@
 pub mod admin;
 pub mod orders;
 pub mod payments;
+pub mod prices;
 pub mod webhooks;

@@ -15,8 +15,7 @@
 //! ended in the last [`RATE_DAYS`] days; fewer than [`MIN_ORDERS`] orders is "new", never a
 //! guess.
 
-// The readers below serve the price list, the order form and the admin overview (issue 15,
-// built on branches that merge next); until they land, only tests call them.
+// `daily` and `by_source` serve the admin overview, merged next (issue 15).
 #![allow(dead_code)]
 
 use std::collections::HashMap;

@@ -462,6 +462,16 @@ mod tests {
 
     const YEAR: i64 = 365 * 86_400;
 
+    /// The notes of an account's ledger rows, oldest first.
+    fn notes(conn: &Connection, user: i64) -> Vec<String> {
+        conn.prepare("SELECT note FROM ledger WHERE user_id = ?1 ORDER BY id")
+            .unwrap()
+            .query_map([user], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    }
+
     #[test]
     fn old_ledger_rows_fold_into_one_carried_row() {
         let conn = db::memory();
@@ -506,14 +516,7 @@ mod tests {
         assert_eq!(removed, 3);
         assert!(wallet::check(&conn).unwrap().is_empty());
         assert_eq!(wallet::balance(&conn, u).unwrap(), 700);
-        let notes: Vec<String> = conn
-            .prepare("SELECT note FROM ledger WHERE user_id = ?1 ORDER BY id")
-            .unwrap()
-            .query_map([u], |r| r.get(0))
-            .unwrap()
-            .collect::<rusqlite::Result<_>>()
-            .unwrap();
-        assert_eq!(notes, vec![CARRIED_NOTE, "tg", ""]);
+        assert_eq!(notes(&conn, u), [CARRIED_NOTE, "tg", ""]);
         let v_rows: i64 = conn
             .query_row("SELECT COUNT(*) FROM ledger WHERE user_id = ?1", [v], |r| {
                 r.get(0)
@@ -530,14 +533,7 @@ mod tests {
         );
         assert!(wallet::check(&conn).unwrap().is_empty());
         assert_eq!(wallet::balance(&conn, u).unwrap(), 700);
-        let notes: Vec<String> = conn
-            .prepare("SELECT note FROM ledger WHERE user_id = ?1 ORDER BY id")
-            .unwrap()
-            .query_map([u], |r| r.get(0))
-            .unwrap()
-            .collect::<rusqlite::Result<_>>()
-            .unwrap();
-        assert_eq!(notes, vec![CARRIED_NOTE]);
+        assert_eq!(notes(&conn, u), [CARRIED_NOTE]);
     }
 
     #[test]

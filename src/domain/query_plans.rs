@@ -44,6 +44,7 @@ const POLICY: Policy = Policy {
     max_live: 20,
     cooldown: 3600,
     sim_delay: 5,
+    sim_odds: crate::domain::market::simulator::Odds::NONE,
     operator_share: 70,
     allow_private_urls: false,
 };
@@ -246,7 +247,7 @@ fn user(conn: &Connection, id: i64) -> User {
 fn hot_paths(conn: &mut Connection) {
     let now = NOW;
     let buyer = user(conn, 1);
-    simulator::configure(conn, true, simulator::Mode::Normal).unwrap();
+    simulator::set_on(conn, true).unwrap();
     let tg = OrderRequest {
         country: 6,
         service: "tg".into(),

@@ -724,6 +724,7 @@ mod tests {
             max_live: 1000,
             cooldown: 60,
             sim_delay: 5,
+            sim_odds: crate::domain::market::simulator::Odds::NONE,
             operator_share: 70,
             allow_private_urls: false,
         };
@@ -861,9 +862,9 @@ mod tests {
         seed_if_empty(&conn).unwrap();
         let stock = |conn: &Connection| offers(conn, Some(6), Some("tg"), 0, 0).unwrap()[0].stock;
         assert_eq!(stock(&conn), 0);
-        simulator::configure(&conn, true, simulator::Mode::Normal).unwrap();
+        simulator::set_on(&conn, true).unwrap();
         assert_eq!(stock(&conn), simulator::STOCK);
-        simulator::configure(&conn, false, simulator::Mode::Normal).unwrap();
+        simulator::set_on(&conn, false).unwrap();
         assert_eq!(stock(&conn), 0);
     }
 
@@ -899,7 +900,7 @@ mod tests {
         assert_eq!(s.get(0, None, "tg"), 0);
         let offered = offers(&conn, Some(6), Some("tg"), 0, 10).unwrap()[0].stock;
         assert_eq!(offered, s.get(6, None, "tg"));
-        simulator::configure(&conn, true, simulator::Mode::Normal).unwrap();
+        simulator::set_on(&conn, true).unwrap();
         assert_eq!(
             stock(&conn, 0, 10).unwrap().get(0, None, "tg"),
             simulator::STOCK

@@ -4,7 +4,7 @@
 use maud::{html, Markup};
 
 use crate::domain::market::catalogue::{Country, Offer, Service};
-use crate::domain::market::simulator::Mode;
+use crate::domain::market::simulator::{Mode, Odds};
 use crate::domain::market::vouchers::VoucherRow;
 use crate::domain::supply::numbers::Report;
 use crate::domain::supply::payouts::{Payout, State as PayoutState};
@@ -155,7 +155,8 @@ pub struct NumberRow {
 
 pub struct NumbersPage<'a> {
     pub sim_on: bool,
-    pub sim_mode: Mode,
+    /// The odds in force, and whether they are the admin's own (else the settings').
+    pub sim_odds: (Odds, bool),
     pub countries: &'a [Country],
     pub rows: &'a [NumberRow],
     /// What the last add did, line by line.
@@ -234,14 +235,23 @@ pub fn numbers(
             section.card #simulator {
                 h2 { "Simulator" }
                 p { "The simulator issues virtual numbers and delivers a realistic SMS a few seconds after each order. Use it for demos and tests, never for real customers." }
+                p.muted { "Each order draws its fate once: the odds below, in percent of orders (together at most 100); the rest get one normal SMS. With a seed, the same order id always draws the same fate, so a QA run repeats." }
+                @let (odds, own) = p.sim_odds;
                 form method="post" action="/admin/simulator" {
                     (csrf(token))
+                    (form_mark("simulator"))
                     label.check { input type="checkbox" name="on" value="1" checked[p.sim_on]; " Simulator on" }
-                    label { "Behaviour"
-                        select name="mode" {
-                            @for m in Mode::ALL { option value=(m.as_str()) selected[m == p.sim_mode] { (m.as_str().replace('_', " ")) } }
+                    div.grid2 {
+                        @for m in Mode::FAILURES {
+                            @let name = m.as_str();
+                            @let label = match m { Mode::NoCode => "No code (%)", Mode::LateCode => "Late code, after the order ended (%)", Mode::Duplicate => "Duplicate SMS (%)", _ => "Code in a wrong format (%)" };
+                            @let value = kept.of("simulator", name).map(str::to_string).unwrap_or_else(|| odds.of(m).to_string());
+                            label { (label) input type="number" name=(name) min="0" max="100" step="1" inputmode="numeric" value=(value); }
                         }
+                        label { "Seed (optional)" input type="text" name="seed" inputmode="numeric" maxlength="20" value=(kept.of("simulator", "seed").map(str::to_string).unwrap_or_else(|| odds.seed.map(|s| s.to_string()).unwrap_or_default())); }
                     }
+                    p.muted #sim-odds-source { @if own { "These odds were set here; they win over the settings." } @else { "These odds come from the settings (sim_no_code, sim_late_code, sim_duplicate, sim_wrong_format, sim_seed)." } }
+                    label.check { input type="checkbox" name="defaults" value="1"; " Use the settings' odds instead" }
                     button type="submit" { "Save" }
                 }
             }

@@ -6,7 +6,7 @@
 use crate::domain::accounts::Role;
 use crate::domain::base::money::{currency_digits, Money};
 use crate::domain::market::catalogue::{self, Price};
-use crate::domain::market::simulator::{self, Mode};
+use crate::domain::market::simulator::{self, Mode, Odds};
 use crate::domain::supply::numbers::{self, Entry, NewNumber, Report};
 use crate::domain::trust::admin;
 use crate::domain::{base::audit, market::vouchers, supply::payouts};
@@ -226,7 +226,8 @@ fn numbers_view(
     let countries = catalogue::countries(ctx.db).unwrap_or_default();
     let page = view::NumbersPage {
         sim_on: simulator::enabled(ctx.db).unwrap_or(false),
-        sim_mode: simulator::mode(ctx.db).unwrap_or(Mode::Normal),
+        sim_odds: simulator::odds(ctx.db, ctx.app.config.sim_odds)
+            .unwrap_or((ctx.app.config.sim_odds, false)),
         countries: &countries,
         rows: &rows,
         report,
@@ -306,6 +307,38 @@ fn add_numbers(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
     }
 }
 
+/// The odds the simulator form asks for: `None` when it asks for the settings' defaults
+/// (`defaults=1`); the old form's `mode` (one failure for every order) is still understood.
+fn odds_from(f: &crate::http::request::Form) -> crate::domain::Result<Option<Odds>> {
+    if f.checked("defaults") {
+        return Ok(None);
+    }
+    if let Some(mode) = Mode::parse(f.text("mode").trim()) {
+        return Ok(Some(Odds::all(mode)));
+    }
+    let mut percents = [0u32; 4];
+    for (slot, mode) in percents.iter_mut().zip(Mode::FAILURES) {
+        let text = f.text(mode.as_str());
+        let text = text.trim().trim_end_matches('%').trim();
+        *slot = match text {
+            "" => 0,
+            t => t.parse().map_err(|_| {
+                crate::domain::Error::invalid(format!(
+                    "The odds of {} must be a whole percentage from 0 to 100.",
+                    mode.as_str().replace('_', " ")
+                ))
+            })?,
+        };
+    }
+    let seed = match f.text("seed").trim() {
+        "" => None,
+        t => Some(t.parse().map_err(|_| {
+            crate::domain::Error::invalid("The seed must be a whole number (or empty).")
+        })?),
+    };
+    Odds::new(percents, seed).map(Some)
+}
+
 fn set_simulator(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
     form::audited(
         ctx,
@@ -314,9 +347,23 @@ fn set_simulator(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
         "/admin/numbers",
         |tx, f, actor, now| {
             let on = f.checked("on");
-            let mode = Mode::parse(&f.text("mode")).unwrap_or(Mode::Normal);
-            simulator::configure(tx, on, mode)?;
-            let detail = format!("{} ({})", if on { "on" } else { "off" }, mode.as_str());
+            let odds = odds_from(f)?;
+            simulator::set_on(tx, on)?;
+            simulator::set_odds(tx, odds)?;
+            let said = match odds {
+                None => "odds from the settings".to_string(),
+                Some(o) => {
+                    let mut parts: Vec<String> = Mode::FAILURES
+                        .iter()
+                        .map(|m| format!("{} {}%", m.as_str(), o.of(*m)))
+                        .collect();
+                    if let Some(seed) = o.seed {
+                        parts.push(format!("seed {seed}"));
+                    }
+                    parts.join(", ")
+                }
+            };
+            let detail = format!("{} ({said})", if on { "on" } else { "off" });
             audit::audit(
                 tx,
                 Some(actor.id),

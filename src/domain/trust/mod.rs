@@ -12,5 +12,6 @@ pub mod enforcement;
 pub mod export;
 pub mod legal;
 pub mod lifecycle;
+pub mod orders;
 pub mod retention;
 pub mod signals;

@@ -16,6 +16,7 @@ pub fn tabs() -> Markup {
         nav.tabs {
             a href="/admin" { "Overview" }
             a href="/admin/users" { "Users" }
+            a href="/admin/orders" { "Orders" }
             a href="/admin/prices" { "Prices" }
             a href="/admin/vouchers" { "Vouchers" }
             a href="/admin/numbers" { "Numbers" }
@@ -102,7 +103,8 @@ pub struct UserPage<'a> {
     /// How the account signs in: "password" and the labels of its linked providers.
     pub sign_in: Vec<String>,
     pub currency: &'a str,
-    /// The sections of other areas below the account's own: the lifecycle requests
+    /// The sections of other areas below the account's own: the newest orders
+    /// (`views::market::admin_orders::user_panel`), the lifecycle requests
     /// (`views::trust::lifecycle::admin_user_panel`) and the flags, chargebacks and termination
     /// (`views::trust::abuse::user_section`), in that order.
     pub panels: Vec<Markup>,

@@ -4,6 +4,7 @@
 //! Templates: `views::market`.
 
 pub mod admin;
+pub mod admin_orders;
 pub mod orders;
 pub mod payments;
 pub mod webhooks;

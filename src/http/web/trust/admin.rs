@@ -112,11 +112,20 @@ fn user_view(
         sign_in,
         currency: &ctx.app.config.currency,
         panels: vec![
+            orders_panel(ctx, u.id),
             crate::views::trust::lifecycle::admin_user_panel(&u, token, &requests),
             crate::http::web::trust::abuse_queue::user_section(ctx, token, &u, kept),
         ],
     };
     Response::html(view::user(nav, token, &page, flash, kept))
+}
+
+/// The account's newest orders (ten of each kind), without their numbers.
+fn orders_panel(ctx: &Ctx<'_>, user: i64) -> maud::Markup {
+    let (activations, rentals) =
+        crate::domain::trust::orders::recent_for(ctx.db, user, 10).unwrap_or_default();
+    let cur = crate::http::web::cur(ctx);
+    crate::views::market::admin_orders::user_panel(user, &cur, &activations, &rentals)
 }
 
 fn user(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {

@@ -21,6 +21,7 @@ pub fn routes(r: &mut Router) {
     trust::admin::routes(r);
     market::admin::routes(r);
     market::admin_orders::routes(r);
+    market::admin_catalogue::routes(r);
     supply::providers::routes(r);
     supply::partners::routes(r);
     trust::lifecycle::routes(r);

@@ -1,9 +1,9 @@
-//! Admin pages of the marketplace: prices, catalogue switches, vouchers, credit, simulator,
+//! Admin pages of the marketplace: vouchers, credit, simulator,
 //! numbers (with the forms to add them), operators' payouts.
 
 use maud::{html, Markup};
 
-use crate::domain::market::catalogue::{Country, Offer, Service};
+use crate::domain::market::catalogue::Country;
 use crate::domain::market::simulator::{Mode, Odds};
 use crate::domain::market::vouchers::VoucherRow;
 use crate::domain::supply::numbers::Report;
@@ -11,89 +11,6 @@ use crate::domain::supply::payouts::{Payout, State as PayoutState};
 use crate::views::market::orders::Cur;
 use crate::views::trust::admin::tabs;
 use crate::views::{csrf, flash, form_mark, opt_time, page, time, Flash, Kept, Nav};
-
-/// The catalogue of one country with its prices.
-pub struct PricesPage<'a> {
-    pub countries: &'a [Country],
-    pub country: i64,
-    pub services: &'a [Service],
-    pub offers: &'a [Offer],
-}
-
-/// `kept` refills the price row whose form failed.
-pub fn prices(
-    nav: &Nav,
-    token: &str,
-    cur: &Cur,
-    p: &PricesPage<'_>,
-    f: &Option<Flash>,
-    kept: &Kept,
-) -> Markup {
-    let (countries, country, services, offers) = (p.countries, p.country, p.services, p.offers);
-    let amount = |minor: Option<i64>| {
-        minor
-            .map(|m| crate::domain::base::money::Money(m).decimal(cur.digits))
-            .unwrap_or_default()
-    };
-    page(
-        "Prices",
-        nav,
-        html! {
-            h1 { "Catalogue and prices" }
-            (tabs())
-            (flash(f))
-            form.search method="get" action="/admin/prices" {
-                select name="country" data-autosubmit="1" {
-                    @for c in countries { option value=(c.id) selected[c.id == country] { (c.name) " (" (c.id) ")" @if !c.enabled { " — off" } } }
-                }
-                noscript { button type="submit" { "Show" } }
-            }
-            @if let Some(c) = countries.iter().find(|c| c.id == country) {
-                form.inline method="post" action="/admin/catalogue/toggle" {
-                    (csrf(token))
-                    input type="hidden" name="table" value="countries";
-                    input type="hidden" name="key" value=(c.id);
-                    input type="hidden" name="enabled" value=(if c.enabled { "0" } else { "1" });
-                    button.secondary type="submit" { @if c.enabled { "Stop selling in " (c.name) } @else { "Sell in " (c.name) } }
-                }
-            }
-            table #prices {
-                thead { tr { th { "Service" } th { "Stock" } th { "Price (" (cur.code) ")" } th { "Rent per hour" } th {} th {} } }
-                tbody {
-                    @for s in services {
-                        @let o = offers.iter().find(|o| o.service == s.code);
-                        @let failed = kept.get("service") == Some(s.code.as_str()) && kept.get("price").is_some();
-                        @let price = if failed { kept.or("price", "").to_string() } else { amount(o.map(|o| o.price_minor)) };
-                        @let rent = if failed { kept.or("rent_hour", "").to_string() } else { amount(o.map(|o| o.rent_hour_minor)) };
-                        tr {
-                            td { (s.name) " " code { (s.code) } @if !s.enabled { " (off)" } }
-                            td { (o.map(|o| o.stock).unwrap_or(0)) }
-                            form method="post" action="/admin/prices" {
-                                td {
-                                    (csrf(token))
-                                    input type="hidden" name="country" value=(country);
-                                    input type="hidden" name="service" value=(s.code);
-                                    input type="text" name="price" inputmode="decimal" size="6" value=(price);
-                                }
-                                td { input type="text" name="rent_hour" inputmode="decimal" size="6" value=(rent); }
-                                td { button type="submit" { "Save" } }
-                            }
-                            td {
-                                form.inline method="post" action="/admin/catalogue/toggle" {
-                                    (csrf(token))
-                                    input type="hidden" name="table" value="services";
-                                    input type="hidden" name="key" value=(s.code);
-                                    input type="hidden" name="enabled" value=(if s.enabled { "0" } else { "1" });
-                                    button.link type="submit" { @if s.enabled { "Disable" } @else { "Enable" } }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        },
-    )
-}
 
 pub fn vouchers(
     nav: &Nav,

@@ -447,6 +447,11 @@ pub const SETTINGS: &[Setting] = &[
         "Base URL of the Telegram Bot API (a local Bot API server, or a fake in tests)",
     ),
     s(
+        "telegram_webhook",
+        "false",
+        "Receive the bot's updates at BASE_URL/telegram/webhook (registered with setWebhook) instead of polling getUpdates; base_url must be an address Telegram reaches (https, port 443, 80, 88 or 8443)",
+    ),
+    s(
         "dev_clock",
         "false",
         "TESTS ONLY: allow moving the clock through /__dev endpoints",
@@ -663,6 +668,7 @@ pub struct Config {
     /// The Telegram bot of notifications; empty = none.
     pub telegram_bot_token: String,
     pub telegram_api: String,
+    pub telegram_webhook: bool,
     pub dev_clock: bool,
 }
 
@@ -1182,8 +1188,13 @@ impl Config {
                     ))
                 }
             },
+            telegram_webhook: parse_bool(&get("telegram_webhook"))
+                .map_err(named("telegram_webhook"))?,
             dev_clock: parse_bool(&get("dev_clock")).map_err(named("dev_clock"))?,
         };
+        if cfg.telegram_webhook && cfg.telegram_bot_token.is_empty() {
+            return Err("setting `telegram_webhook` needs `telegram_bot_token`".into());
+        }
         if cfg.device_offline_after < 60 {
             return Err("setting `device_offline_after` must be at least 1m".into());
         }

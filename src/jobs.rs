@@ -155,6 +155,13 @@ impl Jobs {
                 job_payments,
             ),
             (
+                "stats",
+                "30 * * * * *",
+                "Fold ended orders and new ledger rows into the daily statistics; refresh the \
+                 7-day success rates customers see before buying",
+                job_stats,
+            ),
+            (
                 "retention",
                 "0 17 3 * * *",
                 "Anonymise old orders; delete old ledger rows, operational logs and security logs \
@@ -381,6 +388,18 @@ fn job_payments(app: &App, conn: &mut Connection) -> Result<String> {
     })
 }
 
+fn job_stats(app: &App, conn: &mut Connection) -> Result<String> {
+    let now = app.now();
+    let f = crate::db::write(conn, |tx| crate::domain::supply::stats::roll_up(tx, now))?;
+    Ok(match f.activations + f.rentals + f.ledger {
+        0 => String::new(),
+        _ => format!(
+            "{} activations, {} rentals and {} ledger rows folded",
+            f.activations, f.rentals, f.ledger
+        ),
+    })
+}
+
 fn job_abuse(app: &App, conn: &mut Connection) -> Result<String> {
     let now = app.now();
     let (raised, forgotten) = crate::db::write(conn, |tx| {
@@ -439,7 +458,8 @@ fn job_sms_retention(app: &App, conn: &mut Connection) -> Result<String> {
         Ok((
             retention::purge_messages(tx, app.config.sms_retention, now)?,
             webhooks::forget_sms(tx, app.config.sms_retention, now)?
-                + notifications::forget_pending(tx, app.config.sms_retention, now)?,
+                + notifications::forget_pending(tx, app.config.sms_retention, now)?
+                + crate::domain::base::mail::forget_private(tx, now)?,
         ))
         .and_then(|(n, h)| {
             retention::record(tx, Rule::Sms, n, now)?;
@@ -485,7 +505,24 @@ fn job_notifications(app: &App, conn: &mut Connection) -> Result<String> {
             let Some(result) = result else { continue };
             let error = match result {
                 None => {
-                    crate::domain::base::mail::enqueue(tx, &d.email, &d.title, &d.body, smtp, now)?;
+                    use crate::domain::base::mail;
+                    match (&d.public_body, smtp) {
+                        // The code or SMS text leaves only through SMTP, and is forgotten
+                        // once sent or after the SMS retention.
+                        (Some(public), true) => mail::enqueue_private(
+                            tx,
+                            &d.email,
+                            &d.title,
+                            &d.body,
+                            public,
+                            now + app.config.sms_retention as i64,
+                            now,
+                        )?,
+                        (Some(public), false) => {
+                            mail::enqueue(tx, &d.email, &d.title, public, false, now)?
+                        }
+                        (None, _) => mail::enqueue(tx, &d.email, &d.title, &d.body, smtp, now)?,
+                    };
                     None
                 }
                 Some(e) if e.is_empty() => None,
@@ -508,6 +545,22 @@ fn job_telegram(app: &App, conn: &mut Connection) -> Result<String> {
     if app.config.telegram_bot_token.is_empty() {
         return Ok(String::new());
     }
+    // Webhook mode: Telegram posts the updates to /telegram/webhook; the job only keeps the
+    // registration true to the settings (and removes it when the mode is turned off).
+    let registered = notifications::telegram_webhook(conn)?;
+    let now_registered = crate::notify::sync_telegram_webhook(app, &registered)
+        .map_err(crate::domain::Error::Internal)?;
+    if now_registered != registered {
+        crate::db::write(conn, |tx| {
+            notifications::set_telegram_webhook(tx, &now_registered)
+        })?;
+        if !now_registered.is_empty() {
+            return Ok(format!("webhook registered at {now_registered}"));
+        }
+    }
+    if !now_registered.is_empty() {
+        return Ok(String::new());
+    }
     let offset = notifications::telegram_offset(conn)?;
     let (starts, next) = match crate::notify::telegram_updates(app, offset) {
         Ok(u) => u,
@@ -526,9 +579,9 @@ fn job_telegram(app: &App, conn: &mut Connection) -> Result<String> {
     // The chats hear back after the commit; a lost answer changes nothing.
     for (chat_id, ok) in &linked {
         let text = if *ok {
-            "Linked: this chat now gets the notifications you chose."
+            crate::notify::LINKED
         } else {
-            "That code is not known. Copy it again from your notification settings."
+            crate::notify::UNKNOWN_CODE
         };
         let body = serde_json::json!({"chat_id": chat_id, "text": text});
         if let Err(e) = crate::notify::telegram(app, "sendMessage", &body) {

@@ -114,6 +114,68 @@ pub struct Start {
     pub code: String,
 }
 
+/// The answer to a chat that sent `/start CODE`.
+pub const LINKED: &str = "Linked: this chat now gets the notifications you chose.";
+pub const UNKNOWN_CODE: &str =
+    "That code is not known. Copy it again from your notification settings.";
+
+/// The `/start CODE` of one update, if it is one.
+pub fn start_of(update: &Value) -> Option<Start> {
+    let text = update["message"]["text"].as_str().unwrap_or("");
+    let chat_id = update["message"]["chat"]["id"].as_i64()?;
+    let code = text.strip_prefix("/start")?.trim();
+    (!code.is_empty()).then(|| Start {
+        chat_id,
+        code: code.to_string(),
+    })
+}
+
+/// Where Telegram delivers the bot's updates in webhook mode, and the secret token it sends
+/// with each (`X-Telegram-Bot-Api-Secret-Token`, derived from the install key and the bot's
+/// token: a new bot or a restored install without `secret.key` gets a new one); `None` when
+/// webhook mode is off.
+pub fn telegram_webhook_secret(app: &App) -> Option<String> {
+    let c = &app.config;
+    if !c.telegram_webhook || c.telegram_bot_token.is_empty() {
+        return None;
+    }
+    let mac = app
+        .keys
+        .mac(b"telegram-webhook", c.telegram_bot_token.as_bytes());
+    Some(crate::domain::base::crypto::hex(&mac))
+}
+
+pub fn telegram_webhook_url(app: &App) -> String {
+    format!("{}/telegram/webhook", app.config.base_url)
+}
+
+/// Makes the bot's webhook what the settings say: registered at [`telegram_webhook_url`]
+/// when webhook mode is on (`setWebhook`), removed when it is off and was registered
+/// (`deleteWebhook`: `getUpdates` answers 409 while a webhook is set). `registered` is the
+/// URL registered before ("" for none); returns the URL registered now.
+pub fn sync_telegram_webhook(app: &App, registered: &str) -> Result<String, String> {
+    match telegram_webhook_secret(app) {
+        Some(secret) => {
+            let url = telegram_webhook_url(app);
+            if url != registered {
+                telegram(
+                    app,
+                    "setWebhook",
+                    &json!({"url": url, "secret_token": secret,
+                            "allowed_updates": ["message"]}),
+                )?;
+            }
+            Ok(url)
+        }
+        None => {
+            if !registered.is_empty() {
+                telegram(app, "deleteWebhook", &json!({}))?;
+            }
+            Ok(String::new())
+        }
+    }
+}
+
 /// Reads the bot's updates from `offset`: the `/start CODE` messages among them and the
 /// offset to read from next.
 pub fn telegram_updates(app: &App, offset: i64) -> Result<(Vec<Start>, i64), String> {
@@ -128,19 +190,7 @@ pub fn telegram_updates(app: &App, offset: i64) -> Result<(Vec<Start>, i64), Str
         if let Some(id) = u["update_id"].as_i64() {
             next = next.max(id + 1);
         }
-        let text = u["message"]["text"].as_str().unwrap_or("");
-        let (Some(chat_id), Some(code)) = (
-            u["message"]["chat"]["id"].as_i64(),
-            text.strip_prefix("/start").map(str::trim),
-        ) else {
-            continue;
-        };
-        if !code.is_empty() {
-            starts.push(Start {
-                chat_id,
-                code: code.to_string(),
-            });
-        }
+        starts.extend(start_of(u));
     }
     Ok((starts, next))
 }

@@ -14,7 +14,7 @@ use common::{Client, TestServer};
 use serde_json::Value;
 
 /// Routes anyone may open (public pages, health, assets, catalogues, sign-in flows).
-const OPEN: [&str; 34] = [
+const OPEN: [&str; 35] = [
     "/",
     "/healthz",
     // Its own bearer token (metrics_token), checked by the handler; 404 when unset.
@@ -54,6 +54,9 @@ const OPEN: [&str; 34] = [
     // Payment gateways' notices: each proves itself by its gateway's signature, checked by
     // the handler (400 when it does not verify).
     "/payments/{gateway}/webhook",
+    // The Telegram bot's updates in webhook mode: the secret token in a header, checked by
+    // the handler (401 otherwise; 404 when the mode is off).
+    "/telegram/webhook",
 ];
 
 /// The access a route must declare, from its address.

@@ -5,7 +5,7 @@
 //! `{"ok": true, "result": …}` and 401 for a wrong token).
 //!
 //! Proven: a code reaches each chosen channel (ntfy, Telegram by typed chat id and by
-//! `/start CODE`, e-mail) exactly once, with the service and the code and nothing of another
+//! `/start CODE`, read by polling or received by the bot's webhook, e-mail) exactly once, with the service and the code and nothing of another
 //! account; a refund is told; failures are retried with back-off; the test button; a deleted
 //! account's channels get nothing more.
 
@@ -35,6 +35,8 @@ struct Shared {
     fail_next: usize,
     /// Telegram updates waiting for getUpdates: (update_id, chat id, text).
     updates: Vec<(i64, i64, String)>,
+    /// Every Bot API method called, in order, with its body.
+    methods: Vec<(String, String)>,
 }
 
 struct Fake {
@@ -79,7 +81,16 @@ impl Fake {
                         401,
                         json!({"ok": false, "error_code": 401, "description": "Unauthorized"}),
                     )
+                } else if let Some(method) = got
+                    .path
+                    .rsplit('/')
+                    .next()
+                    .filter(|m| *m == "setWebhook" || *m == "deleteWebhook")
+                {
+                    st.methods.push((method.to_string(), got.body.clone()));
+                    (200, json!({"ok": true, "result": true}))
                 } else if got.path.ends_with("/getUpdates") {
+                    st.methods.push(("getUpdates".into(), got.body.clone()));
                     let offset = serde_json::from_str::<Value>(&got.body).unwrap()["offset"]
                         .as_i64()
                         .unwrap_or(0);
@@ -538,4 +549,288 @@ fn the_native_api_adds_lists_tests_and_deletes_channels() {
     assert_eq!(r.status, 204, "{}", r.text());
     let list = api.get("/api/v1/notifications").json();
     assert_eq!(list["channels"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn in_webhook_mode_the_bot_is_registered_and_a_start_links_the_chat_at_once() {
+    let tg = Fake::start(true);
+    let webhook_env = [
+        ("OTPBOX_DEV_CLOCK", "1"),
+        ("OTPBOX_TELEGRAM_BOT_TOKEN", BOT_TOKEN),
+        ("OTPBOX_TELEGRAM_API", tg.base.as_str()),
+        ("OTPBOX_BASE_URL", "https://otp.example"),
+        ("OTPBOX_TELEGRAM_WEBHOOK", "1"),
+    ];
+    let s = TestServer::start_with(&webhook_env);
+    assert_eq!(
+        s.client().post("/__dev/scheduler?paused=1", b"").status,
+        200
+    );
+    s.add_numbers(COUNTRY, &["6281100000009"]);
+    let mut cy = s.customer("cy@example.com", "10.00");
+    let mut web = browser(&s, "cy@example.com");
+    let r = add_channel(&mut web, &[("kind", "telegram"), ("events", "code")]);
+    assert_eq!(r.status, 201, "{}", r.text());
+    let page = r.text();
+    let start = page.find("/start ").expect("the /start code is shown") + "/start ".len();
+    let code = page[start..start + page[start..].find('<').unwrap()].to_string();
+
+    // The job registers the webhook once, with a secret token, and never polls.
+    s.run_jobs();
+    s.run_jobs();
+    let methods = tg.shared.lock().unwrap().methods.clone();
+    assert_eq!(methods.len(), 1, "{methods:?}");
+    assert_eq!(methods[0].0, "setWebhook");
+    let set: Value = serde_json::from_str(&methods[0].1).unwrap();
+    assert_eq!(set["url"], "https://otp.example/telegram/webhook");
+    let secret = set["secret_token"].as_str().unwrap().to_string();
+    assert!(
+        secret.len() >= 32 && secret.bytes().all(|b| b.is_ascii_alphanumeric()),
+        "{secret}"
+    );
+
+    let update = |chat: i64, text: &str| {
+        json!({"update_id": 10, "message": {"message_id": 1, "date": 0,
+            "chat": {"id": chat, "type": "private"}, "text": text}})
+        .to_string()
+    };
+    // Without the secret, or with another one: refused, nothing linked.
+    let mut telegram = s.client();
+    let r = telegram.post(
+        "/telegram/webhook",
+        update(3003, &format!("/start {code}")).as_bytes(),
+    );
+    assert_eq!(r.status, 401, "{}", r.text());
+    telegram.always_send(
+        "X-Telegram-Bot-Api-Secret-Token",
+        "0123456789abcdef0123456789abcdef",
+    );
+    let r = telegram.post(
+        "/telegram/webhook",
+        update(3003, &format!("/start {code}")).as_bytes(),
+    );
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert_eq!(
+        s.count("SELECT COUNT(*) FROM notify_channels WHERE chat_id = '3003'"),
+        0
+    );
+
+    let mut telegram = s.client();
+    telegram.always_send("X-Telegram-Bot-Api-Secret-Token", &secret);
+    // An update that is not a /start is taken and left alone; a body that is no update is 400.
+    let r = telegram.post("/telegram/webhook", update(3003, "hello").as_bytes());
+    assert_eq!((r.status, r.json()), (200, json!({})));
+    assert_eq!(telegram.post("/telegram/webhook", b"{not json").status, 400);
+    // A wrong code: the chat is told so in the answer itself.
+    let r = telegram.post("/telegram/webhook", update(3003, "/start nope").as_bytes());
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.json(),
+        json!({"method": "sendMessage", "chat_id": 3003,
+               "text": "That code is not known. Copy it again from your notification settings."})
+    );
+    let r = telegram.post(
+        "/telegram/webhook",
+        update(3003, &format!("/start {code}")).as_bytes(),
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.json(),
+        json!({"method": "sendMessage", "chat_id": 3003,
+               "text": "Linked: this chat now gets the notifications you chose."})
+    );
+    // The answer was the reply: nothing was sent through the API for it.
+    assert!(telegram_messages(&tg).is_empty());
+
+    // The linked chat gets the code.
+    let a = cy.order_ok("tg");
+    assert!(s.inject(a["phone"].as_str().unwrap(), "Telegram code: 515151"));
+    s.run_jobs();
+    let tele = telegram_messages(&tg);
+    assert_eq!(tele.len(), 1, "{tele:?}");
+    assert_eq!(tele[0].0, "3003");
+    assert!(tele[0].1.contains("515151"), "{tele:?}");
+
+    // Webhook mode turned off: the registration is removed, then updates are polled again,
+    // and the route is gone.
+    let data = s.kill9();
+    let mut polling_env = webhook_env.to_vec();
+    polling_env.pop();
+    let s = TestServer::builder()
+        .data_dir(data)
+        .envs(&polling_env)
+        .start();
+    assert_eq!(
+        s.client().post("/__dev/scheduler?paused=1", b"").status,
+        200
+    );
+    s.run_jobs();
+    s.run_jobs();
+    let methods: Vec<String> = tg
+        .shared
+        .lock()
+        .unwrap()
+        .methods
+        .iter()
+        .map(|m| m.0.clone())
+        .collect();
+    assert_eq!(
+        methods,
+        ["setWebhook", "deleteWebhook", "getUpdates", "getUpdates"]
+    );
+    let mut telegram = s.client();
+    telegram.always_send("X-Telegram-Bot-Api-Secret-Token", &secret);
+    let r = telegram.post("/telegram/webhook", update(3003, "hi").as_bytes());
+    assert_eq!(r.status, 404);
+}
+
+/// A fake SMTP server (RFC 5321, no TLS, no AUTH): the messages it took, or, while `reject`
+/// is set, a 554 to every MAIL FROM.
+struct FakeSmtp {
+    port: u16,
+    got: Arc<Mutex<Vec<String>>>,
+    reject: Arc<Mutex<bool>>,
+}
+
+impl FakeSmtp {
+    fn start() -> FakeSmtp {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let reject = Arc::new(Mutex::new(false));
+        let (g, rj) = (got.clone(), reject.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut out) = stream else { continue };
+                let mut lines = BufReader::new(out.try_clone().unwrap());
+                let _ = out.write_all(b"220 fake ESMTP\r\n");
+                let mut data: Option<String> = None;
+                loop {
+                    let mut line = String::new();
+                    if lines.read_line(&mut line).unwrap_or(0) == 0 {
+                        break;
+                    }
+                    if let Some(d) = data.as_mut() {
+                        if line == ".\r\n" {
+                            g.lock().unwrap().push(std::mem::take(d));
+                            data = None;
+                            let _ = out.write_all(b"250 queued\r\n");
+                        } else {
+                            d.push_str(&line);
+                        }
+                        continue;
+                    }
+                    let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
+                    let reply: &[u8] = match verb.as_str() {
+                        "EHLO" => b"250-fake\r\n250 8BITMIME\r\n",
+                        "MAIL" if *rj.lock().unwrap() => b"554 no thanks\r\n",
+                        "DATA" => {
+                            data = Some(String::new());
+                            b"354 go on\r\n"
+                        }
+                        "QUIT" => {
+                            let _ = out.write_all(b"221 bye\r\n");
+                            break;
+                        }
+                        _ => b"250 ok\r\n",
+                    };
+                    let _ = out.write_all(reply);
+                }
+            }
+        });
+        FakeSmtp { port, got, reject }
+    }
+}
+
+#[test]
+fn an_email_carries_the_code_only_through_smtp_and_the_outbox_forgets_it() {
+    let smtp = FakeSmtp::start();
+    let port = smtp.port.to_string();
+    let s = TestServer::start_with(&[
+        ("OTPBOX_DEV_CLOCK", "1"),
+        ("OTPBOX_SMTP_HOST", "127.0.0.1"),
+        ("OTPBOX_SMTP_PORT", &port),
+        ("OTPBOX_SMTP_TLS", "none"),
+        ("OTPBOX_SMTP_FROM", "otpbox@example.com"),
+        ("OTPBOX_SMS_RETENTION", "5m"),
+    ]);
+    assert_eq!(
+        s.client().post("/__dev/scheduler?paused=1", b"").status,
+        200
+    );
+    s.add_numbers(COUNTRY, &["6281100000021", "6281100000022"]);
+    let mut dee = s.customer("dee@example.com", "10.00");
+    let mut web = browser(&s, "dee@example.com");
+    let r = add_channel(&mut web, &[("kind", "email"), ("events", "code")]);
+    assert_eq!(r.location(), Some("/settings/notifications?m=saved"));
+    let (mut admin, _) = s.signed_in("root@example.com", "admin");
+    s.run_jobs();
+    smtp.got.lock().unwrap().clear();
+
+    // Sent through SMTP with the code; the outbox keeps only the news.
+    let a = dee.order_ok("tg");
+    assert!(s.inject(a["phone"].as_str().unwrap(), "Telegram code: 616161"));
+    s.run_jobs();
+    let mails = smtp.got.lock().unwrap().clone();
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    assert!(mails[0].contains("616161 is your tg code"), "{}", mails[0]);
+    assert!(mails[0].contains("To: <dee@example.com>") || mails[0].contains("dee@example.com"));
+    let public = format!(
+        "A code arrived for your tg order #{}: it is on your dashboard.",
+        a["id"]
+    );
+    let kept: Vec<String> = s
+        .outbox()
+        .into_iter()
+        .filter(|m| m.subject == "Code for tg")
+        .map(|m| m.body)
+        .collect();
+    assert_eq!(kept, [public]);
+
+    // The server cannot send: the code waits in the outbox, which the admin sees without it,
+    // and it is forgotten once the SMS retention has passed, sent or not.
+    *smtp.reject.lock().unwrap() = true;
+    let b = dee.order_ok("tg");
+    assert!(s.inject(b["phone"].as_str().unwrap(), "Telegram code: 727272"));
+    s.run_jobs();
+    assert_eq!(smtp.got.lock().unwrap().len(), 1);
+    assert_eq!(
+        s.count("SELECT COUNT(*) FROM outbox WHERE body LIKE '%727272%' AND sent_at IS NULL"),
+        1
+    );
+    let page = admin.get("/admin/outbox").text();
+    assert!(
+        !page.contains("727272") && !page.contains("616161"),
+        "{page}"
+    );
+    assert!(page.contains("A code arrived for your tg order"), "{page}");
+    assert!(!s.output().contains("727272"), "no code in the log");
+    // The dev clock also runs with real time: ten seconds either side of the retention.
+    s.advance_clock(290);
+    s.run_jobs();
+    assert_eq!(
+        s.count("SELECT COUNT(*) FROM outbox WHERE body LIKE '%727272%'"),
+        1
+    );
+    s.advance_clock(20);
+    s.run_jobs();
+    assert_eq!(
+        s.count("SELECT COUNT(*) FROM outbox WHERE body LIKE '%727272%'"),
+        0
+    );
+    assert_eq!(
+        s.count("SELECT COUNT(*) FROM outbox WHERE public_body IS NOT NULL"),
+        0
+    );
+    // Sent later, it carries only the news.
+    *smtp.reject.lock().unwrap() = false;
+    s.run_jobs();
+    let mails = smtp.got.lock().unwrap().clone();
+    assert_eq!(mails.len(), 2, "{mails:?}");
+    assert!(
+        !mails[1].contains("727272") && mails[1].contains("A code arrived"),
+        "{}",
+        mails[1]
+    );
 }

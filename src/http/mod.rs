@@ -108,6 +108,7 @@ pub fn build_router(config: &Config) -> Router {
     protocols::ingest::routes(&mut r);
     protocols::partner::routes(&mut r);
     protocols::payments::routes(&mut r);
+    protocols::telegram::routes(&mut r);
     api::topups::routes(&mut r);
     assets::routes(&mut r);
     if config.dev_clock {

@@ -150,7 +150,8 @@ def main():
         procs = []
         for label, key, extra in runs:
             log_file = open(os.path.join(tmp, f"{label}.log"), "w+")
-            run_env = dict(ids, OTPBOX_SCHEMATHESIS_KEY_ID=key_id(base_url, key))
+            run_env = dict(ids, OTPBOX_SCHEMATHESIS_KEY_ID=key_id(base_url, key),
+                           OTPBOX_SCHEMATHESIS_BASE_URL=base_url, OTPBOX_SCHEMATHESIS_KEY=key)
             procs.append((label, log_file, schemathesis(base_url, key, seed, label, log_file,
                                                         *extra, env=run_env)))
         for label, log_file, p in procs:

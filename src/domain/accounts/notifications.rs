@@ -377,6 +377,27 @@ pub fn telegram_offset(conn: &Connection) -> Result<i64> {
         .unwrap_or(0))
 }
 
+/// The URL the bot's webhook was last registered at ("" for none: updates are polled).
+pub fn telegram_webhook(conn: &Connection) -> Result<String> {
+    Ok(conn
+        .query_row(
+            "SELECT webhook_url FROM telegram_offset WHERE id = 1",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or_default())
+}
+
+pub fn set_telegram_webhook(conn: &Connection, url: &str) -> Result<()> {
+    conn.execute(
+        "INSERT INTO telegram_offset (id, next_update, webhook_url) VALUES (1, 0, ?1) \
+         ON CONFLICT (id) DO UPDATE SET webhook_url = ?1",
+        [url],
+    )?;
+    Ok(())
+}
+
 pub fn set_telegram_offset(conn: &Connection, next: i64) -> Result<()> {
     conn.execute(
         "INSERT INTO telegram_offset (id, next_update) VALUES (1, ?1) \
@@ -399,10 +420,12 @@ pub fn notify(
     notify_private(conn, user_id, event, title, body, body, now)
 }
 
-/// [`notify`] for a text that carries a code or an SMS: e-mail channels get `mail_body`
-/// instead, without it. A mail's body stays in the mail outbox for `log_retention` (and goes
-/// to the log when no SMTP server is set), far longer than the SMS retention allows a code to
-/// be kept; ntfy and Telegram messages forget their body once sent.
+/// [`notify`] for a text that carries a code or an SMS: e-mail channels also keep `mail_body`,
+/// the same news without it. The `notifications` job mails `body` only through an SMTP server,
+/// as a private mail (`mail::enqueue_private`: its outbox body becomes `mail_body` once sent,
+/// or after the SMS retention, and the admin's outbox shows only `mail_body`); without SMTP a
+/// mail only waits in the outbox and goes to the log, so it is `mail_body`. ntfy and Telegram
+/// messages forget their body once sent.
 #[allow(clippy::too_many_arguments)]
 pub fn notify_private(
     conn: &Connection,
@@ -417,12 +440,8 @@ pub fn notify_private(
     for c in list_for(conn, user_id)? {
         let ready = !(c.kind == Kind::Telegram && c.chat_id.is_empty());
         if ready && c.events.iter().any(|e| e == event) {
-            let text = if c.kind == Kind::Email {
-                mail_body
-            } else {
-                body
-            };
-            insert(conn, &c, event, title, text, now)?;
+            let public = (c.kind == Kind::Email && mail_body != body).then_some(mail_body);
+            insert(conn, &c, event, title, body, public, now)?;
             n += 1;
         }
     }
@@ -435,13 +454,22 @@ fn insert(
     event: &str,
     title: &str,
     body: &str,
+    public_body: Option<&str>,
     now: Timestamp,
 ) -> Result<()> {
     conn.prepare_cached(
-        "INSERT INTO notifications (channel_id, user_id, event, title, body, next_at, \
-         created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+        "INSERT INTO notifications (channel_id, user_id, event, title, body, public_body, \
+         next_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
     )?
-    .execute(params![c.id, c.user_id, event, title, body, now])?;
+    .execute(params![
+        c.id,
+        c.user_id,
+        event,
+        title,
+        body,
+        public_body,
+        now
+    ])?;
     Ok(())
 }
 
@@ -466,6 +494,7 @@ pub fn balance_fell(
                 LOW_BALANCE,
                 "Low balance",
                 "Your balance fell below the threshold you set; top up to keep ordering.",
+                None,
                 now,
             )?;
         }
@@ -503,6 +532,7 @@ pub fn queue_test(conn: &Connection, user_id: i64, id: i64, now: Timestamp) -> R
         TEST,
         "Test notification",
         "A test from otpbox: this channel works.",
+        None,
         now,
     )
 }
@@ -521,6 +551,9 @@ pub struct Due {
     pub event: String,
     pub title: String,
     pub body: String,
+    /// E-mail only: the news without the code or SMS text `body` carries (`None`: `body` has
+    /// neither).
+    pub public_body: Option<String>,
     pub attempts: i64,
 }
 
@@ -528,7 +561,7 @@ pub struct Due {
 pub fn due(conn: &Connection, keys: &Keys, now: Timestamp, limit: i64) -> Result<Vec<Due>> {
     let mut stmt = conn.prepare_cached(
         "SELECT n.id, c.kind, c.url, c.token_sealed, c.chat_id, u.email, n.event, n.title, \
-         n.body, n.attempts FROM notifications n \
+         n.body, n.attempts, n.public_body FROM notifications n \
          JOIN notify_channels c ON c.id = n.channel_id JOIN users u ON u.id = n.user_id \
          WHERE n.state = 'pending' AND n.next_at <= ?1 ORDER BY n.next_at, n.id LIMIT ?2",
     )?;
@@ -550,6 +583,7 @@ pub fn due(conn: &Connection, keys: &Keys, now: Timestamp, limit: i64) -> Result
             title: r.get(7)?,
             body: r.get::<_, Option<String>>(8)?.unwrap_or_default(),
             attempts: r.get(9)?,
+            public_body: r.get(10)?,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -574,7 +608,8 @@ pub fn record(
     conn.prepare_cached(
         "UPDATE notifications SET state = ?2, attempts = ?3, next_at = ?4, last_error = ?5, \
          finished_at = CASE WHEN ?2 = 'pending' THEN NULL ELSE ?6 END, \
-         body = CASE WHEN ?2 = 'pending' THEN body END \
+         body = CASE WHEN ?2 = 'pending' THEN body END, \
+         public_body = CASE WHEN ?2 = 'pending' THEN public_body END \
          WHERE id = ?1 AND state = 'pending'",
     )?
     .execute(params![d.id, state, n, now + retry_delay(n), error, now])?;

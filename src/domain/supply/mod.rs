@@ -3,7 +3,7 @@
 //! numbers added by hand ([`numbers`]), upstream
 //! [`providers`] we resell, operators' [`payouts`], and [`routing`]: choosing where each
 //! order is served from (own SIMs, the simulator, an upstream provider) and keeping the
-//! upstream orders' books.
+//! upstream orders' books; order [`stats`] (daily rollups, success rates).
 //!
 //! May use: [`crate::domain::market`], [`crate::domain::accounts`], [`crate::domain::base`],
 //! `crate::clock`, `crate::db`. No network here: `crate::upstream` speaks to providers and
@@ -17,3 +17,4 @@ pub mod parts;
 pub mod payouts;
 pub mod providers;
 pub mod routing;
+pub mod stats;

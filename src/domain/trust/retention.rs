@@ -283,20 +283,59 @@ pub const CARRIED_NOTE: &str = "carried over: older ledger rows deleted";
 /// their sum, in their place (the id and time of the newest deleted row). Also deletes decided
 /// payouts, redeemed or expired vouchers and closed top-ups (`payments`) that old. Returns the
 /// rows deleted.
+///
+/// Each run looks only at the accounts with a row that became old since the previous run's
+/// cutoff (`retention_runs.swept_to`, through `ledger_created`), or that share an order with
+/// such a row (a row kept because its order had a recent row); per account it reads only its
+/// old rows (`ledger_user_created`): what is left of them after a run is the carried row.
 pub fn purge_ledger(conn: &Connection, retention: u64, now: Timestamp) -> Result<usize> {
     let cutoff = now - retention as i64;
-    let old = "FROM ledger l WHERE l.created_at < ?1 AND NOT (l.ref_id IS NOT NULL AND EXISTS \
-               (SELECT 1 FROM ledger m WHERE m.ref_type = l.ref_type AND m.ref_id = l.ref_id \
-                AND m.created_at >= ?1))";
-    let groups: Vec<(i64, i64, i64, i64)> = {
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT l.user_id, COUNT(*), SUM(l.amount_minor), MAX(l.id) {old} GROUP BY l.user_id"
-        ))?;
-        let rows = stmt.query_map([cutoff], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-        })?;
+    let swept_to: Option<i64> = conn
+        .prepare_cached("SELECT swept_to FROM retention_runs WHERE rule = ?1")?
+        .query_row([Rule::Ledger.as_str()], |r| r.get(0))
+        .optional()?
+        .flatten();
+    let from = swept_to.map_or(i64::MIN, |s| s - SWEEP_OVERLAP);
+    let users: Vec<i64> = {
+        let mut stmt = conn.prepare_cached(
+            "SELECT user_id FROM ledger WHERE created_at >= ?1 AND created_at < ?2 \
+             UNION SELECT m.user_id FROM ledger l JOIN ledger m \
+             ON m.ref_type = l.ref_type AND m.ref_id = l.ref_id \
+             WHERE l.created_at >= ?1 AND l.created_at < ?2 AND l.ref_id IS NOT NULL",
+        )?;
+        let rows = stmt.query_map([from, cutoff], |r| r.get(0))?;
         rows.collect::<rusqlite::Result<_>>()?
     };
+    let old =
+        "FROM ledger l WHERE l.user_id = ?2 AND l.created_at < ?1 AND NOT (l.ref_id IS NOT NULL \
+               AND EXISTS (SELECT 1 FROM ledger m WHERE m.ref_type = l.ref_type \
+               AND m.ref_id = l.ref_id AND m.created_at >= ?1))";
+    let mut groups: Vec<(i64, i64, i64, i64)> = Vec::new();
+    for user in users {
+        let (count, sum, last_id): (i64, Option<i64>, Option<i64>) = conn
+            .prepare_cached(&format!(
+                "SELECT COUNT(*), SUM(l.amount_minor), MAX(l.id) {old}"
+            ))?
+            .query_row(params![cutoff, user], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?;
+        // One carried row alone is already folded.
+        if let (Some(sum), Some(last_id), true) = (sum, last_id, count > 0) {
+            let carried_alone = count == 1
+                && conn
+                    .prepare_cached("SELECT note = ?2 FROM ledger WHERE id = ?1")?
+                    .query_row(params![last_id, CARRIED_NOTE], |r| r.get::<_, bool>(0))?;
+            if !carried_alone {
+                groups.push((user, count, sum, last_id));
+            }
+        }
+    }
+    conn.prepare_cached(
+        "INSERT INTO retention_runs (rule, last_run_at, last_removed, swept_to) \
+         VALUES (?1, ?2, 0, ?3) ON CONFLICT (rule) DO UPDATE SET \
+         swept_to = MAX(COALESCE(swept_to, excluded.swept_to), excluded.swept_to)",
+    )?
+    .execute(params![Rule::Ledger.as_str(), now, cutoff])?;
     let mut deleted = 0;
     for (user, count, sum, last_id) in groups {
         let (balance_after, at): (i64, Timestamp) = conn
@@ -304,7 +343,7 @@ pub fn purge_ledger(conn: &Connection, retention: u64, now: Timestamp) -> Result
             .query_row([last_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
         let n = conn
             .prepare_cached(&format!(
-                "DELETE FROM ledger WHERE id IN (SELECT l.id {old} AND l.user_id = ?2)"
+                "DELETE FROM ledger WHERE id IN (SELECT l.id {old})"
             ))?
             .execute(params![cutoff, user])?;
         debug_assert_eq!(n as i64, count);
@@ -474,6 +513,51 @@ mod tests {
         assert_eq!(v_rows, 0);
         // Idempotent: a second run changes nothing.
         assert_eq!(purge_ledger(&conn, 7 * YEAR as u64, 14 * YEAR).unwrap(), 0);
+        // Once the refund is old too, the kept charge goes with it, although the charge is
+        // older than what the previous run swept.
+        assert_eq!(
+            purge_ledger(&conn, 7 * YEAR as u64, 14 * YEAR + 6).unwrap(),
+            2
+        );
+        assert!(wallet::check(&conn).unwrap().is_empty());
+        assert_eq!(wallet::balance(&conn, u).unwrap(), 700);
+        let notes: Vec<String> = conn
+            .prepare("SELECT note FROM ledger WHERE user_id = ?1 ORDER BY id")
+            .unwrap()
+            .query_map([u], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(notes, vec![CARRIED_NOTE]);
+    }
+
+    #[test]
+    fn a_row_kept_for_another_accounts_recent_row_goes_when_that_one_is_old() {
+        let conn = db::memory();
+        let customer = user(&conn, "c@example.com");
+        let operator = user(&conn, "o@example.com");
+        wallet::post(&conn, customer, 1000, Kind::Topup, ("", None), "", 10).unwrap();
+        let order = ("activation", Some(7));
+        wallet::post(&conn, customer, -100, Kind::Charge, order, "", 100).unwrap();
+        // The operator's share of the same order, booked much later.
+        wallet::post(&conn, operator, 70, Kind::Earning, order, "", 5_000).unwrap();
+        // Cutoff 1,000: the charge stays (its order has a recent row), the top-up goes.
+        assert_eq!(purge_ledger(&conn, 1_000, 2_000).unwrap(), 0);
+        let customer_rows = |conn: &Connection| -> i64 {
+            conn.query_row(
+                "SELECT COUNT(*) FROM ledger WHERE user_id = ?1",
+                [customer],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        // The top-up became a carried row (same count), the charge is still there.
+        assert_eq!(customer_rows(&conn), 2);
+        // Cutoff 6,000: the earning is old, so the customer's charge is folded too.
+        purge_ledger(&conn, 1_000, 7_000).unwrap();
+        assert_eq!(customer_rows(&conn), 1);
+        assert!(wallet::check(&conn).unwrap().is_empty());
+        assert_eq!(wallet::balance(&conn, customer).unwrap(), 900);
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! SMS gateways delivering messages ([`ingest`]: capcom6, httpSMS, textbee, generic JSON),
 //! partner hubs buying our own SIMs' numbers ([`partner`], the SMSHub agent protocol),
 //! payment gateways' signed notices ([`payments`]: Stripe, BTCPay Server); the HTTP formats
-//! of multi-SIM gateways are in [`simbank`] (GoIP speaks UDP: `crate::goip`).
+//! of multi-SIM gateways are in [`simbank`] (GoIP speaks UDP: `crate::goip`); the Telegram
+//! bot's updates in webhook mode arrive at [`telegram`].
 //! Each maps the domain's errors to its own replies; none holds business rules. [`params`]
 //! parses the values of the two customer protocols' parameters, strictly, for both.
 
@@ -14,3 +15,4 @@ pub mod params;
 pub mod partner;
 pub mod payments;
 pub mod simbank;
+pub mod telegram;

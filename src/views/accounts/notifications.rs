@@ -14,12 +14,12 @@ use crate::views::{csrf, flash, opt_time, page as layout, time, Flash, Kept, Nav
 const EVENT_LABELS: &[(&str, &str)] = &[
     (
         CODE,
-        "A code arrived (ntfy and Telegram get the code and the service; e-mail only that it came)",
+        "A code arrived (with the code and the service; e-mail carries the code only when this server sends mail through SMTP)",
     ),
     (REFUNDED, "An order ended without a code and was refunded"),
     (
         RENTAL_SMS,
-        "An SMS reached a rented number (ntfy and Telegram get the SMS; e-mail only that it came)",
+        "An SMS reached a rented number (with the SMS; e-mail carries it only when this server sends mail through SMTP)",
     ),
     (
         LOW_BALANCE,

@@ -360,3 +360,93 @@ fn the_catalogue_adds_renames_retires_and_sets_lifetimes() {
     assert!(order > 0);
     assert_eq!(audit_count(&server, "catalogue_change"), 5);
 }
+
+#[test]
+fn the_overview_counts_periods_draws_its_charts_and_links_its_queues() {
+    // The simulator's SMS would come after the orders' end: this test sends the one it needs.
+    let server = TestServer::builder()
+        .demo()
+        .env("OTPBOX_DEV_CLOCK", "1")
+        .env("OTPBOX_SIM_DELAY", "30m")
+        .start();
+    let mut ann = server.customer("ann@example.com", "50.00");
+    let price = server.price("tg");
+    let done = ann.order_ok("tg");
+    let canceled = id_of(&ann.order_ok("tg"));
+    server.inject_sms(
+        done["phone"].as_str().unwrap(),
+        "Telegram",
+        "Telegram code: 24680",
+    );
+    server.advance_clock(130);
+    assert_eq!(ann.act(id_of(&done), "complete").status, 200);
+    assert_eq!(ann.act(canceled, "cancel").status, 200);
+    let operator = server.create_user("op@example.com", "operator", common::PASSWORD);
+    server
+        .db()
+        .execute(
+            "INSERT INTO payouts (user_id, amount_minor, destination, created_at) \
+             VALUES (?1, 500, 'iban', 1)",
+            [operator],
+        )
+        .unwrap();
+    server.advance_clock(61);
+    server.run_jobs(); // the stats job folds what ended
+    let (mut admin, _) = server.signed_in("root@example.com", "admin");
+    let html = admin.get("/admin").text();
+    // The three periods; today holds both orders.
+    let periods = &html[html.find("id=\"periods\"").unwrap()..];
+    assert!(
+        periods.contains("<th>Today</th><th>7 days</th><th>30 days</th>"),
+        "{periods}"
+    );
+    let row = |name: &str| {
+        let at = periods.find(&format!("<th>{name}")).unwrap();
+        let end = periods[at..].find("</tr>").unwrap();
+        periods[at..at + end].to_string()
+    };
+    assert!(
+        row("Completed").contains("<td>1</td><td>1</td><td>1</td>"),
+        "{}",
+        row("Completed")
+    );
+    let revenue = format!("{}.{:02}", price / 100, price % 100);
+    assert!(
+        row("Revenue").contains(&format!("<td>{revenue}</td>")),
+        "{}",
+        row("Revenue")
+    );
+    // The charts: inline SVG with a title, a description of the numbers, and bars.
+    for id in ["chart-orders", "chart-sources", "chart-revenue"] {
+        let at = html
+            .find(&format!("id=\"{id}\""))
+            .unwrap_or_else(|| panic!("{id}"));
+        let fig = &html[at..at + html[at..].find("</figure>").unwrap()];
+        assert!(
+            fig.contains("<svg") && fig.contains(&format!("<title id=\"{id}-t\">")),
+            "{fig}"
+        );
+        assert!(fig.contains("<details><summary>The numbers</summary>"));
+    }
+    assert!(
+        html.contains("<rect class=\"completed\""),
+        "a completed bar"
+    );
+    assert!(html.contains("<rect class=\"revenue\""), "a revenue bar");
+    let sources = &html[html.find("id=\"chart-sources\"").unwrap()..];
+    assert!(
+        sources.contains("<td>simulator</td>"),
+        "the simulator's success rate"
+    );
+    assert!(!html.contains("<script src=\"http"), "no external asset");
+    // The queues link where the work is.
+    assert!(
+        html.contains(
+            "<li id=\"q-payouts\" class=\"waiting\"><a href=\"/admin/payouts\"><strong>1</strong>"
+        ),
+        "{html}"
+    );
+    assert!(html.contains(
+        "<li id=\"q-abuse\" class=\"clear\"><a href=\"/admin/abuse\"><strong>0</strong>"
+    ));
+}

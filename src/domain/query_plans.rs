@@ -556,6 +556,9 @@ fn lists(conn: &mut Connection) {
         }
         orders::recent_for(conn, 1, 10).unwrap();
     }
+    // The overview's queues.
+    crate::domain::trust::admin::queues(conn, now).unwrap();
+    crate::domain::trust::admin::quiet_devices(conn, 20).unwrap();
     accounts::search(conn, "", None, 101).unwrap();
     accounts::search(conn, "u5", Some(500), 101).unwrap();
     // The admin's payments, first page and deep.

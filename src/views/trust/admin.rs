@@ -5,10 +5,14 @@ use maud::{html, Markup};
 use crate::domain::accounts::User;
 use crate::domain::base::audit::{AuditFilter, AuditRow};
 use crate::domain::base::mail::OutboxRow;
+use crate::domain::base::money::Money;
 use crate::domain::market::wallet::Entry;
+use crate::domain::supply::stats::{Day, Rate};
+use crate::domain::trust::admin::{Queues, QuietDevice};
 use crate::jobs::RunRow;
 use crate::url::percent_encode;
 use crate::views::market::orders::Cur;
+use crate::views::trust::charts::{percent_bars, stacked_bars, Series};
 use crate::views::{csrf, flash, form_mark, opt_time, page, time, Flash, Kept, Nav};
 
 pub fn tabs() -> Markup {
@@ -37,25 +41,168 @@ pub fn tabs() -> Markup {
     }
 }
 
-pub struct Overview {
+/// Sums of the rollup's days over one period of the overview.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Totals {
+    /// Activations that ended in the period, and of them: got a code, completed.
+    pub orders: i64,
+    pub coded: i64,
+    pub completed: i64,
+    pub revenue_minor: i64,
+    pub refunds_minor: i64,
+    pub earnings_minor: i64,
+}
+
+impl Totals {
+    pub fn of(days: &[Day]) -> Totals {
+        days.iter().fold(Totals::default(), |t, d| Totals {
+            orders: t.orders + d.orders,
+            coded: t.coded + d.coded,
+            completed: t.completed + d.completed,
+            revenue_minor: t.revenue_minor + d.revenue_minor,
+            refunds_minor: t.refunds_minor + d.refunds_minor,
+            earnings_minor: t.earnings_minor + d.earnings_minor,
+        })
+    }
+
+    fn success(&self) -> String {
+        Rate {
+            orders: self.orders,
+            coded: self.coded,
+        }
+        .label()
+    }
+}
+
+pub struct Overview<'a> {
     pub users: i64,
     pub active_sessions: i64,
     pub pending_mail: i64,
-    pub failed_jobs_24h: i64,
+    /// Today, the last 7 days, the last 30 days.
+    pub periods: [(&'a str, Totals); 3],
+    /// The last 30 days of the rollup, oldest first.
+    pub days: &'a [Day],
+    /// Activation success per source over the last 30 days.
+    pub sources: &'a [(String, Rate)],
+    pub queues: &'a Queues,
+    pub quiet_devices: &'a [QuietDevice],
+    pub cur: &'a Cur,
 }
 
-pub fn overview(nav: &Nav, o: &Overview) -> Markup {
+fn queue(href: &str, id: &str, n: i64, what: &str) -> Markup {
+    html! {
+        li id=(id) class=(if n > 0 { "waiting" } else { "clear" }) {
+            a href=(href) { strong { (n) } " " (what) }
+        }
+    }
+}
+
+pub fn overview(nav: &Nav, o: &Overview<'_>) -> Markup {
+    let cur = o.cur;
+    let money = |m: i64| Money(m).decimal(cur.digits);
+    let labels: Vec<String> = o
+        .days
+        .iter()
+        .map(|d| crate::clock::format_datetime(d.day * 86_400)[5..10].to_string())
+        .collect();
+    let outcome = [
+        Series {
+            name: "completed",
+            class: "completed",
+            values: o.days.iter().map(|d| d.completed).collect(),
+        },
+        Series {
+            name: "canceled",
+            class: "canceled",
+            values: o.days.iter().map(|d| d.canceled).collect(),
+        },
+        Series {
+            name: "expired",
+            class: "expired",
+            values: o.days.iter().map(|d| d.expired).collect(),
+        },
+    ];
+    let revenue = [Series {
+        name: &cur.code,
+        class: "revenue",
+        values: o.days.iter().map(|d| d.revenue_minor).collect(),
+    }];
+    let sources: Vec<(String, Option<u8>, String)> = o
+        .sources
+        .iter()
+        .map(|(s, r)| {
+            (
+                s.clone(),
+                r.percent(),
+                format!("{} of {} orders", r.coded, r.orders),
+            )
+        })
+        .collect();
+    let q = o.queues;
     page(
         "Admin",
         nav,
         html! {
             h1 { "Admin" }
             (tabs())
+            section.card #queues {
+                h2 { "Needs attention" @if q.total() == 0 { " " span.ok { "— nothing" } } }
+                ul.queues {
+                    (queue("/admin/abuse", "q-abuse", q.abuse_open, "open abuse reports and appeals"))
+                    (queue("/admin/payouts", "q-payouts", q.payouts_pending, "payouts to pay"))
+                    (queue("/admin/flags", "q-flags", q.flags_open, "open flags"))
+                    (queue("/admin/jobs", "q-jobs", q.jobs_failed, "failed job runs (24 h)"))
+                    (queue("#quiet-devices", "q-devices", q.devices_offline, "devices offline or never seen"))
+                    (queue("/admin/providers", "q-providers", q.providers_unhealthy, "providers off, paused or failing"))
+                }
+            }
+            section #periods {
+                div.scroll {
+                    table.periods {
+                        thead { tr { th {} @for (label, _) in &o.periods { th { (label) } } } }
+                        tbody {
+                            tr { th { "Orders ended" } @for (_, t) in &o.periods { td { (t.orders) } } }
+                            tr { th { "Completed" } @for (_, t) in &o.periods { td { (t.completed) } } }
+                            tr { th { "Success rate" } @for (_, t) in &o.periods { td { (t.success()) } } }
+                            tr { th { "Revenue (" (cur.code) ")" } @for (_, t) in &o.periods { td { (money(t.revenue_minor)) } } }
+                            tr { th { "Refunds" } @for (_, t) in &o.periods { td { (money(t.refunds_minor)) } } }
+                            tr { th { "Operators' earnings" } @for (_, t) in &o.periods { td { (money(t.earnings_minor)) } } }
+                        }
+                    }
+                }
+                p.muted { "From the daily rollup of ended orders (UTC days), refreshed every minute by the stats job. Success rate: orders that got a code ÷ orders that got a number; “new” below " (crate::domain::supply::stats::MIN_ORDERS) " orders. Revenue: charges less refunds." }
+            }
+            section.card {
+                h2 { "Orders per day by outcome (30 days)" }
+                (stacked_bars("chart-orders", "Activations ended per day by outcome, last 30 days", &labels, &outcome, &|v| v.to_string()))
+            }
+            section.card {
+                h2 { "Success rate by source (30 days)" }
+                (percent_bars("chart-sources", "Share of activations that got a code, per source, last 30 days", &sources))
+            }
+            section.card {
+                h2 { "Revenue per day (30 days)" }
+                (stacked_bars("chart-revenue", &format!("Revenue per day in {}, last 30 days", cur.code), &labels, &revenue, &|v| Money(v).decimal(cur.digits)))
+            }
+            @if !o.quiet_devices.is_empty() {
+                section.card #quiet-devices {
+                    h2 { "Devices offline or never seen" }
+                    div.scroll {
+                        table {
+                            thead { tr { th { "Device" } th { "Kind" } th { "Operator" } th { "Last seen" } } }
+                            tbody {
+                                @for d in o.quiet_devices {
+                                    tr { td { (d.name) } td { (d.kind) } td { a href=(format!("/admin/users/{}", d.owner_id)) { (d.owner) } } td { @if let Some(t) = d.last_seen_at { (time(t)) } @else { "never" } } }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
             section.grid3 {
                 div.card.stat { span.big { (o.users) } " accounts" }
                 div.card.stat { span.big { (o.active_sessions) } " signed-in sessions" }
                 div.card.stat { span.big { (o.pending_mail) } " mails waiting" }
-                div.card.stat { span.big { (o.failed_jobs_24h) } " failed job runs (24 h)" }
             }
         },
     )

@@ -43,13 +43,15 @@ pub fn vouchers(
                     button type="submit" { "Create vouchers" }
                 }
             }
-            table #vouchers {
-                thead { tr { th { "Batch" } th { "Code ends" } th { "Amount" } th { "Expires" } th { "Redeemed" } } }
-                tbody {
-                    @for v in rows {
-                        tr {
-                            td { (v.batch) } td { "…" (v.hint) } td { (cur.fmt(v.amount_minor)) } td { (time(v.expires_at)) }
-                            td { @if let Some(who) = &v.redeemed_by { (who) " " @if let Some(t) = v.redeemed_at { (time(t)) } } @else { "—" } }
+            div.scroll {
+                table #vouchers {
+                    thead { tr { th { "Batch" } th { "Code ends" } th { "Amount" } th { "Expires" } th { "Redeemed" } } }
+                    tbody {
+                        @for v in rows {
+                            tr {
+                                td { (v.batch) } td { "…" (v.hint) } td { (cur.fmt(v.amount_minor)) } td { (time(v.expires_at)) }
+                                td { @if let Some(who) = &v.redeemed_by { (who) " " @if let Some(t) = v.redeemed_at { (time(t)) } } @else { "—" } }
+                            }
                         }
                     }
                 }
@@ -117,9 +119,11 @@ pub fn numbers(
                         p { "Added (" (r.added.len()) "): " @for (line, phone) in &r.added { span.ok { "line " (line) ": +" (phone) } " " } }
                     }
                     @if !r.refused.is_empty() {
-                        table #refused {
-                            thead { tr { th { "Line" } th { "Text" } th { "Refused because" } } }
-                            tbody { @for (line, text, why) in &r.refused { tr { td { (line) } td { code { (text) } } td.err { (why) } } } }
+                        div.scroll {
+                            table #refused {
+                                thead { tr { th { "Line" } th { "Text" } th { "Refused because" } } }
+                                tbody { @for (line, text, why) in &r.refused { tr { td { (line) } td { code { (text) } } td.err { (why) } } } }
+                            }
                         }
                     }
                 }
@@ -172,13 +176,15 @@ pub fn numbers(
                     button type="submit" { "Save" }
                 }
             }
-            table #numbers {
-                thead { tr { th { "Number" } th { "Country" } th { "Operator" } th { "Source" } th { "Owner" } th { "State" } th { "On sale" } th { "Last used" } } }
-                tbody {
-                    @for n in p.rows {
-                        tr { td { "+" (n.phone) } td { (n.country) } td { (n.operator) } td { (n.source) }
-                             td { (n.owner.as_deref().unwrap_or("—")) } td { (n.state) } td { @if n.on_sale { "yes" } @else { "no" } }
-                             td { @if let Some(t) = n.last_used_at { (time(t)) } @else { "—" } } }
+            div.scroll {
+                table #numbers {
+                    thead { tr { th { "Number" } th { "Country" } th { "Operator" } th { "Source" } th { "Owner" } th { "State" } th { "On sale" } th { "Last used" } } }
+                    tbody {
+                        @for n in p.rows {
+                            tr { td { "+" (n.phone) } td { (n.country) } td { (n.operator) } td { (n.source) }
+                                 td { (n.owner.as_deref().unwrap_or("—")) } td { (n.state) } td { @if n.on_sale { "yes" } @else { "no" } }
+                                 td { @if let Some(t) = n.last_used_at { (time(t)) } @else { "—" } } }
+                        }
                     }
                 }
             }
@@ -217,28 +223,30 @@ pub fn payouts(
             @if list.is_empty() {
                 p.muted { "No payout requests." }
             } @else {
-                table #payouts {
-                    thead { tr { th { "#" } th { "Operator" } th { "Amount" } th { "Pay to" } th { "Requested" } th { "State" } th {} } }
-                    tbody {
-                        @for p in list {
-                            tr {
-                                td { (p.id) }
-                                td { a href=(format!("/admin/users/{}", p.user_id)) { (p.email) } }
-                                td { (cur.fmt(p.amount_minor)) }
-                                td { code.key { (p.destination) } }
-                                td { (time(p.created_at)) }
-                                td { (payout_state(p.state)) " " (opt_time(p.decided_at)) @if !p.note.is_empty() { br; span.muted { (p.note) } } }
-                                td {
-                                    @if p.state == PayoutState::Requested {
-                                        form.inline method="post" action=(format!("/admin/payouts/{}/paid", p.id)) {
-                                            (csrf(token)) button type="submit" { "Mark paid" }
-                                        }
-                                        form method="post" action=(format!("/admin/payouts/{}/reject", p.id)) {
-                                            (csrf(token))
-                                            @let mark = format!("reject-{}", p.id);
-                                            (form_mark(&mark))
-                                            input type="text" name="note" maxlength="200" placeholder="Why (shown to the operator)" value=(kept.of(&mark, "note").unwrap_or(""));
-                                            button.secondary type="submit" { "Reject" }
+                div.scroll {
+                    table #payouts {
+                        thead { tr { th { "#" } th { "Operator" } th { "Amount" } th { "Pay to" } th { "Requested" } th { "State" } th {} } }
+                        tbody {
+                            @for p in list {
+                                tr {
+                                    td { (p.id) }
+                                    td { a href=(format!("/admin/users/{}", p.user_id)) { (p.email) } }
+                                    td { (cur.fmt(p.amount_minor)) }
+                                    td { code.key { (p.destination) } }
+                                    td { (time(p.created_at)) }
+                                    td { (payout_state(p.state)) " " (opt_time(p.decided_at)) @if !p.note.is_empty() { br; span.muted { (p.note) } } }
+                                    td {
+                                        @if p.state == PayoutState::Requested {
+                                            form.inline method="post" action=(format!("/admin/payouts/{}/paid", p.id)) {
+                                                (csrf(token)) button type="submit" { "Mark paid" }
+                                            }
+                                            form method="post" action=(format!("/admin/payouts/{}/reject", p.id)) {
+                                                (csrf(token))
+                                                @let mark = format!("reject-{}", p.id);
+                                                (form_mark(&mark))
+                                                input type="text" name="note" maxlength="200" placeholder="Why (shown to the operator)" value=(kept.of(&mark, "note").unwrap_or(""));
+                                                button.secondary type="submit" { "Reject" }
+                                            }
                                         }
                                     }
                                 }

@@ -221,16 +221,18 @@ pub fn users(nav: &Nav, q: &str, users: &[User], not_first: bool, older: Option<
                 input type="search" name="q" value=(q) placeholder="e-mail or name";
                 button type="submit" { "Search" }
             }
-            table #users {
-                thead { tr { th { "E-mail" } th { "Role" } th { "State" } th { "Verified" } th { "Created" } } }
-                tbody {
-                    @for u in users {
-                        tr {
-                            td { a href=(format!("/admin/users/{}", u.id)) { (u.email) } }
-                            td { (u.role.as_str()) }
-                            td { (u.state.as_str()) @if u.processing_restricted_at.is_some() { " · " span.restricted { "restricted" } } }
-                            td { @if u.is_verified() { "yes" } @else { "no" } }
-                            td { (time(u.created_at)) }
+            div.scroll {
+                table #users {
+                    thead { tr { th { "E-mail" } th { "Role" } th { "State" } th { "Verified" } th { "Created" } } }
+                    tbody {
+                        @for u in users {
+                            tr {
+                                td { a href=(format!("/admin/users/{}", u.id)) { (u.email) } }
+                                td { (u.role.as_str()) }
+                                td { (u.state.as_str()) @if u.processing_restricted_at.is_some() { " · " span.restricted { "restricted" } } }
+                                td { @if u.is_verified() { "yes" } @else { "no" } }
+                                td { (time(u.created_at)) }
+                            }
                         }
                     }
                 }
@@ -346,15 +348,17 @@ pub fn ledger(nav: &Nav, u: &User, cur: &Cur, entries: &[Entry]) -> Markup {
             p.muted { "Your reading of this page is recorded in the audit log." }
             p { "Balance: " strong #balance { (cur.fmt(u.balance_minor)) } }
             @if entries.is_empty() { p.muted { "No movements." } } @else {
-                table #ledger {
-                    thead { tr { th { "When" } th { "What" } th { "Amount" } th { "Balance" } } }
-                    tbody {
-                        @for e in entries {
-                            tr {
-                                td { (time(e.created_at)) }
-                                td { (e.kind) @if let Some(r) = e.ref_id { " · " (e.ref_type) " #" (r) } @if !e.note.is_empty() { " · " (e.note) } }
-                                td { (cur.fmt(e.amount_minor)) }
-                                td { (cur.fmt(e.balance_after)) }
+                div.scroll {
+                    table #ledger {
+                        thead { tr { th { "When" } th { "What" } th { "Amount" } th { "Balance" } } }
+                        tbody {
+                            @for e in entries {
+                                tr {
+                                    td { (time(e.created_at)) }
+                                    td { (e.kind) @if let Some(r) = e.ref_id { " · " (e.ref_type) " #" (r) } @if !e.note.is_empty() { " · " (e.note) } }
+                                    td { (cur.fmt(e.amount_minor)) }
+                                    td { (cur.fmt(e.balance_after)) }
+                                }
                             }
                         }
                     }
@@ -380,15 +384,17 @@ pub fn jobs(nav: &Nav, schedule: &[(&str, &str, &str)], runs: &[RunRow]) -> Mark
                 }
             }
             h2 { "Recent runs" }
-            table #runs {
-                thead { tr { th { "Job" } th { "Started" } th { "Duration" } th { "Result" } } }
-                tbody {
-                    @for r in runs {
-                        tr class=(if r.ok { "ok" } else { "failed" }) {
-                            td { (r.job) }
-                            td { (time(r.started_at)) }
-                            td { (r.duration_ms) " ms" }
-                            td { @if r.ok { "ok: " } @else { "FAILED: " } (r.message) }
+            div.scroll {
+                table #runs {
+                    thead { tr { th { "Job" } th { "Started" } th { "Duration" } th { "Result" } } }
+                    tbody {
+                        @for r in runs {
+                            tr class=(if r.ok { "ok" } else { "failed" }) {
+                                td { (r.job) }
+                                td { (time(r.started_at)) }
+                                td { (r.duration_ms) " ms" }
+                                td { @if r.ok { "ok: " } @else { "FAILED: " } (r.message) }
+                            }
                         }
                     }
                 }
@@ -416,17 +422,19 @@ pub fn retention(nav: &Nav, rows: &[RetentionRow]) -> Markup {
             h1 { "Retention rules" }
             (tabs())
             p.muted { "Each rule is enforced by a scheduled job (" code { "sms_retention" } " every minute, " code { "retention" } " daily, " code { "accounts" } " hourly); the periods are the live settings and are what " a href="/privacy" { "the privacy page" } " promises." }
-            table #retention {
-                thead { tr { th { "Rule" } th { "Removes" } th { "Period" } th { "Last run" } th { "Removed then" } th { "Removed in total" } } }
-                tbody {
-                    @for r in rows {
-                        tr data-rule=(r.rule) {
-                            td { code { (r.rule) } }
-                            td { (r.what) }
-                            td { (r.period) br; small.muted { code { (r.setting) } } }
-                            td { (opt_time(r.last_run_at)) }
-                            td.removed { (r.last_removed) }
-                            td.total { (r.total_removed) }
+            div.scroll {
+                table #retention {
+                    thead { tr { th { "Rule" } th { "Removes" } th { "Period" } th { "Last run" } th { "Removed then" } th { "Removed in total" } } }
+                    tbody {
+                        @for r in rows {
+                            tr data-rule=(r.rule) {
+                                td { code { (r.rule) } }
+                                td { (r.what) }
+                                td { (r.period) br; small.muted { code { (r.setting) } } }
+                                td { (opt_time(r.last_run_at)) }
+                                td.removed { (r.last_removed) }
+                                td.total { (r.total_removed) }
+                            }
                         }
                     }
                 }
@@ -500,16 +508,18 @@ pub fn audit(nav: &Nav, p: &AuditPage<'_>, f: &Option<Flash>) -> Markup {
                 }
                 button type="submit" { "Filter" }
             }
-            table #audit {
-                thead { tr { th { "When" } th { "Who" } th { "Action" } th { "On" } th { "Detail" } } }
-                tbody {
-                    @for r in p.rows {
-                        tr {
-                            td { (time(r.at)) }
-                            td { (r.actor.as_deref().unwrap_or("command line")) }
-                            td { (r.action) }
-                            td { (r.target.as_deref().unwrap_or("—")) }
-                            td { (r.detail) }
+            div.scroll {
+                table #audit {
+                    thead { tr { th { "When" } th { "Who" } th { "Action" } th { "On" } th { "Detail" } } }
+                    tbody {
+                        @for r in p.rows {
+                            tr {
+                                td { (time(r.at)) }
+                                td { (r.actor.as_deref().unwrap_or("command line")) }
+                                td { (r.action) }
+                                td { (r.target.as_deref().unwrap_or("—")) }
+                                td { (r.detail) }
+                            }
                         }
                     }
                 }

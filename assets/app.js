@@ -13,40 +13,104 @@ document.addEventListener("click", (event) => {
   });
 });
 
-// Selects that submit their form when changed (the country picker).
+// Selects that submit their form when changed.
 document.addEventListener("change", (event) => {
   if (event.target.matches("select[data-autosubmit]")) event.target.form.submit();
 });
 
-const LABELS = {
-  waiting: "Waiting for SMS",
-  received: "Code received",
-  retry: "Waiting for another SMS",
-  completed: "Completed",
-  canceled: "Canceled, refunded",
-  expired: "Expired, refunded",
-};
-
-// Countdowns: the server's clock may differ from the browser's, so keep the offset.
-function startCountdowns() {
-  const items = document.querySelectorAll(".countdown[data-expires]");
-  if (!items.length) return;
-  const skew = Number(items[0].dataset.now) - Date.now() / 1000;
-  const tick = () => {
-    const now = Date.now() / 1000 + skew;
-    items.forEach((el) => {
-      const left = Math.max(0, Math.round(Number(el.dataset.expires) - now));
-      const m = Math.floor(left / 60);
-      const s = String(left % 60).padStart(2, "0");
-      el.textContent = `${m}:${s} left`;
+// Search boxes over a server-rendered list: <input data-filter="#list"> hides the rows
+// (children with data-search) that do not contain every typed word.
+function startFilters() {
+  document.querySelectorAll("input.filter[data-filter]").forEach((input) => {
+    const list = document.querySelector(input.dataset.filter);
+    if (!list) return;
+    const none = list.parentElement.querySelector(".filter-none");
+    input.hidden = false;
+    const apply = () => {
+      const words = input.value.toLowerCase().split(/\s+/).filter(Boolean);
+      let shown = 0;
+      list.querySelectorAll("[data-search]").forEach((row) => {
+        const hay = row.dataset.search;
+        const ok = words.every((w) => hay.includes(w));
+        row.hidden = !ok;
+        if (ok) shown += 1;
+      });
+      if (none) none.hidden = shown > 0;
+    };
+    input.addEventListener("input", apply);
+    // Enter picks the only (or first) row left instead of submitting the form.
+    input.addEventListener("keydown", (event) => {
+      if (event.key !== "Enter") return;
+      event.preventDefault();
+      const first = list.querySelector("[data-search]:not([hidden])");
+      if (!first) return;
+      const radio = first.querySelector("input[type=radio]:not([disabled])");
+      if (radio) { radio.checked = true; radio.focus(); }
+      const link = first.querySelector("a[href]");
+      if (link) link.click();
     });
-  };
+    apply();
+  });
+  // Opening the country list puts the cursor in its search box.
+  const countries = document.getElementById("countries");
+  if (countries) {
+    countries.addEventListener("toggle", () => {
+      if (countries.open) { const f = countries.querySelector("input.filter"); if (f) f.focus(); }
+    });
+  }
+}
+
+// Times: the server writes UTC (<time datetime="…Z">… UTC</time>); show them in the
+// viewer's own time zone.
+const TIME_FORMAT = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
+function localizeTimes(root) {
+  (root || document).querySelectorAll("time[datetime]").forEach((el) => {
+    if (el.dataset.local) return;
+    const d = new Date(el.getAttribute("datetime"));
+    if (Number.isNaN(d.getTime())) return;
+    el.title = el.textContent;
+    el.textContent = TIME_FORMAT.format(d);
+    el.dataset.local = "1";
+  });
+}
+
+// The server's clock may differ from the browser's (and a test may move it): every live
+// answer says what time the server has, and countdowns run on that.
+let serverSkew = null;
+function serverNow() { return Date.now() / 1000 + (serverSkew || 0); }
+function syncClock(now) { serverSkew = Number(now) - Date.now() / 1000; }
+
+function clockLeft(secs) {
+  const left = Math.max(0, Math.round(secs));
+  return `${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")}`;
+}
+
+// Countdowns (time left on an order) and buttons that open at a time (cancel after the
+// early-cancel window): one ticker for the whole page.
+function tick() {
+  document.querySelectorAll(".countdown[data-expires]").forEach((el) => {
+    if (serverSkew === null && el.dataset.now) syncClock(el.dataset.now);
+    el.textContent = `${clockLeft(Number(el.dataset.expires) - serverNow())} left`;
+  });
+  document.querySelectorAll("button[data-opens-at]").forEach((b) => {
+    if (serverSkew === null && b.dataset.now) syncClock(b.dataset.now);
+    const left = Number(b.dataset.opensAt) - serverNow();
+    if (left <= 0) {
+      b.disabled = false;
+      b.textContent = b.dataset.label;
+      b.removeAttribute("data-opens-at");
+    } else {
+      b.textContent = `${b.dataset.label} in ${clockLeft(left)}`;
+    }
+  });
+}
+function startTicker() {
   tick();
   setInterval(tick, 1000);
 }
 
-// The browser's own notifications (no push service): only after the person opted in on
-// /settings/notifications, and only while a dashboard page is open.
+// The browser's own notifications (no push service): only after the person opted in (on
+// the dashboard or /settings/notifications), and only while a page of ours is open.
 const NOTIFY_KEY = "otpbox-browser-notifications";
 
 function showNotification(title, body) {
@@ -59,15 +123,17 @@ function browserNotifyOptIn() {
   const button = document.getElementById("browser-notify");
   const state = document.getElementById("browser-notify-state");
   if (!button) return;
+  if (!("Notification" in window)) {
+    if (state) state.textContent = " This browser has no notifications.";
+    return;
+  }
+  button.hidden = false;
   const show = () => {
-    const on = "Notification" in window && Notification.permission === "granted"
-      && localStorage.getItem(NOTIFY_KEY) === "on";
-    if (state) state.textContent = !("Notification" in window) ? " This browser has no notifications."
-      : on ? " On in this browser." : " Off in this browser.";
+    const on = Notification.permission === "granted" && localStorage.getItem(NOTIFY_KEY) === "on";
+    if (state) state.textContent = on ? " On in this browser." : "";
     button.textContent = on ? "Turn browser notifications off" : "Allow browser notifications";
   };
   button.addEventListener("click", async () => {
-    if (!("Notification" in window)) return;
     if (localStorage.getItem(NOTIFY_KEY) === "on") {
       localStorage.removeItem(NOTIFY_KEY);
     } else if ((await Notification.requestPermission()) === "granted") {
@@ -78,48 +144,100 @@ function browserNotifyOptIn() {
   show();
 }
 
-// Live orders: ask the API for changes and show a code as soon as it arrives.
-function watchOrders() {
-  const cards = () => Array.from(document.querySelectorAll("article.order[data-id]"))
-    .filter((c) => ["waiting", "received", "retry"].includes(c.dataset.status));
-  if (!cards().length) return;
-  const poll = async () => {
-    const live = cards();
-    if (!live.length) return;
-    try {
-      const res = await fetch("/api/v1/activations?limit=50", { headers: { Accept: "application/json" } });
-      if (!res.ok) return;
-      const data = await res.json();
-      let reload = false;
-      for (const card of live) {
-        const a = data.activations.find((x) => String(x.id) === card.dataset.id);
-        if (!a) continue;
-        if (a.status !== card.dataset.status) {
-          const st = card.querySelector(".state");
-          if (st) st.textContent = LABELS[a.status] || a.status;
-          if (!["waiting", "received", "retry"].includes(a.status)) reload = true;
-          // Buttons depend on the state: refresh them from the server.
-          if (a.status === "received" && card.dataset.status !== "received") reload = true;
-          card.dataset.status = a.status;
-        }
-        const box = card.querySelector(".code-box");
-        if (a.code && box && !box.querySelector(".code")) {
-          box.textContent = "";
-          const code = document.createElement("span");
-          code.className = "code";
-          code.textContent = a.code;
-          const copy = document.createElement("button");
-          copy.type = "button";
-          copy.textContent = "Copy code";
-          copy.setAttribute("data-copy", a.code);
-          box.append(code, " ", copy);
-          showNotification(`Code for ${a.service}`, `${a.code} (order #${a.id})`);
+// Live parts (dashboard and rentals page): ask /live, long-polled, and put each changed
+// card in place. No page reload, ever: a half-filled form stays as it is.
+const BASE_TITLE = document.title;
+function swapCard(old, html) {
+  const box = document.createElement("div");
+  box.innerHTML = html;
+  const fresh = box.firstElementChild;
+  if (!fresh) return null;
+  localizeTimes(fresh);
+  if (old) old.replaceWith(fresh);
+  return fresh;
+}
+
+function watchLive() {
+  const orderBox = document.getElementById("live-orders");
+  const rentalBox = document.getElementById("live-rentals");
+  if (!orderBox && !rentalBox) return;
+  let seen = "";
+  let failures = 0;
+  const ids = (box, sel) => (box ? Array.from(box.querySelectorAll(sel)).map((c) => c.dataset.id) : []);
+  const apply = (data) => {
+    syncClock(data.now);
+    const balance = document.getElementById("balance");
+    if (balance && balance.textContent !== data.balance) balance.textContent = data.balance;
+    if (orderBox) {
+      for (const o of data.orders) {
+        const old = orderBox.querySelector(`article.order[data-id="${o.id}"]`);
+        if (!old && !o.live) continue;
+        const hadCode = old ? old.dataset.code || "" : "";
+        if (old && old.dataset.status === o.status && hadCode === (o.code || "")) continue;
+        const fresh = swapCard(old, o.html);
+        if (!old && fresh) orderBox.prepend(fresh);
+        if (o.code && o.code !== hadCode) {
+          document.title = `Code ${o.code} · ${BASE_TITLE}`;
+          showNotification(`Code ${o.code}`, `${o.service}: ${o.code}`);
         }
       }
-      if (reload) setTimeout(() => location.reload(), 1500);
-    } catch (_) { /* offline for a moment: try again next tick */ }
+      const none = document.querySelector("#live .none-live");
+      if (none) none.hidden = orderBox.children.length > 0;
+    }
+    if (rentalBox) {
+      for (const r of data.rentals) {
+        const old = rentalBox.querySelector(`article.rental[data-id="${r.id}"]`);
+        if (old && old.dataset.status === r.status && Number(old.dataset.messages) === r.messages) continue;
+        if (old && Number(old.dataset.messages) < r.messages) {
+          document.title = `New SMS · ${BASE_TITLE}`;
+          showNotification("New SMS", "A new SMS reached your rented number.");
+        }
+        const fresh = swapCard(old, r.html);
+        if (!old && fresh) rentalBox.prepend(fresh);
+      }
+    }
+    tick();
   };
-  setInterval(poll, 2500);
+  const poll = async () => {
+    const q = new URLSearchParams({
+      orders: ids(orderBox, "article.order[data-id]").join(","),
+      rentals: ids(rentalBox, "article.rental[data-id]").join(","),
+      seen,
+      wait: "25",
+    });
+    try {
+      const res = await fetch(`/live?${q}`, { headers: { Accept: "application/json" } });
+      if (!res.ok || !(res.headers.get("Content-Type") || "").startsWith("application/json")) throw new Error(String(res.status));
+      const data = await res.json();
+      seen = data.state;
+      failures = 0;
+      apply(data);
+      setTimeout(poll, 300);
+    } catch (_) {
+      // Offline for a moment, or signed out: try again later, less often.
+      failures += 1;
+      setTimeout(poll, Math.min(30000, 2000 * failures));
+    }
+  };
+  poll();
+}
+
+// The rentals form: the price of the chosen service for the chosen length, before renting.
+function rentTotal() {
+  const form = document.getElementById("rent-form");
+  const out = document.getElementById("rent-total");
+  if (!form || !out) return;
+  const digits = Number(out.dataset.digits);
+  const show = () => {
+    const radio = form.querySelector("input[name=service]:checked");
+    const hours = Number(form.querySelector("select[name=hours]").value);
+    if (!radio) return;
+    const hour = Number(radio.closest("[data-hour]").dataset.hour);
+    const total = (hour * hours) / 10 ** digits;
+    out.textContent = `Price: ${total.toFixed(digits)} ${out.dataset.currency} for ${hours} hours.`;
+  };
+  form.addEventListener("change", show);
+  show();
 }
 
 // A top-up's page: go on to the gateway right after the form (?go=1), then follow the
@@ -159,8 +277,11 @@ function watchTopup() {
 }
 
 document.addEventListener("DOMContentLoaded", () => {
-  startCountdowns();
-  watchOrders();
+  localizeTimes();
+  startFilters();
+  startTicker();
+  watchLive();
+  rentTotal();
   watchTopup();
   browserNotifyOptIn();
 });

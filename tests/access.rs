@@ -14,7 +14,7 @@ use common::{Client, TestServer};
 use serde_json::Value;
 
 /// Routes anyone may open (public pages, health, assets, catalogues, sign-in flows).
-const OPEN: [&str; 35] = [
+const OPEN: [&str; 36] = [
     "/",
     "/healthz",
     // Its own bearer token (metrics_token), checked by the handler; 404 when unset.
@@ -39,6 +39,8 @@ const OPEN: [&str; 35] = [
     "/abuse",
     "/abuse/sent",
     "/transparency",
+    // The public price list.
+    "/prices",
     "/appeal",
     "/appeal/{token}",
     "/assets/{*path}",

@@ -42,6 +42,13 @@ fn card_code(html: &str, id: i64) -> Option<String> {
     between(&card, "<span class=\"code\">", "</span>").map(str::to_string)
 }
 
+/// The code shown in the history table's row of order `id`.
+fn history_code(html: &str, id: i64) -> Option<String> {
+    let start = html.find(&format!("<tr data-id=\"{id}\""))?;
+    let len = html[start..].find("</tr>")?;
+    between(&html[start..start + len], "<code>", "</code>").map(str::to_string)
+}
+
 /// The ids of the order cards on a page, in page order.
 fn card_ids(html: &str) -> Vec<i64> {
     html.split("<article class=\"card order\" data-id=\"")
@@ -101,16 +108,20 @@ fn demo_flow_order_code_complete_then_cancel_and_refund() {
     assert_eq!(r.status, 303, "{}", r.text());
     let dash = web.get("/dashboard").text();
     assert_eq!(balance_shown(&dash), "50.00 USD");
-    // The simulator supplies every pair, so the form offers Telegram as orderable.
-    let option = between(&dash, "<option value=\"tg\"", "</option>").expect("tg offered");
+    // The simulator supplies every pair, so the form offers Telegram as orderable, with its
+    // price, stock and success rate ("new": no order ended yet).
+    let row = between(&dash, "data-service=\"tg\">", "</label>").expect("tg offered");
     assert!(
-        !option.contains("disabled"),
-        "Telegram cannot be chosen on the demo dashboard: {option}"
+        !row.contains("disabled"),
+        "Telegram cannot be chosen on the demo dashboard: {row}"
     );
-    assert!(
-        option.contains(&format!("Telegram — {}", usd(price))),
-        "{option}"
-    );
+    assert!(row.contains(">Telegram"), "{row}");
+    assert!(row.contains(&usd(price)), "{row}");
+    assert!(row.contains(" in stock"), "{row}");
+    assert!(row.contains(">new<"), "{row}");
+    // A new visitor to the history sees the empty table's text, and the dashboard no next
+    // step (the demo customer has money).
+    assert!(!dash.contains("id=\"next-step\""), "{dash}");
 
     // Order from the dashboard form.
     let country = COUNTRY.to_string();
@@ -121,7 +132,14 @@ fn demo_flow_order_code_complete_then_cancel_and_refund() {
     );
     assert_eq!(r.status, 303, "{}", r.text());
     assert_eq!(r.location(), Some("/dashboard?country=6"));
+    let dash = web.get("/dashboard?country=6").text();
+    assert!(
+        dash.contains(&format!("{} charged.", usd(price))) && dash.contains("class=\"flash ok\""),
+        "the order's flash names the money moved: {dash}"
+    );
+    // Shown once: a refresh shows no flash.
     let dash = web.get("/dashboard").text();
+    assert!(!dash.contains("class=\"flash ok\""), "{dash}");
     let ids = card_ids(&dash);
     assert_eq!(ids.len(), 1, "one live order on the dashboard");
     let first = ids[0];
@@ -173,10 +191,47 @@ fn demo_flow_order_code_complete_then_cancel_and_refund() {
     assert_eq!(card_status(&dash, first).as_deref(), Some("received"));
     assert_eq!(card_code(&dash, first).as_deref(), Some(code.as_str()));
     assert_eq!(
-        card_code(&web.get("/orders").text(), first).as_deref(),
+        history_code(&web.get("/orders").text(), first).as_deref(),
         Some(code.as_str())
     );
-    // What the dashboard's script polls, with the session cookie.
+    // What the dashboard's script long-polls, with the session cookie: the balance and each
+    // order's card, rendered by the server.
+    let live = web
+        .request(
+            "GET",
+            &format!("/live?orders={first}"),
+            &[("Accept", "application/json")],
+            b"",
+        )
+        .json();
+    assert_eq!(live["orders"][0]["id"], first);
+    assert_eq!(live["orders"][0]["code"], code.as_str());
+    assert_eq!(live["orders"][0]["status"], "received");
+    let html = live["orders"][0]["html"].as_str().unwrap();
+    assert!(
+        html.contains(&format!("<span class=\"code\">{code}</span>")),
+        "{html}"
+    );
+    assert!(
+        html.contains(&format!("/orders/{first}/complete")),
+        "{html}"
+    );
+    assert_eq!(live["balance"], usd(DEMO_BALANCE - price));
+    // Asked again with the state it showed and no wait, the same answer comes at once.
+    let state_seen = live["state"].as_str().unwrap().to_string();
+    let again = web
+        .request(
+            "GET",
+            &format!(
+                "/live?orders={first}&seen={}",
+                state_seen.replace(';', "%3B").replace(':', "%3A")
+            ),
+            &[("Accept", "application/json")],
+            b"",
+        )
+        .json();
+    assert_eq!(again["state"], live["state"]);
+    // The native API still answers the session too.
     let polled = web
         .request(
             "GET",
@@ -191,6 +246,8 @@ fn demo_flow_order_code_complete_then_cancel_and_refund() {
     // Complete it from the dashboard: the price stays charged, exactly once.
     let r = web.submit("/dashboard", &format!("/orders/{first}/complete"), &[]);
     assert_eq!(r.status, 303, "{}", r.text());
+    let done = web.follow(&r).text();
+    assert!(done.contains("Completed +"), "{done}");
     assert_eq!(state(&mut api, first), ("completed".into(), Some(code)));
     let wallet = web.get("/wallet").text();
     assert_eq!(balance_shown(&wallet), usd(DEMO_BALANCE - price));
@@ -222,6 +279,11 @@ fn demo_flow_order_code_complete_then_cancel_and_refund() {
     server.advance_clock(5);
     let r = web.submit("/dashboard", &cancel, &[]);
     assert_eq!(r.status, 303, "{}", r.text());
+    let done = web.follow(&r).text();
+    assert!(
+        done.contains(&format!("{} refunded.", usd(price))),
+        "the cancel's flash names the refund: {done}"
+    );
     assert_eq!(state(&mut api, second), ("canceled".into(), None));
     let wallet = web.get("/wallet").text();
     assert_eq!(balance_shown(&wallet), usd(DEMO_BALANCE - price));
@@ -403,7 +465,7 @@ fn expiry_refunds_and_sms_are_purged_after_the_retention() {
     assert_eq!(server.stored_messages(with_sms), 1);
     assert_eq!(state(&mut api, with_sms).1.as_deref(), Some("54321"));
     assert_eq!(
-        card_code(&web.get("/orders").text(), with_sms).as_deref(),
+        history_code(&web.get("/orders").text(), with_sms).as_deref(),
         Some("54321")
     );
 

@@ -50,6 +50,23 @@ tests/packaging.sh
 cargo build
 OTPBOX_BIN="$PWD/target/debug/otpbox" "$venv/bin/python" -m pytest -q tests/compat
 
+# == Browser suite ==
+# Real headless Chromium (Debian's `chromium`, driven by Playwright from PyPI, which never
+# downloads a browser of its own) through the customer pages at 1280 and 390 px.
+echo "== Browser suite (tests/browser)"
+chromium="${CHROMIUM:-/usr/bin/chromium}"
+if [ ! -x "$chromium" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq && apt-get install -y -qq chromium >/dev/null || true
+fi
+if [ -x "$chromium" ]; then
+    PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 "$venv/bin/python" -m pip install -q \
+        --disable-pip-version-check -r tests/browser/requirements.txt
+    CHROMIUM="$chromium" OTPBOX_BIN="$PWD/target/debug/otpbox" \
+        "$venv/bin/python" -m pytest -q tests/browser
+else
+    echo "SKIPPED: chromium not installable (no $chromium, and apt-get could not install it)"
+fi
+
 # == Schemathesis ==
 # Every operation of /api/v1/openapi.json, generated from the document, with a customer's and
 # an administrator's API key and all of schemathesis' checks; any failure fails the suite.

@@ -33,6 +33,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0015_payments.sql"),
     include_str!("migrations/0016_identity.sql"),
     include_str!("migrations/0017_stats.sql"),
+    include_str!("migrations/0018_history.sql"),
     include_str!("migrations/0019_admin.sql"),
 ];
 

@@ -457,7 +457,7 @@ fn partner_paths(conn: &mut Connection) {
 /// them, each on its first page and on a page deep in the history.
 fn lists(conn: &mut Connection) {
     use crate::domain::base::audit::{self, AuditFilter};
-    use crate::domain::market::activations::{OrderBy, Status};
+    use crate::domain::market::activations::{HistoryFilter, OrderBy, Status};
     use crate::domain::market::earnings;
     use crate::domain::supply::payouts;
     let now = NOW;
@@ -480,6 +480,43 @@ fn lists(conn: &mut Connection) {
         activations::list_before(conn, 1, &statuses, Some(deep), 51).unwrap();
     }
     activations::list_live(conn, 1, 100, 0).unwrap();
+    // The customer's history page and its CSV with each filter, first page and deep; the
+    // order form's recent services.
+    for filter in [
+        HistoryFilter::default(),
+        HistoryFilter {
+            status: Some(Status::Retry),
+            ..Default::default()
+        },
+        HistoryFilter {
+            service: Some("tg".into()),
+            ..Default::default()
+        },
+        HistoryFilter {
+            service: Some("wa".into()),
+            status: Some(Status::Completed),
+            ..Default::default()
+        },
+        HistoryFilter {
+            country: Some(6),
+            ..Default::default()
+        },
+        HistoryFilter {
+            country: Some(22),
+            service: Some("tg".into()),
+            ..Default::default()
+        },
+        HistoryFilter {
+            country: Some(6),
+            service: Some("tg".into()),
+            status: Some(Status::Expired),
+        },
+    ] {
+        let page = activations::history(conn, 1, &filter, None, 51).unwrap();
+        let deep = page.last().map_or(1000, |a| a.id - 150_000);
+        activations::history(conn, 1, &filter, Some(deep), 51).unwrap();
+    }
+    activations::recent_services(conn, 1, 5).unwrap();
     activations::created_between(conn, 1, 0, i64::MAX, 100, 0).unwrap();
     activations::created_between(conn, 1, NOW - 250_000_000, NOW - 200_000_000, 100, 50).unwrap();
     activations::page_recent(conn, 1, OrderBy::Price, true, 500, 0).unwrap();

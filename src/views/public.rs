@@ -29,6 +29,8 @@ pub fn landing(nav: &Nav, op: &Operator<'_>) -> Markup {
                         " "
                         a href="/login" { "Log in" }
                     }
+                    " · "
+                    a #see-prices href="/prices" { "See prices" }
                 }
             }
             section.grid3 {

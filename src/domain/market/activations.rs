@@ -229,6 +229,109 @@ pub fn list_before(
     Ok(all)
 }
 
+/// What the order history is narrowed to (every part optional).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HistoryFilter {
+    pub status: Option<Status>,
+    pub service: Option<String>,
+    pub country: Option<i64>,
+}
+
+/// Every status, for merging one index range per status.
+pub const ALL_STATUSES: [Status; 6] = [
+    Status::Waiting,
+    Status::Received,
+    Status::Retry,
+    Status::Completed,
+    Status::Canceled,
+    Status::Expired,
+];
+
+/// An account's orders newest first through `filter`, `limit` of them older than order
+/// `before`: keyset paging like [`list_before`]. A service or country filter reads one range
+/// per status of `activations_user_service` (user, service, status, id),
+/// `activations_user_country` (user, country, status, id) or, with both,
+/// `activations_user_country_service` (migration 18), merged here, so a page costs its
+/// `limit` per status whatever the history's length.
+pub fn history(
+    conn: &Connection,
+    user_id: i64,
+    filter: &HistoryFilter,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<Activation>> {
+    let statuses: Vec<Status> = match filter.status {
+        Some(s) => vec![s],
+        None => ALL_STATUSES.to_vec(),
+    };
+    let before = before.unwrap_or(i64::MAX);
+    let (index, columns, keys): (&str, &str, Vec<rusqlite::types::Value>) =
+        match (&filter.service, filter.country) {
+            (Some(s), Some(c)) => (
+                "activations_user_country_service",
+                "country_id = ?5 AND service = ?6",
+                vec![c.into(), s.clone().into()],
+            ),
+            (Some(s), None) => (
+                "activations_user_service",
+                "service = ?5",
+                vec![s.clone().into()],
+            ),
+            (None, Some(c)) => (
+                "activations_user_country",
+                "country_id = ?5",
+                vec![c.into()],
+            ),
+            (None, None) => {
+                let only: Vec<Status> = filter.status.into_iter().collect();
+                return list_before(conn, user_id, &only, Some(before), limit);
+            }
+        };
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLS} FROM activations INDEXED BY {index} WHERE user_id = ?1 AND status = ?2 \
+         AND id < ?3 AND {columns} ORDER BY id DESC LIMIT ?4"
+    ))?;
+    let mut all: Vec<Activation> = Vec::new();
+    for s in statuses {
+        let mut values: Vec<rusqlite::types::Value> = vec![
+            user_id.into(),
+            s.as_str().to_string().into(),
+            before.into(),
+            limit.into(),
+        ];
+        values.extend(keys.iter().cloned());
+        let rows = stmt.query_map(rusqlite::params_from_iter(values), from_row)?;
+        for r in rows {
+            all.push(r?);
+        }
+    }
+    all.sort_by_key(|a| std::cmp::Reverse(a.id));
+    all.truncate(limit.max(0) as usize);
+    Ok(all)
+}
+
+/// The services an account ordered lately, most recent first, each once: read from its
+/// newest `RECENT_ORDERS` orders (`activations_user`), so the cost never grows with history.
+pub fn recent_services(conn: &Connection, user_id: i64, max: usize) -> Result<Vec<String>> {
+    const RECENT_ORDERS: i64 = 40;
+    let mut stmt = conn.prepare_cached(
+        "SELECT service FROM activations INDEXED BY activations_user WHERE user_id = ?1 \
+         ORDER BY id DESC LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![user_id, RECENT_ORDERS], |r| r.get::<_, String>(0))?;
+    let mut out: Vec<String> = Vec::new();
+    for r in rows {
+        let s = r?;
+        if !out.contains(&s) {
+            out.push(s);
+            if out.len() >= max {
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// A user's activations created within `[from, to]` (inclusive), newest first, `limit` from
 /// `offset` through `activations_user_created`: a time range anywhere in a long history
 /// costs its offset and page, not the orders after it. Callers bound `offset`.
@@ -325,23 +428,6 @@ pub fn ended_as_used(conn: &Connection, id: i64) -> Result<bool> {
         .query_row(params![id, NUMBER_USED_NOTE], |_| Ok(()))
         .optional()?
         .is_some())
-}
-
-/// Per (country, service): orders completed and orders ended among those that expire(d)
-/// after `since`, for success rates.
-pub fn outcomes_since(
-    conn: &Connection,
-    since: Timestamp,
-) -> Result<std::collections::HashMap<(i64, String), (i64, i64)>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT country_id, service, SUM(status = 'completed'), COUNT(*) FROM activations \
-         WHERE status IN ('completed', 'canceled', 'expired') AND expires_at >= ?1 \
-         GROUP BY country_id, service",
-    )?;
-    let rows = stmt.query_map([since], |r| {
-        Ok(((r.get(0)?, r.get(1)?), (r.get(2)?, r.get(3)?)))
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 pub fn count_live(conn: &Connection, user_id: i64) -> Result<i64> {
@@ -1716,7 +1802,63 @@ mod tests {
     }
 
     #[test]
-    fn pages_sort_count_and_outcomes_add_up() {
+    fn history_filters_page_by_keyset_and_recent_services_come_newest_first() {
+        let mut w = world(10_000);
+        let wa = OrderRequest {
+            service: "wa".into(),
+            ..tg()
+        };
+        let a = w.order(&tg(), T0).unwrap();
+        let b = w.order(&wa, T0).unwrap();
+        cancel(
+            &w.conn,
+            w.user.id,
+            b.id,
+            CancelReason::Cancel,
+            &POLICY,
+            T0 + 200,
+        )
+        .unwrap();
+        let c = w.order(&tg(), T0 + 300).unwrap();
+        let ids = |v: Vec<Activation>| v.iter().map(|a| a.id).collect::<Vec<_>>();
+        let h = |f: HistoryFilter, before: Option<i64>, limit: i64| {
+            ids(history(&w.conn, w.user.id, &f, before, limit).unwrap())
+        };
+        assert_eq!(h(HistoryFilter::default(), None, 10), [c.id, b.id, a.id]);
+        assert_eq!(h(HistoryFilter::default(), Some(c.id), 1), [b.id]);
+        let tg_only = HistoryFilter {
+            service: Some("tg".into()),
+            ..Default::default()
+        };
+        assert_eq!(h(tg_only.clone(), None, 10), [c.id, a.id]);
+        assert_eq!(h(tg_only.clone(), None, 1), [c.id]);
+        assert_eq!(h(tg_only, Some(c.id), 10), [a.id]);
+        let canceled_wa = HistoryFilter {
+            status: Some(Status::Canceled),
+            service: Some("wa".into()),
+            country: Some(6),
+        };
+        assert_eq!(h(canceled_wa, None, 10), [b.id]);
+        let elsewhere = HistoryFilter {
+            country: Some(22),
+            ..Default::default()
+        };
+        assert_eq!(h(elsewhere, None, 10), Vec::<i64>::new());
+        let waiting_in_6 = HistoryFilter {
+            status: Some(Status::Waiting),
+            country: Some(6),
+            ..Default::default()
+        };
+        assert_eq!(h(waiting_in_6, None, 10), [c.id, a.id]);
+        assert_eq!(
+            recent_services(&w.conn, w.user.id, 5).unwrap(),
+            ["tg", "wa"]
+        );
+        assert_eq!(recent_services(&w.conn, w.user.id, 1).unwrap(), ["tg"]);
+    }
+
+    #[test]
+    fn pages_sort_and_count_add_up() {
         let mut w = world(10_000);
         let a = w.order(&tg(), T0).unwrap();
         let b = w
@@ -1737,14 +1879,6 @@ mod tests {
         let by_service = page_recent(&w.conn, w.user.id, OrderBy::Service, false, 10, 0).unwrap();
         assert_eq!(ids(by_service), [a.id, c.id, b.id]);
         assert_eq!(count_recent(&w.conn, w.user.id).unwrap(), 3);
-
-        w.sms(&a.phone, "Telegram code: 12345", T0 + 5);
-        complete(&w.conn, w.user.id, a.id, &POLICY, T0 + 10).unwrap();
-        expire_due(&w.conn, &POLICY, T0 + 2000).unwrap();
-        let outcomes = outcomes_since(&w.conn, T0).unwrap();
-        assert_eq!(outcomes.get(&(6, "tg".to_string())), Some(&(1, 2)));
-        assert_eq!(outcomes.get(&(6, "wa".to_string())), Some(&(0, 1)));
-        assert!(outcomes_since(&w.conn, T0 + 5000).unwrap().is_empty());
     }
     /// The simulator's numbers of a country stay a bounded pool however many orders it
     /// serves: with no reuse for a service (cooldown 0 = never), it recycles its least

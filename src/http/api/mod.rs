@@ -23,6 +23,7 @@ use crate::domain::market::activations::{
     self, Activation, CancelReason, OrderRequest, Placed, Status,
 };
 use crate::domain::market::rentals::{self, RentRequest, Rental};
+use crate::domain::supply::stats;
 use crate::domain::{
     accounts::apikeys, base::audit, market::catalogue, market::inbox, market::vouchers,
     market::wallet, Error,
@@ -236,13 +237,30 @@ fn get_catalogue(ctx: &mut Ctx<'_>, req: &Request) -> Response {
             .filter(|s| s.enabled)
             .map(|s| json!({"code": s.code, "name": s.name}))
             .collect();
-        let offers = catalogue::offers(
+        let rates = match country {
+            Some(c) => stats::success_in(ctx.db, c)?,
+            None => stats::success_table(ctx.db)?,
+        };
+        let offers: Vec<Value> = catalogue::offers(
             ctx.db,
             country,
             service.as_deref(),
             ctx.app.config.reuse_cooldown,
             now,
-        )?;
+        )?
+        .into_iter()
+        .map(|o| {
+            let rate = rates.get(o.country, &o.service);
+            json!({
+                "country": o.country,
+                "service": o.service,
+                "price_minor": o.price_minor,
+                "rent_hour_minor": o.rent_hour_minor,
+                "stock": o.stock,
+                "success_rate": success_json(&rate),
+            })
+        })
+        .collect();
         Ok(json!({
             "currency": ctx.app.config.currency,
             "countries": countries,
@@ -254,6 +272,11 @@ fn get_catalogue(ctx: &mut Ctx<'_>, req: &Request) -> Response {
         Ok(v) => Response::json(200, &v),
         Err(e) => error(&e),
     }
+}
+
+/// A 7-day success rate as the API shows it (`SuccessRate` in the document).
+pub fn success_json(r: &stats::Rate) -> Value {
+    json!({"orders": r.orders, "coded": r.coded.clamp(0, r.orders), "percent": r.percent()})
 }
 
 fn get_balance(ctx: &mut Ctx<'_>, _req: &Request, user: &User) -> Response {

@@ -26,6 +26,7 @@ pub fn routes(r: &mut Router) {
     supply::partners::routes(r);
     trust::lifecycle::routes(r);
     market::orders::routes(r);
+    market::prices::routes(r);
     market::payments::routes(r);
     supply::operator::routes(r);
     accounts::second_factor::routes(r);

@@ -5,4 +5,5 @@ pub mod admin_catalogue;
 pub mod admin_orders;
 pub mod orders;
 pub mod payments;
+pub mod prices;
 pub mod webhooks;

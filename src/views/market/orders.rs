@@ -5,11 +5,12 @@ use maud::{html, Markup};
 
 use crate::domain::accounts::apikeys::ApiKey;
 use crate::domain::base::money::Money;
-use crate::domain::market::activations::{Activation, Status};
-use crate::domain::market::catalogue::{Country, Offer, Service};
+use crate::domain::market::activations::{Activation, HistoryFilter, Status};
+use crate::domain::market::catalogue::{Country, Operator, Service};
 use crate::domain::market::inbox::Message;
 use crate::domain::market::rentals::{Rental, Status as RentalStatus};
 use crate::domain::market::wallet::Entry;
+use crate::domain::supply::stats::Rate;
 use crate::views::{csrf, flash, page, time, Flash, Kept, Nav};
 
 /// Money formatting for this install.
@@ -30,6 +31,35 @@ pub struct OrderCard {
     pub messages: Vec<Message>,
     pub country_name: String,
     pub service_name: String,
+    /// When cancelling (or reporting the number used) opens: the early-cancel window.
+    pub cancel_at: i64,
+}
+
+/// "87% success" or "new" (fewer than 10 orders ended in the last 7 days).
+pub fn rate_label(r: &Rate) -> String {
+    match r.percent() {
+        Some(p) => format!("{p}% success"),
+        None => "new".into(),
+    }
+}
+
+fn rate_title(r: &Rate) -> String {
+    format!(
+        "Last 7 days: {} of {} orders got a code",
+        r.coded.clamp(0, r.orders),
+        r.orders
+    )
+}
+
+/// One service as the order form lists it for the chosen country.
+pub struct ServiceRow {
+    pub code: String,
+    pub name: String,
+    pub price_minor: i64,
+    pub stock: i64,
+    pub rate: Rate,
+    /// Among the account's recent services (listed first).
+    pub recent: bool,
 }
 
 pub struct Dashboard<'a> {
@@ -38,48 +68,99 @@ pub struct Dashboard<'a> {
     pub verified: bool,
     pub countries: &'a [Country],
     pub country: i64,
-    pub services: &'a [Service],
-    pub offers: &'a [Offer],
+    pub operators: &'a [Operator],
+    /// Recent services first, then the popular ones, then by name.
+    pub rows: Vec<ServiceRow>,
     pub live: Vec<OrderCard>,
     pub now: i64,
     /// What was typed into the order form before it failed.
     pub kept: &'a Kept,
 }
 
+/// A search box that filters the rows of `list` as one types (shown only with the script;
+/// without it the whole list is there).
+fn filter_box(list: &str, placeholder: &str, label: &str) -> Markup {
+    html! {
+        input.filter type="search" data-filter=(list) placeholder=(placeholder) aria-label=(label) autocomplete="off" hidden;
+    }
+}
+
+/// The country picker: the chosen one, and every country as a link (searchable).
+fn country_picker(countries: &[Country], current: i64, base: &str) -> Markup {
+    let chosen = countries.iter().find(|c| c.id == current);
+    html! {
+        div.country-pick {
+            p.chosen { "Country: " strong #country-name { @if let Some(c) = chosen { (c.name) " (+" (c.prefix) ")" } @else { "none" } } }
+            details #countries {
+                summary { "Change country" }
+                (filter_box("#country-list", "Type a country, e.g. Indonesia", "Search countries"))
+                ul.pick #country-list {
+                    @for c in countries {
+                        li data-search=(format!("{} {} +{} {}", c.name.to_lowercase(), c.iso, c.prefix, c.id)) {
+                            a href=(format!("{base}?country={}", c.id)) aria-current=[(c.id == current).then_some("true")] { (c.name) " " span.muted { "+" (c.prefix) } }
+                        }
+                    }
+                }
+                p.muted.filter-none hidden { "No country matches." }
+            }
+        }
+    }
+}
+
 fn order_form(d: &Dashboard<'_>, token: &str) -> Markup {
+    let country_name = d
+        .countries
+        .iter()
+        .find(|c| c.id == d.country)
+        .map(|c| c.name.as_str())
+        .unwrap_or("this country");
+    let in_stock = d.rows.iter().any(|r| r.stock > 0);
+    let kept_service = d.kept.get("service");
+    let preselect = kept_service.map(str::to_string).or_else(|| {
+        d.rows
+            .iter()
+            .find(|r| r.recent && r.stock > 0)
+            .map(|r| r.code.clone())
+    });
     html! {
         section.card #order {
             h2 { "Order a number" }
-            form.picker method="get" action="/dashboard" {
-                label { "Country"
-                    select name="country" data-autosubmit="1" {
-                        @for c in d.countries {
-                            option value=(c.id) selected[c.id == d.country] { (c.name) " (+" (c.prefix) ")" }
-                        }
-                    }
-                }
-                noscript { button.secondary type="submit" { "Show prices" } }
+            (country_picker(d.countries, d.country, "/dashboard"))
+            @if !in_stock {
+                p.notice #no-stock { "Nothing is in stock in " (country_name) " now. Choose another country, or try again later." }
             }
-            @if d.offers.is_empty() {
-                p.muted { "Nothing is for sale in this country now." }
-            } @else {
-                form method="post" action="/orders" {
-                    (csrf(token))
-                    input type="hidden" name="country" value=(d.country);
-                    label { "Service"
-                        select name="service" required {
-                            @for o in d.offers {
-                                @let name = d.services.iter().find(|s| s.code == o.service).map(|s| s.name.as_str()).unwrap_or(o.service.as_str());
-                                option value=(o.service) disabled[o.stock == 0] selected[d.kept.get("service") == Some(o.service.as_str())] {
-                                    (name) " — " (d.cur.fmt(o.price_minor)) " · " (o.stock) " in stock"
-                                }
+            form #order-form method="post" action="/orders" {
+                (csrf(token))
+                input type="hidden" name="country" value=(d.country);
+                fieldset.services {
+                    legend { "Service" }
+                    (filter_box("#service-list", "Type a service, e.g. Telegram or tg", "Search services"))
+                    div.pick-list #service-list {
+                        @for r in &d.rows {
+                            label.pick-row data-search=(format!("{} {}", r.name.to_lowercase(), r.code)) data-service=(r.code) {
+                                input type="radio" name="service" value=(r.code) required disabled[r.stock <= 0] checked[preselect.as_deref() == Some(r.code.as_str()) && r.stock > 0];
+                                span.name { (r.name) @if r.recent { " " span.badge { "recent" } } }
+                                span.price { (d.cur.fmt(r.price_minor)) }
+                                span.stock { @if r.stock > 0 { (r.stock) " in stock" } @else { "out of stock" } }
+                                span.rate title=(rate_title(&r.rate)) { (rate_label(&r.rate)) }
                             }
                         }
                     }
-                    label { "Maximum price (optional)" input type="text" name="max_price" inputmode="decimal" placeholder="e.g. 1.00" value=(d.kept.or("max_price", "")); }
-                    button type="submit" disabled[!d.verified] { "Order" }
-                    @if !d.verified { p.muted { "Confirm your e-mail address to order." } }
+                    p.muted.filter-none hidden { "No service matches." }
                 }
+                @if !d.operators.is_empty() {
+                    label { "Operator"
+                        select name="operator" {
+                            option value="" { "Any operator" }
+                            @for o in d.operators {
+                                option value=(o.code) selected[d.kept.get("operator") == Some(o.code.as_str())] { (o.name) }
+                            }
+                        }
+                    }
+                }
+                label { "Maximum price (optional)" input type="text" name="max_price" inputmode="decimal" placeholder="e.g. 1.00" value=(d.kept.or("max_price", "")); }
+                button type="submit" disabled[!d.verified || !in_stock] { "Order" }
+                @if !d.verified { p.muted { "Confirm your e-mail address to order." } }
             }
         }
     }
@@ -96,11 +177,17 @@ pub fn status_label(s: Status) -> &'static str {
     }
 }
 
+/// "m:ss".
+fn clock_left(secs: i64) -> String {
+    let s = secs.max(0);
+    format!("{}:{:02}", s / 60, s % 60)
+}
+
 pub fn order_card(o: &OrderCard, token: &str, cur: &Cur, now: i64) -> Markup {
     let a = &o.a;
     let code = o.messages.iter().rev().find_map(|m| m.code.clone());
     html! {
-        article.card.order data-id=(a.id) data-status=(a.status.as_str()) {
+        article.card.order data-id=(a.id) data-status=(a.status.as_str()) data-code=[code.as_deref()] {
             div.order-head {
                 span.phone { "+" (a.phone) }
                 button.link type="button" data-copy=(format!("+{}", a.phone)) { "Copy" }
@@ -108,7 +195,7 @@ pub fn order_card(o: &OrderCard, token: &str, cur: &Cur, now: i64) -> Markup {
             }
             p.status { span.state { (status_label(a.status)) }
                 @if a.status.is_live() {
-                    " · " span.countdown data-expires=(a.expires_at) data-now=(now) { ((a.expires_at - now).max(0) / 60) " min left" }
+                    " · " span.countdown data-expires=(a.expires_at) data-now=(now) { (clock_left(a.expires_at - now)) " left" }
                 }
             }
             div.code-box {
@@ -130,11 +217,12 @@ pub fn order_card(o: &OrderCard, token: &str, cur: &Cur, now: i64) -> Markup {
             @if a.status.is_live() {
                 div.actions {
                     @if a.code_at.is_some() {
-                        (action(a.id, "complete", "Complete", token, ""))
-                        @if a.status == Status::Received { (action(a.id, "retry", "Another SMS", token, "secondary")) }
+                        (action(a.id, "complete", "Complete", token, "", None))
+                        @if a.status == Status::Received { (action(a.id, "retry", "Another SMS", token, "secondary", None)) }
                     } @else {
-                        (action(a.id, "cancel", "Cancel", token, "secondary"))
-                        (action(a.id, "used", "Number already used", token, "secondary"))
+                        @let wait = (now < o.cancel_at).then_some((o.cancel_at, now));
+                        (action(a.id, "cancel", "Cancel", token, "secondary", wait))
+                        (action(a.id, "used", "Number already used", token, "secondary", wait))
                     }
                 }
             }
@@ -142,11 +230,42 @@ pub fn order_card(o: &OrderCard, token: &str, cur: &Cur, now: i64) -> Markup {
     }
 }
 
-fn action(id: i64, what: &str, label: &str, token: &str, class: &str) -> Markup {
+/// An order's action button; `wait` = (opens at, now) keeps it disabled with a countdown
+/// until then (the script enables it when the time comes).
+fn action(
+    id: i64,
+    what: &str,
+    label: &str,
+    token: &str,
+    class: &str,
+    wait: Option<(i64, i64)>,
+) -> Markup {
     html! {
         form.inline method="post" action=(format!("/orders/{id}/{what}")) {
             (csrf(token))
-            button class=(class) type="submit" { (label) }
+            @if let Some((at, now)) = wait {
+                button class=(class) type="submit" disabled data-opens-at=(at) data-now=(now) data-label=(label) {
+                    (label) " in " (clock_left(at - now))
+                }
+            } @else {
+                button class=(class) type="submit" { (label) }
+            }
+        }
+    }
+}
+
+/// The dashboard's next step for an account without money.
+fn first_steps(d: &Dashboard<'_>) -> Markup {
+    html! {
+        @if d.balance_minor <= 0 {
+            section.card.notice #next-step {
+                h2 { "Next step: add money" }
+                p { "Your balance is " (d.cur.fmt(d.balance_minor)) ". An order is paid from it and refunded when no code arrives." }
+                p.actions {
+                    a.button href="/wallet#topup" { "Top up" }
+                    a.button.secondary href="/wallet#redeem" { "Redeem a voucher" }
+                }
+            }
         }
     }
 }
@@ -168,45 +287,134 @@ pub fn dashboard(
             }
             (flash(f))
             (notice)
+            (first_steps(d))
             (order_form(d, token))
             section #live data-live-count=(d.live.len()) {
-                h2 { "Active orders" }
-                @if d.live.is_empty() {
-                    p.muted { "No active orders." }
+                div.row-head {
+                    h2 { "Active orders" }
+                    span.notify-opt-in { button.link #browser-notify type="button" hidden { "Allow browser notifications" } span.muted #browser-notify-state {} }
                 }
-                @for o in &d.live {
-                    (order_card(o, token, &d.cur, d.now))
+                p.muted.none-live hidden[!d.live.is_empty()] { "No active orders." }
+                div #live-orders {
+                    @for o in &d.live {
+                        (order_card(o, token, &d.cur, d.now))
+                    }
                 }
             }
-            p { a href="/orders" { "Order history" } " · " a href="/rentals" { "Rentals" } " · " a href="/keys" { "API keys" } }
+            p { a href="/orders" { "Order history" } " · " a href="/rentals" { "Rentals" } " · " a href="/keys" { "API keys" } " · " a href="/prices" { "Price list" } }
         },
     )
 }
 
-/// The order history, newest first; `older` is the `before=` of the next page, and
-/// `not_first` links back to the newest orders.
-pub fn history(
-    nav: &Nav,
-    token: &str,
-    cards: &[OrderCard],
-    cur: &Cur,
-    now: i64,
-    not_first: bool,
-    older: Option<i64>,
-) -> Markup {
-    page(
-        "Order history",
-        nav,
-        html! {
+/// One order as a row of the history table.
+pub struct HistoryRow {
+    pub a: Activation,
+    pub code: Option<String>,
+    pub country_name: String,
+    pub service_name: String,
+}
+
+/// The history page: rows, the filter (with the choices it offers) and paging.
+pub struct History<'a> {
+    pub rows: &'a [HistoryRow],
+    pub filter: &'a HistoryFilter,
+    pub countries: &'a [Country],
+    pub services: &'a [Service],
+    /// The filter as a query string (`status=…&service=…`), empty without one.
+    pub query: String,
+    pub not_first: bool,
+    /// The `before=` of the next page.
+    pub older: Option<i64>,
+}
+
+pub const HISTORY_STATUSES: [(&str, &str); 7] = [
+    ("", "Any status"),
+    ("waiting", "Waiting for SMS"),
+    ("received", "Code received"),
+    ("retry", "Waiting for another SMS"),
+    ("completed", "Completed"),
+    ("canceled", "Canceled"),
+    ("expired", "Expired"),
+];
+
+/// The order history, newest first, filtered; a table that scrolls in its own box.
+fn history(h: &History<'_>, cur: &Cur) -> Markup {
+    let join = |extra: String| -> String {
+        match (h.query.is_empty(), extra.is_empty()) {
+            (true, _) => extra,
+            (false, true) => h.query.clone(),
+            (false, false) => format!("{}&{extra}", h.query),
+        }
+    };
+    let status = h.filter.status.map(|s| s.as_str()).unwrap_or("");
+    let csv = {
+        let q = join(String::new());
+        if q.is_empty() {
+            "/orders.csv".to_string()
+        } else {
+            format!("/orders.csv?{q}")
+        }
+    };
+    html! {
+        div.row-head {
             h1 { "Order history" }
-            @if cards.is_empty() { p.muted { "No orders yet." } }
-            @for o in cards { (order_card(o, token, cur, now)) }
-            p {
-                @if not_first { a href="/orders" { "Newest" } " " }
-                @if let Some(id) = older { a href=(format!("/orders?before={id}")) { "Older" } }
+            a.button.secondary #csv href=(csv) download { "Export CSV" }
+        }
+        form.filters method="get" action="/orders" {
+            label { "Status"
+                select name="status" {
+                    @for (v, l) in HISTORY_STATUSES { option value=(v) selected[v == status] { (l) } }
+                }
             }
-        },
-    )
+            label { "Service"
+                select name="service" {
+                    option value="" { "Any service" }
+                    @for s in h.services { option value=(s.code) selected[h.filter.service.as_deref() == Some(s.code.as_str())] { (s.name) } }
+                }
+            }
+            label { "Country"
+                select name="country" {
+                    option value="" { "Any country" }
+                    @for c in h.countries { option value=(c.id) selected[h.filter.country == Some(c.id)] { (c.name) } }
+                }
+            }
+            div.filter-buttons {
+                button type="submit" { "Filter" }
+                @if !h.query.is_empty() { " " a href="/orders" { "Clear" } }
+            }
+        }
+        @if h.rows.is_empty() {
+            p.muted #no-orders { @if h.query.is_empty() { "No orders yet." } @else { "No orders match." } }
+        } @else {
+            div.scroll {
+                table #history {
+                    thead { tr { th { "When" } th { "Service" } th { "Country" } th { "Number" } th { "Code" } th { "Status" } th { "Price" } } }
+                    tbody {
+                        @for r in h.rows {
+                            tr data-id=(r.a.id) data-status=(r.a.status.as_str()) {
+                                td { (time(r.a.created_at)) }
+                                td { (r.service_name) }
+                                td { (r.country_name) }
+                                td.nowrap { "+" (r.a.phone) }
+                                td { @if let Some(c) = &r.code { code { (c) } } @else { "—" } }
+                                td { (status_label(r.a.status)) }
+                                td.nowrap { (cur.fmt(r.a.price_minor)) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        nav.pager {
+            @if h.not_first { a href=(if h.query.is_empty() { "/orders".to_string() } else { format!("/orders?{}", h.query) }) { "Newest" } }
+            @if let Some(id) = h.older { a #older href=(format!("/orders?{}", join(format!("before={id}")))) { "Older" } }
+        }
+    }
+}
+
+/// The page around [`history`].
+pub fn history_page(nav: &Nav, h: &History<'_>, cur: &Cur) -> Markup {
+    page("Order history", nav, history(h, cur))
 }
 
 pub fn wallet(
@@ -224,7 +432,7 @@ pub fn wallet(
         html! {
             h1 { "Wallet" }
             (flash(f))
-            section.card {
+            section.card #redeem {
                 p { "Balance: " strong #balance { (cur.fmt(balance)) } }
                 form method="post" action="/wallet/redeem" {
                     (csrf(token))
@@ -235,7 +443,7 @@ pub fn wallet(
             (crate::views::market::payments::topup_section(token, cur, topup))
             section.card {
                 h2 { "Movements" }
-                @if entries.is_empty() { p.muted { "None yet." } } @else {
+                @if entries.is_empty() { p.muted { "None yet." } } @else { div.scroll {
                     table #ledger {
                         thead { tr { th { "When" } th { "What" } th { "Amount" } th { "Balance" } } }
                         tbody {
@@ -249,7 +457,7 @@ pub fn wallet(
                             }
                         }
                     }
-                }
+                } }
             }
         },
     )
@@ -258,73 +466,129 @@ pub fn wallet(
 pub struct RentalCard {
     pub r: Rental,
     pub messages: Vec<Message>,
+    pub country_name: String,
+    pub service_name: String,
 }
 
-pub fn rentals(
-    nav: &Nav,
-    token: &str,
-    cur: &Cur,
-    countries: &[Country],
-    services: &[Service],
-    cards: &[RentalCard],
-    f: &Option<Flash>,
-) -> Markup {
+/// One service as the rental form lists it for the chosen country.
+pub struct RentRow {
+    pub code: String,
+    pub name: String,
+    pub hour_minor: i64,
+    pub stock: i64,
+}
+
+/// Rental lengths the form offers, in hours, with their labels.
+pub const RENT_DURATIONS: [(i64, &str); 7] = [
+    (4, "4 hours"),
+    (12, "12 hours"),
+    (24, "1 day"),
+    (72, "3 days"),
+    (168, "1 week"),
+    (336, "2 weeks"),
+    (672, "4 weeks"),
+];
+
+pub struct RentalsPage<'a> {
+    pub cur: Cur,
+    pub countries: &'a [Country],
+    pub country: i64,
+    pub rows: Vec<RentRow>,
+    pub cards: &'a [RentalCard],
+    pub kept: &'a Kept,
+}
+
+pub fn rental_card(c: &RentalCard, token: &str, cur: &Cur) -> Markup {
+    html! {
+        article.card.rental data-id=(c.r.id) data-status=(c.r.status.as_str()) data-messages=(c.messages.len()) {
+            div.order-head {
+                span.phone { "+" (c.r.phone) }
+                button.link type="button" data-copy=(format!("+{}", c.r.phone)) { "Copy" }
+                span.muted { (c.service_name) " · " (c.country_name) }
+            }
+            p.muted { (c.r.status.as_str()) " · paid " (cur.fmt(c.r.paid_minor)) " · " (cur.fmt(c.r.hour_minor)) " per hour · until " (time(c.r.expires_at)) }
+            div.rental-sms {
+                @if c.messages.is_empty() && c.r.status == RentalStatus::Active {
+                    p.muted.code-wait { "Every SMS to this number appears here as it arrives." }
+                }
+                @for m in &c.messages {
+                    p { strong { (m.sender) } " " (time(m.received_at)) br; (m.text)
+                        @if let Some(code) = &m.code { " " button.link type="button" data-copy=(code) { "Copy " (code) } } }
+                }
+            }
+            @if c.r.status == RentalStatus::Active {
+                div.actions {
+                    form.inline method="post" action=(format!("/rentals/{}/extend", c.r.id)) {
+                        (csrf(token))
+                        input type="hidden" name="hours" value="24";
+                        button.secondary type="submit" { "Extend 1 day (" (cur.fmt(c.r.hour_minor * 24)) ")" }
+                    }
+                    form.inline method="post" action=(format!("/rentals/{}/cancel", c.r.id)) {
+                        (csrf(token)) button.secondary type="submit" { "Cancel" }
+                    }
+                    @let (renew, renew_label) = if c.r.auto_renew { ("autorenew_off", "Stop auto-renew") } else { ("autorenew_on", "Renew automatically") };
+                    form.inline method="post" action=(format!("/rentals/{}/{renew}", c.r.id)) {
+                        (csrf(token)) button.secondary type="submit" { (renew_label) }
+                    }
+                    form.inline method="post" action=(format!("/rentals/{}/finish", c.r.id)) {
+                        (csrf(token)) button.secondary type="submit" { "Finish" }
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub fn rentals(nav: &Nav, token: &str, p: &RentalsPage<'_>, f: &Option<Flash>) -> Markup {
+    let cur = &p.cur;
+    let in_stock = p.rows.iter().any(|r| r.stock > 0);
+    let kept_hours = p.kept.get("hours").unwrap_or("24");
     page(
         "Rentals",
         nav,
         html! {
             h1 { "Rentals" }
             (flash(f))
-            section.card {
+            section.card #rent {
                 h2 { "Rent a number" }
                 p.muted { "Every SMS to the number reaches you for the whole rental. Cancel within 20 minutes for a full refund if no SMS arrived." }
-                form method="post" action="/rentals" {
+                (country_picker(p.countries, p.country, "/rentals"))
+                @if !in_stock {
+                    p.notice #no-stock { "Nothing is in stock for rent in this country now." }
+                }
+                form #rent-form method="post" action="/rentals" {
                     (csrf(token))
-                    label { "Country" select name="country" { @for c in countries { option value=(c.id) { (c.name) } } } }
-                    label { "Service" select name="service" { @for s in services { option value=(s.code) { (s.name) } } } }
+                    input type="hidden" name="country" value=(p.country);
+                    fieldset.services {
+                        legend { "Service" }
+                        (filter_box("#rent-list", "Type a service, e.g. Telegram", "Search services"))
+                        div.pick-list #rent-list {
+                            @for r in &p.rows {
+                                label.pick-row data-search=(format!("{} {}", r.name.to_lowercase(), r.code)) data-hour=(r.hour_minor) {
+                                    input type="radio" name="service" value=(r.code) required disabled[r.stock <= 0] checked[p.kept.get("service") == Some(r.code.as_str()) && r.stock > 0];
+                                    span.name { (r.name) }
+                                    span.price { (cur.fmt(r.hour_minor)) " / hour" }
+                                    span.stock { @if r.stock > 0 { (r.stock) " in stock" } @else { "out of stock" } }
+                                    span.per-day { (cur.fmt(r.hour_minor * 24)) " / day" }
+                                }
+                            }
+                        }
+                        p.muted.filter-none hidden { "No service matches." }
+                    }
                     label { "Duration"
                         select name="hours" {
-                            option value="4" { "4 hours" }
-                            option value="12" { "12 hours" }
-                            option value="24" { "1 day" }
-                            option value="72" { "3 days" }
-                            option value="168" { "1 week" }
-                            option value="336" { "2 weeks" }
-                            option value="672" { "4 weeks" }
+                            @for (h, l) in RENT_DURATIONS {
+                                option value=(h) selected[kept_hours == h.to_string()] { (l) }
+                            }
                         }
                     }
-                    label.check { input type="checkbox" name="auto_renew" value="1"; " Renew automatically while my balance lasts" }
-                    button type="submit" { "Rent" }
+                    p #rent-total data-currency=(cur.code) data-digits=(cur.digits) { "Price: the hourly price × the hours; you pay it when the number is rented." }
+                    label.check { input type="checkbox" name="auto_renew" value="1" checked[p.kept.get("auto_renew").is_some()]; " Renew automatically while my balance lasts" }
+                    button type="submit" disabled[!in_stock] { "Rent" }
                 }
             }
-            @for c in cards {
-                article.card.rental {
-                    p { span.phone { "+" (c.r.phone) } " " button.link type="button" data-copy=(format!("+{}", c.r.phone)) { "Copy" } }
-                    p.muted { (c.r.service) " · " (c.r.status.as_str()) " · paid " (cur.fmt(c.r.paid_minor)) " · until " (time(c.r.expires_at)) }
-                    @for m in &c.messages {
-                        p { strong { (m.sender) } " " (time(m.received_at)) br; (m.text)
-                            @if let Some(code) = &m.code { " " button.link type="button" data-copy=(code) { "Copy " (code) } } }
-                    }
-                    @if c.r.status == RentalStatus::Active {
-                        div.actions {
-                            form.inline method="post" action=(format!("/rentals/{}/extend", c.r.id)) {
-                                (csrf(token))
-                                input type="hidden" name="hours" value="24";
-                                button.secondary type="submit" { "Extend 1 day (" (cur.fmt(c.r.hour_minor * 24)) ")" }
-                            }
-                            form.inline method="post" action=(format!("/rentals/{}/cancel", c.r.id)) {
-                                (csrf(token)) button.secondary type="submit" { "Cancel" }
-                            }
-                            @let (renew, renew_label) = if c.r.auto_renew { ("autorenew_off", "Stop auto-renew") } else { ("autorenew_on", "Renew automatically") };
-                            form.inline method="post" action=(format!("/rentals/{}/{renew}", c.r.id)) {
-                                (csrf(token)) button.secondary type="submit" { (renew_label) }
-                            }
-                            form.inline method="post" action=(format!("/rentals/{}/finish", c.r.id)) {
-                                (csrf(token)) button.secondary type="submit" { "Finish" }
-                            }
-                        }
-                    }
-                }
+            div #live-rentals {
+                @for c in p.cards { (rental_card(c, token, cur)) }
             }
         },
     )
@@ -357,7 +621,7 @@ pub fn keys(
                     button type="submit" { "Create a key" }
                 }
             }
-            @if !keys.is_empty() {
+            @if !keys.is_empty() { div.scroll {
                 table #keys {
                     thead { tr { th { "Name" } th { "Key" } th { "Created" } th { "Last used" } th {} } }
                     tbody {
@@ -370,7 +634,7 @@ pub fn keys(
                         }
                     }
                 }
-            }
+            } }
         },
     )
 }

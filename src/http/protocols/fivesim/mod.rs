@@ -29,6 +29,7 @@ use crate::domain::base::money::{currency_digits, Money};
 use crate::domain::market::activations::{self, Activation, CancelReason, OrderBy, Placed, Status};
 use crate::domain::market::blocklist::Scope;
 use crate::domain::market::catalogue::{self, Country, Service};
+use crate::domain::supply::stats;
 use crate::domain::{accounts::apikeys, market::inbox, Error};
 use crate::http::protocols::params;
 use crate::http::router::Router;
@@ -80,8 +81,6 @@ const ANY: &str = "any";
 pub const EARLY_CANCEL: &str = "cancel not possible yet";
 /// 5sim's rating tops out at 96; we do not lower it (the live-order limit plays its part).
 const RATING: i64 = 96;
-/// Success rates cover orders that ended in this window.
-const RATE_WINDOW: i64 = 30 * 86_400;
 
 /// A 5sim error: the status and a short plain-text body.
 fn fail(status: u16, text: &str) -> Response {
@@ -474,7 +473,10 @@ fn guest_products(ctx: &mut Ctx<'_>, req: &Request) -> Response {
 }
 
 /// `/guest/prices[?country=][&product=]`: country → product → operator →
-/// `{cost, count, rate}`; with `product` alone, product → country → operator → ….
+/// `{cost, count, rate, success_rate, success_orders}`; with `product` alone, product →
+/// country → operator → …. The rates are the 7-day ones of `supply::stats` (cached, never a
+/// scan of orders): `rate` (5sim's field) only from 10 orders, `success_rate` the same
+/// percent or null ("new"), `success_orders` how many orders it is over.
 fn guest_prices(ctx: &mut Ctx<'_>, req: &Request) -> Response {
     let want_country = req
         .query_param("country")
@@ -493,7 +495,10 @@ fn guest_prices(ctx: &mut Ctx<'_>, req: &Request) -> Response {
         None => None,
     };
     let cat = try_or_return!(Catalogue::load(ctx));
-    let outcomes = try_or_return!(activations::outcomes_since(ctx.db, ctx.now() - RATE_WINDOW));
+    let rates = try_or_return!(match country_filter {
+        Some(id) => stats::success_in(ctx.db, id),
+        None => stats::success_table(ctx.db),
+    });
     // (country name, product name, operators)
     let mut cells: Vec<(String, String, Map<String, Value>)> = Vec::new();
     for c in &cat.countries {
@@ -507,10 +512,7 @@ fn guest_prices(ctx: &mut Ctx<'_>, req: &Request) -> Response {
             if cat.price(c.id, &s.code, None).is_none() {
                 continue;
             }
-            let rate = outcomes
-                .get(&(c.id, s.code.clone()))
-                .filter(|(_, ended)| *ended > 0)
-                .map(|(done, ended)| (done * 10_000 / ended) as f64 / 100.0);
+            let success = rates.get(c.id, &s.code);
             let mut ops = Map::new();
             for op in cat.price_operators(c.id) {
                 let price = cat.price(c.id, &s.code, op).unwrap_or(0);
@@ -518,9 +520,13 @@ fn guest_prices(ctx: &mut Ctx<'_>, req: &Request) -> Response {
                     "cost": major(price, cat.digits),
                     "count": cat.stock.get(c.id, op, &s.code),
                 });
-                if let Some(r) = rate {
-                    cell["rate"] = json!(r);
+                if let Some(p) = success.percent() {
+                    cell["rate"] = json!(p as f64);
                 }
+                // Flat values only: 5sim clients parse every object of this answer as a
+                // country, product or operator level.
+                cell["success_rate"] = json!(success.percent());
+                cell["success_orders"] = json!(success.orders);
                 ops.insert(op.unwrap_or(ANY).to_string(), cell);
             }
             cells.push((c.fivesim_name.clone(), s.fivesim_name.clone(), ops));

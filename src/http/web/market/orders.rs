@@ -1,19 +1,34 @@
-//! Customer pages: dashboard with the order form and live orders, history, wallet, rentals,
-//! API keys. Forms post here; the dashboard's script reads `/api/v1` to show codes live.
+//! Customer pages: dashboard with the order form and live orders, history (with its CSV),
+//! wallet, rentals, API keys. Forms post here (POST → redirect → GET with a flash saying what
+//! happened and the money moved); `GET /live` feeds the pages' script the live parts (orders,
+//! codes, rentals' SMS, balance) as JSON with each card's HTML, long-polled.
 
+use std::collections::HashMap;
+
+use rusqlite::Connection;
+
+use crate::app::App;
 use crate::domain::accounts::Role;
 use crate::domain::base::money::{currency_digits, Money};
-use crate::domain::market::activations::{self, Activation, CancelReason, OrderRequest};
-use crate::domain::market::rentals::{self, RentRequest};
+use crate::domain::market::activations::{
+    self, Activation, CancelReason, HistoryFilter, OrderRequest, Placed,
+};
+use crate::domain::market::catalogue::Country;
+use crate::domain::market::rentals::{self, RentRequest, Rental};
+use crate::domain::supply::stats;
 use crate::domain::{
-    accounts::apikeys, base::audit, market::catalogue, market::inbox, market::vouchers,
-    market::wallet, Error,
+    accounts::apikeys, base::audit, market::catalogue, market::inbox, market::seed,
+    market::vouchers, market::wallet, Error,
 };
 use crate::http::auth::Page;
 use crate::http::router::Router;
+use crate::http::server::longpoll;
 use crate::http::web::{cur, form};
 use crate::http::{Ctx, Method, Request, Response};
-use crate::views::market::orders::{self as view, Dashboard, OrderCard, RentalCard};
+use crate::views::market::orders::{
+    self as view, Cur, Dashboard, History, HistoryRow, OrderCard, RentRow, RentalCard, RentalsPage,
+    ServiceRow,
+};
 use crate::views::market::payments::TopupForm;
 use crate::views::{accounts::account::verify_notice, Flash};
 
@@ -25,6 +40,8 @@ pub fn routes(r: &mut Router) {
             (Get, "/dashboard", dashboard),
             (Post, "/orders", place_order),
             (Get, "/orders", history),
+            (Get, "/orders.csv", history_csv),
+            (Get, "/live", live),
             (Post, "/orders/{id}/{action}", order_action),
             (Get, "/wallet", wallet_page),
             (Post, "/wallet/redeem", redeem),
@@ -38,46 +55,94 @@ pub fn routes(r: &mut Router) {
     );
 }
 
-fn cards(ctx: &Ctx<'_>, list: Vec<Activation>) -> Vec<OrderCard> {
-    let countries = catalogue::countries(ctx.db).unwrap_or_default();
-    let services = catalogue::services(ctx.db).unwrap_or_default();
-    list.into_iter()
-        .map(|a| OrderCard {
-            messages: inbox::for_activation(ctx.db, a.id).unwrap_or_default(),
-            country_name: countries
-                .iter()
-                .find(|c| c.id == a.country_id)
-                .map(|c| c.name.clone())
-                .unwrap_or_default(),
-            service_name: services
-                .iter()
-                .find(|s| s.code == a.service)
-                .map(|s| s.name.clone())
-                .unwrap_or_else(|| a.service.clone()),
-            a,
-        })
-        .collect()
+/// Country and service names for cards and rows.
+struct Names {
+    countries: HashMap<i64, String>,
+    services: HashMap<String, String>,
 }
 
-fn dashboard(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let countries: Vec<_> = catalogue::countries(ctx.db)
+impl Names {
+    fn load(db: &Connection) -> Names {
+        Names {
+            countries: catalogue::countries(db)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|c| (c.id, c.name))
+                .collect(),
+            services: catalogue::services(db)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|s| (s.code, s.name))
+                .collect(),
+        }
+    }
+
+    fn country(&self, id: i64) -> String {
+        self.countries.get(&id).cloned().unwrap_or_default()
+    }
+
+    fn service(&self, code: &str) -> String {
+        self.services
+            .get(code)
+            .cloned()
+            .unwrap_or_else(|| code.to_string())
+    }
+}
+
+fn card(app: &App, db: &Connection, names: &Names, a: Activation) -> OrderCard {
+    OrderCard {
+        messages: inbox::for_activation(db, a.id).unwrap_or_default(),
+        country_name: names.country(a.country_id),
+        service_name: names.service(&a.service),
+        cancel_at: a.created_at + app.config.early_cancel as i64,
+        a,
+    }
+}
+
+fn rental_card(db: &Connection, names: &Names, r: Rental) -> RentalCard {
+    RentalCard {
+        messages: inbox::for_rental(db, r.id).unwrap_or_default(),
+        country_name: names.country(r.country_id),
+        service_name: names.service(&r.service),
+        r,
+    }
+}
+
+/// How popular a service is by nature: its place in the seed catalogue (which lists the
+/// most ordered services first); services added later come after, by name.
+fn seed_rank(code: &str) -> usize {
+    seed::SERVICES
+        .iter()
+        .position(|s| s.code == code)
+        .unwrap_or(usize::MAX)
+}
+
+/// The enabled countries and the one chosen: `?country=`, else the account's last order's,
+/// else Indonesia (6) when sold, else the first.
+fn choose_country(ctx: &Ctx<'_>, req: &Request, last: Option<i64>) -> (Vec<Country>, i64) {
+    let countries: Vec<Country> = catalogue::countries(ctx.db)
         .unwrap_or_default()
         .into_iter()
         .filter(|c| c.enabled)
         .collect();
+    let known = |id: &i64| countries.iter().any(|c| c.id == *id);
     let country = req
         .query_param("country")
         .and_then(|c| c.parse().ok())
-        .filter(|c| countries.iter().any(|x| x.id == *c))
-        .or_else(|| {
-            countries
-                .iter()
-                .find(|c| c.id == 6)
-                .or(countries.first())
-                .map(|c| c.id)
-        })
+        .filter(known)
+        .or(last.filter(known))
+        .or_else(|| countries.iter().find(|c| c.id == 6).map(|c| c.id))
+        .or_else(|| countries.first().map(|c| c.id))
         .unwrap_or(0);
-    let services = catalogue::services(ctx.db).unwrap_or_default();
+    (countries, country)
+}
+
+fn dashboard(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let last = activations::list_before(ctx.db, p.user.id, &[], None, 1)
+        .unwrap_or_default()
+        .first()
+        .map(|a| a.country_id);
+    let (countries, country) = choose_country(ctx, req, last);
     let now = ctx.now();
     let offers = catalogue::offers(
         ctx.db,
@@ -87,16 +152,47 @@ fn dashboard(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
         now,
     )
     .unwrap_or_default();
+    let rates = stats::success_in(ctx.db, country).unwrap_or_default();
+    let recent = activations::recent_services(ctx.db, p.user.id, 5).unwrap_or_default();
+    let names = Names::load(ctx.db);
+    let mut rows: Vec<ServiceRow> = offers
+        .into_iter()
+        .map(|o| ServiceRow {
+            name: names.service(&o.service),
+            rate: rates.get(country, &o.service),
+            recent: recent.contains(&o.service),
+            price_minor: o.price_minor,
+            stock: o.stock,
+            code: o.service,
+        })
+        .collect();
+    rows.sort_by_key(|r| {
+        (
+            recent
+                .iter()
+                .position(|s| *s == r.code)
+                .unwrap_or(usize::MAX),
+            std::cmp::Reverse(r.rate.orders),
+            seed_rank(&r.code),
+            r.name.to_lowercase(),
+        )
+    });
+    let operators = catalogue::operators(ctx.db, Some(country)).unwrap_or_default();
     let live = activations::list_live(ctx.db, p.user.id, 50, 0).unwrap_or_default();
+    let live = live
+        .into_iter()
+        .map(|a| card(ctx.app, ctx.db, &names, a))
+        .collect();
+    let balance = wallet::balance(ctx.db, p.user.id).unwrap_or(p.user.balance_minor);
     let d = Dashboard {
         cur: cur(ctx),
-        balance_minor: p.user.balance_minor,
+        balance_minor: balance,
         verified: p.user.is_verified(),
         countries: &countries,
         country,
-        services: &services,
-        offers: &offers,
-        live: cards(ctx, live),
+        operators: &operators,
+        rows,
+        live,
         now,
         kept: &p.kept,
     };
@@ -114,7 +210,10 @@ fn place_order(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
     let country: i64 = form.text("country").parse().unwrap_or(-1);
     let back = format!("/dashboard?country={country}");
     let digits = currency_digits(&ctx.app.config.currency);
-    let max_price = match form.text("max_price").as_str() {
+    if form.text("service").is_empty() {
+        return form::fail(ctx, req, &p.session, &back, "Choose a service.");
+    }
+    let max_price = match form.text("max_price").trim() {
         "" => None,
         t => match Money::parse(t, digits, false) {
             Some(m) => Some(m.0),
@@ -129,16 +228,26 @@ fn place_order(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
             }
         },
     };
+    let operator = form.text("operator");
     let order = OrderRequest {
         country,
         service: form.text("service"),
-        operator: None,
+        operator: (!operator.is_empty()).then_some(operator),
         max_price_minor: max_price,
         client_order_id: None,
         ..Default::default()
     };
     match ctx.place_order(&p.user, std::slice::from_ref(&order), |_| false) {
-        Ok(_) => Response::redirect(&back),
+        Ok(Placed::New(a) | Placed::Existing(a)) => {
+            ctx.app.notify();
+            let msg = format!(
+                "Ordered +{} for {}, {} charged. The code appears below as soon as it arrives.",
+                a.phone,
+                Names::load(ctx.db).service(&a.service),
+                cur(ctx).fmt(a.price_minor)
+            );
+            form::tell(ctx, &p.session, &back, Flash::Ok(msg))
+        }
         Err(Error::WrongMaxPrice { min_minor }) => {
             let msg = format!(
                 "The price is {}, above your maximum.",
@@ -156,6 +265,7 @@ fn order_action(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
     };
     let policy = ctx.app.policy();
     let action = req.param("action").unwrap_or("").to_string();
+    let what = action.clone();
     form::submit(
         ctx,
         req,
@@ -168,19 +278,193 @@ fn order_action(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
             "retry" => activations::retry(tx, uid, id, &policy, now),
             _ => Err(Error::NotFound("action")),
         },
-        |ctx, _| {
+        |ctx, a| {
             ctx.app.notify();
-            Response::redirect("/dashboard")
+            let money = cur(ctx).fmt(a.price_minor);
+            let msg = match what.as_str() {
+                "cancel" => format!("Canceled +{}, {money} refunded.", a.phone),
+                "used" => format!(
+                    "+{} reported as already used: canceled, {money} refunded.",
+                    a.phone
+                ),
+                "complete" => format!("Completed +{}.", a.phone),
+                _ => format!("Waiting for another SMS on +{}.", a.phone),
+            };
+            form::tell(ctx, &p.session, "/dashboard", Flash::Ok(msg))
         },
     )
 }
 
+/// Largest number of cards one live answer re-renders.
+const LIVE_MAX: usize = 50;
+
+/// Ids from a comma-separated query parameter (at most [`LIVE_MAX`]).
+fn ids_param(req: &Request, name: &str) -> Vec<i64> {
+    req.query_param(name)
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|x| x.trim().parse().ok())
+        .take(LIVE_MAX)
+        .collect()
+}
+
+/// What the dashboard's and the rentals page's script show live, rendered from current data:
+/// the balance, the account's live orders and active rentals, and the cards the page shows
+/// (`orders`, `rentals`), each as its HTML card. The state string changes whenever any of
+/// them does.
+fn live_view(
+    app: &App,
+    db: &Connection,
+    user_id: i64,
+    token: &str,
+    order_ids: &[i64],
+    rental_ids: &[i64],
+) -> (String, serde_json::Value) {
+    let now = app.now();
+    let c = Cur {
+        code: app.config.currency.clone(),
+        digits: currency_digits(&app.config.currency),
+    };
+    let names = Names::load(db);
+    let balance = wallet::balance(db, user_id).unwrap_or(0);
+    let mut list = activations::list_live(db, user_id, LIVE_MAX as i64, 0).unwrap_or_default();
+    for id in order_ids {
+        if !list.iter().any(|a| a.id == *id) {
+            if let Ok(a) = activations::get_for(db, user_id, *id) {
+                list.push(a);
+            }
+        }
+    }
+    let mut rentals_list = rentals::list(db, user_id, true, LIVE_MAX as i64).unwrap_or_default();
+    for id in rental_ids {
+        if !rentals_list.iter().any(|r| r.id == *id) {
+            if let Ok(r) = rentals::get_for(db, user_id, *id) {
+                rentals_list.push(r);
+            }
+        }
+    }
+    let mut state = format!("b{balance}");
+    let orders: Vec<_> = list
+        .into_iter()
+        .map(|a| {
+            let o = card(app, db, &names, a);
+            let code = o.messages.iter().rev().find_map(|m| m.code.clone());
+            state.push_str(&format!(
+                ";o{}:{}:{}",
+                o.a.id,
+                o.a.status.as_str(),
+                o.messages.len()
+            ));
+            serde_json::json!({
+                "id": o.a.id,
+                "status": o.a.status.as_str(),
+                "live": o.a.status.is_live(),
+                "code": code,
+                "service": o.service_name,
+                "html": view::order_card(&o, token, &c, now).into_string(),
+            })
+        })
+        .collect();
+    let rentals_json: Vec<_> = rentals_list
+        .into_iter()
+        .map(|r| {
+            let rc = rental_card(db, &names, r);
+            state.push_str(&format!(
+                ";r{}:{}:{}",
+                rc.r.id,
+                rc.r.status.as_str(),
+                rc.messages.len()
+            ));
+            serde_json::json!({
+                "id": rc.r.id,
+                "status": rc.r.status.as_str(),
+                "messages": rc.messages.len(),
+                "html": view::rental_card(&rc, token, &c).into_string(),
+            })
+        })
+        .collect();
+    let body = serde_json::json!({
+        "state": state,
+        "now": now,
+        "balance": c.fmt(balance),
+        "balance_minor": balance,
+        "orders": orders,
+        "rentals": rentals_json,
+    });
+    (state, body)
+}
+
+/// `GET /live?orders=1,2&rentals=3&seen=STATE&wait=N`: the session's live parts as JSON
+/// (see [`live_view`]). With `wait` and `seen` equal to the current state, the answer waits
+/// (long-poll, off the workers) until something changes or the wait runs out.
+fn live(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let (uid, token) = (p.user.id, p.csrf().to_string());
+    let (orders, rentals_ids) = (ids_param(req, "orders"), ids_param(req, "rentals"));
+    let seen = req.query_param("seen").unwrap_or_default();
+    let (state, body) = live_view(ctx.app, ctx.db, uid, &token, &orders, &rentals_ids);
+    if state != seen {
+        return Response::json(200, &body);
+    }
+    longpoll::answer(ctx, longpoll::wait_param(req), move |app, db| {
+        let (state, body) = live_view(app, db, uid, &token, &orders, &rentals_ids);
+        (Some(state), Response::json(200, &body))
+    })
+}
+
 /// Orders per page of the history.
 const HISTORY_PAGE: i64 = 50;
+/// Orders per CSV file: the next file is named by the `Link` header.
+const CSV_PAGE: i64 = 5000;
+
+/// The history's filter from the query string, and that filter as a query string (only
+/// the known values, so links never carry anything else).
+fn history_filter(ctx: &Ctx<'_>, req: &Request) -> (HistoryFilter, String) {
+    let mut f = HistoryFilter {
+        status: req
+            .query_param("status")
+            .and_then(|s| activations::Status::parse(&s)),
+        service: req
+            .query_param("service")
+            .filter(|s| !s.is_empty() && catalogue::service(ctx.db, s).ok().flatten().is_some()),
+        country: req.query_param("country").and_then(|c| c.parse().ok()),
+    };
+    if let Some(c) = f.country {
+        if catalogue::country(ctx.db, c).ok().flatten().is_none() {
+            f.country = None;
+        }
+    }
+    let mut q = Vec::new();
+    if let Some(s) = f.status {
+        q.push(format!("status={}", s.as_str()));
+    }
+    if let Some(s) = &f.service {
+        q.push(format!("service={}", crate::url::percent_encode(s)));
+    }
+    if let Some(c) = f.country {
+        q.push(format!("country={c}"));
+    }
+    (f, q.join("&"))
+}
+
+fn history_rows(db: &Connection, names: &Names, list: Vec<Activation>) -> Vec<HistoryRow> {
+    list.into_iter()
+        .map(|a| HistoryRow {
+            code: inbox::for_activation(db, a.id)
+                .unwrap_or_default()
+                .iter()
+                .rev()
+                .find_map(|m| m.code.clone()),
+            country_name: names.country(a.country_id),
+            service_name: names.service(&a.service),
+            a,
+        })
+        .collect()
+}
 
 fn history(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
     let before = req.query_param("before").and_then(|b| b.parse().ok());
-    let mut list = activations::list_before(ctx.db, p.user.id, &[], before, HISTORY_PAGE + 1)
+    let (filter, query) = history_filter(ctx, req);
+    let mut list = activations::history(ctx.db, p.user.id, &filter, before, HISTORY_PAGE + 1)
         .unwrap_or_default();
     let more = list.len() as i64 > HISTORY_PAGE;
     list.truncate(HISTORY_PAGE as usize);
@@ -189,16 +473,86 @@ fn history(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
     } else {
         None
     };
-    let c = cards(ctx, list);
-    Response::html(view::history(
-        &p.nav,
-        p.csrf(),
-        &c,
-        &cur(ctx),
-        ctx.now(),
-        before.is_some(),
+    let names = Names::load(ctx.db);
+    let rows = history_rows(ctx.db, &names, list);
+    let countries = catalogue::countries(ctx.db).unwrap_or_default();
+    let services = catalogue::services(ctx.db).unwrap_or_default();
+    let h = History {
+        rows: &rows,
+        filter: &filter,
+        countries: &countries,
+        services: &services,
+        query,
+        not_first: before.is_some(),
         older,
-    ))
+    };
+    Response::html(view::history_page(&p.nav, &h, &cur(ctx)))
+}
+
+/// A CSV field, quoted when it needs to be; a leading `=`, `+`, `-` or `@` is prefixed with
+/// `'` so a spreadsheet never runs it as a formula.
+fn csv_field(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@']) {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    };
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s
+    }
+}
+
+/// `GET /orders.csv` with the history's filters: at most [`CSV_PAGE`] orders, newest first;
+/// when there are more, `Link: <…&before=ID>; rel="next"` names the next file.
+fn history_csv(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    let before = req.query_param("before").and_then(|b| b.parse().ok());
+    let (filter, query) = history_filter(ctx, req);
+    let mut list =
+        activations::history(ctx.db, p.user.id, &filter, before, CSV_PAGE + 1).unwrap_or_default();
+    let more = list.len() as i64 > CSV_PAGE;
+    list.truncate(CSV_PAGE as usize);
+    let next = if more {
+        list.last().map(|a| a.id)
+    } else {
+        None
+    };
+    let names = Names::load(ctx.db);
+    let c = cur(ctx);
+    let mut out =
+        String::from("id,created_at,service,country,number,code,status,price,currency\r\n");
+    for r in history_rows(ctx.db, &names, list) {
+        let fields = [
+            r.a.id.to_string(),
+            crate::clock::format_rfc3339(r.a.created_at),
+            r.service_name,
+            r.country_name,
+            r.a.phone.clone(),
+            r.code.unwrap_or_default(),
+            r.a.status.as_str().to_string(),
+            Money(r.a.price_minor).decimal(c.digits),
+            c.code.clone(),
+        ];
+        let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+        out.push_str(&line.join(","));
+        out.push_str("\r\n");
+    }
+    let mut resp = Response::new(200, "text/csv; charset=utf-8", out)
+        .with_header(
+            "Content-Disposition",
+            "attachment; filename=\"otpbox-orders.csv\"",
+        )
+        .with_header("Cache-Control", "no-store");
+    if let Some(id) = next {
+        let q = if query.is_empty() {
+            format!("before={id}")
+        } else {
+            format!("{query}&before={id}")
+        };
+        resp = resp.with_header("Link", &format!("</orders.csv?{q}>; rel=\"next\""));
+    }
+    resp
 }
 
 fn wallet_page(ctx: &mut Ctx<'_>, _: &Request, p: &Page) -> Response {
@@ -240,43 +594,59 @@ fn redeem(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
     )
 }
 
-fn rentals_page(ctx: &mut Ctx<'_>, _: &Request, p: &Page) -> Response {
-    let countries: Vec<_> = catalogue::countries(ctx.db)
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|c| c.enabled)
-        .collect();
-    let services: Vec<_> = catalogue::services(ctx.db)
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|c| c.enabled)
-        .collect();
+fn rentals_page(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
     let list = rentals::list(ctx.db, p.user.id, false, 50).unwrap_or_default();
-    let cards: Vec<RentalCard> = list
+    let kept_country = p.kept.get("country").and_then(|c| c.parse().ok());
+    let (countries, country) = choose_country(
+        ctx,
+        req,
+        kept_country.or(list.first().map(|r| r.country_id)),
+    );
+    let now = ctx.now();
+    let names = Names::load(ctx.db);
+    let offers = catalogue::offers(
+        ctx.db,
+        Some(country),
+        None,
+        ctx.app.config.reuse_cooldown,
+        now,
+    )
+    .unwrap_or_default();
+    let mut rows: Vec<RentRow> = offers
         .into_iter()
-        .map(|r| RentalCard {
-            messages: inbox::for_rental(ctx.db, r.id).unwrap_or_default(),
-            r,
+        .filter(|o| o.rent_hour_minor > 0)
+        .map(|o| RentRow {
+            name: names.service(&o.service),
+            hour_minor: o.rent_hour_minor,
+            stock: o.stock,
+            code: o.service,
         })
         .collect();
-    Response::html(view::rentals(
-        &p.nav,
-        p.csrf(),
-        &cur(ctx),
-        &countries,
-        &services,
-        &cards,
-        &p.flash,
-    ))
+    rows.sort_by_key(|r| (seed_rank(&r.code), r.name.to_lowercase()));
+    let cards: Vec<RentalCard> = list
+        .into_iter()
+        .map(|r| rental_card(ctx.db, &names, r))
+        .collect();
+    let page = RentalsPage {
+        cur: cur(ctx),
+        countries: &countries,
+        country,
+        rows,
+        cards: &cards,
+        kept: &p.kept,
+    };
+    Response::html(view::rentals(&p.nav, p.csrf(), &page, &p.flash))
 }
 
 fn rent(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
     let policy = ctx.app.policy();
+    let country = req.form().text("country");
+    let back = format!("/rentals?country={}", country.parse::<i64>().unwrap_or(-1));
     form::submit(
         ctx,
         req,
         &p.session,
-        "/rentals",
+        &back,
         |tx, f, now| {
             let rr = RentRequest {
                 country: f.text("country").parse().unwrap_or(-1),
@@ -287,7 +657,16 @@ fn rent(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
             };
             rentals::rent(tx, &p.user, &rr, &policy, now)
         },
-        |_, _| Response::redirect("/rentals"),
+        |ctx, r| {
+            ctx.app.notify();
+            let msg = format!(
+                "Rented +{} for {} hours, {} charged.",
+                r.phone,
+                r.hours,
+                cur(ctx).fmt(r.paid_minor)
+            );
+            form::tell(ctx, &p.session, &back, Flash::Ok(msg))
+        },
     )
 }
 
@@ -297,6 +676,8 @@ fn rental_action(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
     };
     let policy = ctx.app.policy();
     let action = req.param("action").unwrap_or("").to_string();
+    let what = action.clone();
+    let before = rentals::get_for(ctx.db, uid, id).map(|r| r.paid_minor).ok();
     form::submit(
         ctx,
         req,
@@ -310,7 +691,33 @@ fn rental_action(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
             "autorenew_off" => rentals::set_auto_renew(tx, uid, id, false),
             _ => Err(Error::NotFound("action")),
         },
-        |_, _| Response::redirect("/rentals"),
+        |ctx, _| {
+            ctx.app.notify();
+            let c = cur(ctx);
+            let after = rentals::get_for(ctx.db, uid, id).ok();
+            let msg = match (what.as_str(), after) {
+                ("cancel", Some(r)) => format!(
+                    "Rental of +{} canceled, {} refunded.",
+                    r.phone,
+                    c.fmt(before.unwrap_or(0))
+                ),
+                ("finish", Some(r)) => format!("Rental of +{} finished.", r.phone),
+                ("extend", Some(r)) => format!(
+                    "Rental of +{} extended, {} charged.",
+                    r.phone,
+                    c.fmt(r.paid_minor - before.unwrap_or(r.paid_minor))
+                ),
+                ("autorenew_on", Some(r)) => {
+                    format!(
+                        "+{} renews automatically while your balance lasts.",
+                        r.phone
+                    )
+                }
+                ("autorenew_off", Some(r)) => format!("+{} no longer renews.", r.phone),
+                _ => "Saved.".to_string(),
+            };
+            form::tell(ctx, &p.session, "/rentals", Flash::Ok(msg))
+        },
     )
 }
 
@@ -365,4 +772,22 @@ fn revoke_key(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
         },
         |_, ()| Response::redirect("/keys?m=saved"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::csv_field;
+
+    #[test]
+    fn csv_fields_are_quoted_and_never_formulas() {
+        assert_eq!(csv_field("Telegram"), "Telegram");
+        assert_eq!(
+            csv_field("Google / YouTube, Gmail"),
+            "\"Google / YouTube, Gmail\""
+        );
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("=cmd()"), "'=cmd()");
+        assert_eq!(csv_field("+62811"), "'+62811");
+        assert_eq!(csv_field("-1,5"), "\"'-1,5\"");
+    }
 }

@@ -1,0 +1,341 @@
+//! The customer's pages beyond the demo flow (`marketplace.rs`): the order form's stock and
+//! next-step notices, the filtered history with its keyset pages and CSV, the public price
+//! list, and the success rates shown before buying (price list, native catalogue, 5sim).
+
+mod common;
+
+use common::market::{id_of, COUNTRY};
+use common::TestServer;
+use serde_json::{json, Value};
+
+const DEMO_EMAIL: &str = "demo@example.com";
+
+/// The `<tr>`s of the history table.
+fn history_rows(html: &str) -> Vec<&str> {
+    html.split("<tr data-id=\"").skip(1).collect()
+}
+
+#[test]
+fn order_form_says_when_nothing_is_in_stock_and_what_to_do_without_money() {
+    let server = TestServer::start_with(&[("OTPBOX_DEV_CLOCK", "1")]);
+    let (mut web, _) = server.signed_in("fresh@example.com", "user");
+    let dash = web.get(&format!("/dashboard?country={COUNTRY}")).text();
+    // No money yet: the next step is shown, with both ways in.
+    assert!(dash.contains("id=\"next-step\""), "{dash}");
+    assert!(dash.contains("href=\"/wallet#topup\""), "{dash}");
+    assert!(dash.contains("href=\"/wallet#redeem\""), "{dash}");
+    // No numbers at all (simulator off): said so, and the Order button is disabled.
+    assert!(dash.contains("id=\"no-stock\""), "{dash}");
+    assert!(
+        dash.contains("<button type=\"submit\" disabled>Order</button>"),
+        "{dash}"
+    );
+    let tg = dash
+        .split("data-service=\"tg\">")
+        .nth(1)
+        .and_then(|s| s.split("</label>").next())
+        .expect("tg listed");
+    assert!(
+        tg.contains("disabled") && tg.contains("out of stock"),
+        "{tg}"
+    );
+
+    // Two numbers on sale: orderable, with the count.
+    server.add_numbers(COUNTRY, &["6281100000001", "6281100000002"]);
+    server.cli_ok(&[
+        "user",
+        "credit",
+        "--email",
+        "fresh@example.com",
+        "--amount",
+        "5.00",
+    ]);
+    let dash = web.get(&format!("/dashboard?country={COUNTRY}")).text();
+    assert!(!dash.contains("id=\"no-stock\""), "{dash}");
+    assert!(!dash.contains("id=\"next-step\""), "{dash}");
+    let tg = dash
+        .split("data-service=\"tg\">")
+        .nth(1)
+        .and_then(|s| s.split("</label>").next())
+        .unwrap();
+    assert!(
+        !tg.contains("disabled") && tg.contains("2 in stock"),
+        "{tg}"
+    );
+    // The order form has the country's operators.
+    assert!(dash.contains("<select name=\"operator\">"), "{dash}");
+    // A refused order comes back with what was chosen and typed.
+    let r = web.submit(
+        "/dashboard",
+        "/orders",
+        &[
+            ("country", &COUNTRY.to_string()),
+            ("service", "tg"),
+            ("max_price", "0.01"),
+        ],
+    );
+    assert_eq!(r.location(), Some("/dashboard?country=6"));
+    let back = web.follow(&r).text();
+    assert!(back.contains("above your maximum"), "{back}");
+    assert!(back.contains("value=\"0.01\""), "{back}");
+    assert!(
+        back.contains("value=\"tg\" required checked"),
+        "the service stays chosen: {back}"
+    );
+}
+
+#[test]
+fn history_filters_pages_and_exports_csv() {
+    let server = TestServer::start_with(&[("OTPBOX_DEV_CLOCK", "1")]);
+    let (mut web, me) = server.signed_in("history@example.com", "user");
+    let other = server.create_user("other@example.com", "user", common::PASSWORD);
+    // 130 past orders of mine and 20 of someone else: services, countries and statuses in
+    // turn, so every filter has rows on more than one page.
+    let db = server.db();
+    db.execute_batch(&format!(
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 150)
+         INSERT INTO activations (user_id, phone, country_id, service, price_minor, status,
+                                  source, created_at, expires_at, ended_at)
+         SELECT CASE WHEN x > 130 THEN {other} ELSE {me} END, '62811' || (1000 + x),
+                CASE WHEN x % 2 = 0 THEN 6 ELSE 22 END,
+                CASE WHEN x % 3 = 0 THEN 'wa' ELSE 'tg' END, 35,
+                CASE x % 5 WHEN 0 THEN 'completed' WHEN 1 THEN 'canceled' ELSE 'expired' END,
+                'manual', 1700000000 + x * 60, 1700000000 + x * 60 + 1200,
+                1700000000 + x * 60 + 1200
+         FROM c;"
+    ))
+    .unwrap();
+    let mine = |pred: &dyn Fn(i64) -> bool| (1..=130).filter(|x| pred(*x)).count();
+
+    // Unfiltered: 50 newest, then the next page by keyset, then the rest.
+    let first = web.get("/orders").text();
+    let rows = history_rows(&first);
+    assert_eq!(rows.len(), 50);
+    assert!(
+        first.contains("<time datetime=\"2023-"),
+        "UTC times for the script"
+    );
+    let older = first
+        .split("id=\"older\" href=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("a link to older orders")
+        .replace("&amp;", "&");
+    let mut seen = 50;
+    let mut next = Some(older);
+    while let Some(url) = next {
+        let page = web.get(&url).text();
+        seen += history_rows(&page).len();
+        next = page
+            .split("id=\"older\" href=\"")
+            .nth(1)
+            .and_then(|s| s.split('"').next())
+            .map(|s| s.replace("&amp;", "&"));
+    }
+    assert_eq!(
+        seen, 130,
+        "every order of mine once, none of the other account's"
+    );
+
+    // Filters, alone and together; each row fits them.
+    let wa = web.get("/orders?service=wa").text();
+    let rows = history_rows(&wa);
+    assert_eq!(rows.len(), mine(&|x| x % 3 == 0).min(50));
+    assert!(rows.iter().all(|r| r.contains("WhatsApp")));
+    let narrow = web
+        .get("/orders?service=wa&country=22&status=expired")
+        .text();
+    let rows = history_rows(&narrow);
+    let expected = mine(&|x| x % 3 == 0 && x % 2 == 1 && x % 5 >= 2);
+    assert_eq!(rows.len(), expected, "{narrow}");
+    assert!(rows.iter().all(|r| r.contains("WhatsApp")
+        && r.contains("Expired")
+        && r.contains("data-status=\"expired\"")));
+    // The filter form shows the filter; unknown values are ignored.
+    assert!(
+        narrow.contains("<option value=\"wa\" selected>"),
+        "{narrow}"
+    );
+    let all = web.get("/orders?service=nope&country=abc").text();
+    assert_eq!(history_rows(&all).len(), 50);
+
+    // The CSV of a filter: every matching order, a header, quoted where needed.
+    assert!(wa.contains("href=\"/orders.csv?service=wa\""), "{wa}");
+    let r = web.get("/orders.csv?service=wa&country=22&status=expired");
+    assert_eq!(r.status, 200);
+    assert!(r.header("content-type").unwrap().starts_with("text/csv"));
+    assert!(r
+        .header("content-disposition")
+        .unwrap()
+        .contains("attachment"));
+    assert_eq!(r.header("link"), None, "one file holds them all");
+    let text = r.text();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0],
+        "id,created_at,service,country,number,code,status,price,currency"
+    );
+    assert_eq!(lines.len(), expected + 1, "{text}");
+    assert!(lines[1..]
+        .iter()
+        .all(|l| l.contains(",WhatsApp,") && l.ends_with(",expired,0.35,USD")));
+    // Only signed-in customers, and only their own.
+    assert_eq!(server.client().get("/orders.csv").status, 303);
+    let other_csv = web.get("/orders.csv").text();
+    assert_eq!(other_csv.lines().count(), 131);
+}
+
+#[test]
+fn prices_and_success_rates_before_buying() {
+    let server = TestServer::builder()
+        .demo()
+        .envs(&[
+            ("OTPBOX_DEV_CLOCK", "1"),
+            ("OTPBOX_SIM_DELAY", "20s"),
+            ("OTPBOX_EARLY_CANCEL", "5s"),
+        ])
+        .start();
+    // Public: no account needed; searchable on the server.
+    let mut visitor = server.client();
+    let landing = visitor.get("/").text();
+    assert!(landing.contains("href=\"/prices\""), "{landing}");
+    let page = visitor.get(&format!("/prices?country={COUNTRY}")).text();
+    assert!(page.contains("data-service=\"tg\""), "{page}");
+    assert!(page.contains("data-service=\"wa\""), "{page}");
+    let found = visitor.get("/prices?q=telegram").text();
+    assert!(found.contains("data-service=\"tg\"") && !found.contains("data-service=\"wa\""));
+    let countries = visitor.get("/prices?service=tg").text();
+    assert!(
+        countries.matches("data-service=\"tg\"").count() > 10,
+        "{countries}"
+    );
+    assert_eq!(visitor.get("/prices?country=99999&q=%00").status, 200);
+
+    // No order ended yet: "new" everywhere.
+    let cat = visitor
+        .get(&format!("/api/v1/catalogue?country={COUNTRY}&service=tg"))
+        .json();
+    assert_eq!(
+        cat["offers"][0]["success_rate"],
+        json!({"orders": 0, "coded": 0, "percent": null})
+    );
+
+    // Twelve Telegram orders: ten get their code and are completed, two are cancelled.
+    let key = server.api_key(DEMO_EMAIL);
+    let mut api = common::market::Api::new(
+        &server,
+        &key,
+        server.user_id(DEMO_EMAIL).unwrap(),
+        DEMO_EMAIL,
+    );
+    let mut coded = Vec::new();
+    for _ in 0..10 {
+        coded.push(id_of(&api.order_ok("tg")));
+    }
+    server.advance_clock(21);
+    server.run_jobs();
+    for id in &coded {
+        assert_eq!(api.act(*id, "complete").status, 200);
+    }
+    for _ in 0..2 {
+        let id = id_of(&api.order_ok("tg"));
+        server.advance_clock(6);
+        assert_eq!(api.act(id, "cancel").status, 200);
+    }
+    server.advance_clock(2);
+    server.run_jobs();
+
+    let cat = visitor
+        .get(&format!("/api/v1/catalogue?country={COUNTRY}&service=tg"))
+        .json();
+    assert_eq!(
+        cat["offers"][0]["success_rate"],
+        json!({"orders": 12, "coded": 10, "percent": 83})
+    );
+    let page = visitor.get(&format!("/prices?country={COUNTRY}")).text();
+    let row = page
+        .split("data-service=\"tg\"")
+        .nth(1)
+        .and_then(|s| s.split("</tr>").next())
+        .unwrap();
+    assert!(row.contains("83% success"), "{row}");
+    // 5sim's guest prices: the same numbers, flat.
+    let five: Value = visitor
+        .get("/v1/guest/prices?country=indonesia&product=telegram")
+        .json();
+    let cell = &five["indonesia"]["telegram"]["any"];
+    assert_eq!(cell["success_rate"], 83, "{five}");
+    assert_eq!(cell["success_orders"], 12, "{five}");
+    assert_eq!(cell["rate"], 83.0, "{five}");
+    // The demo customer's order form shows it too.
+    let mut web = server.client();
+    web.login(DEMO_EMAIL, "demo-password");
+    let dash = web.get(&format!("/dashboard?country={COUNTRY}")).text();
+    let tg = dash
+        .split("data-service=\"tg\">")
+        .nth(1)
+        .and_then(|s| s.split("</label>").next())
+        .unwrap();
+    assert!(tg.contains("83% success") && tg.contains("recent"), "{tg}");
+}
+
+#[test]
+fn live_answers_when_a_code_arrives_and_waits_while_nothing_changes() {
+    let server = TestServer::start_with(&[("OTPBOX_DEV_CLOCK", "1")]);
+    server.add_numbers(COUNTRY, &["6281100000009"]);
+    let (mut web, _) = server.signed_in("live@example.com", "user");
+    server.cli_ok(&[
+        "user",
+        "credit",
+        "--email",
+        "live@example.com",
+        "--amount",
+        "5.00",
+    ]);
+    let r = web.submit(
+        "/dashboard",
+        "/orders",
+        &[("country", &COUNTRY.to_string()), ("service", "tg")],
+    );
+    assert_eq!(r.status, 303, "{}", r.text());
+    let live = web.get("/live").json();
+    let order = &live["orders"][0];
+    assert_eq!(order["status"], "waiting");
+    assert_eq!(order["code"], Value::Null);
+    let html = order["html"].as_str().unwrap();
+    // Inside the early-cancel window, Cancel is disabled with its countdown.
+    assert!(
+        html.contains("disabled data-opens-at=") && html.contains("Cancel in 2:00"),
+        "{html}"
+    );
+    let state = live["state"].as_str().unwrap().to_string();
+    let seen = common::url_encode(&state);
+
+    // Nothing changes: the answer waits out its wait, then shows the same state.
+    let started = std::time::Instant::now();
+    let same = web.get(&format!("/live?seen={seen}&wait=1")).json();
+    assert!(started.elapsed() >= std::time::Duration::from_millis(900));
+    assert_eq!(same["state"], state.as_str());
+
+    // A code arrives while the page waits: the answer comes at once, with the code.
+    let mut waiting = web.clone();
+    let path = format!("/live?seen={seen}&wait=20");
+    let started = std::time::Instant::now();
+    let handle = std::thread::spawn(move || waiting.get(&path).json());
+    // Give the request time to park (had the SMS landed first, its first answer would
+    // already carry the code: the assertions hold either way).
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(server.inject("6281100000009", "Telegram code: 77123"));
+    let changed = handle.join().unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(15));
+    assert_ne!(changed["state"], state.as_str());
+    assert_eq!(changed["orders"][0]["code"], "77123");
+    assert_eq!(changed["orders"][0]["status"], "received");
+    assert!(changed["orders"][0]["html"]
+        .as_str()
+        .unwrap()
+        .contains("/complete"));
+    // Signed out, the page's script is sent to the login form, never given data.
+    let r = server.client().get("/live");
+    assert_eq!(r.status, 303);
+}

@@ -456,11 +456,34 @@ pub fn outbox(nav: &Nav, rows: &[OutboxRow]) -> Markup {
                     p { strong { (m.subject) } " → " (m.to_addr) }
                     p.muted { (time(m.created_at)) " · "
                         @if let Some(s) = m.sent_at { "sent " (time(s)) } @else if m.attempts > 0 { "failed " (m.attempts) "×: " (m.last_error) } @else { "not sent" } }
-                    pre { (m.body) }
+                    pre { @for (text, link) in with_links(&m.body) { (text) @if !link.is_empty() { a href=(link) rel="noopener noreferrer" { (link) } } } }
                 }
             }
         },
     )
+}
+
+/// A mail's text cut around its http(s) links: (text before, link) pairs, the last link
+/// empty, so a page can make the links clickable while maud escapes everything.
+fn with_links(body: &str) -> Vec<(&str, &str)> {
+    let mut out = Vec::new();
+    let mut rest = body;
+    loop {
+        let at = ["https://", "http://"]
+            .iter()
+            .filter_map(|s| rest.find(s))
+            .min();
+        let Some(at) = at else {
+            out.push((rest, ""));
+            return out;
+        };
+        let len = rest[at..]
+            .find(|c: char| c.is_whitespace() || c == '<' || c == '>' || c == '"')
+            .unwrap_or(rest.len() - at);
+        let link = rest[at..at + len].trim_end_matches(['.', ',', ')', ';', ':']);
+        out.push((&rest[..at], link));
+        rest = &rest[at + link.len()..];
+    }
 }
 
 /// One page of the audit log with its filter.
@@ -531,4 +554,22 @@ pub fn audit(nav: &Nav, p: &AuditPage<'_>, f: &Option<Flash>) -> Markup {
             }
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_links;
+
+    #[test]
+    fn mail_links_are_cut_out_of_the_text() {
+        assert_eq!(
+            with_links("Open https://x.example/verify/abc. Thanks"),
+            vec![("Open ", "https://x.example/verify/abc"), (". Thanks", "")]
+        );
+        assert_eq!(with_links("no link"), vec![("no link", "")]);
+        assert_eq!(
+            with_links("a http://h/1\nb http://h/2"),
+            vec![("a ", "http://h/1"), ("\nb ", "http://h/2"), ("", "")]
+        );
+    }
 }

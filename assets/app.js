@@ -24,7 +24,8 @@ function startFilters() {
   document.querySelectorAll("input.filter[data-filter]").forEach((input) => {
     const list = document.querySelector(input.dataset.filter);
     if (!list) return;
-    const none = list.parentElement.querySelector(".filter-none");
+    const none = document.querySelector(`${input.dataset.filter}-none`)
+      || list.parentElement.querySelector(".filter-none");
     input.hidden = false;
     const apply = () => {
       const words = input.value.toLowerCase().split(/\s+/).filter(Boolean);
@@ -38,9 +39,10 @@ function startFilters() {
       if (none) none.hidden = shown > 0;
     };
     input.addEventListener("input", apply);
-    // Enter picks the only (or first) row left instead of submitting the form.
+    // Enter picks the only (or first) row left instead of submitting the form; a search
+    // box that is itself a form field (/prices?q=) submits its search as usual.
     input.addEventListener("keydown", (event) => {
-      if (event.key !== "Enter") return;
+      if (event.key !== "Enter" || input.name) return;
       event.preventDefault();
       const first = list.querySelector("[data-search]:not([hidden])");
       if (!first) return;

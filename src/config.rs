@@ -53,8 +53,8 @@ pub const SETTINGS: &[Setting] = &[
     ),
     s(
         "wal_autocheckpoint",
-        "1000",
-        "SQLite checkpoints the WAL into the database once it holds this many pages; 0 leaves checkpoints to Litestream",
+        "10000",
+        "SQLite checkpoints the WAL into the database once it holds this many pages (4 KiB each); 0 leaves checkpoints to Litestream",
     ),
     s(
         "workers",

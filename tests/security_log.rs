@@ -76,6 +76,8 @@ fn a_person_sees_their_own_security_events_newest_first() {
         .unwrap();
     let r = c.submit("/keys", &format!("/keys/{key_id}/revoke"), &[]);
     assert_eq!(r.status, 303, "{}", r.text());
+    let keys = c.follow(&r).text();
+    assert!(keys.contains(&format!("Key #{key_id} revoked")), "{keys}");
     let r = c.submit(
         "/settings",
         "/settings/password",

@@ -54,8 +54,7 @@ const POLICY: Policy = Policy {
 const MAX_STEPS: i32 = 25_000;
 
 /// Partial indexes that hold only live rows: walking one costs what is live, not history.
-const LIVE_INDEXES: [&str; 5] = [
-    "numbers_free",
+const LIVE_INDEXES: [&str; 4] = [
     "webhook_deliveries_due",
     "numbers_not_sim",
     "partner_orders_held",
@@ -216,11 +215,10 @@ fn traced(conn: &mut Connection, f: impl FnOnce(&mut Connection)) -> Seen {
         Some(move |e: TraceEvent<'_>| {
             let mut seen = sink.lock().unwrap();
             match e {
-                TraceEvent::Stmt(stmt, _) => {
-                    if let Some(sql) = stmt.expanded_sql() {
-                        seen.statements.push(sql);
-                    }
-                }
+                // The statement's own text, parameters unbound: under the planner's stability
+                // guarantee (`db::stable_plans`) its plan is the one that runs, whatever the
+                // values.
+                TraceEvent::Stmt(stmt, _) => seen.statements.push(stmt.sql().into_owned()),
                 TraceEvent::Profile(stmt, _) => {
                     let runs = stmt.get_status(StatementStatus::Run).max(1);
                     let per_run = stmt.get_status(StatementStatus::VmStep) / runs;
@@ -685,11 +683,12 @@ fn full_scans(conn: &Connection, sql: &str) -> Vec<String> {
         Ok(s) => s,
         Err(_) => return Vec::new(), // BEGIN, COMMIT, SAVEPOINT and the like
     };
-    let details: Vec<String> = stmt
-        .query_map([], |r| r.get::<_, String>(3))
-        .unwrap()
-        .map(|r| r.unwrap())
-        .collect();
+    // Parameters left unbound (NULL): the plan does not look at them.
+    let mut details: Vec<String> = Vec::new();
+    let mut rows = stmt.raw_query();
+    while let Some(r) = rows.next().unwrap() {
+        details.push(r.get(3).unwrap());
+    }
     let aliases = aliases(sql);
     details
         .into_iter()

@@ -26,6 +26,10 @@ def order_telegram(t):
     rows = visible_rows(page, "#service-list")
     assert rows.count() == 1, rows.all_inner_texts()
     assert "Telegram" in rows.first.inner_text()
+    # Enter in the search box picks the row left (it does not order).
+    page.press("#order-form input.filter", "Enter")
+    assert page.locator("#service-list input[value=tg]").is_checked()
+    assert t.path().startswith("/dashboard")
     rows.first.click()
     assert page.locator("#service-list input[value=tg]").is_checked()
     with page.expect_navigation():
@@ -154,6 +158,11 @@ def test_public_prices_search(tab):
     page.fill("input[name=q]", "telegr")
     assert visible_rows(page, "#price-rows").count() == 1
     assert "Telegram" in visible_rows(page, "#price-rows").first.inner_text()
+    # Enter sends the search to the server (?q=), which narrows the rows the same way.
+    with page.expect_navigation():
+        page.press("input[name=q]", "Enter")
+    assert "q=telegr" in page.url
+    assert page.locator("#price-rows tr").count() == 1
     # The same search without the script: ?q= on the server.
     t.goto("/prices?q=whatsapp")
     assert page.locator("#price-rows tr").count() == 1

@@ -13,6 +13,10 @@ def test_public_pages_fit(tab):
     t = tab()
     for path in PUBLIC:
         t.goto(path)
+    # The sign-up's policy checkbox reads as one sentence (it once broke into four columns).
+    t.goto("/signup")
+    box = t.page.locator("label:has(input[name=aup])").bounding_box()
+    assert box["height"] <= 60, box
 
 
 def test_customer_pages_fit(tab):

@@ -44,8 +44,13 @@ CREATE TABLE stats_marks (
     id   INTEGER NOT NULL
 );
 
--- The ledger retention reads one account's old rows by time (domain::trust::retention).
-CREATE INDEX ledger_user_created ON ledger(user_id, created_at);
+-- The ledger retention's mark: the newest ledger id older than its last cutoff, so each run
+-- reads an account's old rows through ledger_user (domain::trust::retention).
+ALTER TABLE retention_runs ADD COLUMN swept_id INTEGER;
+
+-- Order picking walks numbers_pick (country, state, last used): the partial index of free
+-- numbers on sale only cost every order two more index writes (domain::query_plans).
+DROP INDEX numbers_free;
 
 -- Where the Telegram bot's webhook is registered ('' = updates are polled with getUpdates).
 ALTER TABLE telegram_offset ADD COLUMN webhook_url TEXT NOT NULL DEFAULT '';

@@ -287,15 +287,23 @@ pub const CARRIED_NOTE: &str = "carried over: older ledger rows deleted";
 /// Each run looks only at the accounts with a row that became old since the previous run's
 /// cutoff (`retention_runs.swept_to`, through `ledger_created`), or that share an order with
 /// such a row (a row kept because its order had a recent row); per account it reads only its
-/// old rows (`ledger_user_created`): what is left of them after a run is the carried row.
+/// rows up to the newest old id (`swept_id`, through `ledger_user`; ids grow with time, and a
+/// carried row keeps the id of a row it replaced): after a run, the carried row and the rows
+/// kept for a recent row of their order.
 pub fn purge_ledger(conn: &Connection, retention: u64, now: Timestamp) -> Result<usize> {
     let cutoff = now - retention as i64;
-    let swept_to: Option<i64> = conn
-        .prepare_cached("SELECT swept_to FROM retention_runs WHERE rule = ?1")?
-        .query_row([Rule::Ledger.as_str()], |r| r.get(0))
+    let (swept_to, swept_id): (Option<i64>, Option<i64>) = conn
+        .prepare_cached("SELECT swept_to, swept_id FROM retention_runs WHERE rule = ?1")?
+        .query_row([Rule::Ledger.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?
-        .flatten();
+        .unwrap_or((None, None));
     let from = swept_to.map_or(i64::MIN, |s| s - SWEEP_OVERLAP);
+    // The newest id older than the cutoff: the previous run's, or one that became old since.
+    let newest_old: i64 = conn
+        .prepare_cached("SELECT MAX(id) FROM ledger WHERE created_at >= ?1 AND created_at < ?2")?
+        .query_row([from, cutoff], |r| r.get::<_, Option<i64>>(0))?
+        .max(swept_id)
+        .unwrap_or(0);
     let users: Vec<i64> = {
         let mut stmt = conn.prepare_cached(
             "SELECT user_id FROM ledger WHERE created_at >= ?1 AND created_at < ?2 \
@@ -306,8 +314,8 @@ pub fn purge_ledger(conn: &Connection, retention: u64, now: Timestamp) -> Result
         let rows = stmt.query_map([from, cutoff], |r| r.get(0))?;
         rows.collect::<rusqlite::Result<_>>()?
     };
-    let old =
-        "FROM ledger l WHERE l.user_id = ?2 AND l.created_at < ?1 AND NOT (l.ref_id IS NOT NULL \
+    let old = "FROM ledger l WHERE l.user_id = ?2 AND l.id <= ?3 AND l.created_at < ?1 \
+               AND NOT (l.ref_id IS NOT NULL \
                AND EXISTS (SELECT 1 FROM ledger m WHERE m.ref_type = l.ref_type \
                AND m.ref_id = l.ref_id AND m.created_at >= ?1))";
     let mut groups: Vec<(i64, i64, i64, i64)> = Vec::new();
@@ -316,7 +324,7 @@ pub fn purge_ledger(conn: &Connection, retention: u64, now: Timestamp) -> Result
             .prepare_cached(&format!(
                 "SELECT COUNT(*), SUM(l.amount_minor), MAX(l.id) {old}"
             ))?
-            .query_row(params![cutoff, user], |r| {
+            .query_row(params![cutoff, user, newest_old], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?))
             })?;
         // One carried row alone is already folded.
@@ -331,11 +339,12 @@ pub fn purge_ledger(conn: &Connection, retention: u64, now: Timestamp) -> Result
         }
     }
     conn.prepare_cached(
-        "INSERT INTO retention_runs (rule, last_run_at, last_removed, swept_to) \
-         VALUES (?1, ?2, 0, ?3) ON CONFLICT (rule) DO UPDATE SET \
-         swept_to = MAX(COALESCE(swept_to, excluded.swept_to), excluded.swept_to)",
+        "INSERT INTO retention_runs (rule, last_run_at, last_removed, swept_to, swept_id) \
+         VALUES (?1, ?2, 0, ?3, ?4) ON CONFLICT (rule) DO UPDATE SET \
+         swept_to = MAX(COALESCE(swept_to, excluded.swept_to), excluded.swept_to), \
+         swept_id = MAX(COALESCE(swept_id, excluded.swept_id), excluded.swept_id)",
     )?
-    .execute(params![Rule::Ledger.as_str(), now, cutoff])?;
+    .execute(params![Rule::Ledger.as_str(), now, cutoff, newest_old])?;
     let mut deleted = 0;
     for (user, count, sum, last_id) in groups {
         let (balance_after, at): (i64, Timestamp) = conn
@@ -345,7 +354,7 @@ pub fn purge_ledger(conn: &Connection, retention: u64, now: Timestamp) -> Result
             .prepare_cached(&format!(
                 "DELETE FROM ledger WHERE id IN (SELECT l.id {old})"
             ))?
-            .execute(params![cutoff, user])?;
+            .execute(params![cutoff, user, newest_old])?;
         debug_assert_eq!(n as i64, count);
         deleted += n;
         if sum != 0 {

@@ -73,7 +73,7 @@ pub fn signup(
         (email_field(kept, "email"))
         label { "Password (at least 10 characters)" input type="password" name="password" minlength="10" required autocomplete="new-password"; }
         label.check { input type="checkbox" name="age" value="1" required checked[kept.get("age").is_some()]; " I am at least " (min_age) " years old" }
-        label.check { input type="checkbox" name="aup" value="1" required checked[kept.get("aup").is_some()]; " I accept the " a href="/aup" target="_blank" { "acceptable-use policy" } " and the " a href="/terms" target="_blank" { "terms" } }
+        label.check { input type="checkbox" name="aup" value="1" required checked[kept.get("aup").is_some()]; span { " I accept the " a href="/aup" target="_blank" { "acceptable-use policy" } " and the " a href="/terms" target="_blank" { "terms" } } }
     };
     let after = html! {
         (super::oidc::buttons(providers))

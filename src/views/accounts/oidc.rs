@@ -41,7 +41,7 @@ pub fn confirm_signup(
     let fields = html! {
         p { (label) " vouched for " strong #email { (email) } ". No account uses this address yet: confirm to create one. You will sign in with " (label) "; you can set a password later in your settings." }
         label.check { input type="checkbox" name="age" value="1" required checked[kept.get("age").is_some()]; " I am at least " (min_age) " years old" }
-        label.check { input type="checkbox" name="aup" value="1" required checked[kept.get("aup").is_some()]; " I accept the " a href="/aup" target="_blank" { "acceptable-use policy" } " and the " a href="/terms" target="_blank" { "terms" } }
+        label.check { input type="checkbox" name="aup" value="1" required checked[kept.get("aup").is_some()]; span { " I accept the " a href="/aup" target="_blank" { "acceptable-use policy" } " and the " a href="/terms" target="_blank" { "terms" } } }
     };
     let after = html! { p.muted { a href="/login" { "Cancel" } } };
     form_card(nav, &card, token, f, fields, after)

@@ -770,7 +770,10 @@ fn revoke_key(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
                 now,
             )
         },
-        |_, ()| Response::redirect("/keys?m=saved"),
+        |ctx, ()| {
+            let msg = format!("Key #{id} revoked: requests with it are refused from now on.");
+            form::tell(ctx, &p.session, "/keys", Flash::Ok(msg))
+        },
     )
 }
 

@@ -119,6 +119,7 @@ impl App {
             max_live: self.config.max_active_activations,
             cooldown: self.config.reuse_cooldown,
             sim_delay: self.config.sim_delay,
+            sim_odds: self.config.sim_odds,
             operator_share: self.config.operator_share,
             allow_private_urls: self.config.webhook_allow_private,
         }

@@ -146,54 +146,82 @@ fn serve(config: Config) -> Result<ExitCode, Error> {
     Ok(ExitCode::SUCCESS)
 }
 
-use crate::config::{DEMO_EMAIL, DEMO_PASSWORD};
+use crate::config::{DEMO_ADMIN_EMAIL, DEMO_ADMIN_PASSWORD, DEMO_EMAIL, DEMO_PASSWORD};
 
-/// Demo mode: the simulator on, a verified demo customer with a balance.
+/// What `demo_setup` did: which demo accounts it created, and whether the demo
+/// administrator exists (it is made only when the install has no administrator).
+struct DemoAccounts {
+    customer_created: bool,
+    admin_created: bool,
+    admin_exists: bool,
+}
+
+/// Demo mode: the simulator on, a verified demo customer with a balance, and a demo
+/// administrator when there is none. Passwords are hashed before the transaction.
 fn demo_setup(
     app: &App,
     conn: &mut rusqlite::Connection,
     addr: std::net::SocketAddr,
 ) -> Result<(), Error> {
     let now = app.now();
-    let hasher = &app.hasher;
-    let created = db::write(conn, |tx| {
-        simulator::configure(tx, true, simulator::mode(tx)?)?;
-        if accounts::find_by_email(tx, DEMO_EMAIL)?.is_some() {
-            return Ok(false);
+    let customer_phc = app.hasher.hash(DEMO_PASSWORD)?;
+    let admin_phc = app.hasher.hash(DEMO_ADMIN_PASSWORD)?;
+    let made = db::write(conn, |tx| {
+        simulator::set_on(tx, true)?;
+        let new = |email: &str, phc: &str, role: Role| {
+            accounts::create(
+                tx,
+                &NewUser {
+                    email,
+                    password_hash: Some(phc),
+                    role,
+                    verified: true,
+                    age_confirmed: true,
+                    aup_accepted: true,
+                },
+                now,
+            )
+        };
+        let admin_exists = accounts::find_by_email(tx, DEMO_ADMIN_EMAIL)?.is_some();
+        let admin_created = !admin_exists && accounts::count_admins(tx)? == 0;
+        if admin_created {
+            new(DEMO_ADMIN_EMAIL, &admin_phc, Role::Admin)?;
         }
-        let phc = hasher.hash(DEMO_PASSWORD)?;
-        let u = accounts::create(
-            tx,
-            &NewUser {
-                email: DEMO_EMAIL,
-                password_hash: Some(&phc),
-                role: Role::User,
-                verified: true,
-                age_confirmed: true,
-                aup_accepted: true,
-            },
-            now,
-        )?;
-        wallet::post(
-            tx,
-            u.id,
-            5000,
-            wallet::Kind::Adjustment,
-            ("", None),
-            "demo balance",
-            now,
-        )?;
-        Ok(true)
+        let customer_created = accounts::find_by_email(tx, DEMO_EMAIL)?.is_none();
+        if customer_created {
+            let u = new(DEMO_EMAIL, &customer_phc, Role::User)?;
+            wallet::post(
+                tx,
+                u.id,
+                5000,
+                wallet::Kind::Adjustment,
+                ("", None),
+                "demo balance",
+                now,
+            )?;
+        }
+        Ok(DemoAccounts {
+            customer_created,
+            admin_created,
+            admin_exists: admin_exists || admin_created,
+        })
     })?;
     println!("Demo mode: the simulator delivers an SMS a few seconds after each order.");
     println!("  Open http://{addr}/login");
-    println!("  E-mail:   {DEMO_EMAIL}");
-    println!("  Password: {DEMO_PASSWORD}");
-    if created {
+    println!("  Customer: {DEMO_EMAIL} / {DEMO_PASSWORD}");
+    if made.customer_created {
         println!(
             "  (demo customer created with a balance of 50.00 {})",
             app.config.currency
         );
+    }
+    if made.admin_exists {
+        println!("  Admin:    {DEMO_ADMIN_EMAIL} / {DEMO_ADMIN_PASSWORD}");
+        if made.admin_created {
+            println!("  (demo administrator created: open /admin)");
+        }
+    } else {
+        println!("  Admin:    sign in with this install's administrator account (/admin)");
     }
     Ok(())
 }

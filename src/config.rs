@@ -183,6 +183,31 @@ pub const SETTINGS: &[Setting] = &[
         "Simulator: delay before the SMS for an order arrives",
     ),
     s(
+        "sim_no_code",
+        "0",
+        "Simulator: percent of orders that never get an SMS (until the admin page sets its own odds)",
+    ),
+    s(
+        "sim_late_code",
+        "0",
+        "Simulator: percent of orders whose SMS comes a minute after the order ended (never delivered)",
+    ),
+    s(
+        "sim_duplicate",
+        "0",
+        "Simulator: percent of orders whose SMS is delivered twice with the same message id",
+    ),
+    s(
+        "sim_wrong_format",
+        "0",
+        "Simulator: percent of orders whose code is written in letters the code extraction cannot read",
+    ),
+    s(
+        "sim_seed",
+        "",
+        "Simulator: a whole number makes each order's draw a function of it and the order id (repeatable QA runs); empty = random",
+    ),
+    s(
         "early_cancel",
         "2m",
         "Cancelling is refused this long after a number is issued",
@@ -549,6 +574,9 @@ impl Payments {
 /// The customer account `otpbox demo` creates (and the benchmark signs in as).
 pub const DEMO_EMAIL: &str = "demo@example.com";
 pub const DEMO_PASSWORD: &str = "demo-password";
+/// The administrator `otpbox demo` creates when the install has none.
+pub const DEMO_ADMIN_EMAIL: &str = "admin@demo.example";
+pub const DEMO_ADMIN_PASSWORD: &str = "demo-admin-password";
 
 /// A rate and a burst. `rate` whole requests per second refill the bucket, which holds at
 /// most `burst` requests. Either 0 turns the limit off.
@@ -593,6 +621,8 @@ pub struct Config {
     pub log: String,
     pub demo: bool,
     pub sim_delay: u64,
+    /// The simulator's failure odds per order (the settings' defaults).
+    pub sim_odds: crate::domain::market::simulator::Odds,
     pub early_cancel: u64,
     pub activation_ttl: u64,
     pub sms_retention: u64,
@@ -1070,6 +1100,23 @@ impl Config {
             log: get("log"),
             demo: parse_bool(&get("demo")).map_err(named("demo"))?,
             sim_delay: dur("sim_delay")?,
+            sim_odds: crate::domain::market::simulator::Odds::new(
+                [
+                    percent("sim_no_code")?,
+                    percent("sim_late_code")?,
+                    percent("sim_duplicate")?,
+                    percent("sim_wrong_format")?,
+                ],
+                match get("sim_seed").trim() {
+                    "" => None,
+                    t => {
+                        Some(t.parse::<u64>().map_err(|_| {
+                            format!("setting `sim_seed`: `{t}` is not a whole number")
+                        })?)
+                    }
+                },
+            )
+            .map_err(|e| format!("settings `sim_*`: {e}"))?,
             early_cancel: dur("early_cancel")?,
             activation_ttl: dur("activation_ttl")?,
             sms_retention: dur("sms_retention")?,

@@ -91,7 +91,13 @@ fn demo_flow_order_code_complete_then_cancel_and_refund() {
             ("OTPBOX_EARLY_CANCEL", "5s"),
         ])
         .start();
-    assert!(server.output().contains("E-mail:   demo@example.com"));
+    assert!(server
+        .output()
+        .contains("Customer: demo@example.com / demo-password"));
+    // The install had no administrator: the demo made one and says how to sign in.
+    assert!(server
+        .output()
+        .contains("Admin:    admin@demo.example / demo-admin-password"));
     let price = server.price("tg");
     let demo_id = server
         .user_id(DEMO_EMAIL)

@@ -52,7 +52,7 @@ OTPBOX_BIN="$PWD/target/debug/otpbox" "$venv/bin/python" -m pytest -q tests/comp
 
 # == Browser suite ==
 # Real headless Chromium (Debian's `chromium`, driven by Playwright from PyPI, which never
-# downloads a browser of its own) through the customer pages at 1280 and 390 px.
+# downloads a browser of its own) through the customer and admin pages at 1280 and 390 px.
 echo "== Browser suite (tests/browser)"
 chromium="${CHROMIUM:-/usr/bin/chromium}"
 if [ ! -x "$chromium" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

@@ -305,7 +305,7 @@ pub fn add_gateways(data: &Path) -> Result<Gateways, Error> {
 pub fn simulator_off(data: &Path) -> Result<(), Error> {
     use crate::domain::market::simulator;
     let conn = crate::db::open(data, crate::db::Synchronous::Normal)?;
-    simulator::configure(&conn, false, simulator::Mode::Normal)
+    simulator::set_on(&conn, false)
 }
 
 /// handler_api `getNumber` (served by one of the bench's SIMs), the SMS posted to that SIM's

@@ -34,6 +34,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0016_identity.sql"),
     include_str!("migrations/0017_stats.sql"),
     include_str!("migrations/0018_history.sql"),
+    include_str!("migrations/0019_admin.sql"),
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

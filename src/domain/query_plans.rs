@@ -44,6 +44,7 @@ const POLICY: Policy = Policy {
     max_live: 20,
     cooldown: 3600,
     sim_delay: 5,
+    sim_odds: crate::domain::market::simulator::Odds::NONE,
     operator_share: 70,
     allow_private_urls: false,
 };
@@ -244,7 +245,7 @@ fn user(conn: &Connection, id: i64) -> User {
 fn hot_paths(conn: &mut Connection) {
     let now = NOW;
     let buyer = user(conn, 1);
-    simulator::configure(conn, true, simulator::Mode::Normal).unwrap();
+    simulator::set_on(conn, true).unwrap();
     let tg = OrderRequest {
         country: 6,
         service: "tg".into(),
@@ -543,6 +544,56 @@ fn lists(conn: &mut Connection) {
         audit::audit_rows(conn, &filter, page.last().map(|r| r.id), 101).unwrap();
     }
     audit::audit_actions(conn).unwrap();
+    // The admin's list of every order: each filter alone and together, first page and a
+    // page deep in the history, activations and rentals; an account's newest orders.
+    {
+        use crate::domain::trust::orders::{self, Filter, Kind};
+        let deep = Some(150_000);
+        let day = 86_400;
+        for kind in [Kind::Activation, Kind::Rental] {
+            for f in [
+                Filter::default(),
+                Filter {
+                    status: "waiting".into(),
+                    ..Default::default()
+                },
+                Filter {
+                    service: "wa".into(),
+                    country: Some(22),
+                    ..Default::default()
+                },
+                Filter {
+                    source: "simulator".into(),
+                    ..Default::default()
+                },
+                Filter {
+                    account: Some(1),
+                    status: "retry".into(),
+                    ..Default::default()
+                },
+                Filter {
+                    account: Some(7),
+                    ..Default::default()
+                },
+                Filter {
+                    from: Some(NOW - 200_000_000),
+                    to: Some(NOW - 200_000_000 + 3 * day),
+                    status: "completed".into(),
+                    service: "tg".into(),
+                    country: Some(6),
+                    ..Default::default()
+                },
+            ] {
+                let f = Filter { kind, ..f };
+                orders::page(conn, &f, None, 51).unwrap();
+                orders::page(conn, &f, deep, 51).unwrap();
+            }
+        }
+        orders::recent_for(conn, 1, 10).unwrap();
+    }
+    // The overview's queues.
+    crate::domain::trust::admin::queues(conn, now).unwrap();
+    crate::domain::trust::admin::quiet_devices(conn, 20).unwrap();
     accounts::search(conn, "", None, 101).unwrap();
     accounts::search(conn, "u5", Some(500), 101).unwrap();
     // The admin's payments, first page and deep.

@@ -111,6 +111,9 @@ pub struct Policy {
     pub max_live: u32,
     pub cooldown: u64,
     pub sim_delay: u64,
+    /// The simulator's failures per order when the admin page has not set its own
+    /// (`sim_no_code`, `sim_late_code`, `sim_duplicate`, `sim_wrong_format`, `sim_seed`).
+    pub sim_odds: simulator::Odds,
     /// Percent of a completed order's price credited to the number's operator.
     pub operator_share: u32,
     /// Customer URLs (a rental's webhook) may point at private addresses
@@ -674,7 +677,7 @@ pub fn order(
     )?;
     let a = get(conn, id)?.ok_or(Error::NotFound("activation"))?;
     if a.source == simulator::SOURCE {
-        simulator::schedule_activation(conn, &a, policy.sim_delay, now)?;
+        simulator::schedule_activation(conn, &a, policy, now)?;
     }
     webhooks::activation_updated(conn, id, None, now)?;
     Ok(Placed::New(a))
@@ -1068,7 +1071,7 @@ pub fn retry(
     order_changed(conn, id, Tell::Retry, now)?;
     let a = get_for(conn, user_id, id)?;
     if a.source == simulator::SOURCE {
-        simulator::schedule_activation(conn, &a, policy.sim_delay, now)?;
+        simulator::schedule_activation(conn, &a, policy, now)?;
     }
     Ok(a)
 }
@@ -1273,6 +1276,7 @@ mod tests {
         max_live: 3,
         cooldown: 0,
         sim_delay: 5,
+        sim_odds: crate::domain::market::simulator::Odds::NONE,
         operator_share: 70,
         allow_private_urls: false,
     };
@@ -1882,8 +1886,7 @@ mod tests {
     #[test]
     fn the_simulator_serves_any_number_of_orders_from_a_bounded_pool() {
         let mut w = world(1_000_000);
-        crate::domain::market::simulator::configure(&w.conn, true, simulator::Mode::Normal)
-            .unwrap();
+        crate::domain::market::simulator::set_on(&w.conn, true).unwrap();
         let india = OrderRequest {
             country: 22,
             ..tg()

@@ -17,6 +17,9 @@ pub struct Country {
     pub name: String,
     pub fivesim_name: String,
     pub enabled: bool,
+    /// Off sale for good (`domain::trust::catalogue`); its orders keep its name.
+    #[serde(skip)]
+    pub retired: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -26,6 +29,9 @@ pub struct Service {
     pub fivesim_name: String,
     pub lifetime_secs: Option<i64>,
     pub enabled: bool,
+    /// Off sale for good (`domain::trust::catalogue`); its orders keep its name.
+    #[serde(skip)]
+    pub retired: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -95,6 +101,7 @@ fn country_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Country> {
         name: r.get(3)?,
         fivesim_name: r.get(4)?,
         enabled: r.get(5)?,
+        retired: r.get(6)?,
     })
 }
 
@@ -105,11 +112,13 @@ fn service_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Service> {
         fivesim_name: r.get(2)?,
         lifetime_secs: r.get(3)?,
         enabled: r.get(4)?,
+        retired: r.get(5)?,
     })
 }
 
-const COUNTRY_COLS: &str = "id, iso, prefix, name, fivesim_name, enabled";
-const SERVICE_COLS: &str = "code, name, fivesim_name, lifetime_secs, enabled";
+const COUNTRY_COLS: &str = "id, iso, prefix, name, fivesim_name, enabled, retired_at IS NOT NULL";
+const SERVICE_COLS: &str =
+    "code, name, fivesim_name, lifetime_secs, enabled, retired_at IS NOT NULL";
 
 pub fn countries(conn: &Connection) -> Result<Vec<Country>> {
     let mut stmt = conn.prepare_cached(&format!(
@@ -181,8 +190,8 @@ pub fn live_service(conn: &Connection, code: &str) -> Result<Service> {
 
 pub fn operators(conn: &Connection, country_id: Option<i64>) -> Result<Vec<Operator>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT country_id, code, name FROM operators WHERE ?1 IS NULL OR country_id = ?1 \
-         ORDER BY country_id, code",
+        "SELECT country_id, code, name FROM operators WHERE (?1 IS NULL OR country_id = ?1) \
+         AND retired_at IS NULL ORDER BY country_id, code",
     )?;
     let rows = stmt.query_map([country_id], |r| {
         Ok(Operator {
@@ -196,7 +205,9 @@ pub fn operators(conn: &Connection, country_id: Option<i64>) -> Result<Vec<Opera
 
 pub fn operator_exists(conn: &Connection, country_id: i64, code: &str) -> Result<bool> {
     Ok(conn
-        .prepare_cached("SELECT 1 FROM operators WHERE country_id = ?1 AND code = ?2")?
+        .prepare_cached(
+            "SELECT 1 FROM operators WHERE country_id = ?1 AND code = ?2 AND retired_at IS NULL",
+        )?
         .query_row(params![country_id, code], |_| Ok(()))
         .optional()?
         .is_some())
@@ -252,13 +263,28 @@ pub fn set_price(
     Ok(())
 }
 
+/// Switches a country or service on or off; a retired one stays off.
 pub fn set_enabled(conn: &Connection, table: &str, key: &str, enabled: bool) -> Result<()> {
-    let sql = match table {
-        "countries" => "UPDATE countries SET enabled = ?2 WHERE CAST(id AS TEXT) = ?1",
-        "services" => "UPDATE services SET enabled = ?2 WHERE code = ?1",
+    let (sql, retired) = match table {
+        "countries" => (
+            "UPDATE countries SET enabled = ?2 WHERE CAST(id AS TEXT) = ?1 \
+             AND (retired_at IS NULL OR ?2 = 0)",
+            "SELECT 1 FROM countries WHERE CAST(id AS TEXT) = ?1 AND retired_at IS NOT NULL",
+        ),
+        "services" => (
+            "UPDATE services SET enabled = ?2 WHERE code = ?1 AND (retired_at IS NULL OR ?2 = 0)",
+            "SELECT 1 FROM services WHERE code = ?1 AND retired_at IS NOT NULL",
+        ),
         _ => return Err(Error::invalid("unknown catalogue table")),
     };
     if conn.execute(sql, params![key, enabled])? == 0 {
+        if conn
+            .query_row(retired, [key], |_| Ok(()))
+            .optional()?
+            .is_some()
+        {
+            return Err(Error::Conflict("A retired entry stays off sale.".into()));
+        }
         return Err(Error::NotFound("catalogue entry"));
     }
     Ok(())
@@ -724,6 +750,7 @@ mod tests {
             max_live: 1000,
             cooldown: 60,
             sim_delay: 5,
+            sim_odds: crate::domain::market::simulator::Odds::NONE,
             operator_share: 70,
             allow_private_urls: false,
         };
@@ -861,9 +888,9 @@ mod tests {
         seed_if_empty(&conn).unwrap();
         let stock = |conn: &Connection| offers(conn, Some(6), Some("tg"), 0, 0).unwrap()[0].stock;
         assert_eq!(stock(&conn), 0);
-        simulator::configure(&conn, true, simulator::Mode::Normal).unwrap();
+        simulator::set_on(&conn, true).unwrap();
         assert_eq!(stock(&conn), simulator::STOCK);
-        simulator::configure(&conn, false, simulator::Mode::Normal).unwrap();
+        simulator::set_on(&conn, false).unwrap();
         assert_eq!(stock(&conn), 0);
     }
 
@@ -899,7 +926,7 @@ mod tests {
         assert_eq!(s.get(0, None, "tg"), 0);
         let offered = offers(&conn, Some(6), Some("tg"), 0, 10).unwrap()[0].stock;
         assert_eq!(offered, s.get(6, None, "tg"));
-        simulator::configure(&conn, true, simulator::Mode::Normal).unwrap();
+        simulator::set_on(&conn, true).unwrap();
         assert_eq!(
             stock(&conn, 0, 10).unwrap().get(0, None, "tg"),
             simulator::STOCK

@@ -212,7 +212,7 @@ pub fn rent(
         now,
     )?;
     if source == simulator::SOURCE {
-        simulator::schedule_rental(conn, id, &service.code, policy.sim_delay, now)?;
+        simulator::schedule_rental(conn, id, &service.code, policy, now + req.hours * 3600, now)?;
     }
     get_for(conn, user.id, id)
 }

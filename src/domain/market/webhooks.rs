@@ -1153,6 +1153,7 @@ mod tests {
             max_live: 3,
             cooldown: 0,
             sim_delay: 5,
+            sim_odds: crate::domain::market::simulator::Odds::NONE,
             operator_share: 70,
             allow_private_urls: false,
         };

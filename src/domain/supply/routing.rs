@@ -545,6 +545,7 @@ pub fn apply_poll(conn: &Connection, d: &Due, p: &Polled, now: Timestamp) -> Res
                 max_live: 0,
                 cooldown: 0,
                 sim_delay: 0,
+                sim_odds: crate::domain::market::simulator::Odds::NONE,
                 operator_share: 0,
                 allow_private_urls: false,
             };
@@ -696,6 +697,7 @@ mod tests {
         max_live: 10,
         cooldown: 0,
         sim_delay: 5,
+        sim_odds: crate::domain::market::simulator::Odds::NONE,
         operator_share: 70,
         allow_private_urls: false,
     };

@@ -496,6 +496,99 @@ pub fn set_enabled(
     )
 }
 
+/// What waits for the admin, each counted through an index of its state (the overview's
+/// queues).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Queues {
+    /// Abuse reports and appeals not yet decided.
+    pub abuse_open: i64,
+    pub payouts_pending: i64,
+    pub flags_open: i64,
+    /// Job runs that failed in the last 24 hours.
+    pub jobs_failed: i64,
+    /// Devices not revoked that are offline or never called.
+    pub devices_offline: i64,
+    /// Upstream providers switched off, paused by their circuit breaker, or failing.
+    pub providers_unhealthy: i64,
+}
+
+impl Queues {
+    pub fn total(&self) -> i64 {
+        self.abuse_open
+            + self.payouts_pending
+            + self.flags_open
+            + self.jobs_failed
+            + self.devices_offline
+            + self.providers_unhealthy
+    }
+}
+
+pub fn queues(conn: &Connection, now: Timestamp) -> Result<Queues> {
+    let count = |sql: &str, p: i64| -> Result<i64> {
+        Ok(conn.prepare_cached(sql)?.query_row([p], |r| r.get(0))?)
+    };
+    Ok(Queues {
+        abuse_open: count(
+            "SELECT COUNT(*) FROM abuse_reports WHERE state IN ('new', 'investigating') AND id > ?1",
+            0,
+        )?,
+        payouts_pending: count(
+            "SELECT COUNT(*) FROM payouts WHERE state = 'requested' AND id > ?1",
+            0,
+        )?,
+        flags_open: count(
+            "SELECT COUNT(*) FROM flags WHERE state = 'open' AND id > ?1",
+            0,
+        )?,
+        jobs_failed: count(
+            "SELECT COUNT(*) FROM job_runs WHERE ok = 0 AND started_at > ?1",
+            now - 86_400,
+        )?,
+        devices_offline: count(
+            "SELECT COUNT(*) FROM devices WHERE revoked_at IS NULL \
+             AND (online = 0 OR first_seen_at IS NULL) AND id > ?1",
+            0,
+        )?,
+        providers_unhealthy: count(
+            "SELECT COUNT(*) FROM providers WHERE enabled = 0 OR failures > 0 \
+             OR paused_until > ?1",
+            now,
+        )?,
+    })
+}
+
+/// A device the overview lists as needing attention.
+#[derive(Debug, Clone)]
+pub struct QuietDevice {
+    pub name: String,
+    pub kind: String,
+    pub owner_id: i64,
+    pub owner: String,
+    /// `None`: it never called.
+    pub last_seen_at: Option<Timestamp>,
+}
+
+/// The devices counted in [`Queues::devices_offline`], most recently seen first.
+pub fn quiet_devices(conn: &Connection, limit: i64) -> Result<Vec<QuietDevice>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT d.name, d.kind, d.owner_id, COALESCE(u.email, ''), \
+         CASE WHEN d.first_seen_at IS NULL THEN NULL ELSE d.last_seen_at END \
+         FROM devices d LEFT JOIN users u ON u.id = d.owner_id \
+         WHERE d.revoked_at IS NULL AND (d.online = 0 OR d.first_seen_at IS NULL) \
+         ORDER BY d.last_seen_at DESC LIMIT ?1",
+    )?;
+    let rows = stmt.query_map([limit], |r| {
+        Ok(QuietDevice {
+            name: r.get(0)?,
+            kind: r.get(1)?,
+            owner_id: r.get(2)?,
+            owner: r.get(3)?,
+            last_seen_at: r.get(4)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -78,6 +78,7 @@ mod tests {
         max_live: 5,
         cooldown: 0,
         sim_delay: 5,
+        sim_odds: crate::domain::market::simulator::Odds::NONE,
         operator_share: 70,
         allow_private_urls: false,
     };

@@ -20,6 +20,8 @@ pub fn routes(r: &mut Router) {
     accounts::account::routes(r);
     trust::admin::routes(r);
     market::admin::routes(r);
+    market::admin_orders::routes(r);
+    market::admin_catalogue::routes(r);
     supply::providers::routes(r);
     supply::partners::routes(r);
     trust::lifecycle::routes(r);

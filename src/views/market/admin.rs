@@ -1,99 +1,16 @@
-//! Admin pages of the marketplace: prices, catalogue switches, vouchers, credit, simulator,
+//! Admin pages of the marketplace: vouchers, credit, simulator,
 //! numbers (with the forms to add them), operators' payouts.
 
 use maud::{html, Markup};
 
-use crate::domain::market::catalogue::{Country, Offer, Service};
-use crate::domain::market::simulator::Mode;
+use crate::domain::market::catalogue::Country;
+use crate::domain::market::simulator::{Mode, Odds};
 use crate::domain::market::vouchers::VoucherRow;
 use crate::domain::supply::numbers::Report;
 use crate::domain::supply::payouts::{Payout, State as PayoutState};
 use crate::views::market::orders::Cur;
 use crate::views::trust::admin::tabs;
 use crate::views::{csrf, flash, form_mark, opt_time, page, time, Flash, Kept, Nav};
-
-/// The catalogue of one country with its prices.
-pub struct PricesPage<'a> {
-    pub countries: &'a [Country],
-    pub country: i64,
-    pub services: &'a [Service],
-    pub offers: &'a [Offer],
-}
-
-/// `kept` refills the price row whose form failed.
-pub fn prices(
-    nav: &Nav,
-    token: &str,
-    cur: &Cur,
-    p: &PricesPage<'_>,
-    f: &Option<Flash>,
-    kept: &Kept,
-) -> Markup {
-    let (countries, country, services, offers) = (p.countries, p.country, p.services, p.offers);
-    let amount = |minor: Option<i64>| {
-        minor
-            .map(|m| crate::domain::base::money::Money(m).decimal(cur.digits))
-            .unwrap_or_default()
-    };
-    page(
-        "Prices",
-        nav,
-        html! {
-            h1 { "Catalogue and prices" }
-            (tabs())
-            (flash(f))
-            form.search method="get" action="/admin/prices" {
-                select name="country" data-autosubmit="1" {
-                    @for c in countries { option value=(c.id) selected[c.id == country] { (c.name) " (" (c.id) ")" @if !c.enabled { " — off" } } }
-                }
-                noscript { button type="submit" { "Show" } }
-            }
-            @if let Some(c) = countries.iter().find(|c| c.id == country) {
-                form.inline method="post" action="/admin/catalogue/toggle" {
-                    (csrf(token))
-                    input type="hidden" name="table" value="countries";
-                    input type="hidden" name="key" value=(c.id);
-                    input type="hidden" name="enabled" value=(if c.enabled { "0" } else { "1" });
-                    button.secondary type="submit" { @if c.enabled { "Stop selling in " (c.name) } @else { "Sell in " (c.name) } }
-                }
-            }
-            table #prices {
-                thead { tr { th { "Service" } th { "Stock" } th { "Price (" (cur.code) ")" } th { "Rent per hour" } th {} th {} } }
-                tbody {
-                    @for s in services {
-                        @let o = offers.iter().find(|o| o.service == s.code);
-                        @let failed = kept.get("service") == Some(s.code.as_str()) && kept.get("price").is_some();
-                        @let price = if failed { kept.or("price", "").to_string() } else { amount(o.map(|o| o.price_minor)) };
-                        @let rent = if failed { kept.or("rent_hour", "").to_string() } else { amount(o.map(|o| o.rent_hour_minor)) };
-                        tr {
-                            td { (s.name) " " code { (s.code) } @if !s.enabled { " (off)" } }
-                            td { (o.map(|o| o.stock).unwrap_or(0)) }
-                            form method="post" action="/admin/prices" {
-                                td {
-                                    (csrf(token))
-                                    input type="hidden" name="country" value=(country);
-                                    input type="hidden" name="service" value=(s.code);
-                                    input type="text" name="price" inputmode="decimal" size="6" value=(price);
-                                }
-                                td { input type="text" name="rent_hour" inputmode="decimal" size="6" value=(rent); }
-                                td { button type="submit" { "Save" } }
-                            }
-                            td {
-                                form.inline method="post" action="/admin/catalogue/toggle" {
-                                    (csrf(token))
-                                    input type="hidden" name="table" value="services";
-                                    input type="hidden" name="key" value=(s.code);
-                                    input type="hidden" name="enabled" value=(if s.enabled { "0" } else { "1" });
-                                    button.link type="submit" { @if s.enabled { "Disable" } @else { "Enable" } }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        },
-    )
-}
 
 pub fn vouchers(
     nav: &Nav,
@@ -126,13 +43,15 @@ pub fn vouchers(
                     button type="submit" { "Create vouchers" }
                 }
             }
-            table #vouchers {
-                thead { tr { th { "Batch" } th { "Code ends" } th { "Amount" } th { "Expires" } th { "Redeemed" } } }
-                tbody {
-                    @for v in rows {
-                        tr {
-                            td { (v.batch) } td { "…" (v.hint) } td { (cur.fmt(v.amount_minor)) } td { (time(v.expires_at)) }
-                            td { @if let Some(who) = &v.redeemed_by { (who) " " @if let Some(t) = v.redeemed_at { (time(t)) } } @else { "—" } }
+            div.scroll {
+                table #vouchers {
+                    thead { tr { th { "Batch" } th { "Code ends" } th { "Amount" } th { "Expires" } th { "Redeemed" } } }
+                    tbody {
+                        @for v in rows {
+                            tr {
+                                td { (v.batch) } td { "…" (v.hint) } td { (cur.fmt(v.amount_minor)) } td { (time(v.expires_at)) }
+                                td { @if let Some(who) = &v.redeemed_by { (who) " " @if let Some(t) = v.redeemed_at { (time(t)) } } @else { "—" } }
+                            }
                         }
                     }
                 }
@@ -155,7 +74,8 @@ pub struct NumberRow {
 
 pub struct NumbersPage<'a> {
     pub sim_on: bool,
-    pub sim_mode: Mode,
+    /// The odds in force, and whether they are the admin's own (else the settings').
+    pub sim_odds: (Odds, bool),
     pub countries: &'a [Country],
     pub rows: &'a [NumberRow],
     /// What the last add did, line by line.
@@ -199,9 +119,11 @@ pub fn numbers(
                         p { "Added (" (r.added.len()) "): " @for (line, phone) in &r.added { span.ok { "line " (line) ": +" (phone) } " " } }
                     }
                     @if !r.refused.is_empty() {
-                        table #refused {
-                            thead { tr { th { "Line" } th { "Text" } th { "Refused because" } } }
-                            tbody { @for (line, text, why) in &r.refused { tr { td { (line) } td { code { (text) } } td.err { (why) } } } }
+                        div.scroll {
+                            table #refused {
+                                thead { tr { th { "Line" } th { "Text" } th { "Refused because" } } }
+                                tbody { @for (line, text, why) in &r.refused { tr { td { (line) } td { code { (text) } } td.err { (why) } } } }
+                            }
                         }
                     }
                 }
@@ -234,24 +156,35 @@ pub fn numbers(
             section.card #simulator {
                 h2 { "Simulator" }
                 p { "The simulator issues virtual numbers and delivers a realistic SMS a few seconds after each order. Use it for demos and tests, never for real customers." }
+                p.muted { "Each order draws its fate once: the odds below, in percent of orders (together at most 100); the rest get one normal SMS. With a seed, the same order id always draws the same fate, so a QA run repeats." }
+                @let (odds, own) = p.sim_odds;
                 form method="post" action="/admin/simulator" {
                     (csrf(token))
+                    (form_mark("simulator"))
                     label.check { input type="checkbox" name="on" value="1" checked[p.sim_on]; " Simulator on" }
-                    label { "Behaviour"
-                        select name="mode" {
-                            @for m in Mode::ALL { option value=(m.as_str()) selected[m == p.sim_mode] { (m.as_str().replace('_', " ")) } }
+                    div.grid2 {
+                        @for m in Mode::FAILURES {
+                            @let name = m.as_str();
+                            @let label = match m { Mode::NoCode => "No code (%)", Mode::LateCode => "Late code, after the order ended (%)", Mode::Duplicate => "Duplicate SMS (%)", _ => "Code in a wrong format (%)" };
+                            @let value = kept.of("simulator", name).map(str::to_string).unwrap_or_else(|| odds.of(m).to_string());
+                            label { (label) input type="number" name=(name) min="0" max="100" step="1" inputmode="numeric" value=(value); }
                         }
+                        label { "Seed (optional)" input type="text" name="seed" inputmode="numeric" maxlength="20" value=(kept.of("simulator", "seed").map(str::to_string).unwrap_or_else(|| odds.seed.map(|s| s.to_string()).unwrap_or_default())); }
                     }
+                    p.muted #sim-odds-source { @if own { "These odds were set here; they win over the settings." } @else { "These odds come from the settings (sim_no_code, sim_late_code, sim_duplicate, sim_wrong_format, sim_seed)." } }
+                    label.check { input type="checkbox" name="defaults" value="1"; " Use the settings' odds instead" }
                     button type="submit" { "Save" }
                 }
             }
-            table #numbers {
-                thead { tr { th { "Number" } th { "Country" } th { "Operator" } th { "Source" } th { "Owner" } th { "State" } th { "On sale" } th { "Last used" } } }
-                tbody {
-                    @for n in p.rows {
-                        tr { td { "+" (n.phone) } td { (n.country) } td { (n.operator) } td { (n.source) }
-                             td { (n.owner.as_deref().unwrap_or("—")) } td { (n.state) } td { @if n.on_sale { "yes" } @else { "no" } }
-                             td { @if let Some(t) = n.last_used_at { (time(t)) } @else { "—" } } }
+            div.scroll {
+                table #numbers {
+                    thead { tr { th { "Number" } th { "Country" } th { "Operator" } th { "Source" } th { "Owner" } th { "State" } th { "On sale" } th { "Last used" } } }
+                    tbody {
+                        @for n in p.rows {
+                            tr { td { "+" (n.phone) } td { (n.country) } td { (n.operator) } td { (n.source) }
+                                 td { (n.owner.as_deref().unwrap_or("—")) } td { (n.state) } td { @if n.on_sale { "yes" } @else { "no" } }
+                                 td { @if let Some(t) = n.last_used_at { (time(t)) } @else { "—" } } }
+                        }
                     }
                 }
             }
@@ -290,28 +223,30 @@ pub fn payouts(
             @if list.is_empty() {
                 p.muted { "No payout requests." }
             } @else {
-                table #payouts {
-                    thead { tr { th { "#" } th { "Operator" } th { "Amount" } th { "Pay to" } th { "Requested" } th { "State" } th {} } }
-                    tbody {
-                        @for p in list {
-                            tr {
-                                td { (p.id) }
-                                td { a href=(format!("/admin/users/{}", p.user_id)) { (p.email) } }
-                                td { (cur.fmt(p.amount_minor)) }
-                                td { code.key { (p.destination) } }
-                                td { (time(p.created_at)) }
-                                td { (payout_state(p.state)) " " (opt_time(p.decided_at)) @if !p.note.is_empty() { br; span.muted { (p.note) } } }
-                                td {
-                                    @if p.state == PayoutState::Requested {
-                                        form.inline method="post" action=(format!("/admin/payouts/{}/paid", p.id)) {
-                                            (csrf(token)) button type="submit" { "Mark paid" }
-                                        }
-                                        form method="post" action=(format!("/admin/payouts/{}/reject", p.id)) {
-                                            (csrf(token))
-                                            @let mark = format!("reject-{}", p.id);
-                                            (form_mark(&mark))
-                                            input type="text" name="note" maxlength="200" placeholder="Why (shown to the operator)" value=(kept.of(&mark, "note").unwrap_or(""));
-                                            button.secondary type="submit" { "Reject" }
+                div.scroll {
+                    table #payouts {
+                        thead { tr { th { "#" } th { "Operator" } th { "Amount" } th { "Pay to" } th { "Requested" } th { "State" } th {} } }
+                        tbody {
+                            @for p in list {
+                                tr {
+                                    td { (p.id) }
+                                    td { a href=(format!("/admin/users/{}", p.user_id)) { (p.email) } }
+                                    td { (cur.fmt(p.amount_minor)) }
+                                    td { code.key { (p.destination) } }
+                                    td { (time(p.created_at)) }
+                                    td { (payout_state(p.state)) " " (opt_time(p.decided_at)) @if !p.note.is_empty() { br; span.muted { (p.note) } } }
+                                    td {
+                                        @if p.state == PayoutState::Requested {
+                                            form.inline method="post" action=(format!("/admin/payouts/{}/paid", p.id)) {
+                                                (csrf(token)) button type="submit" { "Mark paid" }
+                                            }
+                                            form method="post" action=(format!("/admin/payouts/{}/reject", p.id)) {
+                                                (csrf(token))
+                                                @let mark = format!("reject-{}", p.id);
+                                                (form_mark(&mark))
+                                                input type="text" name="note" maxlength="200" placeholder="Why (shown to the operator)" value=(kept.of(&mark, "note").unwrap_or(""));
+                                                button.secondary type="submit" { "Reject" }
+                                            }
                                         }
                                     }
                                 }

@@ -127,25 +127,27 @@ pub fn admin_payments(
             (flash(f))
             p.muted { "Top-ups through the payment gateways. Viewing this page is recorded in the audit log. \"Ask the gateway\" reads an open payment's state from its gateway and credits it if the gateway says it is paid (the webhook normally does this; the reconciliation job asks after 15 minutes)." }
             @if rows.is_empty() { p.muted { "No payments yet." } } @else {
-                table #payments {
-                    thead { tr { th { "#" } th { "When" } th { "Account" } th { "Gateway" } th { "Asked" } th { "Credited" } th { "State" } th { "Gateway says" } th {} } }
-                    tbody {
-                        @for r in rows {
-                            tr data-id=(r.p.id) {
-                                td { (r.p.id) }
-                                td { (time(r.p.created_at)) }
-                                td { a href=(format!("/admin/users/{}", r.p.user_id)) { (r.email) } }
-                                td { (r.p.gateway) " " @if let Some(g) = &r.p.gateway_ref { code { (g) } } }
-                                td { (cur.fmt(r.p.amount_minor)) }
-                                td { (cur.fmt(r.p.credited_minor))
-                                    @if r.p.reversed_minor > 0 { " (" (cur.fmt(r.p.reversed_minor)) " back)" } }
-                                td.state { (r.p.status.as_str()) }
-                                td { (r.p.gateway_status) }
-                                td {
-                                    @if r.p.status.is_open() {
-                                        form method="post" action=(format!("/admin/payments/{}/check", r.p.id)) {
-                                            (csrf(token))
-                                            button.secondary type="submit" { "Ask the gateway" }
+                div.scroll {
+                    table #payments {
+                        thead { tr { th { "#" } th { "When" } th { "Account" } th { "Gateway" } th { "Asked" } th { "Credited" } th { "State" } th { "Gateway says" } th {} } }
+                        tbody {
+                            @for r in rows {
+                                tr data-id=(r.p.id) {
+                                    td { (r.p.id) }
+                                    td { (time(r.p.created_at)) }
+                                    td { a href=(format!("/admin/users/{}", r.p.user_id)) { (r.email) } }
+                                    td { (r.p.gateway) " " @if let Some(g) = &r.p.gateway_ref { code { (g) } } }
+                                    td { (cur.fmt(r.p.amount_minor)) }
+                                    td { (cur.fmt(r.p.credited_minor))
+                                        @if r.p.reversed_minor > 0 { " (" (cur.fmt(r.p.reversed_minor)) " back)" } }
+                                    td.state { (r.p.status.as_str()) }
+                                    td { (r.p.gateway_status) }
+                                    td {
+                                        @if r.p.status.is_open() {
+                                            form method="post" action=(format!("/admin/payments/{}/check", r.p.id)) {
+                                                (csrf(token))
+                                                button.secondary type="submit" { "Ask the gateway" }
+                                            }
                                         }
                                     }
                                 }

@@ -66,29 +66,31 @@ pub fn list(
             (tabs())
             (flash(f))
             p { "Numbers bought from these providers are sold when our own stock cannot serve an order (or is above the customer's maximum price), at their cost plus the markup. Higher priority is tried first, then the cheaper." }
-            table #providers {
-                thead { tr {
-                    th { "Provider" } th { "Kind" } th { "Health" } th { "Latency" } th { "Success" }
-                    th { "Last error" } th { "Balance" } th { "Offers" } th { "Markup" } th { "Priority" } th { "Last sync" }
-                } }
-                tbody {
-                    @for r in rows {
-                        @let p = &r.provider;
-                        tr {
-                            td { a href=(format!("/admin/providers/{}", p.id)) { (p.name) } }
-                            td { (p.kind.as_str()) }
-                            td { (state(p, now)) }
-                            (health_cells(&r.health))
-                            td.error { @if p.last_error.is_empty() { "—" } @else { (p.last_error) " " (opt_time(p.last_error_at)) } }
-                            td { @match p.balance_minor { Some(b) => (cur.fmt(b)), None => "—" } }
-                            td { (r.health.offers) " (" (r.health.stock) " numbers)" }
-                            td { (markup_text(p.markup_bp)) }
-                            td { (p.priority) }
-                            td { (opt_time(p.synced_at)) }
+            div.scroll {
+                table #providers {
+                    thead { tr {
+                        th { "Provider" } th { "Kind" } th { "Health" } th { "Latency" } th { "Success" }
+                        th { "Last error" } th { "Balance" } th { "Offers" } th { "Markup" } th { "Priority" } th { "Last sync" }
+                    } }
+                    tbody {
+                        @for r in rows {
+                            @let p = &r.provider;
+                            tr {
+                                td { a href=(format!("/admin/providers/{}", p.id)) { (p.name) } }
+                                td { (p.kind.as_str()) }
+                                td { (state(p, now)) }
+                                (health_cells(&r.health))
+                                td.error { @if p.last_error.is_empty() { "—" } @else { (p.last_error) " " (opt_time(p.last_error_at)) } }
+                                td { @match p.balance_minor { Some(b) => (cur.fmt(b)), None => "—" } }
+                                td { (r.health.offers) " (" (r.health.stock) " numbers)" }
+                                td { (markup_text(p.markup_bp)) }
+                                td { (p.priority) }
+                                td { (opt_time(p.synced_at)) }
+                            }
                         }
-                    }
-                    @if rows.is_empty() {
-                        tr { td colspan="11" { "No providers yet." } }
+                        @if rows.is_empty() {
+                            tr { td colspan="11" { "No providers yet." } }
+                        }
                     }
                 }
             }
@@ -118,14 +120,16 @@ pub fn list(
             section #routing {
                 h2 { "Routing: success by source (last 7 days)" }
                 p { "Orders that got a number and ended, by where the number came from; completed means a code arrived and the order was finished." }
-                table #routing-table {
-                    thead { tr { th { "Country" } th { "Service" } th { "Source" } th { "Completed" } th { "Ended" } th { "Success" } } }
-                    tbody {
-                        @for r in routing {
-                            tr { td { (r.country) } td { (r.service) } td { (r.source) } td { (r.completed) } td { (r.ended) } td { (r.success_percent()) "%" } }
-                        }
-                        @if routing.is_empty() {
-                            tr { td colspan="6" { "No ended orders yet." } }
+                div.scroll {
+                    table #routing-table {
+                        thead { tr { th { "Country" } th { "Service" } th { "Source" } th { "Completed" } th { "Ended" } th { "Success" } } }
+                        tbody {
+                            @for r in routing {
+                                tr { td { (r.country) } td { (r.service) } td { (r.source) } td { (r.completed) } td { (r.ended) } td { (r.success_percent()) "%" } }
+                            }
+                            @if routing.is_empty() {
+                                tr { td colspan="6" { "No ended orders yet." } }
+                            }
                         }
                     }
                 }

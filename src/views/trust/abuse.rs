@@ -204,17 +204,19 @@ pub fn queue(
                     a href=(format!("/admin/abuse?state={}", st.as_str())) class=[(filter == Some(*st)).then_some("current")] { (st.as_str()) " (" (n) ")" }
                 }
             }
-            table #reports {
-                thead { tr { th { "#" } th { "Kind" } th { "Received" } th { "Number" } th { "Service / account" } th { "State" } } }
-                tbody {
-                    @for r in reports {
-                        tr data-id=(r.id) {
-                            td { a href=(format!("/admin/abuse/{}", r.id)) { "#" (r.id) } }
-                            td { (r.kind.as_str()) }
-                            td { (time(r.created_at)) }
-                            td { (if r.phone.is_empty() { "—" } else { r.phone.as_str() }) }
-                            td { @if r.kind == Kind::Appeal { (r.user_email.as_deref().unwrap_or("")) } @else { (r.service) } }
-                            td { (state_badge(r.state)) }
+            div.scroll {
+                table #reports {
+                    thead { tr { th { "#" } th { "Kind" } th { "Received" } th { "Number" } th { "Service / account" } th { "State" } } }
+                    tbody {
+                        @for r in reports {
+                            tr data-id=(r.id) {
+                                td { a href=(format!("/admin/abuse/{}", r.id)) { "#" (r.id) } }
+                                td { (r.kind.as_str()) }
+                                td { (time(r.created_at)) }
+                                td { (if r.phone.is_empty() { "—" } else { r.phone.as_str() }) }
+                                td { @if r.kind == Kind::Appeal { (r.user_email.as_deref().unwrap_or("")) } @else { (r.service) } }
+                                td { (state_badge(r.state)) }
+                            }
                         }
                     }
                 }
@@ -431,20 +433,22 @@ pub fn blocked(
                     button type="submit" { "Block" }
                 }
             }
-            table #blocked {
-                thead { tr { th { "Service" } th { "Country" } th { "Reason" } th { "By" } th { "Since" } th {} } }
-                tbody {
-                    @for e in entries {
-                        tr data-id=(e.id) {
-                            td { (e.service.as_deref().map(service_name).unwrap_or_else(|| "every service".into())) }
-                            td { (e.country_id.map(country_name).unwrap_or_else(|| "every country".into())) }
-                            td { (e.reason) }
-                            td { (e.created_by.as_deref().unwrap_or("—")) }
-                            td { (time(e.created_at)) }
-                            td {
-                                form method="post" action=(format!("/admin/blocked/{}/remove", e.id)) {
-                                    (csrf(token))
-                                    button type="submit" { "Remove" }
+            div.scroll {
+                table #blocked {
+                    thead { tr { th { "Service" } th { "Country" } th { "Reason" } th { "By" } th { "Since" } th {} } }
+                    tbody {
+                        @for e in entries {
+                            tr data-id=(e.id) {
+                                td { (e.service.as_deref().map(service_name).unwrap_or_else(|| "every service".into())) }
+                                td { (e.country_id.map(country_name).unwrap_or_else(|| "every country".into())) }
+                                td { (e.reason) }
+                                td { (e.created_by.as_deref().unwrap_or("—")) }
+                                td { (time(e.created_at)) }
+                                td {
+                                    form method="post" action=(format!("/admin/blocked/{}/remove", e.id)) {
+                                        (csrf(token))
+                                        button type="submit" { "Remove" }
+                                    }
                                 }
                             }
                         }
@@ -507,27 +511,29 @@ pub fn legal(
                     button type="submit" { "Register" }
                 }
             }
-            table #legal {
-                thead { tr { th { "Received" } th { "Agency" } th { "Scope" } th { "Outcome" } th { "Notes" } th { "Updated" } } }
-                tbody {
-                    @for r in requests {
-                        tr data-id=(r.id) {
-                            td { (r.received_on) }
-                            td { (r.agency) }
-                            td.pre-wrap { (r.scope) }
-                            td { (r.outcome.label()) }
-                            td.pre-wrap { (r.notes)
-                                @let mark = format!("legal-{}", r.id);
-                                details open[kept.get("form") == Some(mark.as_str())] { summary { "Edit" }
-                                    form method="post" action=(format!("/admin/legal/{}", r.id)) {
-                                        (csrf(token))
-                                        @let saved = [r.received_on.as_str(), r.agency.as_str(), r.scope.as_str(), r.outcome.as_str(), r.notes.as_str()];
-                                        (legal_fields(&mark, "Scope", saved, kept))
-                                        button type="submit" { "Save" }
+            div.scroll {
+                table #legal {
+                    thead { tr { th { "Received" } th { "Agency" } th { "Scope" } th { "Outcome" } th { "Notes" } th { "Updated" } } }
+                    tbody {
+                        @for r in requests {
+                            tr data-id=(r.id) {
+                                td { (r.received_on) }
+                                td { (r.agency) }
+                                td.pre-wrap { (r.scope) }
+                                td { (r.outcome.label()) }
+                                td.pre-wrap { (r.notes)
+                                    @let mark = format!("legal-{}", r.id);
+                                    details open[kept.get("form") == Some(mark.as_str())] { summary { "Edit" }
+                                        form method="post" action=(format!("/admin/legal/{}", r.id)) {
+                                            (csrf(token))
+                                            @let saved = [r.received_on.as_str(), r.agency.as_str(), r.scope.as_str(), r.outcome.as_str(), r.notes.as_str()];
+                                            (legal_fields(&mark, "Scope", saved, kept))
+                                            button type="submit" { "Save" }
+                                        }
                                     }
                                 }
+                                td { (time(r.updated_at)) }
                             }
-                            td { (time(r.updated_at)) }
                         }
                     }
                 }

@@ -112,11 +112,13 @@ pub fn admin_user_panel(u: &User, token: &str, requests: &[RequestRow]) -> Marku
                 p { "Deleted by its holder or an administrator " (time(at)) "." }
             }
             @if !requests.is_empty() {
-                table #requests {
-                    thead { tr { th { "When" } th { "Request" } th { "Seen" } } }
-                    tbody {
-                        @for r in requests {
-                            tr { td { (time(r.created_at)) } td { (kind_label(&r.kind)) } td { (opt_time(r.handled_at)) } }
+                div.scroll {
+                    table #requests {
+                        thead { tr { th { "When" } th { "Request" } th { "Seen" } } }
+                        tbody {
+                            @for r in requests {
+                                tr { td { (time(r.created_at)) } td { (kind_label(&r.kind)) } td { (opt_time(r.handled_at)) } }
+                            }
                         }
                     }
                 }
@@ -152,22 +154,24 @@ pub fn admin_requests(nav: &Nav, token: &str, rows: &[RequestRow], f: &Option<Fl
             (crate::views::trust::admin::tabs())
             (flash(f))
             p.muted { "Restrictions of processing (switched on or off in the holder's settings) and deletions. Restriction takes effect at once; mark a request seen once you have taken note of it." }
-            table #requests {
-                thead { tr { th { "When" } th { "Account" } th { "Request" } th { "Detail" } th { "Seen" } } }
-                tbody {
-                    @for r in rows {
-                        tr data-kind=(r.kind) {
-                            td { (time(r.created_at)) }
-                            td { a href=(format!("/admin/users/{}", r.user_id)) { (r.email) } }
-                            td { (kind_label(&r.kind)) }
-                            td { (r.detail) }
-                            td {
-                                @if let Some(at) = r.handled_at {
-                                    (time(at)) @if let Some(by) = &r.handled_by { " by " (by) }
-                                } @else {
-                                    form.inline method="post" action=(format!("/admin/requests/{}/handled", r.id)) {
-                                        (csrf(token))
-                                        button.link type="submit" { "Mark seen" }
+            div.scroll {
+                table #requests {
+                    thead { tr { th { "When" } th { "Account" } th { "Request" } th { "Detail" } th { "Seen" } } }
+                    tbody {
+                        @for r in rows {
+                            tr data-kind=(r.kind) {
+                                td { (time(r.created_at)) }
+                                td { a href=(format!("/admin/users/{}", r.user_id)) { (r.email) } }
+                                td { (kind_label(&r.kind)) }
+                                td { (r.detail) }
+                                td {
+                                    @if let Some(at) = r.handled_at {
+                                        (time(at)) @if let Some(by) = &r.handled_by { " by " (by) }
+                                    } @else {
+                                        form.inline method="post" action=(format!("/admin/requests/{}/handled", r.id)) {
+                                            (csrf(token))
+                                            button.link type="submit" { "Mark seen" }
+                                        }
                                     }
                                 }
                             }

@@ -3,4 +3,5 @@
 
 pub mod abuse;
 pub mod admin;
+pub mod charts;
 pub mod lifecycle;

@@ -1,12 +1,12 @@
-//! Admin handlers of the marketplace: prices and catalogue switches, vouchers, credit,
+//! Admin handlers of the marketplace: vouchers, credit,
 //! simulator, numbers (added one by one or pasted in bulk) and operators' payouts. Every
 //! change is audited. New voucher codes and the report of added numbers are shown once, in
 //! the answer to the POST that created them.
 
 use crate::domain::accounts::Role;
 use crate::domain::base::money::{currency_digits, Money};
-use crate::domain::market::catalogue::{self, Price};
-use crate::domain::market::simulator::{self, Mode};
+use crate::domain::market::catalogue;
+use crate::domain::market::simulator::{self, Mode, Odds};
 use crate::domain::supply::numbers::{self, Entry, NewNumber, Report};
 use crate::domain::trust::admin;
 use crate::domain::{base::audit, market::vouchers, supply::payouts};
@@ -23,9 +23,6 @@ pub fn routes(r: &mut Router) {
     r.pages(
         Role::Admin,
         &[
-            (Get, "/admin/prices", prices),
-            (Post, "/admin/prices", set_price),
-            (Post, "/admin/catalogue/toggle", toggle),
             (Get, "/admin/vouchers", vouchers_page),
             (Post, "/admin/vouchers", create_vouchers),
             (Post, "/admin/users/{id}/credit", credit),
@@ -38,109 +35,6 @@ pub fn routes(r: &mut Router) {
             (Post, "/admin/payouts/{id}/reject", payout_reject),
         ],
     );
-}
-
-fn prices(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let countries = catalogue::countries(ctx.db).unwrap_or_default();
-    let country = req
-        .query_param("country")
-        .and_then(|c| c.parse().ok())
-        .or_else(|| countries.first().map(|c| c.id))
-        .unwrap_or(0);
-    let services = catalogue::services(ctx.db).unwrap_or_default();
-    // Disabled entries still show their prices to the admin.
-    let offers: Vec<catalogue::Offer> = services
-        .iter()
-        .filter_map(|sv| {
-            catalogue::price(ctx.db, country, &sv.code, "")
-                .ok()
-                .flatten()
-                .map(|p| catalogue::Offer {
-                    country,
-                    service: sv.code.clone(),
-                    price_minor: p.price_minor,
-                    rent_hour_minor: p.rent_hour_minor,
-                    stock: 0,
-                })
-        })
-        .collect();
-    let stock = catalogue::offers(
-        ctx.db,
-        Some(country),
-        None,
-        ctx.app.config.reuse_cooldown,
-        ctx.now(),
-    )
-    .unwrap_or_default();
-    let offers: Vec<catalogue::Offer> = offers
-        .into_iter()
-        .map(|mut o| {
-            o.stock = stock
-                .iter()
-                .find(|x| x.service == o.service)
-                .map(|x| x.stock)
-                .unwrap_or(0);
-            o
-        })
-        .collect();
-    let page = view::PricesPage {
-        countries: &countries,
-        country,
-        services: &services,
-        offers: &offers,
-    };
-    Response::html(view::prices(
-        &p.nav,
-        p.csrf(),
-        &cur(ctx),
-        &page,
-        &p.flash,
-        &p.kept,
-    ))
-}
-
-fn set_price(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let form = req.form();
-    let digits = currency_digits(&ctx.app.config.currency);
-    let country: i64 = form.text("country").parse().unwrap_or(-1);
-    let service = form.text("service");
-    let back = format!("/admin/prices?country={country}");
-    let (Some(price), Some(rent)) = (
-        Money::parse(&form.text("price"), digits, false),
-        Money::parse(&form.text("rent_hour"), digits, false),
-    ) else {
-        return form::fail(ctx, req, &p.session, &back, "Enter both prices as amounts.");
-    };
-    let price = Price {
-        price_minor: price.0,
-        rent_hour_minor: rent.0,
-    };
-    form::audited(
-        ctx,
-        req,
-        p,
-        &back,
-        |tx, _, actor, now| admin::set_price(tx, actor, country, &service, "", price, digits, now),
-        |_, ()| Response::redirect(&format!("{back}&m=saved")),
-    )
-}
-
-fn toggle(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let back = req
-        .header("referer")
-        .and_then(|r| r.find("/admin/prices").map(|i| r[i..].to_string()))
-        .unwrap_or_else(|| "/admin/prices".into());
-    form::audited(
-        ctx,
-        req,
-        p,
-        &back,
-        |tx, f, actor, now| {
-            let on = f.text("enabled") == "1";
-            admin::set_enabled(tx, actor, &f.text("table"), &f.text("key"), on, now)
-        },
-        |_, ()| Response::redirect(&back),
-    )
 }
 
 /// The vouchers page; `codes` are the ones just created, shown once.
@@ -226,7 +120,8 @@ fn numbers_view(
     let countries = catalogue::countries(ctx.db).unwrap_or_default();
     let page = view::NumbersPage {
         sim_on: simulator::enabled(ctx.db).unwrap_or(false),
-        sim_mode: simulator::mode(ctx.db).unwrap_or(Mode::Normal),
+        sim_odds: simulator::odds(ctx.db, ctx.app.config.sim_odds)
+            .unwrap_or((ctx.app.config.sim_odds, false)),
         countries: &countries,
         rows: &rows,
         report,
@@ -306,6 +201,38 @@ fn add_numbers(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
     }
 }
 
+/// The odds the simulator form asks for: `None` when it asks for the settings' defaults
+/// (`defaults=1`); the old form's `mode` (one failure for every order) is still understood.
+fn odds_from(f: &crate::http::request::Form) -> crate::domain::Result<Option<Odds>> {
+    if f.checked("defaults") {
+        return Ok(None);
+    }
+    if let Some(mode) = Mode::parse(f.text("mode").trim()) {
+        return Ok(Some(Odds::all(mode)));
+    }
+    let mut percents = [0u32; 4];
+    for (slot, mode) in percents.iter_mut().zip(Mode::FAILURES) {
+        let text = f.text(mode.as_str());
+        let text = text.trim().trim_end_matches('%').trim();
+        *slot = match text {
+            "" => 0,
+            t => t.parse().map_err(|_| {
+                crate::domain::Error::invalid(format!(
+                    "The odds of {} must be a whole percentage from 0 to 100.",
+                    mode.as_str().replace('_', " ")
+                ))
+            })?,
+        };
+    }
+    let seed = match f.text("seed").trim() {
+        "" => None,
+        t => Some(t.parse().map_err(|_| {
+            crate::domain::Error::invalid("The seed must be a whole number (or empty).")
+        })?),
+    };
+    Odds::new(percents, seed).map(Some)
+}
+
 fn set_simulator(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
     form::audited(
         ctx,
@@ -314,9 +241,23 @@ fn set_simulator(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
         "/admin/numbers",
         |tx, f, actor, now| {
             let on = f.checked("on");
-            let mode = Mode::parse(&f.text("mode")).unwrap_or(Mode::Normal);
-            simulator::configure(tx, on, mode)?;
-            let detail = format!("{} ({})", if on { "on" } else { "off" }, mode.as_str());
+            let odds = odds_from(f)?;
+            simulator::set_on(tx, on)?;
+            simulator::set_odds(tx, odds)?;
+            let said = match odds {
+                None => "odds from the settings".to_string(),
+                Some(o) => {
+                    let mut parts: Vec<String> = Mode::FAILURES
+                        .iter()
+                        .map(|m| format!("{} {}%", m.as_str(), o.of(*m)))
+                        .collect();
+                    if let Some(seed) = o.seed {
+                        parts.push(format!("seed {seed}"));
+                    }
+                    parts.join(", ")
+                }
+            };
+            let detail = format!("{} ({said})", if on { "on" } else { "off" });
             audit::audit(
                 tx,
                 Some(actor.id),

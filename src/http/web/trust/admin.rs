@@ -45,7 +45,15 @@ fn count(ctx: &Ctx<'_>, sql: &str, p: i64) -> i64 {
 }
 
 fn overview(ctx: &mut Ctx<'_>, _req: &Request, p: &Page) -> Response {
+    use crate::domain::supply::stats;
     let now = ctx.now();
+    let today = stats::day_of(now);
+    let days = stats::daily(ctx.db, today - 29, today).unwrap_or_default();
+    let sum = |n: usize| view::Totals::of(&days[days.len().saturating_sub(n)..]);
+    let sources = stats::by_source(ctx.db, today - 29, today).unwrap_or_default();
+    let queues = admin::queues(ctx.db, now).unwrap_or_default();
+    let quiet = admin::quiet_devices(ctx.db, 20).unwrap_or_default();
+    let cur = crate::http::web::cur(ctx);
     let o = view::Overview {
         users: count(ctx, "SELECT COUNT(*) FROM users WHERE id > ?1", 0),
         active_sessions: count(
@@ -58,11 +66,12 @@ fn overview(ctx: &mut Ctx<'_>, _req: &Request, p: &Page) -> Response {
             "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL AND id > ?1",
             0,
         ),
-        failed_jobs_24h: count(
-            ctx,
-            "SELECT COUNT(*) FROM job_runs WHERE ok = 0 AND started_at > ?1",
-            now - 86_400,
-        ),
+        periods: [("Today", sum(1)), ("7 days", sum(7)), ("30 days", sum(30))],
+        days: &days,
+        sources: &sources,
+        queues: &queues,
+        quiet_devices: &quiet,
+        cur: &cur,
     };
     Response::html(view::overview(&p.nav, &o))
 }
@@ -112,11 +121,20 @@ fn user_view(
         sign_in,
         currency: &ctx.app.config.currency,
         panels: vec![
+            orders_panel(ctx, u.id),
             crate::views::trust::lifecycle::admin_user_panel(&u, token, &requests),
             crate::http::web::trust::abuse_queue::user_section(ctx, token, &u, kept),
         ],
     };
     Response::html(view::user(nav, token, &page, flash, kept))
+}
+
+/// The account's newest orders (ten of each kind), without their numbers.
+fn orders_panel(ctx: &Ctx<'_>, user: i64) -> maud::Markup {
+    let (activations, rentals) =
+        crate::domain::trust::orders::recent_for(ctx.db, user, 10).unwrap_or_default();
+    let cur = crate::http::web::cur(ctx);
+    crate::views::market::admin_orders::user_panel(user, &cur, &activations, &rentals)
 }
 
 fn user(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {

@@ -15,9 +15,6 @@
 //! ended in the last [`RATE_DAYS`] days; fewer than [`MIN_ORDERS`] orders is "new", never a
 //! guess.
 
-// `daily` and `by_source` serve the admin overview, merged next (issue 15).
-#![allow(dead_code)]
-
 use std::collections::HashMap;
 
 use rusqlite::{params, Connection, OptionalExtension};
@@ -142,15 +139,6 @@ pub struct Day {
     pub earnings_minor: i64,
     /// Money that came in: top-ups and redeemed vouchers.
     pub topups_minor: i64,
-}
-
-impl Day {
-    pub fn success(&self) -> Rate {
-        Rate {
-            orders: self.orders,
-            coded: self.coded,
-        }
-    }
 }
 
 /// Every day from `from_day` to `to_day` (both included, at most 400), days without activity

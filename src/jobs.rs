@@ -555,7 +555,8 @@ fn job_telegram(app: &App, conn: &mut Connection) -> Result<String> {
             notifications::set_telegram_webhook(tx, &now_registered)
         })?;
         if !now_registered.is_empty() {
-            return Ok(format!("webhook registered at {now_registered}"));
+            let url = now_registered.split(' ').next().unwrap_or_default();
+            return Ok(format!("webhook registered at {url}"));
         }
     }
     if !now_registered.is_empty() {

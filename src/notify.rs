@@ -149,23 +149,36 @@ pub fn telegram_webhook_url(app: &App) -> String {
     format!("{}/telegram/webhook", app.config.base_url)
 }
 
+/// Set once this process has registered the webhook: every start registers it again
+/// (`setWebhook` is idempotent), which also repairs a registration changed elsewhere.
+static WEBHOOK_SET_THIS_RUN: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
 /// Makes the bot's webhook what the settings say: registered at [`telegram_webhook_url`]
 /// when webhook mode is on (`setWebhook`), removed when it is off and was registered
-/// (`deleteWebhook`: `getUpdates` answers 409 while a webhook is set). `registered` is the
-/// URL registered before ("" for none); returns the URL registered now.
+/// (`deleteWebhook`: `getUpdates` answers 409 while a webhook is set). `registered` is what
+/// was registered before ("" for none): the URL and a fingerprint of the secret token, so a
+/// new bot token or install key (a new secret) is registered again; returns what is
+/// registered now.
 pub fn sync_telegram_webhook(app: &App, registered: &str) -> Result<String, String> {
+    use std::sync::atomic::Ordering;
     match telegram_webhook_secret(app) {
         Some(secret) => {
             let url = telegram_webhook_url(app);
-            if url != registered {
+            let fingerprint = crate::domain::base::crypto::hex(
+                &crate::domain::base::crypto::hmac_sha256(b"fingerprint", secret.as_bytes())[..8],
+            );
+            let now_registered = format!("{url} {fingerprint}");
+            if now_registered != registered || !WEBHOOK_SET_THIS_RUN.load(Ordering::Relaxed) {
                 telegram(
                     app,
                     "setWebhook",
                     &json!({"url": url, "secret_token": secret,
                             "allowed_updates": ["message"]}),
                 )?;
+                WEBHOOK_SET_THIS_RUN.store(true, Ordering::Relaxed);
             }
-            Ok(url)
+            Ok(now_registered)
         }
         None => {
             if !registered.is_empty() {

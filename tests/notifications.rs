@@ -651,6 +651,25 @@ fn in_webhook_mode_the_bot_is_registered_and_a_start_links_the_chat_at_once() {
     assert_eq!(tele[0].0, "3003");
     assert!(tele[0].1.contains("515151"), "{tele:?}");
 
+    // Every start registers the webhook again (repairing a registration changed elsewhere).
+    let data = s.kill9();
+    let s = TestServer::builder()
+        .data_dir(data)
+        .envs(&webhook_env)
+        .start();
+    assert_eq!(
+        s.client().post("/__dev/scheduler?paused=1", b"").status,
+        200
+    );
+    s.run_jobs();
+    s.run_jobs();
+    let methods = tg.shared.lock().unwrap().methods.clone();
+    assert_eq!(methods.len(), 2, "{methods:?}");
+    assert_eq!(
+        (methods[1].0.as_str(), &methods[1].1),
+        ("setWebhook", &methods[0].1)
+    );
+
     // Webhook mode turned off: the registration is removed, then updates are polled again,
     // and the route is gone.
     let data = s.kill9();
@@ -676,7 +695,13 @@ fn in_webhook_mode_the_bot_is_registered_and_a_start_links_the_chat_at_once() {
         .collect();
     assert_eq!(
         methods,
-        ["setWebhook", "deleteWebhook", "getUpdates", "getUpdates"]
+        [
+            "setWebhook",
+            "setWebhook",
+            "deleteWebhook",
+            "getUpdates",
+            "getUpdates"
+        ]
     );
     let mut telegram = s.client();
     telegram.always_send("X-Telegram-Bot-Api-Secret-Token", &secret);

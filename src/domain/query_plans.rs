@@ -1,6 +1,6 @@
 //! No request path or job may cost more as history grows. This test fills a database with
 //! a long history (200,000 past activations with their messages and ledger rows, 50,000
-//! numbers, ended rentals, security events and audit rows), runs the hot paths (ordering,
+//! numbers and 30,000 once bought upstream, ended rentals, security events and audit rows), runs the hot paths (ordering,
 //! status, SMS ingest, finishing and cancelling, rentals, balance and ledger, the dashboard,
 //! history pages, and the jobs that run every few seconds) with SQLite's statement trace on,
 //! then asks `EXPLAIN QUERY PLAN` about every statement they ran and fails on any full scan
@@ -81,6 +81,13 @@ fn fill(conn: &Connection) {
 
         WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 50000)
         INSERT INTO number_usage (number_id, service, last_used_at) SELECT x, 'wa', x FROM c;
+
+        -- Numbers once bought upstream: free, never on sale, in the ordering country, and
+        -- used longer ago than any number on sale; order picking must not walk them.
+        WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 30000)
+        INSERT INTO numbers (phone, country_id, operator, source, state, on_sale, created_at,
+                             last_used_at)
+        SELECT '63' || (800000000 + x), 6, '', 'upstream', 'free', 0, 1, -x FROM c;
 
         WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 200000)
         INSERT INTO activations (user_id, number_id, phone, country_id, service, price_minor,

@@ -17,13 +17,15 @@ CREATE TABLE order_stats (
     PRIMARY KEY (day, kind, country_id, service, source)
 ) WITHOUT ROWID;
 
--- Money moved, per day (UTC, of the ledger row) and ledger kind.
+-- Money moved, per day (UTC, of the ledger row), ledger kind and what it is about (an
+-- adjustment of an order is revenue given back, of a payment a top-up taken back).
 CREATE TABLE money_stats (
     day          INTEGER NOT NULL,
     kind         TEXT NOT NULL,
+    ref_type     TEXT NOT NULL,
     amount_minor INTEGER NOT NULL DEFAULT 0,
     rows         INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (day, kind)
+    PRIMARY KEY (day, kind, ref_type)
 ) WITHOUT ROWID;
 
 -- The success rate of the last 7 days per country, service and source ('' = all sources),
@@ -47,12 +49,18 @@ CREATE TABLE stats_marks (
 -- The ledger retention's mark: the newest ledger id older than its last cutoff, so each run
 -- reads an account's old rows through ledger_user (domain::trust::retention).
 ALTER TABLE retention_runs ADD COLUMN swept_id INTEGER;
+-- Accounts with old ledger rows kept for a recent row of their group: looked at on every run.
+CREATE TABLE ledger_kept (user_id INTEGER PRIMARY KEY);
 
--- Order picking walks numbers_pick (country, state, last used): the partial index of free
--- numbers on sale only cost every order two more index writes (domain::query_plans).
+-- Order picking walks numbers_pick, now (country, state, on sale, last used), so the numbers
+-- bought upstream (never on sale) are not walked; the partial index of free numbers on sale
+-- it replaces cost every order two more index writes (domain::query_plans).
 DROP INDEX numbers_free;
+DROP INDEX numbers_pick;
+CREATE INDEX numbers_pick ON numbers(country_id, state, on_sale, last_used_at);
 
--- Where the Telegram bot's webhook is registered ('' = updates are polled with getUpdates).
+-- Where the Telegram bot's webhook is registered, with a fingerprint of its secret token
+-- ('' = updates are polled with getUpdates).
 ALTER TABLE telegram_offset ADD COLUMN webhook_url TEXT NOT NULL DEFAULT '';
 
 -- E-mail notifications that carry a code or an SMS text (sent only through SMTP): the same

@@ -6,10 +6,12 @@
 //! the order or ledger tables: a chart of 30 days reads 30 days of rollup rows, a price list
 //! reads one row per (country, service, source).
 //!
-//! The sweeps are exact: orders are read through the `*_ended` indexes in (`ended_at`, id)
-//! order and only up to the second before the run (an order ending later has a later
-//! `ended_at`, since the clock never goes back and writes are serialised); ledger rows by id
-//! (ids only grow; the retention job's carried rows reuse an old id and are not new money).
+//! The sweeps: orders are read through the `*_ended` indexes in (`ended_at`, id) order, up
+//! to [`LAG`] seconds behind the run: a request reads the clock before it waits for the write
+//! lock, so an order can commit with an `ended_at` a little older than orders committed
+//! before it (and the retention job leaves an ended order a day before anonymising it).
+//! Ledger rows are read by id (ids are given under the write lock and only grow; the
+//! retention job's carried rows reuse an old id and are not new money).
 //!
 //! A success rate is orders that got a code ÷ orders that got a number, over the orders that
 //! ended in the last [`RATE_DAYS`] days; fewer than [`MIN_ORDERS`] orders is "new", never a
@@ -30,6 +32,9 @@ pub const MIN_ORDERS: i64 = 10;
 /// Rows one sweep step reads; a run takes at most [`STEPS`] steps per sweep, so a backlog
 /// (an upgrade over a long history) is worked off over several runs.
 const BATCH: i64 = 500;
+/// How far behind the clock the order sweep stays: more than a request can wait for the
+/// write lock (`db::BUSY_TIMEOUT`) plus the longest write transaction.
+pub const LAG: i64 = 120;
 const STEPS: usize = 40;
 
 /// The day (UTC) of a time: days since 1970-01-01.
@@ -174,21 +179,26 @@ pub fn daily(conn: &Connection, from_day: i64, to_day: i64) -> Result<Vec<Day>> 
         }
     }
     let mut stmt = conn.prepare_cached(
-        "SELECT day, kind, amount_minor FROM money_stats WHERE day BETWEEN ?1 AND ?2",
+        "SELECT day, kind, ref_type, amount_minor FROM money_stats WHERE day BETWEEN ?1 AND ?2",
     )?;
     let mut rows = stmt.query(params![from_day, to_day])?;
     while let Some(r) = rows.next()? {
         let d = &mut days[(r.get::<_, i64>(0)? - from_day) as usize];
-        let amount: i64 = r.get(2)?;
-        match r.get::<_, String>(1)?.as_str() {
+        let amount: i64 = r.get(3)?;
+        let (kind, about): (String, String) = (r.get(1)?, r.get(2)?);
+        match (kind.as_str(), about.as_str()) {
             // Charges are negative ledger amounts, refunds positive.
-            "charge" => d.revenue_minor -= amount,
-            "refund" => {
+            ("charge", _) => d.revenue_minor -= amount,
+            ("refund", _) => {
                 d.revenue_minor -= amount;
                 d.refunds_minor += amount;
             }
-            "earning" => d.earnings_minor += amount,
-            "topup" | "voucher" => d.topups_minor += amount,
+            // An upstream order's hold above its real price, given back.
+            ("adjustment", "activation" | "rental") => d.revenue_minor -= amount,
+            ("earning", _) => d.earnings_minor += amount,
+            ("topup" | "voucher", _) => d.topups_minor += amount,
+            // A top-up refunded or disputed at its gateway, or charged back.
+            ("adjustment", "payment" | "chargeback") => d.topups_minor += amount,
             _ => {}
         }
     }
@@ -228,12 +238,13 @@ pub struct Folded {
     pub ledger: usize,
 }
 
-/// The job: folds what ended or was booked since the last run (up to `now`, exclusive) into
-/// the rollups and refreshes the success rates. Call inside a write transaction.
+/// The job: folds the orders that ended since the last run (up to [`LAG`] seconds ago) and
+/// the ledger rows written since into the rollups, and refreshes the success rates. Call
+/// inside a write transaction.
 pub fn roll_up(conn: &Connection, now: Timestamp) -> Result<Folded> {
     let folded = Folded {
-        activations: sweep_orders(conn, Kind::Activation, now)?,
-        rentals: sweep_orders(conn, Kind::Rental, now)?,
+        activations: sweep_orders(conn, Kind::Activation, now - LAG)?,
+        rentals: sweep_orders(conn, Kind::Rental, now - LAG)?,
         ledger: sweep_ledger(conn)?,
     };
     refresh_rates(conn, now)?;
@@ -282,7 +293,7 @@ struct Counts {
     expired: i64,
 }
 
-fn sweep_orders(conn: &Connection, kind: Kind, now: Timestamp) -> Result<usize> {
+fn sweep_orders(conn: &Connection, kind: Kind, until: Timestamp) -> Result<usize> {
     let sql = match kind {
         // An upstream order is labelled with its provider's name; an order that never got a
         // number (its purchase failed) is not an order of any source and is only passed.
@@ -311,7 +322,7 @@ fn sweep_orders(conn: &Connection, kind: Kind, now: Timestamp) -> Result<usize> 
         let mut n = 0;
         {
             let mut stmt = conn.prepare_cached(sql)?;
-            let mut rows = stmt.query(params![at, id, now, BATCH])?;
+            let mut rows = stmt.query(params![at, id, until, BATCH])?;
             while let Some(r) = rows.next()? {
                 n += 1;
                 let (row_id, ended): (i64, i64) = (r.get(0)?, r.get(1)?);
@@ -369,30 +380,32 @@ fn sweep_ledger(conn: &Connection) -> Result<usize> {
     let mut total = 0;
     for _ in 0..STEPS {
         let (_, from) = mark(conn, "ledger")?;
-        let mut sums: HashMap<(i64, String), (i64, i64)> = HashMap::new();
+        let mut sums: HashMap<(i64, String, String), (i64, i64)> = HashMap::new();
         let mut last = None;
         let mut n = 0;
         {
             let mut stmt = conn.prepare_cached(
-                "SELECT id, created_at, kind, amount_minor FROM ledger WHERE id > ?1 \
+                "SELECT id, created_at, kind, amount_minor, ref_type FROM ledger WHERE id > ?1 \
                  ORDER BY id LIMIT ?2",
             )?;
             let mut rows = stmt.query(params![from, BATCH])?;
             while let Some(r) = rows.next()? {
                 n += 1;
                 last = Some(r.get::<_, i64>(0)?);
-                let s = sums.entry((day_of(r.get(1)?), r.get(2)?)).or_insert((0, 0));
+                let s = sums
+                    .entry((day_of(r.get(1)?), r.get(2)?, r.get(4)?))
+                    .or_insert((0, 0));
                 s.0 = s.0.saturating_add(r.get(3)?);
                 s.1 += 1;
             }
         }
         let mut add = conn.prepare_cached(
-            "INSERT INTO money_stats (day, kind, amount_minor, rows) VALUES (?1, ?2, ?3, ?4) \
-             ON CONFLICT (day, kind) DO UPDATE SET \
+            "INSERT INTO money_stats (day, kind, ref_type, amount_minor, rows) \
+             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (day, kind, ref_type) DO UPDATE SET \
              amount_minor = amount_minor + excluded.amount_minor, rows = rows + excluded.rows",
         )?;
-        for ((day, kind), (amount, rows)) in sums {
-            add.execute(params![day, kind, amount, rows])?;
+        for ((day, kind, about), (amount, rows)) in sums {
+            add.execute(params![day, kind, about, amount, rows])?;
         }
         if let Some(id) = last {
             set_mark(conn, "ledger", 0, id)?;
@@ -458,7 +471,7 @@ mod tests {
         for i in 0..9 {
             order(&c, i + 1, "tg", "completed", true, T0 + i);
         }
-        roll_up(&c, T0 + 100).unwrap();
+        roll_up(&c, T0 + 100 + LAG).unwrap();
         let t = success_table(&c).unwrap();
         assert_eq!(
             t.get(6, "tg"),
@@ -470,7 +483,7 @@ mod tests {
         assert_eq!(t.get(6, "tg").label(), "new");
         order(&c, 10, "tg", "canceled", false, T0 + 50);
         order(&c, 11, "tg", "expired", false, T0 + 60);
-        roll_up(&c, T0 + 100).unwrap();
+        roll_up(&c, T0 + 100 + LAG).unwrap();
         let rate = success_table(&c).unwrap().get(6, "tg");
         assert_eq!(
             rate,
@@ -508,13 +521,13 @@ mod tests {
         order(&c, 5, "tg", "completed", true, T0);
         // Ends in the run's own second: left for the next run.
         order(&c, 3, "tg", "canceled", false, T0 + 10);
-        let f = roll_up(&c, T0 + 10).unwrap();
+        let f = roll_up(&c, T0 + 10 + LAG).unwrap();
         assert_eq!(f.activations, 1);
         // A lower id ending later than the mark is still seen.
         order(&c, 1, "tg", "expired", false, T0 + 10);
-        let f = roll_up(&c, T0 + 11).unwrap();
+        let f = roll_up(&c, T0 + 11 + LAG).unwrap();
         assert_eq!(f.activations, 2);
-        assert_eq!(roll_up(&c, T0 + 12).unwrap().activations, 0);
+        assert_eq!(roll_up(&c, T0 + 12 + LAG).unwrap().activations, 0);
         let d = daily(&c, day_of(T0), day_of(T0)).unwrap();
         assert_eq!(
             (
@@ -541,12 +554,12 @@ mod tests {
              FROM x;"
         ))
         .unwrap();
-        let first = roll_up(&c, T0 + 100).unwrap().activations as i64;
+        let first = roll_up(&c, T0 + 100 + LAG).unwrap().activations as i64;
         assert_eq!(first, BATCH * STEPS as i64);
-        assert_eq!(roll_up(&c, T0 + 100).unwrap().activations, 7);
+        assert_eq!(roll_up(&c, T0 + 100 + LAG).unwrap().activations, 7);
         assert_eq!(success_table(&c).unwrap().get(6, "wa").orders, n);
         // Eight days later the window holds none of them; the days keep them.
-        roll_up(&c, T0 + 8 * 86_400).unwrap();
+        roll_up(&c, T0 + 8 * 86_400 + LAG).unwrap();
         assert_eq!(success_table(&c).unwrap().get(6, "wa"), Rate::default());
         let d = daily(&c, day_of(T0) - 1, day_of(T0) + 1).unwrap();
         assert_eq!(d.iter().map(|d| d.orders).collect::<Vec<_>>(), [0, n, 0]);
@@ -560,17 +573,22 @@ mod tests {
              INSERT INTO ledger (user_id, amount_minor, kind, balance_after, created_at) VALUES
                (1, 1000, 'topup', 1000, {T0}), (1, -35, 'charge', 965, {T0}),
                (1, -40, 'charge', 925, {T0}), (1, 40, 'refund', 965, {T0}),
-               (1, 24, 'earning', 989, {T0} + 86400), (1, 500, 'voucher', 1489, {T0} + 86400);"
+               (1, 24, 'earning', 989, {T0} + 86400), (1, 500, 'voucher', 1489, {T0} + 86400);
+             INSERT INTO ledger (user_id, amount_minor, kind, ref_type, balance_after, created_at)
+             VALUES (1, 5, 'adjustment', 'activation', 1494, {T0}),
+                    (1, -300, 'adjustment', 'payment', 1194, {T0} + 86400),
+                    (1, 77, 'adjustment', 'admin', 1271, {T0} + 86400);"
         ))
         .unwrap();
-        assert_eq!(roll_up(&c, T0).unwrap().ledger, 6);
-        assert_eq!(roll_up(&c, T0).unwrap().ledger, 0);
+        assert_eq!(roll_up(&c, T0 + LAG).unwrap().ledger, 9);
+        assert_eq!(roll_up(&c, T0 + LAG).unwrap().ledger, 0);
         let d = daily(&c, day_of(T0), day_of(T0) + 1).unwrap();
+        // 35 + 40 charged, 40 refunded, 5 of a hold given back; an admin's credit is neither.
         assert_eq!(
             (d[0].revenue_minor, d[0].refunds_minor, d[0].topups_minor),
-            (35, 40, 1000)
+            (30, 40, 1000)
         );
-        assert_eq!((d[1].earnings_minor, d[1].topups_minor), (24, 500));
+        assert_eq!((d[1].earnings_minor, d[1].topups_minor), (24, 200));
     }
 
     #[test]
@@ -584,7 +602,7 @@ mod tests {
         }
         c.execute("UPDATE activations SET source = 'sim' WHERE id > 10", [])
             .unwrap();
-        roll_up(&c, T0 + 1).unwrap();
+        roll_up(&c, T0 + 1 + LAG).unwrap();
         let s = by_source(&c, day_of(T0), day_of(T0)).unwrap();
         assert_eq!(
             s,

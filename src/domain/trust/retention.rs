@@ -172,9 +172,10 @@ fn ended_orders(
     select: &str,
     cutoff: Timestamp,
     limit: usize,
+    ended_before: Timestamp,
 ) -> Result<Vec<EndedOrder>> {
     let mut stmt = conn.prepare_cached(select)?;
-    let rows = stmt.query_map(params![cutoff, limit as i64], |r| {
+    let rows = stmt.query_map(params![cutoff, limit as i64, ended_before], |r| {
         Ok(EndedOrder {
             id: r.get(0)?,
             created_at: r.get(1)?,
@@ -225,17 +226,23 @@ fn unlink_ledger(conn: &Connection, ref_type: &str, id: i64) -> Result<()> {
     Ok(())
 }
 
+/// How long after its end an order is left to the order statistics before anonymisation may
+/// take it (the `stats` job folds ended orders every minute, two minutes behind the clock).
+const STATS_GRACE: i64 = 86_400;
+
 /// Anonymises up to [`BATCH`] ended activations and rentals created more than `retention`
-/// seconds ago. Returns how many orders were anonymised.
+/// seconds ago (and ended a day ago at least). Returns how many orders were anonymised.
 pub fn anonymise_orders(conn: &Connection, retention: u64, now: Timestamp) -> Result<usize> {
     let cutoff = now - retention as i64;
+    let ended_before = now - STATS_GRACE;
     let activations = ended_orders(
         conn,
         "SELECT id, created_at, country_id, service, source, status, price_minor \
-         FROM activations WHERE created_at < ?1 AND ended_at IS NOT NULL \
+         FROM activations WHERE created_at < ?1 AND ended_at < ?3 \
          ORDER BY created_at LIMIT ?2",
         cutoff,
         BATCH,
+        ended_before,
     )?;
     for o in &activations {
         anonymise(
@@ -255,9 +262,10 @@ pub fn anonymise_orders(conn: &Connection, retention: u64, now: Timestamp) -> Re
         conn,
         "SELECT r.id, r.created_at, r.country_id, r.service, COALESCE(n.source, ''), r.status, \
          r.paid_minor FROM rentals r LEFT JOIN numbers n ON n.id = r.number_id \
-         WHERE r.created_at < ?1 AND r.ended_at IS NOT NULL ORDER BY r.created_at LIMIT ?2",
+         WHERE r.created_at < ?1 AND r.ended_at < ?3 ORDER BY r.created_at LIMIT ?2",
         cutoff,
         BATCH - activations.len(),
+        ended_before,
     )?;
     for o in &rentals {
         anonymise(
@@ -309,13 +317,17 @@ pub fn purge_ledger(conn: &Connection, retention: u64, now: Timestamp) -> Result
             "SELECT user_id FROM ledger WHERE created_at >= ?1 AND created_at < ?2 \
              UNION SELECT m.user_id FROM ledger l JOIN ledger m \
              ON m.ref_type = l.ref_type AND m.ref_id = l.ref_id \
-             WHERE l.created_at >= ?1 AND l.created_at < ?2 AND l.ref_id IS NOT NULL",
+             WHERE l.created_at >= ?1 AND l.created_at < ?2 AND l.ref_id IS NOT NULL \
+             AND l.ref_type <> 'admin' \
+             UNION SELECT user_id FROM ledger_kept",
         )?;
         let rows = stmt.query_map([from, cutoff], |r| r.get(0))?;
         rows.collect::<rusqlite::Result<_>>()?
     };
+    // A group is the rows about one order, payment or voucher; an administrator's
+    // adjustments name the administrator (`admin`, their id), which groups nothing.
     let old = "FROM ledger l WHERE l.user_id = ?2 AND l.id <= ?3 AND l.created_at < ?1 \
-               AND NOT (l.ref_id IS NOT NULL \
+               AND NOT (l.ref_id IS NOT NULL AND l.ref_type <> 'admin' \
                AND EXISTS (SELECT 1 FROM ledger m WHERE m.ref_type = l.ref_type \
                AND m.ref_id = l.ref_id AND m.created_at >= ?1))";
     let mut groups: Vec<(i64, i64, i64, i64)> = Vec::new();
@@ -327,11 +339,28 @@ pub fn purge_ledger(conn: &Connection, retention: u64, now: Timestamp) -> Result
             .query_row(params![cutoff, user, newest_old], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?))
             })?;
+        // Old rows kept for a recent row of their group: the account is looked at again on
+        // every run until they go (the group's other rows may belong to another account,
+        // or lose their link when the order is anonymised).
+        let all_old: i64 = conn
+            .prepare_cached(
+                "SELECT COUNT(*) FROM ledger WHERE user_id = ?2 AND id <= ?3 AND created_at < ?1",
+            )?
+            .query_row(params![cutoff, user, newest_old], |r| r.get(0))?;
+        let kept_sql = if all_old > count {
+            "INSERT OR IGNORE INTO ledger_kept (user_id) VALUES (?1)"
+        } else {
+            "DELETE FROM ledger_kept WHERE user_id = ?1"
+        };
+        conn.prepare_cached(kept_sql)?.execute([user])?;
         // One carried row alone is already folded.
         if let (Some(sum), Some(last_id), true) = (sum, last_id, count > 0) {
             let carried_alone = count == 1
                 && conn
-                    .prepare_cached("SELECT note = ?2 FROM ledger WHERE id = ?1")?
+                    .prepare_cached(
+                        "SELECT note = ?2 AND kind = 'adjustment' AND ref_type = '' \
+                         FROM ledger WHERE id = ?1",
+                    )?
                     .query_row(params![last_id, CARRIED_NOTE], |r| r.get::<_, bool>(0))?;
             if !carried_alone {
                 groups.push((user, count, sum, last_id));
@@ -563,6 +592,69 @@ mod tests {
         assert_eq!(customer_rows(&conn), 1);
         assert!(wallet::check(&conn).unwrap().is_empty());
         assert_eq!(wallet::balance(&conn, customer).unwrap(), 900);
+    }
+
+    #[test]
+    fn a_kept_row_goes_once_old_even_after_its_group_lost_its_link() {
+        let conn = db::memory();
+        let customer = user(&conn, "c@example.com");
+        let operator = user(&conn, "o@example.com");
+        wallet::post(&conn, customer, 1000, Kind::Topup, ("", None), "", 10).unwrap();
+        let order = ("rental", Some(9));
+        wallet::post(&conn, customer, -100, Kind::Charge, order, "", 100).unwrap();
+        wallet::post(&conn, operator, 70, Kind::Earning, order, "", 5_000).unwrap();
+        // The charge is kept for the operator's recent earning.
+        purge_ledger(&conn, 1_000, 2_000).unwrap();
+        let rows = |u: i64| -> i64 {
+            conn.query_row("SELECT COUNT(*) FROM ledger WHERE user_id = ?1", [u], |r| {
+                r.get(0)
+            })
+            .unwrap()
+        };
+        assert_eq!(rows(customer), 2);
+        // The group loses its link (as an anonymised order's rows may), then the earning ages:
+        // the customer has no new row, and is still looked at.
+        conn.execute(
+            "UPDATE ledger SET ref_id = NULL WHERE ref_type = 'rental'",
+            [],
+        )
+        .unwrap();
+        purge_ledger(&conn, 1_000, 7_000).unwrap();
+        assert_eq!(rows(customer), 1);
+        assert_eq!(notes(&conn, customer), [CARRIED_NOTE]);
+        assert!(wallet::check(&conn).unwrap().is_empty());
+        let kept: i64 = conn
+            .query_row("SELECT COUNT(*) FROM ledger_kept", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(kept, 0, "nothing is kept any more");
+    }
+
+    #[test]
+    fn an_administrators_adjustments_are_not_one_group() {
+        let conn = db::memory();
+        let a = user(&conn, "a@example.com");
+        let b = user(&conn, "b@example.com");
+        let by_admin = ("admin", Some(77));
+        wallet::post(&conn, a, 500, Kind::Adjustment, by_admin, "goodwill", 10).unwrap();
+        // The same administrator credits someone else years later.
+        wallet::post(&conn, b, 300, Kind::Adjustment, by_admin, "goodwill", 9_000).unwrap();
+        // A note that looks like a carried row's is still an adjustment to fold.
+        wallet::post(&conn, b, 5, Kind::Adjustment, by_admin, CARRIED_NOTE, 20).unwrap();
+        purge_ledger(&conn, 1_000, 2_000).unwrap();
+        assert_eq!(notes(&conn, a), [CARRIED_NOTE]);
+        assert_eq!(notes(&conn, b), ["goodwill", CARRIED_NOTE]);
+        let carried_b: i64 = conn
+            .query_row(
+                "SELECT ref_type = '' FROM ledger WHERE user_id = ?1 AND note = ?2",
+                params![b, CARRIED_NOTE],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(
+            carried_b, 1,
+            "b's old look-alike was folded into a real carried row"
+        );
+        assert!(wallet::check(&conn).unwrap().is_empty());
     }
 
     #[test]

@@ -8,12 +8,17 @@ mod common;
 use common::market::{id_of, COUNTRY};
 use common::TestServer;
 
+/// A demo server on the dev clock with its scheduler paused: jobs run only when a test asks
+/// (the simulator would otherwise answer the orders while a test reads their states).
 fn server() -> TestServer {
-    TestServer::builder()
+    let server = TestServer::builder()
         .demo()
         .env("OTPBOX_DEV_CLOCK", "1")
         .env("OTPBOX_SIM_DELAY", "10s")
-        .start()
+        .start();
+    let r = server.client().post("/__dev/scheduler?paused=1", b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    server
 }
 
 /// The ids of the order rows on an admin orders page, in page order.

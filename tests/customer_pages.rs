@@ -339,3 +339,135 @@ fn live_answers_when_a_code_arrives_and_waits_while_nothing_changes() {
     let r = server.client().get("/live");
     assert_eq!(r.status, 303);
 }
+
+/// A signed-in customer with 5.00 and one live Telegram order on `phone`; returns the web
+/// client, the order's id and the `/live` state the dashboard shows.
+fn live_order(server: &TestServer, email: &str, phone: &str) -> (common::Client, i64, String) {
+    server.add_numbers(COUNTRY, &[phone]);
+    let (mut web, _) = server.signed_in(email, "user");
+    server.cli_ok(&["user", "credit", "--email", email, "--amount", "5.00"]);
+    let r = web.submit(
+        "/dashboard",
+        "/orders",
+        &[("country", &COUNTRY.to_string()), ("service", "tg")],
+    );
+    assert_eq!(r.status, 303, "{}", r.text());
+    let live = web.get("/live?show=orders").json();
+    let id = live["orders"][0]["id"].as_i64().unwrap();
+    (web, id, live["state"].as_str().unwrap().to_string())
+}
+
+/// Runs a GET on its own thread; joins to (status, Retry-After, body, time taken).
+fn in_background(
+    mut c: common::Client,
+    path: String,
+    headers: Vec<(String, String)>,
+) -> std::thread::JoinHandle<(u16, Option<String>, String, std::time::Duration)> {
+    std::thread::spawn(move || {
+        let started = std::time::Instant::now();
+        let h: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let r = c.request("GET", &path, &h, b"");
+        let retry = r.header("Retry-After").map(str::to_string);
+        (r.status, retry, r.text(), started.elapsed())
+    })
+}
+
+#[test]
+fn open_pages_use_half_the_waiting_pool_and_past_it_are_told_to_come_back_later() {
+    // Two requests may wait at once: one of them may be a page's.
+    let server = TestServer::start_with(&[("OTPBOX_MAX_WAITING", "2")]);
+    let email = "pool@example.com";
+    let (web, id, state) = live_order(&server, email, "6281100000021");
+    let seen = common::url_encode(&state);
+    let path = format!("/live?show=orders&orders={id}&seen={seen}&wait=20");
+    let first = in_background(web.clone(), path.clone(), vec![]);
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    // A second tab: the page's half is taken, so it is told when to come back, at once,
+    // instead of an unchanged answer it would ask again for right away.
+    let (status, retry, body, took) = in_background(web.clone(), path, vec![]).join().unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(retry.as_deref(), Some("10"));
+    assert!(took < std::time::Duration::from_secs(5), "{took:?}");
+    // An API client still gets its wait: open tabs never crowd it out.
+    let key = server.api_key(email);
+    let api = in_background(
+        server.client(),
+        format!("/api/v1/activations/{id}?wait=20"),
+        vec![("Authorization".into(), format!("Bearer {key}"))],
+    );
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    assert!(server.inject("6281100000021", "Telegram code: 55123"));
+    let (status, _, body, took) = api.join().unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("55123"), "{body}");
+    assert!(took < std::time::Duration::from_secs(15), "{took:?}");
+    let (status, _, body, took) = first.join().unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("55123"), "{body}");
+    assert!(took < std::time::Duration::from_secs(15), "{took:?}");
+}
+
+#[test]
+fn a_waiting_live_request_ends_when_its_session_does() {
+    let server = TestServer::start();
+    let (mut web, id, state) = live_order(&server, "bye@example.com", "6281100000022");
+    let seen = common::url_encode(&state);
+    let waiting = in_background(
+        web.clone(),
+        format!("/live?show=orders&orders={id}&seen={seen}&wait=25"),
+        vec![],
+    );
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    let r = web.submit("/dashboard", "/logout", &[]);
+    assert_eq!(r.status, 303, "{}", r.text());
+    // The wait ends with the session, never delivering what comes after.
+    let (status, _, body, took) = waiting.join().unwrap();
+    assert_eq!(status, 401, "{body}");
+    assert!(took < std::time::Duration::from_secs(10), "{took:?}");
+}
+
+#[test]
+fn live_reads_only_the_pages_part_and_rental_cards_show_the_newest_messages() {
+    let server = TestServer::start();
+    let phone = "6281300000023";
+    server.add_numbers(COUNTRY, &[phone]);
+    let email = "renter@example.com";
+    let (mut web, _) = server.signed_in(email, "user");
+    server.cli_ok(&["user", "credit", "--email", email, "--amount", "50.00"]);
+    let r = web.submit(
+        "/rentals",
+        "/rentals",
+        &[
+            ("country", &COUNTRY.to_string()),
+            ("service", "tg"),
+            ("hours", "4"),
+        ],
+    );
+    assert_eq!(r.status, 303, "{}", r.text());
+    for i in 0..22 {
+        assert!(server.inject(phone, &format!("Telegram code: {}", 10000 + i)));
+    }
+    // The dashboard asks for orders only: no rental is read or rendered for it.
+    let dash = web.get("/live?show=orders").json();
+    assert_eq!(dash["rentals"], json!([]));
+    let live = web.get("/live?show=rentals").json();
+    assert_eq!(live["orders"], json!([]));
+    let rental = &live["rentals"][0];
+    assert_eq!(rental["messages"], 22);
+    let html = rental["html"].as_str().unwrap();
+    assert!(html.contains("The newest 20 of 22 messages."), "{html}");
+    assert_eq!(html.matches("<strong>").count(), 20, "{html}");
+    assert!(html.contains("10021") && !html.contains("10001<"), "{html}");
+    // The cheap state a waiting request re-checks is the rendered one: nothing changes, so
+    // the answer waits its wait out.
+    let seen = common::url_encode(live["state"].as_str().unwrap());
+    let started = std::time::Instant::now();
+    let same = web
+        .get(&format!("/live?show=rentals&seen={seen}&wait=1"))
+        .json();
+    assert!(started.elapsed() >= std::time::Duration::from_millis(900));
+    assert_eq!(same["state"], live["state"]);
+}

@@ -301,6 +301,9 @@ fn hot_paths(conn: &mut Connection) {
     let r = db::write(conn, |tx| rentals::rent(tx, &buyer, &rr, &POLICY, now)).unwrap();
     rentals::list(conn, 1, true, 50).unwrap();
     inbox::for_rental(conn, r.id).unwrap();
+    // The rentals page's card and the live state a waiting `/live` re-checks.
+    inbox::recent_for_rental(conn, r.id, 20).unwrap();
+    inbox::count_for_rental(conn, r.id).unwrap();
     db::write(conn, |tx| rentals::finish(tx, 1, r.id, &POLICY, now)).unwrap();
     // Balance, ledger, dashboard, history.
     wallet::balance(conn, 1).unwrap();
@@ -311,6 +314,7 @@ fn hot_paths(conn: &mut Connection) {
     let live = activations::list_live(conn, 1, 50, 0).unwrap();
     for a in &live {
         inbox::for_activation(conn, a.id).unwrap();
+        inbox::count_for_activation(conn, a.id).unwrap();
     }
     let page = activations::list_before(conn, 1, &[], None, 51).unwrap();
     activations::list_before(conn, 1, &[], page.last().map(|a| a.id), 51).unwrap();

@@ -465,7 +465,10 @@ pub fn wallet(
 
 pub struct RentalCard {
     pub r: Rental,
+    /// The newest messages (at most a page's worth), oldest first.
     pub messages: Vec<Message>,
+    /// How many messages the rental has in all.
+    pub message_count: usize,
     pub country_name: String,
     pub service_name: String,
 }
@@ -500,7 +503,7 @@ pub struct RentalsPage<'a> {
 
 pub fn rental_card(c: &RentalCard, token: &str, cur: &Cur) -> Markup {
     html! {
-        article.card.rental data-id=(c.r.id) data-status=(c.r.status.as_str()) data-messages=(c.messages.len()) {
+        article.card.rental data-id=(c.r.id) data-status=(c.r.status.as_str()) data-messages=(c.message_count) {
             div.order-head {
                 span.phone { "+" (c.r.phone) }
                 button.link type="button" data-copy=(format!("+{}", c.r.phone)) { "Copy" }
@@ -508,6 +511,9 @@ pub fn rental_card(c: &RentalCard, token: &str, cur: &Cur) -> Markup {
             }
             p.muted { (c.r.status.as_str()) " · paid " (cur.fmt(c.r.paid_minor)) " · " (cur.fmt(c.r.hour_minor)) " per hour · until " (time(c.r.expires_at)) }
             div.rental-sms {
+                @if c.message_count > c.messages.len() {
+                    p.muted.earlier { "The newest " (c.messages.len()) " of " (c.message_count) " messages." }
+                }
                 @if c.messages.is_empty() && c.r.status == RentalStatus::Active {
                     p.muted.code-wait { "Every SMS to this number appears here as it arrives." }
                 }

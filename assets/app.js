@@ -159,13 +159,29 @@ function swapCard(old, html) {
   return fresh;
 }
 
+// How the live parts are polled: a long wait only while a card can still change (a live
+// order, an active rental); otherwise a plain read now and then, for the balance. Nothing at
+// all while the tab is hidden (caught up the moment it shows again). An unchanged answer that
+// came back early, or a 503 (the server's pool of waiting pages is full), backs off.
+const LIVE_STATUSES = ["waiting", "received", "retry"];
+const LIVE_WAIT = 25;
+const LIVE_IDLE_MS = 60000;
+const LIVE_BACKOFF_MS = 5000;
+
 function watchLive() {
   const orderBox = document.getElementById("live-orders");
   const rentalBox = document.getElementById("live-rentals");
   if (!orderBox && !rentalBox) return;
   let seen = "";
   let failures = 0;
+  let timer = null;
+  let inFlight = false;
+  let controller = null;
   const ids = (box, sel) => (box ? Array.from(box.querySelectorAll(sel)).map((c) => c.dataset.id) : []);
+  const anyLive = () =>
+    (orderBox && Array.from(orderBox.querySelectorAll("article.order[data-id]"))
+      .some((c) => LIVE_STATUSES.includes(c.dataset.status)))
+    || (rentalBox && rentalBox.querySelector('article.rental[data-status="active"]') !== null);
   const apply = (data) => {
     syncClock(data.now);
     const balance = document.getElementById("balance");
@@ -200,27 +216,60 @@ function watchLive() {
     }
     tick();
   };
+  const later = (ms) => {
+    clearTimeout(timer);
+    timer = document.hidden ? null : setTimeout(poll, ms);
+  };
   const poll = async () => {
+    timer = null;
+    if (inFlight || document.hidden) return;
+    const waiting = anyLive();
     const q = new URLSearchParams({
+      show: orderBox && rentalBox ? "" : (orderBox ? "orders" : "rentals"),
       orders: ids(orderBox, "article.order[data-id]").join(","),
       rentals: ids(rentalBox, "article.rental[data-id]").join(","),
       seen,
-      wait: "25",
+      wait: waiting ? String(LIVE_WAIT) : "0",
     });
+    const started = Date.now();
+    inFlight = true;
+    controller = new AbortController();
     try {
-      const res = await fetch(`/live?${q}`, { headers: { Accept: "application/json" } });
+      const res = await fetch(`/live?${q}`, { headers: { Accept: "application/json" }, signal: controller.signal });
+      if (res.status === 503) {
+        inFlight = false;
+        const after = Number(res.headers.get("Retry-After")) || 10;
+        later(after * 1000);
+        return;
+      }
       if (!res.ok || !(res.headers.get("Content-Type") || "").startsWith("application/json")) throw new Error(String(res.status));
       const data = await res.json();
+      const unchanged = data.state === seen;
       seen = data.state;
       failures = 0;
       apply(data);
-      setTimeout(poll, 300);
+      inFlight = false;
+      if (!anyLive()) later(LIVE_IDLE_MS);
+      else if (unchanged && Date.now() - started < LIVE_WAIT * 500) later(LIVE_BACKOFF_MS);
+      else later(300);
     } catch (_) {
+      inFlight = false;
+      // Hidden meanwhile (the wait was dropped, freeing its connection): resumed when shown.
+      if (document.hidden) return;
       // Offline for a moment, or signed out: try again later, less often.
       failures += 1;
-      setTimeout(poll, Math.min(30000, 2000 * failures));
+      later(Math.min(30000, 2000 * failures));
     }
   };
+  document.addEventListener("visibilitychange", () => {
+    if (document.hidden) {
+      clearTimeout(timer);
+      timer = null;
+      if (controller) controller.abort();
+    } else if (!inFlight) {
+      later(0);
+    }
+  });
   poll();
 }
 

@@ -5,6 +5,7 @@ the browser's own notification. The dev clock moves time: no test sleeps for it.
 
 import csv
 import io
+import time
 import uuid
 
 from conftest import (
@@ -261,3 +262,80 @@ def test_rental_price_before_renting_and_sms_live(tab, otpbox):
         f"(document.querySelector('article.rental[data-id=\"{rental_id}\"]') || {{}})"
         ".textContent.includes('44321')", timeout=20)
     assert page.evaluate("window.__marker") == 1
+
+
+def live_requests(page):
+    """Records the page's `/live` reads: a list of [url, start time, failed] (appended to)."""
+    seen = []
+    page.on("request", lambda r: seen.append([r.url, time.monotonic(), False]) if "/live?" in r.url else None)
+
+    def failed(r):
+        for entry in seen:
+            if entry[0] == r.url:
+                entry[2] = True
+    page.on("requestfailed", failed)
+    return seen
+
+
+def test_live_waits_only_while_a_card_is_live_and_never_in_a_hidden_tab(tab, otpbox):
+    # Nothing live: one plain read, no long wait holding one of the browser's connections.
+    t = tab()
+    page = t.page
+    email = f"quiet-{t.width}-{uuid.uuid4().hex[:8]}@example.com"
+    otpbox.create_user(email, PASSWORD)
+    t.login(email, PASSWORD)
+    reads = live_requests(page)
+    t.goto("/dashboard")
+    page.wait_for_timeout(2000)
+    assert len(reads) == 1, reads
+    assert "wait=0" in reads[0][0] and "show=orders" in reads[0][0], reads
+
+    # A live order: the page waits for it, and stops (freeing the connection) when hidden.
+    t2 = tab()
+    page = t2.page
+    t2.login(DEMO_EMAIL, DEMO_PASSWORD)
+    order_telegram(t2)
+    reads = live_requests(page)
+    page.wait_for_timeout(1500)
+    waits = [r for r in reads if "wait=25" in r[0]]
+    assert waits, reads
+    page.evaluate("""
+        Object.defineProperty(document, 'hidden', { configurable: true, get: () => true });
+        document.dispatchEvent(new Event('visibilitychange'));
+    """)
+    page.wait_for_timeout(500)
+    assert reads[-1][2], f"the hidden tab's wait was not dropped: {reads}"
+    count = len(reads)
+    page.wait_for_timeout(2500)
+    assert len(reads) == count, reads
+    # Shown again: it catches up at once.
+    page.evaluate("""
+        Object.defineProperty(document, 'hidden', { configurable: true, get: () => false });
+        document.dispatchEvent(new Event('visibilitychange'));
+    """)
+    page.wait_for_timeout(500)
+    assert len(reads) == count + 1 and "wait=" in reads[-1][0], reads
+
+
+def test_live_comes_back_when_the_server_says_not_before(tab):
+    t = tab()
+    page = t.page
+    t.login(DEMO_EMAIL, DEMO_PASSWORD)
+    order_telegram(t)
+    times = []
+
+    def busy_once(route):
+        times.append(time.monotonic())
+        if len(times) == 1:
+            route.fulfill(status=503, headers={"Retry-After": "4"}, body="busy")
+        else:
+            route.continue_()
+    page.route("**/live?*", busy_once)
+    t.goto("/dashboard")
+    deadline = time.monotonic() + 10
+    while len(times) < 2 and time.monotonic() < deadline:
+        page.wait_for_timeout(200)
+    assert len(times) >= 2, times
+    assert times[1] - times[0] >= 3.5, times
+    # The browser logs every 503 it is given; that one was this test's.
+    t.errors[:] = [e for e in t.errors if "status of 503" not in e]

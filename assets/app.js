@@ -149,6 +149,25 @@ function browserNotifyOptIn() {
 // Live parts (dashboard and rentals page): ask /live, long-polled, and put each changed
 // card in place. No page reload, ever: a half-filled form stays as it is.
 const BASE_TITLE = document.title;
+
+// The tab title says "Code N" only while it is news: browsers keep titles in their history,
+// so the code must not outlive the order there. It goes back to the page's own title when
+// the card no longer shows that code live, and when the tab is left after the code was seen.
+const titled = { id: null, seen: false };
+function titleSays(text, id) {
+  document.title = `${text} · ${BASE_TITLE}`;
+  titled.id = id;
+  titled.seen = !document.hidden;
+}
+function titleBack() {
+  titled.id = null;
+  if (document.title !== BASE_TITLE) document.title = BASE_TITLE;
+}
+document.addEventListener("visibilitychange", () => {
+  if (titled.id === null) return;
+  if (!document.hidden) titled.seen = true;
+  else if (titled.seen) titleBack();
+});
 function swapCard(old, html) {
   const box = document.createElement("div");
   box.innerHTML = html;
@@ -195,7 +214,7 @@ function watchLive() {
         const fresh = swapCard(old, o.html);
         if (!old && fresh) orderBox.prepend(fresh);
         if (o.code && o.code !== hadCode) {
-          document.title = `Code ${o.code} · ${BASE_TITLE}`;
+          titleSays(`Code ${o.code}`, `o${o.id}`);
           showNotification(`Code ${o.code}`, `${o.service}: ${o.code}`);
         }
       }
@@ -207,12 +226,23 @@ function watchLive() {
         const old = rentalBox.querySelector(`article.rental[data-id="${r.id}"]`);
         if (old && old.dataset.status === r.status && Number(old.dataset.messages) === r.messages) continue;
         if (old && Number(old.dataset.messages) < r.messages) {
-          document.title = `New SMS · ${BASE_TITLE}`;
+          titleSays("New SMS", `r${r.id}`);
           showNotification("New SMS", "A new SMS reached your rented number.");
         }
         const fresh = swapCard(old, r.html);
         if (!old && fresh) rentalBox.prepend(fresh);
       }
+    }
+    // The card the title speaks of no longer shows it live: the title goes back.
+    if (titled.id !== null) {
+      const id = titled.id.slice(1);
+      const card = titled.id[0] === "o"
+        ? orderBox && orderBox.querySelector(`article.order[data-id="${id}"]`)
+        : rentalBox && rentalBox.querySelector(`article.rental[data-id="${id}"]`);
+      const live = card && (titled.id[0] === "o"
+        ? LIVE_STATUSES.includes(card.dataset.status) && card.dataset.code
+        : card.dataset.status === "active");
+      if (!live) titleBack();
     }
     tick();
   };

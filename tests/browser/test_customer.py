@@ -339,3 +339,37 @@ def test_live_comes_back_when_the_server_says_not_before(tab):
     assert times[1] - times[0] >= 3.5, times
     # The browser logs every 503 it is given; that one was this test's.
     t.errors[:] = [e for e in t.errors if "status of 503" not in e]
+
+
+def set_hidden(page, hidden):
+    """Tells the page it was hidden or shown again, as a switch of tabs does."""
+    page.evaluate("""(hidden) => {
+        Object.defineProperty(document, 'hidden', { configurable: true, get: () => hidden });
+        document.dispatchEvent(new Event('visibilitychange'));
+    }""", hidden)
+
+
+def test_the_code_leaves_the_tab_title(tab, otpbox, demo_key):
+    t = tab()
+    page = t.page
+    t.login(DEMO_EMAIL, DEMO_PASSWORD)
+    base = page.title()
+    # Seen, then the tab is left: the title forgets the code (browsers keep titles).
+    first = order_telegram(t)
+    wait_for_code(t, otpbox, first)
+    set_hidden(page, True)
+    assert page.title() == base, page.title()
+    set_hidden(page, False)
+    # The order ends elsewhere (here through the API): its card leaves the live states and
+    # the title forgets the code with it.
+    second = order_telegram(t)
+    code = wait_for_code(t, otpbox, second)
+    assert code in page.title()
+    status, body = otpbox.request(
+        "POST", f"/api/v1/activations/{second}/complete",
+        headers={"Authorization": f"Bearer {demo_key}"})
+    assert status == 200, body
+    t.wait_for(
+        f"document.querySelector('article.order[data-id=\"{second}\"]').dataset.status"
+        " === 'completed'", timeout=20)
+    assert page.title() == base, page.title()

@@ -689,14 +689,9 @@ fn rentals_page(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
     );
     let now = ctx.now();
     let names = Names::load(ctx.db);
-    let offers = catalogue::offers(
-        ctx.db,
-        Some(country),
-        None,
-        ctx.app.config.reuse_cooldown,
-        now,
-    )
-    .unwrap_or_default();
+    // Only what a rental can take: our own numbers and the simulator's, never upstream stock.
+    let offers = catalogue::rent_offers(ctx.db, Some(country), ctx.app.config.reuse_cooldown, now)
+        .unwrap_or_default();
     let mut rows: Vec<RentRow> = offers
         .into_iter()
         .filter(|o| o.rent_hour_minor > 0)

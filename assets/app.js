@@ -303,6 +303,27 @@ function watchLive() {
   poll();
 }
 
+// The order form's operator: each service row shows that operator's price and stock (the
+// ones the order is charged and served from), from the row's data-operators.
+function operatorOffers() {
+  const select = document.querySelector("#order-form select[name=operator]");
+  if (!select) return;
+  const show = () => {
+    document.querySelectorAll("#service-list [data-operators]").forEach((row) => {
+      const offer = JSON.parse(row.dataset.operators)[select.value];
+      if (!offer) return;
+      const [price, stock] = offer;
+      row.querySelector(".price").textContent = price;
+      row.querySelector(".stock").textContent = stock > 0 ? `${stock} in stock` : "out of stock";
+      const radio = row.querySelector("input[type=radio]");
+      radio.disabled = stock <= 0;
+      if (radio.disabled) radio.checked = false;
+    });
+  };
+  select.addEventListener("change", show);
+  show();
+}
+
 // The rentals form: the price of the chosen service for the chosen length, before renting.
 function rentTotal() {
   const form = document.getElementById("rent-form");
@@ -363,6 +384,7 @@ document.addEventListener("DOMContentLoaded", () => {
   startTicker();
   watchLive();
   rentTotal();
+  operatorOffers();
   watchTopup();
   browserNotifyOptIn();
 });

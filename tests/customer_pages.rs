@@ -471,3 +471,85 @@ fn live_reads_only_the_pages_part_and_rental_cards_show_the_newest_messages() {
     assert!(started.elapsed() >= std::time::Duration::from_millis(900));
     assert_eq!(same["state"], live["state"]);
 }
+
+/// The tg row of an order form (the whole `<label>`, its attributes included).
+fn tg_row(dash: &str) -> &str {
+    dash.split("<label")
+        .find(|l| l.contains("data-service=\"tg\""))
+        .and_then(|s| s.split("</label>").next())
+        .expect("tg listed")
+}
+
+#[test]
+fn the_order_form_shows_the_chosen_operators_price_and_stock_and_charges_it() {
+    let server = TestServer::start();
+    let email = "operator@example.com";
+    let (mut web, _) = server.signed_in(email, "user");
+    server.cli_ok(&["user", "credit", "--email", email, "--amount", "5.00"]);
+    let db = server.db();
+    for (phone, op) in [
+        ("79000000001", "mts"),
+        ("79000000002", "mts"),
+        ("79000000003", "beeline"),
+    ] {
+        db.execute(
+            "INSERT INTO numbers (phone, country_id, operator, source, created_at) \
+             VALUES (?1, 0, ?2, 'manual', strftime('%s','now'))",
+            [phone, op],
+        )
+        .unwrap();
+    }
+    let base: i64 = db
+        .query_row(
+            "SELECT price_minor FROM prices WHERE country_id = 0 AND service = 'tg' AND operator = ''",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    // MTS sells Telegram dearer than the country's price.
+    let mts = base + 27;
+    db.execute(
+        "INSERT INTO prices (country_id, service, operator, price_minor, rent_hour_minor) \
+         VALUES (0, 'tg', 'mts', ?1, 0)",
+        [mts],
+    )
+    .unwrap();
+    let fmt = |m: i64| format!("{}.{:02} USD", m / 100, m % 100);
+
+    // Any operator: the country's price, every number.
+    let dash = web.get("/dashboard?country=0").text();
+    let any = tg_row(&dash);
+    assert!(
+        any.contains(&fmt(base)) && any.contains("3 in stock"),
+        "{any}"
+    );
+    // The script's figures per operator ride along on the row.
+    assert!(
+        any.contains(&format!("&quot;mts&quot;:[&quot;{}&quot;,2]", fmt(mts))),
+        "{any}"
+    );
+    // MTS chosen: its own price and its numbers only; Beeline: the country's price.
+    let dash = web.get("/dashboard?country=0&operator=mts").text();
+    assert!(dash.contains("<option value=\"mts\" selected>"), "{dash}");
+    let row = tg_row(&dash);
+    assert!(
+        row.contains(&fmt(mts)) && row.contains("2 in stock"),
+        "{row}"
+    );
+    let row_b = web.get("/dashboard?country=0&operator=beeline").text();
+    let row_b = tg_row(&row_b);
+    assert!(
+        row_b.contains(&fmt(base)) && row_b.contains("1 in stock"),
+        "{row_b}"
+    );
+
+    // Ordered with MTS: charged what the form showed.
+    let r = web.submit(
+        "/dashboard?country=0&operator=mts",
+        "/orders",
+        &[("country", "0"), ("service", "tg"), ("operator", "mts")],
+    );
+    assert_eq!(r.status, 303, "{}", r.text());
+    let page = web.follow(&r).text();
+    assert!(page.contains(&format!("{} charged", fmt(mts))), "{page}");
+}

@@ -373,3 +373,29 @@ def test_the_code_leaves_the_tab_title(tab, otpbox, demo_key):
         f"document.querySelector('article.order[data-id=\"{second}\"]').dataset.status"
         " === 'completed'", timeout=20)
     assert page.title() == base, page.title()
+
+
+def test_the_operator_chosen_sets_the_price_shown_and_charged(tab, otpbox, admin_key):
+    status, body = otpbox.request(
+        "POST", "/api/v1/admin/prices",
+        body={"country": 0, "service": "tg", "operator": "mts", "price_minor": 177,
+              "rent_hour_minor": 0},
+        headers={"Authorization": f"Bearer {admin_key}"})
+    assert status == 200, body
+    t = tab()
+    page = t.page
+    t.login(DEMO_EMAIL, DEMO_PASSWORD)
+    t.goto("/dashboard?country=0")
+    row = page.locator("#service-list [data-service=tg]")
+    any_price = row.locator(".price").inner_text()
+    assert any_price != "1.77 USD", any_price
+    page.select_option("#order-form select[name=operator]", "mts")
+    assert row.locator(".price").inner_text() == "1.77 USD"
+    page.select_option("#order-form select[name=operator]", "")
+    assert row.locator(".price").inner_text() == any_price
+    page.select_option("#order-form select[name=operator]", "mts")
+    row.click()
+    with page.expect_navigation():
+        page.click("#order-form button[type=submit]")
+    flash = t.flash()
+    assert "1.77 USD charged" in flash, flash

@@ -55,11 +55,41 @@ fn rate_title(r: &Rate) -> String {
 pub struct ServiceRow {
     pub code: String,
     pub name: String,
+    /// The price and stock shown: the chosen operator's, or any operator's.
     pub price_minor: i64,
     pub stock: i64,
+    /// With any operator: (price, stock).
+    pub any_operator: (i64, i64),
+    /// Each operator's price and stock (countries with operators), for the script to show
+    /// when the operator changes.
+    pub by_operator: Vec<OperatorOffer>,
     pub rate: Rate,
     /// Among the account's recent services (listed first).
     pub recent: bool,
+}
+
+/// What a service costs and has in stock with one operator.
+pub struct OperatorOffer {
+    pub operator: String,
+    pub price_minor: i64,
+    pub stock: i64,
+}
+
+/// The row's offers by operator as the script reads them: `{"": [price, stock], "mts": …}`
+/// with each price formatted.
+fn operator_offers(r: &ServiceRow, cur: &Cur) -> String {
+    let mut m = serde_json::Map::new();
+    m.insert(
+        String::new(),
+        serde_json::json!([cur.fmt(r.any_operator.0), r.any_operator.1]),
+    );
+    for o in &r.by_operator {
+        m.insert(
+            o.operator.clone(),
+            serde_json::json!([cur.fmt(o.price_minor), o.stock]),
+        );
+    }
+    serde_json::Value::Object(m).to_string()
 }
 
 pub struct Dashboard<'a> {
@@ -69,6 +99,8 @@ pub struct Dashboard<'a> {
     pub countries: &'a [Country],
     pub country: i64,
     pub operators: &'a [Operator],
+    /// The operator chosen, whose prices and stock the rows show.
+    pub operator: Option<&'a str>,
     /// Recent services first, then the popular ones, then by name.
     pub rows: Vec<ServiceRow>,
     pub live: Vec<OrderCard>,
@@ -137,7 +169,7 @@ fn order_form(d: &Dashboard<'_>, token: &str) -> Markup {
                     (filter_box("#service-list", "Type a service, e.g. Telegram or tg", "Search services"))
                     div.pick-list #service-list {
                         @for r in &d.rows {
-                            label.pick-row data-search=(format!("{} {}", r.name.to_lowercase(), r.code)) data-service=(r.code) {
+                            label.pick-row data-search=(format!("{} {}", r.name.to_lowercase(), r.code)) data-operators=[(!r.by_operator.is_empty()).then(|| operator_offers(r, &d.cur))] data-service=(r.code) {
                                 input type="radio" name="service" value=(r.code) required disabled[r.stock <= 0] checked[preselect.as_deref() == Some(r.code.as_str()) && r.stock > 0];
                                 span.name { (r.name) @if r.recent { " " span.badge { "recent" } } }
                                 span.price { (d.cur.fmt(r.price_minor)) }
@@ -153,7 +185,7 @@ fn order_form(d: &Dashboard<'_>, token: &str) -> Markup {
                         select name="operator" {
                             option value="" { "Any operator" }
                             @for o in d.operators {
-                                option value=(o.code) selected[d.kept.get("operator") == Some(o.code.as_str())] { (o.name) }
+                                option value=(o.code) selected[d.operator == Some(o.code.as_str())] { (o.name) }
                             }
                         }
                     }

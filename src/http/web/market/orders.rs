@@ -26,8 +26,8 @@ use crate::http::server::longpoll;
 use crate::http::web::{cur, form};
 use crate::http::{Ctx, Method, Request, Response};
 use crate::views::market::orders::{
-    self as view, Cur, Dashboard, History, HistoryRow, OrderCard, RentRow, RentalCard, RentalsPage,
-    ServiceRow,
+    self as view, Cur, Dashboard, History, HistoryRow, OperatorOffer, OrderCard, RentRow,
+    RentalCard, RentalsPage, ServiceRow,
 };
 use crate::views::market::payments::TopupForm;
 use crate::views::{accounts::account::verify_notice, Flash};
@@ -159,15 +159,49 @@ fn dashboard(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
     let rates = stats::success_in(ctx.db, country).unwrap_or_default();
     let recent = activations::recent_services(ctx.db, p.user.id, 5).unwrap_or_default();
     let names = Names::load(ctx.db);
+    let operators = catalogue::operators(ctx.db, Some(country)).unwrap_or_default();
+    // The operator chosen (`?operator=`, or the one a failed order kept): the rows show its
+    // price and stock, the ones an order with it is charged and served from.
+    let operator = req
+        .query_param("operator")
+        .or_else(|| p.kept.get("operator").map(str::to_string))
+        .filter(|o| operators.iter().any(|x| x.code == *o));
+    let stock = if operators.is_empty() {
+        None
+    } else {
+        catalogue::stock(ctx.db, ctx.app.config.reuse_cooldown, now).ok()
+    };
+    let c = cur(ctx);
     let mut rows: Vec<ServiceRow> = offers
         .into_iter()
-        .map(|o| ServiceRow {
-            name: names.service(&o.service),
-            rate: rates.get(country, &o.service),
-            recent: recent.contains(&o.service),
-            price_minor: o.price_minor,
-            stock: o.stock,
-            code: o.service,
+        .map(|o| {
+            let by_operator: Vec<OperatorOffer> = match &stock {
+                Some(st) => operators
+                    .iter()
+                    .map(|op| OperatorOffer {
+                        operator: op.code.clone(),
+                        price_minor: catalogue::price(ctx.db, country, &o.service, &op.code)
+                            .ok()
+                            .flatten()
+                            .map_or(o.price_minor, |p| p.price_minor),
+                        stock: st.get(country, Some(&op.code), &o.service),
+                    })
+                    .collect(),
+                None => Vec::new(),
+            };
+            let chosen = operator
+                .as_deref()
+                .and_then(|op| by_operator.iter().find(|x| x.operator == op));
+            ServiceRow {
+                name: names.service(&o.service),
+                rate: rates.get(country, &o.service),
+                recent: recent.contains(&o.service),
+                price_minor: chosen.map_or(o.price_minor, |x| x.price_minor),
+                stock: chosen.map_or(o.stock, |x| x.stock),
+                any_operator: (o.price_minor, o.stock),
+                by_operator,
+                code: o.service,
+            }
         })
         .collect();
     rows.sort_by_key(|r| {
@@ -181,7 +215,6 @@ fn dashboard(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
             r.name.to_lowercase(),
         )
     });
-    let operators = catalogue::operators(ctx.db, Some(country)).unwrap_or_default();
     let live = activations::list_live(ctx.db, p.user.id, 50, 0).unwrap_or_default();
     let live = live
         .into_iter()
@@ -189,12 +222,13 @@ fn dashboard(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
         .collect();
     let balance = wallet::balance(ctx.db, p.user.id).unwrap_or(p.user.balance_minor);
     let d = Dashboard {
-        cur: cur(ctx),
+        cur: c,
         balance_minor: balance,
         verified: p.user.is_verified(),
         countries: &countries,
         country,
         operators: &operators,
+        operator: operator.as_deref(),
         rows,
         live,
         now,

@@ -553,3 +553,100 @@ fn the_order_form_shows_the_chosen_operators_price_and_stock_and_charges_it() {
     let page = web.follow(&r).text();
     assert!(page.contains(&format!("{} charged", fmt(mts))), "{page}");
 }
+
+/// The `href`s of the CSV file links on a history page.
+fn csv_file_links(html: &str) -> Vec<String> {
+    html.split("class=\"csv-file\" href=\"")
+        .skip(1)
+        .map(|s| s.split('"').next().unwrap().replace("&amp;", "&"))
+        .collect()
+}
+
+/// The order ids of a CSV file.
+fn csv_ids(csv: &str) -> Vec<i64> {
+    csv.lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap().parse().unwrap())
+        .collect()
+}
+
+#[test]
+fn a_long_history_exports_as_csv_files_that_hold_every_order_once() {
+    let server = TestServer::start();
+    let (mut web, uid) = server.signed_in("long@example.com", "user");
+    // 10,030 past orders, alternately Telegram and WhatsApp: three CSV files in all.
+    let n = 10_030;
+    server
+        .db()
+        .execute(
+            "WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < ?2) \
+             INSERT INTO activations (user_id, phone, country_id, service, price_minor, status, \
+             source, created_at, expires_at, ended_at) \
+             SELECT ?1, '62811' || printf('%07d', i), 6, CASE i % 2 WHEN 0 THEN 'tg' ELSE 'wa' END, \
+             35, 'completed', 'manual', 1700000000 + i, 1700001200 + i, 1700000100 + i FROM k",
+            rusqlite::params![uid, n],
+        )
+        .unwrap();
+    let ids_of = |service: &str| -> Vec<i64> {
+        let db = server.db();
+        let mut q = db
+            .prepare(
+                "SELECT id FROM activations WHERE user_id = ?1 AND service LIKE ?2 ORDER BY id DESC",
+            )
+            .unwrap();
+        let ids = q
+            .query_map(rusqlite::params![uid, service], |r| r.get::<_, i64>(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        ids
+    };
+    let all = ids_of("%");
+    assert_eq!(all.len(), n as usize);
+
+    // The history page names the first two files and links to the whole list.
+    let page = web.get("/orders").text();
+    let first_two = csv_file_links(&page);
+    assert_eq!(first_two.len(), 2, "{page}");
+    assert!(
+        page.contains("newest 5,000") && page.contains("next 5,000"),
+        "{page}"
+    );
+    assert!(page.contains("id=\"all-files\""), "{page}");
+    let page = web.get("/orders?files=all").text();
+    let files = csv_file_links(&page);
+    assert_eq!(files.len(), 3, "{page}");
+    assert_eq!(files[..2], first_two[..]);
+    assert!(!page.contains("id=\"all-files\""));
+    // Together the files hold every order exactly once, newest first; each file's `Link`
+    // names the next one, and the last has none.
+    let mut got: Vec<i64> = Vec::new();
+    for (i, href) in files.iter().enumerate() {
+        let r = web.get(href);
+        assert_eq!(r.status, 200, "{href}");
+        let ids = csv_ids(&r.text());
+        assert_eq!(ids.len(), if i < 2 { 5000 } else { 30 }, "{href}");
+        got.extend(ids);
+        match files.get(i + 1) {
+            Some(next) => assert_eq!(
+                r.header("Link"),
+                Some(format!("<{next}>; rel=\"next\"").as_str())
+            ),
+            None => assert_eq!(r.header("Link"), None),
+        }
+    }
+    assert_eq!(got, all);
+
+    // Filtered (Telegram: 5,015 orders): two files, the filter kept in each, no list beyond.
+    let page = web.get("/orders?service=tg").text();
+    let tg = csv_file_links(&page);
+    assert_eq!(tg.len(), 2, "{page}");
+    assert!(!page.contains("id=\"all-files\""));
+    let mut got: Vec<i64> = Vec::new();
+    for href in &tg {
+        assert!(href.contains("service=tg"), "{href}");
+        got.extend(csv_ids(&web.get(href).text()));
+    }
+    assert_eq!(got, ids_of("tg"));
+    assert_eq!(got.len(), 5015);
+}

@@ -516,6 +516,9 @@ fn lists(conn: &mut Connection) {
         let page = activations::history(conn, 1, &filter, None, 51).unwrap();
         let deep = page.last().map_or(1000, |a| a.id - 150_000);
         activations::history(conn, 1, &filter, Some(deep), 51).unwrap();
+        // Where the history page's CSV files start (a file's worth of ids, never more).
+        activations::history_nth(conn, 1, &filter, None, 4999).unwrap();
+        activations::history_nth(conn, 1, &filter, Some(deep), 0).unwrap();
     }
     activations::recent_services(conn, 1, 5).unwrap();
     activations::created_between(conn, 1, 0, i64::MAX, 100, 0).unwrap();

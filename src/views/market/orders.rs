@@ -357,6 +357,27 @@ pub struct History<'a> {
     pub not_first: bool,
     /// The `before=` of the next page.
     pub older: Option<i64>,
+    /// Where each CSV file starts (`before=`, `None` for the newest): one unless the history
+    /// is longer than a file.
+    pub csv_files: Vec<Option<i64>>,
+    /// More files than listed (the page links to the whole list).
+    pub more_files: bool,
+}
+
+/// Orders per CSV file: the page of `/orders.csv`, whose `Link` header names the next file.
+pub const CSV_PAGE: i64 = 5000;
+
+/// "5,000".
+fn thousands(n: i64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
 }
 
 pub const HISTORY_STATUSES: [(&str, &str); 7] = [
@@ -434,6 +455,22 @@ fn history(h: &History<'_>, cur: &Cur) -> Markup {
                             }
                         }
                     }
+                }
+            }
+        }
+        @if h.csv_files.len() > 1 || h.more_files {
+            p #csv-files {
+                "A CSV file holds " (thousands(CSV_PAGE)) " orders: "
+                @for (i, start) in h.csv_files.iter().enumerate() {
+                    @if i > 0 { " · " }
+                    @let href = match start {
+                        None => csv.clone(),
+                        Some(id) => format!("/orders.csv?{}", join(format!("before={id}"))),
+                    };
+                    a.csv-file href=(href) download { @if i == 0 { "newest " (thousands(CSV_PAGE)) } @else { "next " (thousands(CSV_PAGE)) } }
+                }
+                @if h.more_files {
+                    " · " a #all-files href=(format!("/orders?{}#csv-files", join("files=all".into()))) { "all files" }
                 }
             }
         }

@@ -532,8 +532,7 @@ fn live(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
 
 /// Orders per page of the history.
 const HISTORY_PAGE: i64 = 50;
-/// Orders per CSV file: the next file is named by the `Link` header.
-const CSV_PAGE: i64 = 5000;
+use view::CSV_PAGE;
 
 /// The history's filter from the query string, and that filter as a query string (only
 /// the known values, so links never carry anything else).
@@ -592,6 +591,18 @@ fn history(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
     } else {
         None
     };
+    // The CSV files of the filtered history (each `CSV_PAGE` orders), when it is longer than
+    // a page: the first two, or all of them with `?files=all`.
+    let (csv_files, more_files) = if more || before.is_some() {
+        let max = if req.query_param("files").as_deref() == Some("all") {
+            CSV_FILES_MAX
+        } else {
+            2
+        };
+        csv_files(ctx.db, p.user.id, &filter, max)
+    } else {
+        (vec![None], false)
+    };
     let names = Names::load(ctx.db);
     let rows = history_rows(ctx.db, &names, list);
     let countries = catalogue::countries(ctx.db).unwrap_or_default();
@@ -604,8 +615,36 @@ fn history(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
         query,
         not_first: before.is_some(),
         older,
+        csv_files,
+        more_files,
     };
     Response::html(view::history_page(&p.nav, &h, &cur(ctx)))
+}
+
+/// The most CSV files `?files=all` lists.
+const CSV_FILES_MAX: usize = 200;
+
+/// Where each CSV file of the filtered history starts (`before=`; `None` for the newest),
+/// at most `max` of them, and whether there are more. Each step reads `CSV_PAGE` ids.
+fn csv_files(
+    db: &Connection,
+    user_id: i64,
+    filter: &HistoryFilter,
+    max: usize,
+) -> (Vec<Option<i64>>, bool) {
+    let mut files = vec![None];
+    loop {
+        let start = *files.last().unwrap_or(&None);
+        let last = activations::history_nth(db, user_id, filter, start, CSV_PAGE - 1);
+        let Ok(Some(last)) = last else {
+            return (files, false);
+        };
+        match activations::history_nth(db, user_id, filter, Some(last), 0) {
+            Ok(Some(_)) if files.len() >= max => return (files, true),
+            Ok(Some(_)) => files.push(Some(last)),
+            _ => return (files, false),
+        }
+    }
 }
 
 /// A CSV field, quoted when it needs to be; a leading `=`, `+`, `-` or `@` is prefixed with

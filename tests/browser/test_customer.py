@@ -97,8 +97,13 @@ def test_sign_up_verify_redeem_order_code_complete(tab, otpbox, admin_key, width
     assert cancel.is_disabled()
     assert "Cancel in" in cancel.inner_text()
     code = wait_for_code(t, otpbox, order_id)
-    # The balance shown followed the charge.
-    assert page.locator("#balance").inner_text() != "10.00 USD"
+    # The balance shown follows a change made elsewhere (the CLI), in place.
+    before = page.locator("#balance").inner_text()
+    amount, currency = before.split(" ")
+    otpbox.cli("user", "credit", "--email", email, "--amount", "1.00")
+    after = f"{float(amount) + 1:.2f} {currency}"
+    t.wait_for(f"document.getElementById('balance').textContent === '{after}'", timeout=30)
+    assert page.evaluate("window.__marker") == 1
     with page.expect_navigation():
         page.click(f'form[action="/orders/{order_id}/complete"] button')
     assert "Completed" in t.flash()
@@ -243,14 +248,19 @@ def test_rental_price_before_renting_and_sms_live(tab, otpbox):
     assert rows.count() == 1
     row_text = rows.first.inner_text()
     assert "/ hour" in row_text and "/ day" in row_text and "in stock" in row_text, row_text
+    hourly = rows.first.locator(".price").inner_text()
+    assert hourly.endswith(" / hour"), hourly
+    amount, currency = hourly.removesuffix(" / hour").split(" ")
     rows.first.click()
     page.select_option("select[name=hours]", "12")
     total = page.locator("#rent-total").inner_text()
-    assert total.startswith("Price: ") and "for 12 hours" in total, total
+    # Integer minor units: 2 decimals in USD.
+    expected = f"{round(float(amount) * 100) * 12 / 100:.2f} {currency}"
+    assert total == f"Price: {expected} for 12 hours.", (total, hourly)
     with page.expect_navigation():
         page.click("#rent-form button[type=submit]")
     flash = t.flash()
-    assert flash.startswith("Rented +") and "charged" in flash, flash
+    assert flash.startswith("Rented +") and f"for 12 hours, {expected} charged." in flash, flash
     card = page.locator("#live-rentals article.rental").first
     assert "Telegram · Indonesia" in card.inner_text()
     phone = card.locator(".phone").inner_text().lstrip("+")

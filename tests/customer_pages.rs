@@ -179,10 +179,20 @@ fn history_filters_pages_and_exports_csv() {
     assert!(lines[1..]
         .iter()
         .all(|l| l.contains(",WhatsApp,") && l.ends_with(",expired,0.35,USD")));
-    // Only signed-in customers, and only their own.
+    // The whole unfiltered history: all 130 orders.
+    assert_eq!(web.get("/orders.csv").text().lines().count(), 131);
+    // Only signed-in customers, and each only their own: another customer's history, CSV
+    // and live view leave these orders out, even when asked for one by id.
     assert_eq!(server.client().get("/orders.csv").status, 303);
-    let other_csv = web.get("/orders.csv").text();
-    assert_eq!(other_csv.lines().count(), 131);
+    let theirs: i64 = lines[1].split(',').next().unwrap().parse().unwrap();
+    let (mut other, _) = server.signed_in("stranger@example.com", "user");
+    assert_eq!(other.get("/orders.csv").text().lines().count(), 1);
+    assert!(history_rows(&other.get("/orders").text()).is_empty());
+    let live = other.get(&format!("/live?orders={theirs}")).json();
+    assert_eq!(live["orders"], json!([]), "{live}");
+    // The owner asking the same gets it.
+    let live = web.get(&format!("/live?orders={theirs}")).json();
+    assert_eq!(live["orders"][0]["id"], theirs, "{live}");
 }
 
 #[test]

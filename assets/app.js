@@ -149,6 +149,25 @@ function browserNotifyOptIn() {
 // Live parts (dashboard and rentals page): ask /live, long-polled, and put each changed
 // card in place. No page reload, ever: a half-filled form stays as it is.
 const BASE_TITLE = document.title;
+
+// The tab title says "Code N" only while it is news: browsers keep titles in their history,
+// so the code must not outlive the order there. It goes back to the page's own title when
+// the card no longer shows that code live, and when the tab is left after the code was seen.
+const titled = { id: null, seen: false };
+function titleSays(text, id) {
+  document.title = `${text} · ${BASE_TITLE}`;
+  titled.id = id;
+  titled.seen = !document.hidden;
+}
+function titleBack() {
+  titled.id = null;
+  if (document.title !== BASE_TITLE) document.title = BASE_TITLE;
+}
+document.addEventListener("visibilitychange", () => {
+  if (titled.id === null) return;
+  if (!document.hidden) titled.seen = true;
+  else if (titled.seen) titleBack();
+});
 function swapCard(old, html) {
   const box = document.createElement("div");
   box.innerHTML = html;
@@ -159,13 +178,29 @@ function swapCard(old, html) {
   return fresh;
 }
 
+// How the live parts are polled: a long wait only while a card can still change (a live
+// order, an active rental); otherwise a plain read now and then, for the balance. Nothing at
+// all while the tab is hidden (caught up the moment it shows again). An unchanged answer that
+// came back early, or a 503 (the server's pool of waiting pages is full), backs off.
+const LIVE_STATUSES = ["waiting", "received", "retry"];
+const LIVE_WAIT = 25;
+const LIVE_IDLE_MS = 60000;
+const LIVE_BACKOFF_MS = 5000;
+
 function watchLive() {
   const orderBox = document.getElementById("live-orders");
   const rentalBox = document.getElementById("live-rentals");
   if (!orderBox && !rentalBox) return;
   let seen = "";
   let failures = 0;
+  let timer = null;
+  let inFlight = false;
+  let controller = null;
   const ids = (box, sel) => (box ? Array.from(box.querySelectorAll(sel)).map((c) => c.dataset.id) : []);
+  const anyLive = () =>
+    (orderBox && Array.from(orderBox.querySelectorAll("article.order[data-id]"))
+      .some((c) => LIVE_STATUSES.includes(c.dataset.status)))
+    || (rentalBox && rentalBox.querySelector('article.rental[data-status="active"]') !== null);
   const apply = (data) => {
     syncClock(data.now);
     const balance = document.getElementById("balance");
@@ -179,7 +214,7 @@ function watchLive() {
         const fresh = swapCard(old, o.html);
         if (!old && fresh) orderBox.prepend(fresh);
         if (o.code && o.code !== hadCode) {
-          document.title = `Code ${o.code} · ${BASE_TITLE}`;
+          titleSays(`Code ${o.code}`, `o${o.id}`);
           showNotification(`Code ${o.code}`, `${o.service}: ${o.code}`);
         }
       }
@@ -191,37 +226,102 @@ function watchLive() {
         const old = rentalBox.querySelector(`article.rental[data-id="${r.id}"]`);
         if (old && old.dataset.status === r.status && Number(old.dataset.messages) === r.messages) continue;
         if (old && Number(old.dataset.messages) < r.messages) {
-          document.title = `New SMS · ${BASE_TITLE}`;
+          titleSays("New SMS", `r${r.id}`);
           showNotification("New SMS", "A new SMS reached your rented number.");
         }
         const fresh = swapCard(old, r.html);
         if (!old && fresh) rentalBox.prepend(fresh);
       }
     }
+    // The card the title speaks of no longer shows it live: the title goes back.
+    if (titled.id !== null) {
+      const id = titled.id.slice(1);
+      const card = titled.id[0] === "o"
+        ? orderBox && orderBox.querySelector(`article.order[data-id="${id}"]`)
+        : rentalBox && rentalBox.querySelector(`article.rental[data-id="${id}"]`);
+      const live = card && (titled.id[0] === "o"
+        ? LIVE_STATUSES.includes(card.dataset.status) && card.dataset.code
+        : card.dataset.status === "active");
+      if (!live) titleBack();
+    }
     tick();
   };
+  const later = (ms) => {
+    clearTimeout(timer);
+    timer = document.hidden ? null : setTimeout(poll, ms);
+  };
   const poll = async () => {
+    timer = null;
+    if (inFlight || document.hidden) return;
+    const waiting = anyLive();
     const q = new URLSearchParams({
+      show: orderBox && rentalBox ? "" : (orderBox ? "orders" : "rentals"),
       orders: ids(orderBox, "article.order[data-id]").join(","),
       rentals: ids(rentalBox, "article.rental[data-id]").join(","),
       seen,
-      wait: "25",
+      wait: waiting ? String(LIVE_WAIT) : "0",
     });
+    const started = Date.now();
+    inFlight = true;
+    controller = new AbortController();
     try {
-      const res = await fetch(`/live?${q}`, { headers: { Accept: "application/json" } });
+      const res = await fetch(`/live?${q}`, { headers: { Accept: "application/json" }, signal: controller.signal });
+      if (res.status === 503) {
+        inFlight = false;
+        const after = Number(res.headers.get("Retry-After")) || 10;
+        later(after * 1000);
+        return;
+      }
       if (!res.ok || !(res.headers.get("Content-Type") || "").startsWith("application/json")) throw new Error(String(res.status));
       const data = await res.json();
+      const unchanged = data.state === seen;
       seen = data.state;
       failures = 0;
       apply(data);
-      setTimeout(poll, 300);
+      inFlight = false;
+      if (!anyLive()) later(LIVE_IDLE_MS);
+      else if (unchanged && Date.now() - started < LIVE_WAIT * 500) later(LIVE_BACKOFF_MS);
+      else later(300);
     } catch (_) {
+      inFlight = false;
+      // Hidden meanwhile (the wait was dropped, freeing its connection): resumed when shown.
+      if (document.hidden) return;
       // Offline for a moment, or signed out: try again later, less often.
       failures += 1;
-      setTimeout(poll, Math.min(30000, 2000 * failures));
+      later(Math.min(30000, 2000 * failures));
     }
   };
+  document.addEventListener("visibilitychange", () => {
+    if (document.hidden) {
+      clearTimeout(timer);
+      timer = null;
+      if (controller) controller.abort();
+    } else if (!inFlight) {
+      later(0);
+    }
+  });
   poll();
+}
+
+// The order form's operator: each service row shows that operator's price and stock (the
+// ones the order is charged and served from), from the row's data-operators.
+function operatorOffers() {
+  const select = document.querySelector("#order-form select[name=operator]");
+  if (!select) return;
+  const show = () => {
+    document.querySelectorAll("#service-list [data-operators]").forEach((row) => {
+      const offer = JSON.parse(row.dataset.operators)[select.value];
+      if (!offer) return;
+      const [price, stock] = offer;
+      row.querySelector(".price").textContent = price;
+      row.querySelector(".stock").textContent = stock > 0 ? `${stock} in stock` : "out of stock";
+      const radio = row.querySelector("input[type=radio]");
+      radio.disabled = stock <= 0;
+      if (radio.disabled) radio.checked = false;
+    });
+  };
+  select.addEventListener("change", show);
+  show();
 }
 
 // The rentals form: the price of the chosen service for the chosen length, before renting.
@@ -284,6 +384,7 @@ document.addEventListener("DOMContentLoaded", () => {
   startTicker();
   watchLive();
   rentTotal();
+  operatorOffers();
   watchTopup();
   browserNotifyOptIn();
 });

@@ -179,10 +179,20 @@ fn history_filters_pages_and_exports_csv() {
     assert!(lines[1..]
         .iter()
         .all(|l| l.contains(",WhatsApp,") && l.ends_with(",expired,0.35,USD")));
-    // Only signed-in customers, and only their own.
+    // The whole unfiltered history: all 130 orders.
+    assert_eq!(web.get("/orders.csv").text().lines().count(), 131);
+    // Only signed-in customers, and each only their own: another customer's history, CSV
+    // and live view leave these orders out, even when asked for one by id.
     assert_eq!(server.client().get("/orders.csv").status, 303);
-    let other_csv = web.get("/orders.csv").text();
-    assert_eq!(other_csv.lines().count(), 131);
+    let theirs: i64 = lines[1].split(',').next().unwrap().parse().unwrap();
+    let (mut other, _) = server.signed_in("stranger@example.com", "user");
+    assert_eq!(other.get("/orders.csv").text().lines().count(), 1);
+    assert!(history_rows(&other.get("/orders").text()).is_empty());
+    let live = other.get(&format!("/live?orders={theirs}")).json();
+    assert_eq!(live["orders"], json!([]), "{live}");
+    // The owner asking the same gets it.
+    let live = web.get(&format!("/live?orders={theirs}")).json();
+    assert_eq!(live["orders"][0]["id"], theirs, "{live}");
 }
 
 #[test]
@@ -338,4 +348,315 @@ fn live_answers_when_a_code_arrives_and_waits_while_nothing_changes() {
     // Signed out, the page's script is sent to the login form, never given data.
     let r = server.client().get("/live");
     assert_eq!(r.status, 303);
+}
+
+/// A signed-in customer with 5.00 and one live Telegram order on `phone`; returns the web
+/// client, the order's id and the `/live` state the dashboard shows.
+fn live_order(server: &TestServer, email: &str, phone: &str) -> (common::Client, i64, String) {
+    server.add_numbers(COUNTRY, &[phone]);
+    let (mut web, _) = server.signed_in(email, "user");
+    server.cli_ok(&["user", "credit", "--email", email, "--amount", "5.00"]);
+    let r = web.submit(
+        "/dashboard",
+        "/orders",
+        &[("country", &COUNTRY.to_string()), ("service", "tg")],
+    );
+    assert_eq!(r.status, 303, "{}", r.text());
+    let live = web.get("/live?show=orders").json();
+    let id = live["orders"][0]["id"].as_i64().unwrap();
+    (web, id, live["state"].as_str().unwrap().to_string())
+}
+
+/// Runs a GET on its own thread; joins to (status, Retry-After, body, time taken).
+fn in_background(
+    mut c: common::Client,
+    path: String,
+    headers: Vec<(String, String)>,
+) -> std::thread::JoinHandle<(u16, Option<String>, String, std::time::Duration)> {
+    std::thread::spawn(move || {
+        let started = std::time::Instant::now();
+        let h: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let r = c.request("GET", &path, &h, b"");
+        let retry = r.header("Retry-After").map(str::to_string);
+        (r.status, retry, r.text(), started.elapsed())
+    })
+}
+
+#[test]
+fn open_pages_use_half_the_waiting_pool_and_past_it_are_told_to_come_back_later() {
+    // Two requests may wait at once: one of them may be a page's.
+    let server = TestServer::start_with(&[("OTPBOX_MAX_WAITING", "2")]);
+    let email = "pool@example.com";
+    let (web, id, state) = live_order(&server, email, "6281100000021");
+    let seen = common::url_encode(&state);
+    let path = format!("/live?show=orders&orders={id}&seen={seen}&wait=20");
+    let first = in_background(web.clone(), path.clone(), vec![]);
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    // A second tab: the page's half is taken, so it is told when to come back, at once,
+    // instead of an unchanged answer it would ask again for right away.
+    let (status, retry, body, took) = in_background(web.clone(), path, vec![]).join().unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(retry.as_deref(), Some("10"));
+    assert!(took < std::time::Duration::from_secs(5), "{took:?}");
+    // An API client still gets its wait: open tabs never crowd it out.
+    let key = server.api_key(email);
+    let api = in_background(
+        server.client(),
+        format!("/api/v1/activations/{id}?wait=20"),
+        vec![("Authorization".into(), format!("Bearer {key}"))],
+    );
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    assert!(server.inject("6281100000021", "Telegram code: 55123"));
+    let (status, _, body, took) = api.join().unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("55123"), "{body}");
+    assert!(took < std::time::Duration::from_secs(15), "{took:?}");
+    let (status, _, body, took) = first.join().unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("55123"), "{body}");
+    assert!(took < std::time::Duration::from_secs(15), "{took:?}");
+}
+
+#[test]
+fn a_waiting_live_request_ends_when_its_session_does() {
+    let server = TestServer::start();
+    let (mut web, id, state) = live_order(&server, "bye@example.com", "6281100000022");
+    let seen = common::url_encode(&state);
+    let waiting = in_background(
+        web.clone(),
+        format!("/live?show=orders&orders={id}&seen={seen}&wait=25"),
+        vec![],
+    );
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    let r = web.submit("/dashboard", "/logout", &[]);
+    assert_eq!(r.status, 303, "{}", r.text());
+    // The wait ends with the session, never delivering what comes after.
+    let (status, _, body, took) = waiting.join().unwrap();
+    assert_eq!(status, 401, "{body}");
+    assert!(took < std::time::Duration::from_secs(10), "{took:?}");
+}
+
+#[test]
+fn live_reads_only_the_pages_part_and_rental_cards_show_the_newest_messages() {
+    let server = TestServer::start();
+    let phone = "6281300000023";
+    server.add_numbers(COUNTRY, &[phone]);
+    let email = "renter@example.com";
+    let (mut web, _) = server.signed_in(email, "user");
+    server.cli_ok(&["user", "credit", "--email", email, "--amount", "50.00"]);
+    let r = web.submit(
+        "/rentals",
+        "/rentals",
+        &[
+            ("country", &COUNTRY.to_string()),
+            ("service", "tg"),
+            ("hours", "4"),
+        ],
+    );
+    assert_eq!(r.status, 303, "{}", r.text());
+    for i in 0..22 {
+        assert!(server.inject(phone, &format!("Telegram code: {}", 10000 + i)));
+    }
+    // The dashboard asks for orders only: no rental is read or rendered for it.
+    let dash = web.get("/live?show=orders").json();
+    assert_eq!(dash["rentals"], json!([]));
+    let live = web.get("/live?show=rentals").json();
+    assert_eq!(live["orders"], json!([]));
+    let rental = &live["rentals"][0];
+    assert_eq!(rental["messages"], 22);
+    let html = rental["html"].as_str().unwrap();
+    assert!(html.contains("The newest 20 of 22 messages."), "{html}");
+    assert_eq!(html.matches("<strong>").count(), 20, "{html}");
+    assert!(html.contains("10021") && !html.contains("10001<"), "{html}");
+    // The cheap state a waiting request re-checks is the rendered one: nothing changes, so
+    // the answer waits its wait out.
+    let seen = common::url_encode(live["state"].as_str().unwrap());
+    let started = std::time::Instant::now();
+    let same = web
+        .get(&format!("/live?show=rentals&seen={seen}&wait=1"))
+        .json();
+    assert!(started.elapsed() >= std::time::Duration::from_millis(900));
+    assert_eq!(same["state"], live["state"]);
+}
+
+/// The tg row of an order form (the whole `<label>`, its attributes included).
+fn tg_row(dash: &str) -> &str {
+    dash.split("<label")
+        .find(|l| l.contains("data-service=\"tg\""))
+        .and_then(|s| s.split("</label>").next())
+        .expect("tg listed")
+}
+
+#[test]
+fn the_order_form_shows_the_chosen_operators_price_and_stock_and_charges_it() {
+    let server = TestServer::start();
+    let email = "operator@example.com";
+    let (mut web, _) = server.signed_in(email, "user");
+    server.cli_ok(&["user", "credit", "--email", email, "--amount", "5.00"]);
+    let db = server.db();
+    for (phone, op) in [
+        ("79000000001", "mts"),
+        ("79000000002", "mts"),
+        ("79000000003", "beeline"),
+    ] {
+        db.execute(
+            "INSERT INTO numbers (phone, country_id, operator, source, created_at) \
+             VALUES (?1, 0, ?2, 'manual', strftime('%s','now'))",
+            [phone, op],
+        )
+        .unwrap();
+    }
+    let base: i64 = db
+        .query_row(
+            "SELECT price_minor FROM prices WHERE country_id = 0 AND service = 'tg' AND operator = ''",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    // MTS sells Telegram dearer than the country's price.
+    let mts = base + 27;
+    db.execute(
+        "INSERT INTO prices (country_id, service, operator, price_minor, rent_hour_minor) \
+         VALUES (0, 'tg', 'mts', ?1, 0)",
+        [mts],
+    )
+    .unwrap();
+    let fmt = |m: i64| format!("{}.{:02} USD", m / 100, m % 100);
+
+    // Any operator: the country's price, every number.
+    let dash = web.get("/dashboard?country=0").text();
+    let any = tg_row(&dash);
+    assert!(
+        any.contains(&fmt(base)) && any.contains("3 in stock"),
+        "{any}"
+    );
+    // The script's figures per operator ride along on the row.
+    assert!(
+        any.contains(&format!("&quot;mts&quot;:[&quot;{}&quot;,2]", fmt(mts))),
+        "{any}"
+    );
+    // MTS chosen: its own price and its numbers only; Beeline: the country's price.
+    let dash = web.get("/dashboard?country=0&operator=mts").text();
+    assert!(dash.contains("<option value=\"mts\" selected>"), "{dash}");
+    let row = tg_row(&dash);
+    assert!(
+        row.contains(&fmt(mts)) && row.contains("2 in stock"),
+        "{row}"
+    );
+    let row_b = web.get("/dashboard?country=0&operator=beeline").text();
+    let row_b = tg_row(&row_b);
+    assert!(
+        row_b.contains(&fmt(base)) && row_b.contains("1 in stock"),
+        "{row_b}"
+    );
+
+    // Ordered with MTS: charged what the form showed.
+    let r = web.submit(
+        "/dashboard?country=0&operator=mts",
+        "/orders",
+        &[("country", "0"), ("service", "tg"), ("operator", "mts")],
+    );
+    assert_eq!(r.status, 303, "{}", r.text());
+    let page = web.follow(&r).text();
+    assert!(page.contains(&format!("{} charged", fmt(mts))), "{page}");
+}
+
+/// The `href`s of the CSV file links on a history page.
+fn csv_file_links(html: &str) -> Vec<String> {
+    html.split("class=\"csv-file\" href=\"")
+        .skip(1)
+        .map(|s| s.split('"').next().unwrap().replace("&amp;", "&"))
+        .collect()
+}
+
+/// The order ids of a CSV file.
+fn csv_ids(csv: &str) -> Vec<i64> {
+    csv.lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap().parse().unwrap())
+        .collect()
+}
+
+#[test]
+fn a_long_history_exports_as_csv_files_that_hold_every_order_once() {
+    let server = TestServer::start();
+    let (mut web, uid) = server.signed_in("long@example.com", "user");
+    // 10,030 past orders, alternately Telegram and WhatsApp: three CSV files in all.
+    let n = 10_030;
+    server
+        .db()
+        .execute(
+            "WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < ?2) \
+             INSERT INTO activations (user_id, phone, country_id, service, price_minor, status, \
+             source, created_at, expires_at, ended_at) \
+             SELECT ?1, '62811' || printf('%07d', i), 6, CASE i % 2 WHEN 0 THEN 'tg' ELSE 'wa' END, \
+             35, 'completed', 'manual', 1700000000 + i, 1700001200 + i, 1700000100 + i FROM k",
+            rusqlite::params![uid, n],
+        )
+        .unwrap();
+    let ids_of = |service: &str| -> Vec<i64> {
+        let db = server.db();
+        let mut q = db
+            .prepare(
+                "SELECT id FROM activations WHERE user_id = ?1 AND service LIKE ?2 ORDER BY id DESC",
+            )
+            .unwrap();
+        let ids = q
+            .query_map(rusqlite::params![uid, service], |r| r.get::<_, i64>(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        ids
+    };
+    let all = ids_of("%");
+    assert_eq!(all.len(), n as usize);
+
+    // The history page names the first two files and links to the whole list.
+    let page = web.get("/orders").text();
+    let first_two = csv_file_links(&page);
+    assert_eq!(first_two.len(), 2, "{page}");
+    assert!(
+        page.contains("newest 5,000") && page.contains("next 5,000"),
+        "{page}"
+    );
+    assert!(page.contains("id=\"all-files\""), "{page}");
+    let page = web.get("/orders?files=all").text();
+    let files = csv_file_links(&page);
+    assert_eq!(files.len(), 3, "{page}");
+    assert_eq!(files[..2], first_two[..]);
+    assert!(!page.contains("id=\"all-files\""));
+    // Together the files hold every order exactly once, newest first; each file's `Link`
+    // names the next one, and the last has none.
+    let mut got: Vec<i64> = Vec::new();
+    for (i, href) in files.iter().enumerate() {
+        let r = web.get(href);
+        assert_eq!(r.status, 200, "{href}");
+        let ids = csv_ids(&r.text());
+        assert_eq!(ids.len(), if i < 2 { 5000 } else { 30 }, "{href}");
+        got.extend(ids);
+        match files.get(i + 1) {
+            Some(next) => assert_eq!(
+                r.header("Link"),
+                Some(format!("<{next}>; rel=\"next\"").as_str())
+            ),
+            None => assert_eq!(r.header("Link"), None),
+        }
+    }
+    assert_eq!(got, all);
+
+    // Filtered (Telegram: 5,015 orders): two files, the filter kept in each, no list beyond.
+    let page = web.get("/orders?service=tg").text();
+    let tg = csv_file_links(&page);
+    assert_eq!(tg.len(), 2, "{page}");
+    assert!(!page.contains("id=\"all-files\""));
+    let mut got: Vec<i64> = Vec::new();
+    for href in &tg {
+        assert!(href.contains("service=tg"), "{href}");
+        got.extend(csv_ids(&web.get(href).text()));
+    }
+    assert_eq!(got, ids_of("tg"));
+    assert_eq!(got.len(), 5015);
 }

@@ -516,6 +516,24 @@ fn a_full_order_through_an_sms_activate_provider() {
     assert!(tg.contains("0.60 USD") && tg.contains("7 in stock"), "{tg}");
     let wa = offered(&page, "wa");
     assert!(wa.contains("0.30 USD") && wa.contains("3 in stock"), "{wa}");
+    // A rental never buys upstream: the rentals page offers none of that stock, and renting
+    // says there is no number (nothing charged).
+    let mut renter = web(&s, "sa@example.com");
+    let rentals = renter.get("/rentals?country=6").text();
+    let tg_rent = rentals
+        .split("value=\"tg\"")
+        .nth(1)
+        .and_then(|r| r.split("</label>").next())
+        .unwrap();
+    assert!(tg_rent.contains("out of stock"), "{tg_rent}");
+    assert!(rentals.contains("id=\"no-stock\""), "{rentals}");
+    let r = renter.submit(
+        "/rentals?country=6",
+        "/rentals",
+        &[("country", "6"), ("service", "tg"), ("hours", "4")],
+    );
+    assert_eq!(r.status, 303);
+    assert_eq!(api.balance(), 1000);
     let prices: Value =
         serde_json::from_str(&handler(&s, &key, "getPrices", "country=6&service=tg")).unwrap();
     assert_eq!(prices["6"]["tg"]["cost"], json!(0.6));

@@ -309,6 +309,9 @@ fn hot_paths(conn: &mut Connection) {
     let r = db::write(conn, |tx| rentals::rent(tx, &buyer, &rr, &POLICY, now)).unwrap();
     rentals::list(conn, 1, true, 50).unwrap();
     inbox::for_rental(conn, r.id).unwrap();
+    // The rentals page's card and the live state a waiting `/live` re-checks.
+    inbox::recent_for_rental(conn, r.id, 20).unwrap();
+    inbox::count_for_rental(conn, r.id).unwrap();
     db::write(conn, |tx| rentals::finish(tx, 1, r.id, &POLICY, now)).unwrap();
     // Balance, ledger, dashboard, history.
     wallet::balance(conn, 1).unwrap();
@@ -319,6 +322,7 @@ fn hot_paths(conn: &mut Connection) {
     let live = activations::list_live(conn, 1, 50, 0).unwrap();
     for a in &live {
         inbox::for_activation(conn, a.id).unwrap();
+        inbox::count_for_activation(conn, a.id).unwrap();
     }
     let page = activations::list_before(conn, 1, &[], None, 51).unwrap();
     activations::list_before(conn, 1, &[], page.last().map(|a| a.id), 51).unwrap();
@@ -520,6 +524,9 @@ fn lists(conn: &mut Connection) {
         let page = activations::history(conn, 1, &filter, None, 51).unwrap();
         let deep = page.last().map_or(1000, |a| a.id - 150_000);
         activations::history(conn, 1, &filter, Some(deep), 51).unwrap();
+        // Where the history page's CSV files start (a file's worth of ids, never more).
+        activations::history_nth(conn, 1, &filter, None, 4999).unwrap();
+        activations::history_nth(conn, 1, &filter, Some(deep), 0).unwrap();
     }
     activations::recent_services(conn, 1, 5).unwrap();
     activations::created_between(conn, 1, 0, i64::MAX, 100, 0).unwrap();

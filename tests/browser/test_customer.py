@@ -5,6 +5,7 @@ the browser's own notification. The dev clock moves time: no test sleeps for it.
 
 import csv
 import io
+import time
 import uuid
 
 from conftest import (
@@ -96,8 +97,13 @@ def test_sign_up_verify_redeem_order_code_complete(tab, otpbox, admin_key, width
     assert cancel.is_disabled()
     assert "Cancel in" in cancel.inner_text()
     code = wait_for_code(t, otpbox, order_id)
-    # The balance shown followed the charge.
-    assert page.locator("#balance").inner_text() != "10.00 USD"
+    # The balance shown follows a change made elsewhere (the CLI), in place.
+    before = page.locator("#balance").inner_text()
+    amount, currency = before.split(" ")
+    otpbox.cli("user", "credit", "--email", email, "--amount", "1.00")
+    after = f"{float(amount) + 1:.2f} {currency}"
+    t.wait_for(f"document.getElementById('balance').textContent === '{after}'", timeout=30)
+    assert page.evaluate("window.__marker") == 1
     with page.expect_navigation():
         page.click(f'form[action="/orders/{order_id}/complete"] button')
     assert "Completed" in t.flash()
@@ -242,14 +248,19 @@ def test_rental_price_before_renting_and_sms_live(tab, otpbox):
     assert rows.count() == 1
     row_text = rows.first.inner_text()
     assert "/ hour" in row_text and "/ day" in row_text and "in stock" in row_text, row_text
+    hourly = rows.first.locator(".price").inner_text()
+    assert hourly.endswith(" / hour"), hourly
+    amount, currency = hourly.removesuffix(" / hour").split(" ")
     rows.first.click()
     page.select_option("select[name=hours]", "12")
     total = page.locator("#rent-total").inner_text()
-    assert total.startswith("Price: ") and "for 12 hours" in total, total
+    # Integer minor units: 2 decimals in USD.
+    expected = f"{round(float(amount) * 100) * 12 / 100:.2f} {currency}"
+    assert total == f"Price: {expected} for 12 hours.", (total, hourly)
     with page.expect_navigation():
         page.click("#rent-form button[type=submit]")
     flash = t.flash()
-    assert flash.startswith("Rented +") and "charged" in flash, flash
+    assert flash.startswith("Rented +") and f"for 12 hours, {expected} charged." in flash, flash
     card = page.locator("#live-rentals article.rental").first
     assert "Telegram · Indonesia" in card.inner_text()
     phone = card.locator(".phone").inner_text().lstrip("+")
@@ -261,3 +272,140 @@ def test_rental_price_before_renting_and_sms_live(tab, otpbox):
         f"(document.querySelector('article.rental[data-id=\"{rental_id}\"]') || {{}})"
         ".textContent.includes('44321')", timeout=20)
     assert page.evaluate("window.__marker") == 1
+
+
+def live_requests(page):
+    """Records the page's `/live` reads: a list of [url, start time, failed] (appended to)."""
+    seen = []
+    page.on("request", lambda r: seen.append([r.url, time.monotonic(), False]) if "/live?" in r.url else None)
+
+    def failed(r):
+        for entry in seen:
+            if entry[0] == r.url:
+                entry[2] = True
+    page.on("requestfailed", failed)
+    return seen
+
+
+def test_live_waits_only_while_a_card_is_live_and_never_in_a_hidden_tab(tab, otpbox):
+    # Nothing live: one plain read, no long wait holding one of the browser's connections.
+    t = tab()
+    page = t.page
+    email = f"quiet-{t.width}-{uuid.uuid4().hex[:8]}@example.com"
+    otpbox.create_user(email, PASSWORD)
+    t.login(email, PASSWORD)
+    reads = live_requests(page)
+    t.goto("/dashboard")
+    page.wait_for_timeout(2000)
+    assert len(reads) == 1, reads
+    assert "wait=0" in reads[0][0] and "show=orders" in reads[0][0], reads
+
+    # A live order: the page waits for it, and stops (freeing the connection) when hidden.
+    t2 = tab()
+    page = t2.page
+    t2.login(DEMO_EMAIL, DEMO_PASSWORD)
+    order_telegram(t2)
+    reads = live_requests(page)
+    page.wait_for_timeout(1500)
+    waits = [r for r in reads if "wait=25" in r[0]]
+    assert waits, reads
+    page.evaluate("""
+        Object.defineProperty(document, 'hidden', { configurable: true, get: () => true });
+        document.dispatchEvent(new Event('visibilitychange'));
+    """)
+    page.wait_for_timeout(500)
+    assert reads[-1][2], f"the hidden tab's wait was not dropped: {reads}"
+    count = len(reads)
+    page.wait_for_timeout(2500)
+    assert len(reads) == count, reads
+    # Shown again: it catches up at once.
+    page.evaluate("""
+        Object.defineProperty(document, 'hidden', { configurable: true, get: () => false });
+        document.dispatchEvent(new Event('visibilitychange'));
+    """)
+    page.wait_for_timeout(500)
+    assert len(reads) == count + 1 and "wait=" in reads[-1][0], reads
+
+
+def test_live_comes_back_when_the_server_says_not_before(tab):
+    t = tab()
+    page = t.page
+    times = []
+
+    def busy_once(route):
+        times.append(time.monotonic())
+        if len(times) == 1:
+            route.fulfill(status=503, headers={"Retry-After": "4"}, body="busy")
+        else:
+            route.continue_()
+    # Routed before the dashboard ever opens: its very first read is told to come back later.
+    page.route("**/live?*", busy_once)
+    t.login(DEMO_EMAIL, DEMO_PASSWORD)
+    assert t.path().startswith("/dashboard")
+    deadline = time.monotonic() + 10
+    while len(times) < 2 and time.monotonic() < deadline:
+        page.wait_for_timeout(200)
+    assert len(times) >= 2, times
+    assert times[1] - times[0] >= 3.5, times
+    # The browser logs every 503 it is given; that one was this test's.
+    t.errors[:] = [e for e in t.errors if "status of 503" not in e]
+
+
+def set_hidden(page, hidden):
+    """Tells the page it was hidden or shown again, as a switch of tabs does."""
+    page.evaluate("""(hidden) => {
+        Object.defineProperty(document, 'hidden', { configurable: true, get: () => hidden });
+        document.dispatchEvent(new Event('visibilitychange'));
+    }""", hidden)
+
+
+def test_the_code_leaves_the_tab_title(tab, otpbox, demo_key):
+    t = tab()
+    page = t.page
+    t.login(DEMO_EMAIL, DEMO_PASSWORD)
+    base = page.title()
+    # Seen, then the tab is left: the title forgets the code (browsers keep titles).
+    first = order_telegram(t)
+    wait_for_code(t, otpbox, first)
+    set_hidden(page, True)
+    assert page.title() == base, page.title()
+    set_hidden(page, False)
+    # The order ends elsewhere (here through the API): its card leaves the live states and
+    # the title forgets the code with it.
+    second = order_telegram(t)
+    code = wait_for_code(t, otpbox, second)
+    assert code in page.title()
+    status, body = otpbox.request(
+        "POST", f"/api/v1/activations/{second}/complete",
+        headers={"Authorization": f"Bearer {demo_key}"})
+    assert status == 200, body
+    t.wait_for(
+        f"document.querySelector('article.order[data-id=\"{second}\"]').dataset.status"
+        " === 'completed'", timeout=20)
+    assert page.title() == base, page.title()
+
+
+def test_the_operator_chosen_sets_the_price_shown_and_charged(tab, otpbox, admin_key):
+    status, body = otpbox.request(
+        "POST", "/api/v1/admin/prices",
+        body={"country": 0, "service": "tg", "operator": "mts", "price_minor": 177,
+              "rent_hour_minor": 0},
+        headers={"Authorization": f"Bearer {admin_key}"})
+    assert status == 200, body
+    t = tab()
+    page = t.page
+    t.login(DEMO_EMAIL, DEMO_PASSWORD)
+    t.goto("/dashboard?country=0")
+    row = page.locator("#service-list [data-service=tg]")
+    any_price = row.locator(".price").inner_text()
+    assert any_price != "1.77 USD", any_price
+    page.select_option("#order-form select[name=operator]", "mts")
+    assert row.locator(".price").inner_text() == "1.77 USD"
+    page.select_option("#order-form select[name=operator]", "")
+    assert row.locator(".price").inner_text() == any_price
+    page.select_option("#order-form select[name=operator]", "mts")
+    row.click()
+    with page.expect_navigation():
+        page.click("#order-form button[type=submit]")
+    flash = t.flash()
+    assert "1.77 USD charged" in flash, flash

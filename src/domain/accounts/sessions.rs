@@ -162,6 +162,23 @@ pub fn lookup(
     }))
 }
 
+/// Whether session `session_id` is still a live sign-in of `user_id` (not ended, expired or
+/// idle), read-only: for a request that waits and must stop serving a session ended meanwhile.
+pub fn still_signed_in(
+    conn: &Connection,
+    session_id: i64,
+    user_id: i64,
+    limits: &Limits,
+    now: Timestamp,
+) -> Result<bool> {
+    let row: Option<(Option<i64>, i64, i64)> = conn
+        .prepare_cached("SELECT user_id, last_seen_at, expires_at FROM sessions WHERE id = ?1")?
+        .query_row([session_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    Ok(matches!(row, Some((Some(u), seen, exp))
+        if u == user_id && now < exp && now - seen < limits.idle as i64))
+}
+
 pub fn revoke(conn: &Connection, session_id: i64) -> Result<()> {
     conn.execute("DELETE FROM sessions WHERE id = ?1", [session_id])?;
     Ok(())

@@ -310,6 +310,72 @@ pub fn history(
     Ok(all)
 }
 
+/// The id of the order `n` places (0-based) down the filtered history from `before` (from
+/// the newest when `None`), or `None` when the history is shorter: where a CSV file of `n + 1`
+/// orders ends. Reads ids only, from the same indexes as [`history`] (at most `n + 1` entries
+/// per status), so it costs `n`, never the history's length.
+pub fn history_nth(
+    conn: &Connection,
+    user_id: i64,
+    filter: &HistoryFilter,
+    before: Option<i64>,
+    n: i64,
+) -> Result<Option<i64>> {
+    let before = before.unwrap_or(i64::MAX);
+    let (index, columns, keys): (&str, &str, Vec<rusqlite::types::Value>) =
+        match (&filter.service, filter.country) {
+            (Some(s), Some(c)) => (
+                "activations_user_country_service",
+                "AND country_id = ?5 AND service = ?6",
+                vec![c.into(), s.clone().into()],
+            ),
+            (Some(s), None) => (
+                "activations_user_service",
+                "AND service = ?5",
+                vec![s.clone().into()],
+            ),
+            (None, Some(c)) => (
+                "activations_user_country",
+                "AND country_id = ?5",
+                vec![c.into()],
+            ),
+            (None, None) if filter.status.is_none() => {
+                return Ok(conn
+                    .prepare_cached(
+                        "SELECT id FROM activations WHERE user_id = ?1 AND id < ?2 \
+                         ORDER BY id DESC LIMIT 1 OFFSET ?3",
+                    )?
+                    .query_row(params![user_id, before, n], |r| r.get(0))
+                    .optional()?);
+            }
+            (None, None) => ("activations_user_status", "", Vec::new()),
+        };
+    let statuses: Vec<Status> = match filter.status {
+        Some(s) => vec![s],
+        None => ALL_STATUSES.to_vec(),
+    };
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT id FROM activations INDEXED BY {index} WHERE user_id = ?1 AND status = ?2 \
+         AND id < ?3 {columns} ORDER BY id DESC LIMIT ?4"
+    ))?;
+    let mut ids: Vec<i64> = Vec::new();
+    for s in statuses {
+        let mut values: Vec<rusqlite::types::Value> = vec![
+            user_id.into(),
+            s.as_str().to_string().into(),
+            before.into(),
+            (n + 1).into(),
+        ];
+        values.extend(keys.iter().cloned());
+        let rows = stmt.query_map(rusqlite::params_from_iter(values), |r| r.get(0))?;
+        for r in rows {
+            ids.push(r?);
+        }
+    }
+    ids.sort_unstable_by_key(|id| std::cmp::Reverse(*id));
+    Ok(ids.get(n.max(0) as usize).copied())
+}
+
 /// The services an account ordered lately, most recent first, each once: read from its
 /// newest `RECENT_ORDERS` orders (`activations_user`), so the cost never grows with history.
 pub fn recent_services(conn: &Connection, user_id: i64, max: usize) -> Result<Vec<String>> {

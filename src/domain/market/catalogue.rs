@@ -358,6 +358,29 @@ pub fn offers(
     cooldown: u64,
     now: Timestamp,
 ) -> Result<Vec<Offer>> {
+    offers_from(conn, country, service, cooldown, now, true)
+}
+
+/// What can be rented now, per (country, service) with a price: the same offers as
+/// [`offers`], but the stock counts only numbers a rental can take — our own free numbers
+/// and the simulator's — since a rental never buys upstream (`rentals::rent`).
+pub fn rent_offers(
+    conn: &Connection,
+    country: Option<i64>,
+    cooldown: u64,
+    now: Timestamp,
+) -> Result<Vec<Offer>> {
+    offers_from(conn, country, None, cooldown, now, false)
+}
+
+fn offers_from(
+    conn: &Connection,
+    country: Option<i64>,
+    service: Option<&str>,
+    cooldown: u64,
+    now: Timestamp,
+    with_upstream: bool,
+) -> Result<Vec<Offer>> {
     let counts = own_counts(conn, cooldown, now)?;
     let mut free: HashMap<i64, i64> = HashMap::new();
     for ((c, _), n) in &counts.free {
@@ -388,7 +411,11 @@ pub fn offers(
     } else {
         0
     };
-    let upstream = upstream_stock(conn, now)?;
+    let upstream = if with_upstream {
+        upstream_stock(conn, now)?
+    } else {
+        HashMap::new()
+    };
     let mut out = Vec::new();
     for row in rows {
         let (c, s, price_minor, rent_hour_minor) = row?;

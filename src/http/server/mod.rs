@@ -539,7 +539,15 @@ fn respond(
         return finish(shared, rq, resp, &req, started);
     };
     let mut parked = shared.parked.lock().unwrap_or_else(|p| p.into_inner());
-    if parked.len() >= shared.app.config.max_waiting {
+    let max = shared.app.config.max_waiting;
+    if wait.page {
+        let pages = parked.iter().filter(|p| p.wait.page).count();
+        if parked.len() >= max || !longpoll::page_may_wait(max, pages) {
+            drop(parked);
+            let busy = with_security_headers(longpoll::page_busy());
+            return finish(shared, rq, busy, &req, started);
+        }
+    } else if parked.len() >= max {
         drop(parked);
         return finish(shared, rq, resp, &req, started);
     }

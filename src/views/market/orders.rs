@@ -55,11 +55,41 @@ fn rate_title(r: &Rate) -> String {
 pub struct ServiceRow {
     pub code: String,
     pub name: String,
+    /// The price and stock shown: the chosen operator's, or any operator's.
     pub price_minor: i64,
     pub stock: i64,
+    /// With any operator: (price, stock).
+    pub any_operator: (i64, i64),
+    /// Each operator's price and stock (countries with operators), for the script to show
+    /// when the operator changes.
+    pub by_operator: Vec<OperatorOffer>,
     pub rate: Rate,
     /// Among the account's recent services (listed first).
     pub recent: bool,
+}
+
+/// What a service costs and has in stock with one operator.
+pub struct OperatorOffer {
+    pub operator: String,
+    pub price_minor: i64,
+    pub stock: i64,
+}
+
+/// The row's offers by operator as the script reads them: `{"": [price, stock], "mts": …}`
+/// with each price formatted.
+fn operator_offers(r: &ServiceRow, cur: &Cur) -> String {
+    let mut m = serde_json::Map::new();
+    m.insert(
+        String::new(),
+        serde_json::json!([cur.fmt(r.any_operator.0), r.any_operator.1]),
+    );
+    for o in &r.by_operator {
+        m.insert(
+            o.operator.clone(),
+            serde_json::json!([cur.fmt(o.price_minor), o.stock]),
+        );
+    }
+    serde_json::Value::Object(m).to_string()
 }
 
 pub struct Dashboard<'a> {
@@ -69,6 +99,8 @@ pub struct Dashboard<'a> {
     pub countries: &'a [Country],
     pub country: i64,
     pub operators: &'a [Operator],
+    /// The operator chosen, whose prices and stock the rows show.
+    pub operator: Option<&'a str>,
     /// Recent services first, then the popular ones, then by name.
     pub rows: Vec<ServiceRow>,
     pub live: Vec<OrderCard>,
@@ -137,7 +169,7 @@ fn order_form(d: &Dashboard<'_>, token: &str) -> Markup {
                     (filter_box("#service-list", "Type a service, e.g. Telegram or tg", "Search services"))
                     div.pick-list #service-list {
                         @for r in &d.rows {
-                            label.pick-row data-search=(format!("{} {}", r.name.to_lowercase(), r.code)) data-service=(r.code) {
+                            label.pick-row data-search=(format!("{} {}", r.name.to_lowercase(), r.code)) data-operators=[(!r.by_operator.is_empty()).then(|| operator_offers(r, &d.cur))] data-service=(r.code) {
                                 input type="radio" name="service" value=(r.code) required disabled[r.stock <= 0] checked[preselect.as_deref() == Some(r.code.as_str()) && r.stock > 0];
                                 span.name { (r.name) @if r.recent { " " span.badge { "recent" } } }
                                 span.price { (d.cur.fmt(r.price_minor)) }
@@ -153,7 +185,7 @@ fn order_form(d: &Dashboard<'_>, token: &str) -> Markup {
                         select name="operator" {
                             option value="" { "Any operator" }
                             @for o in d.operators {
-                                option value=(o.code) selected[d.kept.get("operator") == Some(o.code.as_str())] { (o.name) }
+                                option value=(o.code) selected[d.operator == Some(o.code.as_str())] { (o.name) }
                             }
                         }
                     }
@@ -325,6 +357,27 @@ pub struct History<'a> {
     pub not_first: bool,
     /// The `before=` of the next page.
     pub older: Option<i64>,
+    /// Where each CSV file starts (`before=`, `None` for the newest): one unless the history
+    /// is longer than a file.
+    pub csv_files: Vec<Option<i64>>,
+    /// More files than listed (the page links to the whole list).
+    pub more_files: bool,
+}
+
+/// Orders per CSV file: the page of `/orders.csv`, whose `Link` header names the next file.
+pub const CSV_PAGE: i64 = 5000;
+
+/// "5,000".
+fn thousands(n: i64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
 }
 
 pub const HISTORY_STATUSES: [(&str, &str); 7] = [
@@ -405,6 +458,22 @@ fn history(h: &History<'_>, cur: &Cur) -> Markup {
                 }
             }
         }
+        @if h.csv_files.len() > 1 || h.more_files {
+            p #csv-files {
+                "A CSV file holds " (thousands(CSV_PAGE)) " orders: "
+                @for (i, start) in h.csv_files.iter().enumerate() {
+                    @if i > 0 { " · " }
+                    @let href = match start {
+                        None => csv.clone(),
+                        Some(id) => format!("/orders.csv?{}", join(format!("before={id}"))),
+                    };
+                    a.csv-file href=(href) download { @if i == 0 { "newest " (thousands(CSV_PAGE)) } @else { "next " (thousands(CSV_PAGE)) } }
+                }
+                @if h.more_files {
+                    " · " a #all-files href=(format!("/orders?{}#csv-files", join("files=all".into()))) { "all files" }
+                }
+            }
+        }
         nav.pager {
             @if h.not_first { a href=(if h.query.is_empty() { "/orders".to_string() } else { format!("/orders?{}", h.query) }) { "Newest" } }
             @if let Some(id) = h.older { a #older href=(format!("/orders?{}", join(format!("before={id}")))) { "Older" } }
@@ -465,7 +534,10 @@ pub fn wallet(
 
 pub struct RentalCard {
     pub r: Rental,
+    /// The newest messages (at most a page's worth), oldest first.
     pub messages: Vec<Message>,
+    /// How many messages the rental has in all.
+    pub message_count: usize,
     pub country_name: String,
     pub service_name: String,
 }
@@ -500,7 +572,7 @@ pub struct RentalsPage<'a> {
 
 pub fn rental_card(c: &RentalCard, token: &str, cur: &Cur) -> Markup {
     html! {
-        article.card.rental data-id=(c.r.id) data-status=(c.r.status.as_str()) data-messages=(c.messages.len()) {
+        article.card.rental data-id=(c.r.id) data-status=(c.r.status.as_str()) data-messages=(c.message_count) {
             div.order-head {
                 span.phone { "+" (c.r.phone) }
                 button.link type="button" data-copy=(format!("+{}", c.r.phone)) { "Copy" }
@@ -508,6 +580,9 @@ pub fn rental_card(c: &RentalCard, token: &str, cur: &Cur) -> Markup {
             }
             p.muted { (c.r.status.as_str()) " · paid " (cur.fmt(c.r.paid_minor)) " · " (cur.fmt(c.r.hour_minor)) " per hour · until " (time(c.r.expires_at)) }
             div.rental-sms {
+                @if c.message_count > c.messages.len() {
+                    p.muted.earlier { "The newest " (c.messages.len()) " of " (c.message_count) " messages." }
+                }
                 @if c.messages.is_empty() && c.r.status == RentalStatus::Active {
                     p.muted.code-wait { "Every SMS to this number appears here as it arrives." }
                 }

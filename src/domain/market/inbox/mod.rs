@@ -258,6 +258,44 @@ pub fn for_rental(conn: &Connection, rental_id: i64) -> Result<Vec<Message>> {
     message_list(conn, "rental_id", rental_id)
 }
 
+/// How many messages an activation has (the index alone: `messages_activation`).
+pub fn count_for_activation(conn: &Connection, activation_id: i64) -> Result<i64> {
+    message_count(conn, "activation_id", activation_id)
+}
+
+/// How many messages a rental has (the index alone: `messages_rental`).
+pub fn count_for_rental(conn: &Connection, rental_id: i64) -> Result<i64> {
+    message_count(conn, "rental_id", rental_id)
+}
+
+fn message_count(conn: &Connection, column: &str, id: i64) -> Result<i64> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT count(*) FROM messages WHERE {column} = ?1"
+        ))?
+        .query_row([id], |r| r.get(0))?)
+}
+
+/// The newest `limit` messages of a rental, oldest first. Callers check ownership first.
+pub fn recent_for_rental(conn: &Connection, rental_id: i64, limit: i64) -> Result<Vec<Message>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, sender, text, code, received_at FROM messages WHERE rental_id = ?1 \
+         ORDER BY id DESC LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![rental_id, limit], |r| {
+        Ok(Message {
+            id: r.get(0)?,
+            sender: r.get(1)?,
+            text: r.get(2)?,
+            code: r.get(3)?,
+            received_at: r.get(4)?,
+        })
+    })?;
+    let mut list = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+    list.reverse();
+    Ok(list)
+}
+
 /// The latest code of an activation, if any message carried one.
 pub fn latest_code(conn: &Connection, activation_id: i64) -> Result<Option<String>> {
     Ok(conn

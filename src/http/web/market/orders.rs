@@ -17,8 +17,8 @@ use crate::domain::market::catalogue::Country;
 use crate::domain::market::rentals::{self, RentRequest, Rental};
 use crate::domain::supply::stats;
 use crate::domain::{
-    accounts::apikeys, base::audit, market::catalogue, market::inbox, market::seed,
-    market::vouchers, market::wallet, Error,
+    accounts::apikeys, accounts::sessions, base::audit, market::catalogue, market::inbox,
+    market::seed, market::vouchers, market::wallet, Error,
 };
 use crate::http::auth::Page;
 use crate::http::router::Router;
@@ -26,8 +26,8 @@ use crate::http::server::longpoll;
 use crate::http::web::{cur, form};
 use crate::http::{Ctx, Method, Request, Response};
 use crate::views::market::orders::{
-    self as view, Cur, Dashboard, History, HistoryRow, OrderCard, RentRow, RentalCard, RentalsPage,
-    ServiceRow,
+    self as view, Cur, Dashboard, History, HistoryRow, OperatorOffer, OrderCard, RentRow,
+    RentalCard, RentalsPage, ServiceRow,
 };
 use crate::views::market::payments::TopupForm;
 use crate::views::{accounts::account::verify_notice, Flash};
@@ -99,9 +99,13 @@ fn card(app: &App, db: &Connection, names: &Names, a: Activation) -> OrderCard {
     }
 }
 
+/// Messages a rental card shows (the newest; its header says how many there are in all).
+pub const RENTAL_CARD_MESSAGES: i64 = 20;
+
 fn rental_card(db: &Connection, names: &Names, r: Rental) -> RentalCard {
     RentalCard {
-        messages: inbox::for_rental(db, r.id).unwrap_or_default(),
+        messages: inbox::recent_for_rental(db, r.id, RENTAL_CARD_MESSAGES).unwrap_or_default(),
+        message_count: inbox::count_for_rental(db, r.id).unwrap_or(0) as usize,
         country_name: names.country(r.country_id),
         service_name: names.service(&r.service),
         r,
@@ -155,15 +159,49 @@ fn dashboard(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
     let rates = stats::success_in(ctx.db, country).unwrap_or_default();
     let recent = activations::recent_services(ctx.db, p.user.id, 5).unwrap_or_default();
     let names = Names::load(ctx.db);
+    let operators = catalogue::operators(ctx.db, Some(country)).unwrap_or_default();
+    // The operator chosen (`?operator=`, or the one a failed order kept): the rows show its
+    // price and stock, the ones an order with it is charged and served from.
+    let operator = req
+        .query_param("operator")
+        .or_else(|| p.kept.get("operator").map(str::to_string))
+        .filter(|o| operators.iter().any(|x| x.code == *o));
+    let stock = if operators.is_empty() {
+        None
+    } else {
+        catalogue::stock(ctx.db, ctx.app.config.reuse_cooldown, now).ok()
+    };
+    let c = cur(ctx);
     let mut rows: Vec<ServiceRow> = offers
         .into_iter()
-        .map(|o| ServiceRow {
-            name: names.service(&o.service),
-            rate: rates.get(country, &o.service),
-            recent: recent.contains(&o.service),
-            price_minor: o.price_minor,
-            stock: o.stock,
-            code: o.service,
+        .map(|o| {
+            let by_operator: Vec<OperatorOffer> = match &stock {
+                Some(st) => operators
+                    .iter()
+                    .map(|op| OperatorOffer {
+                        operator: op.code.clone(),
+                        price_minor: catalogue::price(ctx.db, country, &o.service, &op.code)
+                            .ok()
+                            .flatten()
+                            .map_or(o.price_minor, |p| p.price_minor),
+                        stock: st.get(country, Some(&op.code), &o.service),
+                    })
+                    .collect(),
+                None => Vec::new(),
+            };
+            let chosen = operator
+                .as_deref()
+                .and_then(|op| by_operator.iter().find(|x| x.operator == op));
+            ServiceRow {
+                name: names.service(&o.service),
+                rate: rates.get(country, &o.service),
+                recent: recent.contains(&o.service),
+                price_minor: chosen.map_or(o.price_minor, |x| x.price_minor),
+                stock: chosen.map_or(o.stock, |x| x.stock),
+                any_operator: (o.price_minor, o.stock),
+                by_operator,
+                code: o.service,
+            }
         })
         .collect();
     rows.sort_by_key(|r| {
@@ -177,7 +215,6 @@ fn dashboard(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
             r.name.to_lowercase(),
         )
     });
-    let operators = catalogue::operators(ctx.db, Some(country)).unwrap_or_default();
     let live = activations::list_live(ctx.db, p.user.id, 50, 0).unwrap_or_default();
     let live = live
         .into_iter()
@@ -185,12 +222,13 @@ fn dashboard(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
         .collect();
     let balance = wallet::balance(ctx.db, p.user.id).unwrap_or(p.user.balance_minor);
     let d = Dashboard {
-        cur: cur(ctx),
+        cur: c,
         balance_minor: balance,
         verified: p.user.is_verified(),
         countries: &countries,
         country,
         operators: &operators,
+        operator: operator.as_deref(),
         rows,
         live,
         now,
@@ -308,43 +346,111 @@ fn ids_param(req: &Request, name: &str) -> Vec<i64> {
         .collect()
 }
 
-/// What the dashboard's and the rentals page's script show live, rendered from current data:
-/// the balance, the account's live orders and active rentals, and the cards the page shows
-/// (`orders`, `rentals`), each as its HTML card. The state string changes whenever any of
-/// them does.
-fn live_view(
-    app: &App,
-    db: &Connection,
+/// Which live parts a page shows: the dashboard its orders (`show=orders`), the rentals page
+/// its rentals (`show=rentals`); both when not said.
+#[derive(Clone, Copy)]
+struct LiveParts {
+    orders: bool,
+    rentals: bool,
+}
+
+/// What a `/live` request asks about: whose, which session, which cards the page shows.
+#[derive(Clone)]
+struct LiveAsk {
     user_id: i64,
-    token: &str,
-    order_ids: &[i64],
-    rental_ids: &[i64],
-) -> (String, serde_json::Value) {
+    session_id: i64,
+    parts: LiveParts,
+    order_ids: Vec<i64>,
+    rental_ids: Vec<i64>,
+}
+
+impl LiveAsk {
+    /// The orders the answer covers: the account's live ones and the page's cards.
+    fn orders(&self, db: &Connection) -> Vec<Activation> {
+        if !self.parts.orders {
+            return Vec::new();
+        }
+        let mut list =
+            activations::list_live(db, self.user_id, LIVE_MAX as i64, 0).unwrap_or_default();
+        for id in &self.order_ids {
+            if !list.iter().any(|a| a.id == *id) {
+                if let Ok(a) = activations::get_for(db, self.user_id, *id) {
+                    list.push(a);
+                }
+            }
+        }
+        list
+    }
+
+    /// The rentals the answer covers: the account's active ones and the page's cards.
+    fn rentals(&self, db: &Connection) -> Vec<Rental> {
+        if !self.parts.rentals {
+            return Vec::new();
+        }
+        let mut list = rentals::list(db, self.user_id, true, LIVE_MAX as i64).unwrap_or_default();
+        for id in &self.rental_ids {
+            if !list.iter().any(|r| r.id == *id) {
+                if let Ok(r) = rentals::get_for(db, self.user_id, *id) {
+                    list.push(r);
+                }
+            }
+        }
+        list
+    }
+
+    /// Whether the request's session still signs this account in (a wait outlives a logout).
+    fn signed_in(&self, app: &App, db: &Connection) -> bool {
+        sessions::still_signed_in(
+            db,
+            self.session_id,
+            self.user_id,
+            &app.session_limits(),
+            app.now(),
+        )
+        .unwrap_or(false)
+    }
+
+    /// The live state alone, from index look-ups (balance, each order's and rental's id,
+    /// status and message count): what a waiting request re-checks. `None` once the session
+    /// ended. Equal to the state [`live_view`] renders for the same data.
+    fn state(&self, app: &App, db: &Connection) -> Option<String> {
+        if !self.signed_in(app, db) {
+            return None;
+        }
+        let mut state = format!("b{}", wallet::balance(db, self.user_id).unwrap_or(0));
+        for a in self.orders(db) {
+            let n = inbox::count_for_activation(db, a.id).unwrap_or(0);
+            state.push_str(&format!(";o{}:{}:{n}", a.id, a.status.as_str()));
+        }
+        for r in self.rentals(db) {
+            let n = inbox::count_for_rental(db, r.id).unwrap_or(0);
+            state.push_str(&format!(";r{}:{}:{n}", r.id, r.status.as_str()));
+        }
+        Some(state)
+    }
+}
+
+/// What the dashboard's and the rentals page's script show live, rendered from current data:
+/// the balance, the account's live orders and active rentals, and the cards the page shows,
+/// each as its HTML card (only the parts the page shows). The state string changes whenever
+/// any of them does; `None` (with a 401) once the session ended.
+fn live_view(app: &App, db: &Connection, ask: &LiveAsk, token: &str) -> (Option<String>, Response) {
+    if !ask.signed_in(app, db) {
+        return (
+            None,
+            Response::json(401, &serde_json::json!({"error": "signed out"})),
+        );
+    }
     let now = app.now();
     let c = Cur {
         code: app.config.currency.clone(),
         digits: currency_digits(&app.config.currency),
     };
     let names = Names::load(db);
-    let balance = wallet::balance(db, user_id).unwrap_or(0);
-    let mut list = activations::list_live(db, user_id, LIVE_MAX as i64, 0).unwrap_or_default();
-    for id in order_ids {
-        if !list.iter().any(|a| a.id == *id) {
-            if let Ok(a) = activations::get_for(db, user_id, *id) {
-                list.push(a);
-            }
-        }
-    }
-    let mut rentals_list = rentals::list(db, user_id, true, LIVE_MAX as i64).unwrap_or_default();
-    for id in rental_ids {
-        if !rentals_list.iter().any(|r| r.id == *id) {
-            if let Ok(r) = rentals::get_for(db, user_id, *id) {
-                rentals_list.push(r);
-            }
-        }
-    }
+    let balance = wallet::balance(db, ask.user_id).unwrap_or(0);
     let mut state = format!("b{balance}");
-    let orders: Vec<_> = list
+    let orders: Vec<_> = ask
+        .orders(db)
         .into_iter()
         .map(|a| {
             let o = card(app, db, &names, a);
@@ -365,7 +471,8 @@ fn live_view(
             })
         })
         .collect();
-    let rentals_json: Vec<_> = rentals_list
+    let rentals_json: Vec<_> = ask
+        .rentals(db)
         .into_iter()
         .map(|r| {
             let rc = rental_card(db, &names, r);
@@ -373,12 +480,12 @@ fn live_view(
                 ";r{}:{}:{}",
                 rc.r.id,
                 rc.r.status.as_str(),
-                rc.messages.len()
+                rc.message_count
             ));
             serde_json::json!({
                 "id": rc.r.id,
                 "status": rc.r.status.as_str(),
-                "messages": rc.messages.len(),
+                "messages": rc.message_count,
                 "html": view::rental_card(&rc, token, &c).into_string(),
             })
         })
@@ -391,30 +498,41 @@ fn live_view(
         "orders": orders,
         "rentals": rentals_json,
     });
-    (state, body)
+    (Some(state), Response::json(200, &body))
 }
 
-/// `GET /live?orders=1,2&rentals=3&seen=STATE&wait=N`: the session's live parts as JSON
-/// (see [`live_view`]). With `wait` and `seen` equal to the current state, the answer waits
-/// (long-poll, off the workers) until something changes or the wait runs out.
+/// `GET /live?show=orders|rentals&orders=1,2&rentals=3&seen=STATE&wait=N`: the session's
+/// live parts as JSON (see [`live_view`]). With `wait` and `seen` equal to the current state,
+/// the answer waits (long-poll, off the workers) until something changes or the wait runs
+/// out; while it waits only the cheap state ([`LiveAsk::state`]) is re-checked, and a session
+/// ended meanwhile ends the wait (401).
 fn live(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let (uid, token) = (p.user.id, p.csrf().to_string());
-    let (orders, rentals_ids) = (ids_param(req, "orders"), ids_param(req, "rentals"));
+    let show = req.query_param("show").unwrap_or_default();
+    let ask = LiveAsk {
+        user_id: p.user.id,
+        session_id: p.session.id,
+        parts: LiveParts {
+            orders: show != "rentals",
+            rentals: show != "orders",
+        },
+        order_ids: ids_param(req, "orders"),
+        rental_ids: ids_param(req, "rentals"),
+    };
+    let token = p.csrf().to_string();
     let seen = req.query_param("seen").unwrap_or_default();
-    let (state, body) = live_view(ctx.app, ctx.db, uid, &token, &orders, &rentals_ids);
-    if state != seen {
-        return Response::json(200, &body);
-    }
-    longpoll::answer(ctx, longpoll::wait_param(req), move |app, db| {
-        let (state, body) = live_view(app, db, uid, &token, &orders, &rentals_ids);
-        (Some(state), Response::json(200, &body))
-    })
+    let probe_ask = ask.clone();
+    longpoll::answer_since(
+        ctx,
+        longpoll::wait_param(req),
+        seen,
+        move |app, db| probe_ask.state(app, db),
+        move |app, db| live_view(app, db, &ask, &token),
+    )
 }
 
 /// Orders per page of the history.
 const HISTORY_PAGE: i64 = 50;
-/// Orders per CSV file: the next file is named by the `Link` header.
-const CSV_PAGE: i64 = 5000;
+use view::CSV_PAGE;
 
 /// The history's filter from the query string, and that filter as a query string (only
 /// the known values, so links never carry anything else).
@@ -473,6 +591,18 @@ fn history(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
     } else {
         None
     };
+    // The CSV files of the filtered history (each `CSV_PAGE` orders), when it is longer than
+    // a page: the first two, or all of them with `?files=all`.
+    let (csv_files, more_files) = if more || before.is_some() {
+        let max = if req.query_param("files").as_deref() == Some("all") {
+            CSV_FILES_MAX
+        } else {
+            2
+        };
+        csv_files(ctx.db, p.user.id, &filter, max)
+    } else {
+        (vec![None], false)
+    };
     let names = Names::load(ctx.db);
     let rows = history_rows(ctx.db, &names, list);
     let countries = catalogue::countries(ctx.db).unwrap_or_default();
@@ -485,8 +615,36 @@ fn history(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
         query,
         not_first: before.is_some(),
         older,
+        csv_files,
+        more_files,
     };
     Response::html(view::history_page(&p.nav, &h, &cur(ctx)))
+}
+
+/// The most CSV files `?files=all` lists.
+const CSV_FILES_MAX: usize = 200;
+
+/// Where each CSV file of the filtered history starts (`before=`; `None` for the newest),
+/// at most `max` of them, and whether there are more. Each step reads `CSV_PAGE` ids.
+fn csv_files(
+    db: &Connection,
+    user_id: i64,
+    filter: &HistoryFilter,
+    max: usize,
+) -> (Vec<Option<i64>>, bool) {
+    let mut files = vec![None];
+    loop {
+        let start = *files.last().unwrap_or(&None);
+        let last = activations::history_nth(db, user_id, filter, start, CSV_PAGE - 1);
+        let Ok(Some(last)) = last else {
+            return (files, false);
+        };
+        match activations::history_nth(db, user_id, filter, Some(last), 0) {
+            Ok(Some(_)) if files.len() >= max => return (files, true),
+            Ok(Some(_)) => files.push(Some(last)),
+            _ => return (files, false),
+        }
+    }
 }
 
 /// A CSV field, quoted when it needs to be; a leading `=`, `+`, `-` or `@` is prefixed with
@@ -604,14 +762,9 @@ fn rentals_page(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
     );
     let now = ctx.now();
     let names = Names::load(ctx.db);
-    let offers = catalogue::offers(
-        ctx.db,
-        Some(country),
-        None,
-        ctx.app.config.reuse_cooldown,
-        now,
-    )
-    .unwrap_or_default();
+    // Only what a rental can take: our own numbers and the simulator's, never upstream stock.
+    let offers = catalogue::rent_offers(ctx.db, Some(country), ctx.app.config.reuse_cooldown, now)
+        .unwrap_or_default();
     let mut rows: Vec<RentRow> = offers
         .into_iter()
         .filter(|o| o.rent_hour_minor > 0)

@@ -133,7 +133,9 @@ def running(env_overrides, prefix="otpbox-test-"):
                     with open(log_path) as f:
                         raise RuntimeError(f"otpbox did not start:\n{f.read()}")
                 time.sleep(0.05)
-        yield Otpbox(base_url, data, env, log_path)
+        box = Otpbox(base_url, data, env, log_path)
+        box.proc = proc
+        yield box
     finally:
         proc.terminate()
         try:

@@ -19,58 +19,27 @@ SCHEMATHESIS_SEED fixes the seed (default: a fixed one, so CI runs are reproduci
 import json
 import os
 import random
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
-BIN = os.environ.get("OTPBOX_BIN") or str(ROOT / "target" / "debug" / "otpbox")
+sys.path.insert(0, str(HERE.parent / "pylib"))
+from otpbox_server import BIN, running  # noqa: E402
+
 EXAMPLES = os.environ.get("SCHEMATHESIS_EXAMPLES", "25")
-START_TIMEOUT = 30
-
-
-def start(tmp):
-    data = os.path.join(tmp, "data")
-    log_path = os.path.join(tmp, "server.log")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OTPBOX_")}
-    env.update(
-        OTPBOX_DEV_CLOCK="true",
-        OTPBOX_LOG="warn",
-        OTPBOX_API_RATE="0",
-        OTPBOX_API_BURST="0",
-        OTPBOX_API_IP_RATE="0",
-        OTPBOX_API_IP_BURST="0",
-        OTPBOX_FLAG_ORDERS_PER_MINUTE="0",
-        OTPBOX_MAX_ACTIVE_ACTIVATIONS="1000",
-    )
-    log = open(log_path, "w")
-    proc = subprocess.Popen(
-        [BIN, "demo", "--data", data, "--listen", "127.0.0.1:0"],
-        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-    )
-    deadline = time.monotonic() + START_TIMEOUT
-    while True:
-        with open(log_path) as f:
-            for line in f:
-                if line.startswith("otpbox listening on http://"):
-                    return proc, log, line.split(" on ", 1)[1].strip(), data, env, log_path
-        if proc.poll() is not None or time.monotonic() > deadline:
-            with open(log_path) as f:
-                sys.exit(f"otpbox did not start:\n{f.read()}")
-        time.sleep(0.05)
-
-
-def cli(data, env, *args, stdin=None):
-    out = subprocess.run([BIN, *args, "--data", data], input=stdin, capture_output=True,
-                         text=True, env=env, timeout=60)
-    if out.returncode != 0:
-        sys.exit(f"otpbox {' '.join(args)} failed: {out.stdout}{out.stderr}")
-    return out.stdout.strip()
+# The server under test: rate limits and anomaly flags off (schemathesis sends hundreds of
+# requests a second), room for many live orders.
+SERVER_ENV = dict(
+    OTPBOX_API_RATE="0",
+    OTPBOX_API_BURST="0",
+    OTPBOX_API_IP_RATE="0",
+    OTPBOX_API_IP_BURST="0",
+    OTPBOX_FLAG_ORDERS_PER_MINUTE="0",
+    OTPBOX_MAX_ACTIVE_ACTIVATIONS="1000",
+)
 
 
 def get(base_url, key, path):
@@ -122,19 +91,18 @@ def main():
     seed = os.environ.get("SCHEMATHESIS_SEED", "17")
     if seed == "random":
         seed = str(random.randrange(1 << 31))
-    tmp = tempfile.mkdtemp(prefix="otpbox-schemathesis-")
-    proc, log, base_url, data, env, log_path = start(tmp)
     failed = []
-    try:
-        user_key = cli(data, env, "key", "create", "--email", "demo@example.com")
+    with running(SERVER_ENV, prefix="otpbox-schemathesis-") as box:
+        base_url = box.base_url
+        user_key = box.api_key("demo@example.com")
         # Enough money that a valid order, rental or extension is never refused for the
         # balance (402 is not an answer to valid input schemathesis accepts).
-        cli(data, env, "user", "credit", "--email", "demo@example.com", "--amount", "1000000000")
-        cli(data, env, "admin", "create", "--email", "admin@example.com", "--password-stdin",
-            stdin="schemathesis-admin-password\n")
-        admin_key = cli(data, env, "key", "create", "--email", "admin@example.com")
-        cli(data, env, "user", "create", "--email", "spare@example.com", "--password-stdin",
-            stdin="schemathesis-spare-password\n")
+        box.cli("user", "credit", "--email", "demo@example.com", "--amount", "1000000000")
+        box.cli("admin", "create", "--email", "admin@example.com", "--password-stdin",
+                stdin="schemathesis-admin-password\n")
+        admin_key = box.api_key("admin@example.com")
+        box.cli("user", "create", "--email", "spare@example.com", "--password-stdin",
+                stdin="schemathesis-spare-password\n")
         ids = {
             "OTPBOX_SCHEMATHESIS_PROTECTED": ",".join(
                 str(account_id(base_url, admin_key, e))
@@ -149,7 +117,7 @@ def main():
         started = time.monotonic()
         procs = []
         for label, key, extra in runs:
-            log_file = open(os.path.join(tmp, f"{label}.log"), "w+")
+            log_file = open(os.path.join(os.path.dirname(box.data), f"{label}.log"), "w+")
             run_env = dict(ids, OTPBOX_SCHEMATHESIS_KEY_ID=key_id(base_url, key),
                            OTPBOX_SCHEMATHESIS_BASE_URL=base_url, OTPBOX_SCHEMATHESIS_KEY=key)
             procs.append((label, log_file, schemathesis(base_url, key, seed, label, log_file,
@@ -163,22 +131,13 @@ def main():
             if rc != 0:
                 failed.append(label)
         print(f"== schemathesis: both runs took {time.monotonic() - started:.0f} s", flush=True)
-        if proc.poll() is not None:
+        if box.proc.poll() is not None:
             failed.append("server (it exited)")
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-        with open(log_path) as f:
-            panics = [l for l in f if "panicked" in l]
+        with open(box.log_path) as f:
+            panics = [line for line in f if "panicked" in line]
         if panics:
             print("server panics:\n" + "".join(panics), file=sys.stderr)
             failed.append("server panics")
-        shutil.rmtree(tmp, ignore_errors=True)
     if failed:
         sys.exit(f"FAILED: schemathesis found failures ({', '.join(failed)})")
     print("schemathesis: 0 failures as customer and as admin")

@@ -159,10 +159,12 @@ pub fn rent(
         // The same check as every other customer URL, at registration (sending checks again).
         webhooks::check_url(&req.webhook_url, policy.allow_private_urls)?;
     }
+    // A pair without a rent (0: priced for activations only) is not for rent.
     let hour = catalogue::price(conn, req.country, &service.code, "")?
-        .ok_or(Error::NoNumbers)?
-        .rent_hour_minor;
-    let total = hour * req.hours;
+        .map(|p| p.rent_hour_minor)
+        .filter(|h| *h > 0)
+        .ok_or(Error::NoNumbers)?;
+    let total = hour.checked_mul(req.hours).ok_or(Error::NoNumbers)?;
     if user.balance_minor < total {
         return Err(Error::NoBalance);
     }
@@ -314,7 +316,15 @@ pub fn extend(
             left.max(0)
         )));
     }
-    let cost = r.hour_minor * hours;
+    // A rental taken at no rent (before rent 0 was refused) is not extended for free.
+    let cost = match r.hour_minor.checked_mul(hours) {
+        Some(c) if c > 0 => c,
+        _ => {
+            return Err(Error::Conflict(
+                "This rental has no rent per hour; it cannot be extended.".into(),
+            ))
+        }
+    };
     wallet::post(
         conn,
         r.user_id,
@@ -359,8 +369,9 @@ pub fn expire_due(
     };
     let (mut renewed, mut expired) = (Vec::new(), Vec::new());
     for r in due {
-        if r.auto_renew {
-            let cost = r.hour_minor * r.hours;
+        // A rental without a rent (taken before rent 0 was refused) is never renewed free.
+        let cost = r.hour_minor.checked_mul(r.hours).filter(|c| *c > 0);
+        if let (true, Some(cost)) = (r.auto_renew, cost) {
             match wallet::post(
                 conn,
                 r.user_id,
@@ -426,4 +437,89 @@ pub fn close_all_for(
         }
     }
     Ok((refunded, finished))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db;
+    use crate::domain::accounts::testing::account_at;
+    use crate::domain::accounts::{self, Role};
+    use crate::domain::market::catalogue::Price;
+
+    const T0: i64 = 1_000_000;
+    const POLICY: Policy = Policy {
+        early_cancel: 120,
+        default_ttl: 1200,
+        max_live: 5,
+        cooldown: 0,
+        sim_delay: 5,
+        sim_odds: crate::domain::market::simulator::Odds::NONE,
+        operator_share: 70,
+        allow_private_urls: false,
+    };
+
+    /// A customer with 100.00 and two free numbers in Indonesia.
+    fn world() -> (Connection, User) {
+        let conn = db::memory();
+        catalogue::seed_if_empty(&conn).unwrap();
+        let id = account_at(&conn, "c@example.com", Role::User, T0);
+        wallet::post(&conn, id, 10_000, Kind::Adjustment, ("", None), "", T0).unwrap();
+        for phone in ["62811000001", "62811000002"] {
+            conn.execute(
+                "INSERT INTO numbers (phone, country_id, source, created_at) \
+                 VALUES (?1, 6, 'manual', ?2)",
+                params![phone, T0],
+            )
+            .unwrap();
+        }
+        let user = accounts::get(&conn, id).unwrap();
+        (conn, user)
+    }
+
+    fn req(auto_renew: bool) -> RentRequest {
+        RentRequest {
+            country: 6,
+            service: "tg".into(),
+            hours: 4,
+            auto_renew,
+            webhook_url: String::new(),
+        }
+    }
+
+    fn set_rent(conn: &Connection, hour: i64) {
+        let price = Price {
+            price_minor: 50,
+            rent_hour_minor: hour,
+        };
+        catalogue::set_price(conn, 6, "tg", "", price).unwrap();
+    }
+
+    #[test]
+    fn a_pair_without_a_rent_is_not_for_rent_and_is_never_extended_or_renewed_free() {
+        let (conn, user) = world();
+        set_rent(&conn, 0);
+        assert!(matches!(
+            rent(&conn, &user, &req(true), &POLICY, T0),
+            Err(Error::NoNumbers)
+        ));
+        assert_eq!(wallet::balance(&conn, user.id).unwrap(), 10_000);
+        // One taken at rent 0 before the refusal (inserted as it was then): neither
+        // extended nor auto-renewed for nothing; it expires.
+        set_rent(&conn, 10);
+        let r = rent(&conn, &user, &req(true), &POLICY, T0).unwrap();
+        assert_eq!(r.paid_minor, 40);
+        conn.execute(
+            "UPDATE rentals SET hour_minor = 0, paid_minor = 0 WHERE id = ?1",
+            [r.id],
+        )
+        .unwrap();
+        assert!(matches!(
+            extend(&conn, user.id, r.id, 4, T0 + 60),
+            Err(Error::Conflict(_))
+        ));
+        let (renewed, expired) = expire_due(&conn, &POLICY, r.expires_at).unwrap();
+        assert!(renewed.is_empty());
+        assert_eq!(expired, [r.id]);
+    }
 }

@@ -57,15 +57,21 @@ pub fn marked_up(cost_minor: i64, percent: u32) -> i64 {
     ((n + 99) / 100) as i64
 }
 
+/// What a markup changes, and what it leaves alone.
+#[derive(Debug)]
+pub struct Markup {
+    pub changes: Vec<Change>,
+    /// Priced pairs no provider sells (no known cost): they keep their price.
+    pub without_cost: usize,
+    /// Pairs a provider sells that have no price yet: a markup gives no rent, so it does
+    /// not start selling them; the admin prices them (with a rent) in the table.
+    pub unpriced: usize,
+}
+
 /// What a markup of `percent` over cost would change in `country` (or all countries): the
-/// activation price of every pair a provider sells becomes its cheapest cost plus the
-/// markup; the rent stays. Also returns how many priced pairs have no known cost (left as
-/// they are).
-pub fn markup(
-    conn: &Connection,
-    country: Option<i64>,
-    percent: u32,
-) -> Result<(Vec<Change>, usize)> {
+/// activation price of every priced pair a provider sells becomes its cheapest cost plus
+/// the markup; the rent stays.
+pub fn markup(conn: &Connection, country: Option<i64>, percent: u32) -> Result<Markup> {
     if percent > 1000 {
         return Err(Error::invalid("A markup is a percentage from 0 to 1000."));
     }
@@ -82,17 +88,21 @@ pub fn markup(
         .query_map(params![country], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
         .collect::<rusqlite::Result<_>>()?;
     let mut changes = Vec::new();
+    let mut unpriced = 0;
     for (c, s, cost) in &costs {
-        let old = now_prices.get(&(*c, s.clone())).copied();
+        let Some(old) = now_prices.get(&(*c, s.clone())).copied() else {
+            unpriced += 1;
+            continue;
+        };
         let new = Price {
             price_minor: marked_up(*cost, percent),
-            rent_hour_minor: old.map_or(0, |o| o.rent_hour_minor),
+            rent_hour_minor: old.rent_hour_minor,
         };
-        if old != Some(new) {
+        if old != new {
             changes.push(Change {
                 country: *c,
                 service: s.clone(),
-                old,
+                old: Some(old),
                 new,
             });
         }
@@ -101,7 +111,11 @@ pub fn markup(
         .keys()
         .filter(|(c, s)| !costs.iter().any(|(cc, ss, _)| cc == c && ss == s))
         .count();
-    Ok((changes, without_cost))
+    Ok(Markup {
+        changes,
+        without_cost,
+        unpriced,
+    })
 }
 
 /// What copying every price of `from` to `to` would change.
@@ -326,7 +340,12 @@ mod tests {
              INSERT INTO provider_offers VALUES (1, 22, 'wa', 80, 96, 10, 1);",
         )
         .unwrap();
-        let (changes, without) = markup(&conn, Some(6), 30).unwrap();
+        let Markup {
+            changes,
+            without_cost: without,
+            unpriced,
+        } = markup(&conn, Some(6), 30).unwrap();
+        assert_eq!(unpriced, 0);
         assert_eq!(changes.len(), 1);
         assert_eq!((changes[0].country, changes[0].service.as_str()), (6, "tg"));
         assert_eq!(changes[0].new.price_minor, 65);
@@ -335,7 +354,7 @@ mod tests {
             changes[0].old.unwrap().rent_hour_minor
         );
         assert!(without > 10);
-        assert_eq!(markup(&conn, None, 30).unwrap().0.len(), 2);
+        assert_eq!(markup(&conn, None, 30).unwrap().changes.len(), 2);
         let me = Actor {
             id: root,
             ip_hash: "ip",
@@ -349,7 +368,7 @@ mod tests {
             65
         );
         assert!(
-            markup(&conn, Some(6), 30).unwrap().0.is_empty(),
+            markup(&conn, Some(6), 30).unwrap().changes.is_empty(),
             "nothing left"
         );
         let rows: i64 = conn
@@ -380,5 +399,21 @@ mod tests {
         let copied = copy(&conn, 6, 22).unwrap();
         assert!(copied.iter().all(|c| c.country == 22));
         assert!(matches!(copy(&conn, 6, 6), Err(Error::Invalid(_))));
+    }
+
+    #[test]
+    fn markup_leaves_unpriced_pairs_unsold_and_counts_them() {
+        let (conn, _) = world();
+        conn.execute_batch(
+            "INSERT INTO providers (id, name, kind, base_url, key_sealed, created_at) \
+             VALUES (1, 'up', 'sms-activate', 'http://x', 'k', 1);
+             DELETE FROM prices WHERE country_id = 6 AND service = 'tg';
+             INSERT INTO provider_offers VALUES (1, 6, 'tg', 50, 60, 10, 1);",
+        )
+        .unwrap();
+        let m = markup(&conn, Some(6), 30).unwrap();
+        assert!(m.changes.is_empty(), "{:?}", m.changes);
+        assert_eq!(m.unpriced, 1);
+        assert!(catalogue::price(&conn, 6, "tg", "").unwrap().is_none());
     }
 }

@@ -157,7 +157,7 @@ pub fn prices(
                     label { "Markup (%)" input.amount type="number" name="percent" min="0" max="1000" step="1" required value="20"; }
                     div.filter-actions { button type="submit" { "Preview markup" } }
                 }
-                p.muted { "The activation price of every pair that a provider sells becomes its cheapest provider cost plus the markup; rents stay." }
+                p.muted { "The activation price of every priced pair that a provider sells becomes its cheapest provider cost plus the markup; rents stay. Pairs without a price are left for you to price (with a rent)." }
                 h3 { "Copy prices" }
                 form.filters #copy-form method="get" action="/admin/prices/bulk" {
                     input type="hidden" name="action" value="copy";

@@ -196,12 +196,28 @@ fn bulk_preview(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
             match q("percent").trim_end_matches('%').parse::<u32>() {
                 Err(_) => Err("Give the markup as a whole percentage, e.g. 20.".to_string()),
                 Ok(percent) => pricing::markup(ctx.db, country, percent)
-                    .map(|(changes, without)| {
+                    .map(|m| {
                         let place = country.map_or("all countries".to_string(), name);
-                        let note = (without > 0).then(|| {
-                            format!("{without} priced pairs have no provider cost and keep their price.")
-                        });
-                        (format!("markup {percent}% over cost, {place}"), changes, note)
+                        let mut notes = Vec::new();
+                        if m.without_cost > 0 {
+                            notes.push(format!(
+                                "{} priced pairs have no provider cost and keep their price.",
+                                m.without_cost
+                            ));
+                        }
+                        if m.unpriced > 0 {
+                            notes.push(format!(
+                                "{} pairs a provider sells have no price yet and stay unsold: \
+                                 price them, with a rent per hour, in the table.",
+                                m.unpriced
+                            ));
+                        }
+                        let note = (!notes.is_empty()).then(|| notes.join(" "));
+                        (
+                            format!("markup {percent}% over cost, {place}"),
+                            m.changes,
+                            note,
+                        )
                     })
                     .map_err(|e| e.to_string()),
             }

@@ -244,7 +244,12 @@ pub fn set_price(
     if price.price_minor < 0 || price.rent_hour_minor < 0 {
         return Err(Error::invalid("Prices cannot be negative."));
     }
-    live_country(conn, country_id)?;
+    // A switched-off country can be priced before it is switched on (or while it is off);
+    // a retired one is off sale for good.
+    match country(conn, country_id)? {
+        Some(c) if !c.retired => {}
+        _ => return Err(Error::BadCountry),
+    }
     if self::service(conn, service)?.is_none() {
         return Err(Error::BadService);
     }

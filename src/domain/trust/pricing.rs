@@ -128,6 +128,11 @@ pub fn copy(conn: &Connection, from: i64, to: i64) -> Result<Vec<Change>> {
             return Err(Error::BadCountry);
         }
     }
+    if catalogue::country(conn, to)?.is_some_and(|c| c.retired) {
+        return Err(Error::invalid(format!(
+            "Country {to} is retired: it cannot be priced."
+        )));
+    }
     let source = current(conn, Some(from))?;
     let target = current(conn, Some(to))?;
     let mut changes: Vec<Change> = source
@@ -168,7 +173,10 @@ pub fn export_csv(conn: &Connection, country: Option<i64>, digits: u32) -> Resul
 /// not a known pair with two amounts.
 pub fn parse_csv(conn: &Connection, text: &str, digits: u32) -> Result<Vec<Change>> {
     let now_prices = current(conn, None)?;
-    let countries: Vec<i64> = catalogue::countries(conn)?.iter().map(|c| c.id).collect();
+    // Switched-off countries can be priced; retired ones cannot (their line is named).
+    let all = catalogue::countries(conn)?;
+    let countries: Vec<i64> = all.iter().filter(|c| !c.retired).map(|c| c.id).collect();
+    let retired: Vec<i64> = all.iter().filter(|c| c.retired).map(|c| c.id).collect();
     let services: Vec<String> = catalogue::services(conn)?
         .into_iter()
         .map(|s| s.code)
@@ -198,7 +206,11 @@ pub fn parse_csv(conn: &Connection, text: &str, digits: u32) -> Result<Vec<Chang
             .ok()
             .filter(|c| countries.contains(c))
         else {
-            wrong.push(format!("line {n}: unknown country {country}"));
+            let why = match country.parse::<i64>() {
+                Ok(c) if retired.contains(&c) => "retired",
+                _ => "unknown",
+            };
+            wrong.push(format!("line {n}: {why} country {country}"));
             continue;
         };
         if !services.iter().any(|s| s == service) {
@@ -415,5 +427,44 @@ mod tests {
         assert!(m.changes.is_empty(), "{:?}", m.changes);
         assert_eq!(m.unpriced, 1);
         assert!(catalogue::price(&conn, 6, "tg", "").unwrap().is_none());
+    }
+
+    #[test]
+    fn a_switched_off_country_can_be_priced_and_a_retired_one_is_named() {
+        let (conn, root) = world();
+        let me = Actor {
+            id: root,
+            ip_hash: "ip",
+        };
+        catalogue::set_enabled(&conn, "countries", "22", false).unwrap();
+        // Copy, CSV import and the table's Save all reach a switched-off country.
+        let copied = copy(&conn, 6, 22).unwrap();
+        assert!(!copied.is_empty());
+        assert_eq!(
+            apply(&conn, me, &copied, "copy", 2, 5).unwrap(),
+            copied.len()
+        );
+        let csv = parse_csv(&conn, "22,tg,7.77,0.50", 2).unwrap();
+        assert_eq!(apply(&conn, me, &csv, "CSV import", 2, 6).unwrap(), 1);
+        let row = Price {
+            price_minor: 888,
+            rent_hour_minor: 60,
+        };
+        assert_eq!(
+            save_rows(&conn, me, 22, &[("tg".into(), row)], 2, 7).unwrap(),
+            1
+        );
+        assert_eq!(catalogue::price(&conn, 22, "tg", "").unwrap(), Some(row));
+        // A retired country is refused before anything changes, and named.
+        conn.execute(
+            "UPDATE countries SET retired_at = 1, enabled = 0 WHERE id = 22",
+            [],
+        )
+        .unwrap();
+        let msg = parse_csv(&conn, "6,tg,1.00,0.50\n22,tg,1,1", 2)
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("line 2: retired country 22"), "{msg}");
+        assert!(copy(&conn, 6, 22).unwrap_err().to_string().contains("22"));
     }
 }

@@ -172,6 +172,75 @@ fn one_save_writes_only_the_changed_rows_and_audits_each() {
     assert_eq!(stored_price(&server, 6, "tg"), (123, tg_rent));
 }
 
+/// The value of the input named `name` on a page.
+fn input_value(html: &str, name: &str) -> String {
+    let at = html.find(&format!("name=\"{name}\"")).unwrap();
+    let start = at + html[at..].find("value=\"").unwrap() + 7;
+    let end = html[start..].find('"').unwrap();
+    html[start..start + end].to_string()
+}
+
+#[test]
+fn a_stale_price_table_never_reverts_a_change_made_meanwhile() {
+    let server = server();
+    let (mut admin, _) = server.signed_in("root@example.com", "admin");
+    // Tab 1 loads Indonesia's table; every row is posted back with what it showed.
+    let page = admin.get("/admin/prices?country=6").text();
+    let fields = ["price.tg", "rent.tg", "price.wa", "rent.wa"];
+    let mut stale: Vec<(String, String)> = fields
+        .iter()
+        .flat_map(|f| {
+            let v = input_value(&page, f);
+            [(f.to_string(), v.clone()), (format!("was.{f}"), v)]
+        })
+        .collect();
+    assert_eq!(
+        input_value(&page, "was.price.tg"),
+        input_value(&page, "price.tg")
+    );
+    // Meanwhile Telegram's price changes (a CSV import applied in another tab).
+    let r = admin.submit(
+        "/admin/prices",
+        "/admin/prices/apply",
+        &[("csv", "country,service,price,rent_hour\n6,tg,7.77,0.11\n")],
+    );
+    assert!(admin.follow(&r).text().contains("1 prices changed."));
+    // Tab 1 changes only WhatsApp and saves: Telegram keeps the newer price.
+    let (wa_price, wa_rent) = stored_price(&server, 6, "wa");
+    stale.retain(|(k, _)| k != "price.wa");
+    stale.push(("price.wa".into(), "3.21".into()));
+    let mut post: Vec<(&str, &str)> = stale
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    post.push(("country", "6"));
+    let r = admin.submit("/admin/prices?country=6", "/admin/prices", &post);
+    let back = admin.follow(&r).text();
+    assert!(back.contains("1 price saved."), "{back}");
+    assert_eq!(stored_price(&server, 6, "tg"), (777, 11), "not reverted");
+    assert_eq!(stored_price(&server, 6, "wa"), (321, wa_rent));
+    assert_ne!(wa_price, 321);
+    // Tab 1, still stale, now types a Telegram price: a conflict, nothing saved, named.
+    let audits = audit_count(&server, "price_change");
+    let was = |f: &str| stale.iter().find(|(k, _)| k == f).unwrap().1.clone();
+    let (was_price, was_rent) = (was("was.price.tg"), was("was.rent.tg"));
+    let post = [
+        ("country", "6"),
+        ("price.tg", "1.00"),
+        ("rent.tg", was_rent.as_str()),
+        ("was.price.tg", was_price.as_str()),
+        ("was.rent.tg", was_rent.as_str()),
+    ];
+    let r = admin.submit("/admin/prices?country=6", "/admin/prices", &post);
+    let back = admin.follow(&r).text();
+    assert!(back.contains("the prices of tg changed since"), "{back}");
+    assert_eq!(stored_price(&server, 6, "tg"), (777, 11));
+    assert_eq!(audit_count(&server, "price_change"), audits);
+    // The page shows what is stored now, ready for a fresh edit.
+    assert_eq!(input_value(&back, "price.tg"), "7.77");
+    assert_eq!(input_value(&back, "was.price.tg"), "7.77");
+}
+
 #[test]
 fn bulk_tools_preview_then_apply_and_csv_goes_out_and_back_in() {
     let server = server();

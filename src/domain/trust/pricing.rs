@@ -300,25 +300,57 @@ pub fn apply(
     Ok(changes.len())
 }
 
-/// One Save for the rows of a country's price table: only the rows whose values differ
-/// are written (and audited). Returns how many changed.
+/// One row of a country's price table as posted.
+#[derive(Debug, Clone)]
+pub struct RowEdit {
+    pub service: String,
+    /// What the row showed when the page was loaded (`Some(None)`: unpriced); `None` when
+    /// the form did not say (a client without the `was.` fields): then the stored price is
+    /// taken as what it showed.
+    pub was: Option<Option<Price>>,
+    pub new: Price,
+}
+
+/// One Save for the rows of a country's price table: a row whose typed price is what it
+/// showed is left alone (the admin did not change it, even if someone else did meanwhile);
+/// a changed row is written (and audited) only if the stored price is still what the page
+/// showed. When any changed row was changed meanwhile (another tab, a bulk tool, another
+/// admin), nothing is written and the conflict names them. Returns how many changed.
 pub fn save_rows(
     conn: &Connection,
     actor: Actor<'_>,
     country: i64,
-    rows: &[(String, Price)],
+    rows: &[RowEdit],
     digits: u32,
     now: Timestamp,
 ) -> Result<usize> {
     let now_prices = current(conn, Some(country))?;
-    let mut changed = 0;
-    for (service, new) in rows {
-        if now_prices.get(&(country, service.clone())) != Some(new) {
-            admin::set_price(conn, actor, country, service, "", *new, digits, now)?;
-            changed += 1;
+    let mut writes = Vec::new();
+    let mut stale = Vec::new();
+    for row in rows {
+        let stored = now_prices.get(&(country, row.service.clone())).copied();
+        let was = row.was.unwrap_or(stored);
+        if was == Some(row.new) {
+            continue; // not changed on this page
+        }
+        if stored != was {
+            stale.push(row.service.as_str());
+        } else {
+            writes.push(row);
         }
     }
-    Ok(changed)
+    if !stale.is_empty() {
+        return Err(Error::Conflict(format!(
+            "Nothing was saved: the prices of {} changed since this page was loaded (in \
+             another tab, by a bulk change or by another administrator). Check them and \
+             enter your changes again.",
+            stale.join(", ")
+        )));
+    }
+    for row in &writes {
+        admin::set_price(conn, actor, country, &row.service, "", row.new, digits, now)?;
+    }
+    Ok(writes.len())
 }
 
 #[cfg(test)]
@@ -450,10 +482,12 @@ mod tests {
             price_minor: 888,
             rent_hour_minor: 60,
         };
-        assert_eq!(
-            save_rows(&conn, me, 22, &[("tg".into(), row)], 2, 7).unwrap(),
-            1
-        );
+        let edit = RowEdit {
+            service: "tg".into(),
+            was: None,
+            new: row,
+        };
+        assert_eq!(save_rows(&conn, me, 22, &[edit], 2, 7).unwrap(), 1);
         assert_eq!(catalogue::price(&conn, 22, "tg", "").unwrap(), Some(row));
         // A retired country is refused before anything changes, and named.
         conn.execute(

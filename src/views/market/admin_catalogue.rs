@@ -114,10 +114,18 @@ pub fn prices(
                                 @let rname = format!("rent.{}", s.code);
                                 @let price = kept.get(&pname).map(str::to_string).unwrap_or_else(|| amount(line.price.map(|p| p.price_minor)));
                                 @let rent = kept.get(&rname).map(str::to_string).unwrap_or_else(|| amount(line.price.map(|p| p.rent_hour_minor)));
+                                // What the row shows, so that Save writes only rows typed
+                                // differently and notices a change made meanwhile.
+                                @let was_pname = format!("was.{pname}");
+                                @let was_rname = format!("was.{rname}");
+                                @let was_price = kept.get(&was_pname).map(str::to_string).unwrap_or_else(|| amount(line.price.map(|p| p.price_minor)));
+                                @let was_rent = kept.get(&was_rname).map(str::to_string).unwrap_or_else(|| amount(line.price.map(|p| p.rent_hour_minor)));
                                 tr data-service=(s.code) {
                                     td { (s.name) " " code { (s.code) } @if s.retired { " (retired)" } @else if !s.enabled { " (off)" } }
                                     td { (line.stock) }
-                                    td { input.amount type="text" name=(pname) inputmode="decimal" size="7" value=(price) aria-label=(format!("Price of {}", s.name)); }
+                                    td { input.amount type="text" name=(pname) inputmode="decimal" size="7" value=(price) aria-label=(format!("Price of {}", s.name));
+                                        input type="hidden" name=(was_pname) value=(was_price);
+                                        input type="hidden" name=(was_rname) value=(was_rent); }
                                     td { input.amount type="text" name=(rname) inputmode="decimal" size="7" value=(rent) aria-label=(format!("Rent per hour of {}", s.name)); }
                                     td {
                                         @if !s.retired {

@@ -106,7 +106,32 @@ fn prices(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
     ))
 }
 
-/// One Save for the whole table: fields `price.<code>` and `rent.<code>` of each row shown.
+/// The price the row showed, from its `was.price.<code>` and `was.rent.<code>` fields:
+/// `None` when the form has none, `Some(None)` when the row was unpriced.
+fn shown(form: &crate::http::request::Form, code: &str, digits: u32) -> Option<Option<Price>> {
+    let (price, rent) = (
+        form.get(&format!("was.price.{code}"))?,
+        form.get(&format!("was.rent.{code}"))?,
+    );
+    if price.trim().is_empty() && rent.trim().is_empty() {
+        return Some(None);
+    }
+    match (
+        Money::parse(price, digits, false),
+        Money::parse(rent, digits, false),
+    ) {
+        (Some(p), Some(r)) => Some(Some(Price {
+            price_minor: p.0,
+            rent_hour_minor: r.0,
+        })),
+        _ => None,
+    }
+}
+
+/// One Save for the whole table: fields `price.<code>` and `rent.<code>` of each row shown,
+/// with `was.price.<code>` and `was.rent.<code>`, what the row showed: only the rows typed
+/// differently are written, and only if nobody changed them meanwhile (else nothing is
+/// saved and the page is shown afresh with the conflict named).
 fn save_prices(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
     let form = req.form();
     let digits = digits(ctx);
@@ -132,30 +157,33 @@ fn save_prices(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
             let msg = format!("Enter both prices of {code} as amounts, e.g. 0.35.");
             return form::fail(ctx, req, &p.session, &back, msg);
         };
-        rows.push((
-            code.to_string(),
-            Price {
+        rows.push(pricing::RowEdit {
+            service: code.to_string(),
+            was: shown(&form, code, digits),
+            new: Price {
                 price_minor: price.0,
                 rent_hour_minor: rent.0,
             },
-        ));
+        });
     }
-    let to = back.clone();
-    form::audited(
-        ctx,
-        req,
-        p,
-        &back,
-        |tx, _, actor, now| pricing::save_rows(tx, actor, country, &rows, digits, now),
-        |ctx, n| {
+    let saved = form::acting(ctx, req, p, |tx, actor, now| {
+        pricing::save_rows(tx, actor, country, &rows, digits, now)
+    });
+    match saved {
+        Ok(n) => {
             let msg = match n {
                 0 => "Nothing changed.".to_string(),
                 1 => "1 price saved.".to_string(),
                 n => format!("{n} prices saved."),
             };
-            form::tell(ctx, &p.session, &to, Flash::Ok(msg))
-        },
-    )
+            form::tell(ctx, &p.session, &back, Flash::Ok(msg))
+        }
+        // The typed values are not kept: the page shows what is stored now.
+        Err(e @ crate::domain::Error::Conflict(_)) => {
+            form::tell(ctx, &p.session, &back, Flash::Err(e.to_string()))
+        }
+        Err(e) => form::fail(ctx, req, &p.session, &back, e),
+    }
 }
 
 /// The preview of a bulk tool: what it would change, with the Apply button.

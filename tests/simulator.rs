@@ -186,16 +186,46 @@ fn odds_over_100_percent_are_refused_and_change_nothing() {
     );
 }
 
+/// The demo administrator's password as `otpbox demo` printed it when it made the account.
+fn printed_admin_password(out: &str) -> String {
+    let at = out
+        .find("Admin:    admin@demo.example / ")
+        .unwrap_or_else(|| panic!("no admin password printed: {out}"));
+    out[at + 31..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
 #[test]
-fn the_demo_prints_and_creates_an_administrator_who_can_sign_in() {
+fn the_demo_makes_an_administrator_with_a_random_password_printed_once() {
     let server = server(&[]);
     let out = server.output();
-    assert!(
-        out.contains("Admin:    admin@demo.example / demo-admin-password"),
-        "{out}"
-    );
+    let password = printed_admin_password(&out);
+    assert_eq!(password.len(), 20, "{out}");
+    assert!(out.contains("shown only now"), "{out}");
     let mut web = server.client();
+    // No fixed, published password opens it.
     let r = web.login("admin@demo.example", "demo-admin-password");
+    assert_ne!(r.location(), Some("/dashboard"));
+    let r = web.login("admin@demo.example", &password);
     assert_eq!(r.location(), Some("/dashboard"), "{}", r.text());
     assert_eq!(web.get("/admin").status, 200);
+    // Started again on the same data: the account is kept, its password never printed again.
+    let data = server.kill9();
+    let again = TestServer::builder()
+        .demo()
+        .env("OTPBOX_DEV_CLOCK", "1")
+        .data_dir(data)
+        .start();
+    let out = again.output();
+    assert!(!out.contains(&password), "{out}");
+    assert!(
+        out.contains("Admin:    admin@demo.example (the password printed when it was created)"),
+        "{out}"
+    );
+    let mut web = again.client();
+    let r = web.login("admin@demo.example", &password);
+    assert_eq!(r.location(), Some("/dashboard"), "{}", r.text());
 }

@@ -98,6 +98,42 @@ fn late_code_at_100_percent_comes_after_the_end_and_reaches_no_one() {
 }
 
 #[test]
+fn a_late_code_never_reaches_the_next_order_on_its_number() {
+    let server = server(&[]);
+    let (mut admin, _) = server.signed_in("qa-admin@example.com", "admin");
+    let odds = |admin: &mut common::Client, mode: &str| {
+        let r = admin.submit(
+            "/admin/numbers",
+            "/admin/simulator",
+            &[("on", "1"), (mode, "100")],
+        );
+        assert_eq!(r.location(), Some("/admin/numbers?m=saved"), "{}", r.text());
+    };
+    odds(&mut admin, "late_code");
+    let mut api = server.customer("eve@example.com", "10.00");
+    let late = api.order_ok("tg");
+    // The Telegram order ends without its code; its late SMS is still queued.
+    server.advance_clock(20 * 60 + 1);
+    server.run_jobs();
+    assert_eq!(seen(&mut api, id_of(&late)).0, "expired");
+    assert_eq!(server.count("SELECT COUNT(*) FROM sim_outbox"), 1);
+    // A WhatsApp order (drawing no code of its own) gets the same number, free again.
+    odds(&mut admin, "no_code");
+    let next = api.order_ok("wa");
+    assert_eq!(next["phone"], late["phone"], "the number is reused");
+    // The late Telegram code comes due while the WhatsApp order is live: it reaches no one.
+    server.advance_clock(60);
+    server.run_jobs();
+    assert_eq!(server.count("SELECT COUNT(*) FROM sim_outbox"), 0, "sent");
+    assert_eq!(
+        seen(&mut api, id_of(&next)),
+        ("waiting".into(), None, vec![])
+    );
+    assert_eq!(server.stored_messages(id_of(&next)), 0);
+    assert_eq!(server.stored_messages(id_of(&late)), 0);
+}
+
+#[test]
 fn duplicate_at_100_percent_is_stored_once() {
     let server = server(&[]);
     set_odds(&server, &[("duplicate", "100")]);

@@ -306,6 +306,13 @@ pub fn extend(
     if !(1..=MAX_HOURS).contains(&hours) {
         return Err(Error::invalid(format!("Extend by 1 to {MAX_HOURS} hours.")));
     }
+    if off_sale_for_good(conn, &r)? {
+        return Err(Error::Conflict(
+            "This country or service is no longer sold: the rental runs to its end but cannot \
+             be extended."
+                .into(),
+        ));
+    }
     // A valid extension this rental cannot take any more: its state, not the input, is in
     // the way (409).
     let left = MAX_HOURS * 4 - (r.expires_at - r.created_at) / 3600;
@@ -353,6 +360,15 @@ pub fn set_auto_renew(conn: &Connection, user_id: i64, id: i64, on: bool) -> Res
     get_for(conn, user_id, id)
 }
 
+/// Whether the rental's country or service was retired (off sale for good): it runs to its
+/// end but is neither extended nor renewed.
+fn off_sale_for_good(conn: &Connection, r: &Rental) -> Result<bool> {
+    Ok(
+        catalogue::country(conn, r.country_id)?.is_none_or(|c| c.retired)
+            || catalogue::service(conn, &r.service)?.is_none_or(|s| s.retired),
+    )
+}
+
 /// Renews due auto-renew rentals the balance can pay for, expires the rest (their numbers'
 /// operators earn their share). Returns (renewed, expired) ids.
 pub fn expire_due(
@@ -370,8 +386,15 @@ pub fn expire_due(
     let (mut renewed, mut expired) = (Vec::new(), Vec::new());
     for r in due {
         // A rental without a rent (taken before rent 0 was refused) is never renewed free.
+        // Nor one whose country or service was retired meanwhile.
         let cost = r.hour_minor.checked_mul(r.hours).filter(|c| *c > 0);
         if let (true, Some(cost)) = (r.auto_renew, cost) {
+            if off_sale_for_good(conn, &r)? {
+                end(conn, &r, Status::Expired, now)?;
+                earnings::credit_rental(conn, &r, policy.operator_share, now)?;
+                expired.push(r.id);
+                continue;
+            }
             match wallet::post(
                 conn,
                 r.user_id,
@@ -519,6 +542,45 @@ mod tests {
             Err(Error::Conflict(_))
         ));
         let (renewed, expired) = expire_due(&conn, &POLICY, r.expires_at).unwrap();
+        assert!(renewed.is_empty());
+        assert_eq!(expired, [r.id]);
+    }
+
+    #[test]
+    fn a_retired_country_or_service_stops_renewal_and_extension() {
+        let (conn, user) = world();
+        set_rent(&conn, 10);
+        let r = rent(&conn, &user, &req(true), &POLICY, T0).unwrap();
+        let paid = wallet::balance(&conn, user.id).unwrap();
+        conn.execute(
+            "UPDATE services SET retired_at = ?1, enabled = 0 WHERE code = 'tg'",
+            [T0 + 60],
+        )
+        .unwrap();
+        assert!(matches!(
+            extend(&conn, user.id, r.id, 4, T0 + 120),
+            Err(Error::Conflict(_))
+        ));
+        let (renewed, expired) = expire_due(&conn, &POLICY, r.expires_at).unwrap();
+        assert!(renewed.is_empty());
+        assert_eq!(expired, [r.id]);
+        assert_eq!(
+            wallet::balance(&conn, user.id).unwrap(),
+            paid,
+            "never charged"
+        );
+        // A rental that could renew still does (the country, not retired, is the control).
+        conn.execute("UPDATE services SET retired_at = NULL, enabled = 1", [])
+            .unwrap();
+        let r = rent(&conn, &user, &req(true), &POLICY, T0 + 20_000).unwrap();
+        let (renewed, _) = expire_due(&conn, &POLICY, r.expires_at).unwrap();
+        assert_eq!(renewed, [r.id]);
+        conn.execute(
+            "UPDATE countries SET retired_at = 1, enabled = 0 WHERE id = 6",
+            [],
+        )
+        .unwrap();
+        let (renewed, expired) = expire_due(&conn, &POLICY, r.expires_at + 4 * 3600).unwrap();
         assert!(renewed.is_empty());
         assert_eq!(expired, [r.id]);
     }

@@ -172,6 +172,12 @@ fn one_save_writes_only_the_changed_rows_and_audits_each() {
     assert_eq!(stored_price(&server, 6, "tg"), (123, tg_rent));
 }
 
+/// The value of the hidden field `name` of a preview's Apply form.
+fn apply_field(html: &str, name: &str) -> String {
+    let form = &html[html.find("id=\"apply-form\"").unwrap()..];
+    input_value(form, name)
+}
+
 /// The value of the input named `name` on a page.
 fn input_value(html: &str, name: &str) -> String {
     let at = html.find(&format!("name=\"{name}\"")).unwrap();
@@ -202,7 +208,10 @@ fn a_stale_price_table_never_reverts_a_change_made_meanwhile() {
     let r = admin.submit(
         "/admin/prices",
         "/admin/prices/apply",
-        &[("csv", "country,service,price,rent_hour\n6,tg,7.77,0.11\n")],
+        &[
+            ("tool", "import"),
+            ("csv", "country,service,price,rent_hour\n6,tg,7.77,0.11\n"),
+        ],
     );
     assert!(admin.follow(&r).text().contains("1 prices changed."));
     // Tab 1 changes only WhatsApp and saves: Telegram keeps the newer price.
@@ -262,12 +271,21 @@ fn bulk_tools_preview_then_apply_and_csv_goes_out_and_back_in() {
         "/admin/prices/bulk?action=copy&from=6&to=22",
         "/admin/prices/apply",
         &[
-            ("what", "prices of Indonesia copied to India"),
+            ("tool", &apply_field(&html, "tool")),
             ("csv", &csv),
+            // An old form's free text is never what the audit says.
+            ("what", "prices fixed by the boss"),
         ],
     );
     let done = admin.follow(&r).text();
     assert!(done.contains(&format!("{n} prices changed.")), "{done}");
+    assert_eq!(
+        server.count(
+            "SELECT COUNT(*) FROM audit_log WHERE action = 'prices_bulk' \
+             AND detail LIKE 'prices of Indonesia copied to India: % prices'"
+        ),
+        1
+    );
     assert_eq!(
         stored_price(&server, 22, "tg"),
         stored_price(&server, 6, "tg")
@@ -294,9 +312,10 @@ fn bulk_tools_preview_then_apply_and_csv_goes_out_and_back_in() {
         .unwrap()
         .to_string();
     let edited = "country,service,price,rent_hour\n6,tg,4.56,0.77\n";
+    // POST/redirect/GET: the preview is a page of its own, shown once.
     let r = admin.submit("/admin/prices", "/admin/prices/import", &[("csv", edited)]);
-    assert_eq!(r.status, 200);
-    let html = r.text();
+    assert_eq!(r.location(), Some("/admin/prices/import"), "{}", r.text());
+    let html = admin.follow(&r).text();
     assert!(html.contains("id=\"preview-count\""), "{html}");
     assert!(html.contains("4.56"));
     assert_ne!(
@@ -304,10 +323,17 @@ fn bulk_tools_preview_then_apply_and_csv_goes_out_and_back_in() {
         (456, 77),
         "nothing before Apply"
     );
+    let again = admin.get("/admin/prices/import");
+    assert_eq!(
+        again.location(),
+        Some("/admin/prices"),
+        "a reload shows it no more"
+    );
+    assert!(admin.follow(&again).text().contains("paste the CSV again"));
     let r = admin.submit(
         "/admin/prices",
         "/admin/prices/apply",
-        &[("what", "CSV import"), ("csv", &apply_csv(&html))],
+        &[("tool", "import"), ("csv", &apply_csv(&html))],
     );
     assert!(admin.follow(&r).text().contains("1 prices changed."));
     assert_eq!(stored_price(&server, 6, "tg"), (456, 77));

@@ -256,6 +256,76 @@ pub fn parse_csv(conn: &Connection, text: &str, digits: u32) -> Result<Vec<Chang
     Ok(changes)
 }
 
+/// Which bulk tool made a preview: the Apply form carries it back (`encode`), and the
+/// `prices_bulk` audit row's text is built from it here, on the server, never taken from
+/// the form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tool {
+    Markup { percent: u32, country: Option<i64> },
+    Copy { from: i64, to: i64 },
+    Import,
+}
+
+impl Tool {
+    pub fn encode(self) -> String {
+        match self {
+            Tool::Markup { percent, country } => format!(
+                "markup:{percent}:{}",
+                country.map_or(String::new(), |c| c.to_string())
+            ),
+            Tool::Copy { from, to } => format!("copy:{from}:{to}"),
+            Tool::Import => "import".into(),
+        }
+    }
+
+    /// What [`Tool::encode`] wrote; anything else is a CSV import (the changes are the
+    /// CSV's either way).
+    pub fn decode(text: &str) -> Tool {
+        let parts: Vec<&str> = text.trim().split(':').collect();
+        match parts.as_slice() {
+            ["markup", p, c] => match (p.parse(), c) {
+                (Ok(percent), &"") => Tool::Markup {
+                    percent,
+                    country: None,
+                },
+                (Ok(percent), c) => match c.parse() {
+                    Ok(c) => Tool::Markup {
+                        percent,
+                        country: Some(c),
+                    },
+                    Err(_) => Tool::Import,
+                },
+                _ => Tool::Import,
+            },
+            ["copy", f, t] => match (f.parse(), t.parse()) {
+                (Ok(from), Ok(to)) => Tool::Copy { from, to },
+                _ => Tool::Import,
+            },
+            _ => Tool::Import,
+        }
+    }
+
+    /// The tool in words, countries by name: the preview's title and the audit's text.
+    pub fn describe(self, conn: &Connection) -> Result<String> {
+        let name = |id: i64| -> Result<String> {
+            Ok(catalogue::country(conn, id)?.map_or(id.to_string(), |c| c.name))
+        };
+        Ok(match self {
+            Tool::Markup { percent, country } => {
+                let place = match country {
+                    Some(c) => name(c)?,
+                    None => "all countries".into(),
+                };
+                format!("markup {percent}% over cost, {place}")
+            }
+            Tool::Copy { from, to } => {
+                format!("prices of {} copied to {}", name(from)?, name(to)?)
+            }
+            Tool::Import => "CSV import".into(),
+        })
+    }
+}
+
 /// The changes as CSV lines, the form the preview's Apply button carries back.
 pub fn to_csv(changes: &[Change], digits: u32) -> String {
     let mut out = String::from(CSV_HEADER);
@@ -273,18 +343,19 @@ pub fn to_csv(changes: &[Change], digits: u32) -> String {
 }
 
 /// Applies `changes`: each price with its audit row, then one `prices_bulk` row naming the
-/// batch (`what`). Returns how many prices changed.
+/// batch (the `tool` that made them, described here). Returns how many prices changed.
 pub fn apply(
     conn: &Connection,
     actor: Actor<'_>,
     changes: &[Change],
-    what: &str,
+    tool: Tool,
     digits: u32,
     now: Timestamp,
 ) -> Result<usize> {
     if changes.is_empty() {
         return Err(Error::invalid("There is nothing to change."));
     }
+    let what = tool.describe(conn)?;
     for c in changes {
         admin::set_price(conn, actor, c.country, &c.service, "", c.new, digits, now)?;
     }
@@ -403,7 +474,7 @@ mod tests {
             id: root,
             ip_hash: "ip",
         };
-        assert_eq!(apply(&conn, me, &changes, "markup 30%", 2, 5).unwrap(), 1);
+        assert_eq!(apply(&conn, me, &changes, Tool::Import, 2, 5).unwrap(), 1);
         assert_eq!(
             catalogue::price(&conn, 6, "tg", "")
                 .unwrap()
@@ -473,11 +544,11 @@ mod tests {
         let copied = copy(&conn, 6, 22).unwrap();
         assert!(!copied.is_empty());
         assert_eq!(
-            apply(&conn, me, &copied, "copy", 2, 5).unwrap(),
+            apply(&conn, me, &copied, Tool::Copy { from: 6, to: 22 }, 2, 5).unwrap(),
             copied.len()
         );
         let csv = parse_csv(&conn, "22,tg,7.77,0.50", 2).unwrap();
-        assert_eq!(apply(&conn, me, &csv, "CSV import", 2, 6).unwrap(), 1);
+        assert_eq!(apply(&conn, me, &csv, Tool::Import, 2, 6).unwrap(), 1);
         let row = Price {
             price_minor: 888,
             rent_hour_minor: 60,
@@ -500,5 +571,48 @@ mod tests {
             .to_string();
         assert!(msg.contains("line 2: retired country 22"), "{msg}");
         assert!(copy(&conn, 6, 22).unwrap_err().to_string().contains("22"));
+    }
+
+    #[test]
+    fn the_batch_is_described_on_the_server_and_prices_are_capped() {
+        let (conn, root) = world();
+        for tool in [
+            Tool::Markup {
+                percent: 20,
+                country: Some(6),
+            },
+            Tool::Markup {
+                percent: 5,
+                country: None,
+            },
+            Tool::Copy { from: 6, to: 22 },
+            Tool::Import,
+        ] {
+            assert_eq!(Tool::decode(&tool.encode()), tool);
+        }
+        assert_eq!(Tool::decode("Prices fixed by the boss"), Tool::Import);
+        let tool = Tool::Copy { from: 6, to: 22 };
+        assert_eq!(
+            tool.describe(&conn).unwrap(),
+            "prices of Indonesia copied to India"
+        );
+        // An absurd price is refused: a rent × the longest rental must stay an integer.
+        let huge = parse_csv(&conn, "6,tg,1.00,99999999999999.00", 2).unwrap();
+        let me = Actor {
+            id: root,
+            ip_hash: "ip",
+        };
+        assert!(matches!(
+            apply(&conn, me, &huge, Tool::Import, 2, 5),
+            Err(Error::Invalid(_))
+        ));
+        let most = Price {
+            price_minor: catalogue::MAX_PRICE_MINOR,
+            rent_hour_minor: catalogue::MAX_PRICE_MINOR,
+        };
+        catalogue::set_price(&conn, 6, "tg", "", most).unwrap();
+        assert!(catalogue::MAX_PRICE_MINOR
+            .checked_mul(crate::domain::market::rentals::MAX_HOURS * 4)
+            .is_some());
     }
 }

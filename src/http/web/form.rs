@@ -146,6 +146,15 @@ pub fn tell(ctx: &Ctx<'_>, session: &Session, to: &str, flash: Flash) -> Respons
     leave(ctx, session, to, flash, Kept::default())
 }
 
+/// Redirects to `to` (a page of the same session) carrying `value` whole as its kept field
+/// `field`: what a POST hands to the page that shows its result (POST/redirect/GET), read
+/// once. Only for values an admin page checked already (an import's CSV), never cut.
+pub fn carry(ctx: &Ctx<'_>, session: &Session, to: &str, field: &str, value: String) -> Response {
+    let kept = Kept(vec![(field.to_string(), value)]);
+    let flash = Flash::Ok("Nothing changes until you apply the preview.".into());
+    leave(ctx, session, to, flash, kept)
+}
+
 /// Redirects to `to`, leaving `flash` and `kept` for the next view of its path.
 fn leave(ctx: &Ctx<'_>, session: &Session, to: &str, flash: Flash, kept: Kept) -> Response {
     let path = to.split('?').next().unwrap_or(to).to_string();

@@ -196,6 +196,8 @@ pub fn prices(
 pub struct Preview<'a> {
     /// What the tool is, as the audit log will say it.
     pub what: &'a str,
+    /// The tool, encoded for the Apply form (`pricing::Tool::encode`).
+    pub tool: &'a str,
     pub changes: &'a [Change],
     pub countries: &'a [Country],
     pub services: &'a [Service],
@@ -248,7 +250,7 @@ pub fn preview(nav: &Nav, token: &str, cur: &Cur, v: &Preview<'_>) -> Markup {
                 }
                 form #apply-form method="post" action="/admin/prices/apply" {
                     (csrf(token))
-                    input type="hidden" name="what" value=(v.what);
+                    input type="hidden" name="tool" value=(v.tool);
                     textarea name="csv" hidden { (v.csv) }
                     button type="submit" { "Apply these " (v.changes.len()) " changes" }
                 }

@@ -355,6 +355,15 @@ fn the_catalogue_adds_renames_retires_and_sets_lifetimes() {
     let (mut admin, _) = server.signed_in("root@example.com", "admin");
     let mut api = server.customer("eve@example.com", "10.00");
     let order = id_of(&api.order_ok("tg"));
+    let lifetime = |id: i64| {
+        server.count(&format!(
+            "SELECT expires_at - created_at FROM activations WHERE id = {id}"
+        ))
+    };
+    let before = lifetime(order);
+    assert_ne!(before, 7 * 60);
+    // A live WhatsApp order, placed before WhatsApp is retired below.
+    let live_wa = id_of(&api.order_ok("wa"));
     let page = admin.get("/admin/catalogue");
     assert_eq!(page.status, 200);
 
@@ -412,10 +421,9 @@ fn the_catalogue_adds_renames_retires_and_sets_lifetimes() {
     );
     assert!(admin.follow(&r).text().contains("now live 7 minutes"));
     let next = id_of(&api.order_ok("tg"));
-    let expiry = server.count(&format!(
-        "SELECT expires_at - created_at FROM activations WHERE id = {next}"
-    ));
-    assert_eq!(expiry, 7 * 60);
+    assert_eq!(lifetime(next), 7 * 60);
+    // The live order placed before keeps its own lifetime.
+    assert_eq!(lifetime(order), before);
 
     // Retiring WhatsApp: off sale for good, cannot be switched back on; old orders keep it.
     let r = admin.submit(
@@ -425,6 +433,13 @@ fn the_catalogue_adds_renames_retires_and_sets_lifetimes() {
     );
     assert!(admin.follow(&r).text().contains("Service wa retired"));
     assert_eq!(api.order("wa").status / 100, 4);
+    // The WhatsApp order live at retirement still gets its code and completes.
+    server.advance_clock(11);
+    server.run_jobs();
+    let a = api.activation(live_wa);
+    assert_eq!(a["status"], "received", "{a}");
+    assert!(a["code"].is_string(), "{a}");
+    assert_eq!(api.act(live_wa, "complete").status, 200);
     let r = admin.submit(
         "/admin/prices",
         "/admin/catalogue/toggle",
@@ -452,7 +467,6 @@ fn the_catalogue_adds_renames_retires_and_sets_lifetimes() {
         ],
     );
     assert!(admin.follow(&r).text().contains("Operator Tri added."));
-    assert!(order > 0);
     assert_eq!(audit_count(&server, "catalogue_change"), 5);
 }
 

@@ -189,6 +189,27 @@ fn the_settings_give_the_odds_until_the_admin_sets_others() {
 }
 
 #[test]
+fn the_old_forms_mode_field_still_sets_one_fate_for_every_order() {
+    let server = server(&[]);
+    let (mut admin, _) = server.signed_in("qa-admin@example.com", "admin");
+    let r = admin.submit(
+        "/admin/numbers",
+        "/admin/simulator",
+        &[("on", "1"), ("mode", "no_code")],
+    );
+    assert_eq!(r.location(), Some("/admin/numbers?m=saved"), "{}", r.text());
+    let audit = server.count(
+        "SELECT COUNT(*) FROM audit_log WHERE action = 'simulator' \
+         AND detail = 'on (no_code 100%, late_code 0%, duplicate 0%, wrong_format 0%)'",
+    );
+    assert_eq!(audit, 1);
+    let mut api = server.customer("eve@example.com", "10.00");
+    let id = order_and_wait(&server, &mut api);
+    assert_eq!(server.count("SELECT COUNT(*) FROM sim_outbox"), 0);
+    assert_eq!(seen(&mut api, id), ("waiting".into(), None, vec![]));
+}
+
+#[test]
 fn a_seed_makes_a_mix_of_fates_repeat_order_by_order() {
     let fates = || {
         let server = server(&[("OTPBOX_SIM_SEED", "42"), ("OTPBOX_SIM_NO_CODE", "50")]);

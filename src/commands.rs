@@ -146,7 +146,7 @@ fn serve(config: Config) -> Result<ExitCode, Error> {
     Ok(ExitCode::SUCCESS)
 }
 
-use crate::config::{DEMO_ADMIN_EMAIL, DEMO_ADMIN_PASSWORD, DEMO_EMAIL, DEMO_PASSWORD};
+use crate::config::{DEMO_ADMIN_EMAIL, DEMO_EMAIL, DEMO_PASSWORD};
 
 /// What `demo_setup` did: which demo accounts it created, and whether the demo
 /// administrator exists (it is made only when the install has no administrator).
@@ -157,7 +157,9 @@ struct DemoAccounts {
 }
 
 /// Demo mode: the simulator on, a verified demo customer with a balance, and a demo
-/// administrator when there is none. Passwords are hashed before the transaction.
+/// administrator when there is none. The administrator's password is random, made when the
+/// account is, and printed that once (a demo reachable from elsewhere has no known admin
+/// password). Passwords are hashed before the transaction.
 fn demo_setup(
     app: &App,
     conn: &mut rusqlite::Connection,
@@ -165,7 +167,8 @@ fn demo_setup(
 ) -> Result<(), Error> {
     let now = app.now();
     let customer_phc = app.hasher.hash(DEMO_PASSWORD)?;
-    let admin_phc = app.hasher.hash(DEMO_ADMIN_PASSWORD)?;
+    let admin_password = generate_password();
+    let admin_phc = app.hasher.hash(&admin_password)?;
     let made = db::write(conn, |tx| {
         simulator::set_on(tx, true)?;
         let new = |email: &str, phc: &str, role: Role| {
@@ -215,11 +218,11 @@ fn demo_setup(
             app.config.currency
         );
     }
-    if made.admin_exists {
-        println!("  Admin:    {DEMO_ADMIN_EMAIL} / {DEMO_ADMIN_PASSWORD}");
-        if made.admin_created {
-            println!("  (demo administrator created: open /admin)");
-        }
+    if made.admin_created {
+        println!("  Admin:    {DEMO_ADMIN_EMAIL} / {admin_password}");
+        println!("  (demo administrator created: open /admin; this password is shown only now)");
+    } else if made.admin_exists {
+        println!("  Admin:    {DEMO_ADMIN_EMAIL} (the password printed when it was created)");
     } else {
         println!("  Admin:    sign in with this install's administrator account (/admin)");
     }

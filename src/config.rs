@@ -175,7 +175,7 @@ pub const SETTINGS: &[Setting] = &[
     s(
         "demo",
         "false",
-        "Demo mode: simulator on, demo customer seeded",
+        "Demo mode: simulator on, demo customer seeded, and an administrator with a random password printed once when the install has none (no admin-setup link)",
     ),
     s(
         "sim_delay",
@@ -574,9 +574,9 @@ impl Payments {
 /// The customer account `otpbox demo` creates (and the benchmark signs in as).
 pub const DEMO_EMAIL: &str = "demo@example.com";
 pub const DEMO_PASSWORD: &str = "demo-password";
-/// The administrator `otpbox demo` creates when the install has none.
+/// The administrator `otpbox demo` creates when the install has none (with a random
+/// password, printed once).
 pub const DEMO_ADMIN_EMAIL: &str = "admin@demo.example";
-pub const DEMO_ADMIN_PASSWORD: &str = "demo-admin-password";
 
 /// A rate and a burst. `rate` whole requests per second refill the bucket, which holds at
 /// most `burst` requests. Either 0 turns the limit off.

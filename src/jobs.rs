@@ -422,7 +422,17 @@ fn job_simulator(app: &App, conn: &mut Connection) -> Result<String> {
         return Ok(String::new());
     }
     app.notify();
-    Ok(format!("{} simulated SMS delivered", delivered.len()))
+    let late = delivered
+        .iter()
+        .filter(|d| matches!(d, crate::domain::market::inbox::Delivered::NoLiveOrder))
+        .count();
+    Ok(match late {
+        0 => format!("{} simulated SMS delivered", delivered.len()),
+        n => format!(
+            "{} simulated SMS delivered, {n} of them to no live order (late)",
+            delivered.len()
+        ),
+    })
 }
 
 fn job_devices(app: &App, conn: &mut Connection) -> Result<String> {

@@ -177,6 +177,84 @@ fn one_save_writes_only_the_changed_rows_and_audits_each() {
     assert_eq!(stored_price(&server, 6, "tg"), (123, tg_rent));
 }
 
+/// The value of the hidden field `name` of a preview's Apply form.
+fn apply_field(html: &str, name: &str) -> String {
+    let form = &html[html.find("id=\"apply-form\"").unwrap()..];
+    input_value(form, name)
+}
+
+/// The value of the input named `name` on a page.
+fn input_value(html: &str, name: &str) -> String {
+    let at = html.find(&format!("name=\"{name}\"")).unwrap();
+    let start = at + html[at..].find("value=\"").unwrap() + 7;
+    let end = html[start..].find('"').unwrap();
+    html[start..start + end].to_string()
+}
+
+#[test]
+fn a_stale_price_table_never_reverts_a_change_made_meanwhile() {
+    let server = server();
+    let (mut admin, _) = server.signed_in("root@example.com", "admin");
+    // Tab 1 loads Indonesia's table; every row is posted back with what it showed.
+    let page = admin.get("/admin/prices?country=6").text();
+    let fields = ["price.tg", "rent.tg", "price.wa", "rent.wa"];
+    let mut stale: Vec<(String, String)> = fields
+        .iter()
+        .flat_map(|f| {
+            let v = input_value(&page, f);
+            [(f.to_string(), v.clone()), (format!("was.{f}"), v)]
+        })
+        .collect();
+    assert_eq!(
+        input_value(&page, "was.price.tg"),
+        input_value(&page, "price.tg")
+    );
+    // Meanwhile Telegram's price changes (a CSV import applied in another tab).
+    let r = admin.submit(
+        "/admin/prices",
+        "/admin/prices/apply",
+        &[
+            ("tool", "import"),
+            ("csv", "country,service,price,rent_hour\n6,tg,7.77,0.11\n"),
+        ],
+    );
+    assert!(admin.follow(&r).text().contains("1 prices changed."));
+    // Tab 1 changes only WhatsApp and saves: Telegram keeps the newer price.
+    let (wa_price, wa_rent) = stored_price(&server, 6, "wa");
+    stale.retain(|(k, _)| k != "price.wa");
+    stale.push(("price.wa".into(), "3.21".into()));
+    let mut post: Vec<(&str, &str)> = stale
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    post.push(("country", "6"));
+    let r = admin.submit("/admin/prices?country=6", "/admin/prices", &post);
+    let back = admin.follow(&r).text();
+    assert!(back.contains("1 price saved."), "{back}");
+    assert_eq!(stored_price(&server, 6, "tg"), (777, 11), "not reverted");
+    assert_eq!(stored_price(&server, 6, "wa"), (321, wa_rent));
+    assert_ne!(wa_price, 321);
+    // Tab 1, still stale, now types a Telegram price: a conflict, nothing saved, named.
+    let audits = audit_count(&server, "price_change");
+    let was = |f: &str| stale.iter().find(|(k, _)| k == f).unwrap().1.clone();
+    let (was_price, was_rent) = (was("was.price.tg"), was("was.rent.tg"));
+    let post = [
+        ("country", "6"),
+        ("price.tg", "1.00"),
+        ("rent.tg", was_rent.as_str()),
+        ("was.price.tg", was_price.as_str()),
+        ("was.rent.tg", was_rent.as_str()),
+    ];
+    let r = admin.submit("/admin/prices?country=6", "/admin/prices", &post);
+    let back = admin.follow(&r).text();
+    assert!(back.contains("the prices of tg changed since"), "{back}");
+    assert_eq!(stored_price(&server, 6, "tg"), (777, 11));
+    assert_eq!(audit_count(&server, "price_change"), audits);
+    // The page shows what is stored now, ready for a fresh edit.
+    assert_eq!(input_value(&back, "price.tg"), "7.77");
+    assert_eq!(input_value(&back, "was.price.tg"), "7.77");
+}
+
 #[test]
 fn bulk_tools_preview_then_apply_and_csv_goes_out_and_back_in() {
     let server = server();
@@ -198,12 +276,21 @@ fn bulk_tools_preview_then_apply_and_csv_goes_out_and_back_in() {
         "/admin/prices/bulk?action=copy&from=6&to=22",
         "/admin/prices/apply",
         &[
-            ("what", "prices of Indonesia copied to India"),
+            ("tool", &apply_field(&html, "tool")),
             ("csv", &csv),
+            // An old form's free text is never what the audit says.
+            ("what", "prices fixed by the boss"),
         ],
     );
     let done = admin.follow(&r).text();
     assert!(done.contains(&format!("{n} prices changed.")), "{done}");
+    assert_eq!(
+        server.count(
+            "SELECT COUNT(*) FROM audit_log WHERE action = 'prices_bulk' \
+             AND detail LIKE 'prices of Indonesia copied to India: % prices'"
+        ),
+        1
+    );
     assert_eq!(
         stored_price(&server, 22, "tg"),
         stored_price(&server, 6, "tg")
@@ -230,9 +317,10 @@ fn bulk_tools_preview_then_apply_and_csv_goes_out_and_back_in() {
         .unwrap()
         .to_string();
     let edited = "country,service,price,rent_hour\n6,tg,4.56,0.77\n";
+    // POST/redirect/GET: the preview is a page of its own, shown once.
     let r = admin.submit("/admin/prices", "/admin/prices/import", &[("csv", edited)]);
-    assert_eq!(r.status, 200);
-    let html = r.text();
+    assert_eq!(r.location(), Some("/admin/prices/import"), "{}", r.text());
+    let html = admin.follow(&r).text();
     assert!(html.contains("id=\"preview-count\""), "{html}");
     assert!(html.contains("4.56"));
     assert_ne!(
@@ -240,10 +328,17 @@ fn bulk_tools_preview_then_apply_and_csv_goes_out_and_back_in() {
         (456, 77),
         "nothing before Apply"
     );
+    let again = admin.get("/admin/prices/import");
+    assert_eq!(
+        again.location(),
+        Some("/admin/prices"),
+        "a reload shows it no more"
+    );
+    assert!(admin.follow(&again).text().contains("paste the CSV again"));
     let r = admin.submit(
         "/admin/prices",
         "/admin/prices/apply",
-        &[("what", "CSV import"), ("csv", &apply_csv(&html))],
+        &[("tool", "import"), ("csv", &apply_csv(&html))],
     );
     assert!(admin.follow(&r).text().contains("1 prices changed."));
     assert_eq!(stored_price(&server, 6, "tg"), (456, 77));
@@ -265,6 +360,15 @@ fn the_catalogue_adds_renames_retires_and_sets_lifetimes() {
     let (mut admin, _) = server.signed_in("root@example.com", "admin");
     let mut api = server.customer("eve@example.com", "10.00");
     let order = id_of(&api.order_ok("tg"));
+    let lifetime = |id: i64| {
+        server.count(&format!(
+            "SELECT expires_at - created_at FROM activations WHERE id = {id}"
+        ))
+    };
+    let before = lifetime(order);
+    assert_ne!(before, 7 * 60);
+    // A live WhatsApp order, placed before WhatsApp is retired below.
+    let live_wa = id_of(&api.order_ok("wa"));
     let page = admin.get("/admin/catalogue");
     assert_eq!(page.status, 200);
 
@@ -322,10 +426,9 @@ fn the_catalogue_adds_renames_retires_and_sets_lifetimes() {
     );
     assert!(admin.follow(&r).text().contains("now live 7 minutes"));
     let next = id_of(&api.order_ok("tg"));
-    let expiry = server.count(&format!(
-        "SELECT expires_at - created_at FROM activations WHERE id = {next}"
-    ));
-    assert_eq!(expiry, 7 * 60);
+    assert_eq!(lifetime(next), 7 * 60);
+    // The live order placed before keeps its own lifetime.
+    assert_eq!(lifetime(order), before);
 
     // Retiring WhatsApp: off sale for good, cannot be switched back on; old orders keep it.
     let r = admin.submit(
@@ -335,6 +438,13 @@ fn the_catalogue_adds_renames_retires_and_sets_lifetimes() {
     );
     assert!(admin.follow(&r).text().contains("Service wa retired"));
     assert_eq!(api.order("wa").status / 100, 4);
+    // The WhatsApp order live at retirement still gets its code and completes.
+    server.advance_clock(11);
+    server.run_jobs();
+    let a = api.activation(live_wa);
+    assert_eq!(a["status"], "received", "{a}");
+    assert!(a["code"].is_string(), "{a}");
+    assert_eq!(api.act(live_wa, "complete").status, 200);
     let r = admin.submit(
         "/admin/prices",
         "/admin/catalogue/toggle",
@@ -362,7 +472,6 @@ fn the_catalogue_adds_renames_retires_and_sets_lifetimes() {
         ],
     );
     assert!(admin.follow(&r).text().contains("Operator Tri added."));
-    assert!(order > 0);
     assert_eq!(audit_count(&server, "catalogue_change"), 5);
 }
 

@@ -98,6 +98,42 @@ fn late_code_at_100_percent_comes_after_the_end_and_reaches_no_one() {
 }
 
 #[test]
+fn a_late_code_never_reaches_the_next_order_on_its_number() {
+    let server = server(&[]);
+    let (mut admin, _) = server.signed_in("qa-admin@example.com", "admin");
+    let odds = |admin: &mut common::Client, mode: &str| {
+        let r = admin.submit(
+            "/admin/numbers",
+            "/admin/simulator",
+            &[("on", "1"), (mode, "100")],
+        );
+        assert_eq!(r.location(), Some("/admin/numbers?m=saved"), "{}", r.text());
+    };
+    odds(&mut admin, "late_code");
+    let mut api = server.customer("eve@example.com", "10.00");
+    let late = api.order_ok("tg");
+    // The Telegram order ends without its code; its late SMS is still queued.
+    server.advance_clock(20 * 60 + 1);
+    server.run_jobs();
+    assert_eq!(seen(&mut api, id_of(&late)).0, "expired");
+    assert_eq!(server.count("SELECT COUNT(*) FROM sim_outbox"), 1);
+    // A WhatsApp order (drawing no code of its own) gets the same number, free again.
+    odds(&mut admin, "no_code");
+    let next = api.order_ok("wa");
+    assert_eq!(next["phone"], late["phone"], "the number is reused");
+    // The late Telegram code comes due while the WhatsApp order is live: it reaches no one.
+    server.advance_clock(60);
+    server.run_jobs();
+    assert_eq!(server.count("SELECT COUNT(*) FROM sim_outbox"), 0, "sent");
+    assert_eq!(
+        seen(&mut api, id_of(&next)),
+        ("waiting".into(), None, vec![])
+    );
+    assert_eq!(server.stored_messages(id_of(&next)), 0);
+    assert_eq!(server.stored_messages(id_of(&late)), 0);
+}
+
+#[test]
 fn duplicate_at_100_percent_is_stored_once() {
     let server = server(&[]);
     set_odds(&server, &[("duplicate", "100")]);
@@ -153,6 +189,27 @@ fn the_settings_give_the_odds_until_the_admin_sets_others() {
 }
 
 #[test]
+fn the_old_forms_mode_field_still_sets_one_fate_for_every_order() {
+    let server = server(&[]);
+    let (mut admin, _) = server.signed_in("qa-admin@example.com", "admin");
+    let r = admin.submit(
+        "/admin/numbers",
+        "/admin/simulator",
+        &[("on", "1"), ("mode", "no_code")],
+    );
+    assert_eq!(r.location(), Some("/admin/numbers?m=saved"), "{}", r.text());
+    let audit = server.count(
+        "SELECT COUNT(*) FROM audit_log WHERE action = 'simulator' \
+         AND detail = 'on (no_code 100%, late_code 0%, duplicate 0%, wrong_format 0%)'",
+    );
+    assert_eq!(audit, 1);
+    let mut api = server.customer("eve@example.com", "10.00");
+    let id = order_and_wait(&server, &mut api);
+    assert_eq!(server.count("SELECT COUNT(*) FROM sim_outbox"), 0);
+    assert_eq!(seen(&mut api, id), ("waiting".into(), None, vec![]));
+}
+
+#[test]
 fn a_seed_makes_a_mix_of_fates_repeat_order_by_order() {
     let fates = || {
         let server = server(&[("OTPBOX_SIM_SEED", "42"), ("OTPBOX_SIM_NO_CODE", "50")]);
@@ -186,16 +243,46 @@ fn odds_over_100_percent_are_refused_and_change_nothing() {
     );
 }
 
+/// The demo administrator's password as `otpbox demo` printed it when it made the account.
+fn printed_admin_password(out: &str) -> String {
+    let at = out
+        .find("Admin:    admin@demo.example / ")
+        .unwrap_or_else(|| panic!("no admin password printed: {out}"));
+    out[at + 31..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
 #[test]
-fn the_demo_prints_and_creates_an_administrator_who_can_sign_in() {
+fn the_demo_makes_an_administrator_with_a_random_password_printed_once() {
     let server = server(&[]);
     let out = server.output();
-    assert!(
-        out.contains("Admin:    admin@demo.example / demo-admin-password"),
-        "{out}"
-    );
+    let password = printed_admin_password(&out);
+    assert_eq!(password.len(), 20, "{out}");
+    assert!(out.contains("shown only now"), "{out}");
     let mut web = server.client();
+    // No fixed, published password opens it.
     let r = web.login("admin@demo.example", "demo-admin-password");
+    assert_ne!(r.location(), Some("/dashboard"));
+    let r = web.login("admin@demo.example", &password);
     assert_eq!(r.location(), Some("/dashboard"), "{}", r.text());
     assert_eq!(web.get("/admin").status, 200);
+    // Started again on the same data: the account is kept, its password never printed again.
+    let data = server.kill9();
+    let again = TestServer::builder()
+        .demo()
+        .env("OTPBOX_DEV_CLOCK", "1")
+        .data_dir(data)
+        .start();
+    let out = again.output();
+    assert!(!out.contains(&password), "{out}");
+    assert!(
+        out.contains("Admin:    admin@demo.example (the password printed when it was created)"),
+        "{out}"
+    );
+    let mut web = again.client();
+    let r = web.login("admin@demo.example", &password);
+    assert_eq!(r.location(), Some("/dashboard"), "{}", r.text());
 }

@@ -35,6 +35,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0017_stats.sql"),
     include_str!("migrations/0018_history.sql"),
     include_str!("migrations/0019_admin.sql"),
+    include_str!("migrations/0020_job_runs.sql"),
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -23,7 +23,7 @@ use crate::domain::market::wallet;
 use crate::domain::market::{catalogue, simulator, webhooks};
 
 /// Tables that grow with every order, message, payment or event.
-const GROWING: [&str; 12] = [
+const GROWING: [&str; 13] = [
     "activations",
     "partner_orders",
     "partner_pushes",
@@ -36,6 +36,7 @@ const GROWING: [&str; 12] = [
     "webhook_deliveries",
     "security_events",
     "audit_log",
+    "job_runs",
 ];
 
 const POLICY: Policy = Policy {
@@ -127,6 +128,13 @@ fn fill(conn: &Connection) {
         INSERT INTO audit_log (actor_id, action, target_id, detail, ip_hash, at)
         SELECT 1, CASE WHEN x % 1000 = 0 THEN 'terminate' ELSE 'credit' END, 1 + x % 1000, '',
                'h', {start} + x * 100 FROM c;
+
+        -- The jobs' runs, one a minute, one in a hundred failed, the newest at NOW.
+        WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 100000)
+        INSERT INTO job_runs (job, started_at, duration_ms, ok, message)
+        SELECT CASE x % 4 WHEN 0 THEN 'expiry' WHEN 1 THEN 'simulator' WHEN 2 THEN 'webhooks'
+               ELSE 'backup' END, {start} + 300000000 - 100000 * 60 + x * 60, 3,
+               CASE WHEN x % 100 = 0 THEN 0 ELSE 1 END, '' FROM c;
 
         -- Account 3 is an operator owning 500 numbers, with the sales and earnings on them.
         UPDATE users SET role = 'operator' WHERE id = 3;

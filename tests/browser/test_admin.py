@@ -3,11 +3,20 @@ the overview draws its charts from real orders, the orders list filters, the pri
 preview before they change anything, the catalogue renames, and no admin page is wider
 than the viewport (`Tab.goto` checks every page it opens)."""
 
+import re
+
 from conftest import DEMO_EMAIL, SIM_DELAY
 
-# Printed by `otpbox demo` (it made this administrator: the install had none).
+# Made by `otpbox demo` (the install had none) with a random password printed once.
 ADMIN_EMAIL = "admin@demo.example"
-ADMIN_PASSWORD = "demo-admin-password"
+
+
+def admin_password(otpbox):
+    """The demo administrator's password, as `otpbox demo` printed it at start."""
+    m = re.search(r"Admin:    admin@demo\.example / (\S+)", otpbox.log())
+    assert m, "the demo printed no administrator password"
+    return m.group(1)
+
 
 ADMIN_PAGES = [
     "/admin", "/admin/users", "/admin/orders", "/admin/orders?kind=rental", "/admin/prices",
@@ -40,7 +49,7 @@ def completed_order(otpbox, demo_key):
 def test_admin_overview_orders_prices_catalogue(tab, otpbox, demo_key, width):
     completed_order(otpbox, demo_key)
     t = tab()
-    t.login(ADMIN_EMAIL, ADMIN_PASSWORD)
+    t.login(ADMIN_EMAIL, admin_password(otpbox))
     page = t.page
 
     # The overview: three charts as inline SVG, with data.

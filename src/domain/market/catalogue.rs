@@ -234,6 +234,11 @@ pub fn price(
         .optional()?)
 }
 
+/// The highest price or rent per hour, in minor units (10,000,000.00 with cents): far above
+/// any real price, and low enough that a rent for the longest rental (4 × 1344 hours) stays
+/// far inside the integers.
+pub const MAX_PRICE_MINOR: i64 = 1_000_000_000;
+
 pub fn set_price(
     conn: &Connection,
     country_id: i64,
@@ -244,7 +249,17 @@ pub fn set_price(
     if price.price_minor < 0 || price.rent_hour_minor < 0 {
         return Err(Error::invalid("Prices cannot be negative."));
     }
-    live_country(conn, country_id)?;
+    if price.price_minor > MAX_PRICE_MINOR || price.rent_hour_minor > MAX_PRICE_MINOR {
+        return Err(Error::invalid(format!(
+            "A price is at most {MAX_PRICE_MINOR} minor units (e.g. cents)."
+        )));
+    }
+    // A switched-off country can be priced before it is switched on (or while it is off);
+    // a retired one is off sale for good.
+    match country(conn, country_id)? {
+        Some(c) if !c.retired => {}
+        _ => return Err(Error::BadCountry),
+    }
     if self::service(conn, service)?.is_none() {
         return Err(Error::BadService);
     }

@@ -159,10 +159,12 @@ pub fn rent(
         // The same check as every other customer URL, at registration (sending checks again).
         webhooks::check_url(&req.webhook_url, policy.allow_private_urls)?;
     }
+    // A pair without a rent (0: priced for activations only) is not for rent.
     let hour = catalogue::price(conn, req.country, &service.code, "")?
-        .ok_or(Error::NoNumbers)?
-        .rent_hour_minor;
-    let total = hour * req.hours;
+        .map(|p| p.rent_hour_minor)
+        .filter(|h| *h > 0)
+        .ok_or(Error::NoNumbers)?;
+    let total = hour.checked_mul(req.hours).ok_or(Error::NoNumbers)?;
     if user.balance_minor < total {
         return Err(Error::NoBalance);
     }
@@ -304,6 +306,13 @@ pub fn extend(
     if !(1..=MAX_HOURS).contains(&hours) {
         return Err(Error::invalid(format!("Extend by 1 to {MAX_HOURS} hours.")));
     }
+    if off_sale_for_good(conn, &r)? {
+        return Err(Error::Conflict(
+            "This country or service is no longer sold: the rental runs to its end but cannot \
+             be extended."
+                .into(),
+        ));
+    }
     // A valid extension this rental cannot take any more: its state, not the input, is in
     // the way (409).
     let left = MAX_HOURS * 4 - (r.expires_at - r.created_at) / 3600;
@@ -314,7 +323,15 @@ pub fn extend(
             left.max(0)
         )));
     }
-    let cost = r.hour_minor * hours;
+    // A rental taken at no rent (before rent 0 was refused) is not extended for free.
+    let cost = match r.hour_minor.checked_mul(hours) {
+        Some(c) if c > 0 => c,
+        _ => {
+            return Err(Error::Conflict(
+                "This rental has no rent per hour; it cannot be extended.".into(),
+            ))
+        }
+    };
     wallet::post(
         conn,
         r.user_id,
@@ -343,6 +360,15 @@ pub fn set_auto_renew(conn: &Connection, user_id: i64, id: i64, on: bool) -> Res
     get_for(conn, user_id, id)
 }
 
+/// Whether the rental's country or service was retired (off sale for good): it runs to its
+/// end but is neither extended nor renewed.
+fn off_sale_for_good(conn: &Connection, r: &Rental) -> Result<bool> {
+    Ok(
+        catalogue::country(conn, r.country_id)?.is_none_or(|c| c.retired)
+            || catalogue::service(conn, &r.service)?.is_none_or(|s| s.retired),
+    )
+}
+
 /// Renews due auto-renew rentals the balance can pay for, expires the rest (their numbers'
 /// operators earn their share). Returns (renewed, expired) ids.
 pub fn expire_due(
@@ -359,8 +385,16 @@ pub fn expire_due(
     };
     let (mut renewed, mut expired) = (Vec::new(), Vec::new());
     for r in due {
-        if r.auto_renew {
-            let cost = r.hour_minor * r.hours;
+        // A rental without a rent (taken before rent 0 was refused) is never renewed free.
+        // Nor one whose country or service was retired meanwhile.
+        let cost = r.hour_minor.checked_mul(r.hours).filter(|c| *c > 0);
+        if let (true, Some(cost)) = (r.auto_renew, cost) {
+            if off_sale_for_good(conn, &r)? {
+                end(conn, &r, Status::Expired, now)?;
+                earnings::credit_rental(conn, &r, policy.operator_share, now)?;
+                expired.push(r.id);
+                continue;
+            }
             match wallet::post(
                 conn,
                 r.user_id,
@@ -426,4 +460,128 @@ pub fn close_all_for(
         }
     }
     Ok((refunded, finished))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db;
+    use crate::domain::accounts::testing::account_at;
+    use crate::domain::accounts::{self, Role};
+    use crate::domain::market::catalogue::Price;
+
+    const T0: i64 = 1_000_000;
+    const POLICY: Policy = Policy {
+        early_cancel: 120,
+        default_ttl: 1200,
+        max_live: 5,
+        cooldown: 0,
+        sim_delay: 5,
+        sim_odds: crate::domain::market::simulator::Odds::NONE,
+        operator_share: 70,
+        allow_private_urls: false,
+    };
+
+    /// A customer with 100.00 and two free numbers in Indonesia.
+    fn world() -> (Connection, User) {
+        let conn = db::memory();
+        catalogue::seed_if_empty(&conn).unwrap();
+        let id = account_at(&conn, "c@example.com", Role::User, T0);
+        wallet::post(&conn, id, 10_000, Kind::Adjustment, ("", None), "", T0).unwrap();
+        for phone in ["62811000001", "62811000002"] {
+            conn.execute(
+                "INSERT INTO numbers (phone, country_id, source, created_at) \
+                 VALUES (?1, 6, 'manual', ?2)",
+                params![phone, T0],
+            )
+            .unwrap();
+        }
+        let user = accounts::get(&conn, id).unwrap();
+        (conn, user)
+    }
+
+    fn req(auto_renew: bool) -> RentRequest {
+        RentRequest {
+            country: 6,
+            service: "tg".into(),
+            hours: 4,
+            auto_renew,
+            webhook_url: String::new(),
+        }
+    }
+
+    fn set_rent(conn: &Connection, hour: i64) {
+        let price = Price {
+            price_minor: 50,
+            rent_hour_minor: hour,
+        };
+        catalogue::set_price(conn, 6, "tg", "", price).unwrap();
+    }
+
+    #[test]
+    fn a_pair_without_a_rent_is_not_for_rent_and_is_never_extended_or_renewed_free() {
+        let (conn, user) = world();
+        set_rent(&conn, 0);
+        assert!(matches!(
+            rent(&conn, &user, &req(true), &POLICY, T0),
+            Err(Error::NoNumbers)
+        ));
+        assert_eq!(wallet::balance(&conn, user.id).unwrap(), 10_000);
+        // One taken at rent 0 before the refusal (inserted as it was then): neither
+        // extended nor auto-renewed for nothing; it expires.
+        set_rent(&conn, 10);
+        let r = rent(&conn, &user, &req(true), &POLICY, T0).unwrap();
+        assert_eq!(r.paid_minor, 40);
+        conn.execute(
+            "UPDATE rentals SET hour_minor = 0, paid_minor = 0 WHERE id = ?1",
+            [r.id],
+        )
+        .unwrap();
+        assert!(matches!(
+            extend(&conn, user.id, r.id, 4, T0 + 60),
+            Err(Error::Conflict(_))
+        ));
+        let (renewed, expired) = expire_due(&conn, &POLICY, r.expires_at).unwrap();
+        assert!(renewed.is_empty());
+        assert_eq!(expired, [r.id]);
+    }
+
+    #[test]
+    fn a_retired_country_or_service_stops_renewal_and_extension() {
+        let (conn, user) = world();
+        set_rent(&conn, 10);
+        let r = rent(&conn, &user, &req(true), &POLICY, T0).unwrap();
+        let paid = wallet::balance(&conn, user.id).unwrap();
+        conn.execute(
+            "UPDATE services SET retired_at = ?1, enabled = 0 WHERE code = 'tg'",
+            [T0 + 60],
+        )
+        .unwrap();
+        assert!(matches!(
+            extend(&conn, user.id, r.id, 4, T0 + 120),
+            Err(Error::Conflict(_))
+        ));
+        let (renewed, expired) = expire_due(&conn, &POLICY, r.expires_at).unwrap();
+        assert!(renewed.is_empty());
+        assert_eq!(expired, [r.id]);
+        assert_eq!(
+            wallet::balance(&conn, user.id).unwrap(),
+            paid,
+            "never charged"
+        );
+        // A rental that could renew still does (the country, not retired, is the control).
+        conn.execute("UPDATE services SET retired_at = NULL, enabled = 1", [])
+            .unwrap();
+        let r = rent(&conn, &user, &req(true), &POLICY, T0 + 20_000).unwrap();
+        let (renewed, _) = expire_due(&conn, &POLICY, r.expires_at).unwrap();
+        assert_eq!(renewed, [r.id]);
+        conn.execute(
+            "UPDATE countries SET retired_at = 1, enabled = 0 WHERE id = 6",
+            [],
+        )
+        .unwrap();
+        let (renewed, expired) = expire_due(&conn, &POLICY, r.expires_at + 4 * 3600).unwrap();
+        assert!(renewed.is_empty());
+        assert_eq!(expired, [r.id]);
+    }
 }

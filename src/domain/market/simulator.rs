@@ -468,22 +468,40 @@ pub fn forget(conn: &Connection, activation: Option<i64>, rental: Option<i64>) -
     Ok(())
 }
 
-/// Delivers every queued SMS that is due, through the normal ingestion path.
+/// Delivers every queued SMS that is due, through the normal ingestion path. An SMS whose
+/// own order is no longer live (a late code, by design) reaches no one: its number may serve
+/// another order by then, of another service, which must not receive it.
 pub fn deliver_due(conn: &Connection, now: Timestamp) -> Result<Vec<Delivered>> {
-    let due: Vec<(i64, String, String, String, String)> = {
+    type Due = (i64, Option<String>, String, String, String, bool);
+    let due: Vec<Due> = {
         let mut stmt = conn.prepare_cached(
-            "SELECT s.id, COALESCE(a.phone, r.phone), s.sender, s.text, s.dedup_key FROM sim_outbox s \
+            "SELECT s.id, COALESCE(a.phone, r.phone), s.sender, s.text, s.dedup_key, \
+             CASE WHEN s.activation_id IS NOT NULL \
+                  THEN a.status IN ('waiting','received','retry') AND a.expires_at > ?1 \
+                  ELSE r.status = 'active' AND r.expires_at > ?1 END \
+             FROM sim_outbox s \
              LEFT JOIN activations a ON a.id = s.activation_id LEFT JOIN rentals r ON r.id = s.rental_id \
              WHERE s.deliver_at <= ?1 ORDER BY s.id LIMIT 200",
         )?;
         let rows = stmt.query_map([now], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get::<_, Option<bool>>(5)?.unwrap_or(false),
+            ))
         })?;
         rows.collect::<rusqlite::Result<_>>()?
     };
     let mut out = Vec::with_capacity(due.len());
-    for (id, phone, sender, text, key) in due {
+    for (id, phone, sender, text, key, live) in due {
         conn.execute("DELETE FROM sim_outbox WHERE id = ?1", [id])?;
+        let Some(phone) = phone.filter(|_| live) else {
+            out.push(Delivered::NoLiveOrder);
+            continue;
+        };
         out.push(inbox::ingest(
             conn,
             &Inbound {

@@ -540,15 +540,19 @@ pub fn queues(conn: &Connection, now: Timestamp) -> Result<Queues> {
             "SELECT COUNT(*) FROM flags WHERE state = 'open' AND id > ?1",
             0,
         )?,
+        // Through the failures alone (`job_runs_failed`).
         jobs_failed: count(
             "SELECT COUNT(*) FROM job_runs WHERE ok = 0 AND started_at > ?1",
             now - 86_400,
         )?,
-        devices_offline: count(
-            "SELECT COUNT(*) FROM devices WHERE revoked_at IS NULL \
-             AND (online = 0 OR first_seen_at IS NULL) AND id > ?1",
-            0,
-        )?,
+        // Devices are bounded (an operator's phones and SIM banks, never history): the
+        // count reads them all.
+        devices_offline: conn
+            .prepare_cached(
+                "SELECT COUNT(*) FROM devices WHERE revoked_at IS NULL \
+                 AND (online = 0 OR first_seen_at IS NULL)",
+            )?
+            .query_row([], |r| r.get(0))?,
         providers_unhealthy: count(
             "SELECT COUNT(*) FROM providers WHERE enabled = 0 OR failures > 0 \
              OR paused_until > ?1",

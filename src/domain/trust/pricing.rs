@@ -57,15 +57,21 @@ pub fn marked_up(cost_minor: i64, percent: u32) -> i64 {
     ((n + 99) / 100) as i64
 }
 
+/// What a markup changes, and what it leaves alone.
+#[derive(Debug)]
+pub struct Markup {
+    pub changes: Vec<Change>,
+    /// Priced pairs no provider sells (no known cost): they keep their price.
+    pub without_cost: usize,
+    /// Pairs a provider sells that have no price yet: a markup gives no rent, so it does
+    /// not start selling them; the admin prices them (with a rent) in the table.
+    pub unpriced: usize,
+}
+
 /// What a markup of `percent` over cost would change in `country` (or all countries): the
-/// activation price of every pair a provider sells becomes its cheapest cost plus the
-/// markup; the rent stays. Also returns how many priced pairs have no known cost (left as
-/// they are).
-pub fn markup(
-    conn: &Connection,
-    country: Option<i64>,
-    percent: u32,
-) -> Result<(Vec<Change>, usize)> {
+/// activation price of every priced pair a provider sells becomes its cheapest cost plus
+/// the markup; the rent stays.
+pub fn markup(conn: &Connection, country: Option<i64>, percent: u32) -> Result<Markup> {
     if percent > 1000 {
         return Err(Error::invalid("A markup is a percentage from 0 to 1000."));
     }
@@ -82,17 +88,21 @@ pub fn markup(
         .query_map(params![country], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
         .collect::<rusqlite::Result<_>>()?;
     let mut changes = Vec::new();
+    let mut unpriced = 0;
     for (c, s, cost) in &costs {
-        let old = now_prices.get(&(*c, s.clone())).copied();
+        let Some(old) = now_prices.get(&(*c, s.clone())).copied() else {
+            unpriced += 1;
+            continue;
+        };
         let new = Price {
             price_minor: marked_up(*cost, percent),
-            rent_hour_minor: old.map_or(0, |o| o.rent_hour_minor),
+            rent_hour_minor: old.rent_hour_minor,
         };
-        if old != Some(new) {
+        if old != new {
             changes.push(Change {
                 country: *c,
                 service: s.clone(),
-                old,
+                old: Some(old),
                 new,
             });
         }
@@ -101,7 +111,11 @@ pub fn markup(
         .keys()
         .filter(|(c, s)| !costs.iter().any(|(cc, ss, _)| cc == c && ss == s))
         .count();
-    Ok((changes, without_cost))
+    Ok(Markup {
+        changes,
+        without_cost,
+        unpriced,
+    })
 }
 
 /// What copying every price of `from` to `to` would change.
@@ -113,6 +127,11 @@ pub fn copy(conn: &Connection, from: i64, to: i64) -> Result<Vec<Change>> {
         if catalogue::country(conn, id)?.is_none() {
             return Err(Error::BadCountry);
         }
+    }
+    if catalogue::country(conn, to)?.is_some_and(|c| c.retired) {
+        return Err(Error::invalid(format!(
+            "Country {to} is retired: it cannot be priced."
+        )));
     }
     let source = current(conn, Some(from))?;
     let target = current(conn, Some(to))?;
@@ -154,7 +173,10 @@ pub fn export_csv(conn: &Connection, country: Option<i64>, digits: u32) -> Resul
 /// not a known pair with two amounts.
 pub fn parse_csv(conn: &Connection, text: &str, digits: u32) -> Result<Vec<Change>> {
     let now_prices = current(conn, None)?;
-    let countries: Vec<i64> = catalogue::countries(conn)?.iter().map(|c| c.id).collect();
+    // Switched-off countries can be priced; retired ones cannot (their line is named).
+    let all = catalogue::countries(conn)?;
+    let countries: Vec<i64> = all.iter().filter(|c| !c.retired).map(|c| c.id).collect();
+    let retired: Vec<i64> = all.iter().filter(|c| c.retired).map(|c| c.id).collect();
     let services: Vec<String> = catalogue::services(conn)?
         .into_iter()
         .map(|s| s.code)
@@ -184,7 +206,11 @@ pub fn parse_csv(conn: &Connection, text: &str, digits: u32) -> Result<Vec<Chang
             .ok()
             .filter(|c| countries.contains(c))
         else {
-            wrong.push(format!("line {n}: unknown country {country}"));
+            let why = match country.parse::<i64>() {
+                Ok(c) if retired.contains(&c) => "retired",
+                _ => "unknown",
+            };
+            wrong.push(format!("line {n}: {why} country {country}"));
             continue;
         };
         if !services.iter().any(|s| s == service) {
@@ -230,6 +256,76 @@ pub fn parse_csv(conn: &Connection, text: &str, digits: u32) -> Result<Vec<Chang
     Ok(changes)
 }
 
+/// Which bulk tool made a preview: the Apply form carries it back (`encode`), and the
+/// `prices_bulk` audit row's text is built from it here, on the server, never taken from
+/// the form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tool {
+    Markup { percent: u32, country: Option<i64> },
+    Copy { from: i64, to: i64 },
+    Import,
+}
+
+impl Tool {
+    pub fn encode(self) -> String {
+        match self {
+            Tool::Markup { percent, country } => format!(
+                "markup:{percent}:{}",
+                country.map_or(String::new(), |c| c.to_string())
+            ),
+            Tool::Copy { from, to } => format!("copy:{from}:{to}"),
+            Tool::Import => "import".into(),
+        }
+    }
+
+    /// What [`Tool::encode`] wrote; anything else is a CSV import (the changes are the
+    /// CSV's either way).
+    pub fn decode(text: &str) -> Tool {
+        let parts: Vec<&str> = text.trim().split(':').collect();
+        match parts.as_slice() {
+            ["markup", p, c] => match (p.parse(), c) {
+                (Ok(percent), &"") => Tool::Markup {
+                    percent,
+                    country: None,
+                },
+                (Ok(percent), c) => match c.parse() {
+                    Ok(c) => Tool::Markup {
+                        percent,
+                        country: Some(c),
+                    },
+                    Err(_) => Tool::Import,
+                },
+                _ => Tool::Import,
+            },
+            ["copy", f, t] => match (f.parse(), t.parse()) {
+                (Ok(from), Ok(to)) => Tool::Copy { from, to },
+                _ => Tool::Import,
+            },
+            _ => Tool::Import,
+        }
+    }
+
+    /// The tool in words, countries by name: the preview's title and the audit's text.
+    pub fn describe(self, conn: &Connection) -> Result<String> {
+        let name = |id: i64| -> Result<String> {
+            Ok(catalogue::country(conn, id)?.map_or(id.to_string(), |c| c.name))
+        };
+        Ok(match self {
+            Tool::Markup { percent, country } => {
+                let place = match country {
+                    Some(c) => name(c)?,
+                    None => "all countries".into(),
+                };
+                format!("markup {percent}% over cost, {place}")
+            }
+            Tool::Copy { from, to } => {
+                format!("prices of {} copied to {}", name(from)?, name(to)?)
+            }
+            Tool::Import => "CSV import".into(),
+        })
+    }
+}
+
 /// The changes as CSV lines, the form the preview's Apply button carries back.
 pub fn to_csv(changes: &[Change], digits: u32) -> String {
     let mut out = String::from(CSV_HEADER);
@@ -247,18 +343,19 @@ pub fn to_csv(changes: &[Change], digits: u32) -> String {
 }
 
 /// Applies `changes`: each price with its audit row, then one `prices_bulk` row naming the
-/// batch (`what`). Returns how many prices changed.
+/// batch (the `tool` that made them, described here). Returns how many prices changed.
 pub fn apply(
     conn: &Connection,
     actor: Actor<'_>,
     changes: &[Change],
-    what: &str,
+    tool: Tool,
     digits: u32,
     now: Timestamp,
 ) -> Result<usize> {
     if changes.is_empty() {
         return Err(Error::invalid("There is nothing to change."));
     }
+    let what = tool.describe(conn)?;
     for c in changes {
         admin::set_price(conn, actor, c.country, &c.service, "", c.new, digits, now)?;
     }
@@ -274,25 +371,57 @@ pub fn apply(
     Ok(changes.len())
 }
 
-/// One Save for the rows of a country's price table: only the rows whose values differ
-/// are written (and audited). Returns how many changed.
+/// One row of a country's price table as posted.
+#[derive(Debug, Clone)]
+pub struct RowEdit {
+    pub service: String,
+    /// What the row showed when the page was loaded (`Some(None)`: unpriced); `None` when
+    /// the form did not say (a client without the `was.` fields): then the stored price is
+    /// taken as what it showed.
+    pub was: Option<Option<Price>>,
+    pub new: Price,
+}
+
+/// One Save for the rows of a country's price table: a row whose typed price is what it
+/// showed is left alone (the admin did not change it, even if someone else did meanwhile);
+/// a changed row is written (and audited) only if the stored price is still what the page
+/// showed. When any changed row was changed meanwhile (another tab, a bulk tool, another
+/// admin), nothing is written and the conflict names them. Returns how many changed.
 pub fn save_rows(
     conn: &Connection,
     actor: Actor<'_>,
     country: i64,
-    rows: &[(String, Price)],
+    rows: &[RowEdit],
     digits: u32,
     now: Timestamp,
 ) -> Result<usize> {
     let now_prices = current(conn, Some(country))?;
-    let mut changed = 0;
-    for (service, new) in rows {
-        if now_prices.get(&(country, service.clone())) != Some(new) {
-            admin::set_price(conn, actor, country, service, "", *new, digits, now)?;
-            changed += 1;
+    let mut writes = Vec::new();
+    let mut stale = Vec::new();
+    for row in rows {
+        let stored = now_prices.get(&(country, row.service.clone())).copied();
+        let was = row.was.unwrap_or(stored);
+        if was == Some(row.new) {
+            continue; // not changed on this page
+        }
+        if stored != was {
+            stale.push(row.service.as_str());
+        } else {
+            writes.push(row);
         }
     }
-    Ok(changed)
+    if !stale.is_empty() {
+        return Err(Error::Conflict(format!(
+            "Nothing was saved: the prices of {} changed since this page was loaded (in \
+             another tab, by a bulk change or by another administrator). Check them and \
+             enter your changes again.",
+            stale.join(", ")
+        )));
+    }
+    for row in &writes {
+        admin::set_price(conn, actor, country, &row.service, "", row.new, digits, now)?;
+    }
+    Ok(writes.len())
 }
 
 #[cfg(test)]
@@ -326,7 +455,12 @@ mod tests {
              INSERT INTO provider_offers VALUES (1, 22, 'wa', 80, 96, 10, 1);",
         )
         .unwrap();
-        let (changes, without) = markup(&conn, Some(6), 30).unwrap();
+        let Markup {
+            changes,
+            without_cost: without,
+            unpriced,
+        } = markup(&conn, Some(6), 30).unwrap();
+        assert_eq!(unpriced, 0);
         assert_eq!(changes.len(), 1);
         assert_eq!((changes[0].country, changes[0].service.as_str()), (6, "tg"));
         assert_eq!(changes[0].new.price_minor, 65);
@@ -335,12 +469,12 @@ mod tests {
             changes[0].old.unwrap().rent_hour_minor
         );
         assert!(without > 10);
-        assert_eq!(markup(&conn, None, 30).unwrap().0.len(), 2);
+        assert_eq!(markup(&conn, None, 30).unwrap().changes.len(), 2);
         let me = Actor {
             id: root,
             ip_hash: "ip",
         };
-        assert_eq!(apply(&conn, me, &changes, "markup 30%", 2, 5).unwrap(), 1);
+        assert_eq!(apply(&conn, me, &changes, Tool::Import, 2, 5).unwrap(), 1);
         assert_eq!(
             catalogue::price(&conn, 6, "tg", "")
                 .unwrap()
@@ -349,7 +483,7 @@ mod tests {
             65
         );
         assert!(
-            markup(&conn, Some(6), 30).unwrap().0.is_empty(),
+            markup(&conn, Some(6), 30).unwrap().changes.is_empty(),
             "nothing left"
         );
         let rows: i64 = conn
@@ -380,5 +514,105 @@ mod tests {
         let copied = copy(&conn, 6, 22).unwrap();
         assert!(copied.iter().all(|c| c.country == 22));
         assert!(matches!(copy(&conn, 6, 6), Err(Error::Invalid(_))));
+    }
+
+    #[test]
+    fn markup_leaves_unpriced_pairs_unsold_and_counts_them() {
+        let (conn, _) = world();
+        conn.execute_batch(
+            "INSERT INTO providers (id, name, kind, base_url, key_sealed, created_at) \
+             VALUES (1, 'up', 'sms-activate', 'http://x', 'k', 1);
+             DELETE FROM prices WHERE country_id = 6 AND service = 'tg';
+             INSERT INTO provider_offers VALUES (1, 6, 'tg', 50, 60, 10, 1);",
+        )
+        .unwrap();
+        let m = markup(&conn, Some(6), 30).unwrap();
+        assert!(m.changes.is_empty(), "{:?}", m.changes);
+        assert_eq!(m.unpriced, 1);
+        assert!(catalogue::price(&conn, 6, "tg", "").unwrap().is_none());
+    }
+
+    #[test]
+    fn a_switched_off_country_can_be_priced_and_a_retired_one_is_named() {
+        let (conn, root) = world();
+        let me = Actor {
+            id: root,
+            ip_hash: "ip",
+        };
+        catalogue::set_enabled(&conn, "countries", "22", false).unwrap();
+        // Copy, CSV import and the table's Save all reach a switched-off country.
+        let copied = copy(&conn, 6, 22).unwrap();
+        assert!(!copied.is_empty());
+        assert_eq!(
+            apply(&conn, me, &copied, Tool::Copy { from: 6, to: 22 }, 2, 5).unwrap(),
+            copied.len()
+        );
+        let csv = parse_csv(&conn, "22,tg,7.77,0.50", 2).unwrap();
+        assert_eq!(apply(&conn, me, &csv, Tool::Import, 2, 6).unwrap(), 1);
+        let row = Price {
+            price_minor: 888,
+            rent_hour_minor: 60,
+        };
+        let edit = RowEdit {
+            service: "tg".into(),
+            was: None,
+            new: row,
+        };
+        assert_eq!(save_rows(&conn, me, 22, &[edit], 2, 7).unwrap(), 1);
+        assert_eq!(catalogue::price(&conn, 22, "tg", "").unwrap(), Some(row));
+        // A retired country is refused before anything changes, and named.
+        conn.execute(
+            "UPDATE countries SET retired_at = 1, enabled = 0 WHERE id = 22",
+            [],
+        )
+        .unwrap();
+        let msg = parse_csv(&conn, "6,tg,1.00,0.50\n22,tg,1,1", 2)
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("line 2: retired country 22"), "{msg}");
+        assert!(copy(&conn, 6, 22).unwrap_err().to_string().contains("22"));
+    }
+
+    #[test]
+    fn the_batch_is_described_on_the_server_and_prices_are_capped() {
+        let (conn, root) = world();
+        for tool in [
+            Tool::Markup {
+                percent: 20,
+                country: Some(6),
+            },
+            Tool::Markup {
+                percent: 5,
+                country: None,
+            },
+            Tool::Copy { from: 6, to: 22 },
+            Tool::Import,
+        ] {
+            assert_eq!(Tool::decode(&tool.encode()), tool);
+        }
+        assert_eq!(Tool::decode("Prices fixed by the boss"), Tool::Import);
+        let tool = Tool::Copy { from: 6, to: 22 };
+        assert_eq!(
+            tool.describe(&conn).unwrap(),
+            "prices of Indonesia copied to India"
+        );
+        // An absurd price is refused: a rent × the longest rental must stay an integer.
+        let huge = parse_csv(&conn, "6,tg,1.00,99999999999999.00", 2).unwrap();
+        let me = Actor {
+            id: root,
+            ip_hash: "ip",
+        };
+        assert!(matches!(
+            apply(&conn, me, &huge, Tool::Import, 2, 5),
+            Err(Error::Invalid(_))
+        ));
+        let most = Price {
+            price_minor: catalogue::MAX_PRICE_MINOR,
+            rent_hour_minor: catalogue::MAX_PRICE_MINOR,
+        };
+        catalogue::set_price(&conn, 6, "tg", "", most).unwrap();
+        assert!(catalogue::MAX_PRICE_MINOR
+            .checked_mul(crate::domain::market::rentals::MAX_HOURS * 4)
+            .is_some());
     }
 }

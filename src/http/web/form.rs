@@ -81,15 +81,43 @@ impl Stashes {
     }
 }
 
-/// The fields worth showing again: everything but secrets, each cut to a sane length.
-fn keepable(form: &Form) -> Kept {
-    Kept(
-        form.0
-            .iter()
-            .filter(|(k, _)| !SECRET_FIELDS.contains(&k.as_str()))
-            .map(|(k, v)| (k.clone(), v.chars().take(2000).collect()))
-            .collect(),
-    )
+/// How much of a field is shown again: a line of text, or a pasted list.
+const KEEP_CHARS: usize = 2000;
+const KEEP_LINES_CHARS: usize = 16_000;
+
+/// The fields worth showing again: everything but secrets, each cut to a sane length. A
+/// pasted list (several lines) is cut after its last whole line that fits, never inside
+/// one (a cut line could read as another valid line); the flag says a value was cut.
+fn keepable(form: &Form) -> (Kept, bool) {
+    let mut cut = false;
+    let kept = form
+        .0
+        .iter()
+        .filter(|(k, _)| !SECRET_FIELDS.contains(&k.as_str()))
+        .map(|(k, v)| {
+            let (kept, was_cut) = shorten(v);
+            cut |= was_cut;
+            (k.clone(), kept)
+        })
+        .collect();
+    (Kept(kept), cut)
+}
+
+/// `v` cut as [`keepable`] says, and whether it was.
+fn shorten(v: &str) -> (String, bool) {
+    let limit = if v.contains('\n') {
+        KEEP_LINES_CHARS
+    } else {
+        KEEP_CHARS
+    };
+    let Some((end, _)) = v.char_indices().nth(limit) else {
+        return (v.to_string(), false);
+    };
+    let head = &v[..end];
+    match head.rfind('\n') {
+        Some(nl) if v.contains('\n') => (head[..=nl].to_string(), true),
+        _ => (head.to_string(), true),
+    }
 }
 
 /// Sends the browser back to `back` (a local path, query allowed) with `message` and the
@@ -101,14 +129,30 @@ pub fn fail(
     back: &str,
     message: impl std::fmt::Display,
 ) -> Response {
-    let flash = Flash::Err(message.to_string());
-    leave(ctx, session, back, flash, keepable(&req.form()))
+    let (kept, cut) = keepable(&req.form());
+    let mut message = message.to_string();
+    if cut {
+        message.push_str(
+            " (What you typed was too long to show again in full: only its first lines are \
+             back in the form; paste the rest again.)",
+        );
+    }
+    leave(ctx, session, back, Flash::Err(message), kept)
 }
 
 /// Redirects to `to` with `flash` waiting there: a success message that names amounts or
 /// other values (fixed messages use `?m=`).
 pub fn tell(ctx: &Ctx<'_>, session: &Session, to: &str, flash: Flash) -> Response {
     leave(ctx, session, to, flash, Kept::default())
+}
+
+/// Redirects to `to` (a page of the same session) carrying `value` whole as its kept field
+/// `field`: what a POST hands to the page that shows its result (POST/redirect/GET), read
+/// once. Only for values an admin page checked already (an import's CSV), never cut.
+pub fn carry(ctx: &Ctx<'_>, session: &Session, to: &str, field: &str, value: String) -> Response {
+    let kept = Kept(vec![(field.to_string(), value)]);
+    let flash = Flash::Ok("Nothing changes until you apply the preview.".into());
+    leave(ctx, session, to, flash, kept)
 }
 
 /// Redirects to `to`, leaving `flash` and `kept` for the next view of its path.
@@ -235,7 +279,28 @@ mod tests {
         ]);
         assert_eq!(
             keepable(&form),
-            Kept(vec![("email".into(), "a@b.c".into())])
+            (Kept(vec![("email".into(), "a@b.c".into())]), false)
         );
+    }
+
+    #[test]
+    fn a_long_paste_is_kept_in_whole_lines_and_the_cut_is_told() {
+        let csv: String = (0..2000)
+            .map(|i| format!("6,tg,12.50,30.{i:02}\n"))
+            .collect();
+        let form = Form(vec![("csv".into(), csv.clone())]);
+        let (kept, cut) = keepable(&form);
+        assert!(cut);
+        let back = kept.get("csv").unwrap();
+        assert!(back.len() > 2000 && back.len() < csv.len());
+        assert!(back.ends_with('\n'));
+        assert!(csv.starts_with(back), "every kept line is one typed, whole");
+        // A short paste and a short line come back untouched.
+        let short = Form(vec![("csv".into(), "6,tg,1.00,0.10\n22,wa,2,1".into())]);
+        assert_eq!(
+            keepable(&short).0.get("csv"),
+            Some("6,tg,1.00,0.10\n22,wa,2,1")
+        );
+        assert!(!keepable(&short).1);
     }
 }

@@ -114,10 +114,18 @@ pub fn prices(
                                 @let rname = format!("rent.{}", s.code);
                                 @let price = kept.get(&pname).map(str::to_string).unwrap_or_else(|| amount(line.price.map(|p| p.price_minor)));
                                 @let rent = kept.get(&rname).map(str::to_string).unwrap_or_else(|| amount(line.price.map(|p| p.rent_hour_minor)));
+                                // What the row shows, so that Save writes only rows typed
+                                // differently and notices a change made meanwhile.
+                                @let was_pname = format!("was.{pname}");
+                                @let was_rname = format!("was.{rname}");
+                                @let was_price = kept.get(&was_pname).map(str::to_string).unwrap_or_else(|| amount(line.price.map(|p| p.price_minor)));
+                                @let was_rent = kept.get(&was_rname).map(str::to_string).unwrap_or_else(|| amount(line.price.map(|p| p.rent_hour_minor)));
                                 tr data-service=(s.code) {
                                     td { (s.name) " " code { (s.code) } @if s.retired { " (retired)" } @else if !s.enabled { " (off)" } }
                                     td { (line.stock) }
-                                    td { input.amount type="text" name=(pname) inputmode="decimal" size="7" value=(price) aria-label=(format!("Price of {}", s.name)); }
+                                    td { input.amount type="text" name=(pname) inputmode="decimal" size="7" value=(price) aria-label=(format!("Price of {}", s.name));
+                                        input type="hidden" name=(was_pname) value=(was_price);
+                                        input type="hidden" name=(was_rname) value=(was_rent); }
                                     td { input.amount type="text" name=(rname) inputmode="decimal" size="7" value=(rent) aria-label=(format!("Rent per hour of {}", s.name)); }
                                     td {
                                         @if !s.retired {
@@ -157,7 +165,7 @@ pub fn prices(
                     label { "Markup (%)" input.amount type="number" name="percent" min="0" max="1000" step="1" required value="20"; }
                     div.filter-actions { button type="submit" { "Preview markup" } }
                 }
-                p.muted { "The activation price of every pair that a provider sells becomes its cheapest provider cost plus the markup; rents stay." }
+                p.muted { "The activation price of every priced pair that a provider sells becomes its cheapest provider cost plus the markup; rents stay. Pairs without a price are left for you to price (with a rent)." }
                 h3 { "Copy prices" }
                 form.filters #copy-form method="get" action="/admin/prices/bulk" {
                     input type="hidden" name="action" value="copy";
@@ -188,6 +196,8 @@ pub fn prices(
 pub struct Preview<'a> {
     /// What the tool is, as the audit log will say it.
     pub what: &'a str,
+    /// The tool, encoded for the Apply form (`pricing::Tool::encode`).
+    pub tool: &'a str,
     pub changes: &'a [Change],
     pub countries: &'a [Country],
     pub services: &'a [Service],
@@ -240,7 +250,7 @@ pub fn preview(nav: &Nav, token: &str, cur: &Cur, v: &Preview<'_>) -> Markup {
                 }
                 form #apply-form method="post" action="/admin/prices/apply" {
                     (csrf(token))
-                    input type="hidden" name="what" value=(v.what);
+                    input type="hidden" name="tool" value=(v.tool);
                     textarea name="csv" hidden { (v.csv) }
                     button type="submit" { "Apply these " (v.changes.len()) " changes" }
                 }

@@ -7,7 +7,6 @@
 //! Template: `views::market::admin_catalogue`.
 
 use crate::domain::accounts::Role;
-use crate::domain::base::audit::NOTE_MAX;
 use crate::domain::base::money::{currency_digits, Money};
 use crate::domain::market::catalogue::{self, Price};
 use crate::domain::trust::catalogue as entries;
@@ -27,7 +26,8 @@ pub fn routes(r: &mut Router) {
             (Get, "/admin/prices", prices),
             (Post, "/admin/prices", save_prices),
             (Get, "/admin/prices/bulk", bulk_preview),
-            (Post, "/admin/prices/import", import_preview),
+            (Post, "/admin/prices/import", import_csv),
+            (Get, "/admin/prices/import", import_preview),
             (Post, "/admin/prices/apply", apply),
             (Get, "/admin/prices/export", export),
             (Post, "/admin/catalogue/toggle", toggle),
@@ -106,7 +106,32 @@ fn prices(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
     ))
 }
 
-/// One Save for the whole table: fields `price.<code>` and `rent.<code>` of each row shown.
+/// The price the row showed, from its `was.price.<code>` and `was.rent.<code>` fields:
+/// `None` when the form has none, `Some(None)` when the row was unpriced.
+fn shown(form: &crate::http::request::Form, code: &str, digits: u32) -> Option<Option<Price>> {
+    let (price, rent) = (
+        form.get(&format!("was.price.{code}"))?,
+        form.get(&format!("was.rent.{code}"))?,
+    );
+    if price.trim().is_empty() && rent.trim().is_empty() {
+        return Some(None);
+    }
+    match (
+        Money::parse(price, digits, false),
+        Money::parse(rent, digits, false),
+    ) {
+        (Some(p), Some(r)) => Some(Some(Price {
+            price_minor: p.0,
+            rent_hour_minor: r.0,
+        })),
+        _ => None,
+    }
+}
+
+/// One Save for the whole table: fields `price.<code>` and `rent.<code>` of each row shown,
+/// with `was.price.<code>` and `was.rent.<code>`, what the row showed: only the rows typed
+/// differently are written, and only if nobody changed them meanwhile (else nothing is
+/// saved and the page is shown afresh with the conflict named).
 fn save_prices(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
     let form = req.form();
     let digits = digits(ctx);
@@ -132,45 +157,52 @@ fn save_prices(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
             let msg = format!("Enter both prices of {code} as amounts, e.g. 0.35.");
             return form::fail(ctx, req, &p.session, &back, msg);
         };
-        rows.push((
-            code.to_string(),
-            Price {
+        rows.push(pricing::RowEdit {
+            service: code.to_string(),
+            was: shown(&form, code, digits),
+            new: Price {
                 price_minor: price.0,
                 rent_hour_minor: rent.0,
             },
-        ));
+        });
     }
-    let to = back.clone();
-    form::audited(
-        ctx,
-        req,
-        p,
-        &back,
-        |tx, _, actor, now| pricing::save_rows(tx, actor, country, &rows, digits, now),
-        |ctx, n| {
+    let saved = form::acting(ctx, req, p, |tx, actor, now| {
+        pricing::save_rows(tx, actor, country, &rows, digits, now)
+    });
+    match saved {
+        Ok(n) => {
             let msg = match n {
                 0 => "Nothing changed.".to_string(),
                 1 => "1 price saved.".to_string(),
                 n => format!("{n} prices saved."),
             };
-            form::tell(ctx, &p.session, &to, Flash::Ok(msg))
-        },
-    )
+            form::tell(ctx, &p.session, &back, Flash::Ok(msg))
+        }
+        // The typed values are not kept: the page shows what is stored now.
+        Err(e @ crate::domain::Error::Conflict(_)) => {
+            form::tell(ctx, &p.session, &back, Flash::Err(e.to_string()))
+        }
+        Err(e) => form::fail(ctx, req, &p.session, &back, e),
+    }
 }
 
 /// The preview of a bulk tool: what it would change, with the Apply button.
 fn preview(
     ctx: &mut Ctx<'_>,
     p: &Page,
-    what: &str,
+    tool: pricing::Tool,
     changes: &[pricing::Change],
     note: Option<String>,
 ) -> Response {
     let countries = catalogue::countries(ctx.db).unwrap_or_default();
     let services = catalogue::services(ctx.db).unwrap_or_default();
     let csv = pricing::to_csv(changes, digits(ctx));
+    let what = tool
+        .describe(ctx.db)
+        .unwrap_or_else(|_| "bulk change".into());
     let v = view::Preview {
-        what,
+        what: &what,
+        tool: &tool.encode(),
         changes,
         countries: &countries,
         services: &services,
@@ -183,60 +215,75 @@ fn preview(
 /// `/admin/prices/bulk?action=markup&country=&percent=` or `?action=copy&from=&to=`: the
 /// preview (a GET: nothing changes until Apply).
 fn bulk_preview(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+    use pricing::Tool;
     let q = |k: &str| req.query_param(k).unwrap_or_default().trim().to_string();
-    let name = |id: i64| {
-        catalogue::country(ctx.db, id)
-            .ok()
-            .flatten()
-            .map_or(id.to_string(), |c| c.name)
-    };
     let result = match q("action").as_str() {
         "markup" => {
             let country = q("country").parse::<i64>().ok();
             match q("percent").trim_end_matches('%').parse::<u32>() {
                 Err(_) => Err("Give the markup as a whole percentage, e.g. 20.".to_string()),
                 Ok(percent) => pricing::markup(ctx.db, country, percent)
-                    .map(|(changes, without)| {
-                        let place = country.map_or("all countries".to_string(), name);
-                        let note = (without > 0).then(|| {
-                            format!("{without} priced pairs have no provider cost and keep their price.")
-                        });
-                        (format!("markup {percent}% over cost, {place}"), changes, note)
+                    .map(|m| {
+                        let mut notes = Vec::new();
+                        if m.without_cost > 0 {
+                            notes.push(format!(
+                                "{} priced pairs have no provider cost and keep their price.",
+                                m.without_cost
+                            ));
+                        }
+                        if m.unpriced > 0 {
+                            notes.push(format!(
+                                "{} pairs a provider sells have no price yet and stay unsold: \
+                                 price them, with a rent per hour, in the table.",
+                                m.unpriced
+                            ));
+                        }
+                        let note = (!notes.is_empty()).then(|| notes.join(" "));
+                        (Tool::Markup { percent, country }, m.changes, note)
                     })
                     .map_err(|e| e.to_string()),
             }
         }
         "copy" => match (q("from").parse::<i64>(), q("to").parse::<i64>()) {
             (Ok(from), Ok(to)) => pricing::copy(ctx.db, from, to)
-                .map(|changes| {
-                    (
-                        format!("prices of {} copied to {}", name(from), name(to)),
-                        changes,
-                        None,
-                    )
-                })
+                .map(|changes| (Tool::Copy { from, to }, changes, None))
                 .map_err(|e| e.to_string()),
             _ => Err("Choose the country to copy from and the one to copy to.".to_string()),
         },
         _ => Err("Unknown bulk action.".to_string()),
     };
     match result {
-        Ok((what, changes, note)) => preview(ctx, p, &what, &changes, note),
+        Ok((tool, changes, note)) => preview(ctx, p, tool, &changes, note),
         Err(msg) => form::tell(ctx, &p.session, "/admin/prices", Flash::Err(msg)),
     }
 }
 
-/// A pasted CSV: its preview, shown in the answer (nothing changes until Apply); a CSV
-/// with a bad line goes back to the form with the lines named.
-fn import_preview(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
+/// A pasted CSV: checked, then carried (whole, in the session's stash) to its preview page
+/// by a redirect (POST/redirect/GET: nothing changes until Apply); a CSV with a bad line
+/// goes back to the form with the lines named.
+fn import_csv(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
     let text = req.form().text("csv");
     match pricing::parse_csv(ctx.db, &text, digits(ctx)) {
-        Ok(changes) => preview(ctx, p, "CSV import", &changes, None),
+        Ok(_) => form::carry(ctx, &p.session, "/admin/prices/import", "csv", text),
         Err(e) => form::fail(ctx, req, &p.session, "/admin/prices", e),
     }
 }
 
-/// Applies a preview: the CSV of its changes, parsed and checked again.
+/// `GET /admin/prices/import`: the preview of the CSV just pasted (shown once; reloaded
+/// later, it sends back to the prices).
+fn import_preview(ctx: &mut Ctx<'_>, _req: &Request, p: &Page) -> Response {
+    let Some(text) = p.kept.get("csv") else {
+        let msg = "That import preview was shown already: paste the CSV again.".to_string();
+        return form::tell(ctx, &p.session, "/admin/prices", Flash::Err(msg));
+    };
+    match pricing::parse_csv(ctx.db, text, digits(ctx)) {
+        Ok(changes) => preview(ctx, p, pricing::Tool::Import, &changes, None),
+        Err(e) => form::tell(ctx, &p.session, "/admin/prices", Flash::Err(e.to_string())),
+    }
+}
+
+/// Applies a preview: the CSV of its changes, parsed and checked again; the audit names
+/// the tool (described on the server).
 fn apply(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
     let digits = digits(ctx);
     form::audited(
@@ -246,8 +293,8 @@ fn apply(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
         "/admin/prices",
         |tx, f, actor, now| {
             let changes = pricing::parse_csv(tx, &f.text("csv"), digits)?;
-            let what: String = f.text("what").chars().take(NOTE_MAX).collect();
-            pricing::apply(tx, actor, &changes, &what, digits, now)
+            let tool = pricing::Tool::decode(&f.text("tool"));
+            pricing::apply(tx, actor, &changes, tool, digits, now)
         },
         |ctx, n| {
             let msg = format!("{n} prices changed.");

@@ -61,11 +61,15 @@ fn overview(ctx: &mut Ctx<'_>, _req: &Request, p: &Page) -> Response {
             "SELECT COUNT(*) FROM sessions WHERE user_id IS NOT NULL AND expires_at > ?1",
             now,
         ),
-        pending_mail: count(
-            ctx,
-            "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL AND id > ?1",
-            0,
-        ),
+        // Through `outbox_pending` (sent_at, id): the unsent mail only.
+        pending_mail: ctx
+            .db
+            .query_row(
+                "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap_or(0),
         periods: [("Today", sum(1)), ("7 days", sum(7)), ("30 days", sum(30))],
         days: &days,
         sources: &sources,

@@ -234,6 +234,19 @@ pub fn price(
         .optional()?)
 }
 
+/// Every activation price of one country, (service, operator) → price (operator `""` for the
+/// country's price): one read for a page that shows many services and operators.
+pub fn country_prices(
+    conn: &Connection,
+    country_id: i64,
+) -> Result<HashMap<(String, String), i64>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT service, operator, price_minor FROM prices WHERE country_id = ?1",
+    )?;
+    let rows = stmt.query_map([country_id], |r| Ok(((r.get(0)?, r.get(1)?), r.get(2)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 /// The highest price or rent per hour, in minor units (10,000,000.00 with cents): far above
 /// any real price, and low enough that a rent for the longest rental (4 × 1344 hours) stays
 /// far inside the integers.

@@ -171,6 +171,13 @@ fn dashboard(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
     } else {
         catalogue::stock(ctx.db, ctx.app.config.reuse_cooldown, now).ok()
     };
+    // The operators' own prices, read once (as `catalogue::price` chooses: the operator's,
+    // else the country's).
+    let prices = if operators.is_empty() {
+        Default::default()
+    } else {
+        catalogue::country_prices(ctx.db, country).unwrap_or_default()
+    };
     let c = cur(ctx);
     let mut rows: Vec<ServiceRow> = offers
         .into_iter()
@@ -180,10 +187,11 @@ fn dashboard(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
                     .iter()
                     .map(|op| OperatorOffer {
                         operator: op.code.clone(),
-                        price_minor: catalogue::price(ctx.db, country, &o.service, &op.code)
-                            .ok()
-                            .flatten()
-                            .map_or(o.price_minor, |p| p.price_minor),
+                        price_minor: prices
+                            .get(&(o.service.clone(), op.code.clone()))
+                            .or_else(|| prices.get(&(o.service.clone(), String::new())))
+                            .copied()
+                            .unwrap_or(o.price_minor),
                         stock: st.get(country, Some(&op.code), &o.service),
                     })
                     .collect(),

@@ -18,6 +18,20 @@ use crate::domain::{Error, Result};
 pub const LIFETIME_MIN: i64 = 60;
 pub const LIFETIME_MAX: i64 = 24 * 3600;
 
+/// A conflict saying `why` when `sql` (a `SELECT 1 …` over ids and codes) finds a row: ids
+/// and codes are never given twice, retired entries keep theirs.
+fn refuse_if_taken(
+    conn: &Connection,
+    sql: &str,
+    keys: impl rusqlite::Params,
+    why: impl Into<String>,
+) -> Result<()> {
+    if conn.prepare_cached(sql)?.exists(keys)? {
+        return Err(Error::Conflict(why.into()));
+    }
+    Ok(())
+}
+
 fn audited(conn: &Connection, actor: Actor<'_>, detail: &str, now: Timestamp) -> Result<()> {
     audit::audit(
         conn,
@@ -97,16 +111,12 @@ pub fn add_country(
     }
     let name = name_of(c.name)?;
     let fivesim = slug("The 5sim name", c.fivesim_name, 40)?;
-    let taken: bool = conn
-        .prepare_cached("SELECT 1 FROM countries WHERE id = ?1 OR fivesim_name = ?2")?
-        .query_row(params![c.id, fivesim], |_| Ok(()))
-        .optional()?
-        .is_some();
-    if taken {
-        return Err(Error::Conflict(
-            "That id or 5sim name belongs to a country already (retired ones keep theirs).".into(),
-        ));
-    }
+    refuse_if_taken(
+        conn,
+        "SELECT 1 FROM countries WHERE id = ?1 OR fivesim_name = ?2",
+        params![c.id, fivesim],
+        "That id or 5sim name belongs to a country already (retired ones keep theirs).",
+    )?;
     conn.execute(
         "INSERT INTO countries (id, iso, prefix, name, fivesim_name) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![c.id, iso, prefix, name, fivesim],
@@ -147,17 +157,12 @@ pub fn add_service(
     let name = name_of(s.name)?;
     let fivesim = slug("The 5sim name", s.fivesim_name, 40)?;
     check_lifetime(s.lifetime_secs)?;
-    let taken: bool = conn
-        .prepare_cached("SELECT 1 FROM services WHERE code = ?1 OR fivesim_name = ?2")?
-        .query_row(params![code, fivesim], |_| Ok(()))
-        .optional()?
-        .is_some();
-    if taken {
-        return Err(Error::Conflict(
-            "That code or 5sim name belongs to a service already (retired ones keep theirs)."
-                .into(),
-        ));
-    }
+    refuse_if_taken(
+        conn,
+        "SELECT 1 FROM services WHERE code = ?1 OR fivesim_name = ?2",
+        params![code, fivesim],
+        "That code or 5sim name belongs to a service already (retired ones keep theirs).",
+    )?;
     conn.execute(
         "INSERT INTO services (code, name, fivesim_name, lifetime_secs) VALUES (?1, ?2, ?3, ?4)",
         params![code, name, fivesim, s.lifetime_secs],
@@ -337,16 +342,12 @@ pub fn add_operator(
         &country,
         "country",
     )?;
-    let taken = conn
-        .prepare_cached("SELECT 1 FROM operators WHERE country_id = ?1 AND code = ?2")?
-        .query_row(params![country, code], |_| Ok(()))
-        .optional()?
-        .is_some();
-    if taken {
-        return Err(Error::Conflict(
-            "That code belongs to an operator of this country already.".into(),
-        ));
-    }
+    refuse_if_taken(
+        conn,
+        "SELECT 1 FROM operators WHERE country_id = ?1 AND code = ?2",
+        params![country, code],
+        "That code belongs to an operator of this country already.",
+    )?;
     conn.execute(
         "INSERT INTO operators (country_id, code, name) VALUES (?1, ?2, ?3)",
         params![country, code, name],

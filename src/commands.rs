@@ -128,6 +128,8 @@ fn serve(config: Config) -> Result<ExitCode, Error> {
         println!("(or run `otpbox admin create --email you@example.com`)");
     }
     drop(conn);
+    // From here on every thread writes through one connection, with group commit.
+    db::share_writes(app.connect()?)?;
     let jobs = Arc::new(jobs::Jobs::standard(&app.config.backup_schedule));
     jobs::spawn(app.clone(), jobs.clone()).map_err(|e| Error::Internal(e.to_string()))?;
     if let Some(udp) = app.config.goip_listen {

@@ -73,3 +73,10 @@ def test_the_exposition_parses_and_counters_move(otpbox, demo_key):
     runs = lambda f: value(
         f, "otpbox_job_runs", "otpbox_job_runs_total", job="expiry", result="ok")
     assert runs(after) >= runs(before) + 1
+    # The order was a write through the shared connection: a commit holding at least it.
+    commits = lambda f: value(f, "otpbox_db_commits", "otpbox_db_commits_total")
+    writes = lambda f: value(f, "otpbox_db_writes", "otpbox_db_writes_total")
+    assert types["otpbox_db_commits"] == "counter"
+    assert commits(after) >= commits(before) + 1
+    assert writes(after) >= writes(before) + 1
+    assert writes(after) >= commits(after)

@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use rusqlite::Transaction;
+use rusqlite::Connection;
 
 use super::super::auth::Page;
 use super::super::request::Form;
@@ -177,7 +177,7 @@ pub fn submit<T>(
     req: &Request,
     session: &Session,
     back: &str,
-    write: impl FnOnce(&Transaction, &Form, Timestamp) -> crate::domain::Result<T>,
+    write: impl FnOnce(&Connection, &Form, Timestamp) -> crate::domain::Result<T>,
     done: impl FnOnce(&mut Ctx<'_>, T) -> Response,
 ) -> Response {
     let form = req.form();
@@ -195,7 +195,7 @@ pub fn audited<T>(
     req: &Request,
     p: &Page,
     back: &str,
-    write: impl FnOnce(&Transaction, &Form, Actor<'_>, Timestamp) -> crate::domain::Result<T>,
+    write: impl FnOnce(&Connection, &Form, Actor<'_>, Timestamp) -> crate::domain::Result<T>,
     done: impl FnOnce(&mut Ctx<'_>, T) -> Response,
 ) -> Response {
     let (id, ip) = (p.user.id, ctx.ip_hash(req));
@@ -215,7 +215,7 @@ pub fn acting<T>(
     ctx: &mut Ctx<'_>,
     req: &Request,
     p: &Page,
-    f: impl FnOnce(&Transaction, Actor<'_>, Timestamp) -> crate::domain::Result<T>,
+    f: impl FnOnce(&Connection, Actor<'_>, Timestamp) -> crate::domain::Result<T>,
 ) -> crate::domain::Result<T> {
     let (id, ip, now) = (p.user.id, ctx.ip_hash(req), ctx.now());
     crate::db::write(ctx.db, |tx| f(tx, Actor { id, ip_hash: &ip }, now))

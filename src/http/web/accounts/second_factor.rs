@@ -262,7 +262,7 @@ fn enable(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
 }
 
 /// What a change guarded by a code does, in the transaction that spends the code.
-type Change<'f, T> = dyn FnOnce(&rusqlite::Transaction<'_>, &str) -> Result<T, Error> + 'f;
+type Change<'f, T> = dyn FnOnce(&rusqlite::Connection, &str) -> Result<T, Error> + 'f;
 
 /// Checks the password and a current code (or a recovery code) of the account, then runs
 /// `change` in the transaction that spends the code. `Err` holds the answer.
@@ -315,7 +315,7 @@ const NOT_VALID: &str = "That code is not valid (or was already used).";
 
 fn disable(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
     let (app, now, uid, email) = (ctx.app, ctx.now(), p.user.id, p.user.email.clone());
-    let change = Box::new(move |tx: &rusqlite::Transaction<'_>, ip: &str| {
+    let change = Box::new(move |tx: &rusqlite::Connection, ip: &str| {
         second_factor::disable(tx, uid)?;
         audit::security(tx, Some(uid), TOTP_DISABLED, ip, "", now)?;
         notice(
@@ -338,7 +338,7 @@ fn disable(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
 /// Answers this POST with the page itself: the new recovery codes are shown only now.
 fn regenerate(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
     let (app, now, uid, email) = (ctx.app, ctx.now(), p.user.id, p.user.email.clone());
-    let change = Box::new(move |tx: &rusqlite::Transaction<'_>, ip: &str| {
+    let change = Box::new(move |tx: &rusqlite::Connection, ip: &str| {
         let codes = second_factor::regenerate(tx, &app.keys, uid, now)?;
         audit::security(tx, Some(uid), RECOVERY_CODES_REGENERATED, ip, "", now)?;
         notice(

@@ -360,7 +360,7 @@ fn entry_form(
     req: &Request,
     p: &Page,
     write: impl FnOnce(
-        &rusqlite::Transaction,
+        &rusqlite::Connection,
         &crate::http::request::Form,
         crate::domain::base::audit::Actor<'_>,
         i64,

@@ -2,7 +2,7 @@
 //! set the SMS-Activate-compatible URL, read a webhook's delivery log. Forms only queue and
 //! store; the `webhooks` job does the sending.
 
-use rusqlite::Transaction;
+use rusqlite::Connection;
 
 use crate::clock::Timestamp;
 use crate::domain::accounts::Role;
@@ -78,7 +78,7 @@ fn page(ctx: &mut Ctx<'_>, _: &Request, p: &Page) -> Response {
 
 /// What a webhook form stores, in its transaction: the webhook with its new secret, if one
 /// was made.
-type Save<'f> = dyn FnOnce(&Transaction<'_>, &Keys, i64, &Form, bool, Timestamp) -> DomainResult<Option<Created>>
+type Save<'f> = dyn FnOnce(&Connection, &Keys, i64, &Form, bool, Timestamp) -> DomainResult<Option<Created>>
     + 'f;
 
 /// Stores a webhook form in one transaction and records `event` with the URL's host. A new
@@ -118,26 +118,22 @@ fn save(
 }
 
 fn create(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let store = Box::new(
-        |tx: &Transaction<'_>, keys: &Keys, uid, f: &Form, allow, now| {
-            let events: Vec<String> =
-                f.0.iter()
-                    .filter(|(k, _)| k == "events")
-                    .map(|(_, v)| v.clone())
-                    .collect();
-            webhooks::create(tx, keys, uid, &f.text("url"), &events, allow, now).map(Some)
-        },
-    );
+    let store = Box::new(|tx: &Connection, keys: &Keys, uid, f: &Form, allow, now| {
+        let events: Vec<String> =
+            f.0.iter()
+                .filter(|(k, _)| k == "events")
+                .map(|(_, v)| v.clone())
+                .collect();
+        webhooks::create(tx, keys, uid, &f.text("url"), &events, allow, now).map(Some)
+    });
     save(ctx, req, p, "webhook_created", 201, store)
 }
 
 /// Saving a URL makes a new secret; an empty URL removes the webhook.
 fn set_sms_activate(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
-    let store = Box::new(
-        |tx: &Transaction<'_>, keys: &Keys, uid, f: &Form, allow, now| {
-            webhooks::set_sms_activate(tx, keys, uid, &f.text("url"), allow, now)
-        },
-    );
+    let store = Box::new(|tx: &Connection, keys: &Keys, uid, f: &Form, allow, now| {
+        webhooks::set_sms_activate(tx, keys, uid, &f.text("url"), allow, now)
+    });
     save(ctx, req, p, "webhook_sms_activate_set", 200, store)
 }
 

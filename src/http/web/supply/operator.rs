@@ -3,7 +3,7 @@
 //! that created it, never in a URL), orders on its numbers, earnings and payout requests.
 //! Another operator's device is "not found".
 
-use rusqlite::Transaction;
+use rusqlite::Connection;
 
 use crate::clock::Timestamp;
 use crate::domain::accounts::Role;
@@ -180,7 +180,7 @@ fn device_form<I, T>(
     req: &Request,
     p: &Page,
     input: Result<I, String>,
-    write: impl FnOnce(&Transaction, &Device, I, Timestamp) -> crate::domain::Result<T>,
+    write: impl FnOnce(&Connection, &Device, I, Timestamp) -> crate::domain::Result<T>,
     to: impl FnOnce(&Device) -> String,
 ) -> Response {
     let Some(d) = own_device(ctx, req, p) else {

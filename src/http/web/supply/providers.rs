@@ -2,7 +2,7 @@
 //! (and sync at once), settings, "sync now", delete. Changes are audited; the key is never
 //! shown back (the form's key field is always empty) nor written to the audit log.
 
-use rusqlite::Transaction;
+use rusqlite::Connection;
 
 use crate::domain::accounts::Role;
 use crate::domain::supply::providers::{self, Changes, Kind, NewProvider};
@@ -149,7 +149,7 @@ fn provider_form(
     ctx: &mut Ctx<'_>,
     req: &Request,
     p: &Page,
-    write: impl FnOnce(&Transaction, i64) -> crate::domain::Result<Option<(&'static str, String)>>,
+    write: impl FnOnce(&Connection, i64) -> crate::domain::Result<Option<(&'static str, String)>>,
     to: impl FnOnce(i64) -> String,
 ) -> Response {
     let Some(id) = req.id_param("id") else {

@@ -5,7 +5,7 @@
 //! audits it.
 
 use maud::Markup;
-use rusqlite::Transaction;
+use rusqlite::Connection;
 
 use crate::clock::{format_datetime, Timestamp};
 use crate::domain::accounts::{Role, User};
@@ -55,7 +55,7 @@ fn change<T>(
     req: &Request,
     p: &Page,
     back: &str,
-    write: impl FnOnce(&Transaction, Actor<'_>, Timestamp) -> crate::domain::Result<T>,
+    write: impl FnOnce(&Connection, Actor<'_>, Timestamp) -> crate::domain::Result<T>,
 ) -> Response {
     form::audited(
         ctx,
@@ -146,7 +146,7 @@ fn report_form<T>(
     ctx: &mut Ctx<'_>,
     req: &Request,
     p: &Page,
-    write: impl FnOnce(&Transaction, Actor<'_>, i64, Timestamp) -> crate::domain::Result<T>,
+    write: impl FnOnce(&Connection, Actor<'_>, i64, Timestamp) -> crate::domain::Result<T>,
 ) -> Response {
     let Some(id) = req.id_param("id") else {
         return form::fail(ctx, req, &p.session, "/admin/abuse", "No such report.");
@@ -281,7 +281,7 @@ fn legal_form<T>(
     ctx: &mut Ctx<'_>,
     req: &Request,
     p: &Page,
-    write: impl FnOnce(&Transaction, Actor<'_>, &NewRequest, Timestamp) -> crate::domain::Result<T>,
+    write: impl FnOnce(&Connection, Actor<'_>, &NewRequest, Timestamp) -> crate::domain::Result<T>,
 ) -> Response {
     let form = req.form();
     let Some(outcome) = Outcome::parse(&form.text("outcome")) else {

@@ -1,7 +1,7 @@
 //! Admin pages: users (search, view, role and state changes, audited), job runs, outbox,
 //! audit log.
 
-use rusqlite::Transaction;
+use rusqlite::Connection;
 
 use crate::clock::{describe_seconds, Timestamp};
 use crate::domain::accounts::{self, Role, State};
@@ -161,7 +161,7 @@ pub(in crate::http::web) fn user_form<T>(
     req: &Request,
     p: &Page,
     m: &str,
-    write: impl FnOnce(&Transaction, &Form, Actor<'_>, i64, Timestamp) -> crate::domain::Result<T>,
+    write: impl FnOnce(&Connection, &Form, Actor<'_>, i64, Timestamp) -> crate::domain::Result<T>,
 ) -> Response {
     let back = user_back(req);
     let Some(id) = req.id_param("id") else {

@@ -129,7 +129,11 @@ fn serve(config: Config) -> Result<ExitCode, Error> {
     }
     drop(conn);
     // From here on every thread writes through one connection, with group commit.
-    db::share_writes(app.connect()?)?;
+    db::share_writes(
+        app.connect()?,
+        app.config.synchronous,
+        app.config.wal_autocheckpoint,
+    )?;
     let jobs = Arc::new(jobs::Jobs::standard(&app.config.backup_schedule));
     jobs::spawn(app.clone(), jobs.clone()).map_err(|e| Error::Internal(e.to_string()))?;
     if let Some(udp) = app.config.goip_listen {

@@ -188,21 +188,27 @@ impl Metrics {
             "Long-poll requests waiting for a change",
         );
         let _ = writeln!(out, "otpbox_long_polls_waiting {long_polls}");
-        if let Some((commits, writes)) = crate::db::group_commits(db) {
-            head(
-                &mut out,
-                "otpbox_db_commits_total",
-                "counter",
-                "Transactions committed through the shared write connection",
-            );
-            let _ = writeln!(out, "otpbox_db_commits_total {commits}");
-            head(
-                &mut out,
-                "otpbox_db_writes_total",
-                "counter",
-                "Writes those transactions held (more than commits: writes shared a commit)",
-            );
-            let _ = writeln!(out, "otpbox_db_writes_total {writes}");
+        if let Some(g) = crate::db::group_commits(db) {
+            for (name, help, n) in [
+                (
+                    "otpbox_db_commits_total",
+                    "Transactions committed through the shared write connection",
+                    g.commits,
+                ),
+                (
+                    "otpbox_db_writes_total",
+                    "Writes those transactions held (more than commits: writes shared a commit)",
+                    g.writes,
+                ),
+                (
+                    "otpbox_db_checkpoints_total",
+                    "WAL checkpoints run beside the writers",
+                    g.checkpoints,
+                ),
+            ] {
+                head(&mut out, name, "counter", help);
+                let _ = writeln!(out, "{name} {n}");
+            }
         }
         if let Err(e) = database_gauges(&mut out, db, now) {
             log::error!("metrics: cannot read the database: {e}");

@@ -4,15 +4,18 @@
 //! `Sync`). Writes go through [`write`], a short `BEGIN IMMEDIATE` transaction, so a writer
 //! never fails half-way with SQLITE_BUSY after reading.
 
+mod shared;
+
 use std::cell::Cell;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::Mutex;
+use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 use crate::domain::Error;
+
+pub use shared::{group_commits, share_writes};
 
 /// Forward migrations in order; index + 1 is the schema version they produce.
 /// Version 1 is `schema.sql`. A migration is applied in one transaction with its version bump.
@@ -203,7 +206,7 @@ pub fn write<T>(
     if WRITING.with(Cell::get) {
         return write_locked(conn, f);
     }
-    if let Some(shared) = shared_for(conn) {
+    if let Some(shared) = shared::shared_for(conn) {
         return shared.write(f);
     }
     let _turn = WRITER.lock().unwrap_or_else(|p| p.into_inner());
@@ -235,191 +238,6 @@ fn write_locked<T>(
     let value = f(&tx)?;
     tx.commit()?;
     Ok(value)
-}
-
-/// The shared write connections of this process, one per database a server serves.
-static SHARED: RwLock<Vec<Arc<Shared>>> = RwLock::new(Vec::new());
-
-/// Makes `conn` the connection every [`write`] to its database goes through from now on
-/// (`otpbox serve`, once its database is migrated).
-pub fn share_writes(conn: Connection) -> Result<(), Error> {
-    let path = conn
-        .path()
-        .filter(|p| !p.is_empty())
-        .ok_or_else(|| Error::Internal("only a database file can share its writes".into()))?
-        .to_owned();
-    let shared = Arc::new(Shared {
-        path,
-        state: Mutex::new(Batch {
-            conn,
-            open: false,
-            members: 0,
-            started: Instant::now(),
-            end: Arc::new(OnceLock::new()),
-        }),
-        ended: Condvar::new(),
-        queued: AtomicUsize::new(0),
-        commits: AtomicU64::new(0),
-        writes: AtomicU64::new(0),
-    });
-    let mut list = SHARED.write().unwrap_or_else(|p| p.into_inner());
-    list.retain(|s| s.path != shared.path);
-    list.push(shared);
-    Ok(())
-}
-
-/// Transactions committed through the shared connection of `conn`'s database and the writes
-/// they held (`None` when its writes are not shared).
-pub fn group_commits(conn: &Connection) -> Option<(u64, u64)> {
-    shared_for(conn).map(|s| {
-        (
-            s.commits.load(Ordering::Relaxed),
-            s.writes.load(Ordering::Relaxed),
-        )
-    })
-}
-
-fn shared_for(conn: &Connection) -> Option<Arc<Shared>> {
-    let list = SHARED.read().unwrap_or_else(|p| p.into_inner());
-    if list.is_empty() {
-        return None;
-    }
-    let path = conn.path()?;
-    list.iter().find(|s| s.path == path).cloned()
-}
-
-/// How many writes one transaction may hold, and for how long the first of them may wait for
-/// its commit while later ones join: the bounds on the latency group commit adds.
-const BATCH_MAX: usize = 64;
-const BATCH_HOLD: Duration = Duration::from_millis(4);
-
-/// One write connection shared by every thread of the server, with group commit.
-///
-/// A writer that finds a transaction open joins it instead of waiting for a transaction of
-/// its own: it runs its write in a savepoint (so a write that fails takes back only its own
-/// changes), and then either commits for everyone in the transaction, when no other writer is
-/// queued (or the batch reached [`BATCH_MAX`] or [`BATCH_HOLD`]), or leaves the transaction
-/// open to the next writer in line and waits for its commit. Nobody's write is acknowledged
-/// before the commit that holds it. What it saves, measured on order→cancel: one commit
-/// writes each page a batch touched once (an order's rows share most of their index pages
-/// with the orders beside it), and the connection's page cache stays warm, where a
-/// connection whose database another connection has changed drops its whole cache.
-pub struct Shared {
-    path: String,
-    state: Mutex<Batch>,
-    /// Signalled when a batch ends.
-    ended: Condvar,
-    /// Writers waiting for `state`; while one is, the transaction stays open for it.
-    queued: AtomicUsize,
-    /// Transactions committed, and the writes they held.
-    commits: AtomicU64,
-    writes: AtomicU64,
-}
-
-/// The shared connection and the transaction it is filling.
-struct Batch {
-    conn: Connection,
-    open: bool,
-    /// Writes that ran in the open transaction.
-    members: usize,
-    started: Instant,
-    /// How the open transaction ended: `Ok` committed, `Err` SQLite's message.
-    end: Arc<OnceLock<Result<(), String>>>,
-}
-
-impl Batch {
-    fn run(&self, sql: &str) -> rusqlite::Result<()> {
-        self.conn.prepare_cached(sql)?.execute([]).map(|_| ())
-    }
-
-    /// Ends the open transaction for everyone in it.
-    fn commit(&mut self) {
-        let outcome = self.run("COMMIT").map_err(|e| e.to_string());
-        if outcome.is_err() {
-            let _ = self.run("ROLLBACK");
-        }
-        self.open = false;
-        let _ = self.end.set(outcome);
-    }
-}
-
-impl Shared {
-    fn write<T>(&self, f: impl FnOnce(&Connection) -> Result<T, Error>) -> Result<T, Error> {
-        self.queued.fetch_add(1, Ordering::SeqCst);
-        let mut b = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        self.queued.fetch_sub(1, Ordering::SeqCst);
-        if !b.open {
-            b.run("BEGIN IMMEDIATE")?;
-            b.open = true;
-            b.members = 0;
-            b.started = Instant::now();
-            b.end = Arc::new(OnceLock::new());
-        }
-        // The first write of a transaction needs no savepoint: if it fails, the whole
-        // transaction is taken back, with nothing else in it.
-        let first = b.members == 0;
-        if !first {
-            if let Err(e) = b.run("SAVEPOINT write") {
-                let _ = self.leave(b, false);
-                return Err(e.into());
-            }
-        }
-        let outcome = {
-            let _writing = Writing::start();
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&b.conn)))
-        };
-        let ok = matches!(outcome, Ok(Ok(_)));
-        let committed = if first && !ok {
-            let _ = b.run("ROLLBACK");
-            b.open = false;
-            Ok(())
-        } else {
-            let kept = if first || (ok && b.run("RELEASE write").is_ok()) {
-                true
-            } else {
-                let _ = b.run("ROLLBACK TO write");
-                let _ = b.run("RELEASE write");
-                false
-            };
-            b.members += 1;
-            let committed = self.leave(b, kept);
-            if ok && !kept {
-                Err(Error::Internal("a write could not be released".into()))
-            } else {
-                committed
-            }
-        };
-        match outcome {
-            Err(panic) => std::panic::resume_unwind(panic),
-            Ok(Err(e)) => Err(e),
-            Ok(Ok(value)) => committed.map(|()| value),
-        }
-    }
-
-    /// After a write ran in the open transaction: commits it when nobody else is in line (or
-    /// it is big or old enough), else leaves it to the next writer. A write that was kept
-    /// waits for the commit and fails with it.
-    fn leave(&self, mut b: MutexGuard<'_, Batch>, kept: bool) -> Result<(), Error> {
-        let end = b.end.clone();
-        if self.queued.load(Ordering::SeqCst) == 0
-            || b.members >= BATCH_MAX
-            || b.started.elapsed() >= BATCH_HOLD
-        {
-            self.commits.fetch_add(1, Ordering::Relaxed);
-            self.writes.fetch_add(b.members as u64, Ordering::Relaxed);
-            b.commit();
-            drop(b);
-            self.ended.notify_all();
-        } else if kept {
-            while end.get().is_none() {
-                b = self.ended.wait(b).unwrap_or_else(|p| p.into_inner());
-            }
-        }
-        match end.get() {
-            Some(Err(e)) if kept => Err(Error::Internal(format!("commit failed: {e}"))),
-            _ => Ok(()),
-        }
-    }
 }
 
 /// Creates `dir` (and its parents) with mode 0700, or tightens an existing one to it.
@@ -501,77 +319,5 @@ mod tests {
             .query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get(0))
             .unwrap();
         assert_eq!(n, 0);
-    }
-
-    /// Writes through the shared connection from many threads at once: every write that
-    /// returned `Ok` is committed (another connection sees it at once), a write that fails or
-    /// panics takes back only its own changes (the panic continues in its caller), and writes
-    /// did share transactions.
-    #[test]
-    fn shared_writes_commit_together_and_fail_alone() {
-        let dir = std::env::temp_dir().join(format!(
-            "otpbox-group-commit-{}-{:?}",
-            std::process::id(),
-            Instant::now()
-        ));
-        let path = dir.join("otpbox.sqlite3");
-        open(&dir, Synchronous::Normal).unwrap();
-        share_writes(connect(&path, Synchronous::Normal).unwrap()).unwrap();
-        let insert = |tx: &Connection, subject: &str| {
-            tx.execute(
-                "INSERT INTO outbox (to_addr, subject, body, created_at) VALUES ('a', ?1, '', 1)",
-                [subject],
-            )
-        };
-        let threads: Vec<_> = (0..8)
-            .map(|t| {
-                let path = path.clone();
-                std::thread::spawn(move || {
-                    let mut conn = connect(&path, Synchronous::Normal).unwrap();
-                    let mut kept = 0;
-                    for i in 0..300 {
-                        let subject = format!("{t}-{i}");
-                        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                            write(&mut conn, |tx| {
-                                insert(tx, &subject)?;
-                                match i % 10 {
-                                    3 => Err(Error::Internal("refused".into())),
-                                    7 => panic!("a write panics"),
-                                    _ => Ok(()),
-                                }
-                            })
-                        }));
-                        let seen: i64 = conn
-                            .query_row(
-                                "SELECT COUNT(*) FROM outbox WHERE subject = ?1",
-                                [&subject],
-                                |r| r.get(0),
-                            )
-                            .unwrap();
-                        match i % 10 {
-                            3 => assert!(matches!(r, Ok(Err(Error::Internal(_))))),
-                            7 => assert!(r.is_err(), "the panic reaches its caller"),
-                            _ => {
-                                assert!(matches!(r, Ok(Ok(()))));
-                                kept += 1;
-                            }
-                        }
-                        assert_eq!(seen, i64::from(!matches!(i % 10, 3 | 7)), "{subject}");
-                    }
-                    kept
-                })
-            })
-            .collect();
-        let kept: i64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
-        let conn = connect(&path, Synchronous::Normal).unwrap();
-        let rows: i64 = conn
-            .query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!((rows, kept), (8 * 240, 8 * 240));
-        let (commits, writes) = group_commits(&conn).unwrap();
-        // A failed write counts when it ran inside a transaction others committed.
-        assert!((8 * 240..=8 * 300).contains(&writes), "{writes} writes");
-        assert!(commits < writes, "{commits} commits for {writes} writes");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

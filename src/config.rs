@@ -54,7 +54,7 @@ pub const SETTINGS: &[Setting] = &[
     s(
         "wal_autocheckpoint",
         "10000",
-        "SQLite checkpoints the WAL into the database once it holds this many pages (4 KiB each); 0 leaves checkpoints to Litestream",
+        "The WAL is checkpointed into the database (by a thread beside the writers) once it holds this many pages (4 KiB each); 0 leaves checkpoints to Litestream",
     ),
     s(
         "workers",

@@ -7,7 +7,8 @@
 //! - [`server`]: starting and stopping the server, the command-line calls against its data;
 //! - [`client`]: the HTTP client and the load driver;
 //! - [`workloads`]: what is measured (reads, the signed-in dashboard, order→cancel,
-//!   rent→finish, order→SMS through the signed `/ingest` endpoint→finish) and its set-up;
+//!   rent→finish, order→SMS through the signed `/ingest` endpoint→finish, and SMS alone
+//!   through `/ingest` to orders placed beforehand) and its set-up;
 //!   order→cancel runs under both `synchronous` settings (normal, full).
 //!
 //! With `--history N` every workload runs twice: on an empty database and on one filled
@@ -315,8 +316,12 @@ fn measure(opts: &Options, history: u64) -> Result<Measured, Error> {
     out.rows.push(measure_one(
         &server,
         opts,
-        workloads::ingest(&key, gateways),
+        workloads::ingest(&key, gateways.clone()),
     ));
+    match workloads::ingest_only(server.addr, &key, &gateways) {
+        Ok(w) => out.rows.push(measure_one(&server, opts, w)),
+        Err(e) => out.problems.push(e.to_string()),
+    }
     server.stop();
 
     if let Err(e) = server::cli(&data.path, &["check"], None) {

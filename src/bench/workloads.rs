@@ -242,6 +242,7 @@ struct Device {
 }
 
 /// The bench's gateway SIMs: phone digits → the device that holds the SIM.
+#[derive(Clone)]
 pub struct Gateways {
     sims: HashMap<String, Arc<Device>>,
 }
@@ -360,4 +361,57 @@ pub fn ingest(key: &str, gateways: Gateways) -> Workload {
             )
         }),
     }
+}
+
+/// SMS posted through the signed generic `/ingest` endpoint to orders placed beforehand (one
+/// on every bench SIM, not timed): one request per SMS, each reaching its order, so the rate
+/// is the gateway path's own. Run after [`ingest`], on the same server.
+pub fn ingest_only(addr: SocketAddr, key: &str, gateways: &Gateways) -> Result<Workload, Error> {
+    let err = |e: Fail| Error::Internal(format!("placing the orders SMS go to: {e}"));
+    let mut c = Conn::open(addr).map_err(|e| Error::Internal(e.to_string()))?;
+    let mut live = Vec::new();
+    for i in 0..gateways.sims.len() {
+        // A SIM that served this service within the cooldown is not offered again: enough
+        // orders are enough.
+        let (_, phone) = match get_number(&mut c, key, INGEST_SERVICES[i % INGEST_SERVICES.len()]) {
+            Ok(placed) => placed,
+            Err(_) if live.len() >= 16 => break,
+            Err(e) => return Err(err(e)),
+        };
+        let device = gateways.sims.get(&phone).cloned().ok_or_else(|| {
+            Error::Internal(format!("an order got {phone}, not one of the bench's SIMs"))
+        })?;
+        live.push((phone, device));
+    }
+    let live = Arc::new(live);
+    let run = std::process::id();
+    Ok(Workload {
+        name: "SMS via /ingest to live orders",
+        unit: "SMS",
+        step: Arc::new(move |c, conn, n| {
+            let (phone, device) = &live[(n as usize * 7 + conn) % live.len()];
+            let code = (100_000 + (n * 7919 + conn as u64) % 900_000).to_string();
+            let body = serde_json::json!({
+                "id": format!("bench-only-{run}-{conn}-{n}"),
+                "to": format!("+{phone}"),
+                "from": "Verify",
+                "text": format!("Your verification code is {code}"),
+            })
+            .to_string();
+            let r = c.request(
+                "POST",
+                &device.path,
+                &[
+                    ("Authorization", &device.auth),
+                    ("Content-Type", "application/json"),
+                ],
+                body.as_bytes(),
+            )?;
+            let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
+            if r.status != 200 || v["delivered"] != 1 {
+                return Err(fail(&format!("ingest {}", r.status), &r.text()));
+            }
+            Ok(())
+        }),
+    })
 }

@@ -77,14 +77,14 @@ impl App {
         } else {
             Clock::system()
         };
-        let mut conn = crate::db::open(&config.data, config.synchronous)?;
+        let conn = crate::db::open(&config.data, config.synchronous)?;
         if crate::domain::market::catalogue::seed_if_empty(&conn)? {
             log::info!("catalogue seeded with the default countries, services and prices");
         }
         // The stock counters' mark to this install's cooldown before any reader: a reader
         // corrects the counters by the usage between the mark and its cutoff.
         let (cooldown, now) = (config.reuse_cooldown, clock.now());
-        crate::db::write(&mut conn, |tx| {
+        crate::db::write(&conn, |tx| {
             crate::domain::market::catalogue::advance_stock_mark(tx, cooldown, now)
         })?;
         drop(conn);

@@ -248,7 +248,7 @@ fn find_user(conn: &rusqlite::Connection, email: &str) -> Result<accounts::User,
 }
 
 fn credit(config: &Config, email: &str, amount: &str, note: &str) -> Result<ExitCode, Error> {
-    let (mut conn, _) = open_existing(config)?;
+    let (conn, _) = open_existing(config)?;
     let digits = currency_digits(&config.currency);
     let Some(Money(minor)) = Money::parse(amount, digits, true).filter(|m| m.0 != 0) else {
         return Err(Error::invalid(format!(
@@ -257,7 +257,7 @@ fn credit(config: &Config, email: &str, amount: &str, note: &str) -> Result<Exit
     };
     let user = find_user(&conn, email)?;
     let now = crate::clock::Clock::system().now();
-    let balance = db::write(&mut conn, |tx| {
+    let balance = db::write(&conn, |tx| {
         let b = wallet::post(
             tx,
             user.id,
@@ -288,10 +288,10 @@ fn credit(config: &Config, email: &str, amount: &str, note: &str) -> Result<Exit
 }
 
 fn create_key(config: &Config, email: &str, name: &str) -> Result<ExitCode, Error> {
-    let (mut conn, keys) = open_existing(config)?;
+    let (conn, keys) = open_existing(config)?;
     let user = find_user(&conn, email)?;
     let now = crate::clock::Clock::system().now();
-    let (_, secret) = db::write(&mut conn, |tx| {
+    let (_, secret) = db::write(&conn, |tx| {
         let k = apikeys::create(tx, &keys, user.id, name, now)?;
         audit::security(tx, Some(user.id), audit::API_KEY_CREATED, "", name, now)?;
         Ok(k)
@@ -307,7 +307,7 @@ fn inject(
     text: &str,
     id: Option<String>,
 ) -> Result<ExitCode, Error> {
-    let (mut conn, _) = open_existing(config)?;
+    let (conn, _) = open_existing(config)?;
     let now = crate::clock::Clock::system().now();
     let msg = inbox::Inbound {
         to: to.to_string(),
@@ -318,7 +318,7 @@ fn inject(
         source_msg_id: id,
         device_id: None,
     };
-    let outcome = db::write(&mut conn, |tx| inbox::ingest(tx, &msg, now))?;
+    let outcome = db::write(&conn, |tx| inbox::ingest(tx, &msg, now))?;
     let (line, code) = match outcome {
         inbox::Delivered::Activation { id, .. } => (format!("delivered to activation {id}"), 0),
         inbox::Delivered::Rental { id, .. } => (format!("delivered to rental {id}"), 0),
@@ -352,7 +352,7 @@ fn add_device(config: &Config, a: &DeviceAddArgs) -> Result<ExitCode, Error> {
         .iter()
         .map(|s| devices::NewSim::parse(s))
         .collect::<Result<Vec<_>, _>>()?;
-    let (mut conn, keys) = open_existing(config)?;
+    let (conn, keys) = open_existing(config)?;
     let user = find_user(&conn, &a.operator)?;
     if !matches!(user.role, Role::Operator | Role::Admin) {
         return Err(Error::invalid(format!(
@@ -365,7 +365,7 @@ fn add_device(config: &Config, a: &DeviceAddArgs) -> Result<ExitCode, Error> {
         return Err(Error::invalid(format!("{} is not active", user.email)));
     }
     let now = crate::clock::Clock::system().now();
-    let (device, secret) = db::write(&mut conn, |tx| {
+    let (device, secret) = db::write(&conn, |tx| {
         let (device, secret) = devices::create(tx, &keys, user.id, &a.name, kind, now)?;
         for sim in &sims {
             devices::add_sim(tx, &device, sim, now).map_err(|e| match e {
@@ -439,12 +439,12 @@ fn create_account(
     role: Role,
     stdin: bool,
 ) -> Result<ExitCode, Error> {
-    let mut conn = db::open(&config.data, config.synchronous)?;
+    let conn = db::open(&config.data, config.synchronous)?;
     Keys::load_or_create(&config.data).map_err(|e| Error::Internal(e.to_string()))?;
     let (password, generated) = read_password(stdin)?;
     let phc = Hasher::new(1).hash(&password)?;
     let now = crate::clock::Clock::system().now();
-    let user = db::write(&mut conn, |tx| {
+    let user = db::write(&conn, |tx| {
         let u = accounts::create(
             tx,
             &NewUser {
@@ -562,7 +562,7 @@ fn partner_add(config: Config, a: &crate::cli::PartnerAddArgs) -> Result<ExitCod
         .ok_or_else(|| Error::invalid("--floor must be a price such as 5 or 5.50"))?;
     let key = key_arg(&a.key, a.key_stdin)?;
     let app = App::new(config)?;
-    let mut conn = app.connect()?;
+    let conn = app.connect()?;
     let now = app.now();
     let new = partners::NewPartner {
         name: &a.name,
@@ -573,7 +573,7 @@ fn partner_add(config: Config, a: &crate::cli::PartnerAddArgs) -> Result<ExitCod
         floor_micro,
     };
     let allow_private = app.config.webhook_allow_private;
-    let id = db::write(&mut conn, |tx| {
+    let id = db::write(&conn, |tx| {
         let id = partners::add(tx, &app.keys, &new, allow_private, now)?;
         audit::audit(
             tx,

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
 use crate::domain::Error;
 
@@ -188,7 +188,8 @@ fn run_migrations(conn: &Connection, current: i64) -> Result<(), Error> {
 static WRITER: Mutex<()> = Mutex::new(());
 
 thread_local! {
-    /// This thread is inside a write already (a nested `write` must not wait for itself).
+    /// This thread is inside a write already (a nested `write` must not wait for itself: it
+    /// runs in a savepoint, [`nested`]).
     static WRITING: Cell<bool> = const { Cell::new(false) };
 }
 
@@ -200,11 +201,11 @@ thread_local! {
 /// only used to find it. Elsewhere `f` runs in a `BEGIN IMMEDIATE` transaction of `conn`,
 /// after the writers of this process that came first.
 pub fn write<T>(
-    conn: &mut Connection,
+    conn: &Connection,
     f: impl FnOnce(&Connection) -> Result<T, Error>,
 ) -> Result<T, Error> {
     if WRITING.with(Cell::get) {
-        return write_locked(conn, f);
+        return nested(conn, f);
     }
     if let Some(shared) = shared::shared_for(conn) {
         return shared.write(f);
@@ -230,11 +231,30 @@ impl Drop for Writing {
     }
 }
 
-fn write_locked<T>(
-    conn: &mut Connection,
+/// A write inside a write of the same thread: a savepoint of `conn`, which joins the outer
+/// transaction when `conn` is its connection.
+fn nested<T>(
+    conn: &Connection,
     f: impl FnOnce(&Connection) -> Result<T, Error>,
 ) -> Result<T, Error> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    conn.execute_batch("SAVEPOINT nested")?;
+    match f(conn) {
+        Ok(value) => {
+            conn.execute_batch("RELEASE nested")?;
+            Ok(value)
+        }
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK TO nested; RELEASE nested");
+            Err(e)
+        }
+    }
+}
+
+fn write_locked<T>(
+    conn: &Connection,
+    f: impl FnOnce(&Connection) -> Result<T, Error>,
+) -> Result<T, Error> {
+    let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
     let value = f(&tx)?;
     tx.commit()?;
     Ok(value)
@@ -306,8 +326,8 @@ mod tests {
 
     #[test]
     fn write_rolls_back_on_error() {
-        let mut conn = memory();
-        let r: Result<(), Error> = write(&mut conn, |tx| {
+        let conn = memory();
+        let r: Result<(), Error> = write(&conn, |tx| {
             tx.execute(
                 "INSERT INTO outbox (to_addr, subject, body, created_at) VALUES ('a','b','c',1)",
                 [],
@@ -319,5 +339,36 @@ mod tests {
             .query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get(0))
             .unwrap();
         assert_eq!(n, 0);
+    }
+
+    /// A write inside a write joins it: its failure takes back only its own changes.
+    #[test]
+    fn a_nested_write_is_a_savepoint_of_the_outer_one() {
+        let conn = memory();
+        let insert = |tx: &Connection, subject: &str| {
+            tx.execute(
+                "INSERT INTO outbox (to_addr, subject, body, created_at) VALUES ('a', ?1, '', 1)",
+                [subject],
+            )
+        };
+        write(&conn, |tx| {
+            insert(tx, "outer")?;
+            let inner: Result<(), Error> = write(tx, |tx| {
+                insert(tx, "taken back")?;
+                Err(Error::Internal("inner".into()))
+            });
+            assert!(inner.is_err());
+            write(tx, |tx| Ok(insert(tx, "kept")?))?;
+            Ok(())
+        })
+        .unwrap();
+        let subjects: Vec<String> = conn
+            .prepare("SELECT subject FROM outbox ORDER BY id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(subjects, ["outer", "kept"]);
     }
 }

@@ -346,12 +346,12 @@ mod tests {
             .map(|t| {
                 let path = path.clone();
                 std::thread::spawn(move || {
-                    let mut conn = connect(&path, Synchronous::Normal).unwrap();
+                    let conn = connect(&path, Synchronous::Normal).unwrap();
                     let mut kept = 0;
                     for i in 0..300 {
                         let subject = format!("{t}-{i}");
                         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                            write(&mut conn, |tx| {
+                            write(&conn, |tx| {
                                 insert(tx, &subject)?;
                                 match i % 10 {
                                     3 => Err(Error::Internal("refused".into())),

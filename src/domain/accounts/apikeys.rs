@@ -80,8 +80,11 @@ pub fn authenticate(
         return Ok(None);
     };
     if last_used.is_none_or(|t| now - t >= 60) {
-        conn.prepare_cached("UPDATE api_keys SET last_used_at = ?2 WHERE id = ?1")?
-            .execute(params![key_id, now])?;
+        crate::db::write(conn, |tx| {
+            tx.prepare_cached("UPDATE api_keys SET last_used_at = ?2 WHERE id = ?1")?
+                .execute(params![key_id, now])?;
+            Ok(())
+        })?;
     }
     accounts::find(conn, user_id)
 }

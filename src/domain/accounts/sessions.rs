@@ -147,13 +147,18 @@ pub fn lookup(
     let Some((id, user_id, last_seen, expires_at)) = row else {
         return Ok(None);
     };
+    // Through `db::write`, like every write: on a server's shared connection, never a write
+    // of this reader's own that would wait for the lock by sleeping.
     if now >= expires_at || now - last_seen >= limits.idle as i64 {
-        conn.execute("DELETE FROM sessions WHERE id = ?1", [id])?;
+        crate::db::write(conn, |tx| revoke(tx, id))?;
         return Ok(None);
     }
     if now - last_seen >= TOUCH_EVERY {
-        conn.prepare_cached("UPDATE sessions SET last_seen_at = ?2 WHERE id = ?1")?
-            .execute(params![id, now])?;
+        crate::db::write(conn, |tx| {
+            tx.prepare_cached("UPDATE sessions SET last_seen_at = ?2 WHERE id = ?1")?
+                .execute(params![id, now])?;
+            Ok(())
+        })?;
     }
     Ok(Some(Session {
         id,

@@ -1118,7 +1118,7 @@ mod tests {
         use crate::domain::market::activations::{OrderRequest, Placed, Policy};
         use crate::domain::market::inbox::{self, Inbound};
         use crate::domain::{market::catalogue, market::wallet};
-        let (mut conn, keys, user) = setup();
+        let (conn, keys, user) = setup();
         catalogue::seed_if_empty(&conn).unwrap();
         wallet::post(
             &conn,
@@ -1164,16 +1164,15 @@ mod tests {
         };
         let u = accounts::get(&conn, user).unwrap();
         // A change that is rolled back queues nothing.
-        let undone = db::write(&mut conn, |tx| {
+        let undone = db::write(&conn, |tx| {
             activations::order(tx, &u, &req, &policy, T0)?;
             Err::<(), _>(Error::Internal("rolled back".into()))
         });
         assert!(undone.is_err());
         assert!(events(&conn).is_empty());
-        let Placed::New(a) = db::write(&mut conn, |tx| {
-            activations::order(tx, &u, &req, &policy, T0)
-        })
-        .unwrap() else {
+        let Placed::New(a) =
+            db::write(&conn, |tx| activations::order(tx, &u, &req, &policy, T0)).unwrap()
+        else {
             panic!("a new order")
         };
         assert_eq!(events(&conn), vec![ACTIVATION_UPDATED]);
@@ -1186,7 +1185,7 @@ mod tests {
             source_msg_id: None,
             device_id: None,
         };
-        db::write(&mut conn, |tx| inbox::ingest(tx, &sms, T0 + 10)).unwrap();
+        db::write(&conn, |tx| inbox::ingest(tx, &sms, T0 + 10)).unwrap();
         activations::complete(&conn, user, a.id, &policy, T0 + 20).unwrap();
         assert_eq!(
             events(&conn),

@@ -238,16 +238,16 @@ fn nested<T>(
     f: impl FnOnce(&Connection) -> Result<T, Error>,
 ) -> Result<T, Error> {
     conn.execute_batch("SAVEPOINT nested")?;
-    match f(conn) {
-        Ok(value) => {
-            conn.execute_batch("RELEASE nested")?;
-            Ok(value)
-        }
-        Err(e) => {
-            let _ = conn.execute_batch("ROLLBACK TO nested; RELEASE nested");
-            Err(e)
-        }
+    let outcome = f(conn).and_then(|value| {
+        conn.execute_batch("RELEASE nested")?;
+        Ok(value)
+    });
+    if outcome.is_err() {
+        // Whatever failed, the nested write's changes go (the outer write may go on).
+        let _ = conn.execute_batch("ROLLBACK TO nested");
+        let _ = conn.execute_batch("RELEASE nested");
     }
+    outcome
 }
 
 fn write_locked<T>(

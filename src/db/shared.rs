@@ -71,6 +71,7 @@ pub fn share_writes(
         }),
         ended: Condvar::new(),
         queued: AtomicUsize::new(0),
+        hold_us: AtomicU64::new(BATCH_HOLD.as_micros() as u64),
         commits: AtomicU64::new(0),
         writes: AtomicU64::new(0),
         checkpoints,
@@ -126,17 +127,28 @@ unsafe extern "C" fn wal_grew(
     ffi::SQLITE_OK
 }
 
+/// The shortest time between two checkpoints.
+const CHECKPOINT_GAP: Duration = Duration::from_millis(50);
+
 /// The checkpointer thread. When a checkpoint is due it runs a passive one beside the
 /// writers (it copies what no reader still needs and never waits for a lock a writer holds),
 /// then a second one between two transactions of the shared connection, when nothing can be
-/// appended: it copies only what the writers added meanwhile, and leaves the WAL fully copied,
-/// so the next write starts it from its beginning again instead of letting it grow.
+/// appended (unless the first copied everything): it copies only what the writers added
+/// meanwhile, and leaves the WAL fully copied, so the next write starts it from its beginning
+/// again instead of letting it grow. That second one holds the writers for one sync.
 fn checkpointer(conn: Connection, cp: &'static Checkpoints, shared: &Shared) {
-    let passive = || match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-        Ok(()) => {
+    // Whether the checkpoint copied the whole WAL.
+    let passive = || match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+        Ok(r.get::<_, i64>(1)? == r.get::<_, i64>(2)?)
+    }) {
+        Ok(all) => {
             cp.runs.fetch_add(1, Ordering::Relaxed);
+            all
         }
-        Err(e) => log::warn!("checkpoint failed: {e}"),
+        Err(e) => {
+            log::warn!("checkpoint failed: {e}");
+            false
+        }
     };
     loop {
         {
@@ -146,16 +158,20 @@ fn checkpointer(conn: Connection, cp: &'static Checkpoints, shared: &Shared) {
             }
             *due = false;
         }
-        passive();
-        for _ in 0..1000 {
-            let b = shared.state.lock().unwrap_or_else(|p| p.into_inner());
-            if !b.open {
-                passive();
-                break;
+        if !passive() {
+            for _ in 0..1000 {
+                let b = shared.state.lock().unwrap_or_else(|p| p.into_inner());
+                if !b.open {
+                    passive();
+                    break;
+                }
+                drop(b);
+                std::thread::yield_now();
             }
-            drop(b);
-            std::thread::yield_now();
         }
+        // A reader that keeps the WAL from restarting makes every commit call for another
+        // checkpoint: at most one cycle per CHECKPOINT_GAP.
+        std::thread::sleep(CHECKPOINT_GAP);
     }
 }
 
@@ -199,6 +215,8 @@ pub struct Shared {
     ended: Condvar,
     /// Writers waiting for `state`; while one is, the transaction stays open for it.
     queued: AtomicUsize,
+    /// [`BATCH_HOLD`] (a test lengthens it to see a batch whatever the machine's speed).
+    hold_us: AtomicU64,
     /// Transactions committed, and the writes they held.
     commits: AtomicU64,
     writes: AtomicU64,
@@ -224,8 +242,11 @@ impl Batch {
     /// Ends the open transaction for everyone in it.
     fn commit(&mut self) {
         let outcome = self.run("COMMIT").map_err(|e| e.to_string());
-        if outcome.is_err() {
-            let _ = self.run("ROLLBACK");
+        if let Err(e) = &outcome {
+            log::error!("a shared write transaction could not commit: {e}");
+            if !self.conn.is_autocommit() {
+                let _ = self.run("ROLLBACK");
+            }
         }
         self.open = false;
         let _ = self.end.set(outcome);
@@ -241,6 +262,10 @@ impl Shared {
         let mut b = self.state.lock().unwrap_or_else(|p| p.into_inner());
         self.queued.fetch_sub(1, Ordering::SeqCst);
         if !b.open {
+            if !b.conn.is_autocommit() {
+                // What a failed rollback may have left: nobody's write is in it.
+                let _ = b.run("ROLLBACK");
+            }
             b.run("BEGIN IMMEDIATE")?;
             b.open = true;
             b.members = 0;
@@ -252,7 +277,7 @@ impl Shared {
         let first = b.members == 0;
         if !first {
             if let Err(e) = b.run("SAVEPOINT write") {
-                let _ = self.leave(b, false);
+                self.abort(b, format!("cannot open a savepoint: {e}"));
                 return Err(e.into());
             }
         }
@@ -266,19 +291,37 @@ impl Shared {
             b.open = false;
             Ok(())
         } else {
-            let kept = if first || (ok && b.run("RELEASE write").is_ok()) {
-                true
-            } else {
-                let _ = b.run("ROLLBACK TO write");
-                let _ = b.run("RELEASE write");
-                false
+            // The write's changes must now be kept exactly when it succeeded. If SQLite rolled
+            // the whole transaction back by itself (disk full, I/O error, out of memory), or
+            // the savepoint cannot be released or rolled back, nobody's write in it can be
+            // trusted: the batch ends with an error for all of them.
+            let gone = |b: &Batch| {
+                if b.conn.is_autocommit() {
+                    Err("SQLite rolled the transaction back".to_string())
+                } else {
+                    Ok(())
+                }
             };
-            b.members += 1;
-            let committed = self.leave(b, kept);
-            if ok && !kept {
-                Err(Error::Internal("a write could not be released".into()))
-            } else {
-                committed
+            let sealed = gone(&b).and_then(|()| {
+                if first {
+                    Ok(())
+                } else if ok {
+                    b.run("RELEASE write").map_err(|e| e.to_string())
+                } else {
+                    b.run("ROLLBACK TO write")
+                        .and_then(|()| b.run("RELEASE write"))
+                        .map_err(|e| e.to_string())
+                }
+            });
+            match sealed.and_then(|()| gone(&b)) {
+                Err(e) => {
+                    self.abort(b, e.clone());
+                    Err(Error::Internal(format!("write failed: {e}")))
+                }
+                Ok(()) => {
+                    b.members += 1;
+                    self.leave(b, ok)
+                }
             }
         };
         match outcome {
@@ -288,6 +331,18 @@ impl Shared {
         }
     }
 
+    /// Ends the open transaction with nothing kept: everyone in it gets `why`.
+    fn abort(&self, mut b: MutexGuard<'_, Batch>, why: String) {
+        log::error!("a shared write transaction failed: {why}");
+        if !b.conn.is_autocommit() {
+            let _ = b.run("ROLLBACK");
+        }
+        b.open = false;
+        let _ = b.end.set(Err(why));
+        drop(b);
+        self.ended.notify_all();
+    }
+
     /// After a write ran in the open transaction: commits it when nobody else is in line (or
     /// it is big or old enough), else leaves it to the next writer. A write that was kept
     /// waits for the commit and fails with it.
@@ -295,7 +350,7 @@ impl Shared {
         let end = b.end.clone();
         if self.queued.load(Ordering::SeqCst) == 0
             || b.members >= BATCH_MAX
-            || b.started.elapsed() >= BATCH_HOLD
+            || b.started.elapsed() >= Duration::from_micros(self.hold_us.load(Ordering::Relaxed))
         {
             self.commits.fetch_add(1, Ordering::Relaxed);
             self.writes.fetch_add(b.members as u64, Ordering::Relaxed);
@@ -406,6 +461,106 @@ mod tests {
             );
             std::thread::sleep(Duration::from_millis(10));
         }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A thread that writes one outbox row through the shared connection.
+    fn start_queued_plain(
+        path: &std::path::Path,
+        subject: &'static str,
+    ) -> std::thread::JoinHandle<Result<(), Error>> {
+        let path = path.to_path_buf();
+        std::thread::spawn(move || {
+            let conn = connect(&path, Synchronous::Normal).unwrap();
+            write(&conn, |tx| {
+                tx.execute(
+                    "INSERT INTO outbox (to_addr, subject, body, created_at) \
+                     VALUES ('a', ?1, '', 1)",
+                    [subject],
+                )?;
+                Ok(())
+            })
+        })
+    }
+
+    /// When SQLite rolls a shared transaction back by itself (here a write does it, as a full
+    /// disk would), every write that was in it fails, the one already waiting for the commit
+    /// included, and nothing of them is kept; the next write works.
+    #[test]
+    fn a_transaction_sqlite_rolled_back_fails_everyone_in_it() {
+        let dir = std::env::temp_dir().join(format!(
+            "otpbox-rolled-back-{}-{:?}",
+            std::process::id(),
+            Instant::now()
+        ));
+        let path = dir.join("otpbox.sqlite3");
+        open(&dir, Synchronous::Normal).unwrap();
+        share_writes(
+            connect(&path, Synchronous::Normal).unwrap(),
+            Synchronous::Normal,
+            0,
+        )
+        .unwrap();
+        let insert = |tx: &Connection, subject: &str| {
+            tx.execute(
+                "INSERT INTO outbox (to_addr, subject, body, created_at) VALUES ('a', ?1, '', 1)",
+                [subject],
+            )
+        };
+        let conn = connect(&path, Synchronous::Normal).unwrap();
+        let shared = shared_for(&conn).unwrap();
+        shared.hold_us.store(60_000_000, Ordering::Relaxed);
+        // Each writer's closure starts the next one and waits until it queues, so the three
+        // meet in one transaction: the first waits for the commit, the second has SQLite's
+        // rollback happen to it, the third was queued behind it.
+        let start_queued = |subject: &'static str, rollback: bool| {
+            let path = path.clone();
+            let queued = shared.queued.load(Ordering::SeqCst);
+            let inside = shared.clone();
+            let writer = std::thread::spawn(move || {
+                let shared = inside;
+                let conn = connect(&path, Synchronous::Normal).unwrap();
+                let mut next = None;
+                let r = write(&conn, |tx| {
+                    insert(tx, subject)?;
+                    if rollback {
+                        next = Some(start_queued_plain(&path, "third"));
+                        while shared.queued.load(Ordering::SeqCst) == 0 {
+                            std::thread::yield_now();
+                        }
+                        tx.execute_batch("ROLLBACK")?;
+                    }
+                    Ok(())
+                });
+                (r, next.map(|t| t.join().unwrap()))
+            });
+            while shared.queued.load(Ordering::SeqCst) == queued {
+                std::thread::yield_now();
+            }
+            writer
+        };
+        let mut second = None;
+        let first = write(&conn, |tx| {
+            insert(tx, "first")?;
+            second = Some(start_queued("second", true));
+            Ok(())
+        });
+        let (second, third) = second.unwrap().join().unwrap();
+        assert!(first.is_err(), "{first:?}");
+        assert!(second.is_err(), "{second:?}");
+        // The third write started a transaction of its own, and says so truly.
+        assert!(matches!(third, Some(Ok(()))), "{third:?}");
+        let subjects = |c: &Connection| -> Vec<String> {
+            c.prepare("SELECT subject FROM outbox ORDER BY id")
+                .unwrap()
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap()
+        };
+        assert_eq!(subjects(&conn), ["third"]);
+        write(&conn, |tx| Ok(insert(tx, "fourth")?)).unwrap();
+        assert_eq!(subjects(&conn), ["third", "fourth"]);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -80,11 +80,14 @@ pub fn authenticate(
         return Ok(None);
     };
     if last_used.is_none_or(|t| now - t >= 60) {
-        crate::db::write(conn, |tx| {
+        // A touch that fails (its commit did) is no reason to refuse the request.
+        if let Err(e) = crate::db::write(conn, |tx| {
             tx.prepare_cached("UPDATE api_keys SET last_used_at = ?2 WHERE id = ?1")?
                 .execute(params![key_id, now])?;
             Ok(())
-        })?;
+        }) {
+            log::warn!("API key touch failed: {e}");
+        }
     }
     accounts::find(conn, user_id)
 }

@@ -154,11 +154,14 @@ pub fn lookup(
         return Ok(None);
     }
     if now - last_seen >= TOUCH_EVERY {
-        crate::db::write(conn, |tx| {
+        // A touch that fails (its commit did) costs an idle minute, not the request.
+        if let Err(e) = crate::db::write(conn, |tx| {
             tx.prepare_cached("UPDATE sessions SET last_seen_at = ?2 WHERE id = ?1")?
                 .execute(params![id, now])?;
             Ok(())
-        })?;
+        }) {
+            log::warn!("session touch failed: {e}");
+        }
     }
     Ok(Some(Session {
         id,

@@ -326,27 +326,14 @@ pub fn ingest(key: &str, gateways: Gateways) -> Workload {
                     "order {id} got {phone}, not one of the bench's SIMs"
                 ))
             })?;
-            let code = (100_000 + (n * 7919 + conn as u64) % 900_000).to_string();
-            let body = serde_json::json!({
-                "id": format!("bench-{run}-{conn}-{n}"),
-                "to": format!("+{phone}"),
-                "from": "Verify",
-                "text": format!("Your verification code is {code}"),
-            })
-            .to_string();
-            let r = c.request(
-                "POST",
-                &device.path,
-                &[
-                    ("Authorization", &device.auth),
-                    ("Content-Type", "application/json"),
-                ],
-                body.as_bytes(),
+            let code = post_sms(
+                c,
+                device,
+                &phone,
+                &format!("bench-{run}-{conn}-{n}"),
+                conn,
+                n,
             )?;
-            let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
-            if r.status != 200 || v["delivered"] != 1 {
-                return Err(fail(&format!("ingest {}", r.status), &r.text()));
-            }
             expect(
                 c,
                 &key,
@@ -361,6 +348,40 @@ pub fn ingest(key: &str, gateways: Gateways) -> Workload {
             )
         }),
     }
+}
+
+/// Posts an SMS with a code to `phone`'s device through its signed `/ingest` endpoint and
+/// checks that it reached an order; returns the code.
+fn post_sms(
+    c: &mut Conn,
+    device: &Device,
+    phone: &str,
+    id: &str,
+    conn: usize,
+    n: u64,
+) -> Result<String, Fail> {
+    let code = (100_000 + (n * 7919 + conn as u64) % 900_000).to_string();
+    let body = serde_json::json!({
+        "id": id,
+        "to": format!("+{phone}"),
+        "from": "Verify",
+        "text": format!("Your verification code is {code}"),
+    })
+    .to_string();
+    let r = c.request(
+        "POST",
+        &device.path,
+        &[
+            ("Authorization", &device.auth),
+            ("Content-Type", "application/json"),
+        ],
+        body.as_bytes(),
+    )?;
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
+    if r.status != 200 || v["delivered"] != 1 {
+        return Err(fail(&format!("ingest {}", r.status), &r.text()));
+    }
+    Ok(code)
 }
 
 /// SMS posted through the signed generic `/ingest` endpoint to orders placed beforehand (one
@@ -390,27 +411,14 @@ pub fn ingest_only(addr: SocketAddr, key: &str, gateways: &Gateways) -> Result<W
         unit: "SMS",
         step: Arc::new(move |c, conn, n| {
             let (phone, device) = &live[(n as usize * 7 + conn) % live.len()];
-            let code = (100_000 + (n * 7919 + conn as u64) % 900_000).to_string();
-            let body = serde_json::json!({
-                "id": format!("bench-only-{run}-{conn}-{n}"),
-                "to": format!("+{phone}"),
-                "from": "Verify",
-                "text": format!("Your verification code is {code}"),
-            })
-            .to_string();
-            let r = c.request(
-                "POST",
-                &device.path,
-                &[
-                    ("Authorization", &device.auth),
-                    ("Content-Type", "application/json"),
-                ],
-                body.as_bytes(),
+            post_sms(
+                c,
+                device,
+                phone,
+                &format!("bench-only-{run}-{conn}-{n}"),
+                conn,
+                n,
             )?;
-            let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
-            if r.status != 200 || v["delivered"] != 1 {
-                return Err(fail(&format!("ingest {}", r.status), &r.text()));
-            }
             Ok(())
         }),
     })

@@ -374,32 +374,41 @@ mod tests {
     use super::*;
     use crate::db::{open, write};
 
+    /// A database in a fresh directory whose writes are shared (checkpoints every
+    /// `checkpoint_pages`, 0 = none): its directory and file.
+    fn shared_db(name: &str, checkpoint_pages: u32) -> (std::path::PathBuf, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!(
+            "otpbox-{name}-{}-{:?}",
+            std::process::id(),
+            Instant::now()
+        ));
+        let path = dir.join("otpbox.sqlite3");
+        open(&dir, Synchronous::Normal).unwrap();
+        share_writes(
+            connect(&path, Synchronous::Normal).unwrap(),
+            Synchronous::Normal,
+            checkpoint_pages,
+        )
+        .unwrap();
+        (dir, path)
+    }
+
+    /// Adds one outbox row.
+    fn insert(tx: &Connection, subject: &str) -> rusqlite::Result<usize> {
+        tx.execute(
+            "INSERT INTO outbox (to_addr, subject, body, created_at) VALUES ('a', ?1, '', 1)",
+            [subject],
+        )
+    }
+
     /// Writes through the shared connection from many threads at once: every write that
     /// returned `Ok` is committed (another connection sees it at once), a write that fails or
     /// panics takes back only its own changes (the panic continues in its caller), writes did
     /// share transactions, and the checkpointer ran.
     #[test]
     fn shared_writes_commit_together_and_fail_alone() {
-        let dir = std::env::temp_dir().join(format!(
-            "otpbox-group-commit-{}-{:?}",
-            std::process::id(),
-            Instant::now()
-        ));
-        let path = dir.join("otpbox.sqlite3");
-        open(&dir, Synchronous::Normal).unwrap();
         // A small checkpoint limit: the WAL passes it many times during the run.
-        share_writes(
-            connect(&path, Synchronous::Normal).unwrap(),
-            Synchronous::Normal,
-            50,
-        )
-        .unwrap();
-        let insert = |tx: &Connection, subject: &str| {
-            tx.execute(
-                "INSERT INTO outbox (to_addr, subject, body, created_at) VALUES ('a', ?1, '', 1)",
-                [subject],
-            )
-        };
+        let (dir, path) = shared_db("group-commit", 50);
         let threads: Vec<_> = (0..8)
             .map(|t| {
                 let path = path.clone();
@@ -473,11 +482,7 @@ mod tests {
         std::thread::spawn(move || {
             let conn = connect(&path, Synchronous::Normal).unwrap();
             write(&conn, |tx| {
-                tx.execute(
-                    "INSERT INTO outbox (to_addr, subject, body, created_at) \
-                     VALUES ('a', ?1, '', 1)",
-                    [subject],
-                )?;
+                insert(tx, subject)?;
                 Ok(())
             })
         })
@@ -488,25 +493,7 @@ mod tests {
     /// included, and nothing of them is kept; the next write works.
     #[test]
     fn a_transaction_sqlite_rolled_back_fails_everyone_in_it() {
-        let dir = std::env::temp_dir().join(format!(
-            "otpbox-rolled-back-{}-{:?}",
-            std::process::id(),
-            Instant::now()
-        ));
-        let path = dir.join("otpbox.sqlite3");
-        open(&dir, Synchronous::Normal).unwrap();
-        share_writes(
-            connect(&path, Synchronous::Normal).unwrap(),
-            Synchronous::Normal,
-            0,
-        )
-        .unwrap();
-        let insert = |tx: &Connection, subject: &str| {
-            tx.execute(
-                "INSERT INTO outbox (to_addr, subject, body, created_at) VALUES ('a', ?1, '', 1)",
-                [subject],
-            )
-        };
+        let (dir, path) = shared_db("rolled-back", 0);
         let conn = connect(&path, Synchronous::Normal).unwrap();
         let shared = shared_for(&conn).unwrap();
         shared.hold_us.store(60_000_000, Ordering::Relaxed);

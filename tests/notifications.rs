@@ -156,6 +156,11 @@ fn server(telegram: &Fake) -> TestServer {
         ("OTPBOX_TELEGRAM_BOT_TOKEN", BOT_TOKEN),
         ("OTPBOX_TELEGRAM_API", &telegram.base),
     ]);
+    paused(s)
+}
+
+/// `s` with its scheduler paused: the test runs the jobs.
+fn paused(s: TestServer) -> TestServer {
     let r = s.client().post("/__dev/scheduler?paused=1", b"");
     assert_eq!(r.status, 200, "{}", r.text());
     s
@@ -561,11 +566,7 @@ fn in_webhook_mode_the_bot_is_registered_and_a_start_links_the_chat_at_once() {
         ("OTPBOX_BASE_URL", "https://otp.example"),
         ("OTPBOX_TELEGRAM_WEBHOOK", "1"),
     ];
-    let s = TestServer::start_with(&webhook_env);
-    assert_eq!(
-        s.client().post("/__dev/scheduler?paused=1", b"").status,
-        200
-    );
+    let s = paused(TestServer::start_with(&webhook_env));
     s.add_numbers(COUNTRY, &["6281100000009"]);
     let mut cy = s.customer("cy@example.com", "10.00");
     let mut web = browser(&s, "cy@example.com");
@@ -653,13 +654,11 @@ fn in_webhook_mode_the_bot_is_registered_and_a_start_links_the_chat_at_once() {
 
     // Every start registers the webhook again (repairing a registration changed elsewhere).
     let data = s.kill9();
-    let s = TestServer::builder()
-        .data_dir(data)
-        .envs(&webhook_env)
-        .start();
-    assert_eq!(
-        s.client().post("/__dev/scheduler?paused=1", b"").status,
-        200
+    let s = paused(
+        TestServer::builder()
+            .data_dir(data)
+            .envs(&webhook_env)
+            .start(),
     );
     s.run_jobs();
     s.run_jobs();
@@ -675,13 +674,11 @@ fn in_webhook_mode_the_bot_is_registered_and_a_start_links_the_chat_at_once() {
     let data = s.kill9();
     let mut polling_env = webhook_env.to_vec();
     polling_env.pop();
-    let s = TestServer::builder()
-        .data_dir(data)
-        .envs(&polling_env)
-        .start();
-    assert_eq!(
-        s.client().post("/__dev/scheduler?paused=1", b"").status,
-        200
+    let s = paused(
+        TestServer::builder()
+            .data_dir(data)
+            .envs(&polling_env)
+            .start(),
     );
     s.run_jobs();
     s.run_jobs();

@@ -233,19 +233,22 @@ pub struct Message {
     pub received_at: Timestamp,
 }
 
+/// A `messages` row read as `id, sender, text, code, received_at`.
+fn message_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Message> {
+    Ok(Message {
+        id: r.get(0)?,
+        sender: r.get(1)?,
+        text: r.get(2)?,
+        code: r.get(3)?,
+        received_at: r.get(4)?,
+    })
+}
+
 fn message_list(conn: &Connection, column: &str, id: i64) -> Result<Vec<Message>> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT id, sender, text, code, received_at FROM messages WHERE {column} = ?1 ORDER BY id"
     ))?;
-    let rows = stmt.query_map([id], |r| {
-        Ok(Message {
-            id: r.get(0)?,
-            sender: r.get(1)?,
-            text: r.get(2)?,
-            code: r.get(3)?,
-            received_at: r.get(4)?,
-        })
-    })?;
+    let rows = stmt.query_map([id], message_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
@@ -282,15 +285,7 @@ pub fn recent_for_rental(conn: &Connection, rental_id: i64, limit: i64) -> Resul
         "SELECT id, sender, text, code, received_at FROM messages WHERE rental_id = ?1 \
          ORDER BY id DESC LIMIT ?2",
     )?;
-    let rows = stmt.query_map(params![rental_id, limit], |r| {
-        Ok(Message {
-            id: r.get(0)?,
-            sender: r.get(1)?,
-            text: r.get(2)?,
-            code: r.get(3)?,
-            received_at: r.get(4)?,
-        })
-    })?;
+    let rows = stmt.query_map(params![rental_id, limit], message_row)?;
     let mut list = rows.collect::<rusqlite::Result<Vec<_>>>()?;
     list.reverse();
     Ok(list)

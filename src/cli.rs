@@ -97,6 +97,9 @@ pub struct BenchArgs {
     /// (half of them the ordering account's) and compare; 0 = only the empty database
     #[arg(long, default_value_t = 1_000_000)]
     pub history: u64,
+    /// Run only the workloads whose name contains this text (`memory` for the memory check)
+    #[arg(long, value_name = "TEXT")]
+    pub only: Option<String>,
 }
 
 #[derive(Args, Debug, Default)]

@@ -384,6 +384,9 @@ fn post_sms(
     Ok(code)
 }
 
+/// The name of [`ingest_only`]'s workload.
+pub const INGEST_ONLY: &str = "SMS via /ingest to live orders";
+
 /// SMS posted through the signed generic `/ingest` endpoint to orders placed beforehand (one
 /// on every bench SIM, not timed): one request per SMS, each reaching its order, so the rate
 /// is the gateway path's own. Run after [`ingest`], on the same server.
@@ -407,7 +410,7 @@ pub fn ingest_only(addr: SocketAddr, key: &str, gateways: &Gateways) -> Result<W
     let live = Arc::new(live);
     let run = std::process::id();
     Ok(Workload {
-        name: "SMS via /ingest to live orders",
+        name: INGEST_ONLY,
         unit: "SMS",
         step: Arc::new(move |c, conn, n| {
             let (phone, device) = &live[(n as usize * 7 + conn) % live.len()];

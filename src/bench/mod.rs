@@ -68,6 +68,9 @@ struct Measured {
 struct Memory {
     before: u64,
     after_logins: u64,
+    /// Of `after_logins`: the heap and stacks, and the binary's and libraries' own pages.
+    anon: u64,
+    file: u64,
     busy_peak: u64,
 }
 
@@ -105,6 +108,7 @@ fn memory_check(server: &server::Server, cookie: &str, seconds: u64) -> Result<M
     }
     std::thread::sleep(IDLE);
     let after_logins = rss();
+    let (anon, file) = memory_parts(pid).unwrap_or_default();
     let done = std::sync::atomic::AtomicBool::new(false);
     let mut busy_peak = 0;
     let outcome = std::thread::scope(|s| {
@@ -124,6 +128,8 @@ fn memory_check(server: &server::Server, cookie: &str, seconds: u64) -> Result<M
         Ok(o) if o.errors == 0 => Ok(Memory {
             before,
             after_logins,
+            anon,
+            file,
             busy_peak,
         }),
         Ok(o) => Err(Error::Internal(format!(
@@ -191,6 +197,8 @@ fn compare(empty: &Measured, filled: &Measured, history: u64) {
                 e.after_logins,
                 f.after_logins,
             ),
+            ("  of it anonymous (MiB)", e.anon, f.anon),
+            ("  of it the binary, libraries (MiB)", e.file, f.file),
             ("RSS peak, 64 connections (MiB)", e.busy_peak, f.busy_peak),
         ] {
             println!(
@@ -306,10 +314,13 @@ fn measure(opts: &Options, history: u64) -> Result<Measured, Error> {
         Some(Ok(m)) => {
             println!(
                 "server memory: RSS {} KiB idle; {} KiB after {LOGINS} sign-ins and {} s idle \
-                 (target < 20 MB); at most {} KiB under {BUSY} busy connections (target < 60 MB)",
+                 (target < 20 MB; {} KiB of it anonymous, {} KiB the binary's and libraries' \
+                 pages); at most {} KiB under {BUSY} busy connections (target < 60 MB)",
                 m.before,
                 m.after_logins,
                 IDLE.as_secs(),
+                m.anon,
+                m.file,
                 m.busy_peak
             );
             out.memory = Some(m);
@@ -400,13 +411,21 @@ fn cpu_ticks(pid: u32) -> Option<u64> {
 
 /// The server's resident and peak memory in KiB, from /proc.
 fn memory(pid: u32) -> Option<(u64, u64)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-    };
-    Some((field("VmRSS:")?, field("VmHWM:")?))
+    Some((status_kib(pid, "VmRSS:")?, status_kib(pid, "VmHWM:")?))
+}
+
+/// The server's resident memory in KiB by kind: anonymous (heap, stacks), file-backed (the
+/// binary's and the libraries' code and data).
+fn memory_parts(pid: u32) -> Option<(u64, u64)> {
+    Some((status_kib(pid, "RssAnon:")?, status_kib(pid, "RssFile:")?))
+}
+
+/// One `NAME: N kB` line of /proc/PID/status.
+fn status_kib(pid: u32, name: &str) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
 }

@@ -136,6 +136,13 @@ pub fn services(conn: &Connection) -> Result<Vec<Service>> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// Every service's name by code (a page that only names services needs no more).
+pub fn service_names(conn: &Connection) -> Result<HashMap<String, String>> {
+    let mut stmt = conn.prepare_cached("SELECT code, name FROM services")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 pub fn country(conn: &Connection, id: i64) -> Result<Option<Country>> {
     Ok(conn
         .prepare_cached(&format!(
@@ -386,7 +393,17 @@ pub fn offers(
     cooldown: u64,
     now: Timestamp,
 ) -> Result<Vec<Offer>> {
-    offers_from(conn, country, service, cooldown, now, true)
+    offers_in(conn, country, service, &stock(conn, cooldown, now)?)
+}
+
+/// [`offers`] from a [`Stock`] already counted (a page that shows both counts it once).
+pub fn offers_in(
+    conn: &Connection,
+    country: Option<i64>,
+    service: Option<&str>,
+    stock: &Stock,
+) -> Result<Vec<Offer>> {
+    offers_from(conn, country, service, stock, true)
 }
 
 /// What can be rented now, per (country, service) with a price: the same offers as
@@ -398,32 +415,31 @@ pub fn rent_offers(
     cooldown: u64,
     now: Timestamp,
 ) -> Result<Vec<Offer>> {
-    offers_from(conn, country, None, cooldown, now, false)
+    offers_from(conn, country, None, &stock(conn, cooldown, now)?, false)
 }
 
 fn offers_from(
     conn: &Connection,
     country: Option<i64>,
     service: Option<&str>,
-    cooldown: u64,
-    now: Timestamp,
+    stock: &Stock,
     with_upstream: bool,
 ) -> Result<Vec<Offer>> {
-    let counts = own_counts(conn, cooldown, now)?;
-    let mut free: HashMap<i64, i64> = HashMap::new();
-    for ((c, _), n) in &counts.free {
-        *free.entry(*c).or_default() += n;
-    }
-    let mut taken: HashMap<(i64, String), i64> = HashMap::new();
-    for ((c, _, s), n) in &counts.taken {
-        *taken.entry((*c, s.clone())).or_default() += n;
-    }
+    // A condition only for what is asked, so the price list's key serves one country's
+    // offers (`?1 IS NULL OR p.country_id = ?1` read every price of every country).
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT p.country_id, p.service, p.price_minor, p.rent_hour_minor FROM prices p \
          JOIN countries c ON c.id = p.country_id AND c.enabled = 1 \
          JOIN services s ON s.code = p.service AND s.enabled = 1 \
-         WHERE p.operator = '' AND (?1 IS NULL OR p.country_id = ?1) AND (?2 IS NULL OR p.service = ?2) \
-         AND {} ORDER BY p.country_id, p.service",
+         WHERE p.operator = '' AND {} AND {} AND {} ORDER BY p.country_id, p.service",
+        match country {
+            Some(_) => "p.country_id = ?1",
+            None => "?1 IS NULL",
+        },
+        match service {
+            Some(_) => "p.service = ?2",
+            None => "?2 IS NULL",
+        },
         crate::domain::market::blocklist::not_blocked_sql("p.country_id", "p.service")
     ))?;
     let rows = stmt.query_map(params![country, service], |r| {
@@ -434,23 +450,14 @@ fn offers_from(
             r.get::<_, i64>(3)?,
         ))
     })?;
-    let simulated = if simulator::enabled(conn)? {
-        simulator::STOCK
-    } else {
-        0
-    };
-    let upstream = if with_upstream {
-        upstream_stock(conn, now)?
-    } else {
-        HashMap::new()
-    };
     let mut out = Vec::new();
     for row in rows {
         let (c, s, price_minor, rent_hour_minor) = row?;
-        let stock =
-            free.get(&c).copied().unwrap_or(0) - taken.get(&(c, s.clone())).copied().unwrap_or(0);
-        let own = stock.max(0) + simulated;
-        let (up_stock, up_price) = upstream.get(&(c, s.clone())).copied().unwrap_or((0, 0));
+        let own = stock.own(c, None, &s);
+        let (up_stock, up_price) = match with_upstream {
+            true => stock.upstream_of(c, &s),
+            false => (0, 0),
+        };
         out.push(Offer {
             country: c,
             service: s,

@@ -257,7 +257,7 @@ fn serve_metrics(app: &App, addr: SocketAddr, mut server: tiny_http::Server) {
         if !db.is_autocommit() {
             let _ = db.execute_batch("ROLLBACK");
         }
-        let _ = rq.respond(to_tiny(&resp));
+        let _ = rq.respond(to_tiny(resp));
     }
 }
 
@@ -757,8 +757,8 @@ fn with_security_headers(mut resp: Response) -> Response {
     resp
 }
 
-fn to_tiny(resp: &Response) -> tiny_http::Response<std::io::Cursor<Vec<u8>>> {
-    let mut out = tiny_http::Response::from_data(resp.body.clone())
+fn to_tiny(resp: Response) -> tiny_http::Response<std::io::Cursor<Vec<u8>>> {
+    let mut out = tiny_http::Response::from_data(resp.body)
         .with_status_code(tiny_http::StatusCode(resp.status));
     for (k, v) in &resp.headers {
         if let Ok(h) = tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()) {
@@ -780,7 +780,7 @@ fn finish(
 ) {
     access_log(&shared.app, req, resp.status, started);
     let (peer, body) = (req.peer, body_allowance(&rq));
-    if let Err(e) = rq.respond(to_tiny(&resp)) {
+    if let Err(e) = rq.respond(to_tiny(resp)) {
         log::debug!("client went away before the response was written: {e}");
     }
     if shared.app.life.stopping() {
@@ -828,7 +828,7 @@ fn discard(
 ) {
     let resp = with_security_headers(resp);
     access_log(&shared.app, req, resp.status, started);
-    let tiny = to_tiny(&resp);
+    let tiny = to_tiny(resp);
     let (peer, body) = (req.peer, body_allowance(&rq));
     if shared.discarders.fetch_add(1, Ordering::SeqCst) >= MAX_DISCARDERS {
         shared.discarders.fetch_sub(1, Ordering::SeqCst);

@@ -63,17 +63,14 @@ struct Names {
 
 impl Names {
     fn load(db: &Connection) -> Names {
+        Names::with_countries(db, &catalogue::countries(db).unwrap_or_default())
+    }
+
+    /// With the countries a page has already read.
+    fn with_countries(db: &Connection, countries: &[Country]) -> Names {
         Names {
-            countries: catalogue::countries(db)
-                .unwrap_or_default()
-                .into_iter()
-                .map(|c| (c.id, c.name))
-                .collect(),
-            services: catalogue::services(db)
-                .unwrap_or_default()
-                .into_iter()
-                .map(|s| (s.code, s.name))
-                .collect(),
+            countries: countries.iter().map(|c| (c.id, c.name.clone())).collect(),
+            services: catalogue::service_names(db).unwrap_or_default(),
         }
     }
 
@@ -148,17 +145,15 @@ fn dashboard(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
         .map(|a| a.country_id);
     let (countries, country) = choose_country(ctx, req, last);
     let now = ctx.now();
-    let offers = catalogue::offers(
-        ctx.db,
-        Some(country),
-        None,
-        ctx.app.config.reuse_cooldown,
-        now,
-    )
-    .unwrap_or_default();
+    // Counted once for the rows' stock of any operator and of each.
+    let stock = catalogue::stock(ctx.db, ctx.app.config.reuse_cooldown, now).ok();
+    let offers = stock
+        .as_ref()
+        .and_then(|st| catalogue::offers_in(ctx.db, Some(country), None, st).ok())
+        .unwrap_or_default();
     let rates = stats::success_in(ctx.db, country).unwrap_or_default();
     let recent = activations::recent_services(ctx.db, p.user.id, 5).unwrap_or_default();
-    let names = Names::load(ctx.db);
+    let names = Names::with_countries(ctx.db, &countries);
     let operators = catalogue::operators(ctx.db, Some(country)).unwrap_or_default();
     // The operator chosen (`?operator=`, or the one a failed order kept): the rows show its
     // price and stock, the ones an order with it is charged and served from.
@@ -166,11 +161,7 @@ fn dashboard(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
         .query_param("operator")
         .or_else(|| p.kept.get("operator").map(str::to_string))
         .filter(|o| operators.iter().any(|x| x.code == *o));
-    let stock = if operators.is_empty() {
-        None
-    } else {
-        catalogue::stock(ctx.db, ctx.app.config.reuse_cooldown, now).ok()
-    };
+    let stock = stock.filter(|_| !operators.is_empty());
     // The operators' own prices, read once (as `catalogue::price` chooses: the operator's,
     // else the country's).
     let prices = if operators.is_empty() {
@@ -212,7 +203,8 @@ fn dashboard(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
             }
         })
         .collect();
-    rows.sort_by_key(|r| {
+    // Each key once per row (the seed rank is a search of the seed catalogue).
+    rows.sort_by_cached_key(|r| {
         (
             recent
                 .iter()

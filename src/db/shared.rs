@@ -560,8 +560,8 @@ mod tests {
         stop.store(true, Ordering::Relaxed);
         reader.join().unwrap();
         // The WAL header's checkpoint sequence number (bytes 12..16, big-endian) counts the
-        // times the WAL started over; 12,000 rows of 3 KB are over 9,000 pages (the code before it: 0 or 1 times
-        // with 8 writers; now about 10).
+        // times the WAL started over; 12,000 rows of 3 KB are over 9,000 pages. (The code
+        // before the catch-up: 0 or 1 times with 8 writers; now about 10.)
         let wal = std::fs::read(path.with_extension("sqlite3-wal")).unwrap();
         let restarts = u32::from_be_bytes(wal[12..16].try_into().unwrap());
         assert!(restarts >= 5, "the WAL started over {restarts} times");

@@ -54,6 +54,14 @@ pub fn run(command: Command, config: Config) -> Result<ExitCode, Error> {
     }
 }
 
+/// What a long-running server's process needs before anything else runs: glibc's per-thread
+/// caches off ([`crate::app::without_thread_caches`], which starts the process again).
+pub fn prepare_process(command: &Command) {
+    if let Command::Serve(_) | Command::Demo(_) = command {
+        crate::app::without_thread_caches();
+    }
+}
+
 /// Where the README says how to restore a backup (quoted in the advice on damaged databases).
 pub const RESTORE_ADVICE: &str =
     "stop otpbox and restore a backup of the whole data directory (with its secret.key): \

@@ -11,6 +11,8 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
+    // Before anything else: it may start this process again.
+    commands::prepare_process(&cli.command);
     let mut flags = BTreeMap::new();
     if let Some(d) = &cli.data {
         flags.insert("data".to_string(), d.to_string_lossy().into_owned());

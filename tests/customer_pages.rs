@@ -661,3 +661,27 @@ fn a_long_history_exports_as_csv_files_that_hold_every_order_once() {
     assert_eq!(got, ids_of("tg"));
     assert_eq!(got.len(), 5015);
 }
+
+/// A live order's card names its country even after the country was taken off sale (the
+/// country picker lists only the countries on sale).
+#[test]
+fn a_live_orders_card_names_a_country_taken_off_sale() {
+    let server = TestServer::start();
+    let (mut web, _, _) = live_order(&server, "offsale@example.com", "+6281200000077");
+    let db = server.db();
+    let name: String = db
+        .query_row("SELECT name FROM countries WHERE id = ?1", [COUNTRY], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let card = format!("Telegram · {name} · ");
+    assert!(web.get("/dashboard").text().contains(&card));
+    db.execute("UPDATE countries SET enabled = 0 WHERE id = ?1", [COUNTRY])
+        .unwrap();
+    let dash = web.get("/dashboard").text();
+    assert!(dash.contains(&card), "the card lost its country's name");
+    assert!(
+        !dash.contains(&format!("?country={COUNTRY}\"")),
+        "the picker still offers the country"
+    );
+}

@@ -118,14 +118,10 @@ fn seed_rank(code: &str) -> usize {
         .unwrap_or(usize::MAX)
 }
 
-/// The enabled countries and the one chosen: `?country=`, else the account's last order's,
-/// else Indonesia (6) when sold, else the first.
-fn choose_country(ctx: &Ctx<'_>, req: &Request, last: Option<i64>) -> (Vec<Country>, i64) {
-    let countries: Vec<Country> = catalogue::countries(ctx.db)
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|c| c.enabled)
-        .collect();
+/// The enabled countries of `all` and the one chosen: `?country=`, else the account's last
+/// order's, else Indonesia (6) when sold, else the first.
+fn choose_country(all: &[Country], req: &Request, last: Option<i64>) -> (Vec<Country>, i64) {
+    let countries: Vec<Country> = all.iter().filter(|c| c.enabled).cloned().collect();
     let known = |id: &i64| countries.iter().any(|c| c.id == *id);
     let country = req
         .query_param("country")
@@ -143,7 +139,9 @@ fn dashboard(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
         .unwrap_or_default()
         .first()
         .map(|a| a.country_id);
-    let (countries, country) = choose_country(ctx, req, last);
+    // Every country, read once: the live orders' cards name disabled ones too.
+    let all = catalogue::countries(ctx.db).unwrap_or_default();
+    let (countries, country) = choose_country(&all, req, last);
     let now = ctx.now();
     // Counted once for the rows' stock of any operator and of each.
     let stock = catalogue::stock(ctx.db, ctx.app.config.reuse_cooldown, now).ok();
@@ -153,7 +151,7 @@ fn dashboard(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
         .unwrap_or_default();
     let rates = stats::success_in(ctx.db, country).unwrap_or_default();
     let recent = activations::recent_services(ctx.db, p.user.id, 5).unwrap_or_default();
-    let names = Names::with_countries(ctx.db, &countries);
+    let names = Names::with_countries(ctx.db, &all);
     let operators = catalogue::operators(ctx.db, Some(country)).unwrap_or_default();
     // The operator chosen (`?operator=`, or the one a failed order kept): the rows show its
     // price and stock, the ones an order with it is charged and served from.
@@ -755,13 +753,14 @@ fn redeem(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
 fn rentals_page(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
     let list = rentals::list(ctx.db, p.user.id, false, 50).unwrap_or_default();
     let kept_country = p.kept.get("country").and_then(|c| c.parse().ok());
+    let all = catalogue::countries(ctx.db).unwrap_or_default();
     let (countries, country) = choose_country(
-        ctx,
+        &all,
         req,
         kept_country.or(list.first().map(|r| r.country_id)),
     );
     let now = ctx.now();
-    let names = Names::load(ctx.db);
+    let names = Names::with_countries(ctx.db, &all);
     // Only what a rental can take: our own numbers and the simulator's, never upstream stock.
     let offers = catalogue::rent_offers(ctx.db, Some(country), ctx.app.config.reuse_cooldown, now)
         .unwrap_or_default();

@@ -57,15 +57,24 @@ pub struct App {
 /// those caches held 1.5 MiB of the idle server's 8.9 MiB of heap (8.9 → 7.4 MiB without
 /// them, at the same speed). glibc reads that setting from the environment only, when a
 /// process starts, so `serve` and `demo` execute themselves again once with
-/// `GLIBC_TUNABLES=glibc.malloc.tcache_count=0` (the same process id). A setting of the
-/// caches already in `GLIBC_TUNABLES` is kept. If the new start fails, this one goes on.
+/// `GLIBC_TUNABLES=glibc.malloc.tcache_count=0` (the same process id) and
+/// `OTPBOX_RESTARTED=1`, never twice. A setting of the caches already in `GLIBC_TUNABLES`
+/// is kept; a process in glibc's secure mode is not started again. If the new start fails,
+/// this one goes on.
 pub fn without_thread_caches() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         use std::os::unix::process::CommandExt;
         const TUNABLE: &str = "glibc.malloc.tcache_count";
+        // Set on the new start, so there is never a second one, whatever glibc made of the
+        // setting: in secure mode (a setuid binary, or one given capabilities with `setcap`
+        // to listen on port 80) glibc drops it, which is also why such a process is left as
+        // it is.
+        const RESTARTED: &str = "OTPBOX_RESTARTED";
         let current = std::env::var("GLIBC_TUNABLES").unwrap_or_default();
-        if current.contains(TUNABLE) {
+        // SAFETY: getauxval only reads the process's auxiliary vector.
+        let secure = unsafe { libc::getauxval(libc::AT_SECURE) } != 0;
+        if current.contains(TUNABLE) || std::env::var_os(RESTARTED).is_some() || secure {
             return;
         }
         let Ok(exe) = std::env::current_exe() else {
@@ -78,6 +87,7 @@ pub fn without_thread_caches() {
         let err = std::process::Command::new(exe)
             .args(std::env::args_os().skip(1))
             .env("GLIBC_TUNABLES", value)
+            .env(RESTARTED, "1")
             .exec();
         eprintln!("otpbox: note: could not start again without glibc's thread caches: {err}");
     }

@@ -411,21 +411,24 @@ fn cpu_ticks(pid: u32) -> Option<u64> {
 
 /// The server's resident and peak memory in KiB, from /proc.
 fn memory(pid: u32) -> Option<(u64, u64)> {
-    Some((status_kib(pid, "VmRSS:")?, status_kib(pid, "VmHWM:")?))
+    status_kib(pid, ["VmRSS:", "VmHWM:"])
 }
 
 /// The server's resident memory in KiB by kind: anonymous (heap, stacks), file-backed (the
 /// binary's and the libraries' code and data).
 fn memory_parts(pid: u32) -> Option<(u64, u64)> {
-    Some((status_kib(pid, "RssAnon:")?, status_kib(pid, "RssFile:")?))
+    status_kib(pid, ["RssAnon:", "RssFile:"])
 }
 
-/// One `NAME: N kB` line of /proc/PID/status.
-fn status_kib(pid: u32, name: &str) -> Option<u64> {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()?
-        .lines()
-        .find(|l| l.starts_with(name))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
+/// Two `NAME: N kB` lines of one read of /proc/PID/status.
+fn status_kib(pid: u32, names: [&str; 2]) -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+    };
+    Some((field(names[0])?, field(names[1])?))
 }

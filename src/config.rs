@@ -710,7 +710,7 @@ const OIDC_KEYS: &[&str] = &[
 ];
 
 /// Splits `oidc.NAME.KEY` into a valid name and key.
-fn oidc_file_key(key: &str) -> Option<(&str, &str)> {
+pub(crate) fn oidc_file_key(key: &str) -> Option<(&str, &str)> {
     let rest = key.strip_prefix("oidc.")?;
     let (name, field) = rest.split_once('.')?;
     let name_ok = !name.is_empty()

@@ -254,10 +254,14 @@ pub fn settings(data: &[u8]) {
         assert_eq!(crate::config::parse_duration(&format!("{secs}s")), Ok(secs));
     }
     if let Ok(map) = crate::config::parse_config_file(&t) {
-        // Keys come out as the settings table spells them; a value keeps what stood between
-        // its quotes (`"a "` is `a `).
+        // Keys come out as the settings table spells them, or as a valid identity provider's
+        // `oidc.NAME.KEY`; a value keeps what stood between its quotes (`"a "` is `a `).
         for k in map.keys() {
-            assert!(crate::config::SETTINGS.iter().any(|s| s.key == k), "{k:?}");
+            assert!(
+                crate::config::SETTINGS.iter().any(|s| s.key == k)
+                    || crate::config::oidc_file_key(k).is_some(),
+                "{k:?}"
+            );
         }
     }
     let _ = crate::jobs::parse_schedule(&t);

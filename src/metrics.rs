@@ -209,6 +209,17 @@ impl Metrics {
                 head(&mut out, name, "counter", help);
                 let _ = writeln!(out, "{name} {n}");
             }
+            head(
+                &mut out,
+                "otpbox_db_write_busy_seconds_total",
+                "counter",
+                "Time a writer held the shared write connection (near the time elapsed: writes queue)",
+            );
+            let _ = writeln!(
+                out,
+                "otpbox_db_write_busy_seconds_total {:.6}",
+                g.busy_seconds
+            );
         }
         if let Err(e) = database_gauges(&mut out, db, now) {
             log::error!("metrics: cannot read the database: {e}");

@@ -70,6 +70,26 @@ impl Drop for Server {
     }
 }
 
+/// The bearer token of the server's `/metrics` (a bench server listens on 127.0.0.1 only).
+pub const METRICS_TOKEN: &str = "bench-metrics";
+
+/// Seconds the server's writers held its write connection so far
+/// (`otpbox_db_write_busy_seconds_total`).
+pub fn writer_busy(addr: SocketAddr) -> Option<f64> {
+    let mut conn = super::client::Conn::open(addr).ok()?;
+    let auth = format!("Bearer {METRICS_TOKEN}");
+    let reply = conn
+        .get_ok("/metrics", &[("Authorization", auth.as_str())])
+        .ok()?;
+    reply
+        .text()
+        .lines()
+        .find_map(|l| l.strip_prefix("otpbox_db_write_busy_seconds_total "))?
+        .trim()
+        .parse()
+        .ok()
+}
+
 pub fn start(data: &Path, s: &Settings<'_>) -> Result<Server, Error> {
     let exe = std::env::current_exe().map_err(|e| Error::Internal(e.to_string()))?;
     let began = Instant::now();
@@ -94,6 +114,8 @@ pub fn start(data: &Path, s: &Settings<'_>) -> Result<Server, Error> {
         // reuses its SIMs), and the filled history's messages are not deleted under load.
         .env("OTPBOX_REUSE_COOLDOWN", "1s")
         .env("OTPBOX_SMS_RETENTION", "3650d")
+        // The bench reads how long the writer was busy from /metrics.
+        .env("OTPBOX_METRICS_TOKEN", METRICS_TOKEN)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

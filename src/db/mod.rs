@@ -200,9 +200,9 @@ thread_local! {
 /// and may share a transaction with the writes queued beside it ([`Shared`]); `conn` is then
 /// only used to find it. Elsewhere `f` runs in a `BEGIN IMMEDIATE` transaction of `conn`,
 /// after the writers of this process that came first.
-pub fn write<T>(
+pub fn write<T: Send>(
     conn: &Connection,
-    f: impl FnOnce(&Connection) -> Result<T, Error>,
+    f: impl FnOnce(&Connection) -> Result<T, Error> + Send,
 ) -> Result<T, Error> {
     if WRITING.with(Cell::get) {
         return nested(conn, f);

@@ -1,16 +1,19 @@
 //! The one write connection of a server, shared by all its threads, with group commit and
 //! checkpoints off the writers' path.
 //!
-//! A writer that finds a transaction open joins it instead of waiting for a transaction of its
-//! own: it runs its write in a savepoint (so a write that fails takes back only its own
-//! changes), and then either commits for everyone in the transaction, when no other writer is
-//! queued (or the batch reached [`BATCH_MAX`] writes or [`BATCH_HOLD`]), or leaves the
-//! transaction open to the next writer in line and waits for its commit. Nobody's write is
+//! Writes are combined: a writer queues its closure; if no thread is combining, it becomes
+//! the combiner and runs, in one transaction, its own write and then every write queued
+//! meanwhile (each after the first in a savepoint, so a write that fails takes back only its
+//! own changes), until the queue is empty or the batch reached [`BATCH_MAX`] writes or
+//! [`BATCH_HOLD`]; it commits, tells each writer how its transaction ended, and hands the
+//! role to the oldest writer still waiting. The others sleep until told. Nobody's write is
 //! acknowledged before the commit that holds it. What it saves, measured on order→cancel
 //! (README, Performance): one commit writes each page a batch touched once (an order's rows
-//! share most of their index pages with the orders beside it), and the connection's page
-//! cache stays warm, where a connection whose database another connection changed drops its
-//! whole cache.
+//! share most of their index pages with the orders beside it); the connection's page cache
+//! stays warm, where a connection whose database another connection changed drops its whole
+//! cache; and the writes of a batch follow each other on one thread, where taking turns on a
+//! lock woke a sleeping thread between every two writes (the lock sat idle a quarter of the
+//! time under load, while the woken thread got a core).
 //!
 //! Checkpoints (copying the WAL back into the database) used to run inside the commit that
 //! crossed `wal_autocheckpoint`, so every writer queued behind a commit that took tens of
@@ -23,10 +26,13 @@
 //! instead, a busy server seldom left one, and its WAL grew by 170 MB a second under
 //! order→cancel, every frame written to a new part of the file.)
 
+use std::cell::Cell;
+use std::collections::VecDeque;
 use std::ffi::{c_char, c_int, c_void};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
+use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use rusqlite::{ffi, Connection};
@@ -68,17 +74,16 @@ pub fn share_writes(
         path,
         state: Mutex::new(Batch {
             conn,
-            open: false,
             catch_up: false,
-            members: 0,
-            started: Instant::now(),
-            end: Arc::new(OnceLock::new()),
         }),
-        ended: Condvar::new(),
-        queued: AtomicUsize::new(0),
+        queue: Mutex::new(Queue {
+            jobs: VecDeque::new(),
+            combining: false,
+        }),
         hold_us: AtomicU64::new(BATCH_HOLD.as_micros() as u64),
         commits: AtomicU64::new(0),
         writes: AtomicU64::new(0),
+        busy_ns: AtomicU64::new(0),
         checkpoints,
     });
     if let Some(cp) = checkpoints {
@@ -209,6 +214,8 @@ pub struct GroupCommits {
     pub writes: u64,
     /// Checkpoints run (the checkpointer's and the writers' that finish them).
     pub checkpoints: u64,
+    /// Seconds a writer held the connection: near the time elapsed, writes queue behind it.
+    pub busy_seconds: f64,
 }
 
 pub fn group_commits(conn: &Connection) -> Option<GroupCommits> {
@@ -216,6 +223,7 @@ pub fn group_commits(conn: &Connection) -> Option<GroupCommits> {
         commits: s.commits.load(Ordering::Relaxed),
         writes: s.writes.load(Ordering::Relaxed),
         checkpoints: s.checkpoints.map_or(0, |c| c.runs.load(Ordering::Relaxed)),
+        busy_seconds: s.busy_ns.load(Ordering::Relaxed) as f64 / 1e9,
     })
 }
 
@@ -236,101 +244,215 @@ const BATCH_HOLD: Duration = Duration::from_millis(4);
 /// One write connection shared by every thread of the server, with group commit (module doc).
 pub struct Shared {
     path: String,
+    /// The connection; held by the combiner while it runs a batch (and by the checkpointer
+    /// for a moment to set `catch_up`).
     state: Mutex<Batch>,
-    /// Signalled when a batch ends.
-    ended: Condvar,
-    /// Writers waiting for `state`; while one is, the transaction stays open for it.
-    queued: AtomicUsize,
+    /// Writes waiting for the combiner.
+    queue: Mutex<Queue>,
     /// [`BATCH_HOLD`] (a test lengthens it to see a batch whatever the machine's speed).
     hold_us: AtomicU64,
     /// Transactions committed, and the writes they held.
     commits: AtomicU64,
     writes: AtomicU64,
+    /// Nanoseconds a combiner held the connection (its batch's writes, savepoints, commit).
+    busy_ns: AtomicU64,
     checkpoints: Option<&'static Checkpoints>,
 }
 
-/// The shared connection and the transaction it is filling.
+/// The shared connection.
 struct Batch {
     conn: Connection,
-    open: bool,
     /// The checkpointer has copied the WAL beside the writers: the next writer to open a
     /// transaction first copies what was appended meanwhile.
     catch_up: bool,
-    /// Writes that ran in the open transaction.
-    members: usize,
-    started: Instant,
-    /// How the open transaction ended: `Ok` committed, `Err` SQLite's message.
-    end: Arc<OnceLock<Result<(), String>>>,
 }
 
 impl Batch {
     fn run(&self, sql: &str) -> rusqlite::Result<()> {
         self.conn.prepare_cached(sql)?.execute([]).map(|_| ())
     }
+}
 
-    /// Ends the open transaction for everyone in it.
-    fn commit(&mut self) {
-        let outcome = self.run("COMMIT").map_err(|e| e.to_string());
-        if let Err(e) = &outcome {
-            log::error!("a shared write transaction could not commit: {e}");
-            if !self.conn.is_autocommit() {
-                let _ = self.run("ROLLBACK");
-            }
-        }
-        self.open = false;
-        let _ = self.end.set(outcome);
+/// The writes waiting, oldest first, and whether a thread is combining (then it, or the
+/// waiter it hands over to, will run them).
+struct Queue {
+    jobs: VecDeque<Job>,
+    combining: bool,
+}
+
+/// A write a thread waits on: its closure and where it is told how it ended. Both live on
+/// that thread's stack ([`Shared::submit`]).
+struct Job {
+    work: *mut Work<'static>,
+    slot: *const Slot,
+}
+
+/// Runs a caller's write once on the shared connection, keeps its outcome for the caller and
+/// says whether it succeeded.
+type Work<'a> = dyn FnMut(&Connection) -> bool + Send + 'a;
+
+// SAFETY: a job points into the stack of a thread that is blocked in `submit` until its slot
+// says the job ended, and the closure it points to is `Send`. The slot is only read and
+// written under the queue's lock.
+unsafe impl Send for Job {}
+
+/// How a waiting write learns its fate, read and written under the queue's lock.
+struct Slot {
+    end: Cell<End>,
+    thread: Thread,
+}
+
+enum End {
+    Waiting,
+    /// The last combiner handed over: this thread runs the next batch (its own write first).
+    Combine,
+    /// The write ran and its transaction ended (`Err`: nothing of it was kept).
+    Done(Result<(), String>),
+}
+
+impl Job {
+    /// Runs the write.
+    fn run(&self, conn: &Connection) -> bool {
+        // SAFETY: see `impl Send for Job`: the closure outlives the job, and only the
+        // combiner calls it, once.
+        unsafe { (*self.work)(conn) }
     }
 }
 
 impl Shared {
-    pub(super) fn write<T>(
+    pub(super) fn write<T: Send>(
         &self,
-        f: impl FnOnce(&Connection) -> Result<T, Error>,
+        f: impl FnOnce(&Connection) -> Result<T, Error> + Send,
     ) -> Result<T, Error> {
-        self.queued.fetch_add(1, Ordering::SeqCst);
-        let mut b = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        self.queued.fetch_sub(1, Ordering::SeqCst);
-        if !b.open {
-            if !b.conn.is_autocommit() {
-                // What a failed rollback may have left: nobody's write is in it.
-                let _ = b.run("ROLLBACK");
-            }
-            if b.catch_up {
-                b.catch_up = false;
-                if let Some(cp) = self.checkpoints {
-                    if let Some((size, copied)) = cp.run(&b.conn) {
-                        if size == copied {
-                            // What called for this checkpoint is copied now.
-                            *cp.due.lock().unwrap_or_else(|p| p.into_inner()) = false;
-                        }
+        let mut f = Some(f);
+        let mut out: Option<std::thread::Result<Result<T, Error>>> = None;
+        let end = {
+            let mut work = |conn: &Connection| -> bool {
+                let Some(f) = f.take() else {
+                    return false;
+                };
+                let outcome = {
+                    let _writing = Writing::start();
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(conn)))
+                };
+                let ok = matches!(outcome, Ok(Ok(_)));
+                out = Some(outcome);
+                ok
+            };
+            self.submit(&mut work)
+        };
+        match out {
+            None => Err(Error::Internal(
+                end.err()
+                    .unwrap_or_else(|| "the write did not run".to_string()),
+            )),
+            Some(Err(panic)) => std::panic::resume_unwind(panic),
+            Some(Ok(Err(e))) => Err(e),
+            Some(Ok(Ok(value))) => end.map(|()| value).map_err(Error::Internal),
+        }
+    }
+
+    /// Queues `work` and returns once it ran and its transaction ended. A thread that finds
+    /// nobody combining (or is handed the role) runs the queue itself ([`Shared::combine`]);
+    /// the others sleep meanwhile.
+    fn submit(&self, work: &mut Work<'_>) -> Result<(), String> {
+        let slot = Slot {
+            end: Cell::new(End::Waiting),
+            thread: std::thread::current(),
+        };
+        // SAFETY: only the lifetime is erased. This function returns only after the job's
+        // slot says it ended, and a combiner never touches a job after saying so.
+        let work: *mut Work<'static> = unsafe {
+            std::mem::transmute::<*mut Work<'_>, *mut Work<'static>>(work as *mut Work<'_>)
+        };
+        let mut q = self.lock_queue();
+        q.jobs.push_back(Job { work, slot: &slot });
+        if q.combining {
+            loop {
+                match slot.end.replace(End::Waiting) {
+                    End::Done(r) => return r,
+                    End::Combine => break,
+                    End::Waiting => {
+                        drop(q);
+                        std::thread::park();
+                        q = self.lock_queue();
                     }
                 }
             }
-            b.run("BEGIN IMMEDIATE")?;
-            b.open = true;
-            b.members = 0;
-            b.started = Instant::now();
-            b.end = Arc::new(OnceLock::new());
+        } else {
+            q.combining = true;
         }
-        // The first write of a transaction needs no savepoint: if it fails, the whole
-        // transaction is taken back, with nothing else in it.
-        let first = b.members == 0;
-        if !first {
-            if let Err(e) = b.run("SAVEPOINT write") {
-                self.abort(b, format!("cannot open a savepoint: {e}"));
-                return Err(e.into());
+        drop(q);
+        self.combine();
+        let _q = self.lock_queue();
+        match slot.end.replace(End::Waiting) {
+            End::Done(r) => r,
+            _ => Err("the write was left behind".to_string()),
+        }
+    }
+
+    fn lock_queue(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The combiner's turn: one transaction holding the writes queued from the oldest (its
+    /// own) on, each after the first in a savepoint (a write that fails or panics takes back
+    /// only its own changes), until the queue is empty or the batch is big or old enough
+    /// ([`BATCH_MAX`], [`BATCH_HOLD`]); then the commit, every write told how it ended, and
+    /// the role handed to the oldest write still waiting. The writes that queue meanwhile
+    /// run without any thread waking in between.
+    fn combine(&self) {
+        let mut turn = Turn {
+            shared: self,
+            kept: Vec::new(),
+            over: false,
+        };
+        let mut b = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let held = Instant::now();
+        if !b.conn.is_autocommit() {
+            // What a failed rollback may have left: nobody's write is in it.
+            let _ = b.run("ROLLBACK");
+        }
+        if b.catch_up {
+            b.catch_up = false;
+            if let Some(cp) = self.checkpoints {
+                if let Some((size, copied)) = cp.run(&b.conn) {
+                    if size == copied {
+                        // What called for this checkpoint is copied now.
+                        *cp.due.lock().unwrap_or_else(|p| p.into_inner()) = false;
+                    }
+                }
             }
         }
-        let outcome = {
-            let _writing = Writing::start();
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&b.conn)))
-        };
-        let ok = matches!(outcome, Ok(Ok(_)));
-        let committed = if first && !ok {
-            let _ = b.run("ROLLBACK");
-            b.open = false;
-            Ok(())
-        } else {
+        if let Err(e) = b.run("BEGIN IMMEDIATE") {
+            let first = self.lock_queue().jobs.pop_front();
+            turn.end(first, Err(format!("cannot begin a write transaction: {e}")));
+            self.count_busy(held);
+            return;
+        }
+        let hold = Duration::from_micros(self.hold_us.load(Ordering::Relaxed));
+        let mut members = 0;
+        loop {
+            let Some(job) = self.lock_queue().jobs.pop_front() else {
+                break;
+            };
+            let first = members == 0;
+            if !first {
+                if let Err(e) = b.run("SAVEPOINT write") {
+                    turn.kept.push(job);
+                    turn.abort(&b, format!("cannot open a savepoint: {e}"));
+                    self.count_busy(held);
+                    return;
+                }
+            }
+            let ok = job.run(&b.conn);
+            if first && !ok {
+                // Nothing else is in the transaction: it is taken back whole.
+                let _ = b.run("ROLLBACK");
+                turn.end(Some(job), Ok(()));
+                self.count_busy(held);
+                return;
+            }
             // The write's changes must now be kept exactly when it succeeded. If SQLite rolled
             // the whole transaction back by itself (disk full, I/O error, out of memory), or
             // the savepoint cannot be released or rolled back, nobody's write in it can be
@@ -353,58 +475,114 @@ impl Shared {
                         .map_err(|e| e.to_string())
                 }
             });
+            members += 1;
             match sealed.and_then(|()| gone(&b)) {
                 Err(e) => {
-                    self.abort(b, e.clone());
-                    Err(Error::Internal(format!("write failed: {e}")))
+                    turn.kept.push(job);
+                    turn.abort(&b, format!("write failed: {e}"));
+                    self.count_busy(held);
+                    return;
                 }
-                Ok(()) => {
-                    b.members += 1;
-                    self.leave(b, ok)
-                }
+                // Its changes are gone already: its caller need not wait for the commit.
+                Ok(()) if !ok => turn.tell(job, Ok(())),
+                Ok(()) => turn.kept.push(job),
             }
-        };
-        match outcome {
-            Err(panic) => std::panic::resume_unwind(panic),
-            Ok(Err(e)) => Err(e),
-            Ok(Ok(value)) => committed.map(|()| value),
+            if members >= BATCH_MAX || held.elapsed() >= hold {
+                break;
+            }
         }
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        self.writes.fetch_add(members as u64, Ordering::Relaxed);
+        let outcome = b.run("COMMIT").map_err(|e| e.to_string());
+        if let Err(e) = &outcome {
+            log::error!("a shared write transaction could not commit: {e}");
+            if !b.conn.is_autocommit() {
+                let _ = b.run("ROLLBACK");
+            }
+        }
+        self.count_busy(held);
+        drop(b);
+        turn.end(None, outcome.map_err(|e| format!("commit failed: {e}")));
     }
 
-    /// Ends the open transaction with nothing kept: everyone in it gets `why`.
-    fn abort(&self, mut b: MutexGuard<'_, Batch>, why: String) {
+    fn count_busy(&self, since: Instant) {
+        self.busy_ns
+            .fetch_add(since.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    /// Writes waiting in the queue (for tests that arrange a batch).
+    #[cfg(test)]
+    fn queued(&self) -> usize {
+        self.lock_queue().jobs.len()
+    }
+}
+
+/// A combiner's batch in progress. However it ends (by a panic too), every write it took is
+/// told, and the combiner's role passes to the oldest write waiting, or lapses.
+struct Turn<'a> {
+    shared: &'a Shared,
+    /// Writes that ran and wait for the commit.
+    kept: Vec<Job>,
+    over: bool,
+}
+
+impl Turn<'_> {
+    /// Tells `job` how it ended (the batch goes on).
+    fn tell(&self, job: Job, r: Result<(), String>) {
+        let _q = self.shared.lock_queue();
+        // SAFETY: see `impl Send for Job`; the slot is read under the same lock.
+        let slot = unsafe { &*job.slot };
+        slot.end.set(End::Done(r));
+        slot.thread.unpark();
+    }
+
+    /// Ends the turn: `job` (if any) and every write kept for the commit are told `r`, and
+    /// the role is handed over.
+    fn end(&mut self, job: Option<Job>, r: Result<(), String>) {
+        let mut q = self.shared.lock_queue();
+        for job in job.into_iter().chain(std::mem::take(&mut self.kept)) {
+            // SAFETY: as in `tell`.
+            let slot = unsafe { &*job.slot };
+            slot.end.set(End::Done(r.clone()));
+            slot.thread.unpark();
+        }
+        self.hand_over(&mut q);
+    }
+
+    /// Ends the open transaction with nothing kept: every write in it gets `why`.
+    fn abort(&mut self, b: &Batch, why: String) {
         log::error!("a shared write transaction failed: {why}");
         if !b.conn.is_autocommit() {
             let _ = b.run("ROLLBACK");
         }
-        b.open = false;
-        let _ = b.end.set(Err(why));
-        drop(b);
-        self.ended.notify_all();
+        self.end(None, Err(why));
     }
 
-    /// After a write ran in the open transaction: commits it when nobody else is in line (or
-    /// it is big or old enough), else leaves it to the next writer. A write that was kept
-    /// waits for the commit and fails with it.
-    fn leave(&self, mut b: MutexGuard<'_, Batch>, kept: bool) -> Result<(), Error> {
-        let end = b.end.clone();
-        if self.queued.load(Ordering::SeqCst) == 0
-            || b.members >= BATCH_MAX
-            || b.started.elapsed() >= Duration::from_micros(self.hold_us.load(Ordering::Relaxed))
-        {
-            self.commits.fetch_add(1, Ordering::Relaxed);
-            self.writes.fetch_add(b.members as u64, Ordering::Relaxed);
-            b.commit();
-            drop(b);
-            self.ended.notify_all();
-        } else if kept {
-            while end.get().is_none() {
-                b = self.ended.wait(b).unwrap_or_else(|p| p.into_inner());
-            }
+    /// The oldest waiting write's thread combines next; with none, nobody does until a
+    /// write comes.
+    fn hand_over(&mut self, q: &mut Queue) {
+        if self.over {
+            return;
         }
-        match end.get() {
-            Some(Err(e)) if kept => Err(Error::Internal(format!("commit failed: {e}"))),
-            _ => Ok(()),
+        self.over = true;
+        match q.jobs.front() {
+            Some(next) => {
+                // SAFETY: as in `tell`.
+                let slot = unsafe { &*next.slot };
+                slot.end.set(End::Combine);
+                slot.thread.unpark();
+            }
+            None => q.combining = false,
+        }
+    }
+}
+
+impl Drop for Turn<'_> {
+    /// A combiner that unwinds (a bug outside the writes, which are caught) must not leave
+    /// the writes it took, or the queue, waiting for ever.
+    fn drop(&mut self) {
+        if !self.over {
+            self.end(None, Err("the writer failed".to_string()));
         }
     }
 }
@@ -597,7 +775,7 @@ mod tests {
         // rollback happen to it, the third was queued behind it.
         let start_queued = |subject: &'static str, rollback: bool| {
             let path = path.clone();
-            let queued = shared.queued.load(Ordering::SeqCst);
+            let queued = shared.queued();
             let inside = shared.clone();
             let writer = std::thread::spawn(move || {
                 let shared = inside;
@@ -607,7 +785,7 @@ mod tests {
                     insert(tx, subject)?;
                     if rollback {
                         next = Some(start_queued_plain(&path, "third"));
-                        while shared.queued.load(Ordering::SeqCst) == 0 {
+                        while shared.queued() == 0 {
                             std::thread::yield_now();
                         }
                         tx.execute_batch("ROLLBACK")?;
@@ -616,7 +794,7 @@ mod tests {
                 });
                 (r, next.map(|t| t.join().unwrap()))
             });
-            while shared.queued.load(Ordering::SeqCst) == queued {
+            while shared.queued() == queued {
                 std::thread::yield_now();
             }
             writer

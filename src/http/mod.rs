@@ -80,7 +80,7 @@ impl Ctx<'_> {
         &mut self,
         user: &User,
         alternatives: &[OrderRequest],
-        keep_going: impl Fn(&Error) -> bool,
+        keep_going: impl Fn(&Error) -> bool + Sync,
     ) -> Result<Placed, Error> {
         let app = self.app;
         routing::place_order(

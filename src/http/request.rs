@@ -68,7 +68,7 @@ pub struct Request {
     /// Route parameters (`{id}` segments) filled in by the router.
     pub params: Vec<(String, String)>,
     /// The protocol parameters, parsed once ([`Request::api_params`]).
-    api_params: std::cell::OnceCell<Vec<(String, String)>>,
+    api_params: std::sync::OnceLock<Vec<(String, String)>>,
 }
 
 impl Request {

@@ -156,7 +156,7 @@ pub fn start(
     gateway: &dyn Gateway,
     user_id: i64,
     amount_minor: i64,
-    now: impl Fn() -> Timestamp,
+    now: impl Fn() -> Timestamp + Sync,
 ) -> Result<Payment> {
     let limits = limits(config);
     if amount_minor < limits.min_minor || amount_minor > limits.max_minor {
@@ -246,7 +246,7 @@ pub fn check(
     config: &Config,
     gateway: &dyn Gateway,
     payment: &Payment,
-    now: impl Fn() -> Timestamp,
+    now: impl Fn() -> Timestamp + Sync,
 ) -> Result<String> {
     match gateway.look_up(payment) {
         Ok((status, notice)) => {
@@ -281,7 +281,7 @@ pub fn reconcile(
     conn: &mut Connection,
     config: &Config,
     gateways: &Gateways,
-    now: impl Fn() -> Timestamp,
+    now: impl Fn() -> Timestamp + Sync,
 ) -> Result<(usize, usize)> {
     let due = payments::open_before(conn, now() - STALE_AFTER, 50)?;
     let (mut seen, mut changed) = (0, 0);

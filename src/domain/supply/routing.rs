@@ -110,9 +110,9 @@ pub fn place_order(
     conn: &mut Connection,
     user: &User,
     alternatives: &[OrderRequest],
-    keep_going: impl Fn(&Error) -> bool,
+    keep_going: impl Fn(&Error) -> bool + Sync,
     policy: &Policy,
-    now: impl Fn() -> Timestamp,
+    now: impl Fn() -> Timestamp + Sync,
     upstream: &mut dyn Upstream,
 ) -> Result<Placed> {
     let t = now();

@@ -132,7 +132,7 @@ fn change_user(
     ctx: &mut Ctx<'_>,
     req: &Request,
     me: &User,
-    f: impl FnOnce(&rusqlite::Connection, Actor<'_>, i64, i64) -> Result<User, Error>,
+    f: impl FnOnce(&rusqlite::Connection, Actor<'_>, i64, i64) -> Result<User, Error> + Send,
 ) -> Response {
     let Some(id) = req.id_param("id") else {
         return error(&Error::NotFound("account"));

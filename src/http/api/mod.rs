@@ -391,7 +391,7 @@ fn with_activation(
     ctx: &mut Ctx<'_>,
     req: &Request,
     user: &User,
-    f: impl FnOnce(&rusqlite::Connection, i64, i64, i64) -> Result<Activation, Error>,
+    f: impl FnOnce(&rusqlite::Connection, i64, i64, i64) -> Result<Activation, Error> + Send,
 ) -> Response {
     let Some(id) = req.id_param("id") else {
         return error(&Error::NotFound("activation"));
@@ -522,7 +522,7 @@ fn with_rental(
     ctx: &mut Ctx<'_>,
     req: &Request,
     user: &User,
-    f: impl FnOnce(&rusqlite::Connection, i64, i64, i64) -> Result<Rental, Error>,
+    f: impl FnOnce(&rusqlite::Connection, i64, i64, i64) -> Result<Rental, Error> + Send,
 ) -> Response {
     let Some(id) = req.id_param("id") else {
         return error(&Error::NotFound("rental"));

@@ -172,12 +172,12 @@ fn leave(ctx: &Ctx<'_>, session: &Session, to: &str, flash: Flash, kept: Kept) -
 /// Runs `write` in one write transaction with the parsed form and the clock's time. On
 /// success `done` makes the answer (usually a redirect); on failure the browser goes back
 /// to `back` with the error and the typed values (see [`fail`]).
-pub fn submit<T>(
+pub fn submit<T: Send>(
     ctx: &mut Ctx<'_>,
     req: &Request,
     session: &Session,
     back: &str,
-    write: impl FnOnce(&Connection, &Form, Timestamp) -> crate::domain::Result<T>,
+    write: impl FnOnce(&Connection, &Form, Timestamp) -> crate::domain::Result<T> + Send,
     done: impl FnOnce(&mut Ctx<'_>, T) -> Response,
 ) -> Response {
     let form = req.form();
@@ -190,12 +190,12 @@ pub fn submit<T>(
 
 /// [`submit`] for a change the domain audits: `write` also gets the acting account (the
 /// page's account and its hashed address).
-pub fn audited<T>(
+pub fn audited<T: Send>(
     ctx: &mut Ctx<'_>,
     req: &Request,
     p: &Page,
     back: &str,
-    write: impl FnOnce(&Connection, &Form, Actor<'_>, Timestamp) -> crate::domain::Result<T>,
+    write: impl FnOnce(&Connection, &Form, Actor<'_>, Timestamp) -> crate::domain::Result<T> + Send,
     done: impl FnOnce(&mut Ctx<'_>, T) -> Response,
 ) -> Response {
     let (id, ip) = (p.user.id, ctx.ip_hash(req));
@@ -211,11 +211,11 @@ pub fn audited<T>(
 
 /// Runs `f` in one write transaction as the page's account: an audited reading of someone
 /// else's data by a page (not a form).
-pub fn acting<T>(
+pub fn acting<T: Send>(
     ctx: &mut Ctx<'_>,
     req: &Request,
     p: &Page,
-    f: impl FnOnce(&Connection, Actor<'_>, Timestamp) -> crate::domain::Result<T>,
+    f: impl FnOnce(&Connection, Actor<'_>, Timestamp) -> crate::domain::Result<T> + Send,
 ) -> crate::domain::Result<T> {
     let (id, ip, now) = (p.user.id, ctx.ip_hash(req), ctx.now());
     crate::db::write(ctx.db, |tx| f(tx, Actor { id, ip_hash: &ip }, now))

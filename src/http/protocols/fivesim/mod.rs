@@ -729,7 +729,7 @@ fn act(
     ctx: &mut Ctx<'_>,
     req: &Request,
     user: &User,
-    f: impl FnOnce(&rusqlite::Connection, &Activation, i64) -> Result<Activation, Error>,
+    f: impl FnOnce(&rusqlite::Connection, &Activation, i64) -> Result<Activation, Error> + Send,
 ) -> Response {
     let id = match order_id(req) {
         Ok(id) => id,

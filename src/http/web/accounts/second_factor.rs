@@ -262,11 +262,11 @@ fn enable(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
 }
 
 /// What a change guarded by a code does, in the transaction that spends the code.
-type Change<'f, T> = dyn FnOnce(&rusqlite::Connection, &str) -> Result<T, Error> + 'f;
+type Change<'f, T> = dyn FnOnce(&rusqlite::Connection, &str) -> Result<T, Error> + Send + 'f;
 
 /// Checks the password and a current code (or a recovery code) of the account, then runs
 /// `change` in the transaction that spends the code. `Err` holds the answer.
-fn with_code<T>(
+fn with_code<T: Send>(
     ctx: &mut Ctx<'_>,
     req: &Request,
     p: &Page,

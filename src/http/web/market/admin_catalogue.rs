@@ -360,11 +360,12 @@ fn entry_form(
     req: &Request,
     p: &Page,
     write: impl FnOnce(
-        &rusqlite::Connection,
-        &crate::http::request::Form,
-        crate::domain::base::audit::Actor<'_>,
-        i64,
-    ) -> crate::domain::Result<String>,
+            &rusqlite::Connection,
+            &crate::http::request::Form,
+            crate::domain::base::audit::Actor<'_>,
+            i64,
+        ) -> crate::domain::Result<String>
+        + Send,
 ) -> Response {
     form::audited(ctx, req, p, "/admin/catalogue", write, |ctx, msg| {
         form::tell(ctx, &p.session, "/admin/catalogue", Flash::Ok(msg))

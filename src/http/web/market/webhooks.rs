@@ -79,6 +79,7 @@ fn page(ctx: &mut Ctx<'_>, _: &Request, p: &Page) -> Response {
 /// What a webhook form stores, in its transaction: the webhook with its new secret, if one
 /// was made.
 type Save<'f> = dyn FnOnce(&Connection, &Keys, i64, &Form, bool, Timestamp) -> DomainResult<Option<Created>>
+    + Send
     + 'f;
 
 /// Stores a webhook form in one transaction and records `event` with the URL's host. A new

@@ -175,12 +175,12 @@ fn device_page(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
 /// A form of the caller's device `{id}`: `input` is what the form asks for, or why it is
 /// refused before any change; `write` makes the change in one transaction; success goes to
 /// `to`, a refusal back to the device's page.
-fn device_form<I, T>(
+fn device_form<I: Send, T: Send>(
     ctx: &mut Ctx<'_>,
     req: &Request,
     p: &Page,
     input: Result<I, String>,
-    write: impl FnOnce(&Connection, &Device, I, Timestamp) -> crate::domain::Result<T>,
+    write: impl FnOnce(&Connection, &Device, I, Timestamp) -> crate::domain::Result<T> + Send,
     to: impl FnOnce(&Device) -> String,
 ) -> Response {
     let Some(d) = own_device(ctx, req, p) else {

@@ -149,7 +149,7 @@ fn provider_form(
     ctx: &mut Ctx<'_>,
     req: &Request,
     p: &Page,
-    write: impl FnOnce(&Connection, i64) -> crate::domain::Result<Option<(&'static str, String)>>,
+    write: impl FnOnce(&Connection, i64) -> crate::domain::Result<Option<(&'static str, String)>> + Send,
     to: impl FnOnce(i64) -> String,
 ) -> Response {
     let Some(id) = req.id_param("id") else {

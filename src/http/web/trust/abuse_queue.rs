@@ -50,12 +50,12 @@ pub fn routes(r: &mut Router) {
 
 /// An audited admin change in one transaction: back to `back` with "Saved.", or with the
 /// error and the typed values.
-fn change<T>(
+fn change<T: Send>(
     ctx: &mut Ctx<'_>,
     req: &Request,
     p: &Page,
     back: &str,
-    write: impl FnOnce(&Connection, Actor<'_>, Timestamp) -> crate::domain::Result<T>,
+    write: impl FnOnce(&Connection, Actor<'_>, Timestamp) -> crate::domain::Result<T> + Send,
 ) -> Response {
     form::audited(
         ctx,
@@ -142,11 +142,11 @@ fn report_orders(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
 }
 
 /// A form of report `{id}`'s page.
-fn report_form<T>(
+fn report_form<T: Send>(
     ctx: &mut Ctx<'_>,
     req: &Request,
     p: &Page,
-    write: impl FnOnce(&Connection, Actor<'_>, i64, Timestamp) -> crate::domain::Result<T>,
+    write: impl FnOnce(&Connection, Actor<'_>, i64, Timestamp) -> crate::domain::Result<T> + Send,
 ) -> Response {
     let Some(id) = req.id_param("id") else {
         return form::fail(ctx, req, &p.session, "/admin/abuse", "No such report.");
@@ -277,11 +277,12 @@ fn legal_page(ctx: &mut Ctx<'_>, _req: &Request, p: &Page) -> Response {
 }
 
 /// A form of the register: `write` gets the request as typed; back to the register.
-fn legal_form<T>(
+fn legal_form<T: Send>(
     ctx: &mut Ctx<'_>,
     req: &Request,
     p: &Page,
-    write: impl FnOnce(&Connection, Actor<'_>, &NewRequest, Timestamp) -> crate::domain::Result<T>,
+    write: impl FnOnce(&Connection, Actor<'_>, &NewRequest, Timestamp) -> crate::domain::Result<T>
+        + Send,
 ) -> Response {
     let form = req.form();
     let Some(outcome) = Outcome::parse(&form.text("outcome")) else {

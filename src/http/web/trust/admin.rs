@@ -156,12 +156,12 @@ pub(in crate::http::web) fn user_back(req: &Request) -> String {
 /// A form of the admin's user page: `write` changes account `{id}` as the page's account
 /// (the domain audits it); success goes back to the page with the fixed message `m`, a
 /// failure with the error and the typed values.
-pub(in crate::http::web) fn user_form<T>(
+pub(in crate::http::web) fn user_form<T: Send>(
     ctx: &mut Ctx<'_>,
     req: &Request,
     p: &Page,
     m: &str,
-    write: impl FnOnce(&Connection, &Form, Actor<'_>, i64, Timestamp) -> crate::domain::Result<T>,
+    write: impl FnOnce(&Connection, &Form, Actor<'_>, i64, Timestamp) -> crate::domain::Result<T> + Send,
 ) -> Response {
     let back = user_back(req);
     let Some(id) = req.id_param("id") else {

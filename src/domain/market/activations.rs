@@ -518,11 +518,14 @@ pub fn pick_number(
     cooldown: u64,
     now: Timestamp,
 ) -> Result<Option<(i64, String, String, String)>> {
+    // A join rather than `NOT EXISTS (…)`: the same rows, but SQLite runs a correlated
+    // subquery as a subroutine per candidate, which cost a third more when the simulator's
+    // whole pool was in the cooldown (every order then reads all of it).
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT n.id, n.phone, n.operator, n.source FROM numbers n \
+         LEFT JOIN number_usage u ON u.number_id = n.id AND u.service = ?3 \
          WHERE n.country_id = ?1 AND {} AND (?2 = '' OR n.operator = ?2) \
-         AND NOT EXISTS (SELECT 1 FROM number_usage u WHERE u.number_id = n.id \
-                         AND u.service = ?3 AND (u.blocked = 1 OR u.last_used_at > ?4)) \
+         AND (u.number_id IS NULL OR (u.blocked = 0 AND u.last_used_at <= ?4)) \
          ORDER BY n.last_used_at, n.id",
         catalogue::NUMBER_USABLE
     ))?;

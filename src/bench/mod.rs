@@ -363,7 +363,7 @@ fn measure(opts: &Options, history: u64) -> Result<Measured, Error> {
 
 fn header() {
     println!(
-        "{:<36} {:>14} {:>8} {:>8} {:>8} {:>8} {:>7} {:>9} {:>8}",
+        "{:<36} {:>14} {:>8} {:>8} {:>8} {:>8} {:>7} {:>9} {:>8} {:>8}",
         "workload",
         "per s",
         "p50 ms",
@@ -372,31 +372,39 @@ fn header() {
         "max ms",
         "errors",
         "server µs",
+        "bench µs",
         "writer %"
     );
 }
 
 /// Runs one workload; besides rate and latency it reports the server's CPU time per unit
-/// (user + system, from /proc), which other load on the machine does not inflate much, and
-/// the share of the time its write connection was held (near 100 %, writes queue for it).
+/// (user + system, from /proc), which other load on the machine does not inflate much, the
+/// load generator's own (this process: it shares the cores), and the share of the time the
+/// server's write connection was held (near 100 %, writes queue for it).
 fn measure_one(server: &server::Server, opts: &Options, w: Workload) -> Row {
     let cpu_before = cpu_ticks(server.pid());
+    let own_before = cpu_ticks(std::process::id());
     let busy_before = server::writer_busy(server.addr);
     let began = std::time::Instant::now();
     let outcome = client::load(server.addr, opts.connections, opts.seconds, &w.step);
     let elapsed = began.elapsed().as_secs_f64();
     let cpu = cpu_ticks(server.pid()).zip(cpu_before).map(|(a, b)| a - b);
+    let own = cpu_ticks(std::process::id())
+        .zip(own_before)
+        .map(|(a, b)| a - b);
     let writer = server::writer_busy(server.addr)
         .zip(busy_before)
         .map_or(String::from("?"), |(a, b)| {
             format!("{:.0}", (a - b) * 100.0 / elapsed)
         });
-    let per_unit = cpu.map_or(String::from("?"), |t| {
-        // Clock ticks are 1/100 s on Linux.
-        format!("{:.0}", t as f64 * 10_000.0 / (outcome.ok.max(1)) as f64)
-    });
+    let per_unit = |ticks: Option<u64>| {
+        ticks.map_or(String::from("?"), |t| {
+            // Clock ticks are 1/100 s on Linux.
+            format!("{:.0}", t as f64 * 10_000.0 / (outcome.ok.max(1)) as f64)
+        })
+    };
     println!(
-        "{:<36} {:>14} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>7} {:>9} {:>8}",
+        "{:<36} {:>14} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>7} {:>9} {:>8} {:>8}",
         w.name,
         format!("{:.0} {}", outcome.rate(), w.unit),
         outcome.percentile(50.0),
@@ -404,7 +412,8 @@ fn measure_one(server: &server::Server, opts: &Options, w: Workload) -> Row {
         outcome.percentile(99.9),
         outcome.percentile(100.0),
         outcome.errors,
-        per_unit,
+        per_unit(cpu),
+        per_unit(own),
         writer
     );
     if outcome.errors > 0 {

@@ -308,6 +308,8 @@ enum End {
     Combine,
     /// The write ran and its transaction ended (`Err`: nothing of it was kept).
     Done(Result<(), String>),
+    /// No transaction could begin for the write: it did not run.
+    NotRun(rusqlite::Error),
 }
 
 impl Job {
@@ -316,6 +318,14 @@ impl Job {
         // SAFETY: see `impl Send for Job`: the closure outlives the job, and only the
         // combiner calls it, once.
         unsafe { (*self.work)(conn) }
+    }
+
+    /// Tells the job's thread how it ended; under the queue's lock.
+    fn tell(self, end: End) {
+        // SAFETY: see `impl Send for Job`; the slot is read under the same lock.
+        let slot = unsafe { &*self.slot };
+        slot.end.set(end);
+        slot.thread.unpark();
     }
 }
 
@@ -342,20 +352,19 @@ impl Shared {
             self.submit(&mut work)
         };
         match out {
-            None => Err(Error::Internal(
-                end.err()
-                    .unwrap_or_else(|| "the write did not run".to_string()),
-            )),
+            None => Err(end
+                .err()
+                .unwrap_or_else(|| Error::Internal("the write did not run".to_string()))),
             Some(Err(panic)) => std::panic::resume_unwind(panic),
             Some(Ok(Err(e))) => Err(e),
-            Some(Ok(Ok(value))) => end.map(|()| value).map_err(Error::Internal),
+            Some(Ok(Ok(value))) => end.map(|()| value),
         }
     }
 
     /// Queues `work` and returns once it ran and its transaction ended. A thread that finds
     /// nobody combining (or is handed the role) runs the queue itself ([`Shared::combine`]);
     /// the others sleep meanwhile.
-    fn submit(&self, work: &mut Work<'_>) -> Result<(), String> {
+    fn submit(&self, work: &mut Work<'_>) -> Result<(), Error> {
         let slot = Slot {
             end: Cell::new(End::Waiting),
             thread: std::thread::current(),
@@ -370,13 +379,13 @@ impl Shared {
         if q.combining {
             loop {
                 match slot.end.replace(End::Waiting) {
-                    End::Done(r) => return r,
-                    End::Combine => break,
                     End::Waiting => {
                         drop(q);
                         std::thread::park();
                         q = self.lock_queue();
                     }
+                    End::Combine => break,
+                    end => return ended(end),
                 }
             }
         } else {
@@ -385,25 +394,24 @@ impl Shared {
         drop(q);
         self.combine();
         let _q = self.lock_queue();
-        match slot.end.replace(End::Waiting) {
-            End::Done(r) => r,
-            _ => Err("the write was left behind".to_string()),
-        }
+        ended(slot.end.replace(End::Waiting))
     }
 
     fn lock_queue(&self) -> MutexGuard<'_, Queue> {
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The combiner's turn: one transaction holding the writes queued from the oldest (its
-    /// own) on, each after the first in a savepoint (a write that fails or panics takes back
-    /// only its own changes), until the queue is empty or the batch is big or old enough
+    /// The combiner's turn: transactions holding the writes queued from the oldest (its own)
+    /// on, each after the first in a savepoint (a write that fails or panics takes back only
+    /// its own changes), until the queue is empty or the batch is big or old enough
     /// ([`BATCH_MAX`], [`BATCH_HOLD`]); then the commit, every write told how it ended, and
     /// the role handed to the oldest write still waiting. The writes that queue meanwhile
     /// run without any thread waking in between.
     fn combine(&self) {
         let mut turn = Turn {
             shared: self,
+            // The combiner's own write, at the front of the queue.
+            current: self.lock_queue().jobs.pop_front(),
             kept: Vec::new(),
             over: false,
         };
@@ -424,34 +432,51 @@ impl Shared {
                 }
             }
         }
-        if let Err(e) = b.run("BEGIN IMMEDIATE") {
-            let first = self.lock_queue().jobs.pop_front();
-            turn.end(first, Err(format!("cannot begin a write transaction: {e}")));
-            self.count_busy(held);
-            return;
-        }
         let hold = Duration::from_micros(self.hold_us.load(Ordering::Relaxed));
+        let mut begun: Option<Instant> = None;
         let mut members = 0;
+        // Writes taken in this turn, those that failed alone in a transaction included.
+        let mut taken = 0;
         loop {
-            let Some(job) = self.lock_queue().jobs.pop_front() else {
+            if turn.current.is_none() {
+                turn.current = self.lock_queue().jobs.pop_front();
+            }
+            let Some(job) = turn.current.as_ref() else {
                 break;
+            };
+            let started = match begun {
+                Some(t) => t,
+                None => {
+                    if let Err(e) = b.run("BEGIN IMMEDIATE") {
+                        log::error!("cannot begin a shared write transaction: {e}");
+                        turn.refuse(e);
+                        self.count_busy(held);
+                        return;
+                    }
+                    members = 0;
+                    *begun.insert(Instant::now())
+                }
             };
             let first = members == 0;
             if !first {
                 if let Err(e) = b.run("SAVEPOINT write") {
-                    turn.kept.push(job);
                     turn.abort(&b, format!("cannot open a savepoint: {e}"));
                     self.count_busy(held);
                     return;
                 }
             }
             let ok = job.run(&b.conn);
+            taken += 1;
             if first && !ok {
-                // Nothing else is in the transaction: it is taken back whole.
+                // Nothing else is in the transaction: it is taken back whole, and the next
+                // write waiting (if any) begins another.
                 let _ = b.run("ROLLBACK");
-                turn.end(Some(job), Ok(()));
-                self.count_busy(held);
-                return;
+                begun = None;
+                turn.tell_current(Ok(()));
+                if taken >= BATCH_MAX {
+                    break;
+                }
+                continue;
             }
             // The write's changes must now be kept exactly when it succeeded. If SQLite rolled
             // the whole transaction back by itself (disk full, I/O error, out of memory), or
@@ -475,34 +500,44 @@ impl Shared {
                         .map_err(|e| e.to_string())
                 }
             });
-            members += 1;
-            match sealed.and_then(|()| gone(&b)) {
-                Err(e) => {
-                    turn.kept.push(job);
-                    turn.abort(&b, format!("write failed: {e}"));
-                    self.count_busy(held);
-                    return;
-                }
-                // Its changes are gone already: its caller need not wait for the commit.
-                Ok(()) if !ok => turn.tell(job, Ok(())),
-                Ok(()) => turn.kept.push(job),
+            if let Err(e) = sealed.and_then(|()| gone(&b)) {
+                turn.abort(&b, format!("write failed: {e}"));
+                self.count_busy(held);
+                return;
             }
-            if members >= BATCH_MAX || held.elapsed() >= hold {
+            members += 1;
+            if ok {
+                turn.keep_current();
+            } else {
+                // Its changes are gone already: its caller need not wait for the commit.
+                turn.tell_current(Ok(()));
+            }
+            if taken >= BATCH_MAX || started.elapsed() >= hold {
                 break;
             }
         }
-        self.commits.fetch_add(1, Ordering::Relaxed);
-        self.writes.fetch_add(members as u64, Ordering::Relaxed);
-        let outcome = b.run("COMMIT").map_err(|e| e.to_string());
-        if let Err(e) = &outcome {
-            log::error!("a shared write transaction could not commit: {e}");
-            if !b.conn.is_autocommit() {
-                let _ = b.run("ROLLBACK");
+        if begun.is_some() {
+            let outcome = b.run("COMMIT").map_err(|e| e.to_string());
+            match &outcome {
+                Ok(()) => {
+                    self.commits.fetch_add(1, Ordering::Relaxed);
+                    self.writes.fetch_add(members as u64, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    log::error!("a shared write transaction could not commit: {e}");
+                    if !b.conn.is_autocommit() {
+                        let _ = b.run("ROLLBACK");
+                    }
+                }
             }
+            self.count_busy(held);
+            drop(b);
+            turn.end(outcome.map_err(|e| format!("commit failed: {e}")));
+        } else {
+            self.count_busy(held);
+            drop(b);
+            turn.end(Ok(()));
         }
-        self.count_busy(held);
-        drop(b);
-        turn.end(None, outcome.map_err(|e| format!("commit failed: {e}")));
     }
 
     fn count_busy(&self, since: Instant) {
@@ -517,36 +552,63 @@ impl Shared {
     }
 }
 
-/// A combiner's batch in progress. However it ends (by a panic too), every write it took is
-/// told, and the combiner's role passes to the oldest write waiting, or lapses.
+/// What a waiting write's thread gets back from its slot.
+fn ended(end: End) -> Result<(), Error> {
+    match end {
+        End::Done(r) => r.map_err(Error::Internal),
+        End::NotRun(e) => Err(Error::Db(e)),
+        End::Waiting | End::Combine => {
+            Err(Error::Internal("the write was left behind".to_string()))
+        }
+    }
+}
+
+/// A combiner's turn in progress. However it ends (by a panic too), every write it took from
+/// the queue is told, and the combiner's role passes to the oldest write waiting, or lapses.
 struct Turn<'a> {
     shared: &'a Shared,
+    /// The write taken from the queue and not yet told or kept.
+    current: Option<Job>,
     /// Writes that ran and wait for the commit.
     kept: Vec<Job>,
     over: bool,
 }
 
 impl Turn<'_> {
-    /// Tells `job` how it ended (the batch goes on).
-    fn tell(&self, job: Job, r: Result<(), String>) {
-        let _q = self.shared.lock_queue();
-        // SAFETY: see `impl Send for Job`; the slot is read under the same lock.
-        let slot = unsafe { &*job.slot };
-        slot.end.set(End::Done(r));
-        slot.thread.unpark();
+    /// Tells the current write how it ended (the turn goes on).
+    fn tell_current(&mut self, r: Result<(), String>) {
+        if let Some(job) = self.current.take() {
+            let _q = self.shared.lock_queue();
+            job.tell(End::Done(r));
+        }
     }
 
-    /// Ends the turn: `job` (if any) and every write kept for the commit are told `r`, and
-    /// the role is handed over.
-    fn end(&mut self, job: Option<Job>, r: Result<(), String>) {
+    /// The current write ran and waits for the commit.
+    fn keep_current(&mut self) {
+        self.kept.extend(self.current.take());
+    }
+
+    /// No transaction could begin: the current write is told so, and the turn ends.
+    fn refuse(&mut self, e: rusqlite::Error) {
         let mut q = self.shared.lock_queue();
-        for job in job.into_iter().chain(std::mem::take(&mut self.kept)) {
-            // SAFETY: as in `tell`.
-            let slot = unsafe { &*job.slot };
-            slot.end.set(End::Done(r.clone()));
-            slot.thread.unpark();
+        if let Some(job) = self.current.take() {
+            job.tell(End::NotRun(e));
         }
-        self.hand_over(&mut q);
+        self.end_locked(&mut q, Err("no write transaction could begin".to_string()));
+    }
+
+    /// Ends the turn: the current write (if any) and every write kept for the commit are
+    /// told `r`, and the role is handed over.
+    fn end(&mut self, r: Result<(), String>) {
+        let mut q = self.shared.lock_queue();
+        self.end_locked(&mut q, r);
+    }
+
+    fn end_locked(&mut self, q: &mut Queue, r: Result<(), String>) {
+        for job in self.current.take().into_iter().chain(self.kept.drain(..)) {
+            job.tell(End::Done(r.clone()));
+        }
+        self.hand_over(q);
     }
 
     /// Ends the open transaction with nothing kept: every write in it gets `why`.
@@ -555,7 +617,7 @@ impl Turn<'_> {
         if !b.conn.is_autocommit() {
             let _ = b.run("ROLLBACK");
         }
-        self.end(None, Err(why));
+        self.end(Err(why));
     }
 
     /// The oldest waiting write's thread combines next; with none, nobody does until a
@@ -567,7 +629,7 @@ impl Turn<'_> {
         self.over = true;
         match q.jobs.front() {
             Some(next) => {
-                // SAFETY: as in `tell`.
+                // SAFETY: as in `Job::tell`.
                 let slot = unsafe { &*next.slot };
                 slot.end.set(End::Combine);
                 slot.thread.unpark();
@@ -582,7 +644,7 @@ impl Drop for Turn<'_> {
     /// the writes it took, or the queue, waiting for ever.
     fn drop(&mut self) {
         if !self.over {
-            self.end(None, Err("the writer failed".to_string()));
+            self.end(Err("the writer failed".to_string()));
         }
     }
 }
@@ -821,6 +883,113 @@ mod tests {
         assert_eq!(subjects(&conn), ["third"]);
         write(&conn, |tx| Ok(insert(tx, "fourth")?)).unwrap();
         assert_eq!(subjects(&conn), ["third", "fourth"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The subjects of the outbox rows, oldest first.
+    fn subjects(c: &Connection) -> Vec<String> {
+        c.prepare("SELECT subject FROM outbox ORDER BY id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    }
+
+    /// A thread that writes one outbox row through the shared connection and sends what its
+    /// write returned (or that it panicked) down a channel, so that a write left waiting
+    /// fails the test instead of hanging it.
+    fn start_reporting(
+        path: &std::path::Path,
+        subject: &'static str,
+        then: impl FnOnce() + Send + 'static,
+    ) -> std::sync::mpsc::Receiver<std::thread::Result<Result<(), Error>>> {
+        let (tx_done, done) = std::sync::mpsc::channel();
+        let path = path.to_path_buf();
+        std::thread::spawn(move || {
+            let conn = connect(&path, Synchronous::Normal).unwrap();
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                write(&conn, |tx| {
+                    insert(tx, subject)?;
+                    then();
+                    Ok(())
+                })
+            }));
+            let _ = tx_done.send(r);
+        });
+        done
+    }
+
+    /// Waits until `n` writes are queued.
+    fn until_queued(shared: &Shared, n: usize) {
+        let waited = Instant::now();
+        while shared.queued() < n {
+            assert!(waited.elapsed() < Duration::from_secs(20), "nobody queued");
+            std::thread::yield_now();
+        }
+    }
+
+    /// The combiner's own write fails alone (its transaction is taken back whole): the
+    /// write queued behind it still runs, in a transaction of its own, and says so; then a
+    /// write that panics while the combiner runs it reaches its own caller, not the
+    /// combiner, and takes back only its own row.
+    #[test]
+    fn a_combiner_whose_write_fails_or_runs_a_panicking_one_goes_on() {
+        let (dir, path) = shared_db("combiner", 0);
+        let conn = connect(&path, Synchronous::Normal).unwrap();
+        let shared = shared_for(&conn).unwrap();
+        shared.hold_us.store(60_000_000, Ordering::Relaxed);
+        let wait = Duration::from_secs(20);
+
+        let mut queued = None;
+        let first = write(&conn, |tx| {
+            insert(tx, "refused")?;
+            queued = Some(start_reporting(&path, "after the refused", || {}));
+            until_queued(&shared, 1);
+            Err::<(), _>(Error::Internal("refused".into()))
+        });
+        assert!(matches!(first, Err(Error::Internal(_))), "{first:?}");
+        let after = queued
+            .unwrap()
+            .recv_timeout(wait)
+            .expect("the queued write ran");
+        assert!(matches!(after, Ok(Ok(()))), "{after:?}");
+        assert_eq!(subjects(&conn), ["after the refused"]);
+
+        let mut panicking = None;
+        let mut last = None;
+        let kept = write(&conn, |tx| {
+            insert(tx, "kept")?;
+            let path2 = path.clone();
+            let inner = shared.clone();
+            let (tx_last, rx_last) = std::sync::mpsc::channel();
+            panicking = Some(start_reporting(&path, "panicked", move || {
+                // Runs on the combiner's thread, inside its transaction.
+                let _ = tx_last.send(start_reporting(&path2, "last", || {}));
+                until_queued(&inner, 1);
+                panic!("a queued write panics");
+            }));
+            until_queued(&shared, 1);
+            last = Some(rx_last);
+            Ok(())
+        });
+        assert!(matches!(kept, Ok(())), "{kept:?}");
+        let panicked = panicking
+            .unwrap()
+            .recv_timeout(wait)
+            .expect("the panicking write ended");
+        assert!(
+            panicked.is_err(),
+            "the panic reaches its own caller: {panicked:?}"
+        );
+        let last = last
+            .unwrap()
+            .recv_timeout(wait)
+            .expect("the last write was started")
+            .recv_timeout(wait)
+            .expect("the last write ran");
+        assert!(matches!(last, Ok(Ok(()))), "{last:?}");
+        assert_eq!(subjects(&conn), ["after the refused", "kept", "last"]);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -872,14 +872,6 @@ mod tests {
         assert!(second.is_err(), "{second:?}");
         // The third write started a transaction of its own, and says so truly.
         assert!(matches!(third, Some(Ok(()))), "{third:?}");
-        let subjects = |c: &Connection| -> Vec<String> {
-            c.prepare("SELECT subject FROM outbox ORDER BY id")
-                .unwrap()
-                .query_map([], |r| r.get(0))
-                .unwrap()
-                .collect::<rusqlite::Result<_>>()
-                .unwrap()
-        };
         assert_eq!(subjects(&conn), ["third"]);
         write(&conn, |tx| Ok(insert(tx, "fourth")?)).unwrap();
         assert_eq!(subjects(&conn), ["third", "fourth"]);

@@ -432,6 +432,18 @@ impl Shared {
                 }
             }
         }
+        let outcome = self.run_batch(&b, &mut turn);
+        self.count_busy(held);
+        drop(b);
+        if let Some(r) = outcome {
+            turn.end(r);
+        }
+    }
+
+    /// The writes of a turn and their commit; how the batch ended for the writes kept for
+    /// the commit, or `None` when the turn was ended already (a transaction that could not
+    /// begin, or was lost).
+    fn run_batch(&self, b: &Batch, turn: &mut Turn<'_>) -> Option<Result<(), String>> {
         let hold = Duration::from_micros(self.hold_us.load(Ordering::Relaxed));
         let mut begun: Option<Instant> = None;
         let mut members = 0;
@@ -450,8 +462,7 @@ impl Shared {
                     if let Err(e) = b.run("BEGIN IMMEDIATE") {
                         log::error!("cannot begin a shared write transaction: {e}");
                         turn.refuse(e);
-                        self.count_busy(held);
-                        return;
+                        return None;
                     }
                     members = 0;
                     *begun.insert(Instant::now())
@@ -460,9 +471,8 @@ impl Shared {
             let first = members == 0;
             if !first {
                 if let Err(e) = b.run("SAVEPOINT write") {
-                    turn.abort(&b, format!("cannot open a savepoint: {e}"));
-                    self.count_busy(held);
-                    return;
+                    turn.abort(b, format!("cannot open a savepoint: {e}"));
+                    return None;
                 }
             }
             let ok = job.run(&b.conn);
@@ -482,14 +492,14 @@ impl Shared {
             // the whole transaction back by itself (disk full, I/O error, out of memory), or
             // the savepoint cannot be released or rolled back, nobody's write in it can be
             // trusted: the batch ends with an error for all of them.
-            let gone = |b: &Batch| {
+            let gone = || {
                 if b.conn.is_autocommit() {
                     Err("SQLite rolled the transaction back".to_string())
                 } else {
                     Ok(())
                 }
             };
-            let sealed = gone(&b).and_then(|()| {
+            let sealed = gone().and_then(|()| {
                 if first {
                     Ok(())
                 } else if ok {
@@ -500,10 +510,9 @@ impl Shared {
                         .map_err(|e| e.to_string())
                 }
             });
-            if let Err(e) = sealed.and_then(|()| gone(&b)) {
-                turn.abort(&b, format!("write failed: {e}"));
-                self.count_busy(held);
-                return;
+            if let Err(e) = sealed.and_then(|()| gone()) {
+                turn.abort(b, format!("write failed: {e}"));
+                return None;
             }
             members += 1;
             if ok {
@@ -516,28 +525,23 @@ impl Shared {
                 break;
             }
         }
-        if begun.is_some() {
-            let outcome = b.run("COMMIT").map_err(|e| e.to_string());
-            match &outcome {
-                Ok(()) => {
-                    self.commits.fetch_add(1, Ordering::Relaxed);
-                    self.writes.fetch_add(members as u64, Ordering::Relaxed);
-                }
-                Err(e) => {
-                    log::error!("a shared write transaction could not commit: {e}");
-                    if !b.conn.is_autocommit() {
-                        let _ = b.run("ROLLBACK");
-                    }
+        if begun.is_none() {
+            return Some(Ok(()));
+        }
+        let outcome = b.run("COMMIT").map_err(|e| e.to_string());
+        match &outcome {
+            Ok(()) => {
+                self.commits.fetch_add(1, Ordering::Relaxed);
+                self.writes.fetch_add(members as u64, Ordering::Relaxed);
+            }
+            Err(e) => {
+                log::error!("a shared write transaction could not commit: {e}");
+                if !b.conn.is_autocommit() {
+                    let _ = b.run("ROLLBACK");
                 }
             }
-            self.count_busy(held);
-            drop(b);
-            turn.end(outcome.map_err(|e| format!("commit failed: {e}")));
-        } else {
-            self.count_busy(held);
-            drop(b);
-            turn.end(Ok(()));
         }
+        Some(outcome.map_err(|e| format!("commit failed: {e}")))
     }
 
     fn count_busy(&self, since: Instant) {
@@ -833,6 +837,24 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// [`shared_db`] without checkpoints, whose batches stay open a minute for writes that
+    /// queue (tests that arrange a batch): its directory and file, a connection, its
+    /// [`Shared`].
+    fn holding_db(
+        name: &str,
+    ) -> (
+        std::path::PathBuf,
+        std::path::PathBuf,
+        Connection,
+        Arc<Shared>,
+    ) {
+        let (dir, path) = shared_db(name, 0);
+        let conn = connect(&path, Synchronous::Normal).unwrap();
+        let shared = shared_for(&conn).unwrap();
+        shared.hold_us.store(60_000_000, Ordering::Relaxed);
+        (dir, path, conn, shared)
+    }
+
     /// A thread that writes one outbox row through the shared connection.
     fn start_queued_plain(
         path: &std::path::Path,
@@ -853,10 +875,7 @@ mod tests {
     /// included, and nothing of them is kept; the next write works.
     #[test]
     fn a_transaction_sqlite_rolled_back_fails_everyone_in_it() {
-        let (dir, path) = shared_db("rolled-back", 0);
-        let conn = connect(&path, Synchronous::Normal).unwrap();
-        let shared = shared_for(&conn).unwrap();
-        shared.hold_us.store(60_000_000, Ordering::Relaxed);
+        let (dir, path, conn, shared) = holding_db("rolled-back");
         // Each writer's closure starts the next one and waits until it queues, so the three
         // meet in one transaction: the first waits for the commit, the second has SQLite's
         // rollback happen to it, the third was queued behind it.
@@ -952,10 +971,7 @@ mod tests {
     /// combiner, and takes back only its own row.
     #[test]
     fn a_combiner_whose_write_fails_or_runs_a_panicking_one_goes_on() {
-        let (dir, path) = shared_db("combiner", 0);
-        let conn = connect(&path, Synchronous::Normal).unwrap();
-        let shared = shared_for(&conn).unwrap();
-        shared.hold_us.store(60_000_000, Ordering::Relaxed);
+        let (dir, path, conn, shared) = holding_db("combiner");
         let wait = Duration::from_secs(20);
 
         let mut queued = None;

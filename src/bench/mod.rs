@@ -363,7 +363,7 @@ fn measure(opts: &Options, history: u64) -> Result<Measured, Error> {
 
 fn header() {
     println!(
-        "{:<36} {:>14} {:>8} {:>8} {:>8} {:>8} {:>7} {:>9} {:>8} {:>8}",
+        "{:<36} {:>14} {:>8} {:>8} {:>8} {:>8} {:>7} {:>9} {:>8} {:>8} {:>5}",
         "workload",
         "per s",
         "p50 ms",
@@ -373,18 +373,20 @@ fn header() {
         "errors",
         "server µs",
         "bench µs",
-        "writer %"
+        "writer %",
+        "batch"
     );
 }
 
 /// Runs one workload; besides rate and latency it reports the server's CPU time per unit
 /// (user + system, from /proc), which other load on the machine does not inflate much, the
 /// load generator's own (this process: it shares the cores), and the share of the time the
-/// server's write connection was held (near 100 %, writes queue for it).
+/// server's write connection was held (near 100 %, writes queue for it) and the writes its
+/// commits held on average (a batch: writes that queued while one was running share it).
 fn measure_one(server: &server::Server, opts: &Options, w: Workload) -> Row {
     let cpu_before = cpu_ticks(server.pid());
     let own_before = cpu_ticks(std::process::id());
-    let busy_before = server::writer_busy(server.addr);
+    let writer_before = server::writer(server.addr);
     let began = std::time::Instant::now();
     let outcome = client::load(server.addr, opts.connections, opts.seconds, &w.step);
     let elapsed = began.elapsed().as_secs_f64();
@@ -392,11 +394,18 @@ fn measure_one(server: &server::Server, opts: &Options, w: Workload) -> Row {
     let own = cpu_ticks(std::process::id())
         .zip(own_before)
         .map(|(a, b)| a - b);
-    let writer = server::writer_busy(server.addr)
-        .zip(busy_before)
-        .map_or(String::from("?"), |(a, b)| {
-            format!("{:.0}", (a - b) * 100.0 / elapsed)
-        });
+    let writer = server::writer(server.addr).zip(writer_before);
+    let (busy, batch) = match writer {
+        Some((a, b)) if a.commits > b.commits => (
+            format!("{:.0}", (a.busy - b.busy) * 100.0 / elapsed),
+            format!("{:.1}", (a.writes - b.writes) / (a.commits - b.commits)),
+        ),
+        Some((a, b)) => (
+            format!("{:.0}", (a.busy - b.busy) * 100.0 / elapsed),
+            "-".into(),
+        ),
+        None => ("?".into(), "?".into()),
+    };
     let per_unit = |ticks: Option<u64>| {
         ticks.map_or(String::from("?"), |t| {
             // Clock ticks are 1/100 s on Linux.
@@ -404,7 +413,7 @@ fn measure_one(server: &server::Server, opts: &Options, w: Workload) -> Row {
         })
     };
     println!(
-        "{:<36} {:>14} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>7} {:>9} {:>8} {:>8}",
+        "{:<36} {:>14} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>7} {:>9} {:>8} {:>8} {:>5}",
         w.name,
         format!("{:.0} {}", outcome.rate(), w.unit),
         outcome.percentile(50.0),
@@ -414,7 +423,8 @@ fn measure_one(server: &server::Server, opts: &Options, w: Workload) -> Row {
         outcome.errors,
         per_unit(cpu),
         per_unit(own),
-        writer
+        busy,
+        batch
     );
     if outcome.errors > 0 {
         println!("    FAILED: {}", outcome.samples.join(" | "));

@@ -73,21 +73,36 @@ impl Drop for Server {
 /// The bearer token of the server's `/metrics` (a bench server listens on 127.0.0.1 only).
 pub const METRICS_TOKEN: &str = "bench-metrics";
 
-/// Seconds the server's writers held its write connection so far
-/// (`otpbox_db_write_busy_seconds_total`).
-pub fn writer_busy(addr: SocketAddr) -> Option<f64> {
+/// The shared write connection's counters so far, from `/metrics`.
+#[derive(Debug, Clone, Copy)]
+pub struct Writer {
+    /// Seconds a writer held it (`otpbox_db_write_busy_seconds_total`).
+    pub busy: f64,
+    /// Transactions committed and the writes they held (`otpbox_db_commits_total`,
+    /// `otpbox_db_writes_total`).
+    pub commits: f64,
+    pub writes: f64,
+}
+
+pub fn writer(addr: SocketAddr) -> Option<Writer> {
     let mut conn = super::client::Conn::open(addr).ok()?;
     let auth = format!("Bearer {METRICS_TOKEN}");
     let reply = conn
         .get_ok("/metrics", &[("Authorization", auth.as_str())])
         .ok()?;
-    reply
-        .text()
-        .lines()
-        .find_map(|l| l.strip_prefix("otpbox_db_write_busy_seconds_total "))?
-        .trim()
-        .parse()
-        .ok()
+    let text = reply.text();
+    let value = |name: &str| -> Option<f64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))?
+            .trim()
+            .parse()
+            .ok()
+    };
+    Some(Writer {
+        busy: value("otpbox_db_write_busy_seconds_total")?,
+        commits: value("otpbox_db_commits_total")?,
+        writes: value("otpbox_db_writes_total")?,
+    })
 }
 
 pub fn start(data: &Path, s: &Settings<'_>) -> Result<Server, Error> {

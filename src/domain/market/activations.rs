@@ -609,6 +609,10 @@ pub fn free_number(conn: &Connection, number_id: Option<i64>, now: Timestamp) ->
     Ok(())
 }
 
+/// Places an order on our own numbers: every check, then the number taken, the order
+/// written, the price charged. Contract: it fails only before its first write, except with
+/// [`Error::Db`] (a failing statement), so a caller may go on in the same transaction after
+/// any other error (`supply::routing::route` then reserves an upstream purchase).
 pub fn order(
     conn: &Connection,
     user: &User,
@@ -665,7 +669,9 @@ pub fn order(
             return Err(Error::WrongMaxPrice { min_minor: price });
         }
     }
-    if user.balance_minor < price {
+    // Read afresh: `user` may be from before another order of the same account committed,
+    // and no check may fail after the first write (see the contract above).
+    if wallet::balance(conn, user.id)? < price {
         return Err(Error::NoBalance);
     }
     let (number_id, phone, number_operator, source) = match (req.on_number, req.reuse_number) {

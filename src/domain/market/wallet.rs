@@ -52,33 +52,16 @@ pub fn post(
     note: &str,
     now: Timestamp,
 ) -> Result<i64> {
-    // A savepoint keeps the balance update and the ledger row together even for a caller
-    // that does not roll back its transaction on error.
-    // Cached: every order and refund runs these (execute_batch parses each time).
-    in_savepoint(conn, || {
-        post_inner(
-            conn,
-            user_id,
-            amount_minor,
-            kind,
-            reference,
-            note,
-            false,
-            now,
-        )
-    })
-}
-
-fn in_savepoint(conn: &Connection, f: impl FnOnce() -> Result<i64>) -> Result<i64> {
-    conn.prepare_cached("SAVEPOINT wallet_post")?.execute([])?;
-    let result = f();
-    match result {
-        Ok(_) => {
-            conn.prepare_cached("RELEASE wallet_post")?.execute([])?;
-        }
-        Err(_) => conn.execute_batch("ROLLBACK TO wallet_post; RELEASE wallet_post")?,
-    }
-    result
+    post_inner(
+        conn,
+        user_id,
+        amount_minor,
+        kind,
+        reference,
+        note,
+        false,
+        now,
+    )
 }
 
 /// A sale to a partner hub: a `charge` to the partner's account that may take its balance
@@ -91,21 +74,21 @@ pub fn post_receivable(
     note: &str,
     now: Timestamp,
 ) -> Result<i64> {
-    in_savepoint(conn, || {
-        let kind = Kind::Charge;
-        post_inner(
-            conn,
-            account_id,
-            amount_minor,
-            kind,
-            reference,
-            note,
-            true,
-            now,
-        )
-    })
+    post_inner(
+        conn,
+        account_id,
+        amount_minor,
+        Kind::Charge,
+        reference,
+        note,
+        true,
+        now,
+    )
 }
 
+/// Every check comes before the first write, and the ledger row (which a unique index may
+/// refuse) before the balance: a movement that fails has changed nothing, without a
+/// savepoint, even for a caller that goes on with its transaction after the error.
 #[allow(clippy::too_many_arguments)]
 fn post_inner(
     conn: &Connection,
@@ -117,54 +100,19 @@ fn post_inner(
     debt_allowed: bool,
     now: Timestamp,
 ) -> Result<i64> {
-    // An operator's lifetime earnings and payouts are kept beside the balance (its earnings
-    // page shows them without summing its ledger).
-    let (earned, paid_out) = match kind {
-        Kind::Earning => (amount_minor, 0),
-        Kind::Payout => (0, -amount_minor),
-        _ => (0, 0),
+    let before = balance(conn, user_id)?;
+    // Checked: the sum must stay a 64-bit integer (SQLite would turn an overflowing one
+    // into a float).
+    let Some(after) = before.checked_add(amount_minor) else {
+        return Err(if amount_minor < 0 {
+            Error::NoBalance
+        } else {
+            Error::invalid("This amount would take the balance beyond what can be stored.")
+        });
     };
-    let updated = conn
-        .prepare_cached(
-            // The second condition keeps the sum within a 64-bit integer (SQLite would
-            // turn an overflowing one into a float).
-            "UPDATE users SET balance_minor = balance_minor + ?2, \
-             earned_minor = earned_minor + ?3, paid_out_minor = paid_out_minor + ?4 \
-             WHERE id = ?1 AND (balance_minor + ?2 >= 0 OR ?5 OR ?2 > 0) \
-               AND (?2 <= 0 OR balance_minor <= 9223372036854775807 - ?2) \
-               AND (?2 >= 0 OR balance_minor >= -9223372036854775807 - ?2) \
-             RETURNING balance_minor",
-        )?
-        .query_row(
-            params![user_id, amount_minor, earned, paid_out, debt_allowed],
-            |r| r.get::<_, i64>(0),
-        )
-        .optional()?;
-    let balance = match updated {
-        Some(b) if amount_minor < 0 => {
-            crate::domain::accounts::notifications::balance_fell(
-                conn,
-                user_id,
-                b - amount_minor,
-                b,
-                now,
-            )?;
-            b
-        }
-        Some(b) => b,
-        None => {
-            let exists = conn
-                .prepare_cached("SELECT 1 FROM users WHERE id = ?1")?
-                .exists([user_id])?;
-            return Err(if amount_minor < 0 {
-                Error::NoBalance
-            } else if exists {
-                Error::invalid("This amount would take the balance beyond what can be stored.")
-            } else {
-                Error::NotFound("account")
-            });
-        }
-    };
+    if amount_minor < 0 && after < 0 && !debt_allowed {
+        return Err(Error::NoBalance);
+    }
     let inserted = conn
         .prepare_cached(
             "INSERT INTO ledger (user_id, amount_minor, kind, ref_type, ref_id, note, \
@@ -177,11 +125,30 @@ fn post_inner(
             reference.0,
             reference.1,
             note,
-            balance,
+            after,
             now
         ]);
     match inserted {
-        Ok(_) => Ok(balance),
+        Ok(_) => {
+            // An operator's lifetime earnings and payouts are kept beside the balance (its
+            // earnings page shows them without summing its ledger).
+            let (earned, paid_out) = match kind {
+                Kind::Earning => (amount_minor, 0),
+                Kind::Payout => (0, -amount_minor),
+                _ => (0, 0),
+            };
+            conn.prepare_cached(
+                "UPDATE users SET balance_minor = ?2, earned_minor = earned_minor + ?3, \
+                 paid_out_minor = paid_out_minor + ?4 WHERE id = ?1",
+            )?
+            .execute(params![user_id, after, earned, paid_out])?;
+            if amount_minor < 0 {
+                crate::domain::accounts::notifications::balance_fell(
+                    conn, user_id, before, after, now,
+                )?;
+            }
+            Ok(after)
+        }
         Err(rusqlite::Error::SqliteFailure(e, _))
             if e.code == rusqlite::ErrorCode::ConstraintViolation && kind == Kind::Refund =>
         {
@@ -381,7 +348,35 @@ mod tests {
         post(&conn, u, 300, Kind::Refund, ("activation", Some(9)), "", 3).unwrap();
         let again = post(&conn, u, 300, Kind::Refund, ("activation", Some(9)), "", 4);
         assert!(matches!(again, Err(Error::BadStatus(_))));
+        // No transaction here, as for a caller that goes on after the error: nothing of the
+        // refused movement was written.
+        assert_eq!(balance(&conn, u).unwrap(), 1000);
         assert!(check(&conn).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_movement_past_what_a_balance_can_hold_changes_nothing() {
+        let conn = db::memory();
+        let u = user(&conn);
+        post(&conn, u, 500, Kind::Adjustment, ("", None), "", 1).unwrap();
+        assert!(matches!(
+            post(&conn, u, i64::MAX, Kind::Adjustment, ("", None), "", 2),
+            Err(Error::Invalid(_))
+        ));
+        assert!(matches!(
+            post(&conn, u, i64::MIN, Kind::Charge, ("", None), "", 3),
+            Err(Error::NoBalance)
+        ));
+        // A partner's receivable may go below zero, not past the smallest integer.
+        assert_eq!(
+            post_receivable(&conn, u, -800, ("", None), "", 4).unwrap(),
+            -300
+        );
+        assert_eq!(balance(&conn, u).unwrap(), -300);
+        assert_eq!(entries(&conn, u, 10, None).unwrap().len(), 2);
+        // The sums agree; only the negative balance of an account that is no partner is
+        // reported.
+        assert_eq!(check(&conn).unwrap().len(), 1);
     }
 
     #[test]

@@ -38,6 +38,7 @@ use crate::domain::market::activations::{
     self, Activation, CancelReason, OrderRequest, Placed, Policy, Status,
 };
 use crate::domain::market::inbox::{self, Delivered, Inbound};
+use crate::domain::market::wallet;
 use crate::domain::supply::providers::{self, Candidate, Provider};
 use crate::domain::{Error, Result};
 
@@ -204,21 +205,22 @@ pub fn route(
     policy: &Policy,
     now: Timestamp,
 ) -> Result<Routed> {
-    // A savepoint: a failed attempt on our own stock leaves nothing behind, whatever it
-    // wrote before failing, so the transaction can go on to an upstream reservation.
-    // Cached: SAVEPOINT and RELEASE run on every order (execute_batch parses each time).
-    conn.prepare_cached("SAVEPOINT own_order")?.execute([])?;
-    let own = activations::order(conn, user, req, policy, now);
-    if own.is_ok() {
-        conn.prepare_cached("RELEASE own_order")?.execute([])?;
-    } else {
-        conn.execute_batch("ROLLBACK TO own_order; RELEASE own_order")?;
-    }
-    let own = match own {
+    // A failed attempt on our own stock has written nothing (`activations::order` checks
+    // everything first), so the transaction can go on to an upstream reservation without a
+    // savepoint (whose copies of every page an order touches cost more than the order's
+    // checks). Should it ever have written, the order fails whole rather than keep it.
+    let written = conn.total_changes();
+    let own = match activations::order(conn, user, req, policy, now) {
         Ok(placed) => return Ok(Routed::Own(placed)),
         Err(e @ (Error::NoNumbers | Error::WrongMaxPrice { .. } | Error::NoBalance)) => e,
         Err(e) => return Err(e),
     };
+    if conn.total_changes() != written {
+        log::error!("an order failed after writing ({own}); not trying upstream");
+        return Err(Error::Internal(format!(
+            "the order failed after writing: {own}"
+        )));
+    }
     let any_operator = matches!(
         req.operator.as_deref().map(str::trim),
         None | Some("" | "any")
@@ -242,9 +244,10 @@ pub fn route(
         };
         return Err(Error::WrongMaxPrice { min_minor });
     }
+    let balance = wallet::balance(conn, user.id)?;
     let candidates: Vec<Candidate> = fitting
         .into_iter()
-        .filter(|c| c.price_minor <= user.balance_minor)
+        .filter(|c| c.price_minor <= balance)
         .take(MAX_CANDIDATES)
         .collect();
     let Some(hold) = candidates.iter().map(|c| c.price_minor).max() else {

@@ -220,6 +220,17 @@ impl Metrics {
                 "otpbox_db_write_busy_seconds_total {:.6}",
                 g.busy_seconds
             );
+            head(
+                &mut out,
+                "otpbox_db_write_busy_cpu_seconds_total",
+                "counter",
+                "CPU time of the threads that held the shared write connection (below the time held: they waited for a core)",
+            );
+            let _ = writeln!(
+                out,
+                "otpbox_db_write_busy_cpu_seconds_total {:.6}",
+                g.busy_cpu_seconds
+            );
         }
         if let Err(e) = database_gauges(&mut out, db, now) {
             log::error!("metrics: cannot read the database: {e}");

@@ -363,7 +363,7 @@ fn measure(opts: &Options, history: u64) -> Result<Measured, Error> {
 
 fn header() {
     println!(
-        "{:<36} {:>14} {:>8} {:>8} {:>8} {:>8} {:>7} {:>9} {:>8} {:>8} {:>5}",
+        "{:<36} {:>14} {:>8} {:>8} {:>8} {:>8} {:>7} {:>9} {:>8} {:>8} {:>9} {:>5}",
         "workload",
         "per s",
         "p50 ms",
@@ -374,6 +374,7 @@ fn header() {
         "server µs",
         "bench µs",
         "writer %",
+        "writer µs",
         "batch"
     );
 }
@@ -381,8 +382,8 @@ fn header() {
 /// Runs one workload; besides rate and latency it reports the server's CPU time per unit
 /// (user + system, from /proc), which other load on the machine does not inflate much, the
 /// load generator's own (this process: it shares the cores), and the share of the time the
-/// server's write connection was held (near 100 %, writes queue for it) and the writes its
-/// commits held on average (a batch: writes that queued while one was running share it).
+/// server's write connection was held (near 100 %, writes queue for it), the CPU time of
+/// the threads holding it per unit, and the writes its commits held on average (a batch: writes that queued while one was running share it).
 fn measure_one(server: &server::Server, opts: &Options, w: Workload) -> Row {
     let cpu_before = cpu_ticks(server.pid());
     let own_before = cpu_ticks(std::process::id());
@@ -395,16 +396,17 @@ fn measure_one(server: &server::Server, opts: &Options, w: Workload) -> Row {
         .zip(own_before)
         .map(|(a, b)| a - b);
     let writer = server::writer(server.addr).zip(writer_before);
-    let (busy, batch) = match writer {
-        Some((a, b)) if a.commits > b.commits => (
-            format!("{:.0}", (a.busy - b.busy) * 100.0 / elapsed),
-            format!("{:.1}", (a.writes - b.writes) / (a.commits - b.commits)),
-        ),
+    let (busy, held_cpu, batch) = match writer {
         Some((a, b)) => (
             format!("{:.0}", (a.busy - b.busy) * 100.0 / elapsed),
-            "-".into(),
+            // CPU time per unit, as for the server's and the bench's own.
+            format!("{:.0}", (a.cpu - b.cpu) * 1e6 / outcome.ok.max(1) as f64),
+            match a.commits > b.commits {
+                true => format!("{:.1}", (a.writes - b.writes) / (a.commits - b.commits)),
+                false => "-".into(),
+            },
         ),
-        None => ("?".into(), "?".into()),
+        None => ("?".into(), "?".into(), "?".into()),
     };
     let per_unit = |ticks: Option<u64>| {
         ticks.map_or(String::from("?"), |t| {
@@ -413,7 +415,7 @@ fn measure_one(server: &server::Server, opts: &Options, w: Workload) -> Row {
         })
     };
     println!(
-        "{:<36} {:>14} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>7} {:>9} {:>8} {:>8} {:>5}",
+        "{:<36} {:>14} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>7} {:>9} {:>8} {:>8} {:>9} {:>5}",
         w.name,
         format!("{:.0} {}", outcome.rate(), w.unit),
         outcome.percentile(50.0),
@@ -424,6 +426,7 @@ fn measure_one(server: &server::Server, opts: &Options, w: Workload) -> Row {
         per_unit(cpu),
         per_unit(own),
         busy,
+        held_cpu,
         batch
     );
     if outcome.errors > 0 {

@@ -82,6 +82,8 @@ pub struct Writer {
     /// `otpbox_db_writes_total`).
     pub commits: f64,
     pub writes: f64,
+    /// CPU seconds of the threads that held it (`otpbox_db_write_busy_cpu_seconds_total`).
+    pub cpu: f64,
 }
 
 pub fn writer(addr: SocketAddr) -> Option<Writer> {
@@ -102,6 +104,7 @@ pub fn writer(addr: SocketAddr) -> Option<Writer> {
         busy: value("otpbox_db_write_busy_seconds_total")?,
         commits: value("otpbox_db_commits_total")?,
         writes: value("otpbox_db_writes_total")?,
+        cpu: value("otpbox_db_write_busy_cpu_seconds_total")?,
     })
 }
 

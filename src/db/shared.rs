@@ -84,6 +84,7 @@ pub fn share_writes(
         commits: AtomicU64::new(0),
         writes: AtomicU64::new(0),
         busy_ns: AtomicU64::new(0),
+        busy_cpu_ns: AtomicU64::new(0),
         checkpoints,
     });
     if let Some(cp) = checkpoints {
@@ -216,6 +217,9 @@ pub struct GroupCommits {
     pub checkpoints: u64,
     /// Seconds a writer held the connection: near the time elapsed, writes queue behind it.
     pub busy_seconds: f64,
+    /// Of those, the CPU time of the threads that held it (the rest they waited for a core
+    /// or for the system).
+    pub busy_cpu_seconds: f64,
 }
 
 pub fn group_commits(conn: &Connection) -> Option<GroupCommits> {
@@ -224,6 +228,7 @@ pub fn group_commits(conn: &Connection) -> Option<GroupCommits> {
         writes: s.writes.load(Ordering::Relaxed),
         checkpoints: s.checkpoints.map_or(0, |c| c.runs.load(Ordering::Relaxed)),
         busy_seconds: s.busy_ns.load(Ordering::Relaxed) as f64 / 1e9,
+        busy_cpu_seconds: s.busy_cpu_ns.load(Ordering::Relaxed) as f64 / 1e9,
     })
 }
 
@@ -254,8 +259,10 @@ pub struct Shared {
     /// Transactions committed, and the writes they held.
     commits: AtomicU64,
     writes: AtomicU64,
-    /// Nanoseconds a combiner held the connection (its batch's writes, savepoints, commit).
+    /// Nanoseconds a combiner held the connection (its batch's writes, savepoints, commit),
+    /// and its thread's CPU time meanwhile.
     busy_ns: AtomicU64,
+    busy_cpu_ns: AtomicU64,
     checkpoints: Option<&'static Checkpoints>,
 }
 
@@ -416,7 +423,7 @@ impl Shared {
             over: false,
         };
         let mut b = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let held = Instant::now();
+        let held = (Instant::now(), thread_cpu_ns());
         if !b.conn.is_autocommit() {
             // What a failed rollback may have left: nobody's write is in it.
             let _ = b.run("ROLLBACK");
@@ -544,9 +551,11 @@ impl Shared {
         Some(outcome.map_err(|e| format!("commit failed: {e}")))
     }
 
-    fn count_busy(&self, since: Instant) {
+    fn count_busy(&self, (since, cpu): (Instant, u64)) {
         self.busy_ns
             .fetch_add(since.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        self.busy_cpu_ns
+            .fetch_add(thread_cpu_ns().saturating_sub(cpu), Ordering::Relaxed);
     }
 
     /// Writes waiting in the queue (for tests that arrange a batch).
@@ -554,6 +563,21 @@ impl Shared {
     fn queued(&self) -> usize {
         self.lock_queue().jobs.len()
     }
+}
+
+/// The calling thread's CPU time in nanoseconds (0 if the clock cannot be read).
+fn thread_cpu_ns() -> u64 {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes only the timespec it is given.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) } != 0 {
+        return 0;
+    }
+    (t.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(t.tv_nsec as u64)
 }
 
 /// What a waiting write's thread gets back from its slot.

@@ -215,6 +215,27 @@ pub fn write<T: Send>(
     write_locked(conn, f)
 }
 
+/// [`write`] for a write that makes every check before its first change: it fails (returns
+/// `Err` or panics) only before changing anything, and may run again. In a server such a
+/// write shares a transaction without a savepoint, which otherwise copies every page it
+/// touches; should it break the promise and fail after a change, the shared transaction is
+/// taken back, it gets its own error, and the prechecked writes before it run again (so `f`
+/// may run more than once; only its last run counts). Everything else is as for [`write`].
+pub fn write_prechecked<T: Send>(
+    conn: &Connection,
+    f: impl Fn(&Connection) -> Result<T, Error> + Send,
+) -> Result<T, Error> {
+    if WRITING.with(Cell::get) {
+        return nested(conn, f);
+    }
+    if let Some(shared) = shared::shared_for(conn) {
+        return shared.write_prechecked(f);
+    }
+    let _turn = WRITER.lock().unwrap_or_else(|p| p.into_inner());
+    let _writing = Writing::start();
+    write_locked(conn, f)
+}
+
 /// Sets [`WRITING`] for a write and clears it when the write ends, even by a panic.
 struct Writing;
 

@@ -117,7 +117,8 @@ pub fn place_order(
     upstream: &mut dyn Upstream,
 ) -> Result<Placed> {
     let t = now();
-    let routed = db::write(conn, |tx| {
+    // Prechecked: `route` fails only before its first change (it checks that it did).
+    let routed = db::write_prechecked(conn, |tx| {
         let mut last = Error::NoNumbers;
         for req in alternatives {
             match route(tx, user, req, policy, t) {

@@ -391,13 +391,14 @@ fn with_activation(
     ctx: &mut Ctx<'_>,
     req: &Request,
     user: &User,
-    f: impl FnOnce(&rusqlite::Connection, i64, i64, i64) -> Result<Activation, Error> + Send,
+    f: impl Fn(&rusqlite::Connection, i64, i64, i64) -> Result<Activation, Error> + Sync,
 ) -> Response {
     let Some(id) = req.id_param("id") else {
         return error(&Error::NotFound("activation"));
     };
     let now = ctx.now();
-    match db::write(ctx.db, |tx| f(tx, user.id, id, now)) {
+    // Prechecked: an order's actions check its state before their first change.
+    match db::write_prechecked(ctx.db, |tx| f(tx, user.id, id, now)) {
         Ok(a) => {
             ctx.app.notify();
             Response::json(200, &activation_json(ctx, &a))

@@ -940,7 +940,8 @@ fn set_status(ctx: &mut Ctx<'_>, user: &User, p: &Params) -> Response {
     let policy = ctx.app.policy();
     let now = ctx.now();
     let (uid, id) = (user.id, a.id);
-    let result = db::write(ctx.db, |tx| match status {
+    // Prechecked: an order's actions check its state before their first change.
+    let result = db::write_prechecked(ctx.db, |tx| match status {
         "1" => activations::mark_ready(tx, uid, id, now),
         "3" => activations::retry(tx, uid, id, &policy, now),
         "6" => activations::complete(tx, uid, id, &policy, now),

@@ -4,8 +4,10 @@
 //! Writes are combined: a writer queues its closure; if no thread is combining, it becomes
 //! the combiner and runs, in one transaction, its own write and then every write queued
 //! meanwhile (each after the first in a savepoint, so a write that fails takes back only its
-//! own changes), until the queue is empty or the batch reached [`BATCH_MAX`] writes or
-//! [`BATCH_HOLD`]; it commits, tells each writer how its transaction ended, and hands the
+//! own changes; a prechecked write, which fails only before its first change and may run
+//! again, goes without one behind other prechecked writes: should it fail after a change,
+//! the transaction is taken back and those before it run again), until the queue is empty
+//! or the batch reached [`BATCH_MAX`] writes or [`BATCH_HOLD`]; it commits, tells each writer how its transaction ended, and hands the
 //! role to the oldest writer still waiting. The others sleep until told. Nobody's write is
 //! acknowledged before the commit that holds it. What it saves, measured on order→cancel
 //! (README, Performance): one commit writes each page a batch touched once (an order's rows
@@ -435,8 +437,8 @@ impl Shared {
     }
 
     /// The combiner's turn: transactions holding the writes queued from the oldest (its own)
-    /// on, each after the first in a savepoint (a write that fails or panics takes back only
-    /// its own changes), until the queue is empty or the batch is big or old enough
+    /// on, each after the first in a savepoint unless prechecked behind prechecked ones (a
+    /// write that fails or panics takes back only its own changes), until the queue is empty or the batch is big or old enough
     /// ([`BATCH_MAX`], [`BATCH_HOLD`]); then the commit, every write told how it ended, and
     /// the role handed to the oldest write still waiting. The writes that queue meanwhile
     /// run without any thread waking in between.

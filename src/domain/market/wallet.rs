@@ -113,6 +113,12 @@ fn post_inner(
     if amount_minor < 0 && after < 0 && !debt_allowed {
         return Err(Error::NoBalance);
     }
+    if amount_minor < 0 {
+        // Before the ledger row, whose id callers read with `last_insert_rowid` (a
+        // chargeback keeps it); a debit's row is never refused (the unique indexes are on
+        // credits), so nothing is left behind.
+        crate::domain::accounts::notifications::balance_fell(conn, user_id, before, after, now)?;
+    }
     let inserted = conn
         .prepare_cached(
             "INSERT INTO ledger (user_id, amount_minor, kind, ref_type, ref_id, note, \
@@ -142,11 +148,6 @@ fn post_inner(
                  paid_out_minor = paid_out_minor + ?4 WHERE id = ?1",
             )?
             .execute(params![user_id, after, earned, paid_out])?;
-            if amount_minor < 0 {
-                crate::domain::accounts::notifications::balance_fell(
-                    conn, user_id, before, after, now,
-                )?;
-            }
             Ok(after)
         }
         Err(rusqlite::Error::SqliteFailure(e, _))
@@ -352,6 +353,40 @@ mod tests {
         // refused movement was written.
         assert_eq!(balance(&conn, u).unwrap(), 1000);
         assert!(check(&conn).unwrap().is_empty());
+    }
+
+    /// A chargeback keeps the id of its ledger row (`last_insert_rowid` after the post),
+    /// also when the debit queues a low-balance notification.
+    #[test]
+    fn the_last_row_a_debit_inserts_is_its_ledger_row() {
+        let conn = db::memory();
+        let u = user(&conn);
+        conn.execute(
+            "INSERT INTO notify_channels (user_id, kind, url, events, low_balance_minor, \
+             created_at) VALUES (?1, 'ntfy', 'https://ntfy.example/t', 'low_balance', 500, 1)",
+            [u],
+        )
+        .unwrap();
+        post(&conn, u, 1000, Kind::Adjustment, ("", None), "", 1).unwrap();
+        post(
+            &conn,
+            u,
+            -800,
+            Kind::Adjustment,
+            ("payment", Some(1)),
+            "",
+            2,
+        )
+        .unwrap();
+        let (ledger, notices): (i64, i64) = conn
+            .query_row(
+                "SELECT (SELECT MAX(id) FROM ledger), (SELECT COUNT(*) FROM notifications)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(notices, 1, "the debit crossed the threshold");
+        assert_eq!(conn.last_insert_rowid(), ledger);
     }
 
     #[test]

@@ -90,7 +90,7 @@ pub struct BenchArgs {
     /// Concurrent keep-alive connections
     #[arg(long, default_value_t = 8)]
     pub connections: usize,
-    /// Worker threads of the server under test (default: one per core, at least 2)
+    /// Worker threads of the server under test (default: the `workers` setting)
     #[arg(long)]
     pub workers: Option<usize>,
     /// Also run every workload on a database filled with this many past activations
@@ -107,7 +107,7 @@ pub struct ServeArgs {
     /// Address to listen on
     #[arg(long, env = "OTPBOX_LISTEN", value_name = "ADDR")]
     pub listen: Option<String>,
-    /// HTTP worker threads (default: one per core, at least 2)
+    /// HTTP worker threads (default: four per core, 4 to 16)
     #[arg(long, env = "OTPBOX_WORKERS")]
     pub workers: Option<usize>,
     /// Trust X-Forwarded-For and X-Forwarded-Proto from a reverse proxy

@@ -59,7 +59,7 @@ pub const SETTINGS: &[Setting] = &[
     s(
         "workers",
         "0",
-        "HTTP worker threads; 0 = four per CPU core, 4 to 16 (writes from many workers share a commit)",
+        "HTTP worker threads; 0 = one per CPU core (at least 2); more let more writes share a commit, fewer keep pages' tail latency down",
     ),
     s(
         "behind_proxy",
@@ -1015,7 +1015,7 @@ impl Config {
             )
         })?;
         let workers = match num("workers")? {
-            0 => (4 * cores()).clamp(4, 16),
+            0 => cores().max(2),
             n => n as usize,
         };
         let max_hashes = match num("max_hashes")? {

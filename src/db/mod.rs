@@ -225,15 +225,12 @@ pub fn write_prechecked<T: Send>(
     conn: &Connection,
     f: impl Fn(&Connection) -> Result<T, Error> + Send,
 ) -> Result<T, Error> {
-    if WRITING.with(Cell::get) {
-        return nested(conn, f);
+    if !WRITING.with(Cell::get) {
+        if let Some(shared) = shared::shared_for(conn) {
+            return shared.write_prechecked(f);
+        }
     }
-    if let Some(shared) = shared::shared_for(conn) {
-        return shared.write_prechecked(f);
-    }
-    let _turn = WRITER.lock().unwrap_or_else(|p| p.into_inner());
-    let _writing = Writing::start();
-    write_locked(conn, f)
+    write(conn, f)
 }
 
 /// Sets [`WRITING`] for a write and clears it when the write ends, even by a panic.

@@ -209,28 +209,21 @@ impl Metrics {
                 head(&mut out, name, "counter", help);
                 let _ = writeln!(out, "{name} {n}");
             }
-            head(
-                &mut out,
-                "otpbox_db_write_busy_seconds_total",
-                "counter",
-                "Time a writer held the shared write connection (near the time elapsed: writes queue)",
-            );
-            let _ = writeln!(
-                out,
-                "otpbox_db_write_busy_seconds_total {:.6}",
-                g.busy_seconds
-            );
-            head(
-                &mut out,
-                "otpbox_db_write_busy_cpu_seconds_total",
-                "counter",
-                "CPU time of the threads that held the shared write connection (below the time held: they waited for a core)",
-            );
-            let _ = writeln!(
-                out,
-                "otpbox_db_write_busy_cpu_seconds_total {:.6}",
-                g.busy_cpu_seconds
-            );
+            for (name, help, seconds) in [
+                (
+                    "otpbox_db_write_busy_seconds_total",
+                    "Time a writer held the shared write connection (near the time elapsed: writes queue)",
+                    g.busy_seconds,
+                ),
+                (
+                    "otpbox_db_write_busy_cpu_seconds_total",
+                    "CPU time of the threads that held the shared write connection (below the time held: they waited for a core)",
+                    g.busy_cpu_seconds,
+                ),
+            ] {
+                head(&mut out, name, "counter", help);
+                let _ = writeln!(out, "{name} {seconds:.6}");
+            }
         }
         if let Err(e) = database_gauges(&mut out, db, now) {
             log::error!("metrics: cannot read the database: {e}");

@@ -383,7 +383,8 @@ fn header() {
 /// (user + system, from /proc), which other load on the machine does not inflate much, the
 /// load generator's own (this process: it shares the cores), and the share of the time the
 /// server's write connection was held (near 100 %, writes queue for it), the CPU time of
-/// the threads holding it per unit, and the writes its commits held on average (a batch: writes that queued while one was running share it).
+/// the threads holding it per unit, and the writes its commits held on average (writes that
+/// queued while a batch ran share its commit).
 fn measure_one(server: &server::Server, opts: &Options, w: Workload) -> Row {
     let cpu_before = cpu_ticks(server.pid());
     let own_before = cpu_ticks(std::process::id());
@@ -401,9 +402,10 @@ fn measure_one(server: &server::Server, opts: &Options, w: Workload) -> Row {
             format!("{:.0}", (a.busy - b.busy) * 100.0 / elapsed),
             // CPU time per unit, as for the server's and the bench's own.
             format!("{:.0}", (a.cpu - b.cpu) * 1e6 / outcome.ok.max(1) as f64),
-            match a.commits > b.commits {
-                true => format!("{:.1}", (a.writes - b.writes) / (a.commits - b.commits)),
-                false => "-".into(),
+            if a.commits > b.commits {
+                format!("{:.1}", (a.writes - b.writes) / (a.commits - b.commits))
+            } else {
+                "-".into()
             },
         ),
         None => ("?".into(), "?".into(), "?".into()),

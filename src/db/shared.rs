@@ -487,10 +487,10 @@ impl Shared {
         let mut taken = 0;
         loop {
             if turn.current.is_none() {
-                turn.current = match turn.again.pop_front() {
-                    Some(job) => Some(job),
-                    None => self.lock_queue().jobs.pop_front(),
-                };
+                turn.current = turn
+                    .again
+                    .pop_front()
+                    .or_else(|| self.lock_queue().jobs.pop_front());
             }
             let Some(job) = turn.current.as_ref() else {
                 break;

@@ -338,7 +338,7 @@ fn start_tiny(listener: &TcpListener) -> std::io::Result<tiny_http::Server> {
 
 fn worker(shared: Arc<Shared>) {
     let mut db = open_db(&shared.app);
-    // Requests served since this worker last gave its caches back.
+    // Requests served since this worker last gave its page cache back.
     let mut served = false;
     loop {
         let (generation, server) = shared
@@ -360,7 +360,7 @@ fn worker(shared: Arc<Shared>) {
             }
             Ok(None) if served => {
                 served = false;
-                give_back_caches(&db);
+                give_back_page_cache(&db);
             }
             Ok(None) => {}
             Err(e) => restart_accept_loop(&shared, generation, &e),
@@ -374,7 +374,7 @@ fn worker(shared: Arc<Shared>) {
 /// whatever they served. The next request reads its pages again from the operating system's
 /// cache (microseconds each). Prepared statements stay: preparing a page's statements again
 /// would cost a request after every idle second a millisecond or more, for 0.1–0.4 MiB.
-fn give_back_caches(db: &Connection) {
+fn give_back_page_cache(db: &Connection) {
     // SAFETY: the handle is this open connection's, used by this thread only.
     unsafe {
         rusqlite::ffi::sqlite3_db_release_memory(db.handle());

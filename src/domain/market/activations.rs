@@ -504,9 +504,10 @@ pub fn count_live(conn: &Connection, user_id: i64) -> Result<i64> {
         .query_row([user_id], |r| r.get(0))?)
 }
 
-/// A free number for `service` in `country`: not busy, never used for that service (or not
-/// within the cooldown), not quarantined for it, of the operator asked for, outside the
-/// excluded prefixes. Least recently used first.
+/// A free number of our own (not the simulator's: see [`simulator::pick`]) for `service` in
+/// `country`: not busy, never used for that service (or not within the cooldown), not
+/// quarantined for it, of the operator asked for, outside the excluded prefixes. Least
+/// recently used first.
 #[allow(clippy::too_many_arguments)]
 pub fn pick_number(
     conn: &Connection,
@@ -519,12 +520,13 @@ pub fn pick_number(
     now: Timestamp,
 ) -> Result<Option<(i64, String, String, String)>> {
     // A join rather than `NOT EXISTS (…)`: the same rows, but SQLite runs a correlated
-    // subquery as a subroutine per candidate, which cost a third more when the simulator's
-    // whole pool was in the cooldown (every order then reads all of it).
+    // subquery as a subroutine per candidate. `numbers_own_pick` holds only the numbers
+    // this may return (migration 21).
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT n.id, n.phone, n.operator, n.source FROM numbers n \
+        "SELECT n.id, n.phone, n.operator, n.source FROM numbers n INDEXED BY numbers_own_pick \
          LEFT JOIN number_usage u ON u.number_id = n.id AND u.service = ?3 \
-         WHERE n.country_id = ?1 AND {} AND (?2 = '' OR n.operator = ?2) \
+         WHERE n.country_id = ?1 AND {} AND n.source <> 'simulator' \
+         AND (?2 = '' OR n.operator = ?2) \
          AND (u.number_id IS NULL OR (u.blocked = 0 AND u.last_used_at <= ?4)) \
          ORDER BY n.last_used_at, n.id",
         catalogue::NUMBER_USABLE
@@ -554,7 +556,7 @@ pub fn pick_number(
 
 /// Whether the number was used for one of `services` within the cooldown, or is blocked
 /// for one.
-fn used_for_any(
+pub fn used_for_any(
     conn: &Connection,
     number_id: i64,
     services: &[String],
@@ -706,11 +708,14 @@ pub fn order(
                 now,
             )?;
             if picked.is_none() && simulator::enabled(conn)? {
-                picked = simulator::new_number(
+                picked = simulator::pick(
                     conn,
                     req.country,
+                    &service.code,
+                    &req.also_services,
                     &operator,
                     &req.exclude_prefixes,
+                    policy.cooldown,
                     now,
                 )?;
             }

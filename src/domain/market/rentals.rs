@@ -179,7 +179,16 @@ pub fn rent(
         now,
     )?;
     if picked.is_none() && simulator::enabled(conn)? {
-        picked = simulator::new_number(conn, req.country, "", &[], now)?;
+        picked = simulator::pick(
+            conn,
+            req.country,
+            &service.code,
+            &[],
+            "",
+            &[],
+            policy.cooldown,
+            now,
+        )?;
     }
     let (number_id, phone, _, source) = picked.ok_or(Error::NoNumbers)?;
     take_number(conn, number_id, &service.code, now)?;

@@ -16,7 +16,7 @@
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::clock::Timestamp;
-use crate::domain::market::activations::{Activation, Policy};
+use crate::domain::market::activations::{self, Activation, Policy};
 use crate::domain::market::inbox::{self, Delivered, Inbound};
 use crate::domain::{Error, Result};
 
@@ -270,16 +270,79 @@ fn random_digits(n: usize) -> String {
     bytes.iter().map(|b| char::from(b'0' + b % 10)).collect()
 }
 
-/// A number of the simulator for an order `pick_number` found no number for. The simulator
-/// keeps a bounded pool of [`STOCK`] numbers per country: below it, a new one is made; at
-/// it, the least recently used free one is recycled with a new random phone and forgets
-/// the services it served (past orders keep the phone they had), so the numbers table never
-/// grows with the orders. `None` when every number of the pool is busy.
-pub fn new_number(
+/// How many of its least recently used free numbers the simulator looks at for an order
+/// before it recycles one.
+const WALK: i64 = 8;
+
+/// A number of the simulator for an order our own numbers cannot serve (the rules of
+/// [`activations::pick_number`]: for `service` and `also`, of `operator` unless empty,
+/// outside the `exclude`d prefixes). The simulator keeps a bounded pool of [`STOCK`] numbers
+/// per country. It looks at its [`WALK`] least recently used free numbers and hands out the
+/// first that fits; when none does, it makes a new number while the pool is below [`STOCK`],
+/// and otherwise recycles the least recently used free one with a new random phone, which
+/// forgets the services it served (past orders keep the phone they had). So the numbers
+/// table never grows with the orders, and an order never reads the whole pool (it did
+/// whenever every number was in the service's cooldown). `None` when every number of a
+/// full pool is busy.
+#[allow(clippy::too_many_arguments)]
+pub fn pick(
+    conn: &Connection,
+    country: i64,
+    service: &str,
+    also: &[String],
+    operator: &str,
+    exclude: &[String],
+    cooldown: u64,
+    now: Timestamp,
+) -> Result<Option<(i64, String, String, String)>> {
+    let services: Vec<String> = std::iter::once(service.to_string())
+        .chain(also.iter().cloned())
+        .collect();
+    let mut oldest = None;
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, phone, operator FROM numbers INDEXED BY numbers_source \
+         WHERE source = ?1 AND country_id = ?2 AND state = 'free' AND on_sale = 1 \
+         ORDER BY last_used_at LIMIT ?3",
+    )?;
+    let mut rows = stmt.query(params![SOURCE, country, WALK])?;
+    while let Some(r) = rows.next()? {
+        let id: i64 = r.get(0)?;
+        oldest.get_or_insert(id);
+        let phone: String = r.get(1)?;
+        let op: String = r.get(2)?;
+        if (!operator.is_empty() && op != operator)
+            || excluded(&phone, exclude)
+            || activations::used_for_any(conn, id, &services, cooldown, now)?
+        {
+            continue;
+        }
+        return Ok(Some((id, phone, op, SOURCE.to_string())));
+    }
+    let pool: i64 = conn
+        .prepare_cached("SELECT COUNT(*) FROM numbers WHERE source = ?1 AND country_id = ?2")?
+        .query_row(params![SOURCE, country], |r| r.get(0))?;
+    if pool < STOCK {
+        fresh(conn, country, operator, exclude, None, now)
+    } else if let Some(id) = oldest {
+        fresh(conn, country, operator, exclude, Some(id), now)
+    } else {
+        Ok(None)
+    }
+}
+
+fn excluded(phone: &str, exclude: &[String]) -> bool {
+    exclude
+        .iter()
+        .any(|p| !p.is_empty() && phone.starts_with(p.as_str()))
+}
+
+/// A new number of the pool, or number `recycled` with a new phone and no past usage.
+fn fresh(
     conn: &Connection,
     country: i64,
     operator: &str,
     exclude: &[String],
+    recycled: Option<i64>,
     now: Timestamp,
 ) -> Result<Option<(i64, String, String, String)>> {
     let prefix: String = conn
@@ -287,24 +350,6 @@ pub fn new_number(
         .query_row([country], |r| r.get(0))
         .optional()?
         .ok_or(Error::BadCountry)?;
-    let pool: i64 = conn
-        .prepare_cached("SELECT COUNT(*) FROM numbers WHERE source = ?1 AND country_id = ?2")?
-        .query_row(params![SOURCE, country], |r| r.get(0))?;
-    let recycled: Option<i64> = if pool < STOCK {
-        None
-    } else {
-        let oldest = conn
-            .prepare_cached(
-                "SELECT id FROM numbers WHERE source = ?1 AND country_id = ?2 AND state = 'free' \
-                 ORDER BY last_used_at LIMIT 1",
-            )?
-            .query_row(params![SOURCE, country], |r| r.get(0))
-            .optional()?;
-        match oldest {
-            Some(id) => Some(id),
-            None => return Ok(None),
-        }
-    };
     for _ in 0..20 {
         // Subscriber numbers never start with 0 after the country code.
         let mut rest = random_digits(10);
@@ -312,10 +357,7 @@ pub fn new_number(
             rest.replace_range(0..1, "9");
         }
         let phone = format!("{prefix}{rest}");
-        if exclude
-            .iter()
-            .any(|p| !p.is_empty() && phone.starts_with(p.as_str()))
-        {
+        if excluded(&phone, exclude) {
             continue;
         }
         let id = match recycled {

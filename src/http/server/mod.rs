@@ -603,9 +603,6 @@ fn park_loop(shared: &Shared) {
     let mut last_data_version = data_version(&db);
     loop {
         version = app.notifier.wait(version, PARK_TICK);
-        let dv = data_version(&db);
-        let committed_elsewhere = dv != last_data_version;
-        last_data_version = dv;
         let mut list = {
             let mut guard = shared.parked.lock().unwrap_or_else(|p| p.into_inner());
             if guard.is_empty() {
@@ -613,6 +610,12 @@ fn park_loop(shared: &Shared) {
             }
             std::mem::take(&mut *guard)
         };
+        // Read only with requests parked: the notifier wakes this thread for every order. A
+        // request that parks later may see one change that was not (an extra render, which
+        // answers only if its state did change).
+        let dv = data_version(&db);
+        let committed_elsewhere = dv != last_data_version;
+        last_data_version = dv;
         let now = Instant::now();
         let mut keep = Vec::with_capacity(list.len());
         let stopping = app.life.stopping();
@@ -663,7 +666,8 @@ fn render_parked(app: &App, db: &mut Connection, p: &Parked, last: bool) -> Opti
 }
 
 fn data_version(db: &Connection) -> i64 {
-    db.query_row("PRAGMA data_version", [], |r| r.get(0))
+    db.prepare_cached("PRAGMA data_version")
+        .and_then(|mut s| s.query_row([], |r| r.get(0)))
         .unwrap_or(0)
 }
 

@@ -11,32 +11,69 @@ use crate::domain::base::crypto::Keys;
 use crate::domain::{accounts::sessions, Error};
 
 /// Wakes long-polling readers when an order changes (SMS arrived, expiry). A counter and a
-/// condition variable: waiters remember the counter and sleep until it moves.
+/// condition variable: waiters remember the counter and sleep until it moves. While its one
+/// waiter (the parking thread) has no request parked it sleeps in [`Notifier::idle`], and a
+/// change only moves the counter: waking it for every order cost the writer preemptions in
+/// the middle of its commits.
 #[derive(Default)]
 pub struct Notifier {
-    version: std::sync::Mutex<u64>,
+    state: std::sync::Mutex<NotifierState>,
     changed: std::sync::Condvar,
 }
 
+#[derive(Default)]
+struct NotifierState {
+    version: u64,
+    /// A waiter waits for the counter to move ([`Notifier::wait`]).
+    listening: bool,
+    /// A request was parked since the idle waiter last looked ([`Notifier::poke`]).
+    poked: bool,
+}
+
 impl Notifier {
+    fn lock(&self) -> std::sync::MutexGuard<'_, NotifierState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     pub fn version(&self) -> u64 {
-        *self.version.lock().unwrap_or_else(|p| p.into_inner())
+        self.lock().version
     }
 
     pub fn notify(&self) {
-        let mut v = self.version.lock().unwrap_or_else(|p| p.into_inner());
-        *v += 1;
-        self.changed.notify_all();
+        let mut s = self.lock();
+        s.version += 1;
+        if s.listening {
+            self.changed.notify_all();
+        }
     }
 
     /// Waits until the version differs from `seen` or `timeout` passes; returns the version.
     pub fn wait(&self, seen: u64, timeout: std::time::Duration) -> u64 {
-        let v = self.version.lock().unwrap_or_else(|p| p.into_inner());
-        let (v, _) = self
+        let mut s = self.lock();
+        s.listening = true;
+        let (s, _) = self
             .changed
-            .wait_timeout_while(v, timeout, |v| *v == seen)
+            .wait_timeout_while(s, timeout, |s| s.version == seen)
             .unwrap_or_else(|p| p.into_inner());
-        *v
+        s.version
+    }
+
+    /// Waits, deaf to changes, until [`Notifier::poke`] or `timeout`; returns the version.
+    pub fn idle(&self, timeout: std::time::Duration) -> u64 {
+        let mut s = self.lock();
+        s.listening = false;
+        let (mut s, _) = self
+            .changed
+            .wait_timeout_while(s, timeout, |s| !s.poked)
+            .unwrap_or_else(|p| p.into_inner());
+        s.poked = false;
+        s.version
+    }
+
+    /// Wakes the idle waiter (a request was parked).
+    pub fn poke(&self) {
+        self.lock().poked = true;
+        self.changed.notify_all();
     }
 }
 
@@ -179,5 +216,50 @@ impl App {
         // 0 leaves checkpoints to Litestream (README, Off-site replication).
         conn.pragma_update(None, "wal_autocheckpoint", self.config.wal_autocheckpoint)?;
         Ok(conn)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Notifier;
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    /// The idle waiter sleeps through changes and wakes when a request is parked; a waiter
+    /// listening for changes wakes on the next one, and one that missed it returns at once.
+    #[test]
+    fn changes_wake_a_listening_waiter_and_a_park_wakes_the_idle_one() {
+        let n = Arc::new(Notifier::default());
+        let start = Instant::now();
+        n.notify();
+        assert_eq!(n.idle(Duration::from_millis(50)), 1);
+        assert!(
+            start.elapsed() >= Duration::from_millis(50),
+            "a change woke it"
+        );
+
+        let poker = Arc::clone(&n);
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            poker.poke();
+        });
+        let start = Instant::now();
+        n.idle(Duration::from_secs(10));
+        assert!(start.elapsed() < Duration::from_secs(5));
+        t.join().unwrap();
+
+        // Missed while idle: seen at once by the next wait.
+        n.notify();
+        assert_eq!(n.wait(1, Duration::from_secs(10)), 2);
+
+        let notifier = Arc::clone(&n);
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            notifier.notify();
+        });
+        let start = Instant::now();
+        assert_eq!(n.wait(2, Duration::from_secs(10)), 3);
+        assert!(start.elapsed() < Duration::from_secs(5));
+        t.join().unwrap();
     }
 }

@@ -587,6 +587,8 @@ fn respond(
         wait,
         checked,
     });
+    drop(parked);
+    shared.app.notifier.poke();
 }
 
 /// How often the parking thread looks for changes made by other processes (the CLI) and for
@@ -602,7 +604,17 @@ fn park_loop(shared: &Shared) {
     let mut version = app.notifier.version();
     let mut last_data_version = data_version(&db);
     loop {
-        version = app.notifier.wait(version, PARK_TICK);
+        let idle = shared
+            .parked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty();
+        // With nothing parked, changes need not wake this thread (see `Notifier::idle`).
+        version = if idle {
+            app.notifier.idle(PARK_TICK)
+        } else {
+            app.notifier.wait(version, PARK_TICK)
+        };
         let mut list = {
             let mut guard = shared.parked.lock().unwrap_or_else(|p| p.into_inner());
             if guard.is_empty() {
@@ -610,9 +622,8 @@ fn park_loop(shared: &Shared) {
             }
             std::mem::take(&mut *guard)
         };
-        // Read only with requests parked: the notifier wakes this thread for every order. A
-        // request that parks later may see one change that was not (an extra render, which
-        // answers only if its state did change).
+        // Read only with requests parked. A request that parks later may see one change
+        // that was not (an extra render, which answers only if its state did change).
         let dv = data_version(&db);
         let committed_elsewhere = dv != last_data_version;
         last_data_version = dv;

@@ -40,7 +40,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0018_history.sql"),
     include_str!("migrations/0019_admin.sql"),
     include_str!("migrations/0020_job_runs.sql"),
-    include_str!("migrations/0021_own_pick.sql"),
+    include_str!("migrations/0021_order_path.sql"),
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

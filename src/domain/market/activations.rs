@@ -149,10 +149,13 @@ pub enum Placed {
     Existing(Activation),
 }
 
-/// The SQL condition of a live order: with `user_id = ?` it is three ranges of
+/// The SQL condition of a live order: with `user_id = ?` it is one range of
 /// `activations_user_status` (migration 10), so counting or listing an account's live orders
-/// never reads its past ones.
-pub const LIVE: &str = "status IN ('waiting','received','retry')";
+/// never reads its past ones. The live statuses sort after the ended ones ('canceled' <
+/// 'completed' < 'expired' < 'received' < 'retry' < 'waiting'; the table's CHECK allows no
+/// other), so a range says it: an `IN` list of three made SQLite build a temporary B-tree of
+/// them every time a statement ran (a test pins the order).
+pub const LIVE: &str = "status >= 'received'";
 
 pub fn get(conn: &Connection, id: i64) -> Result<Option<Activation>> {
     Ok(conn
@@ -1071,6 +1074,15 @@ pub fn cancel(
         note,
         now,
     )?;
+    // Blocked while the number is still busy: its stock counters then need no change.
+    if reason == CancelReason::NumberUsed {
+        if let Some(n) = a.number_id {
+            conn.prepare_cached(
+                "UPDATE number_usage SET blocked = 1 WHERE number_id = ?1 AND service = ?2",
+            )?
+            .execute(params![n, a.service])?;
+        }
+    }
     free_number(conn, a.number_id, now)?;
     order_changed(
         conn,
@@ -1081,14 +1093,6 @@ pub fn cancel(
         },
         now,
     )?;
-    if reason == CancelReason::NumberUsed {
-        if let Some(n) = a.number_id {
-            conn.prepare_cached(
-                "UPDATE number_usage SET blocked = 1 WHERE number_id = ?1 AND service = ?2",
-            )?
-            .execute(params![n, a.service])?;
-        }
-    }
     simulator::forget(conn, Some(id), None)?;
     get_for(conn, user_id, id)
 }
@@ -1361,6 +1365,48 @@ mod tests {
         allow_private_urls: false,
     };
     const T0: i64 = 1_000_000;
+
+    /// [`LIVE`] is a range: it holds for exactly the live statuses, as SQLite compares them.
+    #[test]
+    fn the_live_range_holds_for_the_live_statuses_only() {
+        let conn = Connection::open_in_memory().unwrap();
+        let all = [
+            Status::Waiting,
+            Status::Received,
+            Status::Retry,
+            Status::Completed,
+            Status::Canceled,
+            Status::Expired,
+        ];
+        for s in all {
+            let live: bool = conn
+                .query_row(
+                    &format!("SELECT {LIVE} FROM (SELECT ?1 AS status)"),
+                    [s.as_str()],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(live, s.is_live(), "{s:?}");
+        }
+        // Every status the table allows is one of these.
+        let check = include_str!("../../db/migrations/0002_marketplace.sql");
+        let allowed = check
+            .split("CHECK (status IN (")
+            .nth(1)
+            .unwrap()
+            .split(')')
+            .next()
+            .unwrap();
+        let listed: Vec<&str> = allowed
+            .split(',')
+            .map(|x| x.trim().trim_matches('\''))
+            .collect();
+        let mut known: Vec<&str> = all.iter().map(|s| s.as_str()).collect();
+        known.sort_unstable();
+        let mut listed = listed;
+        listed.sort_unstable();
+        assert_eq!(listed, known);
+    }
 
     struct World {
         conn: Connection,

@@ -227,18 +227,27 @@ pub fn price(
     service: &str,
     operator: &str,
 ) -> Result<Option<Price>> {
-    Ok(conn
-        .prepare_cached(
-            "SELECT price_minor, rent_hour_minor FROM prices WHERE country_id = ?1 AND service = ?2 \
-             AND operator IN ('', ?3) ORDER BY operator DESC LIMIT 1",
-        )?
-        .query_row(params![country_id, service, operator], |r| {
+    // The operator's own price, else the country's: two lookups by key (one `IN` list with
+    // an `ORDER BY` built a temporary B-tree and a sorter every time).
+    let mut stmt = conn.prepare_cached(
+        "SELECT price_minor, rent_hour_minor FROM prices \
+         WHERE country_id = ?1 AND service = ?2 AND operator = ?3",
+    )?;
+    let mut get = |op: &str| {
+        stmt.query_row(params![country_id, service, op], |r| {
             Ok(Price {
                 price_minor: r.get(0)?,
                 rent_hour_minor: r.get(1)?,
             })
         })
-        .optional()?)
+        .optional()
+    };
+    if !operator.is_empty() {
+        if let Some(p) = get(operator)? {
+            return Ok(Some(p));
+        }
+    }
+    Ok(get("")?)
 }
 
 /// Every activation price of one country, (service, operator) → price (operator `""` for the

@@ -5,6 +5,7 @@
 //! never fails half-way with SQLITE_BUSY after reading.
 
 mod shared;
+mod vfs;
 
 use std::cell::Cell;
 use std::path::Path;
@@ -87,6 +88,7 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Opens another connection to an already migrated database (one per worker thread).
 pub fn connect(path: &Path, sync: Synchronous) -> Result<Connection, Error> {
+    vfs::register();
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE

@@ -47,14 +47,16 @@ impl Notifier {
         }
     }
 
-    /// Waits until the version differs from `seen` or `timeout` passes; returns the version.
+    /// Waits until the version differs from `seen`, [`Notifier::poke`] or `timeout`;
+    /// returns the version.
     pub fn wait(&self, seen: u64, timeout: std::time::Duration) -> u64 {
         let mut s = self.lock();
         s.listening = true;
-        let (s, _) = self
+        let (mut s, _) = self
             .changed
-            .wait_timeout_while(s, timeout, |s| s.version == seen)
+            .wait_timeout_while(s, timeout, |s| s.version == seen && !s.poked)
             .unwrap_or_else(|p| p.into_inner());
+        s.poked = false;
         s.version
     }
 
@@ -70,7 +72,7 @@ impl Notifier {
         s.version
     }
 
-    /// Wakes the idle waiter (a request was parked).
+    /// Wakes the waiter, idle or not (a request was parked: it may have missed a change).
     pub fn poke(&self) {
         self.lock().poked = true;
         self.changed.notify_all();
@@ -259,6 +261,17 @@ mod tests {
         });
         let start = Instant::now();
         assert_eq!(n.wait(2, Duration::from_secs(10)), 3);
+        assert!(start.elapsed() < Duration::from_secs(5));
+        t.join().unwrap();
+
+        // A request parked while the waiter listens wakes it too.
+        let poker = Arc::clone(&n);
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            poker.poke();
+        });
+        let start = Instant::now();
+        assert_eq!(n.wait(3, Duration::from_secs(10)), 3);
         assert!(start.elapsed() < Duration::from_secs(5));
         t.join().unwrap();
     }

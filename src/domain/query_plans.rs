@@ -295,6 +295,32 @@ fn hot_paths(conn: &mut Connection) {
         activations::cancel(tx, 1, b.id, CancelReason::Cancel, &POLICY, now)
     })
     .unwrap();
+    // The simulator's numbers, where we have none of our own: made, then recycled once its
+    // pool is full, and reused for another service.
+    let simulated = OrderRequest {
+        country: 16,
+        ..tg.clone()
+    };
+    for i in 0..=simulator::STOCK {
+        let buyer = user(conn, 1);
+        let service = if i % 2 == 0 { "tg" } else { "wa" };
+        let req = OrderRequest {
+            service: service.into(),
+            ..simulated.clone()
+        };
+        let placed = db::write(conn, |tx| {
+            activations::order(tx, &buyer, &req, &POLICY, now)
+        })
+        .unwrap();
+        let Placed::New(s) = placed else {
+            panic!("a new order")
+        };
+        assert_eq!(s.source, simulator::SOURCE);
+        db::write(conn, |tx| {
+            activations::cancel(tx, 1, s.id, CancelReason::Cancel, &POLICY, now)
+        })
+        .unwrap();
+    }
     // Idempotent order ids.
     let with_id = OrderRequest {
         client_order_id: Some("order-1".into()),

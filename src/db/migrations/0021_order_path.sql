@@ -38,3 +38,8 @@ BEGIN
           AND (u.blocked = 1 OR u.last_used_at > (SELECT held_after FROM stock_mark))
         ON CONFLICT (country_id, operator, service) DO UPDATE SET n = n - 1;
 END;
+
+-- Hub orders and offers by number, for the foreign-key checks of a number added (the
+-- simulator makes some) or deleted, which otherwise read both tables whole.
+CREATE INDEX partner_orders_number ON partner_orders(number_id);
+CREATE INDEX partner_offers_number ON partner_offers(number_id);

@@ -602,11 +602,15 @@ pub fn take_number(conn: &Connection, number_id: i64, service: &str, now: Timest
 }
 
 /// Frees a number when its order ends, unless another live order of a multi-service number
-/// still holds it.
+/// still holds it. A simulator's number freed while the simulator is off is withdrawn from
+/// sale instead, like its idle numbers when it was turned off ([`simulator::set_on`]).
 pub fn free_number(conn: &Connection, number_id: Option<i64>, now: Timestamp) -> Result<()> {
     if let Some(id) = number_id {
         conn.prepare_cached(&format!(
-            "UPDATE numbers SET state = 'free', last_used_at = ?2 WHERE id = ?1 AND state = 'busy' \
+            "UPDATE numbers SET last_used_at = ?2, state = CASE WHEN source = 'simulator' \
+             AND NOT EXISTS (SELECT 1 FROM runtime_settings WHERE key = 'simulator' \
+             AND value = 'on') THEN 'disabled' ELSE 'free' END \
+             WHERE id = ?1 AND state = 'busy' \
              AND NOT EXISTS (SELECT 1 FROM activations WHERE number_id = ?1 AND {LIVE})"
         ))?
         .execute(params![id, now])?;
@@ -2048,5 +2052,47 @@ mod tests {
             .query_row("SELECT COUNT(*) FROM number_usage", [], |r| r.get(0))
             .unwrap();
         assert!(usage <= simulator::STOCK, "{usage} usage rows");
+    }
+
+    /// A simulator's number whose order ends after the simulator was turned off is withdrawn
+    /// from sale like its idle ones (our own picks never hand it out), and comes back with it.
+    #[test]
+    fn a_simulator_number_freed_while_the_simulator_is_off_is_not_stock() {
+        let mut w = world(1_000_000);
+        simulator::set_on(&w.conn, true).unwrap();
+        let india = OrderRequest {
+            country: 22,
+            ..tg()
+        };
+        let a = w.order(&india, T0).unwrap();
+        assert_eq!(a.source, simulator::SOURCE);
+        simulator::set_on(&w.conn, false).unwrap();
+        cancel(
+            &w.conn,
+            w.user.id,
+            a.id,
+            CancelReason::Cancel,
+            &POLICY,
+            T0 + 150,
+        )
+        .unwrap();
+        let state = |w: &World| -> String {
+            w.conn
+                .query_row(
+                    "SELECT state FROM numbers WHERE id = ?1",
+                    [a.number_id.unwrap()],
+                    |r| r.get(0),
+                )
+                .unwrap()
+        };
+        assert_eq!(state(&w), "disabled");
+        assert!(catalogue::check_stock(&w.conn, POLICY.cooldown, T0 + 150)
+            .unwrap()
+            .is_empty());
+        simulator::set_on(&w.conn, true).unwrap();
+        assert_eq!(state(&w), "free");
+        assert!(catalogue::check_stock(&w.conn, POLICY.cooldown, T0 + 150)
+            .unwrap()
+            .is_empty());
     }
 }

@@ -8,25 +8,33 @@
 //! the database.
 //!
 //! Invariant (what keeps this invisible to SQLite and to readers): the bytes gathered always
-//! reach the file before anything could look for them. They are written out
-//! - when a write does not continue them (a frame rewritten in place, a new WAL header),
-//! - before the same file is read, sized, truncated, synced, mapped, locked or closed, or
-//!   receives a file control,
+//! reach the file before anything could look for them, and never after the transaction
+//! that wrote them. They are written out
 //! - right after the page of a commit frame (its header's "database size after commit"
 //!   field, bytes 4..8, is not zero: the WAL file format), which SQLite writes before it
 //!   publishes the commit in the wal-index, where readers (other connections, other
 //!   processes) learn of the frames; so a commit is in the file before any reader can see
-//!   it and before COMMIT returns, exactly as without gathering,
+//!   it and before COMMIT returns, exactly as without gathering;
+//! - when a write does not continue them (a new WAL header, a frame rewritten in place); a
+//!   frame header rewritten in place (`walRewriteChecksums`, which ends a commit with one)
+//!   goes straight to the file;
+//! - before the same file is read, sized, truncated, synced, mapped, locked or closed, or
+//!   receives a file control;
+//! - before the database file releases the WAL's write lock (a transaction that spilled
+//!   frames and rolled back leaves them gathered; the next writer, maybe another process,
+//!   writes over that part of the file);
 //! - when they pass [`GATHER_MAX`] (a transaction too big for the page cache).
 //!
-//! A failed write-out returns SQLite's write error from the call that caused it and drops
-//! what was gathered; SQLite then abandons the transaction, whose frames no reader will
-//! ever see. Every other file (the database, its shared memory, journals) passes straight
-//! through.
+//! Nothing is gathered for a WAL whose file does not report powersafe overwrites (SQLite then
+//! pads commits to a sector with a sync inside a frame) or whose database file is not open
+//! through this VFS. A failed write-out is SQLite's I/O write error from the call that caused
+//! it, so SQLite abandons the whole transaction, whose frames no reader will ever see. Every
+//! other file (the database, journals, temporary files) passes straight through; the
+//! database file's shared-memory locking is watched for the write lock only.
 
 use std::ffi::{c_int, c_void};
 use std::sync::atomic::{AtomicPtr, Ordering};
-use std::sync::Once;
+use std::sync::{Mutex, Once};
 
 use rusqlite::ffi;
 
@@ -72,18 +80,27 @@ pub fn register() {
 /// The platform's VFS, set once by [`register`] before any file is opened through ours.
 static REAL: AtomicPtr<ffi::sqlite3_vfs> = AtomicPtr::new(std::ptr::null_mut());
 
+/// The open main database files, by the name pointer SQLite opened them with, so a WAL file
+/// finds its database's (`sqlite3_filename_database` gives the same pointer).
+static MAINS: Mutex<Vec<(usize, usize)>> = Mutex::new(Vec::new());
+
 /// Our file: SQLite's header (our methods), then the platform's file at [`real_offset`].
 #[repr(C)]
 struct File {
     base: ffi::sqlite3_file,
     /// Gathered WAL bytes; null for any other file.
     gather: *mut Gather,
+    /// A main database file: its WAL file while both are open and the WAL gathers. A WAL
+    /// file: its main database file. Both belong to one connection, so one thread at a time.
+    peer: *mut File,
 }
 
 struct Gather {
     buf: Vec<u8>,
     /// File offset of `buf[0]`.
     at: i64,
+    /// File offset just past the last write (-1: unknown, after a failed write-out).
+    end: i64,
     /// The last write was a commit frame's header: write out after its page.
     commit_next: bool,
 }
@@ -103,6 +120,10 @@ unsafe fn methods(r: *mut ffi::sqlite3_file) -> &'static ffi::sqlite3_io_methods
     unsafe { &*(*r).pMethods }
 }
 
+fn mains() -> std::sync::MutexGuard<'static, Vec<(usize, usize)>> {
+    MAINS.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 unsafe extern "C" fn open(
     _vfs: *mut ffi::sqlite3_vfs,
     name: ffi::sqlite3_filename,
@@ -110,11 +131,13 @@ unsafe extern "C" fn open(
     flags: c_int,
     out_flags: *mut c_int,
 ) -> c_int {
-    // SAFETY: REAL was set before our VFS was registered; `f` has room for both files.
+    // SAFETY: REAL was set before our VFS was registered; `f` has room for both files; a
+    // WAL's name is one SQLite gives its VFS, as sqlite3_filename_database requires.
     unsafe {
         let this = f as *mut File;
         (*this).base.pMethods = std::ptr::null();
         (*this).gather = std::ptr::null_mut();
+        (*this).peer = std::ptr::null_mut();
         let r = real(f);
         let vfs = REAL.load(Ordering::Acquire);
         let Some(open) = (*vfs).xOpen else {
@@ -124,19 +147,41 @@ unsafe extern "C" fn open(
         if (*r).pMethods.is_null() {
             return rc;
         }
-        if flags & ffi::SQLITE_OPEN_WAL != 0 {
-            (*this).gather = Box::into_raw(Box::new(Gather {
-                buf: Vec::new(),
-                at: 0,
-                commit_next: false,
-            }));
+        let m = methods(r);
+        let shared_memory = m.iVersion >= 3 && m.xShmMap.is_some();
+        (*this).base.pMethods = if shared_memory { &METHODS } else { &PLAIN };
+        if flags & ffi::SQLITE_OPEN_MAIN_DB != 0 && !name.is_null() {
+            mains().push((name as usize, this as usize));
         }
-        (*this).base.pMethods = &METHODS;
+        // Gathered only where SQLite never pads a commit out to a sector (it does so, with
+        // a sync in the middle of a frame, when overwrites are not "powersafe"), and only
+        // while the database's file (which has the shared memory; a WAL file has none) can
+        // write it out when the write lock goes.
+        let powersafe = m
+            .xDeviceCharacteristics
+            .is_some_and(|dc| dc(r) & ffi::SQLITE_IOCAP_POWERSAFE_OVERWRITE != 0);
+        if flags & ffi::SQLITE_OPEN_WAL != 0 && powersafe && !name.is_null() {
+            let db = ffi::sqlite3_filename_database(name) as usize;
+            let main = mains().iter().find(|(n, _)| *n == db).map(|(_, f)| *f);
+            if let Some(main) = main {
+                let main = main as *mut File;
+                (*this).gather = Box::into_raw(Box::new(Gather {
+                    buf: Vec::new(),
+                    at: 0,
+                    end: -1,
+                    commit_next: false,
+                }));
+                (*this).peer = main;
+                (*main).peer = this;
+            }
+        }
         rc
     }
 }
 
-/// Writes out what `f` gathered. SQLITE_OK, or the platform's write error.
+/// Writes out what `f` gathered. SQLITE_OK, or SQLITE_IOERR_WRITE: never "disk full",
+/// which SQLite may answer by undoing only the statement, when the bytes lost may be frames
+/// an earlier statement of the transaction spilled.
 unsafe fn write_out(f: *mut ffi::sqlite3_file) -> c_int {
     // SAFETY: `f` is one of our open files.
     unsafe {
@@ -166,9 +211,17 @@ unsafe fn write_out(f: *mut ffi::sqlite3_file) -> c_int {
         if g.buf.capacity() > KEEP {
             g.buf.shrink_to(KEEP);
         }
+        if rc != ffi::SQLITE_OK {
+            g.end = -1;
+            return ffi::SQLITE_IOERR_WRITE;
+        }
+        WRITE_OUTS.fetch_add(1, Ordering::Relaxed);
         rc
     }
 }
+
+/// Write-outs so far, in this process (for the tests).
+static WRITE_OUTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 unsafe extern "C" fn write(
     f: *mut ffi::sqlite3_file,
@@ -178,37 +231,53 @@ unsafe extern "C" fn write(
 ) -> c_int {
     // SAFETY: `f` is one of our open files; `data` holds `amt` bytes (SQLite's contract).
     unsafe {
+        let r = real(f);
+        let Some(real_write) = methods(r).xWrite else {
+            return ffi::SQLITE_IOERR_WRITE;
+        };
         let g = (*(f as *mut File)).gather;
         if g.is_null() {
-            let r = real(f);
-            return match methods(r).xWrite {
-                Some(write) => write(r, data, amt, offset),
-                None => ffi::SQLITE_IOERR_WRITE,
-            };
+            return real_write(r, data, amt, offset);
         }
         let bytes = std::slice::from_raw_parts(data as *const u8, amt.max(0) as usize);
-        let continues = {
-            let g = &*g;
-            !g.buf.is_empty() && g.at + g.buf.len() as i64 == offset
-        };
-        if !continues {
+        // Bytes 4..8 of a frame header: the database size after a commit, else 0.
+        let commit_header = bytes.len() == HEADER && bytes[4..8] != [0, 0, 0, 0];
+        if offset != (*g).end {
             let rc = write_out(f);
             if rc != ffi::SQLITE_OK {
                 return rc;
             }
-            (*g).at = offset;
+            // Not the next frame: a frame header rewritten in place (walRewriteChecksums,
+            // the commit frame's last, with nothing written after it) goes straight out.
+            if bytes.len() == HEADER {
+                (*g).end = offset + HEADER as i64;
+                (*g).commit_next = commit_header;
+                return match real_write(r, data, amt, offset) {
+                    ffi::SQLITE_OK => ffi::SQLITE_OK,
+                    _ => {
+                        (*g).end = -1;
+                        ffi::SQLITE_IOERR_WRITE
+                    }
+                };
+            }
         }
         let g = &mut *g;
+        if g.buf.is_empty() {
+            g.at = offset;
+        }
         g.buf.extend_from_slice(bytes);
-        let last_was_commit_header = g.commit_next;
-        // A frame header is 24 bytes; bytes 4..8 are the database size after a commit.
-        g.commit_next = bytes.len() == 24 && bytes[4..8] != [0, 0, 0, 0];
-        if last_was_commit_header || g.buf.len() >= GATHER_MAX {
+        g.end = offset + bytes.len() as i64;
+        let after_commit_header = g.commit_next;
+        g.commit_next = commit_header;
+        if after_commit_header || g.buf.len() >= GATHER_MAX {
             return write_out(f);
         }
         ffi::SQLITE_OK
     }
 }
+
+/// A WAL frame header's size (the WAL file format).
+const HEADER: usize = 24;
 
 unsafe extern "C" fn close(f: *mut ffi::sqlite3_file) -> c_int {
     // SAFETY: `f` is one of our open files; SQLite never uses it after xClose.
@@ -217,6 +286,11 @@ unsafe extern "C" fn close(f: *mut ffi::sqlite3_file) -> c_int {
         let r = real(f);
         let rc = methods(r).xClose.map_or(ffi::SQLITE_OK, |close| close(r));
         let this = f as *mut File;
+        if !(*this).peer.is_null() {
+            (*(*this).peer).peer = std::ptr::null_mut();
+            (*this).peer = std::ptr::null_mut();
+        }
+        mains().retain(|(_, file)| *file != this as usize);
         if !(*this).gather.is_null() {
             drop(Box::from_raw((*this).gather));
             (*this).gather = std::ptr::null_mut();
@@ -225,6 +299,41 @@ unsafe extern "C" fn close(f: *mut ffi::sqlite3_file) -> c_int {
             written
         } else {
             rc
+        }
+    }
+}
+
+/// The WAL's write lock (`WAL_WRITE_LOCK`, slot 0 of the wal-index's locks).
+const WAL_WRITE_LOCK: c_int = 0;
+
+/// The main database file's shared-memory locks: before the WAL's write lock is released,
+/// its WAL file writes out what it gathered, so no bytes of a transaction (a rolled-back one
+/// whose spilled frames are in no reader's view, or the tail of a commit) outlive the lock
+/// and land on frames the next writer writes.
+unsafe extern "C" fn shm_lock(
+    f: *mut ffi::sqlite3_file,
+    offset: c_int,
+    n: c_int,
+    flags: c_int,
+) -> c_int {
+    // SAFETY: `f` is one of our open files, its peer the WAL file of the same connection.
+    unsafe {
+        let releases_write_lock = flags == ffi::SQLITE_SHM_UNLOCK | ffi::SQLITE_SHM_EXCLUSIVE
+            && offset <= WAL_WRITE_LOCK
+            && WAL_WRITE_LOCK < offset + n;
+        let wal = (*(f as *mut File)).peer;
+        if releases_write_lock && !wal.is_null() {
+            // A failure here loses only bytes no reader may see (see `write_out`); the
+            // lock must go regardless.
+            let rc = write_out(wal as *mut ffi::sqlite3_file);
+            if rc != ffi::SQLITE_OK {
+                log::error!("could not write a WAL's last bytes out (SQLite error {rc})");
+            }
+        }
+        let r = real(f);
+        match methods(r).xShmLock {
+            Some(lock) => lock(r, offset, n, flags),
+            None => ffi::SQLITE_IOERR,
         }
     }
 }
@@ -278,12 +387,11 @@ pass!(check_reserved_lock, xCheckReservedLock, (out: *mut c_int) -> c_int, IOERR
 pass!(sector_size, xSectorSize, () -> c_int, 4096);
 pass!(device_characteristics, xDeviceCharacteristics, () -> c_int, 0);
 pass!(shm_map, xShmMap, (page: c_int, size: c_int, extend: c_int, pp: *mut *mut c_void) -> c_int, IOERR);
-pass!(shm_lock, xShmLock, (offset: c_int, n: c_int, flags: c_int) -> c_int, IOERR);
 pass!(shm_barrier, xShmBarrier, () -> (), ());
 pass!(shm_unmap, xShmUnmap, (delete: c_int) -> c_int, IOERR);
 pass!(unfetch, xUnfetch, (offset: i64, p: *mut c_void) -> c_int, IOERR);
 
-/// The platform's (unix) files are version 3: shared memory and memory mapping.
+/// For the platform's files with shared memory (unix's: version 3, memory mapping too).
 static METHODS: ffi::sqlite3_io_methods = ffi::sqlite3_io_methods {
     iVersion: 3,
     xClose: Some(close),
@@ -304,6 +412,18 @@ static METHODS: ffi::sqlite3_io_methods = ffi::sqlite3_io_methods {
     xShmUnmap: Some(shm_unmap),
     xFetch: Some(fetch),
     xUnfetch: Some(unfetch),
+};
+
+/// For files without (unix's `nolock`): SQLite then knows it has no WAL mode.
+static PLAIN: ffi::sqlite3_io_methods = ffi::sqlite3_io_methods {
+    iVersion: 1,
+    xShmMap: None,
+    xShmLock: None,
+    xShmBarrier: None,
+    xShmUnmap: None,
+    xFetch: None,
+    xUnfetch: None,
+    ..METHODS
 };
 
 #[cfg(test)]
@@ -338,11 +458,15 @@ mod tests {
         w.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
             .unwrap();
         let r = connect(&path, Synchronous::Normal).unwrap();
+        let before = super::WRITE_OUTS.load(std::sync::atomic::Ordering::Relaxed);
         for i in 0..50 {
             w.execute("INSERT INTO t (v) VALUES (?1)", [format!("row {i}")])
                 .unwrap();
             assert_eq!(count(&r), i + 1);
         }
+        // Gathered: each commit was written out (other tests' writes may add to the count).
+        let after = super::WRITE_OUTS.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(after - before >= 50, "{} write-outs", after - before);
         w.pragma_update(None, "cache_size", 10).unwrap();
         w.execute_batch(
             "BEGIN;
@@ -353,12 +477,40 @@ mod tests {
         )
         .unwrap();
         assert_eq!(count(&r), 20_050);
+        // What a crash would leave now: the file as written so far, without the wal-index.
+        // Recovery reads the frames' checksums, which that commit rewrote in place.
+        let copy = dir.join("copy");
+        std::fs::create_dir_all(&copy).unwrap();
+        for f in ["t.sqlite3", "t.sqlite3-wal"] {
+            std::fs::copy(dir.join(f), copy.join(f)).unwrap();
+        }
+        let crashed = connect(&copy.join("t.sqlite3"), Synchronous::Normal).unwrap();
+        assert_eq!(count(&crashed), 20_050);
+        drop(crashed);
         w.execute_batch("BEGIN; DELETE FROM t WHERE id > 10; UPDATE t SET v = 'z'; ROLLBACK;")
             .unwrap();
         assert_eq!(count(&r), 20_050);
+        // Another writer after a rolled-back transaction that spilled frames: they must not
+        // land on its commit later.
+        w.execute_batch(
+            "BEGIN;
+             WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000)
+             INSERT INTO t (v) SELECT printf('%.200c', 'w') FROM c;
+             ROLLBACK;",
+        )
+        .unwrap();
+        let other = connect(&path, Synchronous::Normal).unwrap();
+        other
+            .execute_batch(
+                "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 50)
+                 INSERT INTO t (v) SELECT 'other' FROM c;",
+            )
+            .unwrap();
+        drop(other);
+        assert_eq!(count(&w), 20_100);
         drop(w);
         let fresh = connect(&path, Synchronous::Normal).unwrap();
-        assert_eq!(count(&fresh), 20_050);
+        assert_eq!(count(&fresh), 20_100);
         let ok: String = fresh
             .query_row("PRAGMA integrity_check", [], |r| r.get(0))
             .unwrap();

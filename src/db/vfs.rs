@@ -22,10 +22,11 @@
 //!   receives a file control;
 //! - before the database file releases the WAL's write lock (a transaction that spilled
 //!   frames and rolled back leaves them gathered; the next writer, maybe another process,
-//!   writes over that part of the file);
+//!   writes over that part of the file), or takes or releases a lock of its own (leaving
+//!   `locking_mode=EXCLUSIVE`, where the write lock is never released);
 //! - when they pass [`GATHER_MAX`] (a transaction too big for the page cache).
 //!
-//! Nothing is gathered for a WAL whose file does not report powersafe overwrites (SQLite then
+//! Nothing is gathered for a WAL whose database file does not report powersafe overwrites (SQLite then
 //! pads commits to a sector with a sync inside a frame) or whose database file is not open
 //! through this VFS. A failed write-out is SQLite's I/O write error from the call that caused
 //! it, so SQLite abandons the whole transaction, whose frames no reader will ever see. Every
@@ -157,14 +158,17 @@ unsafe extern "C" fn open(
         // a sync in the middle of a frame, when overwrites are not "powersafe"), and only
         // while the database's file (which has the shared memory; a WAL file has none) can
         // write it out when the write lock goes.
-        let powersafe = m
-            .xDeviceCharacteristics
-            .is_some_and(|dc| dc(r) & ffi::SQLITE_IOCAP_POWERSAFE_OVERWRITE != 0);
-        if flags & ffi::SQLITE_OPEN_WAL != 0 && powersafe && !name.is_null() {
+        if flags & ffi::SQLITE_OPEN_WAL != 0 && !name.is_null() {
             let db = ffi::sqlite3_filename_database(name) as usize;
             let main = mains().iter().find(|(n, _)| *n == db).map(|(_, f)| *f);
-            if let Some(main) = main {
-                let main = main as *mut File;
+            // SQLite asks the database file (a `psow=0` URI reaches only it).
+            let powersafe = |main: *mut File| {
+                let rm = real(main as *mut ffi::sqlite3_file);
+                methods(rm)
+                    .xDeviceCharacteristics
+                    .is_some_and(|dc| dc(rm) & ffi::SQLITE_IOCAP_POWERSAFE_OVERWRITE != 0)
+            };
+            if let Some(main) = main.map(|m| m as *mut File).filter(|m| powersafe(*m)) {
                 (*this).gather = Box::into_raw(Box::new(Gather {
                     buf: Vec::new(),
                     at: 0,
@@ -242,7 +246,9 @@ unsafe extern "C" fn write(
         let bytes = std::slice::from_raw_parts(data as *const u8, amt.max(0) as usize);
         // Bytes 4..8 of a frame header: the database size after a commit, else 0.
         let commit_header = bytes.len() == HEADER && bytes[4..8] != [0, 0, 0, 0];
+        let mut after_commit_header = (*g).commit_next;
         if offset != (*g).end {
+            after_commit_header = false;
             let rc = write_out(f);
             if rc != ffi::SQLITE_OK {
                 return rc;
@@ -267,9 +273,9 @@ unsafe extern "C" fn write(
         }
         g.buf.extend_from_slice(bytes);
         g.end = offset + bytes.len() as i64;
-        let after_commit_header = g.commit_next;
         g.commit_next = commit_header;
-        if after_commit_header || g.buf.len() >= GATHER_MAX {
+        // (Never between a commit header and its page: the write-out forgets the header.)
+        if after_commit_header || (!commit_header && g.buf.len() >= GATHER_MAX) {
             return write_out(f);
         }
         ffi::SQLITE_OK
@@ -378,8 +384,34 @@ after_write_out!(read, xRead, (buf: *mut c_void, amt: c_int, offset: i64));
 after_write_out!(truncate, xTruncate, (size: i64));
 after_write_out!(sync, xSync, (flags: c_int));
 after_write_out!(file_size, xFileSize, (size: *mut i64));
-after_write_out!(lock, xLock, (level: c_int));
-after_write_out!(unlock, xUnlock, (level: c_int));
+
+/// The database file's locks: its WAL writes out first (leaving `locking_mode=EXCLUSIVE`
+/// gives up the database without the WAL's write lock ever being released).
+macro_rules! locking {
+    ($name:ident, $field:ident) => {
+        unsafe extern "C" fn $name(f: *mut ffi::sqlite3_file, level: c_int) -> c_int {
+            // SAFETY: `f` is one of our open files, its peer the other file of its connection.
+            unsafe {
+                let peer = (*(f as *mut File)).peer;
+                for file in [f, peer as *mut ffi::sqlite3_file] {
+                    if !file.is_null() {
+                        let rc = write_out(file);
+                        if rc != ffi::SQLITE_OK {
+                            return rc;
+                        }
+                    }
+                }
+                let r = real(f);
+                match methods(r).$field {
+                    Some(m) => m(r, level),
+                    None => ffi::SQLITE_IOERR,
+                }
+            }
+        }
+    };
+}
+locking!(lock, xLock);
+locking!(unlock, xUnlock);
 after_write_out!(file_control, xFileControl, (op: c_int, arg: *mut c_void));
 after_write_out!(fetch, xFetch, (offset: i64, amt: c_int, pp: *mut *mut c_void));
 const IOERR: c_int = ffi::SQLITE_IOERR;

@@ -766,7 +766,7 @@ pub fn order(
     if a.source == simulator::SOURCE {
         simulator::schedule_activation(conn, &a, policy, now)?;
     }
-    webhooks::activation_updated(conn, id, None, now)?;
+    webhooks::activation_changed(conn, &a, None, now)?;
     Ok(Placed::New(a))
 }
 
@@ -999,28 +999,35 @@ pub fn close_unissued(conn: &Connection, id: i64, note: &str, now: Timestamp) ->
     Ok(true)
 }
 
+/// Moves `a` (read in this transaction) from one of the statuses `from` to `to`, ending it
+/// unless `to` is live, and tells the account's webhooks; the order as it is now.
 fn set_status(
     conn: &Connection,
-    id: i64,
+    a: &Activation,
     from: &[Status],
     to: Status,
     now: Timestamp,
-) -> Result<()> {
-    let list: Vec<String> = from.iter().map(|s| format!("'{}'", s.as_str())).collect();
-    let previous = get(conn, id)?.map(|a| a.status);
-    let ended = if to.is_live() { "ended_at" } else { "?2" };
-    let n = conn
-        .prepare_cached(&format!(
-            "UPDATE activations SET status = ?3, ended_at = {ended} WHERE id = ?1 AND status IN ({})",
-            list.join(",")
-        ))?
-        .execute(params![id, now, to.as_str()])?;
-    if n != 1 {
-        return Err(Error::BadStatus(
-            "The order changed meanwhile; reload it.".into(),
-        ));
+) -> Result<Activation> {
+    let changed_meanwhile = || Error::BadStatus("The order changed meanwhile; reload it.".into());
+    if !from.contains(&a.status) {
+        return Err(changed_meanwhile());
     }
-    webhooks::activation_updated(conn, id, previous, now)
+    let ended_at = if to.is_live() { a.ended_at } else { Some(now) };
+    let n = conn
+        .prepare_cached(
+            "UPDATE activations SET status = ?3, ended_at = ?2 WHERE id = ?1 AND status = ?4",
+        )?
+        .execute(params![a.id, ended_at, to.as_str(), a.status.as_str()])?;
+    if n != 1 {
+        return Err(changed_meanwhile());
+    }
+    let now_is = Activation {
+        status: to,
+        ended_at,
+        ..a.clone()
+    };
+    webhooks::activation_changed(conn, &now_is, Some(a.status), now)?;
+    Ok(now_is)
 }
 
 fn ended(a: &Activation) -> Error {
@@ -1064,7 +1071,7 @@ pub fn cancel(
             seconds_left: (allowed_at - now) as u64,
         });
     }
-    set_status(conn, id, &[Status::Waiting], Status::Canceled, now)?;
+    let canceled = set_status(conn, &a, &[Status::Waiting], Status::Canceled, now)?;
     let note = match reason {
         CancelReason::Cancel => "canceled",
         CancelReason::NumberUsed => NUMBER_USED_NOTE,
@@ -1098,7 +1105,7 @@ pub fn cancel(
         now,
     )?;
     simulator::forget(conn, Some(id), None)?;
-    get_for(conn, user_id, id)
+    Ok(canceled)
 }
 
 /// Finishes an order whose code has arrived. No refund; the number's operator earns its
@@ -1120,9 +1127,9 @@ pub fn complete(
         }
         _ => return Err(ended(&a)),
     }
-    set_status(
+    let completed = set_status(
         conn,
-        id,
+        &a,
         &[Status::Received, Status::Retry],
         Status::Completed,
         now,
@@ -1131,7 +1138,7 @@ pub fn complete(
     free_number(conn, a.number_id, now)?;
     order_changed(conn, id, Tell::Finish, now)?;
     simulator::forget(conn, Some(id), None)?;
-    get_for(conn, user_id, id)
+    Ok(completed)
 }
 
 /// Asks for another SMS on the same number (free, within the lifetime).
@@ -1155,9 +1162,8 @@ pub fn retry(
         }
         _ => return Err(ended(&a)),
     }
-    set_status(conn, id, &[Status::Received], Status::Retry, now)?;
+    let a = set_status(conn, &a, &[Status::Received], Status::Retry, now)?;
     order_changed(conn, id, Tell::Retry, now)?;
-    let a = get_for(conn, user_id, id)?;
     if a.source == simulator::SOURCE {
         simulator::schedule_activation(conn, &a, policy, now)?;
     }
@@ -1202,7 +1208,7 @@ fn end_live(
 ) -> Result<bool> {
     let refunded = a.code_at.is_none();
     if refunded {
-        set_status(conn, a.id, &[Status::Waiting], no_code, now)?;
+        set_status(conn, a, &[Status::Waiting], no_code, now)?;
         wallet::post(
             conn,
             a.user_id,
@@ -1215,7 +1221,7 @@ fn end_live(
     } else {
         set_status(
             conn,
-            a.id,
+            a,
             &[Status::Received, Status::Retry],
             Status::Completed,
             now,

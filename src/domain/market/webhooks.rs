@@ -511,9 +511,19 @@ pub fn activation_updated(
     previous: Option<Status>,
     now: Timestamp,
 ) -> Result<()> {
-    let Some(a) = activations::get(conn, id)? else {
-        return Ok(());
-    };
+    match activations::get(conn, id)? {
+        Some(a) => activation_changed(conn, &a, previous, now),
+        None => Ok(()),
+    }
+}
+
+/// [`activation_updated`] for an order `a` as it is now in this transaction.
+pub fn activation_changed(
+    conn: &Connection,
+    a: &Activation,
+    previous: Option<Status>,
+    now: Timestamp,
+) -> Result<()> {
     if previous == Some(a.status) {
         return Ok(());
     }

@@ -557,6 +557,29 @@ pub fn pick_number(
     Ok(None)
 }
 
+/// [`pick_number`], else (while the simulator is on) [`simulator::pick`].
+#[allow(clippy::too_many_arguments)]
+pub fn pick_or_simulate(
+    conn: &Connection,
+    country: i64,
+    service: &str,
+    also: &[String],
+    operator: &str,
+    exclude: &[String],
+    cooldown: u64,
+    now: Timestamp,
+) -> Result<Option<(i64, String, String, String)>> {
+    let own = pick_number(
+        conn, country, service, also, operator, exclude, cooldown, now,
+    )?;
+    if own.is_some() || !simulator::enabled(conn)? {
+        return Ok(own);
+    }
+    simulator::pick(
+        conn, country, service, also, operator, exclude, cooldown, now,
+    )
+}
+
 /// Whether the number was used for one of `services` within the cooldown, or is blocked
 /// for one.
 pub fn used_for_any(
@@ -704,7 +727,7 @@ pub fn order(
             held
         }
         (None, None) => {
-            let mut picked = pick_number(
+            let picked = pick_or_simulate(
                 conn,
                 req.country,
                 &service.code,
@@ -713,20 +736,8 @@ pub fn order(
                 &req.exclude_prefixes,
                 policy.cooldown,
                 now,
-            )?;
-            if picked.is_none() && simulator::enabled(conn)? {
-                picked = simulator::pick(
-                    conn,
-                    req.country,
-                    &service.code,
-                    &req.also_services,
-                    &operator,
-                    &req.exclude_prefixes,
-                    policy.cooldown,
-                    now,
-                )?;
-            }
-            let picked = picked.ok_or(Error::NoNumbers)?;
+            )?
+            .ok_or(Error::NoNumbers)?;
             take_number(conn, picked.0, &service.code, now)?;
             picked
         }
@@ -1380,14 +1391,7 @@ mod tests {
     #[test]
     fn the_live_range_holds_for_the_live_statuses_only() {
         let conn = Connection::open_in_memory().unwrap();
-        let all = [
-            Status::Waiting,
-            Status::Received,
-            Status::Retry,
-            Status::Completed,
-            Status::Canceled,
-            Status::Expired,
-        ];
+        let all = ALL_STATUSES;
         for s in all {
             let live: bool = conn
                 .query_row(

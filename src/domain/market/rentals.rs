@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::clock::Timestamp;
 use crate::domain::accounts::User;
-use crate::domain::market::activations::{free_number, pick_number, take_number, Policy};
+use crate::domain::market::activations::{free_number, pick_or_simulate, take_number, Policy};
 use crate::domain::market::wallet::{self, Kind};
 use crate::domain::{
     market::blocklist, market::catalogue, market::earnings, market::simulator, market::webhooks,
@@ -168,7 +168,7 @@ pub fn rent(
     if user.balance_minor < total {
         return Err(Error::NoBalance);
     }
-    let mut picked = pick_number(
+    let picked = pick_or_simulate(
         conn,
         req.country,
         &service.code,
@@ -178,18 +178,6 @@ pub fn rent(
         policy.cooldown,
         now,
     )?;
-    if picked.is_none() && simulator::enabled(conn)? {
-        picked = simulator::pick(
-            conn,
-            req.country,
-            &service.code,
-            &[],
-            "",
-            &[],
-            policy.cooldown,
-            now,
-        )?;
-    }
     let (number_id, phone, _, source) = picked.ok_or(Error::NoNumbers)?;
     take_number(conn, number_id, &service.code, now)?;
     conn.prepare_cached(

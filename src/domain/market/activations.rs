@@ -507,21 +507,31 @@ pub fn count_live(conn: &Connection, user_id: i64) -> Result<i64> {
         .query_row([user_id], |r| r.get(0))?)
 }
 
-/// A free number of our own (not the simulator's: see [`simulator::pick`]) for `service` in
-/// `country`: not busy, never used for that service (or not within the cooldown), not
-/// quarantined for it, of the operator asked for, outside the excluded prefixes. Least
+/// What an order asks of a number: free in `country`, never used for `service` or any of
+/// `also` within the cooldown (nor blocked for one), of `operator` unless it is empty,
+/// outside the `exclude`d prefixes.
+pub struct Wanted<'a> {
+    pub country: i64,
+    pub service: &'a str,
+    pub also: &'a [String],
+    pub operator: &'a str,
+    pub exclude: &'a [String],
+    pub cooldown: u64,
+    pub now: Timestamp,
+}
+
+impl Wanted<'_> {
+    /// The phone starts with an excluded prefix.
+    pub fn excluded(&self, phone: &str) -> bool {
+        self.exclude
+            .iter()
+            .any(|p| !p.is_empty() && phone.starts_with(p.as_str()))
+    }
+}
+
+/// A number of our own (not the simulator's: see [`simulator::pick`]) as `w` wants it. Least
 /// recently used first.
-#[allow(clippy::too_many_arguments)]
-pub fn pick_number(
-    conn: &Connection,
-    country: i64,
-    service: &str,
-    also: &[String],
-    operator: &str,
-    exclude: &[String],
-    cooldown: u64,
-    now: Timestamp,
-) -> Result<Option<(i64, String, String, String)>> {
+pub fn pick_number(conn: &Connection, w: &Wanted) -> Result<Option<(i64, String, String, String)>> {
     // A join rather than `NOT EXISTS (…)`: the same rows, but SQLite runs a correlated
     // subquery as a subroutine per candidate. `numbers_own_pick` holds only the numbers
     // this may return (migration 21).
@@ -535,21 +545,18 @@ pub fn pick_number(
         catalogue::NUMBER_USABLE
     ))?;
     let mut rows = stmt.query(params![
-        country,
-        operator,
-        service,
-        cooldown_cutoff(cooldown, now)
+        w.country,
+        w.operator,
+        w.service,
+        cooldown_cutoff(w.cooldown, w.now)
     ])?;
     while let Some(r) = rows.next()? {
         let phone: String = r.get(1)?;
-        if exclude
-            .iter()
-            .any(|p| !p.is_empty() && phone.starts_with(p.as_str()))
-        {
+        if w.excluded(&phone) {
             continue;
         }
         let id: i64 = r.get(0)?;
-        if !also.is_empty() && used_for_any(conn, id, also, cooldown, now)? {
+        if !w.also.is_empty() && used_for_any(conn, id, w.also, w.cooldown, w.now)? {
             continue;
         }
         return Ok(Some((id, phone, r.get(2)?, r.get(3)?)));
@@ -558,26 +565,15 @@ pub fn pick_number(
 }
 
 /// [`pick_number`], else (while the simulator is on) [`simulator::pick`].
-#[allow(clippy::too_many_arguments)]
 pub fn pick_or_simulate(
     conn: &Connection,
-    country: i64,
-    service: &str,
-    also: &[String],
-    operator: &str,
-    exclude: &[String],
-    cooldown: u64,
-    now: Timestamp,
+    w: &Wanted,
 ) -> Result<Option<(i64, String, String, String)>> {
-    let own = pick_number(
-        conn, country, service, also, operator, exclude, cooldown, now,
-    )?;
+    let own = pick_number(conn, w)?;
     if own.is_some() || !simulator::enabled(conn)? {
         return Ok(own);
     }
-    simulator::pick(
-        conn, country, service, also, operator, exclude, cooldown, now,
-    )
+    simulator::pick(conn, w)
 }
 
 /// Whether the number was used for one of `services` within the cooldown, or is blocked
@@ -727,17 +723,16 @@ pub fn order(
             held
         }
         (None, None) => {
-            let picked = pick_or_simulate(
-                conn,
-                req.country,
-                &service.code,
-                &req.also_services,
-                &operator,
-                &req.exclude_prefixes,
-                policy.cooldown,
+            let wanted = Wanted {
+                country: req.country,
+                service: &service.code,
+                also: &req.also_services,
+                operator: &operator,
+                exclude: &req.exclude_prefixes,
+                cooldown: policy.cooldown,
                 now,
-            )?
-            .ok_or(Error::NoNumbers)?;
+            };
+            let picked = pick_or_simulate(conn, &wanted)?.ok_or(Error::NoNumbers)?;
             take_number(conn, picked.0, &service.code, now)?;
             picked
         }

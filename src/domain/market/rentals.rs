@@ -7,7 +7,9 @@ use serde::Serialize;
 
 use crate::clock::Timestamp;
 use crate::domain::accounts::User;
-use crate::domain::market::activations::{free_number, pick_or_simulate, take_number, Policy};
+use crate::domain::market::activations::{
+    free_number, pick_or_simulate, take_number, Policy, Wanted,
+};
 use crate::domain::market::wallet::{self, Kind};
 use crate::domain::{
     market::blocklist, market::catalogue, market::earnings, market::simulator, market::webhooks,
@@ -168,16 +170,16 @@ pub fn rent(
     if user.balance_minor < total {
         return Err(Error::NoBalance);
     }
-    let picked = pick_or_simulate(
-        conn,
-        req.country,
-        &service.code,
-        &[],
-        "",
-        &[],
-        policy.cooldown,
+    let wanted = Wanted {
+        country: req.country,
+        service: &service.code,
+        also: &[],
+        operator: "",
+        exclude: &[],
+        cooldown: policy.cooldown,
         now,
-    )?;
+    };
+    let picked = pick_or_simulate(conn, &wanted)?;
     let (number_id, phone, _, source) = picked.ok_or(Error::NoNumbers)?;
     take_number(conn, number_id, &service.code, now)?;
     conn.prepare_cached(

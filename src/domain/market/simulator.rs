@@ -16,7 +16,7 @@
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::clock::Timestamp;
-use crate::domain::market::activations::{self, Activation, Policy};
+use crate::domain::market::activations::{self, Activation, Policy, Wanted};
 use crate::domain::market::inbox::{self, Delivered, Inbound};
 use crate::domain::{Error, Result};
 
@@ -274,29 +274,18 @@ fn random_digits(n: usize) -> String {
 /// before it recycles one.
 const WALK: i64 = 8;
 
-/// A number of the simulator for an order our own numbers cannot serve (the rules of
-/// [`activations::pick_number`]: for `service` and `also`, of `operator` unless empty,
-/// outside the `exclude`d prefixes). The simulator keeps a bounded pool of [`STOCK`] numbers
-/// per country. It looks at its [`WALK`] least recently used free numbers and hands out the
-/// first that fits; when none does, it makes a new number while the pool is below [`STOCK`],
-/// and otherwise recycles the least recently used free one with a new random phone, which
-/// forgets the services it served (past orders keep the phone they had). So the numbers
-/// table never grows with the orders, and an order never reads the whole pool (it did
-/// whenever every number was in the service's cooldown). `None` when every number of a
-/// full pool is busy.
-#[allow(clippy::too_many_arguments)]
-pub fn pick(
-    conn: &Connection,
-    country: i64,
-    service: &str,
-    also: &[String],
-    operator: &str,
-    exclude: &[String],
-    cooldown: u64,
-    now: Timestamp,
-) -> Result<Option<(i64, String, String, String)>> {
-    let services: Vec<String> = std::iter::once(service.to_string())
-        .chain(also.iter().cloned())
+/// A number of the simulator for an order our own numbers cannot serve, as `w` wants it
+/// (the rules of [`activations::pick_number`]). The simulator keeps a bounded pool of
+/// [`STOCK`] numbers per country. It looks at its [`WALK`] least recently used free numbers
+/// and hands out the first that fits; when none does, it makes a new number while the pool
+/// is below [`STOCK`], and otherwise recycles the least recently used free one with a new
+/// random phone, which forgets the services it served (past orders keep the phone they
+/// had). So the numbers table never grows with the orders, and an order never reads the
+/// whole pool (it did whenever every number was in the service's cooldown). `None` when
+/// every number of a full pool is busy.
+pub fn pick(conn: &Connection, w: &Wanted) -> Result<Option<(i64, String, String, String)>> {
+    let services: Vec<String> = std::iter::once(w.service.to_string())
+        .chain(w.also.iter().cloned())
         .collect();
     let mut oldest = None;
     let mut stmt = conn.prepare_cached(
@@ -304,15 +293,15 @@ pub fn pick(
          WHERE source = ?1 AND country_id = ?2 AND state = 'free' AND on_sale = 1 \
          ORDER BY last_used_at LIMIT ?3",
     )?;
-    let mut rows = stmt.query(params![SOURCE, country, WALK])?;
+    let mut rows = stmt.query(params![SOURCE, w.country, WALK])?;
     while let Some(r) = rows.next()? {
         let id: i64 = r.get(0)?;
         oldest.get_or_insert(id);
         let phone: String = r.get(1)?;
         let op: String = r.get(2)?;
-        if (!operator.is_empty() && op != operator)
-            || excluded(&phone, exclude)
-            || activations::used_for_any(conn, id, &services, cooldown, now)?
+        if (!w.operator.is_empty() && op != w.operator)
+            || w.excluded(&phone)
+            || activations::used_for_any(conn, id, &services, w.cooldown, w.now)?
         {
             continue;
         }
@@ -320,31 +309,23 @@ pub fn pick(
     }
     let pool: i64 = conn
         .prepare_cached("SELECT COUNT(*) FROM numbers WHERE source = ?1 AND country_id = ?2")?
-        .query_row(params![SOURCE, country], |r| r.get(0))?;
+        .query_row(params![SOURCE, w.country], |r| r.get(0))?;
     if pool < STOCK {
-        fresh(conn, country, operator, exclude, None, now)
+        fresh(conn, w, None)
     } else if let Some(id) = oldest {
-        fresh(conn, country, operator, exclude, Some(id), now)
+        fresh(conn, w, Some(id))
     } else {
         Ok(None)
     }
 }
 
-fn excluded(phone: &str, exclude: &[String]) -> bool {
-    exclude
-        .iter()
-        .any(|p| !p.is_empty() && phone.starts_with(p.as_str()))
-}
-
 /// A new number of the pool, or number `recycled` with a new phone and no past usage.
 fn fresh(
     conn: &Connection,
-    country: i64,
-    operator: &str,
-    exclude: &[String],
+    w: &Wanted,
     recycled: Option<i64>,
-    now: Timestamp,
 ) -> Result<Option<(i64, String, String, String)>> {
+    let (country, operator, now) = (w.country, w.operator, w.now);
     let prefix: String = conn
         .prepare_cached("SELECT prefix FROM countries WHERE id = ?1")?
         .query_row([country], |r| r.get(0))
@@ -357,7 +338,7 @@ fn fresh(
             rest.replace_range(0..1, "9");
         }
         let phone = format!("{prefix}{rest}");
-        if excluded(&phone, exclude) {
+        if w.excluded(&phone) {
             continue;
         }
         let id = match recycled {

@@ -107,7 +107,7 @@ pub struct ServeArgs {
     /// Address to listen on
     #[arg(long, env = "OTPBOX_LISTEN", value_name = "ADDR")]
     pub listen: Option<String>,
-    /// HTTP worker threads (default: one per core, at least 2)
+    /// HTTP worker threads (default: two per core, at least 4; one per core takes requests at a time)
     #[arg(long, env = "OTPBOX_WORKERS")]
     pub workers: Option<usize>,
     /// Trust X-Forwarded-For and X-Forwarded-Proto from a reverse proxy

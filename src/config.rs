@@ -59,7 +59,7 @@ pub const SETTINGS: &[Setting] = &[
     s(
         "workers",
         "0",
-        "HTTP worker threads; 0 = one per CPU core (at least 2); more let more writes share a commit, fewer keep pages' tail latency down",
+        "HTTP worker threads; 0 = two per CPU core, at least 4. One per core takes requests at a time; the others stand in for one whose request waits for a commit, so more writes share each",
     ),
     s(
         "behind_proxy",
@@ -1015,7 +1015,9 @@ impl Config {
             )
         })?;
         let workers = match num("workers")? {
-            0 => cores().max(2),
+            // Only one per core takes requests at a time (`crate::cpu`); the others stand in
+            // for those waiting for a commit, so more writes share each one.
+            0 => (cores() * 2).max(4),
             n => n as usize,
         };
         let max_hashes = match num("max_hashes")? {

@@ -11,6 +11,7 @@ pub mod cli;
 mod clock;
 pub mod commands;
 pub mod config;
+mod cpu;
 mod db;
 mod domain;
 pub mod fuzz;

@@ -13,7 +13,8 @@ use common::{Response, TestServer, PASSWORD};
 use serde_json::json;
 
 /// Cancelling is allowed at once, so races need no clock moves; four workers so that
-/// requests really run side by side; no per-IP rate limit.
+/// requests really run side by side (up to one per core computing, the others while their
+/// writes wait to be combined); no per-IP rate limit.
 fn race_server() -> TestServer {
     TestServer::start_with(&[
         ("OTPBOX_DEV_CLOCK", "1"),

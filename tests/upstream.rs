@@ -1138,6 +1138,47 @@ fn concurrent_upstream_orders_charge_exactly_what_the_balance_allows() {
     s.assert_books_balance();
 }
 
+/// An order waiting for its provider gives its worker's CPU slot up: with as many orders
+/// waiting as the machine has cores, the server still answers at once (it has two workers
+/// per core, and only one per core holds a slot).
+#[test]
+fn orders_waiting_for_a_slow_provider_leave_the_server_answering() {
+    let fake = Fake::start(Kind::SmsActivate);
+    let s = Arc::new(server(&[("OTPBOX_UPSTREAM_TIMEOUT", "10s")]));
+    add_sms_activate(&s, &fake, "20%");
+    let (_, key) = customer(&s, "slow@example.com", "10.00");
+    fake.set_mode(Mode::Slow);
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let waiting: Vec<_> = (0..cores)
+        .map(|_| {
+            let (s, key) = (s.clone(), key.clone());
+            std::thread::spawn(move || handler(&s, &key, "getNumber", "service=tg&country=6"))
+        })
+        .collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while fake.count(&["action=getNumber"]) < cores {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the orders never reached the provider"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Every order now waits (3 s) for the provider.
+    let started = std::time::Instant::now();
+    let answer = handler(&s, &key, "getBalance", "");
+    let took = started.elapsed();
+    assert!(answer.starts_with("ACCESS_BALANCE:"), "{answer}");
+    assert!(
+        took < Duration::from_millis(1500),
+        "getBalance took {took:?} while {cores} orders waited for their provider"
+    );
+    for t in waiting {
+        let answer = t.join().unwrap();
+        assert!(answer.starts_with("ACCESS_NUMBER:"), "{answer}");
+    }
+    s.assert_books_balance();
+}
+
 #[test]
 fn the_admin_edits_disables_and_deletes_providers_and_never_sees_the_key() {
     let fake = Fake::start(Kind::SmsActivate);

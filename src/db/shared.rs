@@ -416,6 +416,8 @@ impl Shared {
                 match slot.end.replace(End::Waiting) {
                     End::Waiting => {
                         drop(q);
+                        // While it sleeps, its CPU slot serves another request (`crate::cpu`).
+                        crate::cpu::give_up();
                         std::thread::park();
                         q = self.lock_queue();
                     }

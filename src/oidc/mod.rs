@@ -130,6 +130,8 @@ impl Oidc {
     }
 
     fn get_json(&self, url: &str) -> Result<Value, Failure> {
+        // Waiting for the provider, the request gives its CPU slot up (`crate::cpu`).
+        crate::cpu::give_up();
         let mut resp = self
             .agent
             .get(url)
@@ -294,6 +296,7 @@ impl Oidc {
                 &format!("Basic {}", base64_std(pair.as_bytes())),
             );
         }
+        crate::cpu::give_up();
         let mut resp = req
             .send(body.join("&"))
             .map_err(|e| Failure::Provider(format!("token endpoint: {e}")))?;

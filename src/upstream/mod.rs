@@ -130,6 +130,8 @@ impl Http {
         headers: &[(&str, &str)],
         long: bool,
     ) -> std::result::Result<(u16, String), Fault> {
+        // Waiting for the provider, the request gives its CPU slot up (`crate::cpu`).
+        crate::cpu::give_up();
         let agent = if long { &self.long } else { &self.short };
         let mut req = agent.get(url);
         for (k, v) in headers {

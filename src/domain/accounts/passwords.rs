@@ -4,7 +4,9 @@
 //! memory, so a Raspberry Pi can afford several at once). The PHC string carries its
 //! parameters, so they can change later without breaking stored hashes. At most
 //! `max_hashes` run at once; a login flood waits in line for a bounded time and then gets
-//! [`Error::Busy`] instead of starving the workers.
+//! [`Error::Busy`] instead of starving the workers. A request gives its CPU slot up
+//! (`crate::cpu`) before it hashes or waits for its turn: another worker takes requests
+//! meanwhile, and the hashes share the cores with them by time slices.
 
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -61,6 +63,7 @@ impl Hasher {
     }
 
     pub fn hash(&self, password: &str) -> Result<String> {
+        crate::cpu::give_up();
         let _slot = self.slot()?;
         self.argon
             .hash_password(password.as_bytes())
@@ -73,10 +76,11 @@ impl Hasher {
         if password.len() > MAX_PASSWORD_LEN {
             return Ok(false);
         }
-        let _slot = self.slot()?;
         let target = phc.unwrap_or(&self.dummy);
         let parsed = PasswordHash::new(target)
             .map_err(|e| Error::Internal(format!("stored password hash unreadable: {e}")))?;
+        crate::cpu::give_up();
+        let _slot = self.slot()?;
         let ok = self
             .argon
             .verify_password(password.as_bytes(), &parsed)

@@ -340,7 +340,17 @@ fn worker(shared: Arc<Shared>) {
     let mut db = open_db(&shared.app);
     // Requests served since this worker last gave its page cache back.
     let mut served = false;
+    let cpu = crate::cpu::Worker::default();
     loop {
+        // Takes requests only while it holds one of the CPU slots (`crate::cpu`); one that
+        // waits long for a slot gives its page cache back first, as an idle one does.
+        if !cpu.hold_within(RECHECK) {
+            if served {
+                served = false;
+                give_back_page_cache(&db);
+            }
+            cpu.hold();
+        }
         let (generation, server) = shared
             .current
             .read()

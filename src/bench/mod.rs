@@ -11,8 +11,9 @@
 //!   through `/ingest` to orders placed beforehand) and its set-up;
 //!   order→cancel runs under both `synchronous` settings (normal, full).
 //!
-//! With `--history N` every workload runs twice: on an empty database and on one filled
-//! with N past activations ([`history`]); the report compares the two.
+//! With `--history N` every workload runs on two databases, an empty one and one filled with
+//! N past activations ([`history`]), their servers side by side and the two taking turns
+//! workload by workload (the machine's speed drifts over minutes); the report compares them.
 //!
 //! Any failed or timed-out request makes the bench say so loudly and exit non-zero: a figure
 //! measured on errors is no figure.
@@ -146,13 +147,17 @@ pub fn run(opts: &Options) -> Result<ExitCode, Error> {
         "otpbox bench: {} workers, {} connections, {} s per workload (load generator on this machine)",
         opts.workers, opts.connections, opts.seconds
     );
-    let mut runs = vec![measure(opts, 0)?];
+    let mut sides = vec![Side::new("empty", 0, opts)?];
     if opts.history > 0 {
-        runs.push(measure(opts, opts.history)?);
-        compare(&runs[0], &runs[1], opts.history);
+        sides.push(Side::new("filled", opts.history, opts)?);
+    }
+    measure(opts, &mut sides)?;
+    if let [empty, filled] = &sides[..] {
+        compare(&empty.out, &filled.out, opts.history);
     }
     let mut problems = Vec::new();
-    for (m, label) in runs.iter().zip(["empty", "filled"]) {
+    for side in &sides {
+        let (m, label) = (&side.out, side.label);
         problems.extend(m.problems.iter().map(|p| format!("{label}: {p}")));
         for r in m.rows.iter().filter(|r| r.outcome.errors > 0) {
             problems.push(format!(
@@ -223,148 +228,257 @@ fn compare(empty: &Measured, filled: &Measured, history: u64) {
     }
 }
 
-/// Runs every workload against a fresh database, first filled with `history` past
-/// activations if not 0.
-fn measure(opts: &Options, history: u64) -> Result<Measured, Error> {
-    let label = if history == 0 { "empty" } else { "filled" };
-    let data = DataDir::new(label);
-    let mut out = Measured {
-        startup: Duration::ZERO,
-        rows: Vec::new(),
-        problems: Vec::new(),
-        memory: None,
-    };
-    let settings = |demo, synchronous| Settings {
+/// One database of the run: empty, or filled with past activations.
+struct Side {
+    label: &'static str,
+    data: DataDir,
+    out: Measured,
+}
+
+impl Side {
+    /// A fresh database with the demo account (a first start creates them; the measured
+    /// start-up is a later one, on an existing database), filled with `history` past
+    /// activations if not 0.
+    fn new(label: &'static str, history: u64, opts: &Options) -> Result<Side, Error> {
+        let data = DataDir::new(label);
+        server::start(&data.path, &settings(opts, true, "normal"))?.stop();
+        if history > 0 {
+            let t = Instant::now();
+            let rows = history::fill(&data.path, history)?;
+            // The fill leaves a gigabyte and more for the kernel to write back: done now,
+            // it does not slow the workloads down (it took the filled `/healthz` down by
+            // 15 %).
+            // SAFETY: sync(2) takes no arguments and cannot fail.
+            unsafe { libc::sync() };
+            println!(
+                "filled the {label} database with {history} past activations ({rows} rows) in {:.1} s",
+                t.elapsed().as_secs_f64()
+            );
+        }
+        Ok(Side {
+            label,
+            data,
+            out: Measured {
+                startup: Duration::ZERO,
+                rows: Vec::new(),
+                problems: Vec::new(),
+                memory: None,
+            },
+        })
+    }
+
+    fn measure(&mut self, server: &server::Server, opts: &Options, w: Workload) {
+        let row = measure_one(server, opts, w, self.label);
+        self.out.rows.push(row);
+    }
+}
+
+fn settings<'a>(opts: &Options, demo: bool, synchronous: &'a str) -> Settings<'a> {
+    Settings {
         demo,
         synchronous,
         workers: opts.workers,
-    };
-
-    // A first start creates the database and the demo account; the measured start-up is
-    // the second one, on an existing database (with the history, if any).
-    server::start(&data.path, &settings(true, "normal"))?.stop();
-    if history > 0 {
-        let t = Instant::now();
-        let rows = history::fill(&data.path, history)?;
-        // The fill leaves a gigabyte and more for the kernel to write back: done now, it
-        // does not slow the workloads down (it took the filled `/healthz` down by 15 %).
-        // SAFETY: sync(2) takes no arguments and cannot fail.
-        unsafe { libc::sync() };
-        println!(
-            "\nfilled the database with {history} past activations ({rows} rows) in {:.1} s",
-            t.elapsed().as_secs_f64()
-        );
     }
-    let server = server::start(&data.path, &settings(true, "normal"))?;
-    out.startup = server.startup;
-    println!(
-        "\n{label} database: server pid {} at {}, started in {:.0} ms",
-        server.pid(),
-        server.addr,
-        server.startup.as_secs_f64() * 1000.0
-    );
+}
+
+/// Runs every workload on each database, the databases taking turns workload by workload
+/// (both servers run meanwhile, the one not measured idle): the machine's speed drifts by
+/// tens of percent over minutes, much less between two runs of a few seconds, so empty vs
+/// filled compares history, not the moment.
+fn measure(opts: &Options, sides: &mut [Side]) -> Result<(), Error> {
+    let mut servers = Vec::new();
+    for side in sides.iter_mut() {
+        let server = server::start(&side.data.path, &settings(opts, true, "normal"))?;
+        side.out.startup = server.startup;
+        println!(
+            "{} database: server pid {} at {}, started in {:.0} ms",
+            side.label,
+            server.pid(),
+            server.addr,
+            server.startup.as_secs_f64() * 1000.0
+        );
+        servers.push(server);
+    }
+    println!();
     header();
-    // At once, before anything else warms the server: 32 new connections together, where
+    // At once, before anything else warms the servers: 32 new connections together, where
     // tiny_http's own pool used to leave some waiting (see src/http/server/handoff.rs).
-    let fresh = workloads::get(
-        "GET /healthz, fresh server, 32 conns",
-        "/healthz".into(),
-        None,
-    );
     let fresh_opts = Options {
         connections: 32,
         only: None,
         ..opts.clone()
     };
-    if opts.wants(fresh.name) {
-        out.rows.push(measure_one(&server, &fresh_opts, fresh));
-    }
-    let key = workloads::demo_key(&data.path)?;
-    let id = workloads::order_one(server.addr, &key)?;
-    let cookie = workloads::login(server.addr)?;
-    let api = |q: &str| format!("/stubs/handler_api.php?api_key={key}&{q}");
-    let reads = vec![
-        workloads::get("GET /healthz", "/healthz".into(), None),
-        workloads::get(
-            "handler_api getStatus",
-            api(&format!("action=getStatus&id={id}")),
+    for (side, server) in sides.iter_mut().zip(&servers) {
+        let fresh = workloads::get(
+            "GET /healthz, fresh server, 32 conns",
+            "/healthz".into(),
             None,
-        ),
-        workloads::get("handler_api getBalance", api("action=getBalance"), None),
-        workloads::get(
-            "GET /api/v1/activations/{id}",
-            format!("/api/v1/activations/{id}"),
-            Some(&key),
-        ),
-        workloads::dashboard(cookie.clone()),
-        workloads::order_cancel(&key, "order→cancel (synchronous=normal)"),
-        workloads::rent_finish(&key),
-    ];
-    for w in reads.into_iter().filter(|w| opts.wants(w.name)) {
-        out.rows.push(measure_one(&server, opts, w));
-    }
-    if let Some((rss, peak)) = memory(server.pid()) {
-        println!("server memory: RSS {rss} KiB, peak {peak} KiB");
-    }
-    match opts
-        .wants("memory")
-        .then(|| memory_check(&server, &cookie, opts.seconds))
-    {
-        None => {}
-        Some(Ok(m)) => {
-            println!(
-                "server memory: RSS {} KiB idle; {} KiB after {LOGINS} sign-ins and {} s idle \
-                 (target < 20 MB; {} KiB of it anonymous, {} KiB the binary's and libraries' \
-                 pages); at most {} KiB under {BUSY} busy connections (target < 60 MB)",
-                m.before,
-                m.after_logins,
-                IDLE.as_secs(),
-                m.anon,
-                m.file,
-                m.busy_peak
-            );
-            out.memory = Some(m);
+        );
+        if opts.wants(fresh.name) {
+            side.measure(server, &fresh_opts, fresh);
         }
-        Some(Err(e)) => out.problems.push(format!("memory check: {e}")),
     }
-    server.stop();
-
-    // The same writes with every commit synced (`synchronous = full`).
-    let full = workloads::order_cancel(&key, "order→cancel (synchronous=full)");
-    if opts.wants(full.name) {
-        let server = server::start(&data.path, &settings(true, "full"))?;
-        out.rows.push(measure_one(&server, opts, full));
+    let mut keys = Vec::new();
+    let mut cookies = Vec::new();
+    let mut lists = Vec::new();
+    for (side, server) in sides.iter().zip(&servers) {
+        let key = workloads::demo_key(&side.data.path)?;
+        let id = workloads::order_one(server.addr, &key)?;
+        let cookie = workloads::login(server.addr)?;
+        let api = |q: &str| format!("/stubs/handler_api.php?api_key={key}&{q}");
+        let list = vec![
+            workloads::get("GET /healthz", "/healthz".into(), None),
+            workloads::get(
+                "handler_api getStatus",
+                api(&format!("action=getStatus&id={id}")),
+                None,
+            ),
+            workloads::get("handler_api getBalance", api("action=getBalance"), None),
+            workloads::get(
+                "GET /api/v1/activations/{id}",
+                format!("/api/v1/activations/{id}"),
+                Some(&key),
+            ),
+            workloads::dashboard(cookie.clone()),
+            workloads::order_cancel(&key, "order→cancel (synchronous=normal)"),
+            workloads::rent_finish(&key),
+        ];
+        lists.push(list.into_iter().filter(|w| opts.wants(w.name)));
+        keys.push(key);
+        cookies.push(cookie);
+    }
+    take_turns(sides, lists, |side, i, w| {
+        side.measure(&servers[i], opts, w)
+    });
+    for ((side, server), cookie) in sides.iter_mut().zip(&servers).zip(&cookies) {
+        if let Some((rss, peak)) = memory(server.pid()) {
+            println!(
+                "{} server memory: RSS {rss} KiB, peak {peak} KiB",
+                side.label
+            );
+        }
+        match opts
+            .wants("memory")
+            .then(|| memory_check(server, cookie, opts.seconds))
+        {
+            None => {}
+            Some(Ok(m)) => {
+                println!(
+                    "{} server memory: RSS {} KiB idle; {} KiB after {LOGINS} sign-ins and {} s \
+                     idle (target < 20 MB; {} KiB of it anonymous, {} KiB the binary's and \
+                     libraries' pages); at most {} KiB under {BUSY} busy connections (target \
+                     < 60 MB)",
+                    side.label,
+                    m.before,
+                    m.after_logins,
+                    IDLE.as_secs(),
+                    m.anon,
+                    m.file,
+                    m.busy_peak
+                );
+                side.out.memory = Some(m);
+            }
+            Some(Err(e)) => side.out.problems.push(format!("memory check: {e}")),
+        }
+    }
+    for server in servers.drain(..) {
         server.stop();
     }
 
-    // SMS through the gateway path: the orders must go to the bench's SIMs, so the
-    // simulator is off and the server runs without demo mode.
-    workloads::simulator_off(&data.path)?;
-    let gateways = workloads::add_gateways(&data.path)?;
-    let server = server::start(&data.path, &settings(false, "normal"))?;
-    let ingest = workloads::ingest(&key, gateways.clone());
-    if opts.wants(ingest.name) {
-        out.rows.push(measure_one(&server, opts, ingest));
-    }
-    if opts.wants(workloads::INGEST_ONLY) {
-        match workloads::ingest_only(server.addr, &key, &gateways) {
-            Ok(w) => out.rows.push(measure_one(&server, opts, w)),
-            Err(e) => out.problems.push(e.to_string()),
+    // The same writes with every commit synced (`synchronous = full`), one server at a time.
+    if opts.wants("order→cancel (synchronous=full)") {
+        header();
+        for (side, key) in sides.iter_mut().zip(&keys) {
+            let server = server::start(&side.data.path, &settings(opts, true, "full"))?;
+            side.measure(
+                &server,
+                opts,
+                workloads::order_cancel(key, "order→cancel (synchronous=full)"),
+            );
+            server.stop();
         }
     }
-    server.stop();
 
-    if let Err(e) = server::cli(&data.path, &["check"], None) {
-        out.problems
-            .push(format!("otpbox check after the run: {e}"));
+    // SMS through the gateway path: the orders must go to the bench's SIMs, so the
+    // simulator is off and the servers run without demo mode.
+    if opts.wants(workloads::INGEST) || opts.wants(workloads::INGEST_ONLY) {
+        header();
     }
-    Ok(out)
+    let mut lists = Vec::new();
+    let mut gateways = Vec::new();
+    for (side, key) in sides.iter_mut().zip(&keys) {
+        workloads::simulator_off(&side.data.path)?;
+        let g = workloads::add_gateways(&side.data.path)?;
+        servers.push(server::start(
+            &side.data.path,
+            &settings(opts, false, "normal"),
+        )?);
+        let ingest = workloads::ingest(key, g.clone());
+        lists.push(opts.wants(ingest.name).then_some(ingest).into_iter());
+        gateways.push(g);
+    }
+    take_turns(sides, lists, |side, i, w| {
+        side.measure(&servers[i], opts, w)
+    });
+    if opts.wants(workloads::INGEST_ONLY) {
+        // Its orders, one on every SIM, are placed once the SIMs are free of the one before.
+        let mut lists = Vec::new();
+        for ((side, key), (server, g)) in sides
+            .iter_mut()
+            .zip(&keys)
+            .zip(servers.iter().zip(&gateways))
+        {
+            match workloads::ingest_only(server.addr, key, g) {
+                Ok(w) => lists.push(Some(w).into_iter()),
+                Err(e) => {
+                    side.out.problems.push(e.to_string());
+                    lists.push(None.into_iter());
+                }
+            }
+        }
+        take_turns(sides, lists, |side, i, w| {
+            side.measure(&servers[i], opts, w)
+        });
+    }
+    for server in servers {
+        server.stop();
+    }
+
+    for side in sides.iter_mut() {
+        if let Err(e) = server::cli(&side.data.path, &["check"], None) {
+            side.out
+                .problems
+                .push(format!("otpbox check after the run: {e}"));
+        }
+    }
+    Ok(())
+}
+
+/// Runs each side's workloads in turn: the first of every side, then the second, ...
+fn take_turns<I: Iterator<Item = Workload>>(
+    sides: &mut [Side],
+    mut lists: Vec<I>,
+    mut run: impl FnMut(&mut Side, usize, Workload),
+) {
+    loop {
+        let mut any = false;
+        for (i, (side, list)) in sides.iter_mut().zip(lists.iter_mut()).enumerate() {
+            if let Some(w) = list.next() {
+                run(side, i, w);
+                any = true;
+            }
+        }
+        if !any {
+            return;
+        }
+    }
 }
 
 fn header() {
     println!(
-        "{:<36} {:>14} {:>8} {:>8} {:>8} {:>8} {:>7} {:>9} {:>8} {:>8} {:>9} {:>5}",
+        "{:<36} {:<6} {:>14} {:>8} {:>8} {:>8} {:>8} {:>7} {:>9} {:>8} {:>8} {:>9} {:>5}",
         "workload",
+        "db",
         "per s",
         "p50 ms",
         "p99 ms",
@@ -385,7 +499,7 @@ fn header() {
 /// server's write connection was held (near 100 %, writes queue for it), the CPU time of
 /// the threads holding it per unit, and the writes its commits held on average (writes that
 /// queued while a batch ran share its commit).
-fn measure_one(server: &server::Server, opts: &Options, w: Workload) -> Row {
+fn measure_one(server: &server::Server, opts: &Options, w: Workload, db: &str) -> Row {
     let cpu_before = cpu_ticks(server.pid());
     let own_before = cpu_ticks(std::process::id());
     let writer_before = server::writer(server.addr);
@@ -417,8 +531,9 @@ fn measure_one(server: &server::Server, opts: &Options, w: Workload) -> Row {
         })
     };
     println!(
-        "{:<36} {:>14} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>7} {:>9} {:>8} {:>8} {:>9} {:>5}",
+        "{:<36} {:<6} {:>14} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>7} {:>9} {:>8} {:>8} {:>9} {:>5}",
         w.name,
+        db,
         format!("{:.0} {}", outcome.rate(), w.unit),
         outcome.percentile(50.0),
         outcome.percentile(99.0),

@@ -316,7 +316,7 @@ pub fn ingest(key: &str, gateways: Gateways) -> Workload {
     let key = key.to_string();
     let run = std::process::id();
     Workload {
-        name: "order→SMS via /ingest→finish",
+        name: INGEST,
         unit: "SMS",
         step: Arc::new(move |c, conn, n| {
             let service = INGEST_SERVICES[(n as usize + conn) % INGEST_SERVICES.len()];
@@ -385,6 +385,8 @@ fn post_sms(
 }
 
 /// The name of [`ingest_only`]'s workload.
+pub const INGEST: &str = "order→SMS via /ingest→finish";
+
 pub const INGEST_ONLY: &str = "SMS via /ingest to live orders";
 
 /// SMS posted through the signed generic `/ingest` endpoint to orders placed beforehand (one

@@ -70,7 +70,8 @@ impl Rate {
 /// The 7-day success rates, per (country, service) and per source.
 #[derive(Debug, Clone, Default)]
 pub struct SuccessTable {
-    rates: HashMap<(i64, String), Vec<(String, Rate)>>,
+    /// country → service → rates by source (nested, so a lookup borrows the service).
+    rates: HashMap<i64, HashMap<String, Vec<(String, Rate)>>>,
 }
 
 impl SuccessTable {
@@ -86,7 +87,8 @@ impl SuccessTable {
     /// Per source (`sim`, `manual`, `simulator`, `upstream:NAME`), the total under `""`.
     pub fn by_source(&self, country: i64, service: &str) -> &[(String, Rate)] {
         self.rates
-            .get(&(country, service.to_string()))
+            .get(&country)
+            .and_then(|m| m.get(service))
             .map_or(&[], |v| v.as_slice())
     }
 }
@@ -116,7 +118,9 @@ fn read_rates(conn: &Connection, country: Option<i64>) -> Result<SuccessTable> {
         };
         table
             .rates
-            .entry((r.get(0)?, r.get(1)?))
+            .entry(r.get(0)?)
+            .or_default()
+            .entry(r.get(1)?)
             .or_default()
             .push((r.get(2)?, rate));
     }

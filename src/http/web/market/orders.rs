@@ -177,8 +177,8 @@ fn dashboard(ctx: &mut Ctx<'_>, req: &Request, p: &Page) -> Response {
                     .map(|op| OperatorOffer {
                         operator: op.code.clone(),
                         price_minor: prices
-                            .get(&(o.service.clone(), op.code.clone()))
-                            .or_else(|| prices.get(&(o.service.clone(), String::new())))
+                            .get(o.service.as_str())
+                            .and_then(|p| p.get(op.code.as_str()).or_else(|| p.get("")))
                             .copied()
                             .unwrap_or(o.price_minor),
                         stock: st.get(country, Some(&op.code), &o.service),

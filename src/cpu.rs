@@ -10,11 +10,12 @@
 //! share the cores by time slices and each takes as long as several: the signed-in
 //! dashboard's p99 went from 4 to 7 ms with 4 workers on 2 cores. Handing every request
 //! to whichever thread got a slot was no better: each ran on a cold core. With slots, as
-//! many workers as there are cores take requests, each staying on its core; the others
-//! stand in for one that waits. (Go's scheduler hands a processor on in the same way when a
-//! goroutine enters a blocking system call.) What runs without a slot is short: the end of
-//! a request after its commit, the combiner a waiting writer became, a hash (bounded by
-//! `max_hashes`).
+//! many workers as there are cores take requests (the kernel tends to keep each on a core of
+//! its own; nothing pins them); the others stand in for one that waits. (Go's scheduler hands
+//! a processor on in the same way when a goroutine enters a blocking system call.) What runs
+//! without a slot: the rest of a request after its wait (usually its answer; it may write or
+//! call out again), the combiner a waiting writer became, a hash (bounded by `max_hashes`),
+//! and an answer that may wait to be written (`http::server::finish`).
 //!
 //! Threads other than the request workers (upload readers, the scheduler, the long-poll
 //! thread, tiny_http's readers) take no slot.

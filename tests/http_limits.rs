@@ -139,6 +139,15 @@ fn stalled_clients_do_not_block_other_requests() {
         .unwrap();
         c.write_all(&[b'a'; 100]).unwrap();
         stalled.push(c);
+        // A small body held back until `100 Continue`, then never sent.
+        let mut c = server.connect();
+        c.write_all(
+            b"POST /signup HTTP/1.1\r\nHost: test\r\n\
+              Content-Type: application/x-www-form-urlencoded\r\n\
+              Expect: 100-continue\r\nContent-Length: 500\r\n\r\n",
+        )
+        .unwrap();
+        stalled.push(c);
     }
     // Give the server a moment to take the stalled requests in before measuring.
     std::thread::sleep(Duration::from_millis(300));
@@ -148,6 +157,39 @@ fn stalled_clients_do_not_block_other_requests() {
         assert!(took < Duration::from_secs(2), "healthz took {took:?}");
     }
     drop(stalled);
+}
+
+/// `curl --http2 http://…` asks for an h2c upgrade on a request with no body; the upgrade is
+/// not granted and the answer comes at once over HTTP/1.1 (reading "the body" of such a
+/// request used to wait for the read timeout and answer 400). A small body under an upgrade
+/// is read by its announced length.
+#[test]
+fn an_upgrade_request_is_answered_at_once_over_http_1_1() {
+    let server = TestServer::start();
+    let mut c = server.connect();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    c.write_all(
+        b"GET /healthz HTTP/1.1\r\nHost: test\r\nConnection: Upgrade, HTTP2-Settings\r\n\
+          Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n",
+    )
+    .unwrap();
+    let r = read_response(&mut c, false).unwrap();
+    assert_eq!((r.status, r.text().as_str()), (200, "ok"));
+
+    let mut c = server.connect();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    c.write_all(
+        b"POST /login HTTP/1.1\r\nHost: test\r\nConnection: upgrade\r\nUpgrade: h2c\r\n\
+          Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 7\r\n\r\nemail=x",
+    )
+    .unwrap();
+    let r = read_response(&mut c, false).unwrap();
+    assert!(
+        r.status < 500 && r.status != 408,
+        "{} {}",
+        r.status,
+        r.text()
+    );
 }
 
 #[test]

@@ -217,3 +217,59 @@ fn handler_api_get_status_waits_for_the_code() {
         assert!(secs < 10.0, "answered after {secs:.1}s");
     }
 }
+
+#[test]
+fn an_answer_queued_behind_a_waiting_read_on_its_connection_holds_no_cpu_slot() {
+    // The default workers (two per core), so that as many stand in as take requests.
+    let s = TestServer::builder()
+        .envs(&[
+            ("OTPBOX_DEMO", "true"),
+            ("OTPBOX_DEV_CLOCK", "true"),
+            ("OTPBOX_SIM_DELAY", "10m"),
+        ])
+        .start();
+    let key = demo_key(&s);
+    let (id, _) = order(&s, &key);
+    // One connection per CPU slot, each with a waiting read and, pipelined behind it, a
+    // request whose answer tiny_http cannot write before the read's.
+    let slots = std::thread::available_parallelism().map_or(2, |n| n.get().max(2));
+    let mut conns = Vec::new();
+    for _ in 0..slots {
+        let mut c = s.connect();
+        let both = format!(
+            "GET /api/v1/activations/{id}?wait=25 HTTP/1.1\r\nHost: test\r\n\
+             Authorization: Bearer {key}\r\n\r\n\
+             GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n"
+        );
+        std::io::Write::write_all(&mut c, both.as_bytes()).unwrap();
+        conns.push(c);
+    }
+    settle();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let health = s.client().get("/healthz");
+        assert_eq!(health.status, 200);
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "healthz took {:?} with {slots} answers queued behind waiting reads",
+            t.elapsed()
+        );
+    }
+    // Both answers arrive, in order, once the reads end.
+    s.advance_clock(600);
+    s.run_jobs();
+    for mut c in conns {
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !got.ends_with(b"\r\n\r\nok") {
+            let n = std::io::Read::read(&mut c, &mut buf).expect("both answers within 10 s");
+            assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&buf[..n]);
+        }
+        let text = String::from_utf8_lossy(&got);
+        let received = text.find("\"received\"").expect("the read's answer first");
+        let second = text.rfind("HTTP/1.1 200").unwrap();
+        assert!(received < second, "{text}");
+    }
+}

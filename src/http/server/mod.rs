@@ -24,7 +24,8 @@
 //! | --- | --- | --- |
 //! | Connections never time out: an idle or stalled client holds its thread forever. | `SO_RCVTIMEO`/`SO_SNDTIMEO` (`read_timeout`) are set on the listening socket; Linux copies them to every accepted socket, so each read and write gives up after that long without progress. | `net::limit_listener` |
 //! | Every connection gets a thread as soon as it is accepted, even one that sends nothing. | `TCP_DEFER_ACCEPT`: the kernel hands a connection over only once its first bytes arrive (or the timeout passes). | `net::limit_listener` |
-//! | Bodies over 1 KiB are read by the worker straight from the socket with no limit, so a few slow uploads block every worker. | Such bodies are read by a bounded set of upload threads, through `take(1 MiB + 1)`; the workers go on serving. | `server::handle_incoming`, `server::upload` |
+//! | Bodies over 1 KiB are read by the worker straight from the socket with no limit, so a few slow uploads block every worker. | Such bodies are read by a bounded set of upload threads, through `take` of the announced length (1 MiB + 1 for a chunked body); the workers go on serving. | `server::handle_incoming`, `server::upload` |
+//! | A small body is left on the socket too when the client sends `Expect: 100-continue`; under `Connection: upgrade` the request's reader is the socket itself, so reading "the body" of `curl --http2 http://…` (an h2c upgrade, no body) waited `read_timeout` and answered 400. | Those bodies go to the upload threads as well; every body is read through `take` of its announced length (none announced: none read); a chunked body under an upgrade is refused (400). The upgrade is never granted: the answer is HTTP/1.1 and tiny_http then closes the connection. | `server::check_limits`, `server::handle_incoming` |
 //! | An oversized body is accepted. | 413 from `Content-Length` before reading; chunked bodies are cut at 1 MiB. | `server::check_limits`, `server::upload` |
 //! | Dropping an unanswered request drains its body on the dropping thread. | Refused requests are dropped on short-lived discard threads (at most 32). | `server::discard` |
 //! | Dropping a request that announced a huge `Content-Length` allocates that much at once and aborts the process. | Above 64 MiB announced, the request is never dropped: the answer is written straight to the client's socket, found by peer address among our descriptors, the socket is shut down, and the tiny_http request is forgotten (its connection thread stays parked; each case is logged). | `server::abandon`, `net::answer_and_close` |
@@ -84,6 +85,9 @@ const MAX_DRAIN: usize = 64 * 1024 * 1024;
 const MAX_DISCARDERS: usize = 32;
 /// tiny_http reads bodies up to this size into memory on its own connection thread.
 const PREREAD: usize = 1024;
+/// An answer this large may not fit the socket's send buffer: a worker writing it gives its
+/// CPU slot up first (see [`finish`]).
+const LARGE_ANSWER: usize = 256 * 1024;
 /// What a request head may take beyond the URL and header limits (request line, separators).
 const HEAD_SLACK: usize = 8 * 1024;
 /// The body allowance of a chunked upload, whose length is not announced (chunk framing
@@ -478,7 +482,15 @@ fn handle_incoming(shared: &Arc<Shared>, db: &mut Connection, rq: tiny_http::Req
     match check_limits(&shared.app, &rq, peer) {
         Verdict::Small(mut req) => {
             let mut body = Vec::new();
-            if rq.as_reader().read_to_end(&mut body).is_err() {
+            // Its announced length at most: under `Connection: upgrade` the reader is the
+            // socket (a body of none, in memory otherwise).
+            let announced = rq.body_length().unwrap_or(0) as u64;
+            if rq
+                .as_reader()
+                .take(announced)
+                .read_to_end(&mut body)
+                .is_err()
+            {
                 return finish(
                     shared,
                     rq,
@@ -526,10 +538,10 @@ fn handle_incoming(shared: &Arc<Shared>, db: &mut Connection, rq: tiny_http::Req
 /// Reads a large body off the workers, then handles the request on this thread.
 fn upload(shared: &Arc<Shared>, mut rq: tiny_http::Request, mut req: Request, started: Instant) {
     let mut body = Vec::new();
-    let read = rq
-        .as_reader()
-        .take(MAX_BODY as u64 + 1)
-        .read_to_end(&mut body);
+    // The announced length (under `Connection: upgrade` the reader is the socket itself),
+    // else a chunked body's allowance and one byte to tell one too long.
+    let limit = rq.body_length().map_or(MAX_BODY as u64 + 1, |n| n as u64);
+    let read = rq.as_reader().take(limit).read_to_end(&mut body);
     match read {
         Err(e)
             if e.kind() == std::io::ErrorKind::WouldBlock
@@ -710,10 +722,24 @@ fn check_limits(app: &App, rq: &tiny_http::Request, peer: SocketAddr) -> Verdict
         return Verdict::Refuse(Response::text(431, "request headers too large"));
     }
     let chunked = req.header("transfer-encoding").is_some();
+    // tiny_http reads a small body into memory itself, except when the client waits for
+    // `100 Continue` first or asks for a protocol upgrade (`curl --http2` on http:// does):
+    // then the body is still on the socket, and reading it could hold a worker (and its CPU
+    // slot) for as long as the client likes.
+    let expects_continue = req.header("expect").is_some();
+    let upgrade = req
+        .header("connection")
+        .is_some_and(|v| v.to_ascii_lowercase().contains("upgrade"));
     match rq.body_length() {
         Some(n) if n > MAX_BODY => Verdict::Refuse(too_large()),
         Some(n) if n > PREREAD => Verdict::Upload(req),
+        // With an upgrade tiny_http hands over the socket itself, not a chunk decoder.
+        _ if chunked && upgrade => Verdict::Refuse(Response::text(
+            400,
+            "a chunked body with Connection: upgrade is not supported",
+        )),
         _ if chunked => Verdict::Upload(req),
+        Some(n) if n > 0 && (expects_continue || upgrade) => Verdict::Upload(req),
         _ => Verdict::Small(req),
     }
 }
@@ -832,6 +858,12 @@ fn finish(
 ) {
     access_log(&shared.app, req, resp.status, started);
     let (peer, body) = (req.peer, body_allowance(&rq));
+    // Writing may wait: behind an earlier request of the same connection still being
+    // answered (tiny_http writes a connection's answers in order; the earlier one may be a
+    // parked long-poll), or for a client slow to read a large answer. Not with a CPU slot.
+    if resp.body.len() > LARGE_ANSWER || shared.supervisor.pipelined(peer) {
+        crate::cpu::give_up();
+    }
     if let Err(e) = rq.respond(to_tiny(resp)) {
         log::debug!("client went away before the response was written: {e}");
     }

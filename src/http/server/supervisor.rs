@@ -119,6 +119,14 @@ impl Supervisor {
         p.in_progress += 1;
     }
 
+    /// Whether `peer`'s connection has another request in progress than the one being
+    /// answered (a pipelined one, whose answer goes out first).
+    pub fn pipelined(&self, peer: Option<SocketAddr>) -> bool {
+        let Some(peer) = peer else { return false };
+        let peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
+        peers.get(&peer).is_some_and(|p| p.in_progress > 1)
+    }
+
     /// The request from `peer` that announced `body` bytes was answered (or dropped).
     pub fn finished(&self, peer: Option<SocketAddr>, body: u64) {
         let Some(peer) = peer else { return };

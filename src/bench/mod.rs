@@ -421,7 +421,10 @@ fn measure(opts: &Options, sides: &mut [Side]) -> Result<(), Error> {
         side.measure(&servers[i], opts, w)
     });
     if opts.wants(workloads::INGEST_ONLY) {
-        // Its orders, one on every SIM, are placed once the SIMs are free of the one before.
+        // Its orders, one on every SIM, are placed once the SIMs are free of the one before
+        // and past its reuse cooldown (1 s), on both sides alike: the filled side's ingest
+        // ended just before.
+        std::thread::sleep(server::REUSE_COOLDOWN + Duration::from_millis(500));
         let mut lists = Vec::new();
         for ((side, key), (server, g)) in sides
             .iter_mut()

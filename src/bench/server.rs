@@ -72,6 +72,8 @@ impl Drop for Server {
 
 /// The bearer token of the server's `/metrics` (a bench server listens on 127.0.0.1 only).
 pub const METRICS_TOKEN: &str = "bench-metrics";
+/// The servers' `reuse_cooldown`: a SIM serves a service again this soon.
+pub const REUSE_COOLDOWN: Duration = Duration::from_secs(1);
 
 /// The shared write connection's counters so far, from `/metrics`.
 #[derive(Debug, Clone, Copy)]
@@ -130,7 +132,10 @@ pub fn start(data: &Path, s: &Settings<'_>) -> Result<Server, Error> {
         .env("OTPBOX_FLAG_SUCCESS_RATE", "0")
         // A number serves the same service again after a second (the SMS-ingest workload
         // reuses its SIMs), and the filled history's messages are not deleted under load.
-        .env("OTPBOX_REUSE_COOLDOWN", "1s")
+        .env(
+            "OTPBOX_REUSE_COOLDOWN",
+            format!("{}s", REUSE_COOLDOWN.as_secs()),
+        )
         .env("OTPBOX_SMS_RETENTION", "3650d")
         // The bench reads how long the writer was busy from /metrics.
         .env("OTPBOX_METRICS_TOKEN", METRICS_TOKEN)

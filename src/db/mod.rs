@@ -86,16 +86,45 @@ pub fn open(data: &Path, sync: Synchronous) -> Result<Connection, Error> {
 /// How long a statement waits for another connection's write lock before failing.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Makes `conn` wait up to [`BUSY_TIMEOUT`] for another connection's lock, as SQLite's
+/// `busy_timeout` does (the same back-off), except that a thread giving up its CPU slot
+/// before it sleeps (`crate::cpu`): a worker or a combiner whose write waits on a backup or
+/// a command-line write would otherwise keep a core's worth of requests waiting too.
+fn wait_when_busy(conn: &mut Connection) -> rusqlite::Result<()> {
+    conn.busy_handler(Some(busy))
+}
+
+/// SQLite's busy-timeout schedule (`sqliteDefaultBusyCallback`): 1, 2, 5, 10, 15, 20, 25, 25,
+/// 25, 50, 50 ms, then 100 ms, until the timeout.
+fn busy(tries: i32) -> bool {
+    let Some(ms) = busy_delay(tries) else {
+        return false;
+    };
+    crate::cpu::give_up();
+    std::thread::sleep(Duration::from_millis(ms));
+    true
+}
+
+/// The sleep before try `tries` + 1, in ms; `None` once [`BUSY_TIMEOUT`] is spent.
+fn busy_delay(tries: i32) -> Option<u64> {
+    const DELAYS: [u64; 12] = [1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100];
+    let n = usize::try_from(tries).unwrap_or(0);
+    let waited: u64 = DELAYS.iter().take(n).sum::<u64>()
+        + n.saturating_sub(DELAYS.len()) as u64 * DELAYS[DELAYS.len() - 1];
+    let limit = BUSY_TIMEOUT.as_millis() as u64;
+    (waited < limit).then(|| DELAYS.get(n).copied().unwrap_or(100).min(limit - waited))
+}
+
 /// Opens another connection to an already migrated database (one per worker thread).
 pub fn connect(path: &Path, sync: Synchronous) -> Result<Connection, Error> {
     vfs::register();
-    let conn = Connection::open_with_flags(
+    let mut conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
-    conn.busy_timeout(BUSY_TIMEOUT)?;
+    wait_when_busy(&mut conn)?;
     let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         log::warn!("SQLite refused WAL mode (got {mode}); concurrent access will be slower");
@@ -327,6 +356,43 @@ pub fn integrity_problems(conn: &Connection) -> Result<Vec<String>, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_busy_connection_backs_off_like_sqlite_for_the_whole_timeout() {
+        let delays: Vec<u64> = (0..).map_while(busy_delay).collect();
+        assert_eq!(delays[..4], [1, 2, 5, 10]);
+        assert_eq!(delays.iter().sum::<u64>(), BUSY_TIMEOUT.as_millis() as u64);
+        assert_eq!(busy_delay(i32::MAX), None);
+        assert_eq!(busy_delay(-1), Some(1));
+    }
+
+    #[test]
+    fn a_write_waits_for_another_connections_lock_and_then_goes_through() {
+        let dir = std::env::temp_dir().join(format!("otpbox-busy-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("busy.sqlite3");
+        let a = connect(&path, Synchronous::Normal).unwrap();
+        a.execute_batch(
+            "CREATE TABLE IF NOT EXISTS t (x INTEGER); BEGIN IMMEDIATE; INSERT INTO t VALUES (1)",
+        )
+        .unwrap();
+        let waiter = std::thread::spawn({
+            let path = path.clone();
+            move || {
+                let b = connect(&path, Synchronous::Normal).unwrap();
+                b.execute("INSERT INTO t VALUES (2)", []).unwrap();
+            }
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        a.execute_batch("COMMIT").unwrap();
+        waiter.join().unwrap();
+        let n: i64 = a
+            .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 2);
+        drop(a);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn schema_applies_and_records_version() {

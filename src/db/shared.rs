@@ -88,6 +88,7 @@ pub fn share_writes(
         busy_ns: AtomicU64::new(0),
         busy_cpu_ns: AtomicU64::new(0),
         checkpoints,
+        commit_syncs: matches!(sync, Synchronous::Full),
     });
     if let Some(cp) = checkpoints {
         let own = connect(Path::new(&shared.path), sync)?;
@@ -266,6 +267,9 @@ pub struct Shared {
     busy_ns: AtomicU64,
     busy_cpu_ns: AtomicU64,
     checkpoints: Option<&'static Checkpoints>,
+    /// `synchronous = full`: a commit waits for the disk, and its combiner gives its CPU
+    /// slot up first (`crate::cpu`).
+    commit_syncs: bool,
 }
 
 /// The shared connection.
@@ -462,6 +466,8 @@ impl Shared {
         if b.catch_up {
             b.catch_up = false;
             if let Some(cp) = self.checkpoints {
+                // It copies pages and syncs the database file: not with a CPU slot.
+                crate::cpu::give_up();
                 if let Some((size, copied)) = cp.run(&b.conn) {
                     if size == copied {
                         // What called for this checkpoint is copied now.
@@ -593,6 +599,9 @@ impl Shared {
         }
         if begun.is_none() {
             return Some(Ok(()));
+        }
+        if self.commit_syncs {
+            crate::cpu::give_up();
         }
         let outcome = b.run("COMMIT").map_err(|e| e.to_string());
         match &outcome {

@@ -150,8 +150,7 @@ pub fn without_thread_caches() {
 pub fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let arenas = i32::try_from((4 * cores).max(8)).unwrap_or(i32::MAX);
+        let arenas = i32::try_from((4 * crate::cpu::cores()).max(8)).unwrap_or(i32::MAX);
         // SAFETY: mallopt only changes allocator parameters; it is called before the
         // threads that allocate start, and glibc makes it thread-safe anyway.
         unsafe {

@@ -985,12 +985,6 @@ fn parse_bool(text: &str) -> Result<bool, String> {
     }
 }
 
-fn cores() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2)
-}
-
 impl Config {
     pub fn from_layers(layers: &Layers) -> Result<Config, String> {
         let get = |k: &str| layers.get(k);
@@ -1017,11 +1011,11 @@ impl Config {
         let workers = match num("workers")? {
             // Only one per core takes requests at a time (`crate::cpu`); the others stand in
             // for those waiting for a commit, so more writes share each one.
-            0 => (cores() * 2).max(4),
+            0 => (crate::cpu::cores() * 2).max(4),
             n => n as usize,
         };
         let max_hashes = match num("max_hashes")? {
-            0 => cores(),
+            0 => crate::cpu::cores(),
             n => n as usize,
         };
         let base_url = match get("base_url").trim().trim_end_matches('/') {

@@ -36,17 +36,16 @@ thread_local! {
     static HELD: Cell<Option<&'static Slots>> = const { Cell::new(None) };
 }
 
+/// The cores this process may run on (2 when the system cannot tell).
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
 /// The process's slots: one per core, at least two (with one, a request that waits holding
 /// its slot, as a slow client reading its answer does, would stop every other).
 fn process_slots() -> &'static Slots {
     static SLOTS: OnceLock<Slots> = OnceLock::new();
-    SLOTS.get_or_init(|| {
-        Slots::new(
-            std::thread::available_parallelism()
-                .map_or(2, |n| n.get())
-                .max(2),
-        )
-    })
+    SLOTS.get_or_init(|| Slots::new(cores().max(2)))
 }
 
 impl Slots {
@@ -112,16 +111,17 @@ impl Worker {
 
     /// Takes a slot unless this thread holds one, waiting for one if every slot is held.
     pub fn hold(&self) {
-        if HELD.get().is_none() {
-            self.slots.take(None);
-            HELD.set(Some(self.slots));
-        }
+        self.hold_for(None);
     }
 
     /// [`Worker::hold`], waiting at most `within`; false when no slot came free in time.
     pub fn hold_within(&self, within: Duration) -> bool {
+        self.hold_for(Some(within))
+    }
+
+    fn hold_for(&self, within: Option<Duration>) -> bool {
         if HELD.get().is_none() {
-            if !self.slots.take(Some(within)) {
+            if !self.slots.take(within) {
                 return false;
             }
             HELD.set(Some(self.slots));
@@ -143,6 +143,17 @@ pub fn give_up() {
     if let Some(slots) = HELD.take() {
         slots.put();
     }
+}
+
+/// A ureq middleware for the agents request workers call other servers with (upstream
+/// providers, payment gateways, OpenID providers): the calling thread gives its slot up
+/// before the call waits on the network.
+pub fn calling_out(
+    request: ureq::http::Request<ureq::SendBody>,
+    next: ureq::middleware::MiddlewareNext,
+) -> Result<ureq::http::Response<ureq::Body>, ureq::Error> {
+    give_up();
+    next.handle(request)
 }
 
 #[cfg(test)]

@@ -347,9 +347,7 @@ fn measure(opts: &Options, sides: &mut [Side]) -> Result<(), Error> {
         keys.push(key);
         cookies.push(cookie);
     }
-    take_turns(sides, lists, |side, i, w| {
-        side.measure(&servers[i], opts, w)
-    });
+    take_turns(sides, &servers, opts, lists);
     for ((side, server), cookie) in sides.iter_mut().zip(&servers).zip(&cookies) {
         if let Some((rss, peak)) = memory(server.pid()) {
             println!(
@@ -417,9 +415,7 @@ fn measure(opts: &Options, sides: &mut [Side]) -> Result<(), Error> {
         lists.push(opts.wants(ingest.name).then_some(ingest).into_iter());
         gateways.push(g);
     }
-    take_turns(sides, lists, |side, i, w| {
-        side.measure(&servers[i], opts, w)
-    });
+    take_turns(sides, &servers, opts, lists);
     if opts.wants(workloads::INGEST_ONLY) {
         // Its orders, one on every SIM, are placed once the SIMs are free of the one before
         // and past its reuse cooldown (1 s), on both sides alike: the filled side's ingest
@@ -439,9 +435,7 @@ fn measure(opts: &Options, sides: &mut [Side]) -> Result<(), Error> {
                 }
             }
         }
-        take_turns(sides, lists, |side, i, w| {
-            side.measure(&servers[i], opts, w)
-        });
+        take_turns(sides, &servers, opts, lists);
     }
     for server in servers {
         server.stop();
@@ -457,17 +451,19 @@ fn measure(opts: &Options, sides: &mut [Side]) -> Result<(), Error> {
     Ok(())
 }
 
-/// Runs each side's workloads in turn: the first of every side, then the second, ...
+/// Measures each side's workloads on its server in turn: the first of every side, then the
+/// second, ...
 fn take_turns<I: Iterator<Item = Workload>>(
     sides: &mut [Side],
+    servers: &[server::Server],
+    opts: &Options,
     mut lists: Vec<I>,
-    mut run: impl FnMut(&mut Side, usize, Workload),
 ) {
     loop {
         let mut any = false;
-        for (i, (side, list)) in sides.iter_mut().zip(lists.iter_mut()).enumerate() {
+        for ((side, server), list) in sides.iter_mut().zip(servers).zip(lists.iter_mut()) {
             if let Some(w) = list.next() {
-                run(side, i, w);
+                side.measure(server, opts, w);
                 any = true;
             }
         }

@@ -87,7 +87,7 @@ pub fn open(data: &Path, sync: Synchronous) -> Result<Connection, Error> {
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Makes `conn` wait up to [`BUSY_TIMEOUT`] for another connection's lock, as SQLite's
-/// `busy_timeout` does (the same back-off), except that a thread giving up its CPU slot
+/// `busy_timeout` does (the same back-off), except that the thread gives its CPU slot up
 /// before it sleeps (`crate::cpu`): a worker or a combiner whose write waits on a backup or
 /// a command-line write would otherwise keep a core's worth of requests waiting too.
 fn wait_when_busy(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -99,6 +99,7 @@ impl Oidc {
             .timeout_per_read(Some(TIMEOUT))
             .timeout_global(Some(TIMEOUT * 2))
             .user_agent(concat!("otpbox/", env!("CARGO_PKG_VERSION")))
+            .middleware(crate::cpu::calling_out)
             .build();
         Oidc {
             providers: config.oidc.clone(),
@@ -130,8 +131,6 @@ impl Oidc {
     }
 
     fn get_json(&self, url: &str) -> Result<Value, Failure> {
-        // Waiting for the provider, the request gives its CPU slot up (`crate::cpu`).
-        crate::cpu::give_up();
         let mut resp = self
             .agent
             .get(url)
@@ -296,7 +295,6 @@ impl Oidc {
                 &format!("Basic {}", base64_std(pair.as_bytes())),
             );
         }
-        crate::cpu::give_up();
         let mut resp = req
             .send(body.join("&"))
             .map_err(|e| Failure::Provider(format!("token endpoint: {e}")))?;

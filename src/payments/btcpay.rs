@@ -94,8 +94,6 @@ impl Btcpay {
 
     /// Reads an invoice of our store back.
     fn invoice(&self, id: &str) -> Result<Value, String> {
-        // Waiting for the gateway, the request gives its CPU slot up (`crate::cpu`).
-        crate::cpu::give_up();
         let result = self
             .agent
             .get(format!("{}/{}", self.invoices_url(), percent_encode(id)))
@@ -171,8 +169,6 @@ impl Gateway for Btcpay {
             },
             "checkout": {"redirectURL": req.return_url, "redirectAutomatically": true},
         });
-        // Waiting for the gateway, the request gives its CPU slot up (`crate::cpu`).
-        crate::cpu::give_up();
         let result = self
             .agent
             .post(self.invoices_url())

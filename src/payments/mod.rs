@@ -342,6 +342,7 @@ pub(crate) fn agent(timeout: Duration) -> ureq::Agent {
         .timeout_per_read(Some(timeout))
         .timeout_global(Some(timeout * 2))
         .user_agent(concat!("otpbox/", env!("CARGO_PKG_VERSION")))
+        .middleware(crate::cpu::calling_out)
         .build();
     ureq::Agent::new_with_config(config)
 }

@@ -213,8 +213,6 @@ impl Gateway for Stripe {
             .map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(v)))
             .collect::<Vec<_>>()
             .join("&");
-        // Waiting for the gateway, the request gives its CPU slot up (`crate::cpu`).
-        crate::cpu::give_up();
         let result = self
             .agent
             .post(format!("{}/v1/checkout/sessions", self.settings.api_base))
@@ -252,8 +250,6 @@ impl Gateway for Stripe {
             .gateway_ref
             .as_deref()
             .ok_or("the checkout was never opened")?;
-        // Waiting for the gateway, the request gives its CPU slot up (`crate::cpu`).
-        crate::cpu::give_up();
         let result = self
             .agent
             .get(format!(

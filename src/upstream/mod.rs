@@ -94,6 +94,7 @@ impl Http {
                 .timeout_per_read(Some(timeout))
                 .timeout_global(Some(total))
                 .user_agent(concat!("otpbox/", env!("CARGO_PKG_VERSION")))
+                .middleware(crate::cpu::calling_out)
                 .build();
             ureq::Agent::new_with_config(config)
         };
@@ -130,8 +131,6 @@ impl Http {
         headers: &[(&str, &str)],
         long: bool,
     ) -> std::result::Result<(u16, String), Fault> {
-        // Waiting for the provider, the request gives its CPU slot up (`crate::cpu`).
-        crate::cpu::give_up();
         let agent = if long { &self.long } else { &self.short };
         let mut req = agent.get(url);
         for (k, v) in headers {
